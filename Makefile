@@ -1,0 +1,36 @@
+# geo: two commands. `make run` serves the whole system locally; `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test bench lint up down install clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+up: install
+	$(BIN)/geo-stack up
+
+run: install
+	$(BIN)/geo-stack run
+
+lint: install
+	$(BIN)/mypy geo_index geo_common location_api friends_ws pubsub loadgen deploy
+
+test: up lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: up
+	@set -e; for script in bench/*_bench.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+down:
+	@test -x $(BIN)/geo-stack && $(BIN)/geo-stack down || true
+
+clean: down
+	rm -rf .stack $(VENV)

@@ -1,0 +1,117 @@
+"""Where the stack keeps its files (``.stack/``) and which ports it took.
+
+The first ``up`` picks free loopback ports and records them in ``.stack/state.json``; later
+runs reuse them, so URLs stay stable between ``down`` and ``up``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy.stack.procs import StackError, is_root, port_is_free, run
+
+DEFAULT_PORT_BASE = 15_400
+
+
+@dataclass
+class StackState:
+    """What ``up`` decided once: ports and the PostgreSQL data root."""
+
+    port_base: int = DEFAULT_PORT_BASE
+    ports: dict[str, int] = field(default_factory=dict)
+    pg_root: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps({"port_base": self.port_base, "ports": self.ports, "pg_root": self.pg_root}, indent=2)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths under the stack folder."""
+
+    root: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / "env"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.root / "redis"
+
+    def cluster_dir(self, port: int) -> Path:
+        return self.root / "redis-cluster" / str(port)
+
+    def load_state(self) -> StackState | None:
+        if not self.state_file.is_file():
+            return None
+        raw = json.loads(self.state_file.read_text())
+        return StackState(port_base=raw["port_base"], ports=dict(raw["ports"]), pg_root=raw.get("pg_root", ""))
+
+    def save_state(self, state: StackState) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(state.to_json())
+        tmp.replace(self.state_file)
+
+
+#: Services and how many ports each takes. Cluster nodes also need port + 10000 (cluster bus).
+PORT_NEEDS = {"pg_primary": 1, "pg_replica": 1, "redis": 1, "cluster": 3}
+
+
+def assign_ports(state: StackState) -> None:
+    """Fill in any missing ports in ``state`` with free loopback ports from its base."""
+    taken = set()
+    for name, value in state.ports.items():
+        taken.add(value)
+    candidate = state.port_base
+    for name, count in PORT_NEEDS.items():
+        for i in range(count):
+            key = name if count == 1 else f"{name}_{i}"
+            if key in state.ports:
+                continue
+            while True:
+                if candidate > 55_000:
+                    raise StackError(f"no free ports found from {state.port_base}; pass --port-base")
+                bus_ok = name != "cluster" or port_is_free(candidate + 10_000)
+                if candidate not in taken and port_is_free(candidate) and bus_ok:
+                    break
+                candidate += 1
+            state.ports[key] = candidate
+            taken.add(candidate)
+            candidate += 1
+
+
+def postgres_can_use(path: Path) -> bool:
+    """True when the ``postgres`` user can create files in ``path`` (always true when not root)."""
+    if not is_root():
+        return True
+    return run(["test", "-w", str(path), "-a", "-x", str(path)], as_postgres=True, check=False).returncode == 0
+
+
+def choose_pg_root(layout: Layout) -> Path:
+    """A folder for the PostgreSQL data that the ``postgres`` user can write.
+
+    ``.stack/pg`` when every parent folder lets that user through; otherwise a throwaway folder
+    under the system temp dir, recorded in the state so ``down`` and ``status`` find it.
+    """
+    preferred = (layout.root / "pg").resolve()
+    preferred.mkdir(parents=True, exist_ok=True)
+    if is_root():
+        shutil.chown(preferred, "postgres", "postgres")
+    if postgres_can_use(preferred):
+        return preferred
+    preferred.rmdir()
+    fallback = Path(tempfile.mkdtemp(prefix="geo-stack-pg-"))
+    os.chmod(fallback, 0o755)
+    shutil.chown(fallback, "postgres", "postgres")
+    return fallback

@@ -1,0 +1,155 @@
+"""The whole local stack: bring it up, take it down, say what runs where."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.stack import postgres, redis_nodes
+from deploy.stack.binaries import Binaries, ensure_binaries
+from deploy.stack.layout import DEFAULT_PORT_BASE, Layout, StackState, assign_ports, choose_pg_root
+from deploy.stack.postgres import PgNode
+from deploy.stack.redis_nodes import RedisNode
+from geo_common.migrate import apply_migrations
+
+
+@dataclass(frozen=True)
+class Component:
+    """One line of ``geo-stack status``."""
+
+    name: str
+    address: str
+    pid: int | None
+    detail: str = ""
+
+
+def _say(message: str) -> None:
+    print(f"geo-stack: {message}", flush=True)
+
+
+class Stack:
+    """The local services kept under one folder (default ``.stack/``)."""
+
+    def __init__(self, root: Path, *, port_base: int | None = None) -> None:
+        self.layout = Layout(root)
+        self._port_base = port_base
+
+    # --- parts -------------------------------------------------------------------------
+
+    def _state(self, *, create: bool) -> StackState | None:
+        state = self.layout.load_state()
+        if state is None and create:
+            state = StackState(port_base=self._port_base or DEFAULT_PORT_BASE)
+        if state is not None and create:
+            assign_ports(state)
+        return state
+
+    @staticmethod
+    def _pg_nodes(state: StackState) -> tuple[PgNode, PgNode]:
+        root = Path(state.pg_root)
+        return (PgNode("primary", root / "primary", state.ports["pg_primary"]),
+                PgNode("replica", root / "replica", state.ports["pg_replica"]))
+
+    def _redis(self, state: StackState) -> RedisNode:
+        return RedisNode("standalone", self.layout.redis_dir, state.ports["redis"])
+
+    def _cluster(self, state: StackState) -> list[RedisNode]:
+        ports = [state.ports[f"cluster_{i}"] for i in range(3)]
+        return [RedisNode(f"cluster-{i}", self.layout.cluster_dir(p), p, cluster=True) for i, p in enumerate(ports)]
+
+    @staticmethod
+    def env_vars(state: StackState) -> dict[str, str]:
+        """The ``GEO_*`` endpoint variables for a stack's state."""
+        primary, replica = Stack._pg_nodes(state)
+        cluster = ",".join(f"127.0.0.1:{state.ports[f'cluster_{i}']}" for i in range(3))
+        return {
+            "GEO_PG_PRIMARY": primary.dsn,
+            "GEO_PG_REPLICAS": replica.dsn,
+            "GEO_REDIS_URL": f"redis://127.0.0.1:{state.ports['redis']}/0",
+            "GEO_REDIS_CLUSTER": cluster,
+        }
+
+    # --- commands ----------------------------------------------------------------------
+
+    def up(self) -> dict[str, str]:
+        """Start everything that is not running yet (idempotent) and write ``.stack/env``.
+
+        Returns:
+            The endpoint variables written to the env file.
+        """
+        bins = ensure_binaries()
+        state = self._state(create=True)
+        assert state is not None  # create=True always yields a state
+        if not state.pg_root:
+            state.pg_root = str(choose_pg_root(self.layout))
+        self.layout.save_state(state)
+        primary, replica = self._pg_nodes(state)
+
+        _say(f"PostgreSQL {bins.pg_major} primary on 127.0.0.1:{primary.port} ({primary.data_dir})")
+        postgres.up_primary(bins, primary)
+        postgres.enable_postgis(bins, primary)
+        applied = asyncio.run(apply_migrations(primary.dsn))
+        _say(f"migrations: {len(applied)} applied" + (f" ({', '.join(f'{m.version:04d}_{m.name}' for m in applied)})" if applied else ", schema current"))
+        _say(f"PostgreSQL streaming replica on 127.0.0.1:{replica.port}")
+        postgres.up_replica(bins, primary, replica)
+
+        redis = self._redis(state)
+        _say(f"Redis standalone on 127.0.0.1:{redis.port}")
+        redis_nodes.start(bins, redis)
+        cluster = self._cluster(state)
+        _say(f"Redis Cluster on 127.0.0.1:{','.join(str(n.port) for n in cluster)}")
+        redis_nodes.up_cluster(bins, cluster)
+
+        env = self.env_vars(state)
+        self.layout.env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
+        _say(f"up; endpoints in {self.layout.env_file}")
+        return env
+
+    def down(self) -> list[str]:
+        """Stop exactly the processes this stack started (found through their pid files).
+
+        Returns:
+            The names of the components that were stopped.
+        """
+        state = self._state(create=False)
+        if state is None:
+            return []
+        stopped = []
+        if state.pg_root:
+            bins = ensure_binaries()
+            primary, replica = self._pg_nodes(state)
+            for node in (replica, primary):
+                if postgres.stop(bins, node):
+                    stopped.append(f"postgres-{node.name}")
+        for redis in [self._redis(state), *self._cluster(state)]:
+            if redis_nodes.stop(redis):
+                stopped.append(f"redis-{redis.name}")
+        return stopped
+
+    def status(self) -> list[Component]:
+        """What runs where, whether the replica streams and whether the cluster is whole."""
+        state = self._state(create=False)
+        if state is None:
+            return []
+        bins: Binaries | None = None
+        try:
+            bins = ensure_binaries()
+        except Exception as exc:  # noqa: BLE001 - status reports rather than fails
+            print(f"geo-stack: {exc}", file=sys.stderr)
+        rows = []
+        if state.pg_root:
+            primary, replica = self._pg_nodes(state)
+            rows.append(Component("postgres-primary", f"127.0.0.1:{primary.port}", primary.pid()))
+            streaming = bins is not None and postgres.replica_streaming(bins, replica)
+            rows.append(Component("postgres-replica", f"127.0.0.1:{replica.port}", replica.pid(),
+                                  "streaming" if streaming else "not streaming"))
+        redis = self._redis(state)
+        rows.append(Component("redis", f"127.0.0.1:{redis.port}", redis.pid()))
+        cluster = self._cluster(state)
+        whole = bins is not None and all(n.running() for n in cluster) and redis_nodes.cluster_ok(bins, cluster)
+        for node in cluster:
+            rows.append(Component(f"redis-{node.name}", f"127.0.0.1:{node.port}", node.pid(),
+                                  "cluster ok" if whole else "cluster not ok"))
+        return rows

@@ -1,0 +1,1 @@
+"""The nearby-friends WebSocket tier."""

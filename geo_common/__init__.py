@@ -1,0 +1,1 @@
+"""Pieces both services share: settings, tokens, the database schema and the GeoNames places."""

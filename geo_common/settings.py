@@ -1,0 +1,253 @@
+"""One frozen, typed settings object, built once from ``GEO_*`` environment variables.
+
+Every service reads the same :class:`Settings`. Each field declares its variable, its parser
+and a line of help; :func:`settings_table` renders them for the README. Values are validated
+when loaded, and a bad value raises :class:`SettingsError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class SettingsError(ValueError):
+    """A ``GEO_*`` variable holds a value that cannot be used; the message names it."""
+
+
+# --- parsers: each takes the raw string and returns the typed value or raises ValueError ---
+
+
+def _parse_int(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number from {lo} to {hi}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"expected a whole number from {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def _parse_float(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a number from {lo:g} to {hi:g}") from None
+        if not math.isfinite(value) or not lo <= value <= hi:
+            raise ValueError(f"expected a number from {lo:g} to {hi:g}")
+        return value
+
+    return parse
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+
+
+def _parse_url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError(f"expected a URL like {schemes[0]}://host:port/...")
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            raise ValueError("the URL's port is not a number from 0 to 65535") from None
+        return value
+
+    return parse
+
+
+def _parse_url_list(*schemes: str) -> Callable[[str], tuple[str, ...]]:
+    one = _parse_url(*schemes)
+
+    def parse(raw: str) -> tuple[str, ...]:
+        return tuple(one(item) for item in raw.split(",") if item.strip())
+
+    return parse
+
+
+def _parse_host_ports(raw: str) -> tuple[str, ...]:
+    nodes = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port items separated by commas, got {item!r}")
+        nodes.append(item)
+    return tuple(nodes)
+
+
+def _parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _parse_text(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _parse_secret(raw: str) -> str:
+    # HS256 keys shorter than the hash (32 bytes) are brute-forceable (RFC 7518 section 3.2).
+    if len(raw.encode()) < 32:
+        raise ValueError("must be at least 32 bytes long")
+    return raw
+
+
+def _setting(default: Any, env: str, parse: Callable[[str], Any], help: str) -> Any:
+    return field(default=default, metadata={"env": env, "parse": parse, "help": help})
+
+
+DEV_JWT_SECRET = "geo-dev-secret-change-me-in-production"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything a geo process can be told, with defaults for a local run."""
+
+    # Where the data lives.
+    pg_primary: str = _setting(
+        "postgresql://postgres@127.0.0.1:5432/geo",
+        "GEO_PG_PRIMARY",
+        _parse_url("postgresql", "postgres"),
+        "PostgreSQL primary (all writes)",
+    )
+    pg_replicas: tuple[str, ...] = _setting(
+        (), "GEO_PG_REPLICAS", _parse_url_list("postgresql", "postgres"),
+        "streaming replicas for reads, comma-separated (empty: read from the primary)",
+    )
+    redis_url: str = _setting(
+        "redis://127.0.0.1:6379/0", "GEO_REDIS_URL", _parse_url("redis", "rediss"),
+        "Redis for the cache and the location store",
+    )
+    redis_cluster: tuple[str, ...] = _setting(
+        (), "GEO_REDIS_CLUSTER", _parse_host_ports,
+        "Redis Cluster seed nodes host:port,... (sharded pub/sub)",
+    )
+    # Where the services listen.
+    api_host: str = _setting("127.0.0.1", "GEO_API_HOST", _parse_text, "HTTP API listen address")
+    api_port: int = _setting(8080, "GEO_API_PORT", _parse_int(0, 65535), "HTTP API port")
+    ws_host: str = _setting("127.0.0.1", "GEO_WS_HOST", _parse_text, "WebSocket tier listen address")
+    ws_port: int = _setting(8081, "GEO_WS_PORT", _parse_int(0, 65535), "WebSocket tier port")
+    # Identity.
+    jwt_secret: str = _setting(
+        DEV_JWT_SECRET, "GEO_JWT_SECRET", _parse_secret,
+        "HS256 key for bearer tokens (change it outside local use)",
+    )
+    jwt_ttl_s: int = _setting(
+        86_400, "GEO_JWT_TTL_S", _parse_int(60, 31_536_000), "lifetime of tokens minted by geo-token, seconds"
+    )
+    # Search.
+    max_radius_m: float = _setting(
+        50_000.0, "GEO_MAX_RADIUS_M", _parse_float(1.0, 1_000_000.0), "largest search radius accepted, metres"
+    )
+    # Operations.
+    log_level: str = _setting(
+        "info", "GEO_LOG_LEVEL", _parse_choice("debug", "info", "warning", "error"), "log level"
+    )
+    dev: bool = _setting(False, "GEO_DEV", _parse_bool, "enable development-only endpoints")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from a mapping of environment variables.
+
+        Args:
+            environ: usually ``os.environ``; only ``GEO_*`` keys of the fields are read.
+
+        Returns:
+            The validated settings; absent variables keep their defaults.
+
+        Raises:
+            SettingsError: a variable's value is malformed; the message names the variable.
+        """
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            env = f.metadata["env"]
+            if env not in environ:
+                continue
+            raw = environ[env]
+            try:
+                values[f.name] = f.metadata["parse"](raw)
+            except ValueError as exc:
+                raise SettingsError(f"{env}={raw!r}: {exc}") from None
+        return cls(**values)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Read ``KEY=VALUE`` lines (an optional ``export`` prefix, ``#`` comments) from a file.
+
+    Args:
+        path: the file, such as ``.stack/env`` written by ``geo-stack up``.
+
+    Returns:
+        The variables it sets; an absent file gives an empty mapping.
+    """
+    if not path.is_file():
+        return {}
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def default_env_file() -> Path:
+    """The env file a command-line entry point reads: ``$GEO_ENV_FILE`` or ``./.stack/env``."""
+    return Path(os.environ.get("GEO_ENV_FILE", ".stack/env"))
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
+    """Settings for a command-line entry point: the env file's values under the real environment.
+
+    The local stack's endpoints come from ``.stack/env``; anything set in the environment wins.
+
+    Args:
+        environ: the environment (default ``os.environ``).
+        env_file: the file of defaults (default :func:`default_env_file`).
+
+    Raises:
+        SettingsError: a value is malformed.
+    """
+    merged = read_env_file(env_file if env_file is not None else default_env_file())
+    merged.update(environ if environ is not None else os.environ)
+    return Settings.from_env(merged)
+
+
+def settings_table() -> str:
+    """The settings as a Markdown table (variable, default, meaning), for the README."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for f in fields(Settings):
+        default = f.default
+        shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        rows.append(f"| `{f.metadata['env']}` | `{shown}` | {f.metadata['help']} |")
+    return "\n".join(rows)

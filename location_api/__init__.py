@@ -1,0 +1,1 @@
+"""The business search API: nearby search and business CRUD over HTTP (aiohttp)."""

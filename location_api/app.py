@@ -1,0 +1,17 @@
+"""The HTTP API's app factory."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from geo_common.settings import Settings
+from location_api.keys import settings_key
+from location_api.routes import setup_routes
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the API application from validated settings (reads no env, no argv)."""
+    app = web.Application()
+    app[settings_key] = settings
+    setup_routes(app)
+    return app

@@ -1,0 +1,82 @@
+"""Settings: defaults, parsing, and errors that name the variable."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from geo_common.settings import Settings, SettingsError, load_settings, read_env_file, settings_table
+
+
+def test_defaults_are_local() -> None:
+    s = Settings.from_env({})
+    assert (s.api_host, s.api_port, s.ws_host, s.ws_port) == ("127.0.0.1", 8080, "127.0.0.1", 8081)
+    assert s.pg_replicas == ()
+    assert s.dev is False
+
+
+def test_values_are_parsed_to_their_types() -> None:
+    s = Settings.from_env({
+        "GEO_API_PORT": " 9000 ",
+        "GEO_PG_REPLICAS": "postgresql://a@h1:5433/geo, postgresql://a@h2:5434/geo",
+        "GEO_REDIS_CLUSTER": "127.0.0.1:7000,127.0.0.1:7001",
+        "GEO_MAX_RADIUS_M": "25000",
+        "GEO_DEV": "yes",
+        "GEO_LOG_LEVEL": "DEBUG",
+    })
+    assert s.api_port == 9000
+    assert s.pg_replicas == ("postgresql://a@h1:5433/geo", "postgresql://a@h2:5434/geo")
+    assert s.redis_cluster == ("127.0.0.1:7000", "127.0.0.1:7001")
+    assert s.max_radius_m == 25_000.0
+    assert s.dev is True
+    assert s.log_level == "debug"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("GEO_API_PORT", "abc"),
+        ("GEO_API_PORT", "70000"),
+        ("GEO_WS_PORT", "-1"),
+        ("GEO_PG_PRIMARY", "mysql://localhost/geo"),
+        ("GEO_PG_PRIMARY", "postgresql://host:notaport/geo"),
+        ("GEO_PG_REPLICAS", "postgresql://ok:1/geo,http://bad/geo"),
+        ("GEO_REDIS_URL", "localhost:6379"),
+        ("GEO_REDIS_CLUSTER", "127.0.0.1"),
+        ("GEO_REDIS_CLUSTER", "127.0.0.1:99999"),
+        ("GEO_MAX_RADIUS_M", "nan"),
+        ("GEO_MAX_RADIUS_M", "0"),
+        ("GEO_DEV", "maybe"),
+        ("GEO_LOG_LEVEL", "loud"),
+        ("GEO_JWT_SECRET", "short-secret"),
+        ("GEO_JWT_TTL_S", "1.5"),
+    ],
+)
+def test_malformed_value_names_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({variable: value})
+    assert str(info.value).startswith(f"{variable}=")
+    assert isinstance(info.value, ValueError)
+
+
+def test_settings_are_frozen() -> None:
+    s = Settings.from_env({})
+    with pytest.raises(AttributeError):
+        s.api_port = 1  # type: ignore[misc]
+
+
+def test_env_file_is_read_under_the_real_environment(tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text("# endpoints\nexport GEO_API_PORT=9100\nGEO_WS_PORT='9101'\n\nGEO_DEV=1\n")
+    assert read_env_file(env_file) == {"GEO_API_PORT": "9100", "GEO_WS_PORT": "9101", "GEO_DEV": "1"}
+    s = load_settings({"GEO_WS_PORT": "9200"}, env_file)
+    assert (s.api_port, s.ws_port, s.dev) == (9100, 9200, True)
+    assert read_env_file(tmp_path / "absent") == {}
+
+
+def test_table_lists_every_variable() -> None:
+    table = settings_table()
+    for f in fields(Settings):
+        assert f"`{f.metadata['env']}`" in table
