@@ -112,6 +112,13 @@ def _parse_text(raw: str) -> str:
     return value
 
 
+def _parse_namespace(raw: str) -> str:
+    value = raw.strip()
+    if not value or len(value) > 64 or not all(c.isalnum() or c in "-_." for c in value):
+        raise ValueError("expected 1 to 64 letters, digits, '-', '_' or '.'")
+    return value
+
+
 def _parse_secret(raw: str) -> str:
     # HS256 keys shorter than the hash (32 bytes) are brute-forceable (RFC 7518 section 3.2).
     if len(raw.encode()) < 32:
@@ -148,6 +155,10 @@ class Settings:
     redis_cluster: tuple[str, ...] = _setting(
         (), "GEO_REDIS_CLUSTER", _parse_host_ports,
         "Redis Cluster seed nodes host:port,... (sharded pub/sub)",
+    )
+    redis_namespace: str = _setting(
+        "geo", "GEO_REDIS_NAMESPACE", _parse_namespace,
+        "prefix of every Redis key and channel (several deployments can share one Redis)",
     )
     # Where the services listen.
     api_host: str = _setting("127.0.0.1", "GEO_API_HOST", _parse_text, "HTTP API listen address")

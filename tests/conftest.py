@@ -64,7 +64,8 @@ async def settings(stack_env: dict[str, str]) -> AsyncIterator[Settings]:
     replicas = tuple(with_database(r, name) for r in base.pg_replicas)
     for replica in replicas:
         await wait_for_schema(replica, len(applied))
-    yield replace(base, pg_primary=primary, pg_replicas=replicas)
+    # Keys and channels of this session stay apart from any other session sharing the Redis.
+    yield replace(base, pg_primary=primary, pg_replicas=replicas, redis_namespace=f"geo-test-{secrets.token_hex(4)}")
     admin = await asyncpg.connect(with_database(base.pg_primary, "postgres"))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -52,6 +52,8 @@ def test_values_are_parsed_to_their_types() -> None:
         ("GEO_LOG_LEVEL", "loud"),
         ("GEO_JWT_SECRET", "short-secret"),
         ("GEO_JWT_TTL_S", "1.5"),
+        ("GEO_REDIS_NAMESPACE", "has space"),
+        ("GEO_REDIS_NAMESPACE", ""),
     ],
 )
 def test_malformed_value_names_the_variable(variable: str, value: str) -> None:
