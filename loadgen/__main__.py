@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="geo-loadgen", description="Location load generator for geo.")
-    parser.add_subparsers(dest="command", title="commands", required=True)
-    parser.parse_args(argv)
-    return 0
-
+from loadgen.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,120 @@
+"""``geo-loadgen``'s command line: parse and check arguments, then hand over to the runner.
+
+Every argument mistake, and a target that cannot be reached, is one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+from loadgen.points import PointsError, query_points
+from loadgen.runner import RunConfig, run
+from loadgen.schedule import Arrivals
+from loadgen.search import LiveState, SearchOptions, run_search
+from loadgen.thresholds import ThresholdError, parse_thresholds
+
+PROG = "geo-loadgen"
+
+
+class UsageError(Exception):
+    """A bad argument; the message is the one line printed."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+        raise UsageError(message)
+
+
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """``500ms``, ``30s``, ``2m``, ``1h`` or plain seconds, to seconds (> 0)."""
+    match = _DURATION.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"cannot read duration {text!r} (e.g. 30s, 2m)")
+    value = float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[match.group(2)]
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"duration must be > 0, got {text!r}")
+    return value
+
+
+def _positive(kind: type[int] | type[float], name: str) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text!r}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Load generator for geo: open-loop, HDR percentiles, reports.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    common = _Parser(add_help=False)
+    common.add_argument("--duration", type=parse_duration, default=30.0, help="run length: 30s, 2m... (default 30s)")
+    common.add_argument("--out", type=Path, default=None, help="write report.json, timeseries.csv, plots and report.html here")
+    common.add_argument("--fail-if", default=None, help='exit 1 when a rule fails, e.g. "p99<50ms,errors<0.1%%,lost==0"')
+    common.add_argument("--workers", type=_positive(int, "--workers"), default=1, help="generator processes, merged exactly (default 1)")
+    common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    common.add_argument("--no-progress", action="store_true", help="no live progress")
+    common.add_argument("--progress-interval", type=parse_duration, default=5.0, help="seconds between progress lines when not on a terminal")
+
+    search = sub.add_parser("search", parents=[common], help="open-loop nearby searches over HTTP")
+    search.add_argument("--url", required=True, help="the API's base URL, e.g. http://127.0.0.1:8080")
+    search.add_argument("--rate", type=_positive(float, "--rate"), required=True, help="searches per second")
+    search.add_argument("--radius", type=_positive(float, "--radius"), default=5_000.0, help="radius in metres (default 5000)")
+    search.add_argument("--limit", type=_positive(int, "--limit"), default=20, help="results per search (default 20)")
+    search.add_argument("--points", default="geonames", help="geonames | uniform | FILE.csv of lat,lon (default geonames)")
+    search.add_argument("--max-in-flight", type=_positive(int, "--max-in-flight"), default=1_000, help="open requests at most (default 1000)")
+    search.add_argument("--arrivals", choices=[a.value for a in Arrivals], default=Arrivals.CONSTANT.value, help="constant or poisson arrivals")
+    search.add_argument("--timeout", type=parse_duration, default=10.0, help="per-request timeout (default 10s)")
+    return parser
+
+
+def check_reachable(url: str, path: str = "/healthz", timeout_s: float = 3.0) -> None:
+    """Fail fast, in one line, when the target does not answer at all."""
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--url must start with http:// or https://, got {url!r}")
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + path, timeout=timeout_s):  # noqa: S310 - user's own target
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered; the status is the run's business
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UsageError(f"cannot reach {url}: {reason}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        rules = tuple(parse_thresholds(args.fail_if)) if args.fail_if else ()
+        config = RunConfig(name=args.command, workers=args.workers, out=args.out, fail_if=rules,
+                           progress=not args.no_progress, progress_interval_s=args.progress_interval)
+        if args.command == "search":
+            query_points(args.points, 1)  # check the source before starting
+            check_reachable(args.url)
+            options = SearchOptions(url=args.url, rate=args.rate, duration_s=args.duration, radius_m=args.radius,
+                                    limit=args.limit, points=args.points, max_in_flight=args.max_in_flight,
+                                    arrivals=Arrivals(args.arrivals), timeout_s=args.timeout, seed=args.seed)
+            return run(run_search, options, LiveState, config)
+    except (UsageError, ThresholdError, PointsError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 2

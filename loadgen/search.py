@@ -1,0 +1,112 @@
+"""``geo-loadgen search``: open-loop nearby searches against the HTTP API.
+
+Each request has an intended send time from the schedule; its latency is measured from that
+time, so when the server stalls, the requests that should have gone out meanwhile carry the
+wait (no coordinated omission). ``--max-in-flight`` bounds memory: a request beyond it waits
+for a slot, and that wait counts in its latency too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import aiohttp
+
+from loadgen.points import query_points
+from loadgen.schedule import Arrivals, intended_offsets
+from loadgen.stats import Recorder
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchOptions:
+    """What ``geo-loadgen search`` was asked to do."""
+
+    url: str
+    rate: float
+    duration_s: float
+    radius_m: float = 5_000.0
+    limit: int = 20
+    points: str = "geonames"
+    max_in_flight: int = 1_000
+    arrivals: Arrivals = Arrivals.CONSTANT
+    timeout_s: float = 10.0
+    seed: int = 0
+
+
+@dataclass
+class LiveState:
+    """Figures the progress display reads while the run goes on."""
+
+    in_flight: int = 0
+    sent: int = 0
+
+
+def search_url(base: str, lat: float, lon: float, radius_m: float, limit: int) -> str:
+    query = urlencode({"latitude": repr(lat), "longitude": repr(lon), "radius": f"{radius_m:g}", "limit": limit})
+    return f"{base.rstrip('/')}/v1/search/nearby?{query}"
+
+
+def error_kind(status: int) -> str | None:
+    """The error counter for an HTTP status, or None for a success."""
+    if 200 <= status < 300:
+        return None
+    return "status_4xx" if status < 500 else "status_5xx"
+
+
+async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -> None:
+    """Run the open-loop search scenario to its end, recording into ``recorder``."""
+    offsets = list(intended_offsets(opts.rate, opts.duration_s, arrivals=opts.arrivals, seed=opts.seed))
+    points = query_points(opts.points, max(1, min(len(offsets), 100_000)), seed=opts.seed)
+    urls = [search_url(opts.url, lat, lon, opts.radius_m, opts.limit) for lat, lon in points]
+    slots = asyncio.Semaphore(opts.max_in_flight)
+    connector = aiohttp.TCPConnector(limit=opts.max_in_flight, ttl_dns_cache=300)
+    timeout = aiohttp.ClientTimeout(total=opts.timeout_s)
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(url: str, intended: float) -> None:
+        async with slots:
+            sent = loop.time()
+            recorder.record("send_lag", sent - intended)
+            live.in_flight += 1
+            try:
+                async with session.get(url) as resp:
+                    await resp.read()
+                    status = resp.status
+            except asyncio.TimeoutError:
+                recorder.count("errors")
+                recorder.count("timeout")
+                recorder.complete(int(loop.time() - start), None, error=True)
+                return
+            except aiohttp.ClientConnectionError:
+                recorder.count("errors")
+                recorder.count("connect_error")
+                recorder.complete(int(loop.time() - start), None, error=True)
+                return
+            finally:
+                live.in_flight -= 1
+            received = loop.time()
+            recorder.record("service_time", received - sent)
+            recorder.count(f"status_{status}")
+            kind = error_kind(status)
+            if kind:
+                recorder.count("errors")
+                recorder.count(kind)
+            recorder.complete(int(received - start), received - intended, error=kind is not None)
+
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        start = loop.time()
+        for i, offset in enumerate(offsets):
+            intended = start + offset
+            delay = intended - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(one(urls[i % len(urls)], intended))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            live.sent += 1
+        if tasks:
+            await asyncio.wait(tasks)
+    recorder.count("operations", live.sent)

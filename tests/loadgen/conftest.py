@@ -1,0 +1,80 @@
+"""A tiny HTTP server for load-generator tests: answers fast, except one 500 ms stall.
+
+It runs its own event loop in a thread; the stall is a blocking sleep on that loop, so the
+whole server freezes as a real one does in a GC pause or a lock convoy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from aiohttp import web
+
+
+class StallServer:
+    """Serve /healthz and /v1/search/nearby on 127.0.0.1 (port 0); freeze once for ``stall_s``."""
+
+    def __init__(self, *, stall_after: int, stall_s: float = 0.5) -> None:
+        self.stall_after = stall_after
+        self.stall_s = stall_s
+        self.requests = 0
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    async def _search(self, _request: web.Request) -> web.Response:
+        self.requests += 1
+        if self.requests == self.stall_after:
+            time.sleep(self.stall_s)  # block the loop: the whole server stalls
+        return web.json_response({"total": 0, "radius_m": 5000, "businesses": [], "next_cursor": None})
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    def _serve(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        app = web.Application()
+        app.router.add_get("/healthz", self._health)
+        app.router.add_get("/v1/search/nearby", self._search)
+        self._runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._runner.cleanup())
+        self._loop.close()
+
+    def __enter__(self) -> StallServer:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def stall_server_class() -> type[StallServer]:
+    """The class, for tests that start more than one."""
+    return StallServer
+
+
+@pytest.fixture
+def stall_server() -> Iterator[StallServer]:
+    """A server that stalls the whole process for 500 ms at its 300th search."""
+    with StallServer(stall_after=300) as server:
+        yield server

@@ -1,0 +1,107 @@
+"""The load generator's pure parts: schedules, histograms and merging, thresholds, points."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from loadgen.points import PointsError, query_points
+from loadgen.schedule import Arrivals, intended_offsets
+from loadgen.stats import Recorder, summarize
+from loadgen.thresholds import Threshold, ThresholdError, evaluate, parse_thresholds
+
+
+def test_constant_schedule_is_evenly_spaced() -> None:
+    offsets = list(intended_offsets(4, 2.0))
+    assert offsets == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+
+
+def test_poisson_schedule_keeps_the_mean_rate_and_is_seeded() -> None:
+    a = list(intended_offsets(1000, 10.0, arrivals=Arrivals.POISSON, seed=3))
+    b = list(intended_offsets(1000, 10.0, arrivals=Arrivals.POISSON, seed=3))
+    assert a == b
+    assert 9_500 < len(a) < 10_500
+    assert all(x < y for x, y in zip(a, a[1:]))
+    assert a[-1] < 10.0
+
+
+@pytest.mark.parametrize(("rate", "duration"), [(0, 1), (-1, 1), (1, 0), (math.nan, 1)])
+def test_schedule_refuses_non_positive_values(rate: float, duration: float) -> None:
+    with pytest.raises(ValueError):
+        list(intended_offsets(rate, duration))
+
+
+def test_merged_recorders_equal_one_recorder() -> None:
+    one, left, right = Recorder(), Recorder(), Recorder()
+    for i in range(1, 2001):
+        latency = i / 1000.0  # 1 ms .. 2 s
+        one.complete(i % 7, latency, error=i % 100 == 0)
+        one.count("status_200")
+        half = left if i % 2 else right
+        half.complete(i % 7, latency, error=i % 100 == 0)
+        half.count("status_200")
+    merged = Recorder.from_dict(left.to_dict())
+    merged.merge(Recorder.from_dict(right.to_dict()))
+    assert summarize(merged.histograms["latency"]) == summarize(one.histograms["latency"])
+    assert merged.counters == one.counters
+    assert {s: (b.count, b.errors) for s, b in merged.series.items()} == {s: (b.count, b.errors) for s, b in one.series.items()}
+
+
+def test_summary_percentiles_in_milliseconds() -> None:
+    rec = Recorder()
+    for ms in range(1, 101):
+        rec.complete(0, ms / 1000.0)
+    s = summarize(rec.histograms["latency"])
+    assert s["count"] == 100
+    assert s["p50"] == pytest.approx(50.0, rel=0.01)
+    assert s["p99"] == pytest.approx(99.0, rel=0.01)
+    assert s["max"] == pytest.approx(100.0, rel=0.01)
+
+
+def test_thresholds_parse_units() -> None:
+    rules = parse_thresholds("p99<50ms, p50<=2s,max<900us,errors<0.1%,lost==0,rate>=100")
+    assert rules == [
+        Threshold("p99", "<", 50.0), Threshold("p50", "<=", 2000.0), Threshold("max", "<", 0.9),
+        Threshold("errors", "<", 0.1, percent=True), Threshold("lost", "==", 0.0), Threshold("rate", ">=", 100.0),
+    ]
+
+
+@pytest.mark.parametrize("text", ["p99", "p99<<5", "p99<5%", "errors<5ms", "", "latency is fine"])
+def test_bad_thresholds_are_refused(text: str) -> None:
+    with pytest.raises(ThresholdError):
+        parse_thresholds(text)
+
+
+def test_threshold_verdicts() -> None:
+    rules = parse_thresholds("p99<50ms,errors<1%,lost==0,rate>90")
+    verdicts = evaluate(rules, {"p99": 49.0}, {"errors": 2, "lost": 0}, operations=1000, rate=100.0)
+    assert [v.passed for v in verdicts] == [True, True, True, True]
+    verdicts = evaluate(rules, {"p99": 51.0}, {"errors": 20, "lost": 1}, operations=1000, rate=50.0)
+    assert [v.passed for v in verdicts] == [False, False, False, False]
+    assert verdicts[1].actual == pytest.approx(2.0)
+    # No latency at all (nothing completed) fails a latency rule rather than passing it.
+    assert not evaluate(parse_thresholds("p99<50ms"), {}, {}, 0, 0.0)[0].passed
+
+
+def test_points_sources(tmp_path: Path) -> None:
+    geonames = query_points("geonames", 50, seed=1)
+    assert len(geonames) == 50 and geonames == query_points("geonames", 50, seed=1)
+    uniform = query_points("uniform", 2000, seed=1)
+    assert all(-90 <= lat <= 90 and -180 <= lon <= 180 for lat, lon in uniform)
+    # Uniform on the sphere: about half the points within 30 degrees of the equator.
+    assert 0.45 < sum(abs(lat) < 30 for lat, _ in uniform) / 2000 < 0.55
+    csv_file = tmp_path / "p.csv"
+    csv_file.write_text("lat,lon\n1.5,2.5\n-3,4\n")
+    assert query_points(str(csv_file), 3) == [(1.5, 2.5), (-3.0, 4.0), (1.5, 2.5)]
+
+
+@pytest.mark.parametrize("content", ["lat,lon\n", "1,x\n", "91,0\n"])
+def test_bad_points_files(tmp_path: Path, content: str) -> None:
+    f = tmp_path / "p.csv"
+    f.write_text(content)
+    with pytest.raises(PointsError):
+        query_points(str(f), 1)
+    with pytest.raises(PointsError):
+        query_points(str(tmp_path / "missing.csv"), 1)

@@ -1,0 +1,73 @@
+"""Open-loop measurement: a server stall shows in p99, where a closed-loop measure hides it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from loadgen.stats import Recorder, summarize
+
+
+def closed_loop_p99_ms(url: str, duration_s: float) -> float:
+    """The naive measure: one request at a time, each timed from its own send."""
+    recorder = Recorder()
+    deadline = time.monotonic() + duration_s
+    while time.monotonic() < deadline:
+        sent = time.monotonic()
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback test server
+            resp.read()
+        recorder.record("latency", time.monotonic() - sent)
+    return summarize(recorder.histograms["latency"])["p99"]
+
+
+def run_loadgen(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "loadgen", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_stall_shows_in_open_loop_p99_but_not_in_closed_loop(
+    stall_server: Any, stall_server_class: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    proc = run_loadgen("search", "--url", stall_server.url, "--rate", "200", "--duration", "3s", "--no-progress",
+                       "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    p99 = report["metrics"]["latency"]["p99"]
+    # At 200/s, a 500 ms freeze holds back ~100 of 600 intended requests: well over 1%.
+    assert p99 >= 300.0, f"open-loop p99 {p99} ms does not show the 500 ms stall"
+    assert report["completed"] == 600
+    assert report["counters"]["status_200"] == 600
+
+    # The same server, stalling again, measured closed-loop: one request in hundreds waits.
+    with stall_server_class(stall_after=300) as again:
+        naive = closed_loop_p99_ms(again.url + "/v1/search/nearby", 3.0)
+        assert again.requests > 300, "the closed-loop run never reached the stall"
+    assert naive < 100.0, f"closed-loop p99 {naive} ms unexpectedly shows the stall"
+
+
+def test_workers_merge_exactly_and_thresholds_set_the_exit_code(stall_server_class: Any, tmp_path: Path) -> None:
+    with stall_server_class(stall_after=10**9) as server:  # never stalls
+        passing = run_loadgen("search", "--url", server.url, "--rate", "150", "--duration", "2s", "--workers", "2",
+                              "--no-progress", "--out", str(tmp_path / "ok"), "--fail-if", "errors==0,p99<2s")
+        failing = run_loadgen("search", "--url", server.url, "--rate", "50", "--duration", "1s", "--no-progress",
+                              "--fail-if", "p50<1us")
+        served = server.requests
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    report = json.loads((tmp_path / "ok" / "report.json").read_text())
+    assert report["completed"] == 300 and report["counters"]["status_200"] == 300
+    assert report["metrics"]["latency"]["count"] == 300
+    assert served == 350
+    for name in ("report.json", "timeseries.csv", "latency_over_time.png", "throughput_over_time.png",
+                 "latency_distribution.png", "report.html"):
+        assert (tmp_path / "ok" / name).stat().st_size > 0
+    assert (tmp_path / "ok" / "latency_over_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = (tmp_path / "ok" / "timeseries.csv").read_text().splitlines()
+    assert rows[0].startswith("second,completed,errors")
+    assert sum(int(r.split(",")[1]) for r in rows[1:]) == 300
+    assert failing.returncode == 1
+    assert "threshold p50<0.001ms: FAIL" in failing.stdout
