@@ -6,15 +6,22 @@ Every argument mistake, and a target that cannot be reached, is one line on stde
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
+from geo_common.settings import SettingsError, load_settings
+from loadgen.friends import FriendsLive, FriendsOptions, create_friendships, run_friends
+from loadgen.graph import GraphKind, build_population
+from loadgen.movement import Movement
 from loadgen.points import PointsError, query_points
+from loadgen.stats import Recorder
 from loadgen.runner import RunConfig, run
 from loadgen.schedule import Arrivals
 from loadgen.search import LiveState, SearchOptions, run_search
@@ -81,7 +88,34 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-in-flight", type=_positive(int, "--max-in-flight"), default=1_000, help="open requests at most (default 1000)")
     search.add_argument("--arrivals", choices=[a.value for a in Arrivals], default=Arrivals.CONSTANT.value, help="constant or poisson arrivals")
     search.add_argument("--timeout", type=parse_duration, default=10.0, help="per-request timeout (default 10s)")
+
+    friends = sub.add_parser("friends", parents=[common], help="simulated users sharing locations over WebSocket")
+    friends.add_argument("--api", required=True, help="the API's base URL (friendships are created there)")
+    friends.add_argument("--ws", required=True, help="the WebSocket tier's base URL, e.g. ws://127.0.0.1:8081")
+    friends.add_argument("--users", type=_positive(int, "--users"), required=True, help="simulated users")
+    friends.add_argument("--friends-per-user", type=_positive(int, "--friends-per-user"), default=20, help="friends each (default 20)")
+    friends.add_argument("--graph", choices=[g.value for g in GraphKind], default=GraphKind.COMMUNITIES.value, help="friend graph model")
+    friends.add_argument("--online-fraction", type=_fraction, default=1.0, help="share of users connected, (0, 1] (default 1)")
+    friends.add_argument("--interval", type=parse_duration, default=5.0, help="seconds between a user's updates (default 5s)")
+    friends.add_argument("--movement", choices=[m.value for m in Movement], default=Movement.RANDOM_WALK.value, help="movement model")
+    friends.add_argument("--ramp", type=_ramp, default=5.0, help="connect the users over this long (default 5s)")
+    friends.add_argument("--first-user-id", type=_positive(int, "--first-user-id"), default=1_000_000, help="ids are consecutive from this")
+    friends.add_argument("--skip-setup", action="store_true", help="the friendships exist already (a rerun with the same arguments)")
     return parser
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--online-fraction must be a number, got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"--online-fraction must be in (0, 1], got {text!r}")
+    return value
+
+
+def _ramp(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0s") else parse_duration(text)
 
 
 def check_reachable(url: str, path: str = "/healthz", timeout_s: float = 3.0) -> None:
@@ -98,6 +132,38 @@ def check_reachable(url: str, path: str = "/healthz", timeout_s: float = 3.0) ->
         raise UsageError(f"cannot reach {url}: {reason}") from None
 
 
+def _friends(args: argparse.Namespace, config: RunConfig) -> int:
+    check_reachable(args.api)
+    if not args.ws.startswith(("ws://", "wss://")):
+        raise UsageError(f"--ws must start with ws:// or wss://, got {args.ws!r}")
+    check_reachable("http" + args.ws[2:])
+    try:
+        secret = load_settings().jwt_secret
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        options = FriendsOptions(api=args.api, ws=args.ws, jwt_secret=secret, users=args.users,
+                                 friends_per_user=args.friends_per_user, graph=GraphKind(args.graph),
+                                 online_fraction=args.online_fraction, interval_s=args.interval,
+                                 movement=Movement(args.movement), duration_s=args.duration, ramp_s=args.ramp,
+                                 first_user_id=args.first_user_id, setup=not args.skip_setup, seed=args.seed)
+        population = build_population(options.users, options.friends_per_user, options.graph,
+                                      first_id=options.first_user_id, seed=options.seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    rate = options.users * options.online_fraction / options.interval_s
+    print(f"friends: {options.users} users, {options.friends_per_user} friends each ({options.graph.value}), "
+          f"{options.online_fraction:.0%} online, ~{rate:.0f} updates/s, {options.movement.value}", flush=True)
+    if options.setup:
+        setup = Recorder()
+        asyncio.run(create_friendships(options, population, setup))
+        if setup.counters.get("errors"):
+            print(f"{PROG}: set-up failed: {dict(setup.counters)}", file=sys.stderr)
+            return 1
+        options = replace(options, setup=False)
+    return run(run_friends, options, FriendsLive, config)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -111,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                                     limit=args.limit, points=args.points, max_in_flight=args.max_in_flight,
                                     arrivals=Arrivals(args.arrivals), timeout_s=args.timeout, seed=args.seed)
             return run(run_search, options, LiveState, config)
+        if args.command == "friends":
+            return _friends(args, config)
     except (UsageError, ThresholdError, PointsError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2

@@ -12,24 +12,15 @@ import queue
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from loadgen.monitor import watch_cpu, watch_loop_lag
 from loadgen.progress import Snapshot, show_progress, snapshot
 from loadgen.report import build_summary, print_summary, write_outputs
 from loadgen.stats import Recorder
 from loadgen.thresholds import Threshold, Verdict, evaluate
-
-
-class Live(Protocol):
-    in_flight: int
-
-
-class ScenarioOptions(Protocol):
-    rate: float
-    seed: int
 
 
 Scenario = Callable[[Any, Recorder, Any], Awaitable[None]]
@@ -123,9 +114,8 @@ def _run_workers(scenario: Scenario, options: Any, live_factory: Callable[[], An
     ctx = mp.get_context("spawn")
     updates: Any = ctx.Queue()
     results: Any = ctx.Queue()
-    share = replace(options, rate=options.rate / config.workers)
     procs = [
-        ctx.Process(target=_worker, args=(scenario, replace(share, seed=options.seed + i), live_factory, main_metric,
+        ctx.Process(target=_worker, args=(scenario, options.for_worker(i, config.workers), live_factory, main_metric,
                                           config.name, updates, results, i), daemon=True)
         for i in range(config.workers)
     ]

@@ -9,7 +9,7 @@ for a slot, and that wait counts in its latency too.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 import aiohttp
@@ -33,6 +33,10 @@ class SearchOptions:
     arrivals: Arrivals = Arrivals.CONSTANT
     timeout_s: float = 10.0
     seed: int = 0
+
+    def for_worker(self, index: int, count: int) -> SearchOptions:
+        """Worker ``index`` of ``count`` sends its share of the rate with its own seed."""
+        return replace(self, rate=self.rate / count, seed=self.seed + index)
 
 
 @dataclass
