@@ -19,6 +19,7 @@ from typing import NoReturn
 from geo_common.settings import SettingsError, load_settings
 from loadgen.friends import FriendsLive, FriendsOptions, create_friendships, run_friends
 from loadgen.graph import GraphKind, build_population
+from loadgen.mixed import MixedLive, ScenarioError, load_scenario, run_mixed
 from loadgen.movement import Movement
 from loadgen.points import PointsError, query_points
 from loadgen.stats import Recorder
@@ -101,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     friends.add_argument("--ramp", type=_ramp, default=5.0, help="connect the users over this long (default 5s)")
     friends.add_argument("--first-user-id", type=_positive(int, "--first-user-id"), default=1_000_000, help="ids are consecutive from this")
     friends.add_argument("--skip-setup", action="store_true", help="the friendships exist already (a rerun with the same arguments)")
+
+    mixed = sub.add_parser("mixed", parents=[common], help="searches and friends at once, from a scenario file")
+    mixed.add_argument("--scenario", type=Path, required=True, help="a TOML scenario (see docs/loadgen.md)")
+    mixed.add_argument("--skip-setup", action="store_true", help="the friendships exist already")
     return parser
 
 
@@ -133,20 +138,40 @@ def check_reachable(url: str, path: str = "/healthz", timeout_s: float = 3.0) ->
 
 
 def _friends(args: argparse.Namespace, config: RunConfig) -> int:
-    check_reachable(args.api)
-    if not args.ws.startswith(("ws://", "wss://")):
-        raise UsageError(f"--ws must start with ws:// or wss://, got {args.ws!r}")
-    check_reachable("http" + args.ws[2:])
+    options = FriendsOptions(api=args.api, ws=args.ws, jwt_secret=_secret(), users=args.users,
+                             friends_per_user=args.friends_per_user, graph=GraphKind(args.graph),
+                             online_fraction=args.online_fraction, interval_s=args.interval,
+                             movement=Movement(args.movement), duration_s=args.duration, ramp_s=args.ramp,
+                             first_user_id=args.first_user_id, setup=not args.skip_setup, seed=args.seed)
+    return run(run_friends, prepare_friends(options), FriendsLive, config)
+
+
+def _mixed(args: argparse.Namespace, config: RunConfig) -> int:
     try:
-        secret = load_settings().jwt_secret
+        options = load_scenario(args.scenario, jwt_secret=_secret(), seed=args.seed, parse_duration=parse_duration)
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    if options.search is not None:
+        check_reachable(options.search.url)
+    if options.friends is not None:
+        options = replace(options, friends=prepare_friends(replace(options.friends, setup=not args.skip_setup)))
+    return run(run_mixed, options, MixedLive, config)
+
+
+def _secret() -> str:
+    try:
+        return load_settings().jwt_secret
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
+
+
+def prepare_friends(options: FriendsOptions) -> FriendsOptions:
+    """Check the targets and the population, create the friendships once; options for the run."""
+    check_reachable(options.api)
+    if not options.ws.startswith(("ws://", "wss://")):
+        raise UsageError(f"--ws must start with ws:// or wss://, got {options.ws!r}")
+    check_reachable("http" + options.ws[2:])
     try:
-        options = FriendsOptions(api=args.api, ws=args.ws, jwt_secret=secret, users=args.users,
-                                 friends_per_user=args.friends_per_user, graph=GraphKind(args.graph),
-                                 online_fraction=args.online_fraction, interval_s=args.interval,
-                                 movement=Movement(args.movement), duration_s=args.duration, ramp_s=args.ramp,
-                                 first_user_id=args.first_user_id, setup=not args.skip_setup, seed=args.seed)
         population = build_population(options.users, options.friends_per_user, options.graph,
                                       first_id=options.first_user_id, seed=options.seed)
     except ValueError as exc:
@@ -158,10 +183,8 @@ def _friends(args: argparse.Namespace, config: RunConfig) -> int:
         setup = Recorder()
         asyncio.run(create_friendships(options, population, setup))
         if setup.counters.get("errors"):
-            print(f"{PROG}: set-up failed: {dict(setup.counters)}", file=sys.stderr)
-            return 1
-        options = replace(options, setup=False)
-    return run(run_friends, options, FriendsLive, config)
+            raise UsageError(f"set-up failed: {dict(setup.counters)}")
+    return replace(options, setup=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(run_search, options, LiveState, config)
         if args.command == "friends":
             return _friends(args, config)
+        if args.command == "mixed":
+            return _mixed(args, config)
     except (UsageError, ThresholdError, PointsError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2

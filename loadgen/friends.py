@@ -12,6 +12,7 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field, replace
+from enum import Enum
 
 import aiohttp
 import orjson
@@ -24,6 +25,26 @@ from loadgen.graph import GraphKind, Population, build_population
 from loadgen.ledger import Ledger
 from loadgen.movement import Mover, Movement
 from loadgen.stats import Recorder
+
+class EventKind(str, Enum):
+    RECONNECT_STORM = "reconnect_storm"
+    BACKGROUND = "background"
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioEvent:
+    """Something that happens to a share of the clients, ``at_s`` seconds after the ramp.
+
+    ``reconnect_storm``: their connections drop at once and they reconnect. ``background``:
+    they slow their updates to one every ``interval_s`` seconds, as a phone app sent to the
+    background does.
+    """
+
+    at_s: float
+    kind: EventKind
+    fraction: float
+    interval_s: float = 30.0
+
 
 #: Deliveries within this many metres of the radius edge are not judged (see loadgen.ledger).
 EDGE_GUARD_M = 50.0
@@ -48,6 +69,7 @@ class FriendsOptions:
     first_user_id: int = 1_000_000
     setup: bool = True
     setup_concurrency: int = 64
+    events: tuple[ScenarioEvent, ...] = ()
     seed: int = 0
     worker_index: int = 0
     worker_count: int = 1
@@ -68,6 +90,7 @@ class Client:
     token: str
     mover: Mover
     friends: frozenset[int]
+    interval_s: float
     seq: int = 0
     last_ts: int = 0
     ready: bool = False
@@ -115,7 +138,8 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
               and u.community % opts.worker_count == opts.worker_index]
     clients = {
         u.user_id: Client(u.user_id, mint_token(opts.jwt_secret, u.user_id, ttl_s=int(opts.duration_s + opts.ramp_s + 3600)),
-                          Mover(opts.movement, u.home, random.Random(u.user_id)), population.friends[u.user_id])
+                          Mover(opts.movement, u.home, random.Random(u.user_id)), population.friends[u.user_id],
+                          opts.interval_s)
         for u in online
     }
     ledger = Ledger(recorder)
@@ -131,7 +155,7 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
             if friend is None or not friend.ready:
                 continue
             d = haversine_m(sender.position[0], sender.position[1], friend.position[0], friend.position[1])
-            guard = EDGE_GUARD_M + sender.mover.max_step_m(opts.interval_s) + friend.mover.max_step_m(opts.interval_s)
+            guard = EDGE_GUARD_M + sender.mover.max_step_m(sender.interval_s) + friend.mover.max_step_m(friend.interval_s)
             if d <= friend.radius_m - guard:
                 out.append(fid)
         return out
@@ -139,7 +163,7 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
     async def send_location(client: Client, intended: float) -> None:
         assert client.ws is not None
         client.seq += 1
-        client.position = client.mover.step(opts.interval_s) if client.seq > 1 else client.mover.position
+        client.position = client.mover.step(client.interval_s) if client.seq > 1 else client.mover.position
         ts = max(int(time.time() * 1000), client.last_ts + 1)  # unique per sender
         client.last_ts = ts
         frame = orjson.dumps({"type": "location", "latitude": client.position[0], "longitude": client.position[1], "timestamp": ts})
@@ -198,7 +222,7 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
                     if loop.time() >= end or reader.done():
                         break
                     await send_location(client, next_at)
-                    next_at += opts.interval_s
+                    next_at += client.interval_s
                     ledger.settle(loop.time())
                 if not reader.done():
                     await asyncio.sleep(DRAIN_S)
@@ -213,8 +237,22 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
             if loop.time() < end:
                 recorder.count("disconnects")
 
+    async def happen(event: ScenarioEvent) -> None:
+        await asyncio.sleep(max(0.0, start + opts.ramp_s + event.at_s - loop.time()))
+        chosen = [c for c in clients.values() if rng.random() < event.fraction]
+        for client in chosen:
+            if event.kind is EventKind.BACKGROUND:
+                client.interval_s = event.interval_s
+            elif client.ws is not None:
+                client.ws.transport.abort()  # an abrupt drop, as when a network goes away
+        recorder.count(f"event_{event.kind.value}", len(chosen))
+        print(f"friends: {event.kind.value} hit {len(chosen)} clients", flush=True)
+
+    events = [asyncio.create_task(happen(e)) for e in opts.events]
     begin = [start + opts.ramp_s * i / max(1, len(clients)) for i in range(len(clients))]
     await asyncio.gather(*(run_client(c, t) for c, t in zip(clients.values(), begin)))
+    for task in events:
+        task.cancel()
     ledger.settle(loop.time(), everything=True)
     recorder.count("operations", int(recorder.counters.get("expected", 0)))
 

@@ -86,6 +86,13 @@ class Recorder:
             mine.errors += bucket.errors
             mine.latency.add(bucket.latency)
 
+    def absorb(self, other: Recorder, *, prefix: str) -> None:
+        """Add another recorder's histograms and counters under prefixed names (its series stay out)."""
+        for name, hist in other.histograms.items():
+            self.histogram(prefix + name).add(hist)
+        for kind, n in other.counters.items():
+            self.counters[prefix + kind] += n
+
     # --- transport between processes and into report.json ---------------------------------
 
     def to_dict(self) -> dict[str, Any]:

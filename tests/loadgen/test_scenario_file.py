@@ -1,0 +1,88 @@
+"""Scenario files for ``geo-loadgen mixed``: what they hold, and clear errors for what they get wrong."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadgen.cli import parse_duration
+from loadgen.friends import EventKind
+from loadgen.mixed import ScenarioError, load_scenario
+from loadgen.movement import Movement
+
+FULL = """
+duration = "45s"
+[search]
+url = "http://127.0.0.1:8080"
+rate = 120
+radius = 2000
+[friends]
+api = "http://127.0.0.1:8080"
+ws = "ws://127.0.0.1:8081"
+users = 300
+friends_per_user = 5
+interval = "2s"
+movement = "commute"
+ramp = "3s"
+[[events]]
+at = "10s"
+kind = "reconnect_storm"
+fraction = 0.25
+[[events]]
+at = "20s"
+kind = "background"
+fraction = 0.5
+interval = "1m"
+"""
+
+
+def load(tmp_path: Path, text: str) -> Any:
+    f = tmp_path / "s.toml"
+    f.write_text(text)
+    return load_scenario(f, jwt_secret="k" * 32, seed=4, parse_duration=parse_duration)
+
+
+def test_full_scenario(tmp_path: Path) -> None:
+    opts = load(tmp_path, FULL)
+    assert opts.search.rate == 120 and opts.search.radius_m == 2000 and opts.search.duration_s == 45
+    assert opts.friends.users == 300 and opts.friends.interval_s == 2 and opts.friends.movement is Movement.COMMUTE
+    assert [(e.kind, e.at_s, e.fraction, e.interval_s) for e in opts.friends.events] == [
+        (EventKind.RECONNECT_STORM, 10.0, 0.25, 30.0), (EventKind.BACKGROUND, 20.0, 0.5, 60.0)]
+    worker = opts.for_worker(1, 2)
+    assert worker.search.rate == 60 and worker.friends.worker_index == 1 and worker.friends.setup is False
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("duration = 'x'\n[search]\nurl='http://a'\nrate=1\n", "duration"),
+        ("[search]\nrate=1\n", "search.url is required"),
+        ("[search]\nurl='http://a'\nrate=-1\n", "search.rate must be > 0"),
+        ("[friends]\napi='http://a'\nws='ws://b'\nusers=10\nmovement='fly'\n", "friends.movement"),
+        ("[friends]\napi='http://a'\nws='ws://b'\nusers=10\n[[events]]\nat='1s'\nkind='meteor'\nfraction=0.1\n", "events.kind"),
+        ("[friends]\napi='http://a'\nws='ws://b'\nusers=10\n[[events]]\nat='1s'\nkind='background'\nfraction=2\n", "fraction"),
+        ("[[events]]\nat='1s'\nkind='background'\nfraction=0.5\n", "need a [friends]"),
+        ("title = 'nothing'\n", "give a [search] or a [friends]"),
+        ("[search\n", "s.toml"),
+    ],
+)
+def test_bad_scenarios_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load(tmp_path, text)
+    assert needle in str(info.value)
+
+
+def test_mixed_search_only_run(stall_server: Any, tmp_path: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(f'duration = "2s"\n[search]\nurl = "{stall_server.url}"\nrate = 50\n')
+    proc = subprocess.run([sys.executable, "-m", "loadgen", "mixed", "--scenario", str(scenario), "--no-progress",
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["counters"]["search.status_200"] == 100
+    assert report["metrics"]["search.latency"]["count"] == 100
