@@ -1,0 +1,300 @@
+"""Great-circle distance on a sphere, and the conservative bounds the indexes prune with.
+
+All angles given to or returned by public functions are in degrees, all distances in metres.
+
+:func:`haversine_m` is *the* distance: every index computes the final distance of every
+candidate with exactly its floating-point operations, and the tests' oracle calls it
+directly, so "exact" means bit-identical. Everything else in this module (bounding boxes,
+lower bounds, squared-chord thresholds) is only used to discard candidates and is padded by
+a safety margin so that it never discards a point :func:`haversine_m` would accept.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+#: Mean Earth radius (IUGG R1), metres. The one sphere used everywhere in the project.
+EARTH_RADIUS_M = 6_371_008.8
+
+#: Half the circumference of that sphere, metres: the largest possible distance.
+HALF_CIRCUMFERENCE_M = math.pi * EARTH_RADIUS_M
+
+#: Degrees to radians. ``x * RAD`` is what :func:`haversine_m` does, so index code that
+#: precomputes per-point terms must use this same constant to stay bit-identical.
+RAD = math.pi / 180.0
+
+_TWO_R = 2.0 * EARTH_RADIUS_M
+
+#: Safety margins of every pruning bound: a relative part (covers rounding in the
+#: trigonometry, ~1e-15 relative) and an absolute part, metres (covers rounding of the
+#: coordinates themselves, ~1e-9 m). Both are many orders of magnitude above the errors
+#: they cover and far below anything that matters for pruning.
+REL_MARGIN = 1e-9
+ABS_MARGIN_M = 1e-3
+
+# Above this angular radius (radians) the bounding box is the whole sphere. It keeps the
+# ill-conditioned region of asin near 1 (distances close to half the circumference) out of
+# the pruning logic entirely.
+_WHOLE_SPHERE_RAD = 0.5 * math.pi
+
+_sin = math.sin
+_cos = math.cos
+_asin = math.asin
+_sqrt = math.sqrt
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance between two points on the sphere of radius :data:`EARTH_RADIUS_M`.
+
+    Longitude -180 is treated as +180 (the same meridian) before anything else, so both
+    spellings of the antimeridian give bit-identical results.
+
+    Args:
+        lat1: latitude of the first point, degrees.
+        lon1: longitude of the first point, degrees.
+        lat2: latitude of the second point, degrees.
+        lon2: longitude of the second point, degrees.
+
+    Returns:
+        The distance in metres, in [0, pi * EARTH_RADIUS_M].
+    """
+    if lon1 == -180.0:
+        lon1 = 180.0
+    if lon2 == -180.0:
+        lon2 = 180.0
+    phi1 = lat1 * RAD
+    phi2 = lat2 * RAD
+    s_phi = _sin((phi2 - phi1) * 0.5)
+    s_lam = _sin((lon2 * RAD - lon1 * RAD) * 0.5)
+    a = s_phi * s_phi + _cos(phi1) * _cos(phi2) * s_lam * s_lam
+    if a > 1.0:
+        a = 1.0
+    return _TWO_R * _asin(_sqrt(a))
+
+
+class PointTerms(NamedTuple):
+    """The per-point factors of :func:`haversine_m`, computed exactly as it computes them.
+
+    Attributes:
+        phi: latitude, radians (``lat * RAD``).
+        lam: longitude, radians (``lon * RAD`` after -180 became 180).
+        cos_phi: ``cos(phi)``.
+    """
+
+    phi: float
+    lam: float
+    cos_phi: float
+
+
+def point_terms(lat: float, lon: float) -> PointTerms:
+    """Precompute the per-point factors of :func:`haversine_m`.
+
+    With ``q = point_terms(qlat, qlon)`` and ``p = point_terms(lat, lon)``::
+
+        s1 = sin((p.phi - q.phi) * 0.5)
+        s2 = sin((p.lam - q.lam) * 0.5)
+        a = min(1.0, s1 * s1 + q.cos_phi * p.cos_phi * s2 * s2)
+        d = 2 * EARTH_RADIUS_M * asin(sqrt(a))
+
+    performs the same IEEE-754 operations in the same order as
+    ``haversine_m(qlat, qlon, lat, lon)`` and so returns the identical float. The indexes
+    rely on this to avoid recomputing ``radians`` and ``cos`` per candidate.
+
+    Args:
+        lat: latitude, degrees.
+        lon: longitude, degrees.
+
+    Returns:
+        The factors (radians and a cosine).
+    """
+    if lon == -180.0:
+        lon = 180.0
+    phi = lat * RAD
+    return PointTerms(phi, lon * RAD, _cos(phi))
+
+
+def distance_from_a(a: float) -> float:
+    """Turn the haversine term ``a`` into metres, exactly as :func:`haversine_m` ends.
+
+    Args:
+        a: ``sin^2(dphi/2) + cos(phi1) cos(phi2) sin^2(dlam/2)``, dimensionless.
+
+    Returns:
+        The distance in metres.
+    """
+    if a > 1.0:
+        a = 1.0
+    return _TWO_R * _asin(_sqrt(a))
+
+
+def padded_angle_rad(radius_m: float) -> float:
+    """Angular radius of a search circle, padded by the pruning safety margin.
+
+    Args:
+        radius_m: the search radius, metres (may be ``inf``).
+
+    Returns:
+        An angle in radians strictly larger than ``radius_m / EARTH_RADIUS_M``.
+    """
+    return (radius_m * (1.0 + REL_MARGIN) + ABS_MARGIN_M) / EARTH_RADIUS_M
+
+
+def a_upper_bound(radius_m: float) -> float:
+    """A threshold on the haversine term ``a`` that every accepted point satisfies.
+
+    A point with ``haversine_m(...) <= radius_m`` always has ``a <= a_upper_bound(radius_m)``,
+    so comparing ``a`` first lets a scan skip ``sqrt`` and ``asin`` for most rejects.
+
+    Args:
+        radius_m: the search radius, metres (may be ``inf``).
+
+    Returns:
+        The threshold, dimensionless; 1.0 or more means "no pruning".
+    """
+    delta = padded_angle_rad(radius_m)
+    if delta >= math.pi:
+        return 2.0
+    s = _sin(0.5 * delta)
+    return s * s * (1.0 + REL_MARGIN)
+
+
+def lower_bound_m(distance_m: float) -> float:
+    """Shrink a computed distance by the safety margin so it is a strict lower bound.
+
+    Args:
+        distance_m: a distance computed with ordinary rounding, metres.
+
+    Returns:
+        A value no greater than what :func:`haversine_m` can return for any point whose
+        true distance is ``distance_m`` or more, metres.
+    """
+    return distance_m * (1.0 - REL_MARGIN) - ABS_MARGIN_M
+
+
+#: The whole longitude circle as one range, degrees.
+FULL_LON: tuple[tuple[float, float], ...] = ((-180.0, 180.0),)
+
+
+class CapBounds(NamedTuple):
+    """A latitude/longitude box that contains a search circle with a safety margin.
+
+    Attributes:
+        lat_lo: southern edge, degrees, >= -90.
+        lat_hi: northern edge, degrees, <= 90.
+        lon_ranges: one or two disjoint closed longitude ranges in [-180, 180], degrees.
+            Two ranges when the circle crosses the antimeridian; :data:`FULL_LON` when the
+            circle contains a pole or is wider than the sphere's longitude span.
+        dlat_rad: half-height of the box, radians: every point within the circle has
+            ``|lat * RAD - centre_lat * RAD| <= dlat_rad``.
+        dlon_rad: half-width of the box, radians, when ``lon_ranges`` is a single range
+            that does not touch the antimeridian (then ``|lon * RAD - centre_lon * RAD| <=
+            dlon_rad`` for every point within the circle); ``inf`` otherwise.
+    """
+
+    lat_lo: float
+    lat_hi: float
+    lon_ranges: tuple[tuple[float, float], ...]
+    dlat_rad: float
+    dlon_rad: float
+
+    @property
+    def full_lon(self) -> bool:
+        """True when the box spans every longitude."""
+        return self.lon_ranges is FULL_LON
+
+
+_INF = math.inf
+
+
+def cap_bounds(lat: float, lon: float, radius_m: float) -> CapBounds:
+    """Bounding box of the spherical cap of ``radius_m`` around a point.
+
+    The cap's latitude extent is ``lat +- radius / R``. If that reaches a pole the cap
+    contains the pole and spans all longitudes. Otherwise its half-width in longitude is
+    ``asin(sin(delta) / cos(lat))`` (the meridians tangent to the cap). The angular radius
+    is padded first (:func:`padded_angle_rad`), so every point :func:`haversine_m` places
+    within ``radius_m`` is strictly inside the box.
+
+    Args:
+        lat: centre latitude, degrees in [-90, 90].
+        lon: centre longitude, degrees in [-180, 180].
+        radius_m: radius, metres (``inf`` gives the whole sphere).
+
+    Returns:
+        The box, degrees (and its half-sizes in radians).
+    """
+    delta = padded_angle_rad(radius_m)
+    if delta >= _WHOLE_SPHERE_RAD:
+        return CapBounds(-90.0, 90.0, FULL_LON, _INF, _INF)
+    d_deg = delta / RAD
+    lat_lo = lat - d_deg
+    lat_hi = lat + d_deg
+    if lat_hi >= 90.0 or lat_lo <= -90.0:
+        return CapBounds(max(lat_lo, -90.0), min(lat_hi, 90.0), FULL_LON, delta, _INF)
+    x = _sin(delta) / _cos(lat * RAD)
+    if x >= 1.0 - 1e-9:
+        return CapBounds(lat_lo, lat_hi, FULL_LON, delta, _INF)
+    dlon = _asin(x) / RAD * (1.0 + REL_MARGIN) + 1e-9
+    if dlon >= 180.0:
+        return CapBounds(lat_lo, lat_hi, FULL_LON, delta, _INF)
+    if lon == -180.0:
+        lon = 180.0
+    lo = lon - dlon
+    hi = lon + dlon
+    # ">=" rather than ">": a range that reaches the antimeridian exactly must also cover
+    # its other spelling, because indexes file lon 180 under -180 (and vice versa).
+    if lo <= -180.0:
+        return CapBounds(lat_lo, lat_hi, ((-180.0, hi), (lo + 360.0, 180.0)), delta, _INF)
+    if hi >= 180.0:
+        return CapBounds(lat_lo, lat_hi, ((-180.0, hi - 360.0), (lo, 180.0)), delta, _INF)
+    return CapBounds(lat_lo, lat_hi, ((lo, hi),), delta, dlon * RAD)
+
+
+def rect_lower_bound_m(
+    lat: float, lon: float, lat0: float, lat1: float, lon0: float, lon1: float
+) -> float:
+    """A lower bound of the distance from a point to any point of a lat/lon rectangle.
+
+    The rectangle is ``[lat0, lat1] x [lon0, lon1]`` with ``lon0 <= lon1`` (no wrap). If the
+    point's meridian crosses the rectangle the nearest point lies on that meridian, so the
+    distance is the latitude gap. Otherwise the nearest point lies on one of the two
+    bounding meridian arcs (along a parallel, distance grows with the longitude gap): for
+    each arc it is either the foot of the perpendicular from the point to the meridian's
+    great circle, ``asin(cos(lat) * |sin(dlon)|)``, when that foot falls inside the arc, or
+    the nearer end of the arc. The result is then shrunk by the safety margin.
+
+    Args:
+        lat: point latitude, degrees.
+        lon: point longitude, degrees.
+        lat0: southern edge, degrees.
+        lat1: northern edge, degrees.
+        lon0: western edge, degrees.
+        lon1: eastern edge, degrees.
+
+    Returns:
+        Metres, never more than :func:`haversine_m` from the point to any point inside the
+        rectangle (0 when the point is inside or on it).
+    """
+    if lon0 <= lon <= lon1 or (lon == -180.0 and lon1 == 180.0) or (lon == 180.0 and lon0 == -180.0):
+        if lat < lat0:
+            return max(0.0, lower_bound_m((lat0 - lat) * RAD * EARTH_RADIUS_M))
+        if lat > lat1:
+            return max(0.0, lower_bound_m((lat - lat1) * RAD * EARTH_RADIUS_M))
+        return 0.0
+    best = math.inf
+    phi = lat * RAD
+    sin_phi = _sin(phi)
+    cos_phi = _cos(phi)
+    for edge in (lon0, lon1):
+        dlam = (edge - lon) * RAD
+        cos_dlam = _cos(dlam)
+        foot = math.atan2(sin_phi, cos_phi * cos_dlam) / RAD
+        if cos_dlam > 0.0 and lat0 <= foot <= lat1:
+            s = abs(cos_phi * _sin(dlam))
+            d = EARTH_RADIUS_M * _asin(s if s < 1.0 else 1.0)
+        else:
+            d = min(haversine_m(lat, lon, lat0, edge), haversine_m(lat, lon, lat1, edge))
+        if d < best:
+            best = d
+    return max(0.0, lower_bound_m(best))

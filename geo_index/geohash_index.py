@@ -1,0 +1,315 @@
+"""Proximity index on geohash cells, exact at any latitude and across the antimeridian.
+
+Each point's 64-bit geohash comes from python-geohash. The index keeps a hash map from
+cell to points at several *levels* (geohash lengths in bits; 5 bits = 1 character), and
+answers a query at one level chosen from the query's bounding box:
+
+1. the spherical cap of the radius (padded by a safety margin) is bounded by a
+   latitude/longitude box (:func:`geo_index.distance.cap_bounds`): latitude
+   ``lat +- r/R``; longitude ``lon +- asin(sin(r/R) / cos(lat))``, split in two at the
+   antimeridian, or all longitudes when the cap contains a pole;
+2. the finest level at which that box spans at most ``max_cells`` cells is chosen (so the
+   choice depends on the radius *and* the latitude: cells of a fixed geohash length get
+   narrower in metres as ``cos(lat)``);
+3. every cell of that level overlapping the box is enumerated directly as a row and column
+   range of the geohash grid and looked up; there is no neighbour walk, so no cell can be
+   missed however small the cells are relative to the circle;
+4. each candidate's distance is computed exactly (:mod:`geo_index._scan`).
+
+The geohash grid at ``b`` bits has ``2**(b//2)`` rows of ``180 / 2**(b//2)`` degrees and
+``2**(b - b//2)`` columns of ``360 / 2**(b - b//2)`` degrees; the cell code interleaves
+the column and row bits (longitude first), exactly as geohash does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from typing import Any, TypeVar
+
+import geohash
+
+from geo_index._base import Entry, IndexBase
+from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, group_arrays, search, search_dense, vec_array
+from geo_index.distance import CapBounds, cap_bounds
+from geo_index.errors import InvalidOption
+from geo_index.validate import DEFAULT_MAX_RADIUS_M, check_dense_min
+
+K = TypeVar("K", bound=Hashable)
+
+#: Default levels, in geohash bits: every odd length from 13 (2.8 degree cells) to 27
+#: (0.022 degree cells, 2.4 km at the equator). Odd lengths give cells square in degrees;
+#: one level every 2 bits (a factor of 2 in cell size) lets the query size pick a close
+#: fit. Finer levels were measured to make no difference even for 500 m queries (the chord
+#: filter makes a few extra candidates cheaper than extra cell lookups) while costing
+#: about 200 bytes per point each.
+DEFAULT_LEVELS: tuple[int, ...] = (13, 15, 17, 19, 21, 23, 25, 27)
+
+#: Default cap on the number of cells one query looks up (when a coarser level exists).
+DEFAULT_MAX_CELLS = 12
+
+_MAX_LEVEL_BITS = 32  # keeps rows and columns within 16 bits: one table lookup each
+
+# _SPREAD[x] puts bit i of x (16 bits) at bit 2i: one half of a geohash interleave.
+_SPREAD8 = [sum(((x >> i) & 1) << (2 * i) for i in range(8)) for x in range(256)]
+_SPREAD = [_SPREAD8[x & 0xFF] | (_SPREAD8[x >> 8] << 16) for x in range(1 << 16)]
+
+# The largest double below 90: python-geohash refuses 90 itself (and warns), and a point
+# at the pole belongs to the top row anyway.
+_BELOW_90 = math.nextafter(90.0, 0.0)
+
+
+
+def geohash_key(lat: float, lon: float) -> int:
+    """The 64-bit geohash of a point (python-geohash's ``encode_uint64``).
+
+    Latitude 90 is filed in the top row and longitude 180 wraps to -180 (column 0), the
+    same convention the query side uses. Coordinates within 1e-12 degrees of 0 are encoded
+    as 0: python-geohash's C encoder returns wrong high bits for magnitudes below about
+    1e-17 (found by the property tests). Moving a point by at most 1e-12 degrees (0.1
+    micrometre) before filing it is safe because every query box is padded by at least
+    1 mm (9e-9 degrees).
+
+    Args:
+        lat: latitude, degrees in [-90, 90].
+        lon: longitude, degrees in [-180, 180].
+
+    Returns:
+        The geohash as an unsigned 64-bit integer (longitude bit first).
+    """
+    lat = float(lat)
+    lon = float(lon)
+    if -1e-12 < lat < 1e-12:
+        lat = 0.0
+    elif lat >= 90.0:
+        lat = _BELOW_90
+    if -1e-12 < lon < 1e-12:
+        lon = 0.0
+    return int(geohash.encode_uint64(lat, lon))
+
+
+class _Level:
+    """One geohash length and its cell map."""
+
+    __slots__ = ("arrays", "bits", "cells", "col_shift", "cols_per_deg", "ncols", "nrows", "row_shift", "rows_per_deg", "shift")
+
+    def __init__(self, bits: int) -> None:
+        lat_bits = bits // 2
+        lon_bits = bits - lat_bits
+        self.bits = bits
+        self.shift = 64 - bits
+        self.nrows = 1 << lat_bits
+        self.ncols = 1 << lon_bits
+        self.rows_per_deg = self.nrows / 180.0
+        self.cols_per_deg = self.ncols / 360.0
+        # Geohash interleaves longitude first, so the last (lowest) bit is a longitude bit
+        # when ``bits`` is odd and a latitude bit when it is even.
+        self.col_shift = 0 if bits % 2 else 1
+        self.row_shift = 1 - self.col_shift
+        # cell code -> (unit vectors, records): two parallel lists
+        self.cells: dict[int, tuple[list[Vec], list[Record[Any]]]] = {}
+        # cell code -> numpy array of its unit vectors, built when a dense query first
+        # needs it and dropped whenever the cell changes
+        self.arrays: dict[int, Any] = {}
+
+    def span(self, box: CapBounds) -> tuple[int, int, list[tuple[int, int]]]:
+        """Rows ``r0..r1`` and column ranges of the cells overlapping ``box`` (degrees)."""
+        r0 = int((box.lat_lo + 90.0) * self.rows_per_deg)
+        r1 = int((box.lat_hi + 90.0) * self.rows_per_deg)
+        last = self.nrows - 1
+        if r1 > last:
+            r1 = last
+        if r0 > last:
+            r0 = last
+        cpd = self.cols_per_deg
+        lastc = self.ncols - 1
+        cols = []
+        for lo, hi in box.lon_ranges:
+            c0 = int((lo + 180.0) * cpd)
+            c1 = int((hi + 180.0) * cpd)
+            cols.append((c0 if c0 < lastc else lastc, c1 if c1 < lastc else lastc))
+        return r0, r1, cols
+
+
+class GeohashIndex(IndexBase[K]):
+    """A :class:`geo_index.SpatialIndex` on multi-level geohash cells.
+
+    Args:
+        levels: geohash lengths in bits (2..32) to keep cell maps for; more levels fit
+            query sizes better, and each costs from ~20 bytes per point (coarse levels,
+            many points per cell) to ~200 (fine levels, mostly one point per cell).
+        max_cells: a query uses the finest level whose cells overlapping the query's
+            bounding box number at most this many (the coarsest level otherwise).
+        dense_min: queries with at least this many candidates filter them with numpy
+            (when installed); ``None`` never does.
+        max_radius_m: the largest radius ``within``/``nearest`` accept, metres.
+
+    Raises:
+        InvalidOption: ``levels`` is empty or has a value outside 2..32, or
+            ``max_cells < 1``, or ``max_radius_m`` is not a positive finite number.
+    """
+
+    def __init__(
+        self,
+        *,
+        levels: Sequence[int] = DEFAULT_LEVELS,
+        max_cells: int = DEFAULT_MAX_CELLS,
+        dense_min: int | None = DEFAULT_DENSE_MIN,
+        max_radius_m: float = DEFAULT_MAX_RADIUS_M,
+    ) -> None:
+        super().__init__(max_radius_m=max_radius_m)
+        bits = sorted(set(levels))
+        if not bits or any(type(b) is not int or not 2 <= b <= _MAX_LEVEL_BITS for b in bits):
+            raise InvalidOption(f"levels must be integers in 2..{_MAX_LEVEL_BITS}, got {levels!r}")
+        if type(max_cells) is not int or max_cells < 1:
+            raise InvalidOption(f"max_cells must be an integer >= 1, got {max_cells!r}")
+        self._max_cells = max_cells
+        self._dense_min = check_dense_min(dense_min)
+        # Finest first: that is the order in which a query tries them.
+        self._levels = [_Level(b) for b in reversed(bits)]
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """The levels kept, in geohash bits, coarsest first."""
+        return tuple(lv.bits for lv in reversed(self._levels))
+
+    # ----------------------------------------------------------------- storage
+    def _key(self, lat: float, lon: float) -> int:
+        return geohash_key(lat, lon)
+
+    def _add(self, entry: Entry[K]) -> None:
+        key = entry.key
+        vec = entry.vec
+        rec = entry.record
+        for lv in self._levels:
+            code = key >> lv.shift
+            cell = lv.cells.get(code)
+            if cell is None:
+                lv.cells[code] = ([vec], [rec])
+            else:
+                cell[0].append(vec)
+                cell[1].append(rec)
+                if lv.arrays:
+                    lv.arrays.pop(code, None)
+
+    def _add_many(self, entries: list[Entry[K]]) -> None:
+        fresh = not self._points
+        for entry in entries:
+            self._add(entry)
+        if fresh and self._dense_min is not None and entries:
+            # Entries arrive in geohash order (IndexBase.bulk_load sorts them), so every
+            # cell is a run of them: give each multi-point cell a view of one array now
+            # instead of building arrays one cell at a time during queries.
+            big = vec_array([e.vec for e in entries])
+            keys = [e.key for e in entries]
+            for lv in self._levels:
+                lv.arrays = group_arrays(big, keys, lv.shift)
+
+    def _discard(self, entry: Entry[K]) -> None:
+        key = entry.key
+        rec = entry.record
+        for lv in self._levels:
+            code = key >> lv.shift
+            vecs, recs = lv.cells[code]
+            if lv.arrays:
+                lv.arrays.pop(code, None)
+            if len(recs) == 1:
+                del lv.cells[code]
+            else:
+                # Ids are unique, so list.index finds this very record (by identity first).
+                i = recs.index(rec)
+                del recs[i]
+                del vecs[i]
+
+    # ----------------------------------------------------------------- queries
+    def plan(self, lat: float, lon: float, radius_m: float) -> tuple[int, int]:
+        """Which level a query would use and how many cells it would look up.
+
+        Args:
+            lat: latitude, degrees.
+            lon: longitude, degrees.
+            radius_m: radius, metres.
+
+        Returns:
+            (level in geohash bits, number of cells).
+        """
+        box = cap_bounds(lat, lon, radius_m)
+        lv = self._choose(box)
+        r0, r1, cols = lv.span(box)
+        return lv.bits, (r1 - r0 + 1) * sum(c1 - c0 + 1 for c0, c1 in cols)
+
+    def _choose(self, box: CapBounds) -> _Level:
+        """The finest level at which the box overlaps about ``max_cells`` cells or fewer.
+
+        The estimate ``(height/cell_height + 1) * (width/cell_width + 1)`` is the mean
+        number of cells a box of that size overlaps over all its positions; it depends only
+        on the box's size, i.e. on the radius and the latitude.
+        """
+        height = box.lat_hi - box.lat_lo
+        width = 0.0
+        for lo, hi in box.lon_ranges:
+            width += hi - lo
+        max_cells = self._max_cells
+        for lv in self._levels:
+            if (height * lv.rows_per_deg + 1.0) * (width * lv.cols_per_deg + 1.0) <= max_cells:
+                return lv
+        return lv
+
+    def _within(self, lat: float, lon: float, radius_m: float, limit: int | None) -> list[tuple[K, float]]:
+        if lon == -180.0:
+            lon = 180.0
+        box = cap_bounds(lat, lon, radius_m)
+        # self._choose(box), inlined
+        height = box[1] - box[0]
+        width = 0.0
+        for lo, hi in box[2]:
+            width += hi - lo
+        max_cells = self._max_cells
+        for lv in self._levels:
+            if (height * lv.rows_per_deg + 1.0) * (width * lv.cols_per_deg + 1.0) <= max_cells:
+                break
+        # Rows r0..r1 and the column codes of the cells overlapping the box (as _Level.span,
+        # inlined: this is the hot path).
+        rpd = lv.rows_per_deg
+        last = lv.nrows - 1
+        r0 = int((box[0] + 90.0) * rpd)
+        r1 = int((box[1] + 90.0) * rpd)
+        if r1 > last:
+            r1 = last
+        if r0 > last:
+            r0 = last
+        cpd = lv.cols_per_deg
+        lastc = lv.ncols - 1
+        spread = _SPREAD
+        cshift = lv.col_shift
+        scols = []
+        for lo, hi in box[2]:
+            c0 = int((lo + 180.0) * cpd)
+            c1 = int((hi + 180.0) * cpd)
+            for c in range(c0 if c0 < lastc else lastc, (c1 if c1 < lastc else lastc) + 1):
+                scols.append(spread[c] << cshift)
+        rshift = lv.row_shift
+        cells = lv.cells
+        vec_groups: list[list[Vec]] = []
+        rec_groups: list[list[Record[Any]]] = []
+        codes: list[int] = []
+        for row in range(r0, r1 + 1):
+            srow = spread[row] << rshift
+            for scol in scols:
+                code = srow | scol
+                cell = cells.get(code)
+                if cell is not None:
+                    vec_groups.append(cell[0])
+                    rec_groups.append(cell[1])
+                    codes.append(code)
+        dense_min = self._dense_min
+        if dense_min is not None and sum(map(len, rec_groups)) >= dense_min:
+            arrays = lv.arrays
+            arrs = []
+            for code, vecs in zip(codes, vec_groups):
+                arr = arrays.get(code)
+                if arr is None:
+                    arr = arrays[code] = vec_array(vecs)
+                arrs.append(arr)
+            return search_dense(arrs, rec_groups, lat, lon, radius_m, limit)
+        return search(vec_groups, rec_groups, lat, lon, radius_m, limit)

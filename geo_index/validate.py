@@ -1,0 +1,146 @@
+"""Argument checks shared by every index. Each error message names the argument.
+
+The fast path of each check is a type test and one chained comparison (a NaN fails every
+comparison, so it needs no separate test); the slow path only runs to build the error.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from geo_index.errors import InvalidCount, InvalidOption, InvalidRadius, InvalidCoordinate
+
+#: Default largest search radius accepted by ``within`` and ``nearest``, metres.
+DEFAULT_MAX_RADIUS_M = 50_000.0
+
+
+def _is_real(value: Any) -> bool:
+    # bool is an int subclass but True is not a coordinate; reject it explicitly.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_lat(lat: Any, name: str = "lat") -> None:
+    """Check a latitude.
+
+    Args:
+        lat: the value, degrees.
+        name: the argument name used in the error message.
+
+    Raises:
+        InvalidCoordinate: ``lat`` is not a finite real number in [-90, 90].
+    """
+    if type(lat) is float and -90.0 <= lat <= 90.0:
+        return
+    if _is_real(lat) and -90.0 <= lat <= 90.0:
+        return
+    raise InvalidCoordinate(f"{name} must be a finite number of degrees in [-90, 90], got {lat!r}")
+
+
+def check_lon(lon: Any, name: str = "lon") -> None:
+    """Check a longitude (180 and -180 are both accepted: the same meridian).
+
+    Args:
+        lon: the value, degrees.
+        name: the argument name used in the error message.
+
+    Raises:
+        InvalidCoordinate: ``lon`` is not a finite real number in [-180, 180].
+    """
+    if type(lon) is float and -180.0 <= lon <= 180.0:
+        return
+    if _is_real(lon) and -180.0 <= lon <= 180.0:
+        return
+    raise InvalidCoordinate(f"{name} must be a finite number of degrees in [-180, 180], got {lon!r}")
+
+
+def check_point(lat: Any, lon: Any) -> None:
+    """Check a latitude/longitude pair (degrees).
+
+    Args:
+        lat: latitude, degrees.
+        lon: longitude, degrees.
+
+    Raises:
+        InvalidCoordinate: either value is out of range; the message names which.
+    """
+    if type(lat) is float and type(lon) is float and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
+        return
+    check_lat(lat)
+    check_lon(lon)
+
+
+def check_radius(radius_m: Any, max_radius_m: float, name: str = "radius_m") -> None:
+    """Check a search radius.
+
+    Args:
+        radius_m: the value, metres.
+        max_radius_m: the largest value the index accepts, metres.
+        name: the argument name used in the error message.
+
+    Raises:
+        InvalidRadius: ``radius_m`` is not a finite real number with
+            ``0 < radius_m <= max_radius_m``.
+    """
+    if type(radius_m) is float and 0.0 < radius_m <= max_radius_m:
+        return
+    if _is_real(radius_m) and 0.0 < radius_m <= max_radius_m:
+        return
+    raise InvalidRadius(
+        f"{name} must be a finite number of metres with 0 < {name} <= {max_radius_m:g}, got {radius_m!r}"
+    )
+
+
+def check_count(value: Any, name: str) -> None:
+    """Check a result count such as ``k`` or ``limit``.
+
+    Args:
+        value: the value.
+        name: the argument name used in the error message.
+
+    Raises:
+        InvalidCount: ``value`` is not an ``int`` >= 1 (``bool`` is refused).
+    """
+    if type(value) is int and value >= 1:
+        return
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return
+    raise InvalidCount(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def check_max_radius_option(max_radius_m: Any) -> float:
+    """Check the ``max_radius_m`` constructor option of an index.
+
+    Args:
+        max_radius_m: the largest radius the index will accept, metres.
+
+    Returns:
+        The value as a float.
+
+    Raises:
+        InvalidOption: not a finite real number > 0.
+    """
+    if not _is_real(max_radius_m) or not math.isfinite(max_radius_m) or max_radius_m <= 0:
+        raise InvalidOption(f"max_radius_m must be a finite number of metres > 0, got {max_radius_m!r}")
+    return float(max_radius_m)
+
+
+def check_dense_min(dense_min: Any) -> int | None:
+    """Check the ``dense_min`` constructor option of an index.
+
+    Args:
+        dense_min: candidate count from which numpy filters candidates, or ``None``.
+
+    Returns:
+        The value, or ``None`` when numpy is not installed.
+
+    Raises:
+        InvalidOption: neither ``None`` nor an integer >= 1.
+    """
+    from geo_index._scan import HAVE_NUMPY
+
+    if dense_min is None:
+        return None
+    if type(dense_min) is not int or dense_min < 1:
+        raise InvalidOption(f"dense_min must be None or an integer >= 1, got {dense_min!r}")
+    return dense_min if HAVE_NUMPY else None

@@ -1,0 +1,144 @@
+"""All 144,563 GeoNames places (rg_cities1000.csv) in every index, queried at real places.
+
+The oracle here is still ``haversine_m`` over every place: numpy computes an approximate
+distance to all places at once only to skip the ones that are more than a metre beyond
+the radius (numpy's and libm's rounding differ by far less than that), and every remaining
+place gets its distance from ``haversine_m`` itself. So the expected answer is exactly the
+brute-force scan's, at a fraction of the time of a pure-Python loop over 144k places.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+
+from geo_common.places import load_places
+from geo_index import GeohashIndex, QuadTree, S2Index, haversine_m
+from geo_index._base import IndexBase
+
+R = 6_371_008.8
+SLACK_M = 1.0
+
+#: Hard real places: near the antimeridian, in the Arctic, and the null island.
+SPECIAL = [
+    (-18.14, 178.44),  # Suva, Fiji
+    (-16.79, 179.99),  # Fiji, east of the antimeridian
+    (-16.0, -180.0),  # the antimeridian, spelled -180
+    (-16.0, 180.0),  # and +180
+    (64.73, 177.5),  # Anadyr, Chukotka
+    (65.0, -179.9),  # Chukotka across the line
+    (78.22, 15.65),  # Longyearbyen, Svalbard
+    (82.5, -62.3),  # Alert, Nunavut
+    (0.0, 0.0),
+    (90.0, 0.0),
+    (-90.0, 0.0),
+]
+
+
+class Oracle:
+    """Exact brute force over the places, with a numpy pre-filter (see the module doc)."""
+
+    def __init__(self, lats: list[float], lons: list[float]) -> None:
+        self.lats = lats
+        self.lons = lons
+        self.phi = np.radians(np.array(lats))
+        self.lam = np.radians(np.array(lons))
+        self.cos_phi = np.cos(self.phi)
+
+    def _approx(self, lat: float, lon: float) -> Any:
+        qphi = np.radians(lat)
+        a = np.sin((self.phi - qphi) / 2) ** 2 + np.cos(qphi) * self.cos_phi * np.sin((self.lam - np.radians(lon)) / 2) ** 2
+        return 2 * R * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+
+    def _exact(self, lat: float, lon: float, ids: Any, radius: float) -> list[tuple[int, float]]:
+        out = []
+        for i in ids.tolist():
+            d = haversine_m(lat, lon, self.lats[i], self.lons[i])
+            if d <= radius:
+                out.append((d, i))
+        out.sort()
+        return [(i, d) for d, i in out]
+
+    def within(self, lat: float, lon: float, radius: float, limit: int | None = None) -> list[tuple[int, float]]:
+        ids = np.nonzero(self._approx(lat, lon) <= radius + SLACK_M)[0]
+        return self._exact(lat, lon, ids, radius)[:limit]
+
+    def nearest(self, lat: float, lon: float, k: int, cap: float | None = None) -> list[tuple[int, float]]:
+        d = self._approx(lat, lon)
+        kth = np.partition(d, k - 1)[k - 1]
+        ids = np.nonzero(d <= kth + SLACK_M)[0]
+        return self._exact(lat, lon, ids, float("inf") if cap is None else cap)[:k]
+
+
+@pytest.fixture(scope="module")
+def places() -> tuple[list[float], list[float]]:
+    all_places = load_places()
+    assert len(all_places) == 144_563
+    return [p.latitude for p in all_places], [p.longitude for p in all_places]
+
+
+@pytest.fixture(scope="module")
+def oracle(places: tuple[list[float], list[float]]) -> Oracle:
+    return Oracle(*places)
+
+
+@pytest.fixture(scope="module", params=[GeohashIndex, QuadTree, S2Index], ids=lambda c: c.__name__)
+def loaded(request: pytest.FixtureRequest, places: tuple[list[float], list[float]]) -> IndexBase[int]:
+    idx: IndexBase[int] = request.param()
+    lats, lons = places
+    idx.bulk_load(zip(range(len(lats)), lats, lons))
+    return idx
+
+
+@pytest.fixture(scope="module")
+def queries(places: tuple[list[float], list[float]]) -> list[tuple[float, float]]:
+    lats, lons = places
+    rng = random.Random(20240611)
+    picked = [(lats[i], lons[i]) for i in rng.sample(range(len(lats)), 120)]
+    return SPECIAL + picked
+
+
+def test_within_at_real_places(loaded: IndexBase[int], oracle: Oracle, queries: list[tuple[float, float]]) -> None:
+    found = 0
+    for lat, lon in queries:
+        for radius in (500.0, 5_000.0, 20_000.0, 50_000.0):
+            expected = oracle.within(lat, lon, radius)
+            assert loaded.within(lat, lon, radius) == expected, (lat, lon, radius)
+            assert loaded.within(lat, lon, radius, limit=20) == expected[:20]
+            found += len(expected)
+    assert found > 10_000
+
+
+def test_nearest_at_real_places(loaded: IndexBase[int], oracle: Oracle, queries: list[tuple[float, float]]) -> None:
+    for lat, lon in queries[:70]:
+        for k in (1, 10):
+            assert loaded.nearest(lat, lon, k) == oracle.nearest(lat, lon, k), (lat, lon, k)
+        assert loaded.nearest(lat, lon, 5, max_radius_m=3_000.0) == oracle.nearest(lat, lon, 5, 3_000.0)
+
+
+def test_known_neighbourhoods(loaded: IndexBase[int], places: tuple[list[float], list[float]]) -> None:
+    _, lons = places
+    all_places = load_places()
+    # Suva's nearest place is Suva itself (or a suburb at the same spot)
+    (i, d), = loaded.nearest(-18.14161, 178.44149, 1)
+    assert d < 2_000.0 and all_places[i].country == "FJ"
+    # Across the antimeridian: Egvekinot (lon -179.12) from lon +179.9, Lambasa (+179.38)
+    # from lon -179.9
+    assert [all_places[i].name for i, _ in loaded.within(66.32, 179.9, 50_000.0)] == ["Egvekinot"]
+    (lambasa, d), = loaded.nearest(-16.4, -179.9, 1)
+    assert all_places[lambasa].name == "Lambasa" and 70_000.0 < d < 80_000.0
+    assert lons[lambasa] > 179.0
+    # Longyearbyen and Alert are found in the Arctic
+    assert any(all_places[i].country == "SJ" for i, _ in loaded.within(78.22, 15.65, 5_000.0))
+    # Alert (too small for the file) is 1,088 km from Upernavik, Greenland
+    (upernavik, d), = loaded.nearest(82.5, -62.3, 1)
+    assert all_places[upernavik].name == "Upernavik" and d == pytest.approx(1_088_404.9, abs=1.0)
+    # Nothing within 50 km of the poles; the place nearest the north pole is Longyearbyen,
+    # whichever meridian the pole is approached along
+    assert loaded.within(90.0, 0.0, 50_000.0) == []
+    for lon in (-180.0, 0.0, 123.0, 180.0):
+        (i, _), = loaded.nearest(90.0, lon, 1)
+        assert all_places[i].name == "Longyearbyen"
