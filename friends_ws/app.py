@@ -2,16 +2,83 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+import asyncio
+from collections.abc import AsyncIterator
 
-from geo_common.settings import Settings
-from friends_ws.keys import settings_key
+from aiohttp import WSCloseCode, web
+
+from friends_ws.cache import LocationCache
+from friends_ws.db import Database
+from friends_ws.history import HistoryWriter
+from friends_ws.hub import Hub
+from friends_ws.keys import cache_key, db_key, history_key, hub_key, regions_key, services_key, settings_key
 from friends_ws.routes import setup_routes
+from friends_ws.session import Services, SessionConfig
+from geo_common.regions import RegionMap
+from geo_common.settings import Settings, SettingsError
+
+
+def _check(settings: Settings) -> None:
+    if not settings.friend_radius_min_m <= settings.friend_radius_m <= settings.friend_radius_max_m:
+        raise SettingsError(
+            f"GEO_FRIEND_RADIUS_M={settings.friend_radius_m:g}: must lie between GEO_FRIEND_RADIUS_MIN_M "
+            f"({settings.friend_radius_min_m:g}) and GEO_FRIEND_RADIUS_MAX_M ({settings.friend_radius_max_m:g})"
+        )
 
 
 def create_app(settings: Settings) -> web.Application:
-    """Build the API application from validated settings (reads no env, no argv)."""
+    """Build the WebSocket tier from validated settings (reads no env, no argv).
+
+    Raises:
+        SettingsError: settings that are valid one by one but not together (radius bounds,
+            a region whose pub/sub nodes are missing); the message names the variable.
+    """
+    _check(settings)
     app = web.Application()
     app[settings_key] = settings
+    app[regions_key] = RegionMap.from_settings(settings)
+    app.cleanup_ctx.append(_backends)
+    app.on_shutdown.append(_close_sessions)
     setup_routes(app)
     return app
+
+
+async def _backends(app: web.Application) -> AsyncIterator[None]:
+    """Open the database, caches, pub/sub and history writer; close them in reverse order."""
+    settings = app[settings_key]
+    db = await Database.open(settings)
+    cache = LocationCache(app[regions_key], namespace=settings.redis_namespace, ttl_s=settings.location_ttl_s)
+    hub = Hub(
+        app[regions_key], cache=cache, namespace=settings.redis_namespace, ttl_s=settings.location_ttl_s,
+        max_updates_per_s=settings.ws_max_updates_per_s, ping_interval_s=settings.ws_ping_interval_s,
+        bus_options={"probe_interval_s": settings.pubsub_probe_s, "probe_timeout_s": settings.pubsub_probe_s,
+                     "handoff_s": settings.pubsub_ring_handoff_s},
+    )
+    history = HistoryWriter(db, flush_ms=settings.history_flush_ms, flush_rows=settings.history_flush_rows)
+    try:
+        await hub.start()
+        history.start()
+        app[db_key], app[cache_key], app[hub_key], app[history_key] = db, cache, hub, history
+        app[services_key] = Services(hub, cache, db, history, SessionConfig(
+            radius_m=settings.friend_radius_m, min_radius_m=settings.friend_radius_min_m,
+            max_radius_m=settings.friend_radius_max_m, margin_m=settings.friend_hysteresis_m,
+            queue_size=settings.ws_queue_size, max_updates_per_s=settings.ws_max_updates_per_s,
+        ))
+        yield
+    finally:
+        # Sessions are closed by now (on_shutdown); write what they sent, then disconnect.
+        await history.close()
+        await hub.close()
+        await cache.close()
+        await db.close()
+
+
+async def _close_sessions(app: web.Application) -> None:
+    """On shutdown, close every connection with 1001 so handlers finish and flush."""
+    if hub_key not in app:
+        return
+    sessions = list(app[hub_key].sessions)
+    await asyncio.gather(
+        *(s.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down") for s in sessions),
+        return_exceptions=True,
+    )

@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from friends_ws.cache import LocationCache
+from friends_ws.db import Database
+from friends_ws.history import HistoryWriter
+from friends_ws.hub import Hub
+from friends_ws.session import Services
+from geo_common.regions import RegionMap
 from geo_common.settings import Settings
 
 settings_key = web.AppKey("settings", Settings)
+regions_key = web.AppKey("regions", RegionMap)
+db_key = web.AppKey("db", Database)
+cache_key = web.AppKey("cache", LocationCache)
+hub_key = web.AppKey("hub", Hub)
+history_key = web.AppKey("history", HistoryWriter)
+services_key = web.AppKey("services", Services)

@@ -1,10 +1,42 @@
-"""Request handlers."""
+"""HTTP handlers on the WebSocket tier's port: liveness, readiness, metrics."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from friends_ws.keys import cache_key, db_key, hub_key, services_key
+from friends_ws.metrics import registry, render
+
 
 async def healthz(_request: web.Request) -> web.Response:
     """Liveness: the process answers."""
     return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: PostgreSQL, the caches and every region's pub/sub answer (503 otherwise)."""
+    app = request.app
+    checks: dict[str, bool] = {}
+    try:
+        await app[db_key].primary.fetchval("SELECT 1")
+        checks["postgres"] = True
+    except Exception:
+        checks["postgres"] = False
+    checks["cache"] = await app[cache_key].ping()
+    for name, bus in app[hub_key].buses.items():
+        checks[f"pubsub:{name}"] = await bus.ping()
+    ok = all(checks.values())
+    return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics of this process."""
+    services = request.app[services_key]
+    hub = services.hub
+    reg = registry(hub.stats, {
+        "geo_friends_sessions": ("open WebSocket sessions", lambda: float(len(hub.sessions))),
+        "geo_friends_followed": ("friends followed (location channels subscribed)", lambda: float(len(hub.listeners))),
+        "geo_friends_history_waiting": ("history rows not written yet", lambda: float(services.history.waiting)),
+        "geo_friends_history_written": ("history rows written", lambda: float(services.history.written)),
+    })
+    return web.Response(body=render(reg), content_type="text/plain", charset="utf-8")

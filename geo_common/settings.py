@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from geo_common.regions import PUBSUB_BACKENDS, Region, parse_regions
+
 
 class SettingsError(ValueError):
     """A ``GEO_*`` variable holds a value that cannot be used; the message names it."""
@@ -182,6 +184,94 @@ class Settings:
         "info", "GEO_LOG_LEVEL", _parse_choice("debug", "info", "warning", "error"), "log level"
     )
     dev: bool = _setting(False, "GEO_DEV", _parse_bool, "enable development-only endpoints")
+    # --- location_api
+    api_role: str = _setting(
+        "all", "GEO_API_ROLE", _parse_choice("read", "write", "all"),
+        "routes the HTTP API serves: read (search, GET), write (POST/PUT/DELETE) or all",
+    )
+    api_index: str = _setting(
+        "geohash", "GEO_API_INDEX", _parse_choice("geohash", "quadtree", "s2", "sql"),
+        "default nearby-search strategy: an in-memory index, or sql (geohash prefixes on a replica)",
+    )
+    api_indexes: tuple[str, ...] = _setting(
+        ("geohash", "quadtree", "s2"), "GEO_API_INDEXES",
+        lambda raw: tuple(_parse_choice("geohash", "quadtree", "s2")(i) for i in raw.split(",") if i.strip()),
+        "in-memory indexes each read instance builds, comma-separated (a strategy not built is answered by sql)",
+    )
+    api_cache_ttl_s: int = _setting(
+        300, "GEO_API_CACHE_TTL_S", _parse_int(1, 86_400), "lifetime of the HTTP API's Redis cache entries, seconds"
+    )
+    api_refresh_s: float = _setting(
+        0.25, "GEO_API_REFRESH_S", _parse_float(0.01, 60.0),
+        "how often each HTTP API instance polls for business changes to apply to its indexes, seconds",
+    )
+    # --- end location_api
+    # --- friends_ws
+    pubsub_backend: str = _setting(
+        "redis", "GEO_PUBSUB_BACKEND", _parse_choice(*PUBSUB_BACKENDS),
+        "pub/sub of the friends tier: redis (GEO_REDIS_URL), ring (GEO_PUBSUB_RING) or cluster (GEO_REDIS_CLUSTER)",
+    )
+    pubsub_ring: tuple[str, ...] = _setting(
+        (), "GEO_PUBSUB_RING", _parse_url_list("redis", "rediss"),
+        "standalone Redis nodes of the ring pub/sub backend, comma-separated URLs",
+    )
+    pubsub_probe_s: float = _setting(
+        5.0, "GEO_PUBSUB_PROBE_S", _parse_float(0.05, 300.0),
+        "an idle pub/sub subscriber connection is sent PING after this long and reconnected if the PING "
+        "is not answered within it, seconds",
+    )
+    pubsub_ring_handoff_s: float = _setting(
+        2.0, "GEO_PUBSUB_RING_HANDOFF_S", _parse_float(0.0, 600.0),
+        "when the ring's nodes change, each re-homing step lasts this long (every process must start "
+        "the change within it), seconds",
+    )
+    regions: tuple[Region, ...] = _setting(
+        (), "GEO_REGIONS", parse_regions,
+        "region map as JSON or a JSON file's path: name -> boxes, Redis cache, pub/sub (empty: one region "
+        "everywhere; see docs/regions.md)",
+    )
+    location_ttl_s: int = _setting(
+        600, "GEO_LOCATION_TTL_S", _parse_int(1, 86_400),
+        "lifetime of a cached location; a user silent this long becomes inactive, seconds",
+    )
+    friend_radius_m: float = _setting(
+        8047.0, "GEO_FRIEND_RADIUS_M", _parse_float(1.0, 1_000_000.0),
+        "default radius within which friends are shown, metres (5 miles)",
+    )
+    friend_radius_min_m: float = _setting(
+        100.0, "GEO_FRIEND_RADIUS_MIN_M", _parse_float(1.0, 1_000_000.0), "smallest radius a client may set, metres"
+    )
+    friend_radius_max_m: float = _setting(
+        80_467.0, "GEO_FRIEND_RADIUS_MAX_M", _parse_float(1.0, 1_000_000.0), "largest radius a client may set, metres (50 miles)"
+    )
+    friend_hysteresis_m: float = _setting(
+        200.0, "GEO_FRIEND_HYSTERESIS_M", _parse_float(0.0, 100_000.0),
+        "a friend in view leaves it only beyond the radius plus this margin (no flapping at the edge), metres",
+    )
+    ws_max_updates_per_s: float = _setting(
+        2.0, "GEO_WS_MAX_UPDATES_PER_S", _parse_float(0.01, 10_000.0),
+        "location updates per second one user may send; more are answered with rate_limited",
+    )
+    ws_ping_interval_s: float = _setting(
+        20.0, "GEO_WS_PING_INTERVAL_S", _parse_float(0.05, 3600.0),
+        "a WebSocket connection silent this long is pinged, and closed when no pong comes back within half of it, seconds",
+    )
+    ws_queue_size: int = _setting(
+        256, "GEO_WS_QUEUE_SIZE", _parse_int(1, 100_000),
+        "frames a slow reader may have waiting (the newest per friend replaces older ones); beyond it "
+        "the connection is closed",
+    )
+    history_flush_ms: int = _setting(
+        500, "GEO_HISTORY_FLUSH_MS", _parse_int(1, 600_000), "location history is written at least this often, milliseconds"
+    )
+    history_flush_rows: int = _setting(
+        1000, "GEO_HISTORY_FLUSH_ROWS", _parse_int(1, 1_000_000), "location history is written whenever this many rows wait"
+    )
+    history_retention_days: int = _setting(
+        30, "GEO_HISTORY_RETENTION_DAYS", _parse_int(1, 36_500),
+        "location history older than this is deleted by geo-friends purge-history, days",
+    )
+    # --- end friends_ws
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

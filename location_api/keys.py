@@ -5,5 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from geo_common.settings import Settings
+from location_api.cache import Cache
+from location_api.db import Database
+from location_api.metrics import Metrics
+from location_api.refresh import Refresher
+from location_api.settings import Role
 
 settings_key = web.AppKey("settings", Settings)
+role_key = web.AppKey("role", Role)
+#: The signing key of paging cursors (derived from the JWT secret).
+cursor_key_key = web.AppKey("cursor_key", bytes)
+db_key = web.AppKey("db", Database)
+cache_key = web.AppKey("cache", Cache)
+#: Read roles only: the in-memory catalog and what keeps it current.
+refresher_key = web.AppKey("refresher", Refresher)
+metrics_key = web.AppKey("metrics", Metrics)

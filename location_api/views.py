@@ -1,10 +1,173 @@
-"""Request handlers."""
+"""Request handlers: parse the request, call the layer below, render JSON. Errors are raised,
+never rendered here (see :mod:`location_api.errors`)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
 from aiohttp import web
+
+from location_api import businesses
+from location_api.auth import require_writer
+from location_api.cursor import decode_cursor, encode_cursor
+from location_api.keys import (
+    cache_key,
+    cursor_key_key,
+    db_key,
+    metrics_key,
+    refresher_key,
+    role_key,
+    settings_key,
+)
+from location_api.openapi import openapi_document
+from location_api.search import search_memory, search_sql
+from location_api.validate import (
+    CONSISTENCY_HEADER,
+    format_lsn,
+    parse_business,
+    parse_consistency_token,
+    parse_id,
+    parse_search,
+)
+
+
+def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A JSON response encoded with orjson."""
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
+
+
+# --------------------------------------------------------------------------- search
+
+
+async def search_nearby(request: web.Request) -> web.Response:
+    """``GET /v1/search/nearby``: businesses within a radius, nearest first, one page at a time."""
+    app = request.app
+    settings = app[settings_key]
+    query = parse_search(request.query, max_radius_m=settings.max_radius_m)
+    token = parse_consistency_token(request.headers)
+    after = None if query.cursor is None else decode_cursor(app[cursor_key_key], query, query.cursor)
+    strategy = query.strategy or settings.api_index
+    refresher = app[refresher_key]
+    catalog = refresher.catalog
+    # Memory answers unless asked for sql, not built (yet, or by configuration), or behind
+    # the client's own write; sql gives the identical answer.
+    if catalog is not None and strategy in catalog.indexes and (token is None or token <= refresher.applied_lsn):
+        page = search_memory(catalog, strategy, query, after, settings.max_radius_m)
+    else:
+        page = await search_sql(app[db_key], app[cache_key], query, after, settings.max_radius_m, min_lsn=token)
+    return json_response({
+        "total": page.total,
+        "radius_m": page.radius_m,
+        "businesses": [business.to_hit_json(distance) for business, distance in page.hits],
+        "next_cursor": None if page.next_position is None
+        else encode_cursor(app[cursor_key_key], query, page.next_position),
+    })
+
+
+# --------------------------------------------------------------------------- businesses
+
+
+async def get_business(request: web.Request) -> web.Response:
+    """``GET /v1/businesses/{id}``."""
+    business_id = parse_id(request.match_info["id"])
+    token = parse_consistency_token(request.headers)
+    business = await businesses.get(request.app[db_key], request.app[cache_key], business_id, min_lsn=token)
+    return json_response(business.to_json())
+
+
+async def create_business(request: web.Request) -> web.Response:
+    """``POST /v1/businesses`` (owner or admin): 201 with ``Location`` and a consistency token."""
+    require_writer(request, request.app[settings_key].jwt_secret)
+    data = parse_business(await request.read())
+    business, lsn = await businesses.create(request.app[db_key], request.app[cache_key], data)
+    return json_response(
+        business.to_json(),
+        status=201,
+        headers={"Location": f"/v1/businesses/{business.id}", CONSISTENCY_HEADER: format_lsn(lsn)},
+    )
+
+
+async def update_business(request: web.Request) -> web.Response:
+    """``PUT /v1/businesses/{id}`` (owner or admin): replace every field."""
+    require_writer(request, request.app[settings_key].jwt_secret)
+    business_id = parse_id(request.match_info["id"])
+    data = parse_business(await request.read())
+    business, lsn = await businesses.update(request.app[db_key], request.app[cache_key], business_id, data)
+    return json_response(business.to_json(), headers={CONSISTENCY_HEADER: format_lsn(lsn)})
+
+
+async def delete_business(request: web.Request) -> web.Response:
+    """``DELETE /v1/businesses/{id}`` (owner or admin): 204."""
+    require_writer(request, request.app[settings_key].jwt_secret)
+    business_id = parse_id(request.match_info["id"])
+    lsn = await businesses.delete(request.app[db_key], request.app[cache_key], business_id)
+    return web.Response(status=204, headers={CONSISTENCY_HEADER: format_lsn(lsn)})
+
+
+# --------------------------------------------------------------------------- operations
 
 
 async def healthz(_request: web.Request) -> web.Response:
     """Liveness: the process answers."""
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: each dependency checked now; 200 when this instance can do its job, else 503.
+
+    Redis being down does not make the instance unready (reads fall back to the database),
+    but it is reported.
+    """
+    app = request.app
+    role = app[role_key]
+    db, cache = app[db_key], app[cache_key]
+    await db.check_health()
+    await cache.check()
+    replicas = {
+        r.name: {
+            "status": "up" if r.healthy else "down",
+            "address": r.address,
+            "replay_lag_seconds": r.lag_seconds if r.healthy and not math.isnan(r.lag_seconds) else None,
+            "replay_lag_bytes": r.lag_bytes if r.healthy and not math.isnan(r.lag_bytes) else None,
+        }
+        for r in db.replicas
+    }
+    body: dict[str, Any] = {
+        "role": role.value,
+        "primary": {"status": "up" if db.primary.healthy else "down", "address": db.primary.address},
+        "replicas": replicas,
+        "redis": {"status": "up" if cache.up else "down"},
+    }
+    ready = True
+    if role.writes:
+        ready &= db.primary.healthy
+    if role.reads:
+        refresher = app[refresher_key]
+        catalog = refresher.catalog
+        body["index"] = {
+            "status": "ready" if catalog is not None else "building",
+            "businesses": 0 if catalog is None else len(catalog),
+            "strategies": [] if catalog is None else sorted(catalog.indexes),
+            "applied_lsn": format_lsn(refresher.applied_lsn),
+            "seconds_since_refresh": refresher.seconds_since_refresh,
+        }
+        ready &= catalog is not None and (db.primary.healthy or any(r.healthy for r in db.replicas))
+    body["status"] = "ready" if ready else "not_ready"
+    return json_response(body, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics of this instance."""
+    body = request.app[metrics_key].render()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 description of the routes this instance serves."""
+    app = request.app
+    return web.Response(
+        body=openapi_document(app[role_key], app[settings_key].max_radius_m), content_type="application/json"
+    )

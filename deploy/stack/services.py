@@ -38,6 +38,12 @@ def run_services(stack_env: Mapping[str, str]) -> int:
     """
     env = {**stack_env, **os.environ}
     settings = load_settings(env)
+    # The HTTP API needs businesses to find: the GeoNames demo set, loaded once (a no-op
+    # when the table already holds businesses).
+    demo = subprocess.run([sys.executable, "-m", "location_api", "load-demo", "--if-empty"], env=env)
+    if demo.returncode != 0:
+        print("geo: loading the demo businesses failed (see above)", file=sys.stderr)
+        return 1
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     stopping = False
 

@@ -1,0 +1,544 @@
+"""Benchmark nearby search over HTTP against its two yardsticks, on the same cores.
+
+For each data set (the 144,563 GeoNames businesses, and 1,000,000: those plus synthetic ones
+scattered around them) and for 1 and 2 API processes sharing one port (SO_REUSEPORT):
+
+* **API**: ``GET /v1/search/nearby`` at 5 km, limit 20, default strategy (in-memory geohash),
+  every request a different point from a list of 10,000 scattered around GeoNames places;
+  maximum throughput from ``wrk`` (closed loop, 64 connections, a Lua script cycling the
+  URLs), then ``geo-loadgen search`` open-loop at half that rate for p50/p99 measured from the
+  intended send times (no coordinated omission);
+* **hello-world ceiling**: a bare aiohttp app (uvloop, no middleware) answering the same URLs
+  with a fixed small JSON body, driven by the same wrk command: what the framework allows;
+* **PostGIS direct**: the same points straight to PostgreSQL with ``pgbench`` (prepared,
+  8 clients, 2 threads): ``ST_DWithin(geog, point, 5000) ORDER BY geog <-> point LIMIT 20``
+  on a geography column with a GiST index.
+
+Everything (drivers, servers, PostgreSQL) runs on this machine's cores at once, so each
+figure is what the whole machine does, not one server process in isolation.
+
+Usage::
+
+    .venv/bin/python bench/location_api_bench.py            # both data sets, 20 s per run
+    .venv/bin/python bench/location_api_bench.py --quick    # 144k only, 5 s per run
+
+It needs the local stack (``geo-stack up``), ``wrk`` (installed from Debian's package when
+run as root, otherwise named) and ``pgbench`` (PostgreSQL's). Each data set gets a database
+of its own (``geo_bench_api_*``, PostGIS enabled), dropped at the end unless ``--keep``.
+Figures go to stdout and ``bench/out/location_api/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import asyncpg  # noqa: E402
+
+from geo_common.migrate import apply_migrations  # noqa: E402
+from geo_common.places import scatter  # noqa: E402
+from geo_common.settings import Settings, load_settings  # noqa: E402
+
+OUT = REPO / "bench" / "out" / "location_api"
+GEONAMES = 144_563
+RADIUS_M = 5_000
+LIMIT = 20
+POINTS = 10_000
+CONNECTIONS = 64
+PGBENCH_CLIENTS = 8
+
+_LUA = """
+local paths = {}
+local i = 0
+function init(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  i = math.random(#paths)
+end
+function request()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+"""
+
+_PGBENCH_SQL = """\\set i random(1, {points})
+SELECT b.id, b.name, b.latitude, b.longitude, b.category, b.address, ST_Distance(b.geog, q.geog) AS distance_m
+  FROM businesses_postgis b, (SELECT geog FROM bench_points WHERE id = :i) q
+ WHERE ST_DWithin(b.geog, q.geog, {radius})
+ ORDER BY b.geog <-> q.geog
+ LIMIT {limit};
+"""
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def say(message: str) -> None:
+    print(f"location_api_bench: {message}", flush=True)
+
+
+def ensure_wrk() -> str:
+    """The wrk program; installed from Debian's package when missing and run as root."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        say("installing wrk (apt-get install wrk)")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+            subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=900)
+        found = shutil.which("wrk")
+        if found:
+            return found
+    raise SystemExit("location_api_bench: wrk is missing; install the Debian package (as root: apt-get install wrk)")
+
+
+def find_pgbench() -> str:
+    found = shutil.which("pgbench") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))), None)
+    if not found:
+        raise SystemExit("location_api_bench: pgbench is missing; install the Debian package postgresql-client")
+    return str(found)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def with_database(dsn: str, database: str) -> str:
+    head, _, _ = dsn.rpartition("/")
+    return f"{head}/{database}"
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def serve_worker(kind: str, port: int) -> None:
+    """One server process on a shared port (SO_REUSEPORT): the API, or the hello-world ceiling."""
+    import uvloop
+    from aiohttp import web
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    if kind == "api":
+        from location_api.app import create_app
+
+        app = create_app(load_settings())
+    else:
+        body = json.dumps({"total": 0, "radius_m": RADIUS_M, "businesses": [], "next_cursor": None}).encode()
+
+        async def hello(_request: web.Request) -> web.Response:
+            return web.Response(body=body, content_type="application/json")
+
+        app = web.Application()
+        app.router.add_get("/v1/search/nearby", hello)
+    web.run_app(app, host="127.0.0.1", port=port, reuse_port=True, access_log=None,
+                print=lambda _m: print("ready", flush=True))
+
+
+@dataclass
+class Servers:
+    """Processes serving one port."""
+
+    port: int
+    procs: list[subprocess.Popen[str]]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def start_servers(kind: str, count: int, env: dict[str, str]) -> Servers:
+    port = free_port()
+    procs = [
+        subprocess.Popen([sys.executable, __file__, "worker", kind, "--port", str(port)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(count)
+    ]
+    servers = Servers(port, procs)
+    for p in procs:
+        assert p.stdout is not None
+        lines = []
+        for line in p.stdout:
+            lines.append(line)
+            if line.strip() == "ready":
+                break
+        else:
+            servers.stop()
+            raise SystemExit(f"location_api_bench: a {kind} server did not start:\n{''.join(lines)}")
+    return servers
+
+
+# --------------------------------------------------------------------------- drivers
+
+
+def run_wrk(wrk: str, port: int, paths_file: Path, duration_s: int) -> dict[str, float]:
+    script = OUT / "paths.lua"
+    script.write_text(_LUA)
+    out = subprocess.run(
+        [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}", "--", str(paths_file)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if bad:
+        raise SystemExit(f"location_api_bench: {bad.group(1)} error responses under wrk:\n{out}")
+    return {"rps": rps}
+
+
+def run_loadgen(port: int, points_file: Path, rate: float, duration_s: int, out: Path) -> dict[str, float]:
+    subprocess.run(
+        [sys.executable, "-m", "loadgen", "search", "--url", f"http://127.0.0.1:{port}", "--rate", f"{rate:.0f}",
+         "--duration", f"{duration_s}s", "--points", str(points_file), "--radius", str(RADIUS_M),
+         "--limit", str(LIMIT), "--no-progress", "--out", str(out)],
+        check=True, capture_output=True, text=True,
+    )
+    report = json.loads((out / "report.json").read_text())
+    metric = report["metrics"][report["main_metric"]]
+    errors = sum(v for k, v in report["counters"].items() if k.startswith(("status_", "error", "timeout")))
+    return {"rate": report["rate"], "p50_ms": metric["p50"], "p99_ms": metric["p99"], "errors": errors}
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection of the open-loop driver, one request at a time."""
+
+    def __init__(self, driver: _OpenLoop) -> None:
+        self.driver = driver
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.intended = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's TCP transport
+
+    def send(self, request: bytes, intended: float) -> None:
+        assert self.transport is not None
+        self.intended = intended
+        self.transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buffer[:end])
+        length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+        if len(self.buffer) < end + 4 + length:
+            return
+        del self.buffer[: end + 4 + length]
+        self.driver.done(self, head[9:12] == b"200", self.intended)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.driver.lost += 1
+
+
+class _OpenLoop:
+    """Send requests at fixed intended times; latency counts from the intended time.
+
+    A request that finds every connection busy waits in a queue, and the wait is part of its
+    latency: a stalled server cannot hide behind a slowed-down driver. Requests leave on a
+    tick of about a millisecond (the event loop's timer resolution), so a latency includes up
+    to that much sending delay. Written on raw asyncio
+    protocols (uvloop) so that the driver costs little CPU on the machine it shares.
+    """
+
+    def __init__(self, requests: list[bytes]) -> None:
+        self.requests = requests
+        self.idle: list[_Connection] = []
+        self.backlog: list[float] = []
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.lost = 0
+        self.sent = 0
+        self.loop = asyncio.get_running_loop()
+
+    def _next_request(self) -> bytes:
+        request = self.requests[self.sent % len(self.requests)]
+        self.sent += 1
+        return request
+
+    def done(self, conn: _Connection, ok: bool, intended: float) -> None:
+        self.latencies.append(time.perf_counter() - intended)
+        if not ok:
+            self.errors += 1
+        if self.backlog:
+            conn.send(self._next_request(), self.backlog.pop(0))
+        else:
+            self.idle.append(conn)
+
+    async def run(self, port: int, rate: float, duration_s: float, connections: int) -> dict[str, float]:
+        for _ in range(connections):
+            _transport, conn = await self.loop.create_connection(lambda: _Connection(self), "127.0.0.1", port)
+            self.idle.append(conn)
+        # perf_counter, not loop.time(): uvloop's clock moves in whole milliseconds.
+        interval = 1.0 / rate
+        start = time.perf_counter() + 0.1
+        total = int(rate * duration_s)
+        i = 0
+        while i < total:
+            now = time.perf_counter()
+            while i < total and start + i * interval <= now:
+                intended = start + i * interval
+                if self.idle:
+                    self.idle.pop().send(self._next_request(), intended)
+                else:
+                    self.backlog.append(intended)
+                i += 1
+            await asyncio.sleep(0.0005)
+        deadline = time.perf_counter() + 30
+        while len(self.latencies) < total and time.perf_counter() < deadline:
+            await asyncio.sleep(0.01)
+        ordered = sorted(self.latencies)
+
+        def pct(p: float) -> float:
+            return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000 if ordered else float("nan")
+
+        return {"rate": rate, "completed": len(ordered), "p50_ms": pct(50), "p99_ms": pct(99),
+                "p999_ms": pct(99.9), "max_ms": ordered[-1] * 1000 if ordered else float("nan"),
+                "errors": self.errors + (total - len(ordered)) + self.lost}
+
+
+def drive(port: int, paths_file: Path, rate: float, duration_s: float) -> dict[str, float]:
+    """Run the open-loop driver in a process of its own (one uvloop event loop)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "worker", "driver", "--port", str(port), "--paths", str(paths_file),
+         "--rate", str(rate), "--duration", str(duration_s)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def run_driver_worker(port: int, paths_file: Path, rate: float, duration_s: float) -> None:
+    import uvloop
+
+    requests = [f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+                for path in paths_file.read_text().split()]
+
+    async def main() -> dict[str, float]:
+        return await _OpenLoop(requests).run(port, rate, duration_s, CONNECTIONS)
+
+    print(json.dumps(uvloop.run(main())), flush=True)
+
+
+def run_pgbench(pgbench: str, dsn: str, duration_s: int) -> dict[str, float]:
+    script = OUT / "postgis.sql"
+    script.write_text(_PGBENCH_SQL.format(points=POINTS, radius=RADIUS_M, limit=LIMIT))
+    out = subprocess.run(
+        [pgbench, "-n", "-M", "prepared", "-f", str(script), "-c", str(PGBENCH_CLIENTS), "-j", "2",
+         "-T", str(duration_s), dsn],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    latency = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))  # type: ignore[union-attr]
+    return {"tps": tps, "latency_avg_ms": latency}
+
+
+# --------------------------------------------------------------------------- data
+
+
+async def prepare_database(base: Settings, name: str, total: int, points: list[tuple[float, float]]) -> Settings:
+    """A database with ``total`` businesses, their PostGIS copy and the query points."""
+    from location_api.demo import load_demo
+
+    admin = await asyncpg.connect(with_database(base.pg_primary, "postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    settings = replace(
+        base,
+        pg_primary=with_database(base.pg_primary, name),
+        pg_replicas=tuple(with_database(r, name) for r in base.pg_replicas),
+        redis_namespace=f"bench-{name}",
+    )
+    await apply_migrations(settings.pg_primary)
+    await load_demo(settings.pg_primary, synthetic=total - GEONAMES, say=lambda line: say(line.strip()))
+    conn = await asyncpg.connect(settings.pg_primary)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        await conn.execute(
+            """CREATE TABLE businesses_postgis AS
+                 SELECT id, name, latitude, longitude, category, address,
+                        ST_SetSRID(ST_MakePoint(longitude, latitude), 4326)::geography AS geog
+                   FROM businesses"""
+        )
+        await conn.execute("CREATE INDEX ON businesses_postgis USING gist (geog)")
+        await conn.execute("CREATE TABLE bench_points (id int PRIMARY KEY, geog geography NOT NULL)")
+        await conn.executemany(
+            "INSERT INTO bench_points VALUES ($1, ST_SetSRID(ST_MakePoint($3, $2), 4326)::geography)",
+            [(i, lat, lon) for i, (lat, lon) in enumerate(points, start=1)],
+        )
+        await conn.execute("VACUUM ANALYZE businesses_postgis")
+        await conn.execute("VACUUM ANALYZE bench_points")
+        lsn = await conn.fetchval("SELECT pg_current_wal_lsn()::text")
+    finally:
+        await conn.close()
+    for replica in settings.pg_replicas:  # the API reads from the replica: let it catch up
+        conn = await asyncpg.connect(replica)
+        try:
+            while not await conn.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn", lsn):
+                await asyncio.sleep(0.2)
+        finally:
+            await conn.close()
+    return settings
+
+
+async def drop_database(base: Settings, name: str) -> None:
+    admin = await asyncpg.connect(with_database(base.pg_primary, "postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "GEO_ENV_FILE": os.devnull,
+        "GEO_PG_PRIMARY": settings.pg_primary,
+        "GEO_PG_REPLICAS": ",".join(settings.pg_replicas),
+        "GEO_REDIS_URL": settings.redis_url,
+        "GEO_REDIS_NAMESPACE": settings.redis_namespace,
+        "GEO_API_ROLE": "read",
+        # Only the default strategy is measured; the other indexes would only cost memory
+        # and start-up time (a million points, twice).
+        "GEO_API_INDEXES": "geohash",
+        "GEO_LOG_LEVEL": "warning",
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duration_s: int,
+                  paths_file: Path, points_file: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    env = env_for(settings)
+    for procs in (1, 2):
+        say(f"[{label}] hello-world, {procs} process(es): wrk {duration_s} s")
+        hello = start_servers("hello", procs, env)
+        try:
+            results[f"hello_{procs}p"] = run_wrk(tools["wrk"], hello.port, paths_file, duration_s)
+        finally:
+            hello.stop()
+        say(f"[{label}] API, {procs} process(es): starting (indexes built from the replica)")
+        started = time.monotonic()
+        api = start_servers("api", procs, env)
+        try:
+            say(f"[{label}] API ready in {time.monotonic() - started:.0f} s; wrk {duration_s} s")
+            peak = run_wrk(tools["wrk"], api.port, paths_file, duration_s)
+            half = peak["rps"] / 2
+            say(f"[{label}] API {peak['rps']:.0f} req/s at most; open loop at {half:.0f} req/s")
+            open_loop = drive(api.port, paths_file, half, duration_s)
+            say(f"[{label}] p99 {open_loop['p99_ms']:.2f} ms; geo-loadgen at {half:.0f} req/s")
+            loadgen = run_loadgen(api.port, points_file, half, duration_s, OUT / f"loadgen_{label}_{procs}p")
+            results[f"api_{procs}p"] = {**peak, "half_rate": open_loop, "half_rate_loadgen": loadgen}
+        finally:
+            api.stop()
+    say(f"[{label}] PostGIS direct: pgbench {duration_s} s")
+    results["postgis"] = run_pgbench(tools["pgbench"], settings.pg_primary, duration_s)
+    return results
+
+
+def print_table(all_results: dict[str, dict[str, Any]]) -> None:
+    print()
+    header = f"{'data set':<8} {'procs':>5} {'hello req/s':>12} {'API req/s':>10} {'API/hello':>9} " \
+             f"{'PostGIS tps':>12} {'p50 @half':>10} {'p99 @half':>10} {'@rate':>7} " \
+             f"{'loadgen p99':>12} {'achieved':>9}"
+    print(header)
+    print("-" * len(header))
+    for label, r in all_results.items():
+        for procs in (1, 2):
+            hello, api = r[f"hello_{procs}p"]["rps"], r[f"api_{procs}p"]
+            half, loadgen = api["half_rate"], api["half_rate_loadgen"]
+            print(f"{label:<8} {procs:>5} {hello:>12.0f} {api['rps']:>10.0f} {api['rps'] / hello:>9.0%} "
+                  f"{r['postgis']['tps']:>12.0f} {half['p50_ms']:>8.2f}ms {half['p99_ms']:>8.2f}ms "
+                  f"{half['rate']:>7.0f} {loadgen['p99_ms']:>10.2f}ms {loadgen['rate']:>9.0f}")
+    print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["worker"]:
+        worker = argparse.ArgumentParser(prog="location_api_bench worker")
+        worker.add_argument("kind", choices=["api", "hello", "driver"])
+        worker.add_argument("--port", type=int, required=True)
+        worker.add_argument("--paths", type=Path)
+        worker.add_argument("--rate", type=float)
+        worker.add_argument("--duration", type=float)
+        args = worker.parse_args(argv[1:])
+        if args.kind == "driver":
+            run_driver_worker(args.port, args.paths, args.rate, args.duration)
+        else:
+            serve_worker(args.kind, args.port)
+        return 0
+    parser = argparse.ArgumentParser(description="Benchmark nearby search over HTTP (see the module docstring).")
+    parser.add_argument("--quick", action="store_true", help="144k only, 5 s per run")
+    parser.add_argument("--duration", type=int, default=None, help="seconds per run (default 20, --quick 5)")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark databases")
+    args = parser.parse_args(argv)
+    duration = args.duration or (5 if args.quick else 20)
+    datasets = {"144k": GEONAMES} if args.quick else {"144k": GEONAMES, "1M": 1_000_000}
+
+    tools = {"wrk": ensure_wrk(), "pgbench": find_pgbench()}
+    base = load_settings()
+    OUT.mkdir(parents=True, exist_ok=True)
+    points = list(scatter(POINTS, seed=42, spread_m=2_000.0))
+    paths_file = OUT / "paths.txt"
+    paths_file.write_text("".join(
+        f"/v1/search/nearby?latitude={lat!r}&longitude={lon!r}&radius={RADIUS_M}&limit={LIMIT}\n" for lat, lon in points
+    ))
+    points_file = OUT / "points.csv"
+    points_file.write_text("".join(f"{lat!r},{lon!r}\n" for lat, lon in points))
+
+    say(f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
+        f"load average {os.getloadavg()[0]:.2f}")
+    all_results: dict[str, dict[str, Any]] = {}
+    for label, total in datasets.items():
+        name = f"geo_bench_api_{label.lower()}"
+        say(f"[{label}] loading {total:,} businesses into {name}")
+        settings = asyncio.run(prepare_database(base, name, total, points))
+        try:
+            all_results[label] = bench_dataset(label, settings, tools, duration, paths_file, points_file)
+        finally:
+            if not args.keep:
+                asyncio.run(drop_database(base, name))
+    print_table(all_results)
+    (OUT / "results.json").write_text(json.dumps({
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "cores": os.cpu_count(),
+        "duration_s": duration,
+        "results": all_results,
+    }, indent=2))
+    say(f"results in {OUT / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

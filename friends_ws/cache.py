@@ -1,0 +1,91 @@
+"""The location cache: one Redis key per user, with a TTL, in the user's home region.
+
+Every update rewrites the key and its TTL; a user who stops sending expires. The value
+records which connection wrote it, so closing one of a user's connections clears the cache
+(and tells friends the user is offline) only if that connection wrote the latest location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from geo_common.presence import Location, PresenceFormatError, decode_cached, encode_cached, location_key
+from geo_common.regions import RegionMap
+from pubsub.client import RedisClient
+
+# Delete the key only if the connection id (ARGV[1]) wrote it; returns 1 when deleted.
+_CLEAR_IF_MINE = """
+local value = redis.call('GET', KEYS[1])
+if value and string.find(value, ARGV[1], 1, true) then
+    redis.call('DEL', KEYS[1])
+    return 1
+end
+return 0
+"""
+
+
+class LocationCache:
+    """Cached locations in each region's Redis.
+
+    Args:
+        regions: the region map (each region's ``redis_url``).
+        namespace: ``GEO_REDIS_NAMESPACE``.
+        ttl_s: lifetime of a cached location, seconds.
+    """
+
+    def __init__(self, regions: RegionMap, *, namespace: str, ttl_s: int) -> None:
+        self.namespace = namespace
+        self.ttl_s = ttl_s
+        self._regions = regions
+        by_url: dict[str, RedisClient] = {}
+        self._clients: dict[str, RedisClient] = {}
+        for region in regions.regions:
+            # Regions sharing one Redis share one connection.
+            if region.redis_url not in by_url:
+                by_url[region.redis_url] = RedisClient.from_url(region.redis_url)
+            self._clients[region.name] = by_url[region.redis_url]
+        self._unique = list(by_url.values())
+
+    def _client(self, region: str) -> RedisClient:
+        return self._clients[self._regions.get(region).name]
+
+    async def close(self) -> None:
+        for client in self._unique:
+            await client.close()
+
+    async def store(self, region: str, location: Location) -> None:
+        """Write a user's location, (re)starting its TTL."""
+        key = location_key(self.namespace, region, location.user_id)
+        await self._client(region).execute("SET", key, encode_cached(location), "EX", self.ttl_s)
+
+    async def fetch(self, region: str, user_ids: Iterable[int]) -> dict[int, Location]:
+        """The cached locations of users (those without one, or expired, are absent)."""
+        ids = list(user_ids)
+        if not ids:
+            return {}
+        values = await self._client(region).execute("MGET", *[location_key(self.namespace, region, u) for u in ids])
+        found = {}
+        for user_id, value in zip(ids, values):
+            if value is not None:
+                try:
+                    found[user_id] = decode_cached(user_id, value)
+                except PresenceFormatError:
+                    continue
+        return found
+
+    async def clear(self, region: str, user_id: int) -> bool:
+        """Delete a user's cached location; True when there was one."""
+        return bool(await self._client(region).execute("DEL", location_key(self.namespace, region, user_id)))
+
+    async def clear_if_mine(self, region: str, user_id: int, connection: str) -> bool:
+        """Delete a user's cached location if ``connection`` wrote it; True when deleted."""
+        key = location_key(self.namespace, region, user_id)
+        return bool(await self._client(region).execute("EVAL", _CLEAR_IF_MINE, 1, key, connection))
+
+    async def ping(self) -> bool:
+        try:
+            for client in self._unique:
+                await client.execute("PING", retries=0)
+        except Exception:
+            return False
+        return True

@@ -1,0 +1,106 @@
+"""Location history, written to PostgreSQL in batches (never one INSERT per update).
+
+Rows wait in memory and are written with one binary COPY every ``flush_ms`` milliseconds,
+or as soon as ``flush_rows`` are waiting. A failed write keeps its rows for the next attempt
+(up to ``max_rows``, beyond which the oldest are dropped and counted), and :meth:`close`
+writes everything still waiting, so a clean shutdown loses nothing received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+
+from friends_ws.db import Database, DatabaseUnavailable
+from geo_common.friends_db import HistoryRow, insert_history
+
+log = logging.getLogger(__name__)
+
+
+class HistoryWriter:
+    """Batches history rows to the primary.
+
+    Args:
+        db: the database (rows go to its primary).
+        flush_ms: the longest a row waits, milliseconds.
+        flush_rows: write as soon as this many rows wait.
+        max_rows: the most rows kept while the database is unavailable.
+    """
+
+    def __init__(self, db: Database, *, flush_ms: int, flush_rows: int, max_rows: int | None = None) -> None:
+        self._db = db
+        self._interval_s = flush_ms / 1000.0
+        self._flush_rows = flush_rows
+        self._max_rows = max_rows if max_rows is not None else max(100 * flush_rows, 100_000)
+        self._rows: list[HistoryRow] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        #: Rows written, batches written, and rows dropped while the database was down.
+        self.written = 0
+        self.batches = 0
+        self.dropped = 0
+
+    def start(self) -> None:
+        """Start the background writer."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="history-writer")
+
+    def append(self, row: HistoryRow) -> None:
+        """Queue one row (never waits)."""
+        self._rows.append(row)
+        if len(self._rows) >= self._flush_rows:
+            self._wake.set()
+
+    @property
+    def waiting(self) -> int:
+        """Rows not written yet."""
+        return len(self._rows)
+
+    async def close(self) -> None:
+        """Stop the background writer after its current batch, then write every waiting row."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        for attempt in range(3):
+            if not self._rows:
+                return
+            if not await self.flush():
+                await asyncio.sleep(0.2 * (attempt + 1))
+        if self._rows:
+            log.error("history: %d row(s) could not be written before shutdown", len(self._rows))
+
+    async def flush(self) -> bool:
+        """Write every waiting row now; False when the database refused (rows are kept)."""
+        rows, self._rows = self._rows, []
+        if not rows:
+            return True
+        try:
+            await self._db.write(lambda conn: insert_history(conn, rows))
+        except (DatabaseUnavailable, asyncpg.PostgresError) as exc:
+            self._rows[:0] = rows
+            excess = len(self._rows) - self._max_rows
+            if excess > 0:
+                del self._rows[:excess]
+                self.dropped += excess
+            log.warning("history: writing %d row(s) failed (%s); will retry", len(rows), exc)
+            return False
+        self.written += len(rows)
+        self.batches += 1
+        return True
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if self._stopping:
+                return
+            if not await self.flush():
+                await asyncio.sleep(min(1.0, self._interval_s))

@@ -1,0 +1,84 @@
+"""Counters of the friends tier, exported at ``/metrics`` (Prometheus text format).
+
+The hot path bumps plain integers on :class:`Stats`; a custom collector reads them at scrape
+time, which costs nothing per delivery (a prometheus_client counter takes a lock per call).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+class Stats:
+    """What the process has done since it started."""
+
+    __slots__ = ("updates", "deliveries", "departures", "frames", "replaced", "slow_closes",
+                 "pubsub_messages", "errors", "connections_total")
+
+    def __init__(self) -> None:
+        self.updates = 0
+        """Location updates accepted from clients."""
+        self.deliveries = 0
+        """``friend_location`` frames queued for clients."""
+        self.departures = 0
+        """``friend_left`` frames queued for clients."""
+        self.frames = 0
+        """Frames written to sockets (all types)."""
+        self.replaced = 0
+        """Frames a newer one for the same friend replaced before a slow reader got them."""
+        self.slow_closes = 0
+        """Connections closed because their queue overflowed."""
+        self.pubsub_messages = 0
+        """Messages received from pub/sub."""
+        self.errors: Counter[str] = Counter()
+        """``error`` frames sent, by code."""
+        self.connections_total = 0
+        """WebSocket connections accepted."""
+
+
+class _StatsCollector(Collector):
+    def __init__(self, stats: Stats, gauges: dict[str, tuple[str, Callable[[], float]]]) -> None:
+        self._stats = stats
+        self._gauges = gauges
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats
+        for name, help_text, value in (
+            ("geo_friends_updates", "location updates accepted", s.updates),
+            ("geo_friends_deliveries", "friend_location frames queued", s.deliveries),
+            ("geo_friends_departures", "friend_left frames queued", s.departures),
+            ("geo_friends_frames", "frames written to clients", s.frames),
+            ("geo_friends_frames_replaced", "queued frames replaced by a newer one for the same friend", s.replaced),
+            ("geo_friends_slow_closes", "connections closed for a full queue", s.slow_closes),
+            ("geo_friends_pubsub_messages", "messages received from pub/sub", s.pubsub_messages),
+            ("geo_friends_connections", "WebSocket connections accepted", s.connections_total),
+        ):
+            yield CounterMetricFamily(name, help_text, value=value)
+        errors = CounterMetricFamily("geo_friends_errors", "error frames sent, by code", labels=["code"])
+        for code, count in sorted(s.errors.items()):
+            errors.add_metric([code], count)
+        yield errors
+        for name, (help_text, read) in self._gauges.items():
+            yield GaugeMetricFamily(name, help_text, value=read())
+
+
+def registry(stats: Stats, gauges: dict[str, tuple[str, Callable[[], float]]]) -> CollectorRegistry:
+    """A registry of one app's metrics (one per app, so several apps can share a process).
+
+    Args:
+        stats: the counters.
+        gauges: name -> (help, function reading the current value).
+    """
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(_StatsCollector(stats, gauges))
+    return reg
+
+
+def render(reg: CollectorRegistry) -> bytes:
+    """The registry in the Prometheus text format."""
+    return generate_latest(reg)

@@ -1,0 +1,215 @@
+"""The client protocol, sans I/O: client frames in, server frames out.
+
+:func:`parse_client_message` turns a text frame into an event or raises
+:class:`InvalidMessage` (with the ``code`` the client receives); the ``encode_*`` functions
+build the server's frames. Nothing here touches a socket, so every rule is unit-tested with
+plain values. The protocol is described, with examples, in ``docs/friends-protocol.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+#: Why a friend left the user's view.
+LeftReason = Literal["out_of_range", "offline", "expired", "sharing_off", "unfriended"]
+Precision = Literal["exact", "coarse"]
+
+# Error codes sent in {"type": "error", "code": ...}.
+INVALID_JSON = "invalid_json"
+INVALID_MESSAGE = "invalid_message"
+INVALID_VALUE = "invalid_value"
+RATE_LIMITED = "rate_limited"
+UNAVAILABLE = "unavailable"
+INTERNAL_ERROR = "internal_error"
+
+#: Largest client timestamp accepted (year 9999), Unix milliseconds.
+_MAX_TIMESTAMP_MS = 253_402_300_799_999
+
+
+class FriendsError(Exception):
+    """Base class of the friends tier's domain errors."""
+
+
+class InvalidMessage(FriendsError, ValueError):
+    """A client frame that cannot be used; the connection stays open.
+
+    Attributes:
+        code: the error code sent to the client.
+        detail: a human-readable explanation.
+    """
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class LocationUpdate:
+    """``{"type": "location", "latitude", "longitude", "timestamp"?}``: degrees; client Unix ms."""
+
+    latitude: float
+    longitude: float
+    timestamp: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsUpdate:
+    """``{"type": "settings", "radius_m"}``: metres, within the server's bounds."""
+
+    radius_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class SharingUpdate:
+    """``{"type": "sharing", "enabled", "precision"?}``; precision None keeps the current one."""
+
+    enabled: bool
+    precision: Precision | None = None
+
+
+ClientEvent = LocationUpdate | SettingsUpdate | SharingUpdate
+
+
+def _number(msg: dict[str, Any], name: str, lo: float, hi: float) -> float:
+    value = msg.get(name)
+    # bool is an int in Python; true is not a latitude.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidMessage(INVALID_VALUE, f"{name} must be a number")
+    value = float(value)
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise InvalidMessage(INVALID_VALUE, f"{name} must be between {lo:g} and {hi:g}")
+    return value
+
+
+def parse_client_message(data: str | bytes, *, min_radius_m: float, max_radius_m: float) -> ClientEvent:
+    """Validate one client frame.
+
+    Args:
+        data: the frame's text.
+        min_radius_m: the smallest radius a client may set, metres.
+        max_radius_m: the largest radius a client may set, metres.
+
+    Returns:
+        The event.
+
+    Raises:
+        InvalidMessage: the frame is not JSON, not an object, of an unknown type, or holds a
+            bad value; ``code`` says which.
+    """
+    try:
+        msg = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise InvalidMessage(INVALID_JSON, "the frame is not valid JSON") from None
+    if not isinstance(msg, dict):
+        raise InvalidMessage(INVALID_MESSAGE, "a message must be a JSON object")
+    kind = msg.get("type")
+    if kind == "location":
+        latitude = _number(msg, "latitude", -90.0, 90.0)
+        longitude = _number(msg, "longitude", -180.0, 180.0)
+        timestamp = msg.get("timestamp")
+        if timestamp is not None:
+            if isinstance(timestamp, bool) or not isinstance(timestamp, int) or not 0 <= timestamp <= _MAX_TIMESTAMP_MS:
+                raise InvalidMessage(INVALID_VALUE, "timestamp must be a whole number of Unix milliseconds")
+        return LocationUpdate(latitude, longitude, timestamp)
+    if kind == "settings":
+        return SettingsUpdate(_number(msg, "radius_m", min_radius_m, max_radius_m))
+    if kind == "sharing":
+        enabled = msg.get("enabled")
+        if not isinstance(enabled, bool):
+            raise InvalidMessage(INVALID_VALUE, "enabled must be true or false")
+        precision = msg.get("precision")
+        if precision is not None and precision not in ("exact", "coarse"):
+            raise InvalidMessage(INVALID_VALUE, "precision must be \"exact\" or \"coarse\"")
+        return SharingUpdate(enabled, precision)
+    if kind is None:
+        raise InvalidMessage(INVALID_MESSAGE, "a message needs a \"type\"")
+    raise InvalidMessage(INVALID_MESSAGE, f"unknown message type {str(kind)[:40]!r}")
+
+
+# --- server frames -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FriendPosition:
+    """A friend in view: degrees, metres, Unix milliseconds."""
+
+    user_id: int
+    latitude: float
+    longitude: float
+    distance_m: float
+    updated_at: int
+    sent_at: int | None = None
+
+
+def _metres(distance_m: float) -> float:
+    return round(distance_m, 1)
+
+
+def encode_init(radius_m: float, friends: list[FriendPosition]) -> bytes:
+    """``init``: the friends in view when the user's first location arrives, nearest first."""
+    return orjson.dumps({
+        "type": "init",
+        "radius_m": radius_m,
+        "friends": [
+            {"user_id": f.user_id, "latitude": f.latitude, "longitude": f.longitude,
+             "distance_m": _metres(f.distance_m), "updated_at": f.updated_at}
+            for f in friends
+        ],
+    })
+
+
+def encode_friend_location(friend: FriendPosition) -> bytes:
+    """``friend_location``: a friend in view moved (or came into view)."""
+    return orjson.dumps({
+        "type": "friend_location", "user_id": friend.user_id, "latitude": friend.latitude,
+        "longitude": friend.longitude, "distance_m": _metres(friend.distance_m),
+        "updated_at": friend.updated_at, "sent_at": friend.sent_at,
+    })
+
+
+FramePattern = tuple[bytes, bytes]
+"""A ``friend_location`` frame without its distance: built once per update, completed per viewer."""
+
+
+def friend_location_pattern(user_id: int, latitude: float, longitude: float, updated_at: int,
+                            sent_at: int | None) -> FramePattern:
+    """The parts of a ``friend_location`` frame that are the same for every viewer.
+
+    One update fans out to every friend in range and only ``distance_m`` differs, so the rest
+    is encoded once; :func:`complete_friend_location` adds the distance. The result equals
+    :func:`encode_friend_location`'s.
+    """
+    head = orjson.dumps({"type": "friend_location", "user_id": user_id, "latitude": latitude,
+                         "longitude": longitude, "distance_m": 0})
+    tail = orjson.dumps({"updated_at": updated_at, "sent_at": sent_at})
+    return head[:-2], b"," + tail[1:]
+
+
+def complete_friend_location(pattern: FramePattern, distance_m: float) -> bytes:
+    """A viewer's ``friend_location`` frame: the pattern plus the distance, metres."""
+    return pattern[0] + orjson.dumps(_metres(distance_m)) + pattern[1]
+
+
+def encode_friend_left(user_id: int, reason: LeftReason) -> bytes:
+    """``friend_left``: a friend left the user's view, and why."""
+    return orjson.dumps({"type": "friend_left", "user_id": user_id, "reason": reason})
+
+
+def encode_settings(radius_m: float) -> bytes:
+    """``settings``: the radius now in force (the answer to a settings message)."""
+    return orjson.dumps({"type": "settings", "radius_m": radius_m})
+
+
+def encode_sharing(enabled: bool, precision: str) -> bytes:
+    """``sharing``: the sharing preference now in force."""
+    return orjson.dumps({"type": "sharing", "enabled": enabled, "precision": precision})
+
+
+def encode_error(code: str, detail: str) -> bytes:
+    """``error``: a message was refused; the connection stays open."""
+    return orjson.dumps({"type": "error", "code": code, "detail": detail})

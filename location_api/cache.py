@@ -1,0 +1,237 @@
+"""Redis cache-aside for reads: business by id, and geohash cell -> its businesses.
+
+Reads look in Redis first and fill it from the database on a miss; every entry also expires
+after ``Settings.api_cache_ttl_s``. A write deletes the business's entry and the entries of
+every cell (one per level) holding its old and its new position, right after its commit.
+Each instance's index refresher deletes them again when it sees the change on its replica,
+which also removes an entry a concurrent read may have filled from a replica that had not
+replayed the write yet.
+
+Redis is optional at run time: when a command fails, the cache counts as down, every read
+goes to the database, and a background ping brings it back. If an invalidation was lost
+while Redis was unreachable, the API's whole part of the namespace is dropped when Redis
+answers again, since some entries may be stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from location_api.cells import Cell, cells_containing
+from location_api.models import Business
+from location_api.queries import Candidate
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: A cell with more businesses than this is not cached: its entry would be large and
+#: invalidated by every write near it.
+MAX_CELL_ENTRIES = 5_000
+_CONNECT_TIMEOUT_S = 0.25
+_COMMAND_TIMEOUT_S = 0.5
+_CACHE_ERRORS = (RedisError, OSError)
+
+
+def _restore_cancellation() -> None:
+    """Raise the cancellation a Redis command may have lost.
+
+    redis-py (8.x) can complete a command after its task was cancelled and return normally,
+    so the task would carry on as if never asked to stop (and a shutdown would wait for it
+    forever). Called after every command.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+class Cache:
+    """The API's Redis cache; every method degrades to "miss" or "no-op" when Redis is down.
+
+    Args:
+        url: the Redis URL (``Settings.redis_url``).
+        namespace: prefix of every key (``Settings.redis_namespace``).
+        ttl_s: lifetime of every entry, seconds.
+    """
+
+    def __init__(self, url: str, namespace: str, ttl_s: int) -> None:
+        # Fail fast: no retries and short timeouts, so a dead Redis costs a request
+        # milliseconds, not seconds; the health loop is what brings the cache back.
+        self._redis = aioredis.Redis.from_url(
+            url,
+            socket_connect_timeout=_CONNECT_TIMEOUT_S,
+            socket_timeout=_COMMAND_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._prefix = f"{namespace}:api:"
+        self._ttl_s = ttl_s
+        #: Whether Redis answered the last command or ping.
+        self.up = True
+        self._flush_pending = False
+        #: Lookups by kind (``business``, ``cell``) and outcome, for /metrics.
+        self.hits: Counter[str] = Counter()
+        self.misses: Counter[str] = Counter()
+        #: Commands that failed.
+        self.errors = 0
+
+    async def close(self) -> None:
+        """Close the connections."""
+        await self._redis.aclose()
+
+    # ----------------------------------------------------------------- plumbing
+    def _down(self, exc: BaseException) -> None:
+        self.errors += 1
+        if self.up:
+            log.warning("Redis is unavailable, serving from the database: %s", exc)
+        self.up = False
+
+    async def _run(self, command: Callable[[], Awaitable[T]], default: T) -> T:
+        if not self.up:
+            return default
+        try:
+            result = await command()
+        except _CACHE_ERRORS as exc:
+            _restore_cancellation()
+            self._down(exc)
+            return default
+        _restore_cancellation()
+        return result
+
+    def _business_key(self, business_id: int) -> str:
+        return f"{self._prefix}biz:{business_id}"
+
+    def _cell_key(self, cell: Cell) -> str:
+        return f"{self._prefix}cell:{cell.bits}:{cell.code}"
+
+    # ----------------------------------------------------------------- businesses
+    async def get_businesses(self, ids: Sequence[int]) -> dict[int, Business]:
+        """The cached businesses among ``ids`` (a missing id is a miss, not an absence)."""
+        if not ids:
+            return {}
+        values = await self._run(lambda: self._redis.mget([self._business_key(i) for i in ids]), None)
+        if values is None:
+            self.misses["business"] += len(ids)
+            return {}
+        found: dict[int, Business] = {}
+        for business_id, value in zip(ids, values):
+            if value is None:
+                continue
+            name, lat, lon, category, address = orjson.loads(value)
+            found[business_id] = Business(business_id, name, lat, lon, category, address)
+        self.hits["business"] += len(found)
+        self.misses["business"] += len(ids) - len(found)
+        return found
+
+    async def put_businesses(self, businesses: Iterable[Business]) -> None:
+        """Cache businesses read from the database."""
+
+        async def put() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            for b in businesses:
+                value = orjson.dumps([b.name, b.latitude, b.longitude, b.category, b.address])
+                pipe.set(self._business_key(b.id), value, ex=self._ttl_s)
+            await pipe.execute()
+
+        await self._run(put, None)
+
+    # ----------------------------------------------------------------- cells
+    async def get_cells(self, cells: Sequence[Cell]) -> dict[Cell, list[Candidate]]:
+        """The cached candidate lists of these cells (missing cells are misses)."""
+        if not cells:
+            return {}
+        values = await self._run(lambda: self._redis.mget([self._cell_key(c) for c in cells]), None)
+        if values is None:
+            self.misses["cell"] += len(cells)
+            return {}
+        found: dict[Cell, list[Candidate]] = {}
+        for cell, value in zip(cells, values):
+            if value is not None:
+                found[cell] = [(c[0], c[1], c[2], c[3]) for c in orjson.loads(value)]
+        self.hits["cell"] += len(found)
+        self.misses["cell"] += len(cells) - len(found)
+        return found
+
+    async def put_cells(self, cells: dict[Cell, list[Candidate]]) -> None:
+        """Cache cells' candidate lists read from the database (the large ones are skipped)."""
+
+        async def put() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            for cell, candidates in cells.items():
+                if len(candidates) <= MAX_CELL_ENTRIES:
+                    pipe.set(self._cell_key(cell), orjson.dumps(candidates), ex=self._ttl_s)
+            await pipe.execute()
+
+        await self._run(put, None)
+
+    # ----------------------------------------------------------------- invalidation
+    async def invalidate(self, business_id: int, geohashes: Iterable[str]) -> None:
+        """Delete a business's entry and the entries of every cell holding these positions.
+
+        Args:
+            business_id: the business written.
+            geohashes: its stored geohash before and after the write (either may be absent).
+        """
+        keys = {self._business_key(business_id)}
+        for text in geohashes:
+            keys.update(self._cell_key(cell) for cell in cells_containing(text))
+        if not self.up:
+            self._flush_pending = True
+            return
+        try:
+            await self._redis.delete(*keys)
+        except _CACHE_ERRORS as exc:
+            _restore_cancellation()
+            self._flush_pending = True
+            self._down(exc)
+        _restore_cancellation()
+
+    async def flush(self) -> int:
+        """Delete every key of the API's part of the namespace; returns how many."""
+        deleted = 0
+        batch: list[bytes] = []
+        async for key in self._redis.scan_iter(match=f"{self._prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += int(await self._redis.unlink(*batch))
+                batch.clear()
+        if batch:
+            deleted += int(await self._redis.unlink(*batch))
+        _restore_cancellation()
+        return deleted
+
+    # ----------------------------------------------------------------- health
+    async def check(self) -> bool:
+        """Ping Redis; on recovery drop entries that may have missed an invalidation."""
+        try:
+            await self._redis.ping()
+            if self._flush_pending:
+                dropped = await self.flush()
+                self._flush_pending = False
+                log.info("Redis is back; dropped %d cache entries that may be stale", dropped)
+            elif not self.up:
+                log.info("Redis is back")
+        except _CACHE_ERRORS as exc:
+            _restore_cancellation()
+            self._down(exc)
+            return False
+        _restore_cancellation()
+        self.up = True
+        return True
+
+    async def health_loop(self, interval_s: float = 1.0) -> None:
+        """Ping forever (a background task; cancel it to stop)."""
+        while True:
+            started = time.monotonic()
+            await self.check()
+            await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))

@@ -1,0 +1,109 @@
+"""The businesses an instance holds in memory: each one's fields, and one spatial index per strategy.
+
+A :class:`Catalog` is built in one go (in an executor thread: it is CPU-heavy) and then only
+changed on the event loop's thread, one business at a time, by the refresher. A rebuild makes
+a new catalog and swaps it in; the old one is never touched by two threads.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from geo_index import GeohashIndex, QuadTree, S2Index, SpatialIndex
+
+from location_api.models import Business
+from location_api.settings import MEMORY_STRATEGIES
+
+
+def make_index(strategy: str, max_radius_m: float) -> SpatialIndex[int]:
+    """A new, empty index for a strategy.
+
+    Args:
+        strategy: ``geohash``, ``quadtree`` or ``s2``.
+        max_radius_m: the largest radius it must accept, metres.
+
+    Raises:
+        ValueError: an unknown strategy.
+    """
+    if strategy == "geohash":
+        return GeohashIndex(max_radius_m=max_radius_m)
+    if strategy == "quadtree":
+        return QuadTree(max_radius_m=max_radius_m)
+    if strategy == "s2":
+        return S2Index(max_radius_m=max_radius_m)
+    raise ValueError(f"unknown in-memory strategy {strategy!r}")
+
+
+class Catalog:
+    """Businesses by id plus one index per in-memory strategy, always in step.
+
+    Args:
+        businesses: the fields of every business, by id.
+        indexes: an index per strategy holding exactly those ids at those positions.
+    """
+
+    def __init__(self, businesses: dict[int, Business], indexes: dict[str, SpatialIndex[int]]) -> None:
+        self.businesses = businesses
+        self.indexes = indexes
+
+    @classmethod
+    def build(
+        cls,
+        rows: Iterable[Sequence[Any]],
+        *,
+        max_radius_m: float,
+        strategies: Sequence[str] = MEMORY_STRATEGIES,
+    ) -> Catalog:
+        """Build a catalog from database rows (CPU-heavy: run it in an executor).
+
+        Args:
+            rows: ``(id, name, latitude, longitude, category, address)`` rows.
+            max_radius_m: the largest search radius, metres.
+            strategies: which indexes to build.
+
+        Returns:
+            The new catalog.
+        """
+        businesses: dict[int, Business] = {}
+        # Many businesses share a category and an address: keep one copy of each string.
+        intern = sys.intern
+        for bid, name, lat, lon, category, address in rows:
+            businesses[bid] = Business(bid, name, lat, lon, intern(category), intern(address))
+        points = [(b.id, b.latitude, b.longitude) for b in businesses.values()]
+        indexes: dict[str, SpatialIndex[int]] = {}
+        for strategy in strategies:
+            index = make_index(strategy, max_radius_m)
+            index.bulk_load(points)
+            indexes[strategy] = index
+        return cls(businesses, indexes)
+
+    def __len__(self) -> int:
+        return len(self.businesses)
+
+    def apply(self, business_id: int, business: Business | None) -> Business | None:
+        """Make one business's entry match the database (idempotent).
+
+        Args:
+            business_id: the business.
+            business: its current state, or ``None`` when it no longer exists.
+
+        Returns:
+            The business as held before (``None`` if it was not held).
+        """
+        old = self.businesses.get(business_id)
+        if business is None:
+            if old is not None:
+                for index in self.indexes.values():
+                    index.remove(business_id)
+                del self.businesses[business_id]
+            return old
+        if old is None:
+            for index in self.indexes.values():
+                index.insert(business_id, business.latitude, business.longitude)
+        elif (old.latitude, old.longitude) != (business.latitude, business.longitude):
+            for index in self.indexes.values():
+                index.move(business_id, business.latitude, business.longitude)
+        self.businesses[business_id] = business
+        return old

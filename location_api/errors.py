@@ -1,0 +1,216 @@
+"""Errors of the HTTP API and the one middleware that renders them as ``application/problem+json``.
+
+Views and the modules under them raise :class:`ApiError` subclasses (which also subclass the
+built-in a caller would expect, such as :class:`ValueError`); only :func:`error_middleware`
+turns them into responses (RFC 9457 problem details, plus an ``errors`` list naming each bad
+field). aiohttp's own 404, 405 and 413 become problem documents too, and anything unexpected
+is logged and answered with a 500 that leaks nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from location_api.settings import MAX_BODY_BYTES
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One thing wrong with one input: a query parameter, a header, a body field or ``id``."""
+
+    field: str
+    message: str
+
+
+class ApiError(Exception):
+    """Base of every error the API answers with; renders itself as a problem document.
+
+    Attributes:
+        status: the HTTP status.
+        slug: the last part of the problem ``type`` URI (``/problems/<slug>``).
+        title: a short summary that is the same for every occurrence.
+    """
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str,
+        errors: Sequence[FieldError] = (),
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = tuple(errors)
+        self.headers = dict(headers or {})
+
+    def to_response(self) -> web.Response:
+        """The problem document for this error, with its status and headers."""
+        return problem_response(self.status, self.slug, self.title, self.detail, self.errors, self.headers)
+
+
+class InvalidRequest(ApiError, ValueError):
+    """A query parameter, header, path parameter or body field is missing or malformed (400)."""
+
+    status = 400
+    slug = "invalid-request"
+    title = "The request is invalid"
+
+    @classmethod
+    def field(cls, field: str, message: str) -> InvalidRequest:
+        """An error about one field, whose detail repeats the field's message."""
+        return cls(f"{field}: {message}", [FieldError(field, message)])
+
+
+class InvalidBody(InvalidRequest):
+    """The request body is not JSON, or not the JSON object the route expects (400)."""
+
+    slug = "invalid-body"
+    title = "The request body is invalid"
+
+
+class InvalidCursor(InvalidRequest):
+    """The paging cursor is malformed, forged, or belongs to another query (400)."""
+
+    slug = "invalid-cursor"
+    title = "The cursor is invalid"
+
+
+class NotAuthenticated(ApiError, PermissionError):
+    """No bearer token, or one that is malformed, badly signed or expired (401)."""
+
+    status = 401
+    slug = "not-authenticated"
+    title = "Authentication required"
+
+    def __init__(self, detail: str) -> None:
+        # RFC 6750 section 3: a 401 names the scheme the client should use.
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="geo", error="invalid_token"'})
+
+
+class Forbidden(ApiError, PermissionError):
+    """The token is valid but its role may not do this (403)."""
+
+    status = 403
+    slug = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(ApiError, LookupError):
+    """No business with this id, or no such route (404)."""
+
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class MethodNotAllowed(ApiError):
+    """The route exists but not with this method (405); ``Allow`` lists the methods it has."""
+
+    status = 405
+    slug = "method-not-allowed"
+    title = "Method not allowed"
+
+
+class PayloadTooLarge(ApiError, ValueError):
+    """The request body is larger than the API accepts (413)."""
+
+    status = 413
+    slug = "payload-too-large"
+    title = "Request body too large"
+
+
+class DatabaseUnavailable(ApiError, ConnectionError):
+    """No database that could answer is reachable (503, with ``Retry-After``)."""
+
+    status = 503
+    slug = "database-unavailable"
+    title = "Database unavailable"
+
+    def __init__(self, detail: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    errors: Sequence[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """Render a problem document (RFC 9457) with an ``errors`` list.
+
+    Args:
+        status: the HTTP status.
+        slug: names the problem type, ``/problems/<slug>``.
+        title: the summary.
+        detail: what went wrong this time.
+        errors: the fields at fault (may be empty).
+        headers: extra response headers.
+
+    Returns:
+        The response, ``Content-Type: application/problem+json``.
+    """
+    body = {
+        "type": f"/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "errors": [{"field": e.field, "message": e.message} for e in errors],
+    }
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type=PROBLEM_JSON, headers=dict(headers or {})
+    )
+
+
+def _from_http_exception(exc: web.HTTPException) -> web.Response:
+    """Render aiohttp's own routing and body-size errors as the API's problem documents."""
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return MethodNotAllowed(
+            f"{exc.method} is not allowed here; allowed: {allowed}", headers={"Allow": allowed}
+        ).to_response()
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge(f"the request body is larger than the {MAX_BODY_BYTES} bytes accepted").to_response()
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound("no such route").to_response()
+    return problem_response(exc.status, "http-error", exc.reason, exc.text or exc.reason)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every failure as a problem document; log only what is unexpected.
+
+    Args:
+        request: the request.
+        handler: the next handler.
+
+    Returns:
+        The handler's response, or a problem document.
+    """
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.to_response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and other non-errors pass through unchanged
+        return _from_http_exception(exc)
+    except Exception:
+        log.exception("unexpected error answering %s %s", request.method, request.rel_url)
+        return problem_response(500, ApiError.slug, ApiError.title, "the server failed to answer; it has been logged")

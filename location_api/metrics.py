@@ -1,0 +1,157 @@
+"""``/metrics``: Prometheus metrics of one app, in a registry of its own.
+
+Per-route request counts and latency histograms are recorded by :func:`metrics_middleware`;
+the state of the databases, the cache and the in-memory indexes is read when scraped. Each
+app has its own :class:`~prometheus_client.CollectorRegistry`, so several apps in one process
+(tests, benchmarks) never share or clash.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:  # only for annotations: these modules do not need metrics at import
+    from location_api.cache import Cache
+    from location_api.db import Database
+    from location_api.refresh import Refresher
+
+#: Latency buckets, seconds: fine below 10 ms, where a nearby search should land.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """An app's registry, its request metrics, and the components whose state it exports.
+
+    The app's start-up attaches ``db``, ``cache`` and ``refresher`` as they are created.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._requests = Counter(
+            "geo_api_requests", "HTTP requests answered, by route template, method and status",
+            ["route", "method", "status"], registry=self.registry,
+        )
+        self._latency = Histogram(
+            "geo_api_request_duration_seconds", "time to answer an HTTP request, by route template and method",
+            ["route", "method"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.db: Database | None = None
+        self.cache: Cache | None = None
+        self.refresher: Refresher | None = None
+        self.registry.register(_StateCollector(self))
+        # Label lookups take a lock and hash the labels: keep the children once made.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Record one answered request."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self._requests.labels(route, method, str(status)),
+                self._latency.labels(route, method),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+class _StateCollector(Collector):
+    """Reads databases, cache and indexes at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        db, cache, refresher = self._metrics.db, self._metrics.cache, self._metrics.refresher
+        if db is not None:
+            up = GaugeMetricFamily("geo_api_db_up", "1 when the server passed its last check", labels=["server"])
+            queries = CounterMetricFamily("geo_api_db_queries", "queries answered, by server", labels=["server"])
+            lag_s = GaugeMetricFamily(
+                "geo_api_replica_replay_lag_seconds",
+                "age of the last replayed transaction while the replica is behind (0 when caught up)",
+                labels=["server"],
+            )
+            lag_b = GaugeMetricFamily(
+                "geo_api_replica_replay_lag_bytes", "WAL the replica has yet to replay, bytes", labels=["server"]
+            )
+            for node in (db.primary, *db.replicas):
+                up.add_metric([node.name], 1.0 if node.healthy else 0.0)
+                queries.add_metric([node.name], float(db.reads[node.name]))
+                if not node.is_primary:
+                    lag_s.add_metric([node.name], node.lag_seconds)
+                    lag_b.add_metric([node.name], node.lag_bytes)
+            yield from (up, queries, lag_s, lag_b)
+        if cache is not None:
+            yield GaugeMetricFamily("geo_api_cache_up", "1 when Redis answered the last command", value=float(cache.up))
+            lookups = CounterMetricFamily(
+                "geo_api_cache_lookups", "cache lookups by kind and result", labels=["kind", "result"]
+            )
+            for kind in ("business", "cell"):
+                lookups.add_metric([kind, "hit"], float(cache.hits[kind]))
+                lookups.add_metric([kind, "miss"], float(cache.misses[kind]))
+            yield lookups
+            hits, misses = sum(cache.hits.values()), sum(cache.misses.values())
+            yield GaugeMetricFamily(
+                "geo_api_cache_hit_ratio", "cache hits / lookups since start (NaN before the first lookup)",
+                value=hits / (hits + misses) if hits + misses else math.nan,
+            )
+            yield CounterMetricFamily("geo_api_cache_errors", "Redis commands that failed", value=float(cache.errors))
+        if refresher is not None:
+            size = GaugeMetricFamily("geo_api_index_size", "businesses held by each in-memory index", labels=["index"])
+            catalog = refresher.catalog
+            if catalog is not None:
+                for name, index in catalog.indexes.items():
+                    size.add_metric([name], float(len(index)))
+            yield size
+            yield GaugeMetricFamily(
+                "geo_api_index_refresh_age_seconds", "seconds since the indexes were last brought up to date",
+                value=refresher.seconds_since_refresh,
+            )
+            yield CounterMetricFamily(
+                "geo_api_index_changes_applied", "business changes applied to the indexes", value=float(refresher.changes_applied)
+            )
+            yield CounterMetricFamily("geo_api_index_rebuilds", "full index rebuilds", value=float(refresher.rebuilds))
+            yield CounterMetricFamily(
+                "geo_api_index_refresh_errors", "index refreshes that failed", value=float(refresher.errors)
+            )
+
+
+def route_label(request: web.Request) -> str:
+    """The route template (``/v1/businesses/{id}``), or ``unmatched`` for 404s and 405s."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def metrics_middleware(metrics: Metrics) -> Middleware:
+    """A middleware recording every request's route, method, status and latency in ``metrics``.
+
+    It must come before the error middleware, so it sees error responses too. A request
+    cancelled because its client went away is not recorded.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            metrics.observe(route_label(request), request.method, exc.status, time.perf_counter() - started)
+            raise
+        metrics.observe(route_label(request), request.method, response.status, time.perf_counter() - started)
+        return response
+
+    return middleware

@@ -1,0 +1,81 @@
+"""The values the API passes around: a business, a business as written, a search request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+
+class Business(NamedTuple):
+    """A business as stored: coordinates in degrees (WGS84), exactly as written.
+
+    A NamedTuple rather than a dataclass: every API instance holds one per business in memory
+    (a million of them in the large benchmark), and a tuple is the smallest record Python has.
+    """
+
+    id: int
+    name: str
+    latitude: float
+    longitude: float
+    category: str
+    address: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The business's JSON object (``GET /v1/businesses/{id}``)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "category": self.category,
+            "address": self.address,
+        }
+
+    def to_hit_json(self, distance_m: float) -> dict[str, Any]:
+        """The business's JSON object in search results, with its distance in metres."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "category": self.category,
+            "address": self.address,
+            "distance_m": distance_m,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessInput:
+    """The fields of a business a client writes (POST and PUT bodies), already validated."""
+
+    name: str
+    latitude: float
+    longitude: float
+    category: str = ""
+    address: str = ""
+
+
+class SearchQuery(NamedTuple):
+    """A validated ``GET /v1/search/nearby`` request.
+
+    (A NamedTuple: one is made per search, and a tuple is the cheapest immutable record.)
+
+    Attributes:
+        latitude: centre, degrees in [-90, 90].
+        longitude: centre, degrees in [-180, 180].
+        radius_m: the radius asked for, metres.
+        limit: page size.
+        category: only businesses of exactly this category, or all when ``None``.
+        expand: widen the radius stepwise while fewer than ``limit`` match.
+        cursor: the opaque cursor of the previous page, or ``None`` for the first page.
+        strategy: the ``index`` parameter, or ``None`` for the instance's default.
+    """
+
+    latitude: float
+    longitude: float
+    radius_m: float
+    limit: int
+    category: str | None
+    expand: bool
+    cursor: str | None
+    strategy: str | None

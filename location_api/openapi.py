@@ -1,0 +1,285 @@
+"""``GET /openapi.json``: the OpenAPI 3.1 description of every route, parameter and error.
+
+Written out by hand next to the code it describes (validation in :mod:`location_api.validate`,
+limits in :mod:`location_api.settings`); the tests run schemathesis against it, so a response
+that strays from it fails the build.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from location_api.settings import (
+    DEFAULT_LIMIT,
+    DEFAULT_RADIUS_M,
+    MAX_ADDRESS_CHARS,
+    MAX_BODY_BYTES,
+    MAX_CATEGORY_CHARS,
+    MAX_LIMIT,
+    MAX_NAME_CHARS,
+    MIN_RADIUS_M,
+    STRATEGIES,
+    Role,
+)
+from location_api.validate import CONSISTENCY_HEADER
+
+_MAX_ID = 2**63 - 1
+# Text the API stores: no NUL (PostgreSQL text cannot hold one); "non-blank" adds one
+# character that is not ASCII white space somewhere (the rule of validate._text).
+_NO_NUL = "^[^\\u0000]*$"
+_NON_BLANK = "^[^\\u0000]*[^\\u0000 \\t\\n\\r\\f\\v][^\\u0000]*$"
+_JSON = "application/json"
+_PROBLEM = "application/problem+json"
+
+
+def _ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {_PROBLEM: {"schema": _ref("schemas", "Problem")}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _components(max_radius_m: float) -> dict[str, Any]:
+    business_properties: dict[str, Any] = {
+        "id": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
+        "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS},
+        "latitude": {"type": "number", "minimum": -90, "maximum": 90, "description": "degrees (WGS84), as stored"},
+        "longitude": {"type": "number", "minimum": -180, "maximum": 180, "description": "degrees (WGS84), as stored"},
+        "category": {"type": "string", "maxLength": MAX_CATEGORY_CHARS},
+        "address": {"type": "string", "maxLength": MAX_ADDRESS_CHARS},
+    }
+    token_header = {
+        "description": "the primary's WAL position after the write; send it back on reads to read this write",
+        "schema": {"type": "string", "pattern": "^[0-9A-F]{1,8}/[0-9A-F]{1,8}$"},
+    }
+    return {
+        "schemas": {
+            "Business": {
+                "type": "object",
+                "required": list(business_properties),
+                "additionalProperties": False,
+                "properties": business_properties,
+            },
+            "SearchHit": {
+                "type": "object",
+                "required": [*business_properties, "distance_m"],
+                "additionalProperties": False,
+                "properties": {
+                    **business_properties,
+                    "distance_m": {"type": "number", "minimum": 0, "description": "great-circle distance, metres"},
+                },
+            },
+            "SearchResult": {
+                "type": "object",
+                "required": ["total", "radius_m", "businesses", "next_cursor"],
+                "additionalProperties": False,
+                "properties": {
+                    "total": {"type": "integer", "minimum": 0, "description": "matches within radius_m"},
+                    "radius_m": {"type": "number", "minimum": MIN_RADIUS_M, "maximum": max_radius_m},
+                    "businesses": {"type": "array", "maxItems": MAX_LIMIT, "items": _ref("schemas", "SearchHit")},
+                    "next_cursor": {"type": ["string", "null"], "description": "opaque; null on the last page"},
+                },
+            },
+            "BusinessInput": {
+                "type": "object",
+                "required": ["name", "latitude", "longitude"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": _NON_BLANK},
+                    "latitude": {"type": "number", "minimum": -90, "maximum": 90},
+                    "longitude": {"type": "number", "minimum": -180, "maximum": 180},
+                    "category": {"type": "string", "maxLength": MAX_CATEGORY_CHARS, "pattern": _NO_NUL},
+                    "address": {"type": "string", "maxLength": MAX_ADDRESS_CHARS, "pattern": _NO_NUL},
+                },
+            },
+            "Problem": {
+                "type": "object",
+                "required": ["type", "title", "status", "detail", "errors"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "errors": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["field", "message"],
+                            "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+            "Readiness": {
+                "type": "object",
+                "required": ["status", "role", "primary", "replicas", "redis"],
+                "properties": {
+                    "status": {"enum": ["ready", "not_ready"]},
+                    "role": {"enum": [r.value for r in Role]},
+                    "primary": {"type": "object"},
+                    "replicas": {"type": "object"},
+                    "redis": {"type": "object"},
+                    "index": {"type": "object"},
+                },
+            },
+        },
+        "parameters": {
+            "BusinessId": {
+                "name": "id", "in": "path", "required": True,
+                "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
+            },
+            "ConsistencyToken": {
+                "name": CONSISTENCY_HEADER, "in": "header", "required": False,
+                "description": "a token from a write response: the read is answered only from data that includes that write",
+                "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"},
+            },
+        },
+        "headers": {"ConsistencyToken": token_header},
+        "responses": {
+            "BadRequest": _problem("a parameter, header or body field is missing or malformed; `errors` names each"),
+            "Unauthorized": _problem(
+                "no bearer token, or a malformed, badly signed or expired one",
+                {"WWW-Authenticate": {"schema": {"type": "string"}}},
+            ),
+            "Forbidden": _problem("the token's role may not write businesses (owner or admin is needed)"),
+            "NotFound": _problem("no business with this id"),
+            "TooLarge": _problem(f"the body is larger than {MAX_BODY_BYTES} bytes"),
+            "Unavailable": _problem(
+                "no database that could answer is reachable", {"Retry-After": {"schema": {"type": "string"}}}
+            ),
+        },
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+    }
+
+
+def _search_parameters(max_radius_m: float) -> list[dict[str, Any]]:
+    def query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+
+    return [
+        query("latitude", {"type": "number", "minimum": -90, "maximum": 90}, "centre, degrees", True),
+        query("longitude", {"type": "number", "minimum": -180, "maximum": 180}, "centre, degrees", True),
+        query("radius", {"type": "number", "minimum": MIN_RADIUS_M, "maximum": max_radius_m, "default": DEFAULT_RADIUS_M},
+              "metres"),
+        query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}, "page size"),
+        query("cursor", {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[A-Za-z0-9_-]+$"},
+              "next_cursor of the previous page of the same query (opaque, signed: any other value is a 400)"),
+        query("category", {"type": "string", "minLength": 1, "maxLength": MAX_CATEGORY_CHARS, "pattern": _NON_BLANK},
+              "only this category (exact match)"),
+        query("expand", {"type": "boolean", "default": False},
+              f"when fewer than limit match, double the radius up to {max_radius_m:g} m; radius_m says which was used"),
+        query("index", {"enum": list(STRATEGIES)}, "debug: the strategy to answer with; all give identical bodies"),
+        _ref("parameters", "ConsistencyToken"),
+    ]
+
+
+def _write_responses(success: dict[str, Any], *, with_body: bool, with_id: bool) -> dict[str, Any]:
+    responses = {**success, "400": _ref("responses", "BadRequest"), "401": _ref("responses", "Unauthorized"),
+                 "403": _ref("responses", "Forbidden"), "503": _ref("responses", "Unavailable")}
+    if with_body:
+        responses["413"] = _ref("responses", "TooLarge")
+    if with_id:
+        responses["404"] = _ref("responses", "NotFound")
+    return responses
+
+
+def _paths(role: Role, max_radius_m: float) -> dict[str, Any]:
+    business_json = {_JSON: {"schema": _ref("schemas", "Business")}}
+    body = {"required": True, "content": {_JSON: {"schema": _ref("schemas", "BusinessInput")}}}
+    token = {CONSISTENCY_HEADER: _ref("headers", "ConsistencyToken")}
+    paths: dict[str, Any] = {
+        "/healthz": {"get": {"summary": "liveness", "responses": {"200": {"description": "the process answers",
+                     "content": {_JSON: {"schema": {"type": "object", "required": ["status"]}}}}}}},
+        "/readyz": {"get": {"summary": "readiness: primary, replicas, Redis and indexes, each checked now", "responses": {
+            "200": {"description": "ready", "content": {_JSON: {"schema": _ref("schemas", "Readiness")}}},
+            "503": {"description": "not ready", "content": {_JSON: {"schema": _ref("schemas", "Readiness")}}},
+        }}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format 0.0.4",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/openapi.json": {"get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI 3.1",
+                          "content": {_JSON: {"schema": {"type": "object"}}}}}}},
+    }
+    if role.reads:
+        paths["/v1/search/nearby"] = {"get": {
+            "summary": "businesses within a radius, nearest first (ties by id), one page at a time",
+            "description": "Unknown query parameters are refused (400).",
+            "parameters": _search_parameters(max_radius_m),
+            "responses": {
+                "200": {"description": "a page", "content": {_JSON: {"schema": _ref("schemas", "SearchResult")}}},
+                "400": _ref("responses", "BadRequest"),
+                "503": _ref("responses", "Unavailable"),
+            },
+        }}
+        paths["/v1/businesses/{id}"] = {"get": {
+            "summary": "one business",
+            "parameters": [_ref("parameters", "BusinessId"), _ref("parameters", "ConsistencyToken")],
+            "responses": {
+                "200": {"description": "the business", "content": business_json},
+                "400": _ref("responses", "BadRequest"),
+                "404": _ref("responses", "NotFound"),
+                "503": _ref("responses", "Unavailable"),
+            },
+        }}
+    if role.writes:
+        secured: list[dict[str, list[str]]] = [{"bearer": []}]
+        paths["/v1/businesses"] = {"post": {
+            "summary": "create a business (role owner or admin)",
+            "security": secured,
+            "requestBody": body,
+            "responses": _write_responses({"201": {
+                "description": "created",
+                "headers": {"Location": {"schema": {"type": "string"}}, **token},
+                "content": business_json,
+            }}, with_body=True, with_id=False),
+        }}
+        item = paths.setdefault("/v1/businesses/{id}", {})
+        item["put"] = {
+            "summary": "replace a business's fields (role owner or admin)",
+            "security": secured,
+            "parameters": [_ref("parameters", "BusinessId")],
+            "requestBody": body,
+            "responses": _write_responses(
+                {"200": {"description": "updated", "headers": token, "content": business_json}},
+                with_body=True, with_id=True,
+            ),
+        }
+        item["delete"] = {
+            "summary": "delete a business (role owner or admin)",
+            "security": secured,
+            "parameters": [_ref("parameters", "BusinessId")],
+            "responses": _write_responses(
+                {"204": {"description": "deleted", "headers": token}}, with_body=False, with_id=True
+            ),
+        }
+    return paths
+
+
+@lru_cache(maxsize=8)
+def openapi_document(role: Role, max_radius_m: float) -> bytes:
+    """The OpenAPI document for an instance, as JSON bytes.
+
+    Args:
+        role: which routes the instance serves (only those are described).
+        max_radius_m: the largest radius it accepts, metres.
+
+    Returns:
+        The document.
+    """
+    return orjson.dumps({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "geo location API",
+            "version": "1.0.0",
+            "description": "Nearby business search and business CRUD. Errors are application/problem+json "
+            "with an `errors` list naming each field at fault. See docs/api.md.",
+        },
+        "paths": _paths(role, max_radius_m),
+        "components": _components(max_radius_m),
+    })

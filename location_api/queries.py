@@ -1,0 +1,219 @@
+"""The SQL the API runs, one function per statement group, each taking a connection.
+
+Which server a function runs on is decided by the caller (:mod:`location_api.db`): writes
+on the primary, everything else on a replica when possible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from location_api.db import VISIBLE_LSN_SQL
+from location_api.models import Business, BusinessInput
+from location_api.validate import lsn_from_text
+
+_COLUMNS = "id, name, latitude, longitude, category, address"
+
+#: One search candidate: (id, latitude, longitude, category).
+Candidate = tuple[int, float, float, str]
+
+
+def _business(row: asyncpg.Record) -> Business:
+    return Business(row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+# --------------------------------------------------------------------------- writes
+
+
+async def insert_business(conn: asyncpg.Connection, data: BusinessInput, geohash: str) -> Business:
+    """Insert a business (its change is logged by the table's triggers, same transaction)."""
+    row = await conn.fetchrow(
+        f"""INSERT INTO businesses (name, latitude, longitude, category, address, geohash)
+            VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}""",
+        data.name, data.latitude, data.longitude, data.category, data.address, geohash,
+    )
+    return _business(row)
+
+
+async def update_business(
+    conn: asyncpg.Connection, business_id: int, data: BusinessInput, geohash: str
+) -> tuple[Business, str] | None:
+    """Replace a business's fields.
+
+    Returns:
+        The business as stored now and its geohash before the update, or ``None`` when no
+        business has this id.
+    """
+    # The old geohash comes from the same statement (the row is locked by the UPDATE), so
+    # the cache entries of the old position are known exactly.
+    row = await conn.fetchrow(
+        f"""WITH old AS (SELECT id, geohash FROM businesses WHERE id = $1 FOR UPDATE)
+            UPDATE businesses b
+               SET name = $2, latitude = $3, longitude = $4, category = $5, address = $6,
+                   geohash = $7, updated_at = now()
+              FROM old WHERE b.id = old.id
+         RETURNING {', '.join('b.' + c for c in _COLUMNS.split(', '))}, old.geohash""",
+        business_id, data.name, data.latitude, data.longitude, data.category, data.address, geohash,
+    )
+    if row is None:
+        return None
+    return _business(row), row[6]
+
+
+async def delete_business(conn: asyncpg.Connection, business_id: int) -> str | None:
+    """Delete a business.
+
+    Returns:
+        Its geohash, or ``None`` when no business has this id.
+    """
+    geohash: str | None = await conn.fetchval("DELETE FROM businesses WHERE id = $1 RETURNING geohash", business_id)
+    return geohash
+
+
+async def visible_lsn(conn: asyncpg.Connection) -> int:
+    """The WAL position a server has made visible; after a commit on the primary, a
+    position every reader that has it will see the commit at (the consistency token)."""
+    return lsn_from_text(await conn.fetchval(VISIBLE_LSN_SQL))
+
+
+async def prune_changes(conn: asyncpg.Connection, older_than_s: float) -> int:
+    """Delete change-log rows older than ``older_than_s`` seconds; returns how many."""
+    status: str = await conn.execute(
+        "DELETE FROM business_changes WHERE changed_at < now() - make_interval(secs => $1)", older_than_s
+    )
+    return int(status.split()[-1])
+
+
+# --------------------------------------------------------------------------- reads
+
+
+async def get_business(conn: asyncpg.Connection, business_id: int) -> Business | None:
+    """One business by id, or ``None``."""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM businesses WHERE id = $1", business_id)
+    return None if row is None else _business(row)
+
+
+async def get_businesses(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, Business]:
+    """The businesses with these ids that exist, by id."""
+    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM businesses WHERE id = ANY($1::bigint[])", list(ids))
+    return {row[0]: _business(row) for row in rows}
+
+
+async def candidates_in_ranges(
+    conn: asyncpg.Connection, ranges: Sequence[tuple[str, str]]
+) -> list[list[Candidate]]:
+    """Every business whose geohash lies in one of the ranges ``[lo, hi)``, per range.
+
+    The ``~>=~``/``~<~`` operators compare bytewise, matching the ``text_pattern_ops``
+    covering index, so each range is one index-only range scan.
+
+    Args:
+        conn: a connection (a replica's, normally).
+        ranges: ``(lo, hi)`` geohash string bounds.
+
+    Returns:
+        One list of candidates per range, in the order of ``ranges``.
+    """
+    rows = await conn.fetch(
+        """SELECT r.i, b.id, b.latitude, b.longitude, b.category
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r(lo, hi, i)
+             JOIN businesses b ON b.geohash ~>=~ r.lo AND b.geohash ~<~ r.hi""",
+        [lo for lo, _ in ranges], [hi for _, hi in ranges],
+    )
+    out: list[list[Candidate]] = [[] for _ in ranges]
+    for i, bid, lat, lon, category in rows:
+        out[i - 1].append((bid, lat, lon, category))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One row of the change log, with the business's state in the same snapshot.
+
+    Attributes:
+        seq: the log row's id.
+        xid: the writing transaction's id.
+        business_id: the business, or ``None`` for "the whole table changed" (TRUNCATE).
+        business: its current state, or ``None`` when it no longer exists.
+    """
+
+    seq: int
+    xid: int
+    business_id: int | None
+    business: Business | None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """Where a read snapshot stands.
+
+    Attributes:
+        lsn_before: read just before the snapshot was taken: every commit up to this WAL
+            position is visible in it.
+        lsn_after: read just after: nothing beyond this position is visible in it.
+        horizon: the snapshot's xmin: every transaction with a lower id has finished and
+            is visible (or aborted).
+    """
+
+    lsn_before: int
+    lsn_after: int
+    horizon: int
+
+
+async def _snapshot_position(conn: asyncpg.Connection, before: int) -> SnapshotInfo:
+    """The first statement of a repeatable-read transaction: takes the snapshot, reads its xmin
+    and, after it, the WAL position (``before`` was read on the same connection just before)."""
+    row = await conn.fetchrow(
+        "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
+        f"({VISIBLE_LSN_SQL.removeprefix('SELECT ')})"
+    )
+    return SnapshotInfo(before, lsn_from_text(row[1]), row[0])
+
+
+async def load_all(conn: asyncpg.Connection) -> tuple[SnapshotInfo, list[asyncpg.Record], list[tuple[int, int]]]:
+    """Every business, and the change-log rows at or above the snapshot's horizon, in one snapshot.
+
+    Returns:
+        The snapshot's position; the business rows (id, name, latitude, longitude,
+        category, address); and ``(seq, xid)`` of the change rows the snapshot already
+        reflects but a later poll will see again.
+    """
+    before = await visible_lsn(conn)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        info = await _snapshot_position(conn, before)
+        rows = await conn.fetch(f"SELECT {_COLUMNS} FROM businesses")
+        seen = await conn.fetch("SELECT seq, xid FROM business_changes WHERE xid >= $1", info.horizon)
+    return info, rows, [(r[0], r[1]) for r in seen]
+
+
+async def poll_changes(
+    conn: asyncpg.Connection, horizon: int, limit: int
+) -> tuple[SnapshotInfo, list[Change], bool]:
+    """Change-log rows of transactions at or above ``horizon``, with each business's state.
+
+    Args:
+        conn: a connection to a read server.
+        horizon: the previous poll's snapshot xmin.
+        limit: fetch at most this many rows.
+
+    Returns:
+        The snapshot's position, the changes in ``seq`` order, and whether there were more
+        than ``limit`` (then the caller rebuilds from scratch instead).
+    """
+    before = await visible_lsn(conn)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        info = await _snapshot_position(conn, before)
+        rows = await conn.fetch(
+            f"""SELECT c.seq, c.xid, c.business_id, {', '.join('b.' + c for c in _COLUMNS.split(', '))}
+                  FROM business_changes c LEFT JOIN businesses b ON b.id = c.business_id
+                 WHERE c.xid >= $1 ORDER BY c.seq LIMIT $2""",
+            horizon, limit + 1,
+        )
+    changes = [
+        Change(r[0], r[1], r[2], None if r[3] is None else Business(r[3], r[4], r[5], r[6], r[7], r[8]))
+        for r in rows[:limit]
+    ]
+    return info, changes, len(rows) > limit

@@ -1,0 +1,195 @@
+"""Keeping an instance's in-memory catalog in step with the database, without restarts.
+
+At start-up the catalog is built from one snapshot of a replica (the rows are fetched on the
+event loop, the indexes built in an executor thread and swapped in). Then, every
+``Settings.api_refresh_s`` (0.25 s), the refresher reads the change log (``business_changes``,
+written by triggers in the same transaction as every write) from a replica and applies each
+change to the catalog, so a business written through any instance shows up in every
+instance's searches within a few hundred milliseconds.
+
+Which changes are new is decided by transaction id, not by ``seq``: sequence order is not
+commit order, so a change with a lower ``seq`` can become visible after a higher one. Each
+poll runs in a repeatable-read snapshot whose ``xmin`` (the horizon) is the oldest
+transaction still running; every transaction below it has finished and is visible. A poll
+reads the rows of transactions at or above the previous horizon and applies the ones it has
+not applied yet, so a late commit is never skipped, however late.
+
+Two WAL positions bracket each snapshot. ``applied_lsn`` (read before it) says every commit up
+to there is in the catalog: a read carrying a consistency token above it is not answered
+from memory. The position read after it is the least a server must have made visible to be
+read from next, so switching between replicas (or to the primary) never goes back in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import logging
+import time
+from collections.abc import Sequence
+
+from location_api import queries
+from location_api.cache import Cache
+from location_api.catalog import Catalog
+from location_api.cells import geohash12
+from location_api.db import Database
+from location_api.errors import DatabaseUnavailable
+from location_api.settings import MEMORY_STRATEGIES
+
+log = logging.getLogger(__name__)
+
+#: A poll that finds more changes than this rebuilds the catalog instead (a bulk load).
+MAX_CHANGES_PER_POLL = 5_000
+#: Rebuild from scratch when no poll succeeded for this long: the change log keeps
+#: :data:`CHANGE_LOG_RETENTION_S` of history, so a longer gap could have lost changes.
+REBUILD_AFTER_S = 1_800.0
+#: How long the change log is kept (pruned by the write role).
+CHANGE_LOG_RETENTION_S = 3_600.0
+
+
+class Refresher:
+    """Builds the catalog and applies the change log to it.
+
+    Args:
+        db: where to read from.
+        cache: whose entries to invalidate when a change is applied.
+        max_radius_m: the largest search radius, metres (the indexes refuse larger).
+        interval_s: time between polls, seconds.
+        strategies: the in-memory indexes to build (``Settings.api_indexes``).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        cache: Cache,
+        *,
+        max_radius_m: float,
+        interval_s: float,
+        strategies: Sequence[str] = MEMORY_STRATEGIES,
+    ) -> None:
+        self._db = db
+        self._cache = cache
+        self._max_radius_m = max_radius_m
+        self._interval_s = interval_s
+        self._strategies = tuple(strategies)
+        #: The catalog, or ``None`` until the first build succeeds.
+        self.catalog: Catalog | None = None
+        #: Every commit at or below this WAL position is reflected in the catalog.
+        self.applied_lsn = 0
+        self._source_lsn = 0
+        self._horizon = 0
+        self._applied: dict[int, int] = {}  # seq -> xid of applied changes at/above the horizon
+        self._last_success = time.monotonic()
+        #: Counters for /metrics.
+        self.rebuilds = 0
+        self.changes_applied = 0
+        self.errors = 0
+
+    @property
+    def seconds_since_refresh(self) -> float:
+        """Seconds since the catalog was last brought up to date."""
+        return time.monotonic() - self._last_success
+
+    async def rebuild(self) -> None:
+        """Build a new catalog from one snapshot and swap it in.
+
+        Raises:
+            DatabaseUnavailable: no server could be read.
+        """
+        started = time.monotonic()
+        async with self._db.snapshot(min_lsn=self._source_lsn or None) as (node, conn):
+            info, rows, seen = await queries.load_all(conn)
+        loop = asyncio.get_running_loop()
+        # Building three indexes over 144k (or a million) points takes seconds of CPU: not
+        # on the event loop. The thread builds a new catalog; nothing else touches it.
+        catalog = await loop.run_in_executor(
+            None, functools.partial(Catalog.build, rows, max_radius_m=self._max_radius_m, strategies=self._strategies)
+        )
+        self.catalog = catalog
+        # Millions of long-lived objects: move them out of the cyclic GC's reach, so no
+        # collection ever walks them again (a full walk would stall requests for a second).
+        gc.freeze()
+        self._horizon = info.horizon
+        self._applied = dict(seen)
+        self.applied_lsn = info.lsn_before
+        self._source_lsn = max(self._source_lsn, info.lsn_after)
+        self._last_success = time.monotonic()
+        self.rebuilds += 1
+        log.info(
+            "in-memory indexes built: %d businesses from %s in %.1f s",
+            len(catalog), node.name, time.monotonic() - started,
+        )
+
+    async def poll(self) -> int:
+        """Apply the changes committed since the last poll.
+
+        Returns:
+            How many changes were applied.
+
+        Raises:
+            DatabaseUnavailable: no server could be read.
+        """
+        catalog = self.catalog
+        if catalog is None:
+            await self.rebuild()
+            return 0
+        async with self._db.snapshot(min_lsn=self._source_lsn) as (_node, conn):
+            info, changes, overflow = await queries.poll_changes(conn, self._horizon, MAX_CHANGES_PER_POLL)
+        fresh = [c for c in changes if c.seq not in self._applied]
+        if overflow or any(c.business_id is None for c in fresh):
+            # A bulk load or a TRUNCATE: cheaper (and simpler) to start over. Bulk writes
+            # invalidate nothing in Redis, so drop the API's cache entries too.
+            await self.rebuild()
+            if self._cache.up:
+                await self._cache.flush()
+            return 0
+        stale: list[tuple[int, list[str]]] = []
+        for change in fresh:
+            assert change.business_id is not None  # checked above
+            old = catalog.apply(change.business_id, change.business)
+            self._applied[change.seq] = change.xid
+            if old != change.business:
+                positions = [geohash12(b.latitude, b.longitude) for b in (old, change.business) if b is not None]
+                stale.append((change.business_id, positions))
+        horizon = max(self._horizon, info.horizon)
+        self._horizon = horizon
+        self._applied = {seq: xid for seq, xid in self._applied.items() if xid >= horizon}
+        self.applied_lsn = max(self.applied_lsn, info.lsn_before)
+        self._source_lsn = max(self._source_lsn, info.lsn_after)
+        self._last_success = time.monotonic()
+        self.changes_applied += len(fresh)
+        # The second invalidation: this replica now shows the write, so an entry filled
+        # from it from now on is fresh; one filled before may not be.
+        for business_id, positions in stale:
+            await self._cache.invalidate(business_id, positions)
+        return len(fresh)
+
+    async def run(self) -> None:
+        """Poll forever (a background task; cancel it to stop).
+
+        A failure is logged once when it starts and once when it ends, not at every poll.
+        """
+        failing = False
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                if self.catalog is None or self.seconds_since_refresh > REBUILD_AFTER_S:
+                    await self.rebuild()
+                else:
+                    await self.poll()
+            except DatabaseUnavailable as exc:
+                self.errors += 1
+                if not failing:
+                    log.warning("index refresh paused, no database: %s", exc)
+                failing = True
+            except Exception:
+                # A bug or a broken schema must not stop the refresh for good.
+                self.errors += 1
+                if not failing:
+                    log.exception("index refresh failed; retrying every %.2f s", self._interval_s)
+                failing = True
+            else:
+                if failing:
+                    log.info("index refresh works again")
+                failing = False

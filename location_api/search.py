@@ -1,0 +1,193 @@
+"""Nearby search: the in-memory strategies, the ``sql`` strategy, paging and radius expansion.
+
+Every strategy produces the same thing: all businesses within the radius (of the category,
+if one is asked for), as ``(id, distance_m)`` sorted by (distance, id), with distances from
+:func:`geo_index.haversine_m`. The page is then cut after the cursor's (distance, id), so
+bodies are identical whichever strategy answered.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import NamedTuple
+
+from geo_index import haversine_m
+
+from location_api import queries
+from location_api.cache import Cache
+from location_api.catalog import Catalog
+from location_api.cells import Cell, cover, text_ranges
+from location_api.cursor import CursorPosition
+from location_api.db import Database
+from location_api.models import Business, SearchQuery
+from location_api.queries import Candidate
+
+Hit = tuple[int, float]
+
+
+class SearchPage(NamedTuple):
+    """One page of results.
+
+    Attributes:
+        total: businesses within ``radius_m`` (of the category, if given).
+        radius_m: the radius searched, metres (wider than asked when ``expand`` widened it).
+        hits: this page's businesses with their distances, metres, nearest first.
+        next_position: where the page ended, when more businesses follow; else ``None``.
+    """
+
+    total: int
+    radius_m: float
+    hits: list[tuple[Business, float]]
+    next_position: CursorPosition | None
+
+
+def radii(query: SearchQuery, after: CursorPosition | None, max_radius_m: float) -> list[float]:
+    """The radii to try, metres, smallest first.
+
+    Without ``expand`` (or when continuing from a cursor, which fixes the radius) there is one.
+    With it, the radius doubles until it reaches ``max_radius_m``; the search stops at the
+    first radius with at least ``limit`` matches.
+    """
+    if after is not None:
+        return [after.radius_m]
+    steps = [query.radius_m]
+    while query.expand and steps[-1] < max_radius_m:
+        steps.append(min(steps[-1] * 2.0, max_radius_m))
+    return steps
+
+
+def _order(hit: Hit) -> tuple[float, int]:
+    return hit[1], hit[0]
+
+
+def cut_page(
+    hits: list[Hit], after: CursorPosition | None, limit: int, radius_m: float
+) -> tuple[list[Hit], CursorPosition | None]:
+    """The page of ``hits`` (sorted by distance, id) that follows ``after``.
+
+    Returns:
+        The page, and the position to continue from when more hits follow it.
+    """
+    start = 0 if after is None else bisect_right(hits, (after.distance_m, after.business_id), key=_order)
+    page = hits[start : start + limit]
+    more = start + limit < len(hits)
+    nxt = CursorPosition(radius_m, page[-1][1], page[-1][0]) if more and page else None
+    return page, nxt
+
+
+def search_memory(
+    catalog: Catalog, strategy: str, query: SearchQuery, after: CursorPosition | None, max_radius_m: float
+) -> SearchPage:
+    """Answer from an in-memory index (no I/O; runs on the event loop's thread).
+
+    Args:
+        catalog: the instance's catalog.
+        strategy: ``geohash``, ``quadtree`` or ``s2``.
+        query: the search.
+        after: the cursor's position, for pages after the first.
+        max_radius_m: the largest radius, metres (the end of expansion).
+
+    Returns:
+        The page.
+    """
+    index = catalog.indexes[strategy]
+    businesses = catalog.businesses
+    hits: list[Hit] = []
+    radius = query.radius_m
+    for radius in radii(query, after, max_radius_m):
+        hits = index.within(query.latitude, query.longitude, radius)
+        if query.category is not None:
+            category = query.category
+            hits = [h for h in hits if businesses[h[0]].category == category]
+        if len(hits) >= query.limit:
+            break
+    page, nxt = cut_page(hits, after, query.limit, radius)
+    return SearchPage(len(hits), radius, [(businesses[bid], d) for bid, d in page], nxt)
+
+
+async def search_sql(
+    db: Database,
+    cache: Cache,
+    query: SearchQuery,
+    after: CursorPosition | None,
+    max_radius_m: float,
+    *,
+    min_lsn: int | None = None,
+) -> SearchPage:
+    """Answer with geohash prefix queries on a replica (the cache first, when allowed).
+
+    Args:
+        db: the databases.
+        cache: the Redis cache (bypassed when ``min_lsn`` is given: it may trail the token).
+        query: the search.
+        after: the cursor's position, for pages after the first.
+        max_radius_m: the largest radius, metres (the end of expansion).
+        min_lsn: a consistency token: only a server that has replayed it may answer.
+
+    Returns:
+        The page.
+
+    Raises:
+        DatabaseUnavailable: no database could answer.
+    """
+    hits: list[Hit] = []
+    radius = query.radius_m
+    for radius in radii(query, after, max_radius_m):
+        candidates = await _candidates(db, cache, query.latitude, query.longitude, radius, min_lsn)
+        found: list[tuple[float, int]] = []
+        for bid, lat, lon, category in candidates:
+            if query.category is not None and category != query.category:
+                continue
+            d = haversine_m(query.latitude, query.longitude, lat, lon)
+            if d <= radius:
+                found.append((d, bid))
+        found.sort()
+        hits = [(bid, d) for d, bid in found]
+        if len(hits) >= query.limit:
+            break
+    page, nxt = cut_page(hits, after, query.limit, radius)
+    details = await fetch_businesses(db, cache, [bid for bid, _ in page], min_lsn=min_lsn)
+    # A business deleted between the two reads drops out of the page.
+    rows = [(details[bid], d) for bid, d in page if bid in details]
+    return SearchPage(len(hits), radius, rows, nxt)
+
+
+async def _candidates(
+    db: Database, cache: Cache, lat: float, lon: float, radius_m: float, min_lsn: int | None
+) -> list[Candidate]:
+    cells = cover(lat, lon, radius_m).cells
+    cached: dict[Cell, list[Candidate]] = {} if min_lsn is not None else await cache.get_cells(cells)
+    missing = [c for c in cells if c not in cached]
+    if missing:
+        ranges = [text_ranges((cell,))[0] for cell in missing]
+        lists = await db.read(lambda conn: queries.candidates_in_ranges(conn, ranges), min_lsn=min_lsn)
+        fetched = dict(zip(missing, lists))
+        await cache.put_cells(fetched)
+        cached.update(fetched)
+    return [c for cell in cells for c in cached[cell]]
+
+
+async def fetch_businesses(
+    db: Database, cache: Cache, ids: list[int], *, min_lsn: int | None = None
+) -> dict[int, Business]:
+    """Businesses by id: from the cache, the rest from a replica (then cached).
+
+    Args:
+        db: the databases.
+        cache: the Redis cache (bypassed when ``min_lsn`` is given).
+        ids: the ids wanted.
+        min_lsn: a consistency token: only a server that has replayed it may answer.
+
+    Returns:
+        The businesses that exist, by id.
+
+    Raises:
+        DatabaseUnavailable: no database could answer.
+    """
+    found = {} if min_lsn is not None else await cache.get_businesses(ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        fetched = await db.read(lambda conn: queries.get_businesses(conn, missing), min_lsn=min_lsn)
+        await cache.put_businesses(fetched.values())
+        found.update(fetched)
+    return found

@@ -1,0 +1,246 @@
+"""A pipelined Redis command connection: every command of a loop iteration in one write.
+
+The hot path of the friends tier sends two commands per location update (``SET`` the cache,
+``PUBLISH`` the update) from thousands of sessions. A general-purpose client spends tens of
+microseconds of Python per command on pooling, retries and parsing; here commands share one
+connection per node and are pipelined automatically: each call queues its command and a
+future, the queue is written once per event-loop iteration, and hiredis parses the replies,
+which Redis sends in order. Only simple request/reply commands belong here (no blocking
+commands, no ``MULTI``, no pub/sub).
+
+:class:`CommandProtocol` is the sans-I/O core (commands out, replies matched to futures in);
+:class:`RedisClient` is the asyncio adapter that connects lazily and reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections import deque
+from typing import Any
+
+import hiredis
+
+from pubsub.errors import PubSubError
+from pubsub.node import NodeAddress
+from pubsub.protocol import encode_command
+
+log = logging.getLogger(__name__)
+
+Arg = bytes | str | int | float
+
+
+class ReplyError(PubSubError, ValueError):
+    """Redis answered a command with an error (``-ERR ...``, ``-WRONGTYPE ...``)."""
+
+
+class ConnectionLost(PubSubError, ConnectionError):
+    """The connection dropped (or timed out) before the reply came."""
+
+
+def _arg(value: Arg) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    return str(value).encode()
+
+
+class CommandProtocol:
+    """Commands and their replies, in order, with no I/O."""
+
+    def __init__(self) -> None:
+        self._reader = hiredis.Reader()
+        self._out: list[bytes] = []
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+
+    def send(self, args: tuple[Arg, ...], future: asyncio.Future[Any]) -> None:
+        """Queue a command whose reply will complete ``future``."""
+        self._out.append(encode_command([_arg(a) for a in args]))
+        self._waiting.append(future)
+
+    def send_first(self, args: tuple[Arg, ...], future: asyncio.Future[Any]) -> None:
+        """Queue a command ahead of everything queued (``AUTH`` on a new connection)."""
+        self._out.insert(0, encode_command([_arg(a) for a in args]))
+        self._waiting.appendleft(future)
+
+    def data_to_send(self) -> bytes:
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    @property
+    def waiting(self) -> int:
+        """Commands sent or queued whose replies have not come."""
+        return len(self._waiting)
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the socket; completes the futures of every whole reply.
+
+        Raises:
+            hiredis.ProtocolError: not RESP; the connection must be dropped.
+        """
+        self._reader.feed(data)
+        waiting = self._waiting
+        while (reply := self._reader.gets()) is not False:
+            if not waiting:
+                raise hiredis.ProtocolError("a reply nobody asked for")
+            future = waiting.popleft()
+            if future.done():
+                continue  # the caller gave up (timeout, cancellation)
+            if isinstance(reply, hiredis.ReplyError):
+                future.set_exception(ReplyError(str(reply)))
+            else:
+                future.set_result(reply)
+
+    def fail(self, exc: Exception) -> None:
+        """The connection is gone: fail every command in flight, forget queued bytes."""
+        self._reader = hiredis.Reader()
+        self._out.clear()
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # a caller that gave up must not log it as unretrieved
+
+
+class _Link(asyncio.Protocol):
+    def __init__(self, owner: RedisClient) -> None:
+        self.owner = owner
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.owner._link is self:
+            self.owner._received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.owner._link is self:
+            self.owner._lost(exc)
+
+
+class RedisClient:
+    """One auto-pipelined connection to one Redis node.
+
+    Args:
+        address: the node.
+        connect_timeout_s: give up one connection attempt after this long.
+        command_timeout_s: a reply slower than this drops the connection (every command in
+            flight fails with :class:`ConnectionLost`).
+    """
+
+    def __init__(self, address: NodeAddress, *, connect_timeout_s: float = 5.0, command_timeout_s: float = 5.0) -> None:
+        self.address = address
+        self._connect_timeout_s = connect_timeout_s
+        self._command_timeout_s = command_timeout_s
+        self._protocol = CommandProtocol()
+        self._link: _Link | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._flush_soon = False
+        self._closed = False
+        #: Connections opened so far (tests and metrics read it).
+        self.connections = 0
+
+    @classmethod
+    def from_url(cls, url: str, **options: float) -> RedisClient:
+        return cls(NodeAddress.parse(url), **options)
+
+    def call(self, *args: Arg) -> asyncio.Future[Any]:
+        """Queue a command; the future completes with its reply (written this iteration).
+
+        Raises:
+            ConnectionLost: the client was closed.
+        """
+        if self._closed:
+            raise ConnectionLost(f"client for {self.address.name} is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._protocol.send(args, future)
+        if self._link is None:
+            if self._connecting is None or self._connecting.done():
+                self._connecting = loop.create_task(self._connect())
+        elif not self._flush_soon:
+            self._flush_soon = True
+            loop.call_soon(self._flush)
+        return future
+
+    async def execute(self, *args: Arg, retries: int = 1) -> Any:
+        """Run a command and return its reply, retrying on a dropped connection.
+
+        Raises:
+            ReplyError: Redis refused the command.
+            ConnectionLost: the node stayed unreachable.
+        """
+        for attempt in range(retries + 1):
+            try:
+                return await asyncio.wait_for(self.call(*args), self._command_timeout_s)
+            except TimeoutError:
+                self._drop(f"no reply within {self._command_timeout_s} s")
+                error: Exception = ConnectionLost(f"{self.address.name}: no reply within {self._command_timeout_s} s")
+            except ConnectionLost as exc:
+                error = exc
+            if attempt < retries:
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise error
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+        self._drop("closed")
+
+    # --- I/O --------------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        self._flush_soon = False
+        link = self._link
+        if link is not None and link.transport is not None:
+            data = self._protocol.data_to_send()
+            if data:
+                link.transport.write(data)
+
+    def _received(self, data: bytes) -> None:
+        try:
+            self._protocol.receive_data(data)
+        except hiredis.ProtocolError as exc:
+            self._drop(f"unparseable reply: {exc}")
+
+    def _lost(self, exc: Exception | None) -> None:
+        self._link = None
+        self._protocol.fail(ConnectionLost(f"lost the connection to {self.address.name}: {exc or 'closed'}"))
+
+    def _drop(self, why: str) -> None:
+        link, self._link = self._link, None
+        if link is not None and link.transport is not None:
+            link.transport.abort()
+        self._protocol.fail(ConnectionLost(f"{self.address.name}: {why}"))
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        context = ssl.create_default_context() if self.address.tls else None
+        try:
+            _transport, link = await asyncio.wait_for(
+                loop.create_connection(lambda: _Link(self), self.address.host, self.address.port, ssl=context),
+                self._connect_timeout_s,
+            )
+        except (OSError, TimeoutError) as exc:
+            self._protocol.fail(ConnectionLost(f"cannot reach {self.address.name}: {exc}"))
+            return
+        assert link.transport is not None
+        if self.address.password is not None:
+            auth: asyncio.Future[Any] = loop.create_future()
+            auth.add_done_callback(_log_auth_failure)
+            args: tuple[Arg, ...] = ("AUTH", self.address.username, self.address.password) if self.address.username \
+                else ("AUTH", self.address.password)
+            self._protocol.send_first(args, auth)
+        self._link = link
+        self.connections += 1
+        link.transport.write(self._protocol.data_to_send())
+
+
+def _log_auth_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("redis AUTH failed: %s", future.exception())

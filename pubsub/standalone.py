@@ -1,0 +1,81 @@
+"""The ``redis`` backend: one Redis node, ``SUBSCRIBE``/``PUBLISH``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from pubsub.base import PubSub, unique
+from pubsub.client import RedisClient
+from pubsub.node import MessageHandler, NodeAddress, NodeSubscriber
+
+
+class RedisPubSub(PubSub):
+    """Every channel on one Redis node.
+
+    Args:
+        url: the node, ``redis://[user:password@]host:port[/db]`` (the db does not matter:
+            Redis pub/sub ignores it).
+        on_message: called with ``(channel, data)`` for each message; must not block.
+        on_restored: called when subscriptions are back after a reconnection (messages
+            published meanwhile were lost).
+        probe_interval_s: probe an idle subscriber connection after this many seconds.
+        probe_timeout_s: reconnect when a probe stays unanswered this long.
+        connect_timeout_s: give up one connection attempt after this long.
+        batch: the most channels in one ``SUBSCRIBE``.
+    """
+
+    backend = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        on_message: MessageHandler,
+        on_restored: Callable[[], None] | None = None,
+        probe_interval_s: float = 5.0,
+        probe_timeout_s: float = 5.0,
+        connect_timeout_s: float = 5.0,
+        batch: int = 512,
+    ) -> None:
+        self.url = url
+        self._subscriber = NodeSubscriber(
+            NodeAddress.parse(url), on_message=on_message, batch=batch,
+            on_restored=None if on_restored is None else (lambda _node: on_restored()),
+            probe_interval_s=probe_interval_s, probe_timeout_s=probe_timeout_s, connect_timeout_s=connect_timeout_s,
+        )
+        self._publisher = RedisClient.from_url(url, connect_timeout_s=connect_timeout_s)
+
+    @property
+    def subscriber(self) -> NodeSubscriber:
+        """The one subscriber connection (tests and metrics read it)."""
+        return self._subscriber
+
+    async def start(self) -> None:
+        # The subscriber connection opens with the first subscription: a process that only
+        # publishes (the HTTP API) holds no idle subscriber connection.
+        pass
+
+    async def close(self) -> None:
+        await self._subscriber.close()
+        await self._publisher.close()
+
+    async def publish(self, channel: str, data: bytes) -> int:
+        return int(await self._publisher.execute("PUBLISH", channel, data))
+
+    async def subscribe(self, channels: Iterable[str]) -> None:
+        self._subscriber.start()
+        await self._subscriber.subscribe(unique(channels))
+
+    def unsubscribe(self, channels: Iterable[str]) -> None:
+        self._subscriber.unsubscribe(unique(channels))
+
+    @property
+    def channels(self) -> frozenset[str]:
+        return self._subscriber.channels
+
+    async def ping(self) -> bool:
+        try:
+            await self._publisher.execute("PING")
+        except Exception:
+            return False
+        return self._subscriber.connected or not self._subscriber.channels

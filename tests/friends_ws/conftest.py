@@ -1,0 +1,92 @@
+"""Fixtures of the friends tier's tests: app servers on port 0 with short timers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+import pytest
+
+from geo_common import friends_db
+from geo_common.settings import Settings
+from tests.friends_ws.ws_helpers import TIMEOUT_FACTOR, Client, Server, connect_user, start_server
+from tests.pubsub.conftest import redis_bins, throwaway_redis  # noqa: F401 - shared fixtures
+
+ServerFactory = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture
+def ws_settings(settings: Settings) -> Settings:
+    """The session's settings with timers short enough for tests."""
+    return replace(
+        settings, ws_ping_interval_s=5.0, history_flush_ms=50, history_flush_rows=500,
+        ws_max_updates_per_s=50.0, pubsub_probe_s=2.0, friend_radius_m=8047.0, friend_hysteresis_m=200.0,
+    )
+
+
+@pytest.fixture
+async def servers(ws_settings: Settings) -> AsyncIterator[ServerFactory]:
+    """Start app servers (``await servers(**overrides)``); all are stopped after the test."""
+    started: list[Server] = []
+
+    async def start(**overrides: Any) -> Server:
+        server = await start_server(replace(ws_settings, **overrides))
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        await server.stop()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[Client]]:
+    """Clients a test opened (through :func:`connect`); closed after the test."""
+    opened: list[Client] = []
+    yield opened
+    for client in opened:
+        await client.close()
+
+
+@pytest.fixture
+def connect(clients: list[Client], ws_settings: Settings) -> Callable[..., Awaitable[Client]]:
+    async def open_client(server: Server, user_id: int, **kwargs: Any) -> Client:
+        client = await connect_user(server, ws_settings, user_id, **kwargs)
+        clients.append(client)
+        return client
+
+    return open_client
+
+
+@pytest.fixture
+async def primary(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(settings.pg_primary)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def befriend(primary: asyncpg.Connection, settings: Settings) -> Callable[..., Awaitable[None]]:
+    """Make pairs of users friends directly in the database (before they connect).
+
+    Sessions read friend lists from a replica, so this waits until every replica has them.
+    """
+    async def make(*pairs: tuple[int, int]) -> None:
+        for a, b in pairs:
+            await friends_db.add_friendship(primary, a, b)
+        lsn = await primary.fetchval("SELECT pg_current_wal_lsn()")
+        for replica in settings.pg_replicas:
+            conn = await asyncpg.connect(replica)
+            try:
+                deadline = time.monotonic() + 10 * TIMEOUT_FACTOR
+                while not await conn.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", lsn):
+                    assert time.monotonic() < deadline, "the replica did not catch up"
+                    await asyncio.sleep(0.005)
+            finally:
+                await conn.close()
+
+    return make

@@ -1,0 +1,143 @@
+"""The friendship endpoints of geo-api, and their effect on live WebSocket connections.
+
+The routes are mounted on a minimal geo-api application (its database layer and error
+middleware, no search indexes), the way ``add_friendship_routes`` mounts them on the real one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from geo_common import friends_db
+from geo_common.settings import Settings
+from geo_common.tokens import Role, mint_token
+from location_api.db import Database
+from location_api.errors import error_middleware
+from location_api.friendship_views import add_friendship_routes
+from location_api.keys import db_key, role_key, settings_key
+from location_api.settings import Role as ApiRole
+from tests.friends_ws.ws_helpers import new_user
+
+SF = (37.7749, -122.4194)
+NEAR = (37.7849, -122.4094)
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[str]:
+    app = web.Application(middlewares=[error_middleware])
+    app[settings_key] = replace(settings, api_role="all")
+    app[role_key] = ApiRole.ALL
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        db = await Database.open(app[settings_key])
+        app[db_key] = db
+        yield
+        await db.close()
+
+    app.cleanup_ctx.append(database)
+    add_friendship_routes(app)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+def auth(settings: Settings, user_id: int, role: Role = Role.USER) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(settings.jwt_secret, user_id, role)}"}
+
+
+async def test_friends_added_and_removed_while_both_are_online(api, servers, connect, settings) -> None:  # type: ignore[no-untyped-def]
+    one, two = await servers(), await servers()
+    a, b = new_user(), new_user()
+    alice, bob = await connect(one, a), await connect(two, b)
+    await alice.location(*SF)
+    await alice.expect("init")
+    await bob.location(*NEAR)
+    await bob.expect("init")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{api}/v1/users/{a}/friends/{b}", headers=auth(settings, a)) as resp:
+            assert resp.status == 201, await resp.text()
+            assert await resp.json() == {"user_id": a, "friend_id": b, "created": True}
+            token = resp.headers["X-Consistency-Token"]
+        # Within a second both live connections follow each other: the cache shows Bob at once.
+        await alice.expect("friend_location", user_id=b, timeout=1.0)
+        await bob.expect("friend_location", user_id=a, timeout=1.0)
+        await bob.location(*SF)
+        await alice.expect("friend_location", user_id=b)
+        async with http.post(f"{api}/v1/users/{a}/friends/{b}", headers=auth(settings, a)) as resp:
+            assert resp.status == 200 and (await resp.json())["created"] is False
+        async with http.get(f"{api}/v1/users/{b}/friends",
+                            headers={**auth(settings, b), "X-Consistency-Token": token}) as resp:
+            assert resp.status == 200
+            assert [f["user_id"] for f in (await resp.json())["friends"]] == [a]  # mutual
+        async with http.delete(f"{api}/v1/users/{b}/friends/{a}", headers=auth(settings, b)) as resp:
+            assert resp.status == 204
+        await alice.expect("friend_left", user_id=b, reason="unfriended", timeout=1.0)
+        await bob.expect("friend_left", user_id=a, reason="unfriended", timeout=1.0)
+        async with http.delete(f"{api}/v1/users/{b}/friends/{a}", headers=auth(settings, b)) as resp:
+            assert resp.status == 404
+            assert resp.content_type == "application/problem+json"
+
+
+async def test_only_the_user_or_an_admin_may_change_friendships(api, settings) -> None:  # type: ignore[no-untyped-def]
+    a, b, c = new_user(), new_user(), new_user()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{api}/v1/users/{a}/friends/{b}") as resp:
+            assert resp.status == 401
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+        async with http.post(f"{api}/v1/users/{a}/friends/{b}", headers=auth(settings, c)) as resp:
+            assert resp.status == 403
+            assert (await resp.json())["type"] == "/problems/forbidden"
+        async with http.get(f"{api}/v1/users/{a}/friends", headers=auth(settings, c)) as resp:
+            assert resp.status == 403
+        async with http.post(f"{api}/v1/users/{a}/friends/{b}", headers=auth(settings, c, Role.ADMIN)) as resp:
+            assert resp.status == 201
+        async with http.post(f"{api}/v1/users/{a}/friends/{a}", headers=auth(settings, a)) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["errors"][0]["field"] == "friend_id"
+        async with http.post(f"{api}/v1/users/0/friends/{a}", headers=auth(settings, a)) as resp:
+            assert resp.status == 400
+        async with http.get(f"{api}/v1/users/{c}/friends", headers=auth(settings, c)) as resp:
+            assert resp.status == 200 and (await resp.json())["friends"] == []  # never seen: no friends
+
+
+async def test_erasing_locations_deletes_history_and_cache(api, servers, connect, befriend, settings, primary) -> None:  # type: ignore[no-untyped-def]
+    server = await servers(history_flush_ms=20)
+    a, b = new_user(), new_user()
+    await befriend((a, b))
+    alice, bob = await connect(server, a), await connect(server, b)
+    await alice.location(*SF)
+    await alice.expect("init")
+    await bob.location(*NEAR)
+    await alice.expect("friend_location", user_id=b)
+    await bob.send(type="settings", radius_m=1000)
+    await bob.expect("settings")
+    await bob.quiet(0.1)  # the history writer flushes every 20 ms
+    assert len(await friends_db.history_of(primary, b)) == 1
+    async with aiohttp.ClientSession() as http:
+        async with http.delete(f"{api}/v1/users/{b}/locations", headers=auth(settings, b)) as resp:
+            assert resp.status == 200, await resp.text()
+            assert await resp.json() == {"user_id": b, "history_rows_deleted": 1, "cached_location_deleted": True}
+    assert await friends_db.history_of(primary, b) == []
+    await alice.expect("friend_left", user_id=b, reason="offline")
+    fresh = await connect(server, a)
+    await fresh.location(*SF)
+    assert (await fresh.expect("init"))["friends"] == []
+
+
+def test_the_openapi_paths_cover_the_routes() -> None:
+    from location_api.friendship_views import friendship_openapi_paths
+
+    app = web.Application()
+    app[role_key] = ApiRole.ALL
+    add_friendship_routes(app)
+    served = {(r.method, res.canonical) for res in app.router.resources() for r in res if r.method != "HEAD"}
+    described = {(m.upper(), p) for p, item in friendship_openapi_paths(ApiRole.ALL).items() for m in item}
+    assert described == served
+    assert set(friendship_openapi_paths(ApiRole.READ)) == {"/v1/users/{id}/friends"}

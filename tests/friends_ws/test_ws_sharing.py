@@ -1,0 +1,95 @@
+"""Sharing off and on, coarse precision, friendships changing while both users are online."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from friends_ws.nearby import coarsen
+from geo_common import friends_db
+from geo_common.presence import FriendAdded, FriendRemoved, location_key
+from tests.friends_ws.ws_helpers import new_user
+
+SF = (37.7749, -122.4194)
+NEAR = (37.7849, -122.4094)
+
+
+async def test_sharing_off_hides_the_user_and_on_shows_them_again(servers, connect, befriend, ws_settings) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    a, b = new_user(), new_user()
+    await befriend((a, b))
+    alice, bob = await connect(server, a), await connect(server, b)
+    await alice.location(*SF)
+    await alice.expect("init")
+    await bob.location(*NEAR)
+    await alice.expect("friend_location", user_id=b)
+    await bob.send(type="sharing", enabled=False)
+    assert await bob.expect("sharing") == {"type": "sharing", "enabled": False, "precision": "exact"}
+    await alice.expect("friend_left", user_id=b, reason="sharing_off")
+    redis = aioredis.Redis.from_url(ws_settings.redis_url)
+    try:
+        assert await redis.exists(location_key(ws_settings.redis_namespace, "default", b)) == 0
+    finally:
+        await redis.aclose()
+    await bob.location(*NEAR)  # not shared while off
+    assert [f for f in await alice.quiet(0.3) if f.get("user_id") == b] == []
+    # The preference survives a reconnection.
+    await bob.close()
+    bob = await connect(server, b)
+    await bob.location(*NEAR)
+    await bob.expect("init")
+    assert [f for f in await alice.quiet(0.3) if f.get("user_id") == b] == []
+    await bob.send(type="sharing", enabled=True)
+    await bob.expect("sharing", enabled=True)
+    await alice.expect("friend_location", user_id=b)  # shown again at once, at the last location
+
+
+async def test_coarse_precision_shares_the_geohash6_cell_centre(servers, connect, befriend) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    a, b = new_user(), new_user()
+    await befriend((a, b))
+    alice, bob = await connect(server, a), await connect(server, b)
+    await alice.location(*SF)
+    await alice.expect("init")
+    await bob.send(type="sharing", enabled=True, precision="coarse")
+    await bob.expect("sharing", precision="coarse")
+    await bob.location(*NEAR)
+    seen = await alice.expect("friend_location", user_id=b)
+    assert (seen["latitude"], seen["longitude"]) == coarsen(*NEAR) != NEAR
+    fresh = await connect(server, a)  # the cache holds the coarse point too
+    await fresh.location(*SF)
+    (friend,) = (await fresh.expect("init"))["friends"]
+    assert (friend["latitude"], friend["longitude"]) == coarsen(*NEAR)
+
+
+async def test_friendship_changes_reach_live_connections(servers, connect, ws_settings) -> None:  # type: ignore[no-untyped-def]
+    one, two = await servers(), await servers()
+    a, b = new_user(), new_user()
+    alice, bob = await connect(one, a), await connect(two, b)
+    await alice.location(*SF)
+    await alice.expect("init")
+    await bob.location(*NEAR)
+    await bob.expect("init")
+    # What geo-api does on POST /v1/users/{a}/friends/{b}: the rows, then a control message to each.
+    conn = await asyncpg.connect(ws_settings.pg_primary)
+    try:
+        await friends_db.add_friendship(conn, a, b)
+    finally:
+        await conn.close()
+    hub = one.hub
+    await hub.publish_control(None, a, FriendAdded(b, None))
+    await hub.publish_control(None, b, FriendAdded(a, None))
+    await alice.expect("friend_location", user_id=b, timeout=1.0)  # Bob is in the cache: shown at once
+    await bob.expect("friend_location", user_id=a, timeout=1.0)
+    await bob.location(*SF)
+    await alice.expect("friend_location", user_id=b)
+    await hub.publish_control(None, a, FriendRemoved(b))
+    await hub.publish_control(None, b, FriendRemoved(a))
+    await alice.expect("friend_left", user_id=b, reason="unfriended", timeout=1.0)
+    await bob.expect("friend_left", user_id=a, reason="unfriended", timeout=1.0)
+    await bob.location(*NEAR)
+    await asyncio.sleep(0.05)
+    assert [f for f in await alice.quiet(0.3) if f.get("user_id") == b] == []
+    assert b not in one.hub.listeners and a not in two.hub.listeners

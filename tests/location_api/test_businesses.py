@@ -1,0 +1,127 @@
+"""Business CRUD, read-your-writes with the consistency token, and cache invalidation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from location_api.cells import cells_containing, geohash12
+from location_api.keys import cache_key
+
+from .conftest import Api, eventually
+
+CONSISTENCY = "X-Consistency-Token"
+
+
+async def create(api: Api, headers: dict[str, str], **fields: Any) -> tuple[dict[str, Any], str]:
+    body = {"name": "Test Bakery", "latitude": 59.9139, "longitude": 10.7522, "category": "bakery",
+            "address": "Oslo, NO", **fields}
+    async with api.http.post("/v1/businesses", json=body, headers=headers) as resp:
+        assert resp.status == 201, await resp.text()
+        created = await resp.json()
+        assert resp.headers["Location"] == f"/v1/businesses/{created['id']}"
+        return dict(created), resp.headers[CONSISTENCY]
+
+
+async def test_crud_round_trip(api: Api, admin_headers: dict[str, str]) -> None:
+    created, token = await create(api, admin_headers, latitude=-16.5, longitude=179.999999)
+    bid = created["id"]
+    assert created == {"id": bid, "name": "Test Bakery", "latitude": -16.5, "longitude": 179.999999,
+                       "category": "bakery", "address": "Oslo, NO"}
+
+    async with api.http.get(f"/v1/businesses/{bid}", headers={CONSISTENCY: token}) as resp:
+        assert resp.status == 200
+        assert await resp.json() == created
+
+    changed = {"name": "Moved Bakery", "latitude": 78.22, "longitude": 15.65}
+    async with api.http.put(f"/v1/businesses/{bid}", json=changed, headers=admin_headers) as resp:
+        assert resp.status == 200, await resp.text()
+        updated = await resp.json()
+        token = resp.headers[CONSISTENCY]
+    # PUT replaces every field: the omitted ones go back to empty.
+    assert updated == {"id": bid, **changed, "category": "", "address": ""}
+    async with api.http.get(f"/v1/businesses/{bid}", headers={CONSISTENCY: token}) as resp:
+        assert await resp.json() == updated
+
+    async with api.http.delete(f"/v1/businesses/{bid}", headers=admin_headers) as resp:
+        assert resp.status == 204
+        token = resp.headers[CONSISTENCY]
+    async with api.http.get(f"/v1/businesses/{bid}", headers={CONSISTENCY: token}) as resp:
+        assert resp.status == 404
+        assert resp.content_type == "application/problem+json"
+    async with api.http.delete(f"/v1/businesses/{bid}", headers=admin_headers) as resp:
+        assert resp.status == 404
+    async with api.http.put(f"/v1/businesses/{bid}", json=changed, headers=admin_headers) as resp:
+        assert resp.status == 404
+
+
+async def test_a_read_with_the_token_sees_the_write_at_once(api: Api, admin_headers: dict[str, str]) -> None:
+    for i in range(20):
+        lat, lon = 10.0 + i * 0.01, -30.0  # open Atlantic: nothing else near
+        created, token = await create(api, admin_headers, name=f"Token {i}", latitude=lat, longitude=lon)
+        async with api.http.get(f"/v1/businesses/{created['id']}", headers={CONSISTENCY: token}) as resp:
+            assert resp.status == 200, f"write {i} not visible to its own read"
+        for strategy in ("geohash", "sql"):
+            params = {"latitude": str(lat), "longitude": str(lon), "radius": "10", "index": strategy}
+            async with api.http.get("/v1/search/nearby", params=params, headers={CONSISTENCY: token}) as resp:
+                body = await resp.json()
+            assert [b["id"] for b in body["businesses"]] == [created["id"]], (i, strategy)
+
+
+async def test_update_invalidates_the_cache_of_both_cells(api: Api, admin_headers: dict[str, str]) -> None:
+    created, token = await create(api, admin_headers, name="Cached", latitude=-33.0, longitude=-80.0)
+    bid = created["id"]
+    near_old = {"latitude": "-33.0", "longitude": "-80.0", "radius": "100", "index": "sql"}
+    near_new = {"latitude": "-34.0", "longitude": "-81.0", "radius": "100", "index": "sql"}
+    # Fill the cache: the business by id, and the cells around both positions.
+    for params in (near_old, near_new):
+        async with api.http.get("/v1/search/nearby", params=params, headers={CONSISTENCY: token}):
+            pass
+    async with api.http.get(f"/v1/businesses/{bid}", headers={CONSISTENCY: token}):
+        pass
+    cache = api.app[cache_key]
+    redis = aioredis.Redis.from_url(api.settings.redis_url)
+    prefix = f"{api.settings.redis_namespace}:api:"
+    try:
+        old_keys = [f"{prefix}cell:{c.bits}:{c.code}" for c in cells_containing(geohash12(-33.0, -80.0))]
+        new_keys = [f"{prefix}cell:{c.bits}:{c.code}" for c in cells_containing(geohash12(-34.0, -81.0))]
+        assert await redis.exists(f"{prefix}biz:{bid}") == 1
+        assert await redis.exists(*old_keys) >= 1 and await redis.exists(*new_keys) >= 1
+
+        async with api.http.put(f"/v1/businesses/{bid}", json={"name": "Cached", "latitude": -34.0, "longitude": -81.0},
+                                headers=admin_headers) as resp:
+            assert resp.status == 200
+        assert await redis.exists(f"{prefix}biz:{bid}", *old_keys, *new_keys) == 0
+
+        # Without a token reads are eventually consistent: served from the cache or any
+        # replica, the move shows up once the replica has replayed it.
+        async def moved() -> bool:
+            async with api.http.get(f"/v1/businesses/{bid}") as resp:
+                by_id = (await resp.json())["latitude"] == -34.0
+            async with api.http.get("/v1/search/nearby", params=near_new) as resp:
+                at_new = [b["id"] for b in (await resp.json())["businesses"]] == [bid]
+            async with api.http.get("/v1/search/nearby", params=near_old) as resp:
+                left_old = (await resp.json())["businesses"] == []
+            return by_id and at_new and left_old
+
+        await eventually(moved, "the move to show without a token", timeout=2)
+
+        hits_before = cache.hits["business"]
+        async with api.http.get(f"/v1/businesses/{bid}") as resp:
+            assert resp.status == 200
+        assert cache.hits["business"] == hits_before + 1, "the second read is a cache hit"
+
+        async with api.http.delete(f"/v1/businesses/{bid}", headers=admin_headers) as resp:
+            assert resp.status == 204
+        assert await redis.exists(f"{prefix}biz:{bid}", *new_keys) == 0
+
+        async def gone() -> bool:
+            async with api.http.get(f"/v1/businesses/{bid}") as resp:
+                missing = resp.status == 404
+            async with api.http.get("/v1/search/nearby", params=near_new) as resp:
+                return missing and (await resp.json())["businesses"] == []
+
+        await eventually(gone, "the delete to show without a token", timeout=2)
+    finally:
+        await redis.aclose()

@@ -1,0 +1,124 @@
+"""Live index refresh: a write through any instance shows in every instance's search within 2 s."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+import pytest
+
+from geo_common.settings import Settings
+from location_api.cells import geohash12
+from location_api.keys import refresher_key
+from location_api.refresh import MAX_CHANGES_PER_POLL
+from location_api.settings import MEMORY_STRATEGIES
+
+from .conftest import Api, drop_database, eventually, small_database, stop_api
+
+PROPAGATION_S = 2.0
+
+
+@pytest.fixture(scope="module")
+async def writer(api_settings: Settings, serve: Callable[[Settings], Awaitable[Api]]) -> Api:
+    """A second instance, write role only (no indexes of its own)."""
+    return await serve(replace(api_settings, api_role="write"))
+
+
+async def ids_near(api: Api, lat: float, lon: float, strategy: str, radius: float = 1000.0) -> list[int]:
+    params = {"latitude": str(lat), "longitude": str(lon), "radius": str(radius), "index": strategy, "limit": "100"}
+    async with api.http.get("/v1/search/nearby", params=params) as resp:
+        assert resp.status == 200
+        return [b["id"] for b in (await resp.json())["businesses"]]
+
+
+async def shows_everywhere(api: Api, lat: float, lon: float, expected: list[int], what: str) -> float:
+    async def check() -> bool:
+        for strategy in MEMORY_STRATEGIES:
+            if await ids_near(api, lat, lon, strategy) != expected:
+                return False
+        return True
+
+    return await eventually(check, what, timeout=PROPAGATION_S)
+
+
+async def test_create_move_delete_through_another_instance_shows_within_2_s(
+    api: Api, writer: Api, admin_headers: dict[str, str]
+) -> None:
+    body: dict[str, Any] = {"name": "Elsewhere", "latitude": -45.0, "longitude": -120.0}
+    async with writer.http.post("/v1/businesses", json=body, headers=admin_headers) as resp:
+        assert resp.status == 201
+        bid = (await resp.json())["id"]
+    await shows_everywhere(api, -45.0, -120.0, [bid], "a created business")
+
+    moved = {**body, "latitude": -46.0, "longitude": -121.0}
+    async with writer.http.put(f"/v1/businesses/{bid}", json=moved, headers=admin_headers) as resp:
+        assert resp.status == 200
+    await shows_everywhere(api, -46.0, -121.0, [bid], "a moved business at its new place")
+    assert await ids_near(api, -45.0, -120.0, "geohash") == []
+
+    async with writer.http.delete(f"/v1/businesses/{bid}", headers=admin_headers) as resp:
+        assert resp.status == 204
+    await shows_everywhere(api, -46.0, -121.0, [], "a deleted business to disappear")
+
+
+async def test_a_change_that_commits_late_is_not_skipped(api: Api) -> None:
+    """seq order is not commit order: the change with the lower seq commits last."""
+    slow = await asyncpg.connect(api.settings.pg_primary)
+    fast = await asyncpg.connect(api.settings.pg_primary)
+    insert = "INSERT INTO businesses (name, latitude, longitude, geohash) VALUES ($1, $2, $3, $4) RETURNING id"
+    try:
+        txn = slow.transaction()
+        await txn.start()
+        slow_id = await slow.fetchval(insert, "Slow", -47.0, -122.0, geohash12(-47.0, -122.0))
+        fast_id = await fast.fetchval(insert, "Fast", -47.0, -122.001, geohash12(-47.0, -122.001))
+        await shows_everywhere(api, -47.0, -122.0, [fast_id], "the change that committed first")
+        await asyncio.sleep(1.0)  # several polls go by while the first change is still open
+        await txn.commit()
+        await shows_everywhere(api, -47.0, -122.0, [slow_id, fast_id], "the change that committed last")
+        await fast.execute("DELETE FROM businesses WHERE id = ANY($1::bigint[])", [slow_id, fast_id])
+        await shows_everywhere(api, -47.0, -122.0, [], "both to be deleted")
+    finally:
+        await slow.close()
+        await fast.close()
+
+
+@pytest.fixture(scope="module")
+async def small(settings: Settings, serve: Callable[[Settings], Awaitable[Api]]) -> AsyncIterator[Api]:
+    """An instance over 500 places: its full rebuilds take milliseconds."""
+    small_settings = await small_database(settings, "bulk", places=500)
+    api = await serve(small_settings)
+    yield api
+    await stop_api(api)
+    await drop_database(settings.pg_primary, small_settings.pg_primary.rpartition("/")[2])
+
+
+async def test_a_bulk_load_rebuilds_the_indexes(small: Api) -> None:
+    api = small
+    refresher = api.app[refresher_key]
+    rebuilds = refresher.rebuilds
+    n = MAX_CHANGES_PER_POLL + 1
+    rows = [(f"Bulk {i}", -75.0 + i * 1e-5, 100.0, "bulk", "", geohash12(-75.0 + i * 1e-5, 100.0)) for i in range(n)]
+    conn = await asyncpg.connect(api.settings.pg_primary)
+    try:
+        await conn.copy_records_to_table(
+            "businesses", records=rows, columns=["name", "latitude", "longitude", "category", "address", "geohash"]
+        )
+
+        async def loaded() -> bool:
+            params = {"latitude": "-75.0", "longitude": "100.0", "radius": "50000", "category": "bulk", "limit": "1"}
+            async with api.http.get("/v1/search/nearby", params=params) as resp:
+                return bool((await resp.json())["total"] == n)
+
+        await eventually(loaded, "the bulk-loaded businesses", timeout=30)
+        assert refresher.rebuilds == rebuilds + 1
+        await conn.execute("DELETE FROM businesses WHERE category = 'bulk'")
+
+        async def removed() -> bool:
+            return not await loaded() and await ids_near(api, -75.0, 100.0, "s2") == []
+
+        await eventually(removed, "the bulk-deleted businesses to go", timeout=30)
+    finally:
+        await conn.close()

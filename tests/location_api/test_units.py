@@ -1,0 +1,167 @@
+"""The API's pure pieces against fixed values and brute force: cells, cursors, parsing, demo data."""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+
+import geohash
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from multidict import MultiDict
+
+from geo_common.places import Place, offset_point
+from geo_index import haversine_m
+from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash12, text_ranges
+from location_api.cursor import CursorPosition, cursor_key, decode_cursor, encode_cursor
+from location_api.demo import CATEGORIES, address_for, category_for, synthetic_records
+from location_api.errors import InvalidCursor, InvalidRequest
+from location_api.models import SearchQuery
+from location_api.validate import format_lsn, lsn_from_text, parse_search
+
+# ----------------------------------------------------------------------------- cells
+
+
+def test_geohash12_is_python_geohash_and_files_the_pole_in_the_top_row() -> None:
+    assert geohash12(57.64911, 10.40744) == geohash.encode(57.64911, 10.40744, 12) == "u4pruydqqvj8"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # python-geohash warns at latitude 90; geohash12 must not
+        assert geohash12(90.0, 0.0) == geohash.encode(math.nextafter(90.0, 0.0), 0.0, 12)
+    assert geohash12(0.0, 180.0) == geohash12(0.0, -180.0)
+    # python-geohash misplaces magnitudes below ~1e-16 degrees; geohash12 keeps them in their cell.
+    assert geohash12(-1e-20, 0.0) == geohash12(-1e-9, 0.0) != geohash12(0.0, 0.0)
+    assert geohash12(2e-21, -1e-40) == geohash12(1e-9, -1e-9)
+
+
+def test_text_ranges_of_whole_and_partial_characters() -> None:
+    # 25 bits = 5 characters: one cell is one prefix.
+    assert text_ranges(cover(48.85, 2.35, 1.0).cells)[0][0].startswith("u09t")
+    cell = cell_of("u4pruydqqvj8", 25)
+    assert text_ranges((cell,)) == [("u4pru", "u4prv")]
+    # 13 bits = 2 characters and 3 bits: 4 consecutive third characters.
+    cell = cell_of("u4pruydqqvj8", 13)
+    assert text_ranges((cell,)) == [("u4n", "u4s")]  # p = 10101: third characters 10100..10111
+    assert "u4n" <= "u4pruydqqvj8" < "u4s"
+    # The last cell of the world has no upper bound within the alphabet.
+    assert text_ranges((cell_of("zzzzzzzzzzzz", 13),)) == [("zzw", "{")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lat=st.floats(-90, 90),
+    lon=st.floats(-180, 180),
+    radius=st.floats(1.0, 50_000.0),
+    distance=st.floats(0.0, 1.0),
+    bearing=st.floats(0.0, 2 * math.pi),
+)
+def test_every_point_within_the_radius_is_in_a_covering_range(
+    lat: float, lon: float, radius: float, distance: float, bearing: float
+) -> None:
+    plat, plon = offset_point(lat, lon, distance * radius, bearing)
+    if haversine_m(lat, lon, plat, plon) > radius:
+        return
+    ranges = text_ranges(cover(lat, lon, radius).cells)
+    stored = geohash12(plat, plon)
+    assert any(lo <= stored < hi for lo, hi in ranges)
+
+
+def test_cells_containing_a_position_match_the_cover_cells() -> None:
+    rng = random.Random(7)
+    for _ in range(500):
+        lat, lon = rng.uniform(-90, 90), rng.uniform(-180, 180)
+        stored = geohash12(lat, lon)
+        containing = cells_containing(stored)
+        assert [c.bits for c in containing] == list(LEVELS)
+        for radius in (10.0, 5_000.0, 50_000.0):
+            cells = cover(lat, lon, radius).cells
+            assert any(c in cells for c in containing), "a search at the point covers its own cell"
+
+
+# ----------------------------------------------------------------------------- cursors
+
+QUERY = SearchQuery(48.85, 2.35, 5000.0, 20, None, False, None, None)
+
+
+def test_cursor_round_trip_keeps_exact_floats() -> None:
+    key = cursor_key("k" * 32)
+    position = CursorPosition(5000.0, 1234.567890123456789, 42)
+    token = encode_cursor(key, QUERY, position)
+    assert decode_cursor(key, QUERY, token) == position
+    # Page size and strategy are not part of the query's identity.
+    other_page = SearchQuery(48.85, 2.35, 5000.0, 50, None, False, None, "sql")
+    assert decode_cursor(key, other_page, token) == position
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        SearchQuery(48.85, 2.36, 5000.0, 20, None, False, None, None),
+        SearchQuery(48.85, 2.35, 5001.0, 20, None, False, None, None),
+        SearchQuery(48.85, 2.35, 5000.0, 20, "cafe", False, None, None),
+        SearchQuery(48.85, 2.35, 5000.0, 20, None, True, None, None),
+    ],
+)
+def test_cursor_of_another_query_is_refused(other: SearchQuery) -> None:
+    key = cursor_key("k" * 32)
+    token = encode_cursor(key, QUERY, CursorPosition(5000.0, 1.0, 1))
+    with pytest.raises(InvalidCursor, match="different query"):
+        decode_cursor(key, other, token)
+
+
+def test_forged_or_foreign_cursors_are_refused() -> None:
+    key = cursor_key("k" * 32)
+    token = encode_cursor(key, QUERY, CursorPosition(5000.0, 1.0, 1))
+    for bad in ["", "x", "====", token[:-1], token + "A", token.upper(), "!" * 20]:
+        with pytest.raises(InvalidCursor):
+            decode_cursor(key, QUERY, bad)
+    with pytest.raises(InvalidCursor):
+        decode_cursor(cursor_key("z" * 32), QUERY, token)  # signed under another secret
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+@pytest.mark.parametrize("raw", ["1", "-1", "+1", "1.", ".5", "1e1", "1E-1", "-0", "45.000001"])
+def test_decimal_numbers_are_accepted(raw: str) -> None:
+    query = parse_search(MultiDict(latitude=raw, longitude="0"), max_radius_m=50_000.0)
+    assert query.latitude == float(raw)
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "Infinity", "1e999", "0x1", "1_0", " 1", "1 ", "", ".", "e5", "１"])
+def test_other_spellings_are_refused_naming_the_field(raw: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse_search(MultiDict(latitude=raw, longitude="0"), max_radius_m=50_000.0)
+    assert [e.field for e in info.value.errors] == ["latitude"]
+
+
+def test_lsn_text_round_trip() -> None:
+    for text in ("0/0", "0/16B3748", "16/B374D848", "FFFFFFFF/FFFFFFFF"):
+        assert format_lsn(lsn_from_text(text)) == text
+
+
+# ----------------------------------------------------------------------------- demo data
+
+
+def test_category_is_a_stable_hash_of_the_name() -> None:
+    # Fixed values: the same on every machine and in every process (no PYTHONHASHSEED).
+    assert category_for("Paris") == "bakery"
+    assert category_for("Longyearbyen") == category_for("Longyearbyen")
+    assert {category_for(f"Place {i}") for i in range(1000)} == set(CATEGORIES)
+
+
+def test_address_skips_blank_parts() -> None:
+    assert address_for(Place(0, 0, "x", "Ile-de-France", "Paris", "FR")) == "Paris, Ile-de-France, FR"
+    assert address_for(Place(0, 0, "x", "Svalbard", "", "SJ")) == "Svalbard, SJ"
+    assert address_for(Place(0, 0, "x", " ", "", "")) == ""
+
+
+def test_synthetic_businesses_are_deterministic_and_near_their_place() -> None:
+    places = [Place(78.2232, 15.6267, "Longyearbyen", "Svalbard", "", "SJ")]
+    first = list(synthetic_records(places, 50, seed=3))
+    assert first == list(synthetic_records(places, 50, seed=3))
+    for name, lat, lon, category, address, stored in first:
+        assert name.startswith("Longyearbyen #") and category == category_for(name) and address == "Svalbard, SJ"
+        assert haversine_m(78.2232, 15.6267, lat, lon) <= 50_000.0 + 1e-6
+        assert stored == geohash12(lat, lon)

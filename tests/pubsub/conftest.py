@@ -1,0 +1,43 @@
+"""Fixtures of the pub/sub tests: throwaway redis-server processes.
+
+Tests that stop, restart, pause or re-shard Redis use their own ``redis-server`` processes
+on free ports (in tmp folders), never the shared stack's Redis, which other test sessions
+use at the same time. Tests that only publish and subscribe use the stack's Redis with this
+session's namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from deploy.stack import redis_nodes
+from deploy.stack.binaries import Binaries, ensure_binaries
+from deploy.stack.redis_nodes import RedisNode
+from tests.pubsub.pubsub_helpers import RedisFactory, free_cluster_port, free_port, os_resume
+
+
+@pytest.fixture(scope="session")
+def redis_bins() -> Binaries:
+    return ensure_binaries()
+
+
+@pytest.fixture
+async def throwaway_redis(redis_bins: Binaries, tmp_path: Path) -> AsyncIterator[RedisFactory]:
+    """Start redis-server processes on free ports; all are stopped at the end of the test."""
+    started: list[RedisNode] = []
+
+    async def start(*, cluster: bool = False) -> RedisNode:
+        port = free_cluster_port() if cluster else free_port()
+        node = RedisNode(f"test-{port}", tmp_path / str(port), port, cluster=cluster)
+        await asyncio.to_thread(redis_nodes.start, redis_bins, node)
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        os_resume(node)
+        await asyncio.to_thread(redis_nodes.stop, node)
