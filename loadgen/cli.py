@@ -21,7 +21,7 @@ from loadgen.friends import FriendsLive, FriendsOptions, create_friendships, run
 from loadgen.graph import GraphKind, build_population
 from loadgen.mixed import MixedLive, ScenarioError, load_scenario, run_mixed
 from loadgen.movement import Movement
-from loadgen.points import PointsError, query_points
+from loadgen.points import PointsError, query_points, truth_points
 from loadgen.stats import Recorder
 from loadgen.runner import RunConfig, run
 from loadgen.schedule import Arrivals
@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-in-flight", type=_positive(int, "--max-in-flight"), default=1_000, help="open requests at most (default 1000)")
     search.add_argument("--arrivals", choices=[a.value for a in Arrivals], default=Arrivals.CONSTANT.value, help="constant or poisson arrivals")
     search.add_argument("--timeout", type=parse_duration, default=10.0, help="per-request timeout (default 10s)")
+    search.add_argument("--verify", type=_positive(int, "--verify"), nargs="?", const=200, default=0, metavar="N",
+                        help="after the run, check N sampled answers (default 200) against a brute-force scan")
+    search.add_argument("--verify-against", default="geonames",
+                        help="the places the API holds, for --verify: geonames (the demo set) or FILE.csv of lat,lon")
 
     friends = sub.add_parser("friends", parents=[common], help="simulated users sharing locations over WebSocket")
     friends.add_argument("--api", required=True, help="the API's base URL (friendships are created there)")
@@ -194,11 +198,14 @@ def main(argv: list[str] | None = None) -> int:
         config = RunConfig(name=args.command, workers=args.workers, out=args.out, fail_if=rules,
                            progress=not args.no_progress, progress_interval_s=args.progress_interval)
         if args.command == "search":
-            query_points(args.points, 1)  # check the source before starting
+            query_points(args.points, 1)  # check the sources before starting
+            if args.verify:
+                truth_points(args.verify_against)
             check_reachable(args.url)
             options = SearchOptions(url=args.url, rate=args.rate, duration_s=args.duration, radius_m=args.radius,
                                     limit=args.limit, points=args.points, max_in_flight=args.max_in_flight,
-                                    arrivals=Arrivals(args.arrivals), timeout_s=args.timeout, seed=args.seed)
+                                    arrivals=Arrivals(args.arrivals), timeout_s=args.timeout, seed=args.seed,
+                                    verify=args.verify, truth=args.verify_against)
             return run(run_search, options, LiveState, config)
         if args.command == "friends":
             return _friends(args, config)

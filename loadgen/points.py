@@ -7,7 +7,7 @@ import math
 import random
 from pathlib import Path
 
-from geo_common.places import scatter
+from geo_common.places import load_places, scatter
 
 
 class PointsError(ValueError):
@@ -32,9 +32,23 @@ def query_points(source: str, n: int, *, seed: int = 0) -> list[tuple[float, flo
         rng = random.Random(seed)
         # Uniform on the sphere: latitude from the arcsine of a uniform variate.
         return [(math.degrees(math.asin(rng.uniform(-1.0, 1.0))), rng.uniform(-180.0, 180.0)) for _ in range(n)]
+    rows = _read_points_file(source, "--points")
+    return [rows[i % len(rows)] for i in range(n)]
+
+
+def truth_points(source: str) -> list[tuple[float, float]]:
+    """Every place an API is expected to hold: ``geonames`` (the demo set) or a CSV of ``lat,lon``."""
+    if source == "geonames":
+        return [(p.latitude, p.longitude) for p in load_places()]
+    if source == "uniform":
+        raise PointsError("--verify-against: uniform is random points, not a data set; use geonames or a CSV file")
+    return _read_points_file(source, "--verify-against")
+
+
+def _read_points_file(source: str, flag: str) -> list[tuple[float, float]]:
     path = Path(source)
     if not path.is_file():
-        raise PointsError(f"--points: {source!r} is not geonames, uniform, or a readable file")
+        raise PointsError(f"{flag}: {source!r} is not geonames, uniform, or a readable file")
     rows: list[tuple[float, float]] = []
     with path.open(newline="") as fh:
         for lineno, row in enumerate(csv.reader(fh), 1):
@@ -43,10 +57,10 @@ def query_points(source: str, n: int, *, seed: int = 0) -> list[tuple[float, flo
             try:
                 lat, lon = float(row[0]), float(row[1])
             except (ValueError, IndexError):
-                raise PointsError(f"--points: {source}:{lineno}: expected 'lat,lon', got {','.join(row)!r}") from None
+                raise PointsError(f"{flag}: {source}:{lineno}: expected 'lat,lon', got {','.join(row)!r}") from None
             if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
-                raise PointsError(f"--points: {source}:{lineno}: coordinates out of range")
+                raise PointsError(f"{flag}: {source}:{lineno}: coordinates out of range")
             rows.append((lat, lon))
     if not rows:
-        raise PointsError(f"--points: {source} holds no points")
-    return [rows[i % len(rows)] for i in range(n)]
+        raise PointsError(f"{flag}: {source} holds no points")
+    return rows

@@ -22,7 +22,7 @@ PLOTS = ("latency_over_time.png", "throughput_over_time.png", "latency_distribut
 def build_summary(scenario: str, recorder: Recorder, wall_s: float, options: dict[str, Any]) -> dict[str, Any]:
     """The run's figures as plain data (what report.json and the table show)."""
     completed = sum(b.count for b in recorder.series.values())
-    return {
+    summary = {
         "scenario": scenario,
         "options": options,
         "wall_s": round(wall_s, 3),
@@ -33,6 +33,18 @@ def build_summary(scenario: str, recorder: Recorder, wall_s: float, options: dic
         "metrics": {name: summarize(h) for name, h in sorted(recorder.histograms.items())},
         "counters": dict(sorted(recorder.counters.items())),
     }
+    checked = recorder.counters.get("verified", 0)
+    if checked:
+        expected = recorder.counters.get("verify_expected", 0)
+        summary["verification"] = {
+            "answers": checked,
+            "recall": 1.0 - recorder.counters.get("verify_missed", 0) / expected if expected else 1.0,
+            "wrong_hits": recorder.counters.get("verify_wrong", 0),
+            "order_errors": recorder.counters.get("verify_order_errors", 0),
+            "total_errors": recorder.counters.get("verify_total_errors", 0),
+            "mismatches": recorder.counters.get("verify_mismatches", 0),
+        }
+    return summary
 
 
 def _ms(value: float) -> str:
@@ -50,6 +62,11 @@ def print_summary(summary: dict[str, Any], verdicts: list[Verdict], stream: Text
         stream.write(f"{name:<22}" + "".join(f"{c:>12}" for c in cells) + "\n")
     if summary["counters"]:
         stream.write("counters: " + ", ".join(f"{k}={v}" for k, v in summary["counters"].items()) + "\n")
+    if "verification" in summary:
+        v = summary["verification"]
+        stream.write(f"verified {v['answers']} answers against brute force: recall {v['recall']:.4%}, "
+                     f"{v['wrong_hits']} wrong hits, {v['order_errors']} out of order, "
+                     f"{v['total_errors']} wrong totals, {v['mismatches']} answers wrong\n")
     for v in verdicts:
         stream.write(f"threshold {v.threshold}: {'pass' if v.passed else 'FAIL'} (actual {v.actual:g})\n")
     stream.flush()

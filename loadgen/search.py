@@ -13,10 +13,12 @@ from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 import aiohttp
+import orjson
 
-from loadgen.points import query_points
+from loadgen.points import query_points, truth_points
 from loadgen.schedule import Arrivals, intended_offsets
 from loadgen.stats import Recorder
+from loadgen.verify import GroundTruth
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,10 +35,15 @@ class SearchOptions:
     arrivals: Arrivals = Arrivals.CONSTANT
     timeout_s: float = 10.0
     seed: int = 0
+    #: Answers to check against a brute-force scan after the run (0: none).
+    verify: int = 0
+    #: The places the API serves, for ``verify``: ``geonames`` or a CSV of ``lat,lon``.
+    truth: str = "geonames"
 
     def for_worker(self, index: int, count: int) -> SearchOptions:
-        """Worker ``index`` of ``count`` sends its share of the rate with its own seed."""
-        return replace(self, rate=self.rate / count, seed=self.seed + index)
+        """Worker ``index`` of ``count`` sends its share of the rate (and checks its share) with its own seed."""
+        verify = self.verify // count + (1 if index < self.verify % count else 0)
+        return replace(self, rate=self.rate / count, seed=self.seed + index, verify=verify)
 
 
 @dataclass
@@ -64,20 +71,23 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
     offsets = list(intended_offsets(opts.rate, opts.duration_s, arrivals=opts.arrivals, seed=opts.seed))
     points = query_points(opts.points, max(1, min(len(offsets), 100_000)), seed=opts.seed)
     urls = [search_url(opts.url, lat, lon, opts.radius_m, opts.limit) for lat, lon in points]
+    every = max(1, len(offsets) // opts.verify) if opts.verify else 0
+    samples: list[tuple[tuple[float, float], bytes]] = []
     slots = asyncio.Semaphore(opts.max_in_flight)
     connector = aiohttp.TCPConnector(limit=opts.max_in_flight, ttl_dns_cache=300)
     timeout = aiohttp.ClientTimeout(total=opts.timeout_s)
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
 
-    async def one(url: str, intended: float) -> None:
+    async def one(i: int, intended: float) -> None:
+        url = urls[i % len(urls)]
         async with slots:
             sent = loop.time()
             recorder.record("send_lag", sent - intended)
             live.in_flight += 1
             try:
                 async with session.get(url) as resp:
-                    await resp.read()
+                    body = await resp.read()
                     status = resp.status
             except asyncio.TimeoutError:
                 recorder.count("errors")
@@ -99,6 +109,8 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
                 recorder.count("errors")
                 recorder.count(kind)
             recorder.complete(int(received - start), received - intended, error=kind is not None)
+            if every and status == 200 and i % every == 0 and len(samples) < opts.verify:
+                samples.append((points[i % len(points)], body))
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         start = loop.time()
@@ -107,10 +119,30 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
             delay = intended - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            task = asyncio.create_task(one(urls[i % len(urls)], intended))
+            task = asyncio.create_task(one(i, intended))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             live.sent += 1
         if tasks:
             await asyncio.wait(tasks)
     recorder.count("operations", live.sent)
+    if samples:
+        verify_answers(opts, samples, recorder)
+
+
+def verify_answers(opts: SearchOptions, samples: list[tuple[tuple[float, float], bytes]], recorder: Recorder) -> None:
+    """Check sampled answers against a brute-force scan of the places the API should hold."""
+    truth = GroundTruth(truth_points(opts.truth))
+    for (lat, lon), body in samples:
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            answer = {}
+        check = truth.check(lat, lon, opts.radius_m, opts.limit, answer)
+        recorder.count("verified")
+        recorder.count("verify_expected", check.expected)
+        recorder.count("verify_missed", check.expected - check.found)
+        recorder.count("verify_wrong", check.listed - check.found)
+        recorder.count("verify_order_errors", 0 if check.order_ok else 1)
+        recorder.count("verify_total_errors", 0 if check.total_ok else 1)
+        recorder.count("verify_mismatches", 0 if check.ok else 1)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -44,15 +43,13 @@ from geo_common.regions import RegionMap
 from geo_common.tokens import Identity, Role, TokenError, bearer_token, verify_token
 from location_api import queries
 from location_api.errors import ApiError, Forbidden, InvalidRequest, NotAuthenticated, NotFound
+from location_api.friendship_openapi import MAX_USER_ID
 from location_api.keys import db_key, role_key, settings_key
-from location_api.settings import Role as ApiRole
 from location_api.validate import CONSISTENCY_HEADER, format_lsn, parse_consistency_token
 from location_api.views import json_response
 from pubsub import PubSub, PubSubError, create_pubsub
 
 log = logging.getLogger(__name__)
-
-_MAX_BIGINT = 2**63 - 1
 
 
 class PresenceUnavailable(ApiError, ConnectionError):
@@ -121,64 +118,13 @@ async def _presence(app: web.Application) -> AsyncIterator[None]:
             await cache.aclose()
 
 
-def friendship_openapi_paths(role: ApiRole) -> dict[str, Any]:
-    """The OpenAPI 3.1 path items of the routes :func:`add_friendship_routes` registers.
-
-    Self-contained (problem responses inline, the ``bearer`` security scheme by name), so the
-    API's document can merge them: ``paths.update(friendship_openapi_paths(role))``.
-    """
-    def problem(description: str) -> dict[str, Any]:
-        return {"description": description, "content": {"application/problem+json": {"schema": {"type": "object"}}}}
-
-    def user_id(name: str) -> dict[str, Any]:
-        return {"name": name, "in": "path", "required": True,
-                "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_BIGINT}}
-
-    errors = {"400": problem("a malformed id, or a user befriending themself"),
-              "401": problem("no valid bearer token"), "403": problem("neither the user nor an admin"),
-              "503": problem("a database or Redis is unavailable; retrying is safe")}
-    token = {CONSISTENCY_HEADER: {"schema": {"type": "string"},
-                                  "description": "send back on a GET to read this write"}}
-    secured: list[dict[str, list[str]]] = [{"bearer": []}]
-    json_object = {"application/json": {"schema": {"type": "object"}}}
-    paths: dict[str, Any] = {}
-    if role.reads:
-        paths["/v1/users/{id}/friends"] = {"get": {
-            "summary": "a user's friends (the user or an admin)", "security": secured,
-            "parameters": [user_id("id"), {"name": CONSISTENCY_HEADER, "in": "header", "required": False,
-                                           "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "{user_id, friends: [{user_id, since}]}", "content": json_object},
-                          **errors},
-        }}
-    if role.writes:
-        pair = [user_id("id"), user_id("friend_id")]
-        paths["/v1/users/{id}/friends/{friend_id}"] = {
-            "post": {"summary": "make two users friends, both ways (the user or an admin)", "security": secured,
-                     "parameters": pair, "responses": {
-                         "201": {"description": "new", "headers": token, "content": json_object},
-                         "200": {"description": "they already were", "headers": token, "content": json_object},
-                         **errors}},
-            "delete": {"summary": "end a friendship, both ways (the user or an admin)", "security": secured,
-                       "parameters": pair, "responses": {
-                           "204": {"description": "ended", "headers": token},
-                           "404": problem("they were not friends"), **errors}},
-        }
-        paths["/v1/users/{id}/locations"] = {"delete": {
-            "summary": "erase a user's location history and cached location (the user or an admin)",
-            "security": secured, "parameters": [user_id("id")],
-            "responses": {"200": {"description": "{user_id, history_rows_deleted, cached_location_deleted}",
-                                  "headers": token, "content": json_object}, **errors},
-        }}
-    return paths
-
-
 # --- request parsing ----------------------------------------------------------------------------
 
 
 def _user_id(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_BIGINT:
-        raise InvalidRequest.field(name, f"must be a user id (a whole number from 1 to {_MAX_BIGINT})")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_USER_ID:
+        raise InvalidRequest.field(name, f"must be a user id (a whole number from 1 to {MAX_USER_ID})")
     return int(raw)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from location_api.friendship_openapi import friendship_openapi_paths
 from location_api.settings import (
     DEFAULT_LIMIT,
     DEFAULT_RADIUS_M,
@@ -258,6 +259,7 @@ def _paths(role: Role, max_radius_m: float) -> dict[str, Any]:
                 {"204": {"description": "deleted", "headers": token}}, with_body=False, with_id=True
             ),
         }
+    paths.update(friendship_openapi_paths(role))
     return paths
 
 

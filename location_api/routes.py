@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from location_api import views
+from location_api.friendship_views import add_friendship_routes
 from location_api.settings import Role
 
 
@@ -23,3 +24,4 @@ def setup_routes(app: web.Application, role: Role) -> None:
         router.add_post("/v1/businesses", views.create_business)
         router.add_put("/v1/businesses/{id}", views.update_business)
         router.add_delete("/v1/businesses/{id}", views.delete_business)
+    add_friendship_routes(app)

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from geo_index import haversine_m
 from loadgen.points import PointsError, query_points
 from loadgen.schedule import Arrivals, intended_offsets
 from loadgen.stats import Recorder, summarize
 from loadgen.thresholds import Threshold, ThresholdError, evaluate, parse_thresholds
+from loadgen.verify import GroundTruth
 
 
 def test_constant_schedule_is_evenly_spaced() -> None:
@@ -105,3 +107,31 @@ def test_bad_points_files(tmp_path: Path, content: str) -> None:
         query_points(str(f), 1)
     with pytest.raises(PointsError):
         query_points(str(tmp_path / "missing.csv"), 1)
+
+
+def test_ground_truth_judges_recall_order_and_total() -> None:
+    # Four places north of the origin at 10, 20, 20 and 30 m (two tied), one far away.
+    step = 10.0 / 111_195.0
+    places = [(step, 0.0), (2 * step, 0.0), (2 * step, 0.0), (3 * step, 0.0), (1.0, 0.0)]
+    truth = GroundTruth(places)
+    exact = [(haversine_m(0.0, 0.0, lat, lon), (lat, lon)) for lat, lon in places[:4]]
+
+    def answer(hits: list[tuple[float, tuple[float, float]]], total: int = 4) -> dict[str, object]:
+        return {"total": total, "businesses": [
+            {"distance_m": d, "latitude": p[0], "longitude": p[1]} for d, p in hits]}
+
+    assert [p for _, p in truth.within(0.0, 0.0, 35.0)] == places[:4]
+    assert truth.check(0.0, 0.0, 35.0, 10, answer(exact)).ok
+    # A page of 2 cut between the tied places: either one fills it.
+    assert truth.check(0.0, 0.0, 35.0, 2, answer(exact[:2])).ok
+    assert truth.check(0.0, 0.0, 35.0, 2, answer([exact[0], exact[2]])).ok
+    missing = truth.check(0.0, 0.0, 35.0, 10, answer(exact[:3]))
+    assert (missing.expected, missing.found, missing.ok) == (4, 3, False)
+    swapped = truth.check(0.0, 0.0, 35.0, 10, answer([exact[1], exact[0], *exact[2:]]))
+    assert swapped.found == 4 and not swapped.order_ok and not swapped.ok
+    far = (haversine_m(0.0, 0.0, 1.0, 0.0), (1.0, 0.0))
+    wrong = truth.check(0.0, 0.0, 35.0, 10, answer([*exact, far], total=5))
+    assert wrong.listed == 5 and not wrong.total_ok and not wrong.ok
+    assert not truth.check(0.0, 0.0, 35.0, 10, answer(exact, total=3)).total_ok
+    fibbed = truth.check(0.0, 0.0, 35.0, 10, answer([(d + 1.0, p) for d, p in exact]))
+    assert not fibbed.order_ok
