@@ -75,6 +75,25 @@ def _parse_url(*schemes: str) -> Callable[[str], str]:
     return parse
 
 
+def _parse_pg_url(raw: str) -> str:
+    """A PostgreSQL URL, with one host or several (``host1:5432,host2:5433``, as libpq takes them)."""
+    value = raw.strip()
+    parts = urlsplit(value)
+    example = "expected a URL like postgresql://user@host:port/db (or host1:port1,host2:port2)"
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(example)
+    hosts = parts.netloc.rpartition("@")[2]
+    for item in hosts.split(","):
+        host = urlsplit(f"//{item}")
+        if not host.hostname:
+            raise ValueError(example)
+        try:
+            host.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            raise ValueError("the URL's port is not a number from 0 to 65535") from None
+    return value
+
+
 def _parse_url_list(*schemes: str) -> Callable[[str], tuple[str, ...]]:
     one = _parse_url(*schemes)
 
@@ -143,8 +162,8 @@ class Settings:
     pg_primary: str = _setting(
         "postgresql://postgres@127.0.0.1:5432/geo",
         "GEO_PG_PRIMARY",
-        _parse_url("postgresql", "postgres"),
-        "PostgreSQL primary (all writes)",
+        _parse_pg_url,
+        "PostgreSQL primary (all writes); several hosts with ?target_session_attrs=read-write follow a failover",
     )
     pg_replicas: tuple[str, ...] = _setting(
         (), "GEO_PG_REPLICAS", _parse_url_list("postgresql", "postgres"),
@@ -184,6 +203,14 @@ class Settings:
         "info", "GEO_LOG_LEVEL", _parse_choice("debug", "info", "warning", "error"), "log level"
     )
     dev: bool = _setting(False, "GEO_DEV", _parse_bool, "enable development-only endpoints")
+    breaker_failures: int = _setting(
+        5, "GEO_BREAKER_FAILURES", _parse_int(1, 1000),
+        "consecutive failed calls to one PostgreSQL server or Redis that open its circuit breaker (calls then fail fast)",
+    )
+    breaker_reset_s: float = _setting(
+        2.0, "GEO_BREAKER_RESET_S", _parse_float(0.0, 600.0),
+        "an open circuit breaker lets one probe call through after this long; its success closes it, seconds",
+    )
     # --- location_api
     api_role: str = _setting(
         "all", "GEO_API_ROLE", _parse_choice("read", "write", "all"),

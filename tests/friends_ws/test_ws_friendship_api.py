@@ -1,7 +1,6 @@
 """The friendship endpoints of geo-api, and their effect on live WebSocket connections.
 
-The routes are mounted on a minimal geo-api application (its database layer and error
-middleware, no search indexes), the way ``add_friendship_routes`` mounts them on the real one.
+The routes are served by the real geo-api application (role ``all``), as ``geo-api`` serves them.
 """
 
 from __future__ import annotations
@@ -11,17 +10,12 @@ from dataclasses import replace
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from geo_common import friends_db
 from geo_common.settings import Settings
 from geo_common.tokens import Role, mint_token
-from location_api.db import Database
-from location_api.errors import error_middleware
-from location_api.friendship_views import add_friendship_routes
-from location_api.keys import db_key, role_key, settings_key
-from location_api.settings import Role as ApiRole
+from location_api.app import create_app
 from tests.friends_ws.ws_helpers import new_user
 
 SF = (37.7749, -122.4194)
@@ -30,19 +24,7 @@ NEAR = (37.7849, -122.4094)
 
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[str]:
-    app = web.Application(middlewares=[error_middleware])
-    app[settings_key] = replace(settings, api_role="all")
-    app[role_key] = ApiRole.ALL
-
-    async def database(app: web.Application) -> AsyncIterator[None]:
-        db = await Database.open(app[settings_key])
-        app[db_key] = db
-        yield
-        await db.close()
-
-    app.cleanup_ctx.append(database)
-    add_friendship_routes(app)
-    server = TestServer(app, host="127.0.0.1")
+    server = TestServer(create_app(replace(settings, api_role="all")), host="127.0.0.1")
     await server.start_server()
     yield str(server.make_url("")).rstrip("/")
     await server.close()
@@ -130,14 +112,3 @@ async def test_erasing_locations_deletes_history_and_cache(api, servers, connect
     await fresh.location(*SF)
     assert (await fresh.expect("init"))["friends"] == []
 
-
-def test_the_openapi_paths_cover_the_routes() -> None:
-    from location_api.friendship_views import friendship_openapi_paths
-
-    app = web.Application()
-    app[role_key] = ApiRole.ALL
-    add_friendship_routes(app)
-    served = {(r.method, res.canonical) for res in app.router.resources() for r in res if r.method != "HEAD"}
-    described = {(m.upper(), p) for p, item in friendship_openapi_paths(ApiRole.ALL).items() for m in item}
-    assert described == served
-    assert set(friendship_openapi_paths(ApiRole.READ)) == {"/v1/users/{id}/friends"}
