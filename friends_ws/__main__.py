@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parsed = parser.parse_args(args)
     settings = settings_or_exit("geo-friends")
     return serve("geo-friends", settings, _process_app, host_field="ws_host", port_field="ws_port",
-                 host=parsed.host, port=parsed.port)
+                 host=parsed.host, port=parsed.port, workers=parsed.workers)
 
 
 def _process_app(settings: Settings) -> web.Application:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 
 from friends_ws.keys import cache_key, db_key, hub_key, services_key
@@ -9,8 +11,8 @@ from friends_ws.metrics import registry, render
 
 
 async def healthz(_request: web.Request) -> web.Response:
-    """Liveness: the process answers."""
-    return web.json_response({"status": "ok"})
+    """Liveness: the process answers (with its pid: ``--workers`` runs several)."""
+    return web.json_response({"status": "ok", "pid": os.getpid()})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -38,5 +40,5 @@ async def metrics(request: web.Request) -> web.Response:
         "geo_friends_followed": ("friends followed (location channels subscribed)", lambda: float(len(hub.listeners))),
         "geo_friends_history_waiting": ("history rows not written yet", lambda: float(services.history.waiting)),
         "geo_friends_history_written": ("history rows written", lambda: float(services.history.written)),
-    })
+    }, breakers=lambda: [*services.db.breakers, *services.cache.breakers, *hub.breakers.values()])
     return web.Response(body=render(reg), content_type="text/plain", charset="utf-8")

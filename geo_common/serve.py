@@ -1,10 +1,18 @@
-"""Shared command-line plumbing for the services: flags, settings, logging, the event loop."""
+"""Shared command-line plumbing for the services: flags, settings, logging, the event loop.
+
+``--workers N`` runs N processes of the same service on one port: each binds it with
+``SO_REUSEPORT`` and the kernel spreads new connections over them. The first process
+supervises: it forwards SIGINT/SIGTERM to the workers, and when one dies it stops the others
+and exits with that worker's status (a process manager restarts the whole group).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,7 +28,19 @@ def service_parser(prog: str, description: str, *, default_port: int) -> argpars
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--host", default=None, help="listen address (default: from settings, 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help=f"listen port (default: from settings, {default_port})")
+    parser.add_argument("--workers", type=_workers, default=1,
+                        help="processes sharing the port through SO_REUSEPORT (default 1)")
     return parser
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--workers must be a whole number, got {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"--workers must be from 1 to 64, got {text!r}")
+    return value
 
 
 def settings_or_exit(prog: str) -> Settings:
@@ -41,8 +61,13 @@ def serve(
     port_field: str,
     host: str | None,
     port: int | None,
+    workers: int = 1,
 ) -> int:
-    """Build the app from settings and serve it until SIGINT/SIGTERM, on uvloop when present."""
+    """Build the app from settings and serve it until SIGINT/SIGTERM, on uvloop when present.
+
+    With ``workers`` > 1 the app is built and served in that many forked processes, each
+    binding the port with ``SO_REUSEPORT``; this process supervises them.
+    """
     if host is not None or port is not None:
         overrides: dict[str, Any] = {
             host_field: host or getattr(settings, host_field),
@@ -57,9 +82,59 @@ def serve(
     except ImportError:  # uvloop is optional on platforms without it
         pass
     bind_host, bind_port = getattr(settings, host_field), getattr(settings, port_field)
+    if workers > 1:
+        return _supervise(prog, workers, lambda: _run(prog, settings, factory, bind_host, bind_port, reuse_port=True))
+    _run(prog, settings, factory, bind_host, bind_port, reuse_port=False)
+    return 0
+
+
+def _run(prog: str, settings: Settings, factory: Callable[[Settings], web.Application], host: str, port: int,
+         *, reuse_port: bool) -> None:
     web.run_app(
-        factory(settings), host=bind_host, port=bind_port, print=lambda _msg: print(
-            f"{prog}: listening on {bind_host}:{bind_port}", flush=True
+        factory(settings), host=host, port=port, reuse_port=reuse_port or None, print=lambda _msg: print(
+            f"{prog}: listening on {host}:{port} (pid {os.getpid()})", flush=True
         ), access_log=None, shutdown_timeout=10,
     )
-    return 0
+
+
+def _supervise(prog: str, workers: int, run_one: Callable[[], None]) -> int:
+    """Fork ``workers`` processes running ``run_one``; wait for them; 0 when all stopped cleanly."""
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # a worker: serve, then leave without running the parent's exit handlers
+            code = 0
+            try:
+                run_one()
+            except BaseException:  # noqa: BLE001 - reported, then the status says it failed
+                logging.getLogger(prog).exception("worker failed")
+                code = 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+    print(f"{prog}: {workers} workers (pids {', '.join(map(str, children))})", flush=True)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    alive = set(children)
+    while alive:
+        try:
+            pid, raw = os.wait()
+        except ChildProcessError:
+            break
+        alive.discard(pid)
+        code = os.waitstatus_to_exitcode(raw)
+        if code != 0 and status == 0:
+            # A worker died on its own (or failed to start): stop the group, report it.
+            status = code if code > 0 else 128 - code
+            print(f"{prog}: worker {pid} exited with {code}; stopping the others", file=sys.stderr, flush=True)
+            forward(signal.SIGTERM, None)
+    return status

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.role is not None:
         settings = replace(settings, api_role=args.role)
-    return serve("geo-api", settings, create_app, host_field="api_host", port_field="api_port", host=args.host, port=args.port)
+    return serve("geo-api", settings, create_app, host_field="api_host", port_field="api_port", host=args.host, port=args.port,
+                 workers=args.workers)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ never rendered here (see :mod:`location_api.errors`)."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -111,8 +112,8 @@ async def delete_business(request: web.Request) -> web.Response:
 
 
 async def healthz(_request: web.Request) -> web.Response:
-    """Liveness: the process answers."""
-    return json_response({"status": "ok"})
+    """Liveness: the process answers (with its pid: ``--workers`` runs several)."""
+    return json_response({"status": "ok", "pid": os.getpid()})
 
 
 async def readyz(request: web.Request) -> web.Response:

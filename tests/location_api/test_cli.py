@@ -127,3 +127,38 @@ async def test_serve_with_a_role(blank: Settings) -> None:
 def test_a_bad_role_is_refused() -> None:
     proc = subprocess.run([sys.executable, "-m", "location_api", "--role", "both"], capture_output=True, text=True)
     assert proc.returncode == 2 and "--role" in proc.stderr
+
+
+async def test_workers_share_the_port_and_stop_together(blank: Settings) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "location_api", "--port", str(port), "--role", "write", "--workers", "2"],
+        env=environment(blank), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    pids: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60 * TIMEOUT_FACTOR
+        # A new connection each time, so the kernel picks a worker each time.
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+            while len(pids) < 2:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                        pids.add(int((await resp.json())["pid"]))
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.2)
+                assert proc.poll() is None, proc.communicate()[0]
+                assert time.monotonic() < deadline, f"only pids {pids} answered"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.to_thread(proc.communicate, timeout=30)
+    assert proc.returncode == 0, output
+    assert proc.pid not in pids and len(pids) == 2
+    assert "2 workers" in output and output.count(f"listening on 127.0.0.1:{port}") == 2
+    for pid in pids:  # the supervisor waited for both
+        assert not os.path.exists(f"/proc/{pid}"), f"worker {pid} outlived the supervisor"
+
+
+@pytest.mark.parametrize("value", ["0", "many", "65"])
+def test_bad_worker_counts_are_refused(value: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "location_api", "--workers", value], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--workers" in proc.stderr
