@@ -269,3 +269,38 @@ def search_dense(
                 g += 1
             survivors.append(rec_groups[g][i - starts[g]])
     return _exact(survivors, lat, lon, radius_m, limit)
+
+
+def search_cells(
+    vec_groups: list[list[Vec]],
+    rec_groups: list[list[Record[K]]],
+    keys: list[int],
+    arrays: dict[int, Any],
+    dense_min: int | None,
+    lat: float,
+    lon: float,
+    radius_m: float,
+    limit: int | None,
+) -> list[tuple[K, float]]:
+    """:func:`search` over cells, or :func:`search_dense` when they hold ``dense_min`` candidates or more.
+
+    Args:
+        vec_groups: each cell's unit vectors.
+        rec_groups: each cell's records, parallel to ``vec_groups``.
+        keys: each cell's key, parallel to ``vec_groups``.
+        arrays: the index's cache of numpy arrays by cell key (filled here, on first use).
+        dense_min: the candidate count from which numpy filters; ``None`` never.
+        lat: query latitude, degrees.
+        lon: query longitude, degrees.
+        radius_m: the radius, metres.
+        limit: keep only the ``limit`` nearest, or all when ``None``.
+    """
+    if dense_min is not None and sum(map(len, rec_groups)) >= dense_min:
+        arrs = []
+        for key, vecs in zip(keys, vec_groups):
+            arr = arrays.get(key)
+            if arr is None:
+                arr = arrays[key] = vec_array(vecs)
+            arrs.append(arr)
+        return search_dense(arrs, rec_groups, lat, lon, radius_m, limit)
+    return search(vec_groups, rec_groups, lat, lon, radius_m, limit)

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import geohash
 
 from geo_index._base import Entry, IndexBase
-from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, group_arrays, search, search_dense, vec_array
+from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, group_arrays, search_cells, vec_array
 from geo_index.distance import CapBounds, cap_bounds
 from geo_index.errors import InvalidOption
 from geo_index.validate import DEFAULT_MAX_RADIUS_M, check_dense_min
@@ -302,14 +302,4 @@ class GeohashIndex(IndexBase[K]):
                     vec_groups.append(cell[0])
                     rec_groups.append(cell[1])
                     codes.append(code)
-        dense_min = self._dense_min
-        if dense_min is not None and sum(map(len, rec_groups)) >= dense_min:
-            arrays = lv.arrays
-            arrs = []
-            for code, vecs in zip(codes, vec_groups):
-                arr = arrays.get(code)
-                if arr is None:
-                    arr = arrays[code] = vec_array(vecs)
-                arrs.append(arr)
-            return search_dense(arrs, rec_groups, lat, lon, radius_m, limit)
-        return search(vec_groups, rec_groups, lat, lon, radius_m, limit)
+        return search_cells(vec_groups, rec_groups, codes, lv.arrays, self._dense_min, lat, lon, radius_m, limit)

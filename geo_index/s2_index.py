@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import s2sphere
 
 from geo_index._base import Entry, IndexBase
-from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, group_arrays, search, search_dense, vec_array
+from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, group_arrays, search_cells, vec_array
 from geo_index.distance import padded_angle_rad
 from geo_index.errors import InvalidOption
 from geo_index.validate import DEFAULT_MAX_RADIUS_M, check_dense_min
@@ -185,17 +185,7 @@ class S2Index(IndexBase[K]):
                 vec_groups.append(found[0])
                 rec_groups.append(found[1])
                 keys.append(ids[i])
-        dense_min = self._dense_min
-        if dense_min is not None and sum(map(len, rec_groups)) >= dense_min:
-            arrays = self._arrays
-            arrs = []
-            for key, vecs in zip(keys, vec_groups):
-                arr = arrays.get(key)
-                if arr is None:
-                    arr = arrays[key] = vec_array(vecs)
-                arrs.append(arr)
-            return search_dense(arrs, rec_groups, lat, lon, radius_m, limit)
-        return search(vec_groups, rec_groups, lat, lon, radius_m, limit)
+        return search_cells(vec_groups, rec_groups, keys, self._arrays, self._dense_min, lat, lon, radius_m, limit)
 
 
 __all__ = ["DEFAULT_COVER_CELLS", "DEFAULT_LEVEL", "S2Index", "s2_cell_id"]
