@@ -284,16 +284,8 @@ def search_cells(
 ) -> list[tuple[K, float]]:
     """:func:`search` over cells, or :func:`search_dense` when they hold ``dense_min`` candidates or more.
 
-    Args:
-        vec_groups: each cell's unit vectors.
-        rec_groups: each cell's records, parallel to ``vec_groups``.
-        keys: each cell's key, parallel to ``vec_groups``.
-        arrays: the index's cache of numpy arrays by cell key (filled here, on first use).
-        dense_min: the candidate count from which numpy filters; ``None`` never.
-        lat: query latitude, degrees.
-        lon: query longitude, degrees.
-        radius_m: the radius, metres.
-        limit: keep only the ``limit`` nearest, or all when ``None``.
+    ``keys`` names each cell (parallel to the groups); ``arrays`` is the index's cache of numpy
+    arrays by cell key, filled here on first use; the other arguments are :func:`search`'s.
     """
     if dense_min is not None and sum(map(len, rec_groups)) >= dense_min:
         arrs = []
