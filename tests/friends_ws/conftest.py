@@ -13,7 +13,7 @@ import pytest
 
 from geo_common import friends_db
 from geo_common.settings import Settings
-from tests.friends_ws.ws_helpers import TIMEOUT_FACTOR, Client, Server, connect_user, start_server
+from tests.friends_ws.ws_helpers import NEAR, SF, TIMEOUT_FACTOR, Client, Server, connect_user, new_user, start_server
 from tests.pubsub.conftest import redis_bins, throwaway_redis  # noqa: F401 - shared fixtures
 
 ServerFactory = Callable[..., Awaitable[Server]]
@@ -88,5 +88,44 @@ def befriend(primary: asyncpg.Connection, settings: Settings) -> Callable[..., A
                     await asyncio.sleep(0.005)
             finally:
                 await conn.close()
+
+    return make
+
+
+Pair = tuple[int, int, Client, Client]
+
+
+@pytest.fixture
+def in_view(connect: Callable[..., Awaitable[Client]], befriend: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[Pair]]:
+    """``await in_view(server)``: two new friends, Alice at SF and Bob at NEAR (1.4 km away),
+    both connected to ``server``, Alice has her ``init`` and Bob's first ``friend_location``.
+
+    Returns (a, b, alice, bob).
+    """
+    async def make(server: Server) -> Pair:
+        a, b = new_user(), new_user()
+        await befriend((a, b))
+        alice, bob = await connect(server, a), await connect(server, b)
+        await alice.location(*SF)
+        await alice.expect("init")
+        await bob.location(*NEAR)
+        await alice.expect("friend_location", user_id=b)
+        return a, b, alice, bob
+
+    return make
+
+
+@pytest.fixture
+def online(connect: Callable[..., Awaitable[Client]]) -> Callable[..., Awaitable[Pair]]:
+    """``await online(one, two)``: two new users who are not friends yet, Alice at SF on server
+    ``one`` and Bob at NEAR on server ``two``, each with their ``init``. Returns (a, b, alice, bob)."""
+    async def make(one: Server, two: Server) -> Pair:
+        a, b = new_user(), new_user()
+        alice, bob = await connect(one, a), await connect(two, b)
+        await alice.location(*SF)
+        await alice.expect("init")
+        await bob.location(*NEAR)
+        await bob.expect("init")
+        return a, b, alice, bob
 
     return make

@@ -6,10 +6,8 @@ import pytest
 import websockets
 
 from geo_index import haversine_m
-from tests.friends_ws.ws_helpers import new_user
+from tests.friends_ws.ws_helpers import NEAR, SF, new_user
 
-SF = (37.7749, -122.4194)
-NEAR = (37.7849, -122.4094)  # about 1.4 km from SF
 
 
 async def test_two_friends_see_each_other(servers, connect, befriend) -> None:  # type: ignore[no-untyped-def]
@@ -93,15 +91,9 @@ async def test_out_of_range_with_hysteresis(servers, connect, befriend) -> None:
     await alice.expect("friend_left", user_id=b, reason="out_of_range")
 
 
-async def test_a_friend_who_disconnects_goes_offline(servers, connect, befriend) -> None:  # type: ignore[no-untyped-def]
+async def test_a_friend_who_disconnects_goes_offline(servers, connect, in_view) -> None:  # type: ignore[no-untyped-def]
     server = await servers()
-    a, b = new_user(), new_user()
-    await befriend((a, b))
-    alice, bob = await connect(server, a), await connect(server, b)
-    await alice.location(*SF)
-    await alice.expect("init")
-    await bob.location(*NEAR)
-    await alice.expect("friend_location", user_id=b)
+    a, b, alice, bob = await in_view(server)
     await bob.close()
     await alice.expect("friend_left", user_id=b, reason="offline")
     # And a reconnecting Alice no longer finds Bob in the cache.

@@ -16,10 +16,8 @@ from geo_common import friends_db
 from geo_common.settings import Settings
 from geo_common.tokens import Role, mint_token
 from location_api.app import create_app
-from tests.friends_ws.ws_helpers import new_user
+from tests.friends_ws.ws_helpers import SF, new_user
 
-SF = (37.7749, -122.4194)
-NEAR = (37.7849, -122.4094)
 
 
 @pytest.fixture
@@ -34,14 +32,9 @@ def auth(settings: Settings, user_id: int, role: Role = Role.USER) -> dict[str, 
     return {"Authorization": f"Bearer {mint_token(settings.jwt_secret, user_id, role)}"}
 
 
-async def test_friends_added_and_removed_while_both_are_online(api, servers, connect, settings) -> None:  # type: ignore[no-untyped-def]
+async def test_friends_added_and_removed_while_both_are_online(api, servers, online, settings) -> None:  # type: ignore[no-untyped-def]
     one, two = await servers(), await servers()
-    a, b = new_user(), new_user()
-    alice, bob = await connect(one, a), await connect(two, b)
-    await alice.location(*SF)
-    await alice.expect("init")
-    await bob.location(*NEAR)
-    await bob.expect("init")
+    a, b, alice, bob = await online(one, two)
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{api}/v1/users/{a}/friends/{b}", headers=auth(settings, a)) as resp:
             assert resp.status == 201, await resp.text()
@@ -89,15 +82,9 @@ async def test_only_the_user_or_an_admin_may_change_friendships(api, settings) -
             assert resp.status == 200 and (await resp.json())["friends"] == []  # never seen: no friends
 
 
-async def test_erasing_locations_deletes_history_and_cache(api, servers, connect, befriend, settings, primary) -> None:  # type: ignore[no-untyped-def]
+async def test_erasing_locations_deletes_history_and_cache(api, servers, connect, in_view, settings, primary) -> None:  # type: ignore[no-untyped-def]
     server = await servers(history_flush_ms=20)
-    a, b = new_user(), new_user()
-    await befriend((a, b))
-    alice, bob = await connect(server, a), await connect(server, b)
-    await alice.location(*SF)
-    await alice.expect("init")
-    await bob.location(*NEAR)
-    await alice.expect("friend_location", user_id=b)
+    a, b, alice, bob = await in_view(server)
     await bob.send(type="settings", radius_m=1000)
     await bob.expect("settings")
     await bob.quiet(0.1)  # the history writer flushes every 20 ms

@@ -10,21 +10,13 @@ import redis.asyncio as aioredis
 from friends_ws.nearby import coarsen
 from geo_common import friends_db
 from geo_common.presence import FriendAdded, FriendRemoved, location_key
-from tests.friends_ws.ws_helpers import new_user
-
-SF = (37.7749, -122.4194)
-NEAR = (37.7849, -122.4094)
+from tests.friends_ws.ws_helpers import NEAR, SF, new_user
 
 
-async def test_sharing_off_hides_the_user_and_on_shows_them_again(servers, connect, befriend, ws_settings) -> None:  # type: ignore[no-untyped-def]
+
+async def test_sharing_off_hides_the_user_and_on_shows_them_again(servers, connect, in_view, ws_settings) -> None:  # type: ignore[no-untyped-def]
     server = await servers()
-    a, b = new_user(), new_user()
-    await befriend((a, b))
-    alice, bob = await connect(server, a), await connect(server, b)
-    await alice.location(*SF)
-    await alice.expect("init")
-    await bob.location(*NEAR)
-    await alice.expect("friend_location", user_id=b)
+    a, b, alice, bob = await in_view(server)
     await bob.send(type="sharing", enabled=False)
     assert await bob.expect("sharing") == {"type": "sharing", "enabled": False, "precision": "exact"}
     await alice.expect("friend_left", user_id=b, reason="sharing_off")
@@ -64,14 +56,9 @@ async def test_coarse_precision_shares_the_geohash6_cell_centre(servers, connect
     assert (friend["latitude"], friend["longitude"]) == coarsen(*NEAR)
 
 
-async def test_friendship_changes_reach_live_connections(servers, connect, ws_settings) -> None:  # type: ignore[no-untyped-def]
+async def test_friendship_changes_reach_live_connections(online, servers, connect, ws_settings) -> None:  # type: ignore[no-untyped-def]
     one, two = await servers(), await servers()
-    a, b = new_user(), new_user()
-    alice, bob = await connect(one, a), await connect(two, b)
-    await alice.location(*SF)
-    await alice.expect("init")
-    await bob.location(*NEAR)
-    await bob.expect("init")
+    a, b, alice, bob = await online(one, two)
     # What geo-api does on POST /v1/users/{a}/friends/{b}: the rows, then a control message to each.
     conn = await asyncpg.connect(ws_settings.pg_primary)
     try:

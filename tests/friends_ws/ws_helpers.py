@@ -31,6 +31,11 @@ def new_user() -> int:
     return next(_ids)
 
 
+#: Two points in San Francisco about 1.4 km apart: friends there are in range of each other.
+SF = (37.7749, -122.4194)
+NEAR = (37.7849, -122.4094)
+
+
 class Server:
     """One WebSocket-tier app on a free port."""
 
