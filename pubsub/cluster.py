@@ -27,8 +27,9 @@ from typing import Any
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
-from pubsub.base import PubSub, unique
+from pubsub.base import unique
 from pubsub.errors import NodeUnavailable, SubscribeError
+from pubsub.multinode import MultiNodePubSub
 from pubsub.node import MessageHandler, NodeAddress, NodeSubscriber
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ _MAX_CONNECTIONS = 64
 _PLACEMENT_ATTEMPTS = 5
 
 
-class ClusterPubSub(PubSub):
+class ClusterPubSub(MultiNodePubSub):
     """Sharded pub/sub on a Redis Cluster.
 
     Args:
@@ -76,13 +77,9 @@ class ClusterPubSub(PubSub):
         if not nodes:
             raise ValueError("the cluster backend needs at least one seed node (GEO_REDIS_CLUSTER)")
         seeds = [NodeAddress.parse(n) for n in nodes]
-        self._on_message = on_message
-        self._on_restored = on_restored
+        super().__init__(on_message=on_message, on_restored=on_restored, probe_interval_s=probe_interval_s,
+                         probe_timeout_s=probe_timeout_s, connect_timeout_s=connect_timeout_s, batch=batch)
         self._refresh_min_s = refresh_min_s
-        self._node_options: dict[str, Any] = {
-            "probe_interval_s": probe_interval_s, "probe_timeout_s": probe_timeout_s,
-            "connect_timeout_s": connect_timeout_s, "batch": batch,
-        }
         self._cluster = RedisCluster(
             startup_nodes=[ClusterNode(s.host, s.port) for s in seeds],
             socket_connect_timeout=connect_timeout_s, max_connections=_MAX_CONNECTIONS,
@@ -90,8 +87,6 @@ class ClusterPubSub(PubSub):
         # redis-py's cluster pools fail rather than wait when every connection is busy:
         # bound the publishes in flight instead (fewer than any one node's pool holds).
         self._publishing = asyncio.Semaphore(_MAX_CONNECTIONS - 4)
-        self._subscribers: dict[str, NodeSubscriber] = {}
-        self._wanted: set[str] = set()
         self._refresh_task: asyncio.Task[None] | None = None
         self._last_refresh = 0.0
         self._closed = False
@@ -222,21 +217,9 @@ class ClusterPubSub(PubSub):
         self._wanted.update(fresh)
         await self._place(fresh)
 
-    def unsubscribe(self, channels: Iterable[str]) -> None:
-        gone = [c for c in unique(channels) if c in self._wanted]
-        self._wanted.difference_update(gone)
-        for subscriber in self._subscribers.values():
-            mine = [c for c in gone if subscriber.has(c)]
-            if mine:
-                subscriber.unsubscribe(mine)
-
-    @property
-    def channels(self) -> frozenset[str]:
-        return frozenset(self._wanted)
-
     async def ping(self) -> bool:
         try:
             await self._cluster.ping()
         except Exception:
             return False
-        return all(s.connected or not s.channels for s in self._subscribers.values())
+        return self._subscribers_up()

@@ -20,17 +20,17 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
-from pubsub.base import PubSub, unique
+from pubsub.base import unique
 from pubsub.client import RedisClient
 from pubsub.hashring import DEFAULT_VNODES, HashRing
+from pubsub.multinode import MultiNodePubSub
 from pubsub.node import MessageHandler, NodeAddress, NodeSubscriber
 
 log = logging.getLogger(__name__)
 
 
-class RingPubSub(PubSub):
+class RingPubSub(MultiNodePubSub):
     """Channels spread over standalone Redis nodes by consistent hashing.
 
     Args:
@@ -66,17 +66,11 @@ class RingPubSub(PubSub):
         connect_timeout_s: float = 5.0,
         batch: int = 512,
     ) -> None:
-        self._on_message = on_message
-        self._on_restored = on_restored
+        super().__init__(on_message=on_message, on_restored=on_restored, probe_interval_s=probe_interval_s,
+                         probe_timeout_s=probe_timeout_s, connect_timeout_s=connect_timeout_s, batch=batch)
         self._handoff_s = handoff_s
-        self._node_options: dict[str, Any] = {
-            "probe_interval_s": probe_interval_s, "probe_timeout_s": probe_timeout_s,
-            "connect_timeout_s": connect_timeout_s, "batch": batch,
-        }
         self._ring = HashRing(urls, vnodes=vnodes)
-        self._subscribers: dict[str, NodeSubscriber] = {}
         self._publishers: dict[str, RedisClient] = {}
-        self._wanted: set[str] = set()
         self._membership = asyncio.Lock()
         for url in self._ring.nodes:
             self._add(url)
@@ -182,21 +176,9 @@ class RingPubSub(PubSub):
         self._wanted.update(fresh)
         await self._subscribe_grouped(fresh, self._ring)
 
-    def unsubscribe(self, channels: Iterable[str]) -> None:
-        gone = [c for c in unique(channels) if c in self._wanted]
-        self._wanted.difference_update(gone)
-        for subscriber in self._subscribers.values():
-            mine = [c for c in gone if subscriber.has(c)]
-            if mine:
-                subscriber.unsubscribe(mine)
-
-    @property
-    def channels(self) -> frozenset[str]:
-        return frozenset(self._wanted)
-
     async def ping(self) -> bool:
         try:
             await asyncio.gather(*(self._publishers[url].execute("PING") for url in self._ring.nodes))
         except Exception:
             return False
-        return all(s.connected or not s.channels for s in self._subscribers.values())
+        return self._subscribers_up()
