@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
@@ -34,7 +36,7 @@ async def roles(
 
 async def test_healthz(api: Api) -> None:
     async with api.http.get("/healthz") as resp:
-        assert resp.status == 200 and await resp.json() == {"status": "ok"}
+        assert resp.status == 200 and await resp.json() == {"status": "ok", "pid": os.getpid()}  # served in-process
 
 
 async def test_readyz_reports_each_dependency(api: Api) -> None:
