@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench lint up down install clean
+.PHONY: run run-full test bench lint up down install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ up: install
 
 run: install
 	$(BIN)/geo-stack run
+
+# The full local stack: nginx on :8000 in front of 2 read, 1 write and 2 WebSocket instances.
+run-full: install
+	$(BIN)/geo-stack run --full
 
 lint: install
 	$(BIN)/mypy geo_index geo_common location_api friends_ws pubsub loadgen deploy

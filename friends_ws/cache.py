@@ -3,12 +3,18 @@
 Every update rewrites the key and its TTL; a user who stops sending expires. The value
 records which connection wrote it, so closing one of a user's connections clears the cache
 (and tells friends the user is offline) only if that connection wrote the latest location.
+
+Each Redis has a circuit breaker (:mod:`geo_common.breaker`): once it is open, calls fail at
+once with :class:`~geo_common.breaker.CircuitOpen` (a ``ConnectionError``, which the session
+answers with an ``unavailable`` error) instead of waiting on a dead server.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+from geo_common.breaker import Breaker
 from geo_common.presence import Location, PresenceFormatError, decode_cached, encode_cached, location_key
 from geo_common.regions import RegionMap
 from pubsub.client import RedisClient
@@ -31,39 +37,55 @@ class LocationCache:
         regions: the region map (each region's ``redis_url``).
         namespace: ``GEO_REDIS_NAMESPACE``.
         ttl_s: lifetime of a cached location, seconds.
+        breaker_failures: consecutive failures that open a Redis's breaker.
+        breaker_reset_s: how long an open breaker refuses calls before a probe, seconds.
     """
 
-    def __init__(self, regions: RegionMap, *, namespace: str, ttl_s: int) -> None:
+    def __init__(
+        self, regions: RegionMap, *, namespace: str, ttl_s: int, breaker_failures: int = 5, breaker_reset_s: float = 2.0
+    ) -> None:
         self.namespace = namespace
         self.ttl_s = ttl_s
         self._regions = regions
-        by_url: dict[str, RedisClient] = {}
-        self._clients: dict[str, RedisClient] = {}
+        by_url: dict[str, tuple[RedisClient, Breaker]] = {}
+        self._clients: dict[str, tuple[RedisClient, Breaker]] = {}
         for region in regions.regions:
-            # Regions sharing one Redis share one connection.
+            # Regions sharing one Redis share one connection (and its breaker).
             if region.redis_url not in by_url:
-                by_url[region.redis_url] = RedisClient.from_url(region.redis_url)
+                name = "redis-cache" if region.name == regions.default.name else f"redis-cache-{region.name}"
+                by_url[region.redis_url] = (
+                    RedisClient.from_url(region.redis_url),
+                    Breaker(name, failures=breaker_failures, reset_s=breaker_reset_s),
+                )
             self._clients[region.name] = by_url[region.redis_url]
         self._unique = list(by_url.values())
 
-    def _client(self, region: str) -> RedisClient:
-        return self._clients[self._regions.get(region).name]
+    @property
+    def breakers(self) -> list[Breaker]:
+        """One breaker per Redis."""
+        return [breaker for _, breaker in self._unique]
+
+    async def _execute(self, region: str, *args: Any) -> Any:
+        client, breaker = self._clients[self._regions.get(region).name]
+        # A reply error (ReplyError, a ValueError) means Redis answered: only I/O errors count.
+        with breaker.guard((OSError,)):
+            return await client.execute(*args)
 
     async def close(self) -> None:
-        for client in self._unique:
+        for client, _ in self._unique:
             await client.close()
 
     async def store(self, region: str, location: Location) -> None:
         """Write a user's location, (re)starting its TTL."""
         key = location_key(self.namespace, region, location.user_id)
-        await self._client(region).execute("SET", key, encode_cached(location), "EX", self.ttl_s)
+        await self._execute(region, "SET", key, encode_cached(location), "EX", self.ttl_s)
 
     async def fetch(self, region: str, user_ids: Iterable[int]) -> dict[int, Location]:
         """The cached locations of users (those without one, or expired, are absent)."""
         ids = list(user_ids)
         if not ids:
             return {}
-        values = await self._client(region).execute("MGET", *[location_key(self.namespace, region, u) for u in ids])
+        values = await self._execute(region, "MGET", *[location_key(self.namespace, region, u) for u in ids])
         found = {}
         for user_id, value in zip(ids, values):
             if value is not None:
@@ -75,17 +97,21 @@ class LocationCache:
 
     async def clear(self, region: str, user_id: int) -> bool:
         """Delete a user's cached location; True when there was one."""
-        return bool(await self._client(region).execute("DEL", location_key(self.namespace, region, user_id)))
+        return bool(await self._execute(region, "DEL", location_key(self.namespace, region, user_id)))
 
     async def clear_if_mine(self, region: str, user_id: int, connection: str) -> bool:
         """Delete a user's cached location if ``connection`` wrote it; True when deleted."""
         key = location_key(self.namespace, region, user_id)
-        return bool(await self._client(region).execute("EVAL", _CLEAR_IF_MINE, 1, key, connection))
+        return bool(await self._execute(region, "EVAL", _CLEAR_IF_MINE, 1, key, connection))
 
     async def ping(self) -> bool:
+        """True when every Redis answers (False at once for one whose breaker is open)."""
         try:
-            for client in self._unique:
-                await client.execute("PING", retries=0)
-        except Exception:
+            for client, breaker in self._unique:
+                if not breaker.would_allow():
+                    return False
+                with breaker.guard((OSError,)):
+                    await client.execute("PING", retries=0)
+        except Exception:  # CircuitOpen included: another call is probing it
             return False
         return True

@@ -2,7 +2,9 @@
 
 Reads try the replicas in turn and fall back to the primary when none answers; the friend
 graph tolerates the few milliseconds a replica trails (a friendship made in that window
-reaches live connections through the control channel anyway).
+reaches live connections through the control channel anyway). Every server has a circuit
+breaker (:mod:`geo_common.breaker`): a replica whose breaker is open is skipped, and a call to
+the primary while its breaker is open fails at once with :class:`DatabaseUnavailable`.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ from typing import TypeVar
 
 import asyncpg
 
+from geo_common.breaker import Breaker, CircuitOpen
 from geo_common.settings import Settings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# InternalClientError: among others, no host of a multi-host primary is writable (failover).
 _ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-           asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError)
+           asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
+           asyncpg.exceptions.InternalClientError)
 
 
 class DatabaseUnavailable(ConnectionError):
@@ -37,12 +42,21 @@ async def _pool(dsn: str, *, max_size: int) -> asyncpg.Pool:
     return pool
 
 
-class Database:
-    """The primary's pool and the replicas' pools. Create with :meth:`open`."""
+def _breakers(replicas: int, *, failures: int = 5, reset_s: float = 2.0) -> list[Breaker]:
+    names = ["postgres-primary", *(f"postgres-replica-{i}" for i in range(1, replicas + 1))]
+    return [Breaker(name, failures=failures, reset_s=reset_s) for name in names]
 
-    def __init__(self, primary: asyncpg.Pool, replicas: list[asyncpg.Pool]) -> None:
+
+class Database:
+    """The primary's pool and the replicas' pools, each with its breaker. Create with :meth:`open`."""
+
+    def __init__(
+        self, primary: asyncpg.Pool, replicas: list[asyncpg.Pool], *, breakers: list[Breaker] | None = None
+    ) -> None:
         self.primary = primary
         self.replicas = replicas
+        #: The primary's breaker, then one per replica.
+        self.breakers = breakers or _breakers(len(replicas))
         self._turn = itertools.count()
 
     @classmethod
@@ -50,7 +64,8 @@ class Database:
         """Create the pools (connections open on demand, so no server must be up yet)."""
         primary = await _pool(settings.pg_primary, max_size=max_size)
         replicas = [await _pool(dsn, max_size=max_size) for dsn in settings.pg_replicas]
-        return cls(primary, replicas)
+        breakers = _breakers(len(replicas), failures=settings.breaker_failures, reset_s=settings.breaker_reset_s)
+        return cls(primary, replicas, breakers=breakers)
 
     async def close(self) -> None:
         for pool in (self.primary, *self.replicas):
@@ -64,10 +79,14 @@ class Database:
         """
         if self.replicas:
             start = next(self._turn) % len(self.replicas)
-            for pool in self.replicas[start:] + self.replicas[:start]:
+            order = list(zip(self.replicas, self.breakers[1:]))
+            for pool, breaker in order[start:] + order[:start]:
                 try:
-                    async with pool.acquire() as conn:
-                        return await query(conn)
+                    with breaker.guard(_ERRORS):
+                        async with pool.acquire() as conn:
+                            return await query(conn)
+                except CircuitOpen:
+                    continue  # skipped without trying
                 except _ERRORS as exc:
                     log.warning("replica unavailable (%s); trying the next server", exc)
         return await self.write(query)
@@ -79,7 +98,10 @@ class Database:
             DatabaseUnavailable: the primary did not answer.
         """
         try:
-            async with self.primary.acquire() as conn:
-                return await query(conn)
+            with self.breakers[0].guard(_ERRORS):
+                async with self.primary.acquire() as conn:
+                    return await query(conn)
+        except CircuitOpen as exc:  # first: a CircuitOpen is a ConnectionError too
+            raise DatabaseUnavailable(str(exc)) from exc
         except _ERRORS as exc:
             raise DatabaseUnavailable(f"the primary database is unavailable: {exc}") from exc

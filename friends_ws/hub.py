@@ -8,11 +8,15 @@ to each interested session, which decides (purely) what to send.
 
 It also runs the two process-wide loops that keep per-connection cost low:
 
-* the **flusher** writes queued frames to every session that has some, in one task, without
-  awaiting any slow socket (a session whose socket is backed up drains in its own task);
+* the **flush queue** (:mod:`friends_ws.flushing`) writes queued frames to every session
+  that has some, in one task, without awaiting any slow socket (a session whose socket is
+  backed up drains in its own task);
 * the **expiry sweep** tells sessions that a friend's last location is older than the
   location TTL (``friend_left`` with reason ``expired``); the timer runs on the friend's
   last ``updated_at``, not on Redis keyspace notifications, which fire late and may be lost.
+
+Publishing goes through one circuit breaker per region's pub/sub (:mod:`geo_common.breaker`):
+while it is open, publishing fails at once with :class:`~geo_common.breaker.CircuitOpen`.
 """
 
 from __future__ import annotations
@@ -25,13 +29,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from friends_ws.cache import LocationCache
 from friends_ws.expiry import ExpiryWheel
+from friends_ws.flushing import FlushQueue
 from friends_ws.metrics import Stats
-from friends_ws.protocol import friend_location_pattern
+from friends_ws.protocol import LeftReason, friend_location_pattern
 from friends_ws.ratelimit import TokenBucket
+from friends_ws.resync import resync_region
+from geo_common.breaker import Breaker
 from geo_common.presence import (
     Control,
     Location,
@@ -46,11 +54,13 @@ from geo_common.regions import RegionMap
 from pubsub import PubSub, RingPubSub, create_pubsub
 
 if TYPE_CHECKING:
-    from friends_ws.link import Link
     from friends_ws.session import Session
 
 log = logging.getLogger(__name__)
 
+#: Publishing errors that mean the node could not answer (pubsub's own are ConnectionErrors;
+#: the cluster backend raises redis-py's, which are not).
+_PUBLISH_FAILURES: tuple[type[BaseException], ...] = (OSError, RedisConnectionError, RedisTimeoutError)
 
 
 def now_ms() -> int:
@@ -70,6 +80,8 @@ class Hub:
         ping_interval_s: a connection silent this long is pinged, and closed when it stays
             silent for half as long again (``None``: never).
         bus_options: keyword options for every pub/sub backend (probing, ...).
+        breaker_failures: consecutive publishing failures that open a region's breaker.
+        breaker_reset_s: how long an open breaker refuses publishing before a probe, seconds.
     """
 
     def __init__(
@@ -82,6 +94,8 @@ class Hub:
         max_updates_per_s: float,
         ping_interval_s: float | None = None,
         bus_options: Mapping[str, Any] | None = None,
+        breaker_failures: int = 5,
+        breaker_reset_s: float = 2.0,
     ) -> None:
         self.regions = regions
         self.cache = cache
@@ -92,6 +106,12 @@ class Hub:
         self._ping_interval_s = ping_interval_s
         self._bus_options = dict(bus_options or {})
         self.buses: dict[str, PubSub] = {}
+        #: Publishing breaker of each region.
+        self.breakers: dict[str, Breaker] = {
+            r.name: Breaker("pubsub" if r.name == regions.default.name else f"pubsub-{r.name}",
+                            failures=breaker_failures, reset_s=breaker_reset_s)
+            for r in regions.regions
+        }
         # channel -> user id for every channel subscribed here, bitwise-inverted (negative) for
         # control channels: one int per channel rather than a (kind, id) tuple.
         self._channels: dict[str, int] = {}
@@ -109,9 +129,8 @@ class Hub:
         self.known: dict[int, Location] = {}
         # When each known location expires (checked every bucket: at most that late).
         self._expiry = ExpiryWheel(max(50, min(1000, self.ttl_ms // 8)))
-        # Flushing.
-        self._dirty: list[Link] = []
-        self._flush_soon = False
+        #: Frames queued for a connection go out at the end of the loop iteration, in one write.
+        self.schedule = FlushQueue().schedule
         self._tasks: list[asyncio.Task[None]] = []
         self._resyncs: dict[str, asyncio.Task[None]] = {}
         self.sessions: set[Session] = set()
@@ -324,12 +343,17 @@ class Hub:
 
     # --- publishing ---------------------------------------------------------------------------
 
+    async def _publish(self, region: str, channel: str, data: bytes) -> None:
+        with self.breakers[region].guard(_PUBLISH_FAILURES):
+            await self.buses[region].publish(channel, data)
+
     async def publish_location(self, region: str, user_id: int, data: bytes) -> None:
-        await self.bus(region).publish(location_channel(self.namespace, self.regions.get(region).name, user_id), data)
+        name = self.regions.get(region).name
+        await self._publish(name, location_channel(self.namespace, name, user_id), data)
 
     async def publish_control(self, region: str | None, user_id: int, event: Control) -> None:
         name = self.regions.get(region).name
-        await self.buses[name].publish(control_channel(self.namespace, name, user_id), encode_control(event))
+        await self._publish(name, control_channel(self.namespace, name, user_id), encode_control(event))
 
     # --- what arrives -------------------------------------------------------------------------
 
@@ -388,34 +412,27 @@ class Hub:
             self._resyncs[region] = asyncio.get_running_loop().create_task(self.resync(region))
 
     async def resync(self, region: str) -> None:
-        """Catch up after a pub/sub reconnection in a region, from its location cache.
+        """Catch up after a pub/sub reconnection in a region (:mod:`friends_ws.resync`)."""
+        await resync_region(self, region)
 
-        Redis pub/sub keeps nothing for a disconnected subscriber, so updates published while
-        the connection was down are gone; the cache holds each friend's latest location, and
-        a friend missing from it left (offline, sharing off or expired) meanwhile.
-        """
-        followed = [u for u, r in self._friend_region.items() if r == region]
-        for start in range(0, len(followed), 500):
-            chunk = followed[start:start + 500]
-            try:
-                found = await self.cache.fetch(region, chunk)
-            except (RedisError, OSError, TimeoutError) as exc:
-                log.warning("resync of region %s failed: %s", region, exc)
-                return
-            for user_id in chunk:
-                location = found.get(user_id)
-                if location is None:
-                    if self._forget(user_id) is not None:
-                        for session in self.listeners.get(user_id, ()):
-                            session.friend_left(user_id, "offline")
-                    continue
-                known = self.known.get(user_id)
-                if known is None or known.updated_at < location.updated_at:
-                    self.known[user_id] = location
-                    self._schedule_expiry(location)
-                    for session in self.listeners.get(user_id, ()):
-                        session.friend_moved(location)
-        log.info("region %s: resynchronised %d followed friend(s) from the cache", region, len(followed))
+    def followed_in(self, region: str) -> list[int]:
+        """The friends followed here whose channel lives in ``region``."""
+        return [u for u, r in self._friend_region.items() if r == region]
+
+    def friend_seen(self, location: Location) -> None:
+        """A friend's location read from the cache: passed on when newer than the known one."""
+        known = self.known.get(location.user_id)
+        if known is None or known.updated_at < location.updated_at:
+            self.known[location.user_id] = location
+            self._schedule_expiry(location)
+            for session in self.listeners.get(location.user_id, ()):
+                session.friend_moved(location)
+
+    def friend_gone(self, user_id: int, reason: LeftReason) -> None:
+        """A friend known here left meanwhile: their followers are told once."""
+        if self._forget(user_id) is not None:
+            for session in self.listeners.get(user_id, ()):
+                session.friend_left(user_id, reason)
 
     # --- expiry -------------------------------------------------------------------------------
 
@@ -460,25 +477,3 @@ class Hub:
             now = loop.time()
             for session in list(self.sessions):
                 session.keepalive(now, interval_s)
-
-    # --- writing to sockets -------------------------------------------------------------------
-
-    def schedule(self, session: Link) -> None:
-        """Have a session's frames written at the end of this loop iteration.
-
-        Everything queued for a connection while one batch of pub/sub messages is dispatched
-        goes out in one write.
-        """
-        self._dirty.append(session)
-        if not self._flush_soon:
-            self._flush_soon = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_soon = False
-        dirty, self._dirty = self._dirty, []
-        for session in dirty:
-            try:
-                session.flush()
-            except Exception:  # one broken socket must not stop everyone's deliveries
-                log.exception("writing to user %d failed", session.user_id)

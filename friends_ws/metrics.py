@@ -7,11 +7,14 @@ time, which costs nothing per delivery (a prometheus_client counter takes a lock
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from geo_common.breaker import Breaker
+from geo_common.breaker_metrics import BreakerCollector
 
 
 class Stats:
@@ -67,15 +70,22 @@ class _StatsCollector(Collector):
             yield GaugeMetricFamily(name, help_text, value=read())
 
 
-def registry(stats: Stats, gauges: dict[str, tuple[str, Callable[[], float]]]) -> CollectorRegistry:
+def registry(
+    stats: Stats,
+    gauges: dict[str, tuple[str, Callable[[], float]]],
+    breakers: Callable[[], Iterable[Breaker]] | None = None,
+) -> CollectorRegistry:
     """A registry of one app's metrics (one per app, so several apps can share a process).
 
     Args:
         stats: the counters.
         gauges: name -> (help, function reading the current value).
+        breakers: returns the circuit breakers to export (``geo_circuit_breaker_*``).
     """
     reg = CollectorRegistry(auto_describe=False)
     reg.register(_StatsCollector(stats, gauges))
+    if breakers is not None:
+        reg.register(BreakerCollector(breakers))
     return reg
 
 

@@ -126,6 +126,15 @@ def _parse_choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _parse_optional_url(*schemes: str) -> Callable[[str], str]:
+    one = _parse_url(*schemes)
+
+    def parse(raw: str) -> str:
+        return one(raw) if raw.strip() else ""
+
+    return parse
+
+
 def _parse_text(raw: str) -> str:
     value = raw.strip()
     if not value:
@@ -202,7 +211,10 @@ class Settings:
     log_level: str = _setting(
         "info", "GEO_LOG_LEVEL", _parse_choice("debug", "info", "warning", "error"), "log level"
     )
-    dev: bool = _setting(False, "GEO_DEV", _parse_bool, "enable development-only endpoints")
+    dev: bool = _setting(
+        False, "GEO_DEV", _parse_bool,
+        "enable development-only endpoints (the map page's POST /v1/dev/token mints tokens for anyone)",
+    )
     breaker_failures: int = _setting(
         5, "GEO_BREAKER_FAILURES", _parse_int(1, 1000),
         "consecutive failed calls to one PostgreSQL server or Redis that open its circuit breaker (calls then fail fast)",
@@ -231,6 +243,11 @@ class Settings:
     api_refresh_s: float = _setting(
         0.25, "GEO_API_REFRESH_S", _parse_float(0.01, 60.0),
         "how often each HTTP API instance polls for business changes to apply to its indexes, seconds",
+    )
+    friends_public_url: str = _setting(
+        "", "GEO_FRIENDS_PUBLIC_URL", _parse_optional_url("ws", "wss"),
+        "WebSocket URL the map page (GET / on geo-api) connects to, such as wss://geo.example.com/v1/friends/ws "
+        "(empty: the page's own host, port GEO_WS_PORT)",
     )
     # --- end location_api
     # --- friends_ws

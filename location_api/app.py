@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from geo_common.breaker import Breaker
 from geo_common.settings import Settings
 from location_api import queries
 from location_api.cache import Cache
@@ -99,7 +100,8 @@ async def _databases(app: web.Application) -> AsyncIterator[None]:
 
 async def _cache(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
-    cache = Cache(settings.redis_url, settings.redis_namespace, settings.api_cache_ttl_s)
+    breaker = Breaker("redis-cache", failures=settings.breaker_failures, reset_s=settings.breaker_reset_s)
+    cache = Cache(settings.redis_url, settings.redis_namespace, settings.api_cache_ttl_s, breaker=breaker)
     await cache.check()
     app[cache_key] = cache
     app[metrics_key].cache = cache

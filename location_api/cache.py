@@ -7,10 +7,13 @@ Each instance's index refresher deletes them again when it sees the change on it
 which also removes an entry a concurrent read may have filled from a replica that had not
 replayed the write yet.
 
-Redis is optional at run time: when a command fails, the cache counts as down, every read
-goes to the database, and a background ping brings it back. If an invalidation was lost
-while Redis was unreachable, the API's whole part of the namespace is dropped when Redis
-answers again, since some entries may be stale.
+Redis is optional at run time: a command that fails counts as a miss (or a no-op) and the
+read goes to the database. Every command goes through a circuit breaker
+(:mod:`geo_common.breaker`): after ``GEO_BREAKER_FAILURES`` failures in a row Redis is not
+called at all for ``GEO_BREAKER_RESET_S``, so a dead or hanging Redis costs requests nothing;
+then one command, usually the background ping, probes it. If an invalidation was lost while
+Redis was unreachable, the cache is not read until the API's whole part of the namespace has
+been dropped, which the ping does as soon as Redis answers, since some entries may be stale.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from geo_common.breaker import Breaker, CircuitOpen
 from location_api.cells import Cell, cells_containing
 from location_api.models import Business
 from location_api.queries import Candidate
@@ -63,9 +67,10 @@ class Cache:
         url: the Redis URL (``Settings.redis_url``).
         namespace: prefix of every key (``Settings.redis_namespace``).
         ttl_s: lifetime of every entry, seconds.
+        breaker: the circuit breaker of every command (default: 5 failures, 2 s cool-down).
     """
 
-    def __init__(self, url: str, namespace: str, ttl_s: int) -> None:
+    def __init__(self, url: str, namespace: str, ttl_s: int, *, breaker: Breaker | None = None) -> None:
         # Fail fast: no retries and short timeouts, so a dead Redis costs a request
         # milliseconds, not seconds; the health loop is what brings the cache back.
         self._redis = aioredis.Redis.from_url(
@@ -76,6 +81,7 @@ class Cache:
         )
         self._prefix = f"{namespace}:api:"
         self._ttl_s = ttl_s
+        self.breaker = breaker or Breaker("redis-cache", failures=5, reset_s=2.0)
         #: Whether Redis answered the last command or ping.
         self.up = True
         self._flush_pending = False
@@ -97,15 +103,19 @@ class Cache:
         self.up = False
 
     async def _run(self, command: Callable[[], Awaitable[T]], default: T) -> T:
-        if not self.up:
-            return default
+        if self._flush_pending:
+            return default  # entries may be stale until the ping has dropped them
         try:
-            result = await command()
+            with self.breaker.guard(_CACHE_ERRORS):
+                result = await command()
+        except CircuitOpen:
+            return default
         except _CACHE_ERRORS as exc:
             _restore_cancellation()
             self._down(exc)
             return default
         _restore_cancellation()
+        self.up = True
         return result
 
     def _business_key(self, business_id: int) -> str:
@@ -185,11 +195,13 @@ class Cache:
         keys = {self._business_key(business_id)}
         for text in geohashes:
             keys.update(self._cell_key(cell) for cell in cells_containing(text))
-        if not self.up:
-            self._flush_pending = True
-            return
+        if self._flush_pending:
+            return  # everything is dropped anyway before the cache is read again
         try:
-            await self._redis.delete(*keys)
+            with self.breaker.guard(_CACHE_ERRORS):
+                await self._redis.delete(*keys)
+        except CircuitOpen:
+            self._flush_pending = True
         except _CACHE_ERRORS as exc:
             _restore_cancellation()
             self._flush_pending = True
@@ -212,15 +224,24 @@ class Cache:
 
     # ----------------------------------------------------------------- health
     async def check(self) -> bool:
-        """Ping Redis; on recovery drop entries that may have missed an invalidation."""
+        """Ping Redis; on recovery drop entries that may have missed an invalidation.
+
+        While the breaker is open nothing is sent; once its cool-down is over the ping is
+        usually the probe that closes it.
+        """
+        if not self.breaker.would_allow():
+            return False
         try:
-            await self._redis.ping()
-            if self._flush_pending:
-                dropped = await self.flush()
-                self._flush_pending = False
-                log.info("Redis is back; dropped %d cache entries that may be stale", dropped)
-            elif not self.up:
-                log.info("Redis is back")
+            with self.breaker.guard(_CACHE_ERRORS):
+                await self._redis.ping()
+                if self._flush_pending:
+                    dropped = await self.flush()
+                    self._flush_pending = False
+                    log.info("Redis is back; dropped %d cache entries that may be stale", dropped)
+                elif not self.up:
+                    log.info("Redis is back")
+        except CircuitOpen:
+            return False  # another command is probing it right now
         except _CACHE_ERRORS as exc:
             _restore_cancellation()
             self._down(exc)

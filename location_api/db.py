@@ -6,6 +6,15 @@ primary's WAL position after a write) is served only by a replica that has repla
 that far (``pg_last_wal_replay_lsn()``), else by the primary, so a client always reads its
 own writes. Health is re-checked in the background every second; a replica that fails a
 query is taken out of rotation at once, and the query is retried on the next candidate.
+
+Every server also has a circuit breaker (:mod:`geo_common.breaker`): after
+``GEO_BREAKER_FAILURES`` consecutive connection failures it opens, and for
+``GEO_BREAKER_RESET_S`` nothing is sent to that server, health checks included. A replica whose
+breaker is open is skipped; a call to a primary whose breaker is open fails at once with
+:class:`DatabaseUnavailable` (503, ``Retry-After`` = the remaining cool-down). Then one call,
+a request or the health check, probes the server and closes the breaker if it answers. The
+primary may be several hosts with ``target_session_attrs=read-write`` (asyncpg then connects
+to whichever is writable), so after a failover new connections find the promoted server.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from geo_common.breaker import Breaker, CircuitOpen
 from geo_common.settings import Settings
 from location_api.errors import DatabaseUnavailable
 from location_api.validate import lsn_from_text
@@ -74,6 +84,7 @@ class Node:
         address: host:port, for logs and /readyz.
         pool: its connection pool (connections open on demand).
         is_primary: True for the primary.
+        breaker: its circuit breaker (named ``postgres-<name>`` in metrics).
         healthy: passed the last check and no query failed since.
         visible_lsn: WAL position it had made visible at the last check (0: unknown).
         lag_bytes: replica only: how far its replay trails the primary's WAL, bytes.
@@ -84,6 +95,7 @@ class Node:
     address: str
     pool: asyncpg.Pool
     is_primary: bool
+    breaker: Breaker
     healthy: bool = False
     visible_lsn: int = 0
     lag_bytes: float = math.nan
@@ -106,8 +118,16 @@ async def _create_pool(dsn: str) -> asyncpg.Pool:
 
 
 def _address(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    return f"{parts.hostname}:{parts.port or 5432}"
+    hosts = urlsplit(dsn).netloc.rpartition("@")[2]
+    return ",".join(h if ":" in h else f"{h}:5432" for h in hosts.split(","))
+
+
+def _fast_failed(node: Node, exc: CircuitOpen, what: str) -> DatabaseUnavailable:
+    """The 503 for a call its breaker refused: retry once the cool-down is over."""
+    return DatabaseUnavailable(
+        f"{what}; the {node.name} database is failing and is not called for {exc.retry_after_s:.1f} s",
+        retry_after_s=max(1, math.ceil(exc.retry_after_s)),
+    )
 
 
 class Database:
@@ -133,9 +153,13 @@ class Database:
         Returns:
             The database.
         """
-        primary = Node("primary", _address(settings.pg_primary), await _create_pool(settings.pg_primary), True)
+        def breaker(name: str) -> Breaker:
+            return Breaker(f"postgres-{name}", failures=settings.breaker_failures, reset_s=settings.breaker_reset_s)
+
+        primary = Node("primary", _address(settings.pg_primary), await _create_pool(settings.pg_primary), True,
+                       breaker("primary"))
         replicas = [
-            Node(f"replica-{i}", _address(dsn), await _create_pool(dsn), False)
+            Node(f"replica-{i}", _address(dsn), await _create_pool(dsn), False, breaker(f"replica-{i}"))
             for i, dsn in enumerate(settings.pg_replicas, start=1)
         ]
         db = cls(primary, replicas)
@@ -169,12 +193,15 @@ class Database:
             What ``query`` returned.
 
         Raises:
-            DatabaseUnavailable: the primary cannot be reached.
+            DatabaseUnavailable: the primary cannot be reached, or its breaker is open.
         """
         node = self.primary
         try:
-            async with node.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S) as conn:
-                result = await query(conn)
+            with node.breaker.guard(CONNECTIVITY_ERRORS):
+                async with node.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S) as conn:
+                    result = await query(conn)
+        except CircuitOpen as exc:  # first: a CircuitOpen is a ConnectionError too
+            raise _fast_failed(node, exc, "writes are refused") from exc
         except CONNECTIVITY_ERRORS as exc:
             await self._mark_down(node, exc)
             raise DatabaseUnavailable("the primary database is unreachable; retry shortly") from exc
@@ -206,22 +233,30 @@ class Database:
         for node in self._candidates():
             if node.is_primary:
                 try:
-                    async with node.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S) as conn:
-                        result = await query(conn)
+                    with node.breaker.guard(CONNECTIVITY_ERRORS):
+                        async with node.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S) as conn:
+                            result = await query(conn)
+                except CircuitOpen as exc:
+                    raise _fast_failed(node, exc, "no replica could answer") from exc
                 except CONNECTIVITY_ERRORS as exc:
                     await self._mark_down(node, exc)
                     raise DatabaseUnavailable("no database is reachable; retry shortly") from exc
                 self.reads[node.name] += 1
                 return result
             try:
-                async with node.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S) as conn:
-                    if min_lsn is not None and node.visible_lsn < min_lsn:
-                        # The last check is too old to tell; ask. The query's snapshot is
-                        # taken after this answer, so it sees everything replayed by then.
-                        node.visible_lsn = lsn_from_text(await conn.fetchval(VISIBLE_LSN_SQL))
-                        if node.visible_lsn < min_lsn:
-                            continue
-                    result = await query(conn)
+                # A replay conflict (SerializationError) is retried elsewhere but is no sign
+                # of a failing server: only connection errors count against the breaker.
+                with node.breaker.guard(CONNECTIVITY_ERRORS):
+                    async with node.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S) as conn:
+                        if min_lsn is not None and node.visible_lsn < min_lsn:
+                            # The last check is too old to tell; ask. The query's snapshot is
+                            # taken after this answer, so it sees everything replayed by then.
+                            node.visible_lsn = lsn_from_text(await conn.fetchval(VISIBLE_LSN_SQL))
+                            if node.visible_lsn < min_lsn:
+                                continue
+                        result = await query(conn)
+            except CircuitOpen:
+                continue  # skipped without trying: the next candidate answers
             except REPLICA_RETRY_ERRORS as exc:
                 await self._mark_down(node, exc)
                 continue
@@ -246,23 +281,10 @@ class Database:
         """
         chosen: tuple[Node, asyncpg.Connection] | None = None
         for node in self._candidates():
-            try:
-                conn = await node.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S)
-            except CONNECTIVITY_ERRORS as exc:
-                await self._mark_down(node, exc)
-                continue
-            try:
-                if not node.is_primary and min_lsn is not None:
-                    node.visible_lsn = lsn_from_text(await conn.fetchval(VISIBLE_LSN_SQL))
-                    if node.visible_lsn < min_lsn:
-                        await node.pool.release(conn)
-                        continue
-            except CONNECTIVITY_ERRORS as exc:
-                await node.pool.release(conn)
-                await self._mark_down(node, exc)
-                continue
-            chosen = (node, conn)
-            break
+            conn = await self._snapshot_connection(node, min_lsn)
+            if conn is not None:
+                chosen = (node, conn)
+                break
         if chosen is None:
             raise DatabaseUnavailable("no database is reachable; retry shortly")
         node, conn = chosen
@@ -275,6 +297,30 @@ class Database:
             await node.pool.release(conn)
         self.reads[node.name] += 1
 
+    async def _snapshot_connection(self, node: Node, min_lsn: int | None) -> asyncpg.Connection | None:
+        """A connection to ``node`` if it qualifies for :meth:`snapshot`, else None (try the next).
+
+        Getting the connection (and checking its position) is the call its breaker judges.
+        """
+        try:
+            with node.breaker.guard(CONNECTIVITY_ERRORS):
+                conn = await node.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S)
+                try:
+                    if not node.is_primary and min_lsn is not None:
+                        node.visible_lsn = lsn_from_text(await conn.fetchval(VISIBLE_LSN_SQL))
+                        if node.visible_lsn < min_lsn:
+                            await node.pool.release(conn)
+                            return None
+                except BaseException:
+                    await node.pool.release(conn)
+                    raise
+                return conn
+        except CircuitOpen:
+            return None
+        except CONNECTIVITY_ERRORS as exc:
+            await self._mark_down(node, exc)
+            return None
+
     # ----------------------------------------------------------------- health
     async def check_health(self) -> None:
         """Probe every server once (each bounded by a timeout) and record the results."""
@@ -286,10 +332,16 @@ class Database:
                 replica.lag_bytes = math.nan
 
     async def _probe(self, node: Node) -> None:
+        if not node.breaker.would_allow():
+            return  # open: nothing is sent to the server until the cool-down is over
         try:
-            async with asyncio.timeout(_PROBE_TIMEOUT_S):
-                async with node.pool.acquire() as conn:
-                    lsn_text, lag_seconds = await conn.fetchrow(_REPLICA_PROBE_SQL)
+            # The breaker outside the timeout, so that a probe timing out counts as a failure.
+            with node.breaker.guard(CONNECTIVITY_ERRORS):
+                async with asyncio.timeout(_PROBE_TIMEOUT_S):
+                    async with node.pool.acquire() as conn:
+                        lsn_text, lag_seconds = await conn.fetchrow(_REPLICA_PROBE_SQL)
+        except CircuitOpen:
+            return  # another call is probing it right now
         except (*CONNECTIVITY_ERRORS, asyncpg.PostgresError) as exc:
             await self._mark_down(node, exc)
             node.lag_seconds = math.nan

@@ -1,7 +1,8 @@
 """``/metrics``: Prometheus metrics of one app, in a registry of its own.
 
 Per-route request counts and latency histograms are recorded by :func:`metrics_middleware`;
-the state of the databases, the cache and the in-memory indexes is read when scraped. Each
+the state of the databases, the cache, their circuit breakers and the in-memory indexes is
+read when scraped. Each
 app has its own :class:`~prometheus_client.CollectorRegistry`, so several apps in one process
 (tests, benchmarks) never share or clash.
 """
@@ -18,6 +19,8 @@ from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from geo_common.breaker_metrics import breaker_metrics
 
 if TYPE_CHECKING:  # only for annotations: these modules do not need metrics at import
     from location_api.cache import Cache
@@ -110,6 +113,10 @@ class _StateCollector(Collector):
                 value=hits / (hits + misses) if hits + misses else math.nan,
             )
             yield CounterMetricFamily("geo_api_cache_errors", "Redis commands that failed", value=float(cache.errors))
+        breakers = [] if db is None else [node.breaker for node in (db.primary, *db.replicas)]
+        if cache is not None:
+            breakers.append(cache.breaker)
+        yield from breaker_metrics(breakers)
         if refresher is not None:
             size = GaugeMetricFamily("geo_api_index_size", "businesses held by each in-memory index", labels=["index"])
             catalog = refresher.catalog

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from location_api.friendship_openapi import friendship_openapi_paths
+from location_api.page_openapi import page_openapi_paths
 from location_api.settings import (
     DEFAULT_LIMIT,
     DEFAULT_RADIUS_M,
@@ -191,7 +192,7 @@ def _write_responses(success: dict[str, Any], *, with_body: bool, with_id: bool)
     return responses
 
 
-def _paths(role: Role, max_radius_m: float) -> dict[str, Any]:
+def _paths(role: Role, max_radius_m: float, dev: bool) -> dict[str, Any]:
     business_json = {_JSON: {"schema": _ref("schemas", "Business")}}
     body = {"required": True, "content": {_JSON: {"schema": _ref("schemas", "BusinessInput")}}}
     token = {CONSISTENCY_HEADER: _ref("headers", "ConsistencyToken")}
@@ -260,16 +261,18 @@ def _paths(role: Role, max_radius_m: float) -> dict[str, Any]:
             ),
         }
     paths.update(friendship_openapi_paths(role))
+    paths.update(page_openapi_paths(role, dev=dev))
     return paths
 
 
 @lru_cache(maxsize=8)
-def openapi_document(role: Role, max_radius_m: float) -> bytes:
+def openapi_document(role: Role, max_radius_m: float, dev: bool = False) -> bytes:
     """The OpenAPI document for an instance, as JSON bytes.
 
     Args:
         role: which routes the instance serves (only those are described).
         max_radius_m: the largest radius it accepts, metres.
+        dev: whether it serves the development-only routes (``GEO_DEV``).
 
     Returns:
         The document.
@@ -282,6 +285,6 @@ def openapi_document(role: Role, max_radius_m: float) -> bytes:
             "description": "Nearby business search and business CRUD. Errors are application/problem+json "
             "with an `errors` list naming each field at fault. See docs/api.md.",
         },
-        "paths": _paths(role, max_radius_m),
+        "paths": _paths(role, max_radius_m, dev),
         "components": _components(max_radius_m),
     })

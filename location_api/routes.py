@@ -7,6 +7,7 @@ from aiohttp import web
 
 from location_api import views
 from location_api.friendship_views import add_friendship_routes
+from location_api.page_views import add_page_routes
 from location_api.settings import Role
 
 
@@ -25,3 +26,4 @@ def setup_routes(app: web.Application, role: Role) -> None:
         router.add_put("/v1/businesses/{id}", views.update_business)
         router.add_delete("/v1/businesses/{id}", views.delete_business)
     add_friendship_routes(app)
+    add_page_routes(app)

@@ -170,5 +170,6 @@ async def openapi(request: web.Request) -> web.Response:
     """The OpenAPI 3.1 description of the routes this instance serves."""
     app = request.app
     return web.Response(
-        body=openapi_document(app[role_key], app[settings_key].max_radius_m), content_type="application/json"
+        body=openapi_document(app[role_key], app[settings_key].max_radius_m, app[settings_key].dev),
+        content_type="application/json",
     )

@@ -8,7 +8,9 @@ with the reason.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -103,3 +105,14 @@ async def wait_for_schema(dsn: str, migrations: int, timeout: float = 10.0) -> N
             last = exc
         await asyncio.sleep(0.05)
     raise AssertionError(f"replica {dsn} did not receive the schema within {timeout} s: {last}")
+
+
+def discard_stack(stack: Stack, root: Path) -> None:
+    """Stop a throwaway stack and delete its PostgreSQL data kept outside ``root`` (under /tmp
+    when the ``postgres`` user cannot reach ``root``); ``root`` itself is the test's tmp dir."""
+    stack.down()
+    state_file = root / "state.json"
+    if state_file.is_file():
+        pg_root = json.loads(state_file.read_text()).get("pg_root", "")
+        if pg_root and not pg_root.startswith(str(root)):
+            shutil.rmtree(pg_root, ignore_errors=True)

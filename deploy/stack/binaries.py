@@ -1,4 +1,5 @@
-"""Finding the PostgreSQL, PostGIS and Redis programs, and installing them when missing.
+"""Finding the PostgreSQL, PostGIS, Redis and nginx programs (and the browser of the map page's
+tests), and installing them when missing.
 
 When run as root on a Debian-like system with apt, missing pieces are installed from the
 Debian packages; otherwise the error names exactly what to install.
@@ -10,12 +11,17 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from deploy.stack.procs import StackError, is_root
 
 PG_PROGRAMS = ("initdb", "pg_ctl", "pg_basebackup", "postgres", "psql")
 REDIS_PROGRAMS = ("redis-server", "redis-cli")
+#: Debian's browser, driven by the map page's tests (Playwright launches it; never a download).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_DRIVER = Path("/usr/bin/chromedriver")
+BROWSER_PACKAGES = ("chromium", "chromium-driver")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,48 @@ def _apt_install(packages: list[str]) -> None:
             raise StackError(f"{' '.join(cmd)} failed: {(proc.stderr or proc.stdout).strip()[-2000:]}")
 
 
+def _install_missing(missing: Callable[[], list[str]], purpose: str) -> None:
+    """Install the Debian packages ``missing()`` names, as root; raise naming those still missing.
+
+    Args:
+        missing: the packages not installed yet (asked again after installing).
+        purpose: what needs them, for the error message.
+
+    Raises:
+        StackError: some are missing and cannot be installed here.
+    """
+    absent = missing()
+    if absent and is_root() and shutil.which("apt-get"):
+        _apt_install(absent)
+        absent = missing()
+    if absent:
+        raise StackError(f"{purpose} needs Debian packages; install them (as root: apt-get install {' '.join(absent)})")
+
+
+def _nginx_program() -> Path | None:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None)
+    return Path(found) if found else None
+
+
+def ensure_nginx() -> Path:
+    """Locate nginx (the full stack's entry point), installing the Debian package as root.
+
+    Only the program is used: the stack runs its own nginx with its own configuration, never
+    the system's nginx service.
+
+    Returns:
+        The nginx program.
+
+    Raises:
+        StackError: nginx is missing and cannot be installed here.
+    """
+    # The package's post-install may start the system service on port 80; it is left as the
+    # system configures it: the stack does not use it.
+    _install_missing(lambda: [] if _nginx_program() else ["nginx"], "the full stack's load balancer")
+    program = _nginx_program()
+    assert program is not None
+    return program
+
 def ensure_binaries() -> Binaries:
     """Locate every program the stack runs, installing missing Debian packages as root.
 
@@ -115,3 +163,19 @@ def ensure_binaries() -> Binaries:
         redis_server=Path(shutil.which("redis-server")),  # type: ignore[arg-type]
         redis_cli=Path(shutil.which("redis-cli")),  # type: ignore[arg-type]
     )
+
+
+def ensure_browser() -> Path:
+    """Locate Debian's Chromium, installing ``chromium`` and ``chromium-driver`` as root.
+
+    Returns:
+        The browser's executable, ``/usr/bin/chromium``.
+
+    Raises:
+        StackError: the browser is missing and cannot be installed here; names the packages.
+    """
+    def missing() -> list[str]:
+        return [pkg for pkg, path in zip(BROWSER_PACKAGES, (CHROMIUM, CHROMIUM_DRIVER)) if not path.is_file()]
+
+    _install_missing(missing, "the browser tests")
+    return CHROMIUM

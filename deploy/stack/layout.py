@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,13 +69,19 @@ class Layout:
 PORT_NEEDS = {"pg_primary": 1, "pg_replica": 1, "redis": 1, "cluster": 3}
 
 
-def assign_ports(state: StackState) -> None:
-    """Fill in any missing ports in ``state`` with free loopback ports from its base."""
+def assign_ports(state: StackState, needs: Mapping[str, int] = PORT_NEEDS) -> None:
+    """Fill in any missing ports in ``state`` with free loopback ports from its base.
+
+    Args:
+        state: the stack's state, updated in place.
+        needs: service -> how many ports (the stack's own by default; ``--full`` adds its
+            instances' with another mapping).
+    """
     taken = set()
     for name, value in state.ports.items():
         taken.add(value)
     candidate = state.port_base
-    for name, count in PORT_NEEDS.items():
+    for name, count in needs.items():
         for i in range(count):
             key = name if count == 1 else f"{name}_{i}"
             if key in state.ports:

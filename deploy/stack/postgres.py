@@ -138,3 +138,30 @@ def replica_streaming(bins: Binaries, replica: PgNode) -> bool:
         return False
     out = psql(bins, replica.port, "SELECT pg_is_in_recovery()::text || ',' || coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')", check=False)
     return out == "true,streaming"
+
+
+def set_synchronous(bins: Binaries, primary: PgNode, *, on: bool) -> None:
+    """Make the primary's commits wait for a standby to flush them (or stop waiting).
+
+    With it, a write acknowledged to a client is on the replica's disk too, so promoting the
+    replica after the primary dies loses no acknowledged write. The price, with a single
+    standby: while the replica is down, commits wait for it.
+    """
+    if on:
+        psql(bins, primary.port, "ALTER SYSTEM SET synchronous_standby_names = '*'")
+    else:
+        psql(bins, primary.port, "ALTER SYSTEM RESET synchronous_standby_names")
+    psql(bins, primary.port, "SELECT pg_reload_conf()")
+
+
+def promote(bins: Binaries, replica: PgNode) -> None:
+    """Promote the replica to a primary (``pg_ctl promote``), waiting until it accepts writes.
+
+    Synchronous replication is switched off on it: it has no standby of its own, and a
+    setting copied from the old primary would make every commit wait for ever.
+    """
+    run([bins.pg("pg_ctl"), "-D", replica.data_dir, "-w", "-t", "60", "promote"],
+        as_postgres=True, timeout=90, cwd=replica.data_dir.parent)
+    wait_for(lambda: psql(bins, replica.port, "SELECT pg_is_in_recovery()", check=False) == "f",
+             f"the replica on port {replica.port} to accept writes", timeout=30)
+    set_synchronous(bins, replica, on=False)

@@ -37,6 +37,8 @@ def run_services(stack_env: Mapping[str, str]) -> int:
         The exit code: 0 after Ctrl-C, 1 when a service died on its own.
     """
     env = {**stack_env, **os.environ}
+    # A local run is a development run: the map page's dev sign-in works (GEO_DEV=0 turns it off).
+    env.setdefault("GEO_DEV", "1")
     settings = load_settings(env)
     # The HTTP API needs businesses to find: the GeoNames demo set, loaded once (a no-op
     # when the table already holds businesses).
@@ -67,6 +69,7 @@ def run_services(stack_env: Mapping[str, str]) -> int:
             time.sleep(0.1)
         scheme = "ws" if module == "friends_ws" else "http"
         print(f"geo: {name} ready at {scheme}://{host}:{port}", flush=True)
+    print(f"geo: map page at http://{settings.api_host}:{settings.api_port}/ (docs/map.md)", flush=True)
     print("geo: all services up; Ctrl-C stops them", flush=True)
     code = 0
     while not stopping:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.stack import postgres, redis_nodes
 from deploy.stack.binaries import Binaries, ensure_binaries
+from deploy.stack.full import FullTier, has_full
 from deploy.stack.layout import DEFAULT_PORT_BASE, Layout, StackState, assign_ports, choose_pg_root
 from deploy.stack.postgres import PgNode
 from deploy.stack.redis_nodes import RedisNode
@@ -107,6 +109,29 @@ class Stack:
         _say(f"up; endpoints in {self.layout.env_file}")
         return env
 
+    def up_full(self, *, entry_port: int | None = None, extra_env: Mapping[str, str] | None = None) -> FullTier:
+        """:meth:`up`, then the full tier: API and WebSocket instances behind nginx.
+
+        Args:
+            entry_port: nginx's port (default: the one chosen before, else 8000).
+            extra_env: variables for the instances, over everything else (tests use it).
+
+        Returns:
+            The running tier.
+        """
+        env = self.up()
+        state = self._state(create=False)
+        assert state is not None  # up() saved it
+        tier = FullTier(self.layout, state)
+        tier.assign(entry_port)
+        tier.up(ensure_binaries(), env, extra_env=extra_env)
+        return tier
+
+    def full_tier(self) -> FullTier | None:
+        """The full tier of this stack, if ``up --full`` ever ran here."""
+        state = self._state(create=False)
+        return FullTier(self.layout, state) if state is not None and has_full(state) else None
+
     def down(self) -> list[str]:
         """Stop exactly the processes this stack started (found through their pid files).
 
@@ -117,6 +142,9 @@ class Stack:
         if state is None:
             return []
         stopped = []
+        if has_full(state):
+            bins = ensure_binaries() if state.pg_root else None
+            stopped += FullTier(self.layout, state).down(bins)
         if state.pg_root:
             bins = ensure_binaries()
             primary, replica = self._pg_nodes(state)
@@ -152,4 +180,6 @@ class Stack:
         for node in cluster:
             rows.append(Component(f"redis-{node.name}", f"127.0.0.1:{node.port}", node.pid(),
                                   "cluster ok" if whole else "cluster not ok"))
+        if has_full(state):
+            rows += [Component(r.name, r.address, r.pid, r.detail) for r in FullTier(self.layout, state).status()]
         return rows

@@ -82,3 +82,19 @@ def test_table_lists_every_variable() -> None:
     table = settings_table()
     for f in fields(Settings):
         assert f"`{f.metadata['env']}`" in table
+
+
+def test_primary_may_list_several_hosts_for_failover() -> None:
+    dsn = "postgresql://postgres@127.0.0.1:5432,127.0.0.1:5433/geo?target_session_attrs=read-write"
+    assert Settings.from_env({"GEO_PG_PRIMARY": dsn}).pg_primary == dsn
+    for bad in ("postgresql://postgres@h1:5432,h2:notaport/geo", "postgresql://postgres@h1:5432,/geo"):
+        with pytest.raises(SettingsError, match="^GEO_PG_PRIMARY="):
+            Settings.from_env({"GEO_PG_PRIMARY": bad})
+
+
+def test_breaker_settings_are_bounded() -> None:
+    s = Settings.from_env({"GEO_BREAKER_FAILURES": "3", "GEO_BREAKER_RESET_S": "0.5"})
+    assert (s.breaker_failures, s.breaker_reset_s) == (3, 0.5)
+    for variable, value in (("GEO_BREAKER_FAILURES", "0"), ("GEO_BREAKER_RESET_S", "-1")):
+        with pytest.raises(SettingsError, match=f"^{variable}="):
+            Settings.from_env({variable: value})

@@ -9,10 +9,8 @@ where other tests write rows directly with SQL.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
-import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -38,6 +36,7 @@ from location_api.app import create_app
 from geo_common.places import load_places
 from location_api.demo import COLUMNS, load_demo, place_records
 from location_api.keys import refresher_key
+from tests.conftest import discard_stack
 
 TIMEOUT_FACTOR = float(os.environ.get("GEO_TEST_TIMEOUT_FACTOR", "1"))
 
@@ -309,9 +308,4 @@ def throwaway_stack(tmp_path_factory: pytest.TempPathFactory, settings: Settings
             ),
         )
     finally:
-        stack.down()
-        state_file = root / "state.json"
-        if state_file.is_file():
-            pg_root_text = json.loads(state_file.read_text()).get("pg_root", "")
-            if pg_root_text and not pg_root_text.startswith(str(root)):
-                shutil.rmtree(pg_root_text, ignore_errors=True)
+        discard_stack(stack, root)

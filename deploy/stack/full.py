@@ -1,0 +1,319 @@
+"""``geo-stack up --full``: several instances of each service behind nginx, on this machine.
+
+::
+
+    client -> nginx 127.0.0.1:8000 -+-> geo-api --role read  x2 --+
+                                    +-> geo-api --role write x1 --+-> PostgreSQL primary + replica
+                                    +-> geo-friends          x2 --+-> Redis
+
+The instances and nginx run as background processes of their own (new sessions), with pid
+files and logs under ``<stack>/full/``, so ``geo-stack down`` and ``status`` find them like
+the databases. nginx runs in the foreground of its own process (``daemon off``) with a
+configuration written there (:mod:`deploy.stack.nginx`), never as the system's service.
+
+Failover: every instance is given the primary as both servers with
+``target_session_attrs=read-write``, so after the replica is promoted new connections find
+it without a restart. Synchronous replication is switched on while the full tier runs, so a
+write acknowledged before the primary died is on the replica (see docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.stack import nginx, postgres
+from deploy.stack.binaries import Binaries, ensure_nginx
+from deploy.stack.layout import Layout, StackState, assign_ports
+from deploy.stack.procs import StackError, cmdline, is_root, pid_alive, port_accepts, port_is_free, read_pid, run, \
+    terminate
+
+DEFAULT_ENTRY_PORT = 8000
+#: Instances of each kind, and the state key of their ports.
+FULL_PORT_NEEDS = {"api_read": 2, "api_write": 1, "ws": 2}
+_START_TIMEOUT_S = 240.0  # a read instance builds its indexes before it listens
+
+# Popen objects of the processes started from this process, so they are reaped when stopped
+# (and never collected while running).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One service process of the full tier."""
+
+    name: str
+    module: str
+    port: int
+    role: str | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def argv(self) -> list[str]:
+        role = ["--role", self.role] if self.role else []
+        return [sys.executable, "-m", self.module, "--host", "127.0.0.1", "--port", str(self.port), *role]
+
+    def owns(self, pid: int) -> bool:
+        """Whether a running pid is this instance (pids get reused)."""
+        line = cmdline(pid)
+        return self.module in line and f"--port {self.port}" in line
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of ``geo-stack status`` for the full tier."""
+
+    name: str
+    address: str
+    pid: int | None
+    detail: str
+
+
+def instances(state: StackState) -> list[Instance]:
+    """The full tier's service instances, from the ports recorded in the state."""
+    ports = state.ports
+    return [
+        Instance("api-read-1", "location_api", ports["api_read_0"], "read"),
+        Instance("api-read-2", "location_api", ports["api_read_1"], "read"),
+        Instance("api-write-1", "location_api", ports["api_write"], "write"),
+        Instance("ws-1", "friends_ws", ports["ws_0"]),
+        Instance("ws-2", "friends_ws", ports["ws_1"]),
+    ]
+
+
+def has_full(state: StackState) -> bool:
+    """True once ``up --full`` has chosen the tier's ports."""
+    return "entry" in state.ports
+
+
+def follow_primary_dsn(state: StackState) -> str:
+    """The primary as both servers, writable one first: after a promotion, the replica."""
+    hosts = f"127.0.0.1:{state.ports['pg_primary']},127.0.0.1:{state.ports['pg_replica']}"
+    return f"postgresql://postgres@{hosts}/{postgres.DATABASE}?target_session_attrs=read-write"
+
+
+class FullTier:
+    """The instances and nginx of one stack folder.
+
+    Args:
+        layout: the stack's folder.
+        state: its state (with the full tier's ports once :meth:`assign` ran).
+    """
+
+    def __init__(self, layout: Layout, state: StackState) -> None:
+        self.layout = layout
+        self.state = state
+        self.directory = layout.root / "full"
+        self.files = nginx.NginxFiles(self.directory / "nginx")
+
+    # --- ports and environment -----------------------------------------------------------------
+
+    def assign(self, entry_port: int | None) -> None:
+        """Choose the instances' ports (kept in the state) and the entry port."""
+        if entry_port is not None:
+            self.state.ports["entry"] = entry_port
+        self.state.ports.setdefault("entry", DEFAULT_ENTRY_PORT)
+        assign_ports(self.state, FULL_PORT_NEEDS)
+        self.layout.save_state(self.state)
+
+    @property
+    def entry_url(self) -> str:
+        return f"http://127.0.0.1:{self.state.ports['entry']}"
+
+    def environment(self, stack_env: Mapping[str, str], extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The instances' environment: yours, under the stack's endpoints, under ``extra``."""
+        return {
+            # The map page's WebSocket goes through the entry port too (unless you say otherwise).
+            "GEO_FRIENDS_PUBLIC_URL": f"ws://127.0.0.1:{self.state.ports['entry']}/v1/friends/ws",
+            **os.environ, **stack_env,
+            "GEO_PG_PRIMARY": follow_primary_dsn(self.state),
+            "GEO_ENV_FILE": str(self.layout.env_file.resolve()),
+            **(extra or {}),
+        }
+
+    # --- starting ------------------------------------------------------------------------------
+
+    def up(self, bins: Binaries, stack_env: Mapping[str, str], *, extra_env: Mapping[str, str] | None = None) -> None:
+        """Start whatever of the tier is not running (idempotent), nginx last.
+
+        Raises:
+            StackError: a program is missing, a port is taken, or an instance did not start.
+        """
+        program = ensure_nginx()
+        env = self.environment(stack_env, extra_env)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        primary = postgres.PgNode("primary", Path(self.state.pg_root) / "primary", self.state.ports["pg_primary"])
+        if primary.running():
+            postgres.set_synchronous(bins, primary, on=True)
+        _say("loading the demo businesses (once)")
+        demo = subprocess.run([sys.executable, "-m", "location_api", "load-demo", "--if-empty"], env=env,
+                              capture_output=True, text=True, timeout=600)
+        if demo.returncode != 0:
+            raise StackError(f"load-demo failed: {(demo.stderr or demo.stdout).strip()[-2000:]}")
+        started = [i for i in instances(self.state) if self.pid(i) is None]
+        for instance in started:
+            self._spawn(instance.name, instance.argv(), env, instance.port)
+        for instance in started:
+            self._wait_healthy(instance)
+            _say(f"{instance.name} ({instance.module}{' --role ' + instance.role if instance.role else ''}) "
+                 f"on {instance.address}")
+        if self.nginx_pid() is None:
+            self._start_nginx(program, env)
+        _say(f"full stack: {self.entry_url} (nginx) -> read x2, write x1, WebSocket x2")
+
+    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str], port: int) -> None:
+        if not port_is_free(port):
+            hint = "pass another --entry-port" if name == "nginx" else "stop it (its port is in state.json)"
+            raise StackError(f"port {port} for {name} is taken by another process; {hint}")
+        with (self.directory / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, cwd=self.directory)
+        _CHILDREN[proc.pid] = proc
+        (self.directory / f"{name}.pid").write_text(f"{proc.pid}\n")
+
+    def _wait_healthy(self, instance: Instance) -> None:
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not _healthy(f"http://{instance.address}/healthz"):
+            if self.pid(instance) is None:
+                raise StackError(f"{instance.name} exited at start-up; see {self.directory / instance.name}.log")
+            if time.monotonic() > deadline:
+                raise StackError(f"{instance.name} did not answer within {_START_TIMEOUT_S:.0f} s")
+            time.sleep(0.2)
+
+    def _start_nginx(self, program: Path, env: Mapping[str, str]) -> None:
+        files = self.files
+        files.temp.mkdir(parents=True, exist_ok=True)
+        pools = nginx.Pools(
+            read=tuple(i.address for i in instances(self.state) if i.role == "read"),
+            write=tuple(i.address for i in instances(self.state) if i.role == "write"),
+            ws=tuple(i.address for i in instances(self.state) if i.module == "friends_ws"),
+        )
+        # As root, nginx's workers would run as "nobody", who may not reach the stack folder.
+        files.conf.write_text(nginx.render_config(
+            listen=f"127.0.0.1:{self.state.ports['entry']}", pools=pools, files=files,
+            worker_user="root" if is_root() else None,
+        ))
+        argv = [str(program), "-p", str(files.directory), "-c", str(files.conf), "-e", str(files.error_log)]
+        run([*argv, "-t"], timeout=30)
+        self._spawn("nginx", argv, env, self.state.ports["entry"])
+        deadline = time.monotonic() + 30
+        while not _healthy(f"{self.entry_url}/healthz"):
+            if self.nginx_pid() is None or time.monotonic() > deadline:
+                raise StackError(f"nginx did not start; see {files.error_log}")
+            time.sleep(0.1)
+
+    # --- looking -------------------------------------------------------------------------------
+
+    def pid(self, instance: Instance) -> int | None:
+        """The running pid of an instance, or None."""
+        pid = read_pid(self.directory / f"{instance.name}.pid")
+        return pid if pid is not None and pid_alive(pid) and instance.owns(pid) else None
+
+    def nginx_pid(self) -> int | None:
+        """The running nginx master's pid, or None."""
+        pid = read_pid(self.directory / "nginx.pid")
+        return pid if pid is not None and pid_alive(pid) and str(self.files.conf) in cmdline(pid) else None
+
+    def status(self) -> list[Row]:
+        """nginx and each instance: address, pid, role."""
+        pid = self.nginx_pid()
+        rows = [Row("nginx", f"127.0.0.1:{self.state.ports['entry']}", pid,
+                    "entry" if pid is None or port_accepts(self.state.ports["entry"]) else "not listening")]
+        for instance in instances(self.state):
+            rows.append(Row(instance.name, instance.address, self.pid(instance), instance.role or "websocket"))
+        return rows
+
+    # --- stopping ------------------------------------------------------------------------------
+
+    def stop_instance(self, name: str, *, kill: bool = False) -> bool:
+        """Stop one instance (SIGTERM, or SIGKILL with ``kill``); True when it was running."""
+        instance = next(i for i in instances(self.state) if i.name == name)
+        pid = self.pid(instance)
+        if pid is None:
+            return False
+        if kill:
+            os.kill(pid, signal.SIGKILL)
+        _stop(pid)
+        return True
+
+    def down(self, bins: Binaries | None) -> list[str]:
+        """Stop nginx, then every instance; switch synchronous replication off.
+
+        Returns:
+            The names of what was stopped.
+        """
+        stopped = []
+        pid = self.nginx_pid()
+        if pid is not None:
+            _stop(pid)
+            stopped.append("nginx")
+        for instance in instances(self.state):
+            if self.stop_instance(instance.name):
+                stopped.append(instance.name)
+        primary = postgres.PgNode("primary", Path(self.state.pg_root) / "primary", self.state.ports["pg_primary"])
+        if bins is not None and primary.running():
+            try:
+                postgres.set_synchronous(bins, primary, on=False)
+            except StackError as exc:  # down goes on: stopping matters more
+                _say(f"could not switch synchronous replication off: {exc}")
+        return stopped
+
+    def foreground(self) -> int:
+        """Wait for Ctrl-C (or SIGTERM), saying when an instance exits; then stop the tier.
+
+        An instance that dies is not restarted: nginx routes around it, which is the point.
+
+        Returns:
+            0.
+        """
+        stopping = False
+
+        def stop(_signum: int, _frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        _say("all up; Ctrl-C stops the full tier (the databases keep running: geo-stack down stops them)")
+        gone: set[str] = set()
+        while not stopping:
+            for instance in instances(self.state):
+                if instance.name not in gone and self.pid(instance) is None:
+                    gone.add(instance.name)
+                    _say(f"{instance.name} exited; nginx sends its traffic to the others")
+            time.sleep(0.5)
+        stopped = self.down(None)
+        _say(f"stopped {', '.join(stopped)}")
+        return 0
+
+
+def _stop(pid: int) -> None:
+    terminate(pid)
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - our own loopback URL
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _say(message: str) -> None:
+    print(f"geo-stack: {message}", flush=True)

@@ -1,0 +1,213 @@
+"""The full local stack's nginx configuration, rendered from the instances' addresses (pure).
+
+One entry port routes to three pools:
+
+| request | pool | retried on another instance |
+|---|---|---|
+| ``GET``/``HEAD`` anything (search, businesses, ``/v1/users/{id}/friends``, operations) | read | yes: error, timeout, 502, 503 |
+| any other method (``POST``, ``PUT``, ``DELETE``...) | write | never |
+| ``/v1/friends/ws`` (WebSocket upgrade) | ws | the handshake only (error, timeout) |
+
+Passive health checks: an instance that fails ``max_fails`` times is left out for
+``fail_timeout``. Requests are never retried once they may have had an effect: only reads go
+to the next instance, and ``proxy_next_upstream`` never has ``non_idempotent``. When no
+instance can answer, nginx's own 502/504 becomes the API's documented answer, a 503
+``application/problem+json`` with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The problem document nginx answers with when no instance of a pool can answer.
+UNAVAILABLE_BODY = (
+    '{"type":"/problems/service-unavailable","title":"Service unavailable","status":503,'
+    '"detail":"no instance could answer; retry shortly","errors":[]}'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Pools:
+    """The ``host:port`` of each instance, by pool."""
+
+    read: tuple[str, ...]
+    write: tuple[str, ...]
+    ws: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for name, servers in (("read", self.read), ("write", self.write), ("ws", self.ws)):
+            if not servers:
+                raise ValueError(f"the {name} pool needs at least one instance")
+
+
+@dataclass(frozen=True, slots=True)
+class NginxFiles:
+    """Where this nginx keeps its files: everything under one folder of the stack."""
+
+    directory: Path
+
+    @property
+    def conf(self) -> Path:
+        return self.directory / "nginx.conf"
+
+    @property
+    def pid(self) -> Path:
+        return self.directory / "nginx.pid"
+
+    @property
+    def error_log(self) -> Path:
+        return self.directory / "error.log"
+
+    @property
+    def access_log(self) -> Path:
+        return self.directory / "access.log"
+
+    @property
+    def temp(self) -> Path:
+        return self.directory / "temp"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tuning:
+    """Timeouts and health-check thresholds (seconds unless named otherwise)."""
+
+    max_fails: int = 2
+    fail_timeout_s: int = 5
+    connect_timeout_s: float = 1.0
+    read_timeout_s: int = 30
+    ws_timeout_s: int = 3600
+    tries: int = 2
+
+
+def _upstream(name: str, servers: Sequence[str], tuning: Tuning, *, balance: str = "", keepalive: int = 0) -> str:
+    lines = [f"    upstream {name} {{"]
+    if balance:
+        lines.append(f"        {balance};")
+    for server in servers:
+        lines.append(f"        server {server} max_fails={tuning.max_fails} fail_timeout={tuning.fail_timeout_s}s;")
+    if keepalive:
+        lines.append(f"        keepalive {keepalive};")
+    lines.append("    }")
+    return "\n".join(lines)
+
+
+# proxy_set_header and error_page are inherited only by levels that set none of their own,
+# so every location that sets one repeats the whole list.
+_HEADERS = """\
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;"""
+
+
+def render_config(*, listen: str, pools: Pools, files: NginxFiles, tuning: Tuning = Tuning(),
+                  worker_user: str | None = None) -> str:
+    """The whole ``nginx.conf`` of the full stack.
+
+    Args:
+        listen: the entry address, ``host:port``.
+        pools: the instances of each pool.
+        files: where the pid file, logs and temporary files go (absolute paths).
+        tuning: timeouts and passive health-check thresholds.
+        worker_user: the ``user`` directive (needed when nginx starts as root, so its
+            workers may use the stack's folder); None leaves it out.
+
+    Returns:
+        The configuration text.
+    """
+    temp = files.temp
+    user = f"user {worker_user};\n" if worker_user else ""
+    connect = f"{tuning.connect_timeout_s:g}s"
+    return f"""\
+# geo-stack --full: the entry point of the local full stack. Generated; edits are overwritten.
+daemon off;
+master_process on;
+worker_processes 1;
+{user}pid {files.pid};
+error_log {files.error_log} warn;
+
+events {{
+    worker_connections 4096;
+}}
+
+http {{
+    log_format geo '$remote_addr [$time_iso8601] "$request" $status $body_bytes_sent '
+                   'upstream=$upstream_addr upstream_status=$upstream_status rt=$request_time';
+    access_log {files.access_log} geo;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    default_type application/octet-stream;
+    server_tokens off;
+    # The API refuses large bodies itself, with a problem document: let them through to it.
+    client_max_body_size 1m;
+
+    map $http_upgrade $connection_upgrade {{
+        default upgrade;
+        ''      close;
+    }}
+
+{_upstream("geo_read", pools.read, tuning, keepalive=32)}
+{_upstream("geo_write", pools.write, tuning, keepalive=16)}
+{_upstream("geo_ws", pools.ws, tuning, balance="least_conn")}
+
+    server {{
+        listen {listen};
+        proxy_http_version 1.1;
+        proxy_connect_timeout {connect};
+        proxy_read_timeout {tuning.read_timeout_s}s;
+        proxy_send_timeout {tuning.read_timeout_s}s;
+        proxy_next_upstream_tries {tuning.tries};
+        proxy_next_upstream_timeout {tuning.read_timeout_s}s;
+
+        # The WebSocket tier: long-lived upgraded connections. Only the handshake may go to
+        # the other instance (nothing has reached the client before it succeeds).
+        location = /v1/friends/ws {{
+            proxy_pass http://geo_ws;
+{_HEADERS}
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_read_timeout {tuning.ws_timeout_s}s;
+            proxy_send_timeout {tuning.ws_timeout_s}s;
+            proxy_buffering off;
+            proxy_next_upstream error timeout;
+            error_page 502 504 = @unavailable;
+        }}
+
+        # Reads (GET, HEAD) go to the read pool and are retried on the other instance;
+        # every other method is handed to @write, which never retries.
+        location / {{
+            # @write is reached through error_page: let its own error_page apply too.
+            recursive_error_pages on;
+            error_page 418 = @write;
+            error_page 502 504 = @unavailable;
+            if ($request_method !~ ^(GET|HEAD)$) {{
+                return 418;
+            }}
+            proxy_pass http://geo_read;
+{_HEADERS}
+            proxy_set_header Connection "";
+            proxy_next_upstream error timeout http_502 http_503;
+        }}
+
+        location @write {{
+            proxy_pass http://geo_write;
+{_HEADERS}
+            proxy_set_header Connection "";
+            proxy_next_upstream off;
+            error_page 502 504 = @unavailable;
+        }}
+
+        # nginx's own "no instance answered" as the API's problem document.
+        location @unavailable {{
+            default_type application/problem+json;
+            add_header Retry-After 1 always;
+            return 503 '{UNAVAILABLE_BODY}';
+        }}
+    }}
+}}
+"""

@@ -1,0 +1,175 @@
+"""Fixtures of the map page's tests: the real geo-api and geo-friends on port 0, and Debian's
+Chromium driven by Playwright.
+
+The browser is the system's ``/usr/bin/chromium`` (installed from Debian's packages by
+:func:`deploy.stack.binaries.ensure_browser` when missing and run as root); Playwright only
+drives it and never downloads one. Screenshots go to ``test-output/map_page/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+
+from deploy.stack.binaries import ensure_browser
+from deploy.stack.procs import StackError
+from geo_common.settings import Settings
+from geo_common.tokens import Role, mint_token
+from location_api.app import create_app
+from tests.friends_ws.ws_helpers import TIMEOUT_FACTOR, Server, start_server
+from tests.location_api.conftest import Api, caught_up, drop_database, small_database
+
+REPO = Path(__file__).resolve().parents[2]
+OUTPUT = REPO / "test-output" / "map_page"
+#: How long a page may take to show something, milliseconds.
+WAIT_MS = 10_000 * TIMEOUT_FACTOR
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]
+
+#: Businesses the tests search for, created through the API: (name, latitude, longitude, category).
+OSLO = (59.9139, 10.7522)
+BUSINESSES = [
+    ("Oslo Central Cafe", 59.9111, 10.7528, "cafe"),
+    ("Karl Johan Bakery", 59.9133, 10.7389, "bakery"),
+    ("Aker Brygge Cafe", 59.9106, 10.7263, "cafe"),
+    ("Grünerløkka Books", 59.9225, 10.7594, "bookstore"),
+    ("Grønland Grocery", 59.9122, 10.7606, "grocery"),
+    ("Majorstuen Pharmacy", 59.9296, 10.7146, "pharmacy"),
+    ("Bjørvika Hotel", 59.9075, 10.7530, "hotel"),
+    ("Frogner Cafe", 59.9196, 10.7066, "cafe"),
+    ("St. Hanshaugen Gym", 59.9271, 10.7406, "gym"),
+    ("Tøyen Florist", 59.9155, 10.7747, "florist"),
+    # Either side of the 180th meridian, in Fiji: one search circle must hold both.
+    ("Dateline West Cafe", -16.80, 179.97, "cafe"),
+    ("Dateline East Cafe", -16.82, -179.96, "cafe"),
+]
+
+
+@dataclass
+class Services:
+    """The API (dev mode) and the WebSocket tier, sharing one database and Redis namespace."""
+
+    api: Api
+    friends: Server
+    settings: Settings
+
+    @property
+    def url(self) -> str:
+        return self.api.url("/")
+
+    def token(self, user_id: int, role: Role = Role.USER) -> str:
+        return mint_token(self.settings.jwt_secret, user_id, role)
+
+
+@pytest.fixture(scope="session")
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    """geo-friends and geo-api (``GEO_DEV=1``) over a database of a few thousand places plus
+    :data:`BUSINESSES`, which are created through ``POST /v1/businesses``."""
+    own = await small_database(settings, "map", places=2000)
+    friends = await start_server(own)
+    api_settings = replace(own, dev=True, friends_public_url=friends.url)
+    app = create_app(api_settings)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    api = Api(app, server, aiohttp.ClientSession(str(server.make_url(""))), api_settings)
+    try:
+        admin = {"Authorization": f"Bearer {mint_token(own.jwt_secret, 1, Role.ADMIN)}"}
+        for name, lat, lon, category in BUSINESSES:
+            body = {"name": name, "latitude": lat, "longitude": lon, "category": category, "address": "test"}
+            async with api.http.post("/v1/businesses", json=body, headers=admin) as resp:
+                assert resp.status == 201, await resp.text()
+        await caught_up(api)
+        yield Services(api, friends, api_settings)
+    finally:
+        await api.http.close()
+        await server.close()
+        await friends.stop()
+        await drop_database(settings.pg_primary, own.pg_primary.rpartition("/")[2])
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's Chromium, installed when missing (as root), or a clear failure naming the packages."""
+    try:
+        return str(ensure_browser())
+    except StackError as exc:
+        pytest.fail(f"the browser tests cannot run: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+async def browser(chromium_path: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@dataclass
+class Tab:
+    """One page, with everything it logged as an error."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+
+    async def shot(self, name: str) -> Path:
+        """Save a screenshot into the test output folder."""
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        path = OUTPUT / f"{name}.png"
+        await self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def assert_no_errors(self) -> None:
+        assert self.errors == [], f"the page logged errors: {self.errors}"
+
+    async def state(self, expression: str) -> Any:
+        """Evaluate JavaScript on ``window.geoPage`` (named ``s`` in the expression)."""
+        return await self.page.evaluate(f"() => {{ const s = window.geoPage; return {expression}; }}")
+
+    async def until(self, expression: str, what: str) -> Any:
+        """Wait until a JavaScript expression on ``s`` (``window.geoPage``) is truthy; return its value."""
+        try:
+            handle = await self.page.wait_for_function(
+                f"() => {{ const s = window.geoPage; return s && ({expression}); }}", timeout=WAIT_MS)
+        except Exception as exc:
+            raise AssertionError(f"timed out waiting for {what}; page errors: {self.errors}") from exc
+        return await handle.json_value()
+
+
+OpenPage = Callable[..., Awaitable[Tab]]
+
+
+@pytest.fixture
+async def open_page(browser: Browser, services: Services) -> AsyncIterator[OpenPage]:
+    """Open the map page in fresh browser contexts (``await open_page(width=360)``); closed after the test."""
+    contexts = []
+
+    async def open_one(*, width: int = 1280, height: int = 800) -> Tab:
+        context = await browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        page = await context.new_page()
+        tab = Tab(page)
+        page.on("console", lambda message: _record(tab, message))
+        page.on("pageerror", lambda error: tab.errors.append(f"uncaught: {error}"))
+        await page.goto(services.url)
+        await tab.until("s.ready && s.worldDrawn", "the page to start")
+        return tab
+
+    yield open_one
+    for context in contexts:
+        await context.close()
+
+
+def _record(tab: Tab, message: ConsoleMessage) -> None:
+    if message.type in ("error", "assert"):
+        tab.errors.append(f"console {message.type}: {message.text}")
