@@ -421,10 +421,7 @@ class Hub:
 
     def friend_seen(self, location: Location) -> None:
         """A friend's location read from the cache: passed on when newer than the known one."""
-        known = self.known.get(location.user_id)
-        if known is None or known.updated_at < location.updated_at:
-            self.known[location.user_id] = location
-            self._schedule_expiry(location)
+        if self.offer(location) is location:
             for session in self.listeners.get(location.user_id, ()):
                 session.friend_moved(location)
 
