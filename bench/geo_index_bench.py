@@ -56,10 +56,14 @@ REDIS_MAX_LAT = 85.05112878
 #: differ by many orders of magnitude less; every candidate is then decided by haversine_m.
 SLACK_M = 1.0
 
+#: The indexes with their defaults (the compiled scan, geo_index._cscan), and the first
+#: two again with the pure-Python scan (``native=False``: what runs without a C compiler).
 INDEXES: dict[str, Callable[[], IndexBase[int]]] = {
     "geohash": GeohashIndex,
     "quadtree": QuadTree,
     "s2": S2Index,
+    "geohash-python": lambda: GeohashIndex(native=False),
+    "quadtree-python": lambda: QuadTree(native=False),
 }
 
 

@@ -15,7 +15,13 @@ Every stored point has two parallel representations:
   ``haversine_m(query_lat, query_lon, lat, lon)``; that distance alone decides
   ``<= radius_m`` and the (distance, id) order.
 
-When a query has many candidates (``DEFAULT_DENSE_MIN`` or more) and numpy is installed,
+When the compiled scan :mod:`geo_index._cscan` is built (``geo_index/_cscan.c``, compiled by
+``pip install``), the indexes hand every query to it instead: it does the same chord
+filter, the same limit cut and the same exact distances with the C library's ``sin``,
+``asin`` and ``sqrt`` (the functions :mod:`math` calls) in the same order, so its answers
+are identical, 2-3x faster than the Python paths below (measured in docs/benchmarks.md).
+
+Without it, when a query has many candidates (``DEFAULT_DENSE_MIN`` or more) and numpy is installed,
 :func:`search_dense` computes the same chord filter with numpy over per-group arrays of the
 unit vectors that the indexes cache, which costs a few nanoseconds per candidate instead of
 a few hundred; the survivors still get their distance from the scalar formula above.
@@ -40,6 +46,17 @@ except ImportError:  # pragma: no cover - exercised only where numpy is absent
 
 #: True when numpy is importable and :func:`search_dense` can be used.
 HAVE_NUMPY = _np is not None
+
+search_native: Any
+scan_grid: Any
+try:  # the compiled scan; a checkout without a C compiler falls back to the Python paths
+    from geo_index._cscan import scan as search_native
+    from geo_index._cscan import scan_grid
+except ImportError:  # pragma: no cover - exercised only where the extension is not built
+    search_native = scan_grid = None
+
+#: True when :func:`search_native` (``geo_index/_cscan.c``) is built and importable.
+HAVE_NATIVE = search_native is not None
 
 #: Default number of candidates from which an index switches to :func:`search_dense`
 #: (measured on the benchmark data: 48 to 128 all cut 20 km queries by 2-3x, and 5 km
@@ -277,16 +294,20 @@ def search_cells(
     keys: list[int],
     arrays: dict[int, Any],
     dense_min: int | None,
+    native: bool,
     lat: float,
     lon: float,
     radius_m: float,
     limit: int | None,
 ) -> list[tuple[K, float]]:
-    """:func:`search` over cells, or :func:`search_dense` when they hold ``dense_min`` candidates or more.
+    """:func:`search_native` when ``native``, else :func:`search` over cells, or
+    :func:`search_dense` when they hold ``dense_min`` candidates or more.
 
     ``keys`` names each cell (parallel to the groups); ``arrays`` is the index's cache of numpy
     arrays by cell key, filled here on first use; the other arguments are :func:`search`'s.
     """
+    if native:
+        return search_native(vec_groups, rec_groups, lat, lon, radius_m, limit)  # type: ignore[no-any-return]
     if dense_min is not None and sum(map(len, rec_groups)) >= dense_min:
         arrs = []
         for key, vecs in zip(keys, vec_groups):

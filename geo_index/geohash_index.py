@@ -30,10 +30,10 @@ from typing import Any, TypeVar
 import geohash
 
 from geo_index._base import Entry, IndexBase
-from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, group_arrays, search_cells, vec_array
+from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, group_arrays, scan_grid, search_cells, vec_array
 from geo_index.distance import CapBounds, cap_bounds
 from geo_index.errors import InvalidOption
-from geo_index.validate import DEFAULT_MAX_RADIUS_M, check_dense_min
+from geo_index.validate import DEFAULT_MAX_RADIUS_M, check_scan_options
 
 K = TypeVar("K", bound=Hashable)
 
@@ -141,7 +141,9 @@ class GeohashIndex(IndexBase[K]):
         max_cells: a query uses the finest level whose cells overlapping the query's
             bounding box number at most this many (the coarsest level otherwise).
         dense_min: queries with at least this many candidates filter them with numpy
-            (when installed); ``None`` never does.
+            (when installed; Python scan only); ``None`` never does.
+        native: use the compiled scan (``geo_index._cscan``): ``None`` (default) when it is
+            built, ``True`` always (error if it is not built), ``False`` never.
         max_radius_m: the largest radius ``within``/``nearest`` accept, metres.
 
     Raises:
@@ -155,6 +157,7 @@ class GeohashIndex(IndexBase[K]):
         levels: Sequence[int] = DEFAULT_LEVELS,
         max_cells: int = DEFAULT_MAX_CELLS,
         dense_min: int | None = DEFAULT_DENSE_MIN,
+        native: bool | None = None,
         max_radius_m: float = DEFAULT_MAX_RADIUS_M,
     ) -> None:
         super().__init__(max_radius_m=max_radius_m)
@@ -164,7 +167,7 @@ class GeohashIndex(IndexBase[K]):
         if type(max_cells) is not int or max_cells < 1:
             raise InvalidOption(f"max_cells must be an integer >= 1, got {max_cells!r}")
         self._max_cells = max_cells
-        self._dense_min = check_dense_min(dense_min)
+        self._dense_min, self._native = check_scan_options(dense_min, native)
         # Finest first: that is the order in which a query tries them.
         self._levels = [_Level(b) for b in reversed(bits)]
 
@@ -290,6 +293,9 @@ class GeohashIndex(IndexBase[K]):
                 scols.append(spread[c] << cshift)
         rshift = lv.row_shift
         cells = lv.cells
+        if self._native:
+            srows = [spread[row] << rshift for row in range(r0, r1 + 1)]
+            return scan_grid(cells, srows, scols, lat, lon, radius_m, limit)  # type: ignore[no-any-return]
         vec_groups: list[list[Vec]] = []
         rec_groups: list[list[Record[Any]]] = []
         codes: list[int] = []
@@ -302,4 +308,4 @@ class GeohashIndex(IndexBase[K]):
                     vec_groups.append(cell[0])
                     rec_groups.append(cell[1])
                     codes.append(code)
-        return search_cells(vec_groups, rec_groups, codes, lv.arrays, self._dense_min, lat, lon, radius_m, limit)
+        return search_cells(vec_groups, rec_groups, codes, lv.arrays, self._dense_min, self._native, lat, lon, radius_m, limit)

@@ -29,11 +29,11 @@ from operator import ge
 from typing import Any, Generic, TypeVar
 
 from geo_index._base import Entry, IndexBase
-from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, chord_upper_bound, search, search_dense, unit_vector, vec_array
+from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, chord_upper_bound, search, search_dense, search_native, unit_vector, vec_array
 from geo_index.distance import EARTH_RADIUS_M, PointTerms, RAD, cap_bounds, rect_lower_bound_m
 from geo_index.errors import InvalidOption
 from geo_index.geohash_index import geohash_key
-from geo_index.validate import DEFAULT_MAX_RADIUS_M, check_dense_min
+from geo_index.validate import DEFAULT_MAX_RADIUS_M, check_scan_options
 
 K = TypeVar("K", bound=Hashable)
 
@@ -108,7 +108,9 @@ class QuadTree(IndexBase[K]):
         leaf_capacity: points a leaf holds before it splits (>= 1).
         max_depth: no node is split below this depth (>= 1).
         dense_min: queries with at least this many candidates filter them with numpy
-            (when installed); ``None`` never does.
+            (when installed; Python scan only); ``None`` never does.
+        native: use the compiled scan (``geo_index._cscan``): ``None`` (default) when it is
+            built, ``True`` always (error if it is not built), ``False`` never.
         max_radius_m: the largest radius ``within``/``nearest`` accept, metres.
 
     Raises:
@@ -121,10 +123,11 @@ class QuadTree(IndexBase[K]):
         leaf_capacity: int = DEFAULT_LEAF_CAPACITY,
         max_depth: int = DEFAULT_MAX_DEPTH,
         dense_min: int | None = DEFAULT_DENSE_MIN,
+        native: bool | None = None,
         max_radius_m: float = DEFAULT_MAX_RADIUS_M,
     ) -> None:
         super().__init__(max_radius_m=max_radius_m)
-        self._dense_min = check_dense_min(dense_min)
+        self._dense_min, self._native = check_scan_options(dense_min, native)
         if type(leaf_capacity) is not int or leaf_capacity < 1:
             raise InvalidOption(f"leaf_capacity must be an integer >= 1, got {leaf_capacity!r}")
         if type(max_depth) is not int or max_depth < 1:
@@ -265,6 +268,8 @@ class QuadTree(IndexBase[K]):
                 else:
                     stack.extend(node.children)
         rec_groups = [leaf.recs for leaf in leaves]
+        if self._native:
+            return search_native([leaf.vecs for leaf in leaves], rec_groups, lat, lon, radius_m, limit)  # type: ignore[no-any-return]
         dense_min = self._dense_min
         if dense_min is not None and sum(map(len, rec_groups)) >= dense_min:
             arrs = []

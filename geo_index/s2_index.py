@@ -25,7 +25,7 @@ from geo_index._base import Entry, IndexBase
 from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, group_arrays, search_cells, vec_array
 from geo_index.distance import padded_angle_rad
 from geo_index.errors import InvalidOption
-from geo_index.validate import DEFAULT_MAX_RADIUS_M, check_dense_min
+from geo_index.validate import DEFAULT_MAX_RADIUS_M, check_scan_options
 
 K = TypeVar("K", bound=Hashable)
 
@@ -59,7 +59,9 @@ class S2Index(IndexBase[K]):
         level: S2 level the points are filed at (0..30).
         max_cells: ``RegionCoverer.max_cells`` for query coverings (>= 1).
         dense_min: queries with at least this many candidates filter them with numpy
-            (when installed); ``None`` never does.
+            (when installed; Python scan only); ``None`` never does.
+        native: use the compiled scan (``geo_index._cscan``): ``None`` (default) when it is
+            built, ``True`` always (error if it is not built), ``False`` never.
         max_radius_m: the largest radius ``within``/``nearest`` accept, metres.
 
     Raises:
@@ -72,6 +74,7 @@ class S2Index(IndexBase[K]):
         level: int = DEFAULT_LEVEL,
         max_cells: int = DEFAULT_COVER_CELLS,
         dense_min: int | None = DEFAULT_DENSE_MIN,
+        native: bool | None = None,
         max_radius_m: float = DEFAULT_MAX_RADIUS_M,
     ) -> None:
         super().__init__(max_radius_m=max_radius_m)
@@ -89,7 +92,7 @@ class S2Index(IndexBase[K]):
         self._ids: list[int] = []
         # cell id -> numpy array of its unit vectors (dense queries), dropped on change
         self._arrays: dict[int, Any] = {}
-        self._dense_min = check_dense_min(dense_min)
+        self._dense_min, self._native = check_scan_options(dense_min, native)
 
     @property
     def level(self) -> int:
@@ -185,7 +188,7 @@ class S2Index(IndexBase[K]):
                 vec_groups.append(found[0])
                 rec_groups.append(found[1])
                 keys.append(ids[i])
-        return search_cells(vec_groups, rec_groups, keys, self._arrays, self._dense_min, lat, lon, radius_m, limit)
+        return search_cells(vec_groups, rec_groups, keys, self._arrays, self._dense_min, self._native, lat, lon, radius_m, limit)
 
 
 __all__ = ["DEFAULT_COVER_CELLS", "DEFAULT_LEVEL", "S2Index", "s2_cell_id"]

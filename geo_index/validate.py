@@ -125,22 +125,36 @@ def check_max_radius_option(max_radius_m: Any) -> float:
     return float(max_radius_m)
 
 
-def check_dense_min(dense_min: Any) -> int | None:
-    """Check the ``dense_min`` constructor option of an index.
+def check_scan_options(dense_min: Any, native: Any) -> tuple[int | None, bool]:
+    """Check the ``dense_min`` and ``native`` constructor options of an index.
 
     Args:
-        dense_min: candidate count from which numpy filters candidates, or ``None``.
+        dense_min: candidate count from which the Python scan filters candidates with
+            numpy, or ``None`` (never).
+        native: ``True`` to use the compiled scan (``geo_index._cscan``), ``False`` for the
+            Python scan, ``None`` for the compiled one when it is built.
 
     Returns:
-        The value, or ``None`` when numpy is not installed.
+        ``(dense_min, native)`` as the index should use them: ``dense_min`` is ``None``
+        when the compiled scan is used (it needs no numpy arrays) or numpy is missing.
 
     Raises:
-        InvalidOption: neither ``None`` nor an integer >= 1.
+        InvalidOption: ``dense_min`` is neither ``None`` nor an integer >= 1; ``native`` is
+            not ``None`` or a bool; ``native=True`` but the extension is not built.
     """
-    from geo_index._scan import HAVE_NUMPY
+    from geo_index._scan import HAVE_NATIVE, HAVE_NUMPY
 
-    if dense_min is None:
-        return None
-    if type(dense_min) is not int or dense_min < 1:
+    if dense_min is not None and (type(dense_min) is not int or dense_min < 1):
         raise InvalidOption(f"dense_min must be None or an integer >= 1, got {dense_min!r}")
-    return dense_min if HAVE_NUMPY else None
+    if native is None:
+        native = HAVE_NATIVE
+    elif type(native) is not bool:
+        raise InvalidOption(f"native must be None, True or False, got {native!r}")
+    elif native and not HAVE_NATIVE:
+        raise InvalidOption(
+            "native=True but the compiled scan geo_index._cscan is not built "
+            "(reinstall with a C compiler and the Python headers: make install)"
+        )
+    if native or not HAVE_NUMPY:
+        return None, native
+    return dense_min, native

@@ -18,16 +18,22 @@ from geo_index import BruteForceIndex, GeohashIndex, QuadTree, S2Index
 from geo_index._base import IndexBase
 
 #: Every index under test, by a short name (the brute-force oracle is not in the list).
-#: The ``*_numpy`` variants send every query through the numpy filter (dense_min=1); the
-#: others keep the default (numpy only from 64 candidates) or never use it (None).
+#: The plain names use the defaults, i.e. the compiled scan (geo_index._cscan); the
+#: ``*_python`` variants use the Python scan with its defaults (numpy from 64 candidates),
+#: the ``*_numpy`` variants send every query through the numpy filter (dense_min=1) and
+#: ``*_no_numpy`` never use it.
 INDEXES: dict[str, Callable[[], IndexBase[int]]] = {
     "geohash": GeohashIndex,
-    "geohash_numpy": lambda: GeohashIndex(dense_min=1),
-    "geohash_coarse_no_numpy": lambda: GeohashIndex(levels=(5, 9), max_cells=4, dense_min=None),
+    "geohash_python": lambda: GeohashIndex(native=False),
+    "geohash_numpy": lambda: GeohashIndex(dense_min=1, native=False),
+    "geohash_coarse_no_numpy": lambda: GeohashIndex(levels=(5, 9), max_cells=4, dense_min=None, native=False),
+    "geohash_coarse_native": lambda: GeohashIndex(levels=(5, 9), max_cells=4, native=True),
     "quadtree": QuadTree,
-    "quadtree_small_leaves_numpy": lambda: QuadTree(leaf_capacity=3, dense_min=1),
+    "quadtree_python": lambda: QuadTree(native=False),
+    "quadtree_small_leaves_numpy": lambda: QuadTree(leaf_capacity=3, dense_min=1, native=False),
+    "quadtree_small_leaves_native": lambda: QuadTree(leaf_capacity=3, native=True),
     "s2": S2Index,
-    "s2_numpy": lambda: S2Index(dense_min=1),
+    "s2_numpy": lambda: S2Index(dense_min=1, native=False),
 }
 
 RADII_M = (1.0, 500.0, 2_000.0, 5_000.0, 20_000.0, 50_000.0)

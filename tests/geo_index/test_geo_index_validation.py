@@ -163,6 +163,8 @@ def test_move_validates_before_looking_up_the_id(index: IndexBase[Any]) -> None:
         (lambda: GeohashIndex(max_cells=0), "max_cells"),
         (lambda: GeohashIndex(dense_min=0), "dense_min"),
         (lambda: QuadTree(dense_min=1.5), "dense_min"),
+        (lambda: QuadTree(native=1), "native"),
+        (lambda: S2Index(native="yes"), "native"),
         (lambda: QuadTree(leaf_capacity=0), "leaf_capacity"),
         (lambda: QuadTree(max_depth=0), "max_depth"),
         (lambda: S2Index(level=31), "level"),

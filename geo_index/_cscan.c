@@ -1,0 +1,360 @@
+/* geo_index._cscan: the candidate scan of geo_index._scan.search, compiled.
+ *
+ * scan(vec_groups, rec_groups, lat, lon, radius_m, limit) -> [(id, distance_m), ...]
+ *
+ * Same contract and same result, bit for bit, as the pure-Python scan:
+ *   - vec_groups[g] is a list of unit vectors (x, y, z) (tuples of floats) or any
+ *     C-contiguous buffer of 3 * len(rec_groups[g]) doubles (a numpy (n, 3) array);
+ *   - rec_groups[g] is a list of records (phi, lam, cos_phi, id);
+ *   - the squared chord to the query is only a filter, padded exactly as in Python;
+ *   - the survivors' distances are evaluated with the operations of
+ *     geo_index.distance.haversine_m, in the same order, with the C library's sin, asin
+ *     and sqrt (the functions Python's math module calls), so the floats are identical.
+ *     The module is built with -ffp-contract=off: a fused multiply-add would round
+ *     differently.
+ *   - the result is sorted by (distance, id) with Python's own comparison of the ids.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Must equal geo_index.distance and geo_index._scan. */
+#define EARTH_RADIUS_M 6371008.8
+#define REL_MARGIN 1e-9
+#define ABS_MARGIN_M 1e-3
+#define CHORD_REL 1e-9
+#define CHORD_ABS 1e-12
+
+typedef struct {
+    double key;      /* squared chord, then the exact distance */
+    PyObject *rec;   /* borrowed: the record tuple */
+} Cand;
+
+typedef struct {
+    double d;
+    PyObject *id;    /* borrowed from the record */
+} Hit;
+
+static int sort_failed;
+
+static int
+hit_cmp(const void *pa, const void *pb)
+{
+    const Hit *a = (const Hit *)pa;
+    const Hit *b = (const Hit *)pb;
+    if (a->d < b->d) return -1;
+    if (a->d > b->d) return 1;
+    if (a->id == b->id) return 0;
+    int lt = PyObject_RichCompareBool(a->id, b->id, Py_LT);
+    if (lt < 0) { sort_failed = 1; return 0; }
+    if (lt) return -1;
+    int gt = PyObject_RichCompareBool(b->id, a->id, Py_LT);
+    if (gt < 0) { sort_failed = 1; return 0; }
+    return gt ? 1 : 0;
+}
+
+/* k-th smallest of keys[0..n) (0-based), reordering keys: Hoare's selection. */
+static double
+select_kth(double *keys, Py_ssize_t n, Py_ssize_t k)
+{
+    Py_ssize_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        double pivot = keys[lo + (hi - lo) / 2];
+        Py_ssize_t i = lo, j = hi;
+        while (i <= j) {
+            while (keys[i] < pivot) i++;
+            while (keys[j] > pivot) j--;
+            if (i <= j) {
+                double t = keys[i]; keys[i] = keys[j]; keys[j] = t;
+                i++; j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return keys[k];
+    }
+    return keys[k];
+}
+
+static int
+as_double(PyObject *o, double *out)
+{
+    if (PyFloat_CheckExact(o)) { *out = PyFloat_AS_DOUBLE(o); return 0; }
+    double v = PyFloat_AsDouble(o);
+    if (v == -1.0 && PyErr_Occurred()) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Append the candidates of one group whose squared chord is <= cmax2. */
+static int
+scan_group(PyObject *vecs, PyObject *recs, const double q[3], double cmax2,
+           Cand *out, Py_ssize_t *count)
+{
+    Py_ssize_t n = PyList_GET_SIZE(recs);
+    Py_ssize_t c = *count;
+    if (PyList_Check(vecs)) {
+        if (PyList_GET_SIZE(vecs) != n) {
+            PyErr_SetString(PyExc_ValueError, "a vector group and its record group differ in length");
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *t = PyList_GET_ITEM(vecs, i);
+            double x, y, z;
+            if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3) {
+                PyErr_SetString(PyExc_TypeError, "a unit vector must be a tuple (x, y, z)");
+                return -1;
+            }
+            if (as_double(PyTuple_GET_ITEM(t, 0), &x) < 0 || as_double(PyTuple_GET_ITEM(t, 1), &y) < 0
+                || as_double(PyTuple_GET_ITEM(t, 2), &z) < 0)
+                return -1;
+            double dx = x - q[0], dy = y - q[1], dz = z - q[2];
+            double c2 = dx * dx + dy * dy + dz * dz;
+            if (c2 <= cmax2) {
+                out[c].key = c2;
+                out[c].rec = PyList_GET_ITEM(recs, i);
+                c++;
+            }
+        }
+    } else {
+        Py_buffer view;
+        if (PyObject_GetBuffer(vecs, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+        if (view.itemsize != (Py_ssize_t)sizeof(double) || (view.format && strcmp(view.format, "d") != 0)
+            || view.len != (Py_ssize_t)(3 * n * sizeof(double))) {
+            PyBuffer_Release(&view);
+            PyErr_SetString(PyExc_ValueError, "a vector array must hold 3 float64 per record");
+            return -1;
+        }
+        const double *v = (const double *)view.buf;
+        for (Py_ssize_t i = 0; i < n; i++, v += 3) {
+            double dx = v[0] - q[0], dy = v[1] - q[1], dz = v[2] - q[2];
+            double c2 = dx * dx + dy * dy + dz * dz;
+            if (c2 <= cmax2) {
+                out[c].key = c2;
+                out[c].rec = PyList_GET_ITEM(recs, i);
+                c++;
+            }
+        }
+        PyBuffer_Release(&view);
+    }
+    *count = c;
+    return 0;
+}
+
+/* The scan proper over ngroups (vectors, records) pairs; returns the result list. */
+static PyObject *
+scan_groups(PyObject *const *vec_groups, PyObject *const *rec_groups, Py_ssize_t ngroups,
+            double lat, double lon, double radius, Py_ssize_t limit)
+{
+    /* The query's terms, as geo_index._scan.search computes them. */
+    const double rad = M_PI / 180.0;
+    if (lon == -180.0) lon = 180.0;
+    double qphi = lat * rad, qlam = lon * rad, qcos = cos(qphi);
+    double q[3] = {qcos * cos(qlam), qcos * sin(qlam), sin(qphi)};
+    double delta = (radius * (1.0 + REL_MARGIN) + ABS_MARGIN_M) / EARTH_RADIUS_M;
+    double cmax = delta >= M_PI ? 3.0 : 2.0 * sin(0.5 * delta) * (1.0 + CHORD_REL) + CHORD_ABS;
+    double cmax2 = cmax * cmax;
+
+    Py_ssize_t total = 0;
+    for (Py_ssize_t g = 0; g < ngroups; g++) {
+        PyObject *recs = rec_groups[g];
+        if (!PyList_Check(recs)) {
+            PyErr_SetString(PyExc_TypeError, "every record group must be a list");
+            return NULL;
+        }
+        total += PyList_GET_SIZE(recs);
+    }
+    PyObject *result = NULL;
+    Cand *cands = PyMem_Malloc((size_t)(total ? total : 1) * sizeof(Cand));
+    double *keys = NULL;
+    Hit *hits = NULL;
+    if (cands == NULL) return PyErr_NoMemory();
+    Py_ssize_t n = 0;
+    for (Py_ssize_t g = 0; g < ngroups; g++) {
+        if (scan_group(vec_groups[g], rec_groups[g], q, cmax2, cands, &n) < 0)
+            goto done;
+    }
+
+    if (limit > 0 && n > 2 * limit) {
+        /* Only candidates whose chord is within the slack of the limit-th smallest can be
+         * among the limit nearest by exact distance. */
+        keys = PyMem_Malloc((size_t)n * sizeof(double));
+        if (keys == NULL) { PyErr_NoMemory(); goto done; }
+        for (Py_ssize_t i = 0; i < n; i++) keys[i] = cands[i].key;
+        double kth = select_kth(keys, n, limit - 1);
+        double cut = sqrt(kth) * (1.0 + CHORD_REL) + CHORD_ABS;
+        double cut2 = cut * cut;
+        Py_ssize_t m = 0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (cands[i].key <= cut2) cands[m++] = cands[i];
+        n = m;
+    }
+
+    hits = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Hit));
+    if (hits == NULL) { PyErr_NoMemory(); goto done; }
+    Py_ssize_t h = 0;
+    const double two_r = 2.0 * EARTH_RADIUS_M;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *rec = cands[i].rec;
+        double phi, lam, cos_phi;
+        if (!PyTuple_Check(rec) || PyTuple_GET_SIZE(rec) != 4) {
+            PyErr_SetString(PyExc_TypeError, "a record must be a tuple (phi, lam, cos_phi, id)");
+            goto done;
+        }
+        if (as_double(PyTuple_GET_ITEM(rec, 0), &phi) < 0 || as_double(PyTuple_GET_ITEM(rec, 1), &lam) < 0
+            || as_double(PyTuple_GET_ITEM(rec, 2), &cos_phi) < 0)
+            goto done;
+        /* geo_index._scan._exact, i.e. haversine_m's operations in its order. */
+        double s1 = sin((phi - qphi) * 0.5);
+        double s2 = sin((lam - qlam) * 0.5);
+        double a = s1 * s1 + qcos * cos_phi * s2 * s2;
+        double d = two_r * asin(sqrt(a < 1.0 ? a : 1.0));
+        if (d <= radius) {
+            hits[h].d = d;
+            hits[h].id = PyTuple_GET_ITEM(rec, 3);
+            h++;
+        }
+    }
+    sort_failed = 0;
+    qsort(hits, (size_t)h, sizeof(Hit), hit_cmp);
+    if (sort_failed || PyErr_Occurred()) goto done;
+    if (limit > 0 && h > limit) h = limit;
+
+    result = PyList_New(h);
+    if (result == NULL) goto done;
+    for (Py_ssize_t i = 0; i < h; i++) {
+        PyObject *d = PyFloat_FromDouble(hits[i].d);
+        if (d == NULL) { Py_CLEAR(result); goto done; }
+        Py_INCREF(hits[i].id);
+        PyObject *pair = PyTuple_New(2);
+        if (pair == NULL) { Py_DECREF(d); Py_DECREF(hits[i].id); Py_CLEAR(result); goto done; }
+        PyTuple_SET_ITEM(pair, 0, hits[i].id);
+        PyTuple_SET_ITEM(pair, 1, d);
+        PyList_SET_ITEM(result, i, pair);
+    }
+
+done:
+    PyMem_Free(cands);
+    PyMem_Free(keys);
+    PyMem_Free(hits);
+    return result;
+}
+
+
+static int
+parse_query(PyObject *const *args, double *lat, double *lon, double *radius, Py_ssize_t *limit)
+{
+    if (as_double(args[0], lat) < 0 || as_double(args[1], lon) < 0 || as_double(args[2], radius) < 0)
+        return -1;
+    *limit = -1;
+    if (args[3] != Py_None) {
+        *limit = PyLong_AsSsize_t(args[3]);
+        if (*limit == -1 && PyErr_Occurred()) return -1;
+        if (*limit < 1) {
+            PyErr_SetString(PyExc_ValueError, "limit must be None or >= 1");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "scan(vec_groups, rec_groups, lat, lon, radius_m, limit)");
+        return NULL;
+    }
+    PyObject *vec_groups = args[0], *rec_groups = args[1];
+    if (!PyList_Check(vec_groups) || !PyList_Check(rec_groups)
+        || PyList_GET_SIZE(vec_groups) != PyList_GET_SIZE(rec_groups)) {
+        PyErr_SetString(PyExc_TypeError, "vec_groups and rec_groups must be lists of the same length");
+        return NULL;
+    }
+    double lat, lon, radius;
+    Py_ssize_t limit;
+    if (parse_query(args + 2, &lat, &lon, &radius, &limit) < 0) return NULL;
+    return scan_groups(PySequence_Fast_ITEMS(vec_groups), PySequence_Fast_ITEMS(rec_groups),
+                       PyList_GET_SIZE(rec_groups), lat, lon, radius, limit);
+}
+
+/* scan_grid(cells, srows, scols, lat, lon, radius_m, limit): the cells of a geohash level
+ * at codes srow | scol (every pair) looked up in ``cells`` (code -> (vectors, records)),
+ * then scanned as by scan(). */
+static PyObject *
+scan_grid(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "scan_grid(cells, srows, scols, lat, lon, radius_m, limit)");
+        return NULL;
+    }
+    PyObject *cells = args[0], *srows = args[1], *scols = args[2];
+    if (!PyDict_Check(cells) || !PyList_Check(srows) || !PyList_Check(scols)) {
+        PyErr_SetString(PyExc_TypeError, "cells must be a dict, srows and scols lists of int");
+        return NULL;
+    }
+    double lat, lon, radius;
+    Py_ssize_t limit;
+    if (parse_query(args + 3, &lat, &lon, &radius, &limit) < 0) return NULL;
+    Py_ssize_t nr = PyList_GET_SIZE(srows), nc = PyList_GET_SIZE(scols);
+    unsigned long long *cols = PyMem_Malloc((size_t)(nc ? nc : 1) * sizeof(unsigned long long));
+    PyObject **groups = PyMem_Malloc((size_t)(nr * nc ? nr * nc : 1) * 2 * sizeof(PyObject *));
+    PyObject *result = NULL;
+    if (cols == NULL || groups == NULL) { PyErr_NoMemory(); goto out; }
+    for (Py_ssize_t j = 0; j < nc; j++) {
+        cols[j] = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(scols, j));
+        if (cols[j] == (unsigned long long)-1 && PyErr_Occurred()) goto out;
+    }
+    Py_ssize_t ng = 0;
+    PyObject **vecs = groups, **recs = groups + nr * nc;
+    for (Py_ssize_t i = 0; i < nr; i++) {
+        unsigned long long row = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(srows, i));
+        if (row == (unsigned long long)-1 && PyErr_Occurred()) goto out;
+        for (Py_ssize_t j = 0; j < nc; j++) {
+            PyObject *key = PyLong_FromUnsignedLongLong(row | cols[j]);
+            if (key == NULL) goto out;
+            PyObject *cell = PyDict_GetItemWithError(cells, key);  /* borrowed */
+            Py_DECREF(key);
+            if (cell == NULL) {
+                if (PyErr_Occurred()) goto out;
+                continue;
+            }
+            if (!PyTuple_Check(cell) || PyTuple_GET_SIZE(cell) != 2) {
+                PyErr_SetString(PyExc_TypeError, "a cell must be a tuple (vectors, records)");
+                goto out;
+            }
+            vecs[ng] = PyTuple_GET_ITEM(cell, 0);
+            recs[ng] = PyTuple_GET_ITEM(cell, 1);
+            ng++;
+        }
+    }
+    result = scan_groups(vecs, recs, ng, lat, lon, radius, limit);
+out:
+    PyMem_Free(cols);
+    PyMem_Free(groups);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
+     "scan(vec_groups, rec_groups, lat, lon, radius_m, limit) -> list of (id, distance_m)\n\n"
+     "geo_index._scan.search compiled: same arguments, same result."},
+    {"scan_grid", (PyCFunction)(void (*)(void))scan_grid, METH_FASTCALL,
+     "scan_grid(cells, srows, scols, lat, lon, radius_m, limit) -> list of (id, distance_m)\n\n"
+     "scan() over the cells ``cells.get(srow | scol)`` for every srow in srows and scol in scols."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_cscan", "The compiled candidate scan of geo_index._scan.", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__cscan(void)
+{
+    return PyModule_Create(&module);
+}
