@@ -13,14 +13,20 @@ holds them, start or stop following each other within a second. Writes return an
 ``X-Consistency-Token``; a ``GET`` that sends it back reads its own write.
 
 :func:`add_friendship_routes` registers the routes and the pub/sub and Redis clients they
-need (opened and closed in ``cleanup_ctx``).
+need (opened and closed in ``cleanup_ctx``). Every Redis call they make goes through a
+circuit breaker per region (``redis-presence-<region>`` in ``/metrics``): while Redis is
+down, after ``GEO_BREAKER_FAILURES`` failures in a row, the routes answer 503
+``presence-unavailable`` at once (the database change is kept; retrying is safe) instead of
+waiting for Redis's timeouts on every request.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -28,6 +34,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from geo_common import friends_db
+from geo_common.breaker import Breaker, CircuitOpen
 from geo_common.presence import (
     Control,
     FriendAdded,
@@ -44,12 +51,17 @@ from geo_common.tokens import Identity, Role, TokenError, bearer_token, verify_t
 from location_api import queries
 from location_api.errors import ApiError, Forbidden, InvalidRequest, NotAuthenticated, NotFound
 from location_api.friendship_openapi import MAX_USER_ID
-from location_api.keys import db_key, role_key, settings_key
+from location_api.keys import db_key, metrics_key, role_key, settings_key
 from location_api.validate import CONSISTENCY_HEADER, format_lsn, parse_consistency_token
 from location_api.views import json_response
 from pubsub import PubSub, PubSubError, create_pubsub
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: What means "Redis could not answer" to the presence breakers.
+_PRESENCE_ERRORS = (RedisError, PubSubError, OSError)
 
 
 class PresenceUnavailable(ApiError, ConnectionError):
@@ -59,24 +71,37 @@ class PresenceUnavailable(ApiError, ConnectionError):
     slug = "presence-unavailable"
     title = "Live connections could not be updated"
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"Retry-After": "1"})
+    def __init__(self, detail: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))})
 
 
 @dataclass(frozen=True, slots=True)
 class Presence:
-    """Per region: the pub/sub backend (publishing only) and the location cache's Redis."""
+    """Per region: the pub/sub backend (publishing only), the location cache's Redis, and
+    the circuit breaker both are called under."""
 
     regions: RegionMap
     namespace: str
     buses: dict[str, PubSub]
     caches: dict[str, aioredis.Redis]
+    breakers: dict[str, Breaker]
+
+    async def call(self, region: str, command: Callable[[], Awaitable[T]]) -> T:
+        """Run one Redis command of ``region`` under its breaker.
+
+        Raises:
+            CircuitOpen: the breaker is open: nothing was sent.
+            RedisError, PubSubError, OSError: Redis could not answer (counted by the breaker).
+        """
+        with self.breakers[region].guard(_PRESENCE_ERRORS):
+            return await command()
 
     async def announce(self, messages: Iterable[tuple[str | None, int, Control]]) -> None:
         """Publish control messages: (user's home region, user id, message) each."""
         for region_name, user_id, event in messages:
             region = self.regions.get(region_name).name
-            await self.buses[region].publish(control_channel(self.namespace, region, user_id), encode_control(event))
+            channel = control_channel(self.namespace, region, user_id)
+            await self.call(region, lambda: self.buses[region].publish(channel, encode_control(event)))
 
 
 presence_key = web.AppKey("friends_presence", Presence)
@@ -109,7 +134,14 @@ async def _presence(app: web.Application) -> AsyncIterator[None]:
             await bus.start()
             buses[region.name] = bus
             caches[region.name] = aioredis.Redis.from_url(region.redis_url, socket_connect_timeout=5.0)
-        app[presence_key] = Presence(regions, settings.redis_namespace, buses, caches)
+        breakers = {
+            region.name: Breaker(
+                f"redis-presence-{region.name}", failures=settings.breaker_failures, reset_s=settings.breaker_reset_s
+            )
+            for region in regions.regions
+        }
+        app[metrics_key].breakers.extend(breakers.values())
+        app[presence_key] = Presence(regions, settings.redis_namespace, buses, caches, breakers)
         yield
     finally:
         for bus in buses.values():
@@ -223,12 +255,18 @@ async def erase_locations(request: web.Request) -> web.Response:
     deleted, home, lsn = await request.app[db_key].write(run)
     presence = request.app[presence_key]
     region = presence.regions.get(home).name
+    key = location_key(presence.namespace, region, user_id)
     try:
-        cached = bool(await presence.caches[region].delete(location_key(presence.namespace, region, user_id)))
+        cached = bool(await presence.call(region, lambda: presence.caches[region].delete(key)))
         if cached:
-            await presence.buses[region].publish(
-                location_channel(presence.namespace, region, user_id), encode_left(Left(user_id, "offline")))
-    except (RedisError, PubSubError, OSError) as exc:
+            channel = location_channel(presence.namespace, region, user_id)
+            await presence.call(region, lambda: presence.buses[region].publish(channel, encode_left(Left(user_id, "offline"))))
+    except CircuitOpen as exc:
+        raise PresenceUnavailable(
+            f"history erased ({deleted} rows); Redis is unavailable, the cached location could not be: retry",
+            exc.retry_after_s,
+        ) from exc
+    except _PRESENCE_ERRORS as exc:
         log.warning("user %d: history erased but the cached location could not be: %s", user_id, exc)
         raise PresenceUnavailable(f"history erased ({deleted} rows); the cached location could not be: retry") from exc
     return json_response(
@@ -247,6 +285,11 @@ async def _home_regions(conn: asyncpg.Connection, *user_ids: int) -> dict[int, s
 async def _announce(request: web.Request, messages: list[tuple[str | None, int, Control]]) -> None:
     try:
         await request.app[presence_key].announce(messages)
-    except (RedisError, PubSubError, OSError) as exc:
+    except CircuitOpen as exc:
+        raise PresenceUnavailable(
+            "the friendship is stored, but Redis is unavailable and live connections were not told; retry",
+            exc.retry_after_s,
+        ) from exc
+    except _PRESENCE_ERRORS as exc:
         log.warning("friendship stored but not announced: %s", exc)
         raise PresenceUnavailable("the friendship is stored, but live connections were not told; retry") from exc

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from geo_common.breaker import Breaker
 from geo_common.breaker_metrics import breaker_metrics
 
 if TYPE_CHECKING:  # only for annotations: these modules do not need metrics at import
@@ -34,7 +35,9 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 class Metrics:
     """An app's registry, its request metrics, and the components whose state it exports.
 
-    The app's start-up attaches ``db``, ``cache`` and ``refresher`` as they are created.
+    The app's start-up attaches ``db``, ``cache`` and ``refresher`` as they are created, and
+    adds the circuit breakers of other dependencies (the friendship routes' Redis) to
+    ``breakers``.
     """
 
     def __init__(self) -> None:
@@ -50,6 +53,7 @@ class Metrics:
         self.db: Database | None = None
         self.cache: Cache | None = None
         self.refresher: Refresher | None = None
+        self.breakers: list[Breaker] = []
         self.registry.register(_StateCollector(self))
         # Label lookups take a lock and hash the labels: keep the children once made.
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -116,7 +120,7 @@ class _StateCollector(Collector):
         breakers = [] if db is None else [node.breaker for node in (db.primary, *db.replicas)]
         if cache is not None:
             breakers.append(cache.breaker)
-        yield from breaker_metrics(breakers)
+        yield from breaker_metrics([*breakers, *self._metrics.breakers])
         if refresher is not None:
             size = GaugeMetricFamily("geo_api_index_size", "businesses held by each in-memory index", labels=["index"])
             catalog = refresher.catalog

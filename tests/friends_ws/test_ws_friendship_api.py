@@ -5,6 +5,7 @@ The routes are served by the real geo-api application (role ``all``), as ``geo-a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -99,3 +100,51 @@ async def test_erasing_locations_deletes_history_and_cache(api, servers, connect
     await fresh.location(*SF)
     assert (await fresh.expect("init"))["friends"] == []
 
+
+
+async def test_redis_down_friendship_writes_are_kept_and_answer_503_then_fail_fast(settings: Settings) -> None:
+    import socket
+    import time
+
+    from geo_common.regions import DEFAULT_REGION
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    down = replace(settings, api_role="all", redis_url=dead, pubsub_backend="redis", regions=(),
+                   breaker_failures=2, breaker_reset_s=30.0)
+    server = TestServer(create_app(down), host="127.0.0.1")
+    await server.start_server()
+    api = str(server.make_url("")).rstrip("/")
+    a, b, c = new_user(), new_user(), new_user()
+    try:
+        async with aiohttp.ClientSession() as http:
+            for friend in (b, c):  # two failures in a row open the breaker
+                async with http.post(f"{api}/v1/users/{a}/friends/{friend}", headers=auth(settings, a)) as resp:
+                    assert resp.status == 503, await resp.text()
+                    assert resp.content_type == "application/problem+json"
+                    assert (await resp.json())["type"] == "/problems/presence-unavailable"
+                    assert resp.headers["Retry-After"] == "1"
+            started = time.monotonic()
+            async with http.delete(f"{api}/v1/users/{a}/locations", headers=auth(settings, a)) as resp:
+                assert resp.status == 503
+                body = await resp.json()
+                assert "Redis is unavailable" in body["detail"]
+                assert 1 <= int(resp.headers["Retry-After"]) <= 30
+            assert time.monotonic() - started < 0.5  # refused by the open breaker, not a timeout
+            async with http.get(f"{api}/metrics") as resp:
+                text = await resp.text()
+            assert f'geo_circuit_breaker_state{{dependency="redis-presence-{DEFAULT_REGION}"}} 2.0' in text
+            # Nothing reported as stored was lost: both friendships are in the database (read
+            # from the replica, which may be a moment behind: the 503s carry no token).
+            friends: list[int] = []
+            for _ in range(40):
+                async with http.get(f"{api}/v1/users/{a}/friends", headers=auth(settings, a)) as resp:
+                    assert resp.status == 200
+                    friends = sorted(f["user_id"] for f in (await resp.json())["friends"])
+                if friends == sorted((b, c)):
+                    break
+                await asyncio.sleep(0.05)
+            assert friends == sorted((b, c))
+    finally:
+        await server.close()
