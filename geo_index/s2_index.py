@@ -32,8 +32,10 @@ K = TypeVar("K", bound=Hashable)
 #: Default S2 level: cells of about 1.3 km^2 (edges of 1.0 to 1.5 km).
 DEFAULT_LEVEL = 13
 
-#: Default ``max_cells`` handed to ``RegionCoverer``.
-DEFAULT_COVER_CELLS = 8
+#: Default ``max_cells`` handed to ``RegionCoverer``: 4 rather than 8 halves the covering
+#: time (s2sphere's coverer is pure Python: ~0.5 ms instead of ~1 ms at 5 km) for a few more
+#: candidates, which the compiled scan filters for a few microseconds.
+DEFAULT_COVER_CELLS = 4
 
 
 
