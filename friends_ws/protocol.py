@@ -150,8 +150,10 @@ def _metres(distance_m: float) -> float:
     return round(distance_m, 1)
 
 
-def encode_init(radius_m: float, friends: list[FriendPosition]) -> bytes:
-    """``init``: the friends in view when the user's first location arrives, nearest first."""
+def encode_init(radius_m: float, friends: list[FriendPosition], sharing: bool, precision: str) -> bytes:
+    """``init``: the friends in view when the user's first location arrives, nearest first,
+    and the user's sharing preference in force (stored on the server, so a client learns it
+    without changing it)."""
     return orjson.dumps({
         "type": "init",
         "radius_m": radius_m,
@@ -160,6 +162,7 @@ def encode_init(radius_m: float, friends: list[FriendPosition]) -> bytes:
              "distance_m": _metres(f.distance_m), "updated_at": f.updated_at}
             for f in friends
         ],
+        "sharing": {"enabled": sharing, "precision": precision},
     })
 
 

@@ -269,7 +269,7 @@ class Session(Link):
                 visible.append(FriendPosition(friend_id, location.latitude, location.longitude, distance,
                                               location.updated_at, location.sent_at))
         visible.sort(key=lambda f: (f.distance_m, f.user_id))
-        self.send(encode_init(self.view.radius_m, visible))
+        self.send(encode_init(self.view.radius_m, visible, self.sharing, self.precision))
 
     def _reevaluate(self) -> None:
         """The user moved or changed radius: friends may enter or leave the view."""

@@ -33,7 +33,8 @@ export function setupFriends({ state, map, onSignedIn }) {
   radiusInput.min = String(state.config.friends.min_radius_m);
   radiusInput.max = String(state.config.friends.max_radius_m);
   radiusInput.value = String(state.config.friends.radius_m);
-  // Until the user changes it, the preference stored by the server applies: shown as mixed.
+  // Until the server says (in init, or in answer to a change), the stored preference is
+  // unknown: shown as mixed.
   const sharingSwitch = $("sharing");
   sharingSwitch.indeterminate = true;
 
@@ -136,6 +137,7 @@ export function setupFriends({ state, map, onSignedIn }) {
         clearFriends();
         state.friendRadiusM = frame.radius_m;
         for (const friend of frame.friends) upsertFriend(friend);
+        if (frame.sharing) onFrame({ type: "sharing", ...frame.sharing });
         if (state.self) drawSelf();
         status(`${frame.friends.length} friend(s) within ${formatDistance(frame.radius_m)}.`);
         break;

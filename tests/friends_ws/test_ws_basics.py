@@ -17,7 +17,7 @@ async def test_two_friends_see_each_other(servers, connect, befriend) -> None:  
     alice, bob = await connect(server, a), await connect(server, b)
     await alice.location(*SF)
     init = await alice.expect("init")
-    assert init == {"type": "init", "radius_m": 8047.0, "friends": []}
+    assert init == {"type": "init", "radius_m": 8047.0, "friends": [], "sharing": {"enabled": True, "precision": "exact"}}
     await bob.location(*NEAR, timestamp=1_763_890_000_123)
     bob_init = await bob.expect("init")
     assert [f["user_id"] for f in bob_init["friends"]] == [a]

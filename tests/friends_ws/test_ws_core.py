@@ -79,9 +79,10 @@ def test_bad_frames_name_what_is_wrong(frame: str, code: str) -> None:
 
 def test_server_frames() -> None:
     friend = FriendPosition(7, 51.5, -0.12, 1234.5678, 1763890000000, 1763889999000)
-    assert orjson.loads(encode_init(8047.0, [friend])) == {
+    assert orjson.loads(encode_init(8047.0, [friend], False, "coarse")) == {
         "type": "init", "radius_m": 8047.0,
         "friends": [{"user_id": 7, "latitude": 51.5, "longitude": -0.12, "distance_m": 1234.6, "updated_at": 1763890000000}],
+        "sharing": {"enabled": False, "precision": "coarse"},
     }
     assert orjson.loads(encode_friend_location(friend)) == {
         "type": "friend_location", "user_id": 7, "latitude": 51.5, "longitude": -0.12, "distance_m": 1234.6,

@@ -27,11 +27,11 @@ async def test_sharing_off_hides_the_user_and_on_shows_them_again(servers, conne
         await redis.aclose()
     await bob.location(*NEAR)  # not shared while off
     assert [f for f in await alice.quiet(0.3) if f.get("user_id") == b] == []
-    # The preference survives a reconnection.
+    # The preference survives a reconnection, and the new connection's init says so.
     await bob.close()
     bob = await connect(server, b)
     await bob.location(*NEAR)
-    await bob.expect("init")
+    assert (await bob.expect("init"))["sharing"] == {"enabled": False, "precision": "exact"}
     assert [f for f in await alice.quiet(0.3) if f.get("user_id") == b] == []
     await bob.send(type="sharing", enabled=True)
     await bob.expect("sharing", enabled=True)
@@ -52,8 +52,13 @@ async def test_coarse_precision_shares_the_geohash6_cell_centre(servers, connect
     assert (seen["latitude"], seen["longitude"]) == coarsen(*NEAR) != NEAR
     fresh = await connect(server, a)  # the cache holds the coarse point too
     await fresh.location(*SF)
-    (friend,) = (await fresh.expect("init"))["friends"]
+    init = await fresh.expect("init")
+    (friend,) = init["friends"]
     assert (friend["latitude"], friend["longitude"]) == coarsen(*NEAR)
+    assert init["sharing"] == {"enabled": True, "precision": "exact"}  # Alice's own, untouched
+    bob_again = await connect(server, b)
+    await bob_again.location(*NEAR)
+    assert (await bob_again.expect("init"))["sharing"] == {"enabled": True, "precision": "coarse"}
 
 
 async def test_friendship_changes_reach_live_connections(online, servers, connect, ws_settings) -> None:  # type: ignore[no-untyped-def]

@@ -216,7 +216,10 @@ async def test_friends_move_live_and_leave(open_page: OpenPage, services: Servic
         assert after[2] > before[2] and after[3] < before[3]  # drawn further east and north
         await alice.shot("friends-alice")
 
-        # Bob turns sharing off on his page (the switch starts as "as stored"): he leaves Alice's map.
+        # Bob's switch shows the preference the server stored (from init: on), not "mixed".
+        await bob.until("s.sharing && s.sharing.enabled === true", "init to tell bob's page his preference")
+        assert await bob.page.eval_on_selector("#sharing", "e => [e.indeterminate, e.checked]") == [False, True]
+        # Bob turns sharing off on his page: he leaves Alice's map.
         await bob.page.click("#sharing")
         await bob.until("s.sharing && s.sharing.enabled === false", "the server to confirm sharing off")
         await alice.until(f"!s.friends.has({b}) && s.lastLeft && s.lastLeft.user_id === {b}", "bob to leave")
