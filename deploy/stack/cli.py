@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop what this stack started, nothing else")
     sub.add_parser("status", help="say what runs where")
     sub.add_parser("env", help="print the endpoint variables (source it: eval \"$(geo-stack env)\")")
+    sub.add_parser(
+        "failover",
+        help="make the replica the primary (stopping the old primary cleanly if it runs), then rebuild "
+             "the old primary as its streaming replica; rewrites <dir>/env",
+    )
     run = sub.add_parser("run", help="up, then run the services in the foreground until Ctrl-C")
     _full_options(run)
     args = parser.parse_args(argv)
@@ -63,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                 state = f"pid {row.pid}" if row.pid else "stopped"
                 print(f"{row.name:<24} {row.address:<18} {state:<12} {row.detail}".rstrip())
             return 0 if all(r.pid for r in rows) else 1
+        elif args.command == "failover":
+            stack.failover()
         elif args.command == "env":
             env_file = stack.layout.env_file
             if not env_file.is_file():

@@ -151,7 +151,7 @@ class FullTier:
         program = ensure_nginx()
         env = self.environment(stack_env, extra_env)
         self.directory.mkdir(parents=True, exist_ok=True)
-        primary = postgres.PgNode("primary", Path(self.state.pg_root) / "primary", self.state.ports["pg_primary"])
+        primary = postgres.pg_nodes(self.state)[0]
         if primary.running():
             postgres.set_synchronous(bins, primary, on=True)
         _say("loading the demo businesses (once)")
@@ -259,7 +259,7 @@ class FullTier:
         for instance in instances(self.state):
             if self.stop_instance(instance.name):
                 stopped.append(instance.name)
-        primary = postgres.PgNode("primary", Path(self.state.pg_root) / "primary", self.state.ports["pg_primary"])
+        primary = postgres.pg_nodes(self.state)[0]
         if bins is not None and primary.running():
             try:
                 postgres.set_synchronous(bins, primary, on=False)

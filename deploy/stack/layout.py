@@ -21,14 +21,29 @@ DEFAULT_PORT_BASE = 15_400
 
 @dataclass
 class StackState:
-    """What ``up`` decided once: ports and the PostgreSQL data root."""
+    """What ``up`` decided once: ports and the PostgreSQL data root.
+
+    ``pg_dirs`` names the data folder (under ``pg_root``) of the current primary and of the
+    current replica; ``ports["pg_primary"]`` and ``ports["pg_replica"]`` are theirs. A
+    failover swaps both, so the names always mean the current roles.
+    """
 
     port_base: int = DEFAULT_PORT_BASE
     ports: dict[str, int] = field(default_factory=dict)
     pg_root: str = ""
+    pg_dirs: dict[str, str] = field(default_factory=lambda: {"primary": "primary", "replica": "replica"})
 
     def to_json(self) -> str:
-        return json.dumps({"port_base": self.port_base, "ports": self.ports, "pg_root": self.pg_root}, indent=2)
+        return json.dumps(
+            {"port_base": self.port_base, "ports": self.ports, "pg_root": self.pg_root, "pg_dirs": self.pg_dirs},
+            indent=2,
+        )
+
+    def swap_pg_roles(self) -> None:
+        """The replica became the primary and the primary its replica."""
+        dirs, ports = self.pg_dirs, self.ports
+        dirs["primary"], dirs["replica"] = dirs["replica"], dirs["primary"]
+        ports["pg_primary"], ports["pg_replica"] = ports["pg_replica"], ports["pg_primary"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +71,10 @@ class Layout:
         if not self.state_file.is_file():
             return None
         raw = json.loads(self.state_file.read_text())
-        return StackState(port_base=raw["port_base"], ports=dict(raw["ports"]), pg_root=raw.get("pg_root", ""))
+        state = StackState(port_base=raw["port_base"], ports=dict(raw["ports"]), pg_root=raw.get("pg_root", ""))
+        if "pg_dirs" in raw:
+            state.pg_dirs = dict(raw["pg_dirs"])
+        return state
 
     def save_state(self, state: StackState) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.stack.binaries import Binaries
+from deploy.stack.layout import StackState
 from deploy.stack.procs import StackError, pid_alive, port_is_free, read_pid, run, wait_for
 
 DATABASE = "geo"
@@ -74,7 +75,8 @@ def psql(bins: Binaries, port: int, sql: str, *, database: str = "postgres", che
     return proc.stdout.strip()
 
 
-def _start(bins: Binaries, node: PgNode) -> None:
+def start(bins: Binaries, node: PgNode) -> None:
+    """Start an initialised node unless it runs; a clear error when its port is taken."""
     if node.running():
         return
     if not port_is_free(node.port):
@@ -105,7 +107,7 @@ def up_primary(bins: Binaries, node: PgNode) -> None:
         with (node.data_dir / "postgresql.conf").open("a") as fh:
             fh.write(_CONF.format(port=node.port))
         (node.data_dir / "pg_hba.conf").write_text(_HBA)
-    _start(bins, node)
+    start(bins, node)
     if psql(bins, node.port, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'") != "1":
         psql(bins, node.port, f"CREATE DATABASE {DATABASE}")
 
@@ -115,8 +117,30 @@ def enable_postgis(bins: Binaries, primary: PgNode, database: str = DATABASE) ->
     psql(bins, primary.port, "CREATE EXTENSION IF NOT EXISTS postgis", database=database)
 
 
+def pg_nodes(state: StackState) -> tuple[PgNode, PgNode]:
+    """The stack's current primary and replica (their folders and ports, by role)."""
+    root = Path(state.pg_root)
+    return (PgNode("primary", root / state.pg_dirs["primary"], state.ports["pg_primary"]),
+            PgNode("replica", root / state.pg_dirs["replica"], state.ports["pg_replica"]))
+
+
+def is_standby(node: PgNode) -> bool:
+    """Whether a data folder is set up as a standby (``standby.signal``, written by -R)."""
+    return (node.data_dir / "standby.signal").is_file()
+
+
 def up_replica(bins: Binaries, primary: PgNode, replica: PgNode) -> None:
-    """Clone the primary with pg_basebackup -R on first use, then start it streaming."""
+    """Clone the primary with pg_basebackup -R on first use, then start it streaming.
+
+    Raises:
+        StackError: the replica's folder holds a primary (promoted outside ``geo-stack``):
+            starting it would give the stack two primaries.
+    """
+    if replica.initialised() and not is_standby(replica):
+        raise StackError(
+            f"the PostgreSQL replica's folder {replica.data_dir} holds a primary (promoted outside geo-stack?); "
+            "`geo-stack failover` makes it the primary and rebuilds the other server as its replica"
+        )
     if not replica.initialised():
         if replica.data_dir.exists():
             shutil.rmtree(replica.data_dir)
@@ -128,7 +152,7 @@ def up_replica(bins: Binaries, primary: PgNode, replica: PgNode) -> None:
             as_postgres=True, timeout=300, cwd=replica.data_dir.parent)
         with (replica.data_dir / "postgresql.conf").open("a") as fh:
             fh.write(f"\n# geo-stack: the replica's own port\nport = {replica.port}\n")
-    _start(bins, replica)
+    start(bins, replica)
     wait_for(lambda: replica_streaming(bins, replica), f"the replica on port {replica.port} to stream", timeout=60)
 
 
@@ -152,6 +176,14 @@ def set_synchronous(bins: Binaries, primary: PgNode, *, on: bool) -> None:
     else:
         psql(bins, primary.port, "ALTER SYSTEM RESET synchronous_standby_names")
     psql(bins, primary.port, "SELECT pg_reload_conf()")
+
+
+def rebuild_replica(bins: Binaries, primary: PgNode, replica: PgNode) -> None:
+    """Throw a server's data away and clone it afresh from ``primary`` as its streaming replica."""
+    stop(bins, replica)
+    if replica.data_dir.exists():
+        shutil.rmtree(replica.data_dir)
+    up_replica(bins, primary, replica)
 
 
 def promote(bins: Binaries, replica: PgNode) -> None:

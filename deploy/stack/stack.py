@@ -14,6 +14,7 @@ from deploy.stack.full import FullTier, has_full
 from deploy.stack.layout import DEFAULT_PORT_BASE, Layout, StackState, assign_ports, choose_pg_root
 from deploy.stack.postgres import PgNode
 from deploy.stack.redis_nodes import RedisNode
+from deploy.stack.procs import StackError
 from geo_common.migrate import apply_migrations
 
 
@@ -50,9 +51,7 @@ class Stack:
 
     @staticmethod
     def _pg_nodes(state: StackState) -> tuple[PgNode, PgNode]:
-        root = Path(state.pg_root)
-        return (PgNode("primary", root / "primary", state.ports["pg_primary"]),
-                PgNode("replica", root / "replica", state.ports["pg_replica"]))
+        return postgres.pg_nodes(state)
 
     def _redis(self, state: StackState) -> RedisNode:
         return RedisNode("standalone", self.layout.redis_dir, state.ports["redis"])
@@ -107,6 +106,49 @@ class Stack:
         env = self.env_vars(state)
         self.layout.env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
         _say(f"up; endpoints in {self.layout.env_file}")
+        return env
+
+    def failover(self) -> dict[str, str]:
+        """Make the replica the primary and rebuild the old primary as its streaming replica.
+
+        A planned switchover when the primary runs (it is shut down cleanly first, which
+        sends every committed transaction to the replica before it exits), a recovery when
+        it has died; a stopped replica is started first, and a replica promoted by hand
+        (``pg_ctl promote``) is taken as the new primary as it is: writes the old primary
+        accepted after that promotion are discarded with its data. The old primary's data is then replaced by a copy of the new
+        primary's, so the stack never starts two primaries. The roles, ports and
+        ``<dir>/env`` follow: ``GEO_PG_PRIMARY`` names the new primary.
+
+        Returns:
+            The endpoint variables written to the env file.
+
+        Raises:
+            StackError: no stack here, or it has no replica to take over.
+        """
+        state = self._state(create=False)
+        if state is None or not state.pg_root:
+            raise StackError(f"no stack in {self.layout.root} (run geo-stack up)")
+        bins = ensure_binaries()
+        primary, replica = self._pg_nodes(state)
+        if not replica.initialised():
+            raise StackError(f"the stack has no PostgreSQL replica in {replica.data_dir}: nothing can take over")
+        if not replica.running():
+            _say(f"starting the replica on 127.0.0.1:{replica.port}")
+            postgres.start(bins, replica)
+        if postgres.stop(bins, primary):
+            _say(f"stopped the PostgreSQL primary on 127.0.0.1:{primary.port} (clean shutdown)")
+        if postgres.is_standby(replica):
+            _say(f"promoting the replica on 127.0.0.1:{replica.port}")
+            postgres.promote(bins, replica)
+        state.swap_pg_roles()
+        self.layout.save_state(state)
+        new_primary, new_replica = self._pg_nodes(state)
+        _say(f"rebuilding 127.0.0.1:{new_replica.port} as the replica of 127.0.0.1:{new_primary.port}")
+        postgres.rebuild_replica(bins, new_primary, new_replica)
+        env = self.env_vars(state)
+        self.layout.env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
+        _say(f"failover done: primary 127.0.0.1:{new_primary.port}, replica 127.0.0.1:{new_replica.port} "
+             f"(streaming); endpoints in {self.layout.env_file}; restart services started with the old ones")
         return env
 
     def up_full(self, *, entry_port: int | None = None, extra_env: Mapping[str, str] | None = None) -> FullTier:

@@ -14,7 +14,6 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from deploy.stack import postgres, redis_nodes
 from deploy.stack.binaries import ensure_binaries
-from deploy.stack.postgres import PgNode
+from deploy.stack.postgres import pg_nodes
 from deploy.stack.procs import run
 from deploy.stack.redis_nodes import RedisNode
 from deploy.stack.stack import Stack
@@ -67,11 +66,11 @@ def full(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullStack]:
         tier = stack.up_full(entry_port=free_port(base + 15), extra_env=EXTRA_ENV)
         state = tier.state
         stack_env = Stack.env_vars(state)
-        pg_root = Path(state.pg_root)
+        primary, replica = pg_nodes(state)
         yield FullStack(
             stack=stack, tier=tier, bins=ensure_binaries(),
-            primary=PgNode("primary", pg_root / "primary", state.ports["pg_primary"]),
-            replica=PgNode("replica", pg_root / "replica", state.ports["pg_replica"]),
+            primary=primary,
+            replica=replica,
             redis=RedisNode("standalone", stack.layout.redis_dir, state.ports["redis"]),
             settings=Settings.from_env(tier.environment(stack_env, EXTRA_ENV)),
             stack_env=stack_env, extra_env=EXTRA_ENV, out=out, results=results,

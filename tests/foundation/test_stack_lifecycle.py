@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from deploy.stack.procs import cmdline, pid_alive
@@ -96,3 +99,81 @@ def test_down_stops_only_its_own_processes(stack_dir: Path, stack_env: dict[str,
     assert geo_stack(stack_dir, "down").returncode == 0
     assert status_pids(main_root) == main_before
     assert all(pid and pid_alive(pid) for pid in main_before.values())
+
+
+def _sql(dsn: str, query: str) -> object:
+    async def go() -> object:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetchval(query)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def _eventually(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _port(dsn: str) -> int:
+    return int(dsn.split("@127.0.0.1:")[1].split("/")[0])
+
+
+def test_failover_swaps_roles_rebuilds_the_old_primary_and_loses_no_row(stack_dir: Path) -> None:
+    assert geo_stack(stack_dir, "up", "--port-base", str(28_000 + os.getpid() % 500 * 10)).returncode == 0
+    env = read_env_file(stack_dir / "env")
+    first_primary, first_replica = env["GEO_PG_PRIMARY"], env["GEO_PG_REPLICAS"]
+    _sql(first_primary, "CREATE TABLE failover_rows (id int PRIMARY KEY)")
+    _sql(first_primary, "INSERT INTO failover_rows SELECT generate_series(1, 100)")
+
+    # 1. Planned: the primary runs; it is shut down cleanly, the replica promoted, the old
+    #    primary rebuilt as the new replica.
+    done = geo_stack(stack_dir, "failover")
+    assert done.returncode == 0, done.stderr
+    env = read_env_file(stack_dir / "env")
+    assert (_port(env["GEO_PG_PRIMARY"]), _port(env["GEO_PG_REPLICAS"])) == (_port(first_replica), _port(first_primary))
+    primary, replica = env["GEO_PG_PRIMARY"], env["GEO_PG_REPLICAS"]
+    assert _sql(primary, "SELECT count(*) FROM failover_rows") == 100  # nothing committed was lost
+    assert _sql(primary, "SELECT pg_is_in_recovery()") is False
+    assert _sql(replica, "SELECT pg_is_in_recovery()") is True
+    _sql(primary, "INSERT INTO failover_rows VALUES (101)")
+    _eventually(lambda: _sql(replica, "SELECT count(*) FROM failover_rows") == 101, "the rebuilt replica to replay")
+    status = geo_stack(stack_dir, "status")
+    assert status.returncode == 0 and "not streaming" not in status.stdout
+    assert f"postgres-primary         127.0.0.1:{_port(primary)}" in status.stdout
+
+    # The roles survive down and up: one primary, its replica streaming.
+    assert geo_stack(stack_dir, "down").returncode == 0
+    assert geo_stack(stack_dir, "up").returncode == 0
+    assert read_env_file(stack_dir / "env") == env
+    assert _sql(replica, "SELECT pg_is_in_recovery()") is True
+    _eventually(lambda: "not streaming" not in geo_stack(stack_dir, "status").stdout, "the replica to stream")
+
+    # 2. Promoted by hand: `up` refuses to start two primaries and names the way out; the
+    #    failover takes the promoted server as the primary and rebuilds the other.
+    _sql(replica, "SELECT pg_promote()")
+    _eventually(lambda: _sql(replica, "SELECT pg_is_in_recovery()") is False, "the manual promotion")
+    _sql(replica, "INSERT INTO failover_rows VALUES (102)")
+    assert geo_stack(stack_dir, "down").returncode == 0
+    refused = geo_stack(stack_dir, "up")
+    assert refused.returncode == 1
+    assert "holds a primary" in refused.stderr and "geo-stack failover" in refused.stderr
+    # The refused `up` started the old primary and left the promoted server stopped; the
+    # failover stops the one, starts the other and keeps its rows.
+    done = geo_stack(stack_dir, "failover")
+    assert done.returncode == 0, done.stderr
+    env = read_env_file(stack_dir / "env")
+    assert (_port(env["GEO_PG_PRIMARY"]), _port(env["GEO_PG_REPLICAS"])) == (_port(first_primary), _port(first_replica))
+    assert _sql(env["GEO_PG_PRIMARY"], "SELECT count(*) FROM failover_rows") == 102
+    _eventually(lambda: _sql(env["GEO_PG_REPLICAS"], "SELECT count(*) FROM failover_rows") == 102,
+                "the rebuilt replica to replay")
+    assert geo_stack(stack_dir, "up").returncode == 0  # and `up` is happy again
+
+
+def test_failover_without_a_stack_is_a_clear_error(stack_dir: Path) -> None:
+    none = geo_stack(stack_dir, "failover")
+    assert none.returncode == 1 and "no stack" in none.stderr
