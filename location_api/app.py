@@ -16,7 +16,7 @@ from location_api import queries
 from location_api.cache import Cache
 from location_api.cursor import cursor_key
 from location_api.db import Database
-from location_api.errors import DatabaseUnavailable, error_middleware
+from location_api.errors import DatabaseUnavailable
 from location_api.keys import (
     cache_key,
     cursor_key_key,
@@ -26,7 +26,7 @@ from location_api.keys import (
     role_key,
     settings_key,
 )
-from location_api.metrics import Metrics, metrics_middleware
+from location_api.metrics import Metrics, request_middleware
 from location_api.refresh import CHANGE_LOG_RETENTION_S, Refresher
 from location_api.routes import setup_routes
 from location_api.settings import MAX_BODY_BYTES, Role
@@ -51,8 +51,7 @@ def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        # Metrics first: it must see the problem responses the error middleware makes.
-        middlewares=[metrics_middleware(metrics), error_middleware],
+        middlewares=[request_middleware(metrics)],
     )
     app[settings_key] = settings
     app[role_key] = role

@@ -1,8 +1,9 @@
-"""Errors of the HTTP API and the one middleware that renders them as ``application/problem+json``.
+"""Errors of the HTTP API and how they are rendered as ``application/problem+json``.
 
 Views and the modules under them raise :class:`ApiError` subclasses (which also subclass the
-built-in a caller would expect, such as :class:`ValueError`); only :func:`error_middleware`
-turns them into responses (RFC 9457 problem details, plus an ``errors`` list naming each bad
+built-in a caller would expect, such as :class:`ValueError`); only the app's middleware
+(:func:`location_api.metrics.request_middleware`, through :func:`problem_for`) turns them
+into responses (RFC 9457 problem details, plus an ``errors`` list naming each bad
 field). aiohttp's own 404, 405 and 413 become problem documents too, and anything unexpected
 is logged and answered with a 500 that leaks nothing.
 """
@@ -16,7 +17,6 @@ from typing import ClassVar
 
 import orjson
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from location_api.settings import MAX_BODY_BYTES
 
@@ -192,25 +192,24 @@ def _from_http_exception(exc: web.HTTPException) -> web.Response:
     return problem_response(exc.status, "http-error", exc.reason, exc.text or exc.reason)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer every failure as a problem document; log only what is unexpected.
+def problem_for(request: web.Request, exc: Exception) -> web.Response:
+    """The problem document answering a failed request; logs only what is unexpected.
 
     Args:
         request: the request.
-        handler: the next handler.
+        exc: what the handler raised.
 
     Returns:
-        The handler's response, or a problem document.
+        The problem document.
+
+    Raises:
+        web.HTTPException: ``exc`` itself when it is not an error (a redirect passes through).
     """
-    try:
-        return await handler(request)
-    except ApiError as exc:
+    if isinstance(exc, ApiError):
         return exc.to_response()
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise  # redirects and other non-errors pass through unchanged
+            raise exc
         return _from_http_exception(exc)
-    except Exception:
-        log.exception("unexpected error answering %s %s", request.method, request.rel_url)
-        return problem_response(500, ApiError.slug, ApiError.title, "the server failed to answer; it has been logged")
+    log.exception("unexpected error answering %s %s", request.method, request.rel_url, exc_info=exc)
+    return problem_response(500, ApiError.slug, ApiError.title, "the server failed to answer; it has been logged")

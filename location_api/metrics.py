@@ -1,8 +1,9 @@
 """``/metrics``: Prometheus metrics of one app, in a registry of its own.
 
-Per-route request counts and latency histograms are recorded by :func:`metrics_middleware`;
-the state of the databases, the cache, their circuit breakers and the in-memory indexes is
-read when scraped. Each
+Per-route request counts and latency histograms are recorded by :func:`request_middleware`
+(in plain counters: this is on every request's path, and prometheus_client's locked
+``Counter``/``Histogram`` cost several times more); they and the state of the databases, the
+cache, their circuit breakers and the in-memory indexes are read when scraped. Each
 app has its own :class:`~prometheus_client.CollectorRegistry`, so several apps in one process
 (tests, benchmarks) never share or clash.
 """
@@ -11,17 +12,20 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from geo_common.breaker import Breaker
 from geo_common.breaker_metrics import breaker_metrics
+from location_api.errors import problem_for
 
 if TYPE_CHECKING:  # only for annotations: these modules do not need metrics at import
     from location_api.cache import Cache
@@ -42,38 +46,61 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self._requests = Counter(
-            "geo_api_requests", "HTTP requests answered, by route template, method and status",
-            ["route", "method", "status"], registry=self.registry,
-        )
-        self._latency = Histogram(
-            "geo_api_request_duration_seconds", "time to answer an HTTP request, by route template and method",
-            ["route", "method"], buckets=LATENCY_BUCKETS, registry=self.registry,
-        )
+        #: Requests answered by (route, method, status).
+        self.requests: dict[tuple[str, str, int], int] = {}
+        #: Per (route, method): a count per latency bucket (the last one +Inf), then the sum
+        #: of the latencies, seconds.
+        self.latency: dict[tuple[str, str], list[float]] = {}
         self.db: Database | None = None
         self.cache: Cache | None = None
         self.refresher: Refresher | None = None
         self.breakers: list[Breaker] = []
+        self.registry.register(_RequestCollector(self))
         self.registry.register(_StateCollector(self))
-        # Label lookups take a lock and hash the labels: keep the children once made.
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Record one answered request."""
         key = (route, method, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self._requests.labels(route, method, str(status)),
-                self._latency.labels(route, method),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
+        slots = self.latency.get((route, method))
+        if slots is None:
+            slots = self.latency[(route, method)] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        # bisect_left: the first bucket whose bound is >= seconds ("le" is inclusive).
+        slots[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        slots[-1] += seconds
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""
         return generate_latest(self.registry)
+
+
+class _RequestCollector(Collector):
+    """The request counts and latency histograms, in Prometheus's counter and histogram form."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "geo_api_requests", "HTTP requests answered, by route template, method and status",
+            labels=["route", "method", "status"],
+        )
+        for (route, method, status), count in sorted(self._metrics.requests.items()):
+            requests.add_metric([route, method, str(status)], float(count))
+        yield requests
+        latency = HistogramMetricFamily(
+            "geo_api_request_duration_seconds", "time to answer an HTTP request, by route template and method",
+            labels=["route", "method"],
+        )
+        bounds = [*map(floatToGoString, LATENCY_BUCKETS), "+Inf"]
+        for (route, method), slots in sorted(self._metrics.latency.items()):
+            cumulative, buckets = 0.0, []
+            for bound, in_bucket in zip(bounds, slots):
+                cumulative += in_bucket
+                buckets.append((bound, cumulative))
+            latency.add_metric([route, method], buckets, sum_value=slots[-1])
+        yield latency
 
 
 class _StateCollector(Collector):
@@ -147,11 +174,13 @@ def route_label(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def metrics_middleware(metrics: Metrics) -> Middleware:
-    """A middleware recording every request's route, method, status and latency in ``metrics``.
+def request_middleware(metrics: Metrics) -> Middleware:
+    """The app's one middleware: failures become problem documents, every answer is recorded.
 
-    It must come before the error middleware, so it sees error responses too. A request
-    cancelled because its client went away is not recorded.
+    Each request's route, method, status and latency go to ``metrics``, problem documents
+    (:func:`location_api.errors.problem_for`) included. One middleware rather than two: it
+    runs on every request, and each layer costs a coroutine call. A request cancelled
+    because its client went away is not recorded.
     """
 
     @web.middleware
@@ -159,9 +188,12 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
         started = time.perf_counter()
         try:
             response = await handler(request)
-        except web.HTTPException as exc:
-            metrics.observe(route_label(request), request.method, exc.status, time.perf_counter() - started)
-            raise
+        except Exception as exc:
+            try:
+                response = problem_for(request, exc)
+            except web.HTTPException as passed:  # a redirect: not an error, passed on
+                metrics.observe(route_label(request), request.method, passed.status, time.perf_counter() - started)
+                raise
         metrics.observe(route_label(request), request.method, response.status, time.perf_counter() - started)
         return response
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -208,9 +209,11 @@ async def test_writes_need_a_writer_token(api: Api) -> None:
 async def test_no_database_is_503_with_retry_after(
     api_settings: Settings, serve: Callable[[Settings], Awaitable[Api]], admin_headers: dict[str, str]
 ) -> None:
-    # Nothing listens on port 1: every connection is refused at once.
+    # Nothing listens on port 1: every connection is refused at once. A Redis namespace of
+    # its own: searches other tests cached would rightly be answered from the cache.
     dead = replace(api_settings, pg_primary="postgresql://postgres@127.0.0.1:1/geo",
-                   pg_replicas=("postgresql://postgres@127.0.0.1:1/geo",))
+                   pg_replicas=("postgresql://postgres@127.0.0.1:1/geo",),
+                   redis_namespace=f"{api_settings.redis_namespace}-dead-{secrets.token_hex(3)}")
     api = await serve(dead)
     for method, path, body in [
         ("GET", f"{SEARCH}?latitude=1&longitude=2", None),

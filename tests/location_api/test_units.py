@@ -1,4 +1,4 @@
-"""The API's pure pieces against fixed values and brute force: cells, cursors, parsing, demo data."""
+"""The API's pure pieces against fixed values and brute force: cells, cursors, parsing, demo data, request metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import MultiDict
+from prometheus_client.parser import text_string_to_metric_families
 
 from geo_common.places import Place, offset_point
 from geo_index import haversine_m
@@ -18,6 +19,7 @@ from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash
 from location_api.cursor import CursorPosition, cursor_key, decode_cursor, encode_cursor
 from location_api.demo import CATEGORIES, address_for, category_for, synthetic_records
 from location_api.errors import InvalidCursor, InvalidRequest
+from location_api.metrics import Metrics
 from location_api.models import SearchQuery
 from location_api.validate import format_lsn, lsn_from_text, parse_search
 
@@ -165,3 +167,33 @@ def test_synthetic_businesses_are_deterministic_and_near_their_place() -> None:
         assert name.startswith("Longyearbyen #") and category == category_for(name) and address == "Svalbard, SJ"
         assert haversine_m(78.2232, 15.6267, lat, lon) <= 50_000.0 + 1e-6
         assert stored == geohash12(lat, lon)
+
+
+# ----------------------------------------------------------------------------- request metrics
+
+
+def test_request_metrics_render_as_prometheus_counters_and_cumulative_histograms() -> None:
+    metrics = Metrics()
+    for status, seconds in [(200, 0.0004), (200, 0.0005), (200, 0.003), (400, 0.0002), (200, 7.0)]:
+        metrics.observe("/v1/search/nearby", "GET", status, seconds)
+    metrics.observe("/v1/businesses/{id}", "GET", 404, 0.02)
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.render().decode()) for s in family.samples
+    }
+
+    def sample(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted(labels.items())))]
+
+    search = {"route": "/v1/search/nearby", "method": "GET"}
+    assert sample("geo_api_requests_total", status="200", **search) == 4
+    assert sample("geo_api_requests_total", status="400", **search) == 1
+    assert sample("geo_api_requests_total", route="/v1/businesses/{id}", method="GET", status="404") == 1
+    # "le" is inclusive: 0.0005 falls in the 0.0005 bucket; buckets are cumulative.
+    assert sample("geo_api_request_duration_seconds_bucket", le="0.0005", **search) == 3
+    assert sample("geo_api_request_duration_seconds_bucket", le="0.001", **search) == 3
+    assert sample("geo_api_request_duration_seconds_bucket", le="0.005", **search) == 4
+    assert sample("geo_api_request_duration_seconds_bucket", le="5.0", **search) == 4
+    assert sample("geo_api_request_duration_seconds_bucket", le="+Inf", **search) == 5
+    assert sample("geo_api_request_duration_seconds_count", **search) == 5
+    assert sample("geo_api_request_duration_seconds_sum", **search) == pytest.approx(7.0041)
