@@ -10,6 +10,10 @@ scattered around them) and for 1 and 2 API processes sharing one port (SO_REUSEP
   intended send times (no coordinated omission);
 * **hello-world ceiling**: a bare aiohttp app (uvloop, no middleware) answering the same URLs
   with a fixed small JSON body, driven by the same wrk command: what the framework allows;
+* **hello-world + index query**: the same app, but each request also parses latitude and
+  longitude and makes the one ``GeohashIndex.within`` call every search makes (the API's
+  default index, built from the replica as the API builds it): the floor of any search
+  handler in this design, with no validation, no JSON of results and no metrics;
 * **PostGIS direct**: the same points straight to PostgreSQL with ``pgbench`` (prepared,
   8 clients, 2 threads): ``ST_DWithin(geog, point, 5000) ORDER BY geog <-> point LIMIT 20``
   on a geography column with a GiST index.
@@ -142,14 +146,42 @@ def serve_worker(kind: str, port: int) -> None:
         app = create_app(load_settings())
     else:
         body = json.dumps({"total": 0, "radius_m": RADIUS_M, "businesses": [], "next_cursor": None}).encode()
-
-        async def hello(_request: web.Request) -> web.Response:
-            return web.Response(body=body, content_type="application/json")
-
         app = web.Application()
-        app.router.add_get("/v1/search/nearby", hello)
+        if kind == "hello":
+            async def hello(_request: web.Request) -> web.Response:
+                return web.Response(body=body, content_type="application/json")
+
+            app.router.add_get("/v1/search/nearby", hello)
+        else:  # hello-index: hello-world plus the one index query every search makes
+            index = index_from_replica(load_settings())
+
+            async def hello_index(request: web.Request) -> web.Response:
+                query = request.query
+                index.within(float(query["latitude"]), float(query["longitude"]), float(RADIUS_M))
+                return web.Response(body=body, content_type="application/json")
+
+            app.router.add_get("/v1/search/nearby", hello_index)
     web.run_app(app, host="127.0.0.1", port=port, reuse_port=True, access_log=None,
                 print=lambda _m: print("ready", flush=True))
+
+
+def index_from_replica(settings: Settings) -> Any:
+    """The API's default in-memory index (geohash), built as the API builds it, from the replica."""
+    import gc
+
+    from location_api import queries
+    from location_api.catalog import Catalog
+
+    async def rows() -> list[Any]:
+        conn = await asyncpg.connect(settings.pg_replicas[0])
+        try:
+            return (await queries.load_all(conn))[1]
+        finally:
+            await conn.close()
+
+    catalog = Catalog.build(asyncio.run(rows()), max_radius_m=settings.max_radius_m, strategies=("geohash",))
+    gc.freeze()  # as the API does after a build
+    return catalog.indexes["geohash"]
 
 
 @dataclass
@@ -450,6 +482,12 @@ def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duratio
             results[f"hello_{procs}p"] = run_wrk(tools["wrk"], hello.port, paths_file, duration_s)
         finally:
             hello.stop()
+        say(f"[{label}] hello-world + index query, {procs} process(es): starting; wrk {duration_s} s")
+        floor = start_servers("hello-index", procs, env)
+        try:
+            results[f"hello_index_{procs}p"] = run_wrk(tools["wrk"], floor.port, paths_file, duration_s)
+        finally:
+            floor.stop()
         say(f"[{label}] API, {procs} process(es): starting (indexes built from the replica)")
         started = time.monotonic()
         api = start_servers("api", procs, env)
@@ -471,7 +509,7 @@ def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duratio
 
 def print_table(all_results: dict[str, dict[str, Any]]) -> None:
     print()
-    header = f"{'data set':<8} {'procs':>5} {'hello req/s':>12} {'API req/s':>10} {'API/hello':>9} " \
+    header = f"{'data set':<8} {'procs':>5} {'hello req/s':>12} {'+index req/s':>13} {'API req/s':>10} {'API/hello':>9} " \
              f"{'PostGIS tps':>12} {'p50 @half':>10} {'p99 @half':>10} {'@rate':>7} " \
              f"{'loadgen p99':>12} {'achieved':>9}"
     print(header)
@@ -480,7 +518,9 @@ def print_table(all_results: dict[str, dict[str, Any]]) -> None:
         for procs in (1, 2):
             hello, api = r[f"hello_{procs}p"]["rps"], r[f"api_{procs}p"]
             half, loadgen = api["half_rate"], api["half_rate_loadgen"]
-            print(f"{label:<8} {procs:>5} {hello:>12.0f} {api['rps']:>10.0f} {api['rps'] / hello:>9.0%} "
+            floor = r[f"hello_index_{procs}p"]["rps"]
+            print(f"{label:<8} {procs:>5} {hello:>12.0f} {floor:>6.0f} ({floor / hello:>4.0%}) "
+                  f"{api['rps']:>10.0f} {api['rps'] / hello:>9.0%} "
                   f"{r['postgis']['tps']:>12.0f} {half['p50_ms']:>8.2f}ms {half['p99_ms']:>8.2f}ms "
                   f"{half['rate']:>7.0f} {loadgen['p99_ms']:>10.2f}ms {loadgen['rate']:>9.0f}")
     print()
@@ -491,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:]
     if argv[:1] == ["worker"]:
         worker = argparse.ArgumentParser(prog="location_api_bench worker")
-        worker.add_argument("kind", choices=["api", "hello", "driver"])
+        worker.add_argument("kind", choices=["api", "hello", "hello-index", "driver"])
         worker.add_argument("--port", type=int, required=True)
         worker.add_argument("--paths", type=Path)
         worker.add_argument("--rate", type=float)
