@@ -117,7 +117,8 @@ class Stack:
         (``pg_ctl promote``) is taken as the new primary as it is: writes the old primary
         accepted after that promotion are discarded with its data. The old primary's data is then replaced by a copy of the new
         primary's, so the stack never starts two primaries. The roles, ports and
-        ``<dir>/env`` follow: ``GEO_PG_PRIMARY`` names the new primary.
+        ``<dir>/env`` follow: ``GEO_PG_PRIMARY`` names the new primary. While the full tier
+        runs, the new primary's commits wait for the rebuilt replica, as after ``up --full``.
 
         Returns:
             The endpoint variables written to the env file.
@@ -145,6 +146,13 @@ class Stack:
         new_primary, new_replica = self._pg_nodes(state)
         _say(f"rebuilding 127.0.0.1:{new_replica.port} as the replica of 127.0.0.1:{new_primary.port}")
         postgres.rebuild_replica(bins, new_primary, new_replica)
+        # As `up --full` and `down` leave it: commits wait for the standby while the full tier
+        # runs (no acknowledged write lost to the next crash), and not otherwise.
+        tier = FullTier(self.layout, state) if has_full(state) else None
+        serving = tier is not None and any(row.pid for row in tier.status())
+        postgres.set_synchronous(bins, new_primary, on=serving)
+        if serving:
+            _say("synchronous replication on for the new primary (the full tier runs)")
         env = self.env_vars(state)
         self.layout.env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
         _say(f"failover done: primary 127.0.0.1:{new_primary.port}, replica 127.0.0.1:{new_replica.port} "

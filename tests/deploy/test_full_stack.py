@@ -364,3 +364,33 @@ async def test_primary_lost_replica_promoted_no_acknowledged_write_lost(full: Fu
     assert unreadable == 0
     assert set(failures) <= {"503"}, failures
     assert result.failed == 0, result
+
+
+async def test_failover_after_the_crash_rebuilds_the_old_primary_and_keeps_writes_synchronous(full: FullStack) -> None:
+    # After the previous test the old primary is down and the replica promoted by hand:
+    # `geo-stack failover` takes the promoted server as the primary and rebuilds the other.
+    await asyncio.to_thread(full.stack.failover)
+    state = full.stack.layout.load_state()
+    assert state is not None
+    primary, replica = pg_nodes(state)
+    assert (primary.port, replica.port) == (full.replica.port, full.primary.port)
+    conn = await asyncpg.connect(primary.dsn)
+    try:  # the full tier runs: commits wait for the rebuilt standby, as after `up --full`
+        assert await conn.fetchval("SHOW synchronous_standby_names") == "*"
+    finally:
+        await conn.close()
+    assert postgres.replica_streaming(full.bins, replica)
+    async with aiohttp.ClientSession() as http:
+        body = {"name": "after failover", "latitude": 46.0, "longitude": 7.0}
+        async with http.post(f"{full.entry}/v1/businesses", json=body, headers=admin(full),
+                             timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            assert resp.status == 201, await resp.text()  # a synchronous commit: the standby has it
+            bid = int((await resp.json())["id"])
+    conn = await asyncpg.connect(replica.dsn)
+    try:
+        async def replayed() -> bool:
+            return await conn.fetchval("SELECT count(*) FROM businesses WHERE id = $1", bid) == 1
+
+        await eventually(replayed, "the rebuilt replica to replay the write", timeout=10)
+    finally:
+        await conn.close()

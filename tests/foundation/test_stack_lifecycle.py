@@ -140,6 +140,7 @@ def test_failover_swaps_roles_rebuilds_the_old_primary_and_loses_no_row(stack_di
     assert _sql(primary, "SELECT count(*) FROM failover_rows") == 100  # nothing committed was lost
     assert _sql(primary, "SELECT pg_is_in_recovery()") is False
     assert _sql(replica, "SELECT pg_is_in_recovery()") is True
+    assert _sql(primary, "SHOW synchronous_standby_names") == ""  # no full tier: commits do not wait
     _sql(primary, "INSERT INTO failover_rows VALUES (101)")
     _eventually(lambda: _sql(replica, "SELECT count(*) FROM failover_rows") == 101, "the rebuilt replica to replay")
     status = geo_stack(stack_dir, "status")
