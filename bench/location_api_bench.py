@@ -19,11 +19,14 @@ scattered around them) and for 1 and 2 API processes sharing one port (SO_REUSEP
   on a geography column with a GiST index.
 
 Everything (drivers, servers, PostgreSQL) runs on this machine's cores at once, so each
-figure is what the whole machine does, not one server process in isolation.
+figure is what the whole machine does, not one server process in isolation. The four maxima
+are measured in interleaved rounds (hello-world, floor, API, PostGIS; three rounds by
+default) and reported as medians, the ratios as medians of each round's own ratio: a machine
+whose speed drifts during the run moves all four alike.
 
 Usage::
 
-    .venv/bin/python bench/location_api_bench.py            # both data sets, 20 s per run
+    .venv/bin/python bench/location_api_bench.py            # both data sets, 10 s per run
     .venv/bin/python bench/location_api_bench.py --quick    # 144k only, 5 s per run
 
 It needs the local stack (``geo-stack up``), ``wrk`` (installed from Debian's package when
@@ -471,57 +474,87 @@ def env_for(settings: Settings) -> dict[str, str]:
 # --------------------------------------------------------------------------- main
 
 
-def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duration_s: int,
+#: The servers measured with wrk in every round, in this order.
+SERVERS = ("hello", "hello-index", "api")
+
+
+def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duration_s: int, rounds: int,
                   paths_file: Path, points_file: Path) -> dict[str, Any]:
+    """One data set: per process count, ``rounds`` interleaved rounds, then the open loop.
+
+    All three servers run at once (idle ones cost nothing but memory) and each round
+    measures hello-world, the floor, the API and PostGIS one after the other, so a machine
+    that speeds up or slows down during the run moves all four alike. Each figure is the
+    median over the rounds; each ratio the median of the rounds' own ratios.
+    """
     results: dict[str, Any] = {}
     env = env_for(settings)
     for procs in (1, 2):
-        say(f"[{label}] hello-world, {procs} process(es): wrk {duration_s} s")
-        hello = start_servers("hello", procs, env)
-        try:
-            results[f"hello_{procs}p"] = run_wrk(tools["wrk"], hello.port, paths_file, duration_s)
-        finally:
-            hello.stop()
-        say(f"[{label}] hello-world + index query, {procs} process(es): starting; wrk {duration_s} s")
-        floor = start_servers("hello-index", procs, env)
-        try:
-            results[f"hello_index_{procs}p"] = run_wrk(tools["wrk"], floor.port, paths_file, duration_s)
-        finally:
-            floor.stop()
-        say(f"[{label}] API, {procs} process(es): starting (indexes built from the replica)")
+        say(f"[{label}] {procs} process(es) each: starting hello-world, hello-world + index query and the API "
+            "(indexes built from the replica)")
         started = time.monotonic()
-        api = start_servers("api", procs, env)
+        servers: dict[str, Servers] = {}
         try:
-            say(f"[{label}] API ready in {time.monotonic() - started:.0f} s; wrk {duration_s} s")
-            peak = run_wrk(tools["wrk"], api.port, paths_file, duration_s)
-            half = peak["rps"] / 2
-            say(f"[{label}] API {peak['rps']:.0f} req/s at most; open loop at {half:.0f} req/s")
-            open_loop = drive(api.port, paths_file, half, duration_s)
+            for kind in SERVERS:
+                servers[kind] = start_servers(kind, procs, env)
+            say(f"[{label}] ready in {time.monotonic() - started:.0f} s; {rounds} rounds of wrk {duration_s} s "
+                f"per server and pgbench {duration_s} s")
+            measured: list[dict[str, float]] = []
+            for n in range(1, rounds + 1):
+                row = {kind: run_wrk(tools["wrk"], servers[kind].port, paths_file, duration_s)["rps"]
+                       for kind in SERVERS}
+                row["postgis"] = run_pgbench(tools["pgbench"], settings.pg_primary, duration_s)["tps"]
+                measured.append(row)
+                say(f"[{label}] round {n}: hello {row['hello']:.0f}, + index {row['hello-index']:.0f}, "
+                    f"API {row['api']:.0f} req/s, PostGIS {row['postgis']:.0f} tps")
+            summary = {f"{kind}_rps": median([r[kind] for r in measured]) for kind in SERVERS}
+            summary["postgis_tps"] = median([r["postgis"] for r in measured])
+            for name, top, bottom in RATIOS:
+                summary[name] = median([r[top] / r[bottom] for r in measured])
+            half = summary["api_rps"] / 2
+            say(f"[{label}] API {summary['api_rps']:.0f} req/s at most (median); open loop at {half:.0f} req/s")
+            open_loop = drive(servers["api"].port, paths_file, half, duration_s)
             say(f"[{label}] p99 {open_loop['p99_ms']:.2f} ms; geo-loadgen at {half:.0f} req/s")
-            loadgen = run_loadgen(api.port, points_file, half, duration_s, OUT / f"loadgen_{label}_{procs}p")
-            results[f"api_{procs}p"] = {**peak, "half_rate": open_loop, "half_rate_loadgen": loadgen}
+            loadgen = run_loadgen(servers["api"].port, points_file, half, duration_s, OUT / f"loadgen_{label}_{procs}p")
+            results[f"{procs}p"] = {**summary, "rounds": measured, "half_rate": open_loop, "half_rate_loadgen": loadgen}
         finally:
-            api.stop()
-    say(f"[{label}] PostGIS direct: pgbench {duration_s} s")
-    results["postgis"] = run_pgbench(tools["pgbench"], settings.pg_primary, duration_s)
+            for running in servers.values():
+                running.stop()
     return results
+
+
+#: The ratios reported: name, numerator, denominator (keys of a round's figures).
+RATIOS = (
+    ("api_over_hello", "api", "hello"),
+    ("floor_over_hello", "hello-index", "hello"),
+    ("api_over_floor", "api", "hello-index"),
+    ("api_over_postgis", "api", "postgis"),
+)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def print_table(all_results: dict[str, dict[str, Any]]) -> None:
     print()
-    header = f"{'data set':<8} {'procs':>5} {'hello req/s':>12} {'+index req/s':>13} {'API req/s':>10} {'API/hello':>9} " \
-             f"{'PostGIS tps':>12} {'p50 @half':>10} {'p99 @half':>10} {'@rate':>7} " \
-             f"{'loadgen p99':>12} {'achieved':>9}"
+    header = f"{'data set':<8} {'procs':>5} {'hello':>8} {'+index':>8} {'API':>8} {'PostGIS':>8} " \
+             f"{'API/hello':>9} {'idx/hello':>9} {'API/idx':>8} {'API/PG':>7} " \
+             f"{'p50 @half':>10} {'p99 @half':>10} {'@rate':>7} {'loadgen p99':>12} {'achieved':>9}"
+    print("req/s (PostGIS: tps), medians over the rounds; ratios: medians of each round's ratio")
     print(header)
     print("-" * len(header))
     for label, r in all_results.items():
         for procs in (1, 2):
-            hello, api = r[f"hello_{procs}p"]["rps"], r[f"api_{procs}p"]
-            half, loadgen = api["half_rate"], api["half_rate_loadgen"]
-            floor = r[f"hello_index_{procs}p"]["rps"]
-            print(f"{label:<8} {procs:>5} {hello:>12.0f} {floor:>6.0f} ({floor / hello:>4.0%}) "
-                  f"{api['rps']:>10.0f} {api['rps'] / hello:>9.0%} "
-                  f"{r['postgis']['tps']:>12.0f} {half['p50_ms']:>8.2f}ms {half['p99_ms']:>8.2f}ms "
+            row = r[f"{procs}p"]
+            half, loadgen = row["half_rate"], row["half_rate_loadgen"]
+            print(f"{label:<8} {procs:>5} {row['hello_rps']:>8.0f} {row['hello-index_rps']:>8.0f} "
+                  f"{row['api_rps']:>8.0f} {row['postgis_tps']:>8.0f} "
+                  f"{row['api_over_hello']:>9.0%} {row['floor_over_hello']:>9.0%} {row['api_over_floor']:>8.0%} "
+                  f"{row['api_over_postgis']:>6.2f}x "
+                  f"{half['p50_ms']:>8.2f}ms {half['p99_ms']:>8.2f}ms "
                   f"{half['rate']:>7.0f} {loadgen['p99_ms']:>10.2f}ms {loadgen['rate']:>9.0f}")
     print()
 
@@ -544,10 +577,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(description="Benchmark nearby search over HTTP (see the module docstring).")
     parser.add_argument("--quick", action="store_true", help="144k only, 5 s per run")
-    parser.add_argument("--duration", type=int, default=None, help="seconds per run (default 20, --quick 5)")
+    parser.add_argument("--duration", type=int, default=None, help="seconds per run (default 10, --quick 5)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of hello-world, floor, API and PostGIS (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases")
     args = parser.parse_args(argv)
-    duration = args.duration or (5 if args.quick else 20)
+    duration = args.duration or (5 if args.quick else 10)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     datasets = {"144k": GEONAMES} if args.quick else {"144k": GEONAMES, "1M": 1_000_000}
 
     tools = {"wrk": ensure_wrk(), "pgbench": find_pgbench()}
@@ -569,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"[{label}] loading {total:,} businesses into {name}")
         settings = asyncio.run(prepare_database(base, name, total, points))
         try:
-            all_results[label] = bench_dataset(label, settings, tools, duration, paths_file, points_file)
+            all_results[label] = bench_dataset(label, settings, tools, duration, args.rounds, paths_file, points_file)
         finally:
             if not args.keep:
                 asyncio.run(drop_database(base, name))
@@ -578,6 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "cores": os.cpu_count(),
         "duration_s": duration,
+        "rounds": args.rounds,
         "results": all_results,
     }, indent=2))
     say(f"results in {OUT / 'results.json'}")
