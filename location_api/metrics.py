@@ -2,7 +2,7 @@
 
 Per-route request counts and latency histograms are recorded by :func:`request_middleware`
 (in plain counters: this is on every request's path, and prometheus_client's locked
-``Counter``/``Histogram`` cost several times more); they and the state of the databases, the
+``Counter``/``Histogram`` cost about twice as much); they and the state of the databases, the
 cache, their circuit breakers and the in-memory indexes are read when scraped. Each
 app has its own :class:`~prometheus_client.CollectorRegistry`, so several apps in one process
 (tests, benchmarks) never share or clash.

@@ -115,8 +115,9 @@ class Stack:
         sends every committed transaction to the replica before it exits), a recovery when
         it has died; a stopped replica is started first, and a replica promoted by hand
         (``pg_ctl promote``) is taken as the new primary as it is: writes the old primary
-        accepted after that promotion are discarded with its data. The old primary's data is then replaced by a copy of the new
-        primary's, so the stack never starts two primaries. The roles, ports and
+        accepted after that promotion are discarded with its data. The old primary's data
+        is then replaced by a copy of the new primary's, so the stack never starts two
+        primaries. The roles, ports and
         ``<dir>/env`` follow: ``GEO_PG_PRIMARY`` names the new primary. While the full tier
         runs, the new primary's commits wait for the rebuilt replica, as after ``up --full``.
 
