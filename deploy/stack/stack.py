@@ -12,7 +12,6 @@ from deploy.stack import postgres, redis_nodes
 from deploy.stack.binaries import Binaries, ensure_binaries
 from deploy.stack.full import FullTier, has_full
 from deploy.stack.layout import DEFAULT_PORT_BASE, Layout, StackState, assign_ports, choose_pg_root
-from deploy.stack.postgres import PgNode
 from deploy.stack.redis_nodes import RedisNode
 from deploy.stack.procs import StackError
 from geo_common.migrate import apply_migrations
@@ -49,10 +48,6 @@ class Stack:
             assign_ports(state)
         return state
 
-    @staticmethod
-    def _pg_nodes(state: StackState) -> tuple[PgNode, PgNode]:
-        return postgres.pg_nodes(state)
-
     def _redis(self, state: StackState) -> RedisNode:
         return RedisNode("standalone", self.layout.redis_dir, state.ports["redis"])
 
@@ -63,7 +58,7 @@ class Stack:
     @staticmethod
     def env_vars(state: StackState) -> dict[str, str]:
         """The ``GEO_*`` endpoint variables for a stack's state."""
-        primary, replica = Stack._pg_nodes(state)
+        primary, replica = postgres.pg_nodes(state)
         cluster = ",".join(f"127.0.0.1:{state.ports[f'cluster_{i}']}" for i in range(3))
         return {
             "GEO_PG_PRIMARY": primary.dsn,
@@ -86,7 +81,7 @@ class Stack:
         if not state.pg_root:
             state.pg_root = str(choose_pg_root(self.layout))
         self.layout.save_state(state)
-        primary, replica = self._pg_nodes(state)
+        primary, replica = postgres.pg_nodes(state)
 
         _say(f"PostgreSQL {bins.pg_major} primary on 127.0.0.1:{primary.port} ({primary.data_dir})")
         postgres.up_primary(bins, primary)
@@ -131,7 +126,7 @@ class Stack:
         if state is None or not state.pg_root:
             raise StackError(f"no stack in {self.layout.root} (run geo-stack up)")
         bins = ensure_binaries()
-        primary, replica = self._pg_nodes(state)
+        primary, replica = postgres.pg_nodes(state)
         if not replica.initialised():
             raise StackError(f"the stack has no PostgreSQL replica in {replica.data_dir}: nothing can take over")
         if not replica.running():
@@ -144,7 +139,7 @@ class Stack:
             postgres.promote(bins, replica)
         state.swap_pg_roles()
         self.layout.save_state(state)
-        new_primary, new_replica = self._pg_nodes(state)
+        new_primary, new_replica = postgres.pg_nodes(state)
         _say(f"rebuilding 127.0.0.1:{new_replica.port} as the replica of 127.0.0.1:{new_primary.port}")
         postgres.rebuild_replica(bins, new_primary, new_replica)
         # As `up --full` and `down` leave it: commits wait for the standby while the full tier
@@ -198,7 +193,7 @@ class Stack:
             stopped += FullTier(self.layout, state).down(bins)
         if state.pg_root:
             bins = ensure_binaries()
-            primary, replica = self._pg_nodes(state)
+            primary, replica = postgres.pg_nodes(state)
             for node in (replica, primary):
                 if postgres.stop(bins, node):
                     stopped.append(f"postgres-{node.name}")
@@ -219,7 +214,7 @@ class Stack:
             print(f"geo-stack: {exc}", file=sys.stderr)
         rows = []
         if state.pg_root:
-            primary, replica = self._pg_nodes(state)
+            primary, replica = postgres.pg_nodes(state)
             rows.append(Component("postgres-primary", f"127.0.0.1:{primary.port}", primary.pid()))
             streaming = bins is not None and postgres.replica_streaming(bins, replica)
             rows.append(Component("postgres-replica", f"127.0.0.1:{replica.port}", replica.pid(),

@@ -14,7 +14,6 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,7 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from deploy.stack.binaries import Binaries, ensure_binaries
-from deploy.stack.postgres import PgNode
+from deploy.stack.postgres import PgNode, pg_nodes
 from deploy.stack.redis_nodes import RedisNode
 from deploy.stack.stack import Stack
 from geo_common.migrate import apply_migrations
@@ -291,13 +290,13 @@ def throwaway_stack(tmp_path_factory: pytest.TempPathFactory, settings: Settings
         env = stack.up()
         state = stack.layout.load_state()
         assert state is not None
-        pg_root = Path(state.pg_root)
+        primary, replica = pg_nodes(state)
         endpoints = Settings.from_env(env)
         yield ThrowawayStack(
             stack=stack,
             bins=ensure_binaries(),
-            primary=PgNode("primary", pg_root / "primary", state.ports["pg_primary"]),
-            replica=PgNode("replica", pg_root / "replica", state.ports["pg_replica"]),
+            primary=primary,
+            replica=replica,
             redis=RedisNode("standalone", stack.layout.redis_dir, state.ports["redis"]),
             settings=replace(
                 settings,
