@@ -11,7 +11,7 @@ scattered around them) and for 1 and 2 API processes sharing one port (SO_REUSEP
 * **hello-world ceiling**: a bare aiohttp app (uvloop, no middleware) answering the same URLs
   with a fixed small JSON body, driven by the same wrk command: what the framework allows;
 * **hello-world + index query**: the same app, but each request also parses latitude and
-  longitude and makes the one ``GeohashIndex.within`` call every search makes (the API's
+  longitude and makes the one ``GeohashIndex.page`` call every search makes (the API's
   default index, built from the replica as the API builds it): the floor of any search
   handler in this design, with no validation, no JSON of results and no metrics;
 * **PostGIS direct**: the same points straight to PostgreSQL with ``pgbench`` (prepared,
@@ -160,7 +160,7 @@ def serve_worker(kind: str, port: int) -> None:
 
             async def hello_index(request: web.Request) -> web.Response:
                 query = request.query
-                index.within(float(query["latitude"]), float(query["longitude"]), float(RADIUS_M))
+                index.page(float(query["latitude"]), float(query["longitude"]), float(RADIUS_M), LIMIT)
                 return web.Response(body=body, content_type="application/json")
 
             app.router.add_get("/v1/search/nearby", hello_index)

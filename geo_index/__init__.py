@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from geo_index._base import Page, page_of
 from geo_index.brute import BruteForceIndex
 from geo_index.distance import EARTH_RADIUS_M, HALF_CIRCUMFERENCE_M, haversine_m
 from geo_index.errors import (
@@ -17,6 +18,7 @@ from geo_index.errors import (
     InvalidCoordinate,
     InvalidCount,
     InvalidOption,
+    InvalidPosition,
     InvalidRadius,
     UnknownId,
 )
@@ -37,10 +39,13 @@ __all__ = [
     "InvalidCoordinate",
     "InvalidCount",
     "InvalidOption",
+    "InvalidPosition",
     "InvalidRadius",
+    "Page",
     "QuadTree",
     "S2Index",
     "SpatialIndex",
     "UnknownId",
     "haversine_m",
+    "page_of",
 ]

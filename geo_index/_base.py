@@ -8,14 +8,16 @@ Subclasses implement the storage (``_add``, ``_discard``, ``_add_many``) and the
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Hashable, Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from geo_index._scan import Record, Vec, make_record, unit_vector
 from geo_index.distance import HALF_CIRCUMFERENCE_M, point_terms
 from geo_index.errors import DuplicateId, UnknownId
 from geo_index.validate import (
     DEFAULT_MAX_RADIUS_M,
+    check_after,
     check_count,
     check_max_radius_option,
     check_point,
@@ -33,6 +35,40 @@ _NEAREST_GROWTH = 4.0
 
 def _first(item: tuple[int, K, float, float]) -> int:
     return item[0]
+
+
+def _order(hit: tuple[Any, float]) -> tuple[float, Any]:
+    return hit[1], hit[0]
+
+
+class Page(NamedTuple):
+    """One page of a radius search (:meth:`IndexBase.page`).
+
+    Attributes:
+        total: points within the radius.
+        following: those of them ordered after the page's start (``total`` for a first page).
+        hits: the first ``limit`` of those, ``(id, distance_m)`` sorted by distance, then id;
+            more follow when ``following > len(hits)``.
+    """
+
+    total: int
+    following: int
+    hits: list[tuple[Any, float]]
+
+
+def page_of(hits: list[tuple[K, float]], limit: int, after: tuple[float, K] | None) -> Page:
+    """Cut a page from every match.
+
+    Args:
+        hits: ``(id, distance_m)`` sorted by distance, then id (what ``within`` returns).
+        limit: the page size.
+        after: ``None``, or ``(distance_m, id)``: the page starts after it.
+
+    Returns:
+        The :class:`Page` of ``hits`` after ``after``.
+    """
+    start = 0 if after is None else bisect_right(hits, after, key=_order)
+    return Page(len(hits), len(hits) - start, hits[start : start + limit])
 
 
 class Entry(Generic[K]):
@@ -81,6 +117,10 @@ class IndexBase(Generic[K]):
 
     def _within(self, lat: float, lon: float, radius_m: float, limit: int | None) -> list[tuple[K, float]]:
         raise NotImplementedError
+
+    def _page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None) -> Page:
+        """:meth:`page` from :meth:`_within`; indexes with a compiled scan count instead."""
+        return page_of(self._within(lat, lon, radius_m, None), limit, after)
 
     # ----------------------------------------------------------------- public API
     @property
@@ -217,14 +257,52 @@ class IndexBase(Generic[K]):
             InvalidRadius: bad ``radius_m``.
             InvalidCount: ``limit`` is not ``None`` or an integer >= 1.
         """
-        # Fast path inline (this is the hot call); the check_* functions build the errors.
+        self._check_query(lat, lon, radius_m)
+        if limit is not None and not (type(limit) is int and limit >= 1):
+            check_count(limit, "limit")
+        return self._within(lat, lon, radius_m, limit)
+
+    def page(
+        self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None = None
+    ) -> Page:
+        """One page of :meth:`within`, with the number of matches, for paging through them.
+
+        Equal to ``hits = within(lat, lon, radius_m)``, ``start`` = the first hit ordered
+        after ``after`` by (distance, id), then ``Page(len(hits), len(hits) - start,
+        hits[start : start + limit])``; but an index with the compiled scan counts the
+        matches without building them, so a page of a dense area costs about what its
+        ``limit`` hits cost, not what all the matches would.
+
+        Args:
+            lat: latitude, degrees in [-90, 90].
+            lon: longitude, degrees in [-180, 180].
+            radius_m: radius, metres, ``0 < radius_m <= max_radius_m``.
+            limit: the page size, an integer >= 1.
+            after: ``None`` for the first page, else ``(distance_m, id)`` of the previous
+                page's last hit; a hit equal to it is not repeated.
+
+        Returns:
+            The :class:`Page`.
+
+        Raises:
+            InvalidCoordinate: bad ``lat`` or ``lon``.
+            InvalidRadius: bad ``radius_m``.
+            InvalidCount: ``limit`` is not an integer >= 1.
+            InvalidPosition: ``after`` is not ``None`` or a ``(distance_m, id)`` pair.
+        """
+        self._check_query(lat, lon, radius_m)
+        if not (type(limit) is int and limit >= 1):
+            check_count(limit, "limit")
+        if after is not None:
+            check_after(after)
+        return self._page(lat, lon, radius_m, limit, after)
+
+    def _check_query(self, lat: float, lon: float, radius_m: float) -> None:
+        # Fast path inline (queries are the hot calls); the check_* functions build the errors.
         if not (type(lat) is float and type(lon) is float and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
             check_point(lat, lon)
         if not (type(radius_m) is float and 0.0 < radius_m <= self._max_radius_m):
             check_radius(radius_m, self._max_radius_m)
-        if limit is not None and not (type(limit) is int and limit >= 1):
-            check_count(limit, "limit")
-        return self._within(lat, lon, radius_m, limit)
 
     def nearest(self, lat: float, lon: float, k: int, max_radius_m: float | None = None) -> list[tuple[K, float]]:
         """The ``k`` points nearest to a location.

@@ -13,6 +13,13 @@
  *     The module is built with -ffp-contract=off: a fused multiply-add would round
  *     differently.
  *   - the result is sorted by (distance, id) with Python's own comparison of the ids.
+ *
+ * scan(..., limit, after) and scan_grid(..., limit, after) page instead: they return
+ * (total, following, hits), where total counts the points within the radius, following those
+ * of them ordered after ``after`` = (distance, id) (all of them when None), and hits is the
+ * first ``limit`` of those, as above. Counting needs no exact distance except for the few
+ * candidates whose chord lies within a hair (1e-9 relative plus 1 mm) of the radius or of
+ * ``after``'s distance, nor a float object per match: only the page is built.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -28,7 +35,8 @@
 #define CHORD_ABS 1e-12
 
 typedef struct {
-    double key;      /* squared chord, then the exact distance */
+    double key;      /* squared chord to the query */
+    double d;        /* exact distance, or -1 while not computed */
     PyObject *rec;   /* borrowed: the record tuple */
 } Cand;
 
@@ -36,6 +44,18 @@ typedef struct {
     double d;
     PyObject *id;    /* borrowed from the record */
 } Hit;
+
+/* The query: its terms as geo_index._scan.search computes them, and the radius. */
+typedef struct {
+    double phi, lam, cos_phi, v[3], radius;
+} Query;
+
+/* A page's starting point: only hits ordered after (d, id) count. */
+typedef struct {
+    int on;
+    double d;
+    PyObject *id;    /* borrowed */
+} After;
 
 static int sort_failed;
 
@@ -88,6 +108,20 @@ as_double(PyObject *o, double *out)
     return 0;
 }
 
+/* The first three items of a tuple of ``size`` items, as doubles; ``what`` names it in the
+ * error. */
+static int
+three_doubles(PyObject *t, Py_ssize_t size, double out[3], const char *what)
+{
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != size) {
+        PyErr_Format(PyExc_TypeError, "%s", what);
+        return -1;
+    }
+    for (int k = 0; k < 3; k++)
+        if (as_double(PyTuple_GET_ITEM(t, k), &out[k]) < 0) return -1;
+    return 0;
+}
+
 /* Append the candidates of one group whose squared chord is <= cmax2. */
 static int
 scan_group(PyObject *vecs, PyObject *recs, const double q[3], double cmax2,
@@ -101,19 +135,14 @@ scan_group(PyObject *vecs, PyObject *recs, const double q[3], double cmax2,
             return -1;
         }
         for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *t = PyList_GET_ITEM(vecs, i);
-            double x, y, z;
-            if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3) {
-                PyErr_SetString(PyExc_TypeError, "a unit vector must be a tuple (x, y, z)");
+            double v[3];
+            if (three_doubles(PyList_GET_ITEM(vecs, i), 3, v, "a unit vector must be a tuple (x, y, z)") < 0)
                 return -1;
-            }
-            if (as_double(PyTuple_GET_ITEM(t, 0), &x) < 0 || as_double(PyTuple_GET_ITEM(t, 1), &y) < 0
-                || as_double(PyTuple_GET_ITEM(t, 2), &z) < 0)
-                return -1;
-            double dx = x - q[0], dy = y - q[1], dz = z - q[2];
+            double dx = v[0] - q[0], dy = v[1] - q[1], dz = v[2] - q[2];
             double c2 = dx * dx + dy * dy + dz * dz;
             if (c2 <= cmax2) {
                 out[c].key = c2;
+                out[c].d = -1.0;
                 out[c].rec = PyList_GET_ITEM(recs, i);
                 c++;
             }
@@ -133,6 +162,7 @@ scan_group(PyObject *vecs, PyObject *recs, const double q[3], double cmax2,
             double c2 = dx * dx + dy * dy + dz * dz;
             if (c2 <= cmax2) {
                 out[c].key = c2;
+                out[c].d = -1.0;
                 out[c].rec = PyList_GET_ITEM(recs, i);
                 c++;
             }
@@ -143,18 +173,105 @@ scan_group(PyObject *vecs, PyObject *recs, const double q[3], double cmax2,
     return 0;
 }
 
-/* The scan proper over ngroups (vectors, records) pairs; returns the result list. */
+/* A chord (units of the sphere radius) that every point within dist_m stays under. */
+static double
+chord_above(double dist_m)
+{
+    double delta = (dist_m * (1.0 + REL_MARGIN) + ABS_MARGIN_M) / EARTH_RADIUS_M;
+    return delta >= M_PI ? 3.0 : 2.0 * sin(0.5 * delta) * (1.0 + CHORD_REL) + CHORD_ABS;
+}
+
+/* Its mirror: a point whose squared chord is below the square of this is closer than dist_m
+ * by haversine_m too (margins as above, inwards); -1 when no chord is that sure. */
+static double
+chord_below(double dist_m)
+{
+    double delta = (dist_m * (1.0 - REL_MARGIN) - ABS_MARGIN_M) / EARTH_RADIUS_M;
+    if (delta <= 0.0) return -1.0;
+    if (delta >= M_PI) return 3.0;
+    double c = 2.0 * sin(0.5 * delta) * (1.0 - CHORD_REL) - CHORD_ABS;
+    return c > 0.0 ? c : -1.0;
+}
+
+static double
+squared(double c)
+{
+    return c < 0.0 ? -1.0 : c * c;
+}
+
+/* The exact distance of a candidate (geo_index._scan._exact, i.e. haversine_m's operations
+ * in its order), cached in the candidate. */
+static int
+exact(Cand *cand, const Query *q)
+{
+    if (cand->d >= 0.0) return 0;
+    double t[3];  /* phi, lam, cos_phi */
+    if (three_doubles(cand->rec, 4, t, "a record must be a tuple (phi, lam, cos_phi, id)") < 0) return -1;
+    double s1 = sin((t[0] - q->phi) * 0.5);
+    double s2 = sin((t[1] - q->lam) * 0.5);
+    double a = s1 * s1 + q->cos_phi * t[2] * s2 * s2;
+    cand->d = 2.0 * EARTH_RADIUS_M * asin(sqrt(a < 1.0 ? a : 1.0));
+    return 0;
+}
+
+/* Is the candidate's (distance, id) after the page's start? 1 yes, 0 no, -1 error. */
+static int
+is_after(Cand *cand, const Query *q, const After *after)
+{
+    if (exact(cand, q) < 0) return -1;
+    if (cand->d != after->d) return cand->d > after->d;
+    return PyObject_RichCompareBool(PyTuple_GET_ITEM(cand->rec, 3), after->id, Py_GT);
+}
+
+/* Keep in cands[0..*n) the candidates within the radius that follow ``after`` (when on);
+ * *total counts every candidate within the radius. Exact distances are computed only where
+ * the squared chord cannot decide: within a hair of the radius or of the page's start. */
+static int
+classify(Cand *cands, Py_ssize_t *n, const Query *q, const After *after, Py_ssize_t *total)
+{
+    double in2 = squared(chord_below(q->radius));
+    double lo2 = after->on ? squared(chord_below(after->d)) : -1.0;
+    double hi2 = after->on ? squared(chord_above(after->d)) : -1.0;
+    Py_ssize_t m = 0, t = 0;
+    for (Py_ssize_t i = 0; i < *n; i++) {
+        Cand *c = &cands[i];
+        if (c->key > in2) {
+            if (exact(c, q) < 0) return -1;
+            if (c->d > q->radius) continue;
+        }
+        t++;
+        if (after->on && c->key <= hi2) {
+            if (c->key < lo2) continue;
+            int later = is_after(c, q, after);
+            if (later < 0) return -1;
+            if (!later) continue;
+        }
+        cands[m++] = *c;
+    }
+    *n = m;
+    *total = t;
+    return 0;
+}
+
+/* The scan proper over ngroups (vectors, records) pairs. Returns the list of hits, or with
+ * ``paged`` the tuple (total within the radius, hits after ``after``, the first ``limit`` of
+ * those). */
 static PyObject *
 scan_groups(PyObject *const *vec_groups, PyObject *const *rec_groups, Py_ssize_t ngroups,
-            double lat, double lon, double radius, Py_ssize_t limit)
+            double lat, double lon, double radius, Py_ssize_t limit, int paged, const After *after)
 {
     /* The query's terms, as geo_index._scan.search computes them. */
     const double rad = M_PI / 180.0;
     if (lon == -180.0) lon = 180.0;
-    double qphi = lat * rad, qlam = lon * rad, qcos = cos(qphi);
-    double q[3] = {qcos * cos(qlam), qcos * sin(qlam), sin(qphi)};
-    double delta = (radius * (1.0 + REL_MARGIN) + ABS_MARGIN_M) / EARTH_RADIUS_M;
-    double cmax = delta >= M_PI ? 3.0 : 2.0 * sin(0.5 * delta) * (1.0 + CHORD_REL) + CHORD_ABS;
+    Query q;
+    q.phi = lat * rad;
+    q.lam = lon * rad;
+    q.cos_phi = cos(q.phi);
+    q.v[0] = q.cos_phi * cos(q.lam);
+    q.v[1] = q.cos_phi * sin(q.lam);
+    q.v[2] = sin(q.phi);
+    q.radius = radius;
+    double cmax = chord_above(radius);
     double cmax2 = cmax * cmax;
 
     Py_ssize_t total = 0;
@@ -173,9 +290,12 @@ scan_groups(PyObject *const *vec_groups, PyObject *const *rec_groups, Py_ssize_t
     if (cands == NULL) return PyErr_NoMemory();
     Py_ssize_t n = 0;
     for (Py_ssize_t g = 0; g < ngroups; g++) {
-        if (scan_group(vec_groups[g], rec_groups[g], q, cmax2, cands, &n) < 0)
+        if (scan_group(vec_groups[g], rec_groups[g], q.v, cmax2, cands, &n) < 0)
             goto done;
     }
+    Py_ssize_t within = 0;
+    if (classify(cands, &n, &q, after, &within) < 0) goto done;
+    Py_ssize_t following = n;
 
     if (limit > 0 && n > 2 * limit) {
         /* Only candidates whose chord is within the slack of the limit-th smallest can be
@@ -194,46 +314,30 @@ scan_groups(PyObject *const *vec_groups, PyObject *const *rec_groups, Py_ssize_t
 
     hits = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Hit));
     if (hits == NULL) { PyErr_NoMemory(); goto done; }
-    Py_ssize_t h = 0;
-    const double two_r = 2.0 * EARTH_RADIUS_M;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *rec = cands[i].rec;
-        double phi, lam, cos_phi;
-        if (!PyTuple_Check(rec) || PyTuple_GET_SIZE(rec) != 4) {
-            PyErr_SetString(PyExc_TypeError, "a record must be a tuple (phi, lam, cos_phi, id)");
-            goto done;
-        }
-        if (as_double(PyTuple_GET_ITEM(rec, 0), &phi) < 0 || as_double(PyTuple_GET_ITEM(rec, 1), &lam) < 0
-            || as_double(PyTuple_GET_ITEM(rec, 2), &cos_phi) < 0)
-            goto done;
-        /* geo_index._scan._exact, i.e. haversine_m's operations in its order. */
-        double s1 = sin((phi - qphi) * 0.5);
-        double s2 = sin((lam - qlam) * 0.5);
-        double a = s1 * s1 + qcos * cos_phi * s2 * s2;
-        double d = two_r * asin(sqrt(a < 1.0 ? a : 1.0));
-        if (d <= radius) {
-            hits[h].d = d;
-            hits[h].id = PyTuple_GET_ITEM(rec, 3);
-            h++;
-        }
+        if (exact(&cands[i], &q) < 0) goto done;
+        hits[i].d = cands[i].d;
+        hits[i].id = PyTuple_GET_ITEM(cands[i].rec, 3);
     }
+    Py_ssize_t h = n;
     sort_failed = 0;
     qsort(hits, (size_t)h, sizeof(Hit), hit_cmp);
     if (sort_failed || PyErr_Occurred()) goto done;
     if (limit > 0 && h > limit) h = limit;
 
-    result = PyList_New(h);
-    if (result == NULL) goto done;
+    PyObject *list = PyList_New(h);
+    if (list == NULL) goto done;
     for (Py_ssize_t i = 0; i < h; i++) {
         PyObject *d = PyFloat_FromDouble(hits[i].d);
-        if (d == NULL) { Py_CLEAR(result); goto done; }
+        if (d == NULL) { Py_DECREF(list); goto done; }
         Py_INCREF(hits[i].id);
         PyObject *pair = PyTuple_New(2);
-        if (pair == NULL) { Py_DECREF(d); Py_DECREF(hits[i].id); Py_CLEAR(result); goto done; }
+        if (pair == NULL) { Py_DECREF(d); Py_DECREF(hits[i].id); Py_DECREF(list); goto done; }
         PyTuple_SET_ITEM(pair, 0, hits[i].id);
         PyTuple_SET_ITEM(pair, 1, d);
-        PyList_SET_ITEM(result, i, pair);
+        PyList_SET_ITEM(list, i, pair);
     }
+    result = paged ? Py_BuildValue("(nnN)", within, following, list) : list;
 
 done:
     PyMem_Free(cands);
@@ -243,8 +347,10 @@ done:
 }
 
 
+/* lat, lon, radius_m, limit[, after]: after (only when ``paged``) is None or (distance, id). */
 static int
-parse_query(PyObject *const *args, double *lat, double *lon, double *radius, Py_ssize_t *limit)
+parse_query(PyObject *const *args, int paged, double *lat, double *lon, double *radius, Py_ssize_t *limit,
+            After *after)
 {
     if (as_double(args[0], lat) < 0 || as_double(args[1], lon) < 0 || as_double(args[2], radius) < 0)
         return -1;
@@ -257,6 +363,17 @@ parse_query(PyObject *const *args, double *lat, double *lon, double *radius, Py_
             return -1;
         }
     }
+    after->on = 0;
+    if (paged && args[4] != Py_None) {
+        PyObject *a = args[4];
+        if (!PyTuple_Check(a) || PyTuple_GET_SIZE(a) != 2) {
+            PyErr_SetString(PyExc_TypeError, "after must be None or a tuple (distance_m, id)");
+            return -1;
+        }
+        if (as_double(PyTuple_GET_ITEM(a, 0), &after->d) < 0) return -1;
+        after->id = PyTuple_GET_ITEM(a, 1);
+        after->on = 1;
+    }
     return 0;
 }
 
@@ -264,8 +381,8 @@ static PyObject *
 scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "scan(vec_groups, rec_groups, lat, lon, radius_m, limit)");
+    if (nargs != 6 && nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "scan(vec_groups, rec_groups, lat, lon, radius_m, limit[, after])");
         return NULL;
     }
     PyObject *vec_groups = args[0], *rec_groups = args[1];
@@ -276,20 +393,22 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     double lat, lon, radius;
     Py_ssize_t limit;
-    if (parse_query(args + 2, &lat, &lon, &radius, &limit) < 0) return NULL;
+    After after;
+    int paged = nargs == 7;
+    if (parse_query(args + 2, paged, &lat, &lon, &radius, &limit, &after) < 0) return NULL;
     return scan_groups(PySequence_Fast_ITEMS(vec_groups), PySequence_Fast_ITEMS(rec_groups),
-                       PyList_GET_SIZE(rec_groups), lat, lon, radius, limit);
+                       PyList_GET_SIZE(rec_groups), lat, lon, radius, limit, paged, &after);
 }
 
-/* scan_grid(cells, srows, scols, lat, lon, radius_m, limit): the cells of a geohash level
- * at codes srow | scol (every pair) looked up in ``cells`` (code -> (vectors, records)),
+/* scan_grid(cells, srows, scols, lat, lon, radius_m, limit[, after]): the cells of a geohash
+ * level at codes srow | scol (every pair) looked up in ``cells`` (code -> (vectors, records)),
  * then scanned as by scan(). */
 static PyObject *
 scan_grid(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "scan_grid(cells, srows, scols, lat, lon, radius_m, limit)");
+    if (nargs != 7 && nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "scan_grid(cells, srows, scols, lat, lon, radius_m, limit[, after])");
         return NULL;
     }
     PyObject *cells = args[0], *srows = args[1], *scols = args[2];
@@ -299,10 +418,12 @@ scan_grid(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     double lat, lon, radius;
     Py_ssize_t limit;
-    if (parse_query(args + 3, &lat, &lon, &radius, &limit) < 0) return NULL;
+    After after;
+    int paged = nargs == 8;
+    if (parse_query(args + 3, paged, &lat, &lon, &radius, &limit, &after) < 0) return NULL;
     Py_ssize_t nr = PyList_GET_SIZE(srows), nc = PyList_GET_SIZE(scols);
     unsigned long long *cols = PyMem_Malloc((size_t)(nc ? nc : 1) * sizeof(unsigned long long));
-    PyObject **groups = PyMem_Malloc((size_t)(nr * nc ? nr * nc : 1) * 2 * sizeof(PyObject *));
+    PyObject **groups = PyMem_Malloc((size_t)(nr * nc > 0 ? nr * nc : 1) * 2 * sizeof(PyObject *));
     PyObject *result = NULL;
     if (cols == NULL || groups == NULL) { PyErr_NoMemory(); goto out; }
     for (Py_ssize_t j = 0; j < nc; j++) {
@@ -332,7 +453,7 @@ scan_grid(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             ng++;
         }
     }
-    result = scan_groups(vecs, recs, ng, lat, lon, radius, limit);
+    result = scan_groups(vecs, recs, ng, lat, lon, radius, limit, paged, &after);
 out:
     PyMem_Free(cols);
     PyMem_Free(groups);
@@ -342,10 +463,13 @@ out:
 static PyMethodDef methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "scan(vec_groups, rec_groups, lat, lon, radius_m, limit) -> list of (id, distance_m)\n\n"
-     "geo_index._scan.search compiled: same arguments, same result."},
+     "geo_index._scan.search compiled: same arguments, same result.\n\n"
+     "With a seventh argument ``after`` (None or (distance_m, id)) it returns\n"
+     "(total within radius_m, how many follow ``after``, the first ``limit`` of those)."},
     {"scan_grid", (PyCFunction)(void (*)(void))scan_grid, METH_FASTCALL,
      "scan_grid(cells, srows, scols, lat, lon, radius_m, limit) -> list of (id, distance_m)\n\n"
-     "scan() over the cells ``cells.get(srow | scol)`` for every srow in srows and scol in scols."},
+     "scan() over the cells ``cells.get(srow | scol)`` for every srow in srows and scol in scols;\n"
+     "an eighth argument ``after`` pages as scan()'s seventh does."},
     {NULL, NULL, 0, NULL},
 };
 

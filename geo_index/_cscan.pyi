@@ -1,25 +1,23 @@
-from collections.abc import Hashable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Hashable
+from typing import Any, TypeVar, overload
 
 K = TypeVar("K", bound=Hashable)
 
-def scan(
-    vec_groups: list[Any],
-    rec_groups: list[list[tuple[float, float, float, K]]],
-    lat: float,
-    lon: float,
-    radius_m: float,
-    limit: int | None,
-    /,
-) -> list[tuple[K, float]]: ...
+Records = list[tuple[float, float, float, K]]
+Cells = dict[int, tuple[list[Any], Records[K]]]
+Hits = list[tuple[K, float]]
+Paged = tuple[int, int, Hits[K]]
+After = tuple[float, K] | None
 
+@overload
+def scan(vec_groups: list[Any], rec_groups: list[Records[K]], lat: float, lon: float, radius_m: float, limit: int | None, /) -> Hits[K]: ...
+@overload
+def scan(
+    vec_groups: list[Any], rec_groups: list[Records[K]], lat: float, lon: float, radius_m: float, limit: int | None, after: After[K], /
+) -> Paged[K]: ...
+@overload
+def scan_grid(cells: Cells[K], srows: list[int], scols: list[int], lat: float, lon: float, radius_m: float, limit: int | None, /) -> Hits[K]: ...
+@overload
 def scan_grid(
-    cells: dict[int, tuple[list[Any], list[tuple[float, float, float, K]]]],
-    srows: list[int],
-    scols: list[int],
-    lat: float,
-    lon: float,
-    radius_m: float,
-    limit: int | None,
-    /,
-) -> list[tuple[K, float]]: ...
+    cells: Cells[K], srows: list[int], scols: list[int], lat: float, lon: float, radius_m: float, limit: int | None, after: After[K], /
+) -> Paged[K]: ...

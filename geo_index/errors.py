@@ -31,6 +31,10 @@ class InvalidCount(GeoIndexError, ValueError):
     """A count (``k``, ``limit``) is not an integer >= 1."""
 
 
+class InvalidPosition(GeoIndexError, ValueError):
+    """``page``'s ``after`` is not ``None`` or a ``(distance_m, id)`` pair with a real distance."""
+
+
 class InvalidOption(GeoIndexError, ValueError):
     """A constructor option of an index is out of range."""
 

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import geohash
 
-from geo_index._base import Entry, IndexBase
+from geo_index._base import Entry, IndexBase, Page
 from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, group_arrays, scan_grid, search_cells, vec_array
 from geo_index.distance import CapBounds, cap_bounds
 from geo_index.errors import InvalidOption
@@ -258,9 +258,8 @@ class GeohashIndex(IndexBase[K]):
                 return lv
         return lv
 
-    def _within(self, lat: float, lon: float, radius_m: float, limit: int | None) -> list[tuple[K, float]]:
-        if lon == -180.0:
-            lon = 180.0
+    def _grid(self, lat: float, lon: float, radius_m: float) -> tuple[_Level, range, list[int]]:
+        """The level a query uses, its rows, and its columns spread into cell-code bits."""
         box = cap_bounds(lat, lon, radius_m)
         # self._choose(box), inlined
         height = box[1] - box[0]
@@ -291,16 +290,22 @@ class GeohashIndex(IndexBase[K]):
             c1 = int((hi + 180.0) * cpd)
             for c in range(c0 if c0 < lastc else lastc, (c1 if c1 < lastc else lastc) + 1):
                 scols.append(spread[c] << cshift)
+        return lv, range(r0, r1 + 1), scols
+
+    def _within(self, lat: float, lon: float, radius_m: float, limit: int | None) -> list[tuple[K, float]]:
+        if lon == -180.0:
+            lon = 180.0
+        lv, rows, scols = self._grid(lat, lon, radius_m)
         rshift = lv.row_shift
         cells = lv.cells
         if self._native:
-            srows = [spread[row] << rshift for row in range(r0, r1 + 1)]
+            srows = [_SPREAD[row] << rshift for row in rows]
             return scan_grid(cells, srows, scols, lat, lon, radius_m, limit)  # type: ignore[no-any-return]
         vec_groups: list[list[Vec]] = []
         rec_groups: list[list[Record[Any]]] = []
         codes: list[int] = []
-        for row in range(r0, r1 + 1):
-            srow = spread[row] << rshift
+        for row in rows:
+            srow = _SPREAD[row] << rshift
             for scol in scols:
                 code = srow | scol
                 cell = cells.get(code)
@@ -309,3 +314,13 @@ class GeohashIndex(IndexBase[K]):
                     rec_groups.append(cell[1])
                     codes.append(code)
         return search_cells(vec_groups, rec_groups, codes, lv.arrays, self._dense_min, self._native, lat, lon, radius_m, limit)
+
+    def _page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None) -> Page:
+        if not self._native:
+            return super()._page(lat, lon, radius_m, limit, after)
+        if lon == -180.0:
+            lon = 180.0
+        lv, rows, scols = self._grid(lat, lon, radius_m)
+        rshift = lv.row_shift
+        srows = [_SPREAD[row] << rshift for row in rows]
+        return Page._make(scan_grid(lv.cells, srows, scols, lat, lon, radius_m, limit, after))

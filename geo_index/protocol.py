@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import Protocol, TypeVar, runtime_checkable
 
+from geo_index._base import Page
+
 #: The type of point ids: any hashable value; ids within one index must be mutually
 #: orderable (``<``), because equal distances are ordered by id.
 K = TypeVar("K", bound=Hashable)
@@ -50,6 +52,10 @@ class SpatialIndex(Protocol[K]):
 
     def within(self, lat: float, lon: float, radius_m: float, limit: int | None = None) -> list[tuple[K, float]]:
         """Points within ``radius_m`` metres, nearest first (ties by id), at most ``limit``."""
+        ...
+
+    def page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None = None) -> Page:
+        """A :class:`Page` of ``within``: the match count and ``limit`` hits after ``after``."""
         ...
 
     def nearest(self, lat: float, lon: float, k: int, max_radius_m: float | None = None) -> list[tuple[K, float]]:

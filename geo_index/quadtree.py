@@ -28,7 +28,7 @@ from itertools import compress, count, repeat
 from operator import ge
 from typing import Any, Generic, TypeVar
 
-from geo_index._base import Entry, IndexBase
+from geo_index._base import Entry, IndexBase, Page
 from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, chord_upper_bound, search, search_dense, search_native, unit_vector, vec_array
 from geo_index.distance import EARTH_RADIUS_M, PointTerms, RAD, cap_bounds, rect_lower_bound_m
 from geo_index.errors import InvalidOption
@@ -234,9 +234,8 @@ class QuadTree(IndexBase[K]):
             collapse.set_leaf(self._collect(collapse))
 
     # ----------------------------------------------------------------- queries
-    def _within(self, lat: float, lon: float, radius_m: float, limit: int | None) -> list[tuple[K, float]]:
-        if lon == -180.0:
-            lon = 180.0
+    def _leaves(self, lat: float, lon: float, radius_m: float) -> list[_Node[K]]:
+        """The non-empty leaves overlapping the query's bounding box (``lon`` not -180)."""
         lat_lo, lat_hi, lon_ranges, _, _ = cap_bounds(lat, lon, radius_m)
         leaves: list[_Node[K]] = []
         found = leaves.append
@@ -267,6 +266,12 @@ class QuadTree(IndexBase[K]):
                     found(node)
                 else:
                     stack.extend(node.children)
+        return leaves
+
+    def _within(self, lat: float, lon: float, radius_m: float, limit: int | None) -> list[tuple[K, float]]:
+        if lon == -180.0:
+            lon = 180.0
+        leaves = self._leaves(lat, lon, radius_m)
         rec_groups = [leaf.recs for leaf in leaves]
         if self._native:
             return search_native([leaf.vecs for leaf in leaves], rec_groups, lat, lon, radius_m, limit)  # type: ignore[no-any-return]
@@ -280,6 +285,15 @@ class QuadTree(IndexBase[K]):
             return search_dense(arrs, rec_groups, lat, lon, radius_m, limit)
         vec_groups = [leaf.vecs for leaf in leaves]
         return search(vec_groups, rec_groups, lat, lon, radius_m, limit)
+
+    def _page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None) -> Page:
+        if not self._native:
+            return super()._page(lat, lon, radius_m, limit, after)
+        if lon == -180.0:
+            lon = 180.0
+        leaves = self._leaves(lat, lon, radius_m)
+        found = search_native([leaf.vecs for leaf in leaves], [leaf.recs for leaf in leaves], lat, lon, radius_m, limit, after)
+        return Page._make(found)
 
     def _nearest(self, lat: float, lon: float, k: int, cap_m: float) -> list[tuple[K, float]]:
         if lon == -180.0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from geo_index.errors import InvalidCount, InvalidOption, InvalidRadius, InvalidCoordinate
+from geo_index.errors import InvalidCoordinate, InvalidCount, InvalidOption, InvalidPosition, InvalidRadius
 
 #: Default largest search radius accepted by ``within`` and ``nearest``, metres.
 DEFAULT_MAX_RADIUS_M = 50_000.0
@@ -106,6 +106,23 @@ def check_count(value: Any, name: str) -> None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return
     raise InvalidCount(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def check_after(after: Any) -> None:
+    """Check where a page starts.
+
+    Args:
+        after: ``None`` (the first page) or ``(distance_m, id)``, the last hit of the page before.
+
+    Raises:
+        InvalidPosition: ``after`` is neither, or its distance is not a real number (NaN
+            included: it orders against nothing).
+    """
+    if after is None:
+        return
+    if type(after) is tuple and len(after) == 2 and _is_real(after[0]) and after[0] == after[0]:
+        return
+    raise InvalidPosition(f"after must be None or a (distance_m, id) pair, got {after!r}")
 
 
 def check_max_radius_option(max_radius_m: Any) -> float:

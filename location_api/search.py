@@ -8,10 +8,9 @@ bodies are identical whichever strategy answered.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from typing import NamedTuple
 
-from geo_index import haversine_m
+from geo_index import Page, haversine_m, page_of
 
 from location_api import queries
 from location_api.cache import Cache
@@ -21,6 +20,7 @@ from location_api.cursor import CursorPosition
 from location_api.db import Database
 from location_api.models import Business, SearchQuery
 from location_api.queries import Candidate
+from location_api.render import hit_prefix
 
 Hit = tuple[int, float]
 
@@ -31,13 +31,14 @@ class SearchPage(NamedTuple):
     Attributes:
         total: businesses within ``radius_m`` (of the category, if given).
         radius_m: the radius searched, metres (wider than asked when ``expand`` widened it).
-        hits: this page's businesses with their distances, metres, nearest first.
+        hits: this page's businesses (:func:`location_api.render.hit_prefix`) with their
+            distances, metres, nearest first.
         next_position: where the page ended, when more businesses follow; else ``None``.
     """
 
     total: int
     radius_m: float
-    hits: list[tuple[Business, float]]
+    hits: list[tuple[bytes, float]]
     next_position: CursorPosition | None
 
 
@@ -56,29 +57,22 @@ def radii(query: SearchQuery, after: CursorPosition | None, max_radius_m: float)
     return steps
 
 
-def _order(hit: Hit) -> tuple[float, int]:
-    return hit[1], hit[0]
+def _next_position(page: list[Hit], following: int, radius_m: float) -> CursorPosition | None:
+    """Where the next page starts, when more than ``page`` of the ``following`` hits remain."""
+    return CursorPosition(radius_m, page[-1][1], page[-1][0]) if following > len(page) and page else None
 
 
-def cut_page(
-    hits: list[Hit], after: CursorPosition | None, limit: int, radius_m: float
-) -> tuple[list[Hit], CursorPosition | None]:
-    """The page of ``hits`` (sorted by distance, id) that follows ``after``.
-
-    Returns:
-        The page, and the position to continue from when more hits follow it.
-    """
-    start = 0 if after is None else bisect_right(hits, (after.distance_m, after.business_id), key=_order)
-    page = hits[start : start + limit]
-    more = start + limit < len(hits)
-    nxt = CursorPosition(radius_m, page[-1][1], page[-1][0]) if more and page else None
-    return page, nxt
+def _start(after: CursorPosition | None) -> tuple[float, int] | None:
+    return None if after is None else (after.distance_m, after.business_id)
 
 
 def search_memory(
     catalog: Catalog, strategy: str, query: SearchQuery, after: CursorPosition | None, max_radius_m: float
 ) -> SearchPage:
     """Answer from an in-memory index (no I/O; runs on the event loop's thread).
+
+    Without a category the index counts the matches and builds only the page
+    (:meth:`geo_index.GeohashIndex.page`); with one, every match is listed and filtered.
 
     Args:
         catalog: the instance's catalog.
@@ -91,18 +85,22 @@ def search_memory(
         The page.
     """
     index = catalog.indexes[strategy]
-    businesses = catalog.businesses
-    hits: list[Hit] = []
+    cards = catalog.cards.slots  # a list or a dict, indexed by id; it holds every id the index does
+    lat, lon, limit, category = query.latitude, query.longitude, query.limit, query.category
+    start = _start(after)
+    found = Page(0, 0, [])
     radius = query.radius_m
     for radius in radii(query, after, max_radius_m):
-        hits = index.within(query.latitude, query.longitude, radius)
-        if query.category is not None:
-            category = query.category
-            hits = [h for h in hits if businesses[h[0]].category == category]
-        if len(hits) >= query.limit:
+        if category is None:
+            found = index.page(lat, lon, radius, limit, start)
+        else:
+            hits = [h for h in index.within(lat, lon, radius) if cards[h[0]].category == category]  # type: ignore[union-attr]
+            found = page_of(hits, limit, start)
+        if found.total >= limit:
             break
-    page, nxt = cut_page(hits, after, query.limit, radius)
-    return SearchPage(len(hits), radius, [(businesses[bid], d) for bid, d in page], nxt)
+    nxt = _next_position(found.hits, found.following, radius)
+    page = [(cards[bid].hit, d) for bid, d in found.hits]
+    return SearchPage(found.total, radius, page, nxt)
 
 
 async def search_sql(
@@ -145,11 +143,11 @@ async def search_sql(
         hits = [(bid, d) for d, bid in found]
         if len(hits) >= query.limit:
             break
-    page, nxt = cut_page(hits, after, query.limit, radius)
-    details = await fetch_businesses(db, cache, [bid for bid, _ in page], min_lsn=min_lsn)
+    page = page_of(hits, query.limit, _start(after))
+    details = await fetch_businesses(db, cache, [bid for bid, _ in page.hits], min_lsn=min_lsn)
     # A business deleted between the two reads drops out of the page.
-    rows = [(details[bid], d) for bid, d in page if bid in details]
-    return SearchPage(len(hits), radius, rows, nxt)
+    rows = [(hit_prefix(details[bid]), d) for bid, d in page.hits if bid in details]
+    return SearchPage(page.total, radius, rows, _next_position(page.hits, page.following, radius))
 
 
 async def _candidates(

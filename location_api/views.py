@@ -24,6 +24,7 @@ from location_api.keys import (
     settings_key,
 )
 from location_api.openapi import openapi_document
+from location_api.render import search_body
 from location_api.search import search_memory, search_sql
 from location_api.validate import (
     CONSISTENCY_HEADER,
@@ -59,13 +60,8 @@ async def search_nearby(request: web.Request) -> web.Response:
         page = search_memory(catalog, strategy, query, after, settings.max_radius_m)
     else:
         page = await search_sql(app[db_key], app[cache_key], query, after, settings.max_radius_m, min_lsn=token)
-    return json_response({
-        "total": page.total,
-        "radius_m": page.radius_m,
-        "businesses": [business.to_hit_json(distance) for business, distance in page.hits],
-        "next_cursor": None if page.next_position is None
-        else encode_cursor(app[cursor_key_key], query, page.next_position),
-    })
+    nxt = None if page.next_position is None else encode_cursor(app[cursor_key_key], query, page.next_position)
+    return web.Response(body=search_body(page.total, page.radius_m, page.hits, nxt), content_type="application/json")
 
 
 # --------------------------------------------------------------------------- businesses

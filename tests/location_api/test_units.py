@@ -1,4 +1,5 @@
-"""The API's pure pieces against fixed values and brute force: cells, cursors, parsing, demo data, request metrics."""
+"""The API's pure pieces against fixed values and brute force: cells, cursors, parsing, demo data, request metrics,
+the assembled search body and the catalog's cards."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import random
 import warnings
 
 import geohash
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,12 +17,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from geo_common.places import Place, offset_point
 from geo_index import haversine_m
+from location_api.catalog import CardTable, Catalog, card_for
 from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash12, text_ranges
 from location_api.cursor import CursorPosition, cursor_key, decode_cursor, encode_cursor
 from location_api.demo import CATEGORIES, address_for, category_for, synthetic_records
 from location_api.errors import InvalidCursor, InvalidRequest
 from location_api.metrics import Metrics
-from location_api.models import SearchQuery
+from location_api.models import Business, SearchQuery
+from location_api.render import business_from_prefix, hit_prefix, search_body
 from location_api.validate import format_lsn, lsn_from_text, parse_search
 
 # ----------------------------------------------------------------------------- cells
@@ -197,3 +201,84 @@ def test_request_metrics_render_as_prometheus_counters_and_cumulative_histograms
     assert sample("geo_api_request_duration_seconds_bucket", le="+Inf", **search) == 5
     assert sample("geo_api_request_duration_seconds_count", **search) == 5
     assert sample("geo_api_request_duration_seconds_sum", **search) == pytest.approx(7.0041)
+
+
+# ----------------------------------------------------------------------------- rendering
+
+_texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+_businesses = st.builds(
+    Business,
+    id=st.integers(1, 2**63 - 1),
+    name=_texts,
+    latitude=st.floats(-90.0, 90.0),
+    longitude=st.floats(-180.0, 180.0),
+    category=_texts,
+    address=_texts,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    page=st.lists(st.tuples(_businesses, st.floats(0.0, 50_000.0)), max_size=6),
+    total=st.integers(0, 10**6),
+    radius=st.floats(1.0, 50_000.0),
+    cursor=st.one_of(st.none(), st.text("ABCxyz-_019", min_size=1, max_size=30)),
+)
+def test_the_assembled_search_body_is_byte_for_byte_what_orjson_makes_of_the_dicts(
+    page: list[tuple[Business, float]], total: int, radius: float, cursor: str | None
+) -> None:
+    # Names with quotes, backslashes, control characters and any Unicode; floats such as
+    # 5e-324 and -0.0 that have more than one spelling elsewhere.
+    want = orjson.dumps({
+        "total": total,
+        "radius_m": radius,
+        "businesses": [b.to_hit_json(d) for b, d in page],
+        "next_cursor": cursor,
+    })
+    assert search_body(total, radius, [(hit_prefix(b), d) for b, d in page], cursor) == want
+    assert orjson.loads(want)["businesses"] == [b.to_hit_json(d) for b, d in page]
+
+
+@settings(max_examples=200, deadline=None)
+@given(business=_businesses)
+def test_a_card_gives_back_the_business_it_was_rendered_from(business: Business) -> None:
+    back = business_from_prefix(hit_prefix(business))
+    assert back == business
+    assert math.copysign(1.0, back.latitude) == math.copysign(1.0, business.latitude)
+    card = card_for(business)
+    assert card.hit == hit_prefix(business) and card.category == business.category
+
+
+def test_the_catalog_keeps_cards_and_indexes_in_step_and_reports_the_old_state() -> None:
+    cafe = Business(1, 'Caf\u00e9 "Chez Nous"', 48.8566, 2.3522, "cafe", "Paris, FR")
+    catalog = Catalog.build([tuple(cafe)], max_radius_m=50_000.0, strategies=("geohash", "s2"))
+    assert catalog.business(1) == cafe and len(catalog) == 1
+    moved = cafe._replace(latitude=48.9, name="Caf\u00e9")
+    assert catalog.apply(1, moved) == cafe
+    assert catalog.business(1) == moved
+    for index in catalog.indexes.values():
+        assert index.position(1) == (48.9, 2.3522)
+    assert catalog.apply(1, None) == moved
+    assert catalog.business(1) is None and len(catalog) == 0
+    assert all(1 not in index for index in catalog.indexes.values())
+    assert catalog.apply(1, None) is None
+
+
+def test_the_card_table_is_a_list_while_ids_are_dense_and_a_dict_once_they_are_not() -> None:
+    card = card_for(Business(1, "a", 0.0, 0.0, "cafe", ""))
+    table = CardTable({i: card for i in range(1, 1001)})
+    assert isinstance(table.slots, list) and table.count == 1000
+    assert table.get(1000) is card and table.get(0) is None and table.get(5000) is None and table.get(-1) is None
+    table.put(1500, card)  # past the end, still dense: the list grows
+    assert isinstance(table.slots, list) and table.get(1500) is card and table.count == 1001
+    table.put(1500, card)  # a replacement counts once
+    table.drop(7)
+    assert table.count == 1000 and table.get(7) is None
+    table.put(10**12, card)  # far beyond: a dict from now on, every card kept
+    assert isinstance(table.slots, dict) and table.count == 1001
+    assert table.get(10**12) is card and table.get(1500) is card and table.get(7) is None and table.get(1) is card
+    table.drop(10**12)
+    assert table.count == 1000 and table.get(10**12) is None
+    assert isinstance(CardTable({-5: card}).slots, dict)
+    assert isinstance(CardTable({10**9: card}).slots, dict)
+    assert CardTable({}).count == 0 and CardTable({}).get(3) is None

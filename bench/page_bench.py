@@ -1,0 +1,109 @@
+"""Benchmark ``page`` (count the matches, build one page) against ``within`` (build them all).
+
+A nearby search reports how many businesses are within the radius and returns one page of
+them. ``within(lat, lon, r)`` builds every match to get there; ``page(lat, lon, r, 20)``
+counts them by chord and builds only the page (docs/geo_index.md, "Counting a page"). Both
+run on one ``GeohashIndex`` with the compiled scan over the location_api benchmark's data:
+the 144,563 GeoNames places plus synthetic points scattered around them up to ``--points``.
+
+Cases: the location_api benchmark's 10,000 query points at 5 km (each query once per pass),
+and 5 km and 50 km around six large cities, where a radius holds thousands of points. Each
+figure is the fastest of ``--repeat`` passes, microseconds per query; every page is checked
+against the cut of ``within``'s answer first.
+
+Usage::
+
+    .venv/bin/python bench/page_bench.py                 # 1M points
+    .venv/bin/python bench/page_bench.py --points 144563 # the GeoNames places only
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from geo_common.places import load_places, scatter  # noqa: E402
+from geo_index import GeohashIndex, page_of  # noqa: E402
+
+LIMIT = 20
+CITIES = {
+    "Paris": (48.8566, 2.3522),
+    "New York": (40.7128, -74.006),
+    "Tokyo": (35.6762, 139.6503),
+    "London": (51.5074, -0.1278),
+    "Sao Paulo": (-23.5505, -46.6333),
+    "Lagos": (6.5244, 3.3792),
+}
+
+
+def best_us(run: Callable[[], Any], calls: int, repeat: int) -> float:
+    """The fastest of ``repeat`` passes, microseconds per call."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best / calls * 1e6
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--points", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args(argv)
+    places = load_places()
+    if args.points < len(places):
+        ap.error(f"--points must be at least {len(places):,} (the GeoNames places)")
+    print(f"page_bench: building a GeohashIndex of {args.points:,} points", flush=True)
+    items = [(i, p.latitude, p.longitude) for i, p in enumerate(places)]
+    items += [(len(places) + i, la, lo) for i, (la, lo) in enumerate(scatter(args.points - len(places), seed=7))]
+    index: GeohashIndex[int] = GeohashIndex()
+    index.bulk_load(items)
+    del items
+    queries = list(scatter(10_000, seed=42, spread_m=2_000.0))
+
+    print(f"{'case':<22} {'matches':>8} {'within us':>10} {'page us':>8} {'speed-up':>9}")
+    print("-" * 61)
+
+    def row(case: str, points: list[tuple[float, float]], radius: float) -> None:
+        matches = 0
+        for lat, lon in points:  # the check, and the warm-up
+            full = index.within(lat, lon, radius)
+            first = index.page(lat, lon, radius, LIMIT)
+            assert first == page_of(full, LIMIT, None), (case, lat, lon)
+            if full:
+                mid = full[len(full) // 2]
+                assert index.page(lat, lon, radius, LIMIT, (mid[1], mid[0])) == page_of(full, LIMIT, (mid[1], mid[0]))
+            matches += len(full)
+        reps = max(1, 2_000 // len(points))
+        batch = points * reps
+
+        def all_matches() -> None:
+            for lat, lon in batch:
+                index.within(lat, lon, radius)
+
+        def one_page() -> None:
+            for lat, lon in batch:
+                index.page(lat, lon, radius, LIMIT)
+
+        w = best_us(all_matches, len(batch), args.repeat)
+        p = best_us(one_page, len(batch), args.repeat)
+        print(f"{case:<22} {matches / len(points):>8,.0f} {w:>10.1f} {p:>8.1f} {w / p:>8.1f}x", flush=True)
+
+    row("10k points, 5 km", queries, 5_000.0)
+    for city, point in CITIES.items():
+        for radius in (5_000.0, 50_000.0):
+            row(f"{city}, {radius / 1000:.0f} km", [point], radius)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

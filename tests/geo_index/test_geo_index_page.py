@@ -1,0 +1,135 @@
+"""``page``: the number of matches and one page of them, equal to cutting ``within``'s full
+answer, for every index and scan; the compiled scan counts without building the matches."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geo_index import GeohashIndex, InvalidCoordinate, InvalidCount, InvalidPosition, InvalidRadius, Page, haversine_m, page_of
+from geo_index._scan import make_record, search_native, unit_vector
+from geo_index.distance import point_terms
+from tests.geo_index.strategies import INDEXES, oracle, scenes
+
+MAX_EXAMPLES = 80
+
+
+def _walk(idx: object, lat: float, lon: float, radius: float, limit: int) -> tuple[list[tuple[int, float]], list[Page]]:
+    """Follow the pages from the first to the last; return every hit and every page."""
+    seen: list[tuple[int, float]] = []
+    pages = []
+    after = None
+    while True:
+        page = idx.page(lat, lon, radius, limit, after)  # type: ignore[attr-defined]
+        pages.append(page)
+        seen += page.hits
+        if page.following <= len(page.hits):
+            return seen, pages
+        after = (page.hits[-1][1], page.hits[-1][0])
+
+
+def _cluster() -> list[tuple[float, float]]:
+    """A dense cluster across the antimeridian, with exact duplicates (ties broken by id)."""
+    rng = random.Random(11)
+    pts = [(rng.uniform(-0.05, 0.05), (rng.uniform(-0.07, 0.03) + 360.0) % 360.0 - 180.0) for _ in range(300)]
+    return pts + [(0.01, 179.99)] * 6 + [(0.0, -180.0), (0.0, 180.0)] + [pts[5]] * 4
+
+
+@pytest.mark.parametrize("name", list(INDEXES))
+@pytest.mark.parametrize("limit", [1, 4, 9])
+@pytest.mark.parametrize("radius", [2_000.0, 5_000.0, 50_000.0])
+def test_pages_list_every_match_once_in_order_with_the_count(name: str, limit: int, radius: float) -> None:
+    pts = _cluster()
+    idx = INDEXES[name]()
+    idx.bulk_load((i, la, lo) for i, (la, lo) in enumerate(pts))
+    want = oracle(pts).within(0.0, 180.0, radius)
+    assert len(want) > 2 * limit  # several pages, and the compiled scan's limit cut runs
+    seen, pages = _walk(idx, 0.0, 180.0, radius, limit)
+    assert seen == want
+    assert all(p.total == len(want) for p in pages)
+    assert [p.following for p in pages] == list(range(len(want), 0, -limit))
+    assert idx.page(0.0, -180.0, radius, limit) == pages[0]
+
+
+@pytest.mark.parametrize("name", list(INDEXES))
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(scene=scenes(), limit=st.integers(1, 5), pick=st.integers(0, 1_000))
+def test_a_page_equals_the_full_answer_cut(name: str, scene: tuple[tuple[float, float], float, list[tuple[float, float]]], limit: int, pick: int) -> None:
+    # The scenes weight up points at the radius itself (+-1e-9), duplicates, the poles and
+    # the antimeridian: where counting by chord must fall back to the exact distance.
+    (qlat, qlon), radius, points = scene
+    idx = INDEXES[name]()
+    idx.bulk_load((i, la, lo) for i, (la, lo) in enumerate(points))
+    full = oracle(points).within(qlat, qlon, radius)
+    assert idx.page(qlat, qlon, radius, limit) == page_of(full, limit, None)
+    if full:
+        at, d = full[pick % len(full)]
+        for after in ((d, at), (d, at - 1), (d, at + 1), (math.nextafter(d, 0.0), at), (math.nextafter(d, math.inf), at)):
+            assert idx.page(qlat, qlon, radius, limit, after) == page_of(full, limit, after)
+
+
+@pytest.mark.parametrize("name", list(INDEXES))
+def test_a_point_exactly_on_the_radius_counts_and_one_a_hair_beyond_does_not(name: str) -> None:
+    pts = [(51.5, -0.12), (51.53, -0.1), (51.53, -0.1)]
+    idx = INDEXES[name]()
+    idx.bulk_load((i, la, lo) for i, (la, lo) in enumerate(pts))
+    d = haversine_m(51.5, -0.12, 51.53, -0.1)
+    assert idx.page(51.5, -0.12, d, 5) == Page(3, 3, [(0, 0.0), (1, d), (2, d)])
+    assert idx.page(51.5, -0.12, math.nextafter(d, 0.0), 5) == Page(1, 1, [(0, 0.0)])
+    # The cursor at the first of two ties: only the second follows.
+    assert idx.page(51.5, -0.12, d, 5, (d, 1)) == Page(3, 1, [(2, d)])
+    assert idx.page(51.5, -0.12, d, 5, (d, 2)) == Page(3, 0, [])
+
+
+def test_a_dense_area_pages_the_same_with_the_compiled_count() -> None:
+    # 20,000 points within ~3 km: the compiled count decides almost every one by chord.
+    rng = random.Random(5)
+    pts = [(48.85 + rng.gauss(0, 0.02), 2.35 + rng.gauss(0, 0.03)) for _ in range(20_000)]
+    native, python = GeohashIndex(), GeohashIndex(native=False)
+    for idx in (native, python):
+        idx.bulk_load((i, la, lo) for i, (la, lo) in enumerate(pts))
+    for lat, lon, radius in ((48.85, 2.35, 2_000.0), (48.86, 2.34, 50_000.0), (48.86, 2.36, 700.0)):
+        full = python.within(lat, lon, radius)
+        got = native.page(lat, lon, radius, 20)
+        assert got == page_of(full, 20, None) == python.page(lat, lon, radius, 20)
+        assert got.total > 100
+        mid = full[len(full) // 2]
+        assert native.page(lat, lon, radius, 20, (mid[1], mid[0])) == page_of(full, 20, (mid[1], mid[0]))
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((91.0, 0.0, 1_000.0, 5, None), InvalidCoordinate),
+        ((0.0, 0.0, 0.0, 5, None), InvalidRadius),
+        ((0.0, 0.0, 1_000.0, 0, None), InvalidCount),
+        ((0.0, 0.0, 1_000.0, None, None), InvalidCount),
+        ((0.0, 0.0, 1_000.0, True, None), InvalidCount),
+        ((0.0, 0.0, 1_000.0, 5, (1.0,)), InvalidPosition),
+        ((0.0, 0.0, 1_000.0, 5, [1.0, 1]), InvalidPosition),
+        ((0.0, 0.0, 1_000.0, 5, ("1", 1)), InvalidPosition),
+        ((0.0, 0.0, 1_000.0, 5, (math.nan, 1)), InvalidPosition),
+        ((0.0, 0.0, 1_000.0, 5, 3.0), InvalidPosition),
+    ],
+)
+def test_bad_arguments_raise_a_named_error(args: tuple[object, ...], error: type[Exception]) -> None:
+    idx: GeohashIndex[int] = GeohashIndex()
+    idx.insert(1, 0.0, 0.0)
+    with pytest.raises(error):
+        idx.page(*args)  # type: ignore[arg-type]
+
+
+def test_the_compiled_page_refuses_a_malformed_start_and_unorderable_ties() -> None:
+    terms = point_terms(1.0, 1.0)
+    vecs, recs = [[unit_vector(terms)] * 2], [[make_record(terms, 1), make_record(terms, 2)]]
+    assert search_native(vecs, recs, 1.0, 1.0, 10.0, 5, None) == (2, 2, [(1, 0.0), (2, 0.0)])
+    assert search_native(vecs, recs, 1.0, 1.0, 10.0, 5, (0.0, 1)) == (2, 1, [(2, 0.0)])
+    for bad in ((0.0,), [0.0, 1], ("x", 1)):
+        with pytest.raises(TypeError):
+            search_native(vecs, recs, 1.0, 1.0, 10.0, 5, bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):  # a tie with the start compares the ids: str against int
+        search_native(vecs, recs, 1.0, 1.0, 10.0, 5, (0.0, "a"))  # type: ignore[arg-type]
