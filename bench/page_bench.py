@@ -11,6 +11,12 @@ and 5 km and 50 km around six large cities, where a radius holds thousands of po
 figure is the fastest of ``--repeat`` passes, microseconds per query; every page is checked
 against the cut of ``within``'s answer first.
 
+Then the same 10,000 searches as the API answers them, without HTTP: a
+:class:`location_api.catalog.Catalog` over the same points, ``search_memory`` (``page`` and
+one pre-rendered card per hit) and ``render.search_body``; against the peer it replaced: every
+match from ``within``, a ``Business`` tuple per hit from a dict, and ``orjson.dumps`` of the
+body as dicts. Both bodies are checked equal first.
+
 Usage::
 
     .venv/bin/python bench/page_bench.py                 # 1M points
@@ -30,8 +36,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import orjson  # noqa: E402
+
 from geo_common.places import load_places, scatter  # noqa: E402
 from geo_index import GeohashIndex, page_of  # noqa: E402
+from location_api.catalog import Catalog  # noqa: E402
+from location_api.models import Business, SearchQuery  # noqa: E402
+from location_api.render import search_body  # noqa: E402
+from location_api.search import search_memory  # noqa: E402
 
 LIMIT = 20
 CITIES = {
@@ -102,7 +114,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     for city, point in CITIES.items():
         for radius in (5_000.0, 50_000.0):
             row(f"{city}, {radius / 1000:.0f} km", [point], radius)
+    del index
+    search_and_render(places, args.points, queries, args.repeat)
     return 0
+
+
+def search_and_render(places: Sequence[Any], points: int, queries: list[tuple[float, float]], repeat: int) -> None:
+    """The API's search page and body without HTTP, against within + Business dicts + orjson."""
+    print(f"\npage_bench: building a location_api catalog of {points:,} businesses", flush=True)
+    rows = [(i, p.name, p.latitude, p.longitude, "cafe", f"{p.admin1}, {p.country}") for i, p in enumerate(places)]
+    rows += [(len(rows) + i, f"{i}", la, lo, "shop", "") for i, (la, lo) in enumerate(scatter(points - len(rows), seed=7))]
+    catalog = Catalog.build(rows, max_radius_m=50_000.0, strategies=("geohash",))
+    businesses = {r[0]: Business(*r) for r in rows}
+    del rows
+    index = catalog.indexes["geohash"]
+    searches = [SearchQuery(lat, lon, 5_000.0, LIMIT, None, False, None, None) for lat, lon in queries]
+
+    def api(q: SearchQuery) -> bytes:
+        page = search_memory(catalog, "geohash", q, None, 50_000.0)
+        return search_body(page.total, page.radius_m, page.hits, None)
+
+    def peer(q: SearchQuery) -> bytes:
+        hits = index.within(q.latitude, q.longitude, q.radius_m)
+        return orjson.dumps({
+            "total": len(hits),
+            "radius_m": q.radius_m,
+            "businesses": [businesses[bid].to_hit_json(d) for bid, d in hits[:LIMIT]],
+            "next_cursor": None,
+        })
+
+    for q in searches:
+        assert api(q) == peer(q), q
+    a = best_us(lambda: [api(q) for q in searches], len(searches), repeat)
+    p = best_us(lambda: [peer(q) for q in searches], len(searches), repeat)
+    print(f"{'search + body, 5 km':<22} {'':>8} {p:>10.1f} {a:>8.1f} {p / a:>8.1f}x   (peer: within + dicts; API: page + cards)")
 
 
 if __name__ == "__main__":
