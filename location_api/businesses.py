@@ -30,7 +30,7 @@ async def create(db: Database, cache: Cache, data: BusinessInput) -> tuple[Busin
         return business, await queries.visible_lsn(conn)
 
     business, lsn = await db.write(run)
-    await cache.invalidate(business.id, [geohash])
+    await cache.invalidate(business.id, [geohash], lsn)
     return business, lsn
 
 
@@ -55,7 +55,7 @@ async def update(db: Database, cache: Cache, business_id: int, data: BusinessInp
         raise NotFound(f"no business with id {business_id}")
     business, old_geohash = result
     # A moved business leaves its old cells and enters new ones: both are stale.
-    await cache.invalidate(business_id, {old_geohash, geohash})
+    await cache.invalidate(business_id, {old_geohash, geohash}, lsn)
     return business, lsn
 
 
@@ -77,7 +77,7 @@ async def delete(db: Database, cache: Cache, business_id: int) -> int:
     old_geohash, lsn = await db.write(run)
     if old_geohash is None:
         raise NotFound(f"no business with id {business_id}")
-    await cache.invalidate(business_id, [old_geohash])
+    await cache.invalidate(business_id, [old_geohash], lsn)
     return lsn
 
 

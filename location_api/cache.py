@@ -3,9 +3,14 @@
 Reads look in Redis first and fill it from the database on a miss; every entry also expires
 after ``Settings.api_cache_ttl_s``. A write deletes the business's entry and the entries of
 every cell (one per level) holding its old and its new position, right after its commit.
-Each instance's index refresher deletes them again when it sees the change on its replica,
-which also removes an entry a concurrent read may have filled from a replica that had not
-replayed the write yet.
+Each instance's index refresher deletes them again when it sees the change on its replica.
+
+A read that missed may have been served by a replica that had not replayed the write yet,
+and its fill may reach Redis after both deletions: the stale entry would then live until it
+expires. So every deletion also leaves a *fence* beside the key (``<key>:inv``, as long-lived
+as an entry) holding the write's WAL position, and a fill carries the position its replica
+had made visible before the read: a fill older than the key's fence is dropped, atomically
+(one Lua script per command), and the next read goes to the database again.
 
 Redis is optional at run time: a command that fails counts as a miss (or a no-op) and the
 read goes to the database. Every command goes through a circuit breaker
@@ -39,6 +44,33 @@ from location_api.queries import Candidate
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Set each key to its value unless the key's fence is newer than the read (ARGV[1]).
+_FILL_SCRIPT = """
+local read_lsn = tonumber(ARGV[1])
+local filled = 0
+for i, key in ipairs(KEYS) do
+  local fence = redis.call('GET', key .. ':inv')
+  if not fence or tonumber(fence) <= read_lsn then
+    redis.call('SET', key, ARGV[i + 2], 'EX', ARGV[2])
+    filled = filled + 1
+  end
+end
+return filled
+"""
+
+#: Delete each key and raise its fence to the write's position (ARGV[1]), never lower it.
+_INVALIDATE_SCRIPT = """
+local lsn = tonumber(ARGV[1])
+for _, key in ipairs(KEYS) do
+  redis.call('DEL', key)
+  local fence = redis.call('GET', key .. ':inv')
+  if not fence or tonumber(fence) < lsn then
+    redis.call('SET', key .. ':inv', ARGV[1], 'EX', ARGV[2])
+  end
+end
+return #KEYS
+"""
 
 #: A cell with more businesses than this is not cached: its entry would be large and
 #: invalidated by every write near it.
@@ -81,6 +113,8 @@ class Cache:
         )
         self._prefix = f"{namespace}:api:"
         self._ttl_s = ttl_s
+        self._fill = self._redis.register_script(_FILL_SCRIPT)
+        self._invalidate = self._redis.register_script(_INVALIDATE_SCRIPT)
         self.breaker = breaker or Breaker("redis-cache", failures=5, reset_s=2.0)
         #: Whether Redis answered the last command or ping.
         self.up = True
@@ -143,17 +177,17 @@ class Cache:
         self.misses["business"] += len(ids) - len(found)
         return found
 
-    async def put_businesses(self, businesses: Iterable[Business]) -> None:
-        """Cache businesses read from the database."""
+    async def put_businesses(self, businesses: Iterable[Business], read_lsn: int) -> None:
+        """Cache businesses read from the database at ``read_lsn`` (see the module's fences)."""
+        entries = {
+            self._business_key(b.id): orjson.dumps([b.name, b.latitude, b.longitude, b.category, b.address])
+            for b in businesses
+        }
+        await self._put(entries, read_lsn)
 
-        async def put() -> None:
-            pipe = self._redis.pipeline(transaction=False)
-            for b in businesses:
-                value = orjson.dumps([b.name, b.latitude, b.longitude, b.category, b.address])
-                pipe.set(self._business_key(b.id), value, ex=self._ttl_s)
-            await pipe.execute()
-
-        await self._run(put, None)
+    async def _put(self, entries: dict[str, bytes], read_lsn: int) -> None:
+        if entries:
+            await self._run(lambda: self._fill(keys=list(entries), args=[read_lsn, self._ttl_s, *entries.values()]), None)
 
     # ----------------------------------------------------------------- cells
     async def get_cells(self, cells: Sequence[Cell]) -> dict[Cell, list[Candidate]]:
@@ -172,25 +206,25 @@ class Cache:
         self.misses["cell"] += len(cells) - len(found)
         return found
 
-    async def put_cells(self, cells: dict[Cell, list[Candidate]]) -> None:
-        """Cache cells' candidate lists read from the database (the large ones are skipped)."""
-
-        async def put() -> None:
-            pipe = self._redis.pipeline(transaction=False)
-            for cell, candidates in cells.items():
-                if len(candidates) <= MAX_CELL_ENTRIES:
-                    pipe.set(self._cell_key(cell), orjson.dumps(candidates), ex=self._ttl_s)
-            await pipe.execute()
-
-        await self._run(put, None)
+    async def put_cells(self, cells: dict[Cell, list[Candidate]], read_lsn: int) -> None:
+        """Cache cells' candidate lists read from the database at ``read_lsn`` (the large ones
+        are skipped)."""
+        entries = {
+            self._cell_key(cell): orjson.dumps(candidates)
+            for cell, candidates in cells.items()
+            if len(candidates) <= MAX_CELL_ENTRIES
+        }
+        await self._put(entries, read_lsn)
 
     # ----------------------------------------------------------------- invalidation
-    async def invalidate(self, business_id: int, geohashes: Iterable[str]) -> None:
-        """Delete a business's entry and the entries of every cell holding these positions.
+    async def invalidate(self, business_id: int, geohashes: Iterable[str], lsn: int) -> None:
+        """Delete a business's entry and the entries of every cell holding these positions,
+        and fence them at ``lsn``.
 
         Args:
             business_id: the business written.
             geohashes: its stored geohash before and after the write (either may be absent).
+            lsn: a WAL position at or after the write's commit.
         """
         keys = {self._business_key(business_id)}
         for text in geohashes:
@@ -199,7 +233,7 @@ class Cache:
             return  # everything is dropped anyway before the cache is read again
         try:
             with self.breaker.guard(_CACHE_ERRORS):
-                await self._redis.delete(*keys)
+                await self._invalidate(keys=sorted(keys), args=[lsn, self._ttl_s])
         except CircuitOpen:
             self._flush_pending = True
         except _CACHE_ERRORS as exc:

@@ -162,7 +162,7 @@ class Refresher:
         # The second invalidation: this replica now shows the write, so an entry filled
         # from it from now on is fresh; one filled before may not be.
         for business_id, positions in stale:
-            await self._cache.invalidate(business_id, positions)
+            await self._cache.invalidate(business_id, positions, info.lsn_after)
         return len(fresh)
 
     async def run(self) -> None:

@@ -8,7 +8,10 @@ bodies are identical whichever strategy answered.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple, TypeVar
+
+import asyncpg
 
 from geo_index import Page, haversine_m, page_of
 
@@ -23,6 +26,7 @@ from location_api.queries import Candidate
 from location_api.render import hit_prefix
 
 Hit = tuple[int, float]
+T = TypeVar("T")
 
 
 class SearchPage(NamedTuple):
@@ -150,6 +154,13 @@ async def search_sql(
     return SearchPage(page.total, radius, rows, _next_position(page.hits, page.following, radius))
 
 
+async def _at_lsn(conn: asyncpg.Connection, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> tuple[int, T]:
+    """A read with the WAL position its server had made visible before it (so the cache can
+    tell a fill from a lagging replica that a write has since fenced off)."""
+    lsn = await queries.visible_lsn(conn)
+    return lsn, await query(conn)
+
+
 async def _candidates(
     db: Database, cache: Cache, lat: float, lon: float, radius_m: float, min_lsn: int | None
 ) -> list[Candidate]:
@@ -158,9 +169,11 @@ async def _candidates(
     missing = [c for c in cells if c not in cached]
     if missing:
         ranges = [text_ranges((cell,))[0] for cell in missing]
-        lists = await db.read(lambda conn: queries.candidates_in_ranges(conn, ranges), min_lsn=min_lsn)
+        read_lsn, lists = await db.read(
+            lambda conn: _at_lsn(conn, lambda c: queries.candidates_in_ranges(c, ranges)), min_lsn=min_lsn
+        )
         fetched = dict(zip(missing, lists))
-        await cache.put_cells(fetched)
+        await cache.put_cells(fetched, read_lsn)
         cached.update(fetched)
     return [c for cell in cells for c in cached[cell]]
 
@@ -185,7 +198,9 @@ async def fetch_businesses(
     found = {} if min_lsn is not None else await cache.get_businesses(ids)
     missing = [i for i in ids if i not in found]
     if missing:
-        fetched = await db.read(lambda conn: queries.get_businesses(conn, missing), min_lsn=min_lsn)
-        await cache.put_businesses(fetched.values())
+        read_lsn, fetched = await db.read(
+            lambda conn: _at_lsn(conn, lambda c: queries.get_businesses(c, missing)), min_lsn=min_lsn
+        )
+        await cache.put_businesses(fetched.values(), read_lsn)
         found.update(fetched)
     return found

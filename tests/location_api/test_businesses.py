@@ -1,13 +1,17 @@
-"""Business CRUD, read-your-writes with the consistency token, and cache invalidation."""
+"""Business CRUD, read-your-writes with the consistency token, and cache invalidation (with the
+fences that keep a late fill from a lagging replica out)."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from location_api.cache import Cache
 from location_api.cells import cells_containing, geohash12
 from location_api.keys import cache_key
+from location_api.models import Business
 
 from .conftest import Api, eventually
 
@@ -125,3 +129,36 @@ async def test_update_invalidates_the_cache_of_both_cells(api: Api, admin_header
         await eventually(gone, "the delete to show without a token", timeout=2)
     finally:
         await redis.aclose()
+
+
+async def test_a_fill_from_before_a_write_cannot_outlive_the_invalidation(api: Api) -> None:
+    # The race the fences close: a read misses, a lagging replica serves the old row, the
+    # write's deletions (the writer's and the refresher's) run, and only then does the read's
+    # fill reach Redis. Driven here step by step on the real Redis.
+    cache = Cache(api.settings.redis_url, f"{api.settings.redis_namespace}-fence-{secrets.token_hex(3)}", 60)
+    old = Business(424242, "Old name", 10.0, 20.0, "cafe", "")
+    cell = cells_containing(geohash12(10.0, 20.0))[0]
+    try:
+        await cache.invalidate(old.id, [geohash12(10.0, 20.0)], 5_000)
+        await cache.put_businesses([old], 4_999)  # read before the write's position: dropped
+        await cache.put_cells({cell: [(old.id, 10.0, 20.0, "cafe")]}, 4_999)
+        assert await cache.get_businesses([old.id]) == {}
+        assert await cache.get_cells([cell]) == {}
+        # A later deletion with a lower position (another instance, late) keeps the fence.
+        await cache.invalidate(old.id, [geohash12(10.0, 20.0)], 100)
+        await cache.put_businesses([old], 4_999)
+        assert await cache.get_businesses([old.id]) == {}
+        # A read at or after the write's position is fresh: cached.
+        fresh = old._replace(name="New name")
+        await cache.put_businesses([fresh], 5_000)
+        await cache.put_cells({cell: [(old.id, 10.0, 20.0, "cafe")]}, 5_001)
+        assert await cache.get_businesses([old.id]) == {old.id: fresh}
+        assert await cache.get_cells([cell]) == {cell: [(old.id, 10.0, 20.0, "cafe")]}
+        # Keys never written are filled whatever the position.
+        other = old._replace(id=424243)
+        await cache.put_businesses([other], 1)
+        assert await cache.get_businesses([other.id]) == {other.id: other}
+        assert cache.up
+    finally:
+        await cache.flush()
+        await cache.close()
