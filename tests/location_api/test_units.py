@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from geo_common.places import Place, offset_point
 from geo_index import haversine_m
-from location_api.catalog import CardTable, Catalog, card_for
+from location_api.cards import CardTable, card_for
+from location_api.catalog import Catalog
 from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash12, text_ranges
 from location_api.cursor import CursorPosition, cursor_key, decode_cursor, encode_cursor
 from location_api.demo import CATEGORIES, address_for, category_for, synthetic_records
