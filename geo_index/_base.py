@@ -270,8 +270,8 @@ class IndexBase(Generic[K]):
         Equal to ``hits = within(lat, lon, radius_m)``, ``start`` = the first hit ordered
         after ``after`` by (distance, id), then ``Page(len(hits), len(hits) - start,
         hits[start : start + limit])``; but an index with the compiled scan counts the
-        matches without building them, so a page of a dense area costs about what its
-        ``limit`` hits cost, not what all the matches would.
+        matches without building them: a page of a dense area costs a chord comparison per
+        candidate and the exact distances of about ``limit`` of them, not an object per match.
 
         Args:
             lat: latitude, degrees in [-90, 90].

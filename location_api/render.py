@@ -1,12 +1,13 @@
 """The search response body, assembled from pre-rendered pieces.
 
 A search page lists up to 100 businesses, and building a dict per business for orjson to
-walk costs more than the search itself on a large catalog: every field is a separate object
-somewhere in memory. So each business's hit is rendered once, when the catalog takes it in,
-as the bytes of its JSON object up to its distance (:func:`hit_prefix`); a page then only
-appends each distance and joins. The bytes are exactly what ``orjson.dumps`` makes of the
+walk means visiting every field, each a separate object somewhere in memory. So each
+business's hit is rendered once, when the catalog takes it in, as the bytes of its JSON
+object up to its distance (:func:`hit_prefix`); a page then only appends each distance and
+joins. The bytes are exactly what ``orjson.dumps`` makes of the
 same values as dicts (``{"total", "radius_m", "businesses": [Business.to_hit_json(d)...],
-"next_cursor"}``): the tests hold the two to equality.
+"next_cursor"}``): the tests hold the two to equality. ``bench/page_bench.py`` measures the
+search and its body both ways (docs/benchmarks.md).
 """
 
 from __future__ import annotations
