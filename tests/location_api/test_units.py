@@ -3,6 +3,7 @@ the assembled search body and the catalog's cards."""
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 import warnings
@@ -16,7 +17,7 @@ from multidict import MultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from geo_common.places import Place, offset_point
-from geo_index import haversine_m
+from geo_index import InvalidCoordinate, haversine_m
 from location_api.cards import CardTable, card_for
 from location_api.catalog import Catalog
 from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash12, text_ranges
@@ -283,3 +284,26 @@ def test_the_card_table_is_a_list_while_ids_are_dense_and_a_dict_once_they_are_n
     assert isinstance(CardTable({-5: card}).slots, dict)
     assert isinstance(CardTable({10**9: card}).slots, dict)
     assert CardTable({}).count == 0 and CardTable({}).get(3) is None
+
+
+def test_a_catalog_build_pauses_the_collector_and_restores_it_even_on_error() -> None:
+    row = (1, "a", 1.0, 2.0, "cafe", "")
+    seen: list[bool] = []
+
+    class Watching(tuple):  # a row whose unpacking reports whether the collector runs
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            seen.append(gc.isenabled())
+            return super().__iter__()
+
+    assert gc.isenabled()
+    try:
+        assert len(Catalog.build([Watching(row)], max_radius_m=1_000.0, strategies=("geohash",))) == 1
+        assert seen == [False] and gc.isenabled()
+        with pytest.raises(InvalidCoordinate):
+            Catalog.build([(2, "b", 91.0, 0.0, "cafe", "")], max_radius_m=1_000.0)
+        assert gc.isenabled()
+        gc.disable()  # a process that runs without the collector keeps it off
+        Catalog.build([row], max_radius_m=1_000.0, strategies=("geohash",))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
