@@ -11,35 +11,16 @@ a new catalog and swaps it in; the old one is never touched by two threads.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from geo_index import GeohashIndex, QuadTree, S2Index, SpatialIndex
 
+from location_api import collector
 from location_api.cards import Card, CardTable, card_for
 from location_api.models import Business
 from location_api.render import business_from_prefix
 from location_api.settings import MEMORY_STRATEGIES
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector (if it runs) and restore it afterwards.
-
-    A build allocates millions of long-lived tuples and lists, and every collection their
-    allocation triggers walks the ones made so far again, so a large part of a build went to
-    collections. Nothing a build makes is garbage, and the event loop's own garbage waits the
-    few seconds until the collector resumes.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def make_index(strategy: str, max_radius_m: float) -> SpatialIndex[int]:
@@ -83,6 +64,11 @@ class Catalog:
     ) -> Catalog:
         """Build a catalog from database rows (CPU-heavy: run it in an executor).
 
+        The cyclic collector is paused meanwhile (:func:`location_api.collector.paused`);
+        a caller that keeps the catalog for long should pause it around the build too, with
+        ``freeze``, as the refresher does: otherwise the first collection after the build
+        walks everything the build made.
+
         Args:
             rows: ``(id, name, latitude, longitude, category, address)`` rows.
             max_radius_m: the largest search radius, metres.
@@ -91,7 +77,7 @@ class Catalog:
         Returns:
             The new catalog.
         """
-        with _collector_paused():
+        with collector.paused():
             cards: dict[int, Card] = {}
             points = []
             for bid, name, lat, lon, category, address in rows:

@@ -178,13 +178,15 @@ async def load_all(conn: asyncpg.Connection) -> tuple[SnapshotInfo, list[asyncpg
 
     Returns:
         The snapshot's position; the business rows (id, name, latitude, longitude,
-        category, address); and ``(seq, xid)`` of the change rows the snapshot already
+        category, address), in geohash order; and ``(seq, xid)`` of the change rows the snapshot already
         reflects but a later poll will see again.
     """
     before = await visible_lsn(conn)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         info = await _snapshot_position(conn, before)
-        rows = await conn.fetch(f"SELECT {_COLUMNS} FROM businesses")
+        # In geohash order, the order the indexes file points in: sorting a million points
+        # that arrive in order is a single pass, which the event loop's thread barely notices.
+        rows = await conn.fetch(f'SELECT {_COLUMNS} FROM businesses ORDER BY geohash COLLATE "C"')
         seen = await conn.fetch("SELECT seq, xid FROM business_changes WHERE xid >= $1", info.horizon)
     return info, rows, [(r[0], r[1]) for r in seen]
 

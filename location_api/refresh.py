@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import logging
 import time
 from collections.abc import Sequence
 
-from location_api import queries
+from location_api import collector, queries
 from location_api.cache import Cache
 from location_api.catalog import Catalog
 from location_api.cells import geohash12
@@ -85,6 +84,9 @@ class Refresher:
         self.rebuilds = 0
         self.changes_applied = 0
         self.errors = 0
+        # One poll or rebuild at a time: a poll applies changes to the catalog it started
+        # with, and a rebuild takes the catalog it replaces apart.
+        self._turn = asyncio.Lock()
 
     @property
     def seconds_since_refresh(self) -> float:
@@ -92,30 +94,42 @@ class Refresher:
         return time.monotonic() - self._last_success
 
     async def rebuild(self) -> None:
-        """Build a new catalog from one snapshot and swap it in.
+        """Build a new catalog from one snapshot and swap it in (after any poll or rebuild
+        under way: they take turns).
 
         Raises:
             DatabaseUnavailable: no server could be read.
         """
+        async with self._turn:
+            await self._rebuild()
+
+    async def _rebuild(self) -> None:
         started = time.monotonic()
-        async with self._db.snapshot(min_lsn=self._source_lsn or None) as (node, conn):
-            info, rows, seen = await queries.load_all(conn)
         loop = asyncio.get_running_loop()
-        # Building three indexes over 144k (or a million) points takes seconds of CPU: not
-        # on the event loop. The thread builds a new catalog; nothing else touches it.
-        catalog = await loop.run_in_executor(
-            None, functools.partial(Catalog.build, rows, max_radius_m=self._max_radius_m, strategies=self._strategies)
-        )
-        self.catalog = catalog
-        # Millions of long-lived objects: move them out of the cyclic GC's reach, so no
-        # collection ever walks them again (a full walk would stall requests for a second).
-        gc.freeze()
-        self._horizon = info.horizon
-        self._applied = dict(seen)
-        self.applied_lsn = info.lsn_before
-        self._source_lsn = max(self._source_lsn, info.lsn_after)
-        self._last_success = time.monotonic()
-        self.rebuilds += 1
+        # Millions of long-lived objects (the rows, then the catalog): no collection may walk
+        # them, neither while they are made nor ever after (a full walk stalls every request
+        # for a second or more at a million businesses). So the collector pauses from the
+        # fetch until the new catalog is frozen (location_api.collector).
+        with collector.paused(freeze=True):
+            async with self._db.snapshot(min_lsn=self._source_lsn or None) as (node, conn):
+                info, rows, seen = await queries.load_all(conn)
+            # Building the indexes takes seconds of CPU: not on the event loop. The thread
+            # builds a new catalog; nothing else touches it.
+            catalog = await loop.run_in_executor(
+                None, functools.partial(Catalog.build, rows, max_radius_m=self._max_radius_m, strategies=self._strategies)
+            )
+            del rows
+            retired = [self.catalog]
+            self.catalog = catalog
+            self._horizon = info.horizon
+            self._applied = dict(seen)
+            self.applied_lsn = info.lsn_before
+            self._source_lsn = max(self._source_lsn, info.lsn_after)
+            self._last_success = time.monotonic()
+            self.rebuilds += 1
+        # Freeing the old catalog's millions of objects takes a while too: in a thread, a
+        # piece at a time, so the event loop runs in between.
+        await loop.run_in_executor(None, collector.dismantle, retired)
         log.info(
             "in-memory indexes built: %d businesses from %s in %.1f s",
             len(catalog), node.name, time.monotonic() - started,
@@ -130,9 +144,13 @@ class Refresher:
         Raises:
             DatabaseUnavailable: no server could be read.
         """
+        async with self._turn:
+            return await self._poll()
+
+    async def _poll(self) -> int:
         catalog = self.catalog
         if catalog is None:
-            await self.rebuild()
+            await self._rebuild()
             return 0
         async with self._db.snapshot(min_lsn=self._source_lsn) as (_node, conn):
             info, changes, overflow = await queries.poll_changes(conn, self._horizon, MAX_CHANGES_PER_POLL)
@@ -140,7 +158,7 @@ class Refresher:
         if overflow or any(c.business_id is None for c in fresh):
             # A bulk load or a TRUNCATE: cheaper (and simpler) to start over. Bulk writes
             # invalidate nothing in Redis, so drop the API's cache entries too.
-            await self.rebuild()
+            await self._rebuild()
             if self._cache.up:
                 await self._cache.flush()
             return 0

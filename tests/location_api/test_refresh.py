@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -11,6 +13,7 @@ import asyncpg
 import pytest
 
 from geo_common.settings import Settings
+from location_api import queries
 from location_api.cells import geohash12
 from location_api.keys import refresher_key
 from location_api.refresh import MAX_CHANGES_PER_POLL
@@ -122,3 +125,51 @@ async def test_a_bulk_load_rebuilds_the_indexes(small: Api) -> None:
         await eventually(removed, "the bulk-deleted businesses to go", timeout=30)
     finally:
         await conn.close()
+
+
+async def test_a_rebuild_runs_no_collection_freezes_the_new_catalog_and_frees_the_old(small: Api) -> None:
+    refresher = small.app[refresher_key]
+    old = weakref.ref(refresher.catalog)
+    collections: list[int] = []
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(watch)
+    try:
+        await refresher.rebuild()
+    finally:
+        gc.callbacks.remove(watch)
+    catalog = refresher.catalog
+    assert collections == []  # no collection walked the rows or the catalog as they were made
+    assert gc.isenabled()
+    assert old() is None  # taken apart and freed
+    assert catalog is not None and len(catalog) == 500
+    young = {id(o) for o in gc.get_objects()}
+    assert id(catalog.cards.slots) not in young and id(catalog.indexes) not in young  # frozen
+    conn = await asyncpg.connect(small.settings.pg_primary)
+    try:
+        first = await conn.fetchrow("SELECT id, latitude, longitude FROM businesses ORDER BY id LIMIT 1")
+    finally:
+        await conn.close()
+    assert first["id"] in await ids_near(small, first["latitude"], first["longitude"], "geohash", radius=1.0)
+
+
+async def test_the_catalog_rows_arrive_in_geohash_order(small: Api) -> None:
+    conn = await asyncpg.connect(small.settings.pg_replicas[0])
+    try:
+        _info, rows, _seen = await queries.load_all(conn)
+    finally:
+        await conn.close()
+    hashes = [geohash12(r["latitude"], r["longitude"]) for r in rows]
+    assert len(rows) >= 500 and hashes == sorted(hashes)
+
+
+async def test_a_poll_waits_for_a_rebuild_under_way(small: Api) -> None:
+    refresher = small.app[refresher_key]
+    rebuilds = refresher.rebuilds
+    rebuilding = asyncio.create_task(refresher.rebuild())
+    await asyncio.sleep(0)  # the rebuild has its turn
+    assert await refresher.poll() == 0
+    assert rebuilding.done() and refresher.rebuilds == rebuilds + 1
