@@ -48,9 +48,10 @@ sys.path.insert(0, str(REPO))
 import asyncpg  # noqa: E402
 import orjson  # noqa: E402
 
-from geo_common.migrate import apply_migrations  # noqa: E402
 from geo_common.settings import Settings, load_settings  # noqa: E402
 from geo_common.tokens import mint_token  # noqa: E402
+
+from bench_db import drop_database, new_database  # noqa: E402
 
 FRAME = orjson.dumps({
     "type": "friend_location", "user_id": 1_000_123, "latitude": 37.774929, "longitude": -122.419416,
@@ -182,27 +183,11 @@ def _uvloop() -> None:
 
 
 async def create_bench_db(settings: Settings) -> str:
-    name = f"geo_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = await asyncpg.connect(_with_db(settings.pg_primary, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = _with_db(settings.pg_primary, name)
-    await apply_migrations(dsn)
-    return dsn
+    return (await new_database(settings, f"geo_bench_{os.getpid()}_{secrets.token_hex(3)}")).pg_primary
 
 
 async def drop_bench_db(settings: Settings, dsn: str) -> None:
-    admin = await asyncpg.connect(_with_db(settings.pg_primary, "postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-def _with_db(dsn: str, name: str) -> str:
-    return dsn.rsplit("/", 1)[0] + "/" + name
+    await drop_database(settings, dsn.rsplit("/", 1)[1])
 
 
 @dataclass

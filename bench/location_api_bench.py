@@ -49,7 +49,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +59,12 @@ if str(REPO) not in sys.path:
 
 import asyncpg  # noqa: E402
 
-from geo_common.migrate import apply_migrations  # noqa: E402
 from geo_common.places import scatter  # noqa: E402
 from geo_common.settings import Settings, load_settings  # noqa: E402
 
+from bench_db import GEONAMES, create_database, drop_database, replicas_caught_up  # noqa: E402
+
 OUT = REPO / "bench" / "out" / "location_api"
-GEONAMES = 144_563
 RADIUS_M = 5_000
 LIMIT = 20
 POINTS = 10_000
@@ -127,11 +127,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def with_database(dsn: str, database: str) -> str:
-    head, _, _ = dsn.rpartition("/")
-    return f"{head}/{database}"
 
 
 # --------------------------------------------------------------------------- servers
@@ -401,22 +396,7 @@ def run_pgbench(pgbench: str, dsn: str, duration_s: int) -> dict[str, float]:
 
 async def prepare_database(base: Settings, name: str, total: int, points: list[tuple[float, float]]) -> Settings:
     """A database with ``total`` businesses, their PostGIS copy and the query points."""
-    from location_api.demo import load_demo
-
-    admin = await asyncpg.connect(with_database(base.pg_primary, "postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    settings = replace(
-        base,
-        pg_primary=with_database(base.pg_primary, name),
-        pg_replicas=tuple(with_database(r, name) for r in base.pg_replicas),
-        redis_namespace=f"bench-{name}",
-    )
-    await apply_migrations(settings.pg_primary)
-    await load_demo(settings.pg_primary, synthetic=total - GEONAMES, say=lambda line: say(line.strip()))
+    settings = await create_database(base, name, total, say)
     conn = await asyncpg.connect(settings.pg_primary)
     try:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
@@ -434,25 +414,10 @@ async def prepare_database(base: Settings, name: str, total: int, points: list[t
         )
         await conn.execute("VACUUM ANALYZE businesses_postgis")
         await conn.execute("VACUUM ANALYZE bench_points")
-        lsn = await conn.fetchval("SELECT pg_current_wal_lsn()::text")
     finally:
         await conn.close()
-    for replica in settings.pg_replicas:  # the API reads from the replica: let it catch up
-        conn = await asyncpg.connect(replica)
-        try:
-            while not await conn.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn", lsn):
-                await asyncio.sleep(0.2)
-        finally:
-            await conn.close()
+    await replicas_caught_up(settings)  # the API reads from the replica: let it catch up
     return settings
-
-
-async def drop_database(base: Settings, name: str) -> None:
-    admin = await asyncpg.connect(with_database(base.pg_primary, "postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def env_for(settings: Settings) -> dict[str, str]:
