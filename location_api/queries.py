@@ -178,8 +178,8 @@ async def load_all(conn: asyncpg.Connection) -> tuple[SnapshotInfo, list[asyncpg
 
     Returns:
         The snapshot's position; the business rows (id, name, latitude, longitude,
-        category, address), in geohash order; and ``(seq, xid)`` of the change rows the snapshot already
-        reflects but a later poll will see again.
+        category, address), in geohash order; and ``(seq, xid)`` of the change rows the
+        snapshot already reflects but a later poll will see again.
     """
     before = await visible_lsn(conn)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
