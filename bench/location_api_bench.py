@@ -16,7 +16,10 @@ scattered around them) and for 1 and 2 API processes sharing one port (SO_REUSEP
   handler in this design, with no validation, no JSON of results and no metrics;
 * **PostGIS direct**: the same points straight to PostgreSQL with ``pgbench`` (prepared,
   8 clients, 2 threads): ``ST_DWithin(geog, point, 5000) ORDER BY geog <-> point LIMIT 20``
-  on a geography column with a GiST index.
+  on a geography column with a GiST index. When the API runs fewer processes than the
+  machine has cores, PostGIS is measured a second time with PostgreSQL's backends on as
+  many cores as the API has processes (``PostmasterPin``): one API process uses one core,
+  and eight backends left free would use them all.
 
 Everything (drivers, servers, PostgreSQL) runs on this machine's cores at once, so each
 figure is what the whole machine does, not one server process in isolation. The four maxima
@@ -391,6 +394,47 @@ def run_pgbench(pgbench: str, dsn: str, duration_s: int) -> dict[str, float]:
     return {"tps": tps, "latency_avg_ms": latency}
 
 
+class PostmasterPin:
+    """Run PostgreSQL's new backends on given cores, for "PostGIS on the same cores".
+
+    One API process uses one core; PostgreSQL's pgbench backends would otherwise use every
+    core of the machine. Backends are forked by the postmaster and inherit its CPU
+    affinity, so pinning the postmaster for the length of a pgbench run puts every backend
+    of that run on the cores given, and the old affinity is restored after. Possible only
+    when the server runs on this machine and this user may set its affinity (root, or the
+    server's own user); otherwise :attr:`problem` says why.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self.pid: int | None = None
+        self.problem: str | None = None
+        try:
+            self.pid = asyncio.run(self._postmaster(dsn))
+            os.sched_setaffinity(self.pid, os.sched_getaffinity(self.pid))  # may we?
+        except (OSError, ValueError) as exc:
+            self.pid, self.problem = None, f"cannot set the affinity of the PostgreSQL server ({exc})"
+
+    @staticmethod
+    async def _postmaster(dsn: str) -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+            # The backend's parent, read while the backend is alive: the postmaster.
+            return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        finally:
+            await conn.close()
+
+    def run(self, cores: int, measure: Any) -> Any:
+        """``measure()`` with new backends on the first ``cores`` cores this process may use."""
+        assert self.pid is not None
+        before = os.sched_getaffinity(self.pid)
+        os.sched_setaffinity(self.pid, sorted(os.sched_getaffinity(0))[:cores])
+        try:
+            return measure()
+        finally:
+            os.sched_setaffinity(self.pid, before)
+
+
 # --------------------------------------------------------------------------- data
 
 
@@ -454,7 +498,12 @@ def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duratio
     """
     results: dict[str, Any] = {}
     env = env_for(settings)
+    cores = len(os.sched_getaffinity(0))
+    pin = PostmasterPin(settings.pg_primary)
+    if pin.problem:
+        say(f"[{label}] PostGIS on the API's cores not measured: {pin.problem}")
     for procs in (1, 2):
+        same_cores = procs < cores and pin.pid is not None
         say(f"[{label}] {procs} process(es) each: starting hello-world, hello-world + index query and the API "
             "(indexes built from the replica)")
         started = time.monotonic()
@@ -469,13 +518,22 @@ def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duratio
                 row = {kind: run_wrk(tools["wrk"], servers[kind].port, paths_file, duration_s)["rps"]
                        for kind in SERVERS}
                 row["postgis"] = run_pgbench(tools["pgbench"], settings.pg_primary, duration_s)["tps"]
+                if same_cores:  # PostgreSQL's backends on as many cores as the API has processes
+                    row["postgis_same_cores"] = pin.run(
+                        procs, lambda: run_pgbench(tools["pgbench"], settings.pg_primary, duration_s))["tps"]
+                elif procs >= cores:  # the API's processes already have every core
+                    row["postgis_same_cores"] = row["postgis"]
                 measured.append(row)
+                pinned = f", on {procs} core(s) {row['postgis_same_cores']:.0f}" if same_cores else ""
                 say(f"[{label}] round {n}: hello {row['hello']:.0f}, + index {row['hello-index']:.0f}, "
-                    f"API {row['api']:.0f} req/s, PostGIS {row['postgis']:.0f} tps")
+                    f"API {row['api']:.0f} req/s, PostGIS {row['postgis']:.0f} tps{pinned}")
             summary = {f"{kind}_rps": median([r[kind] for r in measured]) for kind in SERVERS}
             summary["postgis_tps"] = median([r["postgis"] for r in measured])
             for name, top, bottom in RATIOS:
-                summary[name] = median([r[top] / r[bottom] for r in measured])
+                if all(bottom in r for r in measured):
+                    summary[name] = median([r[top] / r[bottom] for r in measured])
+            if all("postgis_same_cores" in r for r in measured):
+                summary["postgis_same_cores_tps"] = median([r["postgis_same_cores"] for r in measured])
             half = summary["api_rps"] / 2
             say(f"[{label}] API {summary['api_rps']:.0f} req/s at most (median); open loop at {half:.0f} req/s")
             open_loop = drive(servers["api"].port, paths_file, half, duration_s)
@@ -494,6 +552,7 @@ RATIOS = (
     ("floor_over_hello", "hello-index", "hello"),
     ("api_over_floor", "api", "hello-index"),
     ("api_over_postgis", "api", "postgis"),
+    ("api_over_postgis_same_cores", "api", "postgis_same_cores"),
 )
 
 
@@ -505,8 +564,8 @@ def median(values: list[float]) -> float:
 
 def print_table(all_results: dict[str, dict[str, Any]]) -> None:
     print()
-    header = f"{'data set':<8} {'procs':>5} {'hello':>8} {'+index':>8} {'API':>8} {'PostGIS':>8} " \
-             f"{'API/hello':>9} {'idx/hello':>9} {'API/idx':>8} {'API/PG':>7} " \
+    header = f"{'data set':<8} {'procs':>5} {'hello':>8} {'+index':>8} {'API':>8} {'PostGIS':>8} {'PG same':>8} " \
+             f"{'API/hello':>9} {'idx/hello':>9} {'API/idx':>8} {'API/PG':>7} {'/PGsame':>7} " \
              f"{'p50 @half':>10} {'p99 @half':>10} {'@rate':>7} {'loadgen p99':>12} {'achieved':>9}"
     print("req/s (PostGIS: tps), medians over the rounds; ratios: medians of each round's ratio")
     print(header)
@@ -515,10 +574,14 @@ def print_table(all_results: dict[str, dict[str, Any]]) -> None:
         for procs in (1, 2):
             row = r[f"{procs}p"]
             half, loadgen = row["half_rate"], row["half_rate_loadgen"]
+            same = row.get("postgis_same_cores_tps")
+            same_ratio = row.get("api_over_postgis_same_cores")
             print(f"{label:<8} {procs:>5} {row['hello_rps']:>8.0f} {row['hello-index_rps']:>8.0f} "
                   f"{row['api_rps']:>8.0f} {row['postgis_tps']:>8.0f} "
+                  f"{'n/a' if same is None else f'{same:.0f}':>8} "
                   f"{row['api_over_hello']:>9.0%} {row['floor_over_hello']:>9.0%} {row['api_over_floor']:>8.0%} "
                   f"{row['api_over_postgis']:>6.2f}x "
+                  f"{'n/a' if same_ratio is None else f'{same_ratio:.2f}x':>7} "
                   f"{half['p50_ms']:>8.2f}ms {half['p99_ms']:>8.2f}ms "
                   f"{half['rate']:>7.0f} {loadgen['p99_ms']:>10.2f}ms {loadgen['rate']:>9.0f}")
     print()

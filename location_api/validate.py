@@ -149,6 +149,34 @@ def parse_search(query: MultiMapping[str], *, max_radius_m: float) -> SearchQuer
 _PLAIN_PARAMETERS = frozenset(("latitude", "longitude", "radius", "limit"))
 
 
+def parse_plain_query_string(raw: str, *, max_radius_m: float) -> SearchQuery | None:
+    """The common search read straight from the raw (still percent-encoded) query string.
+
+    Decoding the query into a mapping (``request.query``) costs more than checking it, so
+    the common request skips it: a string without ``%`` and ``+`` decodes to itself, and
+    splitting it on ``&`` and each pair's first ``=`` gives exactly the pairs the mapping
+    would hold. Only position, radius and limit, each once and valid, are taken here.
+
+    Args:
+        raw: the query string as sent (``request.rel_url.raw_query_string``).
+        max_radius_m: the largest radius accepted, metres.
+
+    Returns:
+        What :func:`parse_search` returns for the same request, or ``None`` for any other
+        string (escapes, other parameters, repeats, blanks, values out of range...): the
+        caller then runs :func:`parse_search`, which names every problem.
+    """
+    if "%" in raw or "+" in raw:
+        return None
+    values: dict[str, str] = {}
+    for pair in raw.split("&"):
+        name, eq, value = pair.partition("=")
+        if not eq or name in values:
+            return None
+        values[name] = value
+    return _parse_plain_search(values, max_radius_m)
+
+
 def _plain_number(raw: str | None, lo: float, hi: float) -> float | None:
     # Digits, sign, point and exponent only (no nan, inf, "_" or blanks): what float()
     # accepts from these characters is exactly the decimal syntax of _DECIMAL.
@@ -161,7 +189,7 @@ def _plain_number(raw: str | None, lo: float, hi: float) -> float | None:
     return value if lo <= value <= hi else None  # 1e999 is inf and fails the comparison
 
 
-def _parse_plain_search(query: MultiMapping[str], max_radius_m: float) -> SearchQuery | None:
+def _parse_plain_search(query: Mapping[str, str], max_radius_m: float) -> SearchQuery | None:
     """The common request (position, maybe radius and limit, all valid), parsed quickly.
 
     Nearly every search looks like this, and it is on the hot path, so it is checked in a

@@ -32,6 +32,7 @@ from location_api.validate import (
     parse_business,
     parse_consistency_token,
     parse_id,
+    parse_plain_query_string,
     parse_search,
 )
 
@@ -48,7 +49,9 @@ async def search_nearby(request: web.Request) -> web.Response:
     """``GET /v1/search/nearby``: businesses within a radius, nearest first, one page at a time."""
     app = request.app
     settings = app[settings_key]
-    query = parse_search(request.query, max_radius_m=settings.max_radius_m)
+    query = parse_plain_query_string(request.rel_url.raw_query_string, max_radius_m=settings.max_radius_m)
+    if query is None:
+        query = parse_search(request.query, max_radius_m=settings.max_radius_m)
     token = parse_consistency_token(request.headers)
     after = None if query.cursor is None else decode_cursor(app[cursor_key_key], query, query.cursor)
     strategy = query.strategy or settings.api_index

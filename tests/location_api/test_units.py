@@ -29,7 +29,8 @@ from location_api.errors import InvalidCursor, InvalidRequest
 from location_api.metrics import Metrics
 from location_api.models import Business, SearchQuery
 from location_api.render import business_from_prefix, hit_prefix, search_body
-from location_api.validate import format_lsn, lsn_from_text, parse_search
+from location_api.validate import format_lsn, lsn_from_text, parse_plain_query_string, parse_search
+from yarl import URL
 
 # ----------------------------------------------------------------------------- cells
 
@@ -144,6 +145,56 @@ def test_other_spellings_are_refused_naming_the_field(raw: str) -> None:
     with pytest.raises(InvalidRequest) as info:
         parse_search(MultiDict(latitude=raw, longitude="0"), max_radius_m=50_000.0)
     assert [e.field for e in info.value.errors] == ["latitude"]
+
+
+def _decoded(raw: str) -> MultiDict[str]:
+    """The query mapping aiohttp gives a handler for this raw query string."""
+    return MultiDict(URL.build(path="/v1/search/nearby", query_string=raw, encoded=True).query)
+
+
+def _full_parse(raw: str) -> SearchQuery | str:
+    try:
+        return parse_search(_decoded(raw), max_radius_m=50_000.0)
+    except InvalidRequest as exc:
+        return f"400 {sorted(e.field for e in exc.errors)}"
+
+
+_PAIR_NAMES = st.sampled_from(["latitude", "longitude", "radius", "limit", "cursor", "index", "lat", "", "Latitude"])
+_PAIR_VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-200, 200_000).map(str),
+    st.text(alphabet="0123456789.-+eE%2B&=;_ x", max_size=8),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_PAIR_NAMES, st.sampled_from(["=", "", "=="]), _PAIR_VALUES), max_size=6))
+def test_plain_query_string_parse_is_parse_search_on_the_decoded_query(pairs: list[tuple[str, str, str]]) -> None:
+    raw = "&".join(name + eq + value for name, eq, value in pairs)
+    fast = parse_plain_query_string(raw, max_radius_m=50_000.0)
+    if fast is not None:
+        assert fast == _full_parse(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    "latitude=48.85&longitude=2.35",
+    "longitude=-180&latitude=-90&radius=1&limit=100",
+    "latitude=1e1&longitude=.5&radius=50000.0&limit=001",
+])
+def test_plain_query_strings_are_read_without_decoding(raw: str) -> None:
+    fast = parse_plain_query_string(raw, max_radius_m=50_000.0)
+    assert fast is not None and fast == _full_parse(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    "", "latitude=48.85", "latitude=48.85&longitude=2.35&", "latitude=48.85&&longitude=2.35",
+    "latitude=4%38&longitude=2", "latitude=+48&longitude=2", "latitude=48 &longitude=2",
+    "latitude=1&longitude=2&latitude=1", "latitude=1&longitude=2&expand=true", "latitude=91&longitude=0",
+    "latitude=1&longitude=2&radius=0", "latitude=1&longitude=2&limit=101", "latitude=1&longitude=2&limit=1.0",
+    "latitude=1&longitude", "latitude==1&longitude=2", "latitude=1;longitude=2", "latitude=nan&longitude=0",
+])
+def test_other_query_strings_are_left_to_the_full_parse(raw: str) -> None:
+    assert parse_plain_query_string(raw, max_radius_m=50_000.0) is None
 
 
 def test_lsn_text_round_trip() -> None:
