@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -13,7 +14,7 @@ import asyncpg
 import pytest
 
 from geo_common.settings import Settings
-from location_api import queries
+from location_api import collector, queries
 from location_api.cells import geohash12
 from location_api.keys import refresher_key
 from location_api.refresh import MAX_CHANGES_PER_POLL
@@ -172,4 +173,35 @@ async def test_a_poll_waits_for_a_rebuild_under_way(small: Api) -> None:
     rebuilding = asyncio.create_task(refresher.rebuild())
     await asyncio.sleep(0)  # the rebuild has its turn
     assert await refresher.poll() == 0
-    assert rebuilding.done() and refresher.rebuilds == rebuilds + 1
+    assert refresher.rebuilds == rebuilds + 1  # the poll ran on the new catalog
+    await rebuilding
+
+
+async def test_a_poll_goes_on_while_the_old_catalog_is_taken_apart(
+    small: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refresher = small.app[refresher_key]
+    started, release = threading.Event(), threading.Event()
+    take_apart = collector.dismantle
+
+    def held_back(root: Any, step: int = collector.STEP) -> None:  # collector.dismantle, once released
+        started.set()
+        release.wait(30)
+        take_apart(root, step)
+
+    monkeypatch.setattr(collector, "dismantle", held_back)
+    old = weakref.ref(refresher.catalog)
+    rebuilding = asyncio.create_task(refresher.rebuild())
+    try:
+        async def taking_apart() -> bool:
+            return started.is_set()
+
+        await eventually(taking_apart, "the old catalog to be taken apart")
+        # The new catalog is in place and the old one still held: a poll is not kept waiting.
+        assert await asyncio.wait_for(refresher.poll(), timeout=10) == 0
+        assert not rebuilding.done() and old() is not None
+    finally:
+        release.set()
+        await rebuilding
+    gc.collect()
+    assert old() is None
