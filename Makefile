@@ -25,7 +25,7 @@ run-full: install
 	$(BIN)/geo-stack run --full
 
 lint: install
-	$(BIN)/mypy geo_index geo_common location_api friends_ws pubsub loadgen deploy
+	$(BIN)/mypy geo_index geo_common location_api friends_ws pubsub loadgen deploy bench
 
 test: up lint
 	$(BIN)/pytest $(PYTEST_ARGS)

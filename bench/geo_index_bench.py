@@ -118,7 +118,8 @@ class NumpyBrute:
     def _dist(self, phi: np.ndarray, lam: np.ndarray, cos_phi: np.ndarray, qlat: float, qlon: float) -> np.ndarray:
         qphi = math.radians(qlat)
         a = np.sin((phi - qphi) * 0.5) ** 2 + math.cos(qphi) * cos_phi * np.sin((lam - math.radians(qlon)) * 0.5) ** 2
-        return 2.0 * R_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+        distances: np.ndarray = 2.0 * R_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+        return distances
 
     def full_scan(self, qlat: float, qlon: float, radius: float, limit: int) -> np.ndarray:
         d = self._dist(self.phi, self.lam, self.cos_phi, qlat, qlon)
@@ -220,7 +221,7 @@ class RedisPeer:
         for start in range(0, len(usable), 250):
             pipe = self.r.pipeline(transaction=False)
             for lat, lon in usable[start : start + 250]:
-                pipe.execute_command(
+                pipe.execute_command(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
                     "GEOSEARCH", self.key, "FROMLONLAT", lon, lat, "BYRADIUS", radius, "m", "ASC", "COUNT", limit, *extra
                 )
             found += sum(len(x) for x in pipe.execute())
