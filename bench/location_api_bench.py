@@ -53,6 +53,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -425,7 +426,7 @@ class PostmasterPin:
         finally:
             await conn.close()
 
-    def run(self, cores: int, measure: Any) -> Any:
+    def run(self, cores: int, measure: Callable[[], dict[str, float]]) -> dict[str, float]:
         """``measure()`` with new backends on the first ``cores`` cores this process may use."""
         assert self.pid is not None
         before = os.sched_getaffinity(self.pid)

@@ -107,10 +107,10 @@ class Refresher:
         await self._take_apart_retired()
 
     async def _take_apart_retired(self) -> None:
-        """Free the catalogs rebuilds replaced: millions of objects at a million businesses,
-        about 2 s. In a thread, a piece at a time, so the event loop runs in between; and
-        after the turn, so polls go on meanwhile (nothing refers to a replaced catalog any
-        more: a search reads ``catalog`` and finishes without yielding)."""
+        """Free the catalogs rebuilds replaced: millions of objects at a million businesses.
+        In a thread, a piece at a time, so the event loop runs in between; and after the
+        turn, so polls go on meanwhile (nothing refers to a replaced catalog any more: a
+        search reads ``catalog`` and finishes without yielding)."""
         retired, self._retired = self._retired, []
         if retired:
             await asyncio.get_running_loop().run_in_executor(None, collector.dismantle, retired)

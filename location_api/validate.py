@@ -171,10 +171,10 @@ def parse_plain_query_string(raw: str, *, max_radius_m: float) -> SearchQuery | 
     values: dict[str, str] = {}
     for pair in raw.split("&"):
         name, eq, value = pair.partition("=")
-        if not eq or name in values:
+        if not eq or name in values or name not in _PLAIN_PARAMETERS:
             return None
         values[name] = value
-    return _parse_plain_search(values, max_radius_m)
+    return _plain_values(values, max_radius_m)
 
 
 def _plain_number(raw: str | None, lo: float, hi: float) -> float | None:
@@ -203,6 +203,12 @@ def _parse_plain_search(query: Mapping[str, str], max_radius_m: float) -> Search
         if name in values or name not in _PLAIN_PARAMETERS:
             return None
         values[name] = value
+    return _plain_values(values, max_radius_m)
+
+
+def _plain_values(values: dict[str, str], max_radius_m: float) -> SearchQuery | None:
+    """The search from plain parameters (each named once, each one of the plain four), or
+    ``None`` when a value is missing or not plainly valid."""
     latitude = _plain_number(values.get("latitude"), -90.0, 90.0)
     longitude = _plain_number(values.get("longitude"), -180.0, 180.0)
     if latitude is None or longitude is None:
