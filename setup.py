@@ -1,9 +1,11 @@
-"""Build settings pyproject.toml cannot state: the compiled candidate scan of geo_index.
+"""Build settings pyproject.toml cannot state: the compiled parts of geo_index and location_api.
 
 ``geo_index/_cscan.c`` is the C form of :func:`geo_index._scan.search`. It is optional:
 without a C compiler and the Python headers the install still succeeds and ``geo_index``
 uses its Python scan. ``-ffp-contract=off`` keeps the compiler from fusing multiply-adds,
 so the distances it computes stay bit-identical to :func:`geo_index.haversine_m`.
+``location_api/_cquery.c`` reads the common nearby-search query string
+(:func:`location_api.validate.parse_plain_query_string`); it is optional in the same way.
 """
 
 from setuptools import Extension, setup
@@ -16,6 +18,7 @@ setup(
             extra_compile_args=["-O2", "-ffp-contract=off"],
             libraries=["m"],
             optional=True,
-        )
+        ),
+        Extension("location_api._cquery", sources=["location_api/_cquery.c"], extra_compile_args=["-O2"], optional=True),
     ]
 )

@@ -14,7 +14,11 @@
  *     differently.
  *   - the result is sorted by (distance, id) with Python's own comparison of the ids.
  *
- * scan(..., limit, after) and scan_grid(..., limit, after) page instead: they return
+ * scan_levels(levels, max_cells, lat, lon, radius_m, limit) is GeohashIndex's whole query:
+ * it finds the cells as GeohashIndex._grid does (same box, same level, same rows and
+ * columns, with the operations of geo_index.distance.cap_bounds), then scans them as scan().
+ *
+ * scan(..., limit, after) and scan_levels(..., limit, after) page instead: they return
  * (total, following, hits), where total counts the points within the radius, following those
  * of them ordered after ``after`` = (distance, id) (all of them when None), and hits is the
  * first ``limit`` of those, as above. Counting needs no exact distance except for the few
@@ -400,43 +404,20 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                        PyList_GET_SIZE(rec_groups), lat, lon, radius, limit, paged, &after);
 }
 
-/* scan_grid(cells, srows, scols, lat, lon, radius_m, limit[, after]): the cells of a geohash
- * level at codes srow | scol (every pair) looked up in ``cells`` (code -> (vectors, records)),
- * then scanned as by scan(). */
+/* Look up the cells at codes rows[i] | cols[j] (every pair, rows outer) in ``cells``
+ * (code -> (vectors, records)) and scan them as scan() does. */
 static PyObject *
-scan_grid(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+scan_codes(PyObject *cells, const unsigned long long *rows, Py_ssize_t nr, const unsigned long long *cols,
+           Py_ssize_t nc, double lat, double lon, double radius, Py_ssize_t limit, int paged, After *after)
 {
-    (void)module;
-    if (nargs != 7 && nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "scan_grid(cells, srows, scols, lat, lon, radius_m, limit[, after])");
-        return NULL;
-    }
-    PyObject *cells = args[0], *srows = args[1], *scols = args[2];
-    if (!PyDict_Check(cells) || !PyList_Check(srows) || !PyList_Check(scols)) {
-        PyErr_SetString(PyExc_TypeError, "cells must be a dict, srows and scols lists of int");
-        return NULL;
-    }
-    double lat, lon, radius;
-    Py_ssize_t limit;
-    After after;
-    int paged = nargs == 8;
-    if (parse_query(args + 3, paged, &lat, &lon, &radius, &limit, &after) < 0) return NULL;
-    Py_ssize_t nr = PyList_GET_SIZE(srows), nc = PyList_GET_SIZE(scols);
-    unsigned long long *cols = PyMem_Malloc((size_t)(nc ? nc : 1) * sizeof(unsigned long long));
     PyObject **groups = PyMem_Malloc((size_t)(nr * nc > 0 ? nr * nc : 1) * 2 * sizeof(PyObject *));
+    if (groups == NULL) return PyErr_NoMemory();
     PyObject *result = NULL;
-    if (cols == NULL || groups == NULL) { PyErr_NoMemory(); goto out; }
-    for (Py_ssize_t j = 0; j < nc; j++) {
-        cols[j] = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(scols, j));
-        if (cols[j] == (unsigned long long)-1 && PyErr_Occurred()) goto out;
-    }
     Py_ssize_t ng = 0;
     PyObject **vecs = groups, **recs = groups + nr * nc;
     for (Py_ssize_t i = 0; i < nr; i++) {
-        unsigned long long row = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(srows, i));
-        if (row == (unsigned long long)-1 && PyErr_Occurred()) goto out;
         for (Py_ssize_t j = 0; j < nc; j++) {
-            PyObject *key = PyLong_FromUnsignedLongLong(row | cols[j]);
+            PyObject *key = PyLong_FromUnsignedLongLong(rows[i] | cols[j]);
             if (key == NULL) goto out;
             PyObject *cell = PyDict_GetItemWithError(cells, key);  /* borrowed */
             Py_DECREF(key);
@@ -453,10 +434,150 @@ scan_grid(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             ng++;
         }
     }
-    result = scan_groups(vecs, recs, ng, lat, lon, radius, limit, paged, &after);
+    result = scan_groups(vecs, recs, ng, lat, lon, radius, limit, paged, after);
 out:
-    PyMem_Free(cols);
     PyMem_Free(groups);
+    return result;
+}
+
+/* Bit i of x (16 bits) at bit 2i: one half of a geohash interleave (geohash_index._SPREAD). */
+static unsigned long long
+spread16(unsigned long long x)
+{
+    x &= 0xFFFFULL;
+    x = (x | (x << 8)) & 0x00FF00FFULL;
+    x = (x | (x << 4)) & 0x0F0F0F0FULL;
+    x = (x | (x << 2)) & 0x33333333ULL;
+    x = (x | (x << 1)) & 0x55555555ULL;
+    return x;
+}
+
+#define RAD (M_PI / 180.0)
+#define MAX_SPAN 65536
+
+/* One geohash level as GeohashIndex hands it over. */
+typedef struct {
+    double rows_per_deg, cols_per_deg;
+    long nrows, ncols, row_shift, col_shift;
+    PyObject *cells;  /* borrowed */
+} Level;
+
+static int
+level_of(PyObject *t, Level *lv)
+{
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 7 || !PyDict_Check(PyTuple_GET_ITEM(t, 6))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "a level must be (rows_per_deg, cols_per_deg, nrows, ncols, row_shift, col_shift, cells)");
+        return -1;
+    }
+    if (as_double(PyTuple_GET_ITEM(t, 0), &lv->rows_per_deg) < 0
+        || as_double(PyTuple_GET_ITEM(t, 1), &lv->cols_per_deg) < 0) return -1;
+    long *ints[4] = {&lv->nrows, &lv->ncols, &lv->row_shift, &lv->col_shift};
+    for (int k = 0; k < 4; k++) {
+        *ints[k] = PyLong_AsLong(PyTuple_GET_ITEM(t, 2 + k));
+        if (*ints[k] == -1 && PyErr_Occurred()) return -1;
+    }
+    if (lv->nrows < 1 || lv->nrows > MAX_SPAN || lv->ncols < 1 || lv->ncols > MAX_SPAN
+        || lv->row_shift < 0 || lv->row_shift > 1 || lv->col_shift < 0 || lv->col_shift > 1) {
+        PyErr_SetString(PyExc_ValueError, "a level's rows and columns must number 1 to 65536, its shifts 0 or 1");
+        return -1;
+    }
+    lv->cells = PyTuple_GET_ITEM(t, 6);
+    return 0;
+}
+
+/* scan_levels(levels, max_cells, lat, lon, radius_m, limit[, after]): GeohashIndex's query
+ * in one call. The cap's bounding box (geo_index.distance.cap_bounds), the finest level
+ * whose cells overlapping it number about ``max_cells`` or fewer (``levels`` finest first),
+ * the rows and columns of those cells (GeohashIndex._grid), then the scan of those cells. */
+static PyObject *
+scan_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 6 && nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "scan_levels(levels, max_cells, lat, lon, radius_m, limit[, after])");
+        return NULL;
+    }
+    PyObject *levels = args[0];
+    if (!PyTuple_Check(levels) || PyTuple_GET_SIZE(levels) < 1) {
+        PyErr_SetString(PyExc_TypeError, "levels must be a non-empty tuple");
+        return NULL;
+    }
+    double max_cells, lat, lon, radius;
+    Py_ssize_t limit;
+    After after;
+    int paged = nargs == 7;
+    if (as_double(args[1], &max_cells) < 0) return NULL;
+    if (parse_query(args + 2, paged, &lat, &lon, &radius, &limit, &after) < 0) return NULL;
+    if (lon == -180.0) lon = 180.0;
+
+    /* cap_bounds */
+    double lat_lo = -90.0, lat_hi = 90.0, ranges[2][2] = {{-180.0, 180.0}, {0.0, 0.0}};
+    int nranges = 1;
+    double delta = (radius * (1.0 + REL_MARGIN) + ABS_MARGIN_M) / EARTH_RADIUS_M;
+    if (delta < 0.5 * M_PI) {
+        double d_deg = delta / RAD;
+        lat_lo = lat - d_deg;
+        lat_hi = lat + d_deg;
+        if (lat_hi >= 90.0 || lat_lo <= -90.0) {
+            if (lat_lo < -90.0) lat_lo = -90.0;
+            if (lat_hi > 90.0) lat_hi = 90.0;
+        } else {
+            double x = sin(delta) / cos(lat * RAD);
+            if (x < 1.0 - 1e-9) {
+                double dlon = asin(x) / RAD * (1.0 + REL_MARGIN) + 1e-9;
+                if (dlon < 180.0) {
+                    double lo = lon - dlon, hi = lon + dlon;
+                    if (lo <= -180.0) {
+                        ranges[0][0] = -180.0; ranges[0][1] = hi;
+                        ranges[1][0] = lo + 360.0; ranges[1][1] = 180.0;
+                        nranges = 2;
+                    } else if (hi >= 180.0) {
+                        ranges[0][0] = -180.0; ranges[0][1] = hi - 360.0;
+                        ranges[1][0] = lo; ranges[1][1] = 180.0;
+                        nranges = 2;
+                    } else {
+                        ranges[0][0] = lo; ranges[0][1] = hi;
+                    }
+                }
+            }
+        }
+    }
+
+    /* the level */
+    double height = lat_hi - lat_lo, width = 0.0;
+    for (int k = 0; k < nranges; k++) width += ranges[k][1] - ranges[k][0];
+    Level lv = {0};
+    Py_ssize_t nlevels = PyTuple_GET_SIZE(levels);
+    for (Py_ssize_t k = 0; k < nlevels; k++) {
+        if (level_of(PyTuple_GET_ITEM(levels, k), &lv) < 0) return NULL;
+        if ((height * lv.rows_per_deg + 1.0) * (width * lv.cols_per_deg + 1.0) <= max_cells) break;
+    }
+
+    /* its rows and columns, spread into cell-code bits */
+    long last = lv.nrows - 1, lastc = lv.ncols - 1;
+    long r0 = (long)((lat_lo + 90.0) * lv.rows_per_deg), r1 = (long)((lat_hi + 90.0) * lv.rows_per_deg);
+    if (r1 > last) r1 = last;
+    if (r0 > last) r0 = last;
+    Py_ssize_t nr = r1 - r0 + 1 > 0 ? r1 - r0 + 1 : 0, nc = 0;
+    for (int k = 0; k < nranges; k++) {
+        long c0 = (long)((ranges[k][0] + 180.0) * lv.cols_per_deg), c1 = (long)((ranges[k][1] + 180.0) * lv.cols_per_deg);
+        if (c0 > lastc) c0 = lastc;
+        if (c1 > lastc) c1 = lastc;
+        if (c1 >= c0) nc += c1 - c0 + 1;
+    }
+    unsigned long long *codes = PyMem_Malloc((size_t)(nr + nc > 0 ? nr + nc : 1) * sizeof(unsigned long long));
+    if (codes == NULL) return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < nr; i++) codes[i] = spread16((unsigned long long)(r0 + i)) << lv.row_shift;
+    Py_ssize_t j = nr;
+    for (int k = 0; k < nranges; k++) {
+        long c0 = (long)((ranges[k][0] + 180.0) * lv.cols_per_deg), c1 = (long)((ranges[k][1] + 180.0) * lv.cols_per_deg);
+        if (c0 > lastc) c0 = lastc;
+        if (c1 > lastc) c1 = lastc;
+        for (long c = c0; c <= c1; c++) codes[j++] = spread16((unsigned long long)c) << lv.col_shift;
+    }
+    PyObject *result = scan_codes(lv.cells, codes, nr, codes + nr, nc, lat, lon, radius, limit, paged, &after);
+    PyMem_Free(codes);
     return result;
 }
 
@@ -466,10 +587,11 @@ static PyMethodDef methods[] = {
      "geo_index._scan.search compiled: same arguments, same result.\n\n"
      "With a seventh argument ``after`` (None or (distance_m, id)) it returns\n"
      "(total within radius_m, how many follow ``after``, the first ``limit`` of those)."},
-    {"scan_grid", (PyCFunction)(void (*)(void))scan_grid, METH_FASTCALL,
-     "scan_grid(cells, srows, scols, lat, lon, radius_m, limit) -> list of (id, distance_m)\n\n"
-     "scan() over the cells ``cells.get(srow | scol)`` for every srow in srows and scol in scols;\n"
-     "an eighth argument ``after`` pages as scan()'s seventh does."},
+    {"scan_levels", (PyCFunction)(void (*)(void))scan_levels, METH_FASTCALL,
+     "scan_levels(levels, max_cells, lat, lon, radius_m, limit[, after])\n\n"
+     "GeohashIndex's query in one call: the cap's bounding box, the level, its rows and\n"
+     "columns, then scan() of that level's cells there. ``levels``: a tuple, finest first, of\n"
+     "(rows_per_deg, cols_per_deg, nrows, ncols, row_shift, col_shift, cells)."},
     {NULL, NULL, 0, NULL},
 };
 

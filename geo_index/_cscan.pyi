@@ -15,9 +15,11 @@ def scan(vec_groups: list[Any], rec_groups: list[Records[K]], lat: float, lon: f
 def scan(
     vec_groups: list[Any], rec_groups: list[Records[K]], lat: float, lon: float, radius_m: float, limit: int | None, after: After[K], /
 ) -> Paged[K]: ...
+Spec = tuple[float, float, int, int, int, int, Cells[K]]
+
 @overload
-def scan_grid(cells: Cells[K], srows: list[int], scols: list[int], lat: float, lon: float, radius_m: float, limit: int | None, /) -> Hits[K]: ...
+def scan_levels(levels: tuple[Spec[K], ...], max_cells: int, lat: float, lon: float, radius_m: float, limit: int | None, /) -> Hits[K]: ...
 @overload
-def scan_grid(
-    cells: Cells[K], srows: list[int], scols: list[int], lat: float, lon: float, radius_m: float, limit: int | None, after: After[K], /
+def scan_levels(
+    levels: tuple[Spec[K], ...], max_cells: int, lat: float, lon: float, radius_m: float, limit: int | None, after: After[K], /
 ) -> Paged[K]: ...

@@ -48,12 +48,12 @@ except ImportError:  # pragma: no cover - exercised only where numpy is absent
 HAVE_NUMPY = _np is not None
 
 search_native: Any
-scan_grid: Any
+scan_levels: Any
 try:  # the compiled scan; a checkout without a C compiler falls back to the Python paths
     from geo_index._cscan import scan as search_native
-    from geo_index._cscan import scan_grid
+    from geo_index._cscan import scan_levels
 except ImportError:  # pragma: no cover - exercised only where the extension is not built
-    search_native = scan_grid = None
+    search_native = scan_levels = None
 
 #: True when :func:`search_native` (``geo_index/_cscan.c``) is built and importable.
 HAVE_NATIVE = search_native is not None

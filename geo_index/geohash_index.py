@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import geohash
 
 from geo_index._base import Entry, IndexBase, Page
-from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, group_arrays, scan_grid, search_cells, vec_array
+from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, group_arrays, scan_levels, search_cells, vec_array
 from geo_index.distance import CapBounds, cap_bounds
 from geo_index.errors import InvalidOption
 from geo_index.validate import DEFAULT_MAX_RADIUS_M, check_scan_options
@@ -170,6 +170,11 @@ class GeohashIndex(IndexBase[K]):
         self._dense_min, self._native = check_scan_options(dense_min, native)
         # Finest first: that is the order in which a query tries them.
         self._levels = [_Level(b) for b in reversed(bits)]
+        # The same, as the compiled scan takes them (the cell maps are shared, not copied).
+        self._specs = tuple(
+            (lv.rows_per_deg, lv.cols_per_deg, lv.nrows, lv.ncols, lv.row_shift, lv.col_shift, lv.cells)
+            for lv in self._levels
+        )
 
     @property
     def levels(self) -> tuple[int, ...]:
@@ -293,14 +298,13 @@ class GeohashIndex(IndexBase[K]):
         return lv, range(r0, r1 + 1), scols
 
     def _within(self, lat: float, lon: float, radius_m: float, limit: int | None) -> list[tuple[K, float]]:
+        if self._native:  # the box, level, rows and columns as _grid finds them, and the scan, in C
+            return scan_levels(self._specs, self._max_cells, lat, lon, radius_m, limit)  # type: ignore[no-any-return]
         if lon == -180.0:
             lon = 180.0
         lv, rows, scols = self._grid(lat, lon, radius_m)
         rshift = lv.row_shift
         cells = lv.cells
-        if self._native:
-            srows = [_SPREAD[row] << rshift for row in rows]
-            return scan_grid(cells, srows, scols, lat, lon, radius_m, limit)  # type: ignore[no-any-return]
         vec_groups: list[list[Vec]] = []
         rec_groups: list[list[Record[Any]]] = []
         codes: list[int] = []
@@ -318,9 +322,4 @@ class GeohashIndex(IndexBase[K]):
     def _page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None) -> Page:
         if not self._native:
             return super()._page(lat, lon, radius_m, limit, after)
-        if lon == -180.0:
-            lon = 180.0
-        lv, rows, scols = self._grid(lat, lon, radius_m)
-        rshift = lv.row_shift
-        srows = [_SPREAD[row] << rshift for row in rows]
-        return Page._make(scan_grid(lv.cells, srows, scols, lat, lon, radius_m, limit, after))
+        return Page._make(scan_levels(self._specs, self._max_cells, lat, lon, radius_m, limit, after))

@@ -68,7 +68,7 @@ def encode_cursor(key: bytes, query: SearchQuery, position: CursorPosition) -> s
     payload = orjson.dumps(
         [_VERSION, query_fingerprint(query), position.radius_m, position.distance_m, position.business_id]
     )
-    mac = hmac.new(key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+    mac = hmac.digest(key, payload, "sha256")[:_MAC_BYTES]
     return base64.urlsafe_b64encode(payload + mac).rstrip(b"=").decode()
 
 
@@ -91,7 +91,7 @@ def decode_cursor(key: bytes, query: SearchQuery, token: str) -> CursorPosition:
     except (binascii.Error, ValueError):
         raise _invalid("is not a cursor this API issued") from None
     payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-    expected = hmac.new(key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+    expected = hmac.digest(key, payload, "sha256")[:_MAC_BYTES]
     if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, expected):
         raise _invalid("is not a cursor this API issued")
     # The signature held, so the payload is ours; the checks below only guard against a

@@ -90,10 +90,13 @@ def search_memory(
     """
     index = catalog.indexes[strategy]
     cards = catalog.cards.slots  # a list or a dict, indexed by id; it holds every id the index does
-    lat, lon, limit, category = query.latitude, query.longitude, query.limit, query.category
+    lat, lon, limit, category, radius = query.latitude, query.longitude, query.limit, query.category, query.radius_m
+    if after is None and category is None and not query.expand:  # most searches: one radius, first page
+        found = index.page(lat, lon, radius, limit)
+        following, hits = found.following, found.hits
+        return SearchPage(found.total, radius, [(cards[bid].hit, d) for bid, d in hits], _next_position(hits, following, radius))
     start = _start(after)
     found = Page(0, 0, [])
-    radius = query.radius_m
     for radius in radii(query, after, max_radius_m):
         if category is None:
             found = index.page(lat, lon, radius, limit, start)

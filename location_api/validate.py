@@ -28,6 +28,12 @@ from location_api.settings import (
     STRATEGIES,
 )
 
+_plain_search_native: Callable[[str, float, float, float, int, int], tuple[float, float, float, int] | None] | None
+try:  # the compiled query-string reader: optional, as it needs a C compiler to build
+    from location_api._cquery import plain_search as _plain_search_native
+except ImportError:  # pragma: no cover - only without a C compiler
+    _plain_search_native = None
+
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _WHOLE = re.compile(r"[0-9]+")
 _LSN = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
@@ -155,7 +161,9 @@ def parse_plain_query_string(raw: str, *, max_radius_m: float) -> SearchQuery | 
     Decoding the query into a mapping (``request.query``) costs more than checking it, so
     the common request skips it: a string without ``%`` and ``+`` decodes to itself, and
     splitting it on ``&`` and each pair's first ``=`` gives exactly the pairs the mapping
-    would hold. Only position, radius and limit, each once and valid, are taken here.
+    would hold. Only position, radius and limit, each once and valid, are taken here. The
+    compiled form (``location_api/_cquery.c``) reads it when it is built; otherwise
+    :func:`_plain_search_python` does, with the same result.
 
     Args:
         raw: the query string as sent (``request.rel_url.raw_query_string``).
@@ -166,6 +174,16 @@ def parse_plain_query_string(raw: str, *, max_radius_m: float) -> SearchQuery | 
         string (escapes, other parameters, repeats, blanks, values out of range...): the
         caller then runs :func:`parse_search`, which names every problem.
     """
+    if _plain_search_native is None:
+        return _plain_search_python(raw, max_radius_m)
+    plain = _plain_search_native(raw, MIN_RADIUS_M, max_radius_m, DEFAULT_RADIUS_M, DEFAULT_LIMIT, MAX_LIMIT)
+    if plain is None:
+        return None
+    return SearchQuery(plain[0], plain[1], plain[2], plain[3], None, False, None, None)
+
+
+def _plain_search_python(raw: str, max_radius_m: float) -> SearchQuery | None:
+    """:func:`parse_plain_query_string` in Python: what the compiled form must equal."""
     if "%" in raw or "+" in raw:
         return None
     values: dict[str, str] = {}

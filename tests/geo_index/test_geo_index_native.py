@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from geo_index import GeohashIndex, QuadTree, S2Index, haversine_m
-from geo_index._scan import HAVE_NATIVE, make_record, search, search_native, unit_vector, vec_array
-from geo_index.distance import point_terms
+from geo_index._scan import HAVE_NATIVE, make_record, scan_levels, search, search_native, unit_vector, vec_array
+from geo_index.distance import cap_bounds, point_terms
+from geo_index.geohash_index import _SPREAD
 from geo_index.errors import InvalidOption
 from tests.geo_index.strategies import oracle
 
@@ -104,30 +105,79 @@ def test_bad_arguments_raise() -> None:
     assert search_native([], [], 0.0, 0.0, 1.0, None) == []  # type: ignore[misc]
 
 
-def test_scan_grid_looks_up_every_row_and_column_code() -> None:
-    from geo_index._scan import scan_grid
+def _probe_levels(idx: GeohashIndex, lat: float, lon: float, radius: float) -> tuple[tuple[object, ...], ...]:
+    """``idx``'s levels for the compiled scan, each cell overlapping the query's box, and one
+    row and column of cells around it, holding one record at the query's centre whose id is
+    (level bits, cell code): a scan then returns exactly the cells it visited. (Levels whose
+    cells for the box would number thousands stay empty.)"""
+    box = cap_bounds(lat, 180.0 if lon == -180.0 else lon, radius)
+    centre = point_terms(lat, lon)
+    specs = []
+    for lv in idx._levels:  # noqa: SLF001 - the index's own level parameters
+        r0, r1, ranges = lv.span(box)
+        cols = {c for c0, c1 in ranges for c in range(c0 - 1, c1 + 2) if 0 <= c < lv.ncols}
+        cells: dict[int, object] = {}
+        if (r1 - r0 + 3) * len(cols) > 10_000:  # a level far too fine for this box: left empty,
+            specs.append((lv.rows_per_deg, lv.cols_per_deg, lv.nrows, lv.ncols, lv.row_shift, lv.col_shift, cells))
+            continue  # so choosing it would find nothing
+        for row in range(max(r0 - 1, 0), min(r1 + 1, lv.nrows - 1) + 1):
+            for col in cols:
+                code = (_SPREAD[row] << lv.row_shift) | (_SPREAD[col] << lv.col_shift)
+                cells[code] = ([unit_vector(centre)], [make_record(centre, (lv.bits, code))])
+        specs.append((lv.rows_per_deg, lv.cols_per_deg, lv.nrows, lv.ncols, lv.row_shift, lv.col_shift, cells))
+    return tuple(specs)
 
-    pts = [(0.001 * i, 0.001 * i) for i in range(12)]
-    vg, rg = _groups(pts, 3)
-    cells = {code: (v, r) for code, v, r in zip((0b00, 0b01, 0b10, 0b11), vg, rg)}
-    want = search(vg, rg, 0.0, 0.0, 5_000.0, None)
-    assert len(want) == 12
-    assert scan_grid(cells, [0b00, 0b10], [0b00, 0b01], 0.0, 0.0, 5_000.0, None) == want  # type: ignore[misc]
-    # Codes with no cell are skipped; only the cells asked for are scanned.
-    assert scan_grid(cells, [0b10, 0b100], [0b01], 0.0, 0.0, 5_000.0, None) == search(vg[3:], rg[3:], 0.0, 0.0, 5_000.0, None)  # type: ignore[misc]
+
+_GRID_QUERIES = [
+    (0.0, 0.0), (0.0, 180.0), (0.0, -180.0), (-17.8, 179.99), (-17.8, -179.99), (64.7, 177.5), (89.99, 0.0),
+    (90.0, 45.0), (-90.0, -45.0), (82.5, -62.3), (78.2, 15.6), (-0.0001, -0.0001), (48.85, 2.35),
+]
+
+
+@pytest.mark.parametrize("radius", [1.0, 150.0, 5_000.0, 20_000.0, 50_000.0, 3_000_000.0, float("inf")])
+def test_scan_levels_visits_exactly_the_cells_the_python_grid_finds(radius: float) -> None:
+    rng = random.Random(11)
+    queries = _GRID_QUERIES + [(rng.uniform(-90, 90), rng.uniform(-180, 180)) for _ in range(40)]
+    for idx in (GeohashIndex(), GeohashIndex(levels=(5, 9, 12), max_cells=4)):
+        for lat, lon in queries:
+            lv, rows, scols = idx._grid(lat, 180.0 if lon == -180.0 else lon, radius)  # noqa: SLF001
+            want = sorted((lv.bits, (_SPREAD[row] << lv.row_shift) | col) for row in rows for col in scols)
+            hits = scan_levels(_probe_levels(idx, lat, lon, radius), idx._max_cells, lat, lon, radius, None)  # noqa: SLF001
+            assert sorted(bid for bid, _ in hits) == want, (lat, lon, radius)
+
+
+def test_scan_levels_pages_as_the_python_scan_does() -> None:
+    rng = random.Random(5)
+    native, python = GeohashIndex(), GeohashIndex(native=False)
+    for i in range(3_000):
+        lat, lon = rng.uniform(-0.2, 0.2), (rng.uniform(-0.2, 0.2) + 360.0) % 360.0 - 180.0
+        native.insert(i, lat, lon)
+        python.insert(i, lat, lon)
+    for lat, lon in [(0.0, 180.0), (0.0, -180.0), (0.1, 179.95), (-0.1, -179.9)]:
+        first = native.page(lat, lon, 20_000.0, 25)
+        assert first == python.page(lat, lon, 20_000.0, 25) and first.total > 25
+        after = (first.hits[-1][1], first.hits[-1][0])
+        assert native.page(lat, lon, 20_000.0, 25, after) == python.page(lat, lon, 20_000.0, 25, after)
+        assert native.within(lat, lon, 20_000.0) == python.within(lat, lon, 20_000.0)
+
+
+_CELLS: dict[int, object] = {}
 
 
 @pytest.mark.parametrize(
-    ("cells", "srows", "error"),
+    ("levels", "error"),
     [
-        ([], [0], TypeError),
-        ({0: ([], [], [])}, [0], TypeError),
-        ({0: ([], [])}, [-1], OverflowError),
-        ({0: ([], [])}, ["0"], TypeError),
+        ([(1.0, 1.0, 2, 2, 0, 1, _CELLS)], TypeError),  # a list
+        ((), TypeError),
+        (((1.0, 1.0, 2, 2, 0, 1),), TypeError),  # no cells
+        (((1.0, 1.0, 2, 2, 0, 1, []),), TypeError),
+        ((("1", 1.0, 2, 2, 0, 1, _CELLS),), TypeError),
+        (((1.0, 1.0, 0, 2, 0, 1, _CELLS),), ValueError),  # no rows
+        (((1.0, 1.0, 2, 1 << 17, 0, 1, _CELLS),), ValueError),  # more columns than a code spreads
+        (((1.0, 1.0, 2, 2, 2, 1, _CELLS),), ValueError),  # a shift of 2
+        (((2 / 180, 2 / 360, 2, 2, 0, 1, {0: ([], [], [])}),), TypeError),  # a malformed cell
     ],
 )
-def test_scan_grid_rejects_malformed_input(cells: object, srows: list[object], error: type[Exception]) -> None:
-    from geo_index._scan import scan_grid
-
+def test_scan_levels_rejects_malformed_levels(levels: object, error: type[Exception]) -> None:
     with pytest.raises(error):
-        scan_grid(cells, srows, [0], 0.0, 0.0, 1.0, None)  # type: ignore[misc, arg-type]
+        scan_levels(levels, 4, 0.0, 0.0, 100_000.0, None)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from geo_common.places import Place, offset_point
 from geo_index import InvalidCoordinate, haversine_m
-from location_api import collector
+from location_api import collector, validate
 from location_api.cards import CardTable, card_for
 from location_api.catalog import Catalog
 from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash12, text_ranges
@@ -174,6 +174,49 @@ def test_plain_query_string_parse_is_parse_search_on_the_decoded_query(pairs: li
     fast = parse_plain_query_string(raw, max_radius_m=50_000.0)
     if fast is not None:
         assert fast == _full_parse(raw)
+
+
+def test_the_compiled_query_string_reader_is_built_and_used() -> None:
+    assert validate._plain_search_native is not None, (
+        "location_api._cquery is not built: run `make install` with gcc and python3-dev"
+    )
+
+
+def _same_parse(raw: str, max_radius_m: float = 50_000.0) -> None:
+    """The compiled reader and the Python one agree, value for value (sign of zero included)."""
+    native = parse_plain_query_string(raw, max_radius_m=max_radius_m)
+    python = validate._plain_search_python(raw, max_radius_m)
+    assert repr(native) == repr(python)
+    if native is not None:
+        assert [type(v) for v in native] == [type(v) for v in python]  # type: ignore[union-attr]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.lists(st.tuples(_PAIR_NAMES, st.sampled_from(["=", "", "=="]), _PAIR_VALUES), max_size=5),
+    st.sampled_from([1.0, 5_000.0, 50_000.0]),
+)
+def test_compiled_and_python_query_string_readers_agree(pairs: list[tuple[str, str, str]], max_radius_m: float) -> None:
+    _same_parse("&".join(name + eq + value for name, eq, value in pairs), max_radius_m)
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.text(alphabet="latitudeongrcmx=&0123456789.-+eE%_ \x00é１", max_size=60))
+def test_compiled_and_python_readers_agree_on_any_text(raw: str) -> None:
+    _same_parse(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    "latitude=48.85&longitude=2.35", "latitude=-0&longitude=-0.0", "latitude=-0.&longitude=.0e0",
+    "latitude=90&longitude=180&radius=50000&limit=100", "latitude=90.0000000000000000001&longitude=0",
+    "latitude=1e-400&longitude=-1e-400", "latitude=1e999&longitude=0", "latitude=" + "1" * 80 + "e-79&longitude=0",
+    "latitude=1&longitude=2&radius=1e0&limit=010", "latitude=1&longitude=2&limit=0", "latitude=1&longitude=2&limit=",
+    "latitude=1&longitude=2&radius=", "latitude=1E+1&longitude=2e-1", "latitude=1e&longitude=2", "latitude=.&longitude=2",
+    "latitude=1..2&longitude=2", "latitude=1&longitude=2&radius=50000.000001", "latitude=1&latitude=1",
+    "latitude=é&longitude=2", "lat\u00e9=1&longitude=2", "latitude=1&longitude=2\x00",
+])
+def test_compiled_and_python_readers_agree_on_edges(raw: str) -> None:
+    _same_parse(raw)
 
 
 @pytest.mark.parametrize("raw", [
