@@ -560,21 +560,20 @@ scan_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (r1 > last) r1 = last;
     if (r0 > last) r0 = last;
     Py_ssize_t nr = r1 - r0 + 1 > 0 ? r1 - r0 + 1 : 0, nc = 0;
+    long c0[2], c1[2];
     for (int k = 0; k < nranges; k++) {
-        long c0 = (long)((ranges[k][0] + 180.0) * lv.cols_per_deg), c1 = (long)((ranges[k][1] + 180.0) * lv.cols_per_deg);
-        if (c0 > lastc) c0 = lastc;
-        if (c1 > lastc) c1 = lastc;
-        if (c1 >= c0) nc += c1 - c0 + 1;
+        c0[k] = (long)((ranges[k][0] + 180.0) * lv.cols_per_deg);
+        c1[k] = (long)((ranges[k][1] + 180.0) * lv.cols_per_deg);
+        if (c0[k] > lastc) c0[k] = lastc;
+        if (c1[k] > lastc) c1[k] = lastc;
+        if (c1[k] >= c0[k]) nc += c1[k] - c0[k] + 1;
     }
     unsigned long long *codes = PyMem_Malloc((size_t)(nr + nc > 0 ? nr + nc : 1) * sizeof(unsigned long long));
     if (codes == NULL) return PyErr_NoMemory();
     for (Py_ssize_t i = 0; i < nr; i++) codes[i] = spread16((unsigned long long)(r0 + i)) << lv.row_shift;
     Py_ssize_t j = nr;
     for (int k = 0; k < nranges; k++) {
-        long c0 = (long)((ranges[k][0] + 180.0) * lv.cols_per_deg), c1 = (long)((ranges[k][1] + 180.0) * lv.cols_per_deg);
-        if (c0 > lastc) c0 = lastc;
-        if (c1 > lastc) c1 = lastc;
-        for (long c = c0; c <= c1; c++) codes[j++] = spread16((unsigned long long)c) << lv.col_shift;
+        for (long c = c0[k]; c <= c1[k]; c++) codes[j++] = spread16((unsigned long long)c) << lv.col_shift;
     }
     PyObject *result = scan_codes(lv.cells, codes, nr, codes + nr, nc, lat, lon, radius, limit, paged, &after);
     PyMem_Free(codes);

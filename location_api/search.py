@@ -93,8 +93,8 @@ def search_memory(
     lat, lon, limit, category, radius = query.latitude, query.longitude, query.limit, query.category, query.radius_m
     if after is None and category is None and not query.expand:  # most searches: one radius, first page
         found = index.page(lat, lon, radius, limit)
-        following, hits = found.following, found.hits
-        return SearchPage(found.total, radius, [(cards[bid].hit, d) for bid, d in hits], _next_position(hits, following, radius))
+        hits = found.hits
+        return SearchPage(found.total, radius, [(cards[bid].hit, d) for bid, d in hits], _next_position(hits, found.following, radius))
     start = _start(after)
     found = Page(0, 0, [])
     for radius in radii(query, after, max_radius_m):
