@@ -4,8 +4,10 @@
 without a C compiler and the Python headers the install still succeeds and ``geo_index``
 uses its Python scan. ``-ffp-contract=off`` keeps the compiler from fusing multiply-adds,
 so the distances it computes stay bit-identical to :func:`geo_index.haversine_m`.
-``location_api/_cquery.c`` reads the common nearby-search query string
-(:func:`location_api.validate.parse_plain_query_string`); it is optional in the same way.
+``location_api._csearch`` is the nearby search's hot path: ``_cquery.c`` reads the common
+query string (:func:`location_api.validate.parse_plain_query_string`) and ``_crender.c``
+assembles the response body (:func:`location_api.render.search_body`); it is optional in
+the same way.
 """
 
 from setuptools import Extension, setup
@@ -19,6 +21,12 @@ setup(
             libraries=["m"],
             optional=True,
         ),
-        Extension("location_api._cquery", sources=["location_api/_cquery.c"], extra_compile_args=["-O2"], optional=True),
+        Extension(
+            "location_api._csearch",
+            sources=["location_api/_csearch.c", "location_api/_cquery.c", "location_api/_crender.c"],
+            depends=["location_api/_csearch.h"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
     ]
 )

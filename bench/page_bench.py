@@ -132,7 +132,7 @@ def search_and_render(places: Sequence[Any], points: int, queries: list[tuple[fl
 
     def api(q: SearchQuery) -> bytes:
         page = search_memory(catalog, "geohash", q, None, 50_000.0)
-        return search_body(page.total, page.radius_m, page.hits, None)
+        return search_body(page.total, page.radius_m, page.hits, page.prefixes, None)
 
     def peer(q: SearchQuery) -> bytes:
         hits = index.within(q.latitude, q.longitude, q.radius_m)

@@ -6,6 +6,9 @@
  *   - vec_groups[g] is a list of unit vectors (x, y, z) (tuples of floats) or any
  *     C-contiguous buffer of 3 * len(rec_groups[g]) doubles (a numpy (n, 3) array);
  *   - rec_groups[g] is a list of records (phi, lam, cos_phi, id);
+ *   - or, a *packed* group: vec_groups[g] is a bytearray of six native doubles per point
+ *     (x, y, z, phi, lam, cos_phi) and rec_groups[g] the list of their ids. Scanning it reads
+ *     two contiguous blocks instead of several objects per point (GeohashIndex's cells);
  *   - the squared chord to the query is only a filter, padded exactly as in Python;
  *   - the survivors' distances are evaluated with the operations of
  *     geo_index.distance.haversine_m, in the same order, with the C library's sin, asin
@@ -17,6 +20,10 @@
  * scan_levels(levels, max_cells, lat, lon, radius_m, limit) is GeohashIndex's whole query:
  * it finds the cells as GeohashIndex._grid does (same box, same level, same rows and
  * columns, with the operations of geo_index.distance.cap_bounds), then scans them as scan().
+ * A cell is a tuple (vectors, records) or (packed, ids), as the groups above.
+ *
+ * Ids are compared (Python's <) only to order equal distances and against ``after``; their
+ * comparison must not change the index being scanned (ints and strings never do).
  *
  * scan(..., limit, after) and scan_levels(..., limit, after) page instead: they return
  * (total, following, hits), where total counts the points within the radius, following those
@@ -39,10 +46,16 @@
 #define CHORD_ABS 1e-12
 
 typedef struct {
-    double key;      /* squared chord to the query */
-    double d;        /* exact distance, or -1 while not computed */
-    PyObject *rec;   /* borrowed: the record tuple */
+    double key;           /* squared chord to the query */
+    double d;             /* exact distance, or -1 while not computed */
+    const char *terms;    /* phi, lam, cos_phi in a packed cell (3 native doubles), or NULL */
+    PyObject *rec;        /* borrowed: the record tuple (record groups), or NULL */
+    PyObject *id;         /* borrowed: the id (packed cells), or NULL: then the record's */
 } Cand;
+
+/* A packed cell: PACKED_DOUBLES native doubles per point, x, y, z, phi, lam, cos_phi. */
+#define PACKED_DOUBLES 6
+#define PACKED_BYTES (PACKED_DOUBLES * (Py_ssize_t)sizeof(double))
 
 typedef struct {
     double d;
@@ -147,7 +160,9 @@ scan_group(PyObject *vecs, PyObject *recs, const double q[3], double cmax2,
             if (c2 <= cmax2) {
                 out[c].key = c2;
                 out[c].d = -1.0;
+                out[c].terms = NULL;
                 out[c].rec = PyList_GET_ITEM(recs, i);
+                out[c].id = NULL;
                 c++;
             }
         }
@@ -167,7 +182,9 @@ scan_group(PyObject *vecs, PyObject *recs, const double q[3], double cmax2,
             if (c2 <= cmax2) {
                 out[c].key = c2;
                 out[c].d = -1.0;
+                out[c].terms = NULL;
                 out[c].rec = PyList_GET_ITEM(recs, i);
+                out[c].id = NULL;
                 c++;
             }
         }
@@ -175,6 +192,45 @@ scan_group(PyObject *vecs, PyObject *recs, const double q[3], double cmax2,
     }
     *count = c;
     return 0;
+}
+
+/* Append the points of one packed cell (a bytearray of PACKED_DOUBLES doubles per id, the
+ * ids in a list) whose squared chord is <= cmax2. Nothing but these two contiguous blocks is
+ * read: no object per point. */
+static int
+scan_packed(PyObject *packed, PyObject *ids, const double q[3], double cmax2, Cand *out, Py_ssize_t *count)
+{
+    Py_ssize_t n = PyList_GET_SIZE(ids);
+    if (PyByteArray_GET_SIZE(packed) != n * PACKED_BYTES) {
+        PyErr_SetString(PyExc_ValueError, "a packed cell must hold 6 float64 per id");
+        return -1;
+    }
+    const char *p = PyByteArray_AS_STRING(packed);
+    PyObject **items = PySequence_Fast_ITEMS(ids);
+    Py_ssize_t c = *count;
+    for (Py_ssize_t i = 0; i < n; i++, p += PACKED_BYTES) {
+        double v[3];
+        memcpy(v, p, sizeof v);
+        double dx = v[0] - q[0], dy = v[1] - q[1], dz = v[2] - q[2];
+        double c2 = dx * dx + dy * dy + dz * dz;
+        if (c2 <= cmax2) {
+            out[c].key = c2;
+            out[c].d = -1.0;
+            out[c].terms = p + 3 * sizeof(double);
+            out[c].rec = NULL;
+            out[c].id = items[i];
+            c++;
+        }
+    }
+    *count = c;
+    return 0;
+}
+
+/* A candidate's id (its record already checked by exact()). */
+static PyObject *
+cand_id(const Cand *cand)
+{
+    return cand->id != NULL ? cand->id : PyTuple_GET_ITEM(cand->rec, 3);
 }
 
 /* A chord (units of the sphere radius) that every point within dist_m stays under. */
@@ -210,7 +266,10 @@ exact(Cand *cand, const Query *q)
 {
     if (cand->d >= 0.0) return 0;
     double t[3];  /* phi, lam, cos_phi */
-    if (three_doubles(cand->rec, 4, t, "a record must be a tuple (phi, lam, cos_phi, id)") < 0) return -1;
+    if (cand->terms != NULL)
+        memcpy(t, cand->terms, sizeof t);
+    else if (three_doubles(cand->rec, 4, t, "a record must be a tuple (phi, lam, cos_phi, id)") < 0)
+        return -1;
     double s1 = sin((t[0] - q->phi) * 0.5);
     double s2 = sin((t[1] - q->lam) * 0.5);
     double a = s1 * s1 + q->cos_phi * t[2] * s2 * s2;
@@ -224,7 +283,7 @@ is_after(Cand *cand, const Query *q, const After *after)
 {
     if (exact(cand, q) < 0) return -1;
     if (cand->d != after->d) return cand->d > after->d;
-    return PyObject_RichCompareBool(PyTuple_GET_ITEM(cand->rec, 3), after->id, Py_GT);
+    return PyObject_RichCompareBool(cand_id(cand), after->id, Py_GT);
 }
 
 /* Keep in cands[0..*n) the candidates within the radius that follow ``after`` (when on);
@@ -294,8 +353,10 @@ scan_groups(PyObject *const *vec_groups, PyObject *const *rec_groups, Py_ssize_t
     if (cands == NULL) return PyErr_NoMemory();
     Py_ssize_t n = 0;
     for (Py_ssize_t g = 0; g < ngroups; g++) {
-        if (scan_group(vec_groups[g], rec_groups[g], q.v, cmax2, cands, &n) < 0)
-            goto done;
+        int failed = PyByteArray_CheckExact(vec_groups[g])
+            ? scan_packed(vec_groups[g], rec_groups[g], q.v, cmax2, cands, &n)
+            : scan_group(vec_groups[g], rec_groups[g], q.v, cmax2, cands, &n);
+        if (failed < 0) goto done;
     }
     Py_ssize_t within = 0;
     if (classify(cands, &n, &q, after, &within) < 0) goto done;
@@ -321,7 +382,7 @@ scan_groups(PyObject *const *vec_groups, PyObject *const *rec_groups, Py_ssize_t
     for (Py_ssize_t i = 0; i < n; i++) {
         if (exact(&cands[i], &q) < 0) goto done;
         hits[i].d = cands[i].d;
-        hits[i].id = PyTuple_GET_ITEM(cands[i].rec, 3);
+        hits[i].id = cand_id(&cands[i]);
     }
     Py_ssize_t h = n;
     sort_failed = 0;
@@ -426,7 +487,7 @@ scan_codes(PyObject *cells, const unsigned long long *rows, Py_ssize_t nr, const
                 continue;
             }
             if (!PyTuple_Check(cell) || PyTuple_GET_SIZE(cell) != 2) {
-                PyErr_SetString(PyExc_TypeError, "a cell must be a tuple (vectors, records)");
+                PyErr_SetString(PyExc_TypeError, "a cell must be a tuple (vectors, records) or (packed, ids)");
                 goto out;
             }
             vecs[ng] = PyTuple_GET_ITEM(cell, 0);

@@ -24,6 +24,8 @@ the column and row bits (longitude first), exactly as geohash does.
 from __future__ import annotations
 
 import math
+import struct
+from bisect import bisect_right
 from collections.abc import Hashable, Sequence
 from typing import Any, TypeVar
 
@@ -53,6 +55,10 @@ _MAX_LEVEL_BITS = 32  # keeps rows and columns within 16 bits: one table lookup 
 # _SPREAD[x] puts bit i of x (16 bits) at bit 2i: one half of a geohash interleave.
 _SPREAD8 = [sum(((x >> i) & 1) << (2 * i) for i in range(8)) for x in range(256)]
 _SPREAD = [_SPREAD8[x & 0xFF] | (_SPREAD8[x >> 8] << 16) for x in range(1 << 16)]
+
+# A point in a packed cell (the compiled scan's layout): x, y, z, phi, lam, cos_phi.
+_PACK = struct.Struct("6d").pack
+_PACKED_BYTES = struct.calcsize("6d")
 
 # The largest double below 90: python-geohash refuses 90 itself (and warns), and a point
 # at the pole belongs to the top row anyway.
@@ -106,8 +112,10 @@ class _Level:
         # when ``bits`` is odd and a latitude bit when it is even.
         self.col_shift = 0 if bits % 2 else 1
         self.row_shift = 1 - self.col_shift
-        # cell code -> (unit vectors, records): two parallel lists
-        self.cells: dict[int, tuple[list[Vec], list[Record[Any]]]] = {}
+        # cell code -> (unit vectors, records), two parallel lists; with the compiled scan
+        # (packed, ids) instead: a bytearray of each point's vector and terms, six doubles
+        # (_PACK), and the list of their ids
+        self.cells: dict[int, tuple[Any, list[Any]]] = {}
         # cell code -> numpy array of its unit vectors, built when a dense query first
         # needs it and dropped whenever the cell changes
         self.arrays: dict[int, Any] = {}
@@ -189,6 +197,18 @@ class GeohashIndex(IndexBase[K]):
         key = entry.key
         vec = entry.vec
         rec = entry.record
+        if self._native:
+            data = _PACK(*vec, rec[0], rec[1], rec[2])
+            bid = rec[3]
+            for lv in self._levels:
+                code = key >> lv.shift
+                cell = lv.cells.get(code)
+                if cell is None:
+                    lv.cells[code] = (bytearray(data), [bid])
+                else:
+                    cell[0].extend(data)
+                    cell[1].append(bid)
+            return
         for lv in self._levels:
             code = key >> lv.shift
             cell = lv.cells.get(code)
@@ -202,6 +222,9 @@ class GeohashIndex(IndexBase[K]):
 
     def _add_many(self, entries: list[Entry[K]]) -> None:
         fresh = not self._points
+        if fresh and self._native and entries:
+            self._pack_runs(entries)
+            return
         for entry in entries:
             self._add(entry)
         if fresh and self._dense_min is not None and entries:
@@ -213,9 +236,40 @@ class GeohashIndex(IndexBase[K]):
             for lv in self._levels:
                 lv.arrays = group_arrays(big, keys, lv.shift)
 
+    def _pack_runs(self, entries: list[Entry[K]]) -> None:
+        """Fill the empty packed cells from entries in geohash order (as ``bulk_load`` sorts
+        them): every cell of every level is then one run of them, copied in one slice."""
+        packed = b"".join([_PACK(*e.vec, e.record[0], e.record[1], e.record[2]) for e in entries])
+        ids = [e.record[3] for e in entries]
+        keys = [e.key for e in entries]
+        n = len(keys)
+        size = _PACKED_BYTES
+        for lv in self._levels:
+            shift = lv.shift
+            cells = lv.cells
+            start = 0
+            while start < n:
+                code = keys[start] >> shift
+                end = bisect_right(keys, ((code + 1) << shift) - 1, start + 1)
+                cells[code] = (bytearray(packed[start * size : end * size]), ids[start:end])
+                start = end
+
     def _discard(self, entry: Entry[K]) -> None:
         key = entry.key
         rec = entry.record
+        if self._native:
+            bid = rec[3]
+            size = _PACKED_BYTES
+            for lv in self._levels:
+                code = key >> lv.shift
+                packed, ids = lv.cells[code]
+                if len(ids) == 1:
+                    del lv.cells[code]
+                else:
+                    i = ids.index(bid)  # ids are unique
+                    del ids[i]
+                    del packed[i * size : (i + 1) * size]
+            return
         for lv in self._levels:
             code = key >> lv.shift
             vecs, recs = lv.cells[code]

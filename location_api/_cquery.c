@@ -1,4 +1,4 @@
-/* location_api._cquery: the common nearby-search query string, read in C.
+/* location_api._csearch.plain_search: the common nearby-search query string, read in C.
  *
  * plain_search(raw, min_radius_m, max_radius_m, default_radius_m, default_limit, max_limit)
  * is location_api.validate._plain_search_python compiled: the same arguments, the same
@@ -11,8 +11,7 @@
  * text has been checked against the decimal grammar float() accepts from these
  * characters, so every value is the float Python would make of it.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_csearch.h"
 #include <string.h>
 
 enum { LATITUDE, LONGITUDE, RADIUS, LIMIT, NPARAMS };
@@ -82,8 +81,8 @@ number_in(const char *s, Py_ssize_t n, double lo, double hi, double *out)
     return 1;
 }
 
-static PyObject *
-plain_search(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+PyObject *
+geo_plain_search(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
     if (nargs != 6) {
@@ -150,24 +149,4 @@ plain_search(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 not_plain:
     if (ok < 0) return NULL;
     Py_RETURN_NONE;
-}
-
-static PyMethodDef methods[] = {
-    {"plain_search", (PyCFunction)(void (*)(void))plain_search, METH_FASTCALL,
-     "plain_search(raw, min_radius_m, max_radius_m, default_radius_m, default_limit, max_limit)\n"
-     "-> (latitude, longitude, radius_m, limit) or None\n\n"
-     "location_api.validate._plain_search_python compiled: same arguments, same result."},
-    {NULL, NULL, 0, NULL},
-};
-
-static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "location_api._cquery",
-    "The common nearby-search query string, read in C (see location_api.validate).", -1, methods,
-    NULL, NULL, NULL, NULL,
-};
-
-PyMODINIT_FUNC
-PyInit__cquery(void)
-{
-    return PyModule_Create(&module);
 }

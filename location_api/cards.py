@@ -38,59 +38,74 @@ DENSE_SLACK = 1 << 16
 
 
 class CardTable:
-    """Cards by business id.
+    """Cards by business id, kept as two parallel tables: ``hits`` (each card's hit prefix)
+    and ``categories``.
 
-    ``slots`` is a list indexed by id while ids are dense (a database sequence hands them out
-    so), else a dict; both are read as ``slots[id]``. A search reads up to 100 cards at random
-    places in a large catalog, and a list slot is one memory access where a dict entry is
-    three or four (its index slot, its entry, the stored key compared, then the value).
+    Both are lists indexed by id while ids are dense (a database sequence hands them out
+    so), else dicts; both are read as ``table[id]``. A search reads up to 100 hit prefixes
+    at random places in a large catalog: a list slot that holds the bytes themselves is one
+    memory access, where a dict entry is three or four (its index slot, its entry, the
+    stored key compared, then the value) and a :class:`Card` tuple one more. Only category
+    searches read ``categories``.
 
     Args:
         cards: the cards, by id.
     """
 
     def __init__(self, cards: dict[int, Card]) -> None:
-        self.slots: list[Card | None] | dict[int, Card] = dict(cards)
+        self.hits: list[bytes | None] | dict[int, bytes] = {bid: card.hit for bid, card in cards.items()}
+        self.categories: list[str | None] | dict[int, str] = {bid: card.category for bid, card in cards.items()}
         self.count = len(cards)
         if not cards or min(cards) >= 0:
-            self._to_list(max(cards, default=0))
+            self._to_lists(max(cards, default=0))
 
-    def _to_list(self, top: int) -> None:
+    def _to_lists(self, top: int) -> None:
         if top > DENSE_FACTOR * self.count + DENSE_SLACK:
             return
-        slots: list[Card | None] = [None] * (top + 1)
-        for bid, card in self.slots.items():  # type: ignore[union-attr]  # a dict until now
-            slots[bid] = card
-        self.slots = slots
+        hits: list[bytes | None] = [None] * (top + 1)
+        categories: list[str | None] = [None] * (top + 1)
+        for bid, hit in self.hits.items():  # type: ignore[union-attr]  # dicts until now
+            hits[bid] = hit
+        for bid, category in self.categories.items():  # type: ignore[union-attr]
+            categories[bid] = category
+        self.hits, self.categories = hits, categories
 
     def get(self, business_id: int) -> Card | None:
         """The card of a business, or ``None``."""
-        slots = self.slots
-        if isinstance(slots, dict):
-            return slots.get(business_id)
-        return slots[business_id] if 0 <= business_id < len(slots) else None
+        hits = self.hits
+        if isinstance(hits, dict):
+            hit = hits.get(business_id)
+        else:
+            hit = hits[business_id] if 0 <= business_id < len(hits) else None
+        return None if hit is None else Card(hit, self.categories[business_id])  # type: ignore[arg-type]
 
     def put(self, business_id: int, card: Card) -> None:
         """Add or replace a business's card."""
-        slots = self.slots
         if self.get(business_id) is None:
             self.count += 1
-        if isinstance(slots, list):
-            if 0 <= business_id < len(slots):
-                slots[business_id] = card
-                return
-            if 0 <= business_id <= DENSE_FACTOR * self.count + DENSE_SLACK:
-                slots.extend([None] * (business_id + 1 - len(slots)))
-                slots[business_id] = card
-                return
-            self.slots = slots = {bid: c for bid, c in enumerate(slots) if c is not None}
-        slots[business_id] = card
+        hits, categories = self.hits, self.categories
+        if isinstance(hits, list):
+            assert isinstance(categories, list)
+            if not 0 <= business_id < len(hits):
+                if not 0 <= business_id <= DENSE_FACTOR * self.count + DENSE_SLACK:
+                    self.hits = {bid: hit for bid, hit in enumerate(hits) if hit is not None}
+                    self.categories = {bid: cat for bid, cat in enumerate(categories) if cat is not None}
+                    self.hits[business_id] = card.hit
+                    self.categories[business_id] = card.category
+                    return
+                grow = [None] * (business_id + 1 - len(hits))
+                hits.extend(grow)
+                categories.extend(grow)
+        hits[business_id] = card.hit
+        categories[business_id] = card.category
 
     def drop(self, business_id: int) -> None:
         """Forget a business's card (it must be held)."""
-        slots = self.slots
-        if isinstance(slots, dict):
-            del slots[business_id]
-        else:
-            slots[business_id] = None
+        hits, categories = self.hits, self.categories
+        if isinstance(hits, dict) and isinstance(categories, dict):
+            del hits[business_id]
+            del categories[business_id]
+        elif isinstance(hits, list) and isinstance(categories, list):
+            hits[business_id] = None
+            categories[business_id] = None
         self.count -= 1

@@ -23,7 +23,7 @@ from location_api.cursor import CursorPosition
 from location_api.db import Database
 from location_api.models import Business, SearchQuery
 from location_api.queries import Candidate
-from location_api.render import hit_prefix
+from location_api.render import Prefixes, hit_prefix
 
 Hit = tuple[int, float]
 T = TypeVar("T")
@@ -35,14 +35,16 @@ class SearchPage(NamedTuple):
     Attributes:
         total: businesses within ``radius_m`` (of the category, if given).
         radius_m: the radius searched, metres (wider than asked when ``expand`` widened it).
-        hits: this page's businesses (:func:`location_api.render.hit_prefix`) with their
-            distances, metres, nearest first.
+        hits: this page's businesses, ``(id, distance_m)``, nearest first.
+        prefixes: each hit's :func:`location_api.render.hit_prefix`, by id (a list indexed
+            by id, or a dict): what :func:`location_api.render.search_body` takes.
         next_position: where the page ended, when more businesses follow; else ``None``.
     """
 
     total: int
     radius_m: float
-    hits: list[tuple[bytes, float]]
+    hits: list[Hit]
+    prefixes: Prefixes
     next_position: CursorPosition | None
 
 
@@ -89,25 +91,24 @@ def search_memory(
         The page.
     """
     index = catalog.indexes[strategy]
-    cards = catalog.cards.slots  # a list or a dict, indexed by id; it holds every id the index does
+    prefixes = catalog.cards.hits  # a list or a dict, indexed by id; it holds every id the index does
     lat, lon, limit, category, radius = query.latitude, query.longitude, query.limit, query.category, query.radius_m
     if after is None and category is None and not query.expand:  # most searches: one radius, first page
         found = index.page(lat, lon, radius, limit)
         hits = found.hits
-        return SearchPage(found.total, radius, [(cards[bid].hit, d) for bid, d in hits], _next_position(hits, found.following, radius))
+        return SearchPage(found.total, radius, hits, prefixes, _next_position(hits, found.following, radius))
     start = _start(after)
     found = Page(0, 0, [])
     for radius in radii(query, after, max_radius_m):
         if category is None:
             found = index.page(lat, lon, radius, limit, start)
         else:
-            hits = [h for h in index.within(lat, lon, radius) if cards[h[0]].category == category]  # type: ignore[union-attr]
+            categories = catalog.cards.categories
+            hits = [h for h in index.within(lat, lon, radius) if categories[h[0]] == category]
             found = page_of(hits, limit, start)
         if found.total >= limit:
             break
-    nxt = _next_position(found.hits, found.following, radius)
-    page = [(cards[bid].hit, d) for bid, d in found.hits]
-    return SearchPage(found.total, radius, page, nxt)
+    return SearchPage(found.total, radius, found.hits, prefixes, _next_position(found.hits, found.following, radius))
 
 
 async def search_sql(
@@ -153,8 +154,9 @@ async def search_sql(
     page = page_of(hits, query.limit, _start(after))
     details = await fetch_businesses(db, cache, [bid for bid, _ in page.hits], min_lsn=min_lsn)
     # A business deleted between the two reads drops out of the page.
-    rows = [(hit_prefix(details[bid]), d) for bid, d in page.hits if bid in details]
-    return SearchPage(page.total, radius, rows, _next_position(page.hits, page.following, radius))
+    rows = [(bid, d) for bid, d in page.hits if bid in details]
+    prefixes = {bid: hit_prefix(details[bid]) for bid, _ in rows}
+    return SearchPage(page.total, radius, rows, prefixes, _next_position(page.hits, page.following, radius))
 
 
 async def _at_lsn(conn: asyncpg.Connection, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> tuple[int, T]:

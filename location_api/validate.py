@@ -30,7 +30,7 @@ from location_api.settings import (
 
 _plain_search_native: Callable[[str, float, float, float, int, int], tuple[float, float, float, int] | None] | None
 try:  # the compiled query-string reader: optional, as it needs a C compiler to build
-    from location_api._cquery import plain_search as _plain_search_native
+    from location_api._csearch import plain_search as _plain_search_native
 except ImportError:  # pragma: no cover - only without a C compiler
     _plain_search_native = None
 
@@ -162,7 +162,7 @@ def parse_plain_query_string(raw: str, *, max_radius_m: float) -> SearchQuery | 
     the common request skips it: a string without ``%`` and ``+`` decodes to itself, and
     splitting it on ``&`` and each pair's first ``=`` gives exactly the pairs the mapping
     would hold. Only position, radius and limit, each once and valid, are taken here. The
-    compiled form (``location_api/_cquery.c``) reads it when it is built; otherwise
+    compiled form (``location_api/_cquery.c``, in the ``_csearch`` extension) reads it when it is built; otherwise
     :func:`_plain_search_python` does, with the same result.
 
     Args:

@@ -11,7 +11,7 @@ import pytest
 from geo_index import GeohashIndex, QuadTree, S2Index, haversine_m
 from geo_index._scan import HAVE_NATIVE, make_record, scan_levels, search, search_native, unit_vector, vec_array
 from geo_index.distance import cap_bounds, point_terms
-from geo_index.geohash_index import _SPREAD
+from geo_index.geohash_index import _PACK, _PACKED_BYTES, _SPREAD
 from geo_index.errors import InvalidOption
 from tests.geo_index.strategies import oracle
 
@@ -77,6 +77,84 @@ def test_ids_of_any_orderable_type_are_ordered_by_python() -> None:
     mixed = [[rg[0][0], rg[0][1][:3] + (5,)]]
     with pytest.raises(TypeError):
         search_native([vg[0][:2]], mixed, 1.0, 1.0, 10.0, None)
+
+
+def _packed(vec_groups: list[list[tuple[float, float, float]]], rec_groups: list[list[tuple[float, float, float, int]]]) -> tuple[list[bytearray], list[list[int]]]:
+    """The same groups packed as GeohashIndex packs its cells: six doubles per point, and the ids."""
+    packed = [bytearray(b"".join(_PACK(*v, *r[:3]) for v, r in zip(vg, rg))) for vg, rg in zip(vec_groups, rec_groups)]
+    return packed, [[r[3] for r in rg] for rg in rec_groups]
+
+
+@pytest.mark.parametrize("limit", [None, 1, 20])
+@pytest.mark.parametrize("radius", [1.0, 5_000.0, 50_000.0, float("inf")])
+def test_packed_groups_give_the_same_answer_as_record_groups(limit: int | None, radius: float) -> None:
+    rng = random.Random(13)
+    pts = [(rng.uniform(-0.05, 0.05), (rng.uniform(-0.07, 0.03) + 360.0) % 360.0 - 180.0) for _ in range(400)]
+    pts += [(0.01, 179.99)] * 5 + [(0.0, -180.0), (0.0, 180.0)]
+    vg, rg = _groups(pts, 37)
+    packed, ids = _packed(vg, rg)
+    want = search_native(vg, rg, 0.0, 180.0, radius, limit)
+    assert search_native(packed, ids, 0.0, 180.0, radius, limit) == want
+    mixed = [p if i % 2 else v for i, (p, v) in enumerate(zip(packed, vg))]
+    assert search_native(mixed, [i if n % 2 else r for n, (i, r) in enumerate(zip(ids, rg))], 0.0, 180.0, radius, limit) == want
+    if limit is not None:  # paging: counts and the page after a (distance, id) in the middle
+        first = search_native(vg, rg, 0.0, 180.0, radius, limit, None)
+        assert search_native(packed, ids, 0.0, 180.0, radius, limit, None) == first
+        if first[2]:
+            after = (first[2][-1][1], first[2][-1][0])
+            assert search_native(packed, ids, 0.0, 180.0, radius, limit, after) == search_native(vg, rg, 0.0, 180.0, radius, limit, after)
+
+
+def test_packed_groups_are_checked() -> None:
+    vg, rg = _groups([(1.0, 1.0), (1.0, 1.0001)], 2)
+    packed, ids = _packed(vg, rg)
+    with pytest.raises(ValueError, match="6 float64 per id"):
+        search_native([packed[0][:-8]], ids, 1.0, 1.0, 1_000.0, None)
+    with pytest.raises(ValueError, match="6 float64 per id"):
+        search_native(packed, [ids[0] + [7]], 1.0, 1.0, 1_000.0, None)
+    with pytest.raises(TypeError):
+        search_native(packed, [tuple(ids[0])], 1.0, 1.0, 1_000.0, None)
+
+
+def _cells_hold_exactly(idx: GeohashIndex, where: dict[int, tuple[float, float]]) -> None:
+    """Every level's packed cells hold each point once, in its cell, its row the packing of its terms."""
+    for lv in idx._levels:  # noqa: SLF001 - the cell maps
+        seen = []
+        for code, (packed, ids) in lv.cells.items():
+            assert type(packed) is bytearray and len(packed) == _PACKED_BYTES * len(ids) > 0
+            for i, bid in enumerate(ids):
+                entry = idx._points[bid]  # noqa: SLF001
+                assert entry.key >> lv.shift == code
+                assert packed[i * _PACKED_BYTES : (i + 1) * _PACKED_BYTES] == _PACK(*entry.vec, *entry.record[:3])
+                assert (entry.lat, entry.lon) == where[bid]
+            seen += ids
+        assert sorted(seen) == sorted(where)
+
+
+def test_geohash_cells_stay_packed_and_aligned_through_updates() -> None:
+    rng = random.Random(17)
+    idx = GeohashIndex()
+    where = {i: (rng.uniform(48.0, 48.2), rng.uniform(2.2, 2.4)) for i in range(500)}
+    idx.bulk_load((i, la, lo) for i, (la, lo) in where.items())
+    _cells_hold_exactly(idx, where)
+    for step in range(600):
+        bid = rng.randrange(700)
+        near = (rng.uniform(48.0, 48.2), rng.uniform(2.2, 2.4))
+        if bid in where and step % 3 == 0:
+            idx.remove(bid)
+            del where[bid]
+        elif bid in where:
+            idx.move(bid, *near)
+            where[bid] = near
+        else:
+            idx.insert(bid, *near)
+            where[bid] = near
+    _cells_hold_exactly(idx, where)
+    python = GeohashIndex(native=False)
+    python.bulk_load((i, la, lo) for i, (la, lo) in where.items())
+    for lat, lon in [(48.1, 2.3), (48.0, 2.2), (48.2, 2.45)]:
+        assert idx.page(lat, lon, 5_000.0, 20) == python.page(lat, lon, 5_000.0, 20)
+        assert idx.within(lat, lon, 30_000.0) == python.within(lat, lon, 30_000.0)
 
 
 @pytest.mark.parametrize(

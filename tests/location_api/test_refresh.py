@@ -148,7 +148,7 @@ async def test_a_rebuild_runs_no_collection_freezes_the_new_catalog_and_frees_th
     assert old() is None  # taken apart and freed
     assert catalog is not None and len(catalog) == 500
     young = {id(o) for o in gc.get_objects()}
-    assert id(catalog.cards.slots) not in young and id(catalog.indexes) not in young  # frozen
+    assert id(catalog.cards.hits) not in young and id(catalog.cards.categories) not in young and id(catalog.indexes) not in young  # frozen
     conn = await asyncpg.connect(small.settings.pg_primary)
     try:
         first = await conn.fetchrow("SELECT id, latitude, longitude FROM businesses ORDER BY id LIMIT 1")

@@ -8,6 +8,7 @@ import math
 import random
 import warnings
 import weakref
+from typing import Any
 
 import geohash
 import orjson
@@ -28,6 +29,7 @@ from location_api.demo import CATEGORIES, address_for, category_for, synthetic_r
 from location_api.errors import InvalidCursor, InvalidRequest
 from location_api.metrics import Metrics
 from location_api.models import Business, SearchQuery
+from location_api import render
 from location_api.render import business_from_prefix, hit_prefix, search_body
 from location_api.validate import format_lsn, lsn_from_text, parse_plain_query_string, parse_search
 from yarl import URL
@@ -178,7 +180,7 @@ def test_plain_query_string_parse_is_parse_search_on_the_decoded_query(pairs: li
 
 def test_the_compiled_query_string_reader_is_built_and_used() -> None:
     assert validate._plain_search_native is not None, (
-        "location_api._cquery is not built: run `make install` with gcc and python3-dev"
+        "location_api._csearch is not built: run `make install` with gcc and python3-dev"
     )
 
 
@@ -315,26 +317,68 @@ _businesses = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None)
+# Distances as the index makes them, and every float besides (tiny, huge, -0.0, non-finite).
+_distances = st.one_of(
+    st.floats(0.0, 50_000.0),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 1e-4, 9.999999999999999e-05, 1e16, 9999999999999998.0, 5e-324, 1e-7]),
+)
+
+
+@settings(max_examples=300, deadline=None)
 @given(
-    page=st.lists(st.tuples(_businesses, st.floats(0.0, 50_000.0)), max_size=6),
-    total=st.integers(0, 10**6),
-    radius=st.floats(1.0, 50_000.0),
-    cursor=st.one_of(st.none(), st.text("ABCxyz-_019", min_size=1, max_size=30)),
+    page=st.lists(st.tuples(_businesses, _distances), max_size=6),
+    total=st.one_of(st.integers(0, 10**6), st.integers(0, 2**63 - 1), st.integers(-(2**63), -1)),
+    radius=st.one_of(st.floats(1.0, 50_000.0), _distances),
+    cursor=st.one_of(st.none(), st.text("ABCxyz-_019", min_size=1, max_size=30), st.text('Az9-_"\\/\n\u00e9=+', max_size=8), _texts),
+    as_dict=st.booleans(),
 )
 def test_the_assembled_search_body_is_byte_for_byte_what_orjson_makes_of_the_dicts(
-    page: list[tuple[Business, float]], total: int, radius: float, cursor: str | None
+    page: list[tuple[Business, float]], total: int, radius: float, cursor: str | None, as_dict: bool
 ) -> None:
     # Names with quotes, backslashes, control characters and any Unicode; floats such as
-    # 5e-324 and -0.0 that have more than one spelling elsewhere.
+    # 5e-324 and -0.0 that have more than one spelling elsewhere; cursors that need escaping.
     want = orjson.dumps({
         "total": total,
         "radius_m": radius,
         "businesses": [b.to_hit_json(d) for b, d in page],
         "next_cursor": cursor,
     })
-    assert search_body(total, radius, [(hit_prefix(b), d) for b, d in page], cursor) == want
-    assert orjson.loads(want)["businesses"] == [b.to_hit_json(d) for b, d in page]
+    # Ids 2, 4, 6...: a list of prefixes indexed by id has holes, as the catalog's does.
+    hits = [(2 * i + 2, d) for i, (_, d) in enumerate(page)]
+    prefixes: list[bytes | None] | dict[int, bytes] = {2 * i + 2: hit_prefix(b) for i, (b, _) in enumerate(page)}
+    if not as_dict:
+        prefixes = [prefixes.get(i) for i in range(2 * len(page) + 3)]  # type: ignore[union-attr]
+    assert render._search_body_native is not None, "location_api._csearch is not built"  # noqa: SLF001
+    assert search_body(total, radius, hits, prefixes, cursor) == want
+    assert render._search_body_python(total, radius, hits, prefixes, cursor) == want  # noqa: SLF001
+    if all(math.isfinite(d) for _, d in page):
+        assert orjson.loads(want)["businesses"] == [b.to_hit_json(d) for b, d in page]
+
+
+@pytest.mark.parametrize("assemble", [search_body, render._search_body_python], ids=["compiled", "python"])  # noqa: SLF001
+def test_a_hit_without_a_prefix_is_a_key_error_in_both_assemblies(assemble: Any) -> None:
+    prefix = hit_prefix(Business(1, "a", 0.0, 0.0, "cafe", ""))
+    for prefixes in ([None, prefix], {1: prefix}):
+        assert assemble(1, 5.0, [(1, 2.5)], prefixes, None).startswith(b'{"total":1')
+        for missing in (0, 2, 99, -1):
+            with pytest.raises(KeyError):
+                assemble(1, 5.0, [(1, 2.5), (missing, 3.0)], prefixes, None)
+
+
+def test_the_compiled_assembly_refuses_malformed_arguments() -> None:
+    native = render._search_body_native  # noqa: SLF001
+    prefix = hit_prefix(Business(1, "a", 0.0, 0.0, "cafe", ""))
+    with pytest.raises(TypeError):
+        native(1, 5.0, ((1, 2.5),), [None, prefix], None, orjson.dumps)  # hits not a list
+    with pytest.raises(TypeError):
+        native(1, 5.0, [(1, 2.5, 0)], [None, prefix], None, orjson.dumps)  # not a pair
+    with pytest.raises(TypeError):
+        native(1, 5.0, [(1, 2.5)], (None, prefix), None, orjson.dumps)  # prefixes a tuple
+    with pytest.raises(TypeError):
+        native(1, 5.0, [(1, 2.5)], [None, "text"], None, orjson.dumps)  # a prefix not bytes
+    with pytest.raises(TypeError):
+        native(1, 5.0, [(1, 2.5)], [None, prefix], None)  # no dumps
 
 
 @settings(max_examples=200, deadline=None)
@@ -364,21 +408,29 @@ def test_the_catalog_keeps_cards_and_indexes_in_step_and_reports_the_old_state()
 
 def test_the_card_table_is_a_list_while_ids_are_dense_and_a_dict_once_they_are_not() -> None:
     card = card_for(Business(1, "a", 0.0, 0.0, "cafe", ""))
+    other = card_for(Business(2, "b", 0.0, 0.0, "bar", ""))
     table = CardTable({i: card for i in range(1, 1001)})
-    assert isinstance(table.slots, list) and table.count == 1000
-    assert table.get(1000) is card and table.get(0) is None and table.get(5000) is None and table.get(-1) is None
-    table.put(1500, card)  # past the end, still dense: the list grows
-    assert isinstance(table.slots, list) and table.get(1500) is card and table.count == 1001
-    table.put(1500, card)  # a replacement counts once
+
+    def kinds() -> tuple[type, type]:
+        return type(table.hits), type(table.categories)
+
+    assert kinds() == (list, list) and table.count == 1000
+    assert table.hits[1000] == card.hit and table.categories[1000] == "cafe"
+    assert table.get(1000) == card and table.get(0) is None and table.get(5000) is None and table.get(-1) is None
+    table.put(1500, other)  # past the end, still dense: the lists grow together
+    assert kinds() == (list, list) and table.get(1500) == other and table.count == 1001
+    assert len(table.hits) == len(table.categories) == 1501
+    table.put(1500, other)  # a replacement counts once
     table.drop(7)
     assert table.count == 1000 and table.get(7) is None
-    table.put(10**12, card)  # far beyond: a dict from now on, every card kept
-    assert isinstance(table.slots, dict) and table.count == 1001
-    assert table.get(10**12) is card and table.get(1500) is card and table.get(7) is None and table.get(1) is card
+    table.put(10**12, other)  # far beyond: dicts from now on, every card kept
+    assert kinds() == (dict, dict) and table.count == 1001
+    assert table.get(10**12) == other and table.get(1500) == other and table.get(7) is None and table.get(1) == card
+    assert table.hits[10**12] == other.hit and table.categories[10**12] == "bar"
     table.drop(10**12)
-    assert table.count == 1000 and table.get(10**12) is None
-    assert isinstance(CardTable({-5: card}).slots, dict)
-    assert isinstance(CardTable({10**9: card}).slots, dict)
+    assert table.count == 1000 and table.get(10**12) is None and 10**12 not in table.categories
+    assert isinstance(CardTable({-5: card}).hits, dict)
+    assert isinstance(CardTable({10**9: card}).categories, dict)
     assert CardTable({}).count == 0 and CardTable({}).get(3) is None
 
 

@@ -1,3 +1,0 @@
-def plain_search(
-    raw: str, min_radius_m: float, max_radius_m: float, default_radius_m: float, default_limit: int, max_limit: int, /
-) -> tuple[float, float, float, int] | None: ...

@@ -1,0 +1,16 @@
+from collections.abc import Callable
+from typing import Any
+
+def plain_search(
+    raw: str, min_radius_m: float, max_radius_m: float, default_radius_m: float, default_limit: int, max_limit: int, /
+) -> tuple[float, float, float, int] | None: ...
+
+def search_body(
+    total: int,
+    radius_m: float,
+    hits: list[tuple[int, float]],
+    prefixes: list[bytes | None] | dict[int, bytes],
+    next_cursor: str | None,
+    dumps: Callable[[Any], bytes],
+    /,
+) -> bytes: ...
