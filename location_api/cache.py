@@ -19,6 +19,10 @@ called at all for ``GEO_BREAKER_RESET_S``, so a dead or hanging Redis costs requ
 then one command, usually the background ping, probes it. If an invalidation was lost while
 Redis was unreachable, the cache is not read until the API's whole part of the namespace has
 been dropped, which the ping does as soon as Redis answers, since some entries may be stale.
+The drop keeps every fence, and first raises a fence over the whole namespace
+(``<prefix>all:inv``) to the position of the latest invalidation that was lost: a read older
+than that may have come from a replica that had not replayed the write, so its fill is
+refused for every key, as a key's own fence would have refused it.
 """
 
 from __future__ import annotations
@@ -45,14 +49,19 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Set each key to its value unless the key's fence is newer than the read (ARGV[1]).
+#: Set each key to its value unless the read (ARGV[1]) is older than the key's fence or the
+#: fence over the whole namespace (ARGV[3], raised when the cache was dropped).
 _FILL_SCRIPT = """
 local read_lsn = tonumber(ARGV[1])
+local all = redis.call('GET', ARGV[3])
+if all and tonumber(all) > read_lsn then
+  return 0
+end
 local filled = 0
 for i, key in ipairs(KEYS) do
   local fence = redis.call('GET', key .. ':inv')
   if not fence or tonumber(fence) <= read_lsn then
-    redis.call('SET', key, ARGV[i + 2], 'EX', ARGV[2])
+    redis.call('SET', key, ARGV[i + 3], 'EX', ARGV[2])
     filled = filled + 1
   end
 end
@@ -119,6 +128,9 @@ class Cache:
         #: Whether Redis answered the last command or ping.
         self.up = True
         self._flush_pending = False
+        #: The position of the latest invalidation that could not be sent.
+        self._lost_lsn = 0
+        self._all_key = f"{self._prefix}all"
         #: Lookups by kind (``business``, ``cell``) and outcome, for /metrics.
         self.hits: Counter[str] = Counter()
         self.misses: Counter[str] = Counter()
@@ -187,7 +199,8 @@ class Cache:
 
     async def _put(self, entries: dict[str, bytes], read_lsn: int) -> None:
         if entries:
-            await self._run(lambda: self._fill(keys=list(entries), args=[read_lsn, self._ttl_s, *entries.values()]), None)
+            args: list[int | str | bytes] = [read_lsn, self._ttl_s, f"{self._all_key}:inv", *entries.values()]
+            await self._run(lambda: self._fill(keys=list(entries), args=args), None)
 
     # ----------------------------------------------------------------- cells
     async def get_cells(self, cells: Sequence[Cell]) -> dict[Cell, list[Candidate]]:
@@ -229,24 +242,53 @@ class Cache:
         keys = {self._business_key(business_id)}
         for text in geohashes:
             keys.update(self._cell_key(cell) for cell in cells_containing(text))
-        if self._flush_pending:
-            return  # everything is dropped anyway before the cache is read again
-        try:
-            with self.breaker.guard(_CACHE_ERRORS):
-                await self._invalidate(keys=sorted(keys), args=[lsn, self._ttl_s])
-        except CircuitOpen:
-            self._flush_pending = True
-        except _CACHE_ERRORS as exc:
-            _restore_cancellation()
-            self._flush_pending = True
-            self._down(exc)
-        _restore_cancellation()
+        await self._or_drop_later(lambda: self._invalidate(keys=sorted(keys), args=[lsn, self._ttl_s]), lsn)
 
-    async def flush(self) -> int:
-        """Delete every key of the API's part of the namespace; returns how many."""
+    async def drop_all(self, lsn: int) -> None:
+        """Drop every entry, refusing fills read before ``lsn`` (:meth:`flush`); when Redis
+        cannot take it now, as soon as it answers again, before the cache is read.
+
+        For writes that invalidated nothing themselves (a bulk load, a TRUNCATE).
+        """
+        await self._or_drop_later(lambda: self.flush(lsn), lsn)
+
+    async def _or_drop_later(self, remove: Callable[[], Awaitable[object]], lsn: int) -> None:
+        """Run a command that removes entries made stale by writes up to ``lsn``. If Redis
+        cannot take it, the cache is not read again until every entry has been dropped and
+        fills read before ``lsn`` are refused (:meth:`check` does both when Redis answers)."""
+        if not self._flush_pending:
+            try:
+                with self.breaker.guard(_CACHE_ERRORS):
+                    await remove()
+                    return
+            except CircuitOpen:
+                pass
+            except _CACHE_ERRORS as exc:
+                _restore_cancellation()
+                self._down(exc)
+            finally:
+                _restore_cancellation()
+        self._flush_pending = True
+        self._lost_lsn = max(self._lost_lsn, lsn)
+
+    async def flush(self, fence_lsn: int = 0) -> int:
+        """Delete every entry of the API's part of the namespace; returns how many.
+
+        The fences stay. With ``fence_lsn``, the fence over the whole namespace is first
+        raised to it (never lowered): from then on a fill read before that position is
+        refused, whatever its key, for as long as an entry lives.
+
+        Args:
+            fence_lsn: the WAL position of the writes that invalidated nothing (a lost
+                invalidation, a bulk load); 0 for none.
+        """
+        if fence_lsn > 0:
+            await self._invalidate(keys=[self._all_key], args=[fence_lsn, self._ttl_s])
         deleted = 0
         batch: list[bytes] = []
         async for key in self._redis.scan_iter(match=f"{self._prefix}*", count=1000):
+            if key.endswith(b":inv"):
+                continue
             batch.append(key)
             if len(batch) >= 1000:
                 deleted += int(await self._redis.unlink(*batch))
@@ -269,9 +311,10 @@ class Cache:
             with self.breaker.guard(_CACHE_ERRORS):
                 await self._redis.ping()
                 if self._flush_pending:
-                    dropped = await self.flush()
+                    dropped = await self.flush(self._lost_lsn)
                     self._flush_pending = False
-                    log.info("Redis is back; dropped %d cache entries that may be stale", dropped)
+                    log.info("Redis is back; dropped %d cache entries that may be stale (fills read "
+                             "before WAL position %d refused)", dropped, self._lost_lsn)
                 elif not self.up:
                     log.info("Redis is back")
         except CircuitOpen:

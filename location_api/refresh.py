@@ -170,8 +170,7 @@ class Refresher:
             # A bulk load or a TRUNCATE: cheaper (and simpler) to start over. Bulk writes
             # invalidate nothing in Redis, so drop the API's cache entries too.
             await self._rebuild()
-            if self._cache.up:
-                await self._cache.flush()
+            await self._cache.drop_all(info.lsn_after)
             return 0
         stale: list[tuple[int, list[str]]] = []
         for change in fresh:

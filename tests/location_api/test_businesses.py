@@ -4,6 +4,8 @@ fences that keep a late fill from a lagging replica out)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -131,14 +133,28 @@ async def test_update_invalidates_the_cache_of_both_cells(api: Api, admin_header
         await redis.aclose()
 
 
+@asynccontextmanager
+async def scratch_cache(api: Api, tag: str) -> AsyncIterator[tuple[Cache, aioredis.Redis, str]]:
+    """A cache in a namespace of its own on the API's Redis, a plain client beside it, and the
+    namespace; the entries are dropped afterwards."""
+    namespace = f"{api.settings.redis_namespace}-{tag}-{secrets.token_hex(3)}"
+    cache = Cache(api.settings.redis_url, namespace, 60)
+    admin = aioredis.Redis.from_url(api.settings.redis_url)
+    try:
+        yield cache, admin, namespace
+    finally:
+        await cache.flush()
+        await cache.close()
+        await admin.aclose()
+
+
 async def test_a_fill_from_before_a_write_cannot_outlive_the_invalidation(api: Api) -> None:
     # The race the fences close: a read misses, a lagging replica serves the old row, the
     # write's deletions (the writer's and the refresher's) run, and only then does the read's
     # fill reach Redis. Driven here step by step on the real Redis.
-    cache = Cache(api.settings.redis_url, f"{api.settings.redis_namespace}-fence-{secrets.token_hex(3)}", 60)
     old = Business(424242, "Old name", 10.0, 20.0, "cafe", "")
     cell = cells_containing(geohash12(10.0, 20.0))[0]
-    try:
+    async with scratch_cache(api, "fence") as (cache, _admin, _namespace):
         await cache.invalidate(old.id, [geohash12(10.0, 20.0)], 5_000)
         await cache.put_businesses([old], 4_999)  # read before the write's position: dropped
         await cache.put_cells({cell: [(old.id, 10.0, 20.0, "cafe")]}, 4_999)
@@ -159,6 +175,54 @@ async def test_a_fill_from_before_a_write_cannot_outlive_the_invalidation(api: A
         await cache.put_businesses([other], 1)
         assert await cache.get_businesses([other.id]) == {other.id: other}
         assert cache.up
-    finally:
-        await cache.flush()
-        await cache.close()
+
+
+async def test_an_invalidation_lost_while_redis_was_unreachable_lets_no_stale_fill_in(api: Api) -> None:
+    # Redis stops answering (CLIENT PAUSE) while a write's invalidation is sent, so it is
+    # lost. The cache is not read until Redis answers again and every entry is dropped; the
+    # fences survive the drop, and a fill read before the lost write's position is refused
+    # for every key: a lagging replica cannot put back what the invalidation should have
+    # removed.
+    old = Business(525252, "Old name", 30.0, 40.0, "cafe", "")
+    fenced = old._replace(id=525253)
+    async with scratch_cache(api, "lost") as (cache, admin, namespace):
+        await cache.invalidate(fenced.id, [], 9_000)  # an earlier write, invalidated in time
+        await cache.put_businesses([old], 2_000)
+        assert await cache.get_businesses([old.id]) == {old.id: old}
+        await admin.execute_command("CLIENT", "PAUSE", 1_500, "ALL")
+        await cache.invalidate(old.id, [geohash12(30.0, 40.0)], 5_000)  # times out: lost
+        assert not cache.up
+        assert await cache.get_businesses([old.id]) == {}  # not read while entries may be stale
+        await eventually(cache.check, "Redis to answer again")
+        assert await admin.exists(f"{namespace}:api:biz:{old.id}") == 0  # dropped
+        await cache.put_businesses([old], 4_999)  # read before the lost write: refused
+        await cache.put_businesses([fenced], 6_000)  # after it, but before its own kept fence
+        assert await cache.get_businesses([old.id, fenced.id]) == {}
+        fresh = old._replace(name="New name")
+        await cache.put_businesses([fresh, fenced], 9_000)  # fresh for both: cached
+        assert await cache.get_businesses([old.id, fenced.id]) == {old.id: fresh, fenced.id: fenced}
+        assert cache.up
+
+
+async def test_dropping_the_whole_cache_keeps_the_fences_and_refuses_older_fills(api: Api) -> None:
+    # What the refresher does after a bulk load, whose writes invalidate nothing themselves.
+    a = Business(626262, "A", 1.0, 2.0, "cafe", "")
+    b = a._replace(id=626263)
+    cell = cells_containing(geohash12(1.0, 2.0))[0]
+    async with scratch_cache(api, "drop") as (cache, admin, namespace):
+        await cache.invalidate(b.id, [], 8_000)
+        await cache.put_businesses([a], 10)
+        await cache.put_cells({cell: [(a.id, 1.0, 2.0, "cafe")]}, 10)
+        await cache.drop_all(7_000)
+        assert await cache.get_businesses([a.id]) == {} and await cache.get_cells([cell]) == {}
+        assert await admin.get(f"{namespace}:api:biz:{b.id}:inv") == b"8000"  # kept
+        assert await admin.get(f"{namespace}:api:all:inv") == b"7000"
+        await cache.put_businesses([a, b], 6_999)
+        await cache.put_cells({cell: [(a.id, 1.0, 2.0, "cafe")]}, 6_999)
+        assert await cache.get_businesses([a.id, b.id]) == {} and await cache.get_cells([cell]) == {}
+        await cache.drop_all(3_000)  # a lower position never lowers the fence
+        assert await admin.get(f"{namespace}:api:all:inv") == b"7000"
+        await cache.put_businesses([a, b], 7_000)
+        await cache.put_cells({cell: [(a.id, 1.0, 2.0, "cafe")]}, 7_000)
+        assert await cache.get_businesses([a.id, b.id]) == {a.id: a}  # b's own fence is higher
+        assert await cache.get_cells([cell]) == {cell: [(a.id, 1.0, 2.0, "cafe")]}
