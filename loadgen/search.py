@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-import aiohttp
 import orjson
 
+from loadgen.http1 import Http1Pool
 from loadgen.points import query_points, truth_points
 from loadgen.schedule import Arrivals, intended_offsets
 from loadgen.stats import Recorder
@@ -59,6 +59,12 @@ def search_url(base: str, lat: float, lon: float, radius_m: float, limit: int) -
     return f"{base.rstrip('/')}/v1/search/nearby?{query}"
 
 
+def _target(url: str) -> str:
+    """The request target (path and query) of a URL."""
+    parts = urlsplit(url)
+    return f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
+
+
 def error_kind(status: int) -> str | None:
     """The error counter for an HTTP status, or None for a success."""
     if 200 <= status < 300:
@@ -70,50 +76,45 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
     """Run the open-loop search scenario to its end, recording into ``recorder``."""
     offsets = list(intended_offsets(opts.rate, opts.duration_s, arrivals=opts.arrivals, seed=opts.seed))
     points = query_points(opts.points, max(1, min(len(offsets), 100_000)), seed=opts.seed)
-    urls = [search_url(opts.url, lat, lon, opts.radius_m, opts.limit) for lat, lon in points]
+    pool = Http1Pool(opts.url, connections=opts.max_in_flight, timeout_s=opts.timeout_s)
+    requests = [pool.request(_target(search_url(opts.url, lat, lon, opts.radius_m, opts.limit))) for lat, lon in points]
     every = max(1, len(offsets) // opts.verify) if opts.verify else 0
     samples: list[tuple[tuple[float, float], bytes]] = []
-    slots = asyncio.Semaphore(opts.max_in_flight)
-    connector = aiohttp.TCPConnector(limit=opts.max_in_flight, ttl_dns_cache=300)
-    timeout = aiohttp.ClientTimeout(total=opts.timeout_s)
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
 
     async def one(i: int, intended: float) -> None:
-        url = urls[i % len(urls)]
-        async with slots:
-            sent = loop.time()
-            recorder.record("send_lag", sent - intended)
-            live.in_flight += 1
-            try:
-                async with session.get(url) as resp:
-                    body = await resp.read()
-                    status = resp.status
-            except asyncio.TimeoutError:
-                recorder.count("errors")
-                recorder.count("timeout")
-                recorder.complete(int(loop.time() - start), None, error=True)
-                return
-            except aiohttp.ClientConnectionError:
-                recorder.count("errors")
-                recorder.count("connect_error")
-                recorder.complete(int(loop.time() - start), None, error=True)
-                return
-            finally:
-                live.in_flight -= 1
-            received = loop.time()
-            recorder.record("service_time", received - sent)
-            recorder.count(f"status_{status}")
-            kind = error_kind(status)
-            if kind:
-                recorder.count("errors")
-                recorder.count(kind)
-            recorder.complete(int(received - start), received - intended, error=kind is not None)
-            if every and status == 200 and i % every == 0 and len(samples) < opts.verify:
-                samples.append((points[i % len(points)], body))
+        # At most max_in_flight connections: a request beyond them waits for one, and
+        # the wait counts in its latency (not in its service time).
+        recorder.record("send_lag", loop.time() - intended)
+        live.in_flight += 1
+        try:
+            status, body, sent = await pool.get(requests[i % len(requests)])
+        except asyncio.TimeoutError:
+            recorder.count("errors")
+            recorder.count("timeout")
+            recorder.complete(int(loop.time() - start), None, error=True)
+            return
+        except OSError:  # refused, reset, or an answer cut short (http1.ResponseError)
+            recorder.count("errors")
+            recorder.count("connect_error")
+            recorder.complete(int(loop.time() - start), None, error=True)
+            return
+        finally:
+            live.in_flight -= 1
+        received = loop.time()
+        recorder.record("service_time", received - sent)
+        recorder.count(f"status_{status}")
+        kind = error_kind(status)
+        if kind:
+            recorder.count("errors")
+            recorder.count(kind)
+        recorder.complete(int(received - start), received - intended, error=kind is not None)
+        if every and status == 200 and i % every == 0 and len(samples) < opts.verify:
+            samples.append((points[i % len(points)], body))
 
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        start = loop.time()
+    start = loop.time()
+    try:
         for i, offset in enumerate(offsets):
             intended = start + offset
             delay = intended - loop.time()
@@ -125,6 +126,8 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
             live.sent += 1
         if tasks:
             await asyncio.wait(tasks)
+    finally:
+        await pool.close()
     recorder.count("operations", live.sent)
     if samples:
         verify_answers(opts, samples, recorder)
