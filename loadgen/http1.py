@@ -117,6 +117,8 @@ class _Connection(asyncio.Protocol):
 
     def _finish(self, status: int, body: bytes, consumed: int, close: bool) -> None:
         del self.buf[:consumed]
+        if self.buf:  # bytes beyond the answer: the stream is out of step, so not reused
+            close = True
         waiter, self.waiter, self.response = self.waiter, None, None
         if self.timer is not None:
             self.timer.cancel()

@@ -165,6 +165,20 @@ async def test_a_broken_exchange_is_a_connection_error_and_the_pool_recovers(rep
     assert server.connections == 2
 
 
+async def test_bytes_beyond_an_answer_retire_its_connection() -> None:
+    replies = iter([ok(b"x") + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray", ok(b"y")])
+
+    async def answer(_head: bytes) -> bytes:
+        return next(replies)
+
+    async with serving(answer) as (server, url):
+        pool = Http1Pool(url, connections=1, timeout_s=2)
+        assert (await pool.get(pool.request("/")))[:2] == (200, b"x")
+        assert (await pool.get(pool.request("/")))[:2] == (200, b"y")  # not the stray answer
+        await pool.close()
+    assert server.connections == 2
+
+
 async def test_a_refused_connection_raises_oserror_and_bad_urls_are_refused() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
