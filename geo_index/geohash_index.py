@@ -60,6 +60,12 @@ _SPREAD = [_SPREAD8[x & 0xFF] | (_SPREAD8[x >> 8] << 16) for x in range(1 << 16)
 _PACK = struct.Struct("6d").pack
 _PACKED_BYTES = struct.calcsize("6d")
 
+
+def packed_row(entry: Entry[Any]) -> bytes:
+    """A point's row in a packed cell: its unit vector, then its phi, lam and cos_phi."""
+    rec = entry.record
+    return _PACK(*entry.vec, rec[0], rec[1], rec[2])
+
 # The largest double below 90: python-geohash refuses 90 itself (and warns), and a point
 # at the pole belongs to the top row anyway.
 _BELOW_90 = math.nextafter(90.0, 0.0)
@@ -198,7 +204,7 @@ class GeohashIndex(IndexBase[K]):
         vec = entry.vec
         rec = entry.record
         if self._native:
-            data = _PACK(*vec, rec[0], rec[1], rec[2])
+            data = packed_row(entry)
             bid = rec[3]
             for lv in self._levels:
                 code = key >> lv.shift
@@ -239,7 +245,7 @@ class GeohashIndex(IndexBase[K]):
     def _pack_runs(self, entries: list[Entry[K]]) -> None:
         """Fill the empty packed cells from entries in geohash order (as ``bulk_load`` sorts
         them): every cell of every level is then one run of them, copied in one slice."""
-        packed = b"".join([_PACK(*e.vec, e.record[0], e.record[1], e.record[2]) for e in entries])
+        packed = b"".join([packed_row(e) for e in entries])
         ids = [e.record[3] for e in entries]
         keys = [e.key for e in entries]
         n = len(keys)

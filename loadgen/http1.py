@@ -28,11 +28,11 @@ class ResponseError(ConnectionError):
 class _Response:
     """What is known of the response being read."""
 
-    __slots__ = ("body_end", "chunked", "close", "status")
+    __slots__ = ("chunked", "close", "length", "status")
 
-    def __init__(self, status: int, body_end: int | None, chunked: bool, close: bool) -> None:
+    def __init__(self, status: int, length: int | None, chunked: bool, close: bool) -> None:
         self.status = status
-        self.body_end = body_end  # where the body ends in the buffer, when its length is known
+        self.length = length  # the body's Content-Length, when given (the buffer starts at the body)
         self.chunked = chunked
         self.close = close
 
@@ -165,23 +165,21 @@ class _Connection(asyncio.Protocol):
                 return
             status, length, chunked, close = _parse_head(bytes(self.buf[:end]))
             body_start = end + 4
-            self.response = _Response(status, None if length is None else body_start + length, chunked, close)
+            self.response = _Response(status, length, chunked, close)
             del self.buf[:body_start]
-            if self.response.body_end is not None:
-                self.response.body_end -= body_start
         response = self.response
         if response.chunked:
             done = _chunked_end(self.buf, 0)
             if done is not None:
                 self._finish(response.status, done[1], done[0], response.close)
-        elif response.body_end is not None:
-            if len(self.buf) >= response.body_end:
-                self._finish(response.status, bytes(self.buf[: response.body_end]), response.body_end, response.close)
+        elif response.length is not None:
+            if len(self.buf) >= response.length:
+                self._finish(response.status, bytes(self.buf[: response.length]), response.length, response.close)
         # else: the body runs to the close (connection_lost finishes it)
 
     def connection_lost(self, exc: Exception | None) -> None:
         response = self.response
-        if self.waiter is not None and response is not None and not response.chunked and response.body_end is None:
+        if self.waiter is not None and response is not None and not response.chunked and response.length is None:
             self._finish(response.status, bytes(self.buf), len(self.buf), True)
             return
         self._fail(exc or ResponseError("the server closed the connection before answering in full"))

@@ -11,7 +11,7 @@ import pytest
 from geo_index import GeohashIndex, QuadTree, S2Index, haversine_m
 from geo_index._scan import HAVE_NATIVE, make_record, scan_levels, search, search_native, unit_vector, vec_array
 from geo_index.distance import cap_bounds, point_terms
-from geo_index.geohash_index import _PACK, _PACKED_BYTES, _SPREAD
+from geo_index.geohash_index import _PACK, _PACKED_BYTES, _SPREAD, packed_row
 from geo_index.errors import InvalidOption
 from tests.geo_index.strategies import oracle
 
@@ -125,7 +125,7 @@ def _cells_hold_exactly(idx: GeohashIndex, where: dict[int, tuple[float, float]]
             for i, bid in enumerate(ids):
                 entry = idx._points[bid]  # noqa: SLF001
                 assert entry.key >> lv.shift == code
-                assert packed[i * _PACKED_BYTES : (i + 1) * _PACKED_BYTES] == _PACK(*entry.vec, *entry.record[:3])
+                assert packed[i * _PACKED_BYTES : (i + 1) * _PACKED_BYTES] == packed_row(entry)
                 assert (entry.lat, entry.lon) == where[bid]
             seen += ids
         assert sorted(seen) == sorted(where)
