@@ -184,6 +184,10 @@ def index_from_replica(settings: Settings) -> Any:
 
     catalog = Catalog.build(asyncio.run(rows()), max_radius_m=settings.max_radius_m, strategies=("geohash",))
     gc.freeze()  # as the API does after a build
+    if settings.api_huge_pages:  # and backed by huge pages as the API's are
+        from location_api.huge_pages import collapse_heap
+
+        collapse_heap()
     return catalog.indexes["geohash"]
 
 

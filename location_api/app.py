@@ -26,7 +26,7 @@ from location_api.keys import (
     role_key,
     settings_key,
 )
-from location_api.metrics import Metrics, request_middleware
+from location_api.metrics import Metrics
 from location_api.refresh import CHANGE_LOG_RETENTION_S, Refresher
 from location_api.routes import setup_routes
 from location_api.settings import MAX_BODY_BYTES, Role
@@ -49,10 +49,8 @@ def create_app(settings: Settings) -> web.Application:
     """
     role = Role(settings.api_role)
     metrics = Metrics()
-    app = web.Application(
-        client_max_size=MAX_BODY_BYTES,
-        middlewares=[request_middleware(metrics)],
-    )
+    # No middleware: each route's handler is wrapped instead (location_api.handling).
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[settings_key] = settings
     app[role_key] = role
     app[metrics_key] = metrics
@@ -116,6 +114,7 @@ async def _indexes(app: web.Application) -> AsyncIterator[None]:
     refresher = Refresher(
         app[db_key], app[cache_key],
         max_radius_m=settings.max_radius_m, interval_s=settings.api_refresh_s, strategies=settings.api_indexes,
+        huge_pages=settings.api_huge_pages,
     )
     app[refresher_key] = refresher
     app[metrics_key].refresher = refresher

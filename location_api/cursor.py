@@ -4,8 +4,13 @@ A cursor records where the previous page ended, as the (distance, id) of its las
 the radius the search settled on (``expand`` may have widened it), and a fingerprint of the
 query it belongs to. Results are ordered by (distance, id), so the next page is simply every
 match after that pair: keyset paging, which returns each business exactly once even while
-others are inserted or deleted. The cursor is signed (HMAC-SHA256 under a key derived from
+others are inserted or deleted. The cursor is signed (keyed BLAKE2b, under a key derived from
 the JWT secret) so a client can neither forge a position nor move a cursor to another query.
+
+Its bytes: version (1 byte), query fingerprint (8), radius, distance (float64 each), id
+(int64), all little-endian, then the 16-byte signature; URL-safe base64 without padding (66
+characters). Every search that has a next page makes one, so it is built without JSON or
+HMAC's double hashing (half the time of the first format, whose cursors are refused now).
 """
 
 from __future__ import annotations
@@ -15,15 +20,18 @@ import binascii
 import hashlib
 import hmac
 import math
+import struct
 from typing import NamedTuple
-
-import orjson
 
 from location_api.errors import FieldError, InvalidCursor
 from location_api.models import SearchQuery
 
-_VERSION = 1
+_VERSION = 2
 _MAC_BYTES = 16
+#: version, fingerprint, radius_m, distance_m, business_id
+_PAYLOAD = struct.Struct("<B8sddq")
+#: latitude, longitude, radius_m, expand: the fixed part of a query's fingerprint
+_QUERY = struct.Struct("<ddd?")
 
 
 class CursorPosition(NamedTuple):
@@ -42,34 +50,42 @@ class CursorPosition(NamedTuple):
 
 def cursor_key(jwt_secret: str) -> bytes:
     """The cursor signing key: derived from the JWT secret, so tokens and cursors never share a key."""
-    return hmac.new(jwt_secret.encode(), b"geo location_api cursor v1", hashlib.sha256).digest()
+    return hmac.new(jwt_secret.encode(), b"geo location_api cursor v2", hashlib.sha256).digest()
 
 
-def query_fingerprint(query: SearchQuery) -> str:
+def query_fingerprint(query: SearchQuery) -> bytes:
     """What makes two requests "the same query" for paging: everything but page size and strategy.
 
     ``limit`` may change between pages, and every strategy returns the same order.
+
+    Returns:
+        8 bytes.
     """
-    material = orjson.dumps([query.latitude, query.longitude, query.radius_m, query.category, query.expand])
-    return hashlib.blake2b(material, digest_size=8).hexdigest()
+    digest = hashlib.blake2b(_QUERY.pack(query.latitude, query.longitude, query.radius_m, query.expand), digest_size=8)
+    if query.category is not None:  # marked, so that no category and an empty one differ
+        digest.update(b"\x01" + query.category.encode())
+    return digest.digest()
+
+
+def _signature(key: bytes, payload: bytes) -> bytes:
+    return hashlib.blake2b(payload, key=key, digest_size=_MAC_BYTES).digest()
 
 
 def encode_cursor(key: bytes, query: SearchQuery, position: CursorPosition) -> str:
     """Sign a position for a query.
 
     Args:
-        key: from :func:`cursor_key`.
+        key: from :func:`cursor_key` (at most 64 bytes).
         query: the search the cursor continues.
-        position: where its page ended.
+        position: where its page ended (an id that fits in 64 bits, as every business id does).
 
     Returns:
         A URL-safe string.
     """
-    payload = orjson.dumps(
-        [_VERSION, query_fingerprint(query), position.radius_m, position.distance_m, position.business_id]
+    payload = _PAYLOAD.pack(
+        _VERSION, query_fingerprint(query), position.radius_m, position.distance_m, position.business_id
     )
-    mac = hmac.digest(key, payload, "sha256")[:_MAC_BYTES]
-    return base64.urlsafe_b64encode(payload + mac).rstrip(b"=").decode()
+    return base64.urlsafe_b64encode(payload + _signature(key, payload)).rstrip(b"=").decode()
 
 
 def decode_cursor(key: bytes, query: SearchQuery, token: str) -> CursorPosition:
@@ -91,23 +107,14 @@ def decode_cursor(key: bytes, query: SearchQuery, token: str) -> CursorPosition:
     except (binascii.Error, ValueError):
         raise _invalid("is not a cursor this API issued") from None
     payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-    expected = hmac.digest(key, payload, "sha256")[:_MAC_BYTES]
-    if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, expected):
+    if len(payload) != _PAYLOAD.size or not hmac.compare_digest(mac, _signature(key, payload)):
         raise _invalid("is not a cursor this API issued")
     # The signature held, so the payload is ours; the checks below only guard against a
     # cursor from a different version of this code.
-    try:
-        version, fingerprint, radius_m, distance_m, business_id = orjson.loads(payload)
-    except (orjson.JSONDecodeError, ValueError, TypeError):
-        raise _invalid("is not a cursor this API issued") from None
-    if (
-        version != _VERSION
-        or not isinstance(radius_m, float) or not math.isfinite(radius_m)
-        or not isinstance(distance_m, float) or not math.isfinite(distance_m)
-        or type(business_id) is not int
-    ):
+    version, fingerprint, radius_m, distance_m, business_id = _PAYLOAD.unpack(payload)
+    if version != _VERSION or not math.isfinite(radius_m) or not math.isfinite(distance_m):
         raise _invalid("is not a cursor this API issued")
-    if fingerprint != query_fingerprint(query):
+    if not hmac.compare_digest(fingerprint, query_fingerprint(query)):
         raise _invalid("belongs to a different query: keep latitude, longitude, radius, category and expand")
     return CursorPosition(radius_m, distance_m, business_id)
 

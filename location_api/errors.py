@@ -1,10 +1,11 @@
 """Errors of the HTTP API and how they are rendered as ``application/problem+json``.
 
 Views and the modules under them raise :class:`ApiError` subclasses (which also subclass the
-built-in a caller would expect, such as :class:`ValueError`); only the app's middleware
-(:func:`location_api.metrics.request_middleware`, through :func:`problem_for`) turns them
-into responses (RFC 9457 problem details, plus an ``errors`` list naming each bad
-field). aiohttp's own 404, 405 and 413 become problem documents too, and anything unexpected
+built-in a caller would expect, such as :class:`ValueError`); only the wrapper every route's
+handler gets (:func:`location_api.handling.answering`, through :func:`problem_for`) turns
+them into responses (RFC 9457 problem details, plus an ``errors`` list naming each bad
+field). Unknown routes and methods (404, 405) and aiohttp's 413 become problem documents
+too, and anything unexpected
 is logged and answered with a 500 that leaks nothing.
 """
 

@@ -51,6 +51,7 @@ from geo_common.tokens import Identity, Role, TokenError, bearer_token, verify_t
 from location_api import queries
 from location_api.errors import ApiError, Forbidden, InvalidRequest, NotAuthenticated, NotFound
 from location_api.friendship_openapi import MAX_USER_ID
+from location_api.handling import RouteTable
 from location_api.keys import db_key, metrics_key, role_key, settings_key
 from location_api.validate import CONSISTENCY_HEADER, format_lsn, parse_consistency_token
 from location_api.views import json_response
@@ -107,18 +108,18 @@ class Presence:
 presence_key = web.AppKey("friends_presence", Presence)
 
 
-def add_friendship_routes(app: web.Application) -> None:
+def add_friendship_routes(app: web.Application, routes: RouteTable) -> None:
     """Register the friendship routes (by the instance's role) and their Redis clients.
 
     GET is served by read instances; the changes and the erasure by write instances.
     """
     role = app[role_key]
     if role.reads:
-        app.router.add_get("/v1/users/{id}/friends", list_friends)
+        routes.get("/v1/users/{id}/friends", list_friends)
     if role.writes:
-        app.router.add_post("/v1/users/{id}/friends/{friend_id}", add_friend)
-        app.router.add_delete("/v1/users/{id}/friends/{friend_id}", remove_friend)
-        app.router.add_delete("/v1/users/{id}/locations", erase_locations)
+        routes.post("/v1/users/{id}/friends/{friend_id}", add_friend)
+        routes.delete("/v1/users/{id}/friends/{friend_id}", remove_friend)
+        routes.delete("/v1/users/{id}/locations", erase_locations)
         app.cleanup_ctx.append(_presence)
 
 

@@ -1,9 +1,10 @@
 """``/metrics``: Prometheus metrics of one app, in a registry of its own.
 
-Per-route request counts and latency histograms are recorded by :func:`request_middleware`
-(in plain counters: this is on every request's path, and prometheus_client's locked
-``Counter``/``Histogram`` cost about twice as much); they and the state of the databases, the
-cache, their circuit breakers and the in-memory indexes are read when scraped. Each
+Per-route request counts and latency histograms are recorded by each route's wrapper
+(:func:`location_api.handling.answering`), in plain counters: this is on every request's
+path, and prometheus_client's locked ``Counter``/``Histogram`` cost about twice as much. They
+and the state of the databases, the cache, their circuit breakers and the in-memory indexes
+are read when scraped. Each
 app has its own :class:`~prometheus_client.CollectorRegistry`, so several apps in one process
 (tests, benchmarks) never share or clash.
 """
@@ -11,13 +12,10 @@ app has its own :class:`~prometheus_client.CollectorRegistry`, so several apps i
 from __future__ import annotations
 
 import math
-import time
 from bisect import bisect_left
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -25,7 +23,6 @@ from prometheus_client.utils import floatToGoString
 
 from geo_common.breaker import Breaker
 from geo_common.breaker_metrics import breaker_metrics
-from location_api.errors import problem_for
 
 if TYPE_CHECKING:  # only for annotations: these modules do not need metrics at import
     from location_api.cache import Cache
@@ -163,38 +160,10 @@ class _StateCollector(Collector):
                 "geo_api_index_changes_applied", "business changes applied to the indexes", value=float(refresher.changes_applied)
             )
             yield CounterMetricFamily("geo_api_index_rebuilds", "full index rebuilds", value=float(refresher.rebuilds))
+            yield GaugeMetricFamily(
+                "geo_api_huge_page_bytes", "bytes of this process's memory in 2 MiB pages after the last rebuild",
+                value=float(refresher.huge_page_bytes),
+            )
             yield CounterMetricFamily(
                 "geo_api_index_refresh_errors", "index refreshes that failed", value=float(refresher.errors)
             )
-
-
-def route_label(request: web.Request) -> str:
-    """The route template (``/v1/businesses/{id}``), or ``unmatched`` for 404s and 405s."""
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "unmatched"
-
-
-def request_middleware(metrics: Metrics) -> Middleware:
-    """The app's one middleware: failures become problem documents, every answer is recorded.
-
-    Each request's route, method, status and latency go to ``metrics``, problem documents
-    (:func:`location_api.errors.problem_for`) included. One middleware rather than two: it
-    runs on every request, and each layer costs a coroutine call. A request cancelled
-    because its client went away is not recorded.
-    """
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        try:
-            response = await handler(request)
-        except Exception as exc:
-            try:
-                response = problem_for(request, exc)
-            except web.HTTPException as passed:  # a redirect: not an error, passed on
-                metrics.observe(route_label(request), request.method, passed.status, time.perf_counter() - started)
-                raise
-        metrics.observe(route_label(request), request.method, response.status, time.perf_counter() - started)
-        return response
-
-    return middleware

@@ -30,6 +30,7 @@ from geo_common.regions import RegionMap
 from geo_common.tokens import Role, TokenError, bearer_token, mint_token, verify_token
 from location_api.errors import FieldError, Forbidden, InvalidBody, InvalidRequest, NotAuthenticated, NotFound
 from location_api.friendship_openapi import MAX_USER_ID
+from location_api.handling import RouteTable
 from location_api.keys import role_key, settings_key
 from location_api.settings import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
 from location_api.views import json_response
@@ -91,18 +92,17 @@ def _cache_control(name: str) -> str:
     return "public, max-age=3600" if name.startswith("vendor/") else "no-cache"
 
 
-def add_page_routes(app: web.Application) -> None:
+def add_page_routes(app: web.Application, routes: RouteTable) -> None:
     """Register the page and its routes on a read instance; the token route only in dev mode."""
     if not app[role_key].reads:
         return
     static_files()  # read once while the app is built, not on the event loop
-    router = app.router
-    router.add_get("/", index)
-    router.add_get("/static/{path:.+}", static)
-    router.add_get("/v1/page/config", page_config)
-    router.add_get("/v1/watch/positions", watch_positions)
+    routes.get("/", index)
+    routes.get("/static/{path:.+}", static)
+    routes.get("/v1/page/config", page_config)
+    routes.get("/v1/watch/positions", watch_positions)
     if app[settings_key].dev:
-        router.add_post("/v1/dev/token", dev_token)
+        routes.post("/v1/dev/token", dev_token)
     app.cleanup_ctx.append(_location_caches)
 
 

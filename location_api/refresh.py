@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from location_api import collector, queries
+from location_api import collector, huge_pages, queries
 from location_api.cache import Cache
 from location_api.catalog import Catalog
 from location_api.cells import geohash12
@@ -56,6 +56,8 @@ class Refresher:
         max_radius_m: the largest search radius, metres (the indexes refuse larger).
         interval_s: time between polls, seconds.
         strategies: the in-memory indexes to build (``Settings.api_indexes``).
+        huge_pages: after each rebuild, back the process's memory with huge pages
+            (:func:`location_api.huge_pages.collapse_heap`; ``Settings.api_huge_pages``).
     """
 
     def __init__(
@@ -66,8 +68,10 @@ class Refresher:
         max_radius_m: float,
         interval_s: float,
         strategies: Sequence[str] = MEMORY_STRATEGIES,
+        huge_pages: bool = False,
     ) -> None:
         self._db = db
+        self._huge_pages = huge_pages
         self._cache = cache
         self._max_radius_m = max_radius_m
         self._interval_s = interval_s
@@ -82,6 +86,8 @@ class Refresher:
         self._last_success = time.monotonic()
         #: Counters for /metrics.
         self.rebuilds = 0
+        #: Bytes of the process's memory in huge pages after the last rebuild (``huge_pages``).
+        self.huge_page_bytes = 0
         self.changes_applied = 0
         self.errors = 0
         # One poll or rebuild at a time: a poll applies changes to the catalog it started
@@ -105,6 +111,11 @@ class Refresher:
         async with self._turn:
             await self._rebuild()
         await self._take_apart_retired()
+        if self._huge_pages:
+            # After the old catalog is gone, so its memory is not collapsed only to be freed.
+            report = await asyncio.get_running_loop().run_in_executor(None, huge_pages.collapse_heap)
+            self.huge_page_bytes = report.huge_after
+            (log.info if report.problem is None else log.warning)("%s", report.describe())
 
     async def _take_apart_retired(self) -> None:
         """Free the catalogs rebuilds replaced: millions of objects at a million businesses.

@@ -3,9 +3,13 @@ the assembled search body and the catalog's cards."""
 
 from __future__ import annotations
 
+import base64
 import gc
+import hashlib
 import math
 import random
+import re
+import struct
 import warnings
 import weakref
 from typing import Any
@@ -24,7 +28,7 @@ from location_api import collector, validate
 from location_api.cards import CardTable, card_for
 from location_api.catalog import Catalog
 from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash12, text_ranges
-from location_api.cursor import CursorPosition, cursor_key, decode_cursor, encode_cursor
+from location_api.cursor import CursorPosition, cursor_key, decode_cursor, encode_cursor, query_fingerprint
 from location_api.demo import CATEGORIES, address_for, category_for, synthetic_records
 from location_api.errors import InvalidCursor, InvalidRequest
 from location_api.metrics import Metrics
@@ -114,6 +118,7 @@ def test_cursor_round_trip_keeps_exact_floats() -> None:
         SearchQuery(48.85, 2.35, 5001.0, 20, None, False, None, None),
         SearchQuery(48.85, 2.35, 5000.0, 20, "cafe", False, None, None),
         SearchQuery(48.85, 2.35, 5000.0, 20, None, True, None, None),
+        SearchQuery(48.85, 2.35, 5000.0, 20, "", False, None, None),
     ],
 )
 def test_cursor_of_another_query_is_refused(other: SearchQuery) -> None:
@@ -131,6 +136,30 @@ def test_forged_or_foreign_cursors_are_refused() -> None:
             decode_cursor(key, QUERY, bad)
     with pytest.raises(InvalidCursor):
         decode_cursor(cursor_key("z" * 32), QUERY, token)  # signed under another secret
+
+
+def test_a_cursor_is_66_url_safe_characters_and_ids_keep_64_bits() -> None:
+    key = cursor_key("k" * 32)
+    for business_id in (1, 2**63 - 1):
+        token = encode_cursor(key, QUERY, CursorPosition(50_000.0, 0.0, business_id))
+        assert len(token) == 66 and re.fullmatch(r"[A-Za-z0-9_-]+", token)
+        assert decode_cursor(key, QUERY, token).business_id == business_id
+
+
+@pytest.mark.parametrize(
+    ("version", "radius", "distance"),
+    [(1, 5000.0, 1.0), (3, 5000.0, 1.0), (2, math.nan, 1.0), (2, 5000.0, math.inf)],
+)
+def test_a_signed_cursor_of_another_version_or_with_non_finite_numbers_is_refused(
+    version: int, radius: float, distance: float
+) -> None:
+    # Signed with the right key, as a cursor of another release of the API would be.
+    key = cursor_key("k" * 32)
+    payload = struct.pack("<B8sddq", version, query_fingerprint(QUERY), radius, distance, 7)
+    token = base64.urlsafe_b64encode(payload + hashlib.blake2b(payload, key=key, digest_size=16).digest()).decode()
+    assert decode_cursor(key, QUERY, encode_cursor(key, QUERY, CursorPosition(5000.0, 1.0, 7))).business_id == 7
+    with pytest.raises(InvalidCursor, match="not a cursor this API issued"):
+        decode_cursor(key, QUERY, token.rstrip("="))
 
 
 # ----------------------------------------------------------------------------- parsing
