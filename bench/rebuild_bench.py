@@ -12,7 +12,8 @@ bench's own):
 
 * **refresher**: ``location_api.refresh.Refresher.rebuild`` as the API runs it (the collector
   paused from the fetch until the new catalog is frozen, rows in geohash order, the old
-  catalog taken apart in a worker thread);
+  catalog taken apart in a worker thread, then the heap collapsed into huge pages in a
+  worker thread when ``GEO_API_HUGE_PAGES`` is on, as by default);
 * **plain**: the straightforward way: the rows fetched with the collector running and in
   table order, the catalog built in a worker thread, frozen, and the old one dropped on the
   event loop.
@@ -112,7 +113,8 @@ async def run(settings: Settings, rounds: int) -> dict[str, list[dict[str, float
     cache = Cache(settings.redis_url, settings.redis_namespace, 60)
     try:
         ways: dict[str, Refresher | PlainRebuild] = {
-            "refresher": Refresher(db, cache, max_radius_m=50_000.0, interval_s=1.0, strategies=STRATEGIES),
+            "refresher": Refresher(db, cache, max_radius_m=50_000.0, interval_s=1.0, strategies=STRATEGIES,
+                                   huge_pages=settings.api_huge_pages),
             "plain": PlainRebuild(db),
         }
         results: dict[str, list[dict[str, float]]] = {name: [] for name in ways}
