@@ -19,7 +19,7 @@ When the compiled scan :mod:`geo_index._cscan` is built (``geo_index/_cscan.c``,
 ``pip install``), the indexes hand every query to it instead: it does the same chord
 filter, the same limit cut and the same exact distances with the C library's ``sin``,
 ``asin`` and ``sqrt`` (the functions :mod:`math` calls) in the same order, so its answers
-are identical, 1.5-5x faster than the Python paths below (measured in docs/benchmarks.md).
+are identical, 1.4-6x faster than the Python paths below (measured in docs/benchmarks.md).
 
 Without it, when a query has many candidates (``DEFAULT_DENSE_MIN`` or more) and numpy is installed,
 :func:`search_dense` computes the same chord filter with numpy over per-group arrays of the
