@@ -9,10 +9,13 @@ Python's allocator maps its arenas one MiB at a time and glibc's malloc grows it
 small steps, so none of that memory gets huge pages by itself when the system setting is
 ``madvise`` (the usual default). After each catalog build, :func:`collapse_heap` asks the
 kernel to collapse every 2 MiB-aligned stretch of the process's private anonymous memory into
-huge pages (``MADV_COLLAPSE``, Linux 6.1+: synchronous, whatever the system setting short of
-``never``), and to keep giving huge pages to the stretches it collapsed (``MADV_HUGEPAGE``).
-Stretches with nothing in them yet are left alone. This never changes what the process
-computes; where the kernel says no, the report says why and nothing else happens.
+huge pages (``MADV_COLLAPSE``, Linux 6.1+: synchronous, in the calling thread, whatever the
+system setting short of ``never``). Stretches with nothing in them are refused by the kernel
+and stay as they are. Nothing is marked ``MADV_HUGEPAGE``: that would make later page faults
+there allocate (and, under the usual ``defrag`` setting, compact memory for) 2 MiB at a time
+on the request path, and let ``khugepaged`` rework the heap at any moment; the next rebuild
+collapses again instead. This never changes what the process computes; where the kernel says
+no, the report says why and nothing else happens.
 
 :func:`collapsible_ranges` is the pure part: which stretches of a ``/proc/self/maps`` listing
 qualify.
@@ -29,8 +32,7 @@ from dataclasses import dataclass
 
 #: The huge page size this module aligns to (x86-64 and arm64 with 4 KiB base pages).
 HUGE_PAGE = 2 << 20
-#: madvise(2) advice numbers (Linux uapi, the same on every architecture).
-MADV_HUGEPAGE = 14
+#: madvise(2) advice number (Linux uapi, the same on every architecture).
 MADV_COLLAPSE = 25
 
 
@@ -134,9 +136,9 @@ def collapse_heap() -> Report:
     advised = 0
     refusals: dict[int, int] = {}  # errno -> bytes
     for start, end in ranges:
-        # Collapse first: a stretch with nothing in it yet is refused (EINVAL), and is better
-        # left to 4 KiB pages, since a library may have reserved it and use little of it.
-        if madvise(start, end - start, MADV_COLLAPSE) == 0 and madvise(start, end - start, MADV_HUGEPAGE) == 0:
+        # A stretch with nothing in it yet is refused (EINVAL): a library may have reserved
+        # it and use little of it, so it is better left to 4 KiB pages anyway.
+        if madvise(start, end - start, MADV_COLLAPSE) == 0:
             advised += end - start
             continue
         code = ctypes.get_errno()
