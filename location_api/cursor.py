@@ -10,7 +10,7 @@ the JWT secret) so a client can neither forge a position nor move a cursor to an
 Its bytes: version (1 byte), query fingerprint (8), radius, distance (float64 each), id
 (int64), all little-endian, then the 16-byte signature; URL-safe base64 without padding (66
 characters). Every search that has a next page makes one, so it is built without JSON or
-HMAC's double hashing (half the time of the first format, whose cursors are refused now).
+HMAC's double hashing. Cursors of the first format (JSON, HMAC-SHA256) are refused.
 """
 
 from __future__ import annotations
