@@ -74,7 +74,7 @@ class Report:
     """What :func:`collapse_heap` did.
 
     Attributes:
-        advised: bytes collapsed into huge pages.
+        collapsed: bytes collapsed into huge pages.
         huge_before: bytes of the process's anonymous memory in huge pages before.
         huge_after: the same, after.
         seconds: time taken.
@@ -82,7 +82,7 @@ class Report:
             every stretch with something in it was collapsed.
     """
 
-    advised: int
+    collapsed: int
     huge_before: int
     huge_after: int
     seconds: float
@@ -92,7 +92,7 @@ class Report:
         """One line for the log."""
         mib = 1 << 20
         line = (f"huge pages: {self.huge_after / mib:,.0f} MiB of the heap in 2 MiB pages "
-                f"(was {self.huge_before / mib:,.0f} MiB; {self.advised / mib:,.0f} MiB collapsed in {self.seconds:.1f} s)")
+                f"(was {self.huge_before / mib:,.0f} MiB; {self.collapsed / mib:,.0f} MiB collapsed in {self.seconds:.1f} s)")
         return line if self.problem is None else f"{line}; {self.problem}"
 
 
@@ -133,19 +133,19 @@ def collapse_heap() -> Report:
     madvise = libc.madvise
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     madvise.restype = ctypes.c_int
-    advised = 0
+    collapsed = 0
     refusals: dict[int, int] = {}  # errno -> bytes
     for start, end in ranges:
         # A stretch with nothing in it yet is refused (EINVAL): a library may have reserved
         # it and use little of it, so it is better left to 4 KiB pages anyway.
         if madvise(start, end - start, MADV_COLLAPSE) == 0:
-            advised += end - start
+            collapsed += end - start
             continue
         code = ctypes.get_errno()
         if code not in (errno.ENOMEM, errno.EFAULT):  # not freed or remapped since the listing
             refusals[code] = refusals.get(code, 0) + end - start
     problem = None
-    if errno.EINVAL in refusals and not advised:
+    if errno.EINVAL in refusals and not collapsed:
         problem = ("the kernel refused MADV_COLLAPSE (EINVAL): it needs Linux 6.1+ and transparent huge pages "
                    "not set to never (/sys/kernel/mm/transparent_hugepage/enabled)")
     elif set(refusals) - {errno.EINVAL}:
@@ -153,4 +153,4 @@ def collapse_heap() -> Report:
             f"{refused / (1 << 20):,.0f} MiB not collapsed: {os.strerror(code)}"
             for code, refused in sorted(refusals.items()) if code != errno.EINVAL
         )
-    return Report(advised, before, huge_bytes(), time.monotonic() - started, problem)
+    return Report(collapsed, before, huge_bytes(), time.monotonic() - started, problem)

@@ -72,11 +72,11 @@ def test_collapse_backs_filled_memory_with_huge_pages_and_keeps_its_contents() -
     report = collapse_heap()
     assert isinstance(report, Report) and report.huge_before == before
     if _thp_setting() == "never":
-        assert report.problem is not None and "never" in report.problem and report.advised == 0
+        assert report.problem is not None and "never" in report.problem and report.collapsed == 0
         return
     assert report.problem is None, report.describe()
     # The 62 MiB or more of whole 2 MiB pages inside the block are now huge pages.
-    assert report.advised >= 62 * MIB
+    assert report.collapsed >= 62 * MIB
     assert report.huge_after - report.huge_before >= 62 * MIB
     assert all(block[i] == i // 4096 % 251 for i in range(0, len(block), 4096))
     # Collapsed, not marked: later faults there stay 4 KiB (no compaction on the request path).
