@@ -6,8 +6,9 @@ uses its Python scan. ``-ffp-contract=off`` keeps the compiler from fusing multi
 so the distances it computes stay bit-identical to :func:`geo_index.haversine_m`.
 ``location_api._csearch`` is the nearby search's hot path: ``_cquery.c`` reads the common
 query string (:func:`location_api.validate.parse_plain_query_string`) and ``_crender.c``
-assembles the response body (:func:`location_api.render.search_body`); it is optional in
-the same way.
+assembles the response body (:func:`location_api.render.search_body`) and ``_ccursor.c``
+signs the paging cursor (:func:`location_api.cursor.encode_cursor`); it is optional in the
+same way.
 """
 
 from setuptools import Extension, setup
@@ -23,7 +24,8 @@ setup(
         ),
         Extension(
             "location_api._csearch",
-            sources=["location_api/_csearch.c", "location_api/_cquery.c", "location_api/_crender.c"],
+            sources=["location_api/_csearch.c", "location_api/_cquery.c", "location_api/_crender.c",
+                     "location_api/_ccursor.c"],
             depends=["location_api/_csearch.h"],
             extra_compile_args=["-O2"],
             optional=True,

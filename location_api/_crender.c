@@ -6,31 +6,36 @@
  *   - prefixes: a list indexed by id, or a dict, holding each hit's JSON prefix
  *     (location_api.render.hit_prefix): bytes that end with "distance_m":;
  *   - dumps: orjson.dumps. It writes every float (orjson's shortest round-trip digits,
- *     several times faster than repr's), ints beyond 64 bits, cursors with any character
- *     outside the URL-safe base64 alphabet, and any value of another type; the rest is
- *     copied. The tests hold the result to orjson's body of the same values as dicts.
+ *     several times faster than repr's; a page's radius and distances in one call, as a
+ *     list), ints beyond 64 bits, cursors with any character outside the URL-safe base64
+ *     alphabet, and any value of another type; the rest is copied. The tests hold the result to orjson's body of the same values as dicts.
  */
 #include "_csearch.h"
 #include <string.h>
 
+/* The body is built in `data`: first the caller's stack buffer (a page of 20 hits fits),
+ * then, only when it outgrows it, memory of its own (`heap`). */
 typedef struct {
     char *data;
     Py_ssize_t len, cap;
+    int heap;
 } Buf;
 
 static int
 buf_put(Buf *b, const char *s, Py_ssize_t n)
 {
     if (b->len + n > b->cap) {
-        Py_ssize_t cap = b->cap ? b->cap : 1024;
+        Py_ssize_t cap = b->cap * 2;
         while (cap < b->len + n) cap *= 2;
-        char *data = PyMem_Realloc(b->data, (size_t)cap);
+        char *data = b->heap ? PyMem_Realloc(b->data, (size_t)cap) : PyMem_Malloc((size_t)cap);
         if (data == NULL) {
             PyErr_NoMemory();
             return -1;
         }
+        if (!b->heap) memcpy(data, b->data, (size_t)b->len);
         b->data = data;
         b->cap = cap;
+        b->heap = 1;
     }
     memcpy(b->data + b->len, s, (size_t)n);
     b->len += n;
@@ -63,9 +68,15 @@ put_int(Buf *b, PyObject *dumps, PyObject *value)
     long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
     if (v == -1 && PyErr_Occurred()) return -1;
     if (overflow) return put_dumped(b, dumps, value);
-    char s[32];
-    int n = PyOS_snprintf(s, sizeof s, "%lld", v);
-    return buf_put(b, s, n);
+    char s[24];
+    int n = sizeof s;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        s[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) s[--n] = '-';
+    return buf_put(b, s + n, (Py_ssize_t)sizeof s - n);
 }
 
 static int
@@ -90,6 +101,56 @@ put_cursor(Buf *b, PyObject *dumps, PyObject *cursor)
             return PUT_LITERAL(b, "\"") < 0 || buf_put(b, s, n) < 0 || PUT_LITERAL(b, "\"") < 0 ? -1 : 0;
     }
     return put_dumped(b, dumps, cursor);
+}
+
+/* The radius and every hit's distance as dumps writes them, from one call: dumps of the list
+ * [radius, d1, ..., dn] is "[" + each one's own dumps + "," ... + "]", and a float's never
+ * holds a comma. `starts[i]`, `lens[i]` locate value i in the returned bytes. Returns NULL
+ * (no error set) when a value is not a float or a hit is malformed, and the caller dumps
+ * each value on its own; NULL with an error set when dumps fails. */
+static PyObject *
+dump_floats(PyObject *dumps, PyObject *radius, PyObject *hits, Py_ssize_t *starts, Py_ssize_t *lens)
+{
+    Py_ssize_t n = PyList_GET_SIZE(hits);
+    if (!PyFloat_CheckExact(radius)) return NULL;
+    PyObject *values = PyList_New(n + 1);
+    if (values == NULL) return NULL;
+    Py_INCREF(radius);
+    PyList_SET_ITEM(values, 0, radius);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *hit = PyList_GET_ITEM(hits, i);
+        PyObject *d;
+        if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 2 || !PyFloat_CheckExact(d = PyTuple_GET_ITEM(hit, 1))) {
+            Py_DECREF(values);
+            return NULL;
+        }
+        Py_INCREF(d);
+        PyList_SET_ITEM(values, i + 1, d);
+    }
+    PyObject *out = PyObject_CallOneArg(dumps, values);
+    Py_DECREF(values);
+    if (out == NULL) return NULL;
+    const char *s = PyBytes_Check(out) ? PyBytes_AS_STRING(out) : NULL;
+    Py_ssize_t size = s ? PyBytes_GET_SIZE(out) : 0, at = 1, k = 0;
+    if (s == NULL || size < 2 || s[0] != '[' || s[size - 1] != ']') {
+        Py_DECREF(out);
+        PyErr_SetString(PyExc_TypeError, "dumps must return a JSON array as bytes");
+        return NULL;
+    }
+    for (Py_ssize_t i = 1; i < size && k <= n; i++) {
+        if (s[i] == ',' || i == size - 1) {
+            starts[k] = at;
+            lens[k] = i - at;
+            k++;
+            at = i + 1;
+        }
+    }
+    if (k != n + 1) {
+        Py_DECREF(out);
+        PyErr_SetString(PyExc_ValueError, "dumps wrote an unexpected array of floats");
+        return NULL;
+    }
+    return out;
 }
 
 /* The prefix of one id (borrowed), as prefixes[id] finds it; NULL with KeyError if absent. */
@@ -170,10 +231,19 @@ geo_search_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     prefetch_prefixes(hits, prefixes);
-    Buf b = {NULL, 0, 0};
-    PyObject *result = NULL;
-    if (PUT_LITERAL(&b, "{\"total\":") < 0 || put_int(&b, dumps, total) < 0
-        || PUT_LITERAL(&b, ",\"radius_m\":") < 0 || put_dumped(&b, dumps, radius) < 0
+    char stack[8192];
+    Buf b = {stack, 0, (Py_ssize_t)sizeof stack, 0};
+    PyObject *result = NULL, *numbers = NULL;
+    /* the radius and the distances, written by one dumps call when the page is small */
+    enum { BATCH = 128 };
+    Py_ssize_t starts[BATCH + 1], lens[BATCH + 1];
+    if (PyList_GET_SIZE(hits) <= BATCH) {
+        numbers = dump_floats(dumps, radius, hits, starts, lens);
+        if (numbers == NULL && PyErr_Occurred()) goto done;
+    }
+    const char *text = numbers ? PyBytes_AS_STRING(numbers) : NULL;
+    if (PUT_LITERAL(&b, "{\"total\":") < 0 || put_int(&b, dumps, total) < 0 || PUT_LITERAL(&b, ",\"radius_m\":") < 0
+        || (text ? buf_put(&b, text + starts[0], lens[0]) : put_dumped(&b, dumps, radius)) < 0
         || PUT_LITERAL(&b, ",\"businesses\":[") < 0)
         goto done;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(hits); i++) {
@@ -185,13 +255,15 @@ geo_search_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *prefix = prefix_of(prefixes, PyTuple_GET_ITEM(hit, 0));
         if (prefix == NULL) goto done;
         if ((i > 0 && PUT_LITERAL(&b, ",") < 0) || buf_put(&b, PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix)) < 0
-            || put_dumped(&b, dumps, PyTuple_GET_ITEM(hit, 1)) < 0 || PUT_LITERAL(&b, "}") < 0)
+            || (text ? buf_put(&b, text + starts[i + 1], lens[i + 1]) : put_dumped(&b, dumps, PyTuple_GET_ITEM(hit, 1))) < 0
+            || PUT_LITERAL(&b, "}") < 0)
             goto done;
     }
     if (PUT_LITERAL(&b, "],\"next_cursor\":") < 0 || put_cursor(&b, dumps, cursor) < 0 || PUT_LITERAL(&b, "}") < 0)
         goto done;
     result = PyBytes_FromStringAndSize(b.data, b.len);
 done:
-    PyMem_Free(b.data);
+    Py_XDECREF(numbers);
+    if (b.heap) PyMem_Free(b.data);
     return result;
 }

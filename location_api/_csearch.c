@@ -9,12 +9,16 @@ static PyMethodDef methods[] = {
     {"search_body", (PyCFunction)(void (*)(void))geo_search_body, METH_FASTCALL,
      "search_body(total, radius_m, hits, prefixes, next_cursor, dumps) -> bytes\n\n"
      "location_api.render._search_body_python compiled: the same arguments, the same bytes."},
+    {"make_cursor", (PyCFunction)(void (*)(void))geo_make_cursor, METH_FASTCALL,
+     "make_cursor(key, latitude, longitude, query_radius_m, expand, category, radius_m, distance_m, business_id)\n"
+     "-> str\n\n"
+     "location_api.cursor._encode_cursor_python compiled: the same cursor."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "location_api._csearch",
-    "The nearby search's hot path in C: the query string read, the response body assembled.", -1, methods,
+    "The nearby search's hot path in C: the query string read, the response body assembled, the cursor signed.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

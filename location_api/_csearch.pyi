@@ -14,3 +14,16 @@ def search_body(
     dumps: Callable[[Any], bytes],
     /,
 ) -> bytes: ...
+
+def make_cursor(
+    key: bytes,
+    latitude: float,
+    longitude: float,
+    query_radius_m: float,
+    expand: bool,
+    category: str | None,
+    radius_m: float,
+    distance_m: float,
+    business_id: int,
+    /,
+) -> str: ...

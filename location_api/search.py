@@ -19,11 +19,11 @@ from location_api import queries
 from location_api.cache import Cache
 from location_api.catalog import Catalog
 from location_api.cells import Cell, cover, text_ranges
-from location_api.cursor import CursorPosition
+from location_api.cursor import CursorPosition, encode_fields
 from location_api.db import Database
 from location_api.models import Business, SearchQuery
 from location_api.queries import Candidate
-from location_api.render import Prefixes, hit_prefix
+from location_api.render import Prefixes, hit_prefix, search_body
 
 Hit = tuple[int, float]
 T = TypeVar("T")
@@ -109,6 +109,34 @@ def search_memory(
         if found.total >= limit:
             break
     return SearchPage(found.total, radius, found.hits, prefixes, _next_position(found.hits, found.following, radius))
+
+
+def plain_search_body(
+    catalog: Catalog, strategy: str, latitude: float, longitude: float, radius_m: float, limit: int, cursor_key: bytes
+) -> bytes:
+    """The response body of the common search, from memory in a straight line.
+
+    The search of a position, radius and limit (no category, cursor or ``expand``: what
+    :func:`location_api.validate.plain_search` reads) is nearly every request, so it skips
+    the query, page and position records of the general path. The bytes are those of
+    :func:`search_memory`, :func:`location_api.cursor.encode_cursor` and
+    :func:`location_api.render.search_body` for the same query.
+
+    Args:
+        catalog: the instance's catalog; ``strategy`` must be one of its indexes.
+        strategy: ``geohash``, ``quadtree`` or ``s2``.
+        latitude: centre, degrees, valid.
+        longitude: centre, degrees, valid.
+        radius_m: radius, metres, valid.
+        limit: page size, valid.
+        cursor_key: the key of the next page's cursor.
+    """
+    total, following, hits = catalog.indexes[strategy].page(latitude, longitude, radius_m, limit)
+    cursor = None
+    if following > len(hits) and hits:
+        last_id, last_distance = hits[-1]
+        cursor = encode_fields(cursor_key, latitude, longitude, radius_m, False, None, radius_m, last_distance, last_id)
+    return search_body(total, radius_m, hits, catalog.cards.hits, cursor)
 
 
 async def search_sql(

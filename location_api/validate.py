@@ -156,34 +156,39 @@ _PLAIN_PARAMETERS = frozenset(("latitude", "longitude", "radius", "limit"))
 
 
 def parse_plain_query_string(raw: str, *, max_radius_m: float) -> SearchQuery | None:
+    """:func:`plain_search` as a :class:`SearchQuery` (or ``None``, as it)."""
+    plain = plain_search(raw, max_radius_m=max_radius_m)
+    return None if plain is None else SearchQuery(plain[0], plain[1], plain[2], plain[3], None, False, None, None)
+
+
+def plain_search(raw: str, *, max_radius_m: float) -> tuple[float, float, float, int] | None:
     """The common search read straight from the raw (still percent-encoded) query string.
 
     Decoding the query into a mapping (``request.query``) costs more than checking it, so
     the common request skips it: a string without ``%`` and ``+`` decodes to itself, and
     splitting it on ``&`` and each pair's first ``=`` gives exactly the pairs the mapping
     would hold. Only position, radius and limit, each once and valid, are taken here. The
-    compiled form (``location_api/_cquery.c``, in the ``_csearch`` extension) reads it when it is built; otherwise
-    :func:`_plain_search_python` does, with the same result.
+    compiled form (``location_api/_cquery.c``, in the ``_csearch`` extension) reads it when
+    it is built; otherwise :func:`_plain_search_python` does, with the same result.
 
     Args:
         raw: the query string as sent (``request.rel_url.raw_query_string``).
         max_radius_m: the largest radius accepted, metres.
 
     Returns:
-        What :func:`parse_search` returns for the same request, or ``None`` for any other
+        ``(latitude, longitude, radius_m, limit)``: the fields :func:`parse_search` gives the
+        same request (no category, cursor, ``expand`` or strategy); or ``None`` for any other
         string (escapes, other parameters, repeats, blanks, values out of range...): the
         caller then runs :func:`parse_search`, which names every problem.
     """
     if _plain_search_native is None:
-        return _plain_search_python(raw, max_radius_m)
-    plain = _plain_search_native(raw, MIN_RADIUS_M, max_radius_m, DEFAULT_RADIUS_M, DEFAULT_LIMIT, MAX_LIMIT)
-    if plain is None:
-        return None
-    return SearchQuery(plain[0], plain[1], plain[2], plain[3], None, False, None, None)
+        query = _plain_search_python(raw, max_radius_m)
+        return None if query is None else (query.latitude, query.longitude, query.radius_m, query.limit)
+    return _plain_search_native(raw, MIN_RADIUS_M, max_radius_m, DEFAULT_RADIUS_M, DEFAULT_LIMIT, MAX_LIMIT)
 
 
 def _plain_search_python(raw: str, max_radius_m: float) -> SearchQuery | None:
-    """:func:`parse_plain_query_string` in Python: what the compiled form must equal."""
+    """:func:`plain_search` in Python (as a query): what the compiled form must equal."""
     if "%" in raw or "+" in raw:
         return None
     values: dict[str, str] = {}

@@ -24,16 +24,17 @@ from location_api.keys import (
     settings_key,
 )
 from location_api.openapi import openapi_document
+from location_api.models import SearchQuery
 from location_api.render import search_body
-from location_api.search import search_memory, search_sql
+from location_api.search import plain_search_body, search_memory, search_sql
 from location_api.validate import (
     CONSISTENCY_HEADER,
     format_lsn,
     parse_business,
     parse_consistency_token,
     parse_id,
-    parse_plain_query_string,
     parse_search,
+    plain_search,
 )
 
 
@@ -49,9 +50,18 @@ async def search_nearby(request: web.Request) -> web.Response:
     """``GET /v1/search/nearby``: businesses within a radius, nearest first, one page at a time."""
     app = request.app
     settings = app[settings_key]
-    query = parse_plain_query_string(request.rel_url.raw_query_string, max_radius_m=settings.max_radius_m)
-    if query is None:
+    plain = plain_search(request.rel_url.raw_query_string, max_radius_m=settings.max_radius_m)
+    if plain is not None and CONSISTENCY_HEADER not in request.headers:
+        # Nearly every search: position, radius and limit only, answered from memory in a
+        # straight line when the default strategy's index is built.
+        catalog = app[refresher_key].catalog
+        if catalog is not None and settings.api_index in catalog.indexes:
+            body = plain_search_body(catalog, settings.api_index, *plain, app[cursor_key_key])
+            return web.Response(body=body, content_type="application/json")
+    if plain is None:
         query = parse_search(request.query, max_radius_m=settings.max_radius_m)
+    else:
+        query = SearchQuery(plain[0], plain[1], plain[2], plain[3], None, False, None, None)
     token = parse_consistency_token(request.headers)
     after = None if query.cursor is None else decode_cursor(app[cursor_key_key], query, query.cursor)
     strategy = query.strategy or settings.api_index

@@ -24,17 +24,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from geo_common.places import Place, offset_point
 from geo_index import InvalidCoordinate, haversine_m
-from location_api import collector, validate
+from location_api import collector, cursor, validate
 from location_api.cards import CardTable, card_for
 from location_api.catalog import Catalog
 from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash12, text_ranges
-from location_api.cursor import CursorPosition, cursor_key, decode_cursor, encode_cursor, query_fingerprint
+from location_api.cursor import CursorPosition, cursor_key, decode_cursor, encode_cursor, encode_fields, query_fingerprint
 from location_api.demo import CATEGORIES, address_for, category_for, synthetic_records
 from location_api.errors import InvalidCursor, InvalidRequest
 from location_api.metrics import Metrics
 from location_api.models import Business, SearchQuery
 from location_api import render
 from location_api.render import business_from_prefix, hit_prefix, search_body
+from location_api.search import plain_search_body, search_memory
 from location_api.validate import format_lsn, lsn_from_text, parse_plain_query_string, parse_search
 from yarl import URL
 
@@ -160,6 +161,42 @@ def test_a_signed_cursor_of_another_version_or_with_non_finite_numbers_is_refuse
     assert decode_cursor(key, QUERY, encode_cursor(key, QUERY, CursorPosition(5000.0, 1.0, 7))).business_id == 7
     with pytest.raises(InvalidCursor, match="not a cursor this API issued"):
         decode_cursor(key, QUERY, token.rstrip("="))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.binary(max_size=64),
+    latitude=st.floats(-90.0, 90.0),
+    longitude=st.floats(-180.0, 180.0),
+    query_radius=st.floats(1.0, 50_000.0),
+    expand=st.booleans(),
+    # None, empty, and long enough (in UTF-8) for the fingerprint to span several blocks
+    category=st.one_of(st.none(), st.text(max_size=3), st.text(min_size=60, max_size=200)),
+    radius=st.floats(allow_nan=True, allow_infinity=True),
+    distance=st.floats(allow_nan=True, allow_infinity=True),
+    business_id=st.integers(0, 2**63 - 1),
+)
+def test_the_compiled_cursor_is_the_python_cursor(
+    key: bytes, latitude: float, longitude: float, query_radius: float, expand: bool, category: str | None,
+    radius: float, distance: float, business_id: int,
+) -> None:
+    assert cursor._make_cursor_native is not None, "location_api._csearch is not built"  # noqa: SLF001
+    query = SearchQuery(latitude, longitude, query_radius, 20, category, expand, None, None)
+    position = CursorPosition(radius, distance, business_id)
+    want = cursor._encode_cursor_python(key, query, position)  # noqa: SLF001
+    assert encode_cursor(key, query, position) == want
+    assert encode_fields(key, latitude, longitude, query_radius, expand, category, radius, distance, business_id) == want
+
+
+def test_the_compiled_cursor_signs_under_each_key_it_is_given() -> None:
+    # It keeps the last key's first block compressed: a new key must not reuse it.
+    first, second = cursor_key("a" * 32), cursor_key("b" * 32)
+    position = CursorPosition(5000.0, 1.0, 7)
+    tokens = [encode_cursor(k, QUERY, position) for k in (first, second, first, b"", second)]
+    assert tokens[0] == tokens[2] != tokens[1] == tokens[4] != tokens[3]
+    assert decode_cursor(second, QUERY, tokens[1]) == position
+    with pytest.raises(InvalidCursor):
+        decode_cursor(first, QUERY, tokens[1])
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -408,6 +445,46 @@ def test_the_compiled_assembly_refuses_malformed_arguments() -> None:
         native(1, 5.0, [(1, 2.5)], [None, "text"], None, orjson.dumps)  # a prefix not bytes
     with pytest.raises(TypeError):
         native(1, 5.0, [(1, 2.5)], [None, prefix], None)  # no dumps
+
+
+def test_pages_past_one_call_of_dumps_and_values_other_than_floats_are_assembled_alike() -> None:
+    # The compiled assembly writes a page's floats with one dumps call up to 128 hits, and
+    # value by value beyond that or when a value is not a float.
+    business = Business(1, "a", 0.0, 0.0, "cafe", "")
+    prefixes = {i: hit_prefix(business._replace(id=i)) for i in range(1, 301)}
+    rng = random.Random(11)
+    for size in (0, 1, 127, 128, 129, 300):
+        hits = [(rng.randint(1, 300), rng.uniform(0.0, 50_000.0)) for _ in range(size)]
+        for radius in (5000.0, 5000, 0.1 + 0.2):
+            for page in (hits, [*hits, (1, 7)]):  # an int distance: not a float
+                want = render._search_body_python(3, radius, page, prefixes, None)  # noqa: SLF001
+                assert search_body(3, radius, page, prefixes, None) == want
+                assert orjson.loads(want)["radius_m"] == radius
+
+
+@pytest.mark.parametrize("strategy", ["geohash", "quadtree", "s2"])
+def test_the_plain_search_body_is_the_general_paths(strategy: str) -> None:
+    # Businesses around Paris, across the antimeridian in Fiji and near the pole; searches at
+    # and between them, with pages that end before and at the last match.
+    rng = random.Random(7)
+    rows = []
+    for centre in [(48.8566, 2.3522), (-16.8, 180.0), (89.9, 0.0)]:
+        for _ in range(400):
+            lat, lon = offset_point(*centre, rng.uniform(0, 30_000), rng.uniform(0, 2 * math.pi))
+            rows.append((len(rows) + 1, f"b{len(rows)}", lat, lon, "cafe", "somewhere"))
+    catalog = Catalog.build(rows, max_radius_m=50_000.0, strategies=(strategy,))
+    key = cursor_key("k" * 32)
+    cursors = 0
+    for _ in range(150):
+        _, _, lat, lon, _, _ = rows[rng.randrange(len(rows))]
+        radius, limit = rng.choice([100.0, 5000.0, 20_000.0, 50_000.0]), rng.randint(1, 100)
+        query = SearchQuery(lat, lon, radius, limit, None, False, None, None)
+        page = search_memory(catalog, strategy, query, None, 50_000.0)
+        nxt = None if page.next_position is None else encode_cursor(key, query, page.next_position)
+        cursors += nxt is not None
+        want = search_body(page.total, page.radius_m, page.hits, page.prefixes, nxt)
+        assert plain_search_body(catalog, strategy, lat, lon, radius, limit, key) == want
+    assert 20 < cursors < 150, "pages both with and without a next page"
 
 
 @settings(max_examples=200, deadline=None)
