@@ -17,7 +17,8 @@ setup(
     ext_modules=[
         Extension(
             "geo_index._cscan",
-            sources=["geo_index/_cscan.c"],
+            sources=["geo_index/_cscan.c", "geo_index/_ccells.c"],
+            depends=["geo_index/_ccells.h"],
             extra_compile_args=["-O2", "-ffp-contract=off"],
             libraries=["m"],
             optional=True,

@@ -20,7 +20,8 @@
  * scan_levels(levels, max_cells, lat, lon, radius_m, limit) is GeohashIndex's whole query:
  * it finds the cells as GeohashIndex._grid does (same box, same level, same rows and
  * columns, with the operations of geo_index.distance.cap_bounds), then scans them as scan().
- * A cell is a tuple (vectors, records) or (packed, ids), as the groups above.
+ * A cell is a tuple (vectors, records) or (packed, ids), as the groups above; a level's
+ * cells are a dict or a CellMap (_ccells.c) of cell code -> cell.
  *
  * Ids are compared (Python's <) only to order equal distances and against ``after``; their
  * comparison must not change the index being scanned (ints and strings never do).
@@ -32,8 +33,7 @@
  * candidates whose chord lies within a hair (1e-9 relative plus 1 mm) of the radius or of
  * ``after``'s distance, nor a float object per match: only the page is built.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_ccells.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,35 +487,57 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                        PyList_GET_SIZE(rec_groups), lat, lon, radius, limit, paged, &after);
 }
 
-/* Look up the cells at codes rows[i] | cols[j] (every pair, rows outer) in ``cells``
- * (code -> (vectors, records)) and scan them as scan() does. */
+/* Look up the cells at codes rows[i] | cols[j] (every pair, rows outer) in ``cells`` (code ->
+ * (vectors, records), a dict or a CellMap) and scan them as scan() does. In a CellMap every
+ * code's first slot is prefetched, then every cell found, before any is read: the lookups'
+ * cache misses overlap instead of following one another. */
 static PyObject *
 scan_codes(PyObject *cells, const unsigned long long *rows, Py_ssize_t nr, const unsigned long long *cols,
            Py_ssize_t nc, double lat, double lon, double radius, Py_ssize_t limit, int paged, After *after)
 {
-    PyObject **groups = PyMem_Malloc((size_t)(nr * nc > 0 ? nr * nc : 1) * 2 * sizeof(PyObject *));
+    PyObject **groups = PyMem_Malloc((size_t)(nr * nc > 0 ? nr * nc : 1) * 3 * sizeof(PyObject *));
     if (groups == NULL) return PyErr_NoMemory();
     PyObject *result = NULL;
     Py_ssize_t ng = 0;
-    PyObject **vecs = groups, **recs = groups + nr * nc;
-    for (Py_ssize_t i = 0; i < nr; i++) {
-        for (Py_ssize_t j = 0; j < nc; j++) {
-            PyObject *key = PyLong_FromUnsignedLongLong(rows[i] | cols[j]);
-            if (key == NULL) goto out;
-            PyObject *cell = PyDict_GetItemWithError(cells, key);  /* borrowed */
-            Py_DECREF(key);
-            if (cell == NULL) {
-                if (PyErr_Occurred()) goto out;
-                continue;
+    PyObject **vecs = groups, **recs = groups + nr * nc, **found = groups + 2 * nr * nc;
+    if (CellMap_Check(cells)) {
+        const CellMapObject *m = (const CellMapObject *)cells;
+        if (m->slots != NULL) {
+            for (Py_ssize_t i = 0; i < nr; i++)
+                for (Py_ssize_t j = 0; j < nc; j++) __builtin_prefetch(&m->slots[cellmap_home(m, rows[i] | cols[j])]);
+            for (Py_ssize_t i = 0; i < nr; i++) {
+                for (Py_ssize_t j = 0; j < nc; j++) {
+                    PyObject *cell = cellmap_find(m, rows[i] | cols[j]);
+                    if (cell != NULL) {
+                        __builtin_prefetch(cell);
+                        found[ng++] = cell;
+                    }
+                }
             }
-            if (!PyTuple_Check(cell) || PyTuple_GET_SIZE(cell) != 2) {
-                PyErr_SetString(PyExc_TypeError, "a cell must be a tuple (vectors, records) or (packed, ids)");
-                goto out;
-            }
-            vecs[ng] = PyTuple_GET_ITEM(cell, 0);
-            recs[ng] = PyTuple_GET_ITEM(cell, 1);
-            ng++;
         }
+    } else {
+        for (Py_ssize_t i = 0; i < nr; i++) {
+            for (Py_ssize_t j = 0; j < nc; j++) {
+                PyObject *key = PyLong_FromUnsignedLongLong(rows[i] | cols[j]);
+                if (key == NULL) goto out;
+                PyObject *cell = PyDict_GetItemWithError(cells, key);  /* borrowed */
+                Py_DECREF(key);
+                if (cell == NULL) {
+                    if (PyErr_Occurred()) goto out;
+                    continue;
+                }
+                found[ng++] = cell;
+            }
+        }
+    }
+    for (Py_ssize_t g = 0; g < ng; g++) {
+        PyObject *cell = found[g];
+        if (!PyTuple_Check(cell) || PyTuple_GET_SIZE(cell) != 2) {
+            PyErr_SetString(PyExc_TypeError, "a cell must be a tuple (vectors, records) or (packed, ids)");
+            goto out;
+        }
+        vecs[g] = PyTuple_GET_ITEM(cell, 0);
+        recs[g] = PyTuple_GET_ITEM(cell, 1);
     }
     result = scan_groups(vecs, recs, ng, lat, lon, radius, limit, paged, after);
 out:
@@ -548,7 +570,8 @@ typedef struct {
 static int
 level_of(PyObject *t, Level *lv)
 {
-    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 7 || !PyDict_Check(PyTuple_GET_ITEM(t, 6))) {
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 7
+        || !(PyDict_Check(PyTuple_GET_ITEM(t, 6)) || CellMap_Check(PyTuple_GET_ITEM(t, 6)))) {
         PyErr_SetString(PyExc_TypeError,
                         "a level must be (rows_per_deg, cols_per_deg, nrows, ncols, row_shift, col_shift, cells)");
         return -1;
@@ -684,5 +707,12 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__cscan(void)
 {
-    return PyModule_Create(&module);
+    if (PyType_Ready(&CellMap_Type) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "CellMap", (PyObject *)&CellMap_Type) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -49,11 +49,13 @@ HAVE_NUMPY = _np is not None
 
 search_native: Any
 scan_levels: Any
+CellMap: Any
 try:  # the compiled scan; a checkout without a C compiler falls back to the Python paths
-    from geo_index._cscan import scan as search_native
-    from geo_index._cscan import scan_levels
+    from geo_index import _cscan
+
+    CellMap, search_native, scan_levels = _cscan.CellMap, _cscan.scan, _cscan.scan_levels
 except ImportError:  # pragma: no cover - exercised only where the extension is not built
-    search_native = scan_levels = None
+    search_native = scan_levels = CellMap = None
 
 #: True when :func:`search_native` (``geo_index/_cscan.c``) is built and importable.
 HAVE_NATIVE = search_native is not None

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import geohash
 
 from geo_index._base import Entry, IndexBase, Page
-from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, group_arrays, scan_levels, search_cells, vec_array
+from geo_index._scan import DEFAULT_DENSE_MIN, CellMap, Record, Vec, group_arrays, scan_levels, search_cells, vec_array
 from geo_index.distance import CapBounds, cap_bounds
 from geo_index.errors import InvalidOption
 from geo_index.validate import DEFAULT_MAX_RADIUS_M, check_scan_options
@@ -105,7 +105,7 @@ class _Level:
 
     __slots__ = ("arrays", "bits", "cells", "col_shift", "cols_per_deg", "ncols", "nrows", "row_shift", "rows_per_deg", "shift")
 
-    def __init__(self, bits: int) -> None:
+    def __init__(self, bits: int, native: bool) -> None:
         lat_bits = bits // 2
         lon_bits = bits - lat_bits
         self.bits = bits
@@ -120,8 +120,9 @@ class _Level:
         self.row_shift = 1 - self.col_shift
         # cell code -> (unit vectors, records), two parallel lists; with the compiled scan
         # (packed, ids) instead: a bytearray of each point's vector and terms, six doubles
-        # (_PACK), and the list of their ids
-        self.cells: dict[int, tuple[Any, list[Any]]] = {}
+        # (_PACK), and the list of their ids, in a CellMap (geo_index/_ccells.c: a dict's
+        # lookups cost scan_levels a chain of cache misses per cell, one cell after the other)
+        self.cells: Any = CellMap() if native else {}
         # cell code -> numpy array of its unit vectors, built when a dense query first
         # needs it and dropped whenever the cell changes
         self.arrays: dict[int, Any] = {}
@@ -183,7 +184,7 @@ class GeohashIndex(IndexBase[K]):
         self._max_cells = max_cells
         self._dense_min, self._native = check_scan_options(dense_min, native)
         # Finest first: that is the order in which a query tries them.
-        self._levels = [_Level(b) for b in reversed(bits)]
+        self._levels = [_Level(b, self._native) for b in reversed(bits)]
         # The same, as the compiled scan takes them (the cell maps are shared, not copied).
         self._specs = tuple(
             (lv.rows_per_deg, lv.cols_per_deg, lv.nrows, lv.ncols, lv.row_shift, lv.col_shift, lv.cells)

@@ -21,6 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from geo_index._scan import CellMap
+
+#: The containers :func:`dismantle` empties: lists, dicts and GeohashIndex's cell maps.
+_EMPTIED: tuple[type, ...] = (list, dict) if CellMap is None else (list, dict, CellMap)
+
 #: How many references :func:`dismantle` drops at once; also the size from which a list or
 #: dict held by another is taken apart on its own.
 STEP = 4096
@@ -57,7 +62,7 @@ def paused(*, freeze: bool = False) -> Iterator[None]:
 def dismantle(root: Any, step: int = STEP) -> None:
     """Free a large structure a piece at a time (call it in a worker thread, as its sole owner).
 
-    Lists and dicts are emptied ``step`` references at a time; a list or dict among them
+    Lists, dicts and cell maps are emptied ``step`` references at a time; one among them
     longer than ``step`` is taken apart the same way rather than freed at once. The few
     objects of the structure's frame (those held by lists, dicts and tuples of at most a few
     dozen items, and by instance attributes) are looked into for more; the millions of small
@@ -77,7 +82,7 @@ def dismantle(root: Any, step: int = STEP) -> None:
             chunk = items[-step:]
             del items[-step:]
             for item in chunk:
-                if small or (type(item) in (list, dict) and len(item) > step):
+                if small or (type(item) in _EMPTIED and len(item) > step):
                     pending.append(item)
             del chunk
 
@@ -91,6 +96,10 @@ def _take_contents(obj: Any) -> list[Any]:
         return items
     if kind is dict:
         items = [*obj.keys(), *obj.values()]
+        obj.clear()
+        return items
+    if CellMap is not None and kind is CellMap:  # int keys: only the cells need taking apart
+        items = obj.values()
         obj.clear()
         return items
     if kind is tuple:

@@ -3,13 +3,16 @@ Python scan it replaces, including on the inputs only it sees (numpy buffers, ba
 
 from __future__ import annotations
 
+import gc
 import random
+import sys
+import weakref
 
 import numpy as np
 import pytest
 
 from geo_index import GeohashIndex, QuadTree, S2Index, haversine_m
-from geo_index._scan import HAVE_NATIVE, make_record, scan_levels, search, search_native, unit_vector, vec_array
+from geo_index._scan import HAVE_NATIVE, CellMap, make_record, scan_levels, search, search_native, unit_vector, vec_array
 from geo_index.distance import cap_bounds, point_terms
 from geo_index.geohash_index import _PACK, _PACKED_BYTES, _SPREAD, packed_row
 from geo_index.errors import InvalidOption
@@ -259,3 +262,86 @@ _CELLS: dict[int, object] = {}
 def test_scan_levels_rejects_malformed_levels(levels: object, error: type[Exception]) -> None:
     with pytest.raises(error):
         scan_levels(levels, 4, 0.0, 0.0, 100_000.0, None)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- CellMap
+
+
+def test_a_cell_map_behaves_as_a_dict_of_its_codes_through_growth_and_deletions() -> None:
+    # Small key spaces make long probe runs, so deletions shift slots back across them (and
+    # across the end of the table); large ones make the table grow and rehash.
+    rng = random.Random(23)
+    for space in (16, 300, 2**64):
+        cells, want = CellMap(), {}
+        for step in range(6000):
+            code = rng.randrange(space) if space < 2**64 else rng.choice([rng.randrange(2**64), rng.randrange(64)])
+            roll = rng.random()
+            if roll < 0.5:
+                cells[code] = want[code] = (bytearray(), [step])
+            elif roll < 0.8:
+                if code in want:
+                    del cells[code], want[code]
+                else:
+                    with pytest.raises(KeyError):
+                        del cells[code]
+            else:
+                assert cells.get(code) == want.get(code) and (code in cells) == (code in want)
+                assert cells.get(code, "none") == want.get(code, "none")
+            if step % 1000 == 999:
+                assert len(cells) == len(want)
+                assert sorted(cells.items()) == sorted(want.items()) and sorted(cells) == sorted(want)
+                assert sorted(cells.keys()) == sorted(want.keys()) and len(cells.values()) == len(want)
+                assert all(cells[c] is v for c, v in want.items())
+        cells.clear()
+        assert len(cells) == 0 and cells.get(1) is None and not cells.items()
+        cells[3] = (bytearray(), [3])
+        assert cells[3] == (bytearray(), [3])
+
+
+@pytest.mark.parametrize("bad", [-1, 2**64, 1.5, "7", None])
+def test_what_is_not_a_code_is_never_in_a_cell_map_and_cannot_be_filed(bad: object) -> None:
+    cells = CellMap()
+    cells[7] = (bytearray(), [])
+    assert cells.get(bad) is None and bad not in cells and len(cells) == 1
+    with pytest.raises(KeyError):
+        cells[bad]  # type: ignore[index]
+    with pytest.raises(KeyError):
+        del cells[bad]  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="cell code"):
+        cells[bad] = (bytearray(), [])  # type: ignore[index]
+    with pytest.raises(TypeError):
+        CellMap({1: 2})  # type: ignore[call-arg]
+
+
+def test_a_cell_map_releases_its_cells_and_its_cycles_are_collected() -> None:
+    cells = CellMap()
+    payload = [1, 2, 3]
+    cells[1] = (bytearray(), payload)
+    before = sys.getrefcount(payload)
+    cells[1] = (bytearray(), [])  # replaced: the old cell is released
+    assert sys.getrefcount(payload) == before - 1
+    class Holder:
+        pass
+
+    loop, holder = CellMap(), Holder()
+    loop[5] = (bytearray(), [loop, holder])
+    ref = weakref.ref(holder)
+    del loop, holder
+    gc.collect()
+    assert ref() is None
+
+
+def test_native_geohash_levels_keep_cell_maps_and_python_ones_dicts() -> None:
+    native, python = GeohashIndex(native=True), GeohashIndex(native=False)
+    assert all(type(lv.cells) is CellMap for lv in native._levels)  # noqa: SLF001
+    assert all(type(lv.cells) is dict for lv in python._levels)  # noqa: SLF001
+    rng = random.Random(29)
+    points = [(i, rng.uniform(40, 50), rng.uniform(0, 10)) for i in range(3000)]
+    for idx in (native, python):
+        idx.bulk_load(points)
+    for bid, _, _ in points[:1000]:
+        native.remove(bid)
+        python.remove(bid)
+    for _ in range(200):
+        lat, lon = rng.uniform(40, 50), rng.uniform(0, 10)
+        assert native.page(lat, lon, 50_000.0, 15) == python.page(lat, lon, 50_000.0, 15)
