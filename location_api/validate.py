@@ -158,7 +158,12 @@ _PLAIN_PARAMETERS = frozenset(("latitude", "longitude", "radius", "limit"))
 def parse_plain_query_string(raw: str, *, max_radius_m: float) -> SearchQuery | None:
     """:func:`plain_search` as a :class:`SearchQuery` (or ``None``, as it)."""
     plain = plain_search(raw, max_radius_m=max_radius_m)
-    return None if plain is None else SearchQuery(plain[0], plain[1], plain[2], plain[3], None, False, None, None)
+    return None if plain is None else plain_query(plain)
+
+
+def plain_query(plain: tuple[float, float, float, int]) -> SearchQuery:
+    """The :class:`SearchQuery` of what :func:`plain_search` read."""
+    return SearchQuery(plain[0], plain[1], plain[2], plain[3], None, False, None, None)
 
 
 def plain_search(raw: str, *, max_radius_m: float) -> tuple[float, float, float, int] | None:

@@ -24,7 +24,6 @@ from location_api.keys import (
     settings_key,
 )
 from location_api.openapi import openapi_document
-from location_api.models import SearchQuery
 from location_api.render import search_body
 from location_api.search import plain_search_body, search_memory, search_sql
 from location_api.validate import (
@@ -34,6 +33,7 @@ from location_api.validate import (
     parse_consistency_token,
     parse_id,
     parse_search,
+    plain_query,
     plain_search,
 )
 
@@ -58,10 +58,7 @@ async def search_nearby(request: web.Request) -> web.Response:
         if catalog is not None and settings.api_index in catalog.indexes:
             body = plain_search_body(catalog, settings.api_index, *plain, app[cursor_key_key])
             return web.Response(body=body, content_type="application/json")
-    if plain is None:
-        query = parse_search(request.query, max_radius_m=settings.max_radius_m)
-    else:
-        query = SearchQuery(plain[0], plain[1], plain[2], plain[3], None, False, None, None)
+    query = parse_search(request.query, max_radius_m=settings.max_radius_m) if plain is None else plain_query(plain)
     token = parse_consistency_token(request.headers)
     after = None if query.cursor is None else decode_cursor(app[cursor_key_key], query, query.cursor)
     strategy = query.strategy or settings.api_index
