@@ -8,7 +8,8 @@
  *   - dumps: orjson.dumps. It writes every float (orjson's shortest round-trip digits,
  *     several times faster than repr's; a page's radius and distances in one call, as a
  *     list), ints beyond 64 bits, cursors with any character outside the URL-safe base64
- *     alphabet, and any value of another type; the rest is copied. The tests hold the result to orjson's body of the same values as dicts.
+ *     alphabet, and any value of another type; the rest is copied. The tests hold the
+ *     result to orjson's body of the same values as dicts.
  */
 #include "_csearch.h"
 #include <string.h>
