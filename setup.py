@@ -7,8 +7,9 @@ so the distances it computes stay bit-identical to :func:`geo_index.haversine_m`
 ``location_api._csearch`` is the nearby search's hot path: ``_cquery.c`` reads the common
 query string (:func:`location_api.validate.parse_plain_query_string`) and ``_crender.c``
 assembles the response body (:func:`location_api.render.search_body`) and ``_ccursor.c``
-signs the paging cursor (:func:`location_api.cursor.encode_cursor`); it is optional in the
-same way.
+signs the paging cursor (:func:`location_api.cursor.encode_cursor`), and ``_cplain.c`` runs
+the three with ``GeohashIndex``'s page in one call (:func:`location_api.search.plain_body`),
+through the C interface ``geo_index/_cscan_api.h`` publishes; it is optional in the same way.
 """
 
 from setuptools import Extension, setup
@@ -18,7 +19,7 @@ setup(
         Extension(
             "geo_index._cscan",
             sources=["geo_index/_cscan.c", "geo_index/_ccells.c"],
-            depends=["geo_index/_ccells.h"],
+            depends=["geo_index/_ccells.h", "geo_index/_cscan_api.h"],
             extra_compile_args=["-O2", "-ffp-contract=off"],
             libraries=["m"],
             optional=True,
@@ -26,8 +27,9 @@ setup(
         Extension(
             "location_api._csearch",
             sources=["location_api/_csearch.c", "location_api/_cquery.c", "location_api/_crender.c",
-                     "location_api/_ccursor.c"],
-            depends=["location_api/_csearch.h"],
+                     "location_api/_ccursor.c", "location_api/_cplain.c"],
+            depends=["location_api/_csearch.h", "geo_index/_cscan_api.h"],
+            include_dirs=["geo_index"],
             extra_compile_args=["-O2"],
             optional=True,
         ),

@@ -34,6 +34,7 @@
  * ``after``'s distance, nor a float object per match: only the page is built.
  */
 #include "_ccells.h"
+#include "_cscan_api.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,10 +58,8 @@ typedef struct {
 #define PACKED_DOUBLES 6
 #define PACKED_BYTES (PACKED_DOUBLES * (Py_ssize_t)sizeof(double))
 
-typedef struct {
-    double d;
-    PyObject *id;    /* borrowed from the record */
-} Hit;
+/* A hit: its distance and its id (borrowed from the record or the cell). */
+typedef GeoHit Hit;
 
 /* The query: its terms as geo_index._scan.search computes them, and the radius. */
 typedef struct {
@@ -331,10 +330,11 @@ prefetch_groups(PyObject *const *vec_groups, Py_ssize_t ngroups)
 
 /* The scan proper over ngroups (vectors, records) pairs. Returns the list of hits, or with
  * ``paged`` the tuple (total within the radius, hits after ``after``, the first ``limit`` of
- * those). */
+ * those); or, given ``c_out`` (paged only), fills it (_cscan_api.h) and returns None. */
 static PyObject *
 scan_groups(PyObject *const *vec_groups, PyObject *const *rec_groups, Py_ssize_t ngroups,
-            double lat, double lon, double radius, Py_ssize_t limit, int paged, const After *after)
+            double lat, double lon, double radius, Py_ssize_t limit, int paged, const After *after,
+            GeoPage *c_out)
 {
     /* The query's terms, as geo_index._scan.search computes them. */
     const double rad = M_PI / 180.0;
@@ -409,6 +409,16 @@ scan_groups(PyObject *const *vec_groups, PyObject *const *rec_groups, Py_ssize_t
     qsort(hits, (size_t)h, sizeof(Hit), hit_cmp);
     if (sort_failed || PyErr_Occurred()) goto done;
     if (limit > 0 && h > limit) h = limit;
+    if (c_out != NULL) {  /* the page stays in C: the hits array is handed over */
+        for (Py_ssize_t i = 0; i < h; i++) Py_INCREF(hits[i].id);
+        c_out->within = within;
+        c_out->following = following;
+        c_out->count = h;
+        c_out->hits = hits;
+        hits = NULL;
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
 
     /* The page's ids are about to be referenced: fetch them together, not one per tuple. */
     for (Py_ssize_t i = 0; i < h; i++) __builtin_prefetch(hits[i].id, 1);
@@ -484,7 +494,7 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int paged = nargs == 7;
     if (parse_query(args + 2, paged, &lat, &lon, &radius, &limit, &after) < 0) return NULL;
     return scan_groups(PySequence_Fast_ITEMS(vec_groups), PySequence_Fast_ITEMS(rec_groups),
-                       PyList_GET_SIZE(rec_groups), lat, lon, radius, limit, paged, &after);
+                       PyList_GET_SIZE(rec_groups), lat, lon, radius, limit, paged, &after, NULL);
 }
 
 /* Look up the cells at codes rows[i] | cols[j] (every pair, rows outer) in ``cells`` (code ->
@@ -493,7 +503,8 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * cache misses overlap instead of following one another. */
 static PyObject *
 scan_codes(PyObject *cells, const unsigned long long *rows, Py_ssize_t nr, const unsigned long long *cols,
-           Py_ssize_t nc, double lat, double lon, double radius, Py_ssize_t limit, int paged, After *after)
+           Py_ssize_t nc, double lat, double lon, double radius, Py_ssize_t limit, int paged, After *after,
+           GeoPage *c_out)
 {
     PyObject **groups = PyMem_Malloc((size_t)(nr * nc > 0 ? nr * nc : 1) * 3 * sizeof(PyObject *));
     if (groups == NULL) return PyErr_NoMemory();
@@ -539,7 +550,7 @@ scan_codes(PyObject *cells, const unsigned long long *rows, Py_ssize_t nr, const
         vecs[g] = PyTuple_GET_ITEM(cell, 0);
         recs[g] = PyTuple_GET_ITEM(cell, 1);
     }
-    result = scan_groups(vecs, recs, ng, lat, lon, radius, limit, paged, after);
+    result = scan_groups(vecs, recs, ng, lat, lon, radius, limit, paged, after, c_out);
 out:
     PyMem_Free(groups);
     return result;
@@ -592,6 +603,9 @@ level_of(PyObject *t, Level *lv)
     return 0;
 }
 
+static PyObject *levels_query(PyObject *levels, double max_cells, double lat, double lon, double radius,
+                              Py_ssize_t limit, int paged, After *after, GeoPage *c_out);
+
 /* scan_levels(levels, max_cells, lat, lon, radius_m, limit[, after]): GeohashIndex's query
  * in one call. The cap's bounding box (geo_index.distance.cap_bounds), the finest level
  * whose cells overlapping it number about ``max_cells`` or fewer (``levels`` finest first),
@@ -604,17 +618,42 @@ scan_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "scan_levels(levels, max_cells, lat, lon, radius_m, limit[, after])");
         return NULL;
     }
-    PyObject *levels = args[0];
-    if (!PyTuple_Check(levels) || PyTuple_GET_SIZE(levels) < 1) {
-        PyErr_SetString(PyExc_TypeError, "levels must be a non-empty tuple");
-        return NULL;
-    }
     double max_cells, lat, lon, radius;
     Py_ssize_t limit;
     After after;
     int paged = nargs == 7;
     if (as_double(args[1], &max_cells) < 0) return NULL;
     if (parse_query(args + 2, paged, &lat, &lon, &radius, &limit, &after) < 0) return NULL;
+    return levels_query(args[0], max_cells, lat, lon, radius, limit, paged, &after, NULL);
+}
+
+/* GEO_SCAN_API's page_levels (_cscan_api.h): scan_levels's first page, left in C. */
+static int
+page_levels(PyObject *levels, double max_cells, double lat, double lon, double radius, Py_ssize_t limit,
+            GeoPage *out)
+{
+    out->count = 0;
+    out->hits = NULL;
+    if (limit < 1) {
+        PyErr_SetString(PyExc_ValueError, "limit must be >= 1");
+        return -1;
+    }
+    After after = {0, 0.0, NULL};
+    PyObject *done = levels_query(levels, max_cells, lat, lon, radius, limit, 1, &after, out);
+    if (done == NULL) return -1;
+    Py_DECREF(done);
+    return 0;
+}
+
+/* scan_levels proper, after its arguments are read; c_out as scan_groups's. */
+static PyObject *
+levels_query(PyObject *levels, double max_cells, double lat, double lon, double radius, Py_ssize_t limit,
+             int paged, After *after, GeoPage *c_out)
+{
+    if (!PyTuple_Check(levels) || PyTuple_GET_SIZE(levels) < 1) {
+        PyErr_SetString(PyExc_TypeError, "levels must be a non-empty tuple");
+        return NULL;
+    }
     if (lon == -180.0) lon = 180.0;
 
     /* cap_bounds */
@@ -681,7 +720,7 @@ scan_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     for (int k = 0; k < nranges; k++) {
         for (long c = c0[k]; c <= c1[k]; c++) codes[j++] = spread16((unsigned long long)c) << lv.col_shift;
     }
-    PyObject *result = scan_codes(lv.cells, codes, nr, codes + nr, nc, lat, lon, radius, limit, paged, &after);
+    PyObject *result = scan_codes(lv.cells, codes, nr, codes + nr, nc, lat, lon, radius, limit, paged, after, c_out);
     PyMem_Free(codes);
     return result;
 }
@@ -710,9 +749,14 @@ PyInit__cscan(void)
     if (PyType_Ready(&CellMap_Type) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddObjectRef(m, "CellMap", (PyObject *)&CellMap_Type) < 0) {
+    static GeoScanAPI api = {GEO_SCAN_API_VERSION, page_levels};
+    PyObject *capsule = PyCapsule_New(&api, GEO_SCAN_API_CAPSULE, NULL);
+    if (capsule == NULL || PyModule_AddObjectRef(m, "CellMap", (PyObject *)&CellMap_Type) < 0
+        || PyModule_AddObjectRef(m, "_C_API", capsule) < 0) {
+        Py_XDECREF(capsule);
         Py_DECREF(m);
         return NULL;
     }
+    Py_DECREF(capsule);
     return m;
 }

@@ -196,6 +196,17 @@ class GeohashIndex(IndexBase[K]):
         """The levels kept, in geohash bits, coarsest first."""
         return tuple(lv.bits for lv in reversed(self._levels))
 
+    def compiled_levels(self) -> tuple[tuple[tuple[Any, ...], ...], int] | None:
+        """What the compiled scan takes for this index's queries, or ``None`` without it.
+
+        ``(levels, max_cells)``: the first two arguments of ``geo_index._cscan.scan_levels``
+        and of the ``page_levels`` of its C interface (``geo_index/_cscan_api.h``), for an
+        extension that answers a query without calling :meth:`page`. The levels share the
+        index's cell maps, so they follow every later insert, move and removal; a query through
+        them skips :meth:`page`'s argument checks, which are the caller's to make.
+        """
+        return (self._specs, self._max_cells) if self._native else None
+
     # ----------------------------------------------------------------- storage
     def _key(self, lat: float, lon: float) -> int:
         return geohash_key(lat, lon)

@@ -167,6 +167,7 @@ static void put_double(uint8_t *p, double d)
 #define QUERY_BYTES 25                       /* "<ddd?" */
 #define PAYLOAD (1 + FINGERPRINT + 8 + 8 + 8)  /* "<B8sddq" */
 #define RAW (PAYLOAD + MAC)                  /* 49 bytes: 66 base64 characters, no padding */
+_Static_assert((RAW + 2) / 3 * 4 <= GEO_CURSOR_CHARS, "GEO_CURSOR_CHARS holds a cursor");
 
 static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -194,43 +195,11 @@ static Py_ssize_t base64url(const uint8_t *in, size_t len, char *out)
     return n;
 }
 
-/* make_cursor(key, latitude, longitude, query_radius_m, expand, category, radius_m, distance_m,
- * business_id) -> str */
-PyObject *geo_make_cursor(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+Py_ssize_t
+geo_cursor_text(const char *key, Py_ssize_t key_len, double lat, double lon, double qradius, int expand,
+                const char *category, Py_ssize_t category_len, double radius, double distance, long long id,
+                char *text)
 {
-    (void)module;
-    if (nargs != 9) {
-        PyErr_SetString(PyExc_TypeError, "make_cursor takes 9 arguments");
-        return NULL;
-    }
-    char *key;
-    Py_ssize_t key_len;
-    if (PyBytes_AsStringAndSize(args[0], &key, &key_len) < 0)
-        return NULL;
-    if (key_len > 64) {
-        PyErr_SetString(PyExc_ValueError, "the key must be at most 64 bytes");
-        return NULL;
-    }
-    double lat = PyFloat_AsDouble(args[1]), lon = PyFloat_AsDouble(args[2]), qradius = PyFloat_AsDouble(args[3]);
-    if (PyErr_Occurred())
-        return NULL;
-    int expand = PyObject_IsTrue(args[4]);
-    if (expand < 0)
-        return NULL;
-    const char *category = NULL;
-    Py_ssize_t category_len = 0;
-    if (args[5] != Py_None) {
-        category = PyUnicode_AsUTF8AndSize(args[5], &category_len);
-        if (category == NULL)
-            return NULL;
-    }
-    double radius = PyFloat_AsDouble(args[6]), distance = PyFloat_AsDouble(args[7]);
-    if (PyErr_Occurred())
-        return NULL;
-    long long id = PyLong_AsLongLong(args[8]);
-    if (id == -1 && PyErr_Occurred())
-        return NULL;
-
     uint8_t query[QUERY_BYTES];
     put_double(query, lat);
     put_double(query + 8, lon);
@@ -255,8 +224,47 @@ PyObject *geo_make_cursor(PyObject *module, PyObject *const *args, Py_ssize_t na
     keyed(&s, (const uint8_t *)key, (size_t)key_len);
     update(&s, raw, PAYLOAD);
     finish(&s, raw + PAYLOAD);
+    return base64url(raw, RAW, text);
+}
 
-    char text[(RAW + 2) / 3 * 4];
-    Py_ssize_t n = base64url(raw, RAW, text);
+/* make_cursor(key, latitude, longitude, query_radius_m, expand, category, radius_m, distance_m,
+ * business_id) -> str */
+PyObject *geo_make_cursor(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "make_cursor takes 9 arguments");
+        return NULL;
+    }
+    char *key;
+    Py_ssize_t key_len;
+    if (PyBytes_AsStringAndSize(args[0], &key, &key_len) < 0)
+        return NULL;
+    if (key_len > GEO_CURSOR_MAX_KEY) {
+        PyErr_SetString(PyExc_ValueError, "the key must be at most 64 bytes");
+        return NULL;
+    }
+    double lat = PyFloat_AsDouble(args[1]), lon = PyFloat_AsDouble(args[2]), qradius = PyFloat_AsDouble(args[3]);
+    if (PyErr_Occurred())
+        return NULL;
+    int expand = PyObject_IsTrue(args[4]);
+    if (expand < 0)
+        return NULL;
+    const char *category = NULL;
+    Py_ssize_t category_len = 0;
+    if (args[5] != Py_None) {
+        category = PyUnicode_AsUTF8AndSize(args[5], &category_len);
+        if (category == NULL)
+            return NULL;
+    }
+    double radius = PyFloat_AsDouble(args[6]), distance = PyFloat_AsDouble(args[7]);
+    if (PyErr_Occurred())
+        return NULL;
+    long long id = PyLong_AsLongLong(args[8]);
+    if (id == -1 && PyErr_Occurred())
+        return NULL;
+    char text[GEO_CURSOR_CHARS];
+    Py_ssize_t n = geo_cursor_text(key, key_len, lat, lon, qradius, expand, category, category_len, radius, distance,
+                                   id, text);
     return PyUnicode_FromStringAndSize(text, n);
 }

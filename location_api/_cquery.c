@@ -81,32 +81,19 @@ number_in(const char *s, Py_ssize_t n, double lo, double hi, double *out)
     return 1;
 }
 
-PyObject *
-geo_plain_search(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+int
+geo_read_plain(PyObject *raw, const PlainLimits *limits, PlainSearch *out)
 {
-    (void)module;
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError,
-                        "plain_search(raw, min_radius_m, max_radius_m, default_radius_m, default_limit, max_limit)");
-        return NULL;
-    }
-    PyObject *raw = args[0];
     if (!PyUnicode_Check(raw)) {
         PyErr_SetString(PyExc_TypeError, "raw must be a str");
-        return NULL;
+        return -1;
     }
-    double min_radius = PyFloat_AsDouble(args[1]);
-    double max_radius = PyFloat_AsDouble(args[2]);
-    double default_radius = PyFloat_AsDouble(args[3]);
-    long default_limit = PyLong_AsLong(args[4]);
-    long max_limit = PyLong_AsLong(args[5]);
-    if (PyErr_Occurred()) return NULL;
     /* Any other character makes the Python parse give None too: a name it does not know,
      * or a value that is not a plain number. */
-    if (!PyUnicode_IS_ASCII(raw)) Py_RETURN_NONE;
+    if (!PyUnicode_IS_ASCII(raw)) return 0;
     const char *s = (const char *)PyUnicode_1BYTE_DATA(raw);
     Py_ssize_t len = PyUnicode_GET_LENGTH(raw);
-    if (memchr(s, '%', (size_t)len) != NULL || memchr(s, '+', (size_t)len) != NULL) Py_RETURN_NONE;
+    if (memchr(s, '%', (size_t)len) != NULL || memchr(s, '+', (size_t)len) != NULL) return 0;
 
     const char *value[NPARAMS] = {NULL, NULL, NULL, NULL};
     Py_ssize_t value_len[NPARAMS] = {0, 0, 0, 0};
@@ -117,36 +104,65 @@ geo_plain_search(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         const char *pair = s + start;
         Py_ssize_t pair_len = stop - start;
         const char *eq = memchr(pair, '=', (size_t)pair_len);
-        if (eq == NULL) Py_RETURN_NONE;
+        if (eq == NULL) return 0;
         int p = param_of(pair, eq - pair);
-        if (p < 0 || value[p] != NULL) Py_RETURN_NONE;
+        if (p < 0 || value[p] != NULL) return 0;
         value[p] = eq + 1;
         value_len[p] = pair + pair_len - (eq + 1);
         if (amp == NULL) break;
         start = stop + 1;
     }
 
-    double lat, lon, radius = default_radius;
-    long limit = default_limit;
     int ok;
-    if (value[LATITUDE] == NULL || value[LONGITUDE] == NULL) Py_RETURN_NONE;
-    if ((ok = number_in(value[LATITUDE], value_len[LATITUDE], -90.0, 90.0, &lat)) <= 0) goto not_plain;
-    if ((ok = number_in(value[LONGITUDE], value_len[LONGITUDE], -180.0, 180.0, &lon)) <= 0) goto not_plain;
+    out->radius_m = limits->default_radius_m;
+    out->limit = limits->default_limit;
+    if (value[LATITUDE] == NULL || value[LONGITUDE] == NULL) return 0;
+    if ((ok = number_in(value[LATITUDE], value_len[LATITUDE], -90.0, 90.0, &out->latitude)) <= 0) return ok;
+    if ((ok = number_in(value[LONGITUDE], value_len[LONGITUDE], -180.0, 180.0, &out->longitude)) <= 0) return ok;
     if (value[RADIUS] != NULL
-        && (ok = number_in(value[RADIUS], value_len[RADIUS], min_radius, max_radius, &radius)) <= 0) goto not_plain;
+        && (ok = number_in(value[RADIUS], value_len[RADIUS], limits->min_radius_m, limits->max_radius_m,
+                           &out->radius_m)) <= 0)
+        return ok;
     if (value[LIMIT] != NULL) {
         const char *t = value[LIMIT];
         Py_ssize_t n = value_len[LIMIT];
-        if (n < 1 || n > 3) Py_RETURN_NONE;
-        limit = 0;
+        if (n < 1 || n > 3) return 0;
+        long limit = 0;
         for (Py_ssize_t i = 0; i < n; i++) {
-            if (!is_digit(t[i])) Py_RETURN_NONE;
+            if (!is_digit(t[i])) return 0;
             limit = limit * 10 + (t[i] - '0');
         }
-        if (limit < 1 || limit > max_limit) Py_RETURN_NONE;
+        if (limit < 1 || limit > limits->max_limit) return 0;
+        out->limit = limit;
     }
-    return Py_BuildValue("(dddl)", lat, lon, radius, limit);
-not_plain:
-    if (ok < 0) return NULL;
-    Py_RETURN_NONE;
+    return 1;
+}
+
+int
+geo_plain_limits(PyObject *const *args, PlainLimits *limits)
+{
+    limits->min_radius_m = PyFloat_AsDouble(args[0]);
+    limits->max_radius_m = PyFloat_AsDouble(args[1]);
+    limits->default_radius_m = PyFloat_AsDouble(args[2]);
+    limits->default_limit = PyLong_AsLong(args[3]);
+    limits->max_limit = PyLong_AsLong(args[4]);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+PyObject *
+geo_plain_search(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "plain_search(raw, min_radius_m, max_radius_m, default_radius_m, default_limit, max_limit)");
+        return NULL;
+    }
+    PlainLimits limits;
+    PlainSearch q;
+    if (geo_plain_limits(args + 1, &limits) < 0) return NULL;
+    int plain = geo_read_plain(args[0], &limits, &q);
+    if (plain < 0) return NULL;
+    if (plain == 0) Py_RETURN_NONE;
+    return Py_BuildValue("(dddl)", q.latitude, q.longitude, q.radius_m, q.limit);
 }

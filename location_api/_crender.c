@@ -10,6 +10,9 @@
  *     list), ints beyond 64 bits, cursors with any character outside the URL-safe base64
  *     alphabet, and any value of another type; the rest is copied. The tests hold the
  *     result to orjson's body of the same values as dicts.
+ *
+ * geo_render_body (_csearch.h) is the same assembly from arrays of ids and distances, for
+ * a page that never became a list (_cplain.c).
  */
 #include "_csearch.h"
 #include <string.h>
@@ -107,27 +110,19 @@ put_cursor(Buf *b, PyObject *dumps, PyObject *cursor)
 /* The radius and every hit's distance as dumps writes them, from one call: dumps of the list
  * [radius, d1, ..., dn] is "[" + each one's own dumps + "," ... + "]", and a float's never
  * holds a comma. `starts[i]`, `lens[i]` locate value i in the returned bytes. Returns NULL
- * (no error set) when a value is not a float or a hit is malformed, and the caller dumps
- * each value on its own; NULL with an error set when dumps fails. */
+ * (no error set) when a value is not a float, and the caller dumps each value on its own;
+ * NULL with an error set when dumps fails. */
 static PyObject *
-dump_floats(PyObject *dumps, PyObject *radius, PyObject *hits, Py_ssize_t *starts, Py_ssize_t *lens)
+dump_floats(PyObject *dumps, PyObject *radius, Py_ssize_t n, PyObject *const *dists, Py_ssize_t *starts,
+            Py_ssize_t *lens)
 {
-    Py_ssize_t n = PyList_GET_SIZE(hits);
     if (!PyFloat_CheckExact(radius)) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!PyFloat_CheckExact(dists[i])) return NULL;
     PyObject *values = PyList_New(n + 1);
     if (values == NULL) return NULL;
-    Py_INCREF(radius);
-    PyList_SET_ITEM(values, 0, radius);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *hit = PyList_GET_ITEM(hits, i);
-        PyObject *d;
-        if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 2 || !PyFloat_CheckExact(d = PyTuple_GET_ITEM(hit, 1))) {
-            Py_DECREF(values);
-            return NULL;
-        }
-        Py_INCREF(d);
-        PyList_SET_ITEM(values, i + 1, d);
-    }
+    PyList_SET_ITEM(values, 0, Py_NewRef(radius));
+    for (Py_ssize_t i = 0; i < n; i++) PyList_SET_ITEM(values, i + 1, Py_NewRef(dists[i]));
     PyObject *out = PyObject_CallOneArg(dumps, values);
     Py_DECREF(values);
     if (out == NULL) return NULL;
@@ -179,14 +174,13 @@ prefix_of(PyObject *prefixes, PyObject *id)
     return found;
 }
 
-/* The index of a hit's prefix in a list of prefixes, or -1 (a malformed hit or id: the
+/* The index of an id's prefix in a list of prefixes, or -1 (not an int, or out of range: the
  * assembly proper reports it). Clears any error. */
 static Py_ssize_t
-slot_of(PyObject *hit, Py_ssize_t size)
+slot_of(PyObject *id, Py_ssize_t size)
 {
-    if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 2 || !PyLong_CheckExact(PyTuple_GET_ITEM(hit, 0)))
-        return -1;
-    Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 0));
+    if (!PyLong_CheckExact(id)) return -1;
+    Py_ssize_t i = PyLong_AsSsize_t(id);
     if (i == -1 && PyErr_Occurred()) PyErr_Clear();
     return i >= 0 && i < size ? i : -1;
 }
@@ -195,22 +189,62 @@ slot_of(PyObject *hit, Py_ssize_t size)
  * businesses each is a cache miss far from the others; the assembly loop, which calls
  * dumps between them, would otherwise wait for them one at a time. Changes nothing. */
 static void
-prefetch_prefixes(PyObject *hits, PyObject *prefixes)
+prefetch_prefixes(Py_ssize_t n, PyObject *const *ids, PyObject *prefixes)
 {
-    if (!PyList_CheckExact(hits) || !PyList_CheckExact(prefixes)) return;
-    Py_ssize_t n = PyList_GET_SIZE(hits), size = PyList_GET_SIZE(prefixes);
+    if (!PyList_CheckExact(prefixes)) return;
+    Py_ssize_t size = PyList_GET_SIZE(prefixes);
     PyObject **slots = ((PyListObject *)prefixes)->ob_item;
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t k = slot_of(PyList_GET_ITEM(hits, i), size);
+        Py_ssize_t k = slot_of(ids[i], size);
         if (k >= 0) __builtin_prefetch(&slots[k]);
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t k = slot_of(PyList_GET_ITEM(hits, i), size);
+        Py_ssize_t k = slot_of(ids[i], size);
         if (k < 0) continue;
         const char *p = (const char *)slots[k];
         /* the object's head and the first lines of its bytes (a prefix is a few lines long) */
         for (int line = 0; line < 4; line++) __builtin_prefetch(p + 64 * line);
     }
+}
+
+PyObject *
+geo_render_body(PyObject *total, PyObject *radius, Py_ssize_t n, PyObject *const *ids, PyObject *const *dists,
+                PyObject *prefixes, PyObject *cursor, PyObject *dumps)
+{
+    if (!PyList_CheckExact(prefixes) && !PyDict_CheckExact(prefixes)) {
+        PyErr_SetString(PyExc_TypeError, "prefixes must be a list or a dict");
+        return NULL;
+    }
+    prefetch_prefixes(n, ids, prefixes);
+    char stack[8192];
+    Buf b = {stack, 0, (Py_ssize_t)sizeof stack, 0};
+    PyObject *result = NULL, *numbers = NULL;
+    /* the radius and the distances, written by one dumps call when the page is small */
+    Py_ssize_t starts[GEO_BODY_BATCH + 1], lens[GEO_BODY_BATCH + 1];
+    if (n <= GEO_BODY_BATCH) {
+        numbers = dump_floats(dumps, radius, n, dists, starts, lens);
+        if (numbers == NULL && PyErr_Occurred()) goto done;
+    }
+    const char *text = numbers ? PyBytes_AS_STRING(numbers) : NULL;
+    if (PUT_LITERAL(&b, "{\"total\":") < 0 || put_int(&b, dumps, total) < 0 || PUT_LITERAL(&b, ",\"radius_m\":") < 0
+        || (text ? buf_put(&b, text + starts[0], lens[0]) : put_dumped(&b, dumps, radius)) < 0
+        || PUT_LITERAL(&b, ",\"businesses\":[") < 0)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *prefix = prefix_of(prefixes, ids[i]);
+        if (prefix == NULL) goto done;
+        if ((i > 0 && PUT_LITERAL(&b, ",") < 0) || buf_put(&b, PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix)) < 0
+            || (text ? buf_put(&b, text + starts[i + 1], lens[i + 1]) : put_dumped(&b, dumps, dists[i])) < 0
+            || PUT_LITERAL(&b, "}") < 0)
+            goto done;
+    }
+    if (PUT_LITERAL(&b, "],\"next_cursor\":") < 0 || put_cursor(&b, dumps, cursor) < 0 || PUT_LITERAL(&b, "}") < 0)
+        goto done;
+    result = PyBytes_FromStringAndSize(b.data, b.len);
+done:
+    Py_XDECREF(numbers);
+    if (b.heap) PyMem_Free(b.data);
+    return result;
 }
 
 PyObject *
@@ -221,50 +255,35 @@ geo_search_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "search_body(total, radius_m, hits, prefixes, next_cursor, dumps)");
         return NULL;
     }
-    PyObject *total = args[0], *radius = args[1], *hits = args[2], *prefixes = args[3], *cursor = args[4];
-    PyObject *dumps = args[5];
+    PyObject *hits = args[2];
     if (!PyList_Check(hits)) {
         PyErr_SetString(PyExc_TypeError, "hits must be a list of (id, distance_m)");
         return NULL;
     }
-    if (!PyList_CheckExact(prefixes) && !PyDict_CheckExact(prefixes)) {
-        PyErr_SetString(PyExc_TypeError, "prefixes must be a list or a dict");
-        return NULL;
+    /* A tuple of the hits keeps every pair, and so its id and distance, alive whatever a
+     * dict lookup of an id or a dumps of a value might do to the list. */
+    PyObject *held = PyList_AsTuple(hits);
+    if (held == NULL) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(held);
+    PyObject *small[2 * GEO_BODY_BATCH];
+    PyObject **pairs = n <= GEO_BODY_BATCH ? small : PyMem_Malloc((size_t)n * 2 * sizeof(PyObject *));
+    if (pairs == NULL) {
+        Py_DECREF(held);
+        return PyErr_NoMemory();
     }
-    prefetch_prefixes(hits, prefixes);
-    char stack[8192];
-    Buf b = {stack, 0, (Py_ssize_t)sizeof stack, 0};
-    PyObject *result = NULL, *numbers = NULL;
-    /* the radius and the distances, written by one dumps call when the page is small */
-    enum { BATCH = 128 };
-    Py_ssize_t starts[BATCH + 1], lens[BATCH + 1];
-    if (PyList_GET_SIZE(hits) <= BATCH) {
-        numbers = dump_floats(dumps, radius, hits, starts, lens);
-        if (numbers == NULL && PyErr_Occurred()) goto done;
-    }
-    const char *text = numbers ? PyBytes_AS_STRING(numbers) : NULL;
-    if (PUT_LITERAL(&b, "{\"total\":") < 0 || put_int(&b, dumps, total) < 0 || PUT_LITERAL(&b, ",\"radius_m\":") < 0
-        || (text ? buf_put(&b, text + starts[0], lens[0]) : put_dumped(&b, dumps, radius)) < 0
-        || PUT_LITERAL(&b, ",\"businesses\":[") < 0)
-        goto done;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(hits); i++) {
-        PyObject *hit = PyList_GET_ITEM(hits, i);
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *hit = PyTuple_GET_ITEM(held, i);
         if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 2) {
             PyErr_SetString(PyExc_TypeError, "a hit must be a tuple (id, distance_m)");
             goto done;
         }
-        PyObject *prefix = prefix_of(prefixes, PyTuple_GET_ITEM(hit, 0));
-        if (prefix == NULL) goto done;
-        if ((i > 0 && PUT_LITERAL(&b, ",") < 0) || buf_put(&b, PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix)) < 0
-            || (text ? buf_put(&b, text + starts[i + 1], lens[i + 1]) : put_dumped(&b, dumps, PyTuple_GET_ITEM(hit, 1))) < 0
-            || PUT_LITERAL(&b, "}") < 0)
-            goto done;
+        pairs[i] = PyTuple_GET_ITEM(hit, 0);
+        pairs[n + i] = PyTuple_GET_ITEM(hit, 1);
     }
-    if (PUT_LITERAL(&b, "],\"next_cursor\":") < 0 || put_cursor(&b, dumps, cursor) < 0 || PUT_LITERAL(&b, "}") < 0)
-        goto done;
-    result = PyBytes_FromStringAndSize(b.data, b.len);
+    result = geo_render_body(args[0], args[1], n, pairs, pairs + n, args[3], args[4], args[5]);
 done:
-    Py_XDECREF(numbers);
-    if (b.heap) PyMem_Free(b.data);
+    if (pairs != small) PyMem_Free(pairs);
+    Py_DECREF(held);
     return result;
 }

@@ -27,3 +27,18 @@ def make_cursor(
     business_id: int,
     /,
 ) -> str: ...
+
+def plain_body(
+    raw: str,
+    min_radius_m: float,
+    max_radius_m: float,
+    default_radius_m: float,
+    default_limit: int,
+    max_limit: int,
+    levels: tuple[tuple[Any, ...], ...],
+    max_cells: int,
+    prefixes: list[bytes | None] | dict[int, bytes],
+    key: bytes,
+    dumps: Callable[[Any], bytes],
+    /,
+) -> bytes | None: ...

@@ -53,6 +53,13 @@ class Catalog:
     def __init__(self, cards: dict[int, Card], indexes: dict[str, SpatialIndex[int]]) -> None:
         self.cards = CardTable(cards)
         self.indexes = indexes
+        #: ``GeohashIndex.compiled_levels()`` of each index that has them, by strategy: what
+        #: :func:`location_api.search.plain_body` answers a plain search with in one call.
+        self.compiled: dict[str, tuple[Any, int]] = {}
+        for strategy, index in indexes.items():
+            levels = index.compiled_levels() if isinstance(index, GeohashIndex) else None
+            if levels is not None:
+                self.compiled[strategy] = levels
 
     @classmethod
     def build(

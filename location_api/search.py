@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple, TypeVar
 
 import asyncpg
+import orjson
 
 from geo_index import Page, haversine_m, page_of
 
@@ -24,6 +25,14 @@ from location_api.db import Database
 from location_api.models import Business, SearchQuery
 from location_api.queries import Candidate
 from location_api.render import Prefixes, hit_prefix, search_body
+from location_api.settings import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
+from location_api.validate import plain_search
+
+_plain_body_native: Callable[..., bytes | None] | None
+try:  # location_api/_cplain.c, in the _csearch extension; optional
+    from location_api._csearch import plain_body as _plain_body_native
+except ImportError:  # not built: plain_search and plain_search_body answer, with the same bytes
+    _plain_body_native = None
 
 Hit = tuple[int, float]
 T = TypeVar("T")
@@ -137,6 +146,31 @@ def plain_search_body(
         last_id, last_distance = hits[-1]
         cursor = encode_fields(cursor_key, latitude, longitude, radius_m, False, None, radius_m, last_distance, last_id)
     return search_body(total, radius_m, hits, catalog.cards.hits, cursor)
+
+
+def plain_body(catalog: Catalog, strategy: str, raw: str, max_radius_m: float, cursor_key: bytes) -> bytes | None:
+    """The response body of a plain search, read from the raw query string; else ``None``.
+
+    ``raw`` is a plain search when :func:`location_api.validate.plain_search` reads it as one
+    (position, and maybe radius and limit, plainly valid); the body is then
+    :func:`plain_search_body`'s for it. When the strategy's index is a ``GeohashIndex`` with
+    the compiled scan (:attr:`Catalog.compiled`), the read, the page, the cursor and the body
+    are one call into C (``location_api/_cplain.c``), with the same result.
+
+    Args:
+        catalog: the instance's catalog; ``strategy`` must be one of its indexes.
+        strategy: ``geohash``, ``quadtree`` or ``s2``.
+        raw: the query string as sent (still percent-encoded).
+        max_radius_m: the largest radius accepted, metres (the catalog's indexes' own).
+        cursor_key: the key of the next page's cursor.
+    """
+    compiled = catalog.compiled.get(strategy)
+    if compiled is not None and _plain_body_native is not None:
+        levels, max_cells = compiled
+        return _plain_body_native(raw, MIN_RADIUS_M, max_radius_m, DEFAULT_RADIUS_M, DEFAULT_LIMIT, MAX_LIMIT,
+                                  levels, max_cells, catalog.cards.hits, cursor_key, orjson.dumps)
+    plain = plain_search(raw, max_radius_m=max_radius_m)
+    return None if plain is None else plain_search_body(catalog, strategy, *plain, cursor_key)
 
 
 async def search_sql(

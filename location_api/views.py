@@ -25,7 +25,7 @@ from location_api.keys import (
 )
 from location_api.openapi import openapi_document
 from location_api.render import search_body
-from location_api.search import plain_search_body, search_memory, search_sql
+from location_api.search import plain_body, search_memory, search_sql
 from location_api.validate import (
     CONSISTENCY_HEADER,
     format_lsn,
@@ -50,14 +50,16 @@ async def search_nearby(request: web.Request) -> web.Response:
     """``GET /v1/search/nearby``: businesses within a radius, nearest first, one page at a time."""
     app = request.app
     settings = app[settings_key]
-    plain = plain_search(request.rel_url.raw_query_string, max_radius_m=settings.max_radius_m)
-    if plain is not None and CONSISTENCY_HEADER not in request.headers:
+    raw = request.rel_url.raw_query_string
+    if CONSISTENCY_HEADER not in request.headers:
         # Nearly every search: position, radius and limit only, answered from memory in a
         # straight line when the default strategy's index is built.
         catalog = app[refresher_key].catalog
         if catalog is not None and settings.api_index in catalog.indexes:
-            body = plain_search_body(catalog, settings.api_index, *plain, app[cursor_key_key])
-            return web.Response(body=body, content_type="application/json")
+            body = plain_body(catalog, settings.api_index, raw, settings.max_radius_m, app[cursor_key_key])
+            if body is not None:
+                return web.Response(body=body, content_type="application/json")
+    plain = plain_search(raw, max_radius_m=settings.max_radius_m)
     query = parse_search(request.query, max_radius_m=settings.max_radius_m) if plain is None else plain_query(plain)
     token = parse_consistency_token(request.headers)
     after = None if query.cursor is None else decode_cursor(app[cursor_key_key], query, query.cursor)

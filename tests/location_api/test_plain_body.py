@@ -1,0 +1,174 @@
+"""The plain search answered in one call (``location_api.search.plain_body``, ``_cplain.c``):
+held to the query-string reader and the straight-line body it replaces on the hot path."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geo_common.places import offset_point
+from geo_index import GeohashIndex
+from geo_index._cscan import scan_levels
+from location_api import search
+from location_api._csearch import plain_body as native_plain_body
+from location_api.catalog import Catalog
+from location_api.cursor import cursor_key
+from location_api.search import plain_body, plain_search_body
+from location_api.settings import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MIN_RADIUS_M
+from location_api.validate import plain_search
+
+MAX_RADIUS_M = 50_000.0
+CENTRES = [(48.8566, 2.3522), (-16.8, 180.0), (89.9, 0.0), (0.0, 0.0)]
+KEY = cursor_key("k" * 32)
+
+
+def _rows() -> list[tuple[int, str, float, float, str, str]]:
+    """Businesses around Paris, across the antimeridian in Fiji, near the pole and at (0, 0)."""
+    rng = random.Random(7)
+    rows: list[tuple[int, str, float, float, str, str]] = []
+    for centre in CENTRES:
+        for _ in range(300):
+            lat, lon = offset_point(*centre, rng.uniform(0, 30_000), rng.uniform(0, 2 * math.pi))
+            rows.append((len(rows) + 1, f"b{len(rows)}", lat, lon, "cafe", "somewhere"))
+    return rows
+
+
+ROWS = _rows()
+CATALOG = Catalog.build(ROWS, max_radius_m=MAX_RADIUS_M, strategies=("geohash", "quadtree", "s2"))
+
+
+def _expected(strategy: str, raw: str) -> bytes | None:
+    plain = plain_search(raw, max_radius_m=MAX_RADIUS_M)
+    return None if plain is None else plain_search_body(CATALOG, strategy, *plain, KEY)
+
+
+def test_only_a_compiled_geohash_index_is_answered_in_one_call() -> None:
+    assert set(CATALOG.compiled) == {"geohash"}
+    assert getattr(search, "_plain_body_native") is native_plain_body  # the one call is what plain_body makes
+    assert GeohashIndex(native=False).compiled_levels() is None
+    levels, max_cells = CATALOG.compiled["geohash"]
+    assert isinstance(levels, tuple) and max_cells == 12
+
+
+_NUMBERS = st.one_of(
+    st.floats(-200.0, 200.0).map(repr),
+    st.integers(-200, 60_000).map(str),
+    st.sampled_from(["", "1e", "nan", "-0", "1e-400", "50000.000001", "0.0", "180", "-180", "90"]),
+)
+
+
+@st.composite
+def _query_strings(draw: st.DrawFn) -> str:
+    """Mostly plain searches at and around the catalog's businesses; some that are not."""
+    pairs = []
+    if draw(st.booleans()):
+        lat, lon = draw(st.sampled_from(CENTRES))
+        lat = max(-90.0, min(90.0, lat + draw(st.floats(-0.3, 0.3))))
+        lon = lon + draw(st.floats(-0.3, 0.3))
+        lon = lon - 360.0 if lon > 180.0 else lon
+        pairs += [("latitude", repr(lat)), ("longitude", repr(lon))]
+        if draw(st.booleans()):
+            pairs.append(("radius", draw(st.sampled_from(["1", "100", "5000", "20000.5", "50000", "50001"]))))
+        if draw(st.booleans()):
+            pairs.append(("limit", str(draw(st.integers(0, 101)))))
+    names = st.sampled_from(["latitude", "longitude", "radius", "limit", "cursor", "expand", "lat"])
+    pairs += draw(st.lists(st.tuples(names, _NUMBERS), max_size=2 if not pairs else 1))
+    draw(st.randoms()).shuffle(pairs)
+    return "&".join(f"{name}={value}" for name, value in pairs)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_query_strings())
+def test_one_call_gives_the_bytes_of_the_reader_then_the_straight_line(raw: str) -> None:
+    assert plain_body(CATALOG, "geohash", raw, MAX_RADIUS_M, KEY) == _expected("geohash", raw)
+
+
+@pytest.mark.parametrize("strategy", ["quadtree", "s2"])
+def test_other_strategies_answer_through_the_straight_line(strategy: str) -> None:
+    rng = random.Random(3)
+    for _ in range(60):
+        _, _, lat, lon, _, _ = ROWS[rng.randrange(len(ROWS))]
+        raw = f"latitude={lat!r}&longitude={lon!r}&radius={rng.choice([100, 5000, 50000])}&limit={rng.randint(1, 100)}"
+        body = plain_body(CATALOG, strategy, raw, MAX_RADIUS_M, KEY)
+        assert body is not None and body == _expected(strategy, raw)
+        assert body == plain_body(CATALOG, "geohash", raw, MAX_RADIUS_M, KEY)  # strategies agree
+    assert plain_body(CATALOG, strategy, "latitude=1&longitude=2&expand=true", MAX_RADIUS_M, KEY) is None
+
+
+def test_pages_with_and_without_a_cursor_and_the_hard_places() -> None:
+    cursors = 0
+    for lat, lon in CENTRES:
+        for radius, limit in [(1, 20), (5000, 1), (5000, 20), (50000, 100), (50000, 7)]:
+            raw = f"longitude={lon!r}&latitude={lat!r}&limit={limit}&radius={radius}"
+            body = plain_body(CATALOG, "geohash", raw, MAX_RADIUS_M, KEY)
+            assert body is not None and body == _expected("geohash", raw)
+            cursors += orjson.loads(body)["next_cursor"] is not None
+    assert 5 < cursors < 20, "pages both with and without a next page"
+    # Longitude -180 is the same meridian as 180: the same page, but the query (and so its
+    # cursor) as sent.
+    west = plain_body(CATALOG, "geohash", "latitude=-16.8&longitude=-180&radius=50000", MAX_RADIUS_M, KEY)
+    assert west == _expected("geohash", "latitude=-16.8&longitude=-180&radius=50000")
+    east = plain_body(CATALOG, "geohash", "latitude=-16.8&longitude=180&radius=50000", MAX_RADIUS_M, KEY)
+    assert west is not None and east is not None
+    assert orjson.loads(west)["businesses"] == orjson.loads(east)["businesses"]
+    assert orjson.loads(west)["next_cursor"] != orjson.loads(east)["next_cursor"]
+
+
+def _native(raw: str, *, max_limit: int = 100, **changed: object) -> bytes | None:
+    levels, max_cells = CATALOG.compiled["geohash"]
+    args = {"levels": levels, "max_cells": max_cells, "prefixes": CATALOG.cards.hits, "key": KEY, "dumps": orjson.dumps}
+    args.update(changed)
+    return native_plain_body(raw, MIN_RADIUS_M, MAX_RADIUS_M, DEFAULT_RADIUS_M, DEFAULT_LIMIT, max_limit,
+                             args["levels"], args["max_cells"], args["prefixes"], args["key"], args["dumps"])
+
+
+def test_pages_longer_than_one_batch_of_floats() -> None:
+    # Up to 128 hits the floats are written by one dumps call; a longer page value by value.
+    for limit in (128, 129, 300):
+        raw = f"latitude=48.8566&longitude=2.3522&radius=50000&limit={limit}"
+        body = _native(raw, max_limit=300)
+        assert body == plain_search_body(CATALOG, "geohash", 48.8566, 2.3522, 50_000.0, limit, KEY)
+        assert body is not None and len(orjson.loads(body)["businesses"]) == limit
+
+
+def test_the_compiled_levels_follow_the_index_as_it_changes() -> None:
+    catalog = Catalog.build(ROWS, max_radius_m=MAX_RADIUS_M, strategies=("geohash",))
+    index = catalog.indexes["geohash"]
+    levels, max_cells = catalog.compiled["geohash"]
+    rng = random.Random(5)
+    for bid in rng.sample(range(1, len(ROWS) + 1), 200):
+        index.remove(bid)
+    for bid in range(len(ROWS) + 1, len(ROWS) + 101):
+        index.insert(bid, 48.85 + rng.uniform(-0.1, 0.1), 2.35 + rng.uniform(-0.1, 0.1))
+    for lat, lon in CENTRES:
+        for radius in (1000.0, 20_000.0, 50_000.0):
+            assert scan_levels(levels, max_cells, lat, lon, radius, 20, None) == tuple(index.page(lat, lon, radius, 20))
+
+
+def test_bad_arguments_are_refused() -> None:
+    plain = "latitude=48.85&longitude=2.35"
+    with pytest.raises(TypeError):
+        native_plain_body(plain)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        _native(b"latitude=1&longitude=2")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        _native(plain, levels=[])
+    with pytest.raises(TypeError):
+        _native(plain, levels=((1.0, 2.0),))
+    with pytest.raises(TypeError):
+        _native(plain, key="text")
+    with pytest.raises(ValueError, match="64 bytes"):
+        _native(plain, key=b"k" * 65)
+    with pytest.raises(TypeError):
+        _native(plain, prefixes=tuple(CATALOG.cards.hits))
+    with pytest.raises(KeyError):
+        _native(plain, prefixes={})  # the page's businesses have no prefix there
+    with pytest.raises(TypeError):
+        _native(plain, max_cells="12")
+    # Not a plain search: nothing else is looked at.
+    assert _native("latitude=48.85&longitude=2.35&expand=true", levels=None) is None
