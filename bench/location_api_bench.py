@@ -8,7 +8,9 @@ scattered around them) and for 1 and 2 API processes sharing one port (SO_REUSEP
   maximum throughput from ``wrk`` (closed loop, 64 connections, a Lua script cycling the
   URLs), then open loop at half that rate (the bench's own driver, and ``geo-loadgen search``)
   for p50/p99 measured from the intended send times (no coordinated omission); hello-world
-  is driven at that same rate too: the tail this machine and driver give any server;
+  is driven at that same rate too (the tail this machine and driver give a server that does
+  nothing), and at half its own maximum (a server as busy as the API at its half rate:
+  half of one core per process);
 * **hello-world ceiling**: a bare aiohttp app (uvloop, no middleware) answering the same URLs
   with a fixed small JSON body, driven by the same wrk command: what the framework allows;
 * **hello-world + index query**: the same app, but each request also parses latitude and
@@ -545,11 +547,15 @@ def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duratio
             open_loop = drive(servers["api"].port, paths_file, half, duration_s)
             # The same rate to hello-world: the tail this machine and driver give any server.
             hello_loop = drive(servers["hello"].port, paths_file, half, duration_s)
+            # And hello-world at half its own maximum: as busy as the API is at its half rate,
+            # with the driver sending faster.
+            hello_half = drive(servers["hello"].port, paths_file, summary["hello_rps"] / 2, duration_s)
             say(f"[{label}] p99 {open_loop['p99_ms']:.2f} ms (hello-world at the same rate: "
-                f"{hello_loop['p99_ms']:.2f} ms); geo-loadgen at {half:.0f} req/s")
+                f"{hello_loop['p99_ms']:.2f} ms; at half its own maximum, {hello_half['rate']:.0f} req/s: "
+                f"{hello_half['p99_ms']:.2f} ms); geo-loadgen at {half:.0f} req/s")
             loadgen = run_loadgen(servers["api"].port, points_file, half, duration_s, OUT / f"loadgen_{label}_{procs}p")
             results[f"{procs}p"] = {**summary, "rounds": measured, "half_rate": open_loop, "half_rate_hello": hello_loop,
-                                     "half_rate_loadgen": loadgen}
+                                     "hello_own_half_rate": hello_half, "half_rate_loadgen": loadgen}
         finally:
             for running in servers.values():
                 running.stop()
@@ -576,7 +582,8 @@ def print_table(all_results: dict[str, dict[str, Any]]) -> None:
     print()
     header = f"{'data set':<8} {'procs':>5} {'hello':>8} {'+index':>8} {'API':>8} {'PostGIS':>8} {'PG same':>8} " \
              f"{'API/hello':>9} {'idx/hello':>9} {'API/idx':>8} {'API/PG':>7} {'/PGsame':>7} " \
-             f"{'p50 @half':>10} {'p99 @half':>10} {'hello p99':>10} {'@rate':>7} {'loadgen p99':>12} {'achieved':>9}"
+             f"{'p50 @half':>10} {'p99 @half':>10} {'hello p99':>10} {'@rate':>7} {'hello p99':>10} {'@own half':>9} " \
+             f"{'loadgen p99':>12} {'achieved':>9}"
     print("req/s (PostGIS: tps), medians over the rounds; ratios: medians of each round's ratio")
     print(header)
     print("-" * len(header))
@@ -593,7 +600,8 @@ def print_table(all_results: dict[str, dict[str, Any]]) -> None:
                   f"{row['api_over_postgis']:>6.2f}x "
                   f"{'n/a' if same_ratio is None else f'{same_ratio:.2f}x':>7} "
                   f"{half['p50_ms']:>8.2f}ms {half['p99_ms']:>8.2f}ms {row['half_rate_hello']['p99_ms']:>8.2f}ms "
-                  f"{half['rate']:>7.0f} {loadgen['p99_ms']:>10.2f}ms {loadgen['rate']:>9.0f}")
+                  f"{half['rate']:>7.0f} {row['hello_own_half_rate']['p99_ms']:>8.2f}ms {row['hello_own_half_rate']['rate']:>9.0f} "
+                  f"{loadgen['p99_ms']:>10.2f}ms {loadgen['rate']:>9.0f}")
     print()
 
 
