@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run run-full test bench lint up down install clean
 
-$(STAMP): pyproject.toml setup.py geo_index/_cscan.c location_api/_csearch.c location_api/_csearch.h location_api/_cquery.c location_api/_crender.c
+# Every C source and header: an edit to any of them rebuilds the extensions.
+$(STAMP): pyproject.toml setup.py $(wildcard geo_index/*.c geo_index/*.h location_api/*.c location_api/*.h)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,bench]'

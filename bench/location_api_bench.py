@@ -10,7 +10,8 @@ scattered around them) and for 1 and 2 API processes sharing one port (SO_REUSEP
   for p50/p99 measured from the intended send times (no coordinated omission); hello-world
   is driven at that same rate too (the tail this machine and driver give a server that does
   nothing), and at half its own maximum (a server as busy as the API at its half rate:
-  half of one core per process);
+  half of one core per process); these three in as many rounds as the maxima, each figure
+  the median of the rounds' (``geo-loadgen`` once, after them);
 * **hello-world ceiling**: a bare aiohttp app (uvloop, no middleware) answering the same URLs
   with a fixed small JSON body, driven by the same wrk command: what the framework allows;
 * **hello-world + index query**: the same app, but each request also parses latitude and
@@ -70,12 +71,15 @@ from geo_common.places import scatter  # noqa: E402
 from geo_common.settings import Settings, load_settings  # noqa: E402
 
 from bench_db import GEONAMES, create_database, drop_database, replicas_caught_up  # noqa: E402
+from ticker import expirations, periodic_timerfd  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "location_api"
 RADIUS_M = 5_000
 LIMIT = 20
 POINTS = 10_000
 CONNECTIONS = 64
+#: The open-loop driver's sending tick: a latency includes up to this much sending delay.
+TICK_S = 0.00025
 PGBENCH_CLIENTS = 8
 
 _LUA = """
@@ -210,6 +214,8 @@ class Servers:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+            if p.stdout is not None:
+                p.stdout.close()
 
 
 def start_servers(kind: str, count: int, env: dict[str, str]) -> Servers:
@@ -306,9 +312,9 @@ class _OpenLoop:
 
     A request that finds every connection busy waits in a queue, and the wait is part of its
     latency: a stalled server cannot hide behind a slowed-down driver. Requests leave on a
-    tick of about a millisecond (the event loop's timer resolution), so a latency includes up
-    to that much sending delay. Written on raw asyncio
-    protocols (uvloop) so that the driver costs little CPU on the machine it shares.
+    tick of ``TICK_S`` from a timerfd (:mod:`ticker`), so a latency includes up to that much
+    sending delay; between ticks the driver sleeps in epoll and leaves the cores it shares to
+    the servers. Written on raw asyncio protocols (uvloop) so that it costs little CPU.
     """
 
     def __init__(self, requests: list[bytes]) -> None:
@@ -319,6 +325,7 @@ class _OpenLoop:
         self.errors = 0
         self.lost = 0
         self.sent = 0
+        self.due = 0  # requests whose intended time has come
         self.loop = asyncio.get_running_loop()
 
     def _next_request(self) -> bytes:
@@ -343,17 +350,29 @@ class _OpenLoop:
         interval = 1.0 / rate
         start = time.perf_counter() + 0.1
         total = int(rate * duration_s)
-        i = 0
-        while i < total:
+        all_sent = self.loop.create_future()
+
+        def tick() -> None:
+            if not expirations(timer):
+                return
             now = time.perf_counter()
-            while i < total and start + i * interval <= now:
-                intended = start + i * interval
+            while self.due < total and start + self.due * interval <= now:
+                intended = start + self.due * interval
                 if self.idle:
                     self.idle.pop().send(self._next_request(), intended)
                 else:
                     self.backlog.append(intended)
-                i += 1
-            await asyncio.sleep(0.0005)
+                self.due += 1
+            if self.due == total and not all_sent.done():
+                all_sent.set_result(None)
+
+        timer = periodic_timerfd(TICK_S)
+        self.loop.add_reader(timer, tick)
+        try:
+            await all_sent
+        finally:
+            self.loop.remove_reader(timer)
+            os.close(timer)
         deadline = time.perf_counter() + 30
         while len(self.latencies) < total and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)
@@ -543,16 +562,24 @@ def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duratio
             if all("postgis_same_cores" in r for r in measured):
                 summary["postgis_same_cores_tps"] = median([r["postgis_same_cores"] for r in measured])
             half = summary["api_rps"] / 2
-            say(f"[{label}] API {summary['api_rps']:.0f} req/s at most (median); open loop at {half:.0f} req/s")
-            open_loop = drive(servers["api"].port, paths_file, half, duration_s)
-            # The same rate to hello-world: the tail this machine and driver give any server.
-            hello_loop = drive(servers["hello"].port, paths_file, half, duration_s)
-            # And hello-world at half its own maximum: as busy as the API is at its half rate,
-            # with the driver sending faster.
-            hello_half = drive(servers["hello"].port, paths_file, summary["hello_rps"] / 2, duration_s)
-            say(f"[{label}] p99 {open_loop['p99_ms']:.2f} ms (hello-world at the same rate: "
-                f"{hello_loop['p99_ms']:.2f} ms; at half its own maximum, {hello_half['rate']:.0f} req/s: "
-                f"{hello_half['p99_ms']:.2f} ms); geo-loadgen at {half:.0f} req/s")
+            say(f"[{label}] API {summary['api_rps']:.0f} req/s at most (median); {rounds} rounds of open loop "
+                f"at {half:.0f} req/s")
+            # Each round: the API at half its maximum; hello-world at that same rate (the tail
+            # this machine and driver give any server); hello-world at half its own maximum (as
+            # busy as the API is at its half rate, with the driver sending faster). In rounds,
+            # like the maxima, so that no one of them always follows pgbench's runs.
+            loops: dict[str, list[dict[str, float]]] = {"api": [], "hello": [], "hello_half": []}
+            for n in range(1, rounds + 1):
+                loops["api"].append(drive(servers["api"].port, paths_file, half, duration_s))
+                loops["hello"].append(drive(servers["hello"].port, paths_file, half, duration_s))
+                loops["hello_half"].append(drive(servers["hello"].port, paths_file, summary["hello_rps"] / 2,
+                                                 duration_s))
+                say(f"[{label}] open loop round {n}: p99 {loops['api'][-1]['p99_ms']:.2f} ms (hello-world at the "
+                    f"same rate {loops['hello'][-1]['p99_ms']:.2f} ms; at half its own maximum, "
+                    f"{summary['hello_rps'] / 2:.0f} req/s, {loops['hello_half'][-1]['p99_ms']:.2f} ms)")
+            open_loop, hello_loop, hello_half = (median_of_runs(loops[k]) for k in ("api", "hello", "hello_half"))
+            say(f"[{label}] median p99 {open_loop['p99_ms']:.2f} ms (hello-world {hello_loop['p99_ms']:.2f} ms, "
+                f"at its own half {hello_half['p99_ms']:.2f} ms); geo-loadgen at {half:.0f} req/s")
             loadgen = run_loadgen(servers["api"].port, points_file, half, duration_s, OUT / f"loadgen_{label}_{procs}p")
             results[f"{procs}p"] = {**summary, "rounds": measured, "half_rate": open_loop, "half_rate_hello": hello_loop,
                                      "hello_own_half_rate": hello_half, "half_rate_loadgen": loadgen}
@@ -576,6 +603,18 @@ def median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def median_of_runs(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """Open-loop runs at one rate: the median of each percentile, the slowest answer, the sums, and every run."""
+    return {
+        "rate": runs[0]["rate"],
+        **{key: median([r[key] for r in runs]) for key in ("p50_ms", "p99_ms", "p999_ms")},
+        "max_ms": max(r["max_ms"] for r in runs),
+        "completed": sum(r["completed"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+        "runs": runs,
+    }
 
 
 def print_table(all_results: dict[str, dict[str, Any]]) -> None:

@@ -1,0 +1,68 @@
+"""The benchmarks' open-loop driver: every request sent at its time, and no core spent waiting.
+
+The driver shares the machine with the servers it measures, so a driver that spun between
+sends would take a core from them; these tests hold it to sleeping between ticks.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+
+import location_api_bench as bench  # noqa: E402
+from ticker import expirations, periodic_timerfd  # noqa: E402
+
+
+def test_timerfd_counts_the_intervals_passed() -> None:
+    interval = 0.05
+    outer_start = time.perf_counter()
+    fd = periodic_timerfd(interval)
+    inner_start = time.perf_counter()
+    try:
+        first = expirations(fd)
+        time.sleep(0.22)
+        inner_end = time.perf_counter()
+        passed = expirations(fd)
+        outer_end = time.perf_counter()
+        again = expirations(fd)
+    finally:
+        os.close(fd)
+    assert first == 0 or inner_start - outer_start >= interval
+    assert math.floor((inner_end - inner_start) / interval) <= first + passed <= math.floor((outer_end - outer_start) / interval)
+    assert again == 0 or outer_end - inner_end >= interval  # a read takes what has passed
+
+
+@pytest.mark.parametrize("interval", [0.0, -1.0, math.nan])
+def test_timerfd_refuses_an_interval_that_is_not_positive(interval: float) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        periodic_timerfd(interval)
+
+
+def test_driver_sends_every_request_and_sleeps_between_ticks(tmp_path: Path) -> None:
+    paths = tmp_path / "paths.txt"
+    paths.write_text("".join(f"/v1/search/nearby?latitude={lat}&longitude=2.35\n" for lat in (48.1, 48.5, 48.9)))
+    rate, duration = 1000.0, 3.0
+    servers = bench.start_servers("hello", 1, dict(os.environ))
+    try:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result = bench.drive(servers.port, paths, rate, duration)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    finally:
+        servers.stop()
+    assert result["completed"] == rate * duration
+    assert result["errors"] == 0
+    assert result["rate"] == rate
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["p999_ms"] <= result["max_ms"]
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    # A driver that spun between sends would use a whole core for the run (3 s); this one
+    # starts Python (well under a second of CPU) and then mostly sleeps.
+    assert cpu < duration / 2, f"the driver used {cpu:.2f} s of CPU in a {duration:.0f} s run"
