@@ -31,6 +31,10 @@ are measured in interleaved rounds (hello-world, floor, API, PostGIS; three roun
 default) and reported as medians, the ratios as medians of each round's own ratio: a machine
 whose speed drifts during the run moves all four alike.
 
+On a virtual machine the host may take the cores for something else (steal, read from
+/proc/stat by :mod:`host_steal`); every round and every open-loop run records the share it
+took, so that a figure from a contended host can be told from a slow server.
+
 Usage::
 
     .venv/bin/python bench/location_api_bench.py            # both data sets, 10 s per run
@@ -69,9 +73,10 @@ import asyncpg  # noqa: E402
 
 from geo_common.places import scatter  # noqa: E402
 from geo_common.settings import Settings, load_settings  # noqa: E402
+from loadgen.timerfd import expirations, periodic_timerfd  # noqa: E402
 
 from bench_db import GEONAMES, create_database, drop_database, replicas_caught_up  # noqa: E402
-from ticker import expirations, periodic_timerfd  # noqa: E402
+from host_steal import StealMeter  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "location_api"
 RADIUS_M = 5_000
@@ -257,13 +262,14 @@ def run_wrk(wrk: str, port: int, paths_file: Path, duration_s: int) -> dict[str,
     return {"rps": rps}
 
 
-def run_loadgen(port: int, points_file: Path, rate: float, duration_s: int, out: Path) -> dict[str, float]:
-    subprocess.run(
-        [sys.executable, "-m", "loadgen", "search", "--url", f"http://127.0.0.1:{port}", "--rate", f"{rate:.0f}",
-         "--duration", f"{duration_s}s", "--points", str(points_file), "--radius", str(RADIUS_M),
-         "--limit", str(LIMIT), "--no-progress", "--out", str(out)],
-        check=True, capture_output=True, text=True,
-    )
+def run_loadgen(port: int, points_file: Path, rate: float, duration_s: int, out: Path) -> dict[str, Any]:
+    with StealMeter() as steal:
+        subprocess.run(
+            [sys.executable, "-m", "loadgen", "search", "--url", f"http://127.0.0.1:{port}", "--rate", f"{rate:.0f}",
+             "--duration", f"{duration_s}s", "--points", str(points_file), "--radius", str(RADIUS_M),
+             "--limit", str(LIMIT), "--no-progress", "--out", str(out)],
+            check=True, capture_output=True, text=True,
+        )
     report = json.loads((out / "report.json").read_text())
     metric = report["metrics"][report["main_metric"]]
     counters = report["counters"]
@@ -271,7 +277,7 @@ def run_loadgen(port: int, points_file: Path, rate: float, duration_s: int, out:
                  if (k.startswith("status_") and not k.startswith("status_2")) or k.startswith(("error", "timeout")))
     return {"rate": report["rate"], "p50_ms": metric["p50"], "p99_ms": metric["p99"], "errors": errors,
             # seconds during which geo-loadgen itself had no CPU to keep to its schedule
-            "generator_cpu_saturated_s": counters.get("generator_cpu_saturated_s", 0)}
+            "generator_cpu_saturated_s": counters.get("generator_cpu_saturated_s", 0), "host_steal": steal.share}
 
 
 class _Connection(asyncio.Protocol):
@@ -312,7 +318,7 @@ class _OpenLoop:
 
     A request that finds every connection busy waits in a queue, and the wait is part of its
     latency: a stalled server cannot hide behind a slowed-down driver. Requests leave on a
-    tick of ``TICK_S`` from a timerfd (:mod:`ticker`), so a latency includes up to that much
+    tick of ``TICK_S`` from a timerfd (:mod:`loadgen.timerfd`), so a latency includes up to that much
     sending delay; between ticks the driver sleeps in epoll and leaves the cores it shares to
     the servers. Written on raw asyncio protocols (uvloop) so that it costs little CPU.
     """
@@ -343,6 +349,7 @@ class _OpenLoop:
             self.idle.append(conn)
 
     async def run(self, port: int, rate: float, duration_s: float, connections: int) -> dict[str, float]:
+        cpu = time.process_time()
         for _ in range(connections):
             _transport, conn = await self.loop.create_connection(lambda: _Connection(self), "127.0.0.1", port)
             self.idle.append(conn)
@@ -383,17 +390,23 @@ class _OpenLoop:
 
         return {"rate": rate, "completed": len(ordered), "p50_ms": pct(50), "p99_ms": pct(99),
                 "p999_ms": pct(99.9), "max_ms": ordered[-1] * 1000 if ordered else float("nan"),
-                "errors": self.errors + (total - len(ordered)) + self.lost}
+                "errors": self.errors + (total - len(ordered)) + self.lost,
+                "cpu_s": time.process_time() - cpu}
 
 
-def drive(port: int, paths_file: Path, rate: float, duration_s: float) -> dict[str, float]:
-    """Run the open-loop driver in a process of its own (one uvloop event loop)."""
-    out = subprocess.run(
-        [sys.executable, __file__, "worker", "driver", "--port", str(port), "--paths", str(paths_file),
-         "--rate", str(rate), "--duration", str(duration_s)],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    return dict(json.loads(out.strip().splitlines()[-1]))
+def drive(port: int, paths_file: Path, rate: float, duration_s: float) -> dict[str, Any]:
+    """Run the open-loop driver in a process of its own (one uvloop event loop).
+
+    ``host_steal`` in the result is the share of the cores the host took meanwhile
+    (:mod:`host_steal`; None where it cannot be read).
+    """
+    with StealMeter() as steal:
+        out = subprocess.run(
+            [sys.executable, __file__, "worker", "driver", "--port", str(port), "--paths", str(paths_file),
+             "--rate", str(rate), "--duration", str(duration_s)],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    return {**json.loads(out.strip().splitlines()[-1]), "host_steal": steal.share}
 
 
 def run_driver_worker(port: int, paths_file: Path, rate: float, duration_s: float) -> None:
@@ -540,22 +553,26 @@ def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duratio
                 servers[kind] = start_servers(kind, procs, env)
             say(f"[{label}] ready in {time.monotonic() - started:.0f} s; {rounds} rounds of wrk {duration_s} s "
                 f"per server and pgbench {duration_s} s")
-            measured: list[dict[str, float]] = []
+            measured: list[dict[str, Any]] = []
             for n in range(1, rounds + 1):
-                row = {kind: run_wrk(tools["wrk"], servers[kind].port, paths_file, duration_s)["rps"]
-                       for kind in SERVERS}
-                row["postgis"] = run_pgbench(tools["pgbench"], settings.pg_primary, duration_s)["tps"]
-                if same_cores:  # PostgreSQL's backends on as many cores as the API has processes
-                    row["postgis_same_cores"] = pin.run(
-                        procs, lambda: run_pgbench(tools["pgbench"], settings.pg_primary, duration_s))["tps"]
-                elif procs >= cores:  # the API's processes already have every core
-                    row["postgis_same_cores"] = row["postgis"]
+                with StealMeter() as steal:
+                    row: dict[str, Any] = {kind: run_wrk(tools["wrk"], servers[kind].port, paths_file, duration_s)["rps"]
+                                           for kind in SERVERS}
+                    row["postgis"] = run_pgbench(tools["pgbench"], settings.pg_primary, duration_s)["tps"]
+                    if same_cores:  # PostgreSQL's backends on as many cores as the API has processes
+                        row["postgis_same_cores"] = pin.run(
+                            procs, lambda: run_pgbench(tools["pgbench"], settings.pg_primary, duration_s))["tps"]
+                    elif procs >= cores:  # the API's processes already have every core
+                        row["postgis_same_cores"] = row["postgis"]
+                row["host_steal"] = steal.share
                 measured.append(row)
                 pinned = f", on {procs} core(s) {row['postgis_same_cores']:.0f}" if same_cores else ""
                 say(f"[{label}] round {n}: hello {row['hello']:.0f}, + index {row['hello-index']:.0f}, "
-                    f"API {row['api']:.0f} req/s, PostGIS {row['postgis']:.0f} tps{pinned}")
-            summary = {f"{kind}_rps": median([r[kind] for r in measured]) for kind in SERVERS}
+                    f"API {row['api']:.0f} req/s, PostGIS {row['postgis']:.0f} tps{pinned}; "
+                    f"{steal_text(row['host_steal'])}")
+            summary: dict[str, Any] = {f"{kind}_rps": median([r[kind] for r in measured]) for kind in SERVERS}
             summary["postgis_tps"] = median([r["postgis"] for r in measured])
+            summary["host_steal"] = median_steal(measured)
             for name, top, bottom in RATIOS:
                 if all(bottom in r for r in measured):
                     summary[name] = median([r[top] / r[bottom] for r in measured])
@@ -574,7 +591,8 @@ def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duratio
                 loops["hello"].append(drive(servers["hello"].port, paths_file, half, duration_s))
                 loops["hello_half"].append(drive(servers["hello"].port, paths_file, summary["hello_rps"] / 2,
                                                  duration_s))
-                say(f"[{label}] open loop round {n}: p99 {loops['api'][-1]['p99_ms']:.2f} ms (hello-world at the "
+                say(f"[{label}] open loop round {n}: p99 {loops['api'][-1]['p99_ms']:.2f} ms, "
+                    f"{steal_text(loops['api'][-1]['host_steal'])} (hello-world at the "
                     f"same rate {loops['hello'][-1]['p99_ms']:.2f} ms; at half its own maximum, "
                     f"{summary['hello_rps'] / 2:.0f} req/s, {loops['hello_half'][-1]['p99_ms']:.2f} ms)")
             open_loop, hello_loop, hello_half = (median_of_runs(loops[k]) for k in ("api", "hello", "hello_half"))
@@ -605,16 +623,32 @@ def median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def median_of_runs(runs: list[dict[str, float]]) -> dict[str, Any]:
-    """Open-loop runs at one rate: the median of each percentile, the slowest answer, the sums, and every run."""
+def median_steal(runs: list[dict[str, Any]]) -> float | None:
+    """The median share the host took over runs that carry ``host_steal``; None if one cannot tell."""
+    shares = [r.get("host_steal") for r in runs]
+    return median([s for s in shares if s is not None]) if shares and None not in shares else None
+
+
+def steal_text(share: float | None) -> str:
+    return "host steal unknown" if share is None else f"host steal {share:.1%}"
+
+
+def median_of_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Open-loop runs at one rate: the median of each percentile and of the host's steal, the slowest
+    answer, the sums, and every run."""
     return {
         "rate": runs[0]["rate"],
         **{key: median([r[key] for r in runs]) for key in ("p50_ms", "p99_ms", "p999_ms")},
         "max_ms": max(r["max_ms"] for r in runs),
         "completed": sum(r["completed"] for r in runs),
         "errors": sum(r["errors"] for r in runs),
+        "host_steal": median_steal(runs),
         "runs": runs,
     }
+
+
+def percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.1%}"
 
 
 def print_table(all_results: dict[str, dict[str, Any]]) -> None:
@@ -622,8 +656,9 @@ def print_table(all_results: dict[str, dict[str, Any]]) -> None:
     header = f"{'data set':<8} {'procs':>5} {'hello':>8} {'+index':>8} {'API':>8} {'PostGIS':>8} {'PG same':>8} " \
              f"{'API/hello':>9} {'idx/hello':>9} {'API/idx':>8} {'API/PG':>7} {'/PGsame':>7} " \
              f"{'p50 @half':>10} {'p99 @half':>10} {'hello p99':>10} {'@rate':>7} {'hello p99':>10} {'@own half':>9} " \
-             f"{'loadgen p99':>12} {'achieved':>9}"
-    print("req/s (PostGIS: tps), medians over the rounds; ratios: medians of each round's ratio")
+             f"{'loadgen p99':>12} {'achieved':>9} {'steal@max':>9} {'steal@half':>10}"
+    print("req/s (PostGIS: tps), medians over the rounds; ratios: medians of each round's ratio; steal: the share\n"
+          "of the cores the host took (median of the maxima's rounds, and of the API's open-loop rounds)")
     print(header)
     print("-" * len(header))
     for label, r in all_results.items():
@@ -640,7 +675,8 @@ def print_table(all_results: dict[str, dict[str, Any]]) -> None:
                   f"{'n/a' if same_ratio is None else f'{same_ratio:.2f}x':>7} "
                   f"{half['p50_ms']:>8.2f}ms {half['p99_ms']:>8.2f}ms {row['half_rate_hello']['p99_ms']:>8.2f}ms "
                   f"{half['rate']:>7.0f} {row['hello_own_half_rate']['p99_ms']:>8.2f}ms {row['hello_own_half_rate']['rate']:>9.0f} "
-                  f"{loadgen['p99_ms']:>10.2f}ms {loadgen['rate']:>9.0f}")
+                  f"{loadgen['p99_ms']:>10.2f}ms {loadgen['rate']:>9.0f} "
+                  f"{percent(row['host_steal']):>9} {percent(half['host_steal']):>10}")
     print()
 
 

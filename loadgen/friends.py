@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from geo_common.tokens import Role, mint_token
 from geo_index import haversine_m
+from loadgen.clock import now, sleep_until
 from loadgen.graph import GraphKind, Population, build_population
 from loadgen.ledger import Ledger
 from loadgen.movement import Mover, Movement
@@ -143,8 +144,7 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
         for u in online
     }
     ledger = Ledger(recorder)
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+    start = now()
     end = start + opts.ramp_s + opts.duration_s
     url = f"{opts.ws.rstrip('/')}/v1/friends/ws"
 
@@ -167,7 +167,7 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
         ts = max(int(time.time() * 1000), client.last_ts + 1)  # unique per sender
         client.last_ts = ts
         frame = orjson.dumps({"type": "location", "latitude": client.position[0], "longitude": client.position[1], "timestamp": ts})
-        sent = loop.time()
+        sent = now()
         recorder.record("send_lag", sent - intended)
         expected = expected_receivers(client) if client.ready else []
         ledger.on_send(client.user_id, ts, client.seq, intended, sent, expected)
@@ -175,15 +175,15 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
 
     async def receive(client: Client, ws: ClientConnection, init_sent: float) -> None:
         async for raw in ws:
-            now = loop.time()
+            received = now()
             msg = orjson.loads(raw)
             kind = msg.get("type")
             if kind == "friend_location":
-                ledger.on_receive(client.user_id, int(msg["user_id"]), int(msg.get("sent_at") or -1), now, start)
+                ledger.on_receive(client.user_id, int(msg["user_id"]), int(msg.get("sent_at") or -1), received, start)
             elif kind == "init":
                 client.radius_m = float(msg["radius_m"])
                 if not client.ready:
-                    recorder.record("init", now - init_sent)
+                    recorder.record("init", received - init_sent)
                 client.ready = True
             elif kind == "friend_left":
                 recorder.count(f"friend_left_{msg.get('reason', 'unknown')}")
@@ -192,11 +192,11 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
                 recorder.count(f"error_{msg.get('code', 'unknown')}")
 
     async def run_client(client: Client, begin_at: float) -> None:
-        await asyncio.sleep(max(0.0, begin_at - loop.time()))
+        await sleep_until(begin_at)
         phase = random.Random(client.user_id).uniform(0, opts.interval_s)
         attempt = 0
-        while loop.time() < end:
-            t0 = loop.time()
+        while now() < end:
+            t0 = now()
             try:
                 ws = await connect(url, additional_headers={"Authorization": f"Bearer {client.token}"}, open_timeout=10,
                                    max_size=2**16, compression=None)
@@ -206,24 +206,24 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
                 attempt += 1
                 await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
                 continue
-            recorder.record("connect", loop.time() - t0)
+            recorder.record("connect", now() - t0)
             if attempt or client.seq:
                 recorder.count("reconnects")
             attempt = 0
             client.ws = ws
             live.in_flight += 1
             try:
-                init_sent = loop.time()
+                init_sent = now()
                 reader = asyncio.create_task(receive(client, ws, init_sent))
                 await send_location(client, init_sent)
                 next_at = init_sent + phase
-                while loop.time() < end and not reader.done():
-                    await asyncio.sleep(max(0.0, next_at - loop.time()))
-                    if loop.time() >= end or reader.done():
+                while now() < end and not reader.done():
+                    await sleep_until(next_at)
+                    if now() >= end or reader.done():
                         break
                     await send_location(client, next_at)
                     next_at += client.interval_s
-                    ledger.settle(loop.time())
+                    ledger.settle(now())
                 if not reader.done():
                     await asyncio.sleep(DRAIN_S)
                     await ws.close()
@@ -234,11 +234,11 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
                 live.in_flight -= 1
                 client.ready = False
                 client.ws = None
-            if loop.time() < end:
+            if now() < end:
                 recorder.count("disconnects")
 
     async def happen(event: ScenarioEvent) -> None:
-        await asyncio.sleep(max(0.0, start + opts.ramp_s + event.at_s - loop.time()))
+        await sleep_until(start + opts.ramp_s + event.at_s)
         chosen = [c for c in clients.values() if rng.random() < event.fraction]
         for client in chosen:
             if event.kind is EventKind.BACKGROUND:
@@ -253,7 +253,7 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
     await asyncio.gather(*(run_client(c, t) for c, t in zip(clients.values(), begin)))
     for task in events:
         task.cancel()
-    ledger.settle(loop.time(), everything=True)
+    ledger.settle(now(), everything=True)
     recorder.count("operations", int(recorder.counters.get("expected", 0)))
 
 

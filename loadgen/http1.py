@@ -7,7 +7,10 @@ connections, one request at a time on each (no pipelining), a response read by i
 ``Content-Length``, ``Transfer-Encoding: chunked``, or up to the close. Connections open on
 demand, up to ``connections``; a request that finds them all busy waits for the first one
 free. A connection the server closes, or one whose request timed out, is dropped and
-replaced by the next request that needs one.
+replaced by the next request that needs one. Opening a connection is bounded by the same
+timeout as a request: a server that never completes the handshake (a full accept queue, a
+host that drops packets) fails the request with :class:`ConnectTimeout` instead of holding
+it, and every request queued behind it, for the kernel's two minutes of SYN retries.
 """
 
 from __future__ import annotations
@@ -17,12 +20,18 @@ import ssl
 from collections import deque
 from urllib.parse import urlsplit
 
+from loadgen.clock import now
+
 _HEAD_END = b"\r\n\r\n"
 _MAX_HEAD = 64 * 1024
 
 
 class ResponseError(ConnectionError):
     """The server closed the connection early or sent something that is not an HTTP/1.x response."""
+
+
+class ConnectTimeout(ConnectionError):
+    """No connection to the server could be opened within the pool's timeout."""
 
 
 class _Response:
@@ -191,7 +200,8 @@ class Http1Pool:
     Args:
         base_url: ``http://host:port`` or ``https://...`` (its path is ignored).
         connections: the most connections open at once.
-        timeout_s: how long a request may take, from when a connection takes it.
+        timeout_s: how long a request may take, from when a connection takes it; and how long
+            opening a connection may take.
     """
 
     def __init__(self, base_url: str, *, connections: int, timeout_s: float) -> None:
@@ -215,16 +225,17 @@ class Http1Pool:
 
     async def get(self, request: bytes) -> tuple[int, bytes, float]:
         """Send a request made by :meth:`request`; its status, its body, and when it left
-        (``loop.time()`` once a connection took it).
+        (:func:`loadgen.clock.now` once a connection took it).
 
         Raises:
             asyncio.TimeoutError: no full answer within ``timeout_s``.
             ConnectionError: the connection could not be made or was lost (ResponseError:
-                the answer was cut short or malformed).
+                the answer was cut short or malformed; ConnectTimeout: no connection within
+                ``timeout_s``).
         """
         conn = await self._take()
         waiter: asyncio.Future[tuple[int, bytes]] = self.loop.create_future()
-        sent = self.loop.time()
+        sent = now()
         conn.send(request, waiter, self.timeout_s)
         status, body = await waiter
         return status, body, sent
@@ -237,12 +248,17 @@ class Http1Pool:
         if self._open < self.max_connections:
             self._open += 1
             try:
-                _transport, conn = await self.loop.create_connection(
-                    lambda: _Connection(self), self.host, self.port, ssl=self._ssl
+                _transport, conn = await asyncio.wait_for(
+                    self.loop.create_connection(lambda: _Connection(self), self.host, self.port, ssl=self._ssl),
+                    self.timeout_s,
                 )
-            except BaseException:
+            except BaseException as exc:
                 self._open -= 1
                 self._wake()
+                if isinstance(exc, TimeoutError):
+                    raise ConnectTimeout(
+                        f"no connection to {self.host}:{self.port} within {self.timeout_s:g} s"
+                    ) from None
                 raise
             return conn
         waiter: asyncio.Future[_Connection] = self.loop.create_future()

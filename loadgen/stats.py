@@ -67,7 +67,7 @@ class Recorder:
                 before a latency existed.
             error: whether it failed.
         """
-        bucket = self.series.setdefault(second, SecondBucket())
+        bucket = self._bucket(second)
         bucket.count += 1
         if error:
             bucket.errors += 1
@@ -75,13 +75,21 @@ class Recorder:
             record_us(bucket.latency, latency_s)
             self.record(self.main_metric, latency_s)
 
+    def _bucket(self, second: int) -> SecondBucket:
+        # Not ``setdefault(second, SecondBucket())``: that would build a histogram (tens of
+        # microseconds) for every operation, to be thrown away in all but the first of a second.
+        bucket = self.series.get(second)
+        if bucket is None:
+            bucket = self.series[second] = SecondBucket()
+        return bucket
+
     def merge(self, other: Recorder) -> None:
         """Add another recorder's figures into this one (exact: histogram addition)."""
         for name, hist in other.histograms.items():
             self.histogram(name).add(hist)
         self.counters.update(other.counters)
         for second, bucket in other.series.items():
-            mine = self.series.setdefault(second, SecondBucket())
+            mine = self._bucket(second)
             mine.count += bucket.count
             mine.errors += bucket.errors
             mine.latency.add(bucket.latency)

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
 
 import location_api_bench as bench  # noqa: E402
-from ticker import expirations, periodic_timerfd  # noqa: E402
+from loadgen.timerfd import arm, expirations, new_timerfd, periodic_timerfd  # noqa: E402
 
 
 def test_timerfd_counts_the_intervals_passed_and_a_read_takes_them() -> None:
@@ -39,6 +39,23 @@ def test_timerfd_counts_the_intervals_passed_and_a_read_takes_them() -> None:
     assert math.floor((reading - armed) / interval) <= passed
     # Had the first read not taken what it counted, the second would count it again.
     assert passed + again <= math.floor((read - arming) / interval)
+
+
+def test_a_one_shot_timerfd_expires_once_and_rearming_replaces_the_pending_time() -> None:
+    fd = new_timerfd()
+    try:
+        assert expirations(fd) == 0  # not armed: never expires
+        arm(fd, 0.02)
+        time.sleep(0.1)
+        assert expirations(fd) == 1  # once, not every 20 ms
+        arm(fd, 10.0)
+        arm(fd, 0.01)  # the second arming replaces the first
+        time.sleep(0.05)
+        assert expirations(fd) == 1
+        arm(fd, 0.05)
+        assert expirations(fd) == 0  # a read before the time counts nothing
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.parametrize("interval", [0.0, -1.0, math.nan])
@@ -61,6 +78,7 @@ def test_driver_sends_every_request_and_sleeps_between_ticks(tmp_path: Path) -> 
     assert result["completed"] == rate * duration
     assert result["errors"] == 0
     assert result["rate"] == rate
+    assert result["host_steal"] is not None and 0.0 <= result["host_steal"] <= 1.0
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["p999_ms"] <= result["max_ms"]
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     # A driver that spun between sends would use a whole core for the run (3 s); this one

@@ -10,6 +10,7 @@ import pytest
 from geo_index import haversine_m
 from loadgen.points import PointsError, query_points
 from loadgen.schedule import Arrivals, intended_offsets
+from loadgen.search import api_prefix, search_target
 from loadgen.stats import Recorder, summarize
 from loadgen.thresholds import Threshold, ThresholdError, evaluate, parse_thresholds
 from loadgen.verify import GroundTruth
@@ -135,3 +136,28 @@ def test_ground_truth_judges_recall_order_and_total() -> None:
     assert not truth.check(0.0, 0.0, 35.0, 10, answer(exact, total=3)).total_ok
     fibbed = truth.check(0.0, 0.0, 35.0, 10, answer([(d + 1.0, p) for d, p in exact]))
     assert not fibbed.order_ok
+
+
+@pytest.mark.parametrize("base", ["http://127.0.0.1:8080", "http://127.0.0.1:8080/", "https://geo.example/api/"])
+@pytest.mark.parametrize(
+    ("lat", "lon", "radius"),
+    [(48.8566, 2.3522, 5000.0), (-33.8688, -151.2093, 50.5), (1e-05, -0.0, 1.0), (89.99999999999999, 180.0, 1e6)],
+)
+def test_search_targets_are_what_urlencode_would_make(base: str, lat: float, lon: float, radius: float) -> None:
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    target = search_target(api_prefix(base), lat, lon, radius, 20)
+    query = urlencode({"latitude": repr(lat), "longitude": repr(lon), "radius": f"{radius:g}", "limit": 20})
+    assert target == f"{urlsplit(base).path.rstrip('/')}/v1/search/nearby?{query}"
+    parsed = parse_qs(urlsplit(target).query)
+    assert float(parsed["latitude"][0]) == lat and float(parsed["longitude"][0]) == lon  # exact, sign of -0.0 too
+    assert float(parsed["radius"][0]) == radius  # 1e+06: the + escaped, not read as a space
+
+
+def test_a_second_of_results_keeps_one_histogram_however_many_complete_in_it() -> None:
+    recorder = Recorder()
+    for i in range(100):
+        recorder.complete(3, 0.001 * (i + 1), error=i % 10 == 0)
+    bucket = recorder.series[3]
+    assert (bucket.count, bucket.errors, bucket.latency.get_total_count()) == (100, 10, 100)
+    assert list(recorder.series) == [3]

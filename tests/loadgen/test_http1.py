@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from loadgen.http1 import Http1Pool, ResponseError
+from loadgen.http1 import ConnectTimeout, Http1Pool, ResponseError
 
 Handler = Callable[[bytes], Awaitable[bytes | None]]
 
@@ -191,5 +191,28 @@ async def test_a_refused_connection_raises_oserror_and_bad_urls_are_refused() ->
             Http1Pool(bad, connections=1, timeout_s=1)
 
 
+async def test_a_handshake_that_never_completes_fails_within_the_timeout_and_frees_its_place() -> None:
+    # A listener that never accepts, with its one-place queue taken: the kernel drops the
+    # SYNs of every further connect, which would otherwise retry for about two minutes.
+    with socket.socket() as listener, socket.socket() as holder:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        holder.connect(listener.getsockname())
+        pool = Http1Pool(f"http://127.0.0.1:{listener.getsockname()[1]}", connections=1, timeout_s=0.3)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # Two requests, one place: the second waits for the first's connection, and gets its
+        # own attempt (with its own timeout) once the first has given up.
+        results = await asyncio.gather(*(pool.get(pool.request("/")) for _ in range(2)), return_exceptions=True)
+        took = loop.time() - started
+        assert all(isinstance(r, ConnectTimeout) for r in results), results
+        assert "within 0.3 s" in str(results[0])
+        assert 0.5 <= took < 2.0  # two attempts of 0.3 s, one after the other; not the kernel's retries
+        assert pool._open == 0  # noqa: SLF001 - the places given back
+        await pool.close()
+
+
 def test_response_error_is_a_connection_error() -> None:
     assert issubclass(ResponseError, ConnectionError)
+    # counted by the generator as a connection error, not as a request that timed out
+    assert issubclass(ConnectTimeout, ConnectionError) and not issubclass(ConnectTimeout, TimeoutError)
