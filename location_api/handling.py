@@ -119,7 +119,11 @@ def is_fallback(route: web.AbstractRoute) -> bool:
 
 class _EveryPath(web.PlainResource):
     """A resource that matches every request target: any path, one with a newline in it
-    (which no ``{name:.*}`` template matches), or ``*`` (``OPTIONS *``)."""
+    (which no ``{name:.*}`` template matches), or ``*`` (``OPTIONS *``).
+
+    ``_match`` is aiohttp's, not public API: pyproject.toml keeps aiohttp to the releases
+    tests/location_api/test_handling.py has passed on.
+    """
 
     def __init__(self) -> None:
         super().__init__("/")
