@@ -26,7 +26,7 @@ import struct
 from collections.abc import Callable
 from typing import NamedTuple
 
-from location_api.errors import FieldError, InvalidCursor
+from location_api.errors import FOREIGN_CURSOR, FieldError, InvalidCursor
 from location_api.models import SearchQuery
 
 _make_cursor_native: Callable[[bytes, float, float, float, bool, str | None, float, float, int], str] | None
@@ -136,15 +136,15 @@ def decode_cursor(key: bytes, query: SearchQuery, token: str) -> CursorPosition:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
-        raise _invalid("is not a cursor this API issued") from None
+        raise _invalid(FOREIGN_CURSOR) from None
     payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
     if len(payload) != _PAYLOAD.size or not hmac.compare_digest(mac, _signature(key, payload)):
-        raise _invalid("is not a cursor this API issued")
+        raise _invalid(FOREIGN_CURSOR)
     # The signature held, so the payload is ours; the checks below only guard against a
     # cursor from a different version of this code.
     version, fingerprint, radius_m, distance_m, business_id = _PAYLOAD.unpack(payload)
     if version != _VERSION or not math.isfinite(radius_m) or not math.isfinite(distance_m):
-        raise _invalid("is not a cursor this API issued")
+        raise _invalid(FOREIGN_CURSOR)
     if not hmac.compare_digest(fingerprint, query_fingerprint(query)):
         raise _invalid("belongs to a different query: keep latitude, longitude, radius, category and expand")
     return CursorPosition(radius_m, distance_m, business_id)

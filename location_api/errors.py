@@ -91,6 +91,11 @@ class InvalidCursor(InvalidRequest):
     title = "The cursor is invalid"
 
 
+#: What a cursor that is not one of ours is told: also one from before an upgrade that
+#: changed the format, whose client can only start the search again.
+FOREIGN_CURSOR = "is not a cursor this API issued, or was issued before an upgrade: search again without it"
+
+
 class NotAuthenticated(ApiError, PermissionError):
     """No bearer token, or one that is malformed, badly signed or expired (401)."""
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from multidict import MultiMapping
 
-from location_api.errors import FieldError, InvalidBody, InvalidRequest
+from location_api.errors import FOREIGN_CURSOR, FieldError, InvalidBody, InvalidRequest
 from location_api.models import BusinessInput, SearchQuery
 from location_api.settings import (
     DEFAULT_LIMIT,
@@ -275,7 +275,7 @@ def _cursor_text(raw: str) -> str:
     if not raw:
         raise ValueError("must not be empty (omit it for the first page)")
     if len(raw) > _MAX_CURSOR_CHARS:
-        raise ValueError("is not a cursor this API issued")
+        raise ValueError(FOREIGN_CURSOR)
     return raw
 
 
