@@ -81,8 +81,19 @@ def sleep_real_time(duration_s: float, gap_s: float) -> tuple[list[Gap], str | N
     return gaps, problem
 
 
-def cpu_by_process(proc: Path = Path("/proc")) -> dict[int, tuple[str, int]]:
-    """Every process's name and CPU time so far (user + system, in clock ticks)."""
+@dataclass(frozen=True)
+class ProcCpu:
+    """One process as ``/proc/PID/stat`` shows it: name, parent, CPU time so far (user +
+    system) and when it started, in clock ticks."""
+
+    name: str
+    ppid: int
+    ticks: int
+    started: int
+
+
+def cpu_by_process(proc: Path = Path("/proc")) -> dict[int, ProcCpu]:
+    """Every process, by pid."""
     out = {}
     for entry in proc.iterdir():
         if not entry.name.isdigit():
@@ -95,28 +106,71 @@ def cpu_by_process(proc: Path = Path("/proc")) -> dict[int, tuple[str, int]]:
     return out
 
 
-def parse_stat(stat: str) -> tuple[str, int]:
-    """The name and user + system ticks from one ``/proc/PID/stat`` line (the name may hold spaces and parentheses)."""
+def parse_stat(stat: str) -> ProcCpu:
+    """One ``/proc/PID/stat`` line (the name may hold spaces and parentheses)."""
     name = stat[stat.index("(") + 1: stat.rindex(")")]
     fields = stat[stat.rindex(")") + 2:].split()
-    return name, int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of the line
+    # state, ppid, ... utime, stime, ... starttime: fields 3, 4, 14, 15 and 22 of the line
+    return ProcCpu(name, int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[19]))
 
 
-def top_consumers(before: Mapping[int, tuple[str, int]], after: Mapping[int, tuple[str, int]], *,
+def family(processes: Mapping[int, ProcCpu], root: int) -> set[int]:
+    """``root`` and every process descended from it."""
+    children: dict[int, list[int]] = {}
+    for pid, proc in processes.items():
+        children.setdefault(proc.ppid, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
+    return found
+
+
+def top_consumers(before: Mapping[int, ProcCpu], after: Mapping[int, ProcCpu], *,
                   exclude: set[int], ticks_per_s: int, count: int = 10) -> list[tuple[str, int, float]]:
     """The ``count`` processes that used the most CPU between two snapshots: (name, pid, milliseconds).
 
-    A process that started in between counts from zero; ``exclude`` leaves out the meters.
+    A process that started in between (a new pid, or one reused: another start time) counts
+    from zero, one that ended is not seen; ``exclude`` leaves out the meters. Names are not
+    compared: a kernel worker's changes with the work it does.
     """
     used = []
-    for pid, (name, ticks) in after.items():
+    for pid, proc in after.items():
         if pid in exclude:
             continue
-        delta = ticks - before.get(pid, (name, 0))[1]
+        earlier = before.get(pid)
+        delta = proc.ticks - (earlier.ticks if earlier is not None and earlier.started == proc.started else 0)
         if delta > 0:
-            used.append((name, pid, delta * 1000 / ticks_per_s))
+            used.append((proc.name, pid, delta * 1000 / ticks_per_s))
     used.sort(key=lambda row: -row[2])
     return used[:count]
+
+
+class OthersCpu:
+    """The CPU that processes outside this one's family (itself and its descendants) used
+    while the block ran: what took the cores from a measurement besides what it measures.
+
+    ``total_ms`` and ``busiest`` (name, pid, milliseconds; the top five) are set on the way
+    out. A process that ended inside the block is not counted.
+    """
+
+    def __init__(self) -> None:
+        self.total_ms: float | None = None
+        self.busiest: list[tuple[str, int, float]] = []
+        self._before: dict[int, ProcCpu] = {}
+
+    def __enter__(self) -> OthersCpu:
+        self._before = cpu_by_process()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        after = cpu_by_process()
+        used = top_consumers(self._before, after, exclude=family(after, os.getpid()),
+                             ticks_per_s=os.sysconf("SC_CLK_TCK"), count=len(after))
+        self.total_ms = sum(ms for _, _, ms in used)
+        self.busiest = used[:5]
 
 
 def _spin_job(core: int, duration_s: float, gap_s: float) -> tuple[int, list[Gap]]:

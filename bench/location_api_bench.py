@@ -33,7 +33,10 @@ whose speed drifts during the run moves all four alike.
 
 On a virtual machine the host may take the cores for something else (steal, read from
 /proc/stat by :mod:`host_steal`); every round and every open-loop run records the share it
-took, so that a figure from a contended host can be told from a slow server.
+took, so that a figure from a contended host can be told from a slow server. Every open-loop
+run also records the CPU that processes other than the bench's servers and driver used
+meanwhile (:class:`hiccups.OthersCpu`), and the busiest of them: work on the same machine
+that took the cores from what is measured.
 
 Usage::
 
@@ -76,6 +79,7 @@ from geo_common.settings import Settings, load_settings  # noqa: E402
 from loadgen.timerfd import expirations, periodic_timerfd  # noqa: E402
 
 from bench_db import GEONAMES, create_database, drop_database, replicas_caught_up  # noqa: E402
+from hiccups import OthersCpu  # noqa: E402
 from host_steal import StealMeter  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "location_api"
@@ -398,15 +402,19 @@ def drive(port: int, paths_file: Path, rate: float, duration_s: float) -> dict[s
     """Run the open-loop driver in a process of its own (one uvloop event loop).
 
     ``host_steal`` in the result is the share of the cores the host took meanwhile
-    (:mod:`host_steal`; None where it cannot be read).
+    (:mod:`host_steal`; None where it cannot be read); ``others_cpu_ms`` the CPU that
+    processes other than the bench's own (its servers, the driver) used meanwhile, and
+    ``others_busiest`` the busiest of them (:class:`hiccups.OthersCpu`).
     """
-    with StealMeter() as steal:
+    with StealMeter() as steal, OthersCpu() as others:
         out = subprocess.run(
             [sys.executable, __file__, "worker", "driver", "--port", str(port), "--paths", str(paths_file),
              "--rate", str(rate), "--duration", str(duration_s)],
             capture_output=True, text=True, check=True,
         ).stdout
-    return {**json.loads(out.strip().splitlines()[-1]), "host_steal": steal.share}
+    return {**json.loads(out.strip().splitlines()[-1]), "host_steal": steal.share,
+            "others_cpu_ms": others.total_ms,
+            "others_busiest": [{"name": n, "pid": pid, "cpu_ms": round(ms)} for n, pid, ms in others.busiest]}
 
 
 def run_driver_worker(port: int, paths_file: Path, rate: float, duration_s: float) -> None:
@@ -592,7 +600,7 @@ def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duratio
                 loops["hello_half"].append(drive(servers["hello"].port, paths_file, summary["hello_rps"] / 2,
                                                  duration_s))
                 say(f"[{label}] open loop round {n}: p99 {loops['api'][-1]['p99_ms']:.2f} ms, "
-                    f"{steal_text(loops['api'][-1]['host_steal'])} (hello-world at the "
+                    f"{steal_text(loops['api'][-1]['host_steal'])}, {others_text(loops['api'][-1])} (hello-world at the "
                     f"same rate {loops['hello'][-1]['p99_ms']:.2f} ms; at half its own maximum, "
                     f"{summary['hello_rps'] / 2:.0f} req/s, {loops['hello_half'][-1]['p99_ms']:.2f} ms)")
             open_loop, hello_loop, hello_half = (median_of_runs(loops[k]) for k in ("api", "hello", "hello_half"))
@@ -633,6 +641,12 @@ def steal_text(share: float | None) -> str:
     return "host steal unknown" if share is None else f"host steal {share:.1%}"
 
 
+def others_text(run: dict[str, Any]) -> str:
+    """The CPU other processes took during an open-loop run, and the busiest three."""
+    busiest = ", ".join(f"{b['name']} {b['cpu_ms']}" for b in run.get("others_busiest", [])[:3])
+    return f"other processes {run.get('others_cpu_ms') or 0:.0f} ms of CPU ({busiest})"
+
+
 def median_of_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Open-loop runs at one rate: the median of each percentile and of the host's steal, the slowest
     answer, the sums, and every run."""
@@ -643,6 +657,7 @@ def median_of_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "completed": sum(r["completed"] for r in runs),
         "errors": sum(r["errors"] for r in runs),
         "host_steal": median_steal(runs),
+        "others_cpu_ms": median([r.get("others_cpu_ms") or 0.0 for r in runs]),
         "runs": runs,
     }
 
@@ -656,9 +671,10 @@ def print_table(all_results: dict[str, dict[str, Any]]) -> None:
     header = f"{'data set':<8} {'procs':>5} {'hello':>8} {'+index':>8} {'API':>8} {'PostGIS':>8} {'PG same':>8} " \
              f"{'API/hello':>9} {'idx/hello':>9} {'API/idx':>8} {'API/PG':>7} {'/PGsame':>7} " \
              f"{'p50 @half':>10} {'p99 @half':>10} {'hello p99':>10} {'@rate':>7} {'hello p99':>10} {'@own half':>9} " \
-             f"{'loadgen p99':>12} {'achieved':>9} {'steal@max':>9} {'steal@half':>10}"
+             f"{'loadgen p99':>12} {'achieved':>9} {'steal@max':>9} {'steal@half':>10} {'others@half':>11}"
     print("req/s (PostGIS: tps), medians over the rounds; ratios: medians of each round's ratio; steal: the share\n"
-          "of the cores the host took (median of the maxima's rounds, and of the API's open-loop rounds)")
+          "of the cores the host took (median of the maxima's rounds, and of the API's open-loop rounds); others:\n"
+          "CPU used by processes other than the bench's servers and driver during the API's open-loop rounds (median)")
     print(header)
     print("-" * len(header))
     for label, r in all_results.items():
@@ -676,7 +692,8 @@ def print_table(all_results: dict[str, dict[str, Any]]) -> None:
                   f"{half['p50_ms']:>8.2f}ms {half['p99_ms']:>8.2f}ms {row['half_rate_hello']['p99_ms']:>8.2f}ms "
                   f"{half['rate']:>7.0f} {row['hello_own_half_rate']['p99_ms']:>8.2f}ms {row['hello_own_half_rate']['rate']:>9.0f} "
                   f"{loadgen['p99_ms']:>10.2f}ms {loadgen['rate']:>9.0f} "
-                  f"{percent(row['host_steal']):>9} {percent(half['host_steal']):>10}")
+                  f"{percent(row['host_steal']):>9} {percent(half['host_steal']):>10} "
+                  f"{half.get('others_cpu_ms', 0.0):>9.0f}ms")
     print()
 
 

@@ -79,8 +79,12 @@ def test_driver_sends_every_request_and_sleeps_between_ticks(tmp_path: Path) -> 
     assert result["errors"] == 0
     assert result["rate"] == rate
     assert result["host_steal"] is not None and 0.0 <= result["host_steal"] <= 1.0
+    # Other processes' CPU leaves out the bench's own: the server it drove is its child.
+    assert result["others_cpu_ms"] is not None and result["others_cpu_ms"] >= 0
+    assert not {b["pid"] for b in result["others_busiest"]} & {p.pid for p in servers.procs}
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["p999_ms"] <= result["max_ms"]
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     # A driver that spun between sends would use a whole core for the run (3 s); this one
     # starts Python (well under a second of CPU) and then mostly sleeps.
     assert cpu < duration / 2, f"the driver used {cpu:.2f} s of CPU in a {duration:.0f} s run"
+    assert 0 < result["cpu_s"] <= cpu  # its own count, from connecting to the last answer
