@@ -173,14 +173,6 @@ class OthersCpu:
         self.busiest = used[:5]
 
 
-def _spin_job(core: int, duration_s: float, gap_s: float) -> tuple[int, list[Gap]]:
-    return os.getpid(), spin(core, duration_s, gap_s)
-
-
-def _sleep_job(duration_s: float, gap_s: float) -> tuple[int, list[Gap], str | None]:
-    return os.getpid(), *sleep_real_time(duration_s, gap_s)
-
-
 def measure(duration_s: float, gap_s: float) -> dict[str, Any]:
     """Run the spinners and the sleeper at once; what each saw, the steal, and the busiest other processes."""
     cores = sorted(os.sched_getaffinity(0))
@@ -188,21 +180,21 @@ def measure(duration_s: float, gap_s: float) -> dict[str, Any]:
     with ctx.Pool(len(cores) + 1) as pool:
         before = cpu_by_process()
         with StealMeter() as steal:
-            spinners = [pool.apply_async(_spin_job, (core, duration_s, gap_s)) for core in cores]
-            sleeper = pool.apply_async(_sleep_job, (duration_s, gap_s))
+            spinners = [pool.apply_async(spin, (core, duration_s, gap_s)) for core in cores]
+            sleeper = pool.apply_async(sleep_real_time, (duration_s, gap_s))
             spun = [s.get(timeout=duration_s + 30) for s in spinners]
-            sleeper_pid, slept, problem = sleeper.get(timeout=duration_s + 30)
-        after = cpu_by_process()
-    meters = {pid for pid, _ in spun} | {sleeper_pid, os.getpid()}
+            slept, problem = sleeper.get(timeout=duration_s + 30)
+        after = cpu_by_process()  # the meters, this process's pool, are still alive: its family
     return {
         "duration_s": duration_s,
         "gap_ms": gap_s * 1000,
-        "spinners": {str(core): [asdict(g) for g in gaps] for core, (_pid, gaps) in zip(cores, spun)},
+        "spinners": {str(core): [asdict(g) for g in gaps] for core, gaps in zip(cores, spun)},
         "sleeper": [asdict(g) for g in slept],
         "sleeper_problem": problem,
         "host_steal": steal.share,
         "busiest": [{"name": n, "pid": p, "cpu_ms": round(ms)} for n, p, ms in
-                    top_consumers(before, after, exclude=meters, ticks_per_s=os.sysconf("SC_CLK_TCK"))],
+                    top_consumers(before, after, exclude=family(after, os.getpid()),
+                                  ticks_per_s=os.sysconf("SC_CLK_TCK"))],
     }
 
 
