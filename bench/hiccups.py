@@ -152,11 +152,12 @@ class OthersCpu:
     """The CPU that processes outside this one's family (itself and its descendants) used
     while the block ran: what took the cores from a measurement besides what it measures.
 
-    ``total_ms`` and ``busiest`` (name, pid, milliseconds; the top five) are set on the way
-    out. A process that ended inside the block is not counted.
+    ``total_ms`` and ``busiest`` (name, pid, milliseconds; the top ``count``) are set on the
+    way out. A process that ended inside the block is not counted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, count: int = 5) -> None:
+        self.count = count
         self.total_ms: float | None = None
         self.busiest: list[tuple[str, int, float]] = []
         self._before: dict[int, ProcCpu] = {}
@@ -170,21 +171,19 @@ class OthersCpu:
         used = top_consumers(self._before, after, exclude=family(after, os.getpid()),
                              ticks_per_s=os.sysconf("SC_CLK_TCK"), count=len(after))
         self.total_ms = sum(ms for _, _, ms in used)
-        self.busiest = used[:5]
+        self.busiest = used[:self.count]
 
 
 def measure(duration_s: float, gap_s: float) -> dict[str, Any]:
     """Run the spinners and the sleeper at once; what each saw, the steal, and the busiest other processes."""
     cores = sorted(os.sched_getaffinity(0))
     ctx = mp.get_context("fork")
-    with ctx.Pool(len(cores) + 1) as pool:
-        before = cpu_by_process()
-        with StealMeter() as steal:
-            spinners = [pool.apply_async(spin, (core, duration_s, gap_s)) for core in cores]
-            sleeper = pool.apply_async(sleep_real_time, (duration_s, gap_s))
-            spun = [s.get(timeout=duration_s + 30) for s in spinners]
-            slept, problem = sleeper.get(timeout=duration_s + 30)
-        after = cpu_by_process()  # the meters, this process's pool, are still alive: its family
+    # The meters are this process's pool, alive until the block ends: its family, left out.
+    with ctx.Pool(len(cores) + 1) as pool, StealMeter() as steal, OthersCpu(count=10) as others:
+        spinners = [pool.apply_async(spin, (core, duration_s, gap_s)) for core in cores]
+        sleeper = pool.apply_async(sleep_real_time, (duration_s, gap_s))
+        spun = [s.get(timeout=duration_s + 30) for s in spinners]
+        slept, problem = sleeper.get(timeout=duration_s + 30)
     return {
         "duration_s": duration_s,
         "gap_ms": gap_s * 1000,
@@ -192,9 +191,7 @@ def measure(duration_s: float, gap_s: float) -> dict[str, Any]:
         "sleeper": [asdict(g) for g in slept],
         "sleeper_problem": problem,
         "host_steal": steal.share,
-        "busiest": [{"name": n, "pid": p, "cpu_ms": round(ms)} for n, p, ms in
-                    top_consumers(before, after, exclude=family(after, os.getpid()),
-                                  ticks_per_s=os.sysconf("SC_CLK_TCK"))],
+        "busiest": [{"name": n, "pid": p, "cpu_ms": round(ms)} for n, p, ms in others.busiest],
     }
 
 

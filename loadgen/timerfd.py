@@ -1,5 +1,5 @@
 """Timers finer than the event loop's own, for the open-loop senders: a one-shot timer armed
-for each wait (``geo-loadgen search``, through :class:`loadgen.clock.Ticker`) and a periodic
+for each wait (``geo-loadgen search``, through :class:`loadgen.clock.FineTimer`) and a periodic
 tick (the benchmarks' driver).
 
 uvloop's timers (libuv's) move in whole milliseconds, and ``asyncio.sleep`` of less than half
@@ -75,7 +75,7 @@ def new_timerfd() -> int:
 def arm(fd: int, delay_s: float, every_s: float = 0.0) -> None:
     """Make ``fd`` expire ``delay_s`` from now (at least a nanosecond), then every ``every_s`` if that is positive.
 
-    Arming again replaces what was set before; an expiry not yet read stays counted.
+    Arming again replaces what was set before, and clears the count of expiries not yet read.
     """
     calls = _calls or _c()
     spec = calls.spec
