@@ -6,12 +6,14 @@ scattered around them) and for 1 and 2 API processes sharing one port (SO_REUSEP
 * **API**: ``GET /v1/search/nearby`` at 5 km, limit 20, default strategy (in-memory geohash),
   every request a different point from a list of 10,000 scattered around GeoNames places;
   maximum throughput from ``wrk`` (closed loop, 64 connections, a Lua script cycling the
-  URLs), then open loop at half that rate (the bench's own driver, and ``geo-loadgen search``)
-  for p50/p99 measured from the intended send times (no coordinated omission); hello-world
-  is driven at that same rate too (the tail this machine and driver give a server that does
-  nothing), and at half its own maximum (a server as busy as the API at its half rate:
-  half of one core per process); these three in as many rounds as the maxima, each figure
-  the median of the rounds' (``geo-loadgen`` once, after them);
+  URLs), then open loop at half that rate by ``geo-loadgen search`` (at most 64 connections,
+  its default 0.25 ms tick) for p50/p99 measured from the intended send times (no
+  coordinated omission); hello-world is driven at that same rate too (the tail this machine
+  and generator give a server that does nothing), and at half its own maximum (a server as
+  busy as the API at its half rate: half of one core per process); these three in as many
+  rounds as the maxima, each figure the median of the rounds'. Once after them, the bench's
+  own lean driver (raw protocols, no histograms, no report) at the API's half rate, as a
+  check on the generator;
 * **hello-world ceiling**: a bare aiohttp app (uvloop, no middleware) answering the same URLs
   with a fixed small JSON body, driven by the same wrk command: what the framework allows;
 * **hello-world + index query**: the same app, but each request also parses latitude and
@@ -35,8 +37,9 @@ On a virtual machine the host may take the cores for something else (steal, read
 /proc/stat by :mod:`host_steal`); every round and every open-loop run records the share it
 took, so that a figure from a contended host can be told from a slow server. Every open-loop
 run also records the CPU that processes other than the bench's servers and driver used
-meanwhile (:class:`hiccups.OthersCpu`), and the busiest of them: work on the same machine
-that took the cores from what is measured.
+meanwhile (:class:`hiccups.OthersCpu`; the senders are the bench's own children, so not
+counted), and the busiest of them: work on the same machine that took the cores from what is
+measured.
 
 Usage::
 
@@ -266,22 +269,35 @@ def run_wrk(wrk: str, port: int, paths_file: Path, duration_s: int) -> dict[str,
     return {"rps": rps}
 
 
-def run_loadgen(port: int, points_file: Path, rate: float, duration_s: int, out: Path) -> dict[str, Any]:
-    with StealMeter() as steal:
+def run_loadgen(port: int, points_file: Path, rate: float, duration_s: float, out: Path) -> dict[str, Any]:
+    """``geo-loadgen search`` open loop at ``rate`` for ``duration_s``, as a process of its own:
+    the bench's open-loop measure, the command users run.
+
+    The figures are those of :func:`drive` (the same keys, latencies in milliseconds from each
+    request's intended send time) and: ``achieved``, the answers a second over the run's
+    duration; ``cpu_s``, what the generator used while it sent (``generator_cpu_ms``);
+    ``send_lag_p99_ms``, how late the 99th percentile of requests left (its 0.25 ms tick
+    included); and ``generator_cpu_saturated_s``, the seconds in which the generator itself
+    had no CPU to spare, so that a run it could not keep up with shows.
+    """
+    with StealMeter() as steal, OthersCpu() as others:
         subprocess.run(
             [sys.executable, "-m", "loadgen", "search", "--url", f"http://127.0.0.1:{port}", "--rate", f"{rate:.0f}",
              "--duration", f"{duration_s}s", "--points", str(points_file), "--radius", str(RADIUS_M),
-             "--limit", str(LIMIT), "--no-progress", "--out", str(out)],
+             "--limit", str(LIMIT), "--max-in-flight", str(CONNECTIONS), "--no-progress", "--out", str(out)],
             check=True, capture_output=True, text=True,
         )
     report = json.loads((out / "report.json").read_text())
     metric = report["metrics"][report["main_metric"]]
     counters = report["counters"]
-    errors = sum(v for k, v in counters.items()
-                 if (k.startswith("status_") and not k.startswith("status_2")) or k.startswith(("error", "timeout")))
-    return {"rate": report["rate"], "p50_ms": metric["p50"], "p99_ms": metric["p99"], "errors": errors,
-            # seconds during which geo-loadgen itself had no CPU to keep to its schedule
-            "generator_cpu_saturated_s": counters.get("generator_cpu_saturated_s", 0), "host_steal": steal.share}
+    return {"rate": round(rate), "achieved": report["completed"] / duration_s, "completed": report["completed"],
+            "p50_ms": metric["p50"], "p99_ms": metric["p99"], "p999_ms": metric["p99.9"], "max_ms": metric["max"],
+            "errors": counters.get("errors", 0) + report["operations"] - report["completed"],
+            "cpu_s": counters.get("generator_cpu_ms", 0) / 1000,
+            "send_lag_p99_ms": report["metrics"]["send_lag"]["p99"],
+            "generator_cpu_saturated_s": counters.get("generator_cpu_saturated_s", 0), "host_steal": steal.share,
+            "others_cpu_ms": others.total_ms,
+            "others_busiest": [{"name": n, "pid": pid, "cpu_ms": round(ms)} for n, pid, ms in others.busiest]}
 
 
 class _Connection(asyncio.Protocol):
@@ -590,25 +606,26 @@ def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duratio
             say(f"[{label}] API {summary['api_rps']:.0f} req/s at most (median); {rounds} rounds of open loop "
                 f"at {half:.0f} req/s")
             # Each round: the API at half its maximum; hello-world at that same rate (the tail
-            # this machine and driver give any server); hello-world at half its own maximum (as
-            # busy as the API is at its half rate, with the driver sending faster). In rounds,
-            # like the maxima, so that no one of them always follows pgbench's runs.
-            loops: dict[str, list[dict[str, float]]] = {"api": [], "hello": [], "hello_half": []}
+            # this machine and generator give any server); hello-world at half its own maximum
+            # (as busy as the API is at its half rate, with the generator sending faster). In
+            # rounds, like the maxima, so that no one of them always follows pgbench's runs.
+            loops: dict[str, list[dict[str, Any]]] = {"api": [], "hello": [], "hello_half": []}
+            rates = {"api": half, "hello": half, "hello_half": summary["hello_rps"] / 2}
             for n in range(1, rounds + 1):
-                loops["api"].append(drive(servers["api"].port, paths_file, half, duration_s))
-                loops["hello"].append(drive(servers["hello"].port, paths_file, half, duration_s))
-                loops["hello_half"].append(drive(servers["hello"].port, paths_file, summary["hello_rps"] / 2,
-                                                 duration_s))
+                for key, rate in rates.items():
+                    port = servers["api" if key == "api" else "hello"].port
+                    loops[key].append(run_loadgen(port, points_file, rate, duration_s,
+                                                  OUT / f"loadgen_{label}_{procs}p_{key}_{n}"))
                 say(f"[{label}] open loop round {n}: p99 {loops['api'][-1]['p99_ms']:.2f} ms, "
                     f"{steal_text(loops['api'][-1]['host_steal'])}, {others_text(loops['api'][-1])} (hello-world at the "
                     f"same rate {loops['hello'][-1]['p99_ms']:.2f} ms; at half its own maximum, "
-                    f"{summary['hello_rps'] / 2:.0f} req/s, {loops['hello_half'][-1]['p99_ms']:.2f} ms)")
+                    f"{rates['hello_half']:.0f} req/s, {loops['hello_half'][-1]['p99_ms']:.2f} ms)")
             open_loop, hello_loop, hello_half = (median_of_runs(loops[k]) for k in ("api", "hello", "hello_half"))
             say(f"[{label}] median p99 {open_loop['p99_ms']:.2f} ms (hello-world {hello_loop['p99_ms']:.2f} ms, "
-                f"at its own half {hello_half['p99_ms']:.2f} ms); geo-loadgen at {half:.0f} req/s")
-            loadgen = run_loadgen(servers["api"].port, points_file, half, duration_s, OUT / f"loadgen_{label}_{procs}p")
+                f"at its own half {hello_half['p99_ms']:.2f} ms); the bench's lean driver at {half:.0f} req/s")
+            driver = drive(servers["api"].port, paths_file, half, duration_s)
             results[f"{procs}p"] = {**summary, "rounds": measured, "half_rate": open_loop, "half_rate_hello": hello_loop,
-                                     "hello_own_half_rate": hello_half, "half_rate_loadgen": loadgen}
+                                     "hello_own_half_rate": hello_half, "half_rate_driver": driver}
         finally:
             for running in servers.values():
                 running.stop()
@@ -654,6 +671,7 @@ def median_of_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "rate": runs[0]["rate"],
         **{key: median([r[key] for r in runs]) for key in ("p50_ms", "p99_ms", "p999_ms")},
         "max_ms": max(r["max_ms"] for r in runs),
+        "achieved": median([r.get("achieved", r["rate"]) for r in runs]),
         "completed": sum(r["completed"] for r in runs),
         "errors": sum(r["errors"] for r in runs),
         "host_steal": median_steal(runs),
@@ -671,16 +689,18 @@ def print_table(all_results: dict[str, dict[str, Any]]) -> None:
     header = f"{'data set':<8} {'procs':>5} {'hello':>8} {'+index':>8} {'API':>8} {'PostGIS':>8} {'PG same':>8} " \
              f"{'API/hello':>9} {'idx/hello':>9} {'API/idx':>8} {'API/PG':>7} {'/PGsame':>7} " \
              f"{'p50 @half':>10} {'p99 @half':>10} {'hello p99':>10} {'@rate':>7} {'hello p99':>10} {'@own half':>9} " \
-             f"{'loadgen p99':>12} {'achieved':>9} {'steal@max':>9} {'steal@half':>10} {'others@half':>11}"
-    print("req/s (PostGIS: tps), medians over the rounds; ratios: medians of each round's ratio; steal: the share\n"
-          "of the cores the host took (median of the maxima's rounds, and of the API's open-loop rounds); others:\n"
-          "CPU used by processes other than the bench's servers and driver during the API's open-loop rounds (median)")
+             f"{'achieved':>9} {'driver p99':>12} {'steal@max':>9} {'steal@half':>10} {'others@half':>11}"
+    print("req/s (PostGIS: tps), medians over the rounds; ratios: medians of each round's ratio; open loop (p50,\n"
+          "p99 and achieved req/s) by geo-loadgen search, driver p99: the bench's lean driver once at the API's half\n"
+          "rate; steal: the share of the cores the host took (median of the maxima's rounds, and of the API's\n"
+          "open-loop rounds); others: CPU used by processes other than the bench's servers and senders during the\n"
+          "API's open-loop rounds (median)")
     print(header)
     print("-" * len(header))
     for label, r in all_results.items():
         for procs in (1, 2):
             row = r[f"{procs}p"]
-            half, loadgen = row["half_rate"], row["half_rate_loadgen"]
+            half, driver = row["half_rate"], row["half_rate_driver"]
             same = row.get("postgis_same_cores_tps")
             same_ratio = row.get("api_over_postgis_same_cores")
             print(f"{label:<8} {procs:>5} {row['hello_rps']:>8.0f} {row['hello-index_rps']:>8.0f} "
@@ -691,7 +711,7 @@ def print_table(all_results: dict[str, dict[str, Any]]) -> None:
                   f"{'n/a' if same_ratio is None else f'{same_ratio:.2f}x':>7} "
                   f"{half['p50_ms']:>8.2f}ms {half['p99_ms']:>8.2f}ms {row['half_rate_hello']['p99_ms']:>8.2f}ms "
                   f"{half['rate']:>7.0f} {row['hello_own_half_rate']['p99_ms']:>8.2f}ms {row['hello_own_half_rate']['rate']:>9.0f} "
-                  f"{loadgen['p99_ms']:>10.2f}ms {loadgen['rate']:>9.0f} "
+                  f"{half['achieved']:>9.0f} {driver['p99_ms']:>10.2f}ms "
                   f"{percent(row['host_steal']):>9} {percent(half['host_steal']):>10} "
                   f"{half.get('others_cpu_ms', 0.0):>9.0f}ms")
     print()

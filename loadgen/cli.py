@@ -25,7 +25,7 @@ from loadgen.points import PointsError, query_points, truth_points
 from loadgen.stats import Recorder
 from loadgen.runner import RunConfig, run
 from loadgen.schedule import Arrivals
-from loadgen.search import LiveState, SearchOptions, run_search
+from loadgen.search import DEFAULT_TICK_S, LiveState, SearchOptions, run_search
 from loadgen.thresholds import ThresholdError, parse_thresholds
 
 PROG = "geo-loadgen"
@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-in-flight", type=_positive(int, "--max-in-flight"), default=1_000, help="open requests at most (default 1000)")
     search.add_argument("--arrivals", choices=[a.value for a in Arrivals], default=Arrivals.CONSTANT.value, help="constant or poisson arrivals")
     search.add_argument("--timeout", type=parse_duration, default=10.0, help="per-request timeout (default 10s)")
+    search.add_argument("--tick", type=_duration_or_zero, default=DEFAULT_TICK_S,
+                        help="shortest time between the sender's wake-ups: searches due closer together leave together, "
+                             "up to this late, and their latencies count it; 0: each at its own time, for more CPU "
+                             f"(default {DEFAULT_TICK_S * 1000:g}ms)")
     search.add_argument("--verify", type=_positive(int, "--verify"), nargs="?", const=200, default=0, metavar="N",
                         help="after the run, check N sampled answers (default 200) against a brute-force scan")
     search.add_argument("--verify-against", default="geonames",
@@ -103,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     friends.add_argument("--online-fraction", type=_fraction, default=1.0, help="share of users connected, (0, 1] (default 1)")
     friends.add_argument("--interval", type=parse_duration, default=5.0, help="seconds between a user's updates (default 5s)")
     friends.add_argument("--movement", choices=[m.value for m in Movement], default=Movement.RANDOM_WALK.value, help="movement model")
-    friends.add_argument("--ramp", type=_ramp, default=5.0, help="connect the users over this long (default 5s)")
+    friends.add_argument("--ramp", type=_duration_or_zero, default=5.0, help="connect the users over this long (default 5s)")
     friends.add_argument("--first-user-id", type=_positive(int, "--first-user-id"), default=1_000_000, help="ids are consecutive from this")
     friends.add_argument("--skip-setup", action="store_true", help="the friendships exist already (a rerun with the same arguments)")
 
@@ -123,8 +127,12 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _ramp(text: str) -> float:
-    return 0.0 if text.strip() in ("0", "0s") else parse_duration(text)
+def _duration_or_zero(text: str) -> float:
+    """A duration as :func:`parse_duration` reads it, or none at all (``0``, ``0s``, ``0ms``...)."""
+    match = _DURATION.match(text)
+    if match and float(match.group(1)) == 0:
+        return 0.0
+    return parse_duration(text)
 
 
 def check_reachable(url: str, path: str = "/healthz", timeout_s: float = 3.0) -> None:
@@ -204,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             check_reachable(args.url)
             options = SearchOptions(url=args.url, rate=args.rate, duration_s=args.duration, radius_m=args.radius,
                                     limit=args.limit, points=args.points, max_in_flight=args.max_in_flight,
-                                    arrivals=Arrivals(args.arrivals), timeout_s=args.timeout, seed=args.seed,
+                                    arrivals=Arrivals(args.arrivals), timeout_s=args.timeout, tick_s=args.tick, seed=args.seed,
                                     verify=args.verify, truth=args.verify_against)
             return run(run_search, options, LiveState, config)
         if args.command == "friends":

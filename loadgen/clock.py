@@ -12,7 +12,7 @@ such sleeps would spin a core that the server it measures may need. :func:`sleep
 sleeps at least :data:`MIN_SLEEP_S` at a time, so what falls due within that millisecond
 leaves together (asyncio's own loop does the same: its epoll wait rounds up to milliseconds):
 precise enough for the friends' updates, seconds apart. The search sender, whose requests
-may be a tenth of a millisecond apart, waits on a :class:`FineTimer` instead.
+may be a tenth of a millisecond apart, is paced by a :class:`Pacer` instead.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable, Sequence
 
-from loadgen.timerfd import arm, expirations, new_timerfd
+from loadgen.timerfd import arm_at, expirations, new_timerfd
 
 #: The generator's clock: seconds, monotonic, to the microsecond.
 now = time.perf_counter
@@ -41,63 +42,77 @@ async def sleep_until(deadline: float) -> None:
         await asyncio.sleep(max(left, MIN_SLEEP_S))
 
 
-class FineTimer:
-    """Waits to the microsecond, for schedules finer than uvloop's millisecond timers.
+class Pacer:
+    """Calls ``fire(i, intended)`` for each intended time of a schedule as it comes, to the
+    microsecond, for schedules finer than uvloop's millisecond timers.
 
-    On Linux each wait within :data:`FINE_WITHIN_S` of its deadline arms a one-shot timerfd
-    (:mod:`loadgen.timerfd`) for exactly the time left, which wakes the loop's epoll when it
-    expires; further off, a plain timer brings the wait that close first. Nothing runs between
-    waits, so an idle sender costs nothing, and a deadline already passed returns without a
-    system call. Elsewhere, or where a timerfd cannot be made, :meth:`until` falls back to
-    :func:`sleep_until`. Use it as ``async with FineTimer() as timer: await timer.until(deadline)``,
-    with one sender awaiting at a time.
+    The schedule is ``start + offsets[i]``, offsets increasing. On Linux one timerfd
+    (:mod:`loadgen.timerfd`), armed for the next intended time, wakes the loop's epoll when it
+    comes, and everything due by then fires from that callback at once: no task, future or
+    coroutine per request, and nothing at all between wake-ups, so a sender pacing thousands
+    of requests a second leaves the cores it shares with the server it measures to that server.
+    Elsewhere, or where no timerfd can be made, a loop of :func:`sleep_until` does the same in
+    milliseconds. ``fire`` runs inside the event loop's callbacks; if it raises, the pacing
+    stops and :meth:`run` raises that.
     """
 
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
+    def __init__(self, start: float, offsets: Sequence[float], fire: Callable[[int, float], None], *,
+                 tick_s: float = 0.0) -> None:
+        self.start = start
+        self.offsets = offsets
+        self.fire = fire
+        self.tick_s = tick_s
+        self.fired = 0  # how many have fired
+        self.wake_ups = 0  # how many times the timer woke the pacer
         self._fd: int | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._done: asyncio.Future[None] | None = None
 
-    async def __aenter__(self) -> FineTimer:
-        self._loop = asyncio.get_running_loop()
+    async def run(self) -> None:
+        """Fire the whole schedule; return once the last has fired."""
+        loop = asyncio.get_running_loop()
         try:
             self._fd = new_timerfd()
         except OSError:  # not Linux: millisecond sleeps instead
-            return self
-        self._loop.add_reader(self._fd, self._expired)
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        if self._fd is not None and self._loop is not None:
-            self._loop.remove_reader(self._fd)
+            while self.fired < len(self.offsets):
+                await sleep_until(self.start + self.offsets[self.fired])
+                self._fire_due()
+            return
+        self._done = loop.create_future()
+        loop.add_reader(self._fd, self._expired)
+        try:
+            self._fire_due()
+            await self._done
+        finally:
+            loop.remove_reader(self._fd)
             os.close(self._fd)
             self._fd = None
 
-    @property
-    def fine(self) -> bool:
-        """Whether a timerfd is armed for the waits (else :meth:`until` sleeps in milliseconds)."""
-        return self._fd is not None
-
     def _expired(self) -> None:
-        assert self._fd is not None
+        assert self._fd is not None and self._done is not None
         expirations(self._fd)  # take what the read counts, or the fd stays readable
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.wake_ups += 1
+        try:
+            self._fire_due()
+        except BaseException as exc:  # noqa: BLE001 - raised by run()
+            if not self._done.done():
+                self._done.set_exception(exc)
 
-    async def until(self, deadline: float) -> None:
-        """Wait until :func:`now` reaches ``deadline`` (microseconds late, as the host allows); never return before it."""
-        if self._fd is None or self._loop is None:
-            await sleep_until(deadline)
-            return
-        while (left := deadline - now()) > 0:
-            if left > FINE_WITHIN_S:  # far off: a plain timer to within a millisecond of it
-                await asyncio.sleep(left - MIN_SLEEP_S)
-                continue
-            self._waiter = self._loop.create_future()
-            arm(self._fd, left)
-            await self._waiter
-
-
-#: How close to its deadline a :class:`FineTimer` wait arms the timerfd, in seconds.
-FINE_WITHIN_S = 2 * MIN_SLEEP_S
+    def _fire_due(self) -> None:
+        """Fire everything due by now; arm the timer for the next (or say the schedule is done)."""
+        start, offsets, fire = self.start, self.offsets, self.fire
+        i, count = self.fired, len(offsets)
+        t = woke = now()
+        while i < count:
+            intended = start + offsets[i]
+            if intended > t:
+                t = now()  # firing took time: what fell due meanwhile goes too
+                if intended > t:
+                    break
+            self.fired = i + 1
+            fire(i, intended)
+            i += 1
+        if i < count:
+            if self._fd is not None:
+                arm_at(self._fd, max(start + offsets[i], woke + self.tick_s))
+        elif self._done is not None and not self._done.done():
+            self._done.set_result(None)

@@ -18,12 +18,18 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from loadgen.clock import now
 
 _HEAD_END = b"\r\n\r\n"
 _MAX_HEAD = 64 * 1024
+
+
+#: Hears how a request went: ``answer(token, status, body, sent, error)`` (:meth:`Http1Pool.send`).
+Answer = Callable[[Any, int, bytes, float, "BaseException | None"], None]
 
 
 class ResponseError(ConnectionError):
@@ -106,7 +112,9 @@ class _Connection(asyncio.Protocol):
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
-        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.answer: Answer | None = None  # who hears of the request on the wire, if one is
+        self.token: Any = None
+        self.sent = 0.0
         self.response: _Response | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
@@ -114,39 +122,45 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def send(self, request: bytes, waiter: asyncio.Future[tuple[int, bytes]], timeout_s: float) -> None:
+    def send(self, request: bytes, answer: Answer, token: Any) -> None:
         assert self.transport is not None
-        self.waiter = waiter
+        self.answer, self.token = answer, token
         self.response = None
-        self.timer = self.pool.loop.call_later(timeout_s, self._timed_out)
+        self.timer = self.pool.loop.call_later(self.pool.timeout_s, self._timed_out)
+        self.sent = now()
         self.transport.write(request)
 
     def _timed_out(self) -> None:
+        self.timer = None
         self._fail(asyncio.TimeoutError())
 
     def _finish(self, status: int, body: bytes, consumed: int, close: bool) -> None:
         del self.buf[:consumed]
         if self.buf:  # bytes beyond the answer: the stream is out of step, so not reused
             close = True
-        waiter, self.waiter, self.response = self.waiter, None, None
+        answer, token, sent = self.answer, self.token, self.sent
+        self.answer = self.token = self.response = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        # Free (or drop) the connection first: a request waiting for one leaves now, before
+        # this answer is heard.
         if close:
             self._drop()
         else:
             self.pool.release(self)
-        if waiter is not None and not waiter.done():
-            waiter.set_result((status, body))
+        if answer is not None:
+            answer(token, status, body, sent, None)
 
     def _fail(self, exc: BaseException) -> None:
-        waiter, self.waiter = self.waiter, None
+        answer, token, sent = self.answer, self.token, self.sent
+        self.answer = self.token = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
         self._drop()
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
+        if answer is not None:
+            answer(token, 0, b"", sent, exc)
 
     def _drop(self) -> None:
         if not self.closed:
@@ -156,7 +170,7 @@ class _Connection(asyncio.Protocol):
                 self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        if self.waiter is None:  # nothing asked: a stray byte means the stream is out of step
+        if self.answer is None:  # nothing asked: a stray byte means the stream is out of step
             self._drop()
             return
         self.buf += data
@@ -188,7 +202,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         response = self.response
-        if self.waiter is not None and response is not None and not response.chunked and response.length is None:
+        if self.answer is not None and response is not None and not response.chunked and response.length is None:
             self._finish(response.status, bytes(self.buf), len(self.buf), True)
             return
         self._fail(exc or ResponseError("the server closed the connection before answering in full"))
@@ -196,6 +210,11 @@ class _Connection(asyncio.Protocol):
 
 class Http1Pool:
     """Keep-alive GETs to one server.
+
+    Two ways to ask: ``await get(request)``, or, where a task and a future for each request
+    cost too much (the open-loop sender, thousands a second on a core it shares with the
+    server), ``send(request, answer, token)``, which hears of the outcome through a callback
+    and creates nothing per request beyond the request's timer.
 
     Args:
         base_url: ``http://host:port`` or ``https://...`` (its path is ignored).
@@ -216,63 +235,72 @@ class Http1Pool:
         self.timeout_s = timeout_s
         self.loop = asyncio.get_running_loop()
         self._idle: list[_Connection] = []
-        self._open = 0
-        self._waiting: deque[asyncio.Future[_Connection]] = deque()
+        self._open = 0  # connections open or opening
+        self._waiting: deque[tuple[bytes, Answer, Any]] = deque()  # requests no connection has taken yet
 
     def request(self, target: str) -> bytes:
         """The bytes of ``GET target`` (a path with its query)."""
         return f"GET {target} HTTP/1.1\r\nHost: {self._host_header}\r\nAccept: application/json\r\n\r\n".encode()
 
-    async def get(self, request: bytes) -> tuple[int, bytes, float]:
-        """Send a request made by :meth:`request`; its status, its body, and when it left
-        (:func:`loadgen.clock.now` once a connection took it).
+    def send(self, request: bytes, answer: Answer, token: Any) -> None:
+        """Send a request made by :meth:`request` on the first free connection, a new one if
+        fewer than ``connections`` are open, or, with all of them busy, on the first to free
+        up; ``answer(token, status, body, sent, error)`` hears how it went, exactly once.
 
-        Raises:
-            asyncio.TimeoutError: no full answer within ``timeout_s``.
-            ConnectionError: the connection could not be made or was lost (ResponseError:
-                the answer was cut short or malformed; ConnectTimeout: no connection within
-                ``timeout_s``).
+        ``sent`` is when a connection took the request (:func:`loadgen.clock.now`); ``error``
+        is None for an answer, else what ended the request: ``asyncio.TimeoutError`` (no full
+        answer within ``timeout_s``) or a ``ConnectionError`` (the connection could not be
+        made or was lost; :class:`ResponseError`: the answer was cut short or malformed;
+        :class:`ConnectTimeout`: no connection within ``timeout_s``), with status 0. ``answer``
+        runs inside the event loop's I/O callbacks and must not raise.
         """
-        conn = await self._take()
-        waiter: asyncio.Future[tuple[int, bytes]] = self.loop.create_future()
-        sent = now()
-        conn.send(request, waiter, self.timeout_s)
-        status, body = await waiter
-        return status, body, sent
-
-    async def _take(self) -> _Connection:
-        while self._idle:
-            conn = self._idle.pop()
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
             if not conn.closed:
-                return conn
+                conn.send(request, answer, token)
+                return
         if self._open < self.max_connections:
             self._open += 1
-            try:
-                _transport, conn = await asyncio.wait_for(
-                    self.loop.create_connection(lambda: _Connection(self), self.host, self.port, ssl=self._ssl),
-                    self.timeout_s,
-                )
-            except BaseException as exc:
-                self._open -= 1
-                self._wake()
-                if isinstance(exc, TimeoutError):
-                    raise ConnectTimeout(
-                        f"no connection to {self.host}:{self.port} within {self.timeout_s:g} s"
-                    ) from None
-                raise
-            return conn
-        waiter: asyncio.Future[_Connection] = self.loop.create_future()
-        self._waiting.append(waiter)
-        return await waiter
+            self.loop.create_task(self._connect_and_send(request, answer, token))
+            return
+        self._waiting.append((request, answer, token))
+
+    async def get(self, request: bytes) -> tuple[int, bytes, float]:
+        """:meth:`send` as a coroutine: the status, the body and when the request left.
+
+        Raises:
+            asyncio.TimeoutError, ConnectionError: as :meth:`send` describes.
+        """
+        future: asyncio.Future[tuple[int, bytes, float]] = self.loop.create_future()
+        self.send(request, _settle, future)
+        return await future
+
+    async def _connect_and_send(self, request: bytes, answer: Answer, token: Any) -> None:
+        """Open a connection (its place already counted in ``_open``) and send on it."""
+        try:
+            _transport, conn = await asyncio.wait_for(
+                self.loop.create_connection(lambda: _Connection(self), self.host, self.port, ssl=self._ssl),
+                self.timeout_s,
+            )
+        except BaseException as exc:  # noqa: BLE001 - handed to the request it was opened for
+            self._open -= 1
+            if isinstance(exc, TimeoutError):
+                exc = ConnectTimeout(f"no connection to {self.host}:{self.port} within {self.timeout_s:g} s")
+            answer(token, 0, b"", now(), exc)
+            self._wake()  # a waiting request gets an attempt of its own
+            return
+        if conn.closed:  # closed by the server as soon as it was open (its place is given back)
+            answer(token, 0, b"", now(), ResponseError("the server closed the connection before the request was sent"))
+            return
+        conn.send(request, answer, token)
 
     def release(self, conn: _Connection) -> None:
         """A connection is free again: to the longest-waiting request, else idle."""
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(conn)
-                return
-        self._idle.append(conn)
+        if self._waiting:
+            conn.send(*self._waiting.popleft())
+        else:
+            self._idle.append(conn)
 
     def forget(self, conn: _Connection) -> None:
         """A connection is gone: a waiting request may open another."""
@@ -280,27 +308,23 @@ class Http1Pool:
         self._wake()
 
     def _wake(self) -> None:
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                # Let it open a connection of its own.
-                self.loop.create_task(self._hand_new(waiter))
-                return
-
-    async def _hand_new(self, waiter: asyncio.Future[_Connection]) -> None:
-        try:
-            conn = await self._take()
-        except BaseException as exc:  # noqa: BLE001 - handed to the request that waits
-            if not waiter.done():
-                waiter.set_exception(exc)
-            return
-        if waiter.done():
-            self.release(conn)
-        else:
-            waiter.set_result(conn)
+        if self._waiting and self._open < self.max_connections:
+            self._open += 1
+            self.loop.create_task(self._connect_and_send(*self._waiting.popleft()))
 
     async def close(self) -> None:
         """Close every idle connection (busy ones close as their requests end)."""
         for conn in self._idle:
             conn._drop()  # noqa: SLF001 - the pool owns its connections
         self._idle.clear()
+
+
+def _settle(future: asyncio.Future[tuple[int, bytes, float]], status: int, body: bytes, sent: float,
+            error: BaseException | None) -> None:
+    """The :data:`Answer` behind :meth:`Http1Pool.get`."""
+    if future.done():  # the caller gave up (cancelled)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result((status, body, sent))

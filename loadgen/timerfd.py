@@ -1,5 +1,5 @@
 """Timers finer than the event loop's own, for the open-loop senders: a one-shot timer armed
-for each wait (``geo-loadgen search``, through :class:`loadgen.clock.FineTimer`) and a periodic
+for each wake-up (``geo-loadgen search``, through :class:`loadgen.clock.Pacer`) and a periodic
 tick (the benchmarks' driver).
 
 uvloop's timers (libuv's) move in whole milliseconds, and ``asyncio.sleep`` of less than half
@@ -15,24 +15,23 @@ import ctypes
 import os
 import struct
 import sys
+import time
 
 _CLOCK_MONOTONIC = 1
 _TFD_NONBLOCK = os.O_NONBLOCK
 _TFD_CLOEXEC = os.O_CLOEXEC
 
 
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-class _Itimerspec(ctypes.Structure):
-    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+#: struct itimerspec: {it_interval, it_value}, each {tv_sec, tv_nsec} as C longs.
+_ITIMERSPEC = struct.Struct("@4l")
+_TFD_TIMER_ABSTIME = 1
+_NS = 1_000_000_000
 
 
 class _Calls:
-    """libc's two timerfd calls, bound once, and one timer spec that :func:`arm` fills in place:
-    arming is done once per request by a fast sender, and building the structures each time
-    would cost several times the system call."""
+    """libc's two timerfd calls, bound once: arming is done once per wake-up by a fast
+    sender, so its cost is kept to the system call, a ``struct.pack`` of the timer spec and
+    ctypes' passing of those bytes."""
 
     def __init__(self) -> None:
         if not sys.platform.startswith("linux"):
@@ -42,10 +41,11 @@ class _Calls:
         self.create.argtypes = (ctypes.c_int, ctypes.c_int)
         self.create.restype = ctypes.c_int
         self.settime = libc.timerfd_settime
-        self.settime.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec), ctypes.c_void_p)
+        self.settime.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
         self.settime.restype = ctypes.c_int
-        self.spec = _Itimerspec()
-        self.spec_ref = ctypes.byref(self.spec)
+        # Absolute deadlines are read on the timerfd's clock, CLOCK_MONOTONIC: the clock of
+        # time.perf_counter (and so of loadgen.clock.now) on Linux.
+        self.abstime_ok = time.get_clock_info("perf_counter").implementation == "clock_gettime(CLOCK_MONOTONIC)"
 
 
 _calls: _Calls | None = None
@@ -58,9 +58,11 @@ def _c() -> _Calls:
     return _calls
 
 
-def _set(timespec: _Timespec, seconds: float) -> None:
-    ns = int(seconds * 1e9)
-    timespec.tv_sec, timespec.tv_nsec = divmod(ns, 1_000_000_000)
+def _settime(fd: int, flags: int, value_ns: int, interval_ns: int) -> None:
+    spec = _ITIMERSPEC.pack(*divmod(interval_ns, _NS), *divmod(value_ns, _NS))
+    if (_calls or _c()).settime(fd, flags, spec, None) < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"timerfd_settime: {os.strerror(err)}")
 
 
 def new_timerfd() -> int:
@@ -77,13 +79,20 @@ def arm(fd: int, delay_s: float, every_s: float = 0.0) -> None:
 
     Arming again replaces what was set before, and clears the count of expiries not yet read.
     """
+    _settime(fd, 0, max(int(delay_s * 1e9), 1), max(int(every_s * 1e9), 0))
+
+
+def arm_at(fd: int, deadline: float) -> None:
+    """Make ``fd`` expire once, when ``time.perf_counter()`` reaches ``deadline`` (at once if it
+    has): no reading of the clock, and no lateness from the time between reading it and arming.
+
+    Arming again replaces what was set before, and clears the count of expiries not yet read.
+    """
     calls = _calls or _c()
-    spec = calls.spec
-    _set(spec.it_value, max(delay_s, 1e-9))
-    _set(spec.it_interval, max(every_s, 0.0))
-    if calls.settime(fd, 0, calls.spec_ref, None) < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"timerfd_settime: {os.strerror(err)}")
+    if calls.abstime_ok:
+        _settime(fd, _TFD_TIMER_ABSTIME, max(int(deadline * 1e9), 1), 0)
+    else:  # perf_counter on another clock: the time left, from a reading of it
+        arm(fd, deadline - time.perf_counter())
 
 
 def periodic_timerfd(interval_s: float) -> int:

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
 
 import location_api_bench as bench  # noqa: E402
-from loadgen.timerfd import arm, expirations, new_timerfd, periodic_timerfd  # noqa: E402
+from loadgen.timerfd import arm, arm_at, expirations, new_timerfd, periodic_timerfd  # noqa: E402
 
 
 def test_timerfd_counts_the_intervals_passed_and_a_read_takes_them() -> None:
@@ -54,6 +54,23 @@ def test_a_one_shot_timerfd_expires_once_and_rearming_replaces_the_pending_time(
         assert expirations(fd) == 1
         arm(fd, 0.05)
         assert expirations(fd) == 0  # a read before the time counts nothing
+    finally:
+        os.close(fd)
+
+
+def test_a_timerfd_armed_at_a_perf_counter_time_expires_then_and_not_before() -> None:
+    fd = new_timerfd()
+    try:
+        deadline = time.perf_counter() + 0.03
+        arm_at(fd, deadline)
+        while not expirations(fd):
+            time.sleep(0.0005)
+        # On the clock of perf_counter: the expiry is seen at or after the deadline, and not
+        # long after it (a clock off by as much as a second would show here).
+        assert 0 <= time.perf_counter() - deadline < 0.02
+        arm_at(fd, time.perf_counter() - 1.0)  # a time already passed: at once
+        time.sleep(0.005)
+        assert expirations(fd) == 1
     finally:
         os.close(fd)
 

@@ -21,6 +21,8 @@ import pytest
         (["search", "--url", "ftp://x", "--rate", "10"], "must start with http://"),
         (["search", "--rate", "10"], "--url"),
         (["search", "--url", "http://127.0.0.1:9", "--rate", "10", "--verify", "0"], "--verify must be > 0"),
+        (["search", "--url", "http://127.0.0.1:9", "--rate", "10", "--tick", "often"], "--tick: cannot read duration"),
+        (["search", "--url", "http://127.0.0.1:9", "--rate", "10", "--tick=-1ms"], "--tick: cannot read duration"),
         (["search", "--url", "http://127.0.0.1:9", "--rate", "10", "--verify", "--verify-against", "uniform"],
          "--verify-against: uniform is random points"),
         (["search", "--url", "http://127.0.0.1:9", "--rate", "10", "--verify", "--verify-against", "/no/such.csv"],

@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadgen.clock import MIN_SLEEP_S, FineTimer, sleep_until
+import pytest
+
+from loadgen.clock import MIN_SLEEP_S, Pacer, sleep_until
 from loadgen.clock import now as clock_now
 from loadgen.runner import run_in_process, run_loop
 from loadgen.stats import Recorder
@@ -62,38 +64,98 @@ def test_pacing_finer_than_the_timers_sleeps_instead_of_spinning() -> None:
     assert cpu < wall / 2, f"{cpu:.2f} s of CPU in {wall:.2f} s of pacing"
 
 
-def test_a_fine_timer_paces_a_quarter_millisecond_apart_without_spinning_or_waking_early() -> None:
-    async def pace() -> tuple[bool, list[float], float, float]:
-        late = []
-        async with FineTimer() as timer:
-            cpu = time.process_time()
-            start = clock_now()
-            for i in range(1, 2001):  # 4,000 deadlines a second for half a second
-                deadline = start + i * 0.00025
-                await timer.until(deadline)
-                late.append(clock_now() - deadline)
-            return timer.fine, late, time.process_time() - cpu, clock_now() - start
+def pace(offsets: list[float], fire: Any = None) -> tuple[list[tuple[int, float, float]], float, float]:
+    """Run a :class:`Pacer` over ``offsets`` from a little after now: each firing's index,
+    intended time and lateness; the CPU and wall time the pacing took."""
+    fired: list[tuple[int, float, float]] = []
 
-    fine, late, cpu, wall = run_loop(pace())
-    assert fine  # Linux: a timerfd
+    def record(i: int, intended: float) -> None:
+        fired.append((i, intended, clock_now() - intended))
+        if fire is not None:
+            fire(i, intended)
+
+    async def run() -> tuple[float, float]:
+        cpu, start = time.process_time(), clock_now()
+        await Pacer(start + 0.01, offsets, record).run()
+        return time.process_time() - cpu, clock_now() - start
+
+    cpu, wall = run_loop(run())
+    return fired, cpu, wall
+
+
+def test_a_pacer_fires_a_quarter_millisecond_apart_in_order_without_spinning_or_firing_early() -> None:
+    offsets = [i * 0.00025 for i in range(2000)]  # 4,000 a second for half a second
+    fired, cpu, wall = pace(offsets)
+    assert [i for i, _, _ in fired] == list(range(2000))
+    late = [lateness for _, _, lateness in fired]
     assert min(late) >= 0
     # A tick late at most, but for the odd preemption: well under the millisecond sleeps'
     # three quarters of a millisecond on average.
     assert sorted(late)[len(late) // 2] < MIN_SLEEP_S / 2
+    assert wall >= 0.5
     assert cpu < wall / 2, f"{cpu:.2f} s of CPU in {wall:.2f} s of pacing"
 
 
-def test_a_fine_timer_waits_out_a_far_deadline_and_closes_its_timer() -> None:
-    async def far() -> tuple[float, bool]:
-        async with FineTimer() as timer:
-            deadline = clock_now() + 0.05
-            await timer.until(deadline)
-            late = clock_now() - deadline
-        return late, timer.fine
+def test_a_pacer_waits_out_far_gaps_and_fires_what_fell_due_together_at_once() -> None:
+    # A gap of 80 ms, then ten due at the same instant, then one more.
+    offsets = [0.0, 0.08] + [0.1] * 10 + [0.15]
+    fired, _cpu, wall = pace(offsets)
+    assert [i for i, _, _ in fired] == list(range(len(offsets)))
+    assert all(lateness >= 0 for _, _, lateness in fired)
+    assert [round(intended - fired[0][1], 6) for _, intended, _ in fired] == [round(o, 6) for o in offsets]
+    assert 0.15 <= wall < 1.0
 
-    late, fine = run_loop(far())
-    assert late >= 0
-    assert not fine  # the timerfd is closed on the way out
+
+def test_a_pacer_that_fires_slower_than_its_schedule_fires_the_backlog_back_to_back_and_shows_the_lateness() -> None:
+    # Each firing takes 2 ms of CPU and the schedule asks for one every 0.5 ms: the pacer
+    # falls behind, and fires what is due back to back, each firing late by all it waited.
+    def slow(_i: int, _intended: float) -> None:
+        end = time.process_time() + 0.002
+        while time.process_time() < end:
+            pass
+
+    fired, _cpu, _wall = pace([i * 0.0005 for i in range(100)], slow)
+    assert [i for i, _, _ in fired] == list(range(100))
+    late = [lateness for _, _, lateness in fired]
+    assert late[-1] > 0.1  # behind by about 150 ms at the end: the lateness is shown, not hidden
+
+
+def test_a_pacer_with_a_tick_wakes_at_most_once_a_tick_and_sends_nothing_early() -> None:
+    # 10,000 a second for 0.3 s, with a 5 ms tick: firings come in bursts a tick apart.
+    offsets = [i * 0.0001 for i in range(3000)]
+    tick = 0.005
+    fired: list[tuple[int, float, float]] = []
+
+    def record(i: int, intended: float) -> None:
+        fired.append((i, intended, clock_now()))
+
+    async def run() -> Pacer:
+        pacer = Pacer(clock_now() + 0.01, offsets, record, tick_s=tick)
+        await pacer.run()
+        return pacer
+
+    pacer = run_loop(run())
+    assert [i for i, _, _ in fired] == list(range(3000))
+    assert all(at >= intended for _, intended, at in fired)
+    # About one wake-up a tick (fewer when the loop was held up), never one a request.
+    assert 0.3 / tick / 2 <= pacer.wake_ups <= 0.3 / tick + 2
+    late = sorted(at - intended for _, intended, at in fired)
+    assert late[len(late) // 2] < tick  # late by up to a tick, half a tick on average
+
+
+def test_an_error_in_a_firing_stops_the_pacer_and_is_raised() -> None:
+    def boom(i: int, _intended: float) -> None:
+        if i == 3:
+            raise RuntimeError("firing 3 failed")
+
+    fired: list[int] = []
+
+    async def run() -> None:
+        await Pacer(clock_now(), [i * 0.001 for i in range(10)], lambda i, t: (fired.append(i), boom(i, t))).run()
+
+    with pytest.raises(RuntimeError, match="firing 3 failed"):
+        run_loop(run())
+    assert fired == [0, 1, 2, 3]
 
 
 def test_latencies_are_measured_to_the_microsecond(stall_server_class: Any, tmp_path: Path) -> None:

@@ -71,3 +71,22 @@ def test_workers_merge_exactly_and_thresholds_set_the_exit_code(stall_server_cla
     assert sum(int(r.split(",")[1]) for r in rows[1:]) == 300
     assert failing.returncode == 1
     assert "threshold p50<0.001ms: FAIL" in failing.stdout
+
+
+def test_tick_trades_send_lag_for_fewer_wake_ups_and_the_latency_counts_it(stall_server_class: Any, tmp_path: Path) -> None:
+    # Searches 5 ms apart: with no tick each leaves at its own time; with a 20 ms tick they
+    # leave four at a time, up to 20 ms late, and the latency (from the intended time) shows it.
+    reports = {}
+    with stall_server_class(stall_after=10**9) as server:
+        for tick in ("0", "20ms"):
+            out = tmp_path / tick
+            proc = run_loadgen("search", "--url", server.url, "--rate", "200", "--duration", "2s", "--tick", tick,
+                               "--no-progress", "--out", str(out))
+            assert proc.returncode == 0, proc.stderr
+            reports[tick] = json.loads((out / "report.json").read_text())
+    exact, ticked = reports["0"]["metrics"], reports["20ms"]["metrics"]
+    assert reports["0"]["completed"] == reports["20ms"]["completed"] == 400
+    assert exact["send_lag"]["p50"] < 2.0
+    assert 5.0 <= ticked["send_lag"]["p50"] <= 20.0 and ticked["send_lag"]["max"] < 30.0
+    assert ticked["latency"]["p50"] >= ticked["send_lag"]["p50"]
+    assert reports["20ms"]["options"]["tick_s"] == 0.02
