@@ -236,6 +236,7 @@ class Http1Pool:
         self.loop = asyncio.get_running_loop()
         self._idle: list[_Connection] = []
         self._open = 0  # connections open or opening
+        self._opening: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak references
         self._waiting: deque[tuple[bytes, Answer, Any]] = deque()  # requests no connection has taken yet
 
     def request(self, target: str) -> bytes:
@@ -262,9 +263,15 @@ class Http1Pool:
                 return
         if self._open < self.max_connections:
             self._open += 1
-            self.loop.create_task(self._connect_and_send(request, answer, token))
+            self._open_for(request, answer, token)
             return
         self._waiting.append((request, answer, token))
+
+    def _open_for(self, request: bytes, answer: Answer, token: Any) -> None:
+        """Open a connection for a request (its place already counted in ``_open``)."""
+        task = self.loop.create_task(self._connect_and_send(request, answer, token))
+        self._opening.add(task)
+        task.add_done_callback(self._opening.discard)
 
     async def get(self, request: bytes) -> tuple[int, bytes, float]:
         """:meth:`send` as a coroutine: the status, the body and when the request left.
@@ -310,7 +317,7 @@ class Http1Pool:
     def _wake(self) -> None:
         if self._waiting and self._open < self.max_connections:
             self._open += 1
-            self.loop.create_task(self._connect_and_send(*self._waiting.popleft()))
+            self._open_for(*self._waiting.popleft())
 
     async def close(self) -> None:
         """Close every idle connection (busy ones close as their requests end)."""

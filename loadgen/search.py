@@ -110,6 +110,15 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
     sending = True
 
     def answered(i: int, status: int, body: bytes, sent: float, error: BaseException | None) -> None:
+        # Runs in the pool's I/O callbacks, where an exception would only be logged and the
+        # run would wait for this answer for ever: it ends the run instead.
+        try:
+            account(i, status, body, sent, error)
+        except BaseException as exc:  # noqa: BLE001 - raised by run_search
+            if not all_answered.done():
+                all_answered.set_exception(exc)
+
+    def account(i: int, status: int, body: bytes, sent: float, error: BaseException | None) -> None:
         received = now()
         live.in_flight -= 1
         if error is not None:
@@ -138,6 +147,8 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
     kinds = len(requests)
 
     def fire(i: int, intended: float) -> None:
+        if all_answered.done():  # only while sending if accounting for an answer failed
+            all_answered.result()  # raises that failure, which stops the Pacer
         # At most max_in_flight connections: a request beyond them waits in the pool for one,
         # and the wait counts in its latency (not in its service time).
         record_us(send_lag, now() - intended)
@@ -149,7 +160,7 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
     try:
         await Pacer(start, offsets, fire, tick_s=opts.tick_s).run()
         sending = False
-        if live.in_flight:
+        if live.in_flight or all_answered.done():
             await all_answered
     finally:
         await pool.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from loadgen.stats import Recorder, summarize
 
@@ -90,3 +93,25 @@ def test_tick_trades_send_lag_for_fewer_wake_ups_and_the_latency_counts_it(stall
     assert 5.0 <= ticked["send_lag"]["p50"] <= 20.0 and ticked["send_lag"]["max"] < 30.0
     assert ticked["latency"]["p50"] >= ticked["send_lag"]["p50"]
     assert reports["20ms"]["options"]["tick_s"] == 0.02
+
+
+def test_a_failure_while_accounting_for_an_answer_ends_the_run_instead_of_hanging(stall_server_class: Any) -> None:
+    from loadgen.runner import run_loop
+    from loadgen.search import LiveState, SearchOptions, run_search
+
+    class Broken(Recorder):
+        def complete(self, second: int, latency_s: float | None, *, error: bool = False) -> None:
+            raise RuntimeError("the recorder broke")
+
+    async def run(url: str) -> None:
+        opts = SearchOptions(url=url, rate=200, duration_s=30, points="uniform")
+        await asyncio.wait_for(run_search(opts, Broken(), LiveState()), 10)
+
+    with stall_server_class(stall_after=10**9) as server:
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="the recorder broke"):
+            run_loop(run(server.url))
+        # Stopped at the first answer, not at the end of the 30 s schedule.
+        assert time.monotonic() - started < 5
+        served = server.requests
+    assert 1 <= served < 200
