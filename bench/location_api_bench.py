@@ -295,8 +295,15 @@ def run_loadgen(port: int, points_file: Path, rate: float, duration_s: float, ou
             "errors": counters.get("errors", 0) + report["operations"] - report["completed"],
             "cpu_s": counters.get("generator_cpu_ms", 0) / 1000,
             "send_lag_p99_ms": report["metrics"]["send_lag"]["p99"],
-            "generator_cpu_saturated_s": counters.get("generator_cpu_saturated_s", 0), "host_steal": steal.share,
-            "others_cpu_ms": others.total_ms,
+            "generator_cpu_saturated_s": counters.get("generator_cpu_saturated_s", 0), **machine_figures(steal, others)}
+
+
+def machine_figures(steal: StealMeter, others: OthersCpu) -> dict[str, Any]:
+    """What the machine did around an open-loop run: ``host_steal``, the share of the cores the
+    host took (:mod:`host_steal`; None where it cannot be read); ``others_cpu_ms``, the CPU that
+    processes other than the bench's own (its servers and senders) used; ``others_busiest``,
+    the busiest of them (:class:`hiccups.OthersCpu`)."""
+    return {"host_steal": steal.share, "others_cpu_ms": others.total_ms,
             "others_busiest": [{"name": n, "pid": pid, "cpu_ms": round(ms)} for n, pid, ms in others.busiest]}
 
 
@@ -417,10 +424,7 @@ class _OpenLoop:
 def drive(port: int, paths_file: Path, rate: float, duration_s: float) -> dict[str, Any]:
     """Run the open-loop driver in a process of its own (one uvloop event loop).
 
-    ``host_steal`` in the result is the share of the cores the host took meanwhile
-    (:mod:`host_steal`; None where it cannot be read); ``others_cpu_ms`` the CPU that
-    processes other than the bench's own (its servers, the driver) used meanwhile, and
-    ``others_busiest`` the busiest of them (:class:`hiccups.OthersCpu`).
+    The result also holds :func:`machine_figures` for the run.
     """
     with StealMeter() as steal, OthersCpu() as others:
         out = subprocess.run(
@@ -428,9 +432,7 @@ def drive(port: int, paths_file: Path, rate: float, duration_s: float) -> dict[s
              "--rate", str(rate), "--duration", str(duration_s)],
             capture_output=True, text=True, check=True,
         ).stdout
-    return {**json.loads(out.strip().splitlines()[-1]), "host_steal": steal.share,
-            "others_cpu_ms": others.total_ms,
-            "others_busiest": [{"name": n, "pid": pid, "cpu_ms": round(ms)} for n, pid, ms in others.busiest]}
+    return {**json.loads(out.strip().splitlines()[-1]), **machine_figures(steal, others)}
 
 
 def run_driver_worker(port: int, paths_file: Path, rate: float, duration_s: float) -> None:

@@ -24,8 +24,8 @@ from loadgen.verify import GroundTruth
 
 #: Requests due closer together than this leave together, on one wake-up of the sender, up
 #: to this late (their latencies count it). Each wake-up costs tens of microseconds of CPU on
-#: a virtual machine, so at 10,000 searches a second this saves about a third of the
-#: generator's CPU, left to a server on the same cores (docs/loadgen.md).
+#: a virtual machine, so at thousands of searches a second this leaves much of the
+#: generator's CPU to a server on the same cores (docs/loadgen.md, docs/benchmarks.md).
 DEFAULT_TICK_S = 0.00025
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from loadgen.runner import run_loop
+from loadgen.search import LiveState, SearchOptions, run_search
 from loadgen.stats import Recorder, summarize
 
 
@@ -96,9 +98,6 @@ def test_tick_trades_send_lag_for_fewer_wake_ups_and_the_latency_counts_it(stall
 
 
 def test_a_failure_while_accounting_for_an_answer_ends_the_run_instead_of_hanging(stall_server_class: Any) -> None:
-    from loadgen.runner import run_loop
-    from loadgen.search import LiveState, SearchOptions, run_search
-
     class Broken(Recorder):
         def complete(self, second: int, latency_s: float | None, *, error: bool = False) -> None:
             raise RuntimeError("the recorder broke")
