@@ -28,7 +28,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -153,7 +153,8 @@ class OthersCpu:
     while the block ran: what took the cores from a measurement besides what it measures.
 
     ``total_ms`` and ``busiest`` (name, pid, milliseconds; the top ``count``) are set on the
-    way out. A process that ended inside the block is not counted.
+    way out. A process that ended inside the block is not counted. :meth:`used_ms` reads the
+    same two snapshots for given processes (those the block measured, say).
     """
 
     def __init__(self, count: int = 5) -> None:
@@ -161,17 +162,25 @@ class OthersCpu:
         self.total_ms: float | None = None
         self.busiest: list[tuple[str, int, float]] = []
         self._before: dict[int, ProcCpu] = {}
+        self._after: dict[int, ProcCpu] = {}
 
     def __enter__(self) -> OthersCpu:
         self._before = cpu_by_process()
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        after = cpu_by_process()
+        after = self._after = cpu_by_process()
         used = top_consumers(self._before, after, exclude=family(after, os.getpid()),
                              ticks_per_s=os.sysconf("SC_CLK_TCK"), count=len(after))
         self.total_ms = sum(ms for _, _, ms in used)
         self.busiest = used[:self.count]
+
+    def used_ms(self, pids: Iterable[int]) -> float:
+        """The CPU the processes ``pids`` used inside the block, milliseconds (after it ended)."""
+        wanted = set(pids)
+        others = {pid: proc for pid, proc in self._after.items() if pid not in wanted}
+        return sum(ms for _, _, ms in top_consumers(self._before, self._after, exclude=set(others),
+                                                      ticks_per_s=os.sysconf("SC_CLK_TCK"), count=len(wanted)))
 
 
 def measure(duration_s: float, gap_s: float) -> dict[str, Any]:

@@ -66,7 +66,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,6 +216,10 @@ class Servers:
     port: int
     procs: list[subprocess.Popen[str]]
 
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
     def stop(self) -> None:
         for p in self.procs:
             if p.poll() is None:
@@ -269,7 +273,8 @@ def run_wrk(wrk: str, port: int, paths_file: Path, duration_s: int) -> dict[str,
     return {"rps": rps}
 
 
-def run_loadgen(port: int, points_file: Path, rate: float, duration_s: float, out: Path) -> dict[str, Any]:
+def run_loadgen(port: int, points_file: Path, rate: float, duration_s: float, out: Path,
+                servers: Sequence[int]) -> dict[str, Any]:
     """``geo-loadgen search`` open loop at ``rate`` for ``duration_s``, as a process of its own:
     the bench's open-loop measure, the command users run.
 
@@ -277,8 +282,11 @@ def run_loadgen(port: int, points_file: Path, rate: float, duration_s: float, ou
     request's intended send time) and: ``achieved``, the answers a second over the run's
     duration; ``cpu_s``, what the generator used while it sent (``generator_cpu_ms``);
     ``send_lag_p99_ms``, how late the 99th percentile of requests left (its 0.25 ms tick
-    included); and ``generator_cpu_saturated_s``, the seconds in which the generator itself
-    had no CPU to spare, so that a run it could not keep up with shows.
+    included); ``generator_cpu_saturated_s``, the seconds in which the generator itself
+    had no CPU to spare, so that a run it could not keep up with shows; and ``server_busy``,
+    the CPU the ``servers`` (pids) used over the run's duration, per process: a server at
+    half its closed-loop maximum is busier than half, since requests that come one at a time
+    cost more each than those wrk sends back to back.
     """
     with StealMeter() as steal, OthersCpu() as others:
         subprocess.run(
@@ -295,7 +303,8 @@ def run_loadgen(port: int, points_file: Path, rate: float, duration_s: float, ou
             "errors": counters.get("errors", 0) + report["operations"] - report["completed"],
             "cpu_s": counters.get("generator_cpu_ms", 0) / 1000,
             "send_lag_p99_ms": report["metrics"]["send_lag"]["p99"],
-            "generator_cpu_saturated_s": counters.get("generator_cpu_saturated_s", 0), **machine_figures(steal, others)}
+            "generator_cpu_saturated_s": counters.get("generator_cpu_saturated_s", 0),
+            "server_busy": others.used_ms(servers) / 1000 / (duration_s * len(servers)), **machine_figures(steal, others)}
 
 
 def machine_figures(steal: StealMeter, others: OthersCpu) -> dict[str, Any]:
@@ -615,13 +624,15 @@ def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duratio
             rates = {"api": half, "hello": half, "hello_half": summary["hello_rps"] / 2}
             for n in range(1, rounds + 1):
                 for key, rate in rates.items():
-                    port = servers["api" if key == "api" else "hello"].port
-                    loops[key].append(run_loadgen(port, points_file, rate, duration_s,
-                                                  OUT / f"loadgen_{label}_{procs}p_{key}_{n}"))
+                    target = servers["api" if key == "api" else "hello"]
+                    loops[key].append(run_loadgen(target.port, points_file, rate, duration_s,
+                                                  OUT / f"loadgen_{label}_{procs}p_{key}_{n}", target.pids))
                 say(f"[{label}] open loop round {n}: p99 {loops['api'][-1]['p99_ms']:.2f} ms, "
+                    f"API busy {loops['api'][-1]['server_busy']:.0%}, "
                     f"{steal_text(loops['api'][-1]['host_steal'])}, {others_text(loops['api'][-1])} (hello-world at the "
                     f"same rate {loops['hello'][-1]['p99_ms']:.2f} ms; at half its own maximum, "
-                    f"{rates['hello_half']:.0f} req/s, {loops['hello_half'][-1]['p99_ms']:.2f} ms)")
+                    f"{rates['hello_half']:.0f} req/s, {loops['hello_half'][-1]['p99_ms']:.2f} ms, "
+                    f"busy {loops['hello_half'][-1]['server_busy']:.0%})")
             open_loop, hello_loop, hello_half = (median_of_runs(loops[k]) for k in ("api", "hello", "hello_half"))
             say(f"[{label}] median p99 {open_loop['p99_ms']:.2f} ms (hello-world {hello_loop['p99_ms']:.2f} ms, "
                 f"at its own half {hello_half['p99_ms']:.2f} ms); the bench's lean driver at {half:.0f} req/s")
@@ -678,6 +689,7 @@ def median_of_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": sum(r["errors"] for r in runs),
         "host_steal": median_steal(runs),
         "others_cpu_ms": median([r.get("others_cpu_ms") or 0.0 for r in runs]),
+        "server_busy": median([r.get("server_busy", 0.0) for r in runs]),
         "runs": runs,
     }
 
@@ -691,12 +703,14 @@ def print_table(all_results: dict[str, dict[str, Any]]) -> None:
     header = f"{'data set':<8} {'procs':>5} {'hello':>8} {'+index':>8} {'API':>8} {'PostGIS':>8} {'PG same':>8} " \
              f"{'API/hello':>9} {'idx/hello':>9} {'API/idx':>8} {'API/PG':>7} {'/PGsame':>7} " \
              f"{'p50 @half':>10} {'p99 @half':>10} {'hello p99':>10} {'@rate':>7} {'hello p99':>10} {'@own half':>9} " \
-             f"{'achieved':>9} {'driver p99':>12} {'steal@max':>9} {'steal@half':>10} {'others@half':>11}"
+             f"{'achieved':>9} {'API busy':>8} {'hello busy':>10} {'driver p99':>12} {'steal@max':>9} {'steal@half':>10} " \
+             f"{'others@half':>11}"
     print("req/s (PostGIS: tps), medians over the rounds; ratios: medians of each round's ratio; open loop (p50,\n"
           "p99 and achieved req/s) by geo-loadgen search, driver p99: the bench's lean driver once at the API's half\n"
-          "rate; steal: the share of the cores the host took (median of the maxima's rounds, and of the API's\n"
-          "open-loop rounds); others: CPU used by processes other than the bench's servers and senders during the\n"
-          "API's open-loop rounds (median)")
+          "rate; busy: the CPU each server process used over an open-loop run (the API at its half rate,\n"
+          "hello-world at its own half), as a share of one core; steal: the share of the cores the host took\n"
+          "(median of the maxima's rounds, and of the API's open-loop rounds); others: CPU used by processes\n"
+          "other than the bench's servers and senders during the API's open-loop rounds (median)")
     print(header)
     print("-" * len(header))
     for label, r in all_results.items():
@@ -713,7 +727,8 @@ def print_table(all_results: dict[str, dict[str, Any]]) -> None:
                   f"{'n/a' if same_ratio is None else f'{same_ratio:.2f}x':>7} "
                   f"{half['p50_ms']:>8.2f}ms {half['p99_ms']:>8.2f}ms {row['half_rate_hello']['p99_ms']:>8.2f}ms "
                   f"{half['rate']:>7.0f} {row['hello_own_half_rate']['p99_ms']:>8.2f}ms {row['hello_own_half_rate']['rate']:>9.0f} "
-                  f"{half['achieved']:>9.0f} {driver['p99_ms']:>10.2f}ms "
+                  f"{half['achieved']:>9.0f} {half.get('server_busy', 0.0):>8.0%} "
+                  f"{row['hello_own_half_rate'].get('server_busy', 0.0):>10.0%} {driver['p99_ms']:>10.2f}ms "
                   f"{percent(row['host_steal']):>9} {percent(half['host_steal']):>10} "
                   f"{half.get('others_cpu_ms', 0.0):>9.0f}ms")
     print()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 import urllib.error
 import urllib.request
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from geo_common.settings import SettingsError, load_settings
+from loadgen.durations import duration_or_zero, parse_duration
 from loadgen.friends import FriendsLive, FriendsOptions, create_friendships, run_friends
 from loadgen.graph import GraphKind, build_population
 from loadgen.mixed import MixedLive, ScenarioError, load_scenario, run_mixed
@@ -38,20 +38,6 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
         raise UsageError(message)
-
-
-_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*$")
-
-
-def parse_duration(text: str) -> float:
-    """``500ms``, ``30s``, ``2m``, ``1h`` or plain seconds, to seconds (> 0)."""
-    match = _DURATION.match(text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"cannot read duration {text!r} (e.g. 30s, 2m)")
-    value = float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[match.group(2)]
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"duration must be > 0, got {text!r}")
-    return value
 
 
 def _positive(kind: type[int] | type[float], name: str) -> Callable[[str], int | float]:
@@ -89,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-in-flight", type=_positive(int, "--max-in-flight"), default=1_000, help="open requests at most (default 1000)")
     search.add_argument("--arrivals", choices=[a.value for a in Arrivals], default=Arrivals.CONSTANT.value, help="constant or poisson arrivals")
     search.add_argument("--timeout", type=parse_duration, default=10.0, help="per-request timeout (default 10s)")
-    search.add_argument("--tick", type=_duration_or_zero, default=DEFAULT_TICK_S,
+    search.add_argument("--tick", type=duration_or_zero, default=DEFAULT_TICK_S,
                         help="shortest time between the sender's wake-ups: searches due closer together leave together, "
                              "up to this late, and their latencies count it; 0: each at its own time, for more CPU "
                              f"(default {DEFAULT_TICK_S * 1000:g}ms)")
@@ -107,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     friends.add_argument("--online-fraction", type=_fraction, default=1.0, help="share of users connected, (0, 1] (default 1)")
     friends.add_argument("--interval", type=parse_duration, default=5.0, help="seconds between a user's updates (default 5s)")
     friends.add_argument("--movement", choices=[m.value for m in Movement], default=Movement.RANDOM_WALK.value, help="movement model")
-    friends.add_argument("--ramp", type=_duration_or_zero, default=5.0, help="connect the users over this long (default 5s)")
+    friends.add_argument("--ramp", type=duration_or_zero, default=5.0, help="connect the users over this long (default 5s)")
     friends.add_argument("--first-user-id", type=_positive(int, "--first-user-id"), default=1_000_000, help="ids are consecutive from this")
     friends.add_argument("--skip-setup", action="store_true", help="the friendships exist already (a rerun with the same arguments)")
 
@@ -125,14 +111,6 @@ def _fraction(text: str) -> float:
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"--online-fraction must be in (0, 1], got {text!r}")
     return value
-
-
-def _duration_or_zero(text: str) -> float:
-    """A duration as :func:`parse_duration` reads it, or none at all (``0``, ``0s``, ``0ms``...)."""
-    match = _DURATION.match(text)
-    if match and float(match.group(1)) == 0:
-        return 0.0
-    return parse_duration(text)
 
 
 def check_reachable(url: str, path: str = "/healthz", timeout_s: float = 3.0) -> None:
@@ -160,10 +138,14 @@ def _friends(args: argparse.Namespace, config: RunConfig) -> int:
 
 def _mixed(args: argparse.Namespace, config: RunConfig) -> int:
     try:
-        options = load_scenario(args.scenario, jwt_secret=_secret(), seed=args.seed, parse_duration=parse_duration)
+        options = load_scenario(args.scenario, jwt_secret=_secret(), seed=args.seed)
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
     if options.search is not None:
+        where = f"--scenario {args.scenario}: search."
+        query_points(options.search.points, 1, flag=where + "points")  # check the sources before starting
+        if options.search.verify:
+            truth_points(options.search.truth, where + "verify_against")
         check_reachable(options.search.url)
     if options.friends is not None:
         options = replace(options, friends=prepare_friends(replace(options.friends, setup=not args.skip_setup)))

@@ -29,7 +29,11 @@ A scenario file::
     fraction = 0.5
     interval = "60s"
 
-Either section may be left out. The search figures are reported under ``search.`` names.
+Either section may be left out. ``[search]`` also takes ``limit``, ``points``,
+``max_in_flight``, ``arrivals``, ``timeout``, ``tick``, ``verify`` and ``verify_against``:
+``geo-loadgen search``'s options, with its defaults and limits; ``[friends]`` also takes
+``graph``, ``online_fraction`` and ``first_user_id``. A key not listed is an error, not
+ignored. The search figures are reported under ``search.`` names.
 """
 
 from __future__ import annotations
@@ -38,12 +42,14 @@ import asyncio
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from loadgen.durations import duration_or_zero, parse_duration
 from loadgen.friends import EventKind, FriendsLive, FriendsOptions, ScenarioEvent, run_friends
 from loadgen.graph import GraphKind
 from loadgen.movement import Movement
-from loadgen.search import LiveState, SearchOptions, run_search
+from loadgen.schedule import Arrivals
+from loadgen.search import DEFAULT_TICK_S, LiveState, SearchOptions, run_search
 from loadgen.stats import Recorder
 
 
@@ -87,64 +93,107 @@ async def run_mixed(opts: MixedOptions, recorder: Recorder, live: MixedLive) -> 
     recorder.absorb(searches, prefix="search.")
 
 
-def load_scenario(path: Path, *, jwt_secret: str, seed: int, parse_duration: Any) -> MixedOptions:
+#: The keys each part of a scenario may hold; any other is a mistake the loader names.
+TOP_KEYS = ("duration", "search", "friends", "events")
+SEARCH_KEYS = ("url", "rate", "radius", "limit", "points", "max_in_flight", "arrivals", "timeout", "tick", "verify",
+               "verify_against")
+FRIENDS_KEYS = ("api", "ws", "users", "friends_per_user", "graph", "online_fraction", "interval", "movement", "ramp",
+                "first_user_id")
+EVENT_KEYS = ("at", "kind", "fraction", "interval")
+
+
+def load_scenario(path: Path, *, jwt_secret: str, seed: int) -> MixedOptions:
     """Read a scenario file into options.
 
+    The ``[search]`` keys are ``geo-loadgen search``'s options (``max_in_flight`` for
+    ``--max-in-flight``...) with the same defaults and limits; the ``[friends]`` keys are
+    ``geo-loadgen friends``'s.
+
     Raises:
-        ScenarioError: the file cannot be read or a value is wrong; names the key.
+        ScenarioError: the file cannot be read, a key is unknown, or a value is wrong; names the key.
     """
     try:
         raw = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ScenarioError(f"--scenario {path}: {exc}") from None
 
-    def get(table: dict[str, Any], key: str, kind: Any, default: Any = ..., where: str = "") -> Any:
+    def fail(message: str) -> NoReturn:
+        raise ScenarioError(f"--scenario {path}: {message}")
+
+    def known(table: Any, keys: tuple[str, ...], where: str) -> dict[str, Any]:
+        if not isinstance(table, dict):
+            fail(f"{where.rstrip('.') or 'the file'} must be a table")
+        for key in table:
+            if key not in keys:
+                fail(f"{where}{key} is not a key here (known: {', '.join(keys)})")
+        return table
+
+    def get(table: dict[str, Any], key: str, kind: Any, default: Any = ..., where: str = "", *,
+            positive: bool = False) -> Any:
         if key not in table:
             if default is ...:
-                raise ScenarioError(f"--scenario {path}: {where}{key} is required")
+                fail(f"{where}{key} is required")
             return default
         value = table[key]
         try:
-            return kind(value)
-        except (TypeError, ValueError, Exception) as exc:  # argparse types raise their own errors
-            raise ScenarioError(f"--scenario {path}: {where}{key} = {value!r}: {exc}") from None
+            read = kind(value)
+        except Exception as exc:  # the kinds raise ValueError, TypeError or argparse's errors
+            fail(f"{where}{key} = {value!r}: {exc}")
+        if positive and not read > 0:
+            fail(f"{where}{key} must be > 0, got {value!r}")
+        return read
 
     def duration(value: Any) -> float:
-        return float(parse_duration(str(value)))
+        return parse_duration(str(value))
 
+    def duration_or_none(value: Any) -> float:
+        return duration_or_zero(str(value))
+
+    known(raw, TOP_KEYS, "")
     total = get(raw, "duration", duration, 60.0)
     search = None
     if "search" in raw:
-        s = raw["search"]
-        search = SearchOptions(url=get(s, "url", str, where="search."), rate=get(s, "rate", float, where="search."),
-                               duration_s=total, radius_m=get(s, "radius", float, 5_000.0, "search."),
-                               limit=get(s, "limit", int, 20, "search."), points=get(s, "points", str, "geonames", "search."),
-                               seed=seed)
-        if search.rate <= 0:
-            raise ScenarioError(f"--scenario {path}: search.rate must be > 0")
+        s, at = known(raw["search"], SEARCH_KEYS, "search."), "search."
+        search = SearchOptions(
+            url=get(s, "url", str, where=at), rate=get(s, "rate", float, where=at, positive=True), duration_s=total,
+            radius_m=get(s, "radius", float, 5_000.0, at, positive=True),
+            limit=get(s, "limit", int, 20, at, positive=True), points=get(s, "points", str, "geonames", at),
+            max_in_flight=get(s, "max_in_flight", int, 1_000, at, positive=True),
+            arrivals=get(s, "arrivals", Arrivals, Arrivals.CONSTANT, at),
+            timeout_s=get(s, "timeout", duration, 10.0, at), tick_s=get(s, "tick", duration_or_none, DEFAULT_TICK_S, at),
+            verify=get(s, "verify", int, 0, at), truth=get(s, "verify_against", str, "geonames", at), seed=seed,
+        )
+        if search.verify < 0:
+            fail(f"search.verify must be >= 0, got {search.verify}")
     friends = None
+    events_raw = raw.get("events", [])
+    if not isinstance(events_raw, list):
+        fail("events must be an array of tables ([[events]])")
     if "friends" in raw:
-        f = raw["friends"]
+        f, at = known(raw["friends"], FRIENDS_KEYS, "friends."), "friends."
         events = tuple(
             ScenarioEvent(at_s=get(e, "at", duration, where="events."), kind=get(e, "kind", EventKind, where="events."),
                           fraction=get(e, "fraction", float, where="events."),
                           interval_s=get(e, "interval", duration, 30.0, "events."))
-            for e in raw.get("events", [])
+            for e in (known(e, EVENT_KEYS, "events.") for e in events_raw)
         )
         if any(not 0.0 < e.fraction <= 1.0 for e in events):
-            raise ScenarioError(f"--scenario {path}: events.fraction must be in (0, 1]")
+            fail("events.fraction must be in (0, 1]")
         friends = FriendsOptions(
-            api=get(f, "api", str, where="friends."), ws=get(f, "ws", str, where="friends."), jwt_secret=jwt_secret,
-            users=get(f, "users", int, where="friends."), friends_per_user=get(f, "friends_per_user", int, 10, "friends."),
-            graph=get(f, "graph", GraphKind, GraphKind.COMMUNITIES, "friends."),
-            online_fraction=get(f, "online_fraction", float, 1.0, "friends."),
-            interval_s=get(f, "interval", duration, 5.0, "friends."),
-            movement=get(f, "movement", Movement, Movement.RANDOM_WALK, "friends."),
-            duration_s=total, ramp_s=get(f, "ramp", duration, 5.0, "friends."),
-            first_user_id=get(f, "first_user_id", int, 1_000_000, "friends."), events=events, seed=seed,
+            api=get(f, "api", str, where=at), ws=get(f, "ws", str, where=at), jwt_secret=jwt_secret,
+            users=get(f, "users", int, where=at, positive=True),
+            friends_per_user=get(f, "friends_per_user", int, 10, at, positive=True),
+            graph=get(f, "graph", GraphKind, GraphKind.COMMUNITIES, at),
+            online_fraction=get(f, "online_fraction", float, 1.0, at, positive=True),
+            interval_s=get(f, "interval", duration, 5.0, at),
+            movement=get(f, "movement", Movement, Movement.RANDOM_WALK, at),
+            duration_s=total, ramp_s=get(f, "ramp", duration_or_none, 5.0, at),
+            first_user_id=get(f, "first_user_id", int, 1_000_000, at, positive=True), events=events, seed=seed,
         )
-    elif "events" in raw:
-        raise ScenarioError(f"--scenario {path}: events need a [friends] section")
+        if friends.online_fraction > 1.0:
+            fail(f"friends.online_fraction must be in (0, 1], got {friends.online_fraction}")
+    elif events_raw:
+        fail("events need a [friends] section")
     if search is None and friends is None:
-        raise ScenarioError(f"--scenario {path}: give a [search] or a [friends] section, or both")
+        fail("give a [search] or a [friends] section, or both")
     return MixedOptions(search=search, friends=friends, seed=seed)

@@ -14,7 +14,7 @@ class PointsError(ValueError):
     """The points source is unknown or its file cannot be read; the message says which."""
 
 
-def query_points(source: str, n: int, *, seed: int = 0) -> list[tuple[float, float]]:
+def query_points(source: str, n: int, *, seed: int = 0, flag: str = "--points") -> list[tuple[float, float]]:
     """``n`` (latitude, longitude) points in degrees.
 
     Args:
@@ -22,6 +22,7 @@ def query_points(source: str, n: int, *, seed: int = 0) -> list[tuple[float, flo
             (uniform on the sphere's surface), or a path to a CSV of ``lat,lon`` rows (header optional).
         n: how many points; a file's points are cycled to reach it.
         seed: random seed.
+        flag: the option or key that named ``source``, for the error message.
 
     Raises:
         PointsError: unknown source, or an unreadable / empty / malformed file.
@@ -32,17 +33,20 @@ def query_points(source: str, n: int, *, seed: int = 0) -> list[tuple[float, flo
         rng = random.Random(seed)
         # Uniform on the sphere: latitude from the arcsine of a uniform variate.
         return [(math.degrees(math.asin(rng.uniform(-1.0, 1.0))), rng.uniform(-180.0, 180.0)) for _ in range(n)]
-    rows = _read_points_file(source, "--points")
+    rows = _read_points_file(source, flag)
     return [rows[i % len(rows)] for i in range(n)]
 
 
-def truth_points(source: str) -> list[tuple[float, float]]:
-    """Every place an API is expected to hold: ``geonames`` (the demo set) or a CSV of ``lat,lon``."""
+def truth_points(source: str, flag: str = "--verify-against") -> list[tuple[float, float]]:
+    """Every place an API is expected to hold: ``geonames`` (the demo set) or a CSV of ``lat,lon``.
+
+    ``flag`` is the option or key that named ``source``, for the error message.
+    """
     if source == "geonames":
         return [(p.latitude, p.longitude) for p in load_places()]
     if source == "uniform":
-        raise PointsError("--verify-against: uniform is random points, not a data set; use geonames or a CSV file")
-    return _read_points_file(source, "--verify-against")
+        raise PointsError(f"{flag}: uniform is random points, not a data set; use geonames or a CSV file")
+    return _read_points_file(source, flag)
 
 
 def _read_points_file(source: str, flag: str) -> list[tuple[float, float]]:

@@ -58,6 +58,9 @@ def test_others_cpu_counts_a_busy_stranger_and_not_this_process_s_own_children(t
     assert used.get(stranger, 0) >= 350, others.busiest
     assert child.pid not in used
     assert others.total_ms is not None and others.total_ms >= used[stranger]
+    # The block's own child is left out of the others, but its CPU is there when asked for.
+    assert 350 <= others.used_ms([child.pid]) < 1000
+    assert others.used_ms([]) == 0
 
 
 def _hog(core: int, after_s: float, for_s: float) -> None:

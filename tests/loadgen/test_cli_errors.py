@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,4 +39,27 @@ def test_one_line_error_and_exit_2(args: list[str], needle: str) -> None:
     assert len(lines) == 1, proc.stderr
     assert needle in lines[0]
     assert lines[0].startswith("geo-loadgen: ")
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("scenario", "needle"),
+    [
+        ("[search]\nurl = 'http://127.0.0.1:9'\nrate = 10\npoints = '/no/such.csv'\n",
+         "s.toml: search.points: '/no/such.csv' is not geonames, uniform, or a readable file"),
+        ("[search]\nurl = 'http://127.0.0.1:9'\nrate = 10\nverify = 5\nverify_against = 'uniform'\n",
+         "s.toml: search.verify_against: uniform is random points"),
+        ("[search]\nurl = 'http://127.0.0.1:9'\nrate = 10\ntcik = '1ms'\n", "s.toml: search.tcik is not a key here"),
+        ("[search]\nurl = 'http://127.0.0.1:9'\nrate = 10\n", "cannot reach http://127.0.0.1:9"),
+    ],
+)
+def test_mixed_scenario_mistakes_are_one_line_before_anything_runs(tmp_path: Path, scenario: str, needle: str) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(scenario)
+    proc = subprocess.run([sys.executable, "-m", "loadgen", "mixed", "--scenario", str(path), "--no-progress"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("geo-loadgen: ") and needle in lines[0]
     assert proc.stdout == ""

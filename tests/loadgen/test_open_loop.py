@@ -92,7 +92,8 @@ def test_tick_trades_send_lag_for_fewer_wake_ups_and_the_latency_counts_it(stall
     exact, ticked = reports["0"]["metrics"], reports["20ms"]["metrics"]
     assert reports["0"]["completed"] == reports["20ms"]["completed"] == 400
     assert exact["send_lag"]["p50"] < 2.0
-    assert 5.0 <= ticked["send_lag"]["p50"] <= 20.0 and ticked["send_lag"]["max"] < 30.0
+    # Up to a tick late; the p90 rather than the max, which a machine pause alone can push past it.
+    assert 5.0 <= ticked["send_lag"]["p50"] <= 20.0 and ticked["send_lag"]["p90"] < 25.0
     assert ticked["latency"]["p50"] >= ticked["send_lag"]["p50"]
     assert reports["20ms"]["options"]["tick_s"] == 0.02
 

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from loadgen.cli import parse_duration
 from loadgen.friends import EventKind
 from loadgen.mixed import ScenarioError, load_scenario
 from loadgen.movement import Movement
+from loadgen.schedule import Arrivals
+from loadgen.search import DEFAULT_TICK_S
 
 FULL = """
 duration = "45s"
@@ -44,7 +45,7 @@ interval = "1m"
 def load(tmp_path: Path, text: str) -> Any:
     f = tmp_path / "s.toml"
     f.write_text(text)
-    return load_scenario(f, jwt_secret="k" * 32, seed=4, parse_duration=parse_duration)
+    return load_scenario(f, jwt_secret="k" * 32, seed=4)
 
 
 def test_full_scenario(tmp_path: Path) -> None:
@@ -57,6 +58,67 @@ def test_full_scenario(tmp_path: Path) -> None:
     assert worker.search.rate == 60 and worker.friends.worker_index == 1 and worker.friends.setup is False
 
 
+def test_search_takes_the_search_commands_options(tmp_path: Path) -> None:
+    opts = load(tmp_path, """
+[search]
+url = "http://127.0.0.1:8080"
+rate = 50
+limit = 7
+points = "uniform"
+max_in_flight = 16
+arrivals = "poisson"
+timeout = "2s"
+tick = "0"
+verify = 30
+verify_against = "places.csv"
+""")
+    s = opts.search
+    assert (s.limit, s.points, s.max_in_flight, s.arrivals, s.timeout_s, s.tick_s, s.verify, s.truth) == (
+        7, "uniform", 16, Arrivals.POISSON, 2.0, 0.0, 30, "places.csv")
+    assert opts.for_worker(0, 2).search.verify == 15
+
+
+def test_search_defaults_are_the_search_commands(tmp_path: Path) -> None:
+    s = load(tmp_path, "[search]\nurl='http://a'\nrate=5\n").search
+    assert (s.radius_m, s.limit, s.max_in_flight, s.arrivals, s.timeout_s, s.tick_s, s.verify) == (
+        5_000.0, 20, 1_000, Arrivals.CONSTANT, 10.0, DEFAULT_TICK_S, 0)
+    assert load(tmp_path, "[search]\nurl='http://a'\nrate=5\ntick='1ms'\n").search.tick_s == 0.001
+
+
+SEARCH = "[search]\nurl='http://a'\nrate=1\n"
+FRIENDS = "[friends]\napi='http://a'\nws='ws://b'\nusers=10\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (SEARCH + "tcik = '1ms'\n", "search.tcik is not a key here (known: url, rate,"),
+        (FRIENDS + "user = 3\n", "friends.user is not a key here"),
+        ("durration = '1s'\n" + SEARCH, "durration is not a key here"),
+        (FRIENDS + "[[events]]\nat='1s'\nkind='background'\nfraction=0.5\nshare=1\n", "events.share is not a key here"),
+        ("search = 5\n", "search must be a table"),
+        ("events = 5\n" + FRIENDS, "events must be an array of tables"),
+        (SEARCH + "radius = 0\n", "search.radius must be > 0"),
+        (SEARCH + "limit = -3\n", "search.limit must be > 0"),
+        (SEARCH + "max_in_flight = 0\n", "search.max_in_flight must be > 0"),
+        (SEARCH + "arrivals = 'bursty'\n", "search.arrivals"),
+        (SEARCH + "timeout = '0s'\n", "search.timeout"),
+        (SEARCH + "tick = 'soon'\n", "search.tick"),
+        (SEARCH + "verify = -1\n", "search.verify must be >= 0"),
+        (FRIENDS.replace("users=10", "users=0"), "friends.users must be > 0"),
+        (FRIENDS + "friends_per_user = 0\n", "friends.friends_per_user must be > 0"),
+        (FRIENDS + "online_fraction = 1.5\n", "friends.online_fraction must be in (0, 1]"),
+        (FRIENDS + "online_fraction = 0\n", "friends.online_fraction must be > 0"),
+        (FRIENDS + "graph = 'tree'\n", "friends.graph"),
+        (FRIENDS + "interval = '-1s'\n", "friends.interval"),
+    ],
+)
+def test_unknown_keys_and_out_of_range_values_are_named(tmp_path: Path, text: str, needle: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load(tmp_path, text)
+    assert needle in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
@@ -67,7 +129,8 @@ def test_full_scenario(tmp_path: Path) -> None:
         ("[friends]\napi='http://a'\nws='ws://b'\nusers=10\n[[events]]\nat='1s'\nkind='meteor'\nfraction=0.1\n", "events.kind"),
         ("[friends]\napi='http://a'\nws='ws://b'\nusers=10\n[[events]]\nat='1s'\nkind='background'\nfraction=2\n", "fraction"),
         ("[[events]]\nat='1s'\nkind='background'\nfraction=0.5\n", "need a [friends]"),
-        ("title = 'nothing'\n", "give a [search] or a [friends]"),
+        ("duration = '10s'\n", "give a [search] or a [friends]"),
+        ("title = 'nothing'\n", "title is not a key here"),
         ("[search\n", "s.toml"),
     ],
 )
