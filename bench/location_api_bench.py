@@ -9,9 +9,11 @@ scattered around them) and for 1 and 2 API processes sharing one port (SO_REUSEP
   URLs), then open loop at half that rate by ``geo-loadgen search`` (at most 64 connections,
   its default 0.25 ms tick) for p50/p99 measured from the intended send times (no
   coordinated omission); hello-world is driven at that same rate too (the tail this machine
-  and generator give a server that does nothing), and at half its own maximum (a server as
-  busy as the API at its half rate: half of one core per process); these three in as many
-  rounds as the maxima, each figure the median of the rounds'. Once after them, the bench's
+  and generator give a server that does nothing), and at half its own maximum (a server about
+  as busy as the API at its half rate: more than half of a core per process, since requests
+  that come one at a time cost more each than wrk's; each run records how busy the servers
+  were); these three in as many rounds as the maxima, each figure the median of the rounds'.
+  Once after them, the bench's
   own lean driver (raw protocols, no histograms, no report) at the API's half rate, as a
   check on the generator;
 * **hello-world ceiling**: a bare aiohttp app (uvloop, no middleware) answering the same URLs
