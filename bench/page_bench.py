@@ -11,6 +11,11 @@ and 5 km and 50 km around six large cities, where a radius holds thousands of po
 figure is the fastest of ``--repeat`` passes, microseconds per query; every page is checked
 against the cut of ``within``'s answer first.
 
+Then category searches around the same cities: ``page`` with ``where=(categories, value)``
+(the compiled scan drops the other categories before counting) against what it replaced,
+every match from ``within`` filtered by category and cut with ``page_of``; each point holds
+one of the demo's 12 categories (by id), and both answers are checked equal first.
+
 Then the same 10,000 searches as the API answers them, without HTTP: a
 :class:`location_api.catalog.Catalog` over the same points, ``search_memory`` (``page`` and
 one pre-rendered card per hit) and ``render.search_body``; against the peer it replaced: every
@@ -41,6 +46,7 @@ import orjson  # noqa: E402
 from geo_common.places import load_places, scatter  # noqa: E402
 from geo_index import GeohashIndex, page_of  # noqa: E402
 from location_api.catalog import Catalog  # noqa: E402
+from location_api.demo import CATEGORIES  # noqa: E402
 from location_api.models import Business, SearchQuery  # noqa: E402
 from location_api.render import search_body  # noqa: E402
 from location_api.search import search_memory  # noqa: E402
@@ -114,9 +120,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     for city, point in CITIES.items():
         for radius in (5_000.0, 50_000.0):
             row(f"{city}, {radius / 1000:.0f} km", [point], radius)
+    category_rows(index, args.points, args.repeat)
     del index
     search_and_render(places, args.points, queries, args.repeat)
     return 0
+
+
+def category_rows(index: GeohashIndex[int], points: int, repeat: int) -> None:
+    """A category's first page: ``page(where=...)`` against ``within`` filtered, then cut."""
+    categories = [CATEGORIES[i % len(CATEGORIES)] for i in range(points)]
+    wanted = CATEGORIES[0]
+    print(f"\n{'category ' + repr(wanted):<22} {'matches':>8} {'filter us':>10} {'where us':>8} {'speed-up':>9}")
+    print("-" * 61)
+    for city, (lat, lon) in CITIES.items():
+        for radius in (5_000.0, 50_000.0):
+            def filtered() -> Any:
+                return page_of([h for h in index.within(lat, lon, radius) if categories[h[0]] == wanted], LIMIT, None)
+
+            def where() -> Any:
+                return index.page(lat, lon, radius, LIMIT, where=(categories, wanted))
+
+            first = where()
+            assert first == filtered(), (city, radius)
+            reps = 200
+            f = best_us(lambda: [filtered() for _ in range(reps)], reps, repeat)
+            w = best_us(lambda: [where() for _ in range(reps)], reps, repeat)
+            print(f"{city + f', {radius / 1000:.0f} km':<22} {first.total:>8,} {f:>10.1f} {w:>8.1f} {f / w:>8.1f}x", flush=True)
 
 
 def search_and_render(places: Sequence[Any], points: int, queries: list[tuple[float, float]], repeat: int) -> None:

@@ -22,9 +22,26 @@ from geo_index.validate import (
     check_max_radius_option,
     check_point,
     check_radius,
+    check_where,
 )
 
 K = TypeVar("K", bound=Hashable)
+
+#: A page's filter: ``(table, value)``, only points whose ``table[id] == value`` (``table`` a
+#: list indexed by int id, or a dict), or ``None`` for every point.
+Where = tuple[list[Any] | dict[Any, Any], Any] | None
+
+_MISSING = object()
+
+
+def passes(where: tuple[list[Any] | dict[Any, Any], Any], id: object) -> bool:
+    """Whether a point passes a page's filter; an id not in the table does not (the compiled scan's rule)."""
+    table, value = where
+    if isinstance(table, list):
+        got = table[id] if type(id) is int and 0 <= id < len(table) else _MISSING
+    else:
+        got = table.get(id, _MISSING)
+    return got is not _MISSING and (got is value or bool(got == value))
 
 # First radius tried by the expanding k-nearest search, metres, and its growth factor.
 # Each round costs roughly growth**2 times the previous one, so the rounds before the
@@ -118,9 +135,13 @@ class IndexBase(Generic[K]):
     def _within(self, lat: float, lon: float, radius_m: float, limit: int | None) -> list[tuple[K, float]]:
         raise NotImplementedError
 
-    def _page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None) -> Page:
+    def _page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None,
+              where: Where) -> Page:
         """:meth:`page` from :meth:`_within`; indexes with a compiled scan count instead."""
-        return page_of(self._within(lat, lon, radius_m, None), limit, after)
+        hits = self._within(lat, lon, radius_m, None)
+        if where is not None:
+            hits = [hit for hit in hits if passes(where, hit[0])]
+        return page_of(hits, limit, after)
 
     # ----------------------------------------------------------------- public API
     @property
@@ -263,7 +284,8 @@ class IndexBase(Generic[K]):
         return self._within(lat, lon, radius_m, limit)
 
     def page(
-        self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None = None
+        self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None = None,
+        *, where: Where = None,
     ) -> Page:
         """One page of :meth:`within`, with the number of matches, for paging through them.
 
@@ -273,6 +295,10 @@ class IndexBase(Generic[K]):
         matches without building them: a page of a dense area costs a chord comparison per
         candidate and the exact distances of about ``limit`` of them, not an object per match.
 
+        With ``where``, only the points that pass it are matches: counted, paged and returned
+        as if no other point were held (a category search: ``where=(categories, "cafe")``).
+        The compiled scan drops the others before anything is counted.
+
         Args:
             lat: latitude, degrees in [-90, 90].
             lon: longitude, degrees in [-180, 180].
@@ -280,6 +306,9 @@ class IndexBase(Generic[K]):
             limit: the page size, an integer >= 1.
             after: ``None`` for the first page, else ``(distance_m, id)`` of the previous
                 page's last hit; a hit equal to it is not repeated.
+            where: ``None``, or ``(table, value)``: only points whose ``table[id] == value``;
+                ``table`` is a list indexed by int id or a dict, and an id it does not hold
+                does not pass.
 
         Returns:
             The :class:`Page`.
@@ -289,13 +318,16 @@ class IndexBase(Generic[K]):
             InvalidRadius: bad ``radius_m``.
             InvalidCount: ``limit`` is not an integer >= 1.
             InvalidPosition: ``after`` is not ``None`` or a ``(distance_m, id)`` pair.
+            InvalidOption: ``where`` is not ``None`` or a ``(table, value)`` pair.
         """
         self._check_query(lat, lon, radius_m)
         if not (type(limit) is int and limit >= 1):
             check_count(limit, "limit")
         if after is not None:
             check_after(after)
-        return self._page(lat, lon, radius_m, limit, after)
+        if where is not None:
+            check_where(where)
+        return self._page(lat, lon, radius_m, limit, after, where)
 
     def _check_query(self, lat: float, lon: float, radius_m: float) -> None:
         # Fast path inline (queries are the hot calls); the check_* functions build the errors.

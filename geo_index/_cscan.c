@@ -73,6 +73,15 @@ typedef struct {
     PyObject *id;    /* borrowed */
 } After;
 
+/* Only points whose id maps to ``value`` in ``table`` (a list indexed by int id, or a dict)
+ * count; no filter when ``table`` is NULL. */
+typedef struct {
+    PyObject *table;    /* borrowed */
+    PyObject *value;    /* borrowed */
+} Where;
+
+static const Where NO_WHERE = {NULL, NULL};
+
 static int sort_failed;
 
 static int
@@ -232,6 +241,33 @@ cand_id(const Cand *cand)
     return cand->id != NULL ? cand->id : PyTuple_GET_ITEM(cand->rec, 3);
 }
 
+/* Does the candidate pass ``where`` (table[id] == value)? 1 yes, 0 no, -1 error. An id that
+ * is not in the table (out of a list's range, or not an int there) does not pass. */
+static int
+passes(const Cand *cand, const Where *where)
+{
+    PyObject *id = cand->id;
+    if (id == NULL) {
+        if (!PyTuple_Check(cand->rec) || PyTuple_GET_SIZE(cand->rec) != 4) {
+            PyErr_SetString(PyExc_TypeError, "a record must be a tuple (phi, lam, cos_phi, id)");
+            return -1;
+        }
+        id = PyTuple_GET_ITEM(cand->rec, 3);
+    }
+    PyObject *got;
+    if (PyList_Check(where->table)) {
+        if (!PyLong_CheckExact(id)) return 0;
+        int overflow;
+        long long i = PyLong_AsLongLongAndOverflow(id, &overflow);
+        if (overflow || i < 0 || i >= PyList_GET_SIZE(where->table)) return 0;
+        got = PyList_GET_ITEM(where->table, (Py_ssize_t)i);
+    } else {
+        got = PyDict_GetItemWithError(where->table, id);  /* borrowed */
+        if (got == NULL) return PyErr_Occurred() ? -1 : 0;
+    }
+    return got == where->value ? 1 : PyObject_RichCompareBool(got, where->value, Py_EQ);
+}
+
 /* A chord (units of the sphere radius) that every point within dist_m stays under. */
 static double
 chord_above(double dist_m)
@@ -334,7 +370,7 @@ prefetch_groups(PyObject *const *vec_groups, Py_ssize_t ngroups)
 static PyObject *
 scan_groups(PyObject *const *vec_groups, PyObject *const *rec_groups, Py_ssize_t ngroups,
             double lat, double lon, double radius, Py_ssize_t limit, int paged, const After *after,
-            GeoPage *c_out)
+            const Where *where, GeoPage *c_out)
 {
     /* The query's terms, as geo_index._scan.search computes them. */
     const double rad = M_PI / 180.0;
@@ -377,6 +413,15 @@ scan_groups(PyObject *const *vec_groups, PyObject *const *rec_groups, Py_ssize_t
             ? scan_packed(vec_groups[g], rec_groups[g], q.v, cmax2, cands, &n)
             : scan_group(vec_groups[g], rec_groups[g], q.v, cmax2, cands, &n);
         if (failed < 0) goto done;
+    }
+    if (where->table != NULL) {  /* before anything is counted: only the points that pass count */
+        Py_ssize_t m = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int ok = passes(&cands[i], where);
+            if (ok < 0) goto done;
+            if (ok) cands[m++] = cands[i];
+        }
+        n = m;
     }
     Py_ssize_t within = 0;
     if (classify(cands, &n, &q, after, &within) < 0) goto done;
@@ -444,11 +489,13 @@ done:
 }
 
 
-/* lat, lon, radius_m, limit[, after]: after (only when ``paged``) is None or (distance, id). */
+/* lat, lon, radius_m, limit[, after[, table, value]]: ``nargs`` of them. after is None or
+ * (distance, id); table (a list or a dict) and value make ``where``. */
 static int
-parse_query(PyObject *const *args, int paged, double *lat, double *lon, double *radius, Py_ssize_t *limit,
-            After *after)
+parse_query(PyObject *const *args, Py_ssize_t nargs, double *lat, double *lon, double *radius, Py_ssize_t *limit,
+            After *after, Where *where)
 {
+    int paged = nargs >= 5;
     if (as_double(args[0], lat) < 0 || as_double(args[1], lon) < 0 || as_double(args[2], radius) < 0)
         return -1;
     *limit = -1;
@@ -471,6 +518,15 @@ parse_query(PyObject *const *args, int paged, double *lat, double *lon, double *
         after->id = PyTuple_GET_ITEM(a, 1);
         after->on = 1;
     }
+    *where = NO_WHERE;
+    if (nargs == 7) {
+        if (!PyList_Check(args[5]) && !PyDict_Check(args[5])) {
+            PyErr_SetString(PyExc_TypeError, "where's table must be a list or a dict");
+            return -1;
+        }
+        where->table = args[5];
+        where->value = args[6];
+    }
     return 0;
 }
 
@@ -478,8 +534,8 @@ static PyObject *
 scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 6 && nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "scan(vec_groups, rec_groups, lat, lon, radius_m, limit[, after])");
+    if (nargs != 6 && nargs != 7 && nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "scan(vec_groups, rec_groups, lat, lon, radius_m, limit[, after[, table, value]])");
         return NULL;
     }
     PyObject *vec_groups = args[0], *rec_groups = args[1];
@@ -491,10 +547,10 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     double lat, lon, radius;
     Py_ssize_t limit;
     After after;
-    int paged = nargs == 7;
-    if (parse_query(args + 2, paged, &lat, &lon, &radius, &limit, &after) < 0) return NULL;
+    Where where;
+    if (parse_query(args + 2, nargs - 2, &lat, &lon, &radius, &limit, &after, &where) < 0) return NULL;
     return scan_groups(PySequence_Fast_ITEMS(vec_groups), PySequence_Fast_ITEMS(rec_groups),
-                       PyList_GET_SIZE(rec_groups), lat, lon, radius, limit, paged, &after, NULL);
+                       PyList_GET_SIZE(rec_groups), lat, lon, radius, limit, nargs >= 7, &after, &where, NULL);
 }
 
 /* Look up the cells at codes rows[i] | cols[j] (every pair, rows outer) in ``cells`` (code ->
@@ -504,7 +560,7 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 scan_codes(PyObject *cells, const unsigned long long *rows, Py_ssize_t nr, const unsigned long long *cols,
            Py_ssize_t nc, double lat, double lon, double radius, Py_ssize_t limit, int paged, After *after,
-           GeoPage *c_out)
+           const Where *where, GeoPage *c_out)
 {
     PyObject **groups = PyMem_Malloc((size_t)(nr * nc > 0 ? nr * nc : 1) * 3 * sizeof(PyObject *));
     if (groups == NULL) return PyErr_NoMemory();
@@ -550,7 +606,7 @@ scan_codes(PyObject *cells, const unsigned long long *rows, Py_ssize_t nr, const
         vecs[g] = PyTuple_GET_ITEM(cell, 0);
         recs[g] = PyTuple_GET_ITEM(cell, 1);
     }
-    result = scan_groups(vecs, recs, ng, lat, lon, radius, limit, paged, after, c_out);
+    result = scan_groups(vecs, recs, ng, lat, lon, radius, limit, paged, after, where, c_out);
 out:
     PyMem_Free(groups);
     return result;
@@ -604,9 +660,9 @@ level_of(PyObject *t, Level *lv)
 }
 
 static PyObject *levels_query(PyObject *levels, double max_cells, double lat, double lon, double radius,
-                              Py_ssize_t limit, int paged, After *after, GeoPage *c_out);
+                              Py_ssize_t limit, int paged, After *after, const Where *where, GeoPage *c_out);
 
-/* scan_levels(levels, max_cells, lat, lon, radius_m, limit[, after]): GeohashIndex's query
+/* scan_levels(levels, max_cells, lat, lon, radius_m, limit[, after[, table, value]]): GeohashIndex's query
  * in one call. The cap's bounding box (geo_index.distance.cap_bounds), the finest level
  * whose cells overlapping it number about ``max_cells`` or fewer (``levels`` finest first),
  * the rows and columns of those cells (GeohashIndex._grid), then the scan of those cells. */
@@ -614,17 +670,17 @@ static PyObject *
 scan_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 6 && nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "scan_levels(levels, max_cells, lat, lon, radius_m, limit[, after])");
+    if (nargs != 6 && nargs != 7 && nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "scan_levels(levels, max_cells, lat, lon, radius_m, limit[, after[, table, value]])");
         return NULL;
     }
     double max_cells, lat, lon, radius;
     Py_ssize_t limit;
     After after;
-    int paged = nargs == 7;
+    Where where;
     if (as_double(args[1], &max_cells) < 0) return NULL;
-    if (parse_query(args + 2, paged, &lat, &lon, &radius, &limit, &after) < 0) return NULL;
-    return levels_query(args[0], max_cells, lat, lon, radius, limit, paged, &after, NULL);
+    if (parse_query(args + 2, nargs - 2, &lat, &lon, &radius, &limit, &after, &where) < 0) return NULL;
+    return levels_query(args[0], max_cells, lat, lon, radius, limit, nargs >= 7, &after, &where, NULL);
 }
 
 /* GEO_SCAN_API's page_levels (_cscan_api.h): scan_levels's first page, left in C. */
@@ -639,7 +695,7 @@ page_levels(PyObject *levels, double max_cells, double lat, double lon, double r
         return -1;
     }
     After after = {0, 0.0, NULL};
-    PyObject *done = levels_query(levels, max_cells, lat, lon, radius, limit, 1, &after, out);
+    PyObject *done = levels_query(levels, max_cells, lat, lon, radius, limit, 1, &after, &NO_WHERE, out);
     if (done == NULL) return -1;
     Py_DECREF(done);
     return 0;
@@ -648,7 +704,7 @@ page_levels(PyObject *levels, double max_cells, double lat, double lon, double r
 /* scan_levels proper, after its arguments are read; c_out as scan_groups's. */
 static PyObject *
 levels_query(PyObject *levels, double max_cells, double lat, double lon, double radius, Py_ssize_t limit,
-             int paged, After *after, GeoPage *c_out)
+             int paged, After *after, const Where *where, GeoPage *c_out)
 {
     if (!PyTuple_Check(levels) || PyTuple_GET_SIZE(levels) < 1) {
         PyErr_SetString(PyExc_TypeError, "levels must be a non-empty tuple");
@@ -720,7 +776,7 @@ levels_query(PyObject *levels, double max_cells, double lat, double lon, double 
     for (int k = 0; k < nranges; k++) {
         for (long c = c0[k]; c <= c1[k]; c++) codes[j++] = spread16((unsigned long long)c) << lv.col_shift;
     }
-    PyObject *result = scan_codes(lv.cells, codes, nr, codes + nr, nc, lat, lon, radius, limit, paged, after, c_out);
+    PyObject *result = scan_codes(lv.cells, codes, nr, codes + nr, nc, lat, lon, radius, limit, paged, after, where, c_out);
     PyMem_Free(codes);
     return result;
 }
@@ -730,12 +786,15 @@ static PyMethodDef methods[] = {
      "scan(vec_groups, rec_groups, lat, lon, radius_m, limit) -> list of (id, distance_m)\n\n"
      "geo_index._scan.search compiled: same arguments, same result.\n\n"
      "With a seventh argument ``after`` (None or (distance_m, id)) it returns\n"
-     "(total within radius_m, how many follow ``after``, the first ``limit`` of those)."},
+     "(total within radius_m, how many follow ``after``, the first ``limit`` of those).\n"
+     "Two more, ``table`` (a list indexed by int id, or a dict) and ``value``, count only\n"
+     "the points whose table[id] == value."},
     {"scan_levels", (PyCFunction)(void (*)(void))scan_levels, METH_FASTCALL,
-     "scan_levels(levels, max_cells, lat, lon, radius_m, limit[, after])\n\n"
+     "scan_levels(levels, max_cells, lat, lon, radius_m, limit[, after[, table, value]])\n\n"
      "GeohashIndex's query in one call: the cap's bounding box, the level, its rows and\n"
      "columns, then scan() of that level's cells there. ``levels``: a tuple, finest first, of\n"
-     "(rows_per_deg, cols_per_deg, nrows, ncols, row_shift, col_shift, cells)."},
+     "(rows_per_deg, cols_per_deg, nrows, ncols, row_shift, col_shift, cells). ``after``,\n"
+     "``table`` and ``value`` as scan()'s."},
     {NULL, NULL, 0, NULL},
 };
 

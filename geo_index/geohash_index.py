@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import geohash
 
-from geo_index._base import Entry, IndexBase, Page
+from geo_index._base import Entry, IndexBase, Page, Where
 from geo_index._scan import DEFAULT_DENSE_MIN, CellMap, Record, Vec, group_arrays, scan_levels, search_cells, vec_array
 from geo_index.distance import CapBounds, cap_bounds
 from geo_index.errors import InvalidOption
@@ -391,7 +391,10 @@ class GeohashIndex(IndexBase[K]):
                     codes.append(code)
         return search_cells(vec_groups, rec_groups, codes, lv.arrays, self._dense_min, self._native, lat, lon, radius_m, limit)
 
-    def _page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None) -> Page:
+    def _page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None,
+              where: Where) -> Page:
         if not self._native:
-            return super()._page(lat, lon, radius_m, limit, after)
-        return Page._make(scan_levels(self._specs, self._max_cells, lat, lon, radius_m, limit, after))
+            return super()._page(lat, lon, radius_m, limit, after, where)
+        if where is None:
+            return Page._make(scan_levels(self._specs, self._max_cells, lat, lon, radius_m, limit, after))
+        return Page._make(scan_levels(self._specs, self._max_cells, lat, lon, radius_m, limit, after, *where))

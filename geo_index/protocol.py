@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from geo_index._base import Page
 
@@ -54,8 +54,10 @@ class SpatialIndex(Protocol[K]):
         """Points within ``radius_m`` metres, nearest first (ties by id), at most ``limit``."""
         ...
 
-    def page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None = None) -> Page:
-        """A :class:`Page` of ``within``: the match count and ``limit`` hits after ``after``."""
+    def page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None = None,
+             *, where: tuple[list[Any] | dict[Any, Any], Any] | None = None) -> Page:
+        """A :class:`Page` of ``within``: the match count and ``limit`` hits after ``after``,
+        counting only the points whose ``table[id] == value`` when ``where=(table, value)``."""
         ...
 
     def nearest(self, lat: float, lon: float, k: int, max_radius_m: float | None = None) -> list[tuple[K, float]]:

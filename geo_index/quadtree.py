@@ -28,7 +28,7 @@ from itertools import compress, count, repeat
 from operator import ge
 from typing import Any, Generic, TypeVar
 
-from geo_index._base import Entry, IndexBase, Page
+from geo_index._base import Entry, IndexBase, Page, Where
 from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, chord_upper_bound, search, search_dense, search_native, unit_vector, vec_array
 from geo_index.distance import EARTH_RADIUS_M, PointTerms, RAD, cap_bounds, rect_lower_bound_m
 from geo_index.errors import InvalidOption
@@ -286,13 +286,15 @@ class QuadTree(IndexBase[K]):
         vec_groups = [leaf.vecs for leaf in leaves]
         return search(vec_groups, rec_groups, lat, lon, radius_m, limit)
 
-    def _page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None) -> Page:
+    def _page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None,
+              where: Where) -> Page:
         if not self._native:
-            return super()._page(lat, lon, radius_m, limit, after)
+            return super()._page(lat, lon, radius_m, limit, after, where)
         if lon == -180.0:
             lon = 180.0
         leaves = self._leaves(lat, lon, radius_m)
-        found = search_native([leaf.vecs for leaf in leaves], [leaf.recs for leaf in leaves], lat, lon, radius_m, limit, after)
+        found = search_native([leaf.vecs for leaf in leaves], [leaf.recs for leaf in leaves], lat, lon, radius_m, limit,
+                              after, *(() if where is None else where))
         return Page._make(found)
 
     def _nearest(self, lat: float, lon: float, k: int, cap_m: float) -> list[tuple[K, float]]:

@@ -125,6 +125,23 @@ def check_after(after: Any) -> None:
     raise InvalidPosition(f"after must be None or a (distance_m, id) pair, got {after!r}")
 
 
+def check_where(where: Any) -> None:
+    """Check a page's filter.
+
+    Args:
+        where: ``None`` (every point) or ``(table, value)``: only points whose ``table[id]``
+            equals ``value``, ``table`` a list (indexed by int id) or a dict.
+
+    Raises:
+        InvalidOption: ``where`` is neither.
+    """
+    if where is None:
+        return
+    if type(where) is tuple and len(where) == 2 and isinstance(where[0], (list, dict)):
+        return
+    raise InvalidOption(f"where must be None or a (table, value) pair with table a list or a dict, got {where!r}")
+
+
 def check_max_radius_option(max_radius_m: Any) -> float:
     """Check the ``max_radius_m`` constructor option of an index.
 

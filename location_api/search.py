@@ -86,8 +86,9 @@ def search_memory(
 ) -> SearchPage:
     """Answer from an in-memory index (no I/O; runs on the event loop's thread).
 
-    Without a category the index counts the matches and builds only the page
-    (:meth:`geo_index.GeohashIndex.page`); with one, every match is listed and filtered.
+    The index counts the matches and builds only the page
+    (:meth:`geo_index.GeohashIndex.page`); a category is its ``where`` filter, so the other
+    categories' businesses are dropped before anything is counted.
 
     Args:
         catalog: the instance's catalog.
@@ -107,14 +108,10 @@ def search_memory(
         hits = found.hits
         return SearchPage(found.total, radius, hits, prefixes, _next_position(hits, found.following, radius))
     start = _start(after)
+    where = None if category is None else (catalog.cards.categories, category)
     found = Page(0, 0, [])
     for radius in radii(query, after, max_radius_m):
-        if category is None:
-            found = index.page(lat, lon, radius, limit, start)
-        else:
-            categories = catalog.cards.categories
-            hits = [h for h in index.within(lat, lon, radius) if categories[h[0]] == category]
-            found = page_of(hits, limit, start)
+        found = index.page(lat, lon, radius, limit, start, where=where)
         if found.total >= limit:
             break
     return SearchPage(found.total, radius, found.hits, prefixes, _next_position(found.hits, found.following, radius))

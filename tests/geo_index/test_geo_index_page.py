@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo_index import GeohashIndex, InvalidCoordinate, InvalidCount, InvalidPosition, InvalidRadius, Page, haversine_m, page_of
+from geo_index import GeohashIndex, InvalidCoordinate, InvalidCount, InvalidOption, InvalidPosition, InvalidRadius, Page, haversine_m, page_of
 from geo_index._scan import make_record, search_native, unit_vector
 from geo_index.distance import point_terms
 from tests.geo_index.strategies import INDEXES, oracle, scenes
@@ -133,3 +133,81 @@ def test_the_compiled_page_refuses_a_malformed_start_and_unorderable_ties() -> N
             search_native(vecs, recs, 1.0, 1.0, 10.0, 5, bad)  # type: ignore[arg-type]
     with pytest.raises(TypeError):  # a tie with the start compares the ids: str against int
         search_native(vecs, recs, 1.0, 1.0, 10.0, 5, (0.0, "a"))  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- where
+
+
+def _tables(n: int, seed: int) -> tuple[list[str | None], dict[int, str]]:
+    """Categories of ids 0..n-1 as a list and as a dict; some ids lack one (None in the list,
+    absent from the dict), and the list is one short: the last id is not in it at all."""
+    rng = random.Random(seed)
+    cats: list[str | None] = [rng.choice(["cafe", "bar", "bank", None]) for _ in range(n)]
+    return cats[:-1], {i: c for i, c in enumerate(cats) if c is not None}
+
+
+@pytest.mark.parametrize("name", list(INDEXES))
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(scene=scenes(max_points=60), limit=st.integers(1, 5), pick=st.integers(0, 1_000), seed=st.integers(0, 99))
+def test_a_filtered_page_equals_the_filtered_answer_cut(
+    name: str, scene: tuple[tuple[float, float], float, list[tuple[float, float]]], limit: int, pick: int, seed: int
+) -> None:
+    (qlat, qlon), radius, points = scene
+    idx = INDEXES[name]()
+    idx.bulk_load((i, la, lo) for i, (la, lo) in enumerate(points))
+    full = oracle(points).within(qlat, qlon, radius)
+    as_list, as_dict = _tables(len(points) + 1, seed)
+    for table in (as_list, as_dict):
+        # A fresh str equal to the stored one: equality, not identity, decides.
+        wanted = "".join(["ca", "fe"])
+        kept = [h for h in full if h[0] < len(as_list) and as_list[h[0]] == "cafe"]
+        assert idx.page(qlat, qlon, radius, limit, where=(table, wanted)) == page_of(kept, limit, None)
+        if kept:
+            at, d = kept[pick % len(kept)]
+            after = (d, at)
+            assert idx.page(qlat, qlon, radius, limit, after, where=(table, wanted)) == page_of(kept, limit, after)
+    assert idx.page(qlat, qlon, radius, limit, where=(as_dict, "tea")) == Page(0, 0, [])
+
+
+@pytest.mark.parametrize("name", list(INDEXES))
+def test_a_filter_pages_a_dense_cluster_through_every_match_once(name: str) -> None:
+    # Several pages, the compiled scan's limit cut, ties by id, and ids out of the table's range.
+    pts = _cluster()
+    idx = INDEXES[name]()
+    idx.bulk_load((i, la, lo) for i, (la, lo) in enumerate(pts))
+    table = ["even" if i % 2 == 0 else "odd" for i in range(len(pts) - 5)]
+    want = [h for h in oracle(pts).within(0.0, 180.0, 50_000.0) if h[0] < len(table) and h[0] % 2 == 0]
+    seen: list[tuple[int, float]] = []
+    after = None
+    while True:
+        page = idx.page(0.0, 180.0, 50_000.0, 7, after, where=(table, "even"))
+        assert page.total == len(want)
+        seen += page.hits
+        if page.following <= len(page.hits):
+            break
+        after = (page.hits[-1][1], page.hits[-1][0])
+    assert seen == want and len(want) > 20
+
+
+@pytest.mark.parametrize("where", [("cafe",), (["cafe"],), ("ab", "a"), ((), "a"), [[], "a"], ({1: "a"}, "a", 1), "cafe"])
+@pytest.mark.parametrize("name", ["geohash", "geohash_python", "quadtree", "s2"])
+def test_a_malformed_filter_is_refused(name: str, where: object) -> None:
+    idx = INDEXES[name]()
+    idx.insert(1, 0.0, 0.0)
+    with pytest.raises(InvalidOption, match="where must be None or a"):
+        idx.page(0.0, 0.0, 1_000.0, 5, where=where)  # type: ignore[arg-type]
+
+
+def test_the_compiled_filter_reads_a_list_by_int_id_and_a_dict_by_any_id() -> None:
+    terms = point_terms(1.0, 1.0)
+    vecs = [[unit_vector(terms)] * 4]
+    recs = [[make_record(terms, 0), make_record(terms, 1), make_record(terms, True), make_record(terms, 2**70)]]
+    # True is not an int id of a list (bool), 2**70 is out of any list's range: neither passes.
+    assert search_native(vecs, recs, 1.0, 1.0, 10.0, 5, None, ["x", "x", "x"], "x") == (2, 2, [(0, 0.0), (1, 0.0)])
+    assert search_native(vecs, recs, 1.0, 1.0, 10.0, 5, None, {0: "y", 2**70: "x"}, "x") == (1, 1, [(2**70, 0.0)])
+    named = [[make_record(terms, "a"), make_record(terms, "b")]]
+    assert search_native([[unit_vector(terms)] * 2], named, 1.0, 1.0, 10.0, 5, None, {"b": "x"}, "x") == (1, 1, [("b", 0.0)])
+    with pytest.raises(TypeError, match="list or a dict"):
+        search_native(vecs, recs, 1.0, 1.0, 10.0, 5, None, ("x",), "x")
+    with pytest.raises(TypeError):  # a dict filter hashes the id; a broken record is named
+        search_native([[unit_vector(terms)]], [[(0.0, 0.0, 0.0)]], 1.0, 1.0, 10.0, 5, None, {}, "x")

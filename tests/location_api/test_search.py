@@ -186,6 +186,23 @@ async def test_category_filter_is_an_exact_match(api: Api, oracle: Oracle) -> No
     assert oracle.within(48.8566, 2.3522, 30_000.0, "bakery"), "the demo data has bakeries in Paris"
 
 
+async def test_category_pages_and_expansion_count_only_that_category(api: Api, oracle: Oracle) -> None:
+    expected = [oracle.body(bid, d) for bid, d in oracle.within(48.8566, 2.3522, 30_000.0, "bakery")]
+    assert len(expected) > 14
+    lat, lon = 38.6, -27.5  # the Azores: a radius of 1 km holds no bakery, 50 km a few
+    widened = oracle.within(lat, lon, 50_000.0, "bakery")
+    assert 0 < len(widened) < 50, len(widened)
+    for strategy in STRATEGIES:
+        got, totals = await all_pages(api, latitude=48.8566, longitude=2.3522, radius=30_000, limit=7,
+                                      category="bakery", index=strategy)
+        assert got == expected, strategy
+        assert totals == {len(expected)}
+        body = await search(api, latitude=lat, longitude=lon, radius=1000, limit=50, expand=True, category="bakery",
+                            index=strategy)
+        assert body["radius_m"] == 50_000.0 and body["total"] == len(widened), strategy
+        assert body["businesses"] == [oracle.body(bid, d) for bid, d in widened], strategy
+
+
 async def test_paging_returns_every_match_once_while_businesses_are_inserted(
     api: Api, oracle: Oracle, admin_headers: dict[str, str]
 ) -> None:
