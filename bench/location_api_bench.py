@@ -81,7 +81,8 @@ import asyncpg  # noqa: E402
 
 from geo_common.places import scatter  # noqa: E402
 from geo_common.settings import Settings, load_settings  # noqa: E402
-from loadgen.timerfd import expirations, periodic_timerfd  # noqa: E402
+from loadgen.clock import Pacer  # noqa: E402
+from loadgen.search import DEFAULT_TICK_S  # noqa: E402
 
 from bench_db import GEONAMES, create_database, drop_database, replicas_caught_up  # noqa: E402
 from hiccups import OthersCpu  # noqa: E402
@@ -92,8 +93,9 @@ RADIUS_M = 5_000
 LIMIT = 20
 POINTS = 10_000
 CONNECTIONS = 64
-#: The open-loop driver's sending tick: a latency includes up to this much sending delay.
-TICK_S = 0.00025
+#: The open-loop driver's sending tick, geo-loadgen's default: a latency includes up to this
+#: much sending delay.
+TICK_S = DEFAULT_TICK_S
 PGBENCH_CLIENTS = 8
 
 _LUA = """
@@ -355,10 +357,11 @@ class _OpenLoop:
     """Send requests at fixed intended times; latency counts from the intended time.
 
     A request that finds every connection busy waits in a queue, and the wait is part of its
-    latency: a stalled server cannot hide behind a slowed-down driver. Requests leave on a
-    tick of ``TICK_S`` from a timerfd (:mod:`loadgen.timerfd`), so a latency includes up to that much
-    sending delay; between ticks the driver sleeps in epoll and leaves the cores it shares to
-    the servers. Written on raw asyncio protocols (uvloop) so that it costs little CPU.
+    latency: a stalled server cannot hide behind a slowed-down driver. Requests leave from
+    geo-loadgen's :class:`loadgen.clock.Pacer` on its ``TICK_S`` tick, as geo-loadgen's own
+    do, so a latency includes up to that much sending delay; between wake-ups the driver
+    sleeps in epoll and leaves the cores it shares to the servers. Written on raw asyncio
+    protocols (uvloop), with no histogram or report, so that it costs little CPU.
     """
 
     def __init__(self, requests: list[bytes]) -> None:
@@ -393,31 +396,16 @@ class _OpenLoop:
             self.idle.append(conn)
         # perf_counter, not loop.time(): uvloop's clock moves in whole milliseconds.
         interval = 1.0 / rate
-        start = time.perf_counter() + 0.1
         total = int(rate * duration_s)
-        all_sent = self.loop.create_future()
 
-        def tick() -> None:
-            if not expirations(timer):
-                return
-            now = time.perf_counter()
-            while self.due < total and start + self.due * interval <= now:
-                intended = start + self.due * interval
-                if self.idle:
-                    self.idle.pop().send(self._next_request(), intended)
-                else:
-                    self.backlog.append(intended)
-                self.due += 1
-            if self.due == total and not all_sent.done():
-                all_sent.set_result(None)
+        def fire(_i: int, intended: float) -> None:
+            if self.idle:
+                self.idle.pop().send(self._next_request(), intended)
+            else:
+                self.backlog.append(intended)
+            self.due += 1
 
-        timer = periodic_timerfd(TICK_S)
-        self.loop.add_reader(timer, tick)
-        try:
-            await all_sent
-        finally:
-            self.loop.remove_reader(timer)
-            os.close(timer)
+        await Pacer(time.perf_counter() + 0.1, [i * interval for i in range(total)], fire, tick_s=TICK_S).run()
         deadline = time.perf_counter() + 30
         while len(self.latencies) < total and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)

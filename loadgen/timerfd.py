@@ -1,6 +1,6 @@
 """Timers finer than the event loop's own, for the open-loop senders: a one-shot timer armed
-for each wake-up (``geo-loadgen search``, through :class:`loadgen.clock.Pacer`) and a periodic
-tick (the benchmarks' driver).
+for each wake-up (:class:`loadgen.clock.Pacer`, which ``geo-loadgen search`` and the
+benchmarks' driver send from).
 
 uvloop's timers (libuv's) move in whole milliseconds, and ``asyncio.sleep`` of less than half
 a millisecond returns at once: a driver that paced its sends with it would spin, and take a
@@ -74,12 +74,12 @@ def new_timerfd() -> int:
     return int(fd)
 
 
-def arm(fd: int, delay_s: float, every_s: float = 0.0) -> None:
-    """Make ``fd`` expire ``delay_s`` from now (at least a nanosecond), then every ``every_s`` if that is positive.
+def arm(fd: int, delay_s: float) -> None:
+    """Make ``fd`` expire once, ``delay_s`` from now (at least a nanosecond).
 
     Arming again replaces what was set before, and clears the count of expiries not yet read.
     """
-    _settime(fd, 0, max(int(delay_s * 1e9), 1), max(int(every_s * 1e9), 0))
+    _settime(fd, 0, max(int(delay_s * 1e9), 1), 0)
 
 
 def arm_at(fd: int, deadline: float) -> None:
@@ -95,21 +95,8 @@ def arm_at(fd: int, deadline: float) -> None:
         arm(fd, deadline - time.perf_counter())
 
 
-def periodic_timerfd(interval_s: float) -> int:
-    """A non-blocking timerfd that expires every ``interval_s`` seconds, the first time after one interval."""
-    if not interval_s > 0:
-        raise ValueError(f"the interval must be positive, not {interval_s!r}")
-    fd = new_timerfd()
-    try:
-        arm(fd, interval_s, interval_s)
-    except OSError:
-        os.close(fd)
-        raise
-    return fd
-
-
 def expirations(fd: int) -> int:
-    """How many intervals have passed since the last read (0 when none has)."""
+    """How many expiries have passed since the last read or arming: 0 or 1 for a one-shot timer."""
     try:
         return int(struct.unpack("=Q", os.read(fd, 8))[0])
     except BlockingIOError:
