@@ -265,7 +265,11 @@ passes(const Cand *cand, const Where *where)
         got = PyDict_GetItemWithError(where->table, id);  /* borrowed */
         if (got == NULL) return PyErr_Occurred() ? -1 : 0;
     }
-    return got == where->value ? 1 : PyObject_RichCompareBool(got, where->value, Py_EQ);
+    if (got == where->value) return 1;
+    Py_INCREF(got);  /* held while an __eq__ of the value's runs, whatever it does to the table */
+    int same = PyObject_RichCompareBool(got, where->value, Py_EQ);
+    Py_DECREF(got);
+    return same;
 }
 
 /* A chord (units of the sphere radius) that every point within dist_m stays under. */

@@ -211,3 +211,22 @@ def test_the_compiled_filter_reads_a_list_by_int_id_and_a_dict_by_any_id() -> No
         search_native(vecs, recs, 1.0, 1.0, 10.0, 5, None, ("x",), "x")
     with pytest.raises(TypeError):  # a dict filter hashes the id; a broken record is named
         search_native([[unit_vector(terms)]], [[(0.0, 0.0, 0.0)]], 1.0, 1.0, 10.0, 5, None, {}, "x")
+
+
+def test_a_table_value_whose_equality_empties_the_table_is_survived() -> None:
+    # The compiled filter holds the table's entry while the comparison runs: an __eq__ that
+    # empties the table frees nothing under it, and the next id finds the table empty.
+    table: list[object] = []
+
+    class Clearing:
+        def __eq__(self, other: object) -> bool:
+            table.clear()
+            return True
+
+        __hash__ = object.__hash__
+
+    table.extend([Clearing(), Clearing()])
+    terms = point_terms(1.0, 1.0)
+    vecs, recs = [[unit_vector(terms)] * 2], [[make_record(terms, 0), make_record(terms, 1)]]
+    assert search_native(vecs, recs, 1.0, 1.0, 10.0, 5, None, table, "x") == (1, 1, [(0, 0.0)])
+    assert table == []
