@@ -178,8 +178,7 @@ class OthersCpu:
     def used_ms(self, pids: Iterable[int]) -> float:
         """The CPU the processes ``pids`` used inside the block, milliseconds (after it ended)."""
         wanted = set(pids)
-        others = {pid: proc for pid, proc in self._after.items() if pid not in wanted}
-        return sum(ms for _, _, ms in top_consumers(self._before, self._after, exclude=set(others),
+        return sum(ms for _, _, ms in top_consumers(self._before, self._after, exclude=set(self._after) - wanted,
                                                       ticks_per_s=os.sysconf("SC_CLK_TCK"), count=len(wanted)))
 
 

@@ -13,9 +13,8 @@ scattered around them) and for 1 and 2 API processes sharing one port (SO_REUSEP
   as busy as the API at its half rate: more than half of a core per process, since requests
   that come one at a time cost more each than wrk's; each run records how busy the servers
   were); these three in as many rounds as the maxima, each figure the median of the rounds'.
-  Once after them, the bench's
-  own lean driver (raw protocols, no histograms, no report) at the API's half rate, as a
-  check on the generator;
+  Once after them, the bench's own lean driver (raw protocols, no histograms, no report) at
+  the API's half rate, as a check on the generator;
 * **hello-world ceiling**: a bare aiohttp app (uvloop, no middleware) answering the same URLs
   with a fixed small JSON body, driven by the same wrk command: what the framework allows;
 * **hello-world + index query**: the same app, but each request also parses latitude and
@@ -372,7 +371,6 @@ class _OpenLoop:
         self.errors = 0
         self.lost = 0
         self.sent = 0
-        self.due = 0  # requests whose intended time has come
         self.loop = asyncio.get_running_loop()
 
     def _next_request(self) -> bytes:
@@ -403,7 +401,6 @@ class _OpenLoop:
                 self.idle.pop().send(self._next_request(), intended)
             else:
                 self.backlog.append(intended)
-            self.due += 1
 
         await Pacer(time.perf_counter() + 0.1, [i * interval for i in range(total)], fire, tick_s=TICK_S).run()
         deadline = time.perf_counter() + 30

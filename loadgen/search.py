@@ -144,7 +144,7 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
         if not sending and live.in_flight == 0 and not all_answered.done():
             all_answered.set_result(None)
 
-    kinds = len(requests)
+    n_requests = len(requests)
 
     def fire(i: int, intended: float) -> None:
         if all_answered.done():  # only while sending if accounting for an answer failed
@@ -154,7 +154,7 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
         record_us(send_lag, now() - intended)
         live.in_flight += 1
         live.sent += 1
-        pool.send(requests[i % kinds], answered, i)
+        pool.send(requests[i % n_requests], answered, i)
 
     start = now()
     try:

@@ -58,8 +58,9 @@ def _c() -> _Calls:
     return _calls
 
 
-def _settime(fd: int, flags: int, value_ns: int, interval_ns: int) -> None:
-    spec = _ITIMERSPEC.pack(*divmod(interval_ns, _NS), *divmod(value_ns, _NS))
+def _settime(fd: int, flags: int, value_ns: int) -> None:
+    """Arm ``fd`` to expire once (no interval) at ``value_ns``."""
+    spec = _ITIMERSPEC.pack(0, 0, *divmod(value_ns, _NS))
     if (_calls or _c()).settime(fd, flags, spec, None) < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"timerfd_settime: {os.strerror(err)}")
@@ -79,7 +80,7 @@ def arm(fd: int, delay_s: float) -> None:
 
     Arming again replaces what was set before, and clears the count of expiries not yet read.
     """
-    _settime(fd, 0, max(int(delay_s * 1e9), 1), 0)
+    _settime(fd, 0, max(int(delay_s * 1e9), 1))
 
 
 def arm_at(fd: int, deadline: float) -> None:
@@ -90,7 +91,7 @@ def arm_at(fd: int, deadline: float) -> None:
     """
     calls = _calls or _c()
     if calls.abstime_ok:
-        _settime(fd, _TFD_TIMER_ABSTIME, max(int(deadline * 1e9), 1), 0)
+        _settime(fd, _TFD_TIMER_ABSTIME, max(int(deadline * 1e9), 1))
     else:  # perf_counter on another clock: the time left, from a reading of it
         arm(fd, deadline - time.perf_counter())
 
