@@ -116,22 +116,20 @@ class _Connection(asyncio.Protocol):
         self.token: Any = None
         self.sent = 0.0
         self.response: _Response | None = None
-        self.timer: asyncio.TimerHandle | None = None
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.pool.opened(self)
 
     def send(self, request: bytes, answer: Answer, token: Any) -> None:
         assert self.transport is not None
         self.answer, self.token = answer, token
         self.response = None
-        self.timer = self.pool.loop.call_later(self.pool.timeout_s, self._timed_out)
         self.sent = now()
         self.transport.write(request)
 
-    def _timed_out(self) -> None:
-        self.timer = None
+    def timed_out(self) -> None:
         self._fail(asyncio.TimeoutError())
 
     def _finish(self, status: int, body: bytes, consumed: int, close: bool) -> None:
@@ -140,9 +138,6 @@ class _Connection(asyncio.Protocol):
             close = True
         answer, token, sent = self.answer, self.token, self.sent
         self.answer = self.token = self.response = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
         # Free (or drop) the connection first: a request waiting for one leaves now, before
         # this answer is heard.
         if close:
@@ -155,9 +150,6 @@ class _Connection(asyncio.Protocol):
     def _fail(self, exc: BaseException) -> None:
         answer, token, sent = self.answer, self.token, self.sent
         self.answer = self.token = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
         self._drop()
         if answer is not None:
             answer(token, 0, b"", sent, exc)
@@ -214,13 +206,14 @@ class Http1Pool:
     Two ways to ask: ``await get(request)``, or, where a task and a future for each request
     cost too much (the open-loop sender, thousands a second on a core it shares with the
     server), ``send(request, answer, token)``, which hears of the outcome through a callback
-    and creates nothing per request beyond the request's timer.
+    and creates nothing per request.
 
     Args:
         base_url: ``http://host:port`` or ``https://...`` (its path is ignored).
         connections: the most connections open at once.
-        timeout_s: how long a request may take, from when a connection takes it; and how long
-            opening a connection may take.
+        timeout_s: how long a request may take, from when a connection takes it (checked
+            every tenth of it, at most every 0.1 s, so a request times out up to that much
+            later); and how long opening a connection may take.
     """
 
     def __init__(self, base_url: str, *, connections: int, timeout_s: float) -> None:
@@ -238,6 +231,11 @@ class Http1Pool:
         self._open = 0  # connections open or opening
         self._opening: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak references
         self._waiting: deque[tuple[bytes, Answer, Any]] = deque()  # requests no connection has taken yet
+        self._connections: set[_Connection] = set()  # every open one, busy or idle
+        # Requests are timed by a sweep over the open connections rather than a timer each:
+        # a timer armed and cancelled for every request costs the generator a microsecond.
+        self._sweep_s = min(0.1, timeout_s / 10)
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def request(self, target: str) -> bytes:
         """The bytes of ``GET target`` (a path with its query)."""
@@ -309,10 +307,27 @@ class Http1Pool:
         else:
             self._idle.append(conn)
 
+    def opened(self, conn: _Connection) -> None:
+        """A connection is open: its requests are timed from now on."""
+        self._connections.add(conn)
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(self._sweep_s, self._sweep)
+
     def forget(self, conn: _Connection) -> None:
         """A connection is gone: a waiting request may open another."""
+        self._connections.discard(conn)
         self._open -= 1
         self._wake()
+
+    def _sweep(self) -> None:
+        """Fail the requests that have waited ``timeout_s`` for their answer (each within a
+        tenth of the timeout, or 0.1 s, after it), every so often while connections are open."""
+        self._sweeper = None
+        late = now() - self.timeout_s
+        for conn in [c for c in self._connections if c.answer is not None and c.sent <= late]:
+            conn.timed_out()
+        if self._connections:
+            self._sweeper = self.loop.call_later(self._sweep_s, self._sweep)
 
     def _wake(self) -> None:
         if self._waiting and self._open < self.max_connections:
@@ -324,6 +339,9 @@ class Http1Pool:
         for conn in self._idle:
             conn._drop()  # noqa: SLF001 - the pool owns its connections
         self._idle.clear()
+        if self._sweeper is not None and not self._connections:
+            self._sweeper.cancel()
+            self._sweeper = None
 
 
 def _settle(future: asyncio.Future[tuple[int, bytes, float]], status: int, body: bytes, sent: float,

@@ -18,7 +18,7 @@ from loadgen.clock import Pacer, now
 from loadgen.http1 import Http1Pool
 from loadgen.points import query_points, truth_points
 from loadgen.schedule import Arrivals, intended_offsets
-from loadgen.stats import Recorder, record_us
+from loadgen.stats import Recorder
 from loadgen.verify import GroundTruth
 
 
@@ -103,8 +103,6 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
     requests = [pool.request(search_target(prefix, lat, lon, opts.radius_m, opts.limit)) for lat, lon in points]
     every = max(1, len(offsets) // opts.verify) if opts.verify else 0
     samples: list[tuple[tuple[float, float], bytes]] = []
-    send_lag = recorder.histogram("send_lag")
-    service_time = recorder.histogram("service_time")
     status_kinds: dict[int, str] = {}
     all_answered = asyncio.get_running_loop().create_future()
     sending = True
@@ -129,7 +127,7 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
             recorder.count("timeout" if isinstance(error, asyncio.TimeoutError) else "connect_error")
             recorder.complete(int(received - start), None, error=True)
         else:
-            record_us(service_time, received - sent)
+            recorder.record("service_time", received - sent)
             kind = status_kinds.get(status)
             if kind is None:
                 kind = status_kinds[status] = f"status_{status}"
@@ -151,7 +149,7 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
             all_answered.result()  # raises that failure, which stops the Pacer
         # At most max_in_flight connections: a request beyond them waits in the pool for one,
         # and the wait counts in its latency (not in its service time).
-        record_us(send_lag, now() - intended)
+        recorder.record("send_lag", now() - intended)
         live.in_flight += 1
         live.sent += 1
         pool.send(requests[i % n_requests], answered, i)

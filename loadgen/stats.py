@@ -14,19 +14,14 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-#: Highest latency a histogram holds: 10 minutes, in microseconds.
-MAX_LATENCY_US = 600_000_000
+from loadgen.hdr import new_histogram, record_batch
+
 _DIGITS = 3
 _SERIES_DIGITS = 2  # per-second histograms are many: 2 significant digits keep them small
-
-
-def new_histogram(digits: int = _DIGITS) -> HdrHistogram:
-    return HdrHistogram(1, MAX_LATENCY_US, digits)
-
-
-def record_us(histogram: HdrHistogram, seconds: float) -> None:
-    """Record a duration (seconds) in microseconds, clamped into the histogram's range."""
-    histogram.record_value(min(MAX_LATENCY_US, max(1, int(seconds * 1_000_000))))
+#: Durations wait in a list and go into their histogram this many at a time
+#: (:func:`loadgen.hdr.record_batch`), and whenever the figures are read: recording each
+#: alone would cost the generator a microsecond and more of CPU, four times an answer.
+BATCH = 1024
 
 
 @dataclass
@@ -36,24 +31,63 @@ class SecondBucket:
     count: int = 0
     errors: int = 0
     latency: HdrHistogram = field(default_factory=lambda: new_histogram(_SERIES_DIGITS))
+    #: Latencies (seconds) not yet in ``latency`` (nor in the main histogram).
+    waiting: list[float] = field(default_factory=list, repr=False, compare=False)
 
 
-@dataclass
 class Recorder:
-    """Histograms by metric name, counters by kind, and per-second buckets of the main metric."""
+    """Histograms by metric name, counters by kind, and per-second buckets of the main metric.
 
-    main_metric: str = "latency"
-    histograms: dict[str, HdrHistogram] = field(default_factory=dict)
-    counters: Counter[str] = field(default_factory=Counter)
-    series: dict[int, SecondBucket] = field(default_factory=dict)
+    Durations are recorded in batches: :attr:`histograms` and :attr:`series` record whatever
+    waits before they answer, so a reader always sees every value recorded so far.
+    """
+
+    def __init__(self, main_metric: str = "latency") -> None:
+        self.main_metric = main_metric
+        self.counters: Counter[str] = Counter()
+        self._histograms: dict[str, HdrHistogram] = {}
+        self._series: dict[int, SecondBucket] = {}
+        self._waiting: dict[str, list[float]] = {}  # by histogram name, durations in seconds
+        self._seconds_waiting: set[int] = set()  # the buckets whose ``waiting`` is not empty
+
+    @property
+    def histograms(self) -> dict[str, HdrHistogram]:
+        """Every histogram by name, with everything recorded so far."""
+        self.flush()
+        return self._histograms
+
+    @property
+    def series(self) -> dict[int, SecondBucket]:
+        """The per-second buckets by second since the start, with everything recorded so far."""
+        self.flush()
+        return self._series
 
     def histogram(self, name: str) -> HdrHistogram:
-        if name not in self.histograms:
-            self.histograms[name] = new_histogram()
-        return self.histograms[name]
+        """The histogram ``name`` (made empty if it is new), with everything recorded so far."""
+        waiting = self._waiting.get(name)
+        if waiting:
+            self._record_waiting(name, waiting)
+        return self._histogram(name)
+
+    def _histogram(self, name: str) -> HdrHistogram:
+        hist = self._histograms.get(name)
+        if hist is None:
+            hist = self._histograms[name] = new_histogram(_DIGITS)
+        return hist
 
     def record(self, name: str, seconds: float) -> None:
-        record_us(self.histogram(name), seconds)
+        """Record a duration (seconds) into histogram ``name``."""
+        waiting = self._waiting.get(name)
+        if waiting is None:
+            waiting = self._waiting[name] = []
+            self._histogram(name)  # listed from now on, even before its first batch goes in
+        waiting.append(seconds)
+        if len(waiting) >= BATCH:
+            self._record_waiting(name, waiting)
+
+    def _record_waiting(self, name: str, waiting: list[float]) -> None:
+        record_batch(self._histogram(name), waiting)
+        waiting.clear()
 
     def count(self, kind: str, n: int = 1) -> None:
         self.counters[kind] += n
@@ -67,21 +101,39 @@ class Recorder:
                 before a latency existed.
             error: whether it failed.
         """
-        bucket = self._bucket(second)
+        bucket = self._series.get(second)
+        if bucket is None:
+            # A new second: what earlier ones left waiting goes in now, so that a long run
+            # nobody reads until its end holds at most a batch a histogram.
+            self._record_seconds()
+            bucket = self._series[second] = SecondBucket()
         bucket.count += 1
         if error:
             bucket.errors += 1
         if latency_s is not None:
-            record_us(bucket.latency, latency_s)
-            self.record(self.main_metric, latency_s)
+            waiting = bucket.waiting
+            if not waiting:
+                self._seconds_waiting.add(second)
+            waiting.append(latency_s)
+            if len(waiting) >= BATCH:
+                self._record_second(second, bucket)
 
-    def _bucket(self, second: int) -> SecondBucket:
-        # Not ``setdefault(second, SecondBucket())``: that would build a histogram (tens of
-        # microseconds) for every operation, to be thrown away in all but the first of a second.
-        bucket = self.series.get(second)
-        if bucket is None:
-            bucket = self.series[second] = SecondBucket()
-        return bucket
+    def _record_second(self, second: int, bucket: SecondBucket) -> None:
+        record_batch(bucket.latency, bucket.waiting)
+        record_batch(self._histogram(self.main_metric), bucket.waiting)
+        bucket.waiting.clear()
+        self._seconds_waiting.discard(second)
+
+    def _record_seconds(self) -> None:
+        for second in list(self._seconds_waiting):
+            self._record_second(second, self._series[second])
+
+    def flush(self) -> None:
+        """Record every duration still waiting for its batch."""
+        for name, waiting in self._waiting.items():
+            if waiting:
+                self._record_waiting(name, waiting)
+        self._record_seconds()
 
     def merge(self, other: Recorder) -> None:
         """Add another recorder's figures into this one (exact: histogram addition)."""
@@ -89,7 +141,9 @@ class Recorder:
             self.histogram(name).add(hist)
         self.counters.update(other.counters)
         for second, bucket in other.series.items():
-            mine = self._bucket(second)
+            mine = self._series.get(second)
+            if mine is None:
+                mine = self._series[second] = SecondBucket()
             mine.count += bucket.count
             mine.errors += bucket.errors
             mine.latency.add(bucket.latency)
@@ -120,7 +174,7 @@ class Recorder:
         for second, b in raw["series"].items():
             bucket = SecondBucket(count=b["count"], errors=b["errors"])
             bucket.latency.add(_decode(b["latency"]))
-            rec.series[int(second)] = bucket
+            rec._series[int(second)] = bucket
         return rec
 
 

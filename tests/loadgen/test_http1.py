@@ -136,6 +136,31 @@ async def test_a_timeout_drops_the_connection_and_the_next_request_gets_a_new_on
     assert server.connections == 2
 
 
+async def test_only_the_late_request_times_out_and_no_sooner_than_its_timeout() -> None:
+    async def answer(head: bytes) -> bytes:
+        if b"/slow" in head:
+            await asyncio.sleep(3.0)
+        else:
+            await asyncio.sleep(0.05)
+        return ok(b"done")
+
+    async with serving(answer) as (_server, url):
+        pool = Http1Pool(url, connections=3, timeout_s=0.5)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        slow = asyncio.ensure_future(pool.get(pool.request("/slow")))
+        quick = [await pool.get(pool.request("/quick")) for _ in range(8)]  # 0.4 s of answers meanwhile
+        assert [q[:2] for q in quick] == [(200, b"done")] * 8
+        with pytest.raises(asyncio.TimeoutError):
+            await slow
+        waited = loop.time() - started
+        # The sweep runs every tenth of the timeout: never before it, and well before the answer.
+        assert 0.5 <= waited < 2.0
+        await pool.close()
+        await asyncio.sleep(0.1)
+    assert pool._sweeper is None  # noqa: SLF001 - nothing left to time, nothing left armed
+
+
 @pytest.mark.parametrize(
     "reply",
     [
