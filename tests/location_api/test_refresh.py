@@ -99,6 +99,36 @@ async def small(settings: Settings, serve: Callable[[Settings], Awaitable[Api]])
     await drop_database(settings.pg_primary, small_settings.pg_primary.rpartition("/")[2])
 
 
+async def change_log_rows_read(conn: asyncpg.Connection) -> int:
+    """Rows of business_changes this server has read so far, by any scan (its own statistics,
+    with this connection's flushed first)."""
+    await conn.execute("SELECT pg_stat_force_next_flush()")
+    return int(await conn.fetchval(
+        """SELECT coalesce(t.seq_tup_read, 0) + coalesce(sum(i.idx_tup_read), 0)
+             FROM pg_stat_user_tables t LEFT JOIN pg_stat_user_indexes i ON i.relid = t.relid
+            WHERE t.relname = 'business_changes' GROUP BY t.seq_tup_read"""
+    ))
+
+
+async def test_a_poll_reads_the_change_log_above_its_horizon_only(settings: Settings) -> None:
+    """Even where the plan cache has settled on a generic plan (forced here for the whole
+    session), a poll must not walk the change log a bulk load left, every 0.25 s."""
+    loaded = await small_database(settings, "changelog", places=20_000)
+    conn = await asyncpg.connect(loaded.pg_primary)
+    try:
+        logged, last_xid = await conn.fetchrow("SELECT count(*), max(xid) FROM business_changes")
+        assert logged == 20_000  # a row per place the COPY loaded
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        before = await change_log_rows_read(conn)
+        for _ in range(3):
+            _info, changes, overflow = await queries.poll_changes(conn, last_xid + 1, MAX_CHANGES_PER_POLL)
+            assert (changes, overflow) == ([], False)
+        assert await change_log_rows_read(conn) - before < logged // 10  # a walk reads 3 x 20,000
+    finally:
+        await conn.close()
+        await drop_database(settings.pg_primary, loaded.pg_primary.rpartition("/")[2])
+
+
 async def test_a_bulk_load_rebuilds_the_indexes(small: Api) -> None:
     api = small
     refresher = api.app[refresher_key]
