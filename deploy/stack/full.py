@@ -202,7 +202,7 @@ class FullTier:
             listen=f"127.0.0.1:{self.state.ports['entry']}", pools=pools, files=files,
             worker_user="root" if is_root() else None,
         ))
-        argv = [str(program), "-p", str(files.directory), "-c", str(files.conf), "-e", str(files.error_log)]
+        argv = nginx.command(program, files)
         run([*argv, "-t"], timeout=30)
         self._spawn("nginx", argv, env, self.state.ports["entry"])
         deadline = time.monotonic() + 30

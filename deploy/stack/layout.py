@@ -48,9 +48,14 @@ class StackState:
 
 @dataclass(frozen=True)
 class Layout:
-    """Paths under the stack folder."""
+    """Paths under the stack folder, every one absolute (a relative folder, the default
+    ``.stack`` among them, is taken from the current directory once, here): nginx resolves a
+    relative ``-c`` inside its ``-p``, and the servers may run from elsewhere."""
 
     root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", self.root.absolute())
 
     @property
     def state_file(self) -> Path:

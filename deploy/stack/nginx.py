@@ -102,6 +102,13 @@ _HEADERS = """\
             proxy_set_header X-Forwarded-Proto $scheme;"""
 
 
+def command(program: Path, files: NginxFiles) -> list[str]:
+    """The argv that runs ``program`` (nginx) on the configuration in ``files``: its prefix,
+    configuration and error log, all under ``files.directory`` (absolute: nginx resolves a
+    relative ``-c`` inside ``-p``)."""
+    return [str(program), "-p", str(files.directory), "-c", str(files.conf), "-e", str(files.error_log)]
+
+
 def render_config(*, listen: str, pools: Pools, files: NginxFiles, tuning: Tuning = Tuning(),
                   worker_user: str | None = None) -> str:
     """The whole ``nginx.conf`` of the full stack.

@@ -18,7 +18,8 @@ import pytest
 from aiohttp import web
 
 from deploy.stack.binaries import ensure_nginx
-from deploy.stack.nginx import NginxFiles, Pools, render_config
+from deploy.stack.layout import Layout
+from deploy.stack.nginx import NginxFiles, Pools, command, render_config
 from deploy.stack.procs import is_root
 
 
@@ -48,6 +49,22 @@ def test_user_directive_is_left_out_unless_asked(tmp_path: Path) -> None:
     text = render_config(listen="127.0.0.1:1", files=files(tmp_path),
                          pools=Pools(read=("a:1",), write=("b:1",), ws=("c:1",)))
     assert "\nuser " not in text
+
+
+def test_a_relative_stack_folder_gives_nginx_a_configuration_it_finds(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make run-full`` passes the default folder, ``.stack``, relative to the repository."""
+    monkeypatch.chdir(tmp_path)
+    layout = Layout(Path(".stack"))
+    assert layout.root == tmp_path / ".stack"
+    where = NginxFiles(layout.root / "full" / "nginx")
+    where.temp.mkdir(parents=True)
+    where.conf.write_text(render_config(
+        listen="127.0.0.1:1", files=where, worker_user="root" if is_root() else None,
+        pools=Pools(read=("127.0.0.1:2",), write=("127.0.0.1:3",), ws=("127.0.0.1:4",)),
+    ))
+    checked = subprocess.run([*command(ensure_nginx(), where), "-t"], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_every_pool_needs_an_instance() -> None:
@@ -121,8 +138,7 @@ async def routed(tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, Upstream]
         pools=Pools(read=(ups["read-1"].address, ups["read-2"].address),
                     write=(ups["write-1"].address, ups["write-2"].address), ws=(ups["ws-1"].address,)),
     ))
-    argv = [str(ensure_nginx()), "-p", str(where.directory), "-c", str(where.conf), "-e", str(where.error_log)]
-    proc = subprocess.Popen(argv)
+    proc = subprocess.Popen(command(ensure_nginx(), where))
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
