@@ -101,12 +101,7 @@ class Recorder:
                 before a latency existed.
             error: whether it failed.
         """
-        bucket = self._series.get(second)
-        if bucket is None:
-            # A new second: what earlier ones left waiting goes in now, so that a long run
-            # nobody reads until its end holds at most a batch a histogram.
-            self._record_seconds()
-            bucket = self._series[second] = SecondBucket()
+        bucket = self._bucket(second)
         bucket.count += 1
         if error:
             bucket.errors += 1
@@ -117,6 +112,15 @@ class Recorder:
             waiting.append(latency_s)
             if len(waiting) >= BATCH:
                 self._record_second(second, bucket)
+
+    def _bucket(self, second: int) -> SecondBucket:
+        bucket = self._series.get(second)
+        if bucket is None:
+            # A new second: what earlier ones left waiting goes in now, so that a long run
+            # nobody reads until its end holds at most a batch a histogram.
+            self._record_seconds()
+            bucket = self._series[second] = SecondBucket()
+        return bucket
 
     def _record_second(self, second: int, bucket: SecondBucket) -> None:
         record_batch(bucket.latency, bucket.waiting)
@@ -141,9 +145,7 @@ class Recorder:
             self.histogram(name).add(hist)
         self.counters.update(other.counters)
         for second, bucket in other.series.items():
-            mine = self._series.get(second)
-            if mine is None:
-                mine = self._series[second] = SecondBucket()
+            mine = self._bucket(second)
             mine.count += bucket.count
             mine.errors += bucket.errors
             mine.latency.add(bucket.latency)
