@@ -53,10 +53,17 @@ from geo_common.tokens import mint_token  # noqa: E402
 
 from bench_db import drop_database, new_database  # noqa: E402
 
-FRAME = orjson.dumps({
-    "type": "friend_location", "user_id": 1_000_123, "latitude": 37.774929, "longitude": -122.419416,
-    "distance_m": 1234.5, "updated_at": 1_763_890_000_000, "sent_at": 1_763_890_000_000,
-}).decode()
+FRAME = orjson.dumps(
+    {
+        "type": "friend_location",
+        "user_id": 1_000_123,
+        "latitude": 37.774929,
+        "longitude": -122.419416,
+        "distance_m": 1234.5,
+        "updated_at": 1_763_890_000_000,
+        "sent_at": 1_763_890_000_000,
+    }
+).decode()
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -166,7 +173,9 @@ def serve_bare_broadcast(port: int, connections: int, rounds: int) -> None:
             for _ in range(rounds):
                 websockets.broadcast(conns, FRAME)
                 await asyncio.sleep(0)
-            print(json.dumps({"send_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu0}), flush=True)
+            print(
+                json.dumps({"send_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu0}), flush=True
+            )
             await asyncio.Future()
 
     _uvloop()
@@ -208,7 +217,7 @@ class Population:
         for start in range(0, count, size):
             # Cliques spread over the US, members within ~300 m of their clique's point.
             lat, lon = rng.uniform(30, 45), rng.uniform(-120, -75)
-            for user in users[start:start + size]:
+            for user in users[start : start + size]:
                 pop.centre[user] = (lat + rng.uniform(-0.002, 0.002), lon + rng.uniform(-0.002, 0.002))
         return pop
 
@@ -223,7 +232,7 @@ class Population:
 
     def cliques(self) -> list[list[int]]:
         size = self.friends + 1
-        return [self.users[i:i + size] for i in range(0, len(self.users), size)]
+        return [self.users[i : i + size] for i in range(0, len(self.users), size)]
 
 
 async def load_population(dsn: str, pop: Population) -> None:
@@ -268,14 +277,14 @@ class RawClient(asyncio.Protocol):
             if end < 0:
                 self.buffer = buf
                 return
-            status = buf[:buf.find(b"\r\n")]
+            status = buf[: buf.find(b"\r\n")]
             if b" 101 " not in status and not self.opened.done():
                 self.opened.set_exception(RuntimeError(status.decode(errors="replace")))
                 return
             self.upgraded = True
             if not self.opened.done():
                 self.opened.set_result(None)
-            buf = buf[end + 4:]
+            buf = buf[end + 4 :]
         pos, n = 0, len(buf)
         frames = []
         while n - pos >= 2:
@@ -284,14 +293,14 @@ class RawClient(asyncio.Protocol):
             if length == 126:
                 if n - pos < 4:
                     break
-                length, head = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
             elif length == 127:
                 if n - pos < 10:
                     break
-                length, head = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
             if n - pos < head + length:
                 break
-            payload = buf[pos + head:pos + head + length]
+            payload = buf[pos + head : pos + head + length]
             pos += head + length
             opcode = b0 & 0x0F
             if opcode == 1:
@@ -348,14 +357,17 @@ class Clients:
             async with gate:
                 auth = f"Authorization: Bearer {mint_token(self.secret, user)}\r\n" if headers else ""
                 key = base64.b64encode(os.urandom(16)).decode()
-                request = (f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                           f"{auth}\r\n").encode()
+                request = (
+                    f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                    f"{auth}\r\n"
+                ).encode()
                 for attempt in range(5):
                     opened: asyncio.Future[None] = loop.create_future()
                     try:
                         _t, client = await loop.create_connection(
-                            lambda: RawClient(self, user, request, opened), "127.0.0.1", self.port)
+                            lambda: RawClient(self, user, request, opened), "127.0.0.1", self.port
+                        )
                         await asyncio.wait_for(opened, 60)
                         break
                     except OSError:
@@ -413,8 +425,12 @@ async def server_counters(port: int) -> dict[str, float]:
     """The server's own counters (from /metrics): frames written, replaced, slow closes."""
     import aiohttp
 
-    wanted = {"geo_friends_frames_total": "frames", "geo_friends_frames_replaced_total": "replaced",
-              "geo_friends_slow_closes_total": "slow_closes", "geo_friends_deliveries_total": "deliveries"}
+    wanted = {
+        "geo_friends_frames_total": "frames",
+        "geo_friends_frames_replaced_total": "replaced",
+        "geo_friends_slow_closes_total": "slow_closes",
+        "geo_friends_deliveries_total": "deliveries",
+    }
     async with aiohttp.ClientSession() as http:
         async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
             text = await resp.text()
@@ -426,8 +442,9 @@ async def server_counters(port: int) -> dict[str, float]:
     return found
 
 
-async def run_load(clients: Clients, pop: Population, *, rate: float, seconds: float, seq0: int,
-                   server_pid: int) -> dict[str, Any]:
+async def run_load(
+    clients: Clients, pop: Population, *, rate: float, seconds: float, seq0: int, server_pid: int
+) -> dict[str, Any]:
     """Send ``rate`` updates/s for ``seconds``; wait for the deliveries; report."""
     clients.latencies_ms.clear()
     clients.delivered.clear()
@@ -473,13 +490,19 @@ async def run_load(clients: Clients, pop: Population, *, rate: float, seconds: f
     counters = await server_counters(clients.port)
     got = sum(clients.delivered.values())
     return {
-        "rate": rate, "seconds": round(sent_wall, 2), "updates": updates,
+        "rate": rate,
+        "seconds": round(sent_wall, 2),
+        "updates": updates,
         "updates_per_s": round(updates / sent_wall, 1),
-        "deliveries": got, "expected": expected, "lost": expected - got,
+        "deliveries": got,
+        "expected": expected,
+        "lost": expected - got,
         "deliveries_per_s": round(got / sent_wall, 1),
-        "p50_ms": round(pct(clients.latencies_ms, 0.50), 2), "p99_ms": round(pct(clients.latencies_ms, 0.99), 2),
+        "p50_ms": round(pct(clients.latencies_ms, 0.50), 2),
+        "p99_ms": round(pct(clients.latencies_ms, 0.99), 2),
         "max_ms": round(max(clients.latencies_ms, default=float("nan")), 2),
-        "server_cpu_s": round(cpu, 2), "client_cpu_s": round(client_cpu, 2),
+        "server_cpu_s": round(cpu, 2),
+        "client_cpu_s": round(client_cpu, 2),
         "deliveries_per_server_cpu_s": round(got / cpu, 0) if cpu else None,
         "errors": dict(clients.errors),
         "server": {k: int(v - counters0.get(k, 0)) for k, v in counters.items()},
@@ -495,10 +518,18 @@ async def friends_phases(args: argparse.Namespace, settings: Settings, results: 
     pop = Population.build(args.users, args.friends)
     await load_population(dsn, pop)
     port = free_port()
-    env = dict(os.environ, GEO_PG_PRIMARY=dsn, GEO_PG_REPLICAS="", GEO_REDIS_NAMESPACE=namespace,
-               GEO_LOG_LEVEL="warning", GEO_WS_MAX_UPDATES_PER_S="5")
+    env = dict(
+        os.environ,
+        GEO_PG_PRIMARY=dsn,
+        GEO_PG_REPLICAS="",
+        GEO_REDIS_NAMESPACE=namespace,
+        GEO_LOG_LEVEL="warning",
+        GEO_WS_MAX_UPDATES_PER_S="5",
+    )
     # GEO_BENCH_SERVER: another server command taking the port last (a profiling wrapper, say).
-    server = spawn([sys.executable, *(os.environ.get("GEO_BENCH_SERVER", "-m friends_ws --port").split()), str(port)], env)
+    server = spawn(
+        [sys.executable, *(os.environ.get("GEO_BENCH_SERVER", "-m friends_ws --port").split()), str(port)], env
+    )
     clients = Clients(port, "/v1/friends/ws", settings.jwt_secret, pop)
     try:
         await wait_port(port)
@@ -511,23 +542,30 @@ async def friends_phases(args: argparse.Namespace, settings: Settings, results: 
         connected = rss_kib(server.pid) - base
         # A first location each (at the clique's point); init answers prove the session is live.
         for i in range(0, len(pop.users), 500):
-            for user in pop.users[i:i + 500]:
+            for user in pop.users[i : i + 500]:
                 clients.send_location(user, None)
             await asyncio.sleep(0.05)
         try:
             await asyncio.wait_for(clients.init_event.wait(), 120)
         except TimeoutError:
-            raise RuntimeError(f"only {len(clients.inits)} of {len(pop.users)} got init; errors {clients.errors}") from None
+            raise RuntimeError(
+                f"only {len(clients.inits)} of {len(pop.users)} got init; errors {clients.errors}"
+            ) from None
         await asyncio.sleep(2.0)  # let the first round of deliveries settle
         used = rss_kib(server.pid) - base
         results["idle"] = {
-            "connections": len(pop.users), "friends_each": pop.friends, "connect_s": round(connected_s, 1),
-            "server_rss_base_mib": round(base / 1024, 1), "server_rss_growth_mib": round(used / 1024, 1),
+            "connections": len(pop.users),
+            "friends_each": pop.friends,
+            "connect_s": round(connected_s, 1),
+            "server_rss_base_mib": round(base / 1024, 1),
+            "server_rss_growth_mib": round(used / 1024, 1),
             "kib_per_connection": round(used / len(pop.users), 1),
             "kib_per_connection_before_first_location": round(connected / len(pop.users), 1),
         }
         say(f"idle: {results['idle']}")
-        results["load"] = await run_load(clients, pop, rate=args.rate, seconds=args.duration, seq0=0, server_pid=server.pid)
+        results["load"] = await run_load(
+            clients, pop, rate=args.rate, seconds=args.duration, seq0=0, server_pid=server.pid
+        )
         say(f"load: {results['load']}")
         results["steps"] = []
         seq0 = 10_000_000
@@ -565,8 +603,11 @@ async def bare_memory(args: argparse.Namespace, settings: Settings, results: dic
             client.send_text(message)
         await asyncio.sleep(2.0)
         after = rss_kib(server.pid) - base
-        results["bare_aiohttp_idle"] = {"connections": args.users, "kib_per_connection": round(used / args.users, 1),
-                                        "kib_per_connection_after_one_message": round(after / args.users, 1)}
+        results["bare_aiohttp_idle"] = {
+            "connections": args.users,
+            "kib_per_connection": round(used / args.users, 1),
+            "kib_per_connection_after_one_message": round(after / args.users, 1),
+        }
         say(f"bare aiohttp idle: {results['bare_aiohttp_idle']}")
     finally:
         await clients.close()
@@ -588,7 +629,9 @@ async def broadcast_ceiling(args: argparse.Namespace, settings: Settings, result
         span = clients.last_frame - clients.first_frame
         server_report = json.loads((server.stdout.readline() if server.stdout else b"{}") or b"{}")
         results["broadcast_ceiling"] = {
-            "connections": args.users, "frames": clients.frames, "expected": total,
+            "connections": args.users,
+            "frames": clients.frames,
+            "expected": total,
             "frames_per_s": round(clients.frames / span, 0) if span else None,
             "server_cpu_s": round(server_report.get("cpu_s", 0.0), 2),
             "frames_per_server_cpu_s": round(total / server_report["cpu_s"], 0) if server_report.get("cpu_s") else None,
@@ -607,8 +650,16 @@ async def subscriber_ceilings(args: argparse.Namespace, settings: Settings, resu
 
     namespace = f"geo-bench-{secrets.token_hex(4)}"
     channels = [f"{namespace}:flood:{{{i}}}" for i in range(1000)]
-    payload = orjson.dumps({"t": "loc", "u": 1_000_123, "lat": 37.774929, "lon": -122.419416,
-                            "at": 1_763_890_000_000, "sent": 1_763_890_000_000})
+    payload = orjson.dumps(
+        {
+            "t": "loc",
+            "u": 1_000_123,
+            "lat": 37.774929,
+            "lon": -122.419416,
+            "at": 1_763_890_000_000,
+            "sent": 1_763_890_000_000,
+        }
+    )
     total = args.flood
 
     async def flood() -> float:
@@ -668,11 +719,17 @@ async def subscriber_ceilings(args: argparse.Namespace, settings: Settings, resu
             await sub.close()
         cpu = time.process_time() - cpu0
         span = last - first
-        return {"messages": received, "messages_per_s": round(received / span, 0) if span else None,
-                "publish_s": round(publish_s, 2), "process_cpu_s": round(cpu, 2)}
+        return {
+            "messages": received,
+            "messages_per_s": round(received / span, 0) if span else None,
+            "publish_s": round(publish_s, 2),
+            "process_cpu_s": round(cpu, 2),
+        }
 
-    results["subscriber_ceiling"] = {"redis_py_hiredis": await measure("redis-py"),
-                                     "pubsub_node_subscriber": await measure("node")}
+    results["subscriber_ceiling"] = {
+        "redis_py_hiredis": await measure("redis-py"),
+        "pubsub_node_subscriber": await measure("node"),
+    }
     say(f"subscribers: {results['subscriber_ceiling']}")
 
 
@@ -700,8 +757,10 @@ async def cluster_subscribe(settings: Settings, results: dict[str, Any]) -> None
     theirs = time.perf_counter() - started
     await ps.aclose()
     await cluster.aclose()
-    results["cluster_subscribe_500"] = {"batched_per_node_ms": round(ours * 1000, 1),
-                                        "redis_py_cluster_pubsub_ms": round(theirs * 1000, 1)}
+    results["cluster_subscribe_500"] = {
+        "batched_per_node_ms": round(ours * 1000, 1),
+        "redis_py_cluster_pubsub_ms": round(theirs * 1000, 1),
+    }
     say(f"cluster subscribe: {results['cluster_subscribe_500']}")
 
 
@@ -720,11 +779,19 @@ def main() -> int:
     parser.add_argument("--friends", type=int, default=20, help="online friends in range per user (default 20)")
     parser.add_argument("--rate", type=float, default=1000.0, help="location updates per second (default 1000)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds at --rate (default 20)")
-    parser.add_argument("--steps", type=lambda s: [float(x) for x in s.split(",") if x], default=[1500.0, 1750.0, 2000.0, 2500.0],
-                        help="higher update rates tried after the main run (default 1500,1750,2000,2500)")
+    parser.add_argument(
+        "--steps",
+        type=lambda s: [float(x) for x in s.split(",") if x],
+        default=[1500.0, 1750.0, 2000.0, 2500.0],
+        help="higher update rates tried after the main run (default 1500,1750,2000,2500)",
+    )
     parser.add_argument("--step-duration", type=float, default=8.0, help="seconds per step (default 8)")
-    parser.add_argument("--broadcast-rounds", type=int, default=10, help="frames per connection in the broadcast ceiling")
-    parser.add_argument("--flood", type=int, default=200_000, help="messages in the subscriber ceiling (default 200000)")
+    parser.add_argument(
+        "--broadcast-rounds", type=int, default=10, help="frames per connection in the broadcast ceiling"
+    )
+    parser.add_argument(
+        "--flood", type=int, default=200_000, help="messages in the subscriber ceiling (default 200000)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "friends_ws.json", help="JSON results")
     args = parser.parse_args()
     limit = raise_fd_limit()
@@ -732,8 +799,12 @@ def main() -> int:
         parser.error(f"--users {args.users} needs more than the open-file limit ({limit})")
     settings = load_settings()
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg(), "fd_limit": limit,
-                    "python": sys.version.split()[0]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg": os.getloadavg(),
+            "fd_limit": limit,
+            "python": sys.version.split()[0],
+        },
         "args": {k: v for k, v in vars(args).items() if k != "out"},
     }
     say(f"machine: {results['machine']}")

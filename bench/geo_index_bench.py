@@ -210,7 +210,9 @@ class RedisPeer:
         s = self.r.info("commandstats").get("cmdstat_geosearch", {"calls": 0, "usec": 0})
         return int(s["calls"]), int(s["usec"])
 
-    def search(self, queries: Sequence[tuple[float, float]], radius: float, limit: int, withdist: bool) -> tuple[float, float, float]:
+    def search(
+        self, queries: Sequence[tuple[float, float]], radius: float, limit: int, withdist: bool
+    ) -> tuple[float, float, float]:
         """Run every query; return (server us/call, client q/s, mean results)."""
         usable = [(la, lo) for la, lo in queries if abs(la) <= REDIS_MAX_LAT]
         self.excluded_queries = len(queries) - len(usable)
@@ -222,7 +224,18 @@ class RedisPeer:
             pipe = self.r.pipeline(transaction=False)
             for lat, lon in usable[start : start + 250]:
                 pipe.execute_command(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-                    "GEOSEARCH", self.key, "FROMLONLAT", lon, lat, "BYRADIUS", radius, "m", "ASC", "COUNT", limit, *extra
+                    "GEOSEARCH",
+                    self.key,
+                    "FROMLONLAT",
+                    lon,
+                    lat,
+                    "BYRADIUS",
+                    radius,
+                    "m",
+                    "ASC",
+                    "COUNT",
+                    limit,
+                    *extra,
                 )
             found += sum(len(x) for x in pipe.execute())
         wall = time.perf_counter() - t0
@@ -245,8 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=20)
     ap.add_argument("--indexes", default=",".join(INDEXES), help="which of: " + ", ".join(INDEXES))
     ap.add_argument("--full-scan-sample", type=int, default=100, help="queries timed for the plain numpy full scan")
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="timed passes per contender and radius; the fastest is kept (same rule for Redis)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="timed passes per contender and radius; the fastest is kept (same rule for Redis)",
+    )
     ap.add_argument("--redis-url", default=None)
     ap.add_argument("--no-redis", action="store_true")
     ap.add_argument("--quick", action="store_true", help="50k points, 1k queries")
@@ -259,9 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = [n.strip() for n in args.indexes.split(",") if n.strip()]
     limit = args.limit
 
-    log(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, "
+    log(
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.2f}; "
-        f"{args.points:,} points, {args.queries:,} queries, radii {radii} m, limit {limit}, seed {args.seed}")
+        f"{args.points:,} points, {args.queries:,} queries, radii {radii} m, limit {limit}, seed {args.seed}"
+    )
     t0 = time.perf_counter()
     pts = list(scatter(args.points, seed=args.seed))
     queries = list(scatter(args.queries, seed=args.seed + 1_000_003))
@@ -316,11 +335,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_s = peer.load(lats, lons)
             rb = peer.memory_bytes()
             loaded = len(lats) - peer.excluded_points
-            log(f"  loaded {loaded:,} points in {load_s:.1f} s (pipelined GEOADD), MEMORY USAGE {rb:,} bytes; "
-                f"{peer.excluded_points} points with |lat| > {REDIS_MAX_LAT} excluded")
+            log(
+                f"  loaded {loaded:,} points in {load_s:.1f} s (pipelined GEOADD), MEMORY USAGE {rb:,} bytes; "
+                f"{peer.excluded_points} points with |lat| > {REDIS_MAX_LAT} excluded"
+            )
             for withdist in (False, True):
-                redis_rows.append(Row("redis GEOSEARCH" + (" WITHDIST" if withdist else ""),
-                                      build_s=load_s, bytes_per_point=rb / max(1, loaded)))
+                redis_rows.append(
+                    Row(
+                        "redis GEOSEARCH" + (" WITHDIST" if withdist else ""),
+                        build_s=load_s,
+                        bytes_per_point=rb / max(1, loaded),
+                    )
+                )
 
     try:
         for radius in radii:
@@ -331,8 +357,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 usec, client_qps, mean = min(peer.search(queries, radius, limit, withdist) for _ in range(args.repeat))
                 row.qps[radius] = 1e6 / usec
                 row.note = f"{peer.excluded_queries} queries with |lat| > {REDIS_MAX_LAT} skipped"
-                log(f"  {row.name}: server {usec:.1f} us/call = {1e6 / usec:,.0f} q/s per core; "
-                    f"client {client_qps:,.0f} q/s; mean {mean:.2f} results")
+                log(
+                    f"  {row.name}: server {usec:.1f} us/call = {1e6 / usec:,.0f} q/s per core; "
+                    f"client {client_qps:,.0f} q/s; mean {mean:.2f} results"
+                )
             for row in rows:
                 idx = indexes[row.name]
                 # Cross-check first (untimed; it is also the warm-up pass), then a timed pass
@@ -341,10 +369,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 row.mismatches[radius] = sum(
                     1 for (la, lo), exp in zip(queries, expected[radius]) if idx.within(la, lo, radius, limit) != exp
                 )
-                passes = [timed_queries(lambda la, lo: idx.within(la, lo, radius, limit), queries) for _ in range(args.repeat)]
+                passes = [
+                    timed_queries(lambda la, lo: idx.within(la, lo, radius, limit), queries) for _ in range(args.repeat)
+                ]
                 fill(row, radius, min(passes, key=lambda p: int(p.sum())))
-                log(f"  {row.name:>8}: {row.qps[radius]:>9,.0f} q/s  p50 {row.p50_us[radius]:8.1f} us  "
-                    f"p99 {row.p99_us[radius]:8.1f} us  mismatches {row.mismatches[radius]}")
+                log(
+                    f"  {row.name:>8}: {row.qps[radius]:>9,.0f} q/s  p50 {row.p50_us[radius]:8.1f} us  "
+                    f"p99 {row.p99_us[radius]:8.1f} us  mismatches {row.mismatches[radius]}"
+                )
     finally:
         if peer is not None:
             peer.close()
@@ -365,13 +397,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def print_table(rows: list[Row], radii: list[float], limit: int, args: argparse.Namespace, redis_note: str) -> None:
     print()
-    print(f"## Results: {args.points:,} points, {args.queries:,} queries, limit {limit}, seed {args.seed}, "
-          f"fastest of {args.repeat} timed passes")
+    print(
+        f"## Results: {args.points:,} points, {args.queries:,} queries, limit {limit}, seed {args.seed}, "
+        f"fastest of {args.repeat} timed passes"
+    )
     print()
     print("| index | build s | bytes/pt | radius | q/s (1 core) | p50 us | p99 us | mismatches |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         for radius in radii:
+
             def num(d: dict[float, float], fmt: str) -> str:
                 v = d.get(radius)
                 return "-" if v is None or math.isnan(v) else format(v, fmt)
@@ -379,9 +414,11 @@ def print_table(rows: list[Row], radii: list[float], limit: int, args: argparse.
             mm = row.mismatches.get(radius)
             build = "-" if math.isnan(row.build_s) else f"{row.build_s:.1f}"
             per_pt = "-" if math.isnan(row.bytes_per_point) else f"{row.bytes_per_point:.0f}"
-            print(f"| {row.name} | {build} | {per_pt} | {radius:.0f} m | "
-                  f"{num(row.qps, ',.0f')} | {num(row.p50_us, '.1f')} | {num(row.p99_us, '.1f')} | "
-                  f"{'-' if mm is None else mm} |")
+            print(
+                f"| {row.name} | {build} | {per_pt} | {radius:.0f} m | "
+                f"{num(row.qps, ',.0f')} | {num(row.p50_us, '.1f')} | {num(row.p99_us, '.1f')} | "
+                f"{'-' if mm is None else mm} |"
+            )
     notes = [f"{r.name}: {r.note}" for r in rows if r.note] + ([redis_note] if redis_note else [])
     for n in notes:
         print(f"\n- {n}", end="")

@@ -42,7 +42,9 @@ def best_of(repeat: int, run: Callable[[], None]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Time one latency recorded alone, in a batch, and one answer's recording.")
+    parser = argparse.ArgumentParser(
+        description="Time one latency recorded alone, in a batch, and one answer's recording."
+    )
     parser.add_argument("--values", type=int, default=200_000, help="values (answers) per timing (default 200,000)")
     parser.add_argument("--repeat", type=int, default=5, help="timings of each, the best reported (default 5)")
     args = parser.parse_args(argv)

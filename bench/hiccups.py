@@ -108,8 +108,8 @@ def cpu_by_process(proc: Path = Path("/proc")) -> dict[int, ProcCpu]:
 
 def parse_stat(stat: str) -> ProcCpu:
     """One ``/proc/PID/stat`` line (the name may hold spaces and parentheses)."""
-    name = stat[stat.index("(") + 1: stat.rindex(")")]
-    fields = stat[stat.rindex(")") + 2:].split()
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
     # state, ppid, ... utime, stime, ... starttime: fields 3, 4, 14, 15 and 22 of the line
     return ProcCpu(name, int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[19]))
 
@@ -128,8 +128,9 @@ def family(processes: Mapping[int, ProcCpu], root: int) -> set[int]:
     return found
 
 
-def top_consumers(before: Mapping[int, ProcCpu], after: Mapping[int, ProcCpu], *,
-                  exclude: set[int], ticks_per_s: int, count: int = 10) -> list[tuple[str, int, float]]:
+def top_consumers(
+    before: Mapping[int, ProcCpu], after: Mapping[int, ProcCpu], *, exclude: set[int], ticks_per_s: int, count: int = 10
+) -> list[tuple[str, int, float]]:
     """The ``count`` processes that used the most CPU between two snapshots: (name, pid, milliseconds).
 
     A process that started in between (a new pid, or one reused: another start time) counts
@@ -170,16 +171,29 @@ class OthersCpu:
 
     def __exit__(self, *_exc: object) -> None:
         after = self._after = cpu_by_process()
-        used = top_consumers(self._before, after, exclude=family(after, os.getpid()),
-                             ticks_per_s=os.sysconf("SC_CLK_TCK"), count=len(after))
+        used = top_consumers(
+            self._before,
+            after,
+            exclude=family(after, os.getpid()),
+            ticks_per_s=os.sysconf("SC_CLK_TCK"),
+            count=len(after),
+        )
         self.total_ms = sum(ms for _, _, ms in used)
-        self.busiest = used[:self.count]
+        self.busiest = used[: self.count]
 
     def used_ms(self, pids: Iterable[int]) -> float:
         """The CPU the processes ``pids`` used inside the block, milliseconds (after it ended)."""
         wanted = set(pids)
-        return sum(ms for _, _, ms in top_consumers(self._before, self._after, exclude=set(self._after) - wanted,
-                                                      ticks_per_s=os.sysconf("SC_CLK_TCK"), count=len(wanted)))
+        return sum(
+            ms
+            for _, _, ms in top_consumers(
+                self._before,
+                self._after,
+                exclude=set(self._after) - wanted,
+                ticks_per_s=os.sysconf("SC_CLK_TCK"),
+                count=len(wanted),
+            )
+        )
 
 
 def measure(duration_s: float, gap_s: float) -> dict[str, Any]:
@@ -204,28 +218,41 @@ def measure(duration_s: float, gap_s: float) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Pauses on this machine that any process would see (module docstring).")
+    parser = argparse.ArgumentParser(
+        description="Pauses on this machine that any process would see (module docstring)."
+    )
     parser.add_argument("--duration", type=float, default=30.0, help="seconds (default 30)")
     parser.add_argument("--gap-ms", type=float, default=5.0, help="report pauses longer than this (default 5)")
     args = parser.parse_args(argv)
     if not args.duration > 0 or not args.gap_ms > 0:
         parser.error("--duration and --gap-ms must be positive")
-    print(f"hiccups: {args.duration:g} s, one spinner per core and a real-time sleeper; pauses over {args.gap_ms:g} ms",
-          file=sys.stderr, flush=True)
+    print(
+        f"hiccups: {args.duration:g} s, one spinner per core and a real-time sleeper; pauses over {args.gap_ms:g} ms",
+        file=sys.stderr,
+        flush=True,
+    )
     result = measure(args.duration, args.gap_ms / 1000)
     for core, gaps in result["spinners"].items():
         longest = max((g["ms"] for g in gaps), default=0.0)
-        print(f"core {core}: {len(gaps)} pauses, {sum(g['ms'] for g in gaps):.0f} ms in all, longest {longest:.1f} ms"
-              + (f"; at {', '.join(str(g['at_s']) for g in gaps[:10])} s" if gaps else ""))
+        print(
+            f"core {core}: {len(gaps)} pauses, {sum(g['ms'] for g in gaps):.0f} ms in all, longest {longest:.1f} ms"
+            + (f"; at {', '.join(str(g['at_s']) for g in gaps[:10])} s" if gaps else "")
+        )
     late = result["sleeper"]
-    print(f"real-time sleeper: {len(late)} late wake-ups" + (f", longest {max(g['ms'] for g in late):.1f} ms" if late else "")
-          + (f" ({result['sleeper_problem']})" if result["sleeper_problem"] else ""))
+    print(
+        f"real-time sleeper: {len(late)} late wake-ups"
+        + (f", longest {max(g['ms'] for g in late):.1f} ms" if late else "")
+        + (f" ({result['sleeper_problem']})" if result["sleeper_problem"] else "")
+    )
     steal = result["host_steal"]
     print("host steal: " + ("unknown" if steal is None else f"{steal:.1%}"))
-    print("busiest other processes: " + ", ".join(f"{b['name']} ({b['pid']}) {b['cpu_ms']} ms" for b in result["busiest"]))
+    print(
+        "busiest other processes: " + ", ".join(f"{b['name']} ({b['pid']}) {b['cpu_ms']} ms" for b in result["busiest"])
+    )
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps({"command": " ".join([Path(sys.executable).name, *sys.argv]), **result},
-                                                 indent=2))
+    (OUT / "results.json").write_text(
+        json.dumps({"command": " ".join([Path(sys.executable).name, *sys.argv]), **result}, indent=2)
+    )
     return 0
 
 

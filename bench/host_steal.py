@@ -73,8 +73,9 @@ class StealMeter:
         self._before = read_cpu_times()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         after = read_cpu_times()
         if self._before is not None and after is not None:
             self.share = stolen_share(self._before, after)

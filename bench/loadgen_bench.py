@@ -65,26 +65,56 @@ def measured(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return {**figures, "cpu_s": cpu, "host_steal": steal.share}
 
 
-def run_geo_loadgen(checkout: Path, port: int, points_file: Path, rate: float, duration_s: int,
-                    out: Path) -> dict[str, Any]:
+def run_geo_loadgen(
+    checkout: Path, port: int, points_file: Path, rate: float, duration_s: int, out: Path
+) -> dict[str, Any]:
     """``geo-loadgen search`` from the source tree at ``checkout``; its report's figures."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     subprocess.run(
-        [sys.executable, "-m", "loadgen", "search", "--url", f"http://127.0.0.1:{port}", "--rate", f"{rate:.0f}",
-         "--duration", f"{duration_s}s", "--points", str(points_file), "--no-progress", "--out", str(out)],
-        cwd=checkout, env=env, check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "loadgen",
+            "search",
+            "--url",
+            f"http://127.0.0.1:{port}",
+            "--rate",
+            f"{rate:.0f}",
+            "--duration",
+            f"{duration_s}s",
+            "--points",
+            str(points_file),
+            "--no-progress",
+            "--out",
+            str(out),
+        ],
+        cwd=checkout,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     report = json.loads((out / "report.json").read_text())
     latency = report["metrics"]["latency"]
     cpu_ms = report["counters"].get("generator_cpu_ms")  # None before the generator counted it
-    return {"completed": report["completed"], "p50_ms": latency["p50"], "p99_ms": latency["p99"],
-            "errors": report["counters"].get("errors", 0), "run_cpu_s": None if cpu_ms is None else cpu_ms / 1000}
+    return {
+        "completed": report["completed"],
+        "p50_ms": latency["p50"],
+        "p99_ms": latency["p99"],
+        "errors": report["counters"].get("errors", 0),
+        "run_cpu_s": None if cpu_ms is None else cpu_ms / 1000,
+    }
 
 
 def run_driver(port: int, paths_file: Path, rate: float, duration_s: int) -> dict[str, Any]:
     result = api_bench.drive(port, paths_file, rate, duration_s)
-    return {"completed": result["completed"], "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
-            "errors": result["errors"], "run_cpu_s": result["cpu_s"]}
+    return {
+        "completed": result["completed"],
+        "p50_ms": result["p50_ms"],
+        "p99_ms": result["p99_ms"],
+        "errors": result["errors"],
+        "run_cpu_s": result["cpu_s"],
+    }
 
 
 def median(values: list[float]) -> float:
@@ -116,19 +146,27 @@ def main(argv: list[str] | None = None) -> int:
     points_file = OUT / "points.csv"
     points_file.write_text("".join(f"{lat!r},{lon!r}\n" for lat, lon in points))
     paths_file = OUT / "paths.txt"
-    paths_file.write_text("".join(
-        f"/v1/search/nearby?latitude={lat!r}&longitude={lon!r}&radius={api_bench.RADIUS_M}&limit={api_bench.LIMIT}\n"
-        for lat, lon in points
-    ))
-    say(f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
-        f"load average {os.getloadavg()[0]:.2f}")
+    paths_file.write_text(
+        "".join(
+            f"/v1/search/nearby?latitude={lat!r}&longitude={lon!r}&radius={api_bench.RADIUS_M}&limit={api_bench.LIMIT}\n"
+            for lat, lon in points
+        )
+    )
+    say(
+        f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
 
     checkouts = {"geo-loadgen": REPO}
     worktree: Path | None = None
     if args.against:
         worktree = Path(tempfile.mkdtemp(prefix="loadgen-bench-"))
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), args.against],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), args.against],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         checkouts[f"geo-loadgen@{args.against}"] = worktree
     senders = [*checkouts, "driver"]
     server = api_bench.start_servers("hello", 1, dict(os.environ))
@@ -142,18 +180,28 @@ def main(argv: list[str] | None = None) -> int:
                         runs[name].append(measured(lambda: run_driver(server.port, paths_file, rate, args.duration)))
                     else:
                         checkout = checkouts[name]
-                        runs[name].append(measured(lambda: run_geo_loadgen(
-                            checkout, server.port, points_file, rate, args.duration, OUT / "report")))
-                say(f"{rate:.0f} req/s, round {n}: " + "; ".join(
-                    f"{name} {runs[name][-1]['cpu_s']:.2f} s CPU, p99 {runs[name][-1]['p99_ms']:.2f} ms"
-                    for name in senders))
+                        runs[name].append(
+                            measured(
+                                lambda: run_geo_loadgen(
+                                    checkout, server.port, points_file, rate, args.duration, OUT / "report"
+                                )
+                            )
+                        )
+                say(
+                    f"{rate:.0f} req/s, round {n}: "
+                    + "; ".join(
+                        f"{name} {runs[name][-1]['cpu_s']:.2f} s CPU, p99 {runs[name][-1]['p99_ms']:.2f} ms"
+                        for name in senders
+                    )
+                )
             results[f"{rate:.0f}"] = {
                 name: {
                     "cpu_s": median([r["cpu_s"] for r in rs]),
                     "cpu_us_per_request": median([r["cpu_s"] / max(1, r["completed"]) * 1e6 for r in rs]),
                     "run_cpu_s": optional_median([r["run_cpu_s"] for r in rs]),
                     "run_cpu_us_per_request": optional_median(
-                        [None if r["run_cpu_s"] is None else r["run_cpu_s"] / max(1, r["completed"]) * 1e6 for r in rs]),
+                        [None if r["run_cpu_s"] is None else r["run_cpu_s"] / max(1, r["completed"]) * 1e6 for r in rs]
+                    ),
                     "completed_per_s": median([r["completed"] / args.duration for r in rs]),
                     "p50_ms": median([r["p50_ms"] for r in rs]),
                     "p99_ms": median([r["p99_ms"] for r in rs]),
@@ -166,16 +214,23 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
         if worktree is not None:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)],
-                           check=False, capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)],
+                check=False,
+                capture_output=True,
+            )
             shutil.rmtree(worktree, ignore_errors=True)
 
     print()
-    print(f"CPU of each sender for a {args.duration} s run (medians of {args.rounds} rounds): its whole process, "
-          "start-up and report included, and while it sent (the cores it took from the server);\n"
-          "ratio: its CPU while sending over the driver's")
-    header = f"{'req/s':>7} {'sender':<24} {'CPU s':>7} {'us/req':>7} {'sending':>8} {'us/req':>7} {'/driver':>8} " \
-             f"{'done/s':>8} {'p50':>8} {'p99':>9} {'errors':>6} {'steal':>6}"
+    print(
+        f"CPU of each sender for a {args.duration} s run (medians of {args.rounds} rounds): its whole process, "
+        "start-up and report included, and while it sent (the cores it took from the server);\n"
+        "ratio: its CPU while sending over the driver's"
+    )
+    header = (
+        f"{'req/s':>7} {'sender':<24} {'CPU s':>7} {'us/req':>7} {'sending':>8} {'us/req':>7} {'/driver':>8} "
+        f"{'done/s':>8} {'p50':>8} {'p99':>9} {'errors':>6} {'steal':>6}"
+    )
     print(header)
     print("-" * len(header))
     for label, by_sender in results.items():
@@ -184,13 +239,22 @@ def main(argv: list[str] | None = None) -> int:
             sending = "-" if r["run_cpu_s"] is None else f"{r['run_cpu_s']:.2f}"
             per_request = "-" if r["run_cpu_us_per_request"] is None else f"{r['run_cpu_us_per_request']:.0f}"
             ratio = "-" if r["run_cpu_s"] is None else f"{r['run_cpu_s'] / floor:.2f}x"
-            print(f"{label:>7} {name:<24} {r['cpu_s']:>7.2f} {r['cpu_us_per_request']:>7.0f} {sending:>8} "
-                  f"{per_request:>7} {ratio:>8} {r['completed_per_s']:>8.0f} {r['p50_ms']:>6.2f}ms "
-                  f"{r['p99_ms']:>7.2f}ms {r['errors']:>6} {api_bench.percent(r['host_steal']):>6}")
-    (OUT / "results.json").write_text(json.dumps({
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "duration_s": args.duration, "rounds": args.rounds, "results": results,
-    }, indent=2))
+            print(
+                f"{label:>7} {name:<24} {r['cpu_s']:>7.2f} {r['cpu_us_per_request']:>7.0f} {sending:>8} "
+                f"{per_request:>7} {ratio:>8} {r['completed_per_s']:>8.0f} {r['p50_ms']:>6.2f}ms "
+                f"{r['p99_ms']:>7.2f}ms {r['errors']:>6} {api_bench.percent(r['host_steal']):>6}"
+            )
+    (OUT / "results.json").write_text(
+        json.dumps(
+            {
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "duration_s": args.duration,
+                "rounds": args.rounds,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     say(f"results in {OUT / 'results.json'}")
     return 0
 

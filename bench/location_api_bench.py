@@ -172,6 +172,7 @@ def serve_worker(kind: str, port: int) -> None:
         body = json.dumps({"total": 0, "radius_m": RADIUS_M, "businesses": [], "next_cursor": None}).encode()
         app = web.Application()
         if kind == "hello":
+
             async def hello(_request: web.Request) -> web.Response:
                 return web.Response(body=body, content_type="application/json")
 
@@ -185,8 +186,9 @@ def serve_worker(kind: str, port: int) -> None:
                 return web.Response(body=body, content_type="application/json")
 
             app.router.add_get("/v1/search/nearby", hello_index)
-    web.run_app(app, host="127.0.0.1", port=port, reuse_port=True, access_log=None,
-                print=lambda _m: print("ready", flush=True))
+    web.run_app(
+        app, host="127.0.0.1", port=port, reuse_port=True, access_log=None, print=lambda _m: print("ready", flush=True)
+    )
 
 
 def index_from_replica(settings: Settings) -> Any:
@@ -240,8 +242,13 @@ class Servers:
 def start_servers(kind: str, count: int, env: dict[str, str]) -> Servers:
     port = free_port()
     procs = [
-        subprocess.Popen([sys.executable, __file__, "worker", kind, "--port", str(port)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, __file__, "worker", kind, "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for _ in range(count)
     ]
     servers = Servers(port, procs)
@@ -265,9 +272,21 @@ def run_wrk(wrk: str, port: int, paths_file: Path, duration_s: int) -> dict[str,
     script = OUT / "paths.lua"
     script.write_text(_LUA)
     out = subprocess.run(
-        [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}", "--", str(paths_file)],
-        capture_output=True, text=True, check=True,
+        [
+            wrk,
+            "-t1",
+            f"-c{CONNECTIONS}",
+            f"-d{duration_s}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+            "--",
+            str(paths_file),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -276,8 +295,9 @@ def run_wrk(wrk: str, port: int, paths_file: Path, duration_s: int) -> dict[str,
     return {"rps": rps}
 
 
-def run_loadgen(port: int, points_file: Path, rate: float, duration_s: float, out: Path,
-                servers: Sequence[int]) -> dict[str, Any]:
+def run_loadgen(
+    port: int, points_file: Path, rate: float, duration_s: float, out: Path, servers: Sequence[int]
+) -> dict[str, Any]:
     """``geo-loadgen search`` open loop at ``rate`` for ``duration_s``, as a process of its own:
     the bench's open-loop measure, the command users run.
 
@@ -293,21 +313,51 @@ def run_loadgen(port: int, points_file: Path, rate: float, duration_s: float, ou
     """
     with StealMeter() as steal, OthersCpu() as others:
         subprocess.run(
-            [sys.executable, "-m", "loadgen", "search", "--url", f"http://127.0.0.1:{port}", "--rate", f"{rate:.0f}",
-             "--duration", f"{duration_s}s", "--points", str(points_file), "--radius", str(RADIUS_M),
-             "--limit", str(LIMIT), "--max-in-flight", str(CONNECTIONS), "--no-progress", "--out", str(out)],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "loadgen",
+                "search",
+                "--url",
+                f"http://127.0.0.1:{port}",
+                "--rate",
+                f"{rate:.0f}",
+                "--duration",
+                f"{duration_s}s",
+                "--points",
+                str(points_file),
+                "--radius",
+                str(RADIUS_M),
+                "--limit",
+                str(LIMIT),
+                "--max-in-flight",
+                str(CONNECTIONS),
+                "--no-progress",
+                "--out",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
     report = json.loads((out / "report.json").read_text())
     metric = report["metrics"][report["main_metric"]]
     counters = report["counters"]
-    return {"rate": round(rate), "achieved": report["completed"] / duration_s, "completed": report["completed"],
-            "p50_ms": metric["p50"], "p99_ms": metric["p99"], "p999_ms": metric["p99.9"], "max_ms": metric["max"],
-            "errors": counters.get("errors", 0) + report["operations"] - report["completed"],
-            "cpu_s": counters.get("generator_cpu_ms", 0) / 1000,
-            "send_lag_p99_ms": report["metrics"]["send_lag"]["p99"],
-            "generator_cpu_saturated_s": counters.get("generator_cpu_saturated_s", 0),
-            "server_busy": others.used_ms(servers) / 1000 / (duration_s * len(servers)), **machine_figures(steal, others)}
+    return {
+        "rate": round(rate),
+        "achieved": report["completed"] / duration_s,
+        "completed": report["completed"],
+        "p50_ms": metric["p50"],
+        "p99_ms": metric["p99"],
+        "p999_ms": metric["p99.9"],
+        "max_ms": metric["max"],
+        "errors": counters.get("errors", 0) + report["operations"] - report["completed"],
+        "cpu_s": counters.get("generator_cpu_ms", 0) / 1000,
+        "send_lag_p99_ms": report["metrics"]["send_lag"]["p99"],
+        "generator_cpu_saturated_s": counters.get("generator_cpu_saturated_s", 0),
+        "server_busy": others.used_ms(servers) / 1000 / (duration_s * len(servers)),
+        **machine_figures(steal, others),
+    }
 
 
 def machine_figures(steal: StealMeter, others: OthersCpu) -> dict[str, Any]:
@@ -315,8 +365,11 @@ def machine_figures(steal: StealMeter, others: OthersCpu) -> dict[str, Any]:
     host took (:mod:`host_steal`; None where it cannot be read); ``others_cpu_ms``, the CPU that
     processes other than the bench's own (its servers and senders) used; ``others_busiest``,
     the busiest of them (:class:`hiccups.OthersCpu`)."""
-    return {"host_steal": steal.share, "others_cpu_ms": others.total_ms,
-            "others_busiest": [{"name": n, "pid": pid, "cpu_ms": round(ms)} for n, pid, ms in others.busiest]}
+    return {
+        "host_steal": steal.share,
+        "others_cpu_ms": others.total_ms,
+        "others_busiest": [{"name": n, "pid": pid, "cpu_ms": round(ms)} for n, pid, ms in others.busiest],
+    }
 
 
 class _Connection(asyncio.Protocol):
@@ -411,10 +464,16 @@ class _OpenLoop:
         def pct(p: float) -> float:
             return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000 if ordered else float("nan")
 
-        return {"rate": rate, "completed": len(ordered), "p50_ms": pct(50), "p99_ms": pct(99),
-                "p999_ms": pct(99.9), "max_ms": ordered[-1] * 1000 if ordered else float("nan"),
-                "errors": self.errors + (total - len(ordered)) + self.lost,
-                "cpu_s": time.process_time() - cpu}
+        return {
+            "rate": rate,
+            "completed": len(ordered),
+            "p50_ms": pct(50),
+            "p99_ms": pct(99),
+            "p999_ms": pct(99.9),
+            "max_ms": ordered[-1] * 1000 if ordered else float("nan"),
+            "errors": self.errors + (total - len(ordered)) + self.lost,
+            "cpu_s": time.process_time() - cpu,
+        }
 
 
 def drive(port: int, paths_file: Path, rate: float, duration_s: float) -> dict[str, Any]:
@@ -424,9 +483,23 @@ def drive(port: int, paths_file: Path, rate: float, duration_s: float) -> dict[s
     """
     with StealMeter() as steal, OthersCpu() as others:
         out = subprocess.run(
-            [sys.executable, __file__, "worker", "driver", "--port", str(port), "--paths", str(paths_file),
-             "--rate", str(rate), "--duration", str(duration_s)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "worker",
+                "driver",
+                "--port",
+                str(port),
+                "--paths",
+                str(paths_file),
+                "--rate",
+                str(rate),
+                "--duration",
+                str(duration_s),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     return {**json.loads(out.strip().splitlines()[-1]), **machine_figures(steal, others)}
 
@@ -434,8 +507,7 @@ def drive(port: int, paths_file: Path, rate: float, duration_s: float) -> dict[s
 def run_driver_worker(port: int, paths_file: Path, rate: float, duration_s: float) -> None:
     import uvloop
 
-    requests = [f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
-                for path in paths_file.read_text().split()]
+    requests = [f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() for path in paths_file.read_text().split()]
 
     async def main() -> dict[str, float]:
         return await _OpenLoop(requests).run(port, rate, duration_s, CONNECTIONS)
@@ -447,9 +519,24 @@ def run_pgbench(pgbench: str, dsn: str, duration_s: int) -> dict[str, float]:
     script = OUT / "postgis.sql"
     script.write_text(_PGBENCH_SQL.format(points=POINTS, radius=RADIUS_M, limit=LIMIT))
     out = subprocess.run(
-        [pgbench, "-n", "-M", "prepared", "-f", str(script), "-c", str(PGBENCH_CLIENTS), "-j", "2",
-         "-T", str(duration_s), dsn],
-        capture_output=True, text=True, check=True,
+        [
+            pgbench,
+            "-n",
+            "-M",
+            "prepared",
+            "-f",
+            str(script),
+            "-c",
+            str(PGBENCH_CLIENTS),
+            "-j",
+            "2",
+            "-T",
+            str(duration_s),
+            dsn,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
     latency = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))  # type: ignore[union-attr]
@@ -549,8 +636,15 @@ def env_for(settings: Settings) -> dict[str, str]:
 SERVERS = ("hello", "hello-index", "api")
 
 
-def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duration_s: int, rounds: int,
-                  paths_file: Path, points_file: Path) -> dict[str, Any]:
+def bench_dataset(
+    label: str,
+    settings: Settings,
+    tools: dict[str, str],
+    duration_s: int,
+    rounds: int,
+    paths_file: Path,
+    points_file: Path,
+) -> dict[str, Any]:
     """One data set: per process count, ``rounds`` interleaved rounds, then the open loop.
 
     All three servers run at once (idle ones cost nothing but memory) and each round
@@ -566,32 +660,41 @@ def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duratio
         say(f"[{label}] PostGIS on the API's cores not measured: {pin.problem}")
     for procs in (1, 2):
         same_cores = procs < cores and pin.pid is not None
-        say(f"[{label}] {procs} process(es) each: starting hello-world, hello-world + index query and the API "
-            "(indexes built from the replica)")
+        say(
+            f"[{label}] {procs} process(es) each: starting hello-world, hello-world + index query and the API "
+            "(indexes built from the replica)"
+        )
         started = time.monotonic()
         servers: dict[str, Servers] = {}
         try:
             for kind in SERVERS:
                 servers[kind] = start_servers(kind, procs, env)
-            say(f"[{label}] ready in {time.monotonic() - started:.0f} s; {rounds} rounds of wrk {duration_s} s "
-                f"per server and pgbench {duration_s} s")
+            say(
+                f"[{label}] ready in {time.monotonic() - started:.0f} s; {rounds} rounds of wrk {duration_s} s "
+                f"per server and pgbench {duration_s} s"
+            )
             measured: list[dict[str, Any]] = []
             for n in range(1, rounds + 1):
                 with StealMeter() as steal:
-                    row: dict[str, Any] = {kind: run_wrk(tools["wrk"], servers[kind].port, paths_file, duration_s)["rps"]
-                                           for kind in SERVERS}
+                    row: dict[str, Any] = {
+                        kind: run_wrk(tools["wrk"], servers[kind].port, paths_file, duration_s)["rps"]
+                        for kind in SERVERS
+                    }
                     row["postgis"] = run_pgbench(tools["pgbench"], settings.pg_primary, duration_s)["tps"]
                     if same_cores:  # PostgreSQL's backends on as many cores as the API has processes
                         row["postgis_same_cores"] = pin.run(
-                            procs, lambda: run_pgbench(tools["pgbench"], settings.pg_primary, duration_s))["tps"]
+                            procs, lambda: run_pgbench(tools["pgbench"], settings.pg_primary, duration_s)
+                        )["tps"]
                     elif procs >= cores:  # the API's processes already have every core
                         row["postgis_same_cores"] = row["postgis"]
                 row["host_steal"] = steal.share
                 measured.append(row)
                 pinned = f", on {procs} core(s) {row['postgis_same_cores']:.0f}" if same_cores else ""
-                say(f"[{label}] round {n}: hello {row['hello']:.0f}, + index {row['hello-index']:.0f}, "
+                say(
+                    f"[{label}] round {n}: hello {row['hello']:.0f}, + index {row['hello-index']:.0f}, "
                     f"API {row['api']:.0f} req/s, PostGIS {row['postgis']:.0f} tps{pinned}; "
-                    f"{steal_text(row['host_steal'])}")
+                    f"{steal_text(row['host_steal'])}"
+                )
             summary: dict[str, Any] = {f"{kind}_rps": median([r[kind] for r in measured]) for kind in SERVERS}
             summary["postgis_tps"] = median([r["postgis"] for r in measured])
             summary["host_steal"] = median_steal(measured)
@@ -601,8 +704,10 @@ def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duratio
             if all("postgis_same_cores" in r for r in measured):
                 summary["postgis_same_cores_tps"] = median([r["postgis_same_cores"] for r in measured])
             half = summary["api_rps"] / 2
-            say(f"[{label}] API {summary['api_rps']:.0f} req/s at most (median); {rounds} rounds of open loop "
-                f"at {half:.0f} req/s")
+            say(
+                f"[{label}] API {summary['api_rps']:.0f} req/s at most (median); {rounds} rounds of open loop "
+                f"at {half:.0f} req/s"
+            )
             # Each round: the API at half its maximum; hello-world at that same rate (the tail
             # this machine and generator give any server); hello-world at half its own maximum
             # (as busy as the API is at its half rate, with the generator sending faster). In
@@ -612,20 +717,38 @@ def bench_dataset(label: str, settings: Settings, tools: dict[str, str], duratio
             for n in range(1, rounds + 1):
                 for key, rate in rates.items():
                     target = servers["api" if key == "api" else "hello"]
-                    loops[key].append(run_loadgen(target.port, points_file, rate, duration_s,
-                                                  OUT / f"loadgen_{label}_{procs}p_{key}_{n}", target.pids))
-                say(f"[{label}] open loop round {n}: p99 {loops['api'][-1]['p99_ms']:.2f} ms, "
+                    loops[key].append(
+                        run_loadgen(
+                            target.port,
+                            points_file,
+                            rate,
+                            duration_s,
+                            OUT / f"loadgen_{label}_{procs}p_{key}_{n}",
+                            target.pids,
+                        )
+                    )
+                say(
+                    f"[{label}] open loop round {n}: p99 {loops['api'][-1]['p99_ms']:.2f} ms, "
                     f"API busy {loops['api'][-1]['server_busy']:.0%}, "
                     f"{steal_text(loops['api'][-1]['host_steal'])}, {others_text(loops['api'][-1])} (hello-world at the "
                     f"same rate {loops['hello'][-1]['p99_ms']:.2f} ms; at half its own maximum, "
                     f"{rates['hello_half']:.0f} req/s, {loops['hello_half'][-1]['p99_ms']:.2f} ms, "
-                    f"busy {loops['hello_half'][-1]['server_busy']:.0%})")
+                    f"busy {loops['hello_half'][-1]['server_busy']:.0%})"
+                )
             open_loop, hello_loop, hello_half = (median_of_runs(loops[k]) for k in ("api", "hello", "hello_half"))
-            say(f"[{label}] median p99 {open_loop['p99_ms']:.2f} ms (hello-world {hello_loop['p99_ms']:.2f} ms, "
-                f"at its own half {hello_half['p99_ms']:.2f} ms); the bench's lean driver at {half:.0f} req/s")
+            say(
+                f"[{label}] median p99 {open_loop['p99_ms']:.2f} ms (hello-world {hello_loop['p99_ms']:.2f} ms, "
+                f"at its own half {hello_half['p99_ms']:.2f} ms); the bench's lean driver at {half:.0f} req/s"
+            )
             driver = drive(servers["api"].port, paths_file, half, duration_s)
-            results[f"{procs}p"] = {**summary, "rounds": measured, "half_rate": open_loop, "half_rate_hello": hello_loop,
-                                     "hello_own_half_rate": hello_half, "half_rate_driver": driver}
+            results[f"{procs}p"] = {
+                **summary,
+                "rounds": measured,
+                "half_rate": open_loop,
+                "half_rate_hello": hello_loop,
+                "hello_own_half_rate": hello_half,
+                "half_rate_driver": driver,
+            }
         finally:
             for running in servers.values():
                 running.stop()
@@ -687,17 +810,21 @@ def percent(share: float | None) -> str:
 
 def print_table(all_results: dict[str, dict[str, Any]]) -> None:
     print()
-    header = f"{'data set':<8} {'procs':>5} {'hello':>8} {'+index':>8} {'API':>8} {'PostGIS':>8} {'PG same':>8} " \
-             f"{'API/hello':>9} {'idx/hello':>9} {'API/idx':>8} {'API/PG':>7} {'/PGsame':>7} " \
-             f"{'p50 @half':>10} {'p99 @half':>10} {'hello p99':>10} {'@rate':>7} {'hello p99':>10} {'@own half':>9} " \
-             f"{'achieved':>9} {'API busy':>8} {'hello busy':>10} {'driver p99':>12} {'steal@max':>9} {'steal@half':>10} " \
-             f"{'others@half':>11}"
-    print("req/s (PostGIS: tps), medians over the rounds; ratios: medians of each round's ratio; open loop (p50,\n"
-          "p99 and achieved req/s) by geo-loadgen search, driver p99: the bench's lean driver once at the API's half\n"
-          "rate; busy: the CPU each server process used over an open-loop run (the API at its half rate,\n"
-          "hello-world at its own half), as a share of one core; steal: the share of the cores the host took\n"
-          "(median of the maxima's rounds, and of the API's open-loop rounds); others: CPU used by processes\n"
-          "other than the bench's servers and senders during the API's open-loop rounds (median)")
+    header = (
+        f"{'data set':<8} {'procs':>5} {'hello':>8} {'+index':>8} {'API':>8} {'PostGIS':>8} {'PG same':>8} "
+        f"{'API/hello':>9} {'idx/hello':>9} {'API/idx':>8} {'API/PG':>7} {'/PGsame':>7} "
+        f"{'p50 @half':>10} {'p99 @half':>10} {'hello p99':>10} {'@rate':>7} {'hello p99':>10} {'@own half':>9} "
+        f"{'achieved':>9} {'API busy':>8} {'hello busy':>10} {'driver p99':>12} {'steal@max':>9} {'steal@half':>10} "
+        f"{'others@half':>11}"
+    )
+    print(
+        "req/s (PostGIS: tps), medians over the rounds; ratios: medians of each round's ratio; open loop (p50,\n"
+        "p99 and achieved req/s) by geo-loadgen search, driver p99: the bench's lean driver once at the API's half\n"
+        "rate; busy: the CPU each server process used over an open-loop run (the API at its half rate,\n"
+        "hello-world at its own half), as a share of one core; steal: the share of the cores the host took\n"
+        "(median of the maxima's rounds, and of the API's open-loop rounds); others: CPU used by processes\n"
+        "other than the bench's servers and senders during the API's open-loop rounds (median)"
+    )
     print(header)
     print("-" * len(header))
     for label, r in all_results.items():
@@ -706,18 +833,20 @@ def print_table(all_results: dict[str, dict[str, Any]]) -> None:
             half, driver = row["half_rate"], row["half_rate_driver"]
             same = row.get("postgis_same_cores_tps")
             same_ratio = row.get("api_over_postgis_same_cores")
-            print(f"{label:<8} {procs:>5} {row['hello_rps']:>8.0f} {row['hello-index_rps']:>8.0f} "
-                  f"{row['api_rps']:>8.0f} {row['postgis_tps']:>8.0f} "
-                  f"{'n/a' if same is None else f'{same:.0f}':>8} "
-                  f"{row['api_over_hello']:>9.0%} {row['floor_over_hello']:>9.0%} {row['api_over_floor']:>8.0%} "
-                  f"{row['api_over_postgis']:>6.2f}x "
-                  f"{'n/a' if same_ratio is None else f'{same_ratio:.2f}x':>7} "
-                  f"{half['p50_ms']:>8.2f}ms {half['p99_ms']:>8.2f}ms {row['half_rate_hello']['p99_ms']:>8.2f}ms "
-                  f"{half['rate']:>7.0f} {row['hello_own_half_rate']['p99_ms']:>8.2f}ms {row['hello_own_half_rate']['rate']:>9.0f} "
-                  f"{half['achieved']:>9.0f} {half.get('server_busy', 0.0):>8.0%} "
-                  f"{row['hello_own_half_rate'].get('server_busy', 0.0):>10.0%} {driver['p99_ms']:>10.2f}ms "
-                  f"{percent(row['host_steal']):>9} {percent(half['host_steal']):>10} "
-                  f"{half.get('others_cpu_ms', 0.0):>9.0f}ms")
+            print(
+                f"{label:<8} {procs:>5} {row['hello_rps']:>8.0f} {row['hello-index_rps']:>8.0f} "
+                f"{row['api_rps']:>8.0f} {row['postgis_tps']:>8.0f} "
+                f"{'n/a' if same is None else f'{same:.0f}':>8} "
+                f"{row['api_over_hello']:>9.0%} {row['floor_over_hello']:>9.0%} {row['api_over_floor']:>8.0%} "
+                f"{row['api_over_postgis']:>6.2f}x "
+                f"{'n/a' if same_ratio is None else f'{same_ratio:.2f}x':>7} "
+                f"{half['p50_ms']:>8.2f}ms {half['p99_ms']:>8.2f}ms {row['half_rate_hello']['p99_ms']:>8.2f}ms "
+                f"{half['rate']:>7.0f} {row['hello_own_half_rate']['p99_ms']:>8.2f}ms {row['hello_own_half_rate']['rate']:>9.0f} "
+                f"{half['achieved']:>9.0f} {half.get('server_busy', 0.0):>8.0%} "
+                f"{row['hello_own_half_rate'].get('server_busy', 0.0):>10.0%} {driver['p99_ms']:>10.2f}ms "
+                f"{percent(row['host_steal']):>9} {percent(half['host_steal']):>10} "
+                f"{half.get('others_cpu_ms', 0.0):>9.0f}ms"
+            )
     print()
 
 
@@ -740,8 +869,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark nearby search over HTTP (see the module docstring).")
     parser.add_argument("--quick", action="store_true", help="144k only, 5 s per run")
     parser.add_argument("--duration", type=int, default=None, help="seconds per run (default 10, --quick 5)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="interleaved rounds of hello-world, floor, API and PostGIS (default 3)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of hello-world, floor, API and PostGIS (default 3)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases")
     args = parser.parse_args(argv)
     duration = args.duration or (5 if args.quick else 10)
@@ -754,14 +884,19 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     points = list(scatter(POINTS, seed=42, spread_m=2_000.0))
     paths_file = OUT / "paths.txt"
-    paths_file.write_text("".join(
-        f"/v1/search/nearby?latitude={lat!r}&longitude={lon!r}&radius={RADIUS_M}&limit={LIMIT}\n" for lat, lon in points
-    ))
+    paths_file.write_text(
+        "".join(
+            f"/v1/search/nearby?latitude={lat!r}&longitude={lon!r}&radius={RADIUS_M}&limit={LIMIT}\n"
+            for lat, lon in points
+        )
+    )
     points_file = OUT / "points.csv"
     points_file.write_text("".join(f"{lat!r},{lon!r}\n" for lat, lon in points))
 
-    say(f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
-        f"load average {os.getloadavg()[0]:.2f}")
+    say(
+        f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     all_results: dict[str, dict[str, Any]] = {}
     for label, total in datasets.items():
         name = f"geo_bench_api_{label.lower()}"
@@ -773,13 +908,18 @@ def main(argv: list[str] | None = None) -> int:
             if not args.keep:
                 asyncio.run(drop_database(base, name))
     print_table(all_results)
-    (OUT / "results.json").write_text(json.dumps({
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "cores": os.cpu_count(),
-        "duration_s": duration,
-        "rounds": args.rounds,
-        "results": all_results,
-    }, indent=2))
+    (OUT / "results.json").write_text(
+        json.dumps(
+            {
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "cores": os.cpu_count(),
+                "duration_s": duration,
+                "rounds": args.rounds,
+                "results": all_results,
+            },
+            indent=2,
+        )
+    )
     say(f"results in {OUT / 'results.json'}")
     return 0
 

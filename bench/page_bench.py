@@ -134,6 +134,7 @@ def category_rows(index: GeohashIndex[int], points: int, repeat: int) -> None:
     print("-" * 61)
     for city, (lat, lon) in CITIES.items():
         for radius in (5_000.0, 50_000.0):
+
             def filtered() -> Any:
                 return page_of([h for h in index.within(lat, lon, radius) if categories[h[0]] == wanted], LIMIT, None)
 
@@ -145,14 +146,19 @@ def category_rows(index: GeohashIndex[int], points: int, repeat: int) -> None:
             reps = 200
             f = best_us(lambda: [filtered() for _ in range(reps)], reps, repeat)
             w = best_us(lambda: [where() for _ in range(reps)], reps, repeat)
-            print(f"{city + f', {radius / 1000:.0f} km':<22} {first.total:>8,} {f:>10.1f} {w:>8.1f} {f / w:>8.1f}x", flush=True)
+            print(
+                f"{city + f', {radius / 1000:.0f} km':<22} {first.total:>8,} {f:>10.1f} {w:>8.1f} {f / w:>8.1f}x",
+                flush=True,
+            )
 
 
 def search_and_render(places: Sequence[Any], points: int, queries: list[tuple[float, float]], repeat: int) -> None:
     """The API's search page and body without HTTP, against within + Business dicts + orjson."""
     print(f"\npage_bench: building a location_api catalog of {points:,} businesses", flush=True)
     rows = [(i, p.name, p.latitude, p.longitude, "cafe", f"{p.admin1}, {p.country}") for i, p in enumerate(places)]
-    rows += [(len(rows) + i, f"{i}", la, lo, "shop", "") for i, (la, lo) in enumerate(scatter(points - len(rows), seed=7))]
+    rows += [
+        (len(rows) + i, f"{i}", la, lo, "shop", "") for i, (la, lo) in enumerate(scatter(points - len(rows), seed=7))
+    ]
     catalog = Catalog.build(rows, max_radius_m=50_000.0, strategies=("geohash",))
     businesses = {r[0]: Business(*r) for r in rows}
     del rows
@@ -165,18 +171,22 @@ def search_and_render(places: Sequence[Any], points: int, queries: list[tuple[fl
 
     def peer(q: SearchQuery) -> bytes:
         hits = index.within(q.latitude, q.longitude, q.radius_m)
-        return orjson.dumps({
-            "total": len(hits),
-            "radius_m": q.radius_m,
-            "businesses": [businesses[bid].to_hit_json(d) for bid, d in hits[:LIMIT]],
-            "next_cursor": None,
-        })
+        return orjson.dumps(
+            {
+                "total": len(hits),
+                "radius_m": q.radius_m,
+                "businesses": [businesses[bid].to_hit_json(d) for bid, d in hits[:LIMIT]],
+                "next_cursor": None,
+            }
+        )
 
     for q in searches:
         assert api(q) == peer(q), q
     a = best_us(lambda: [api(q) for q in searches], len(searches), repeat)
     p = best_us(lambda: [peer(q) for q in searches], len(searches), repeat)
-    print(f"{'search + body, 5 km':<22} {'':>8} {p:>10.1f} {a:>8.1f} {p / a:>8.1f}x   (peer: within + dicts; API: page + cards)")
+    print(
+        f"{'search + body, 5 km':<22} {'':>8} {p:>10.1f} {a:>8.1f} {p / a:>8.1f}x   (peer: within + dicts; API: page + cards)"
+    )
 
 
 if __name__ == "__main__":

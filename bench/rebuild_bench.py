@@ -113,8 +113,14 @@ async def run(settings: Settings, rounds: int) -> dict[str, list[dict[str, float
     cache = Cache(settings.redis_url, settings.redis_namespace, 60)
     try:
         ways: dict[str, Refresher | PlainRebuild] = {
-            "refresher": Refresher(db, cache, max_radius_m=50_000.0, interval_s=1.0, strategies=STRATEGIES,
-                                   huge_pages=settings.api_huge_pages),
+            "refresher": Refresher(
+                db,
+                cache,
+                max_radius_m=50_000.0,
+                interval_s=1.0,
+                strategies=STRATEGIES,
+                huge_pages=settings.api_huge_pages,
+            ),
             "plain": PlainRebuild(db),
         }
         results: dict[str, list[dict[str, float]]] = {name: [] for name in ways}
@@ -125,8 +131,10 @@ async def run(settings: Settings, rounds: int) -> dict[str, list[dict[str, float
             for name, way in ways.items():
                 figures = await stalls_during(way.rebuild)
                 results[name].append(figures)
-                say(f"round {n}, {name}: {figures['seconds']:.1f} s, longest stall {figures['max_ms']:.0f} ms, "
-                    f"{figures['over_50ms']:.0f} stalls over 50 ms ({figures['stalled_s']:.2f} s in all)")
+                say(
+                    f"round {n}, {name}: {figures['seconds']:.1f} s, longest stall {figures['max_ms']:.0f} ms, "
+                    f"{figures['over_50ms']:.0f} stalls over 50 ms ({figures['stalled_s']:.2f} s in all)"
+                )
         return results
     finally:
         await cache.close()
@@ -149,13 +157,19 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(drop_database(base, DATABASE))
     med = {name: {k: statistics.median(r[k] for r in rows) for k in rows[0]} for name, rows in results.items()}
     print()
-    print(f"{'way':<10} {'rebuild s':>9} {'longest stall ms':>16} {'p99 gap ms':>10} {'stalls >50 ms':>13} {'stalled s':>9}")
+    print(
+        f"{'way':<10} {'rebuild s':>9} {'longest stall ms':>16} {'p99 gap ms':>10} {'stalls >50 ms':>13} {'stalled s':>9}"
+    )
     for name, m in med.items():
-        print(f"{name:<10} {m['seconds']:>9.1f} {m['max_ms']:>16.0f} {m['p99_ms']:>10.1f} {m['over_50ms']:>13.0f} "
-              f"{m['stalled_s']:>9.2f}")
+        print(
+            f"{name:<10} {m['seconds']:>9.1f} {m['max_ms']:>16.0f} {m['p99_ms']:>10.1f} {m['over_50ms']:>13.0f} "
+            f"{m['stalled_s']:>9.2f}"
+        )
     r, p = med["refresher"], med["plain"]
-    print(f"\nlongest stall: refresher / plain = {r['max_ms'] / p['max_ms']:.2f}x "
-          f"(medians over {args.rounds} rounds each)")
+    print(
+        f"\nlongest stall: refresher / plain = {r['max_ms'] / p['max_ms']:.2f}x "
+        f"(medians over {args.rounds} rounds each)"
+    )
     return 0
 
 

@@ -140,9 +140,7 @@ def dangling_references(objects: Sequence[dict[str, Any]]) -> list[str]:
         One line per dangling reference; empty when everything resolves.
     """
     present = {(o["kind"], o["metadata"]["name"]) for o in objects} | OPERATOR_MADE
-    pod_labels = [
-        o["spec"]["template"]["metadata"].get("labels", {}) for o in objects if o["kind"] == "Deployment"
-    ]
+    pod_labels = [o["spec"]["template"]["metadata"].get("labels", {}) for o in objects if o["kind"] == "Deployment"]
     problems = []
     for o in objects:
         where = f"{o['kind']}/{o['metadata']['name']}"

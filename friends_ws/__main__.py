@@ -28,12 +28,23 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["purge-history"]:
         return purge_main(args[1:])
-    parser = service_parser("geo-friends", "Serve the nearby-friends WebSocket tier "
-                            "(or: geo-friends purge-history --help).", default_port=8081)
+    parser = service_parser(
+        "geo-friends",
+        "Serve the nearby-friends WebSocket tier (or: geo-friends purge-history --help).",
+        default_port=8081,
+    )
     parsed = parser.parse_args(args)
     settings = settings_or_exit("geo-friends")
-    return serve("geo-friends", settings, _process_app, host_field="ws_host", port_field="ws_port",
-                 host=parsed.host, port=parsed.port, workers=parsed.workers)
+    return serve(
+        "geo-friends",
+        settings,
+        _process_app,
+        host_field="ws_host",
+        port_field="ws_port",
+        host=parsed.host,
+        port=parsed.port,
+        workers=parsed.workers,
+    )
 
 
 def _process_app(settings: Settings) -> web.Application:
@@ -83,8 +94,12 @@ async def reload_ring(app: web.Application) -> None:
         bus = hub.bus(region.name)
         if isinstance(bus, RingPubSub) and set(bus.nodes) != set(region.pubsub_nodes):
             moved = await hub.set_ring(region.name, region.pubsub_nodes)
-            log.info("geo-friends: region %s now rings %s (%d channel(s) re-homed)",
-                     region.name, ", ".join(region.pubsub_nodes), moved)
+            log.info(
+                "geo-friends: region %s now rings %s (%d channel(s) re-homed)",
+                region.name,
+                ", ".join(region.pubsub_nodes),
+                moved,
+            )
 
 
 def purge_main(argv: list[str]) -> int:
@@ -93,7 +108,9 @@ def purge_main(argv: list[str]) -> int:
         prog="geo-friends purge-history",
         description="Delete location history older than the retention (GEO_HISTORY_RETENTION_DAYS).",
     )
-    parser.add_argument("--days", type=int, default=None, help="retention in days (default: GEO_HISTORY_RETENTION_DAYS)")
+    parser.add_argument(
+        "--days", type=int, default=None, help="retention in days (default: GEO_HISTORY_RETENTION_DAYS)"
+    )
     args = parser.parse_args(argv)
     settings = settings_or_exit("geo-friends purge-history")
     days = args.days if args.days is not None else settings.history_retention_days

@@ -47,25 +47,47 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
     """Open the database, caches, pub/sub and history writer; close them in reverse order."""
     settings = app[settings_key]
     db = await Database.open(settings)
-    cache = LocationCache(app[regions_key], namespace=settings.redis_namespace, ttl_s=settings.location_ttl_s,
-                          breaker_failures=settings.breaker_failures, breaker_reset_s=settings.breaker_reset_s)
+    cache = LocationCache(
+        app[regions_key],
+        namespace=settings.redis_namespace,
+        ttl_s=settings.location_ttl_s,
+        breaker_failures=settings.breaker_failures,
+        breaker_reset_s=settings.breaker_reset_s,
+    )
     hub = Hub(
-        app[regions_key], cache=cache, namespace=settings.redis_namespace, ttl_s=settings.location_ttl_s,
-        max_updates_per_s=settings.ws_max_updates_per_s, ping_interval_s=settings.ws_ping_interval_s,
-        bus_options={"probe_interval_s": settings.pubsub_probe_s, "probe_timeout_s": settings.pubsub_probe_s,
-                     "handoff_s": settings.pubsub_ring_handoff_s},
-        breaker_failures=settings.breaker_failures, breaker_reset_s=settings.breaker_reset_s,
+        app[regions_key],
+        cache=cache,
+        namespace=settings.redis_namespace,
+        ttl_s=settings.location_ttl_s,
+        max_updates_per_s=settings.ws_max_updates_per_s,
+        ping_interval_s=settings.ws_ping_interval_s,
+        bus_options={
+            "probe_interval_s": settings.pubsub_probe_s,
+            "probe_timeout_s": settings.pubsub_probe_s,
+            "handoff_s": settings.pubsub_ring_handoff_s,
+        },
+        breaker_failures=settings.breaker_failures,
+        breaker_reset_s=settings.breaker_reset_s,
     )
     history = HistoryWriter(db, flush_ms=settings.history_flush_ms, flush_rows=settings.history_flush_rows)
     try:
         await hub.start()
         history.start()
         app[db_key], app[cache_key], app[hub_key], app[history_key] = db, cache, hub, history
-        app[services_key] = Services(hub, cache, db, history, SessionConfig(
-            radius_m=settings.friend_radius_m, min_radius_m=settings.friend_radius_min_m,
-            max_radius_m=settings.friend_radius_max_m, margin_m=settings.friend_hysteresis_m,
-            queue_size=settings.ws_queue_size, max_updates_per_s=settings.ws_max_updates_per_s,
-        ))
+        app[services_key] = Services(
+            hub,
+            cache,
+            db,
+            history,
+            SessionConfig(
+                radius_m=settings.friend_radius_m,
+                min_radius_m=settings.friend_radius_min_m,
+                max_radius_m=settings.friend_radius_max_m,
+                margin_m=settings.friend_hysteresis_m,
+                queue_size=settings.ws_queue_size,
+                max_updates_per_s=settings.ws_max_updates_per_s,
+            ),
+        )
         yield
     finally:
         # Sessions are closed by now (on_shutdown); write what they sent, then disconnect.

@@ -24,9 +24,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # InternalClientError: among others, no host of a multi-host primary is writable (failover).
-_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-           asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
-           asyncpg.exceptions.InternalClientError)
+_ERRORS = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.InternalClientError,
+)
 
 
 class DatabaseUnavailable(ConnectionError):
@@ -35,7 +40,11 @@ class DatabaseUnavailable(ConnectionError):
 
 async def _pool(dsn: str, *, max_size: int) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=0, max_size=max_size, timeout=5.0, command_timeout=15.0,
+        dsn,
+        min_size=0,
+        max_size=max_size,
+        timeout=5.0,
+        command_timeout=15.0,
         server_settings={"application_name": "geo-friends", "jit": "off"},
     )
     assert pool is not None

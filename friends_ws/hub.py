@@ -108,8 +108,11 @@ class Hub:
         self.buses: dict[str, PubSub] = {}
         #: Publishing breaker of each region.
         self.breakers: dict[str, Breaker] = {
-            r.name: Breaker("pubsub" if r.name == regions.default.name else f"pubsub-{r.name}",
-                            failures=breaker_failures, reset_s=breaker_reset_s)
+            r.name: Breaker(
+                "pubsub" if r.name == regions.default.name else f"pubsub-{r.name}",
+                failures=breaker_failures,
+                reset_s=breaker_reset_s,
+            )
             for r in regions.regions
         }
         # channel -> user id for every channel subscribed here, bitwise-inverted (negative) for
@@ -144,8 +147,11 @@ class Hub:
             if region.pubsub_backend != "ring":
                 options.pop("handoff_s", None)
             bus = create_pubsub(
-                region.pubsub_backend, region.pubsub_nodes, on_message=self._on_message,
-                on_restored=functools.partial(self._resync_soon, region.name), **options,
+                region.pubsub_backend,
+                region.pubsub_nodes,
+                on_message=self._on_message,
+                on_restored=functools.partial(self._resync_soon, region.name),
+                **options,
             )
             await bus.start()
             self.buses[region.name] = bus
@@ -388,8 +394,9 @@ class Hub:
             self.known[user_id] = message
             self._schedule_expiry(message)
             if followers:
-                pattern = friend_location_pattern(user_id, message.latitude, message.longitude,
-                                                  message.updated_at, message.sent_at)
+                pattern = friend_location_pattern(
+                    user_id, message.latitude, message.longitude, message.updated_at, message.sent_at
+                )
                 for session in followers:
                     session.friend_moved(message, pattern)
         else:

@@ -61,11 +61,24 @@ class Link:
         queue_size: the most frames that may wait.
     """
 
-    __slots__ = ("ws", "transport", "hub", "user_id", "queue_size", "outbox", "closed", "last_seen", "_pinged",
-                 "_tasks", "_drainer", "_scheduled")
+    __slots__ = (
+        "ws",
+        "transport",
+        "hub",
+        "user_id",
+        "queue_size",
+        "outbox",
+        "closed",
+        "last_seen",
+        "_pinged",
+        "_tasks",
+        "_drainer",
+        "_scheduled",
+    )
 
-    def __init__(self, ws: web.WebSocketResponse, transport: WriteBuffer, hub: Flusher, *, user_id: int,
-                 queue_size: int) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, transport: WriteBuffer, hub: Flusher, *, user_id: int, queue_size: int
+    ) -> None:
         self.ws = ws
         self.transport = transport
         self.hub = hub
@@ -123,8 +136,9 @@ class Link:
         """The client reads too slowly for its queue: close it (it reconnects to a fresh init)."""
         self.closed = True
         self.hub.stats.slow_closes += 1
-        log.info("user %d: closing a connection whose reader fell %d frames behind",
-                 self.user_id, len(self.outbox or ()))
+        log.info(
+            "user %d: closing a connection whose reader fell %d frames behind", self.user_id, len(self.outbox or ())
+        )
         self._spawn(self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"reader too slow"))
 
     def flush(self) -> None:

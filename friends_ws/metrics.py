@@ -20,8 +20,17 @@ from geo_common.breaker_metrics import BreakerCollector
 class Stats:
     """What the process has done since it started."""
 
-    __slots__ = ("updates", "deliveries", "departures", "frames", "replaced", "slow_closes",
-                 "pubsub_messages", "errors", "connections_total")
+    __slots__ = (
+        "updates",
+        "deliveries",
+        "departures",
+        "frames",
+        "replaced",
+        "slow_closes",
+        "pubsub_messages",
+        "errors",
+        "connections_total",
+    )
 
     def __init__(self) -> None:
         self.updates = 0

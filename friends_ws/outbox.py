@@ -8,7 +8,6 @@ backlog, and the queue can never hold more than one frame per friend plus a few 
 from __future__ import annotations
 
 
-
 class Outbox:
     """Frames waiting to be written to one connection, in order.
 

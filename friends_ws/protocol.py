@@ -124,10 +124,10 @@ def parse_client_message(data: str | bytes, *, min_radius_m: float, max_radius_m
             raise InvalidMessage(INVALID_VALUE, "enabled must be true or false")
         precision = msg.get("precision")
         if precision is not None and precision not in ("exact", "coarse"):
-            raise InvalidMessage(INVALID_VALUE, "precision must be \"exact\" or \"coarse\"")
+            raise InvalidMessage(INVALID_VALUE, 'precision must be "exact" or "coarse"')
         return SharingUpdate(enabled, precision)
     if kind is None:
-        raise InvalidMessage(INVALID_MESSAGE, "a message needs a \"type\"")
+        raise InvalidMessage(INVALID_MESSAGE, 'a message needs a "type"')
     raise InvalidMessage(INVALID_MESSAGE, f"unknown message type {str(kind)[:40]!r}")
 
 
@@ -154,41 +154,56 @@ def encode_init(radius_m: float, friends: list[FriendPosition], sharing: bool, p
     """``init``: the friends in view when the user's first location arrives, nearest first,
     and the user's sharing preference in force (stored on the server, so a client learns it
     without changing it)."""
-    return orjson.dumps({
-        "type": "init",
-        "radius_m": radius_m,
-        "friends": [
-            {"user_id": f.user_id, "latitude": f.latitude, "longitude": f.longitude,
-             "distance_m": _metres(f.distance_m), "updated_at": f.updated_at}
-            for f in friends
-        ],
-        "sharing": {"enabled": sharing, "precision": precision},
-    })
+    return orjson.dumps(
+        {
+            "type": "init",
+            "radius_m": radius_m,
+            "friends": [
+                {
+                    "user_id": f.user_id,
+                    "latitude": f.latitude,
+                    "longitude": f.longitude,
+                    "distance_m": _metres(f.distance_m),
+                    "updated_at": f.updated_at,
+                }
+                for f in friends
+            ],
+            "sharing": {"enabled": sharing, "precision": precision},
+        }
+    )
 
 
 def encode_friend_location(friend: FriendPosition) -> bytes:
     """``friend_location``: a friend in view moved (or came into view)."""
-    return orjson.dumps({
-        "type": "friend_location", "user_id": friend.user_id, "latitude": friend.latitude,
-        "longitude": friend.longitude, "distance_m": _metres(friend.distance_m),
-        "updated_at": friend.updated_at, "sent_at": friend.sent_at,
-    })
+    return orjson.dumps(
+        {
+            "type": "friend_location",
+            "user_id": friend.user_id,
+            "latitude": friend.latitude,
+            "longitude": friend.longitude,
+            "distance_m": _metres(friend.distance_m),
+            "updated_at": friend.updated_at,
+            "sent_at": friend.sent_at,
+        }
+    )
 
 
 FramePattern = tuple[bytes, bytes]
 """A ``friend_location`` frame without its distance: built once per update, completed per viewer."""
 
 
-def friend_location_pattern(user_id: int, latitude: float, longitude: float, updated_at: int,
-                            sent_at: int | None) -> FramePattern:
+def friend_location_pattern(
+    user_id: int, latitude: float, longitude: float, updated_at: int, sent_at: int | None
+) -> FramePattern:
     """The parts of a ``friend_location`` frame that are the same for every viewer.
 
     One update fans out to every friend in range and only ``distance_m`` differs, so the rest
     is encoded once; :func:`complete_friend_location` adds the distance. The result equals
     :func:`encode_friend_location`'s.
     """
-    head = orjson.dumps({"type": "friend_location", "user_id": user_id, "latitude": latitude,
-                         "longitude": longitude, "distance_m": 0})
+    head = orjson.dumps(
+        {"type": "friend_location", "user_id": user_id, "latitude": latitude, "longitude": longitude, "distance_m": 0}
+    )
     tail = orjson.dumps({"updated_at": updated_at, "sent_at": sent_at})
     return head[:-2], b"," + tail[1:]
 

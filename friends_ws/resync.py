@@ -32,7 +32,7 @@ async def resync_region(hub: Hub, region: str) -> None:
     """Bring every friend ``hub`` follows in ``region`` up to date from the region's cache."""
     followed = hub.followed_in(region)
     for start in range(0, len(followed), CHUNK):
-        chunk = followed[start:start + CHUNK]
+        chunk = followed[start : start + CHUNK]
         found = await fetch_cached(hub.cache, region, chunk)
         if found is None:
             return

@@ -109,8 +109,16 @@ class Session(Link):
     hub: Hub
 
     __slots__ = (
-        "services", "connection_id", "home_region", "sharing", "precision", "view", "position", "_last_sent_at",
-        "_shared", "_backlog",
+        "services",
+        "connection_id",
+        "home_region",
+        "sharing",
+        "precision",
+        "view",
+        "position",
+        "_last_sent_at",
+        "_shared",
+        "_backlog",
     )
 
     def __init__(self, services: Services, ws: web.WebSocketResponse, transport: WriteBuffer, user_id: int) -> None:
@@ -139,7 +147,11 @@ class Session(Link):
         """
         user = await self.services.db.read(lambda conn: friends_db.get_user(conn, self.user_id))
         if user is not None:
-            self.home_region, self.sharing, self.precision = user.home_region, user.sharing_enabled, user.sharing_precision
+            self.home_region, self.sharing, self.precision = (
+                user.home_region,
+                user.sharing_enabled,
+                user.sharing_precision,
+            )
         # The control channel first: a friendship made while the list loads is not missed.
         await self.hub.attach(self)
         friends = await self.services.db.read(lambda conn: friends_db.list_friends(conn, self.user_id))
@@ -200,10 +212,15 @@ class Session(Link):
             return
         self.hub.stats.updates += 1
         received = now_ms()
-        self.services.history.append(friends_db.HistoryRow(
-            self.user_id, update.latitude, update.longitude, _utc(received),
-            None if update.timestamp is None else _utc(update.timestamp),
-        ))
+        self.services.history.append(
+            friends_db.HistoryRow(
+                self.user_id,
+                update.latitude,
+                update.longitude,
+                _utc(received),
+                None if update.timestamp is None else _utc(update.timestamp),
+            )
+        )
         if self.home_region is None:
             await self._claim_home(update.latitude, update.longitude)
         self._last_sent_at = update.timestamp
@@ -228,7 +245,8 @@ class Session(Link):
         """Give the user a home region from their first location, and tell whoever follows."""
         wanted = self.hub.regions.region_for(latitude, longitude).name
         home, claimed = await self.services.db.write(
-            lambda conn: friends_db.claim_home_region(conn, self.user_id, wanted))
+            lambda conn: friends_db.claim_home_region(conn, self.user_id, wanted)
+        )
         log.debug("user %d: home region %s (%s)", self.user_id, home, "claimed now" if claimed else "already")
         self.home_region = home
         default = self.hub.regions.default.name
@@ -238,8 +256,9 @@ class Session(Link):
         if claimed:
             # Friends follow this user's channels in the default region until told.
             for friend_id in self.view.friends:
-                await self.hub.publish_control(self.hub.friend_region(friend_id), friend_id,
-                                               FriendMoved(self.user_id, home))
+                await self.hub.publish_control(
+                    self.hub.friend_region(friend_id), friend_id, FriendMoved(self.user_id, home)
+                )
             await self.hub.publish_control(default, self.user_id, HomeMoved(home))
 
     async def _init(self, latitude: float, longitude: float) -> None:
@@ -266,8 +285,16 @@ class Session(Link):
                 continue
             distance = haversine_m(latitude, longitude, location.latitude, location.longitude)
             if self.view.update(friend_id, distance) is Change.ENTER:
-                visible.append(FriendPosition(friend_id, location.latitude, location.longitude, distance,
-                                              location.updated_at, location.sent_at))
+                visible.append(
+                    FriendPosition(
+                        friend_id,
+                        location.latitude,
+                        location.longitude,
+                        distance,
+                        location.updated_at,
+                        location.sent_at,
+                    )
+                )
         visible.sort(key=lambda f: (f.distance_m, f.user_id))
         self.send(encode_init(self.view.radius_m, visible, self.sharing, self.precision))
 
@@ -287,12 +314,14 @@ class Session(Link):
 
     async def _sharing(self, update: SharingUpdate) -> None:
         precision = update.precision or self.precision
-        await self.services.db.write(lambda conn: friends_db.set_sharing(
-            conn, self.user_id, enabled=update.enabled, precision=precision))
+        await self.services.db.write(
+            lambda conn: friends_db.set_sharing(conn, self.user_id, enabled=update.enabled, precision=precision)
+        )
         await self._apply_sharing(update.enabled, precision)
         # The user's other connections (on any server) follow.
-        await self.hub.publish_control(self.home_region, self.user_id,
-                                       SharingChanged(update.enabled, precision, self.connection_id))
+        await self.hub.publish_control(
+            self.home_region, self.user_id, SharingChanged(update.enabled, precision, self.connection_id)
+        )
         self.send(encode_sharing(update.enabled, precision))
 
     async def _apply_sharing(self, enabled: bool, precision: str) -> None:
@@ -323,8 +352,9 @@ class Session(Link):
         if change is Change.ENTER or (moved and change is Change.MOVE):
             self.hub.stats.deliveries += 1
             if pattern is None:
-                pattern = friend_location_pattern(location.user_id, location.latitude, location.longitude,
-                                                  location.updated_at, location.sent_at)
+                pattern = friend_location_pattern(
+                    location.user_id, location.latitude, location.longitude, location.updated_at, location.sent_at
+                )
             self.send_friend(location.user_id, complete_friend_location(pattern, distance))
         elif change is Change.LEAVE:
             self.hub.stats.departures += 1

@@ -35,10 +35,17 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus metrics of this process."""
     services = request.app[services_key]
     hub = services.hub
-    reg = registry(hub.stats, {
-        "geo_friends_sessions": ("open WebSocket sessions", lambda: float(len(hub.sessions))),
-        "geo_friends_followed": ("friends followed (location channels subscribed)", lambda: float(len(hub.listeners))),
-        "geo_friends_history_waiting": ("history rows not written yet", lambda: float(services.history.waiting)),
-        "geo_friends_history_written": ("history rows written", lambda: float(services.history.written)),
-    }, breakers=lambda: [*services.db.breakers, *services.cache.breakers, *hub.breakers.values()])
+    reg = registry(
+        hub.stats,
+        {
+            "geo_friends_sessions": ("open WebSocket sessions", lambda: float(len(hub.sessions))),
+            "geo_friends_followed": (
+                "friends followed (location channels subscribed)",
+                lambda: float(len(hub.listeners)),
+            ),
+            "geo_friends_history_waiting": ("history rows not written yet", lambda: float(services.history.waiting)),
+            "geo_friends_history_written": ("history rows written", lambda: float(services.history.written)),
+        },
+        breakers=lambda: [*services.db.breakers, *services.cache.breakers, *hub.breakers.values()],
+    )
     return web.Response(body=render(reg), content_type="text/plain", charset="utf-8")

@@ -28,12 +28,11 @@ def breaker_metrics(breakers: Iterable[Breaker]) -> Iterator[Metric]:
         "geo_circuit_breaker_state", "circuit breaker state: 0 closed, 1 half-open, 2 open", labels=["dependency"]
     )
     rejected = CounterMetricFamily(
-        "geo_circuit_breaker_rejected", "calls refused without trying while the breaker was open",
+        "geo_circuit_breaker_rejected",
+        "calls refused without trying while the breaker was open",
         labels=["dependency"],
     )
-    opened = CounterMetricFamily(
-        "geo_circuit_breaker_opened", "times the breaker opened", labels=["dependency"]
-    )
+    opened = CounterMetricFamily("geo_circuit_breaker_opened", "times the breaker opened", labels=["dependency"])
     for breaker in breakers:
         state.add_metric([breaker.name], float(breaker.state))
         rejected.add_metric([breaker.name], float(breaker.rejected))

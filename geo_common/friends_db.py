@@ -70,9 +70,7 @@ def _user(r: asyncpg.Record) -> User:
 
 async def ensure_users(conn: Executor, *user_ids: int) -> None:
     """Create the rows of users seen for the first time (others are left alone)."""
-    await conn.execute(
-        "INSERT INTO users (id) SELECT unnest($1::bigint[]) ON CONFLICT (id) DO NOTHING", list(user_ids)
-    )
+    await conn.execute("INSERT INTO users (id) SELECT unnest($1::bigint[]) ON CONFLICT (id) DO NOTHING", list(user_ids))
 
 
 async def get_user(conn: Executor, user_id: int) -> User | None:
@@ -100,7 +98,8 @@ async def claim_home_region(conn: Executor, user_id: int, region: str) -> tuple[
         ON CONFLICT (id) DO UPDATE SET home_region = $2 WHERE users.home_region IS NULL
         RETURNING home_region
         """,
-        user_id, region,
+        user_id,
+        region,
     )
     if row is not None:
         return region, True
@@ -121,7 +120,9 @@ async def set_sharing(conn: Executor, user_id: int, *, enabled: bool, precision:
         INSERT INTO users (id, sharing_enabled, sharing_precision) VALUES ($1, $2, $3)
         ON CONFLICT (id) DO UPDATE SET sharing_enabled = $2, sharing_precision = $3
         """,
-        user_id, enabled, precision,
+        user_id,
+        enabled,
+        precision,
     )
 
 
@@ -147,7 +148,8 @@ async def add_friendship(conn: Executor, user_id: int, friend_id: int) -> bool:
         INSERT INTO friendships (user_id, friend_id) VALUES ($1, $2), ($2, $1)
         ON CONFLICT (user_id, friend_id) DO NOTHING
         """,
-        user_id, friend_id,
+        user_id,
+        friend_id,
     )
     return bool(status != "INSERT 0 0")
 
@@ -216,7 +218,8 @@ async def purge_history(conn: Executor, *, older_than: dt.datetime, batch: int =
             DELETE FROM location_history WHERE ctid = ANY(ARRAY(
                 SELECT ctid FROM location_history WHERE recorded_at < $1 LIMIT $2))
             """,
-            older_than, batch,
+            older_than,
+            batch,
         )
         deleted = int(status.split()[-1])
         total += deleted

@@ -95,7 +95,9 @@ async def apply_migrations(dsn: str) -> list[Migration]:
                     await conn.execute(migration.sql)
                     await conn.execute(
                         "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                        migration.version, migration.name, migration.checksum,
+                        migration.version,
+                        migration.name,
+                        migration.checksum,
                     )
             except asyncpg.PostgresError as exc:
                 raise MigrationError(f"migration {migration.version:04d}_{migration.name} failed: {exc}") from exc

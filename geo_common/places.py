@@ -63,8 +63,7 @@ def load_places() -> tuple[Place, ...]:
         reader = csv.reader(fh)
         next(reader)  # header: lat,lon,name,admin1,admin2,cc
         return tuple(
-            Place(float(lat), float(lon), name, admin1, admin2, cc)
-            for lat, lon, name, admin1, admin2, cc in reader
+            Place(float(lat), float(lon), name, admin1, admin2, cc) for lat, lon, name, admin1, admin2, cc in reader
         )
 
 

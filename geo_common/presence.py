@@ -77,10 +77,16 @@ class Left:
 
 def encode_location(location: Location) -> bytes:
     """A location as a location-channel message."""
-    return orjson.dumps({
-        "t": "loc", "u": location.user_id, "lat": location.latitude, "lon": location.longitude,
-        "at": location.updated_at, "sent": location.sent_at,
-    })
+    return orjson.dumps(
+        {
+            "t": "loc",
+            "u": location.user_id,
+            "lat": location.latitude,
+            "lon": location.longitude,
+            "at": location.updated_at,
+            "sent": location.sent_at,
+        }
+    )
 
 
 def encode_left(left: Left) -> bytes:
@@ -98,7 +104,9 @@ def decode_channel_message(data: bytes) -> Location | Left:
         msg = orjson.loads(data)
         kind = msg["t"]
         if kind == "loc":
-            return Location(int(msg["u"]), float(msg["lat"]), float(msg["lon"]), int(msg["at"]), _opt_int(msg.get("sent")))
+            return Location(
+                int(msg["u"]), float(msg["lat"]), float(msg["lon"]), int(msg["at"]), _opt_int(msg.get("sent"))
+            )
         if kind == "left" and msg["r"] in ("offline", "sharing_off"):
             return Left(int(msg["u"]), msg["r"])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -108,10 +116,15 @@ def decode_channel_message(data: bytes) -> Location | Left:
 
 def encode_cached(location: Location) -> bytes:
     """A location as stored under :func:`location_key`."""
-    return orjson.dumps({
-        "lat": location.latitude, "lon": location.longitude, "at": location.updated_at,
-        "sent": location.sent_at, "c": location.connection,
-    })
+    return orjson.dumps(
+        {
+            "lat": location.latitude,
+            "lon": location.longitude,
+            "at": location.updated_at,
+            "sent": location.sent_at,
+            "c": location.connection,
+        }
+    )
 
 
 def decode_cached(user_id: int, data: bytes | str) -> Location:
@@ -122,7 +135,9 @@ def decode_cached(user_id: int, data: bytes | str) -> Location:
     """
     try:
         v = orjson.loads(data)
-        return Location(user_id, float(v["lat"]), float(v["lon"]), int(v["at"]), _opt_int(v.get("sent")), str(v.get("c", "")))
+        return Location(
+            user_id, float(v["lat"]), float(v["lon"]), int(v["at"]), _opt_int(v.get("sent")), str(v.get("c", ""))
+        )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         raise PresenceFormatError(f"not a cached location: {data[:80]!r}") from None
 
@@ -186,7 +201,9 @@ def encode_control(event: Control) -> bytes:
         return orjson.dumps({"t": "friend_moved", "u": event.friend_id, "region": event.region})
     if isinstance(event, HomeMoved):
         return orjson.dumps({"t": "home_moved", "region": event.region})
-    return orjson.dumps({"t": "sharing", "enabled": event.enabled, "precision": event.precision, "origin": event.origin})
+    return orjson.dumps(
+        {"t": "sharing", "enabled": event.enabled, "precision": event.precision, "origin": event.origin}
+    )
 
 
 def decode_control(data: bytes) -> Control:

@@ -122,7 +122,9 @@ class RegionMap:
             redis_url = region.redis_url or settings.redis_url
             nodes = region.pubsub_nodes
             if not nodes:
-                nodes = {"redis": (redis_url,), "ring": settings.pubsub_ring, "cluster": settings.redis_cluster}[backend]
+                nodes = {"redis": (redis_url,), "ring": settings.pubsub_ring, "cluster": settings.redis_cluster}[
+                    backend
+                ]
             if not nodes:
                 variable = "GEO_PUBSUB_RING" if backend == "ring" else "GEO_REDIS_CLUSTER"
                 raise SettingsError(
@@ -218,7 +220,8 @@ def _region(name: str, body: Any) -> Region:
 
 def _box(name: str, raw: Any) -> Box:
     if (
-        not isinstance(raw, list) or len(raw) != 4
+        not isinstance(raw, list)
+        or len(raw) != 4
         or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in raw)
     ):
         raise ValueError(f"region {name!r}: a box is [south, west, north, east] in degrees")

@@ -28,8 +28,9 @@ def service_parser(prog: str, description: str, *, default_port: int) -> argpars
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--host", default=None, help="listen address (default: from settings, 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help=f"listen port (default: from settings, {default_port})")
-    parser.add_argument("--workers", type=_workers, default=1,
-                        help="processes sharing the port through SO_REUSEPORT (default 1)")
+    parser.add_argument(
+        "--workers", type=_workers, default=1, help="processes sharing the port through SO_REUSEPORT (default 1)"
+    )
     return parser
 
 
@@ -88,12 +89,23 @@ def serve(
     return 0
 
 
-def _run(prog: str, settings: Settings, factory: Callable[[Settings], web.Application], host: str, port: int,
-         *, reuse_port: bool) -> None:
+def _run(
+    prog: str,
+    settings: Settings,
+    factory: Callable[[Settings], web.Application],
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool,
+) -> None:
     web.run_app(
-        factory(settings), host=host, port=port, reuse_port=reuse_port or None, print=lambda _msg: print(
-            f"{prog}: listening on {host}:{port} (pid {os.getpid()})", flush=True
-        ), access_log=None, shutdown_timeout=10,
+        factory(settings),
+        host=host,
+        port=port,
+        reuse_port=reuse_port or None,
+        print=lambda _msg: print(f"{prog}: listening on {host}:{port} (pid {os.getpid()})", flush=True),
+        access_log=None,
+        shutdown_timeout=10,
     )
 
 

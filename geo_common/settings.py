@@ -175,19 +175,27 @@ class Settings:
         "PostgreSQL primary (all writes); several hosts with ?target_session_attrs=read-write follow a failover",
     )
     pg_replicas: tuple[str, ...] = _setting(
-        (), "GEO_PG_REPLICAS", _parse_url_list("postgresql", "postgres"),
+        (),
+        "GEO_PG_REPLICAS",
+        _parse_url_list("postgresql", "postgres"),
         "streaming replicas for reads, comma-separated (empty: read from the primary)",
     )
     redis_url: str = _setting(
-        "redis://127.0.0.1:6379/0", "GEO_REDIS_URL", _parse_url("redis", "rediss"),
+        "redis://127.0.0.1:6379/0",
+        "GEO_REDIS_URL",
+        _parse_url("redis", "rediss"),
         "Redis for the cache and the location store",
     )
     redis_cluster: tuple[str, ...] = _setting(
-        (), "GEO_REDIS_CLUSTER", _parse_host_ports,
+        (),
+        "GEO_REDIS_CLUSTER",
+        _parse_host_ports,
         "Redis Cluster seed nodes host:port,... (sharded pub/sub)",
     )
     redis_namespace: str = _setting(
-        "geo", "GEO_REDIS_NAMESPACE", _parse_namespace,
+        "geo",
+        "GEO_REDIS_NAMESPACE",
+        _parse_namespace,
         "prefix of every Redis key and channel (several deployments can share one Redis)",
     )
     # Where the services listen.
@@ -197,7 +205,9 @@ class Settings:
     ws_port: int = _setting(8081, "GEO_WS_PORT", _parse_int(0, 65535), "WebSocket tier port")
     # Identity.
     jwt_secret: str = _setting(
-        DEV_JWT_SECRET, "GEO_JWT_SECRET", _parse_secret,
+        DEV_JWT_SECRET,
+        "GEO_JWT_SECRET",
+        _parse_secret,
         "HS256 key for bearer tokens (change it outside local use)",
     )
     jwt_ttl_s: int = _setting(
@@ -208,32 +218,41 @@ class Settings:
         50_000.0, "GEO_MAX_RADIUS_M", _parse_float(1.0, 1_000_000.0), "largest search radius accepted, metres"
     )
     # Operations.
-    log_level: str = _setting(
-        "info", "GEO_LOG_LEVEL", _parse_choice("debug", "info", "warning", "error"), "log level"
-    )
+    log_level: str = _setting("info", "GEO_LOG_LEVEL", _parse_choice("debug", "info", "warning", "error"), "log level")
     dev: bool = _setting(
-        False, "GEO_DEV", _parse_bool,
+        False,
+        "GEO_DEV",
+        _parse_bool,
         "enable development-only endpoints (the map page's POST /v1/dev/token mints tokens for anyone)",
     )
     breaker_failures: int = _setting(
-        5, "GEO_BREAKER_FAILURES", _parse_int(1, 1000),
+        5,
+        "GEO_BREAKER_FAILURES",
+        _parse_int(1, 1000),
         "consecutive failed calls to one PostgreSQL server or Redis that open its circuit breaker (calls then fail fast)",
     )
     breaker_reset_s: float = _setting(
-        2.0, "GEO_BREAKER_RESET_S", _parse_float(0.0, 600.0),
+        2.0,
+        "GEO_BREAKER_RESET_S",
+        _parse_float(0.0, 600.0),
         "an open circuit breaker lets one probe call through after this long; its success closes it, seconds",
     )
     # --- location_api
     api_role: str = _setting(
-        "all", "GEO_API_ROLE", _parse_choice("read", "write", "all"),
+        "all",
+        "GEO_API_ROLE",
+        _parse_choice("read", "write", "all"),
         "routes the HTTP API serves: read (search, GET), write (POST/PUT/DELETE) or all",
     )
     api_index: str = _setting(
-        "geohash", "GEO_API_INDEX", _parse_choice("geohash", "quadtree", "s2", "sql"),
+        "geohash",
+        "GEO_API_INDEX",
+        _parse_choice("geohash", "quadtree", "s2", "sql"),
         "default nearby-search strategy: an in-memory index, or sql (geohash prefixes on a replica)",
     )
     api_indexes: tuple[str, ...] = _setting(
-        ("geohash", "quadtree", "s2"), "GEO_API_INDEXES",
+        ("geohash", "quadtree", "s2"),
+        "GEO_API_INDEXES",
         lambda raw: tuple(_parse_choice("geohash", "quadtree", "s2")(i) for i in raw.split(",") if i.strip()),
         "in-memory indexes each read instance builds, comma-separated (a strategy not built is answered by sql)",
     )
@@ -241,83 +260,122 @@ class Settings:
         300, "GEO_API_CACHE_TTL_S", _parse_int(1, 86_400), "lifetime of the HTTP API's Redis cache entries, seconds"
     )
     api_refresh_s: float = _setting(
-        0.25, "GEO_API_REFRESH_S", _parse_float(0.01, 60.0),
+        0.25,
+        "GEO_API_REFRESH_S",
+        _parse_float(0.01, 60.0),
         "how often each HTTP API instance polls for business changes to apply to its indexes, seconds",
     )
     api_huge_pages: bool = _setting(
-        True, "GEO_API_HUGE_PAGES", _parse_bool,
+        True,
+        "GEO_API_HUGE_PAGES",
+        _parse_bool,
         "back each read instance's indexes with 2 MiB pages after every build (Linux transparent huge pages: "
         "fewer TLB misses per search at a million businesses)",
     )
     friends_public_url: str = _setting(
-        "", "GEO_FRIENDS_PUBLIC_URL", _parse_optional_url("ws", "wss"),
+        "",
+        "GEO_FRIENDS_PUBLIC_URL",
+        _parse_optional_url("ws", "wss"),
         "WebSocket URL the map page (GET / on geo-api) connects to, such as wss://geo.example.com/v1/friends/ws "
         "(empty: the page's own host, port GEO_WS_PORT)",
     )
     # --- end location_api
     # --- friends_ws
     pubsub_backend: str = _setting(
-        "redis", "GEO_PUBSUB_BACKEND", _parse_choice(*PUBSUB_BACKENDS),
+        "redis",
+        "GEO_PUBSUB_BACKEND",
+        _parse_choice(*PUBSUB_BACKENDS),
         "pub/sub of the friends tier: redis (GEO_REDIS_URL), ring (GEO_PUBSUB_RING) or cluster (GEO_REDIS_CLUSTER)",
     )
     pubsub_ring: tuple[str, ...] = _setting(
-        (), "GEO_PUBSUB_RING", _parse_url_list("redis", "rediss"),
+        (),
+        "GEO_PUBSUB_RING",
+        _parse_url_list("redis", "rediss"),
         "standalone Redis nodes of the ring pub/sub backend, comma-separated URLs",
     )
     pubsub_probe_s: float = _setting(
-        5.0, "GEO_PUBSUB_PROBE_S", _parse_float(0.05, 300.0),
+        5.0,
+        "GEO_PUBSUB_PROBE_S",
+        _parse_float(0.05, 300.0),
         "an idle pub/sub subscriber connection is sent PING after this long and reconnected if the PING "
         "is not answered within it, seconds",
     )
     pubsub_ring_handoff_s: float = _setting(
-        2.0, "GEO_PUBSUB_RING_HANDOFF_S", _parse_float(0.0, 600.0),
+        2.0,
+        "GEO_PUBSUB_RING_HANDOFF_S",
+        _parse_float(0.0, 600.0),
         "when the ring's nodes change, each re-homing step lasts this long (every process must start "
         "the change within it), seconds",
     )
     regions: tuple[Region, ...] = _setting(
-        (), "GEO_REGIONS", parse_regions,
+        (),
+        "GEO_REGIONS",
+        parse_regions,
         "region map as JSON or a JSON file's path: name -> boxes, Redis cache, pub/sub (empty: one region "
         "everywhere; see docs/regions.md)",
     )
     location_ttl_s: int = _setting(
-        600, "GEO_LOCATION_TTL_S", _parse_int(1, 86_400),
+        600,
+        "GEO_LOCATION_TTL_S",
+        _parse_int(1, 86_400),
         "lifetime of a cached location; a user silent this long becomes inactive, seconds",
     )
     friend_radius_m: float = _setting(
-        8047.0, "GEO_FRIEND_RADIUS_M", _parse_float(1.0, 1_000_000.0),
+        8047.0,
+        "GEO_FRIEND_RADIUS_M",
+        _parse_float(1.0, 1_000_000.0),
         "default radius within which friends are shown, metres (5 miles)",
     )
     friend_radius_min_m: float = _setting(
         100.0, "GEO_FRIEND_RADIUS_MIN_M", _parse_float(1.0, 1_000_000.0), "smallest radius a client may set, metres"
     )
     friend_radius_max_m: float = _setting(
-        80_467.0, "GEO_FRIEND_RADIUS_MAX_M", _parse_float(1.0, 1_000_000.0), "largest radius a client may set, metres (50 miles)"
+        80_467.0,
+        "GEO_FRIEND_RADIUS_MAX_M",
+        _parse_float(1.0, 1_000_000.0),
+        "largest radius a client may set, metres (50 miles)",
     )
     friend_hysteresis_m: float = _setting(
-        200.0, "GEO_FRIEND_HYSTERESIS_M", _parse_float(0.0, 100_000.0),
+        200.0,
+        "GEO_FRIEND_HYSTERESIS_M",
+        _parse_float(0.0, 100_000.0),
         "a friend in view leaves it only beyond the radius plus this margin (no flapping at the edge), metres",
     )
     ws_max_updates_per_s: float = _setting(
-        2.0, "GEO_WS_MAX_UPDATES_PER_S", _parse_float(0.01, 10_000.0),
+        2.0,
+        "GEO_WS_MAX_UPDATES_PER_S",
+        _parse_float(0.01, 10_000.0),
         "location updates per second one user may send; more are answered with rate_limited",
     )
     ws_ping_interval_s: float = _setting(
-        20.0, "GEO_WS_PING_INTERVAL_S", _parse_float(0.05, 3600.0),
+        20.0,
+        "GEO_WS_PING_INTERVAL_S",
+        _parse_float(0.05, 3600.0),
         "a WebSocket connection silent this long is pinged, and closed when no pong comes back within half of it, seconds",
     )
     ws_queue_size: int = _setting(
-        256, "GEO_WS_QUEUE_SIZE", _parse_int(1, 100_000),
+        256,
+        "GEO_WS_QUEUE_SIZE",
+        _parse_int(1, 100_000),
         "frames a slow reader may have waiting (the newest per friend replaces older ones); beyond it "
         "the connection is closed",
     )
     history_flush_ms: int = _setting(
-        500, "GEO_HISTORY_FLUSH_MS", _parse_int(1, 600_000), "location history is written at least this often, milliseconds"
+        500,
+        "GEO_HISTORY_FLUSH_MS",
+        _parse_int(1, 600_000),
+        "location history is written at least this often, milliseconds",
     )
     history_flush_rows: int = _setting(
-        1000, "GEO_HISTORY_FLUSH_ROWS", _parse_int(1, 1_000_000), "location history is written whenever this many rows wait"
+        1000,
+        "GEO_HISTORY_FLUSH_ROWS",
+        _parse_int(1, 1_000_000),
+        "location history is written whenever this many rows wait",
     )
     history_retention_days: int = _setting(
-        30, "GEO_HISTORY_RETENTION_DAYS", _parse_int(1, 36_500),
+        30,
+        "GEO_HISTORY_RETENTION_DAYS",
+        _parse_int(1, 36_500),
         "location history older than this is deleted by geo-friends purge-history, days",
     )
     # --- end friends_ws

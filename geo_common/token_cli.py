@@ -10,9 +10,13 @@ from geo_common.tokens import Role, TokenError, mint_token
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="geo-token", description="Print an HS256 bearer token signed with GEO_JWT_SECRET.")
+    parser = argparse.ArgumentParser(
+        prog="geo-token", description="Print an HS256 bearer token signed with GEO_JWT_SECRET."
+    )
     parser.add_argument("user_id", type=int, help="the user id (positive integer), the token's subject")
-    parser.add_argument("--role", choices=[r.value for r in Role], default=Role.USER.value, help="role claim (default: user)")
+    parser.add_argument(
+        "--role", choices=[r.value for r in Role], default=Role.USER.value, help="role claim (default: user)"
+    )
     parser.add_argument("--ttl", type=int, default=None, help="lifetime in seconds (default: GEO_JWT_TTL_S)")
     args = parser.parse_args(argv)
     try:

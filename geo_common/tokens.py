@@ -36,7 +36,9 @@ class Identity:
     role: Role
 
 
-def mint_token(secret: str, user_id: int, role: Role = Role.USER, *, ttl_s: int = 86_400, now: float | None = None) -> str:
+def mint_token(
+    secret: str, user_id: int, role: Role = Role.USER, *, ttl_s: int = 86_400, now: float | None = None
+) -> str:
     """Sign a token for a user.
 
     Args:

@@ -43,6 +43,7 @@ def passes(where: tuple[list[Any] | dict[Any, Any], Any], id: object) -> bool:
         got = table.get(id, _MISSING)
     return got is not _MISSING and (got is value or bool(got == value))
 
+
 # First radius tried by the expanding k-nearest search, metres, and its growth factor.
 # Each round costs roughly growth**2 times the previous one, so the rounds before the
 # last add about 1/(growth**2 - 1) of extra work.
@@ -135,8 +136,9 @@ class IndexBase(Generic[K]):
     def _within(self, lat: float, lon: float, radius_m: float, limit: int | None) -> list[tuple[K, float]]:
         raise NotImplementedError
 
-    def _page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None,
-              where: Where) -> Page:
+    def _page(
+        self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None, where: Where
+    ) -> Page:
         """:meth:`page` from :meth:`_within`; indexes with a compiled scan count instead."""
         hits = self._within(lat, lon, radius_m, None)
         if where is not None:
@@ -284,8 +286,14 @@ class IndexBase(Generic[K]):
         return self._within(lat, lon, radius_m, limit)
 
     def page(
-        self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None = None,
-        *, where: Where = None,
+        self,
+        lat: float,
+        lon: float,
+        radius_m: float,
+        limit: int,
+        after: tuple[float, K] | None = None,
+        *,
+        where: Where = None,
     ) -> Page:
         """One page of :meth:`within`, with the number of matches, for paging through them.
 

@@ -4,6 +4,7 @@ from typing import Any, TypeVar, overload
 K = TypeVar("K", bound=Hashable)
 
 Records = list[tuple[float, float, float, K]]
+
 class CellMap:
     """int cell codes in [0, 2**64) -> cells, in one open-addressing table (_ccells.c)."""
 
@@ -26,16 +27,35 @@ Paged = tuple[int, int, Hits[K]]
 After = tuple[float, K] | None
 
 @overload
-def scan(vec_groups: list[Any], rec_groups: list[Records[K]], lat: float, lon: float, radius_m: float, limit: int | None, /) -> Hits[K]: ...
+def scan(
+    vec_groups: list[Any], rec_groups: list[Records[K]], lat: float, lon: float, radius_m: float, limit: int | None, /
+) -> Hits[K]: ...
 @overload
 def scan(
-    vec_groups: list[Any], rec_groups: list[Records[K]], lat: float, lon: float, radius_m: float, limit: int | None, after: After[K], /
+    vec_groups: list[Any],
+    rec_groups: list[Records[K]],
+    lat: float,
+    lon: float,
+    radius_m: float,
+    limit: int | None,
+    after: After[K],
+    /,
 ) -> Paged[K]: ...
+
 Spec = tuple[float, float, int, int, int, int, Cells[K]]
 
 @overload
-def scan_levels(levels: tuple[Spec[K], ...], max_cells: int, lat: float, lon: float, radius_m: float, limit: int | None, /) -> Hits[K]: ...
+def scan_levels(
+    levels: tuple[Spec[K], ...], max_cells: int, lat: float, lon: float, radius_m: float, limit: int | None, /
+) -> Hits[K]: ...
 @overload
 def scan_levels(
-    levels: tuple[Spec[K], ...], max_cells: int, lat: float, lon: float, radius_m: float, limit: int | None, after: After[K], /
+    levels: tuple[Spec[K], ...],
+    max_cells: int,
+    lat: float,
+    lon: float,
+    radius_m: float,
+    limit: int | None,
+    after: After[K],
+    /,
 ) -> Paged[K]: ...

@@ -173,7 +173,9 @@ def search(
     return _exact(survivors, lat, lon, radius_m, limit)
 
 
-def _exact(survivors: Iterable[Record[K]], lat: float, lon: float, radius_m: float, limit: int | None) -> list[tuple[K, float]]:
+def _exact(
+    survivors: Iterable[Record[K]], lat: float, lon: float, radius_m: float, limit: int | None
+) -> list[tuple[K, float]]:
     """Exact distances of the survivors (haversine_m's operations), filter, order, cut."""
     qphi = lat * RAD
     qlam = lon * RAD
@@ -196,6 +198,7 @@ def _exact(survivors: Iterable[Record[K]], lat: float, lon: float, radius_m: flo
     if limit is not None and len(out) > limit:
         del out[limit:]
     return [(pid, d) for d, pid in out]
+
 
 def vec_array(vecs: Sequence[Vec]) -> Any:
     """A ``(n, 3)`` float64 numpy array of unit vectors, for :func:`search_dense`.

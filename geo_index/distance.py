@@ -251,9 +251,7 @@ def cap_bounds(lat: float, lon: float, radius_m: float) -> CapBounds:
     return CapBounds(lat_lo, lat_hi, ((lo, hi),), delta, dlon * RAD)
 
 
-def rect_lower_bound_m(
-    lat: float, lon: float, lat0: float, lat1: float, lon0: float, lon1: float
-) -> float:
+def rect_lower_bound_m(lat: float, lon: float, lat0: float, lat1: float, lon0: float, lon1: float) -> float:
     """A lower bound of the distance from a point to any point of a lat/lon rectangle.
 
     The rectangle is ``[lat0, lat1] x [lon0, lon1]`` with ``lon0 <= lon1`` (no wrap). If the

@@ -66,10 +66,10 @@ def packed_row(entry: Entry[Any]) -> bytes:
     rec = entry.record
     return _PACK(*entry.vec, rec[0], rec[1], rec[2])
 
+
 # The largest double below 90: python-geohash refuses 90 itself (and warns), and a point
 # at the pole belongs to the top row anyway.
 _BELOW_90 = math.nextafter(90.0, 0.0)
-
 
 
 def geohash_key(lat: float, lon: float) -> int:
@@ -103,7 +103,18 @@ def geohash_key(lat: float, lon: float) -> int:
 class _Level:
     """One geohash length and its cell map."""
 
-    __slots__ = ("arrays", "bits", "cells", "col_shift", "cols_per_deg", "ncols", "nrows", "row_shift", "rows_per_deg", "shift")
+    __slots__ = (
+        "arrays",
+        "bits",
+        "cells",
+        "col_shift",
+        "cols_per_deg",
+        "ncols",
+        "nrows",
+        "row_shift",
+        "rows_per_deg",
+        "shift",
+    )
 
     def __init__(self, bits: int, native: bool) -> None:
         lat_bits = bits // 2
@@ -389,10 +400,13 @@ class GeohashIndex(IndexBase[K]):
                     vec_groups.append(cell[0])
                     rec_groups.append(cell[1])
                     codes.append(code)
-        return search_cells(vec_groups, rec_groups, codes, lv.arrays, self._dense_min, self._native, lat, lon, radius_m, limit)
+        return search_cells(
+            vec_groups, rec_groups, codes, lv.arrays, self._dense_min, self._native, lat, lon, radius_m, limit
+        )
 
-    def _page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None,
-              where: Where) -> Page:
+    def _page(
+        self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None, where: Where
+    ) -> Page:
         if not self._native:
             return super()._page(lat, lon, radius_m, limit, after, where)
         if where is None:

@@ -54,8 +54,16 @@ class SpatialIndex(Protocol[K]):
         """Points within ``radius_m`` metres, nearest first (ties by id), at most ``limit``."""
         ...
 
-    def page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None = None,
-             *, where: tuple[list[Any] | dict[Any, Any], Any] | None = None) -> Page:
+    def page(
+        self,
+        lat: float,
+        lon: float,
+        radius_m: float,
+        limit: int,
+        after: tuple[float, K] | None = None,
+        *,
+        where: tuple[list[Any] | dict[Any, Any], Any] | None = None,
+    ) -> Page:
         """A :class:`Page` of ``within``: the match count and ``limit`` hits after ``after``,
         counting only the points whose ``table[id] == value`` when ``where=(table, value)``."""
         ...

@@ -29,7 +29,17 @@ from operator import ge
 from typing import Any, Generic, TypeVar
 
 from geo_index._base import Entry, IndexBase, Page, Where
-from geo_index._scan import DEFAULT_DENSE_MIN, Record, Vec, chord_upper_bound, search, search_dense, search_native, unit_vector, vec_array
+from geo_index._scan import (
+    DEFAULT_DENSE_MIN,
+    Record,
+    Vec,
+    chord_upper_bound,
+    search,
+    search_dense,
+    search_native,
+    unit_vector,
+    vec_array,
+)
 from geo_index.distance import EARTH_RADIUS_M, PointTerms, RAD, cap_bounds, rect_lower_bound_m
 from geo_index.errors import InvalidOption
 from geo_index.geohash_index import geohash_key
@@ -286,15 +296,24 @@ class QuadTree(IndexBase[K]):
         vec_groups = [leaf.vecs for leaf in leaves]
         return search(vec_groups, rec_groups, lat, lon, radius_m, limit)
 
-    def _page(self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None,
-              where: Where) -> Page:
+    def _page(
+        self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None, where: Where
+    ) -> Page:
         if not self._native:
             return super()._page(lat, lon, radius_m, limit, after, where)
         if lon == -180.0:
             lon = 180.0
         leaves = self._leaves(lat, lon, radius_m)
-        found = search_native([leaf.vecs for leaf in leaves], [leaf.recs for leaf in leaves], lat, lon, radius_m, limit,
-                              after, *(() if where is None else where))
+        found = search_native(
+            [leaf.vecs for leaf in leaves],
+            [leaf.recs for leaf in leaves],
+            lat,
+            lon,
+            radius_m,
+            limit,
+            after,
+            *(() if where is None else where),
+        )
         return Page._make(found)
 
     def _nearest(self, lat: float, lon: float, k: int, cap_m: float) -> list[tuple[K, float]]:
@@ -340,4 +359,3 @@ class QuadTree(IndexBase[K]):
                         # nodes whose bound equals it are still explored ("lb > bound").
                         bound = best[-1][0]
         return [(pid, d) for d, pid in best]
-

@@ -38,7 +38,6 @@ DEFAULT_LEVEL = 13
 DEFAULT_COVER_CELLS = 4
 
 
-
 def s2_cell_id(lat: float, lon: float, level: int) -> int:
     """The id of the S2 cell at ``level`` that contains a point.
 
@@ -190,7 +189,9 @@ class S2Index(IndexBase[K]):
                 vec_groups.append(found[0])
                 rec_groups.append(found[1])
                 keys.append(ids[i])
-        return search_cells(vec_groups, rec_groups, keys, self._arrays, self._dense_min, self._native, lat, lon, radius_m, limit)
+        return search_cells(
+            vec_groups, rec_groups, keys, self._arrays, self._dense_min, self._native, lat, lon, radius_m, limit
+        )
 
 
 __all__ = ["DEFAULT_COVER_CELLS", "DEFAULT_LEVEL", "S2Index", "s2_cell_id"]

@@ -59,43 +59,101 @@ def build_parser() -> argparse.ArgumentParser:
 
     common = _Parser(add_help=False)
     common.add_argument("--duration", type=parse_duration, default=30.0, help="run length: 30s, 2m... (default 30s)")
-    common.add_argument("--out", type=Path, default=None, help="write report.json, timeseries.csv, plots and report.html here")
-    common.add_argument("--fail-if", default=None, help='exit 1 when a rule fails, e.g. "p99<50ms,errors<0.1%%,lost==0"')
-    common.add_argument("--workers", type=_positive(int, "--workers"), default=1, help="generator processes, merged exactly (default 1)")
+    common.add_argument(
+        "--out", type=Path, default=None, help="write report.json, timeseries.csv, plots and report.html here"
+    )
+    common.add_argument(
+        "--fail-if", default=None, help='exit 1 when a rule fails, e.g. "p99<50ms,errors<0.1%%,lost==0"'
+    )
+    common.add_argument(
+        "--workers", type=_positive(int, "--workers"), default=1, help="generator processes, merged exactly (default 1)"
+    )
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     common.add_argument("--no-progress", action="store_true", help="no live progress")
-    common.add_argument("--progress-interval", type=parse_duration, default=5.0, help="seconds between progress lines when not on a terminal")
+    common.add_argument(
+        "--progress-interval",
+        type=parse_duration,
+        default=5.0,
+        help="seconds between progress lines when not on a terminal",
+    )
 
     search = sub.add_parser("search", parents=[common], help="open-loop nearby searches over HTTP")
     search.add_argument("--url", required=True, help="the API's base URL, e.g. http://127.0.0.1:8080")
     search.add_argument("--rate", type=_positive(float, "--rate"), required=True, help="searches per second")
-    search.add_argument("--radius", type=_positive(float, "--radius"), default=5_000.0, help="radius in metres (default 5000)")
+    search.add_argument(
+        "--radius", type=_positive(float, "--radius"), default=5_000.0, help="radius in metres (default 5000)"
+    )
     search.add_argument("--limit", type=_positive(int, "--limit"), default=20, help="results per search (default 20)")
-    search.add_argument("--points", default="geonames", help="geonames | uniform | FILE.csv of lat,lon (default geonames)")
-    search.add_argument("--max-in-flight", type=_positive(int, "--max-in-flight"), default=1_000, help="open requests at most (default 1000)")
-    search.add_argument("--arrivals", choices=[a.value for a in Arrivals], default=Arrivals.CONSTANT.value, help="constant or poisson arrivals")
+    search.add_argument(
+        "--points", default="geonames", help="geonames | uniform | FILE.csv of lat,lon (default geonames)"
+    )
+    search.add_argument(
+        "--max-in-flight",
+        type=_positive(int, "--max-in-flight"),
+        default=1_000,
+        help="open requests at most (default 1000)",
+    )
+    search.add_argument(
+        "--arrivals",
+        choices=[a.value for a in Arrivals],
+        default=Arrivals.CONSTANT.value,
+        help="constant or poisson arrivals",
+    )
     search.add_argument("--timeout", type=parse_duration, default=10.0, help="per-request timeout (default 10s)")
-    search.add_argument("--tick", type=duration_or_zero, default=DEFAULT_TICK_S,
-                        help="shortest time between the sender's wake-ups: searches due closer together leave together, "
-                             "up to this late, and their latencies count it; 0: each at its own time, for more CPU "
-                             f"(default {DEFAULT_TICK_S * 1000:g}ms)")
-    search.add_argument("--verify", type=_positive(int, "--verify"), nargs="?", const=200, default=0, metavar="N",
-                        help="after the run, check N sampled answers (default 200) against a brute-force scan")
-    search.add_argument("--verify-against", default="geonames",
-                        help="the places the API holds, for --verify: geonames (the demo set) or FILE.csv of lat,lon")
+    search.add_argument(
+        "--tick",
+        type=duration_or_zero,
+        default=DEFAULT_TICK_S,
+        help="shortest time between the sender's wake-ups: searches due closer together leave together, "
+        "up to this late, and their latencies count it; 0: each at its own time, for more CPU "
+        f"(default {DEFAULT_TICK_S * 1000:g}ms)",
+    )
+    search.add_argument(
+        "--verify",
+        type=_positive(int, "--verify"),
+        nargs="?",
+        const=200,
+        default=0,
+        metavar="N",
+        help="after the run, check N sampled answers (default 200) against a brute-force scan",
+    )
+    search.add_argument(
+        "--verify-against",
+        default="geonames",
+        help="the places the API holds, for --verify: geonames (the demo set) or FILE.csv of lat,lon",
+    )
 
     friends = sub.add_parser("friends", parents=[common], help="simulated users sharing locations over WebSocket")
     friends.add_argument("--api", required=True, help="the API's base URL (friendships are created there)")
     friends.add_argument("--ws", required=True, help="the WebSocket tier's base URL, e.g. ws://127.0.0.1:8081")
     friends.add_argument("--users", type=_positive(int, "--users"), required=True, help="simulated users")
-    friends.add_argument("--friends-per-user", type=_positive(int, "--friends-per-user"), default=20, help="friends each (default 20)")
-    friends.add_argument("--graph", choices=[g.value for g in GraphKind], default=GraphKind.COMMUNITIES.value, help="friend graph model")
-    friends.add_argument("--online-fraction", type=_fraction, default=1.0, help="share of users connected, (0, 1] (default 1)")
-    friends.add_argument("--interval", type=parse_duration, default=5.0, help="seconds between a user's updates (default 5s)")
-    friends.add_argument("--movement", choices=[m.value for m in Movement], default=Movement.RANDOM_WALK.value, help="movement model")
-    friends.add_argument("--ramp", type=duration_or_zero, default=5.0, help="connect the users over this long (default 5s)")
-    friends.add_argument("--first-user-id", type=_positive(int, "--first-user-id"), default=1_000_000, help="ids are consecutive from this")
-    friends.add_argument("--skip-setup", action="store_true", help="the friendships exist already (a rerun with the same arguments)")
+    friends.add_argument(
+        "--friends-per-user", type=_positive(int, "--friends-per-user"), default=20, help="friends each (default 20)"
+    )
+    friends.add_argument(
+        "--graph", choices=[g.value for g in GraphKind], default=GraphKind.COMMUNITIES.value, help="friend graph model"
+    )
+    friends.add_argument(
+        "--online-fraction", type=_fraction, default=1.0, help="share of users connected, (0, 1] (default 1)"
+    )
+    friends.add_argument(
+        "--interval", type=parse_duration, default=5.0, help="seconds between a user's updates (default 5s)"
+    )
+    friends.add_argument(
+        "--movement", choices=[m.value for m in Movement], default=Movement.RANDOM_WALK.value, help="movement model"
+    )
+    friends.add_argument(
+        "--ramp", type=duration_or_zero, default=5.0, help="connect the users over this long (default 5s)"
+    )
+    friends.add_argument(
+        "--first-user-id",
+        type=_positive(int, "--first-user-id"),
+        default=1_000_000,
+        help="ids are consecutive from this",
+    )
+    friends.add_argument(
+        "--skip-setup", action="store_true", help="the friendships exist already (a rerun with the same arguments)"
+    )
 
     mixed = sub.add_parser("mixed", parents=[common], help="searches and friends at once, from a scenario file")
     mixed.add_argument("--scenario", type=Path, required=True, help="a TOML scenario (see docs/loadgen.md)")
@@ -128,11 +186,22 @@ def check_reachable(url: str, path: str = "/healthz", timeout_s: float = 3.0) ->
 
 
 def _friends(args: argparse.Namespace, config: RunConfig) -> int:
-    options = FriendsOptions(api=args.api, ws=args.ws, jwt_secret=_secret(), users=args.users,
-                             friends_per_user=args.friends_per_user, graph=GraphKind(args.graph),
-                             online_fraction=args.online_fraction, interval_s=args.interval,
-                             movement=Movement(args.movement), duration_s=args.duration, ramp_s=args.ramp,
-                             first_user_id=args.first_user_id, setup=not args.skip_setup, seed=args.seed)
+    options = FriendsOptions(
+        api=args.api,
+        ws=args.ws,
+        jwt_secret=_secret(),
+        users=args.users,
+        friends_per_user=args.friends_per_user,
+        graph=GraphKind(args.graph),
+        online_fraction=args.online_fraction,
+        interval_s=args.interval,
+        movement=Movement(args.movement),
+        duration_s=args.duration,
+        ramp_s=args.ramp,
+        first_user_id=args.first_user_id,
+        setup=not args.skip_setup,
+        seed=args.seed,
+    )
     return run(run_friends, prepare_friends(options), FriendsLive, config)
 
 
@@ -166,13 +235,17 @@ def prepare_friends(options: FriendsOptions) -> FriendsOptions:
         raise UsageError(f"--ws must start with ws:// or wss://, got {options.ws!r}")
     check_reachable("http" + options.ws[2:])
     try:
-        population = build_population(options.users, options.friends_per_user, options.graph,
-                                      first_id=options.first_user_id, seed=options.seed)
+        population = build_population(
+            options.users, options.friends_per_user, options.graph, first_id=options.first_user_id, seed=options.seed
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     rate = options.users * options.online_fraction / options.interval_s
-    print(f"friends: {options.users} users, {options.friends_per_user} friends each ({options.graph.value}), "
-          f"{options.online_fraction:.0%} online, ~{rate:.0f} updates/s, {options.movement.value}", flush=True)
+    print(
+        f"friends: {options.users} users, {options.friends_per_user} friends each ({options.graph.value}), "
+        f"{options.online_fraction:.0%} online, ~{rate:.0f} updates/s, {options.movement.value}",
+        flush=True,
+    )
     if options.setup:
         setup = Recorder()
         asyncio.run(create_friendships(options, population, setup))
@@ -185,17 +258,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         rules = tuple(parse_thresholds(args.fail_if)) if args.fail_if else ()
-        config = RunConfig(name=args.command, workers=args.workers, out=args.out, fail_if=rules,
-                           progress=not args.no_progress, progress_interval_s=args.progress_interval)
+        config = RunConfig(
+            name=args.command,
+            workers=args.workers,
+            out=args.out,
+            fail_if=rules,
+            progress=not args.no_progress,
+            progress_interval_s=args.progress_interval,
+        )
         if args.command == "search":
             query_points(args.points, 1)  # check the sources before starting
             if args.verify:
                 truth_points(args.verify_against)
             check_reachable(args.url)
-            options = SearchOptions(url=args.url, rate=args.rate, duration_s=args.duration, radius_m=args.radius,
-                                    limit=args.limit, points=args.points, max_in_flight=args.max_in_flight,
-                                    arrivals=Arrivals(args.arrivals), timeout_s=args.timeout, tick_s=args.tick, seed=args.seed,
-                                    verify=args.verify, truth=args.verify_against)
+            options = SearchOptions(
+                url=args.url,
+                rate=args.rate,
+                duration_s=args.duration,
+                radius_m=args.radius,
+                limit=args.limit,
+                points=args.points,
+                max_in_flight=args.max_in_flight,
+                arrivals=Arrivals(args.arrivals),
+                timeout_s=args.timeout,
+                tick_s=args.tick,
+                seed=args.seed,
+                verify=args.verify,
+                truth=args.verify_against,
+            )
             return run(run_search, options, LiveState, config)
         if args.command == "friends":
             return _friends(args, config)

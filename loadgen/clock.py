@@ -56,8 +56,9 @@ class Pacer:
     stops and :meth:`run` raises that.
     """
 
-    def __init__(self, start: float, offsets: Sequence[float], fire: Callable[[int, float], None], *,
-                 tick_s: float = 0.0) -> None:
+    def __init__(
+        self, start: float, offsets: Sequence[float], fire: Callable[[int, float], None], *, tick_s: float = 0.0
+    ) -> None:
         self.start = start
         self.offsets = offsets
         self.fire = fire

@@ -27,6 +27,7 @@ from loadgen.ledger import Ledger
 from loadgen.movement import Mover, Movement
 from loadgen.stats import Recorder
 
+
 class EventKind(str, Enum):
     RECONNECT_STORM = "reconnect_storm"
     BACKGROUND = "background"
@@ -122,7 +123,9 @@ async def create_friendships(opts: FriendsOptions, population: Population, recor
                     recorder.count("errors")
             done += 1
             if done % 5_000 == 0:
-                print(f"friends: set-up {done}/{len(edges)} friendships ({time.monotonic() - started:.1f} s)", flush=True)
+                print(
+                    f"friends: set-up {done}/{len(edges)} friendships ({time.monotonic() - started:.1f} s)", flush=True
+                )
 
     async with aiohttp.ClientSession() as session:
         await asyncio.gather(*(worker(session) for _ in range(opts.setup_concurrency)))
@@ -131,16 +134,25 @@ async def create_friendships(opts: FriendsOptions, population: Population, recor
 
 async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLive) -> None:
     """Run the friends scenario to its end, recording into ``recorder``."""
-    population = build_population(opts.users, opts.friends_per_user, opts.graph, first_id=opts.first_user_id, seed=opts.seed)
+    population = build_population(
+        opts.users, opts.friends_per_user, opts.graph, first_id=opts.first_user_id, seed=opts.seed
+    )
     if opts.setup:
         await create_friendships(opts, population, recorder)
     rng = random.Random(opts.seed)
-    online = [u for u in population.users if rng.random() < opts.online_fraction
-              and u.community % opts.worker_count == opts.worker_index]
+    online = [
+        u
+        for u in population.users
+        if rng.random() < opts.online_fraction and u.community % opts.worker_count == opts.worker_index
+    ]
     clients = {
-        u.user_id: Client(u.user_id, mint_token(opts.jwt_secret, u.user_id, ttl_s=int(opts.duration_s + opts.ramp_s + 3600)),
-                          Mover(opts.movement, u.home, random.Random(u.user_id)), population.friends[u.user_id],
-                          opts.interval_s)
+        u.user_id: Client(
+            u.user_id,
+            mint_token(opts.jwt_secret, u.user_id, ttl_s=int(opts.duration_s + opts.ramp_s + 3600)),
+            Mover(opts.movement, u.home, random.Random(u.user_id)),
+            population.friends[u.user_id],
+            opts.interval_s,
+        )
         for u in online
     }
     ledger = Ledger(recorder)
@@ -155,7 +167,9 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
             if friend is None or not friend.ready:
                 continue
             d = haversine_m(sender.position[0], sender.position[1], friend.position[0], friend.position[1])
-            guard = EDGE_GUARD_M + sender.mover.max_step_m(sender.interval_s) + friend.mover.max_step_m(friend.interval_s)
+            guard = (
+                EDGE_GUARD_M + sender.mover.max_step_m(sender.interval_s) + friend.mover.max_step_m(friend.interval_s)
+            )
             if d <= friend.radius_m - guard:
                 out.append(fid)
         return out
@@ -166,7 +180,9 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
         client.position = client.mover.step(client.interval_s) if client.seq > 1 else client.mover.position
         ts = max(int(time.time() * 1000), client.last_ts + 1)  # unique per sender
         client.last_ts = ts
-        frame = orjson.dumps({"type": "location", "latitude": client.position[0], "longitude": client.position[1], "timestamp": ts})
+        frame = orjson.dumps(
+            {"type": "location", "latitude": client.position[0], "longitude": client.position[1], "timestamp": ts}
+        )
         sent = now()
         recorder.record("send_lag", sent - intended)
         expected = expected_receivers(client) if client.ready else []
@@ -198,8 +214,13 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
         while now() < end:
             t0 = now()
             try:
-                ws = await connect(url, additional_headers={"Authorization": f"Bearer {client.token}"}, open_timeout=10,
-                                   max_size=2**16, compression=None)
+                ws = await connect(
+                    url,
+                    additional_headers={"Authorization": f"Bearer {client.token}"},
+                    open_timeout=10,
+                    max_size=2**16,
+                    compression=None,
+                )
             except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
                 recorder.count("errors")
                 recorder.count(f"connect_error_{type(exc).__name__}")
@@ -260,4 +281,3 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
 def updates_per_second(users: int, online_fraction: float, interval_s: float) -> float:
     """The steady update rate a run makes: online users / interval."""
     return users * online_fraction / interval_s
-

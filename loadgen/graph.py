@@ -39,7 +39,9 @@ class Population:
         return sorted({(min(a, b), max(a, b)) for a, fs in self.friends.items() for b in fs})
 
 
-def build_population(n: int, friends_per_user: int, kind: GraphKind, *, first_id: int, seed: int, spread_m: float = 2_000.0) -> Population:
+def build_population(
+    n: int, friends_per_user: int, kind: GraphKind, *, first_id: int, seed: int, spread_m: float = 2_000.0
+) -> Population:
     """Make ``n`` users with about ``friends_per_user`` friends each.
 
     Args:
@@ -67,14 +69,18 @@ def build_population(n: int, friends_per_user: int, kind: GraphKind, *, first_id
             place = places[rng.randrange(len(places))]
             members = list(range(first_id + start, first_id + min(n, start + size)))
             for uid in members:
-                home = offset_point(place.latitude, place.longitude, rng.expovariate(1 / spread_m), rng.uniform(0, 6.283185307179586))
+                home = offset_point(
+                    place.latitude, place.longitude, rng.expovariate(1 / spread_m), rng.uniform(0, 6.283185307179586)
+                )
                 users.append(SimUser(uid, home, start // size))
                 friends[uid].update(m for m in members if m != uid)
     else:
         hubs = [places[rng.randrange(len(places))] for _ in range(max(1, n // 50))]
         for i in range(n):
             place = hubs[rng.randrange(len(hubs))]
-            home = offset_point(place.latitude, place.longitude, rng.expovariate(1 / spread_m), rng.uniform(0, 6.283185307179586))
+            home = offset_point(
+                place.latitude, place.longitude, rng.expovariate(1 / spread_m), rng.uniform(0, 6.283185307179586)
+            )
             users.append(SimUser(first_id + i, home, i))
         target = n * friends_per_user // 2
         edges = 0

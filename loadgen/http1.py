@@ -344,8 +344,9 @@ class Http1Pool:
             self._sweeper = None
 
 
-def _settle(future: asyncio.Future[tuple[int, bytes, float]], status: int, body: bytes, sent: float,
-            error: BaseException | None) -> None:
+def _settle(
+    future: asyncio.Future[tuple[int, bytes, float]], status: int, body: bytes, sent: float, error: BaseException | None
+) -> None:
     """The :data:`Answer` behind :meth:`Http1Pool.get`."""
     if future.done():  # the caller gave up (cancelled)
         return

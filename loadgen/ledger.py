@@ -36,7 +36,9 @@ class Ledger:
     _order: deque[tuple[float, tuple[int, int]]] = field(default_factory=deque)
     _last_seq: dict[tuple[int, int], int] = field(default_factory=dict)
 
-    def on_send(self, sender: int, timestamp_ms: int, seq: int, intended: float, sent: float, expected: Iterable[int]) -> None:
+    def on_send(
+        self, sender: int, timestamp_ms: int, seq: int, intended: float, sent: float, expected: Iterable[int]
+    ) -> None:
         """Record an update that was just sent and the friends that must receive it."""
         update = SentUpdate(sender, seq, intended, sent, set(expected))
         self._sent[(sender, timestamp_ms)] = update

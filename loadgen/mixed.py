@@ -64,8 +64,11 @@ class MixedOptions:
     seed: int = 0
 
     def for_worker(self, index: int, count: int) -> MixedOptions:
-        return replace(self, search=self.search.for_worker(index, count) if self.search else None,
-                       friends=self.friends.for_worker(index, count) if self.friends else None)
+        return replace(
+            self,
+            search=self.search.for_worker(index, count) if self.search else None,
+            friends=self.friends.for_worker(index, count) if self.friends else None,
+        )
 
 
 @dataclass
@@ -95,10 +98,31 @@ async def run_mixed(opts: MixedOptions, recorder: Recorder, live: MixedLive) -> 
 
 #: The keys each part of a scenario may hold; any other is a mistake the loader names.
 TOP_KEYS = ("duration", "search", "friends", "events")
-SEARCH_KEYS = ("url", "rate", "radius", "limit", "points", "max_in_flight", "arrivals", "timeout", "tick", "verify",
-               "verify_against")
-FRIENDS_KEYS = ("api", "ws", "users", "friends_per_user", "graph", "online_fraction", "interval", "movement", "ramp",
-                "first_user_id")
+SEARCH_KEYS = (
+    "url",
+    "rate",
+    "radius",
+    "limit",
+    "points",
+    "max_in_flight",
+    "arrivals",
+    "timeout",
+    "tick",
+    "verify",
+    "verify_against",
+)
+FRIENDS_KEYS = (
+    "api",
+    "ws",
+    "users",
+    "friends_per_user",
+    "graph",
+    "online_fraction",
+    "interval",
+    "movement",
+    "ramp",
+    "first_user_id",
+)
 EVENT_KEYS = ("at", "kind", "fraction", "interval")
 
 
@@ -128,8 +152,9 @@ def load_scenario(path: Path, *, jwt_secret: str, seed: int) -> MixedOptions:
                 fail(f"{where}{key} is not a key here (known: {', '.join(keys)})")
         return table
 
-    def get(table: dict[str, Any], key: str, kind: Any, default: Any = ..., where: str = "", *,
-            positive: bool = False) -> Any:
+    def get(
+        table: dict[str, Any], key: str, kind: Any, default: Any = ..., where: str = "", *, positive: bool = False
+    ) -> Any:
         if key not in table:
             if default is ...:
                 fail(f"{where}{key} is required")
@@ -155,13 +180,19 @@ def load_scenario(path: Path, *, jwt_secret: str, seed: int) -> MixedOptions:
     if "search" in raw:
         s, at = known(raw["search"], SEARCH_KEYS, "search."), "search."
         search = SearchOptions(
-            url=get(s, "url", str, where=at), rate=get(s, "rate", float, where=at, positive=True), duration_s=total,
+            url=get(s, "url", str, where=at),
+            rate=get(s, "rate", float, where=at, positive=True),
+            duration_s=total,
             radius_m=get(s, "radius", float, 5_000.0, at, positive=True),
-            limit=get(s, "limit", int, 20, at, positive=True), points=get(s, "points", str, "geonames", at),
+            limit=get(s, "limit", int, 20, at, positive=True),
+            points=get(s, "points", str, "geonames", at),
             max_in_flight=get(s, "max_in_flight", int, 1_000, at, positive=True),
             arrivals=get(s, "arrivals", Arrivals, Arrivals.CONSTANT, at),
-            timeout_s=get(s, "timeout", duration, 10.0, at), tick_s=get(s, "tick", duration_or_none, DEFAULT_TICK_S, at),
-            verify=get(s, "verify", int, 0, at), truth=get(s, "verify_against", str, "geonames", at), seed=seed,
+            timeout_s=get(s, "timeout", duration, 10.0, at),
+            tick_s=get(s, "tick", duration_or_none, DEFAULT_TICK_S, at),
+            verify=get(s, "verify", int, 0, at),
+            truth=get(s, "verify_against", str, "geonames", at),
+            seed=seed,
         )
         if search.verify < 0:
             fail(f"search.verify must be >= 0, got {search.verify}")
@@ -172,23 +203,31 @@ def load_scenario(path: Path, *, jwt_secret: str, seed: int) -> MixedOptions:
     if "friends" in raw:
         f, at = known(raw["friends"], FRIENDS_KEYS, "friends."), "friends."
         events = tuple(
-            ScenarioEvent(at_s=get(e, "at", duration, where="events."), kind=get(e, "kind", EventKind, where="events."),
-                          fraction=get(e, "fraction", float, where="events."),
-                          interval_s=get(e, "interval", duration, 30.0, "events."))
+            ScenarioEvent(
+                at_s=get(e, "at", duration, where="events."),
+                kind=get(e, "kind", EventKind, where="events."),
+                fraction=get(e, "fraction", float, where="events."),
+                interval_s=get(e, "interval", duration, 30.0, "events."),
+            )
             for e in (known(e, EVENT_KEYS, "events.") for e in events_raw)
         )
         if any(not 0.0 < e.fraction <= 1.0 for e in events):
             fail("events.fraction must be in (0, 1]")
         friends = FriendsOptions(
-            api=get(f, "api", str, where=at), ws=get(f, "ws", str, where=at), jwt_secret=jwt_secret,
+            api=get(f, "api", str, where=at),
+            ws=get(f, "ws", str, where=at),
+            jwt_secret=jwt_secret,
             users=get(f, "users", int, where=at, positive=True),
             friends_per_user=get(f, "friends_per_user", int, 10, at, positive=True),
             graph=get(f, "graph", GraphKind, GraphKind.COMMUNITIES, at),
             online_fraction=get(f, "online_fraction", float, 1.0, at, positive=True),
             interval_s=get(f, "interval", duration, 5.0, at),
             movement=get(f, "movement", Movement, Movement.RANDOM_WALK, at),
-            duration_s=total, ramp_s=get(f, "ramp", duration_or_none, 5.0, at),
-            first_user_id=get(f, "first_user_id", int, 1_000_000, at, positive=True), events=events, seed=seed,
+            duration_s=total,
+            ramp_s=get(f, "ramp", duration_or_none, 5.0, at),
+            first_user_id=get(f, "first_user_id", int, 1_000_000, at, positive=True),
+            events=events,
+            seed=seed,
         )
         if friends.online_fraction > 1.0:
             fail(f"friends.online_fraction must be in (0, 1], got {friends.online_fraction}")

@@ -50,5 +50,6 @@ async def watch_cpu(recorder: Recorder, stop: asyncio.Event, *, label: str = "lo
             print(
                 f"{label}: warning: the generator uses {share:.0%} of a core; it is now the bottleneck, "
                 "not the server (add --workers or lower the rate)",
-                file=sys.stderr, flush=True,
+                file=sys.stderr,
+                flush=True,
             )

@@ -38,7 +38,9 @@ class Mover:
 
     def max_step_m(self, dt: float) -> float:
         """The farthest one step of ``dt`` seconds can move, metres."""
-        return {Movement.STATIC: 0.0, Movement.RANDOM_WALK: WALK_SPEED_MPS, Movement.COMMUTE: COMMUTE_SPEED_MPS}[self.kind] * dt
+        return {Movement.STATIC: 0.0, Movement.RANDOM_WALK: WALK_SPEED_MPS, Movement.COMMUTE: COMMUTE_SPEED_MPS}[
+            self.kind
+        ] * dt
 
     def step(self, dt: float) -> tuple[float, float]:
         if self.kind is Movement.RANDOM_WALK:

@@ -39,19 +39,25 @@ def snapshot(recorder: Recorder, started: float, in_flight: int, window_s: int =
 
 
 def _line(name: str, s: Snapshot) -> str:
-    return (f"{name} {s.elapsed_s:6.1f}s  rate {s.rate:8.1f}/s  done {s.completed:>9}  "
-            f"in flight {s.in_flight:>5}  errors {s.errors:>6}  p99 {s.p99_ms:8.2f} ms")
+    return (
+        f"{name} {s.elapsed_s:6.1f}s  rate {s.rate:8.1f}/s  done {s.completed:>9}  "
+        f"in flight {s.in_flight:>5}  errors {s.errors:>6}  p99 {s.p99_ms:8.2f} ms"
+    )
 
 
 def _table(name: str, s: Snapshot) -> Table:
     table = Table(title=f"geo-loadgen {name}", show_header=True)
     for column in ("elapsed", "rate/s", "done", "in flight", "errors", "p99 ms"):
         table.add_column(column, justify="right")
-    table.add_row(f"{s.elapsed_s:.1f}s", f"{s.rate:.1f}", str(s.completed), str(s.in_flight), str(s.errors), f"{s.p99_ms:.2f}")
+    table.add_row(
+        f"{s.elapsed_s:.1f}s", f"{s.rate:.1f}", str(s.completed), str(s.in_flight), str(s.errors), f"{s.p99_ms:.2f}"
+    )
     return table
 
 
-async def show_progress(name: str, take: Callable[[], Snapshot], stop: asyncio.Event, *, interval_s: float = 5.0, enabled: bool = True) -> None:
+async def show_progress(
+    name: str, take: Callable[[], Snapshot], stop: asyncio.Event, *, interval_s: float = 5.0, enabled: bool = True
+) -> None:
     """Show progress until ``stop`` is set: a live table on a TTY, else a line each interval."""
     if not enabled:
         await stop.wait()

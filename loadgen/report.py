@@ -53,8 +53,10 @@ def _ms(value: float) -> str:
 
 def print_summary(summary: dict[str, Any], verdicts: list[Verdict], stream: TextIO) -> None:
     """Print the summary table: count, rate, percentiles, max; counters; threshold verdicts."""
-    stream.write(f"\n{summary['scenario']}: {summary['completed']} done of {summary['operations']} "
-                 f"in {summary['wall_s']:.1f} s ({summary['rate']:.1f}/s)\n")
+    stream.write(
+        f"\n{summary['scenario']}: {summary['completed']} done of {summary['operations']} "
+        f"in {summary['wall_s']:.1f} s ({summary['rate']:.1f}/s)\n"
+    )
     cols = ["count", *[f"p{p:g}" for p in PERCENTILES], "max"]
     stream.write(f"{'metric (ms)':<22}" + "".join(f"{c:>12}" for c in cols) + "\n")
     for name, s in summary["metrics"].items():
@@ -64,9 +66,11 @@ def print_summary(summary: dict[str, Any], verdicts: list[Verdict], stream: Text
         stream.write("counters: " + ", ".join(f"{k}={v}" for k, v in summary["counters"].items()) + "\n")
     if "verification" in summary:
         v = summary["verification"]
-        stream.write(f"verified {v['answers']} answers against brute force: recall {v['recall']:.4%}, "
-                     f"{v['wrong_hits']} wrong hits, {v['order_errors']} out of order, "
-                     f"{v['total_errors']} wrong totals, {v['mismatches']} answers wrong\n")
+        stream.write(
+            f"verified {v['answers']} answers against brute force: recall {v['recall']:.4%}, "
+            f"{v['wrong_hits']} wrong hits, {v['order_errors']} out of order, "
+            f"{v['total_errors']} wrong totals, {v['mismatches']} answers wrong\n"
+        )
     for v in verdicts:
         stream.write(f"threshold {v.threshold}: {'pass' if v.passed else 'FAIL'} (actual {v.actual:g})\n")
     stream.flush()
@@ -108,7 +112,14 @@ def _series_rows(recorder: Recorder) -> list[list[Any]]:
             rows.append([second, 0, 0, "", "", "", ""])
             continue
         s = summarize(bucket.latency)
-        rows.append([second, bucket.count, bucket.errors, *("" if math.isnan(s[k]) else round(s[k], 3) for k in ("p50", "p90", "p99", "max"))])
+        rows.append(
+            [
+                second,
+                bucket.count,
+                bucket.errors,
+                *("" if math.isnan(s[k]) else round(s[k], 3) for k in ("p50", "p90", "p99", "max")),
+            ]
+        )
     return rows
 
 
@@ -161,21 +172,29 @@ def _plots(out: Path, recorder: Recorder, rows: list[list[Any]], summary: dict[s
 
 def _html(summary: dict[str, Any], verdicts: list[Verdict]) -> str:
     rows = "".join(
-        f"<tr><th>{html.escape(name)}</th>" + "".join(f"<td>{_ms(s[c]) if c != 'count' else int(s[c])}</td>" for c in ("count", "p50", "p90", "p99", "p99.9", "max")) + "</tr>"
+        f"<tr><th>{html.escape(name)}</th>"
+        + "".join(
+            f"<td>{_ms(s[c]) if c != 'count' else int(s[c])}</td>"
+            for c in ("count", "p50", "p90", "p99", "p99.9", "max")
+        )
+        + "</tr>"
         for name, s in summary["metrics"].items()
     )
     counters = "".join(f"<li>{html.escape(k)}: {v}</li>" for k, v in summary["counters"].items())
-    checks = "".join(f"<li>{html.escape(str(v.threshold))}: {'pass' if v.passed else 'FAIL'} (actual {v.actual:g})</li>" for v in verdicts)
+    checks = "".join(
+        f"<li>{html.escape(str(v.threshold))}: {'pass' if v.passed else 'FAIL'} (actual {v.actual:g})</li>"
+        for v in verdicts
+    )
     images = "".join(f'<figure><img src="{p}" alt="{p[:-4].replace("_", " ")}"></figure>' for p in PLOTS)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>geo-loadgen {html.escape(summary['scenario'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>geo-loadgen {html.escape(summary["scenario"])}</title>
 <style>body{{font-family:sans-serif;max-width:60rem;margin:auto;padding:1rem}}td,th{{padding:.2rem .6rem;text-align:right}}img{{max-width:100%}}</style>
 </head><body>
-<h1>geo-loadgen {html.escape(summary['scenario'])}</h1>
-<p>{summary['completed']} done of {summary['operations']} in {summary['wall_s']:.1f} s ({summary['rate']:.1f}/s)</p>
+<h1>geo-loadgen {html.escape(summary["scenario"])}</h1>
+<p>{summary["completed"]} done of {summary["operations"]} in {summary["wall_s"]:.1f} s ({summary["rate"]:.1f}/s)</p>
 <table><tr><th>metric (ms)</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>{rows}</table>
 <h2>Counters</h2><ul>{counters}</ul>
-<h2>Thresholds</h2><ul>{checks or '<li>none given</li>'}</ul>
+<h2>Thresholds</h2><ul>{checks or "<li>none given</li>"}</ul>
 {images}
 </body></html>
 """

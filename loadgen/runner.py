@@ -54,8 +54,17 @@ class RunConfig:
     progress_interval_s: float = 5.0
 
 
-async def run_in_process(scenario: Scenario, options: Any, live: Any, recorder: Recorder, *, name: str,
-                         progress: bool, progress_interval_s: float, tick: Callable[[Recorder, Any], None] | None = None) -> None:
+async def run_in_process(
+    scenario: Scenario,
+    options: Any,
+    live: Any,
+    recorder: Recorder,
+    *,
+    name: str,
+    progress: bool,
+    progress_interval_s: float,
+    tick: Callable[[Recorder, Any], None] | None = None,
+) -> None:
     """Run a scenario with the loop-lag and CPU watchers and live progress; count the CPU it used
     (``generator_cpu_ms``)."""
     stop = asyncio.Event()
@@ -63,8 +72,15 @@ async def run_in_process(scenario: Scenario, options: Any, live: Any, recorder: 
     helpers = [
         asyncio.create_task(watch_loop_lag(recorder, stop)),
         asyncio.create_task(watch_cpu(recorder, stop, label=f"geo-loadgen {name}")),
-        asyncio.create_task(show_progress(name, lambda: snapshot(recorder, started, live.in_flight), stop,
-                                          interval_s=progress_interval_s, enabled=progress)),
+        asyncio.create_task(
+            show_progress(
+                name,
+                lambda: snapshot(recorder, started, live.in_flight),
+                stop,
+                interval_s=progress_interval_s,
+                enabled=progress,
+            )
+        ),
     ]
     if tick is not None:
         helpers.append(asyncio.create_task(_ticker(tick, recorder, live, stop)))
@@ -88,22 +104,47 @@ async def _ticker(tick: Callable[[Recorder, Any], None], recorder: Recorder, liv
             pass
 
 
-def _worker(scenario: Scenario, options: Any, live_factory: Callable[[], Any], main_metric: str, name: str,
-            updates: Any, results: Any, index: int) -> None:
+def _worker(
+    scenario: Scenario,
+    options: Any,
+    live_factory: Callable[[], Any],
+    main_metric: str,
+    name: str,
+    updates: Any,
+    results: Any,
+    index: int,
+) -> None:
     def tick(recorder: Recorder, live: Any) -> None:
         updates.put((index, recorder.to_dict(), live.in_flight))
 
     recorder = Recorder(main_metric=main_metric)
     live = live_factory()
     try:
-        run_loop(run_in_process(scenario, options, live, recorder, name=f"{name}[{index}]", progress=False,
-                                progress_interval_s=1.0, tick=tick))
+        run_loop(
+            run_in_process(
+                scenario,
+                options,
+                live,
+                recorder,
+                name=f"{name}[{index}]",
+                progress=False,
+                progress_interval_s=1.0,
+                tick=tick,
+            )
+        )
         results.put((index, recorder.to_dict(), None))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which exits non-zero
         results.put((index, None, f"{type(exc).__name__}: {exc}"))
 
 
-def run(scenario: Scenario, options: Any, live_factory: Callable[[], Any], config: RunConfig, *, main_metric: str = "latency") -> int:
+def run(
+    scenario: Scenario,
+    options: Any,
+    live_factory: Callable[[], Any],
+    config: RunConfig,
+    *,
+    main_metric: str = "latency",
+) -> int:
     """Run a scenario to its end and report; returns the process exit code.
 
     0: done and every ``--fail-if`` rule passed; 1: a rule failed or a worker crashed.
@@ -112,15 +153,26 @@ def run(scenario: Scenario, options: Any, live_factory: Callable[[], Any], confi
     if config.workers <= 1:
         recorder = Recorder(main_metric=main_metric)
         live = live_factory()
-        run_loop(run_in_process(scenario, options, live, recorder, name=config.name, progress=config.progress,
-                                progress_interval_s=config.progress_interval_s))
+        run_loop(
+            run_in_process(
+                scenario,
+                options,
+                live,
+                recorder,
+                name=config.name,
+                progress=config.progress,
+                progress_interval_s=config.progress_interval_s,
+            )
+        )
         failed_workers: list[str] = []
     else:
         recorder, failed_workers = _run_workers(scenario, options, live_factory, config, main_metric, started)
     wall = time.monotonic() - started
     summary = build_summary(config.name, recorder, wall, _plain(options))
     latency = summary["metrics"].get(main_metric, {})
-    verdicts: list[Verdict] = evaluate(list(config.fail_if), latency, recorder.counters, summary["operations"], summary["rate"])
+    verdicts: list[Verdict] = evaluate(
+        list(config.fail_if), latency, recorder.counters, summary["operations"], summary["rate"]
+    )
     print_summary(summary, verdicts, sys.stdout)
     if config.out is not None:
         files = write_outputs(config.out, summary, recorder, verdicts)
@@ -130,14 +182,32 @@ def run(scenario: Scenario, options: Any, live_factory: Callable[[], Any], confi
     return 1 if failed_workers or not all(v.passed for v in verdicts) else 0
 
 
-def _run_workers(scenario: Scenario, options: Any, live_factory: Callable[[], Any], config: RunConfig,
-                 main_metric: str, started: float) -> tuple[Recorder, list[str]]:
+def _run_workers(
+    scenario: Scenario,
+    options: Any,
+    live_factory: Callable[[], Any],
+    config: RunConfig,
+    main_metric: str,
+    started: float,
+) -> tuple[Recorder, list[str]]:
     ctx = mp.get_context("spawn")
     updates: Any = ctx.Queue()
     results: Any = ctx.Queue()
     procs = [
-        ctx.Process(target=_worker, args=(scenario, options.for_worker(i, config.workers), live_factory, main_metric,
-                                          config.name, updates, results, i), daemon=True)
+        ctx.Process(
+            target=_worker,
+            args=(
+                scenario,
+                options.for_worker(i, config.workers),
+                live_factory,
+                main_metric,
+                config.name,
+                updates,
+                results,
+                i,
+            ),
+            daemon=True,
+        )
         for i in range(config.workers)
     ]
     for p in procs:
@@ -167,8 +237,12 @@ def _run_workers(scenario: Scenario, options: Any, live_factory: Callable[[], An
             for rec, _ in latest.values():
                 merged.merge(rec)
             snap: Snapshot = snapshot(merged, started, sum(f for _, f in latest.values()))
-            print(f"{config.name} x{config.workers} {snap.elapsed_s:6.1f}s  rate {snap.rate:8.1f}/s  done {snap.completed:>9}  "
-                  f"in flight {snap.in_flight:>5}  errors {snap.errors:>6}  p99 {snap.p99_ms:8.2f} ms", file=sys.stderr, flush=True)
+            print(
+                f"{config.name} x{config.workers} {snap.elapsed_s:6.1f}s  rate {snap.rate:8.1f}/s  done {snap.completed:>9}  "
+                f"in flight {snap.in_flight:>5}  errors {snap.errors:>6}  p99 {snap.p99_ms:8.2f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
     for p in procs:
         p.join(timeout=10)
     recorder = Recorder(main_metric=main_metric)

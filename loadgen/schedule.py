@@ -17,7 +17,9 @@ class Arrivals(str, Enum):
     POISSON = "poisson"
 
 
-def intended_offsets(rate: float, duration_s: float, *, arrivals: Arrivals = Arrivals.CONSTANT, seed: int = 0) -> Iterator[float]:
+def intended_offsets(
+    rate: float, duration_s: float, *, arrivals: Arrivals = Arrivals.CONSTANT, seed: int = 0
+) -> Iterator[float]:
     """Yield the intended send times, seconds after the start, of an open-loop run.
 
     Args:

@@ -164,7 +164,10 @@ class Recorder:
             "main_metric": self.main_metric,
             "histograms": {k: _encode(h) for k, h in self.histograms.items()},
             "counters": dict(self.counters),
-            "series": {str(s): {"count": b.count, "errors": b.errors, "latency": _encode(b.latency)} for s, b in self.series.items()},
+            "series": {
+                str(s): {"count": b.count, "errors": b.errors, "latency": _encode(b.latency)}
+                for s, b in self.series.items()
+            },
         }
 
     @classmethod

@@ -14,7 +14,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
 }
 _RULE = re.compile(r"^\s*([a-z_][a-z0-9_.]*)\s*(<=|>=|==|!=|<|>)\s*([0-9]*\.?[0-9]+)\s*(us|ms|s|%)?\s*$")
 LATENCY_METRICS = ("p50", "p90", "p99", "p99.9", "max", "mean")
@@ -72,7 +77,9 @@ def parse_thresholds(text: str) -> list[Threshold]:
     return rules
 
 
-def evaluate(rules: list[Threshold], latency_ms: Mapping[str, float], counters: Mapping[str, float], operations: int, rate: float) -> list[Verdict]:
+def evaluate(
+    rules: list[Threshold], latency_ms: Mapping[str, float], counters: Mapping[str, float], operations: int, rate: float
+) -> list[Verdict]:
     """Judge each rule against a run's figures.
 
     Args:

@@ -95,5 +95,10 @@ class GroundTruth:
         order_ok = all(a[0] <= b[0] + DISTANCE_TOLERANCE_M for a, b in zip(got, got[1:])) and all(
             abs(d - haversine_m(lat, lon, p[0], p[1])) <= DISTANCE_TOLERANCE_M for d, p in got
         )
-        return Check(expected=len(page), found=min(found, len(page)), listed=len(got), order_ok=order_ok,
-                     total_ok=answer.get("total") == len(truth))
+        return Check(
+            expected=len(page),
+            found=min(found, len(page)),
+            listed=len(got),
+            order_ok=order_ok,
+            total_ok=answer.get("total") == len(truth),
+        )

@@ -23,7 +23,9 @@ from location_api.settings import Role
 def main(argv: list[str] | None = None) -> int:
     parser = service_parser("geo-api", "Serve the business search HTTP API.", default_port=8080)
     parser.add_argument(
-        "--role", choices=[r.value for r in Role], default=None,
+        "--role",
+        choices=[r.value for r in Role],
+        default=None,
         help="serve reads (search, GET), writes (POST/PUT/DELETE) or all (default: GEO_API_ROLE, all)",
     )
     commands = parser.add_subparsers(dest="command", metavar="{load-demo,migrate}")
@@ -39,9 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.synthetic < 0:
             parser.error("--synthetic must be 0 or more")
         try:
-            asyncio.run(load_demo(settings.pg_primary, synthetic=args.synthetic, if_empty=args.if_empty, seed=args.seed))
+            asyncio.run(
+                load_demo(settings.pg_primary, synthetic=args.synthetic, if_empty=args.if_empty, seed=args.seed)
+            )
         except asyncpg.UndefinedTableError:
-            print("geo-api: the businesses table is missing; run geo-api migrate (or geo-stack up) first", file=sys.stderr)
+            print(
+                "geo-api: the businesses table is missing; run geo-api migrate (or geo-stack up) first", file=sys.stderr
+            )
             return 1
         except (OSError, asyncpg.PostgresError) as exc:
             print(f"geo-api: load-demo failed: {exc}", file=sys.stderr)
@@ -58,8 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.role is not None:
         settings = replace(settings, api_role=args.role)
-    return serve("geo-api", settings, create_app, host_field="api_host", port_field="api_port", host=args.host, port=args.port,
-                 workers=args.workers)
+    return serve(
+        "geo-api",
+        settings,
+        create_app,
+        host_field="api_host",
+        port_field="api_port",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from typing import Any
 def plain_search(
     raw: str, min_radius_m: float, max_radius_m: float, default_radius_m: float, default_limit: int, max_limit: int, /
 ) -> tuple[float, float, float, int] | None: ...
-
 def search_body(
     total: int,
     radius_m: float,
@@ -14,7 +13,6 @@ def search_body(
     dumps: Callable[[Any], bytes],
     /,
 ) -> bytes: ...
-
 def make_cursor(
     key: bytes,
     latitude: float,
@@ -27,7 +25,6 @@ def make_cursor(
     business_id: int,
     /,
 ) -> str: ...
-
 def plain_body(
     raw: str,
     min_radius_m: float,

@@ -112,8 +112,11 @@ async def _cache(app: web.Application) -> AsyncIterator[None]:
 async def _indexes(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     refresher = Refresher(
-        app[db_key], app[cache_key],
-        max_radius_m=settings.max_radius_m, interval_s=settings.api_refresh_s, strategies=settings.api_indexes,
+        app[db_key],
+        app[cache_key],
+        max_radius_m=settings.max_radius_m,
+        interval_s=settings.api_refresh_s,
+        strategies=settings.api_indexes,
         huge_pages=settings.api_huge_pages,
     )
     app[refresher_key] = refresher

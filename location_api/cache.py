@@ -313,8 +313,12 @@ class Cache:
                 if self._flush_pending:
                     dropped = await self.flush(self._lost_lsn)
                     self._flush_pending = False
-                    log.info("Redis is back; dropped %d cache entries that may be stale (fills read "
-                             "before WAL position %d refused)", dropped, self._lost_lsn)
+                    log.info(
+                        "Redis is back; dropped %d cache entries that may be stale (fills read "
+                        "before WAL position %d refused)",
+                        dropped,
+                        self._lost_lsn,
+                    )
                 elif not self.up:
                     log.info("Redis is back")
         except CircuitOpen:

@@ -92,14 +92,28 @@ def encode_cursor(key: bytes, query: SearchQuery, position: CursorPosition) -> s
         A URL-safe string.
     """
     return encode_fields(
-        key, query.latitude, query.longitude, query.radius_m, query.expand, query.category,
-        position.radius_m, position.distance_m, position.business_id,
+        key,
+        query.latitude,
+        query.longitude,
+        query.radius_m,
+        query.expand,
+        query.category,
+        position.radius_m,
+        position.distance_m,
+        position.business_id,
     )
 
 
 def encode_fields(
-    key: bytes, latitude: float, longitude: float, query_radius_m: float, expand: bool, category: str | None,
-    radius_m: float, distance_m: float, business_id: int,
+    key: bytes,
+    latitude: float,
+    longitude: float,
+    query_radius_m: float,
+    expand: bool,
+    category: str | None,
+    radius_m: float,
+    distance_m: float,
+    business_id: int,
 ) -> str:
     """:func:`encode_cursor` from the query's and the position's fields, for a caller that holds
     no :class:`SearchQuery` or :class:`CursorPosition` (the common search's straight line)."""

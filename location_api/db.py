@@ -153,11 +153,13 @@ class Database:
         Returns:
             The database.
         """
+
         def breaker(name: str) -> Breaker:
             return Breaker(f"postgres-{name}", failures=settings.breaker_failures, reset_s=settings.breaker_reset_s)
 
-        primary = Node("primary", _address(settings.pg_primary), await _create_pool(settings.pg_primary), True,
-                       breaker("primary"))
+        primary = Node(
+            "primary", _address(settings.pg_primary), await _create_pool(settings.pg_primary), True, breaker("primary")
+        )
         replicas = [
             Node(f"replica-{i}", _address(dsn), await _create_pool(dsn), False, breaker(f"replica-{i}"))
             for i, dsn in enumerate(settings.pg_replicas, start=1)
@@ -361,4 +363,3 @@ class Database:
             except Exception:  # a bug here must not stop the checks for good
                 log.exception("database health check failed")
             await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
-

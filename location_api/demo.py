@@ -24,8 +24,18 @@ from location_api.cells import geohash12
 
 #: The demo categories; a place's category is ``CATEGORIES[crc32(name) % 12]``.
 CATEGORIES = (
-    "restaurant", "cafe", "bakery", "grocery", "pharmacy", "hotel",
-    "fuel", "bank", "bookstore", "gym", "hardware", "florist",
+    "restaurant",
+    "cafe",
+    "bakery",
+    "grocery",
+    "pharmacy",
+    "hotel",
+    "fuel",
+    "bank",
+    "bookstore",
+    "gym",
+    "hardware",
+    "florist",
 )
 COLUMNS = ("name", "latitude", "longitude", "category", "address", "geohash")
 #: Synthetic businesses: mean and largest distance from their place, metres.
@@ -64,9 +74,7 @@ def synthetic_records(places: Sequence[Place], n: int, *, seed: int = 0) -> Iter
         yield name, lat, lon, category_for(name), address_for(place), geohash12(lat, lon)
 
 
-async def _with_progress(
-    records: Iterator[Record], total: int, say: Callable[[str], None]
-) -> AsyncIterator[Record]:
+async def _with_progress(records: Iterator[Record], total: int, say: Callable[[str], None]) -> AsyncIterator[Record]:
     started = time.monotonic()
     for i, record in enumerate(records, start=1):
         yield record

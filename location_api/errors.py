@@ -179,9 +179,7 @@ def problem_response(
         "detail": detail,
         "errors": [{"field": e.field, "message": e.message} for e in errors],
     }
-    return web.Response(
-        status=status, body=orjson.dumps(body), content_type=PROBLEM_JSON, headers=dict(headers or {})
-    )
+    return web.Response(status=status, body=orjson.dumps(body), content_type=PROBLEM_JSON, headers=dict(headers or {}))
 
 
 def _from_http_exception(exc: web.HTTPException) -> web.Response:

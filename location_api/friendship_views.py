@@ -194,10 +194,13 @@ async def add_friend(request: web.Request) -> web.Response:
         return created, homes, await queries.visible_lsn(conn)
 
     created, homes, lsn = await request.app[db_key].write(run)
-    await _announce(request, [
-        (homes[user_id], user_id, FriendAdded(friend_id, homes[friend_id])),
-        (homes[friend_id], friend_id, FriendAdded(user_id, homes[user_id])),
-    ])
+    await _announce(
+        request,
+        [
+            (homes[user_id], user_id, FriendAdded(friend_id, homes[friend_id])),
+            (homes[friend_id], friend_id, FriendAdded(user_id, homes[user_id])),
+        ],
+    )
     return json_response(
         {"user_id": user_id, "friend_id": friend_id, "created": created},
         status=201 if created else 200,
@@ -220,10 +223,13 @@ async def remove_friend(request: web.Request) -> web.Response:
     removed, homes, lsn = await request.app[db_key].write(run)
     if not removed:
         raise NotFound(f"users {user_id} and {friend_id} are not friends")
-    await _announce(request, [
-        (homes.get(user_id), user_id, FriendRemoved(friend_id)),
-        (homes.get(friend_id), friend_id, FriendRemoved(user_id)),
-    ])
+    await _announce(
+        request,
+        [
+            (homes.get(user_id), user_id, FriendRemoved(friend_id)),
+            (homes.get(friend_id), friend_id, FriendRemoved(user_id)),
+        ],
+    )
     return web.Response(status=204, headers={CONSISTENCY_HEADER: format_lsn(lsn)})
 
 
@@ -233,10 +239,12 @@ async def list_friends(request: web.Request) -> web.Response:
     _require_self_or_admin(request, user_id)
     token = parse_consistency_token(request.headers)
     friends = await request.app[db_key].read(lambda conn: friends_db.list_friends(conn, user_id), min_lsn=token)
-    return json_response({
-        "user_id": user_id,
-        "friends": [{"user_id": f.user_id, "since": f.since.isoformat()} for f in friends],
-    })
+    return json_response(
+        {
+            "user_id": user_id,
+            "friends": [{"user_id": f.user_id, "since": f.since.isoformat()} for f in friends],
+        }
+    )
 
 
 async def erase_locations(request: web.Request) -> web.Response:
@@ -261,7 +269,9 @@ async def erase_locations(request: web.Request) -> web.Response:
         cached = bool(await presence.call(region, lambda: presence.caches[region].delete(key)))
         if cached:
             channel = location_channel(presence.namespace, region, user_id)
-            await presence.call(region, lambda: presence.buses[region].publish(channel, encode_left(Left(user_id, "offline"))))
+            await presence.call(
+                region, lambda: presence.buses[region].publish(channel, encode_left(Left(user_id, "offline")))
+            )
     except CircuitOpen as exc:
         raise PresenceUnavailable(
             f"history erased ({deleted} rows); Redis is unavailable, the cached location could not be: retry",

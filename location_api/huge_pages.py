@@ -91,8 +91,10 @@ class Report:
     def describe(self) -> str:
         """One line for the log."""
         mib = 1 << 20
-        line = (f"huge pages: {self.huge_after / mib:,.0f} MiB of the heap in 2 MiB pages "
-                f"(was {self.huge_before / mib:,.0f} MiB; {self.collapsed / mib:,.0f} MiB collapsed in {self.seconds:.1f} s)")
+        line = (
+            f"huge pages: {self.huge_after / mib:,.0f} MiB of the heap in 2 MiB pages "
+            f"(was {self.huge_before / mib:,.0f} MiB; {self.collapsed / mib:,.0f} MiB collapsed in {self.seconds:.1f} s)"
+        )
         return line if self.problem is None else f"{line}; {self.problem}"
 
 
@@ -146,11 +148,14 @@ def collapse_heap() -> Report:
             refusals[code] = refusals.get(code, 0) + end - start
     problem = None
     if errno.EINVAL in refusals and not collapsed:
-        problem = ("the kernel refused MADV_COLLAPSE (EINVAL): it needs Linux 6.1+ and transparent huge pages "
-                   "not set to never (/sys/kernel/mm/transparent_hugepage/enabled)")
+        problem = (
+            "the kernel refused MADV_COLLAPSE (EINVAL): it needs Linux 6.1+ and transparent huge pages "
+            "not set to never (/sys/kernel/mm/transparent_hugepage/enabled)"
+        )
     elif set(refusals) - {errno.EINVAL}:
         problem = "; ".join(
             f"{refused / (1 << 20):,.0f} MiB not collapsed: {os.strerror(code)}"
-            for code, refused in sorted(refusals.items()) if code != errno.EINVAL
+            for code, refused in sorted(refusals.items())
+            if code != errno.EINVAL
         )
     return Report(collapsed, before, huge_bytes(), time.monotonic() - started, problem)

@@ -79,14 +79,16 @@ class _RequestCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
-            "geo_api_requests", "HTTP requests answered, by route template, method and status",
+            "geo_api_requests",
+            "HTTP requests answered, by route template, method and status",
             labels=["route", "method", "status"],
         )
         for (route, method, status), count in sorted(self._metrics.requests.items()):
             requests.add_metric([route, method, str(status)], float(count))
         yield requests
         latency = HistogramMetricFamily(
-            "geo_api_request_duration_seconds", "time to answer an HTTP request, by route template and method",
+            "geo_api_request_duration_seconds",
+            "time to answer an HTTP request, by route template and method",
             labels=["route", "method"],
         )
         bounds = [*map(floatToGoString, LATENCY_BUCKETS), "+Inf"]
@@ -136,7 +138,8 @@ class _StateCollector(Collector):
             yield lookups
             hits, misses = sum(cache.hits.values()), sum(cache.misses.values())
             yield GaugeMetricFamily(
-                "geo_api_cache_hit_ratio", "cache hits / lookups since start (NaN before the first lookup)",
+                "geo_api_cache_hit_ratio",
+                "cache hits / lookups since start (NaN before the first lookup)",
                 value=hits / (hits + misses) if hits + misses else math.nan,
             )
             yield CounterMetricFamily("geo_api_cache_errors", "Redis commands that failed", value=float(cache.errors))
@@ -152,15 +155,19 @@ class _StateCollector(Collector):
                     size.add_metric([name], float(len(index)))
             yield size
             yield GaugeMetricFamily(
-                "geo_api_index_refresh_age_seconds", "seconds since the indexes were last brought up to date",
+                "geo_api_index_refresh_age_seconds",
+                "seconds since the indexes were last brought up to date",
                 value=refresher.seconds_since_refresh,
             )
             yield CounterMetricFamily(
-                "geo_api_index_changes_applied", "business changes applied to the indexes", value=float(refresher.changes_applied)
+                "geo_api_index_changes_applied",
+                "business changes applied to the indexes",
+                value=float(refresher.changes_applied),
             )
             yield CounterMetricFamily("geo_api_index_rebuilds", "full index rebuilds", value=float(refresher.rebuilds))
             yield GaugeMetricFamily(
-                "geo_api_huge_page_bytes", "bytes of this process's memory in 2 MiB pages after the last rebuild",
+                "geo_api_huge_page_bytes",
+                "bytes of this process's memory in 2 MiB pages after the last rebuild",
                 value=float(refresher.huge_page_bytes),
             )
             yield CounterMetricFamily(

@@ -42,7 +42,10 @@ def _ref(kind: str, name: str) -> dict[str, str]:
 
 
 def _problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description, "content": {_PROBLEM: {"schema": _ref("schemas", "Problem")}}}
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {_PROBLEM: {"schema": _ref("schemas", "Problem")}},
+    }
     if headers:
         response["headers"] = headers
     return response
@@ -134,11 +137,15 @@ def _components(max_radius_m: float) -> dict[str, Any]:
         },
         "parameters": {
             "BusinessId": {
-                "name": "id", "in": "path", "required": True,
+                "name": "id",
+                "in": "path",
+                "required": True,
                 "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
             },
             "ConsistencyToken": {
-                "name": CONSISTENCY_HEADER, "in": "header", "required": False,
+                "name": CONSISTENCY_HEADER,
+                "in": "header",
+                "required": False,
                 "description": "a token from a write response: the read is answered only from data that includes that write",
                 "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"},
             },
@@ -168,23 +175,40 @@ def _search_parameters(max_radius_m: float) -> list[dict[str, Any]]:
     return [
         query("latitude", {"type": "number", "minimum": -90, "maximum": 90}, "centre, degrees", True),
         query("longitude", {"type": "number", "minimum": -180, "maximum": 180}, "centre, degrees", True),
-        query("radius", {"type": "number", "minimum": MIN_RADIUS_M, "maximum": max_radius_m, "default": DEFAULT_RADIUS_M},
-              "metres"),
+        query(
+            "radius",
+            {"type": "number", "minimum": MIN_RADIUS_M, "maximum": max_radius_m, "default": DEFAULT_RADIUS_M},
+            "metres",
+        ),
         query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}, "page size"),
-        query("cursor", {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[A-Za-z0-9_-]+$"},
-              "next_cursor of the previous page of the same query (opaque, signed: any other value is a 400)"),
-        query("category", {"type": "string", "minLength": 1, "maxLength": MAX_CATEGORY_CHARS, "pattern": _NON_BLANK},
-              "only this category (exact match)"),
-        query("expand", {"type": "boolean", "default": False},
-              f"when fewer than limit match, double the radius up to {max_radius_m:g} m; radius_m says which was used"),
+        query(
+            "cursor",
+            {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[A-Za-z0-9_-]+$"},
+            "next_cursor of the previous page of the same query (opaque, signed: any other value is a 400)",
+        ),
+        query(
+            "category",
+            {"type": "string", "minLength": 1, "maxLength": MAX_CATEGORY_CHARS, "pattern": _NON_BLANK},
+            "only this category (exact match)",
+        ),
+        query(
+            "expand",
+            {"type": "boolean", "default": False},
+            f"when fewer than limit match, double the radius up to {max_radius_m:g} m; radius_m says which was used",
+        ),
         query("index", {"enum": list(STRATEGIES)}, "debug: the strategy to answer with; all give identical bodies"),
         _ref("parameters", "ConsistencyToken"),
     ]
 
 
 def _write_responses(success: dict[str, Any], *, with_body: bool, with_id: bool) -> dict[str, Any]:
-    responses = {**success, "400": _ref("responses", "BadRequest"), "401": _ref("responses", "Unauthorized"),
-                 "403": _ref("responses", "Forbidden"), "503": _ref("responses", "Unavailable")}
+    responses = {
+        **success,
+        "400": _ref("responses", "BadRequest"),
+        "401": _ref("responses", "Unauthorized"),
+        "403": _ref("responses", "Forbidden"),
+        "503": _ref("responses", "Unavailable"),
+    }
     if with_body:
         responses["413"] = _ref("responses", "TooLarge")
     if with_id:
@@ -197,50 +221,91 @@ def _paths(role: Role, max_radius_m: float, dev: bool) -> dict[str, Any]:
     body = {"required": True, "content": {_JSON: {"schema": _ref("schemas", "BusinessInput")}}}
     token = {CONSISTENCY_HEADER: _ref("headers", "ConsistencyToken")}
     paths: dict[str, Any] = {
-        "/healthz": {"get": {"summary": "liveness", "responses": {"200": {"description": "the process answers",
-                     "content": {_JSON: {"schema": {"type": "object", "required": ["status"]}}}}}}},
-        "/readyz": {"get": {"summary": "readiness: primary, replicas, Redis and indexes, each checked now", "responses": {
-            "200": {"description": "ready", "content": {_JSON: {"schema": _ref("schemas", "Readiness")}}},
-            "503": {"description": "not ready", "content": {_JSON: {"schema": _ref("schemas", "Readiness")}}},
-        }}},
-        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format 0.0.4",
-                     "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-        "/openapi.json": {"get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI 3.1",
-                          "content": {_JSON: {"schema": {"type": "object"}}}}}}},
+        "/healthz": {
+            "get": {
+                "summary": "liveness",
+                "responses": {
+                    "200": {
+                        "description": "the process answers",
+                        "content": {_JSON: {"schema": {"type": "object", "required": ["status"]}}},
+                    }
+                },
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "readiness: primary, replicas, Redis and indexes, each checked now",
+                "responses": {
+                    "200": {"description": "ready", "content": {_JSON: {"schema": _ref("schemas", "Readiness")}}},
+                    "503": {"description": "not ready", "content": {_JSON: {"schema": _ref("schemas", "Readiness")}}},
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "text format 0.0.4",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "this document",
+                "responses": {
+                    "200": {"description": "OpenAPI 3.1", "content": {_JSON: {"schema": {"type": "object"}}}}
+                },
+            }
+        },
     }
     if role.reads:
-        paths["/v1/search/nearby"] = {"get": {
-            "summary": "businesses within a radius, nearest first (ties by id), one page at a time",
-            "description": "Unknown query parameters are refused (400).",
-            "parameters": _search_parameters(max_radius_m),
-            "responses": {
-                "200": {"description": "a page", "content": {_JSON: {"schema": _ref("schemas", "SearchResult")}}},
-                "400": _ref("responses", "BadRequest"),
-                "503": _ref("responses", "Unavailable"),
-            },
-        }}
-        paths["/v1/businesses/{id}"] = {"get": {
-            "summary": "one business",
-            "parameters": [_ref("parameters", "BusinessId"), _ref("parameters", "ConsistencyToken")],
-            "responses": {
-                "200": {"description": "the business", "content": business_json},
-                "400": _ref("responses", "BadRequest"),
-                "404": _ref("responses", "NotFound"),
-                "503": _ref("responses", "Unavailable"),
-            },
-        }}
+        paths["/v1/search/nearby"] = {
+            "get": {
+                "summary": "businesses within a radius, nearest first (ties by id), one page at a time",
+                "description": "Unknown query parameters are refused (400).",
+                "parameters": _search_parameters(max_radius_m),
+                "responses": {
+                    "200": {"description": "a page", "content": {_JSON: {"schema": _ref("schemas", "SearchResult")}}},
+                    "400": _ref("responses", "BadRequest"),
+                    "503": _ref("responses", "Unavailable"),
+                },
+            }
+        }
+        paths["/v1/businesses/{id}"] = {
+            "get": {
+                "summary": "one business",
+                "parameters": [_ref("parameters", "BusinessId"), _ref("parameters", "ConsistencyToken")],
+                "responses": {
+                    "200": {"description": "the business", "content": business_json},
+                    "400": _ref("responses", "BadRequest"),
+                    "404": _ref("responses", "NotFound"),
+                    "503": _ref("responses", "Unavailable"),
+                },
+            }
+        }
     if role.writes:
         secured: list[dict[str, list[str]]] = [{"bearer": []}]
-        paths["/v1/businesses"] = {"post": {
-            "summary": "create a business (role owner or admin)",
-            "security": secured,
-            "requestBody": body,
-            "responses": _write_responses({"201": {
-                "description": "created",
-                "headers": {"Location": {"schema": {"type": "string"}}, **token},
-                "content": business_json,
-            }}, with_body=True, with_id=False),
-        }}
+        paths["/v1/businesses"] = {
+            "post": {
+                "summary": "create a business (role owner or admin)",
+                "security": secured,
+                "requestBody": body,
+                "responses": _write_responses(
+                    {
+                        "201": {
+                            "description": "created",
+                            "headers": {"Location": {"schema": {"type": "string"}}, **token},
+                            "content": business_json,
+                        }
+                    },
+                    with_body=True,
+                    with_id=False,
+                ),
+            }
+        }
         item = paths.setdefault("/v1/businesses/{id}", {})
         item["put"] = {
             "summary": "replace a business's fields (role owner or admin)",
@@ -249,7 +314,8 @@ def _paths(role: Role, max_radius_m: float, dev: bool) -> dict[str, Any]:
             "requestBody": body,
             "responses": _write_responses(
                 {"200": {"description": "updated", "headers": token, "content": business_json}},
-                with_body=True, with_id=True,
+                with_body=True,
+                with_id=True,
             ),
         }
         item["delete"] = {
@@ -277,14 +343,16 @@ def openapi_document(role: Role, max_radius_m: float, dev: bool = False) -> byte
     Returns:
         The document.
     """
-    return orjson.dumps({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "geo location API",
-            "version": "1.0.0",
-            "description": "Nearby business search and business CRUD. Errors are application/problem+json "
-            "with an `errors` list naming each field at fault. See docs/api.md.",
-        },
-        "paths": _paths(role, max_radius_m, dev),
-        "components": _components(max_radius_m),
-    })
+    return orjson.dumps(
+        {
+            "openapi": "3.1.0",
+            "info": {
+                "title": "geo location API",
+                "version": "1.0.0",
+                "description": "Nearby business search and business CRUD. Errors are application/problem+json "
+                "with an `errors` list naming each field at fault. See docs/api.md.",
+            },
+            "paths": _paths(role, max_radius_m, dev),
+            "components": _components(max_radius_m),
+        }
+    )

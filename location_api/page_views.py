@@ -80,8 +80,16 @@ def static_files() -> Mapping[str, StaticFile]:
 
 def _content_type(name: str) -> str:
     suffix = name.rpartition(".")[2].lower() if "." in name else ""
-    known = {"js": "text/javascript", "css": "text/css", "json": "application/json", "html": "text/html",
-             "md": "text/markdown", "png": "image/png", "svg": "image/svg+xml", "": "text/plain"}
+    known = {
+        "js": "text/javascript",
+        "css": "text/css",
+        "json": "application/json",
+        "html": "text/html",
+        "md": "text/markdown",
+        "png": "image/png",
+        "svg": "image/svg+xml",
+        "": "text/plain",
+    }
     guessed = known.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
     return f"{guessed}; charset=utf-8" if guessed.startswith("text/") or guessed == "application/json" else guessed
 
@@ -129,8 +137,12 @@ async def _location_caches(app: web.Application) -> AsyncIterator[None]:
 
 
 def _file_response(file: StaticFile, extra: Mapping[str, str] | None = None) -> web.Response:
-    headers = {"Content-Type": file.content_type, "Cache-Control": file.cache_control,
-               "X-Content-Type-Options": "nosniff", **(extra or {})}
+    headers = {
+        "Content-Type": file.content_type,
+        "Cache-Control": file.cache_control,
+        "X-Content-Type-Options": "nosniff",
+        **(extra or {}),
+    }
     return web.Response(body=file.body, headers=headers)
 
 
@@ -151,17 +163,26 @@ async def static(request: web.Request) -> web.Response:
 async def page_config(request: web.Request) -> web.Response:
     """``GET /v1/page/config``: the WebSocket URL and the limits the page works within."""
     settings = request.app[settings_key]
-    return json_response({
-        "friends_ws_url": settings.friends_public_url or friends_ws_url(
-            request.url.host or settings.ws_host, settings.ws_port, secure=request.secure),
-        "dev": settings.dev,
-        "search": {"min_radius_m": MIN_RADIUS_M, "max_radius_m": settings.max_radius_m,
-                   "default_radius_m": min(DEFAULT_RADIUS_M, settings.max_radius_m),
-                   "default_limit": DEFAULT_LIMIT, "max_limit": MAX_LIMIT},
-        "friends": {"radius_m": settings.friend_radius_m, "min_radius_m": settings.friend_radius_min_m,
-                    "max_radius_m": settings.friend_radius_max_m},
-        "watch": {"default_limit": DEFAULT_WATCH_LIMIT, "max_limit": MAX_WATCH_LIMIT},
-    })
+    return json_response(
+        {
+            "friends_ws_url": settings.friends_public_url
+            or friends_ws_url(request.url.host or settings.ws_host, settings.ws_port, secure=request.secure),
+            "dev": settings.dev,
+            "search": {
+                "min_radius_m": MIN_RADIUS_M,
+                "max_radius_m": settings.max_radius_m,
+                "default_radius_m": min(DEFAULT_RADIUS_M, settings.max_radius_m),
+                "default_limit": DEFAULT_LIMIT,
+                "max_limit": MAX_LIMIT,
+            },
+            "friends": {
+                "radius_m": settings.friend_radius_m,
+                "min_radius_m": settings.friend_radius_min_m,
+                "max_radius_m": settings.friend_radius_max_m,
+            },
+            "watch": {"default_limit": DEFAULT_WATCH_LIMIT, "max_limit": MAX_WATCH_LIMIT},
+        }
+    )
 
 
 def friends_ws_url(host: str, port: int, *, secure: bool) -> str:
@@ -191,8 +212,10 @@ def parse_watch_limit(query: MultiMapping[str]) -> int:
         else:
             limit = int(raw)
     if errors:
-        raise InvalidRequest("; ".join(f"{e.field}: {e.message}" for e in sorted(errors, key=lambda e: e.field)),
-                             sorted(errors, key=lambda e: e.field))
+        raise InvalidRequest(
+            "; ".join(f"{e.field}: {e.message}" for e in sorted(errors, key=lambda e: e.field)),
+            sorted(errors, key=lambda e: e.field),
+        )
     return limit
 
 
@@ -211,11 +234,14 @@ async def watch_positions(request: web.Request) -> web.Response:
     limit = parse_watch_limit(request.query)
     caches = request.app[watch_caches_key]
     sample = await sample_positions(caches, request.app[settings_key].redis_namespace, limit)
-    return json_response({
-        "limit": limit,
-        "complete": sample.complete,
-        "positions": [p.to_json() for p in sample.positions],
-    }, headers={"Cache-Control": "no-store"})
+    return json_response(
+        {
+            "limit": limit,
+            "complete": sample.complete,
+            "positions": [p.to_json() for p in sample.positions],
+        },
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 # --- development sign-in ------------------------------------------------------------------------
@@ -233,8 +259,11 @@ def parse_dev_token_request(body: bytes) -> tuple[int, Role]:
         raise InvalidBody("the body is not valid JSON", [FieldError("body", "is not valid JSON")]) from None
     if not isinstance(document, dict):
         raise InvalidBody("the body must be a JSON object", [FieldError("body", "must be a JSON object")])
-    errors = [FieldError(name, f"unknown field; known: {', '.join(DEV_TOKEN_FIELDS)}")
-              for name in document if name not in DEV_TOKEN_FIELDS]
+    errors = [
+        FieldError(name, f"unknown field; known: {', '.join(DEV_TOKEN_FIELDS)}")
+        for name in document
+        if name not in DEV_TOKEN_FIELDS
+    ]
     raw_user = document.get("user_id")
     # JSON has one number type: 42.0 is the integer 42 (JSON Schema agrees), 42.5 is not.
     if isinstance(raw_user, float) and raw_user.is_integer():
@@ -260,6 +289,7 @@ async def dev_token(request: web.Request) -> web.Response:
     user_id, role = parse_dev_token_request(await request.read())
     settings = request.app[settings_key]
     token = mint_token(settings.jwt_secret, user_id, role, ttl_s=settings.jwt_ttl_s)
-    return json_response({"token": token, "user_id": user_id, "role": role.value, "expires_in": settings.jwt_ttl_s},
-                         headers={"Cache-Control": "no-store"})
-
+    return json_response(
+        {"token": token, "user_id": user_id, "role": role.value, "expires_in": settings.jwt_ttl_s},
+        headers={"Cache-Control": "no-store"},
+    )

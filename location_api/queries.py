@@ -33,7 +33,12 @@ async def insert_business(conn: asyncpg.Connection, data: BusinessInput, geohash
     row = await conn.fetchrow(
         f"""INSERT INTO businesses (name, latitude, longitude, category, address, geohash)
             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}""",
-        data.name, data.latitude, data.longitude, data.category, data.address, geohash,
+        data.name,
+        data.latitude,
+        data.longitude,
+        data.category,
+        data.address,
+        geohash,
     )
     return _business(row)
 
@@ -55,8 +60,14 @@ async def update_business(
                SET name = $2, latitude = $3, longitude = $4, category = $5, address = $6,
                    geohash = $7, updated_at = now()
               FROM old WHERE b.id = old.id
-         RETURNING {', '.join('b.' + c for c in _COLUMNS.split(', '))}, old.geohash""",
-        business_id, data.name, data.latitude, data.longitude, data.category, data.address, geohash,
+         RETURNING {", ".join("b." + c for c in _COLUMNS.split(", "))}, old.geohash""",
+        business_id,
+        data.name,
+        data.latitude,
+        data.longitude,
+        data.category,
+        data.address,
+        geohash,
     )
     if row is None:
         return None
@@ -102,9 +113,7 @@ async def get_businesses(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[i
     return {row[0]: _business(row) for row in rows}
 
 
-async def candidates_in_ranges(
-    conn: asyncpg.Connection, ranges: Sequence[tuple[str, str]]
-) -> list[list[Candidate]]:
+async def candidates_in_ranges(conn: asyncpg.Connection, ranges: Sequence[tuple[str, str]]) -> list[list[Candidate]]:
     """Every business whose geohash lies in one of the ranges ``[lo, hi)``, per range.
 
     The ``~>=~``/``~<~`` operators compare bytewise, matching the ``text_pattern_ops``
@@ -121,7 +130,8 @@ async def candidates_in_ranges(
         """SELECT r.i, b.id, b.latitude, b.longitude, b.category
              FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r(lo, hi, i)
              JOIN businesses b ON b.geohash ~>=~ r.lo AND b.geohash ~<~ r.hi""",
-        [lo for lo, _ in ranges], [hi for _, hi in ranges],
+        [lo for lo, _ in ranges],
+        [hi for _, hi in ranges],
     )
     out: list[list[Candidate]] = [[] for _ in ranges]
     for i, bid, lat, lon, category in rows:
@@ -167,8 +177,7 @@ async def _snapshot_position(conn: asyncpg.Connection, before: int) -> SnapshotI
     """The first statement of a repeatable-read transaction: takes the snapshot, reads its xmin
     and, after it, the WAL position (``before`` was read on the same connection just before)."""
     row = await conn.fetchrow(
-        "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
-        f"({VISIBLE_LSN_SQL.removeprefix('SELECT ')})"
+        f"SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, ({VISIBLE_LSN_SQL.removeprefix('SELECT ')})"
     )
     return SnapshotInfo(before, lsn_from_text(row[1]), row[0])
 
@@ -191,9 +200,7 @@ async def load_all(conn: asyncpg.Connection) -> tuple[SnapshotInfo, list[asyncpg
     return info, rows, [(r[0], r[1]) for r in seen]
 
 
-async def poll_changes(
-    conn: asyncpg.Connection, horizon: int, limit: int
-) -> tuple[SnapshotInfo, list[Change], bool]:
+async def poll_changes(conn: asyncpg.Connection, horizon: int, limit: int) -> tuple[SnapshotInfo, list[Change], bool]:
     """Change-log rows of transactions at or above ``horizon``, with each business's state.
 
     Args:
@@ -215,10 +222,11 @@ async def poll_changes(
         # round trip; a custom plan reads the rows above the horizon from the xid index.
         await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         rows = await conn.fetch(
-            f"""SELECT c.seq, c.xid, c.business_id, {', '.join('b.' + c for c in _COLUMNS.split(', '))}
+            f"""SELECT c.seq, c.xid, c.business_id, {", ".join("b." + c for c in _COLUMNS.split(", "))}
                   FROM business_changes c LEFT JOIN businesses b ON b.id = c.business_id
                  WHERE c.xid >= $1 ORDER BY c.seq LIMIT $2""",
-            horizon, limit + 1,
+            horizon,
+            limit + 1,
         )
     changes = [
         Change(r[0], r[1], r[2], None if r[3] is None else Business(r[3], r[4], r[5], r[6], r[7], r[8]))

@@ -139,7 +139,8 @@ class Refresher:
             # Building the indexes takes seconds of CPU: not on the event loop. The thread
             # builds a new catalog; nothing else touches it.
             catalog = await loop.run_in_executor(
-                None, functools.partial(Catalog.build, rows, max_radius_m=self._max_radius_m, strategies=self._strategies)
+                None,
+                functools.partial(Catalog.build, rows, max_radius_m=self._max_radius_m, strategies=self._strategies),
             )
             del rows
             self._retired.append(self.catalog)
@@ -152,7 +153,9 @@ class Refresher:
             self.rebuilds += 1
         log.info(
             "in-memory indexes built: %d businesses from %s in %.1f s",
-            len(catalog), node.name, time.monotonic() - started,
+            len(catalog),
+            node.name,
+            time.monotonic() - started,
         )
 
     async def poll(self) -> int:

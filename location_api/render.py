@@ -22,7 +22,9 @@ from location_api.models import Business
 #: Hit prefixes by business id: a list indexed by id (``None`` where there is none) or a dict.
 Prefixes = list[bytes | None] | dict[int, bytes]
 
-_search_body_native: Callable[[int, float, list[tuple[int, float]], Prefixes, str | None, Callable[[Any], bytes]], bytes] | None
+_search_body_native: (
+    Callable[[int, float, list[tuple[int, float]], Prefixes, str | None, Callable[[Any], bytes]], bytes] | None
+)
 try:  # the compiled assembly (location_api/_crender.c, in the _csearch extension); optional
     from location_api._csearch import search_body as _search_body_native
 except ImportError:  # pragma: no cover - exercised only where the extension is not built
@@ -53,12 +55,19 @@ def _search_body_python(
 ) -> bytes:
     """:func:`search_body` in Python: the reference the compiled form is held to."""
     dumps = _dumps
-    return b"".join((
-        b'{"total":', dumps(total),
-        b',"radius_m":', dumps(radius_m),
-        b',"businesses":[', b",".join([_prefix(prefixes, bid) + dumps(d) + b"}" for bid, d in hits]),
-        b'],"next_cursor":', dumps(next_cursor), b"}",
-    ))
+    return b"".join(
+        (
+            b'{"total":',
+            dumps(total),
+            b',"radius_m":',
+            dumps(radius_m),
+            b',"businesses":[',
+            b",".join([_prefix(prefixes, bid) + dumps(d) + b"}" for bid, d in hits]),
+            b'],"next_cursor":',
+            dumps(next_cursor),
+            b"}",
+        )
+    )
 
 
 def _prefix(prefixes: Prefixes, business_id: int) -> bytes:

@@ -164,8 +164,19 @@ def plain_body(catalog: Catalog, strategy: str, raw: str, max_radius_m: float, c
     compiled = catalog.compiled.get(strategy)
     if compiled is not None and _plain_body_native is not None:
         levels, max_cells = compiled
-        return _plain_body_native(raw, MIN_RADIUS_M, max_radius_m, DEFAULT_RADIUS_M, DEFAULT_LIMIT, MAX_LIMIT,
-                                  levels, max_cells, catalog.cards.hits, cursor_key, orjson.dumps)
+        return _plain_body_native(
+            raw,
+            MIN_RADIUS_M,
+            max_radius_m,
+            DEFAULT_RADIUS_M,
+            DEFAULT_LIMIT,
+            MAX_LIMIT,
+            levels,
+            max_cells,
+            catalog.cards.hits,
+            cursor_key,
+            orjson.dumps,
+        )
     plain = plain_search(raw, max_radius_m=max_radius_m)
     return None if plain is None else plain_search_body(catalog, strategy, *plain, cursor_key)
 

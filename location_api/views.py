@@ -73,7 +73,9 @@ async def search_nearby(request: web.Request) -> web.Response:
     else:
         page = await search_sql(app[db_key], app[cache_key], query, after, settings.max_radius_m, min_lsn=token)
     nxt = None if page.next_position is None else encode_cursor(app[cursor_key_key], query, page.next_position)
-    return web.Response(body=search_body(page.total, page.radius_m, page.hits, page.prefixes, nxt), content_type="application/json")
+    return web.Response(
+        body=search_body(page.total, page.radius_m, page.hits, page.prefixes, nxt), content_type="application/json"
+    )
 
 
 # --------------------------------------------------------------------------- businesses

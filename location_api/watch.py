@@ -59,8 +59,12 @@ class Position:
 
     def to_json(self) -> dict[str, float | int]:
         """The position as the watch endpoint's JSON object."""
-        return {"user_id": self.user_id, "latitude": self.latitude, "longitude": self.longitude,
-                "updated_at": self.updated_at}
+        return {
+            "user_id": self.user_id,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "updated_at": self.updated_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +144,7 @@ async def sample_positions(caches: Sequence[RegionCache], namespace: str, limit:
         try:
             keys, finished = await _scan(cache.redis, key_pattern(namespace, cache.region), limit - len(positions))
             for start in range(0, len(keys), MGET_CHUNK):
-                chunk = keys[start:start + MGET_CHUNK]
+                chunk = keys[start : start + MGET_CHUNK]
                 positions.extend(decode_positions(chunk, await cache.redis.mget(chunk)))
         except (RedisError, OSError) as exc:
             raise WatchUnavailable(f"the location cache of region {cache.region!r} did not answer: {exc}") from None

@@ -25,8 +25,20 @@ from pubsub.ring import RingPubSub
 from pubsub.standalone import RedisPubSub
 
 __all__ = [
-    "BACKENDS", "ClusterPubSub", "HashRing", "InvalidChannel", "MessageHandler", "NodeAddress", "NodeSubscriber",
-    "NodeUnavailable", "PubSub", "PubSubError", "RedisPubSub", "RingPubSub", "SubscribeError", "create_pubsub",
+    "BACKENDS",
+    "ClusterPubSub",
+    "HashRing",
+    "InvalidChannel",
+    "MessageHandler",
+    "NodeAddress",
+    "NodeSubscriber",
+    "NodeUnavailable",
+    "PubSub",
+    "PubSubError",
+    "RedisPubSub",
+    "RingPubSub",
+    "SubscribeError",
+    "create_pubsub",
 ]
 
 #: The backend names ``GEO_PUBSUB_BACKEND`` accepts.

@@ -233,8 +233,11 @@ class RedisClient:
         if self.address.password is not None:
             auth: asyncio.Future[Any] = loop.create_future()
             auth.add_done_callback(_log_auth_failure)
-            args: tuple[Arg, ...] = ("AUTH", self.address.username, self.address.password) if self.address.username \
+            args: tuple[Arg, ...] = (
+                ("AUTH", self.address.username, self.address.password)
+                if self.address.username
                 else ("AUTH", self.address.password)
+            )
             self._protocol.send_first(args, auth)
         self._link = link
         self.connections += 1

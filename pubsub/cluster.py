@@ -77,12 +77,19 @@ class ClusterPubSub(MultiNodePubSub):
         if not nodes:
             raise ValueError("the cluster backend needs at least one seed node (GEO_REDIS_CLUSTER)")
         seeds = [NodeAddress.parse(n) for n in nodes]
-        super().__init__(on_message=on_message, on_restored=on_restored, probe_interval_s=probe_interval_s,
-                         probe_timeout_s=probe_timeout_s, connect_timeout_s=connect_timeout_s, batch=batch)
+        super().__init__(
+            on_message=on_message,
+            on_restored=on_restored,
+            probe_interval_s=probe_interval_s,
+            probe_timeout_s=probe_timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            batch=batch,
+        )
         self._refresh_min_s = refresh_min_s
         self._cluster = RedisCluster(
             startup_nodes=[ClusterNode(s.host, s.port) for s in seeds],
-            socket_connect_timeout=connect_timeout_s, max_connections=_MAX_CONNECTIONS,
+            socket_connect_timeout=connect_timeout_s,
+            max_connections=_MAX_CONNECTIONS,
         )
         # redis-py's cluster pools fail rather than wait when every connection is busy:
         # bound the publishes in flight instead (fewer than any one node's pool holds).
@@ -105,9 +112,14 @@ class ClusterPubSub(MultiNodePubSub):
         subscriber = self._subscribers.get(name)
         if subscriber is None:
             subscriber = NodeSubscriber(
-                NodeAddress.parse(name), on_message=self._on_message, on_lost=self._lost, on_down=self._down,
+                NodeAddress.parse(name),
+                on_message=self._on_message,
+                on_lost=self._lost,
+                on_down=self._down,
                 on_restored=self._restored,
-                sharded=True, group=key_slot, **self._node_options,
+                sharded=True,
+                group=key_slot,
+                **self._node_options,
             )
             self._subscribers[name] = subscriber
             subscriber.start()
@@ -121,7 +133,8 @@ class ClusterPubSub(MultiNodePubSub):
             for channel in todo:
                 groups[self.node_for(channel)].append(channel)
             results = await asyncio.gather(
-                *(self.subscriber(name).subscribe(chs) for name, chs in groups.items()), return_exceptions=True,
+                *(self.subscriber(name).subscribe(chs) for name, chs in groups.items()),
+                return_exceptions=True,
             )
             retry: list[str] = []
             for result in results:
@@ -131,8 +144,11 @@ class ClusterPubSub(MultiNodePubSub):
                     raise result
             if not retry:
                 return
-            log.info("pubsub cluster: %d channel(s) refused (%s); refreshing the slot map",
-                     len(retry), "MOVED" if attempt == 0 else "again")
+            log.info(
+                "pubsub cluster: %d channel(s) refused (%s); refreshing the slot map",
+                len(retry),
+                "MOVED" if attempt == 0 else "again",
+            )
             await self._refresh()
             todo = retry
         raise SubscribeError("the slot map did not settle", tuple(todo))

@@ -31,8 +31,10 @@ class MultiNodePubSub(PubSub):
         self._on_restored = on_restored
         #: Options of every :class:`NodeSubscriber` the backend opens.
         self._node_options: dict[str, Any] = {
-            "probe_interval_s": probe_interval_s, "probe_timeout_s": probe_timeout_s,
-            "connect_timeout_s": connect_timeout_s, "batch": batch,
+            "probe_interval_s": probe_interval_s,
+            "probe_timeout_s": probe_timeout_s,
+            "connect_timeout_s": connect_timeout_s,
+            "batch": batch,
         }
         self._subscribers: dict[str, NodeSubscriber] = {}
         self._wanted: set[str] = set()

@@ -327,8 +327,11 @@ class NodeSubscriber:
             await self._watch(link)
             self._connected.clear()
             if not self._closed:
-                log.warning("pubsub: lost %s; reconnecting and restoring %d channel(s)",
-                            self.address.name, len(self._protocol.channels))
+                log.warning(
+                    "pubsub: lost %s; reconnecting and restoring %d channel(s)",
+                    self.address.name,
+                    len(self._protocol.channels),
+                )
 
     async def _connect(self) -> _Link:
         loop = asyncio.get_running_loop()
@@ -389,8 +392,11 @@ class NodeSubscriber:
                 ping_sent = now
                 self._flush()
             elif now - ping_sent >= self._probe_timeout_s:
-                log.warning("pubsub: %s did not answer PING within %.1f s; reconnecting",
-                            self.address.name, self._probe_timeout_s)
+                log.warning(
+                    "pubsub: %s did not answer PING within %.1f s; reconnecting",
+                    self.address.name,
+                    self._probe_timeout_s,
+                )
                 assert link.transport is not None
                 link.transport.abort()
                 await link.lost

@@ -235,8 +235,10 @@ class SubscriberProtocol:
     def _queue(self, kind: CommandKind, names: list[str], encoded: list[bytes]) -> list[int]:
         if not names:
             return []
-        verb = (b"SSUBSCRIBE" if kind == "subscribe" else b"SUNSUBSCRIBE") if self.sharded else (
-            b"SUBSCRIBE" if kind == "subscribe" else b"UNSUBSCRIBE"
+        verb = (
+            (b"SSUBSCRIBE" if kind == "subscribe" else b"SUNSUBSCRIBE")
+            if self.sharded
+            else (b"SUBSCRIBE" if kind == "subscribe" else b"UNSUBSCRIBE")
         )
         ids = []
         for group_names, group_encoded in self._batches(names, encoded):
@@ -246,7 +248,7 @@ class SubscriberProtocol:
     def _batches(self, names: list[str], encoded: list[bytes]) -> Iterable[tuple[list[str], list[bytes]]]:
         if self.group is None:
             for start in range(0, len(names), self.batch):
-                yield names[start:start + self.batch], encoded[start:start + self.batch]
+                yield names[start : start + self.batch], encoded[start : start + self.batch]
             return
         by_group: dict[int, tuple[list[str], list[bytes]]] = {}
         for name, raw in zip(names, encoded):
@@ -255,9 +257,11 @@ class SubscriberProtocol:
             slot_raw.append(raw)
         for slot_names, slot_raw in by_group.values():
             for start in range(0, len(slot_names), self.batch):
-                yield slot_names[start:start + self.batch], slot_raw[start:start + self.batch]
+                yield slot_names[start : start + self.batch], slot_raw[start : start + self.batch]
 
-    def _push(self, kind: CommandKind, args: Sequence[bytes], channels: tuple[bytes, ...], names: tuple[str, ...]) -> int:
+    def _push(
+        self, kind: CommandKind, args: Sequence[bytes], channels: tuple[bytes, ...], names: tuple[str, ...]
+    ) -> int:
         command_id = next(self._ids)
         self._out.append(encode_command(args))
         self._pending.append(_Pending(command_id, kind, channels, names))

@@ -66,8 +66,14 @@ class RingPubSub(MultiNodePubSub):
         connect_timeout_s: float = 5.0,
         batch: int = 512,
     ) -> None:
-        super().__init__(on_message=on_message, on_restored=on_restored, probe_interval_s=probe_interval_s,
-                         probe_timeout_s=probe_timeout_s, connect_timeout_s=connect_timeout_s, batch=batch)
+        super().__init__(
+            on_message=on_message,
+            on_restored=on_restored,
+            probe_interval_s=probe_interval_s,
+            probe_timeout_s=probe_timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            batch=batch,
+        )
         self._handoff_s = handoff_s
         self._ring = HashRing(urls, vnodes=vnodes)
         self._publishers: dict[str, RedisClient] = {}
@@ -81,7 +87,10 @@ class RingPubSub(MultiNodePubSub):
         if url in self._subscribers:
             return
         self._subscribers[url] = NodeSubscriber(
-            NodeAddress.parse(url), on_message=self._on_message, on_restored=self._restored, **self._node_options,
+            NodeAddress.parse(url),
+            on_message=self._on_message,
+            on_restored=self._restored,
+            **self._node_options,
         )
         self._publishers[url] = RedisClient.from_url(url, connect_timeout_s=self._node_options["connect_timeout_s"])
 

@@ -39,9 +39,13 @@ class RedisPubSub(PubSub):
     ) -> None:
         self.url = url
         self._subscriber = NodeSubscriber(
-            NodeAddress.parse(url), on_message=on_message, batch=batch,
+            NodeAddress.parse(url),
+            on_message=on_message,
+            batch=batch,
             on_restored=None if on_restored is None else (lambda _node: on_restored()),
-            probe_interval_s=probe_interval_s, probe_timeout_s=probe_timeout_s, connect_timeout_s=connect_timeout_s,
+            probe_interval_s=probe_interval_s,
+            probe_timeout_s=probe_timeout_s,
+            connect_timeout_s=connect_timeout_s,
         )
         self._publisher = RedisClient.from_url(url, connect_timeout_s=connect_timeout_s)
 

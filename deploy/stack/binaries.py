@@ -53,9 +53,11 @@ def _pg_bin_dirs() -> list[tuple[int, Path]]:
 def postgis_available(pg_major: int) -> bool:
     """True when the PostGIS extension files exist for this PostgreSQL major version."""
     candidates = [Path(f"/usr/share/postgresql/{pg_major}/extension/postgis.control")]
-    sharedir = subprocess.run(
-        ["pg_config", "--sharedir"], capture_output=True, text=True
-    ).stdout.strip() if shutil.which("pg_config") else ""
+    sharedir = (
+        subprocess.run(["pg_config", "--sharedir"], capture_output=True, text=True).stdout.strip()
+        if shutil.which("pg_config")
+        else ""
+    )
     if sharedir:
         candidates.append(Path(sharedir) / "extension" / "postgis.control")
     return any(c.is_file() for c in candidates)
@@ -78,7 +80,10 @@ def _missing_packages() -> list[str]:
 def _apt_install(packages: list[str]) -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     print(f"geo-stack: installing Debian packages: {' '.join(packages)} (apt-get, once)", flush=True)
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]):
+    for cmd in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+    ):
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
         if proc.returncode != 0:
             raise StackError(f"{' '.join(cmd)} failed: {(proc.stderr or proc.stdout).strip()[-2000:]}")
@@ -126,6 +131,7 @@ def ensure_nginx() -> Path:
     assert program is not None
     return program
 
+
 def ensure_binaries() -> Binaries:
     """Locate every program the stack runs, installing missing Debian packages as root.
 
@@ -146,8 +152,7 @@ def ensure_binaries() -> Binaries:
                 missing = _missing_packages()
         if missing:
             raise StackError(
-                "missing programs; install these Debian packages (as root: apt-get install "
-                + " ".join(missing) + ")"
+                "missing programs; install these Debian packages (as root: apt-get install " + " ".join(missing) + ")"
             )
     major, pg_bin = _pg_bin_dirs()[-1]
     if is_root():
@@ -156,7 +161,9 @@ def ensure_binaries() -> Binaries:
 
             pwd.getpwnam("postgres")
         except KeyError:
-            raise StackError("no 'postgres' user: PostgreSQL refuses to run as root; install the postgresql package") from None
+            raise StackError(
+                "no 'postgres' user: PostgreSQL refuses to run as root; install the postgresql package"
+            ) from None
     return Binaries(
         pg_bin=pg_bin,
         pg_major=major,
@@ -174,6 +181,7 @@ def ensure_browser() -> Path:
     Raises:
         StackError: the browser is missing and cannot be installed here; names the packages.
     """
+
     def missing() -> list[str]:
         return [pkg for pkg, path in zip(BROWSER_PACKAGES, (CHROMIUM, CHROMIUM_DRIVER)) if not path.is_file()]
 

@@ -20,11 +20,16 @@ def default_root() -> Path:
 
 def _full_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--full", action="store_true",
+        "--full",
+        action="store_true",
         help="also run 2 read and 1 write API instances and 2 WebSocket instances behind nginx (docs/deploy.md)",
     )
-    parser.add_argument("--entry-port", type=int, default=None,
-                        help="with --full: nginx's port on 127.0.0.1 (default: as before, else 8000)")
+    parser.add_argument(
+        "--entry-port",
+        type=int,
+        default=None,
+        help="with --full: nginx's port on 127.0.0.1 (default: as before, else 8000)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,11 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     _full_options(up)
     sub.add_parser("down", help="stop what this stack started, nothing else")
     sub.add_parser("status", help="say what runs where")
-    sub.add_parser("env", help="print the endpoint variables (source it: eval \"$(geo-stack env)\")")
+    sub.add_parser("env", help='print the endpoint variables (source it: eval "$(geo-stack env)")')
     sub.add_parser(
         "failover",
         help="make the replica the primary (stopping the old primary cleanly if it runs), then rebuild "
-             "the old primary as its streaming replica; rewrites <dir>/env",
+        "the old primary as its streaming replica; rewrites <dir>/env",
     )
     run = sub.add_parser("run", help="up, then run the services in the foreground until Ctrl-C")
     _full_options(run)

@@ -32,8 +32,17 @@ from pathlib import Path
 from deploy.stack import nginx, postgres
 from deploy.stack.binaries import Binaries, ensure_nginx
 from deploy.stack.layout import Layout, StackState, assign_ports
-from deploy.stack.procs import StackError, cmdline, is_root, pid_alive, port_accepts, port_is_free, read_pid, run, \
-    terminate
+from deploy.stack.procs import (
+    StackError,
+    cmdline,
+    is_root,
+    pid_alive,
+    port_accepts,
+    port_is_free,
+    read_pid,
+    run,
+    terminate,
+)
 
 DEFAULT_ENTRY_PORT = 8000
 #: Instances of each kind, and the state key of their ports.
@@ -134,7 +143,8 @@ class FullTier:
         return {
             # The map page's WebSocket goes through the entry port too (unless you say otherwise).
             "GEO_FRIENDS_PUBLIC_URL": f"ws://127.0.0.1:{self.state.ports['entry']}/v1/friends/ws",
-            **os.environ, **stack_env,
+            **os.environ,
+            **stack_env,
             "GEO_PG_PRIMARY": follow_primary_dsn(self.state),
             "GEO_ENV_FILE": str(self.layout.env_file.resolve()),
             **(extra or {}),
@@ -155,8 +165,13 @@ class FullTier:
         if primary.running():
             postgres.set_synchronous(bins, primary, on=True)
         _say("loading the demo businesses (once)")
-        demo = subprocess.run([sys.executable, "-m", "location_api", "load-demo", "--if-empty"], env=env,
-                              capture_output=True, text=True, timeout=600)
+        demo = subprocess.run(
+            [sys.executable, "-m", "location_api", "load-demo", "--if-empty"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if demo.returncode != 0:
             raise StackError(f"load-demo failed: {(demo.stderr or demo.stdout).strip()[-2000:]}")
         started = [i for i in instances(self.state) if self.pid(i) is None]
@@ -164,8 +179,10 @@ class FullTier:
             self._spawn(instance.name, instance.argv(), env, instance.port)
         for instance in started:
             self._wait_healthy(instance)
-            _say(f"{instance.name} ({instance.module}{' --role ' + instance.role if instance.role else ''}) "
-                 f"on {instance.address}")
+            _say(
+                f"{instance.name} ({instance.module}{' --role ' + instance.role if instance.role else ''}) "
+                f"on {instance.address}"
+            )
         if self.nginx_pid() is None:
             self._start_nginx(program, env)
         _say(f"full stack: {self.entry_url} (nginx) -> read x2, write x1, WebSocket x2")
@@ -175,8 +192,15 @@ class FullTier:
             hint = "pass another --entry-port" if name == "nginx" else "stop it (its port is in state.json)"
             raise StackError(f"port {port} for {name} is taken by another process; {hint}")
         with (self.directory / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True, cwd=self.directory)
+            proc = subprocess.Popen(
+                argv,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.directory,
+            )
         _CHILDREN[proc.pid] = proc
         (self.directory / f"{name}.pid").write_text(f"{proc.pid}\n")
 
@@ -198,10 +222,14 @@ class FullTier:
             ws=tuple(i.address for i in instances(self.state) if i.module == "friends_ws"),
         )
         # As root, nginx's workers would run as "nobody", who may not reach the stack folder.
-        files.conf.write_text(nginx.render_config(
-            listen=f"127.0.0.1:{self.state.ports['entry']}", pools=pools, files=files,
-            worker_user="root" if is_root() else None,
-        ))
+        files.conf.write_text(
+            nginx.render_config(
+                listen=f"127.0.0.1:{self.state.ports['entry']}",
+                pools=pools,
+                files=files,
+                worker_user="root" if is_root() else None,
+            )
+        )
         argv = nginx.command(program, files)
         run([*argv, "-t"], timeout=30)
         self._spawn("nginx", argv, env, self.state.ports["entry"])
@@ -226,8 +254,14 @@ class FullTier:
     def status(self) -> list[Row]:
         """nginx and each instance: address, pid, role."""
         pid = self.nginx_pid()
-        rows = [Row("nginx", f"127.0.0.1:{self.state.ports['entry']}", pid,
-                    "entry" if pid is None or port_accepts(self.state.ports["entry"]) else "not listening")]
+        rows = [
+            Row(
+                "nginx",
+                f"127.0.0.1:{self.state.ports['entry']}",
+                pid,
+                "entry" if pid is None or port_accepts(self.state.ports["entry"]) else "not listening",
+            )
+        ]
         for instance in instances(self.state):
             rows.append(Row(instance.name, instance.address, self.pid(instance), instance.role or "websocket"))
         return rows

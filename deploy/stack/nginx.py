@@ -109,8 +109,9 @@ def command(program: Path, files: NginxFiles) -> list[str]:
     return [str(program), "-p", str(files.directory), "-c", str(files.conf), "-e", str(files.error_log)]
 
 
-def render_config(*, listen: str, pools: Pools, files: NginxFiles, tuning: Tuning = Tuning(),
-                  worker_user: str | None = None) -> str:
+def render_config(
+    *, listen: str, pools: Pools, files: NginxFiles, tuning: Tuning = Tuning(), worker_user: str | None = None
+) -> str:
     """The whole ``nginx.conf`` of the full stack.
 
     Args:

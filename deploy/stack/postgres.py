@@ -68,9 +68,24 @@ class PgNode:
 def psql(bins: Binaries, port: int, sql: str, *, database: str = "postgres", check: bool = True) -> str:
     """Run one SQL statement through psql over TCP and return its unaligned output."""
     proc = run(
-        [bins.pg("psql"), "-X", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", database,
-         "-v", "ON_ERROR_STOP=1", "-tAc", sql],
-        check=check, timeout=30,
+        [
+            bins.pg("psql"),
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-tAc",
+            sql,
+        ],
+        check=check,
+        timeout=30,
     )
     return proc.stdout.strip()
 
@@ -84,16 +99,24 @@ def start(bins: Binaries, node: PgNode) -> None:
             f"port {node.port} for the PostgreSQL {node.name} is taken by another process; "
             "stop it, or remove .stack (geo-stack down, then rm -rf .stack) to pick new ports"
         )
-    run([bins.pg("pg_ctl"), "-D", node.data_dir, "-l", node.log_file, "-w", "-t", "60", "start"],
-        as_postgres=True, timeout=90, cwd=node.data_dir.parent)
+    run(
+        [bins.pg("pg_ctl"), "-D", node.data_dir, "-l", node.log_file, "-w", "-t", "60", "start"],
+        as_postgres=True,
+        timeout=90,
+        cwd=node.data_dir.parent,
+    )
 
 
 def stop(bins: Binaries, node: PgNode) -> bool:
     """Stop a node if it runs (fast shutdown). Returns True when it was running."""
     if not node.initialised() or not node.running():
         return False
-    run([bins.pg("pg_ctl"), "-D", node.data_dir, "-m", "fast", "-w", "-t", "60", "stop"],
-        as_postgres=True, timeout=90, cwd=node.data_dir.parent)
+    run(
+        [bins.pg("pg_ctl"), "-D", node.data_dir, "-m", "fast", "-w", "-t", "60", "stop"],
+        as_postgres=True,
+        timeout=90,
+        cwd=node.data_dir.parent,
+    )
     return True
 
 
@@ -102,8 +125,24 @@ def up_primary(bins: Binaries, node: PgNode) -> None:
     if not node.initialised():
         if node.data_dir.exists():
             shutil.rmtree(node.data_dir)  # a half-made folder from an interrupted init
-        run([bins.pg("initdb"), "-D", node.data_dir, "-U", "postgres", "-A", "trust", "-E", "UTF8",
-             "--locale=C.UTF-8", "--no-instructions"], as_postgres=True, timeout=180, cwd=node.data_dir.parent)
+        run(
+            [
+                bins.pg("initdb"),
+                "-D",
+                node.data_dir,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-instructions",
+            ],
+            as_postgres=True,
+            timeout=180,
+            cwd=node.data_dir.parent,
+        )
         with (node.data_dir / "postgresql.conf").open("a") as fh:
             fh.write(_CONF.format(port=node.port))
         (node.data_dir / "pg_hba.conf").write_text(_HBA)
@@ -120,8 +159,10 @@ def enable_postgis(bins: Binaries, primary: PgNode, database: str = DATABASE) ->
 def pg_nodes(state: StackState) -> tuple[PgNode, PgNode]:
     """The stack's current primary and replica (their folders and ports, by role)."""
     root = Path(state.pg_root)
-    return (PgNode("primary", root / state.pg_dirs["primary"], state.ports["pg_primary"]),
-            PgNode("replica", root / state.pg_dirs["replica"], state.ports["pg_replica"]))
+    return (
+        PgNode("primary", root / state.pg_dirs["primary"], state.ports["pg_primary"]),
+        PgNode("replica", root / state.pg_dirs["replica"], state.ports["pg_replica"]),
+    )
 
 
 def is_standby(node: PgNode) -> bool:
@@ -147,9 +188,29 @@ def up_replica(bins: Binaries, primary: PgNode, replica: PgNode) -> None:
         slot = psql(bins, primary.port, f"SELECT 1 FROM pg_replication_slots WHERE slot_name = '{REPLICATION_SLOT}'")
         if slot == "1":
             psql(bins, primary.port, f"SELECT pg_drop_replication_slot('{REPLICATION_SLOT}')")
-        run([bins.pg("pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
-             "-D", replica.data_dir, "-R", "-X", "stream", "-C", "-S", REPLICATION_SLOT, "--checkpoint=fast"],
-            as_postgres=True, timeout=300, cwd=replica.data_dir.parent)
+        run(
+            [
+                bins.pg("pg_basebackup"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(primary.port),
+                "-U",
+                "postgres",
+                "-D",
+                replica.data_dir,
+                "-R",
+                "-X",
+                "stream",
+                "-C",
+                "-S",
+                REPLICATION_SLOT,
+                "--checkpoint=fast",
+            ],
+            as_postgres=True,
+            timeout=300,
+            cwd=replica.data_dir.parent,
+        )
         with (replica.data_dir / "postgresql.conf").open("a") as fh:
             fh.write(f"\n# geo-stack: the replica's own port\nport = {replica.port}\n")
     start(bins, replica)
@@ -160,7 +221,12 @@ def replica_streaming(bins: Binaries, replica: PgNode) -> bool:
     """True when the replica is in recovery and its WAL receiver is streaming."""
     if not replica.running():
         return False
-    out = psql(bins, replica.port, "SELECT pg_is_in_recovery()::text || ',' || coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')", check=False)
+    out = psql(
+        bins,
+        replica.port,
+        "SELECT pg_is_in_recovery()::text || ',' || coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')",
+        check=False,
+    )
     return out == "true,streaming"
 
 
@@ -192,8 +258,15 @@ def promote(bins: Binaries, replica: PgNode) -> None:
     Synchronous replication is switched off on it: it has no standby of its own, and a
     setting copied from the old primary would make every commit wait for ever.
     """
-    run([bins.pg("pg_ctl"), "-D", replica.data_dir, "-w", "-t", "60", "promote"],
-        as_postgres=True, timeout=90, cwd=replica.data_dir.parent)
-    wait_for(lambda: psql(bins, replica.port, "SELECT pg_is_in_recovery()", check=False) == "f",
-             f"the replica on port {replica.port} to accept writes", timeout=30)
+    run(
+        [bins.pg("pg_ctl"), "-D", replica.data_dir, "-w", "-t", "60", "promote"],
+        as_postgres=True,
+        timeout=90,
+        cwd=replica.data_dir.parent,
+    )
+    wait_for(
+        lambda: psql(bins, replica.port, "SELECT pg_is_in_recovery()", check=False) == "f",
+        f"the replica on port {replica.port} to accept writes",
+        timeout=30,
+    )
     set_synchronous(bins, replica, on=False)

@@ -44,8 +44,13 @@ def run(
         env["HOME"] = "/var/lib/postgresql" if Path("/var/lib/postgresql").is_dir() else "/tmp"
     try:
         proc: subprocess.CompletedProcess[str] = subprocess.run(
-            [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
-            cwd=cwd or "/", env=env, **kwargs,  # type: ignore[call-overload]
+            [str(c) for c in cmd],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd or "/",
+            env=env,
+            **kwargs,  # type: ignore[call-overload]
         )
     except subprocess.TimeoutExpired:
         raise StackError(f"{cmd[0]} did not finish within {timeout:.0f} s: {' '.join(map(str, cmd))}") from None

@@ -48,15 +48,34 @@ def start(bins: Binaries, node: RedisNode) -> None:
         )
     node.directory.mkdir(parents=True, exist_ok=True)
     args: list[str | Path] = [
-        bins.redis_server, "--bind", "127.0.0.1", "--port", str(node.port), "--daemonize", "yes",
-        "--pidfile", str(node.pidfile.resolve()), "--dir", str(node.directory.resolve()),
-        "--logfile", str((node.directory / "redis.log").resolve()), "--save", "", "--appendonly", "no",
-        "--protected-mode", "yes",
+        bins.redis_server,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(node.port),
+        "--daemonize",
+        "yes",
+        "--pidfile",
+        str(node.pidfile.resolve()),
+        "--dir",
+        str(node.directory.resolve()),
+        "--logfile",
+        str((node.directory / "redis.log").resolve()),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "yes",
     ]
     if node.cluster:
         args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "3000"]
     run(args, timeout=30)
-    wait_for(lambda: cli(bins, node.port, "ping", check=False) == "PONG", f"Redis {node.name} on port {node.port}", timeout=15)
+    wait_for(
+        lambda: cli(bins, node.port, "ping", check=False) == "PONG",
+        f"Redis {node.name} on port {node.port}",
+        timeout=15,
+    )
 
 
 def stop(node: RedisNode) -> bool:
@@ -96,6 +115,16 @@ def up_cluster(bins: Binaries, nodes: list[RedisNode]) -> None:
         return
     assigned = cluster_info(bins, nodes[0].port).get("cluster_slots_assigned", "0")
     if assigned == "0":
-        run([bins.redis_cli, "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in nodes],
-             "--cluster-replicas", "0", "--cluster-yes"], timeout=60)
+        run(
+            [
+                bins.redis_cli,
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{n.port}" for n in nodes],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            timeout=60,
+        )
     wait_for(lambda: cluster_ok(bins, nodes), "the Redis Cluster to cover all 16384 slots", timeout=30, interval=0.2)

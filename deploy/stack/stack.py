@@ -87,7 +87,10 @@ class Stack:
         postgres.up_primary(bins, primary)
         postgres.enable_postgis(bins, primary)
         applied = asyncio.run(apply_migrations(primary.dsn))
-        _say(f"migrations: {len(applied)} applied" + (f" ({', '.join(f'{m.version:04d}_{m.name}' for m in applied)})" if applied else ", schema current"))
+        _say(
+            f"migrations: {len(applied)} applied"
+            + (f" ({', '.join(f'{m.version:04d}_{m.name}' for m in applied)})" if applied else ", schema current")
+        )
         _say(f"PostgreSQL streaming replica on 127.0.0.1:{replica.port}")
         postgres.up_replica(bins, primary, replica)
 
@@ -151,8 +154,10 @@ class Stack:
             _say("synchronous replication on for the new primary (the full tier runs)")
         env = self.env_vars(state)
         self.layout.env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
-        _say(f"failover done: primary 127.0.0.1:{new_primary.port}, replica 127.0.0.1:{new_replica.port} "
-             f"(streaming); endpoints in {self.layout.env_file}; restart services started with the old ones")
+        _say(
+            f"failover done: primary 127.0.0.1:{new_primary.port}, replica 127.0.0.1:{new_replica.port} "
+            f"(streaming); endpoints in {self.layout.env_file}; restart services started with the old ones"
+        )
         return env
 
     def up_full(self, *, entry_port: int | None = None, extra_env: Mapping[str, str] | None = None) -> FullTier:
@@ -217,15 +222,27 @@ class Stack:
             primary, replica = postgres.pg_nodes(state)
             rows.append(Component("postgres-primary", f"127.0.0.1:{primary.port}", primary.pid()))
             streaming = bins is not None and postgres.replica_streaming(bins, replica)
-            rows.append(Component("postgres-replica", f"127.0.0.1:{replica.port}", replica.pid(),
-                                  "streaming" if streaming else "not streaming"))
+            rows.append(
+                Component(
+                    "postgres-replica",
+                    f"127.0.0.1:{replica.port}",
+                    replica.pid(),
+                    "streaming" if streaming else "not streaming",
+                )
+            )
         redis = self._redis(state)
         rows.append(Component("redis", f"127.0.0.1:{redis.port}", redis.pid()))
         cluster = self._cluster(state)
         whole = bins is not None and all(n.running() for n in cluster) and redis_nodes.cluster_ok(bins, cluster)
         for node in cluster:
-            rows.append(Component(f"redis-{node.name}", f"127.0.0.1:{node.port}", node.pid(),
-                                  "cluster ok" if whole else "cluster not ok"))
+            rows.append(
+                Component(
+                    f"redis-{node.name}",
+                    f"127.0.0.1:{node.port}",
+                    node.pid(),
+                    "cluster ok" if whole else "cluster not ok",
+                )
+            )
         if has_full(state):
             rows += [Component(r.name, r.address, r.pid, r.detail) for r in FullTier(self.layout, state).status()]
         return rows

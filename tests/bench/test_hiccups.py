@@ -26,30 +26,52 @@ def P(name: str, ticks: int, ppid: int = 1, started: int = 0) -> hiccups.ProcCpu
 
 
 def test_the_busiest_processes_come_first_new_ones_count_from_zero_and_meters_are_left_out() -> None:
-    before = {1: P("init", 100), 2: P("postgres", 50), 3: P("meter", 0), 6: P("old", 900, started=5),
-              7: P("kworker/0:1-events", 800)}
+    before = {
+        1: P("init", 100),
+        2: P("postgres", 50),
+        3: P("meter", 0),
+        6: P("old", 900, started=5),
+        7: P("kworker/0:1-events", 800),
+    }
     # pid 6 was reused by another program meanwhile: it counts from zero. A kernel worker's
     # name changes with its work (pid 7): it is the same process.
-    after = {1: P("init", 103), 2: P("postgres", 90), 3: P("meter", 500), 4: P("new", 7), 5: P("idle", 0),
-             6: P("reused", 20, started=700), 7: P("kworker/0:1-mm_percpu_wq", 801)}
+    after = {
+        1: P("init", 103),
+        2: P("postgres", 90),
+        3: P("meter", 500),
+        4: P("new", 7),
+        5: P("idle", 0),
+        6: P("reused", 20, started=700),
+        7: P("kworker/0:1-mm_percpu_wq", 801),
+    }
     busiest = hiccups.top_consumers(before, after, exclude={3}, ticks_per_s=100, count=4)
     assert busiest == [("postgres", 2, 400.0), ("reused", 6, 200.0), ("new", 4, 70.0), ("init", 1, 30.0)]
 
 
 def test_a_family_is_a_process_and_all_its_descendants() -> None:
-    procs = {1: P("init", 0, 0), 10: P("bench", 0, 1), 11: P("server", 0, 10), 12: P("worker", 0, 11),
-             20: P("postgres", 0, 1), 21: P("backend", 0, 20)}
+    procs = {
+        1: P("init", 0, 0),
+        10: P("bench", 0, 1),
+        11: P("server", 0, 10),
+        12: P("worker", 0, 11),
+        20: P("postgres", 0, 1),
+        21: P("backend", 0, 20),
+    }
     assert hiccups.family(procs, 10) == {10, 11, 12}
 
 
 def test_others_cpu_counts_a_busy_stranger_and_not_this_process_s_own_children(tmp_path: Path) -> None:
-    busy = "import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\n" \
-           "end = time.process_time() + 0.4\nwhile time.process_time() < end: pass\ntime.sleep(2)\n"
+    busy = (
+        "import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\n"
+        "end = time.process_time() + 0.4\nwhile time.process_time() < end: pass\ntime.sleep(2)\n"
+    )
     script = tmp_path / "busy.py"
     script.write_text(busy)
     with hiccups.OthersCpu() as others:
         # A grandchild whose parent exits at once is adopted by another process: a stranger.
-        subprocess.run(["sh", "-c", f"{sys.executable} {script} {tmp_path / 'stranger'} > /dev/null 2>&1 &"], check=True)
+        subprocess.run(
+            ["sh", "-c", f"{sys.executable} {script} {tmp_path / 'stranger'} > /dev/null 2>&1 &"], check=True
+        )
         child = subprocess.Popen([sys.executable, str(script), str(tmp_path / "child")])
         time.sleep(1.2)  # both have done their work and sleep
     child.wait(10)

@@ -50,8 +50,9 @@ def test_a_kernel_without_a_steal_field_is_refused_by_name() -> None:
         (CpuTimes(100, 1000), CpuTimes(100, 1000), 0.0),  # no tick passed: nothing stolen
     ],
 )
-def test_the_share_stolen_is_steal_over_all_time_between_readings(before: CpuTimes, after: CpuTimes,
-                                                                   share: float) -> None:
+def test_the_share_stolen_is_steal_over_all_time_between_readings(
+    before: CpuTimes, after: CpuTimes, share: float
+) -> None:
     assert stolen_share(before, after) == share
 
 
@@ -77,8 +78,7 @@ def test_a_machine_without_proc_stat_gives_no_share(monkeypatch: pytest.MonkeyPa
 
 
 def test_open_loop_medians_carry_the_steal_only_when_every_run_has_it() -> None:
-    run = {"rate": 100.0, "p50_ms": 1.0, "p99_ms": 5.0, "p999_ms": 9.0, "max_ms": 12.0, "completed": 1000,
-           "errors": 0}
+    run = {"rate": 100.0, "p50_ms": 1.0, "p99_ms": 5.0, "p999_ms": 9.0, "max_ms": 12.0, "completed": 1000, "errors": 0}
     shares = [0.01, 0.30, 0.02]
     summary = bench.median_of_runs([{**run, "host_steal": s} for s in shares])
     assert summary["host_steal"] == 0.02

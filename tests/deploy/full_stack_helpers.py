@@ -66,8 +66,9 @@ def free_port(start: int) -> int:
     return port
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0,
-                     interval: float = 0.05) -> float:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0, interval: float = 0.05
+) -> float:
     """Poll ``check`` until true; return how long it took, seconds."""
     started = time.monotonic()
     deadline = started + timeout * TIMEOUT_FACTOR
@@ -110,11 +111,25 @@ class SearchLoad:
         self.out = out
         self.duration_s = duration_s
         self.command = [
-            "geo-loadgen", "search", "--url", url, "--rate", f"{SEARCH_RATE:g}", "--duration", f"{duration_s:g}s",
-            "--radius", "2000", "--timeout", "5s", "--no-progress", "--out", str(out),
+            "geo-loadgen",
+            "search",
+            "--url",
+            url,
+            "--rate",
+            f"{SEARCH_RATE:g}",
+            "--duration",
+            f"{duration_s:g}s",
+            "--radius",
+            "2000",
+            "--timeout",
+            "5s",
+            "--no-progress",
+            "--out",
+            str(out),
         ]
-        self._proc = subprocess.Popen([sys.executable, "-m", "loadgen", *self.command[1:]],
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "loadgen", *self.command[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
 
     async def result(self) -> LoadResult:
         """Wait for the run to end and read its report."""
@@ -132,7 +147,9 @@ class SearchLoad:
         return LoadResult(
             attempted=int(report["operations"]),
             failed=int(counters.get("errors", 0)),
-            statuses={k: int(v) for k, v in counters.items() if k.startswith("status_") or k in ("timeout", "connect_error")},
+            statuses={
+                k: int(v) for k, v in counters.items() if k.startswith("status_") or k in ("timeout", "connect_error")
+            },
             p99_ms=float(latency.get("p99", float("nan"))),
             max_ms=float(latency.get("max", float("nan"))),
         )

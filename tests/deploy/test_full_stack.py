@@ -68,12 +68,17 @@ def full(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullStack]:
         stack_env = Stack.env_vars(state)
         primary, replica = pg_nodes(state)
         yield FullStack(
-            stack=stack, tier=tier, bins=ensure_binaries(),
+            stack=stack,
+            tier=tier,
+            bins=ensure_binaries(),
             primary=primary,
             replica=replica,
             redis=RedisNode("standalone", stack.layout.redis_dir, state.ports["redis"]),
             settings=Settings.from_env(tier.environment(stack_env, EXTRA_ENV)),
-            stack_env=stack_env, extra_env=EXTRA_ENV, out=out, results=results,
+            stack_env=stack_env,
+            extra_env=EXTRA_ENV,
+            out=out,
+            results=results,
         )
     finally:
         discard_stack(stack, root)
@@ -85,8 +90,9 @@ def full(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullStack]:
 
 async def ws_client(full: FullStack, user_id: int) -> Client:
     token = mint_token(full.settings.jwt_secret, user_id)
-    ws = await connect(full.ws_url, additional_headers={"Authorization": f"Bearer {token}"},
-                       compression=None, open_timeout=3)
+    ws = await connect(
+        full.ws_url, additional_headers={"Authorization": f"Bearer {token}"}, compression=None, open_timeout=3
+    )
     return Client(ws, user_id)
 
 
@@ -108,9 +114,13 @@ async def test_replica_stopped_searches_answer_from_the_primary(full: FullStack)
         stopped_at = time.monotonic()
         await asyncio.sleep(1)
         # The price of synchronous replication with one standby: a write waits for it.
-        write = asyncio.create_task(http.post(
-            f"{full.entry}/v1/businesses", json={"name": "written while the replica is down", "latitude": 1.0,
-                                                 "longitude": 1.0}, headers=admin(full)))
+        write = asyncio.create_task(
+            http.post(
+                f"{full.entry}/v1/businesses",
+                json={"name": "written while the replica is down", "latitude": 1.0, "longitude": 1.0},
+                headers=admin(full),
+            )
+        )
         await asyncio.sleep(3)
         assert not write.done()
         assert await read_metric_sum(http, full, "geo_api_db_queries_total", server="primary") > primary_reads
@@ -119,8 +129,10 @@ async def test_replica_stopped_searches_answer_from_the_primary(full: FullStack)
         async with await write as resp:
             assert resp.status == 201, await resp.text()
         write_waited = time.monotonic() - stopped_at - 1
-        before = {n: await metric(http, full.instance_url(n), "geo_api_db_queries_total", server="replica-1")
-                  for n in READ_INSTANCES}
+        before = {
+            n: await metric(http, full.instance_url(n), "geo_api_db_queries_total", server="replica-1")
+            for n in READ_INSTANCES
+        }
 
         async def replica_serves() -> bool:
             for name in READ_INSTANCES:
@@ -131,14 +143,17 @@ async def test_replica_stopped_searches_answer_from_the_primary(full: FullStack)
 
         back_s = await eventually(replica_serves, "both read instances to read from the replica again", timeout=15)
         result = await load.result()
-    full.results.append({
-        "fault": "PostgreSQL replica stopped (pg_ctl stop -m fast), restarted 4 s later",
-        "searches attempted": result.attempted, "searches failed": result.failed,
-        "search latency p99 / max (ms)": f"{result.p99_ms:.1f} / {result.max_ms:.1f}",
-        "replica down for (s)": restarted_at - stopped_at,
-        "recovery: replica serving reads again after restart (s)": back_s,
-        "a write sent while the replica was down waited (s)": write_waited,
-    })
+    full.results.append(
+        {
+            "fault": "PostgreSQL replica stopped (pg_ctl stop -m fast), restarted 4 s later",
+            "searches attempted": result.attempted,
+            "searches failed": result.failed,
+            "search latency p99 / max (ms)": f"{result.p99_ms:.1f} / {result.max_ms:.1f}",
+            "replica down for (s)": restarted_at - stopped_at,
+            "recovery: replica serving reads again after restart (s)": back_s,
+            "a write sent while the replica was down waited (s)": write_waited,
+        }
+    )
     assert result.failed == 0, result
     assert result.attempted >= SEARCH_RATE * duration * 0.95
 
@@ -171,9 +186,14 @@ async def test_cache_redis_stopped_searches_answer_and_deliveries_resume(full: F
                     for frame in await bob.quiet(0.01):
                         if frame.get("type") == "error":
                             refused[frame["code"]] += 1
-                    frames = [f for f in await alice.quiet(0.1)
-                              if f.get("type") == "friend_location" and f.get("user_id") == b]
-                    if restarted_at and any(f["sent_at"] > 100 and f["updated_at"] / 1000 > wall_restart for f in frames):
+                    frames = [
+                        f
+                        for f in await alice.quiet(0.1)
+                        if f.get("type") == "friend_location" and f.get("user_id") == b
+                    ]
+                    if restarted_at and any(
+                        f["sent_at"] > 100 and f["updated_at"] / 1000 > wall_restart for f in frames
+                    ):
                         delivered_at = time.monotonic()
                         return
                 raise AssertionError("no delivery after Redis came back")
@@ -205,16 +225,19 @@ async def test_cache_redis_stopped_searches_answer_and_deliveries_resume(full: F
         finally:
             await alice.close()
             await bob.close()
-    full.results.append({
-        "fault": "cache Redis stopped (SIGTERM), restarted 3 s later",
-        "searches attempted": result.attempted, "searches failed": result.failed,
-        "search latency p99 / max (ms)": f"{result.p99_ms:.1f} / {result.max_ms:.1f}",
-        "Redis down for (s)": restarted_at - stopped_at,
-        "cache calls fast-failed by the read instances' breakers": int(rejected),
-        "location updates refused meanwhile (WS error frames)": dict(refused),
-        "recovery: WebSocket delivery after restart, same connections (s)": delivered_s,
-        "recovery: read instances using the cache again after restart (s)": cache_s,
-    })
+    full.results.append(
+        {
+            "fault": "cache Redis stopped (SIGTERM), restarted 3 s later",
+            "searches attempted": result.attempted,
+            "searches failed": result.failed,
+            "search latency p99 / max (ms)": f"{result.p99_ms:.1f} / {result.max_ms:.1f}",
+            "Redis down for (s)": restarted_at - stopped_at,
+            "cache calls fast-failed by the read instances' breakers": int(rejected),
+            "location updates refused meanwhile (WS error frames)": dict(refused),
+            "recovery: WebSocket delivery after restart, same connections (s)": delivered_s,
+            "recovery: read instances using the cache again after restart (s)": cache_s,
+        }
+    )
     assert result.failed == 0, result
     assert set(refused) <= {"unavailable"}, refused
 
@@ -265,13 +288,17 @@ async def test_ws_instance_killed_clients_reconnect_to_the_other(full: FullStack
         for client in [*clients, *fresh]:
             await client.close()
     reconnected = [s for s in outcomes if s is not None]
-    full.results.append({
-        "fault": "one WebSocket instance killed (SIGKILL), 6 clients connected through nginx",
-        "clients disconnected": len(reconnected), "clients kept": len(outcomes) - len(reconnected),
-        "reconnection handshakes failed": failed_handshakes,
-        "searches attempted": result.attempted, "searches failed": result.failed,
-        "recovery: kill to fresh init, slowest client (s)": max(reconnected) if reconnected else float("nan"),
-    })
+    full.results.append(
+        {
+            "fault": "one WebSocket instance killed (SIGKILL), 6 clients connected through nginx",
+            "clients disconnected": len(reconnected),
+            "clients kept": len(outcomes) - len(reconnected),
+            "reconnection handshakes failed": failed_handshakes,
+            "searches attempted": result.attempted,
+            "searches failed": result.failed,
+            "recovery: kill to fresh init, slowest client (s)": max(reconnected) if reconnected else float("nan"),
+        }
+    )
     await asyncio.to_thread(full.tier.up, full.bins, full.stack_env, extra_env=full.extra_env)  # ws-1 back
     assert reconnected and len(reconnected) < len(clients)
     assert max(reconnected) < 5.0, reconnected
@@ -294,8 +321,12 @@ async def test_primary_lost_replica_promoted_no_acknowledged_write_lost(full: Fu
             started = time.monotonic()
             body = {"name": f"failover {attempted}", "latitude": 45.0 + attempted / 1e4, "longitude": 7.0}
             try:
-                async with http.post(f"{full.entry}/v1/businesses", json=body, headers=admin(full),
-                                     timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                async with http.post(
+                    f"{full.entry}/v1/businesses",
+                    json=body,
+                    headers=admin(full),
+                    timeout=aiohttp.ClientTimeout(total=5),
+                ) as resp:
                     if resp.status == 201:
                         acked.append(int((await resp.json())["id"]))
                         if crashed_at is not None and started >= crashed_at and first_ok is None:
@@ -316,8 +347,13 @@ async def test_primary_lost_replica_promoted_no_acknowledged_write_lost(full: Fu
         load = SearchLoad(full.entry, 14, full.out / "failover")
         await asyncio.sleep(2)
         # A crash, not a clean shutdown: nothing more is written or sent.
-        await asyncio.to_thread(run, [full.bins.pg("pg_ctl"), "-D", full.primary.data_dir, "-m", "immediate", "stop"],
-                                as_postgres=True, timeout=60, cwd=full.primary.data_dir.parent)
+        await asyncio.to_thread(
+            run,
+            [full.bins.pg("pg_ctl"), "-D", full.primary.data_dir, "-m", "immediate", "stop"],
+            as_postgres=True,
+            timeout=60,
+            cwd=full.primary.data_dir.parent,
+        )
         crashed_at = time.monotonic()
         acked_before = len(acked)
         await asyncio.sleep(DETECTION_S)  # whoever decides to fail over takes a moment
@@ -332,13 +368,16 @@ async def test_primary_lost_replica_promoted_no_acknowledged_write_lost(full: Fu
         await asyncio.sleep(2)
         stop.set()
         await task
-        fast_failed = await metric(http, full.instance_url("api-write-1"), "geo_circuit_breaker_rejected_total",
-                                   dependency="postgres-primary")
+        fast_failed = await metric(
+            http, full.instance_url("api-write-1"), "geo_circuit_breaker_rejected_total", dependency="postgres-primary"
+        )
         result = await load.result()
         # Every acknowledged write is on the new primary and readable through nginx.
         conn = await asyncpg.connect(full.replica.dsn)
         try:
-            stored = {r["id"] for r in await conn.fetch("SELECT id FROM businesses WHERE id = any($1::bigint[])", acked)}
+            stored = {
+                r["id"] for r in await conn.fetch("SELECT id FROM businesses WHERE id = any($1::bigint[])", acked)
+            }
         finally:
             await conn.close()
         unreadable = 0
@@ -346,20 +385,25 @@ async def test_primary_lost_replica_promoted_no_acknowledged_write_lost(full: Fu
             async with http.get(f"{full.entry}/v1/businesses/{bid}") as resp:
                 unreadable += resp.status != 200
     assert first_ok is not None and crashed_at is not None
-    full.results.append({
-        "fault": f"PostgreSQL primary crashed (pg_ctl stop -m immediate), replica promoted {DETECTION_S:g} s later",
-        "writes attempted": attempted, "writes acknowledged (201)": len(acked),
-        "writes acknowledged before the crash": acked_before,
-        "writes failed": sum(failures.values()), "failures by kind": dict(failures),
-        "acknowledged writes missing after failover": len(set(acked) - stored),
-        "acknowledged writes not readable through nginx": unreadable,
-        "searches attempted": result.attempted, "searches failed": result.failed,
-        "writes fast-failed by the write instance's breaker": int(fast_failed or 0),
-        "slowest refused write (ms)": slowest_refusal * 1000,
-        "pg_ctl promote took (s)": promoted_at - promoting_at,
-        "recovery: promotion done to first acknowledged write (s)": max(0.0, first_ok - promoted_at),
-        "writes unavailable for (s): crash to first acknowledged write": first_ok - crashed_at,
-    })
+    full.results.append(
+        {
+            "fault": f"PostgreSQL primary crashed (pg_ctl stop -m immediate), replica promoted {DETECTION_S:g} s later",
+            "writes attempted": attempted,
+            "writes acknowledged (201)": len(acked),
+            "writes acknowledged before the crash": acked_before,
+            "writes failed": sum(failures.values()),
+            "failures by kind": dict(failures),
+            "acknowledged writes missing after failover": len(set(acked) - stored),
+            "acknowledged writes not readable through nginx": unreadable,
+            "searches attempted": result.attempted,
+            "searches failed": result.failed,
+            "writes fast-failed by the write instance's breaker": int(fast_failed or 0),
+            "slowest refused write (ms)": slowest_refusal * 1000,
+            "pg_ctl promote took (s)": promoted_at - promoting_at,
+            "recovery: promotion done to first acknowledged write (s)": max(0.0, first_ok - promoted_at),
+            "writes unavailable for (s): crash to first acknowledged write": first_ok - crashed_at,
+        }
+    )
     assert set(acked) == stored, sorted(set(acked) - stored)
     assert unreadable == 0
     assert set(failures) <= {"503"}, failures
@@ -382,12 +426,14 @@ async def test_failover_after_the_crash_rebuilds_the_old_primary_and_keeps_write
     assert postgres.replica_streaming(full.bins, replica)
     async with aiohttp.ClientSession() as http:
         body = {"name": "after failover", "latitude": 46.0, "longitude": 7.0}
-        async with http.post(f"{full.entry}/v1/businesses", json=body, headers=admin(full),
-                             timeout=aiohttp.ClientTimeout(total=10)) as resp:
+        async with http.post(
+            f"{full.entry}/v1/businesses", json=body, headers=admin(full), timeout=aiohttp.ClientTimeout(total=10)
+        ) as resp:
             assert resp.status == 201, await resp.text()  # a synchronous commit: the standby has it
             bid = int((await resp.json())["id"])
     conn = await asyncpg.connect(replica.dsn)
     try:
+
         async def replayed() -> bool:
             return await conn.fetchval("SELECT count(*) FROM businesses WHERE id = $1", bid) == 1
 

@@ -91,11 +91,17 @@ def _set(path: str, value: Any) -> Any:
         for key in parents:
             node = node[int(key)] if isinstance(node, list) else node[key]
         node[last] = value
+
     return mutate
 
 
 BROKEN = [
-    ("Deployment", "geo-api-read", _set("spec.template.spec.containers.0.livenessProbe.httpGet.paht", "/healthz"), "paht"),
+    (
+        "Deployment",
+        "geo-api-read",
+        _set("spec.template.spec.containers.0.livenessProbe.httpGet.paht", "/healthz"),
+        "paht",
+    ),
     ("Deployment", "geo-friends", _set("spec.replicas", "two"), "replicas"),
     ("HorizontalPodAutoscaler", "geo-api-read", _set("spec.targetCPUUtilizationPercentage", 70), "targetCPU"),
     ("Ingress", "geo-ws", _set("spec.rules.0.http.paths.0.backend.serviceName", "geo-friends"), "serviceName"),
@@ -103,14 +109,20 @@ BROKEN = [
     ("Cluster", "geo-pg", _set("spec.primaryUpdateStrategy", "automatic"), "primaryUpdateStrategy"),
     ("Cluster", "geo-pg", _set("spec.storage.sise", "1Gi"), "sise"),
     ("Cluster", "geo-pg", _set("spec.resources.requests.cpu", ["1"]), "cpu"),
-    ("RedisCluster", "geo-redis-cluster", _set("spec.kubernetesConfig.imagePullPolicy", "Sometimes"), "imagePullPolicy"),
+    (
+        "RedisCluster",
+        "geo-redis-cluster",
+        _set("spec.kubernetesConfig.imagePullPolicy", "Sometimes"),
+        "imagePullPolicy",
+    ),
     ("Redis", "geo-redis", _set("spec.kubernetesConfig", {"imagePullPolicy": "Always"}), "image"),
 ]
 
 
 @pytest.mark.parametrize(("kind", "name", "mutate", "mentions"), BROKEN, ids=[b[3] for b in BROKEN])
-def test_a_broken_object_is_rejected(rendered: dict[str, list[dict[str, Any]]], kind: str, name: str,
-                                     mutate: Any, mentions: str) -> None:
+def test_a_broken_object_is_rejected(
+    rendered: dict[str, list[dict[str, Any]]], kind: str, name: str, mutate: Any, mentions: str
+) -> None:
     obj = copy.deepcopy(by_kind(rendered["example"], kind)[name])
     validate(obj)
     mutate(obj)
@@ -167,7 +179,9 @@ def test_tiers_run_the_right_commands_with_probes_and_limits(rendered: dict[str,
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         for container in [*spec.get("initContainers", []), *spec["containers"]]:
             assert container["securityContext"] == {
-                "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
             }, name
             assert {"cpu", "memory"} <= set(container["resources"]["requests"]), name
             assert "memory" in container["resources"]["limits"], name
@@ -195,10 +209,16 @@ def test_ingress_routes_websocket_with_long_timeouts(rendered: dict[str, list[di
     assert int(ws["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 3600
     routes = {
         path["path"]: path["backend"]["service"]["name"]
-        for ingress in ingresses.values() for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]
+        for ingress in ingresses.values()
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
     }
-    assert routes == {"/v1/friends/ws": "geo-friends", "/v1/search": "geo-api-read", "/v1": "geo-edge",
-                      "/openapi.json": "geo-edge"}
+    assert routes == {
+        "/v1/friends/ws": "geo-friends",
+        "/v1/search": "geo-api-read",
+        "/v1": "geo-edge",
+        "/openapi.json": "geo-edge",
+    }
     assert {rule["host"] for i in ingresses.values() for rule in i["spec"]["rules"]} == {"geo.example.org"}
     edge = by_kind(rendered["example"], "ConfigMap")
     conf = next(c["data"]["nginx.conf"] for n, c in edge.items() if n.startswith("geo-edge-nginx"))
@@ -206,8 +226,9 @@ def test_ingress_routes_websocket_with_long_timeouts(rendered: dict[str, list[di
 
 
 @pytest.mark.parametrize("name", OVERLAYS)
-def test_containers_get_valid_settings_pointing_at_the_operators(rendered: dict[str, list[dict[str, Any]]],
-                                                                 name: str) -> None:
+def test_containers_get_valid_settings_pointing_at_the_operators(
+    rendered: dict[str, list[dict[str, Any]]], name: str
+) -> None:
     objects = rendered[name]
     cluster = by_kind(objects, "Cluster")["geo-pg"]
     assert cluster["spec"]["instances"] == 3
@@ -236,8 +257,13 @@ def test_containers_get_valid_settings_pointing_at_the_operators(rendered: dict[
 
 def hadolint(dockerfile: Path) -> list[dict[str, Any]]:
     binary = Path(sys.executable).parent / "hadolint"
-    result = subprocess.run([str(binary) if binary.is_file() else "hadolint", "--format", "json", str(dockerfile)],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [str(binary) if binary.is_file() else "hadolint", "--format", "json", str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     findings: list[dict[str, Any]] = json.loads(result.stdout or "[]")
     assert (result.returncode == 0) == (not findings), result.stderr
     return findings
@@ -328,8 +354,16 @@ def _defaults(value: str) -> str:
 def test_compose_runs_the_full_stack_topology() -> None:
     services = compose()["services"]
     replicas = {name: s.get("deploy", {}).get("replicas", 1) for name, s in services.items() if "profiles" not in s}
-    assert replicas == {"pg-primary": 1, "pg-replica": 1, "redis": 1, "migrate": 1, "geo-api-read": 2,
-                        "geo-api-write": 1, "geo-friends": 2, "nginx": 1}
+    assert replicas == {
+        "pg-primary": 1,
+        "pg-replica": 1,
+        "redis": 1,
+        "migrate": 1,
+        "geo-api-read": 2,
+        "geo-api-write": 1,
+        "geo-friends": 2,
+        "nginx": 1,
+    }
     assert services["geo-api-read"]["command"] == ["geo-api", "--role", "read"]
     assert services["geo-api-write"]["command"] == ["geo-api", "--role", "write"]
     assert services["geo-friends"]["healthcheck"]["test"][-1] == "http://127.0.0.1:8081/healthz"
@@ -352,12 +386,19 @@ def test_compose_runs_the_full_stack_topology() -> None:
 def test_nginx_accepts_the_configs(tmp_path: Path, conf: Path) -> None:
     # Service names resolve only in their network: point them at loopback for the syntax check.
     (tmp_path / "site.conf").write_text(re.sub(r"server [\w-]+:(\d+)", r"server 127.0.0.1:\1", conf.read_text()))
-    temp = " ".join(f"{kind}_temp_path {tmp_path}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = " ".join(
+        f"{kind}_temp_path {tmp_path}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     (tmp_path / "main.conf").write_text(
         f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; events {{}}\n"
         f"http {{ access_log off; {temp} include {tmp_path}/site.conf; }}\n"
     )
     nginx = ensure_nginx()  # the project's set-up installs it when missing, as for the full stack
-    result = subprocess.run([str(nginx), "-t", "-q", "-p", str(tmp_path), "-c", str(tmp_path / "main.conf")],
-                            capture_output=True, text=True, timeout=30, check=False)
+    result = subprocess.run(
+        [str(nginx), "-t", "-q", "-p", str(tmp_path), "-c", str(tmp_path / "main.conf")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr

@@ -28,41 +28,50 @@ def files(tmp_path: Path) -> NginxFiles:
 
 
 def test_config_routes_by_method_and_never_retries_writes(tmp_path: Path) -> None:
-    text = render_config(listen="127.0.0.1:8000", files=files(tmp_path), worker_user="root",
-                         pools=Pools(read=("127.0.0.1:1", "127.0.0.1:2"), write=("127.0.0.1:3",),
-                                     ws=("127.0.0.1:4", "127.0.0.1:5")))
+    text = render_config(
+        listen="127.0.0.1:8000",
+        files=files(tmp_path),
+        worker_user="root",
+        pools=Pools(read=("127.0.0.1:1", "127.0.0.1:2"), write=("127.0.0.1:3",), ws=("127.0.0.1:4", "127.0.0.1:5")),
+    )
     assert "listen 127.0.0.1:8000;" in text and "daemon off;" in text and "user root;" in text
     assert text.count("max_fails=2 fail_timeout=5s") == 5
-    read = text[text.index("location / {"):text.index("location @write")]
-    write = text[text.index("location @write"):text.index("location @unavailable")]
-    ws = text[text.index("location = /v1/friends/ws"):text.index("location / {")]
+    read = text[text.index("location / {") : text.index("location @write")]
+    write = text[text.index("location @write") : text.index("location @unavailable")]
+    ws = text[text.index("location = /v1/friends/ws") : text.index("location / {")]
     assert "proxy_pass http://geo_read;" in read and "proxy_next_upstream error timeout http_502 http_503;" in read
     assert "if ($request_method !~ ^(GET|HEAD)$)" in read
     assert "proxy_pass http://geo_write;" in write and "proxy_next_upstream off;" in write
     assert "non_idempotent" not in text
     assert "proxy_set_header Upgrade $http_upgrade;" in ws and "proxy_read_timeout 3600s;" in ws
-    assert "least_conn;" in text[text.index("upstream geo_ws"):]
+    assert "least_conn;" in text[text.index("upstream geo_ws") :]
     assert str(tmp_path / "nginx" / "nginx.pid") in text
 
 
 def test_user_directive_is_left_out_unless_asked(tmp_path: Path) -> None:
-    text = render_config(listen="127.0.0.1:1", files=files(tmp_path),
-                         pools=Pools(read=("a:1",), write=("b:1",), ws=("c:1",)))
+    text = render_config(
+        listen="127.0.0.1:1", files=files(tmp_path), pools=Pools(read=("a:1",), write=("b:1",), ws=("c:1",))
+    )
     assert "\nuser " not in text
 
 
-def test_a_relative_stack_folder_gives_nginx_a_configuration_it_finds(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_relative_stack_folder_gives_nginx_a_configuration_it_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``make run-full`` passes the default folder, ``.stack``, relative to the repository."""
     monkeypatch.chdir(tmp_path)
     layout = Layout(Path(".stack"))
     assert layout.root == tmp_path / ".stack"
     where = NginxFiles(layout.root / "full" / "nginx")
     where.temp.mkdir(parents=True)
-    where.conf.write_text(render_config(
-        listen="127.0.0.1:1", files=where, worker_user="root" if is_root() else None,
-        pools=Pools(read=("127.0.0.1:2",), write=("127.0.0.1:3",), ws=("127.0.0.1:4",)),
-    ))
+    where.conf.write_text(
+        render_config(
+            listen="127.0.0.1:1",
+            files=where,
+            worker_user="root" if is_root() else None,
+            pools=Pools(read=("127.0.0.1:2",), write=("127.0.0.1:3",), ws=("127.0.0.1:4",)),
+        )
+    )
     checked = subprocess.run([*command(ensure_nginx(), where), "-t"], capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stderr
 
@@ -133,11 +142,18 @@ async def routed(tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, Upstream]
     where = files(tmp_path)
     where.temp.mkdir(parents=True)
     port = free_port()
-    where.conf.write_text(render_config(
-        listen=f"127.0.0.1:{port}", files=where, worker_user="root" if is_root() else None,
-        pools=Pools(read=(ups["read-1"].address, ups["read-2"].address),
-                    write=(ups["write-1"].address, ups["write-2"].address), ws=(ups["ws-1"].address,)),
-    ))
+    where.conf.write_text(
+        render_config(
+            listen=f"127.0.0.1:{port}",
+            files=where,
+            worker_user="root" if is_root() else None,
+            pools=Pools(
+                read=(ups["read-1"].address, ups["read-2"].address),
+                write=(ups["write-1"].address, ups["write-2"].address),
+                ws=(ups["ws-1"].address,),
+            ),
+        )
+    )
     proc = subprocess.Popen(command(ensure_nginx(), where))
     url = f"http://127.0.0.1:{port}"
     try:

@@ -50,11 +50,15 @@ async def exported(settings: Settings) -> AsyncIterator[dict[str, set[str]]]:
     found: dict[str, set[str]] = {}
     try:
         async with aiohttp.ClientSession() as http:
-            async with http.get(api.make_url("/v1/search/nearby"), params={"latitude": "48.85", "longitude": "2.35"}) as r:
+            async with http.get(
+                api.make_url("/v1/search/nearby"), params={"latitude": "48.85", "longitude": "2.35"}
+            ) as r:
                 assert r.status == 200
             # One bad frame on the WebSocket tier, so its error counter has a sample.
             token = mint_token(settings.jwt_secret, 4_242_424)
-            async with http.ws_connect(ws.make_url("/v1/friends/ws"), headers={"Authorization": f"Bearer {token}"}) as sock:
+            async with http.ws_connect(
+                ws.make_url("/v1/friends/ws"), headers={"Authorization": f"Bearer {token}"}
+            ) as sock:
                 await sock.send_str("not json")
                 assert (await sock.receive_json(timeout=10))["type"] == "error"
             for server in (api, ws):
@@ -100,10 +104,18 @@ async def test_dashboard_uses_only_exported_metrics(exported: dict[str, set[str]
     assert unknown_metrics(exprs, exported) == []
     used = {m for e in exprs for m in re.findall(r"geo_\w+", e)}
     # The panels the dashboard promises, by the metric behind each.
-    assert {"geo_api_request_duration_seconds_bucket", "geo_api_requests_total", "geo_friends_deliveries_total",
-            "geo_friends_sessions", "geo_api_replica_replay_lag_seconds", "geo_api_cache_lookups_total",
-            "geo_circuit_breaker_state"} <= used
-    broken = [e.replace("geo_api_requests_total", "geo_api_requests") for e in exprs] + ['geo_friends_sessions{route="x"}']
+    assert {
+        "geo_api_request_duration_seconds_bucket",
+        "geo_api_requests_total",
+        "geo_friends_deliveries_total",
+        "geo_friends_sessions",
+        "geo_api_replica_replay_lag_seconds",
+        "geo_api_cache_lookups_total",
+        "geo_circuit_breaker_state",
+    } <= used
+    broken = [e.replace("geo_api_requests_total", "geo_api_requests") for e in exprs] + [
+        'geo_friends_sessions{route="x"}'
+    ]
     problems = unknown_metrics(broken, exported)
     assert any("geo_api_requests is not exported" in p for p in problems)
     assert any("geo_friends_sessions has no label route" in p for p in problems)
@@ -160,15 +172,26 @@ def relabel(labels: dict[str, str], rules: list[dict[str, Any]]) -> dict[str, st
 
 def _pod_target(deployment: dict[str, Any], namespace: str) -> dict[str, str]:
     """The discovery labels kubernetes_sd (role pod) gives one port of a Deployment's pod."""
+
     def safe(name: str) -> str:
         return re.sub(r"[^a-zA-Z0-9_]", "_", name)
+
     template = deployment["spec"]["template"]
     port = template["spec"]["containers"][0]["ports"][0]["containerPort"]
-    target = {"__address__": f"10.0.0.7:{port}", "__metrics_path__": "/metrics", "__meta_kubernetes_namespace": namespace,
-              "__meta_kubernetes_pod_name": f"{deployment['metadata']['name']}-abc12", "__meta_kubernetes_pod_phase": "Running"}
+    target = {
+        "__address__": f"10.0.0.7:{port}",
+        "__metrics_path__": "/metrics",
+        "__meta_kubernetes_namespace": namespace,
+        "__meta_kubernetes_pod_name": f"{deployment['metadata']['name']}-abc12",
+        "__meta_kubernetes_pod_phase": "Running",
+    }
     target.update({f"__meta_kubernetes_pod_label_{safe(k)}": v for k, v in template["metadata"]["labels"].items()})
-    target.update({f"__meta_kubernetes_pod_annotation_{safe(k)}": v
-                   for k, v in template["metadata"].get("annotations", {}).items()})
+    target.update(
+        {
+            f"__meta_kubernetes_pod_annotation_{safe(k)}": v
+            for k, v in template["metadata"].get("annotations", {}).items()
+        }
+    )
     return target
 
 

@@ -238,8 +238,10 @@ def test_metrics_show_state_rejections_and_openings() -> None:
     broken.name = "broken"
     fail(broken)
     broken.allow()
-    families = {m.name: {s.labels["dependency"]: s.value for s in m.samples if not s.name.endswith("_created")}
-                for m in breaker_metrics([closed, broken])}
+    families = {
+        m.name: {s.labels["dependency"]: s.value for s in m.samples if not s.name.endswith("_created")}
+        for m in breaker_metrics([closed, broken])
+    }
     assert families["geo_circuit_breaker_state"] == {"dep": 0.0, "broken": 2.0}
     assert families["geo_circuit_breaker_rejected"] == {"dep": 0.0, "broken": 1.0}
     assert families["geo_circuit_breaker_opened"] == {"dep": 0.0, "broken": 1.0}
@@ -266,8 +268,9 @@ Op = tuple[str, float]
 @settings(max_examples=300, deadline=None)
 @given(
     failures=st.integers(1, 4),
-    ops=st.lists(st.tuples(st.sampled_from(["ok", "fail", "cancel", "wait"]), st.sampled_from([0.0, 0.5, 1.0, 2.5])),
-                 max_size=60),
+    ops=st.lists(
+        st.tuples(st.sampled_from(["ok", "fail", "cancel", "wait"]), st.sampled_from([0.0, 0.5, 1.0, 2.5])), max_size=60
+    ),
 )
 def test_matches_the_model(failures: int, ops: list[Op]) -> None:
     reset_s = 1.0
@@ -287,7 +290,9 @@ def test_matches_the_model(failures: int, ops: list[Op]) -> None:
         return True
 
     outcomes: dict[str, Callable[[Permit], None]] = {
-        "ok": breaker.success, "fail": breaker.failure, "cancel": breaker.release,
+        "ok": breaker.success,
+        "fail": breaker.failure,
+        "cancel": breaker.release,
     }
     for kind, dt in ops:
         clock.now += dt

@@ -9,4 +9,6 @@ from geo_common.settings import settings_table
 
 def test_readme_lists_the_current_settings() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert settings_table() in readme, "regenerate the table: python -c 'from geo_common.settings import settings_table; print(settings_table())'"
+    assert settings_table() in readme, (
+        "regenerate the table: python -c 'from geo_common.settings import settings_table; print(settings_table())'"
+    )

@@ -18,14 +18,16 @@ def test_defaults_are_local() -> None:
 
 
 def test_values_are_parsed_to_their_types() -> None:
-    s = Settings.from_env({
-        "GEO_API_PORT": " 9000 ",
-        "GEO_PG_REPLICAS": "postgresql://a@h1:5433/geo, postgresql://a@h2:5434/geo",
-        "GEO_REDIS_CLUSTER": "127.0.0.1:7000,127.0.0.1:7001",
-        "GEO_MAX_RADIUS_M": "25000",
-        "GEO_DEV": "yes",
-        "GEO_LOG_LEVEL": "DEBUG",
-    })
+    s = Settings.from_env(
+        {
+            "GEO_API_PORT": " 9000 ",
+            "GEO_PG_REPLICAS": "postgresql://a@h1:5433/geo, postgresql://a@h2:5434/geo",
+            "GEO_REDIS_CLUSTER": "127.0.0.1:7000,127.0.0.1:7001",
+            "GEO_MAX_RADIUS_M": "25000",
+            "GEO_DEV": "yes",
+            "GEO_LOG_LEVEL": "DEBUG",
+        }
+    )
     assert s.api_port == 9000
     assert s.pg_replicas == ("postgresql://a@h1:5433/geo", "postgresql://a@h2:5434/geo")
     assert s.redis_cluster == ("127.0.0.1:7000", "127.0.0.1:7001")

@@ -22,7 +22,9 @@ from geo_common.settings import read_env_file
 def geo_stack(stack_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "deploy.stack.cli", "--dir", str(stack_dir), *args],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -173,8 +175,10 @@ def test_failover_swaps_roles_rebuilds_the_old_primary_and_loses_no_row(stack_di
     env = read_env_file(stack_dir / "env")
     assert (_port(env["GEO_PG_PRIMARY"]), _port(env["GEO_PG_REPLICAS"])) == (_port(first_primary), _port(first_replica))
     assert _sql(env["GEO_PG_PRIMARY"], "SELECT count(*) FROM failover_rows") == 102
-    _eventually(lambda: _sql(env["GEO_PG_REPLICAS"], "SELECT count(*) FROM failover_rows") == 102,
-                "the rebuilt replica to replay")
+    _eventually(
+        lambda: _sql(env["GEO_PG_REPLICAS"], "SELECT count(*) FROM failover_rows") == 102,
+        "the rebuilt replica to replay",
+    )
     assert geo_stack(stack_dir, "up").returncode == 0  # and `up` is happy again
 
 

@@ -73,7 +73,10 @@ def test_geo_token_cli_prints_a_verifiable_token() -> None:
     env = {"GEO_JWT_SECRET": SECRET, "PATH": "", "GEO_ENV_FILE": "/nonexistent"}
     out = subprocess.run(
         [sys.executable, "-m", "geo_common.token_cli", "31", "--role", "admin"],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     assert verify_token(SECRET, out.stdout.strip()) == Identity(31, Role.ADMIN)
 
@@ -81,7 +84,9 @@ def test_geo_token_cli_prints_a_verifiable_token() -> None:
 @pytest.mark.parametrize("argv", [["0"], ["x"], ["3", "--role", "root"], ["3", "--ttl", "0"]])
 def test_geo_token_cli_rejects_bad_arguments(argv: list[str]) -> None:
     env = {"GEO_JWT_SECRET": SECRET, "PATH": "", "GEO_ENV_FILE": "/nonexistent"}
-    proc = subprocess.run([sys.executable, "-m", "geo_common.token_cli", *argv], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "geo_common.token_cli", *argv], capture_output=True, text=True, env=env
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.strip()

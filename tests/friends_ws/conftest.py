@@ -23,8 +23,14 @@ ServerFactory = Callable[..., Awaitable[Server]]
 def ws_settings(settings: Settings) -> Settings:
     """The session's settings with timers short enough for tests."""
     return replace(
-        settings, ws_ping_interval_s=5.0, history_flush_ms=50, history_flush_rows=500,
-        ws_max_updates_per_s=50.0, pubsub_probe_s=2.0, friend_radius_m=8047.0, friend_hysteresis_m=200.0,
+        settings,
+        ws_ping_interval_s=5.0,
+        history_flush_ms=50,
+        history_flush_rows=500,
+        ws_max_updates_per_s=50.0,
+        pubsub_probe_s=2.0,
+        friend_radius_m=8047.0,
+        friend_hysteresis_m=200.0,
     )
 
 
@@ -75,6 +81,7 @@ def befriend(primary: asyncpg.Connection, settings: Settings) -> Callable[..., A
 
     Sessions read friend lists from a replica, so this waits until every replica has them.
     """
+
     async def make(*pairs: tuple[int, int]) -> None:
         for a, b in pairs:
             await friends_db.add_friendship(primary, a, b)
@@ -96,12 +103,15 @@ Pair = tuple[int, int, Client, Client]
 
 
 @pytest.fixture
-def in_view(connect: Callable[..., Awaitable[Client]], befriend: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[Pair]]:
+def in_view(
+    connect: Callable[..., Awaitable[Client]], befriend: Callable[..., Awaitable[None]]
+) -> Callable[..., Awaitable[Pair]]:
     """``await in_view(server)``: two new friends, Alice at SF and Bob at NEAR (1.4 km away),
     both connected to ``server``, Alice has her ``init`` and Bob's first ``friend_location``.
 
     Returns (a, b, alice, bob).
     """
+
     async def make(server: Server) -> Pair:
         a, b = new_user(), new_user()
         await befriend((a, b))
@@ -119,6 +129,7 @@ def in_view(connect: Callable[..., Awaitable[Client]], befriend: Callable[..., A
 def online(connect: Callable[..., Awaitable[Client]]) -> Callable[..., Awaitable[Pair]]:
     """``await online(one, two)``: two new users who are not friends yet, Alice at SF on server
     ``one`` and Bob at NEAR on server ``two``, each with their ``init``. Returns (a, b, alice, bob)."""
+
     async def make(one: Server, two: Server) -> Pair:
         a, b = new_user(), new_user()
         alice, bob = await connect(one, a), await connect(two, b)

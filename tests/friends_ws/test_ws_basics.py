@@ -9,7 +9,6 @@ from geo_index import haversine_m
 from tests.friends_ws.ws_helpers import NEAR, SF, new_user
 
 
-
 async def test_two_friends_see_each_other(servers, connect, befriend) -> None:  # type: ignore[no-untyped-def]
     server = await servers()
     a, b = new_user(), new_user()
@@ -17,7 +16,12 @@ async def test_two_friends_see_each_other(servers, connect, befriend) -> None:  
     alice, bob = await connect(server, a), await connect(server, b)
     await alice.location(*SF)
     init = await alice.expect("init")
-    assert init == {"type": "init", "radius_m": 8047.0, "friends": [], "sharing": {"enabled": True, "precision": "exact"}}
+    assert init == {
+        "type": "init",
+        "radius_m": 8047.0,
+        "friends": [],
+        "sharing": {"enabled": True, "precision": "exact"},
+    }
     await bob.location(*NEAR, timestamp=1_763_890_000_123)
     bob_init = await bob.expect("init")
     assert [f["user_id"] for f in bob_init["friends"]] == [a]
@@ -121,8 +125,13 @@ async def test_the_handshake_refuses_bad_tokens(servers, ws_settings) -> None:  
     server = await servers()
     expired = mint_token(ws_settings.jwt_secret, 5, ttl_s=60, now=0)
     forged = mint_token("another-secret-that-is-long-enough-0123456789", 5)
-    for headers, query in [({}, ""), ({"Authorization": "Basic abc"}, ""), ({"Authorization": f"Bearer {expired}"}, ""),
-                           ({"Authorization": f"Bearer {forged}"}, ""), ({}, "?token=garbage")]:
+    for headers, query in [
+        ({}, ""),
+        ({"Authorization": "Basic abc"}, ""),
+        ({"Authorization": f"Bearer {expired}"}, ""),
+        ({"Authorization": f"Bearer {forged}"}, ""),
+        ({}, "?token=garbage"),
+    ]:
         with pytest.raises(websockets.InvalidStatus) as info:
             await websockets.connect(server.url + query, additional_headers=headers)
         assert info.value.response.status_code == 401

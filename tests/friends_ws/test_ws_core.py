@@ -37,7 +37,8 @@ def parse(data: str | bytes) -> object:
 def test_a_location_with_and_without_a_timestamp() -> None:
     assert parse('{"type":"location","latitude":37.77,"longitude":-122.42}') == LocationUpdate(37.77, -122.42, None)
     assert parse(b'{"type":"location","latitude":0,"longitude":180,"timestamp":1763890000123}') == LocationUpdate(
-        0.0, 180.0, 1763890000123)
+        0.0, 180.0, 1763890000123
+    )
 
 
 def test_settings_and_sharing() -> None:
@@ -80,17 +81,28 @@ def test_bad_frames_name_what_is_wrong(frame: str, code: str) -> None:
 def test_server_frames() -> None:
     friend = FriendPosition(7, 51.5, -0.12, 1234.5678, 1763890000000, 1763889999000)
     assert orjson.loads(encode_init(8047.0, [friend], False, "coarse")) == {
-        "type": "init", "radius_m": 8047.0,
-        "friends": [{"user_id": 7, "latitude": 51.5, "longitude": -0.12, "distance_m": 1234.6, "updated_at": 1763890000000}],
+        "type": "init",
+        "radius_m": 8047.0,
+        "friends": [
+            {"user_id": 7, "latitude": 51.5, "longitude": -0.12, "distance_m": 1234.6, "updated_at": 1763890000000}
+        ],
         "sharing": {"enabled": False, "precision": "coarse"},
     }
     assert orjson.loads(encode_friend_location(friend)) == {
-        "type": "friend_location", "user_id": 7, "latitude": 51.5, "longitude": -0.12, "distance_m": 1234.6,
-        "updated_at": 1763890000000, "sent_at": 1763889999000,
+        "type": "friend_location",
+        "user_id": 7,
+        "latitude": 51.5,
+        "longitude": -0.12,
+        "distance_m": 1234.6,
+        "updated_at": 1763890000000,
+        "sent_at": 1763889999000,
     }
     assert orjson.loads(encode_friend_left(7, "expired")) == {"type": "friend_left", "user_id": 7, "reason": "expired"}
     assert orjson.loads(encode_error("rate_limited", "slow down")) == {
-        "type": "error", "code": "rate_limited", "detail": "slow down"}
+        "type": "error",
+        "code": "rate_limited",
+        "detail": "slow down",
+    }
 
 
 # --- the view and its hysteresis -------------------------------------------------------------
@@ -203,7 +215,8 @@ def test_the_frame_pattern_completes_to_the_encoded_frame() -> None:
         pattern = friend_location_pattern(7, 51.5, -0.12, 1_763_890_000_000, sent_at)
         for distance in (0.0, 0.04, 1234.5678, 80_467.0):
             assert complete_friend_location(pattern, distance) == encode_friend_location(
-                FriendPosition(7, 51.5, -0.12, distance, 1_763_890_000_000, sent_at))
+                FriendPosition(7, 51.5, -0.12, distance, 1_763_890_000_000, sent_at)
+            )
 
 
 @given(st.lists(st.tuples(st.sampled_from(["add", "remove", "near", "far", "drop"]), st.integers(0, 30)), max_size=80))

@@ -20,7 +20,6 @@ from location_api.app import create_app
 from tests.friends_ws.ws_helpers import SF, new_user
 
 
-
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[str]:
     server = TestServer(create_app(replace(settings, api_role="all")), host="127.0.0.1")
@@ -48,8 +47,9 @@ async def test_friends_added_and_removed_while_both_are_online(api, servers, onl
         await alice.expect("friend_location", user_id=b)
         async with http.post(f"{api}/v1/users/{a}/friends/{b}", headers=auth(settings, a)) as resp:
             assert resp.status == 200 and (await resp.json())["created"] is False
-        async with http.get(f"{api}/v1/users/{b}/friends",
-                            headers={**auth(settings, b), "X-Consistency-Token": token}) as resp:
+        async with http.get(
+            f"{api}/v1/users/{b}/friends", headers={**auth(settings, b), "X-Consistency-Token": token}
+        ) as resp:
             assert resp.status == 200
             assert [f["user_id"] for f in (await resp.json())["friends"]] == [a]  # mutual
         async with http.delete(f"{api}/v1/users/{b}/friends/{a}", headers=auth(settings, b)) as resp:
@@ -101,7 +101,6 @@ async def test_erasing_locations_deletes_history_and_cache(api, servers, connect
     assert (await fresh.expect("init"))["friends"] == []
 
 
-
 async def test_redis_down_friendship_writes_are_kept_and_answer_503_then_fail_fast(settings: Settings) -> None:
     import socket
     import time
@@ -111,8 +110,15 @@ async def test_redis_down_friendship_writes_are_kept_and_answer_503_then_fail_fa
     with socket.socket() as s:  # a loopback port nothing listens on
         s.bind(("127.0.0.1", 0))
         dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
-    down = replace(settings, api_role="all", redis_url=dead, pubsub_backend="redis", regions=(),
-                   breaker_failures=2, breaker_reset_s=30.0)
+    down = replace(
+        settings,
+        api_role="all",
+        redis_url=dead,
+        pubsub_backend="redis",
+        regions=(),
+        breaker_failures=2,
+        breaker_reset_s=30.0,
+    )
     server = TestServer(create_app(down), host="127.0.0.1")
     await server.start_server()
     api = str(server.make_url("")).rstrip("/")

@@ -56,11 +56,14 @@ async def test_rows_are_flushed_by_count_and_by_time(servers, connect, ws_settin
 async def test_purge_deletes_only_rows_past_retention(settings, primary) -> None:  # type: ignore[no-untyped-def]
     user = new_user()
     now = dt.datetime.now(dt.timezone.utc)
-    await friends_db.insert_history(primary, [
-        friends_db.HistoryRow(user, 1.0, 1.0, now - dt.timedelta(days=40)),
-        friends_db.HistoryRow(user, 2.0, 2.0, now - dt.timedelta(days=31)),
-        friends_db.HistoryRow(user, 3.0, 3.0, now - dt.timedelta(days=1)),
-    ])
+    await friends_db.insert_history(
+        primary,
+        [
+            friends_db.HistoryRow(user, 1.0, 1.0, now - dt.timedelta(days=40)),
+            friends_db.HistoryRow(user, 2.0, 2.0, now - dt.timedelta(days=31)),
+            friends_db.HistoryRow(user, 3.0, 3.0, now - dt.timedelta(days=1)),
+        ],
+    )
     deleted = await purge(settings, days=30, now=now)
     assert deleted >= 2  # other tests' rows are recent
     assert [r.latitude for r in await friends_db.history_of(primary, user)] == [3.0]

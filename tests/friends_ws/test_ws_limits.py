@@ -74,10 +74,12 @@ async def test_a_connection_that_stops_answering_pings_is_closed(servers, ws_set
     try:
         token = mint_token(ws_settings.jwt_secret, new_user())
         key = base64.b64encode(os.urandom(16)).decode()
-        writer.write((
-            f"GET /v1/friends/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
-        ).encode())
+        writer.write(
+            (
+                f"GET /v1/friends/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+            ).encode()
+        )
         status = await reader.readline()
         assert b" 101 " in status
         hub = server.hub

@@ -47,8 +47,9 @@ async def test_deliveries_resume_after_redis_restarts(servers, connect, befriend
 async def test_adding_a_ring_node_loses_no_delivery(servers, connect, befriend, throwaway_redis) -> None:  # type: ignore[no-untyped-def]
     first = [url(await throwaway_redis()) for _ in range(2)]
     extra = url(await throwaway_redis())
-    options = dict(pubsub_backend="ring", pubsub_ring=tuple(first), pubsub_ring_handoff_s=0.3,
-                   ws_max_updates_per_s=1000.0)
+    options = dict(
+        pubsub_backend="ring", pubsub_ring=tuple(first), pubsub_ring_handoff_s=0.3, ws_max_updates_per_s=1000.0
+    )
     one, two = await servers(**options), await servers(**options)
     pairs = [(new_user(), new_user()) for _ in range(6)]
     await befriend(*pairs)
@@ -74,8 +75,9 @@ async def test_adding_a_ring_node_loses_no_delivery(servers, connect, befriend, 
 
     task = asyncio.create_task(move())
     await asyncio.sleep(0.1)
-    moved = await asyncio.gather(one.hub.set_ring("default", [*first, extra]),
-                                 two.hub.set_ring("default", [*first, extra]))
+    moved = await asyncio.gather(
+        one.hub.set_ring("default", [*first, extra]), two.hub.set_ring("default", [*first, extra])
+    )
     await asyncio.sleep(0.1)
     stop.set()
     await task
@@ -90,10 +92,14 @@ async def test_adding_a_ring_node_loses_no_delivery(servers, connect, befriend, 
 
 async def test_friends_in_two_regions_see_each_other(servers, connect, befriend, ws_settings) -> None:  # type: ignore[no-untyped-def]
     # West of Greenwich on the standalone Redis; east of it on the Redis Cluster.
-    regions = parse_regions(json.dumps({
-        "west": {"boxes": [[-90, -180, 90, 0]], "pubsub": {"backend": "redis"}},
-        "east": {"boxes": [[-90, 0, 90, 180]], "pubsub": {"backend": "cluster"}},
-    }))
+    regions = parse_regions(
+        json.dumps(
+            {
+                "west": {"boxes": [[-90, -180, 90, 0]], "pubsub": {"backend": "redis"}},
+                "east": {"boxes": [[-90, 0, 90, 180]], "pubsub": {"backend": "cluster"}},
+            }
+        )
+    )
     one, two = await servers(regions=regions), await servers(regions=regions)
     a, b = new_user(), new_user()
     await befriend((a, b))

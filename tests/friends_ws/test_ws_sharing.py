@@ -13,7 +13,6 @@ from geo_common.presence import FriendAdded, FriendRemoved, location_key
 from tests.friends_ws.ws_helpers import NEAR, SF, new_user
 
 
-
 async def test_sharing_off_hides_the_user_and_on_shows_them_again(servers, connect, in_view, ws_settings) -> None:  # type: ignore[no-untyped-def]
     server = await servers()
     a, b, alice, bob = await in_view(server)

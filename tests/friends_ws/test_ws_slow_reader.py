@@ -42,8 +42,8 @@ class Transport:
         # Unmasked server text frames with short payloads: 0x81, length, payload.
         while data:
             assert data[0] == 0x81 and data[1] < 126
-            self.frames.append(orjson.loads(data[2:2 + data[1]]))
-            data = data[2 + data[1]:]
+            self.frames.append(orjson.loads(data[2 : 2 + data[1]]))
+            data = data[2 + data[1] :]
 
 
 class Socket:
@@ -61,8 +61,9 @@ def make_session(settings: Settings, queue_size: int) -> tuple[Session, Socket, 
     regions = RegionMap.from_settings(settings)
     cache = LocationCache(regions, namespace=settings.redis_namespace, ttl_s=60)
     hub = Hub(regions, cache=cache, namespace=settings.redis_namespace, ttl_s=60, max_updates_per_s=10)
-    config = SessionConfig(radius_m=10_000, min_radius_m=100, max_radius_m=50_000, margin_m=0,
-                           queue_size=queue_size, max_updates_per_s=10)
+    config = SessionConfig(
+        radius_m=10_000, min_radius_m=100, max_radius_m=50_000, margin_m=0, queue_size=queue_size, max_updates_per_s=10
+    )
     services = Services(hub, cache, None, None, config)  # type: ignore[arg-type]
     socket, transport = Socket(), Transport()
     session = Session(services, socket, transport, user_id=1)  # type: ignore[arg-type]

@@ -93,7 +93,9 @@ class Client:
         self.frames.append(frame)
         return frame
 
-    async def expect(self, predicate: Callable[[dict[str, Any]], bool] | str, timeout: float = WAIT, **fields: Any) -> dict[str, Any]:
+    async def expect(
+        self, predicate: Callable[[dict[str, Any]], bool] | str, timeout: float = WAIT, **fields: Any
+    ) -> dict[str, Any]:
         """The next frame (not returned before) that matches: a type name plus field values, or a predicate."""
         if isinstance(predicate, str):
             kind = predicate
@@ -111,7 +113,9 @@ class Client:
             try:
                 await self._read(left)
             except TimeoutError:
-                raise AssertionError(f"user {self.user_id}: no matching frame within {timeout} s; got {self.frames}") from None
+                raise AssertionError(
+                    f"user {self.user_id}: no matching frame within {timeout} s; got {self.frames}"
+                ) from None
 
     async def quiet(self, seconds: float = 0.3) -> list[dict[str, Any]]:
         """Whatever arrives within ``seconds`` (to check that nothing does)."""
@@ -121,7 +125,7 @@ class Client:
                 await self._read(left)
             except TimeoutError:
                 break
-        new = self.frames[self._seen:]
+        new = self.frames[self._seen :]
         self._seen = len(self.frames)
         return new
 
@@ -134,6 +138,7 @@ async def connect_user(server: Server, settings: Settings, user_id: int, *, via_
     if via_query:
         ws = await connect(f"{server.url}?token={token}", compression=None, open_timeout=WAIT)
     else:
-        ws = await connect(server.url, additional_headers={"Authorization": f"Bearer {token}"},
-                           compression=None, open_timeout=WAIT)
+        ws = await connect(
+            server.url, additional_headers={"Authorization": f"Bearer {token}"}, compression=None, open_timeout=WAIT
+        )
     return Client(ws, user_id)

@@ -24,7 +24,9 @@ def test_the_oracle_is_a_plain_scan() -> None:
 @pytest.mark.parametrize("name", list(INDEXES))
 @settings(max_examples=MAX_EXAMPLES, deadline=None)
 @given(scene=scenes(), limit=st.one_of(st.none(), st.integers(1, 5)), use_bulk=st.booleans())
-def test_within_matches_brute_force(name: str, scene: tuple[tuple[float, float], float, list[tuple[float, float]]], limit: int | None, use_bulk: bool) -> None:
+def test_within_matches_brute_force(
+    name: str, scene: tuple[tuple[float, float], float, list[tuple[float, float]]], limit: int | None, use_bulk: bool
+) -> None:
     (qlat, qlon), radius, points = scene
     idx = INDEXES[name]()
     if use_bulk:
@@ -42,7 +44,9 @@ def test_within_matches_brute_force(name: str, scene: tuple[tuple[float, float],
 @pytest.mark.parametrize("name", list(INDEXES))
 @settings(max_examples=MAX_EXAMPLES, deadline=None)
 @given(scene=scenes(), k=st.integers(1, 8), capped=st.booleans())
-def test_nearest_matches_brute_force(name: str, scene: tuple[tuple[float, float], float, list[tuple[float, float]]], k: int, capped: bool) -> None:
+def test_nearest_matches_brute_force(
+    name: str, scene: tuple[tuple[float, float], float, list[tuple[float, float]]], k: int, capped: bool
+) -> None:
     (qlat, qlon), radius, points = scene
     idx = INDEXES[name]()
     idx.bulk_load((i, la, lo) for i, (la, lo) in enumerate(points))
@@ -106,7 +110,10 @@ def test_nearest_without_a_cap_reaches_the_antipode(name: str) -> None:
     idx = INDEXES[name]()
     idx.insert("far", 0.0, 180.0)
     idx.insert("near", 45.0, 0.0)
-    assert idx.nearest(0.0, 0.0, 2) == [("near", haversine_m(0.0, 0.0, 45.0, 0.0)), ("far", haversine_m(0.0, 0.0, 0.0, 180.0))]
+    assert idx.nearest(0.0, 0.0, 2) == [
+        ("near", haversine_m(0.0, 0.0, 45.0, 0.0)),
+        ("far", haversine_m(0.0, 0.0, 0.0, 180.0)),
+    ]
     assert idx.nearest(0.0, 0.0, 2, max_radius_m=50_000.0) == []
 
 

@@ -50,7 +50,10 @@ class Oracle:
 
     def _approx(self, lat: float, lon: float) -> Any:
         qphi = np.radians(lat)
-        a = np.sin((self.phi - qphi) / 2) ** 2 + np.cos(qphi) * self.cos_phi * np.sin((self.lam - np.radians(lon)) / 2) ** 2
+        a = (
+            np.sin((self.phi - qphi) / 2) ** 2
+            + np.cos(qphi) * self.cos_phi * np.sin((self.lam - np.radians(lon)) / 2) ** 2
+        )
         return 2 * R * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
 
     def _exact(self, lat: float, lon: float, ids: Any, radius: float) -> list[tuple[int, float]]:
@@ -123,22 +126,22 @@ def test_known_neighbourhoods(loaded: IndexBase[int], places: tuple[list[float],
     _, lons = places
     all_places = load_places()
     # Suva's nearest place is Suva itself (or a suburb at the same spot)
-    (i, d), = loaded.nearest(-18.14161, 178.44149, 1)
+    ((i, d),) = loaded.nearest(-18.14161, 178.44149, 1)
     assert d < 2_000.0 and all_places[i].country == "FJ"
     # Across the antimeridian: Egvekinot (lon -179.12) from lon +179.9, Lambasa (+179.38)
     # from lon -179.9
     assert [all_places[i].name for i, _ in loaded.within(66.32, 179.9, 50_000.0)] == ["Egvekinot"]
-    (lambasa, d), = loaded.nearest(-16.4, -179.9, 1)
+    ((lambasa, d),) = loaded.nearest(-16.4, -179.9, 1)
     assert all_places[lambasa].name == "Lambasa" and 70_000.0 < d < 80_000.0
     assert lons[lambasa] > 179.0
     # Longyearbyen and Alert are found in the Arctic
     assert any(all_places[i].country == "SJ" for i, _ in loaded.within(78.22, 15.65, 5_000.0))
     # Alert (too small for the file) is 1,088 km from Upernavik, Greenland
-    (upernavik, d), = loaded.nearest(82.5, -62.3, 1)
+    ((upernavik, d),) = loaded.nearest(82.5, -62.3, 1)
     assert all_places[upernavik].name == "Upernavik" and d == pytest.approx(1_088_404.9, abs=1.0)
     # Nothing within 50 km of the poles; the place nearest the north pole is Longyearbyen,
     # whichever meridian the pole is approached along
     assert loaded.within(90.0, 0.0, 50_000.0) == []
     for lon in (-180.0, 0.0, 123.0, 180.0):
-        (i, _), = loaded.nearest(90.0, lon, 1)
+        ((i, _),) = loaded.nearest(90.0, lon, 1)
         assert all_places[i].name == "Longyearbyen"

@@ -12,17 +12,30 @@ import numpy as np
 import pytest
 
 from geo_index import GeohashIndex, QuadTree, S2Index, haversine_m
-from geo_index._scan import HAVE_NATIVE, CellMap, make_record, scan_levels, search, search_native, unit_vector, vec_array
+from geo_index._scan import (
+    HAVE_NATIVE,
+    CellMap,
+    make_record,
+    scan_levels,
+    search,
+    search_native,
+    unit_vector,
+    vec_array,
+)
 from geo_index.distance import cap_bounds, point_terms
 from geo_index.geohash_index import _PACK, _PACKED_BYTES, _SPREAD, packed_row
 from geo_index.errors import InvalidOption
 from tests.geo_index.strategies import oracle
 
 
-def _groups(points: list[tuple[float, float]], size: int) -> tuple[list[list[tuple[float, float, float]]], list[list[tuple[float, float, float, int]]]]:
+def _groups(
+    points: list[tuple[float, float]], size: int
+) -> tuple[list[list[tuple[float, float, float]]], list[list[tuple[float, float, float, int]]]]:
     vecs = [unit_vector(point_terms(la, lo)) for la, lo in points]
     recs = [make_record(point_terms(la, lo), i) for i, (la, lo) in enumerate(points)]
-    return [vecs[i : i + size] for i in range(0, len(vecs), size)], [recs[i : i + size] for i in range(0, len(recs), size)]
+    return [vecs[i : i + size] for i in range(0, len(vecs), size)], [
+        recs[i : i + size] for i in range(0, len(recs), size)
+    ]
 
 
 def test_the_extension_is_built_and_is_the_default() -> None:
@@ -82,7 +95,9 @@ def test_ids_of_any_orderable_type_are_ordered_by_python() -> None:
         search_native([vg[0][:2]], mixed, 1.0, 1.0, 10.0, None)
 
 
-def _packed(vec_groups: list[list[tuple[float, float, float]]], rec_groups: list[list[tuple[float, float, float, int]]]) -> tuple[list[bytearray], list[list[int]]]:
+def _packed(
+    vec_groups: list[list[tuple[float, float, float]]], rec_groups: list[list[tuple[float, float, float, int]]]
+) -> tuple[list[bytearray], list[list[int]]]:
     """The same groups packed as GeohashIndex packs its cells: six doubles per point, and the ids."""
     packed = [bytearray(b"".join(_PACK(*v, *r[:3]) for v, r in zip(vg, rg))) for vg, rg in zip(vec_groups, rec_groups)]
     return packed, [[r[3] for r in rg] for rg in rec_groups]
@@ -99,13 +114,18 @@ def test_packed_groups_give_the_same_answer_as_record_groups(limit: int | None, 
     want = search_native(vg, rg, 0.0, 180.0, radius, limit)
     assert search_native(packed, ids, 0.0, 180.0, radius, limit) == want
     mixed = [p if i % 2 else v for i, (p, v) in enumerate(zip(packed, vg))]
-    assert search_native(mixed, [i if n % 2 else r for n, (i, r) in enumerate(zip(ids, rg))], 0.0, 180.0, radius, limit) == want
+    assert (
+        search_native(mixed, [i if n % 2 else r for n, (i, r) in enumerate(zip(ids, rg))], 0.0, 180.0, radius, limit)
+        == want
+    )
     if limit is not None:  # paging: counts and the page after a (distance, id) in the middle
         first = search_native(vg, rg, 0.0, 180.0, radius, limit, None)
         assert search_native(packed, ids, 0.0, 180.0, radius, limit, None) == first
         if first[2]:
             after = (first[2][-1][1], first[2][-1][0])
-            assert search_native(packed, ids, 0.0, 180.0, radius, limit, after) == search_native(vg, rg, 0.0, 180.0, radius, limit, after)
+            assert search_native(packed, ids, 0.0, 180.0, radius, limit, after) == search_native(
+                vg, rg, 0.0, 180.0, radius, limit, after
+            )
 
 
 def test_packed_groups_are_checked() -> None:
@@ -173,7 +193,9 @@ def test_geohash_cells_stay_packed_and_aligned_through_updates() -> None:
         ([[(1.0, 0.0, 0.0)]], [[(0.0, 0.0, 1)]], TypeError),  # a record of 3
     ],
 )
-def test_malformed_groups_raise_instead_of_crashing(vec_groups: list[object], rec_groups: list[object], error: type[Exception]) -> None:
+def test_malformed_groups_raise_instead_of_crashing(
+    vec_groups: list[object], rec_groups: list[object], error: type[Exception]
+) -> None:
     with pytest.raises(error):
         search_native(vec_groups, rec_groups, 0.0, 0.0, 1_000.0, None)  # type: ignore[misc, arg-type]
 
@@ -210,8 +232,19 @@ def _probe_levels(idx: GeohashIndex, lat: float, lon: float, radius: float) -> t
 
 
 _GRID_QUERIES = [
-    (0.0, 0.0), (0.0, 180.0), (0.0, -180.0), (-17.8, 179.99), (-17.8, -179.99), (64.7, 177.5), (89.99, 0.0),
-    (90.0, 45.0), (-90.0, -45.0), (82.5, -62.3), (78.2, 15.6), (-0.0001, -0.0001), (48.85, 2.35),
+    (0.0, 0.0),
+    (0.0, 180.0),
+    (0.0, -180.0),
+    (-17.8, 179.99),
+    (-17.8, -179.99),
+    (64.7, 177.5),
+    (89.99, 0.0),
+    (90.0, 45.0),
+    (-90.0, -45.0),
+    (82.5, -62.3),
+    (78.2, 15.6),
+    (-0.0001, -0.0001),
+    (48.85, 2.35),
 ]
 
 
@@ -320,6 +353,7 @@ def test_a_cell_map_releases_its_cells_and_its_cycles_are_collected() -> None:
     before = sys.getrefcount(payload)
     cells[1] = (bytearray(), [])  # replaced: the old cell is released
     assert sys.getrefcount(payload) == before - 1
+
     class Holder:
         pass
 

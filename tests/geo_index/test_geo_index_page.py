@@ -10,7 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo_index import GeohashIndex, InvalidCoordinate, InvalidCount, InvalidOption, InvalidPosition, InvalidRadius, Page, haversine_m, page_of
+from geo_index import (
+    GeohashIndex,
+    InvalidCoordinate,
+    InvalidCount,
+    InvalidOption,
+    InvalidPosition,
+    InvalidRadius,
+    Page,
+    haversine_m,
+    page_of,
+)
 from geo_index._scan import make_record, search_native, unit_vector
 from geo_index.distance import point_terms
 from tests.geo_index.strategies import INDEXES, oracle, scenes
@@ -58,7 +68,9 @@ def test_pages_list_every_match_once_in_order_with_the_count(name: str, limit: i
 @pytest.mark.parametrize("name", list(INDEXES))
 @settings(max_examples=MAX_EXAMPLES, deadline=None)
 @given(scene=scenes(), limit=st.integers(1, 5), pick=st.integers(0, 1_000))
-def test_a_page_equals_the_full_answer_cut(name: str, scene: tuple[tuple[float, float], float, list[tuple[float, float]]], limit: int, pick: int) -> None:
+def test_a_page_equals_the_full_answer_cut(
+    name: str, scene: tuple[tuple[float, float], float, list[tuple[float, float]]], limit: int, pick: int
+) -> None:
     # The scenes weight up points at the radius itself (+-1e-9), duplicates, the poles and
     # the antimeridian: where counting by chord must fall back to the exact distance.
     (qlat, qlon), radius, points = scene
@@ -68,7 +80,13 @@ def test_a_page_equals_the_full_answer_cut(name: str, scene: tuple[tuple[float, 
     assert idx.page(qlat, qlon, radius, limit) == page_of(full, limit, None)
     if full:
         at, d = full[pick % len(full)]
-        for after in ((d, at), (d, at - 1), (d, at + 1), (math.nextafter(d, 0.0), at), (math.nextafter(d, math.inf), at)):
+        for after in (
+            (d, at),
+            (d, at - 1),
+            (d, at + 1),
+            (math.nextafter(d, 0.0), at),
+            (math.nextafter(d, math.inf), at),
+        ):
             assert idx.page(qlat, qlon, radius, limit, after) == page_of(full, limit, after)
 
 
@@ -189,7 +207,9 @@ def test_a_filter_pages_a_dense_cluster_through_every_match_once(name: str) -> N
     assert seen == want and len(want) > 20
 
 
-@pytest.mark.parametrize("where", [("cafe",), (["cafe"],), ("ab", "a"), ((), "a"), [[], "a"], ({1: "a"}, "a", 1), "cafe"])
+@pytest.mark.parametrize(
+    "where", [("cafe",), (["cafe"],), ("ab", "a"), ((), "a"), [[], "a"], ({1: "a"}, "a", 1), "cafe"]
+)
 @pytest.mark.parametrize("name", ["geohash", "geohash_python", "quadtree", "s2"])
 def test_a_malformed_filter_is_refused(name: str, where: object) -> None:
     idx = INDEXES[name]()
@@ -206,7 +226,11 @@ def test_the_compiled_filter_reads_a_list_by_int_id_and_a_dict_by_any_id() -> No
     assert search_native(vecs, recs, 1.0, 1.0, 10.0, 5, None, ["x", "x", "x"], "x") == (2, 2, [(0, 0.0), (1, 0.0)])
     assert search_native(vecs, recs, 1.0, 1.0, 10.0, 5, None, {0: "y", 2**70: "x"}, "x") == (1, 1, [(2**70, 0.0)])
     named = [[make_record(terms, "a"), make_record(terms, "b")]]
-    assert search_native([[unit_vector(terms)] * 2], named, 1.0, 1.0, 10.0, 5, None, {"b": "x"}, "x") == (1, 1, [("b", 0.0)])
+    assert search_native([[unit_vector(terms)] * 2], named, 1.0, 1.0, 10.0, 5, None, {"b": "x"}, "x") == (
+        1,
+        1,
+        [("b", 0.0)],
+    )
     with pytest.raises(TypeError, match="list or a dict"):
         search_native(vecs, recs, 1.0, 1.0, 10.0, 5, None, ("x",), "x")
     with pytest.raises(TypeError):  # a dict filter hashes the id; a broken record is named

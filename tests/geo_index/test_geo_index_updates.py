@@ -32,7 +32,9 @@ def assert_same(idx: IndexBase[Any], ref: BruteForceIndex[Any], lat: float, lon:
 @pytest.mark.parametrize("name", list(INDEXES))
 @settings(max_examples=60, deadline=None)
 @given(ops=operations, initial=st.lists(positions, max_size=20))
-def test_random_updates_match_brute_force(name: str, ops: list[tuple[str, int, tuple[float, float]]], initial: list[tuple[float, float]]) -> None:
+def test_random_updates_match_brute_force(
+    name: str, ops: list[tuple[str, int, tuple[float, float]]], initial: list[tuple[float, float]]
+) -> None:
     idx = INDEXES[name]()
     ref: BruteForceIndex[int] = BruteForceIndex()
     items = [(100 + i, la, lo) for i, (la, lo) in enumerate(initial)]

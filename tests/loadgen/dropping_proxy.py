@@ -54,8 +54,9 @@ class DroppingProxy:
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         assert self._session is not None
         headers = {"Authorization": request.headers.get("Authorization", "")}
-        upstream = await self._session.ws_connect(self.upstream.replace("http", "ws", 1) + "/v1/friends/ws",
-                                                  headers=headers, autoping=True)
+        upstream = await self._session.ws_connect(
+            self.upstream.replace("http", "ws", 1) + "/v1/friends/ws", headers=headers, autoping=True
+        )
         client = web.WebSocketResponse(autoping=True)
         await client.prepare(request)
 

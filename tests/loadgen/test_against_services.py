@@ -59,8 +59,14 @@ async def loadgen(services: Services, *args: str, timeout_s: float = 90.0) -> tu
     """Run geo-loadgen to its end without blocking this loop; (exit code, stdout + stderr)."""
     env = {**os.environ, "GEO_JWT_SECRET": services.settings.jwt_secret}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "loadgen", *args, "--no-progress", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "loadgen",
+        *args,
+        "--no-progress",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout_s * TIMEOUT_FACTOR)
     assert proc.returncode is not None
@@ -74,12 +80,31 @@ def assert_all_outputs(out: Path) -> dict[str, object]:
     return report
 
 
-async def test_search_run_meets_thresholds_and_every_sampled_answer_is_exact(services: Services, tmp_path: Path) -> None:
+async def test_search_run_meets_thresholds_and_every_sampled_answer_is_exact(
+    services: Services, tmp_path: Path
+) -> None:
     out = tmp_path / "search"
     code, text = await loadgen(
-        services, "search", "--url", services.api, "--rate", "100", "--duration", "3s", "--radius", "20000",
-        "--points", str(services.places_csv), "--verify", "60", "--verify-against", str(services.places_csv),
-        "--out", str(out), "--fail-if", "errors==0,verify_mismatches==0,p99<2s",
+        services,
+        "search",
+        "--url",
+        services.api,
+        "--rate",
+        "100",
+        "--duration",
+        "3s",
+        "--radius",
+        "20000",
+        "--points",
+        str(services.places_csv),
+        "--verify",
+        "60",
+        "--verify-against",
+        str(services.places_csv),
+        "--out",
+        str(out),
+        "--fail-if",
+        "errors==0,verify_mismatches==0,p99<2s",
     )
     assert code == 0, text
     report = assert_all_outputs(out)
@@ -103,8 +128,22 @@ async def test_verify_reports_places_the_api_does_not_return(services: Services,
         extra = [(lat + 0.00009, lon) for lat, lon in queries]
         csv.writer(fh).writerows([*((p.latitude, p.longitude) for p in load_places()[:PLACES]), *extra])
     code, text = await loadgen(
-        services, "search", "--url", services.api, "--rate", "50", "--duration", "1s", "--points", str(points),
-        "--verify", "20", "--verify-against", str(truth), "--fail-if", "verify_mismatches==0",
+        services,
+        "search",
+        "--url",
+        services.api,
+        "--rate",
+        "50",
+        "--duration",
+        "1s",
+        "--points",
+        str(points),
+        "--verify",
+        "20",
+        "--verify-against",
+        str(truth),
+        "--fail-if",
+        "verify_mismatches==0",
     )
     assert code == 1, text
     assert "threshold verify_mismatches==0: FAIL" in text
@@ -114,10 +153,30 @@ async def test_verify_reports_places_the_api_does_not_return(services: Services,
 async def test_friends_run_meets_thresholds_with_nothing_lost(services: Services, tmp_path: Path) -> None:
     out = tmp_path / "friends"
     code, text = await loadgen(
-        services, "friends", "--api", services.api, "--ws", f"ws://127.0.0.1:{services.ws.port}",
-        "--users", "40", "--friends-per-user", "5", "--interval", "1s", "--duration", "4s", "--ramp", "1s",
-        "--movement", "random-walk", "--first-user-id", "2000000", "--out", str(out),
-        "--fail-if", "lost==0,errors==0,duplicates==0",
+        services,
+        "friends",
+        "--api",
+        services.api,
+        "--ws",
+        f"ws://127.0.0.1:{services.ws.port}",
+        "--users",
+        "40",
+        "--friends-per-user",
+        "5",
+        "--interval",
+        "1s",
+        "--duration",
+        "4s",
+        "--ramp",
+        "1s",
+        "--movement",
+        "random-walk",
+        "--first-user-id",
+        "2000000",
+        "--out",
+        str(out),
+        "--fail-if",
+        "lost==0,errors==0,duplicates==0",
     )
     assert code == 0, text
     report = assert_all_outputs(out)
@@ -133,9 +192,26 @@ async def test_a_subscriber_that_drops_one_users_messages_is_reported_as_lost(se
     proxy = await DroppingProxy(f"http://127.0.0.1:{services.ws.port}", victim=first).start()
     try:
         code, text = await loadgen(
-            services, "friends", "--api", services.api, "--ws", proxy.ws_base, "--users", "20",
-            "--friends-per-user", "5", "--interval", "1s", "--duration", "4s", "--ramp", "1s",
-            "--first-user-id", str(first), "--fail-if", "lost==0",
+            services,
+            "friends",
+            "--api",
+            services.api,
+            "--ws",
+            proxy.ws_base,
+            "--users",
+            "20",
+            "--friends-per-user",
+            "5",
+            "--interval",
+            "1s",
+            "--duration",
+            "4s",
+            "--ramp",
+            "1s",
+            "--first-user-id",
+            str(first),
+            "--fail-if",
+            "lost==0",
         )
     finally:
         await proxy.stop()

@@ -24,10 +24,14 @@ import pytest
         (["search", "--url", "http://127.0.0.1:9", "--rate", "10", "--verify", "0"], "--verify must be > 0"),
         (["search", "--url", "http://127.0.0.1:9", "--rate", "10", "--tick", "often"], "--tick: cannot read duration"),
         (["search", "--url", "http://127.0.0.1:9", "--rate", "10", "--tick=-1ms"], "--tick: cannot read duration"),
-        (["search", "--url", "http://127.0.0.1:9", "--rate", "10", "--verify", "--verify-against", "uniform"],
-         "--verify-against: uniform is random points"),
-        (["search", "--url", "http://127.0.0.1:9", "--rate", "10", "--verify", "--verify-against", "/no/such.csv"],
-         "--verify-against: '/no/such.csv'"),
+        (
+            ["search", "--url", "http://127.0.0.1:9", "--rate", "10", "--verify", "--verify-against", "uniform"],
+            "--verify-against: uniform is random points",
+        ),
+        (
+            ["search", "--url", "http://127.0.0.1:9", "--rate", "10", "--verify", "--verify-against", "/no/such.csv"],
+            "--verify-against: '/no/such.csv'",
+        ),
         (["teleport"], "invalid choice"),
         ([], "required"),
     ],
@@ -45,10 +49,14 @@ def test_one_line_error_and_exit_2(args: list[str], needle: str) -> None:
 @pytest.mark.parametrize(
     ("scenario", "needle"),
     [
-        ("[search]\nurl = 'http://127.0.0.1:9'\nrate = 10\npoints = '/no/such.csv'\n",
-         "s.toml: search.points: '/no/such.csv' is not geonames, uniform, or a readable file"),
-        ("[search]\nurl = 'http://127.0.0.1:9'\nrate = 10\nverify = 5\nverify_against = 'uniform'\n",
-         "s.toml: search.verify_against: uniform is random points"),
+        (
+            "[search]\nurl = 'http://127.0.0.1:9'\nrate = 10\npoints = '/no/such.csv'\n",
+            "s.toml: search.points: '/no/such.csv' is not geonames, uniform, or a readable file",
+        ),
+        (
+            "[search]\nurl = 'http://127.0.0.1:9'\nrate = 10\nverify = 5\nverify_against = 'uniform'\n",
+            "s.toml: search.verify_against: uniform is random points",
+        ),
         ("[search]\nurl = 'http://127.0.0.1:9'\nrate = 10\ntcik = '1ms'\n", "s.toml: search.tcik is not a key here"),
         ("[search]\nurl = 'http://127.0.0.1:9'\nrate = 10\n", "cannot reach http://127.0.0.1:9"),
     ],
@@ -56,8 +64,12 @@ def test_one_line_error_and_exit_2(args: list[str], needle: str) -> None:
 def test_mixed_scenario_mistakes_are_one_line_before_anything_runs(tmp_path: Path, scenario: str, needle: str) -> None:
     path = tmp_path / "s.toml"
     path.write_text(scenario)
-    proc = subprocess.run([sys.executable, "-m", "loadgen", "mixed", "--scenario", str(path), "--no-progress"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "loadgen", "mixed", "--scenario", str(path), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

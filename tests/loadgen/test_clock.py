@@ -163,14 +163,32 @@ def test_latencies_are_measured_to_the_microsecond(stall_server_class: Any, tmp_
     # milliseconds (or the 1 µs floor), whatever the server took.
     with stall_server_class(stall_after=10**9) as server:
         proc = subprocess.run(
-            [sys.executable, "-m", "loadgen", "search", "--url", server.url, "--rate", "200", "--duration", "2s",
-             "--points", "uniform", "--no-progress", "--out", str(tmp_path)],
-            capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "loadgen",
+                "search",
+                "--url",
+                server.url,
+                "--rate",
+                "200",
+                "--duration",
+                "2s",
+                "--points",
+                "uniform",
+                "--no-progress",
+                "--out",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "report.json").read_text())["metrics"]
-    readings = [v for name in ("service_time", "latency") for k, v in metrics[name].items()
-                if k.startswith("p") or k == "max"]
+    readings = [
+        v for name in ("service_time", "latency") for k, v in metrics[name].items() if k.startswith("p") or k == "max"
+    ]
     fractional = [v for v in readings if v > 0.002 and abs(v - round(v)) > 0.01]
     assert fractional, f"every reading a whole number of milliseconds: {readings}"
 

@@ -49,7 +49,9 @@ def test_merged_recorders_equal_one_recorder() -> None:
     merged.merge(Recorder.from_dict(right.to_dict()))
     assert summarize(merged.histograms["latency"]) == summarize(one.histograms["latency"])
     assert merged.counters == one.counters
-    assert {s: (b.count, b.errors) for s, b in merged.series.items()} == {s: (b.count, b.errors) for s, b in one.series.items()}
+    assert {s: (b.count, b.errors) for s, b in merged.series.items()} == {
+        s: (b.count, b.errors) for s, b in one.series.items()
+    }
 
 
 def test_summary_percentiles_in_milliseconds() -> None:
@@ -66,8 +68,12 @@ def test_summary_percentiles_in_milliseconds() -> None:
 def test_thresholds_parse_units() -> None:
     rules = parse_thresholds("p99<50ms, p50<=2s,max<900us,errors<0.1%,lost==0,rate>=100")
     assert rules == [
-        Threshold("p99", "<", 50.0), Threshold("p50", "<=", 2000.0), Threshold("max", "<", 0.9),
-        Threshold("errors", "<", 0.1, percent=True), Threshold("lost", "==", 0.0), Threshold("rate", ">=", 100.0),
+        Threshold("p99", "<", 50.0),
+        Threshold("p50", "<=", 2000.0),
+        Threshold("max", "<", 0.9),
+        Threshold("errors", "<", 0.1, percent=True),
+        Threshold("lost", "==", 0.0),
+        Threshold("rate", ">=", 100.0),
     ]
 
 
@@ -118,8 +124,7 @@ def test_ground_truth_judges_recall_order_and_total() -> None:
     exact = [(haversine_m(0.0, 0.0, lat, lon), (lat, lon)) for lat, lon in places[:4]]
 
     def answer(hits: list[tuple[float, tuple[float, float]]], total: int = 4) -> dict[str, object]:
-        return {"total": total, "businesses": [
-            {"distance_m": d, "latitude": p[0], "longitude": p[1]} for d, p in hits]}
+        return {"total": total, "businesses": [{"distance_m": d, "latitude": p[0], "longitude": p[1]} for d, p in hits]}
 
     assert [p for _, p in truth.within(0.0, 0.0, 35.0)] == places[:4]
     assert truth.check(0.0, 0.0, 35.0, 10, answer(exact)).ok

@@ -84,14 +84,16 @@ async def test_keep_alive_reuses_one_connection_and_reads_content_length_bodies(
 
 
 async def test_chunked_and_close_delimited_bodies_and_statuses_without_a_body() -> None:
-    replies = iter([
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n3;x=y\r\nefg\r\n0\r\n\r\n",
-        b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n",
-        b"HTTP/1.1 204 No Content\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-Trailer: 1\r\n\r\n",
-        b"HTTP/1.0 200 OK\r\n\r\nuntil the close" + CLOSE,
-        ok(b"again"),
-    ])
+    replies = iter(
+        [
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n3;x=y\r\nefg\r\n0\r\n\r\n",
+            b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-Trailer: 1\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\n\r\nuntil the close" + CLOSE,
+            ok(b"again"),
+        ]
+    )
 
     async def answer(_head: bytes) -> bytes:
         return next(replies)

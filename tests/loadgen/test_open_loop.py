@@ -38,8 +38,9 @@ def test_stall_shows_in_open_loop_p99_but_not_in_closed_loop(
     stall_server: Any, stall_server_class: Any, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    proc = run_loadgen("search", "--url", stall_server.url, "--rate", "200", "--duration", "3s", "--no-progress",
-                       "--out", str(out))
+    proc = run_loadgen(
+        "search", "--url", stall_server.url, "--rate", "200", "--duration", "3s", "--no-progress", "--out", str(out)
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "report.json").read_text())
     p99 = report["metrics"]["latency"]["p99"]
@@ -57,18 +58,39 @@ def test_stall_shows_in_open_loop_p99_but_not_in_closed_loop(
 
 def test_workers_merge_exactly_and_thresholds_set_the_exit_code(stall_server_class: Any, tmp_path: Path) -> None:
     with stall_server_class(stall_after=10**9) as server:  # never stalls
-        passing = run_loadgen("search", "--url", server.url, "--rate", "150", "--duration", "2s", "--workers", "2",
-                              "--no-progress", "--out", str(tmp_path / "ok"), "--fail-if", "errors==0,p99<2s")
-        failing = run_loadgen("search", "--url", server.url, "--rate", "50", "--duration", "1s", "--no-progress",
-                              "--fail-if", "p50<1us")
+        passing = run_loadgen(
+            "search",
+            "--url",
+            server.url,
+            "--rate",
+            "150",
+            "--duration",
+            "2s",
+            "--workers",
+            "2",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "ok"),
+            "--fail-if",
+            "errors==0,p99<2s",
+        )
+        failing = run_loadgen(
+            "search", "--url", server.url, "--rate", "50", "--duration", "1s", "--no-progress", "--fail-if", "p50<1us"
+        )
         served = server.requests
     assert passing.returncode == 0, passing.stdout + passing.stderr
     report = json.loads((tmp_path / "ok" / "report.json").read_text())
     assert report["completed"] == 300 and report["counters"]["status_200"] == 300
     assert report["metrics"]["latency"]["count"] == 300
     assert served == 350
-    for name in ("report.json", "timeseries.csv", "latency_over_time.png", "throughput_over_time.png",
-                 "latency_distribution.png", "report.html"):
+    for name in (
+        "report.json",
+        "timeseries.csv",
+        "latency_over_time.png",
+        "throughput_over_time.png",
+        "latency_distribution.png",
+        "report.html",
+    ):
         assert (tmp_path / "ok" / name).stat().st_size > 0
     assert (tmp_path / "ok" / "latency_over_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = (tmp_path / "ok" / "timeseries.csv").read_text().splitlines()
@@ -78,15 +100,29 @@ def test_workers_merge_exactly_and_thresholds_set_the_exit_code(stall_server_cla
     assert "threshold p50<0.001ms: FAIL" in failing.stdout
 
 
-def test_tick_trades_send_lag_for_fewer_wake_ups_and_the_latency_counts_it(stall_server_class: Any, tmp_path: Path) -> None:
+def test_tick_trades_send_lag_for_fewer_wake_ups_and_the_latency_counts_it(
+    stall_server_class: Any, tmp_path: Path
+) -> None:
     # Searches 5 ms apart: with no tick each leaves at its own time; with a 20 ms tick they
     # leave four at a time, up to 20 ms late, and the latency (from the intended time) shows it.
     reports = {}
     with stall_server_class(stall_after=10**9) as server:
         for tick in ("0", "20ms"):
             out = tmp_path / tick
-            proc = run_loadgen("search", "--url", server.url, "--rate", "200", "--duration", "2s", "--tick", tick,
-                               "--no-progress", "--out", str(out))
+            proc = run_loadgen(
+                "search",
+                "--url",
+                server.url,
+                "--rate",
+                "200",
+                "--duration",
+                "2s",
+                "--tick",
+                tick,
+                "--no-progress",
+                "--out",
+                str(out),
+            )
             assert proc.returncode == 0, proc.stderr
             reports[tick] = json.loads((out / "report.json").read_text())
     exact, ticked = reports["0"]["metrics"], reports["20ms"]["metrics"]

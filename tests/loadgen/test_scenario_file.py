@@ -53,13 +53,17 @@ def test_full_scenario(tmp_path: Path) -> None:
     assert opts.search.rate == 120 and opts.search.radius_m == 2000 and opts.search.duration_s == 45
     assert opts.friends.users == 300 and opts.friends.interval_s == 2 and opts.friends.movement is Movement.COMMUTE
     assert [(e.kind, e.at_s, e.fraction, e.interval_s) for e in opts.friends.events] == [
-        (EventKind.RECONNECT_STORM, 10.0, 0.25, 30.0), (EventKind.BACKGROUND, 20.0, 0.5, 60.0)]
+        (EventKind.RECONNECT_STORM, 10.0, 0.25, 30.0),
+        (EventKind.BACKGROUND, 20.0, 0.5, 60.0),
+    ]
     worker = opts.for_worker(1, 2)
     assert worker.search.rate == 60 and worker.friends.worker_index == 1 and worker.friends.setup is False
 
 
 def test_search_takes_the_search_commands_options(tmp_path: Path) -> None:
-    opts = load(tmp_path, """
+    opts = load(
+        tmp_path,
+        """
 [search]
 url = "http://127.0.0.1:8080"
 rate = 50
@@ -71,17 +75,33 @@ timeout = "2s"
 tick = "0"
 verify = 30
 verify_against = "places.csv"
-""")
+""",
+    )
     s = opts.search
     assert (s.limit, s.points, s.max_in_flight, s.arrivals, s.timeout_s, s.tick_s, s.verify, s.truth) == (
-        7, "uniform", 16, Arrivals.POISSON, 2.0, 0.0, 30, "places.csv")
+        7,
+        "uniform",
+        16,
+        Arrivals.POISSON,
+        2.0,
+        0.0,
+        30,
+        "places.csv",
+    )
     assert opts.for_worker(0, 2).search.verify == 15
 
 
 def test_search_defaults_are_the_search_commands(tmp_path: Path) -> None:
     s = load(tmp_path, "[search]\nurl='http://a'\nrate=5\n").search
     assert (s.radius_m, s.limit, s.max_in_flight, s.arrivals, s.timeout_s, s.tick_s, s.verify) == (
-        5_000.0, 20, 1_000, Arrivals.CONSTANT, 10.0, DEFAULT_TICK_S, 0)
+        5_000.0,
+        20,
+        1_000,
+        Arrivals.CONSTANT,
+        10.0,
+        DEFAULT_TICK_S,
+        0,
+    )
     assert load(tmp_path, "[search]\nurl='http://a'\nrate=5\ntick='1ms'\n").search.tick_s == 0.001
 
 
@@ -126,8 +146,14 @@ def test_unknown_keys_and_out_of_range_values_are_named(tmp_path: Path, text: st
         ("[search]\nrate=1\n", "search.url is required"),
         ("[search]\nurl='http://a'\nrate=-1\n", "search.rate must be > 0"),
         ("[friends]\napi='http://a'\nws='ws://b'\nusers=10\nmovement='fly'\n", "friends.movement"),
-        ("[friends]\napi='http://a'\nws='ws://b'\nusers=10\n[[events]]\nat='1s'\nkind='meteor'\nfraction=0.1\n", "events.kind"),
-        ("[friends]\napi='http://a'\nws='ws://b'\nusers=10\n[[events]]\nat='1s'\nkind='background'\nfraction=2\n", "fraction"),
+        (
+            "[friends]\napi='http://a'\nws='ws://b'\nusers=10\n[[events]]\nat='1s'\nkind='meteor'\nfraction=0.1\n",
+            "events.kind",
+        ),
+        (
+            "[friends]\napi='http://a'\nws='ws://b'\nusers=10\n[[events]]\nat='1s'\nkind='background'\nfraction=2\n",
+            "fraction",
+        ),
         ("[[events]]\nat='1s'\nkind='background'\nfraction=0.5\n", "need a [friends]"),
         ("duration = '10s'\n", "give a [search] or a [friends]"),
         ("title = 'nothing'\n", "title is not a key here"),
@@ -143,8 +169,22 @@ def test_bad_scenarios_name_the_key(tmp_path: Path, text: str, needle: str) -> N
 def test_mixed_search_only_run(stall_server: Any, tmp_path: Path) -> None:
     scenario = tmp_path / "s.toml"
     scenario.write_text(f'duration = "2s"\n[search]\nurl = "{stall_server.url}"\nrate = 50\n')
-    proc = subprocess.run([sys.executable, "-m", "loadgen", "mixed", "--scenario", str(scenario), "--no-progress",
-                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadgen",
+            "mixed",
+            "--scenario",
+            str(scenario),
+            "--no-progress",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["counters"]["search.status_200"] == 100

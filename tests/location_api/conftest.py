@@ -73,6 +73,7 @@ async def create_database(primary_dsn: str, replica_dsns: tuple[str, ...], name:
         await conn.close()
 
     for replica in replica_dsns:
+
         async def has_schema(dsn: str = with_database(replica, name)) -> bool:
             try:
                 c = await asyncpg.connect(dsn)
@@ -260,8 +261,13 @@ class Oracle:
         """The search-hit JSON object the API must return for a business."""
         r = self.rows[bid]
         return {
-            "id": bid, "name": r["name"], "latitude": r["latitude"], "longitude": r["longitude"],
-            "category": r["category"], "address": r["address"], "distance_m": distance,
+            "id": bid,
+            "name": r["name"],
+            "latitude": r["latitude"],
+            "longitude": r["longitude"],
+            "category": r["category"],
+            "address": r["address"],
+            "distance_m": distance,
         }
 
 

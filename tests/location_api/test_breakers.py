@@ -23,18 +23,22 @@ async def metrics_text(api: Api) -> str:
 
 
 async def test_dead_primary_opens_its_breaker_and_writes_fail_fast_with_503(
-    serve: Callable[[Settings], Awaitable[Api]], api_settings: Settings, admin_headers: dict[str, str],
+    serve: Callable[[Settings], Awaitable[Api]],
+    api_settings: Settings,
+    admin_headers: dict[str, str],
 ) -> None:
     settings = replace(api_settings, pg_primary=DEAD_PG, api_role="write", breaker_failures=3, breaker_reset_s=60.0)
     api = await serve(settings)
     try:
         answers = []
         for _ in range(6):
-            async with api.http.post("/v1/businesses", json={"name": "x", "latitude": 1, "longitude": 1},
-                                     headers=admin_headers) as resp:
+            async with api.http.post(
+                "/v1/businesses", json={"name": "x", "latitude": 1, "longitude": 1}, headers=admin_headers
+            ) as resp:
                 answers.append((resp.status, resp.content_type, int(resp.headers["Retry-After"])))
-        assert all(status == 503 and kind == "application/problem+json" and retry >= 1
-                   for status, kind, retry in answers), answers
+        assert all(
+            status == 503 and kind == "application/problem+json" and retry >= 1 for status, kind, retry in answers
+        ), answers
         breaker = api.app[db_key].primary.breaker
         assert breaker.state is State.OPEN and breaker.rejected >= 3
         assert answers[-1][2] > 30  # come back when the cool-down is over, not in a second
@@ -46,10 +50,17 @@ async def test_dead_primary_opens_its_breaker_and_writes_fail_fast_with_503(
 
 
 async def test_dead_replica_and_redis_are_skipped_and_searches_answer(
-    serve: Callable[[Settings], Awaitable[Api]], api_settings: Settings,
+    serve: Callable[[Settings], Awaitable[Api]],
+    api_settings: Settings,
 ) -> None:
-    settings = replace(api_settings, pg_replicas=(DEAD_PG,), redis_url=DEAD_REDIS, breaker_failures=2,
-                       breaker_reset_s=60.0, api_role="all")
+    settings = replace(
+        api_settings,
+        pg_replicas=(DEAD_PG,),
+        redis_url=DEAD_REDIS,
+        breaker_failures=2,
+        breaker_reset_s=60.0,
+        api_role="all",
+    )
     api = await serve(settings)
     db, cache = api.app[db_key], api.app[cache_key]
     try:

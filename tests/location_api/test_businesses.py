@@ -21,8 +21,14 @@ CONSISTENCY = "X-Consistency-Token"
 
 
 async def create(api: Api, headers: dict[str, str], **fields: Any) -> tuple[dict[str, Any], str]:
-    body = {"name": "Test Bakery", "latitude": 59.9139, "longitude": 10.7522, "category": "bakery",
-            "address": "Oslo, NO", **fields}
+    body = {
+        "name": "Test Bakery",
+        "latitude": 59.9139,
+        "longitude": 10.7522,
+        "category": "bakery",
+        "address": "Oslo, NO",
+        **fields,
+    }
     async with api.http.post("/v1/businesses", json=body, headers=headers) as resp:
         assert resp.status == 201, await resp.text()
         created = await resp.json()
@@ -33,8 +39,14 @@ async def create(api: Api, headers: dict[str, str], **fields: Any) -> tuple[dict
 async def test_crud_round_trip(api: Api, admin_headers: dict[str, str]) -> None:
     created, token = await create(api, admin_headers, latitude=-16.5, longitude=179.999999)
     bid = created["id"]
-    assert created == {"id": bid, "name": "Test Bakery", "latitude": -16.5, "longitude": 179.999999,
-                       "category": "bakery", "address": "Oslo, NO"}
+    assert created == {
+        "id": bid,
+        "name": "Test Bakery",
+        "latitude": -16.5,
+        "longitude": 179.999999,
+        "category": "bakery",
+        "address": "Oslo, NO",
+    }
 
     async with api.http.get(f"/v1/businesses/{bid}", headers={CONSISTENCY: token}) as resp:
         assert resp.status == 200
@@ -95,8 +107,11 @@ async def test_update_invalidates_the_cache_of_both_cells(api: Api, admin_header
         assert await redis.exists(f"{prefix}biz:{bid}") == 1
         assert await redis.exists(*old_keys) >= 1 and await redis.exists(*new_keys) >= 1
 
-        async with api.http.put(f"/v1/businesses/{bid}", json={"name": "Cached", "latitude": -34.0, "longitude": -81.0},
-                                headers=admin_headers) as resp:
+        async with api.http.put(
+            f"/v1/businesses/{bid}",
+            json={"name": "Cached", "latitude": -34.0, "longitude": -81.0},
+            headers=admin_headers,
+        ) as resp:
             assert resp.status == 200
         assert await redis.exists(f"{prefix}biz:{bid}", *old_keys, *new_keys) == 0
 

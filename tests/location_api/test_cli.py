@@ -39,7 +39,10 @@ def environment(settings: Settings) -> dict[str, str]:
 def geo_api(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "location_api", *args],
-        env=environment(settings), capture_output=True, text=True, timeout=120 * TIMEOUT_FACTOR,
+        env=environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=120 * TIMEOUT_FACTOR,
     )
 
 
@@ -98,7 +101,10 @@ async def test_serve_with_a_role(blank: Settings) -> None:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "location_api", "--port", str(port), "--role", "read"],
-        env=environment(blank), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=environment(blank),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60 * TIMEOUT_FACTOR
@@ -133,7 +139,10 @@ async def test_workers_share_the_port_and_stop_together(blank: Settings) -> None
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "location_api", "--port", str(port), "--role", "write", "--workers", "2"],
-        env=environment(blank), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=environment(blank),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     pids: set[int] = set()
     try:

@@ -88,8 +88,12 @@ async def test_cursor_is_tied_to_its_query_and_cannot_be_forged(api: Api) -> Non
     async with api.http.get(SEARCH, params={**params, "limit": "5", "index": "sql", "cursor": cursor}) as resp:
         assert resp.status == 200
     # Another query: 400 naming the cursor.
-    for other in ({**params, "radius": "20001"}, {**params, "latitude": "48.86"}, {**params, "category": "cafe"},
-                  {**params, "expand": "true"}):
+    for other in (
+        {**params, "radius": "20001"},
+        {**params, "latitude": "48.86"},
+        {**params, "category": "cafe"},
+        {**params, "expand": "true"},
+    ):
         async with api.http.get(SEARCH, params={**other, "cursor": cursor}) as resp:
             body = await assert_problem(resp, 400, ["cursor"])
             assert "different query" in body["errors"][0]["message"]
@@ -211,9 +215,12 @@ async def test_no_database_is_503_with_retry_after(
 ) -> None:
     # Nothing listens on port 1: every connection is refused at once. A Redis namespace of
     # its own: searches other tests cached would rightly be answered from the cache.
-    dead = replace(api_settings, pg_primary="postgresql://postgres@127.0.0.1:1/geo",
-                   pg_replicas=("postgresql://postgres@127.0.0.1:1/geo",),
-                   redis_namespace=f"{api_settings.redis_namespace}-dead-{secrets.token_hex(3)}")
+    dead = replace(
+        api_settings,
+        pg_primary="postgresql://postgres@127.0.0.1:1/geo",
+        pg_replicas=("postgresql://postgres@127.0.0.1:1/geo",),
+        redis_namespace=f"{api_settings.redis_namespace}-dead-{secrets.token_hex(3)}",
+    )
     api = await serve(dead)
     for method, path, body in [
         ("GET", f"{SEARCH}?latitude=1&longitude=2", None),

@@ -37,8 +37,9 @@ async def faulty(
 
 
 async def create(api: Api, headers: dict[str, str], name: str, lat: float, lon: float) -> tuple[int, str]:
-    async with api.http.post("/v1/businesses", json={"name": name, "latitude": lat, "longitude": lon},
-                             headers=headers) as resp:
+    async with api.http.post(
+        "/v1/businesses", json={"name": name, "latitude": lat, "longitude": lon}, headers=headers
+    ) as resp:
         assert resp.status == 201, await resp.text()
         return int((await resp.json())["id"]), resp.headers[CONSISTENCY]
 
@@ -131,8 +132,11 @@ async def test_redis_stopped_search_still_answers(faulty: tuple[Api, ThrowawaySt
             assert "geo_api_cache_up 0.0" in await resp.text()
         # A write while Redis is down cannot invalidate: its entries are dropped on return.
         bid, token = await create(api, headers, "Written while Redis is down", 10.25, 10.0)
-        async with api.http.put(f"/v1/businesses/{ids[0]}", headers=headers,
-                                json={"name": "Renamed while Redis is down", "latitude": 10.2, "longitude": 10.0}) as resp:
+        async with api.http.put(
+            f"/v1/businesses/{ids[0]}",
+            headers=headers,
+            json={"name": "Renamed while Redis is down", "latitude": 10.2, "longitude": 10.0},
+        ) as resp:
             assert resp.status == 200
             token = resp.headers[CONSISTENCY]
         ids.append(bid)
@@ -163,8 +167,9 @@ async def test_primary_stopped_writes_503_reads_still_answer(
     await eventually(lambda: visible(api, ids), "the business to reach the replica and the indexes", timeout=2)
     assert postgres.stop(stack.bins, stack.primary)
     try:
-        async with api.http.post("/v1/businesses", json={"name": "x", "latitude": 1, "longitude": 1},
-                                 headers=headers) as resp:
+        async with api.http.post(
+            "/v1/businesses", json={"name": "x", "latitude": 1, "longitude": 1}, headers=headers
+        ) as resp:
             assert resp.status == 503
             assert int(resp.headers["Retry-After"]) >= 1
             assert resp.content_type == "application/problem+json"
@@ -174,8 +179,9 @@ async def test_primary_stopped_writes_503_reads_still_answer(
         postgres.up_primary(stack.bins, stack.primary)
 
     async def writable() -> bool:
-        async with api.http.post("/v1/businesses", json={"name": "back", "latitude": 10.4, "longitude": 10.0},
-                                 headers=headers) as resp:
+        async with api.http.post(
+            "/v1/businesses", json={"name": "back", "latitude": 10.4, "longitude": 10.0}, headers=headers
+        ) as resp:
             return resp.status == 201
 
     await eventually(writable, "writes to work again", timeout=10)

@@ -59,7 +59,9 @@ async def problem(resp: aiohttp.ClientResponse, status: int) -> dict[str, object
     return body
 
 
-async def test_answers_are_recorded_under_the_route_template(served: tuple[TestClient, Metrics, web.Application]) -> None:
+async def test_answers_are_recorded_under_the_route_template(
+    served: tuple[TestClient, Metrics, web.Application],
+) -> None:
     client, metrics, _ = served
     for _ in range(2):
         async with client.get("/items/7") as resp:
@@ -158,8 +160,16 @@ async def test_fallbacks_are_told_apart_from_served_routes(served: tuple[TestCli
     served_routes = {r for r in routes if r[0] != "*"}
     fallbacks = [
         (route.method, resource.canonical)
-        for resource in app.router.resources() for route in resource if is_fallback(route)
+        for resource in app.router.resources()
+        for route in resource
+        if is_fallback(route)
     ]
-    assert served_routes == {("GET", "/items/{id}"), ("HEAD", "/items/{id}"), ("GET", "/old"), ("HEAD", "/old"),
-                             ("POST", "/items"), ("PUT", "/items/{id}")}
+    assert served_routes == {
+        ("GET", "/items/{id}"),
+        ("HEAD", "/items/{id}"),
+        ("GET", "/old"),
+        ("HEAD", "/old"),
+        ("POST", "/items"),
+        ("PUT", "/items/{id}"),
+    }
     assert sorted(fallbacks) == [("*", "/"), ("*", "/items"), ("*", "/items/{id}"), ("*", "/old")]

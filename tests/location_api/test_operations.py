@@ -24,12 +24,12 @@ async def small_settings(settings: Settings) -> AsyncIterator[Settings]:
 
 
 @pytest.fixture(scope="module")
-async def roles(
-    small_settings: Settings, serve: Callable[[Settings], Awaitable[Api]]
-) -> AsyncIterator[dict[str, Api]]:
+async def roles(small_settings: Settings, serve: Callable[[Settings], Awaitable[Api]]) -> AsyncIterator[dict[str, Api]]:
     # The read instance builds only the geohash index.
-    apis = {role: await serve(replace(small_settings, api_role=role, api_indexes=("geohash",)))
-            for role in ("read", "write")}
+    apis = {
+        role: await serve(replace(small_settings, api_role=role, api_indexes=("geohash",)))
+        for role in ("read", "write")
+    }
     yield apis
     for api in apis.values():
         await stop_api(api)
@@ -61,15 +61,28 @@ async def test_metrics(api: Api) -> None:
         assert resp.status == 200 and resp.content_type == "text/plain"
         text = await resp.text()
     lines = text.splitlines()
-    assert any(l.startswith('geo_api_requests_total{method="GET",route="/v1/search/nearby",status="200"}') for l in lines)
-    assert any(l.startswith('geo_api_requests_total{method="GET",route="/v1/search/nearby",status="400"}') for l in lines)
-    assert any(l.startswith('geo_api_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/search/nearby"}')
-               for l in lines)
-    for name in ("geo_api_cache_hit_ratio", "geo_api_cache_up 1.0", 'geo_api_db_up{server="primary"} 1.0',
-                 'geo_api_replica_replay_lag_seconds{server="replica-1"}',
-                 'geo_api_replica_replay_lag_bytes{server="replica-1"}', 'geo_api_index_size{index="geohash"}',
-                 'geo_api_index_size{index="quadtree"}', 'geo_api_index_size{index="s2"}',
-                 'geo_api_db_queries_total{server="replica-1"}', "geo_api_index_refresh_age_seconds"):
+    assert any(
+        l.startswith('geo_api_requests_total{method="GET",route="/v1/search/nearby",status="200"}') for l in lines
+    )
+    assert any(
+        l.startswith('geo_api_requests_total{method="GET",route="/v1/search/nearby",status="400"}') for l in lines
+    )
+    assert any(
+        l.startswith('geo_api_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/search/nearby"}')
+        for l in lines
+    )
+    for name in (
+        "geo_api_cache_hit_ratio",
+        "geo_api_cache_up 1.0",
+        'geo_api_db_up{server="primary"} 1.0',
+        'geo_api_replica_replay_lag_seconds{server="replica-1"}',
+        'geo_api_replica_replay_lag_bytes{server="replica-1"}',
+        'geo_api_index_size{index="geohash"}',
+        'geo_api_index_size{index="quadtree"}',
+        'geo_api_index_size{index="s2"}',
+        'geo_api_db_queries_total{server="replica-1"}',
+        "geo_api_index_refresh_age_seconds",
+    ):
         assert any(l.startswith(name) for l in lines), name
     # GEO_API_HUGE_PAGES is on by default: the catalog's build was followed by a collapse.
     huge = next(float(l.split()[1]) for l in lines if l.startswith("geo_api_huge_page_bytes "))
@@ -117,8 +130,9 @@ async def test_a_write_instance_serves_no_reads(roles: dict[str, Api], admin_hea
         assert resp.status == 404 and resp.content_type == "application/problem+json"
     async with write.http.get("/v1/businesses/1") as resp:
         assert resp.status == 405
-    async with write.http.post("/v1/businesses", json={"name": "W", "latitude": 1, "longitude": 2},
-                               headers=admin_headers) as resp:
+    async with write.http.post(
+        "/v1/businesses", json={"name": "W", "latitude": 1, "longitude": 2}, headers=admin_headers
+    ) as resp:
         assert resp.status == 201
     async with write.http.get("/readyz") as resp:
         body = await resp.json()

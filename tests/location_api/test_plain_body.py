@@ -123,8 +123,19 @@ def _native(raw: str, *, max_limit: int = 100, **changed: object) -> bytes | Non
     levels, max_cells = CATALOG.compiled["geohash"]
     args = {"levels": levels, "max_cells": max_cells, "prefixes": CATALOG.cards.hits, "key": KEY, "dumps": orjson.dumps}
     args.update(changed)
-    return native_plain_body(raw, MIN_RADIUS_M, MAX_RADIUS_M, DEFAULT_RADIUS_M, DEFAULT_LIMIT, max_limit,
-                             args["levels"], args["max_cells"], args["prefixes"], args["key"], args["dumps"])
+    return native_plain_body(
+        raw,
+        MIN_RADIUS_M,
+        MAX_RADIUS_M,
+        DEFAULT_RADIUS_M,
+        DEFAULT_LIMIT,
+        max_limit,
+        args["levels"],
+        args["max_cells"],
+        args["prefixes"],
+        args["key"],
+        args["dumps"],
+    )
 
 
 def test_pages_longer_than_one_batch_of_floats() -> None:

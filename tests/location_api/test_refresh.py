@@ -103,11 +103,13 @@ async def change_log_rows_read(conn: asyncpg.Connection) -> int:
     """Rows of business_changes this server has read so far, by any scan (its own statistics,
     with this connection's flushed first)."""
     await conn.execute("SELECT pg_stat_force_next_flush()")
-    return int(await conn.fetchval(
-        """SELECT coalesce(t.seq_tup_read, 0) + coalesce(sum(i.idx_tup_read), 0)
+    return int(
+        await conn.fetchval(
+            """SELECT coalesce(t.seq_tup_read, 0) + coalesce(sum(i.idx_tup_read), 0)
              FROM pg_stat_user_tables t LEFT JOIN pg_stat_user_indexes i ON i.relid = t.relid
             WHERE t.relname = 'business_changes' GROUP BY t.seq_tup_read"""
-    ))
+        )
+    )
 
 
 async def test_a_poll_reads_the_change_log_above_its_horizon_only(settings: Settings) -> None:
@@ -178,7 +180,11 @@ async def test_a_rebuild_runs_no_collection_freezes_the_new_catalog_and_frees_th
     assert old() is None  # taken apart and freed
     assert catalog is not None and len(catalog) == 500
     young = {id(o) for o in gc.get_objects()}
-    assert id(catalog.cards.hits) not in young and id(catalog.cards.categories) not in young and id(catalog.indexes) not in young  # frozen
+    assert (
+        id(catalog.cards.hits) not in young
+        and id(catalog.cards.categories) not in young
+        and id(catalog.indexes) not in young
+    )  # frozen
     conn = await asyncpg.connect(small.settings.pg_primary)
     try:
         first = await conn.fetchrow("SELECT id, latitude, longitude FROM businesses ORDER BY id LIMIT 1")
@@ -207,9 +213,7 @@ async def test_a_poll_waits_for_a_rebuild_under_way(small: Api) -> None:
     await rebuilding
 
 
-async def test_a_poll_goes_on_while_the_old_catalog_is_taken_apart(
-    small: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_poll_goes_on_while_the_old_catalog_is_taken_apart(small: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     refresher = small.app[refresher_key]
     started, release = threading.Event(), threading.Event()
     take_apart = collector.dismantle
@@ -223,6 +227,7 @@ async def test_a_poll_goes_on_while_the_old_catalog_is_taken_apart(
     old = weakref.ref(refresher.catalog)
     rebuilding = asyncio.create_task(refresher.rebuild())
     try:
+
         async def taking_apart() -> bool:
             return started.is_set()
 

@@ -90,13 +90,20 @@ async def test_no_server_errors_and_every_response_matches_the_schema(
         metrics = await resp.text()
     answered = {
         (route, status): float(value)
-        for line in metrics.splitlines() if line.startswith("geo_api_requests_total{")
+        for line in metrics.splitlines()
+        if line.startswith("geo_api_requests_total{")
         for route, status, value in [_labels(line)]
     }
     assert sum(answered.values()) >= 5 * MAX_EXAMPLES
-    for route, status in [("/v1/search/nearby", "200"), ("/v1/search/nearby", "400"), ("/v1/businesses", "201"),
-                          ("/v1/businesses/{id}", "200"), ("/v1/businesses/{id}", "404"),
-                          ("/v1/users/{id}/friends/{friend_id}", "201"), ("/v1/users/{id}/friends", "200")]:
+    for route, status in [
+        ("/v1/search/nearby", "200"),
+        ("/v1/search/nearby", "400"),
+        ("/v1/businesses", "201"),
+        ("/v1/businesses/{id}", "200"),
+        ("/v1/businesses/{id}", "404"),
+        ("/v1/users/{id}/friends/{friend_id}", "201"),
+        ("/v1/users/{id}/friends", "200"),
+    ]:
         assert answered.get((route, status), 0) > 0, (route, status, sorted(answered))
 
 

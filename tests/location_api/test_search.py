@@ -41,9 +41,29 @@ HARD_CASES = [
 
 #: Where the hard cases put businesses of their own (GeoNames has few there): rings around
 #: each point out to 60 km, plus points exactly on the antimeridian, the poles and the axes.
-HARD_CENTRES = [(-16.80, 180.0), (78.2232, 15.6267), (79.0, 12.0), (82.5018, -62.3481), (89.99, 45.0), (-89.95, 0.0), (0.0, 0.0)]
-HARD_EXACT = [(-16.80, 180.0), (-16.80, -180.0), (-16.7, 179.9999999), (-16.9, -179.9999999), (90.0, 0.0),
-              (90.0, 123.0), (-90.0, -45.0), (0.0, 0.0), (0.0, 1e-9), (-1e-9, 0.0), (1e-20, -1e-20), (0.0, -180.0)]
+HARD_CENTRES = [
+    (-16.80, 180.0),
+    (78.2232, 15.6267),
+    (79.0, 12.0),
+    (82.5018, -62.3481),
+    (89.99, 45.0),
+    (-89.95, 0.0),
+    (0.0, 0.0),
+]
+HARD_EXACT = [
+    (-16.80, 180.0),
+    (-16.80, -180.0),
+    (-16.7, 179.9999999),
+    (-16.9, -179.9999999),
+    (90.0, 0.0),
+    (90.0, 123.0),
+    (-90.0, -45.0),
+    (0.0, 0.0),
+    (0.0, 1e-9),
+    (-1e-9, 0.0),
+    (1e-20, -1e-20),
+    (0.0, -180.0),
+]
 
 
 @pytest.fixture(scope="module")
@@ -114,13 +134,15 @@ def _random_queries(n: int, seed: int) -> list[dict[str, Any]]:
         else:
             p = places[rng.randrange(len(places))]
             lat, lon = offset_point(p.latitude, p.longitude, rng.uniform(0, 20_000), rng.uniform(0, 2 * math.pi))
-        queries.append({
-            "latitude": lat,
-            "longitude": lon,
-            "radius": round(math.exp(rng.uniform(0.0, math.log(50_000.0))), 3),
-            "limit": rng.randint(1, 100),
-            "category": rng.choice(CATEGORIES) if rng.random() < 0.25 else None,
-        })
+        queries.append(
+            {
+                "latitude": lat,
+                "longitude": lon,
+                "radius": round(math.exp(rng.uniform(0.0, math.log(50_000.0))), 3),
+                "limit": rng.randint(1, 100),
+                "category": rng.choice(CATEGORIES) if rng.random() < 0.25 else None,
+            }
+        )
     return queries
 
 
@@ -179,8 +201,9 @@ async def test_category_filter_is_an_exact_match(api: Api, oracle: Oracle) -> No
     for category in ("bakery", "Bakery", "bak"):
         hits = oracle.within(48.8566, 2.3522, 30_000.0, category)
         for strategy in STRATEGIES:
-            body = await search(api, latitude=48.8566, longitude=2.3522, radius=30000, limit=100,
-                                category=category, index=strategy)
+            body = await search(
+                api, latitude=48.8566, longitude=2.3522, radius=30000, limit=100, category=category, index=strategy
+            )
             assert body["total"] == len(hits), (category, strategy)
             assert all(b["category"] == category for b in body["businesses"])
     assert oracle.within(48.8566, 2.3522, 30_000.0, "bakery"), "the demo data has bakeries in Paris"
@@ -193,12 +216,14 @@ async def test_category_pages_and_expansion_count_only_that_category(api: Api, o
     widened = oracle.within(lat, lon, 50_000.0, "bakery")
     assert 0 < len(widened) < 50, len(widened)
     for strategy in STRATEGIES:
-        got, totals = await all_pages(api, latitude=48.8566, longitude=2.3522, radius=30_000, limit=7,
-                                      category="bakery", index=strategy)
+        got, totals = await all_pages(
+            api, latitude=48.8566, longitude=2.3522, radius=30_000, limit=7, category="bakery", index=strategy
+        )
         assert got == expected, strategy
         assert totals == {len(expected)}
-        body = await search(api, latitude=lat, longitude=lon, radius=1000, limit=50, expand=True, category="bakery",
-                            index=strategy)
+        body = await search(
+            api, latitude=lat, longitude=lon, radius=1000, limit=50, expand=True, category="bakery", index=strategy
+        )
         assert body["radius_m"] == 50_000.0 and body["total"] == len(widened), strategy
         assert body["businesses"] == [oracle.body(bid, d) for bid, d in widened], strategy
 
@@ -230,8 +255,9 @@ async def test_paging_returns_every_match_once_while_businesses_are_inserted(
         cursor = None
         try:
             while True:
-                body = await search(api, latitude=lat, longitude=lon, radius=radius, limit=5, index=strategy,
-                                    cursor=cursor)
+                body = await search(
+                    api, latitude=lat, longitude=lon, radius=radius, limit=5, index=strategy, cursor=cursor
+                )
                 seen.extend((b["distance_m"], b["id"]) for b in body["businesses"])
                 cursor = body["next_cursor"]
                 if cursor is None:

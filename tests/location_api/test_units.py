@@ -29,7 +29,14 @@ from location_api import collector, cursor, validate
 from location_api.cards import CardTable, card_for
 from location_api.catalog import Catalog
 from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash12, text_ranges
-from location_api.cursor import CursorPosition, cursor_key, decode_cursor, encode_cursor, encode_fields, query_fingerprint
+from location_api.cursor import (
+    CursorPosition,
+    cursor_key,
+    decode_cursor,
+    encode_cursor,
+    encode_fields,
+    query_fingerprint,
+)
 from location_api.demo import CATEGORIES, address_for, category_for, synthetic_records
 from location_api.errors import InvalidCursor, InvalidRequest
 from location_api.metrics import Metrics
@@ -178,15 +185,24 @@ def test_a_signed_cursor_of_another_version_or_with_non_finite_numbers_is_refuse
     business_id=st.integers(0, 2**63 - 1),
 )
 def test_the_compiled_cursor_is_the_python_cursor(
-    key: bytes, latitude: float, longitude: float, query_radius: float, expand: bool, category: str | None,
-    radius: float, distance: float, business_id: int,
+    key: bytes,
+    latitude: float,
+    longitude: float,
+    query_radius: float,
+    expand: bool,
+    category: str | None,
+    radius: float,
+    distance: float,
+    business_id: int,
 ) -> None:
     assert cursor._make_cursor_native is not None, "location_api._csearch is not built"  # noqa: SLF001
     query = SearchQuery(latitude, longitude, query_radius, 20, category, expand, None, None)
     position = CursorPosition(radius, distance, business_id)
     want = cursor._encode_cursor_python(key, query, position)  # noqa: SLF001
     assert encode_cursor(key, query, position) == want
-    assert encode_fields(key, latitude, longitude, query_radius, expand, category, radius, distance, business_id) == want
+    assert (
+        encode_fields(key, latitude, longitude, query_radius, expand, category, radius, distance, business_id) == want
+    )
 
 
 def test_the_compiled_cursor_signs_under_each_key_it_is_given() -> None:
@@ -209,7 +225,9 @@ def test_decimal_numbers_are_accepted(raw: str) -> None:
     assert query.latitude == float(raw)
 
 
-@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "Infinity", "1e999", "0x1", "1_0", " 1", "1 ", "", ".", "e5", "１"])
+@pytest.mark.parametrize(
+    "raw", ["nan", "inf", "-inf", "Infinity", "1e999", "0x1", "1_0", " 1", "1 ", "", ".", "e5", "１"]
+)
 def test_other_spellings_are_refused_naming_the_field(raw: str) -> None:
     with pytest.raises(InvalidRequest) as info:
         parse_search(MultiDict(latitude=raw, longitude="0"), max_radius_m=50_000.0)
@@ -275,36 +293,71 @@ def test_compiled_and_python_readers_agree_on_any_text(raw: str) -> None:
     _same_parse(raw)
 
 
-@pytest.mark.parametrize("raw", [
-    "latitude=48.85&longitude=2.35", "latitude=-0&longitude=-0.0", "latitude=-0.&longitude=.0e0",
-    "latitude=90&longitude=180&radius=50000&limit=100", "latitude=90.0000000000000000001&longitude=0",
-    "latitude=1e-400&longitude=-1e-400", "latitude=1e999&longitude=0", "latitude=" + "1" * 80 + "e-79&longitude=0",
-    "latitude=1&longitude=2&radius=1e0&limit=010", "latitude=1&longitude=2&limit=0", "latitude=1&longitude=2&limit=",
-    "latitude=1&longitude=2&radius=", "latitude=1E+1&longitude=2e-1", "latitude=1e&longitude=2", "latitude=.&longitude=2",
-    "latitude=1..2&longitude=2", "latitude=1&longitude=2&radius=50000.000001", "latitude=1&latitude=1",
-    "latitude=é&longitude=2", "lat\u00e9=1&longitude=2", "latitude=1&longitude=2\x00",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "latitude=48.85&longitude=2.35",
+        "latitude=-0&longitude=-0.0",
+        "latitude=-0.&longitude=.0e0",
+        "latitude=90&longitude=180&radius=50000&limit=100",
+        "latitude=90.0000000000000000001&longitude=0",
+        "latitude=1e-400&longitude=-1e-400",
+        "latitude=1e999&longitude=0",
+        "latitude=" + "1" * 80 + "e-79&longitude=0",
+        "latitude=1&longitude=2&radius=1e0&limit=010",
+        "latitude=1&longitude=2&limit=0",
+        "latitude=1&longitude=2&limit=",
+        "latitude=1&longitude=2&radius=",
+        "latitude=1E+1&longitude=2e-1",
+        "latitude=1e&longitude=2",
+        "latitude=.&longitude=2",
+        "latitude=1..2&longitude=2",
+        "latitude=1&longitude=2&radius=50000.000001",
+        "latitude=1&latitude=1",
+        "latitude=é&longitude=2",
+        "lat\u00e9=1&longitude=2",
+        "latitude=1&longitude=2\x00",
+    ],
+)
 def test_compiled_and_python_readers_agree_on_edges(raw: str) -> None:
     _same_parse(raw)
 
 
-@pytest.mark.parametrize("raw", [
-    "latitude=48.85&longitude=2.35",
-    "longitude=-180&latitude=-90&radius=1&limit=100",
-    "latitude=1e1&longitude=.5&radius=50000.0&limit=001",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "latitude=48.85&longitude=2.35",
+        "longitude=-180&latitude=-90&radius=1&limit=100",
+        "latitude=1e1&longitude=.5&radius=50000.0&limit=001",
+    ],
+)
 def test_plain_query_strings_are_read_without_decoding(raw: str) -> None:
     fast = parse_plain_query_string(raw, max_radius_m=50_000.0)
     assert fast is not None and fast == _full_parse(raw)
 
 
-@pytest.mark.parametrize("raw", [
-    "", "latitude=48.85", "latitude=48.85&longitude=2.35&", "latitude=48.85&&longitude=2.35",
-    "latitude=4%38&longitude=2", "latitude=+48&longitude=2", "latitude=48 &longitude=2",
-    "latitude=1&longitude=2&latitude=1", "latitude=1&longitude=2&expand=true", "latitude=91&longitude=0",
-    "latitude=1&longitude=2&radius=0", "latitude=1&longitude=2&limit=101", "latitude=1&longitude=2&limit=1.0",
-    "latitude=1&longitude", "latitude==1&longitude=2", "latitude=1;longitude=2", "latitude=nan&longitude=0",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "latitude=48.85",
+        "latitude=48.85&longitude=2.35&",
+        "latitude=48.85&&longitude=2.35",
+        "latitude=4%38&longitude=2",
+        "latitude=+48&longitude=2",
+        "latitude=48 &longitude=2",
+        "latitude=1&longitude=2&latitude=1",
+        "latitude=1&longitude=2&expand=true",
+        "latitude=91&longitude=0",
+        "latitude=1&longitude=2&radius=0",
+        "latitude=1&longitude=2&limit=101",
+        "latitude=1&longitude=2&limit=1.0",
+        "latitude=1&longitude",
+        "latitude==1&longitude=2",
+        "latitude=1;longitude=2",
+        "latitude=nan&longitude=0",
+    ],
+)
 def test_other_query_strings_are_left_to_the_full_parse(raw: str) -> None:
     assert parse_plain_query_string(raw, max_radius_m=50_000.0) is None
 
@@ -350,7 +403,8 @@ def test_request_metrics_render_as_prometheus_counters_and_cumulative_histograms
     metrics.observe("/v1/businesses/{id}", "GET", 404, 0.02)
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(metrics.render().decode()) for s in family.samples
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
     }
 
     def sample(name: str, **labels: str) -> float:
@@ -397,7 +451,9 @@ _distances = st.one_of(
     page=st.lists(st.tuples(_businesses, _distances), max_size=6),
     total=st.one_of(st.integers(0, 10**6), st.integers(0, 2**63 - 1), st.integers(-(2**63), -1)),
     radius=st.one_of(st.floats(1.0, 50_000.0), _distances),
-    cursor=st.one_of(st.none(), st.text("ABCxyz-_019", min_size=1, max_size=30), st.text('Az9-_"\\/\n\u00e9=+', max_size=8), _texts),
+    cursor=st.one_of(
+        st.none(), st.text("ABCxyz-_019", min_size=1, max_size=30), st.text('Az9-_"\\/\n\u00e9=+', max_size=8), _texts
+    ),
     as_dict=st.booleans(),
 )
 def test_the_assembled_search_body_is_byte_for_byte_what_orjson_makes_of_the_dicts(
@@ -405,12 +461,14 @@ def test_the_assembled_search_body_is_byte_for_byte_what_orjson_makes_of_the_dic
 ) -> None:
     # Names with quotes, backslashes, control characters and any Unicode; floats such as
     # 5e-324 and -0.0 that have more than one spelling elsewhere; cursors that need escaping.
-    want = orjson.dumps({
-        "total": total,
-        "radius_m": radius,
-        "businesses": [b.to_hit_json(d) for b, d in page],
-        "next_cursor": cursor,
-    })
+    want = orjson.dumps(
+        {
+            "total": total,
+            "radius_m": radius,
+            "businesses": [b.to_hit_json(d) for b, d in page],
+            "next_cursor": cursor,
+        }
+    )
     # Ids 2, 4, 6...: a list of prefixes indexed by id has holes, as the catalog's does.
     hits = [(2 * i + 2, d) for i, (_, d) in enumerate(page)]
     prefixes: list[bytes | None] | dict[int, bytes] = {2 * i + 2: hit_prefix(b) for i, (b, _) in enumerate(page)}

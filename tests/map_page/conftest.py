@@ -31,8 +31,13 @@ OUTPUT = REPO / "test-output" / "map_page"
 #: How long a page may take to show something, milliseconds.
 WAIT_MS = 10_000 * TIMEOUT_FACTOR
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
 ]
 
 #: Businesses the tests search for, created through the API: (name, latitude, longitude, category).
@@ -140,7 +145,8 @@ class Tab:
         """Wait until a JavaScript expression on ``s`` (``window.geoPage``) is truthy; return its value."""
         try:
             handle = await self.page.wait_for_function(
-                f"() => {{ const s = window.geoPage; return s && ({expression}); }}", timeout=WAIT_MS)
+                f"() => {{ const s = window.geoPage; return s && ({expression}); }}", timeout=WAIT_MS
+            )
         except Exception as exc:
             raise AssertionError(f"timed out waiting for {what}; page errors: {self.errors}") from exc
         return await handle.json_value()

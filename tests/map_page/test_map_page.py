@@ -43,9 +43,12 @@ async def api_search(services: Services, query: dict[str, str]) -> list[tuple[in
 
 
 async def listed(tab: Tab) -> list[tuple[int, str, float, str]]:
-    rows = await tab.page.eval_on_selector_all("#results li", """items => items.map(li => [
+    rows = await tab.page.eval_on_selector_all(
+        "#results li",
+        """items => items.map(li => [
         Number(li.dataset.id), li.querySelector('.name').textContent, Number(li.dataset.distanceM),
-        li.querySelector('.distance').textContent])""")
+        li.querySelector('.distance').textContent])""",
+    )
     return [(int(i), name, float(d), shown) for i, name, d, shown in rows]
 
 
@@ -58,7 +61,8 @@ async def search_done(tab: Tab, **query: str) -> dict[str, str]:
 
 async def set_radius(tab: Tab, metres: int) -> None:
     await tab.page.locator("#radius").evaluate(
-        "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", str(metres))
+        "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", str(metres)
+    )
 
 
 async def test_a_search_lists_what_the_api_returns(open_page: OpenPage, services: Services) -> None:
@@ -191,15 +195,18 @@ async def test_friends_move_live_and_leave(open_page: OpenPage, services: Servic
     await alice.page.fill("#friend-id", str(b))
     await alice.page.click("#befriend-button")
     await alice.page.wait_for_function(
-        "id => document.getElementById('friends-status').textContent.includes(`User ${id} is now your friend`)", arg=b)
+        "id => document.getElementById('friends-status').textContent.includes(`User ${id} is now your friend`)", arg=b
+    )
     await replicas_caught_up(services.settings)
 
     await go_online(alice, OSLO)
     await go_online(bob, NEAR)
     await alice.until(f"s.friends.has({b})", "bob to appear on alice's map")
     await bob.until(f"s.friends.has({a})", "alice to appear on bob's map")
-    where = f"(() => {{ const m = s.friends.get({b}).marker; const r = m.getElement().getBoundingClientRect(); " \
-            f"return [m.getLatLng().lat, m.getLatLng().lng, r.left, r.top]; }})()"
+    where = (
+        f"(() => {{ const m = s.friends.get({b}).marker; const r = m.getElement().getBoundingClientRect(); "
+        f"return [m.getLatLng().lat, m.getLatLng().lng, r.left, r.top]; }})()"
+    )
     before = await alice.state(where)
     assert before[:2] == list(NEAR)
     item = await alice.page.text_content(f"#friends-list li[data-user-id='{b}']")
@@ -208,7 +215,9 @@ async def test_friends_move_live_and_leave(open_page: OpenPage, services: Servic
     # Bob moves through a WebSocket of the test's own: his marker moves on Alice's page.
     ws = await raw_client(services, b)
     try:
-        await ws.send(orjson.dumps({"type": "location", "latitude": NEAR_MOVED[0], "longitude": NEAR_MOVED[1]}).decode())
+        await ws.send(
+            orjson.dumps({"type": "location", "latitude": NEAR_MOVED[0], "longitude": NEAR_MOVED[1]}).decode()
+        )
         await next_frame(ws, "init")
         await alice.until(f"s.friends.get({b}) && s.friends.get({b}).latitude === {NEAR_MOVED[0]}", "bob's move")
         after = await alice.state(where)
@@ -237,7 +246,9 @@ async def test_watch_mode_shows_cached_positions(open_page: OpenPage, services: 
     clients = [await raw_client(services, u) for u in users]
     try:
         for i, ws in enumerate(clients):
-            await ws.send(orjson.dumps({"type": "location", "latitude": 59.90 + i / 100, "longitude": 10.70 + i / 50}).decode())
+            await ws.send(
+                orjson.dumps({"type": "location", "latitude": 59.90 + i / 100, "longitude": 10.70 + i / 50}).decode()
+            )
             await next_frame(ws, "init")
         tab = await open_page()
         await sign_in_dev(tab, new_user(), "admin")
@@ -245,8 +256,12 @@ async def test_watch_mode_shows_cached_positions(open_page: OpenPage, services: 
         await tab.page.fill("#watch-limit", "5000")
         await tab.page.click("#watch-button")
         ids = ",".join(map(str, users))
-        await tab.until(f"s.watch.fetches >= 1 && [{ids}].every(id => s.watch.markers.has(id))", "the watched positions")
-        shown = await tab.state(f"[{ids}].map(id => {{ const p = s.watch.markers.get(id).getLatLng(); return [p.lat, p.lng]; }})")
+        await tab.until(
+            f"s.watch.fetches >= 1 && [{ids}].every(id => s.watch.markers.has(id))", "the watched positions"
+        )
+        shown = await tab.state(
+            f"[{ids}].map(id => {{ const p = s.watch.markers.get(id).getLatLng(); return [p.lat, p.lng]; }})"
+        )
         assert shown == [[59.90 + i / 100, 10.70 + i / 50] for i in range(3)]
         admin = {"Authorization": f"Bearer {services.token(1, Role.ADMIN)}"}
         async with services.api.http.get("/v1/watch/positions", params={"limit": "5000"}, headers=admin) as resp:
@@ -267,7 +282,8 @@ async def test_readable_at_360px_and_operable_by_keyboard(open_page: OpenPage, s
     tab = await open_page(width=360, height=740)
     page = tab.page
     overflow = await page.evaluate(
-        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth, document.body.scrollWidth]")
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth, document.body.scrollWidth]"
+    )
     assert overflow[0] <= overflow[1] and overflow[2] <= overflow[1], overflow
 
     # Tab from the top of the page reaches the search form; Enter in a field runs the search.
@@ -306,7 +322,8 @@ async def test_readable_at_360px_and_operable_by_keyboard(open_page: OpenPage, s
 async def test_the_pure_helpers_give_known_values(open_page: OpenPage, services: Services) -> None:
     tab = await open_page()
     token = services.token(42, Role.OWNER)
-    got = await tab.page.evaluate("""async (token) => {
+    got = await tab.page.evaluate(
+        """async (token) => {
         const g = await import('/static/geo.js');
         return {
             wrap: [190, -180, 180, -540, 10.76].map(g.wrapLongitude),
@@ -321,7 +338,9 @@ async def test_the_pure_helpers_give_known_values(open_page: OpenPage, services:
             bad: g.tokenClaims('not a token'),
             query: g.searchQuery({latitude: '1', longitude: '2', radius: '300', limit: '20', category: ''}),
         };
-    }""", token)
+    }""",
+        token,
+    )
     assert got["wrap"] == [-170, -180, -180, -180, 10.76]
     assert abs(got["near"][0] - 180.04) < 1e-9 and got["near"][1] == 10.76
     assert abs(got["distance"] - haversine_m(59.9139, 10.7522, -16.81, 179.99)) < 1e-6

@@ -34,16 +34,25 @@ async def test_the_page_and_its_files_are_served(services: Services) -> None:
         assert resp.status == 200 and resp.content_type == "text/html"
         assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
         assert '<main id="map"' in await resp.text()
-    for path, content_type in [("/static/app.js", "text/javascript"), ("/static/vendor/leaflet/leaflet.css", "text/css"),
-                               ("/static/vendor/world-atlas/countries-110m.json", "application/json"),
-                               ("/static/vendor/leaflet/LICENSE", "text/plain")]:
+    for path, content_type in [
+        ("/static/app.js", "text/javascript"),
+        ("/static/vendor/leaflet/leaflet.css", "text/css"),
+        ("/static/vendor/world-atlas/countries-110m.json", "application/json"),
+        ("/static/vendor/leaflet/LICENSE", "text/plain"),
+    ]:
         async with http.get(path) as resp:
             assert resp.status == 200 and resp.content_type == content_type, path
     for name in ("leaflet", "topojson-client", "world-atlas"):
         assert f"vendor/{name}/LICENSE" in static_files()
     # Only the files of the table: nothing else of the package or the disk.
-    for path in ("/static/nope.js", "/static/../page_views.py", "/static/%2e%2e/page_views.py",
-                 "/static/vendor/../../app.py", "/static//etc/passwd", "/static/vendor"):
+    for path in (
+        "/static/nope.js",
+        "/static/../page_views.py",
+        "/static/%2e%2e/page_views.py",
+        "/static/vendor/../../app.py",
+        "/static//etc/passwd",
+        "/static/vendor",
+    ):
         async with http.get(path) as resp:
             assert resp.status == 404 and resp.content_type == "application/problem+json", path
 
@@ -70,9 +79,13 @@ async def test_dev_tokens_only_in_dev_mode(services: Services) -> None:
     async with http.post("/v1/dev/token", json={"user_id": 7}) as resp:
         assert verify_token(services.settings.jwt_secret, (await resp.json())["token"]).role is Role.USER
     bad: list[tuple[Any, set[str]]] = [
-        ({}, {"user_id"}), ({"user_id": 0}, {"user_id"}), ({"user_id": True}, {"user_id"}),
-        ({"user_id": "1"}, {"user_id"}), ({"user_id": 1, "role": "root"}, {"role"}),
-        ({"user_id": 1, "extra": 1}, {"extra"}), ([1], {"body"}),
+        ({}, {"user_id"}),
+        ({"user_id": 0}, {"user_id"}),
+        ({"user_id": True}, {"user_id"}),
+        ({"user_id": "1"}, {"user_id"}),
+        ({"user_id": 1, "role": "root"}, {"role"}),
+        ({"user_id": 1, "extra": 1}, {"extra"}),
+        ([1], {"body"}),
     ]
     for document, fields in bad:
         async with http.post("/v1/dev/token", json=document) as resp:
@@ -90,8 +103,12 @@ async def test_dev_tokens_only_in_dev_mode(services: Services) -> None:
 async def test_the_openapi_document_describes_the_dev_instance(services: Services) -> None:
     async with services.api.http.get("/openapi.json") as resp:
         doc = await resp.json()
-    served = {(route.method, resource.canonical) for resource in services.api.app.router.resources()
-              for route in resource if route.method != "HEAD" and not is_fallback(route)}
+    served = {
+        (route.method, resource.canonical)
+        for resource in services.api.app.router.resources()
+        for route in resource
+        if route.method != "HEAD" and not is_fallback(route)
+    }
     described = {(method.upper(), path) for path, item in doc["paths"].items() for method in item}
     assert described == served
     assert PAGE_ROUTES <= set(doc["paths"])
@@ -130,7 +147,9 @@ async def test_the_watch_sample_is_bounded(settings: Settings) -> None:
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for user in range(1, 31):
-                pipe.set(location_key(namespace, "default", user), encode_cached(Location(user, user / 10, 0.0, user)), ex=60)
+                pipe.set(
+                    location_key(namespace, "default", user), encode_cached(Location(user, user / 10, 0.0, user)), ex=60
+                )
             pipe.set(location_key(namespace, "other", 99), encode_cached(Location(99, 0.0, 0.0, 1)), ex=60)
             await pipe.execute()
         caches = [RegionCache("default", redis)]
@@ -156,8 +175,14 @@ def _fuzz(base_url: str, headers: dict[str, str]) -> list[str]:
             continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
-            @hypothesis.settings(max_examples=30, deadline=None, database=None, derandomize=True,
-                                 phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            @hypothesis.settings(
+                max_examples=30,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
             @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
             def check(case: schemathesis.Case[Any]) -> None:
                 # A query parameter named "" or valued [] never reaches the server (it cannot

@@ -25,8 +25,12 @@ async def test_shard_channels_live_on_their_slot_owner_and_deliver(settings: Set
             host, port = name.rsplit(":", 1)
             client = aioredis.Redis(host=host, port=int(port))
             try:
-                on_node = {c.decode() for c in await client.execute_command(
-                    "PUBSUB", "SHARDCHANNELS", f"{settings.redis_namespace}:c:loc:*")}
+                on_node = {
+                    c.decode()
+                    for c in await client.execute_command(
+                        "PUBSUB", "SHARDCHANNELS", f"{settings.redis_namespace}:c:loc:*"
+                    )
+                }
             finally:
                 await client.aclose()
             assert on_node == {c for c in channels if bus.node_for(c) == name}
@@ -66,8 +70,10 @@ async def test_a_moved_slot_is_followed(throwaway_redis: RedisFactory, redis_bin
                 await client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
             finally:
                 await client.aclose()
-        await eventually(lambda: bus.subscriber(f"127.0.0.1:{target.port}").has(channel),
-                         "the channel to be re-subscribed on the slot's new owner")
+        await eventually(
+            lambda: bus.subscriber(f"127.0.0.1:{target.port}").has(channel),
+            "the channel to be re-subscribed on the slot's new owner",
+        )
 
         async def delivered() -> None:
             while not got.data(channel):

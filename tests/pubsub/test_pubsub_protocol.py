@@ -54,7 +54,7 @@ def test_replies_split_across_reads_are_reassembled() -> None:
     proto = SubscriberProtocol()
     data = resp(b"message", b"chan", b"x" * 100)
     for i in range(len(data) - 1):
-        proto.receive_data(data[i:i + 1])
+        proto.receive_data(data[i : i + 1])
         assert proto.events_received() == []
     proto.receive_data(data[-1:])
     assert proto.events_received() == [Message("chan", b"x" * 100)]

@@ -87,8 +87,10 @@ async def test_a_silent_redis_is_detected_by_probing(throwaway_redis: RedisFacto
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)  # the socket stays open; nothing answers
         try:
-            await eventually(lambda: not bus.subscriber.connected or bus.subscriber.connections > 1,
-                             "the probe to give up on the silent node")
+            await eventually(
+                lambda: not bus.subscriber.connected or bus.subscriber.connections > 1,
+                "the probe to give up on the silent node",
+            )
         finally:
             os.kill(pid, signal.SIGCONT)
         await eventually(lambda: bus.subscriber.connected, "the reconnection")

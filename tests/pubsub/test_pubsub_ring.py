@@ -30,8 +30,10 @@ async def test_adding_a_node_rehomes_subscriptions_without_losing_a_message(thro
     extra = url(await throwaway_redis())
     got = Collector()
     # A publishing process and a subscribing process, switching rings at about the same time.
-    async with RingPubSub(first, on_message=lambda c, d: None, handoff_s=0.3, **FAST) as publisher, \
-            RingPubSub(first, on_message=got, handoff_s=0.3, **FAST) as subscriber:
+    async with (
+        RingPubSub(first, on_message=lambda c, d: None, handoff_s=0.3, **FAST) as publisher,
+        RingPubSub(first, on_message=got, handoff_s=0.3, **FAST) as subscriber,
+    ):
         await subscriber.subscribe(CHANNELS)
         sent: list[bytes] = []
         stop = asyncio.Event()
