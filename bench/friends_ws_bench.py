@@ -708,7 +708,7 @@ async def subscriber_ceilings(args: argparse.Namespace, settings: Settings, resu
             publish_s = await flood()
             await asyncio.wait_for(done.wait(), 120)
             await reader
-            await ps.aclose()  # type: ignore[no-untyped-call]
+            await ps.aclose()
             await client.aclose()
         else:
             sub = NodeSubscriber(NodeAddress.parse(settings.redis_url), on_message=count)

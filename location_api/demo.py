@@ -1,4 +1,4 @@
-"""Demo data: the 144,563 GeoNames places of ``rg_cities1000.csv`` as businesses, loaded with COPY.
+"""Demo data: the 144,563 GeoNames places of :mod:`geo_common.places` as businesses, one COPY.
 
 Each place becomes one business: its name and exact coordinates are kept; the address is
 "admin2, admin1, country" without the blank parts; the category is derived from the name

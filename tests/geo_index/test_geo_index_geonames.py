@@ -1,4 +1,4 @@
-"""All 144,563 GeoNames places (rg_cities1000.csv) in every index, queried at real places.
+"""All 144,563 GeoNames places (geo_common/data/cities1000.csv.gz) in every index, queried at real places.
 
 The oracle here is still ``haversine_m`` over every place: numpy computes an approximate
 distance to all places at once only to skip the ones that are more than a metre beyond
