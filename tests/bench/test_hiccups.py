@@ -21,28 +21,28 @@ def test_a_stat_line_gives_the_name_parent_and_user_plus_system_ticks_even_with_
     assert hiccups.parse_stat(line) == hiccups.ProcCpu("my (odd) name", 17, 42, 123)
 
 
-def P(name: str, ticks: int, ppid: int = 1, started: int = 0) -> hiccups.ProcCpu:
+def proc(name: str, ticks: int, ppid: int = 1, started: int = 0) -> hiccups.ProcCpu:
     return hiccups.ProcCpu(name, ppid, ticks, started)
 
 
 def test_the_busiest_processes_come_first_new_ones_count_from_zero_and_meters_are_left_out() -> None:
     before = {
-        1: P("init", 100),
-        2: P("postgres", 50),
-        3: P("meter", 0),
-        6: P("old", 900, started=5),
-        7: P("kworker/0:1-events", 800),
+        1: proc("init", 100),
+        2: proc("postgres", 50),
+        3: proc("meter", 0),
+        6: proc("old", 900, started=5),
+        7: proc("kworker/0:1-events", 800),
     }
     # pid 6 was reused by another program meanwhile: it counts from zero. A kernel worker's
     # name changes with its work (pid 7): it is the same process.
     after = {
-        1: P("init", 103),
-        2: P("postgres", 90),
-        3: P("meter", 500),
-        4: P("new", 7),
-        5: P("idle", 0),
-        6: P("reused", 20, started=700),
-        7: P("kworker/0:1-mm_percpu_wq", 801),
+        1: proc("init", 103),
+        2: proc("postgres", 90),
+        3: proc("meter", 500),
+        4: proc("new", 7),
+        5: proc("idle", 0),
+        6: proc("reused", 20, started=700),
+        7: proc("kworker/0:1-mm_percpu_wq", 801),
     }
     busiest = hiccups.top_consumers(before, after, exclude={3}, ticks_per_s=100, count=4)
     assert busiest == [("postgres", 2, 400.0), ("reused", 6, 200.0), ("new", 4, 70.0), ("init", 1, 30.0)]
@@ -50,32 +50,42 @@ def test_the_busiest_processes_come_first_new_ones_count_from_zero_and_meters_ar
 
 def test_a_family_is_a_process_and_all_its_descendants() -> None:
     procs = {
-        1: P("init", 0, 0),
-        10: P("bench", 0, 1),
-        11: P("server", 0, 10),
-        12: P("worker", 0, 11),
-        20: P("postgres", 0, 1),
-        21: P("backend", 0, 20),
+        1: proc("init", 0, 0),
+        10: proc("bench", 0, 1),
+        11: proc("server", 0, 10),
+        12: proc("worker", 0, 11),
+        20: proc("postgres", 0, 1),
+        21: proc("backend", 0, 20),
     }
     assert hiccups.family(procs, 10) == {10, 11, 12}
 
 
 def test_others_cpu_counts_a_busy_stranger_and_not_this_process_s_own_children(tmp_path: Path) -> None:
+    # Each busy process spins 0.4 s of CPU, says so, and stays alive until released, so the
+    # figures are read while both are there however long a loaded machine takes to run them.
     busy = (
-        "import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\n"
-        "end = time.process_time() + 0.4\nwhile time.process_time() < end: pass\ntime.sleep(2)\n"
+        "import os, sys, time\nfrom pathlib import Path\nout = Path(sys.argv[1])\n"
+        "end = time.process_time() + 0.4\nwhile time.process_time() < end: pass\n"
+        "out.with_suffix('.tmp').write_text(str(os.getpid()))\nout.with_suffix('.tmp').rename(out)\nrelease = out.with_name('release')\n"
+        "deadline = time.monotonic() + 120\n"
+        "while not release.exists() and time.monotonic() < deadline: time.sleep(0.02)\n"
     )
     script = tmp_path / "busy.py"
     script.write_text(busy)
-    with hiccups.OthersCpu() as others:
-        # A grandchild whose parent exits at once is adopted by another process: a stranger.
-        subprocess.run(
-            ["sh", "-c", f"{sys.executable} {script} {tmp_path / 'stranger'} > /dev/null 2>&1 &"], check=True
-        )
-        child = subprocess.Popen([sys.executable, str(script), str(tmp_path / "child")])
-        time.sleep(1.2)  # both have done their work and sleep
-    child.wait(10)
-    stranger = int((tmp_path / "stranger").read_text())
+    ready = (tmp_path / "stranger", tmp_path / "child")
+    try:
+        with hiccups.OthersCpu() as others:
+            # A grandchild whose parent exits at once is adopted by another process: a stranger.
+            subprocess.run(["sh", "-c", f"{sys.executable} {script} {ready[0]} > /dev/null 2>&1 &"], check=True)
+            child = subprocess.Popen([sys.executable, str(script), str(ready[1])])
+            deadline = time.monotonic() + 60
+            while not all(p.exists() for p in ready):
+                assert time.monotonic() < deadline, "the busy processes did not finish their work in 60 s"
+                time.sleep(0.02)
+    finally:
+        (tmp_path / "release").touch()
+    child.wait(30)
+    stranger = int(ready[0].read_text())
     used = {pid: ms for _, pid, ms in others.busiest}
     assert used.get(stranger, 0) >= 350, others.busiest
     assert child.pid not in used
