@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hdrh.histogram import HdrHistogram
 from hypothesis import given, settings
@@ -119,3 +120,18 @@ def test_merging_carries_values_still_waiting() -> None:
     assert merged.histograms["latency"].get_total_count() == 2
     assert merged.histograms["send_lag"].get_total_count() == 1
     assert merged.series[0].count == 2
+
+
+def test_the_hdrh_layout_record_batch_writes_into_is_the_one_it_was_written_for() -> None:
+    """record_batch adds into hdrh's own counts array: a release that renames or retypes what it
+    reads must fail here by name, not record wrong counts quietly."""
+    hist = new_histogram(3)
+    fields = ("counts", "sub_bucket_mask", "unit_magnitude", "sub_bucket_half_count_magnitude", "sub_bucket_half_count")
+    missing = [f for f in fields if not hasattr(hist, f)]
+    assert not missing, f"hdrhistogram no longer has {missing}: loadgen.hdr.record_batch must change with it"
+    counts = np.ctypeslib.as_array(hist.counts)
+    assert counts.ndim == 1 and counts.dtype.kind in "iu" and len(counts) == hist.counts_len
+    for us in (1, 2_047, 2_048, 123_456, MAX_LATENCY_US):
+        hist.reset()
+        record_batch(hist, [us / 1_000_000])
+        assert counts[hist._counts_index_for(us)] == 1, f"record_batch put {us} µs in the wrong bucket"  # noqa: SLF001
