@@ -21,11 +21,13 @@ from typing import Any
 from aiohttp import web
 
 from geo_common.settings import Settings, SettingsError, load_settings
+from geo_common.version import add_version_argument
 
 
 def service_parser(prog: str, description: str, *, default_port: int) -> argparse.ArgumentParser:
-    """The flags every service takes: ``--host`` and ``--port`` override the settings."""
+    """The flags every service takes: ``--host`` and ``--port`` override the settings; ``--version``."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_version_argument(parser)
     parser.add_argument("--host", default=None, help="listen address (default: from settings, 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help=f"listen port (default: from settings, {default_port})")
     parser.add_argument(

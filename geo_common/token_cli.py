@@ -7,12 +7,14 @@ import sys
 
 from geo_common.settings import SettingsError, load_settings
 from geo_common.tokens import Role, TokenError, mint_token
+from geo_common.version import add_version_argument
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="geo-token", description="Print an HS256 bearer token signed with GEO_JWT_SECRET."
     )
+    add_version_argument(parser)
     parser.add_argument("user_id", type=int, help="the user id (positive integer), the token's subject")
     parser.add_argument(
         "--role", choices=[r.value for r in Role], default=Role.USER.value, help="role claim (default: user)"

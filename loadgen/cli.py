@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from geo_common.settings import SettingsError, load_settings
+from geo_common.version import add_version_argument
 from loadgen.durations import duration_or_zero, parse_duration
 from loadgen.friends import FriendsLive, FriendsOptions, create_friendships, run_friends
 from loadgen.graph import GraphKind, build_population
@@ -55,6 +56,7 @@ def _positive(kind: type[int] | type[float], name: str) -> Callable[[str], int |
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Load generator for geo: open-loop, HDR percentiles, reports.")
+    add_version_argument(parser)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     common = _Parser(add_help=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from deploy.stack.procs import StackError
 from deploy.stack.stack import Stack
+from geo_common.version import add_version_argument
 
 
 def default_root() -> Path:
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="geo-stack",
         description="Local PostgreSQL primary + streaming replica (with PostGIS), Redis and a 3-node Redis Cluster.",
     )
+    add_version_argument(parser)
     parser.add_argument("--dir", type=Path, default=None, help="stack folder (default: $GEO_STACK_DIR or .stack)")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start everything (idempotent), apply migrations, write <dir>/env")
