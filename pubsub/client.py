@@ -18,6 +18,7 @@ import asyncio
 import logging
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import hiredis
@@ -106,20 +107,26 @@ class CommandProtocol:
 
 
 class _Link(asyncio.Protocol):
-    def __init__(self, owner: RedisClient) -> None:
-        self.owner = owner
+    """One TCP connection; hands what it reads, and its loss, to the client that opened it.
+
+    The client ignores a link it has replaced: a dropped connection's late bytes or close.
+    """
+
+    def __init__(
+        self, on_data: Callable[[_Link, bytes], None], on_lost: Callable[[_Link, Exception | None], None]
+    ) -> None:
         self.transport: asyncio.Transport | None = None
+        self._on_data = on_data
+        self._on_lost = on_lost
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if self.owner._link is self:
-            self.owner._received(data)
+        self._on_data(self, data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.owner._link is self:
-            self.owner._lost(exc)
+        self._on_lost(self, exc)
 
 
 class RedisClient:
@@ -202,13 +209,17 @@ class RedisClient:
             if data:
                 link.transport.write(data)
 
-    def _received(self, data: bytes) -> None:
+    def _received(self, link: _Link, data: bytes) -> None:
+        if link is not self._link:
+            return
         try:
             self._protocol.receive_data(data)
         except hiredis.ProtocolError as exc:
             self._drop(f"unparseable reply: {exc}")
 
-    def _lost(self, exc: Exception | None) -> None:
+    def _lost(self, link: _Link, exc: Exception | None) -> None:
+        if link is not self._link:
+            return
         self._link = None
         self._protocol.fail(ConnectionLost(f"lost the connection to {self.address.name}: {exc or 'closed'}"))
 
@@ -223,7 +234,9 @@ class RedisClient:
         context = ssl.create_default_context() if self.address.tls else None
         try:
             _transport, link = await asyncio.wait_for(
-                loop.create_connection(lambda: _Link(self), self.address.host, self.address.port, ssl=context),
+                loop.create_connection(
+                    lambda: _Link(self._received, self._lost), self.address.host, self.address.port, ssl=context
+                ),
                 self._connect_timeout_s,
             )
         except (OSError, TimeoutError) as exc:

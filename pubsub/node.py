@@ -80,10 +80,10 @@ class NodeAddress:
 
 
 class _Link(asyncio.Protocol):
-    """One TCP connection; forwards to its subscriber until the connection is replaced."""
+    """One TCP connection; hands what it reads to its subscriber, which ignores a replaced link."""
 
-    def __init__(self, owner: NodeSubscriber) -> None:
-        self.owner = owner
+    def __init__(self, on_data: Callable[[_Link, bytes], None]) -> None:
+        self._on_data = on_data
         self.transport: asyncio.Transport | None = None
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -92,8 +92,7 @@ class _Link(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if self.owner._link is self:
-            self.owner._data_received(data)
+        self._on_data(self, data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
@@ -257,7 +256,9 @@ class NodeSubscriber:
         if data:
             link.transport.write(data)
 
-    def _data_received(self, data: bytes) -> None:
+    def _data_received(self, link: _Link, data: bytes) -> None:
+        if link is not self._link:
+            return  # a replaced connection's late bytes
         self._received += 1
         self._protocol.receive_data(data)
         try:
@@ -337,7 +338,9 @@ class NodeSubscriber:
         loop = asyncio.get_running_loop()
         context = ssl.create_default_context() if self.address.tls else None
         _transport, link = await asyncio.wait_for(
-            loop.create_connection(lambda: _Link(self), self.address.host, self.address.port, ssl=context),
+            loop.create_connection(
+                lambda: _Link(self._data_received), self.address.host, self.address.port, ssl=context
+            ),
             self._connect_timeout_s,
         )
         sock = link.transport.get_extra_info("socket") if link.transport is not None else None
