@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -366,7 +367,7 @@ class Clients:
                     opened: asyncio.Future[None] = loop.create_future()
                     try:
                         _t, client = await loop.create_connection(
-                            lambda: RawClient(self, user, request, opened), "127.0.0.1", self.port
+                            partial(RawClient, self, user, request, opened), "127.0.0.1", self.port
                         )
                         await asyncio.wait_for(opened, 60)
                         break

@@ -369,9 +369,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 row.mismatches[radius] = sum(
                     1 for (la, lo), exp in zip(queries, expected[radius]) if idx.within(la, lo, radius, limit) != exp
                 )
-                passes = [
-                    timed_queries(lambda la, lo: idx.within(la, lo, radius, limit), queries) for _ in range(args.repeat)
-                ]
+
+                def query(la: float, lo: float, idx: IndexBase[int] = idx, radius: float = radius) -> Any:
+                    return idx.within(la, lo, radius, limit)
+
+                passes = [timed_queries(query, queries) for _ in range(args.repeat)]
                 fill(row, radius, min(passes, key=lambda p: int(p.sum())))
                 log(
                     f"  {row.name:>8}: {row.qps[radius]:>9,.0f} q/s  p50 {row.p50_us[radius]:8.1f} us  "
@@ -385,7 +387,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sample = queries[: args.full_scan_sample]
     full = Row("numpy full scan", note=f"{len(sample)}-query sample")
     for radius in radii:
-        lat_ns = timed_queries(lambda la, lo: brute.full_scan(la, lo, radius, limit), sample)
+
+        def scan(la: float, lo: float, radius: float = radius) -> Any:
+            return brute.full_scan(la, lo, radius, limit)
+
+        lat_ns = timed_queries(scan, sample)
         fill(full, radius, lat_ns)
     log("numpy full scan: " + ", ".join(f"{r:.0f} m {full.qps[r]:,.0f} q/s" for r in radii))
 
@@ -404,19 +410,19 @@ def print_table(rows: list[Row], radii: list[float], limit: int, args: argparse.
     print()
     print("| index | build s | bytes/pt | radius | q/s (1 core) | p50 us | p99 us | mismatches |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
+
+    def num(d: dict[float, float], radius: float, fmt: str) -> str:
+        v = d.get(radius)
+        return "-" if v is None or math.isnan(v) else format(v, fmt)
+
     for row in rows:
         for radius in radii:
-
-            def num(d: dict[float, float], fmt: str) -> str:
-                v = d.get(radius)
-                return "-" if v is None or math.isnan(v) else format(v, fmt)
-
             mm = row.mismatches.get(radius)
             build = "-" if math.isnan(row.build_s) else f"{row.build_s:.1f}"
             per_pt = "-" if math.isnan(row.bytes_per_point) else f"{row.bytes_per_point:.0f}"
             print(
-                f"| {row.name} | {build} | {per_pt} | {radius:.0f} m | "
-                f"{num(row.qps, ',.0f')} | {num(row.p50_us, '.1f')} | {num(row.p99_us, '.1f')} | "
+                f"| {row.name} | {build} | {per_pt} | {radius:.0f} m | {num(row.qps, radius, ',.0f')} | "
+                f"{num(row.p50_us, radius, '.1f')} | {num(row.p99_us, radius, '.1f')} | "
                 f"{'-' if mm is None else mm} |"
             )
     notes = [f"{r.name}: {r.note}" for r in rows if r.note] + ([redis_note] if redis_note else [])

@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadgen.hdr import MAX_LATENCY_US, new_histogram, record_batch  # noqa: E402
-from loadgen.stats import BATCH, Recorder  # noqa: E402
+from loadgen.hdr import MAX_LATENCY_US, new_histogram, record_batch
+from loadgen.stats import BATCH, Recorder
 
 
 def best_of(repeat: int, run: Callable[[], None]) -> float:

@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -177,13 +178,19 @@ def main(argv: list[str] | None = None) -> int:
             for n in range(1, args.rounds + 1):
                 for name in senders:
                     if name == "driver":
-                        runs[name].append(measured(lambda: run_driver(server.port, paths_file, rate, args.duration)))
+                        runs[name].append(measured(partial(run_driver, server.port, paths_file, rate, args.duration)))
                     else:
                         checkout = checkouts[name]
                         runs[name].append(
                             measured(
-                                lambda: run_geo_loadgen(
-                                    checkout, server.port, points_file, rate, args.duration, OUT / "report"
+                                partial(
+                                    run_geo_loadgen,
+                                    checkout,
+                                    server.port,
+                                    points_file,
+                                    rate,
+                                    args.duration,
+                                    OUT / "report",
                                 )
                             )
                         )

@@ -87,43 +87,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     index.bulk_load(items)
     del items
     queries = list(scatter(10_000, seed=42, spread_m=2_000.0))
-
-    print(f"{'case':<22} {'matches':>8} {'within us':>10} {'page us':>8} {'speed-up':>9}")
-    print("-" * 61)
-
-    def row(case: str, points: list[tuple[float, float]], radius: float) -> None:
-        matches = 0
-        for lat, lon in points:  # the check, and the warm-up
-            full = index.within(lat, lon, radius)
-            first = index.page(lat, lon, radius, LIMIT)
-            assert first == page_of(full, LIMIT, None), (case, lat, lon)
-            if full:
-                mid = full[len(full) // 2]
-                assert index.page(lat, lon, radius, LIMIT, (mid[1], mid[0])) == page_of(full, LIMIT, (mid[1], mid[0]))
-            matches += len(full)
-        reps = max(1, 2_000 // len(points))
-        batch = points * reps
-
-        def all_matches() -> None:
-            for lat, lon in batch:
-                index.within(lat, lon, radius)
-
-        def one_page() -> None:
-            for lat, lon in batch:
-                index.page(lat, lon, radius, LIMIT)
-
-        w = best_us(all_matches, len(batch), args.repeat)
-        p = best_us(one_page, len(batch), args.repeat)
-        print(f"{case:<22} {matches / len(points):>8,.0f} {w:>10.1f} {p:>8.1f} {w / p:>8.1f}x", flush=True)
-
-    row("10k points, 5 km", queries, 5_000.0)
-    for city, point in CITIES.items():
-        for radius in (5_000.0, 50_000.0):
-            row(f"{city}, {radius / 1000:.0f} km", [point], radius)
+    page_rows(index, queries, args.repeat)
     category_rows(index, args.points, args.repeat)
-    del index
+    del index  # freed: the catalog below builds its own
     search_and_render(places, args.points, queries, args.repeat)
     return 0
+
+
+def page_rows(index: GeohashIndex[int], queries: list[tuple[float, float]], repeat: int) -> None:
+    """``page`` against ``within``: the query points at 5 km, then 5 and 50 km around each city."""
+    print(f"{'case':<22} {'matches':>8} {'within us':>10} {'page us':>8} {'speed-up':>9}")
+    print("-" * 61)
+    page_row(index, "10k points, 5 km", queries, 5_000.0, repeat)
+    for city, point in CITIES.items():
+        for radius in (5_000.0, 50_000.0):
+            page_row(index, f"{city}, {radius / 1000:.0f} km", [point], radius, repeat)
+
+
+def page_row(
+    index: GeohashIndex[int], case: str, points: list[tuple[float, float]], radius: float, repeat: int
+) -> None:
+    """One row: every page checked against the cut of ``within``, then both timed."""
+    matches = 0
+    for lat, lon in points:  # the check, and the warm-up
+        full = index.within(lat, lon, radius)
+        first = index.page(lat, lon, radius, LIMIT)
+        assert first == page_of(full, LIMIT, None), (case, lat, lon)
+        if full:
+            mid = full[len(full) // 2]
+            assert index.page(lat, lon, radius, LIMIT, (mid[1], mid[0])) == page_of(full, LIMIT, (mid[1], mid[0]))
+        matches += len(full)
+    reps = max(1, 2_000 // len(points))
+    batch = points * reps
+
+    def all_matches() -> None:
+        for lat, lon in batch:
+            index.within(lat, lon, radius)
+
+    def one_page() -> None:
+        for lat, lon in batch:
+            index.page(lat, lon, radius, LIMIT)
+
+    w = best_us(all_matches, len(batch), repeat)
+    p = best_us(one_page, len(batch), repeat)
+    print(f"{case:<22} {matches / len(points):>8,.0f} {w:>10.1f} {p:>8.1f} {w / p:>8.1f}x", flush=True)
 
 
 def category_rows(index: GeohashIndex[int], points: int, repeat: int) -> None:
@@ -134,22 +141,33 @@ def category_rows(index: GeohashIndex[int], points: int, repeat: int) -> None:
     print("-" * 61)
     for city, (lat, lon) in CITIES.items():
         for radius in (5_000.0, 50_000.0):
+            category_row(index, categories, wanted, f"{city}, {radius / 1000:.0f} km", lat, lon, radius, repeat)
 
-            def filtered() -> Any:
-                return page_of([h for h in index.within(lat, lon, radius) if categories[h[0]] == wanted], LIMIT, None)
 
-            def where() -> Any:
-                return index.page(lat, lon, radius, LIMIT, where=(categories, wanted))
+def category_row(
+    index: GeohashIndex[int],
+    categories: list[str],
+    wanted: str,
+    case: str,
+    lat: float,
+    lon: float,
+    radius: float,
+    repeat: int,
+) -> None:
+    """One row: ``page`` with ``where`` checked against ``within`` filtered and cut, then both timed."""
 
-            first = where()
-            assert first == filtered(), (city, radius)
-            reps = 200
-            f = best_us(lambda: [filtered() for _ in range(reps)], reps, repeat)
-            w = best_us(lambda: [where() for _ in range(reps)], reps, repeat)
-            print(
-                f"{city + f', {radius / 1000:.0f} km':<22} {first.total:>8,} {f:>10.1f} {w:>8.1f} {f / w:>8.1f}x",
-                flush=True,
-            )
+    def filtered() -> Any:
+        return page_of([h for h in index.within(lat, lon, radius) if categories[h[0]] == wanted], LIMIT, None)
+
+    def where() -> Any:
+        return index.page(lat, lon, radius, LIMIT, where=(categories, wanted))
+
+    first = where()
+    assert first == filtered(), case
+    reps = 200
+    f = best_us(lambda: [filtered() for _ in range(reps)], reps, repeat)
+    w = best_us(lambda: [where() for _ in range(reps)], reps, repeat)
+    print(f"{case:<22} {first.total:>8,} {f:>10.1f} {w:>8.1f} {f / w:>8.1f}x", flush=True)
 
 
 def search_and_render(places: Sequence[Any], points: int, queries: list[tuple[float, float]], repeat: int) -> None:
