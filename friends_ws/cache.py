@@ -112,6 +112,6 @@ class LocationCache:
                     return False
                 with breaker.guard((OSError,)):
                     await client.execute("PING", retries=0)
-        except Exception:  # CircuitOpen included: another call is probing it
+        except Exception:  # noqa: BLE001 - a health check; CircuitOpen included: another call is probing it
             return False
         return True

@@ -64,7 +64,7 @@ from pubsub import PubSubError
 
 log = logging.getLogger(__name__)
 
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 #: A backend (PostgreSQL, Redis) is down or unreachable: the request fails, the session lives.
 _BACKEND_ERRORS = (DatabaseUnavailable, PubSubError, RedisError, asyncpg.PostgresError, OSError, TimeoutError)
 

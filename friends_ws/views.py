@@ -22,7 +22,7 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         await app[db_key].primary.fetchval("SELECT 1")
         checks["postgres"] = True
-    except Exception:
+    except Exception:  # noqa: BLE001 - readiness: any failure means not ready
         checks["postgres"] = False
     checks["cache"] = await app[cache_key].ping()
     for name, bus in app[hub_key].buses.items():

@@ -120,7 +120,7 @@ def _supervise(prog: str, workers: int, run_one: Callable[[], None]) -> int:
             code = 0
             try:
                 run_one()
-            except BaseException:  # noqa: BLE001 - reported, then the status says it failed
+            except BaseException:  # reported, then the status says it failed
                 logging.getLogger(prog).exception("worker failed")
                 code = 1
             finally:

@@ -221,7 +221,7 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
                     max_size=2**16,
                     compression=None,
                 )
-            except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
+            except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
                 recorder.count("errors")
                 recorder.count(f"connect_error_{type(exc).__name__}")
                 attempt += 1

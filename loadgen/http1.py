@@ -130,7 +130,7 @@ class _Connection(asyncio.Protocol):
         self.transport.write(request)
 
     def timed_out(self) -> None:
-        self._fail(asyncio.TimeoutError())
+        self._fail(TimeoutError())
 
     def _finish(self, status: int, body: bytes, consumed: int, close: bool) -> None:
         del self.buf[:consumed]

@@ -38,6 +38,7 @@ ignored. The search figures are reported under ``search.`` names.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import tomllib
 from dataclasses import dataclass, replace
@@ -160,9 +161,11 @@ def load_scenario(path: Path, *, jwt_secret: str, seed: int) -> MixedOptions:
                 fail(f"{where}{key} is required")
             return default
         value = table[key]
+        # int and float raise ValueError or TypeError (OverflowError: int of an infinite float),
+        # the enums ValueError, the durations argparse's ArgumentTypeError.
         try:
             read = kind(value)
-        except Exception as exc:  # the kinds raise ValueError, TypeError or argparse's errors
+        except (ValueError, TypeError, OverflowError, argparse.ArgumentTypeError) as exc:
             fail(f"{where}{key} = {value!r}: {exc}")
         if positive and not read > 0:
             fail(f"{where}{key} must be > 0, got {value!r}")

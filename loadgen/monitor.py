@@ -35,7 +35,7 @@ async def watch_cpu(recorder: Recorder, stop: asyncio.Event, *, label: str = "lo
         try:
             await asyncio.wait_for(stop.wait(), 1.0)
             return
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         wall, cpu = time.monotonic(), time.process_time()
         share = (cpu - last_cpu) / max(1e-9, wall - last_wall)

@@ -100,7 +100,7 @@ async def _ticker(tick: Callable[[Recorder, Any], None], recorder: Recorder, liv
         tick(recorder, live)
         try:
             await asyncio.wait_for(stop.wait(), 1.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 

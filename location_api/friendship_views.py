@@ -26,6 +26,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 import asyncpg
@@ -102,7 +103,10 @@ class Presence:
         for region_name, user_id, event in messages:
             region = self.regions.get(region_name).name
             channel = control_channel(self.namespace, region, user_id)
-            await self.call(region, lambda: self.buses[region].publish(channel, encode_control(event)))
+            await self.call(region, partial(self._publish, region, channel, event))
+
+    async def _publish(self, region: str, channel: str, event: Control) -> int:
+        return await self.buses[region].publish(channel, encode_control(event))
 
 
 presence_key = web.AppKey("friends_presence", Presence)

@@ -179,9 +179,11 @@ class ClusterPubSub(MultiNodePubSub):
         wait = self._refresh_min_s - (time.monotonic() - self._last_refresh)
         if wait > 0:
             await asyncio.sleep(wait)
+        # Any error (the cluster may be mid-failover) is logged, not raised: this runs as a
+        # background task, and the next failure retries.
         try:
             await self._refresh()
-        except Exception as exc:  # the cluster may be mid-failover; the next failure retries
+        except Exception as exc:  # noqa: BLE001
             log.warning("pubsub cluster: slot map refresh failed: %s", exc)
             return
         misplaced: list[str] = []
@@ -236,6 +238,6 @@ class ClusterPubSub(MultiNodePubSub):
     async def ping(self) -> bool:
         try:
             await self._cluster.ping()
-        except Exception:
+        except Exception:  # noqa: BLE001 - a health check: any failure is an unhealthy answer
             return False
         return self._subscribers_up()

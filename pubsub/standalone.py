@@ -80,6 +80,6 @@ class RedisPubSub(PubSub):
     async def ping(self) -> bool:
         try:
             await self._publisher.execute("PING")
-        except Exception:
+        except Exception:  # noqa: BLE001 - a health check: any failure is an unhealthy answer
             return False
         return self._subscriber.connected or not self._subscriber.channels

@@ -100,9 +100,7 @@ def assign_ports(state: StackState, needs: Mapping[str, int] = PORT_NEEDS) -> No
         needs: service -> how many ports (the stack's own by default; ``--full`` adds its
             instances' with another mapping).
     """
-    taken = set()
-    for name, value in state.ports.items():
-        taken.add(value)
+    taken = set(state.ports.values())
     candidate = state.port_base
     for name, count in needs.items():
         for i in range(count):

@@ -108,7 +108,7 @@ class Upstream:
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = int(self.runner.addresses[0][1])
 
     async def _any(self, request: web.Request) -> web.Response:
         self.hits[request.method] += 1

@@ -34,7 +34,7 @@ async def test_every_update_is_in_the_history_after_a_clean_shutdown(servers, co
         for user in users:
             rows = await friends_db.history_of(conn, user)
             assert [r.latitude for r in rows] == [10.0 + i / 1000 for i in range(40)]
-            assert rows[0].sent_at == dt.datetime.fromtimestamp(1_700_000_000, dt.timezone.utc)
+            assert rows[0].sent_at == dt.datetime.fromtimestamp(1_700_000_000, dt.UTC)
     finally:
         await conn.close()
 
@@ -55,7 +55,7 @@ async def test_rows_are_flushed_by_count_and_by_time(servers, connect, ws_settin
 
 async def test_purge_deletes_only_rows_past_retention(settings, primary) -> None:  # type: ignore[no-untyped-def]
     user = new_user()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     await friends_db.insert_history(
         primary,
         [

@@ -66,10 +66,7 @@ async def start_server(settings: Settings) -> Server:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    server = site._server
-    assert server is not None and server.sockets  # type: ignore[attr-defined]
-    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    return Server(app, runner, port)
+    return Server(app, runner, int(runner.addresses[0][1]))
 
 
 class Client:

@@ -66,7 +66,8 @@ def test_random_updates_match_brute_force(
             assert_same(idx, ref, lat, lon)
         assert len(idx) == len(ref)
     assert_same(idx, ref, 60.0, 11.0)
-    for id in list(ref._points):
+    used = dict.fromkeys([*(item[0] for item in items), *(op_id for _, op_id, _ in ops)])  # in first-use order
+    for id in [i for i in used if i in ref]:
         assert idx.position(id) == ref.position(id)
         idx.remove(id)
     assert len(idx) == 0

@@ -62,14 +62,14 @@ async def test_metrics(api: Api) -> None:
         text = await resp.text()
     lines = text.splitlines()
     assert any(
-        l.startswith('geo_api_requests_total{method="GET",route="/v1/search/nearby",status="200"}') for l in lines
+        line.startswith('geo_api_requests_total{method="GET",route="/v1/search/nearby",status="200"}') for line in lines
     )
     assert any(
-        l.startswith('geo_api_requests_total{method="GET",route="/v1/search/nearby",status="400"}') for l in lines
+        line.startswith('geo_api_requests_total{method="GET",route="/v1/search/nearby",status="400"}') for line in lines
     )
     assert any(
-        l.startswith('geo_api_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/search/nearby"}')
-        for l in lines
+        line.startswith('geo_api_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/search/nearby"}')
+        for line in lines
     )
     for name in (
         "geo_api_cache_hit_ratio",
@@ -83,9 +83,9 @@ async def test_metrics(api: Api) -> None:
         'geo_api_db_queries_total{server="replica-1"}',
         "geo_api_index_refresh_age_seconds",
     ):
-        assert any(l.startswith(name) for l in lines), name
+        assert any(line.startswith(name) for line in lines), name
     # GEO_API_HUGE_PAGES is on by default: the catalog's build was followed by a collapse.
-    huge = next(float(l.split()[1]) for l in lines if l.startswith("geo_api_huge_page_bytes "))
+    huge = next(float(line.split()[1]) for line in lines if line.startswith("geo_api_huge_page_bytes "))
     assert huge >= 2 * 1024 * 1024
 
 

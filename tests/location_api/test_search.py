@@ -239,7 +239,7 @@ async def test_paging_returns_every_match_once_while_businesses_are_inserted(
         inserted: list[int] = []
         paging_done = asyncio.Event()
 
-        async def insert() -> None:
+        async def insert(strategy: str, inserted: list[int], paging_done: asyncio.Event) -> None:
             # Half inside the circle, nearer and farther than any page's cursor; half outside.
             while not paging_done.is_set():
                 distance = rng.uniform(0, 2 * radius)
@@ -250,7 +250,7 @@ async def test_paging_returns_every_match_once_while_businesses_are_inserted(
                     inserted.append((await resp.json())["id"])
                 await asyncio.sleep(0.005)
 
-        writer = asyncio.create_task(insert())
+        writer = asyncio.create_task(insert(strategy, inserted, paging_done))
         seen: list[tuple[float, int]] = []
         cursor = None
         try:

@@ -264,7 +264,7 @@ def test_plain_query_string_parse_is_parse_search_on_the_decoded_query(pairs: li
 
 
 def test_the_compiled_query_string_reader_is_built_and_used() -> None:
-    assert validate._plain_search_native is not None, (
+    assert validate._plain_search_native is not None, (  # noqa: SLF001 - the compiled reader wired in
         "location_api._csearch is not built: run `make install` with gcc and python3-dev"
     )
 
@@ -272,7 +272,7 @@ def test_the_compiled_query_string_reader_is_built_and_used() -> None:
 def _same_parse(raw: str, max_radius_m: float = 50_000.0) -> None:
     """The compiled reader and the Python one agree, value for value (sign of zero included)."""
     native = parse_plain_query_string(raw, max_radius_m=max_radius_m)
-    python = validate._plain_search_python(raw, max_radius_m)
+    python = validate._plain_search_python(raw, max_radius_m)  # noqa: SLF001 - the reference it is held to
     assert repr(native) == repr(python)
     if native is not None:
         assert [type(v) for v in native] == [type(v) for v in python]  # type: ignore[union-attr]

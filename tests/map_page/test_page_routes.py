@@ -196,7 +196,7 @@ def _fuzz(base_url: str, headers: dict[str, str]) -> list[str]:
                 check()
             except hypothesis.errors.Unsatisfiable:
                 pass
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - collect every operation's failures, then report them all
                 failures.append(f"{operation.label} ({mode.value}): {exc}")
     return failures
 
