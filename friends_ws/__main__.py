@@ -123,7 +123,7 @@ def purge_main(argv: list[str]) -> int:
 
 async def purge(settings: Settings, *, days: int, now: dt.datetime | None = None) -> int:
     """Delete history older than ``days`` days on the primary; returns the rows deleted."""
-    cutoff = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=days)
+    cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
     conn = await asyncpg.connect(settings.pg_primary)
     try:
         return await purge_history(conn, older_than=cutoff)
