@@ -1,19 +1,28 @@
-"""The API's edge for every request: handlers registered through a :class:`RouteTable` are
-wrapped so that a failure becomes a problem document (:func:`location_api.errors.problem_for`)
-and every answer is recorded in the app's :class:`~location_api.metrics.Metrics`; the table
-also registers fallbacks, so an unknown route or method gets a problem document too.
+"""The API's edge for every request: a failure becomes a problem document
+(:func:`location_api.errors.problem_for`) and every answer is recorded in the app's
+:class:`~location_api.metrics.Metrics`, under its route's template, or as :data:`UNMATCHED`
+when no route serves the request.
 
-A wrapper per route rather than an aiohttp middleware, because of what a middleware costs on
-every request: aiohttp runs it through the middleware's coroutine, through one more of its own
-(it sets ``match_info.current_app``) and through a ``functools.partial`` of each. The wrapper
-is one coroutine, and it learns its route's template when it is registered instead of looking
-it up per request.
+Both happen in one aiohttp middleware, which :meth:`RouteTable.close` installs once every
+route is registered. A request no route serves needs nothing of its own: aiohttp resolves it
+to a handler that raises aiohttp's :class:`~aiohttp.web.HTTPNotFound`, or its
+:class:`~aiohttp.web.HTTPMethodNotAllowed` naming the methods of every resource whose path
+matches (``request.match_info.http_exception``, the documented contract of aiohttp's
+routers), and the middleware renders that like any other failure. That holds for any request
+target: an unknown path, one with a newline that no ``{name:.*}`` template matches,
+``OPTIONS *``. A route that caught what the others miss would need aiohttp's private matching,
+and would take from aiohttp's 405 the methods a path allows.
+
+What the middleware costs each request is its own coroutine and one layer aiohttp adds to any
+app that has middlewares (it sets ``match_info.current_app``); the route's template is a dict
+lookup. The views themselves are registered unwrapped.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 from aiohttp import hdrs, web
 
@@ -22,31 +31,42 @@ from location_api.metrics import Metrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+
+class Middleware(Protocol):
+    """An aiohttp middleware: it calls ``handler`` (the route's view, or aiohttp's 404/405)."""
+
+    def __call__(self, request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]: ...
+
+
 #: The route label of requests no route serves (unknown path, or a method the path lacks).
 UNMATCHED = "unmatched"
 
 
-def answering(handler: Handler, route: str, metrics: Metrics) -> Handler:
-    """``handler`` with failures rendered as problem documents and every answer recorded.
+def answering(templates: Mapping[web.AbstractRoute, str], metrics: Metrics) -> Middleware:
+    """The middleware that renders failures as problem documents and records every answer.
 
     Args:
-        handler: the view.
-        route: the route's template (``/v1/businesses/{id}``), its metrics label.
+        templates: each served route's template (``/v1/businesses/{id}``), its metrics label.
         metrics: where each answer's route, method, status and latency go.
 
     Returns:
-        The wrapped handler. A redirect (an :class:`aiohttp.web.HTTPException` below 400) is
-        recorded and passed on; a request cancelled because its client went away is not
-        recorded.
+        The middleware. A request aiohttp found no route for is answered with aiohttp's 404 or
+        405 rendered as a problem document and recorded as :data:`UNMATCHED`. A redirect (an
+        :class:`aiohttp.web.HTTPException` below 400) is recorded and passed on; a request
+        cancelled because its client went away is not recorded.
     """
     observe = metrics.observe
     clock = time.perf_counter
 
-    async def answer(request: web.Request) -> web.StreamResponse:
+    @web.middleware
+    async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = clock()
+        match_info = request.match_info
+        # No route: aiohttp's handler raises its 404 or 405, rendered below like any failure.
+        route = UNMATCHED if match_info.http_exception is not None else templates[match_info.route]
         try:
             response = await handler(request)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is answered; problem_for logs the unexpected
             try:
                 response = problem_for(request, exc)
             except web.HTTPException as passed:  # a redirect: not an error, passed on
@@ -55,13 +75,14 @@ def answering(handler: Handler, route: str, metrics: Metrics) -> Handler:
         observe(route, request.method, response.status, clock() - started)
         return response
 
-    answer.__name__ = getattr(handler, "__name__", "answer")
-    answer.__doc__ = handler.__doc__
     return answer
 
 
 class RouteTable:
-    """Registers an app's routes, wrapped by :func:`answering`; :meth:`close` adds the fallbacks.
+    """Registers an app's routes; :meth:`close` installs :func:`answering` over all of them.
+
+    Every route of the app is registered here: the middleware labels a request by the
+    template its route was registered with.
 
     Args:
         app: the application.
@@ -69,15 +90,16 @@ class RouteTable:
     """
 
     def __init__(self, app: web.Application, metrics: Metrics) -> None:
-        self._router = app.router
+        self._app = app
         self._metrics = metrics
-        #: Methods served per path template, in registration order.
-        self._methods: dict[str, set[str]] = {}
+        #: Each served route's template, as registered (``/static/{path:.+}``, not aiohttp's
+        #: canonical ``/static/{path}``).
+        self._templates: dict[web.AbstractRoute, str] = {}
 
     def get(self, path: str, handler: Handler) -> None:
         """Serve GET (and HEAD) ``path``."""
-        self._router.add_get(path, answering(handler, path, self._metrics))
-        self._methods.setdefault(path, set()).update((hdrs.METH_GET, hdrs.METH_HEAD))
+        self._add(hdrs.METH_HEAD, path, handler)
+        self._add(hdrs.METH_GET, path, handler)
 
     def post(self, path: str, handler: Handler) -> None:
         """Serve POST ``path``."""
@@ -92,55 +114,21 @@ class RouteTable:
         self._add(hdrs.METH_DELETE, path, handler)
 
     def _add(self, method: str, path: str, handler: Handler) -> None:
-        self._router.add_route(method, path, answering(handler, path, self._metrics))
-        self._methods.setdefault(path, set()).add(method)
+        self._templates[self._app.router.add_route(method, path, handler)] = path
 
     def close(self) -> None:
-        """Register the fallbacks, after every route: 405 with ``Allow`` for a method a path
-        lacks, 404 for any other path. Both are problem documents, recorded as ``unmatched``.
-
-        aiohttp tries a path's own routes before these: they come later, and the catch-all is
-        filed under ``/``, the last place aiohttp looks.
+        """Install the middleware, after every route: it answers every request, those no route
+        serves included (404, or 405 with ``Allow``), and records each under its template or as
+        ``unmatched``.
         """
-        for path, methods in self._methods.items():
-            allowed = frozenset(methods)
-            self._router.add_resource(path).add_route(
-                hdrs.METH_ANY, answering(_method_not_allowed(allowed), UNMATCHED, self._metrics)
-            )
-        anywhere = _EveryPath()
-        self._router.register_resource(anywhere)
-        anywhere.add_route(hdrs.METH_ANY, answering(_not_found, UNMATCHED, self._metrics))
+        self._app.middlewares.append(answering(self._templates, self._metrics))
 
 
 def is_fallback(route: web.AbstractRoute) -> bool:
-    """Whether a route is one of :meth:`RouteTable.close`'s fallbacks rather than a served route."""
-    return route.method == hdrs.METH_ANY
+    """Whether a route answers requests no served route matches rather than serving one.
 
-
-class _EveryPath(web.PlainResource):
-    """A resource that matches every request target: any path, one with a newline in it
-    (which no ``{name:.*}`` template matches), or ``*`` (``OPTIONS *``).
-
-    ``_match`` is aiohttp's, not public API: pyproject.toml keeps aiohttp to the releases
-    tests/location_api/test_handling.py has passed on.
+    Such a route is aiohttp's own, of every method (``*``): the ``match_info.route`` of a
+    request it answers 404 or 405. None is registered in the router, so a listing of the
+    router's routes holds only served ones.
     """
-
-    def __init__(self) -> None:
-        super().__init__("/")
-
-    def _match(self, path: str) -> dict[str, str] | None:
-        return {}
-
-    def raw_match(self, path: str) -> bool:
-        return False  # never the resource add_route reuses for a path
-
-
-def _method_not_allowed(allowed: frozenset[str]) -> Handler:
-    async def method_not_allowed(request: web.Request) -> web.StreamResponse:
-        raise web.HTTPMethodNotAllowed(request.method, allowed)
-
-    return method_not_allowed
-
-
-async def _not_found(_request: web.Request) -> web.StreamResponse:
-    raise web.HTTPNotFound()
+    return route.method == hdrs.METH_ANY

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from location_api.errors import NotFound
 from location_api.handling import UNMATCHED, RouteTable, is_fallback
@@ -154,6 +154,24 @@ async def test_a_method_the_path_lacks_is_a_405_with_every_allowed_method(
     assert not any(route != UNMATCHED and status == 405 for route, _, status in metrics.requests)
 
 
+async def test_allow_lists_the_methods_of_every_template_the_path_matches() -> None:
+    app = web.Application()
+    metrics = Metrics()
+    routes = RouteTable(app, metrics)
+    routes.get("/things/{id}", item)
+    routes.post("/things/new", replace_item)
+    routes.close()
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        # GET /things/new is served (by /things/{id}), so Allow names it beside POST.
+        async with client.get("/things/new") as resp:
+            assert resp.status == 200
+        async with client.delete("/things/new") as resp:
+            await problem(resp, 405)
+            assert resp.headers["Allow"] == "GET, HEAD, POST"
+    assert metrics.requests[("/things/{id}", "GET", 200)] == 1
+    assert metrics.requests[(UNMATCHED, "DELETE", 405)] == 1
+
+
 async def test_fallbacks_are_told_apart_from_served_routes(served: tuple[TestClient, Metrics, web.Application]) -> None:
     _, _, app = served
     routes = [(route.method, resource.canonical) for resource in app.router.resources() for route in resource]
@@ -172,4 +190,11 @@ async def test_fallbacks_are_told_apart_from_served_routes(served: tuple[TestCli
         ("POST", "/items"),
         ("PUT", "/items/{id}"),
     }
-    assert sorted(fallbacks) == [("*", "/"), ("*", "/items"), ("*", "/items/{id}"), ("*", "/old")]
+    # No fallback routes are registered: aiohttp's own 404 and 405 answer what no route serves.
+    assert fallbacks == []
+    assert sorted(routes) == sorted(served_routes)
+    unmatched = await app.router.resolve(make_mocked_request("DELETE", "/items/7", app=app))
+    assert is_fallback(unmatched.route) and isinstance(unmatched.http_exception, web.HTTPMethodNotAllowed)
+    # Only aiohttp's own resource types: catching what they miss would take a subclass that
+    # overrides their private matching, which ties the app to the releases it was tried on.
+    assert {type(resource) for resource in app.router.resources()} == {web.PlainResource, web.DynamicResource}
