@@ -169,6 +169,9 @@ def serve_worker(kind: str, port: int) -> None:
 
         app = create_app(load_settings())
     else:
+        from location_api.openapi import openapi_document
+        from location_api.settings import Role
+
         body = json.dumps({"total": 0, "radius_m": RADIUS_M, "businesses": [], "next_cursor": None}).encode()
         app = web.Application()
         if kind == "hello":
@@ -186,6 +189,14 @@ def serve_worker(kind: str, port: int) -> None:
                 return web.Response(body=body, content_type="application/json")
 
             app.router.add_get("/v1/search/nearby", hello_index)
+        # Named as the API names itself, which geo-loadgen checks before it sends anything
+        # (registered after the search route, which it leaves as the first one matched).
+        document = openapi_document(Role.READ, load_settings().max_radius_m)
+
+        async def openapi(_request: web.Request) -> web.Response:
+            return web.Response(body=document, content_type="application/json")
+
+        app.router.add_get("/openapi.json", openapi)
     web.run_app(
         app, host="127.0.0.1", port=port, reuse_port=True, access_log=None, print=lambda _m: print("ready", flush=True)
     )
@@ -332,6 +343,8 @@ def run_loadgen(
                 str(LIMIT),
                 "--max-in-flight",
                 str(CONNECTIONS),
+                "--max-errors",  # errors are a figure of the bench, not a reason to stop it
+                "100%",
                 "--no-progress",
                 "--out",
                 str(out),

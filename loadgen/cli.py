@@ -1,6 +1,8 @@
 """``geo-loadgen``'s command line: parse and check arguments, then hand over to the runner.
 
-Every argument mistake, and a target that cannot be reached, is one line on stderr and exit 2.
+Every argument mistake, a ``--fail-if`` rule on anything the scenario does not record, and a
+target that cannot be reached, is the wrong service or would refuse every request, is one
+line on stderr and exit 2, before anything is sent.
 """
 
 from __future__ import annotations
@@ -8,8 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from geo_common.settings import SettingsError, load_settings
 from geo_common.version import add_version_argument
+from loadgen.catalog import Catalog, catalog_for
 from loadgen.durations import duration_or_zero, parse_duration
 from loadgen.friends import FriendsLive, FriendsOptions, create_friendships, run_friends
 from loadgen.graph import GraphKind, build_population
@@ -27,7 +28,8 @@ from loadgen.stats import Recorder
 from loadgen.runner import RunConfig, run
 from loadgen.schedule import Arrivals
 from loadgen.search import DEFAULT_TICK_S, LiveState, SearchOptions, run_search
-from loadgen.thresholds import ThresholdError, parse_thresholds
+from loadgen.targets import TargetError, check_friends_ws, check_friendship_api, check_query, check_search_api
+from loadgen.thresholds import ThresholdError, error_rules, parse_limit, parse_thresholds
 
 PROG = "geo-loadgen"
 
@@ -66,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--fail-if", default=None, help='exit 1 when a rule fails, e.g. "p99<50ms,errors<0.1%%,lost==0"'
+    )
+    common.add_argument(
+        "--max-errors",
+        default=None,
+        metavar="LIMIT",
+        help="exit 1 when errors exceed this, a count or a percentage of operations "
+        "(default 1%%, unless --fail-if has its own errors rule)",
     )
     common.add_argument(
         "--workers", type=_positive(int, "--workers"), default=1, help="generator processes, merged exactly (default 1)"
@@ -173,21 +182,49 @@ def _fraction(text: str) -> float:
     return value
 
 
-def check_reachable(url: str, path: str = "/healthz", timeout_s: float = 3.0) -> None:
-    """Fail fast, in one line, when the target does not answer at all."""
-    if not url.startswith(("http://", "https://")):
-        raise UsageError(f"--url must start with http:// or https://, got {url!r}")
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + path, timeout=timeout_s):  # noqa: S310 - user's own target
-            pass
-    except urllib.error.HTTPError:
-        return  # it answered; the status is the run's business
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise UsageError(f"cannot reach {url}: {reason}") from None
+def _config(args: argparse.Namespace, catalog: Catalog) -> RunConfig:
+    """How to run and judge: the rules are read against what this scenario records, so a
+    misspelt metric is refused here, before anything is sent."""
+    rules = parse_thresholds(args.fail_if, catalog) if args.fail_if is not None else []
+    max_errors = parse_limit(args.max_errors) if args.max_errors is not None else None
+    return RunConfig(
+        name=args.command,
+        workers=args.workers,
+        out=args.out,
+        fail_if=(*rules, *error_rules(catalog, rules, max_errors)),
+        catalog=catalog,
+        progress=not args.no_progress,
+        progress_interval_s=args.progress_interval,
+    )
 
 
-def _friends(args: argparse.Namespace, config: RunConfig) -> int:
+def _search(args: argparse.Namespace) -> int:
+    config = _config(args, catalog_for("search"))
+    query_points(args.points, 1)  # check the sources before starting
+    if args.verify:
+        truth_points(args.verify_against)
+    limits = check_search_api(args.url, "--url")
+    check_query(limits, radius_m=args.radius, limit=args.limit, radius_flag="--radius", limit_flag="--limit")
+    options = SearchOptions(
+        url=args.url,
+        rate=args.rate,
+        duration_s=args.duration,
+        radius_m=args.radius,
+        limit=args.limit,
+        points=args.points,
+        max_in_flight=args.max_in_flight,
+        arrivals=Arrivals(args.arrivals),
+        timeout_s=args.timeout,
+        tick_s=args.tick,
+        seed=args.seed,
+        verify=args.verify,
+        truth=args.verify_against,
+    )
+    return run(run_search, options, LiveState, config)
+
+
+def _friends(args: argparse.Namespace) -> int:
+    config = _config(args, catalog_for("friends"))
     options = FriendsOptions(
         api=args.api,
         ws=args.ws,
@@ -204,23 +241,39 @@ def _friends(args: argparse.Namespace, config: RunConfig) -> int:
         setup=not args.skip_setup,
         seed=args.seed,
     )
-    return run(run_friends, prepare_friends(options), FriendsLive, config)
+    # The report shows the options asked for: ``setup`` says whether this run did the set-up.
+    return run(run_friends, prepare_friends(options), FriendsLive, config, reported=options)
 
 
-def _mixed(args: argparse.Namespace, config: RunConfig) -> int:
+def _mixed(args: argparse.Namespace) -> int:
     try:
         options = load_scenario(args.scenario, jwt_secret=_secret(), seed=args.seed)
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
+    config = _config(args, catalog_for("mixed", search=options.search is not None, friends=options.friends is not None))
+    where = f"--scenario {args.scenario}: "
     if options.search is not None:
-        where = f"--scenario {args.scenario}: search."
-        query_points(options.search.points, 1, flag=where + "points")  # check the sources before starting
-        if options.search.verify:
-            truth_points(options.search.truth, where + "verify_against")
-        check_reachable(options.search.url)
+        s = options.search
+        query_points(s.points, 1, flag=where + "search.points")  # check the sources before starting
+        if s.verify:
+            truth_points(s.truth, where + "search.verify_against")
+        limits = check_search_api(s.url, where + "search.url")
+        check_query(
+            limits,
+            radius_m=s.radius_m,
+            limit=s.limit,
+            radius_flag=where + "search.radius",
+            limit_flag=where + "search.limit",
+        )
+    prepared = options
     if options.friends is not None:
-        options = replace(options, friends=prepare_friends(replace(options.friends, setup=not args.skip_setup)))
-    return run(run_mixed, options, MixedLive, config)
+        asked = replace(options.friends, setup=not args.skip_setup)
+        flags = (where + "friends.api", where + "friends.ws")
+        options, prepared = (
+            replace(options, friends=asked),
+            replace(options, friends=prepare_friends(asked, flags=flags)),
+        )
+    return run(run_mixed, prepared, MixedLive, config, reported=options)
 
 
 def _secret() -> str:
@@ -230,12 +283,11 @@ def _secret() -> str:
         raise UsageError(str(exc)) from None
 
 
-def prepare_friends(options: FriendsOptions) -> FriendsOptions:
-    """Check the targets and the population, create the friendships once; options for the run."""
-    check_reachable(options.api)
-    if not options.ws.startswith(("ws://", "wss://")):
-        raise UsageError(f"--ws must start with ws:// or wss://, got {options.ws!r}")
-    check_reachable("http" + options.ws[2:])
+def prepare_friends(options: FriendsOptions, *, flags: tuple[str, str] = ("--api", "--ws")) -> FriendsOptions:
+    """Check the targets and the population, create the friendships once; options for the run
+    (``setup`` off: it is done)."""
+    check_friendship_api(options.api, flags[0], setup=options.setup)
+    check_friends_ws(options.ws, flags[1])
     try:
         population = build_population(
             options.users, options.friends_per_user, options.graph, first_id=options.first_user_id, seed=options.seed
@@ -259,41 +311,13 @@ def prepare_friends(options: FriendsOptions) -> FriendsOptions:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        rules = tuple(parse_thresholds(args.fail_if)) if args.fail_if else ()
-        config = RunConfig(
-            name=args.command,
-            workers=args.workers,
-            out=args.out,
-            fail_if=rules,
-            progress=not args.no_progress,
-            progress_interval_s=args.progress_interval,
-        )
         if args.command == "search":
-            query_points(args.points, 1)  # check the sources before starting
-            if args.verify:
-                truth_points(args.verify_against)
-            check_reachable(args.url)
-            options = SearchOptions(
-                url=args.url,
-                rate=args.rate,
-                duration_s=args.duration,
-                radius_m=args.radius,
-                limit=args.limit,
-                points=args.points,
-                max_in_flight=args.max_in_flight,
-                arrivals=Arrivals(args.arrivals),
-                timeout_s=args.timeout,
-                tick_s=args.tick,
-                seed=args.seed,
-                verify=args.verify,
-                truth=args.verify_against,
-            )
-            return run(run_search, options, LiveState, config)
+            return _search(args)
         if args.command == "friends":
-            return _friends(args, config)
+            return _friends(args)
         if args.command == "mixed":
-            return _mixed(args, config)
-    except (UsageError, ThresholdError, PointsError) as exc:
+            return _mixed(args)
+    except (UsageError, ThresholdError, PointsError, TargetError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,7 +1,8 @@
 """Running a scenario: in this process or in ``--workers K`` processes merged exactly.
 
 The parent shows progress, merges the workers' recorders (histogram addition), prints the
-summary, writes ``--out`` files and judges ``--fail-if`` rules.
+summary, writes ``--out`` files and judges the run: its ``--fail-if`` and ``--max-errors``
+rules, and whether each part of it succeeded at anything at all.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from loadgen.catalog import Catalog, breakdown, no_success_reasons
 from loadgen.monitor import watch_cpu, watch_loop_lag
 from loadgen.progress import Snapshot, show_progress, snapshot
+from loadgen.redact import plain
 from loadgen.report import build_summary, print_summary, write_outputs
 from loadgen.stats import Recorder
-from loadgen.thresholds import Threshold, Verdict, evaluate
+from loadgen.thresholds import MAX_ERRORS, Threshold, Verdict, evaluate
 
 
 Scenario = Callable[[Any, Recorder, Any], Awaitable[None]]
@@ -49,7 +52,10 @@ class RunConfig:
     name: str
     workers: int = 1
     out: Path | None = None
+    #: Every rule the run is held to: ``--fail-if``'s and ``--max-errors``'.
     fail_if: tuple[Threshold, ...] = ()
+    #: What the scenario records; with it, a part that succeeded at nothing fails the run.
+    catalog: Catalog | None = None
     progress: bool = True
     progress_interval_s: float = 5.0
 
@@ -144,10 +150,17 @@ def run(
     config: RunConfig,
     *,
     main_metric: str = "latency",
+    reported: Any = None,
 ) -> int:
     """Run a scenario to its end and report; returns the process exit code.
 
-    0: done and every ``--fail-if`` rule passed; 1: a rule failed or a worker crashed.
+    Args:
+        reported: the options the report shows, when they differ from those the scenario runs
+            with (set-up done before the run, so not done again by it); default ``options``.
+
+    Returns:
+        0: done and every rule passed; 1: a rule failed, a part of the run succeeded at
+        nothing, or a worker crashed (a one-line reason each on stderr).
     """
     started = time.monotonic()
     if config.workers <= 1:
@@ -168,18 +181,43 @@ def run(
     else:
         recorder, failed_workers = _run_workers(scenario, options, live_factory, config, main_metric, started)
     wall = time.monotonic() - started
-    summary = build_summary(config.name, recorder, wall, _plain(options))
-    latency = summary["metrics"].get(main_metric, {})
-    verdicts: list[Verdict] = evaluate(
-        list(config.fail_if), latency, recorder.counters, summary["operations"], summary["rate"]
-    )
+    summary = build_summary(config.name, recorder, wall, _plain(options if reported is None else reported))
+    verdicts: list[Verdict] = evaluate(list(config.fail_if), recorder.histograms, recorder.counters, summary["rate"])
+    failures = _failures(config.catalog, verdicts, recorder)
+    if failures:
+        summary["failures"] = failures
     print_summary(summary, verdicts, sys.stdout)
     if config.out is not None:
         files = write_outputs(config.out, summary, recorder, verdicts)
         print(f"geo-loadgen: wrote {', '.join(str(f) for f in files)}")
     for message in failed_workers:
         print(f"geo-loadgen: {message}", file=sys.stderr)
-    return 1 if failed_workers or not all(v.passed for v in verdicts) else 0
+    for reason in failures:
+        print(f"geo-loadgen: FAILED: {reason}", file=sys.stderr)
+    return 1 if failed_workers or failures or not all(v.passed for v in verdicts) else 0
+
+
+def _failures(catalog: Catalog | None, verdicts: list[Verdict], recorder: Recorder) -> list[str]:
+    """Why the run fails without a ``--fail-if`` rule saying so: a part that succeeded at
+    nothing, else errors above ``--max-errors``. Empty when neither."""
+    if catalog is None:
+        return []
+    counts = {name: h.get_total_count() for name, h in recorder.histograms.items()}
+    reasons = no_success_reasons(catalog, recorder.counters, counts)
+    if reasons:  # its errors are then all there is; saying so again adds nothing
+        return reasons
+    for verdict in verdicts:
+        rule = verdict.threshold
+        if rule.origin != MAX_ERRORS or verdict.passed:
+            continue
+        part = catalog.counter_part(rule.measure.name)
+        unit = "%" if rule.percent else ""
+        of = f" of {recorder.counters.get(rule.measure.base, 0)} operations" if rule.percent else ""
+        reasons.append(
+            f"{rule.measure.name} {verdict.actual:.3g}{unit}{of}, above {MAX_ERRORS} {rule.value:g}{unit}"
+            + (breakdown(part, recorder.counters) if part is not None else "")
+        )
+    return reasons
 
 
 def _run_workers(
@@ -257,5 +295,7 @@ def _run_workers(
 
 
 def _plain(options: Any) -> dict[str, Any]:
-    raw = asdict(options)
-    return {k: (v.value if hasattr(v, "value") else v) for k, v in raw.items()}
+    """The options as the report's plain data: the one way options reach any output, so the
+    one place secrets are kept out of it (:func:`loadgen.redact.plain`)."""
+    result: dict[str, Any] = plain(asdict(options))
+    return result

@@ -1,7 +1,8 @@
 """A tiny HTTP server for load-generator tests: answers fast, except one 500 ms stall.
 
 It runs its own event loop in a thread; the stall is a blocking sleep on that loop, so the
-whole server freezes as a real one does in a GC pause or a lock convoy.
+whole server freezes as a real one does in a GC pause or a lock convoy. It serves the API's
+own OpenAPI document, as the API does, so that geo-loadgen takes it for the search API.
 """
 
 from __future__ import annotations
@@ -14,9 +15,17 @@ from collections.abc import Iterator
 import pytest
 from aiohttp import web
 
+from geo_common.settings import Settings
+from location_api.openapi import openapi_document
+from location_api.settings import Role
+
+#: What the real API serves at /openapi.json with the default settings.
+API_DOCUMENT = openapi_document(Role.ALL, Settings().max_radius_m)
+
 
 class StallServer:
-    """Serve /healthz and /v1/search/nearby on 127.0.0.1 (port 0); freeze once for ``stall_s``."""
+    """Serve /healthz, /openapi.json and /v1/search/nearby on 127.0.0.1 (port 0); freeze once
+    for ``stall_s``."""
 
     def __init__(self, *, stall_after: int, stall_s: float = 0.5) -> None:
         self.stall_after = stall_after
@@ -37,10 +46,14 @@ class StallServer:
     async def _health(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def _openapi(self, _request: web.Request) -> web.Response:
+        return web.Response(body=API_DOCUMENT, content_type="application/json")
+
     def _serve(self) -> None:
         self._loop = asyncio.new_event_loop()
         app = web.Application()
         app.router.add_get("/healthz", self._health)
+        app.router.add_get("/openapi.json", self._openapi)
         app.router.add_get("/v1/search/nearby", self._search)
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())

@@ -15,7 +15,8 @@ from aiohttp import web
 
 
 class DroppingProxy:
-    """Serve ``/healthz`` and ``/v1/friends/ws`` on 127.0.0.1 (port 0), forwarding to ``upstream``."""
+    """Serve ``/healthz`` and ``/v1/friends/ws`` on 127.0.0.1 (port 0), forwarding to ``upstream``
+    (a refused handshake too)."""
 
     def __init__(self, upstream_http: str, victim: int) -> None:
         self.upstream = upstream_http.rstrip("/")
@@ -51,12 +52,16 @@ class DroppingProxy:
     async def _health(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
         headers = {"Authorization": request.headers.get("Authorization", "")}
-        upstream = await self._session.ws_connect(
-            self.upstream.replace("http", "ws", 1) + "/v1/friends/ws", headers=headers, autoping=True
-        )
+        try:
+            upstream = await self._session.ws_connect(
+                self.upstream.replace("http", "ws", 1) + "/v1/friends/ws", headers=headers, autoping=True
+            )
+        except aiohttp.WSServerHandshakeError as exc:  # refused (401 without a token): say so, as upstream did
+            challenge = (exc.headers or {}).get("WWW-Authenticate")
+            return web.Response(status=exc.status, headers={"WWW-Authenticate": challenge} if challenge else None)
         client = web.WebSocketResponse(autoping=True)
         await client.prepare(request)
 
