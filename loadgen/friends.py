@@ -3,7 +3,9 @@
 Set-up creates the friendships through the API (with an admin token minted from the
 settings' key), then opens a WebSocket per online user, ramped. Each client sends a location
 every ``interval`` seconds from its movement model, on an open-loop schedule, and the ledger
-checks every ``friend_location`` against what the generator knows.
+checks every ``friend_location`` against what the generator knows (loadgen.ledger says what
+each count means). A client whose connection drops reconnects with backoff while the measured
+window lasts; drops, reconnects and failed attempts are counted, never raised.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import aiohttp
 import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.frames import CloseCode
 
 from geo_common.tokens import Role, mint_token
 from geo_index import haversine_m
-from loadgen.clock import now, sleep_until
+from loadgen.clock import MIN_SLEEP_S, now, sleep_until
 from loadgen.graph import GraphKind, Population, build_population
 from loadgen.ledger import Ledger
 from loadgen.movement import Mover, Movement
@@ -50,7 +53,16 @@ class ScenarioEvent:
 
 #: Deliveries within this many metres of the radius edge are not judged (see loadgen.ledger).
 EDGE_GUARD_M = 50.0
+#: After the measured window, how long clients keep listening before they close (seconds):
+#: updates sent at its very end need this long to arrive before the ledger settles them.
 DRAIN_S = 2.0
+#: Opening a connection gives up after this long (or at the window's end), seconds.
+CONNECT_TIMEOUT_S = 10.0
+#: Closing one at the end waits this long for the server's close frame, then drops it.
+CLOSE_TIMEOUT_S = 2.0
+#: Reconnection backoff after failed attempts: the first wait and the longest, seconds.
+BACKOFF_FIRST_S = 0.2
+BACKOFF_MAX_S = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +80,7 @@ class FriendsOptions:
     movement: Movement = Movement.RANDOM_WALK
     duration_s: float = 30.0
     ramp_s: float = 5.0
+    drain_s: float = DRAIN_S
     first_user_id: int = 1_000_000
     setup: bool = True
     setup_concurrency: int = 64
@@ -99,6 +112,9 @@ class Client:
     radius_m: float = 0.0
     ws: ClientConnection | None = None
     position: tuple[float, float] = field(default=(0.0, 0.0))
+    connections: int = 0  # opened so far
+    initialised: bool = False  # the latest connection got its init
+    connected_at_end: bool = False  # had a connection when the measured window ended
 
 
 async def create_friendships(opts: FriendsOptions, population: Population, recorder: Recorder) -> None:
@@ -116,11 +132,15 @@ async def create_friendships(opts: FriendsOptions, population: Population, recor
         nonlocal done
         while not queue.empty():
             a, b = queue.get_nowait()
-            async with session.post(f"{opts.api.rstrip('/')}/v1/users/{a}/friends/{b}", headers=headers) as resp:
-                await resp.read()
-                if resp.status >= 300:
-                    recorder.count(f"setup_status_{resp.status}")
-                    recorder.count("errors")
+            try:
+                async with session.post(f"{opts.api.rstrip('/')}/v1/users/{a}/friends/{b}", headers=headers) as resp:
+                    await resp.read()
+                    if resp.status >= 300:
+                        recorder.count(f"setup_status_{resp.status}")
+                        recorder.count("errors")
+            except (aiohttp.ClientError, TimeoutError) as exc:  # counted: the caller reports set-up errors
+                recorder.count(f"setup_error_{type(exc).__name__}")
+                recorder.count("errors")
             done += 1
             if done % 5_000 == 0:
                 print(
@@ -133,7 +153,14 @@ async def create_friendships(opts: FriendsOptions, population: Population, recor
 
 
 async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLive) -> None:
-    """Run the friends scenario to its end, recording into ``recorder``."""
+    """Run the friends scenario to its end, recording into ``recorder``.
+
+    The run is a ramp (clients connect, one after another), the measured window (until
+    ``ramp_s + duration_s`` after the start: every update is sent in it), then a drain of
+    ``drain_s`` in which clients only listen, so that the window's last updates can arrive;
+    then every client closes. Nothing raises for what the server or the network does:
+    failures are counted.
+    """
     population = build_population(
         opts.users, opts.friends_per_user, opts.graph, first_id=opts.first_user_id, seed=opts.seed
     )
@@ -145,8 +172,8 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
         for u in population.users
         if rng.random() < opts.online_fraction and u.community % opts.worker_count == opts.worker_index
     ]
-    clients = {
-        u.user_id: Client(
+    clients = [
+        Client(
             u.user_id,
             mint_token(opts.jwt_secret, u.user_id, ttl_s=int(opts.duration_s + opts.ramp_s + 3600)),
             Mover(opts.movement, u.home, random.Random(u.user_id)),
@@ -154,16 +181,44 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
             opts.interval_s,
         )
         for u in online
-    }
-    ledger = Ledger(recorder)
-    start = now()
-    end = start + opts.ramp_s + opts.duration_s
-    url = f"{opts.ws.rstrip('/')}/v1/friends/ws"
+    ]
+    await FriendsRun(opts, recorder, live, clients, rng).run()
 
-    def expected_receivers(sender: Client) -> list[int]:
+
+class FriendsRun:
+    """One run of the friends scenario: its clients, its ledger and its clock."""
+
+    def __init__(
+        self, opts: FriendsOptions, recorder: Recorder, live: FriendsLive, clients: list[Client], rng: random.Random
+    ) -> None:
+        self.opts = opts
+        self.recorder = recorder
+        self.live = live
+        self.clients = {c.user_id: c for c in clients}
+        self.rng = rng
+        self.ledger = Ledger(recorder)
+        self.url = f"{opts.ws.rstrip('/')}/v1/friends/ws"
+        self.start = now()
+        #: The end of the measured window: no update is sent after it.
+        self.end = self.start + opts.ramp_s + opts.duration_s
+
+    async def run(self) -> None:
+        events = [asyncio.create_task(self._happen(e)) for e in self.opts.events]
+        n = len(self.clients)
+        begin = [self.start + self.opts.ramp_s * i / max(1, n) for i in range(n)]
+        await asyncio.gather(*(self._run_client(c, t) for c, t in zip(self.clients.values(), begin)))
+        for task in events:
+            task.cancel()
+        await asyncio.gather(*events, return_exceptions=True)
+        # The drain is part of every run, clients or none left connected: a run lasts its phases.
+        await sleep_until(self.end + self.opts.drain_s)
+        self.ledger.settle(now(), everything=True)
+        self.recorder.count("operations", int(self.recorder.counters.get("expected", 0)))
+
+    def _expected_receivers(self, sender: Client) -> list[int]:
         out = []
         for fid in sender.friends:
-            friend = clients.get(fid)
+            friend = self.clients.get(fid)
             if friend is None or not friend.ready:
                 continue
             d = haversine_m(sender.position[0], sender.position[1], friend.position[0], friend.position[1])
@@ -174,8 +229,7 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
                 out.append(fid)
         return out
 
-    async def send_location(client: Client, intended: float) -> None:
-        assert client.ws is not None
+    async def _send_location(self, client: Client, ws: ClientConnection, intended: float) -> None:
         client.seq += 1
         client.position = client.mover.step(client.interval_s) if client.seq > 1 else client.mover.position
         ts = max(int(time.time() * 1000), client.last_ts + 1)  # unique per sender
@@ -184,98 +238,147 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
             {"type": "location", "latitude": client.position[0], "longitude": client.position[1], "timestamp": ts}
         )
         sent = now()
-        recorder.record("send_lag", sent - intended)
-        expected = expected_receivers(client) if client.ready else []
-        ledger.on_send(client.user_id, ts, client.seq, intended, sent, expected)
-        await client.ws.send(frame.decode())
+        self.recorder.record("send_lag", sent - intended)
+        expected = self._expected_receivers(client) if client.ready else []
+        self.ledger.on_send(client.user_id, ts, client.seq, intended, sent, expected)
+        await ws.send(frame.decode())
 
-    async def receive(client: Client, ws: ClientConnection, init_sent: float) -> None:
+    async def _receive(self, client: Client, ws: ClientConnection, init_sent: float) -> None:
+        """Read the connection to its end; raises ConnectionClosed when it did not end cleanly."""
         async for raw in ws:
-            received = now()
-            msg = orjson.loads(raw)
-            kind = msg.get("type")
-            if kind == "friend_location":
-                ledger.on_receive(client.user_id, int(msg["user_id"]), int(msg.get("sent_at") or -1), received, start)
-            elif kind == "init":
-                client.radius_m = float(msg["radius_m"])
-                if not client.ready:
-                    recorder.record("init", received - init_sent)
-                client.ready = True
-            elif kind == "friend_left":
-                recorder.count(f"friend_left_{msg.get('reason', 'unknown')}")
-            elif kind == "error":
-                recorder.count("errors")
-                recorder.count(f"error_{msg.get('code', 'unknown')}")
+            try:
+                self._on_frame(client, raw, now(), init_sent)
+            except (ValueError, TypeError, KeyError, AttributeError):  # not the protocol's frames
+                self.recorder.count("errors")
+                self.recorder.count("bad_frames")
 
-    async def run_client(client: Client, begin_at: float) -> None:
+    def _on_frame(self, client: Client, raw: str | bytes, received: float, init_sent: float) -> None:
+        msg = orjson.loads(raw)
+        kind = msg.get("type")
+        if kind == "friend_location":
+            sent_at = msg.get("sent_at")
+            self.ledger.on_receive(
+                client.user_id, int(msg["user_id"]), -1 if sent_at is None else int(sent_at), received, self.start
+            )
+        elif kind == "init":
+            client.radius_m = float(msg["radius_m"])
+            shown = [(int(f["user_id"]), f.get("sent_at")) for f in msg["friends"]]
+            self.ledger.on_init(client.user_id, ((u, None if t is None else int(t)) for u, t in shown))
+            if not client.ready:
+                self.recorder.record("init", received - init_sent)
+            client.ready = client.initialised = True
+        elif kind == "friend_left":
+            self.ledger.on_left(client.user_id, int(msg["user_id"]))
+            if received < self.end:  # after it, friends leave because the run's own clients close
+                self.recorder.count(f"friend_left_{msg.get('reason', 'unknown')}")
+        elif kind == "error":
+            self.recorder.count("errors")
+            self.recorder.count(f"error_{msg.get('code', 'unknown')}")
+
+    async def _run_client(self, client: Client, begin_at: float) -> None:
+        """Keep one user connected through the window, reconnecting with backoff when it drops."""
         await sleep_until(begin_at)
-        phase = random.Random(client.user_id).uniform(0, opts.interval_s)
-        attempt = 0
-        while now() < end:
-            t0 = now()
-            try:
-                ws = await connect(
-                    url,
-                    additional_headers={"Authorization": f"Bearer {client.token}"},
-                    open_timeout=10,
-                    max_size=2**16,
-                    compression=None,
-                )
-            except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
-                recorder.count("errors")
-                recorder.count(f"connect_error_{type(exc).__name__}")
-                attempt += 1
-                await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
-                continue
-            recorder.record("connect", now() - t0)
-            if attempt or client.seq:
-                recorder.count("reconnects")
-            attempt = 0
-            client.ws = ws
-            live.in_flight += 1
-            try:
-                init_sent = now()
-                reader = asyncio.create_task(receive(client, ws, init_sent))
-                await send_location(client, init_sent)
-                next_at = init_sent + phase
-                while now() < end and not reader.done():
-                    await sleep_until(next_at)
-                    if now() >= end or reader.done():
-                        break
-                    await send_location(client, next_at)
-                    next_at += client.interval_s
-                    ledger.settle(now())
-                if not reader.done():
-                    await asyncio.sleep(DRAIN_S)
-                    await ws.close()
-                await asyncio.gather(reader, return_exceptions=True)
-            except websockets.exceptions.ConnectionClosed:
-                pass
-            finally:
-                live.in_flight -= 1
-                client.ready = False
-                client.ws = None
-            if now() < end:
-                recorder.count("disconnects")
+        failures = 0
+        while now() < self.end:
+            ws = await self._connect(client)
+            if ws is not None:
+                if client.connections:
+                    self.recorder.count("reconnects")
+                client.connections += 1
+                await self._session(client, ws)
+            # A connection that never got its init failed too: a server that accepts and drops
+            # at once is not met by a client reconnecting as fast as it can.
+            failures = 0 if ws is not None and client.initialised else failures + 1
+            if failures:
+                await sleep_until(min(now() + backoff_s(failures), self.end))
+        if not client.connected_at_end:
+            self.recorder.count("disconnected_at_end")
 
-    async def happen(event: ScenarioEvent) -> None:
-        await sleep_until(start + opts.ramp_s + event.at_s)
-        chosen = [c for c in clients.values() if rng.random() < event.fraction]
+    async def _connect(self, client: Client) -> ClientConnection | None:
+        """A new connection, or None when it failed (counted) or the window ended meanwhile."""
+        t0 = now()
+        try:
+            ws = await connect(
+                self.url,
+                additional_headers={"Authorization": f"Bearer {client.token}"},
+                open_timeout=min(CONNECT_TIMEOUT_S, max(self.end - t0, MIN_SLEEP_S)),
+                close_timeout=CLOSE_TIMEOUT_S,
+                max_size=2**16,
+                compression=None,
+            )
+        except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
+            if now() < self.end:  # an attempt the window's end cut short is not the server's failure
+                self.recorder.count("errors")
+                self.recorder.count(f"connect_error_{type(exc).__name__}")
+            return None
+        self.recorder.record("connect", now() - t0)
+        return ws
+
+    async def _session(self, client: Client, ws: ClientConnection) -> None:
+        """Use one connection until the drain ends or it drops; count a drop as a disconnect."""
+        self.live.in_flight += 1
+        client.ws = ws
+        client.initialised = False
+        init_sent = now()
+        reader = asyncio.create_task(self._receive(client, ws, init_sent))
+        try:
+            try:
+                await self._send_location(client, ws, init_sent)
+                next_at = init_sent + random.Random(client.user_id).uniform(0, client.interval_s)
+                while await _until(min(next_at, self.end), reader) and now() < self.end:
+                    await self._send_location(client, ws, next_at)
+                    next_at += client.interval_s
+                    self.ledger.settle(now())
+            except websockets.exceptions.ConnectionClosed:
+                pass  # the reader ends too, and tells how
+            if await _until(self.end, reader):
+                client.connected_at_end = True
+                await _until(self.end + self.opts.drain_s, reader)
+            dropped = reader.done()
+            if not dropped:
+                await ws.close()
+        finally:
+            reader.cancel()  # done already, unless this task itself is being cancelled
+            (outcome,) = await asyncio.gather(reader, return_exceptions=True)
+            self.live.in_flight -= 1
+            client.ready = False
+            client.ws = None
+        if isinstance(outcome, Exception) and not isinstance(outcome, websockets.exceptions.ConnectionClosed):
+            self.recorder.count("errors")
+            self.recorder.count(f"client_error_{type(outcome).__name__}")
+        if dropped:
+            self.recorder.count("disconnects")
+            self.recorder.count(f"disconnect_{int(ws.close_code or CloseCode.ABNORMAL_CLOSURE)}")
+            self.ledger.on_disconnect(client.user_id, now())
+
+    async def _happen(self, event: ScenarioEvent) -> None:
+        await sleep_until(self.start + self.opts.ramp_s + event.at_s)
+        if now() >= self.end:
+            return
+        chosen = [c for c in self.clients.values() if self.rng.random() < event.fraction]
         for client in chosen:
             if event.kind is EventKind.BACKGROUND:
                 client.interval_s = event.interval_s
             elif client.ws is not None:
                 client.ws.transport.abort()  # an abrupt drop, as when a network goes away
-        recorder.count(f"event_{event.kind.value}", len(chosen))
+        self.recorder.count(f"event_{event.kind.value}", len(chosen))
         print(f"friends: {event.kind.value} hit {len(chosen)} clients", flush=True)
 
-    events = [asyncio.create_task(happen(e)) for e in opts.events]
-    begin = [start + opts.ramp_s * i / max(1, len(clients)) for i in range(len(clients))]
-    await asyncio.gather(*(run_client(c, t) for c, t in zip(clients.values(), begin)))
-    for task in events:
-        task.cancel()
-    ledger.settle(now(), everything=True)
-    recorder.count("operations", int(recorder.counters.get("expected", 0)))
+
+async def _until(deadline: float, reader: asyncio.Task[None]) -> bool:
+    """Sleep until :func:`now` reaches ``deadline``, unless ``reader`` ends first (then False)."""
+    while not reader.done():
+        left = deadline - now()
+        if left <= 0:
+            return True
+        await asyncio.wait((reader,), timeout=max(left, MIN_SLEEP_S))
+    return False
+
+
+def backoff_s(failures: int) -> float:
+    """How long a client waits after ``failures`` failed connection attempts in a row: 0.2 s,
+    doubling, at most 5 s (so that a server coming back is not met by every client at once)."""
+    return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** max(0, failures - 1))
 
 
 def updates_per_second(users: int, online_fraction: float, interval_s: float) -> float:

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, TextIO
 
+from loadgen.ledger import accounting, describe
 from loadgen.stats import PERCENTILES, Recorder, summarize
 from loadgen.thresholds import Verdict
 
@@ -26,6 +27,7 @@ def build_summary(scenario: str, recorder: Recorder, wall_s: float, options: dic
         "scenario": scenario,
         "options": options,
         "wall_s": round(wall_s, 3),
+        "wall": wall_phases(wall_s, options.get("friends") or options),
         "operations": int(recorder.counters.get("operations", completed)),
         "completed": completed,
         "rate": completed / wall_s if wall_s > 0 else 0.0,
@@ -33,6 +35,9 @@ def build_summary(scenario: str, recorder: Recorder, wall_s: float, options: dic
         "metrics": {name: summarize(h) for name, h in sorted(recorder.histograms.items())},
         "counters": dict(sorted(recorder.counters.items())),
     }
+    deliveries = accounting(recorder.counters)
+    if deliveries is not None:
+        summary["deliveries"] = deliveries
     checked = recorder.counters.get("verified", 0)
     if checked:
         expected = recorder.counters.get("verify_expected", 0)
@@ -47,6 +52,15 @@ def build_summary(scenario: str, recorder: Recorder, wall_s: float, options: dic
     return summary
 
 
+def wall_phases(wall_s: float, options: dict[str, Any]) -> dict[str, float]:
+    """The run's wall time as the phases its options ask for (``ramp_s``, ``duration_s``,
+    ``drain_s``, those it has) and the rest: preparing, connecting the first clients, closing."""
+    phases = {
+        k: float(options[k]) for k in ("ramp_s", "duration_s", "drain_s") if isinstance(options.get(k), int | float)
+    }
+    return {**phases, "other_s": round(wall_s - sum(phases.values()), 3)}
+
+
 def _ms(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.2f}"
 
@@ -57,6 +71,11 @@ def print_summary(summary: dict[str, Any], verdicts: list[Verdict], stream: Text
         f"\n{summary['scenario']}: {summary['completed']} done of {summary['operations']} "
         f"in {summary['wall_s']:.1f} s ({summary['rate']:.1f}/s)\n"
     )
+    names = {"ramp_s": "ramp", "duration_s": "duration", "drain_s": "drain", "other_s": "start and close"}
+    phases = " + ".join(f"{names[k]} {v:.2f} s" for k, v in summary["wall"].items())
+    stream.write(f"wall {summary['wall_s']:.2f} s = {phases}\n")
+    if "deliveries" in summary:
+        stream.write(describe(summary["deliveries"]) + "\n")
     cols = ["count", *[f"p{p:g}" for p in PERCENTILES], "max"]
     stream.write(f"{'metric (ms)':<22}" + "".join(f"{c:>12}" for c in cols) + "\n")
     for name, s in summary["metrics"].items():
