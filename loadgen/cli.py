@@ -21,6 +21,7 @@ from loadgen.catalog import Catalog, catalog_for
 from loadgen.durations import duration_or_zero, parse_duration
 from loadgen.friends import FriendsLive, FriendsOptions, create_friendships, run_friends
 from loadgen.graph import GraphKind, build_population
+from loadgen.junit import file_problem
 from loadgen.mixed import MixedLive, ScenarioError, load_scenario, run_mixed
 from loadgen.movement import Movement
 from loadgen.points import PointsError, query_points, truth_points
@@ -75,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIMIT",
         help="exit 1 when errors exceed this, a count or a percentage of operations "
         "(default 1%%, unless --fail-if has its own errors rule)",
+    )
+    common.add_argument(
+        "--junit",
+        type=_report_file("--junit"),
+        default=None,
+        metavar="FILE",
+        help="write the verdict as JUnit XML: a test case per --fail-if rule and one for the run's own checks",
     )
     common.add_argument(
         "--workers", type=_positive(int, "--workers"), default=1, help="generator processes, merged exactly (default 1)"
@@ -172,6 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report_file(flag: str) -> Callable[[str], Path]:
+    """A file a report is written to after the run: refused now when it could not be."""
+
+    def parse(text: str) -> Path:
+        path = Path(text)
+        problem = file_problem(path)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"{text} {problem}")
+        return path
+
+    return parse
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -195,6 +216,7 @@ def _config(args: argparse.Namespace, catalog: Catalog) -> RunConfig:
         catalog=catalog,
         progress=not args.no_progress,
         progress_interval_s=args.progress_interval,
+        junit=args.junit,
     )
 
 

@@ -25,6 +25,7 @@ from websockets.frames import CloseCode
 from geo_common.tokens import Role, mint_token
 from geo_index import haversine_m
 from loadgen.clock import MIN_SLEEP_S, now, sleep_until
+from loadgen.gauges import sample_gauges
 from loadgen.graph import GraphKind, Population, build_population
 from loadgen.ledger import Ledger
 from loadgen.movement import Mover, Movement
@@ -204,9 +205,11 @@ class FriendsRun:
 
     async def run(self) -> None:
         events = [asyncio.create_task(self._happen(e)) for e in self.opts.events]
+        gauges = sample_gauges(self.recorder, self.start, lambda: {"connected": self.live.in_flight})
         n = len(self.clients)
         begin = [self.start + self.opts.ramp_s * i / max(1, n) for i in range(n)]
         await asyncio.gather(*(self._run_client(c, t) for c, t in zip(self.clients.values(), begin)))
+        gauges.cancel()
         for task in events:
             task.cancel()
         await asyncio.gather(*events, return_exceptions=True)

@@ -1,23 +1,34 @@
 """The end of a run: a summary table, and with ``--out DIR`` the files that keep it.
 
 ``report.json`` (summary + HdrHistogram-encoded histograms), ``timeseries.csv`` (one row a
-second), three PNG plots, and ``report.html`` that shows them.
+second), the PNG plots (:mod:`loadgen.plots`), and ``report.html`` that shows them with the
+run's verdict first (:mod:`loadgen.report_html`).
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import json
 import math
+import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from loadgen.ledger import accounting, describe
-from loadgen.stats import PERCENTILES, Recorder, summarize
-from loadgen.thresholds import Verdict
+from hdrh.histogram import HdrHistogram
 
-PLOTS = ("latency_over_time.png", "throughput_over_time.png", "latency_distribution.png")
+from loadgen.ledger import accounting, describe
+from geo_common.version import version
+from loadgen.outcome import achieved_rate, generator_warnings, offered_rate
+from loadgen.plots import PLOTS as PLOTS  # the files written, named here too for readers of the report
+from loadgen.plots import write_plots
+from loadgen.redact import plain
+from loadgen.report_html import render
+from loadgen.stats import PERCENTILES, Recorder, summarize
+from loadgen.thresholds import Verdict, stat_ms
+
+#: The per-second columns of timeseries.csv (the gauges' follow, one each).
+SERIES_COLUMNS = ("second", "completed", "errors", "p50_ms", "p90_ms", "p99_ms", "max_ms")
 
 
 def build_summary(scenario: str, recorder: Recorder, wall_s: float, options: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +43,7 @@ def build_summary(scenario: str, recorder: Recorder, wall_s: float, options: dic
         "completed": completed,
         "rate": completed / wall_s if wall_s > 0 else 0.0,
         "main_metric": recorder.main_metric,
-        "metrics": {name: summarize(h) for name, h in sorted(recorder.histograms.items())},
+        "metrics": {name: _figures(h) for name, h in sorted(recorder.histograms.items())},
         "counters": dict(sorted(recorder.counters.items())),
     }
     deliveries = accounting(recorder.counters)
@@ -49,7 +60,42 @@ def build_summary(scenario: str, recorder: Recorder, wall_s: float, options: dic
             "total_errors": recorder.counters.get("verify_total_errors", 0),
             "mismatches": recorder.counters.get("verify_mismatches", 0),
         }
+    _add_context(summary, recorder, wall_s)
     return summary
+
+
+def _figures(histogram: HdrHistogram) -> dict[str, float]:
+    """:func:`~loadgen.stats.summarize`'s figures and the p95 that reports are read for, as a
+    ``p95`` rule reads it (:func:`loadgen.thresholds.stat_ms`)."""
+    return {**summarize(histogram), "p95": stat_ms(histogram, "p95")}
+
+
+def _add_context(summary: dict[str, Any], recorder: Recorder, wall_s: float) -> None:
+    """What a reader needs beside the figures: when, where and with which version the run
+    went, the rate it was offered and made, what it held open, samples of its errors, and
+    whether the generator itself may have set the pace (:func:`loadgen.outcome.generator_warnings`)."""
+    started = datetime.now(UTC) - timedelta(seconds=wall_s)
+    summary["run"] = {
+        "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "version": version(),
+        "host": socket.gethostname(),
+    }
+    scenario, options = summary["scenario"], summary["options"]
+    offered = offered_rate(scenario, options)
+    if offered is not None:
+        summary["offered_rate"], summary["rate_unit"] = offered
+        if scenario == "search" and isinstance(options.get("duration_s"), int | float):
+            per_second = {second: bucket.count for second, bucket in recorder.series.items()}
+            summary["achieved_rate"] = achieved_rate(per_second, float(options["duration_s"]))
+    summary["gauges"] = {
+        name: {"peak": max(readings.values()), "mean": round(sum(readings.values()) / len(readings), 3)}
+        for name, readings in sorted(recorder.gauges.items())
+        if readings
+    }
+    if recorder.samples:
+        # An error answer may echo what it was sent: it is kept out like any secret (loadgen.redact).
+        summary["error_samples"] = plain(dict(sorted(recorder.samples.items())))
+    summary["warnings"] = generator_warnings(summary)
 
 
 def wall_phases(wall_s: float, options: dict[str, Any]) -> dict[str, float]:
@@ -92,6 +138,8 @@ def print_summary(summary: dict[str, Any], verdicts: list[Verdict], stream: Text
         )
     for v in verdicts:
         stream.write(f"threshold {v.threshold}: {'pass' if v.passed else 'FAIL'} (actual {v.actual:g})\n")
+    for warning in summary.get("warnings", ()):
+        stream.write(f"warning: {warning}\n")
     stream.flush()
 
 
@@ -110,110 +158,37 @@ def write_outputs(out: Path, summary: dict[str, Any], recorder: Recorder, verdic
     }
     written = [out / "report.json", out / "timeseries.csv"]
     (out / "report.json").write_text(json.dumps(report, indent=2, allow_nan=True))
-    rows = _series_rows(recorder)
+    columns = timeline(recorder)
     with (out / "timeseries.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["second", "completed", "errors", "p50_ms", "p90_ms", "p99_ms", "max_ms"])
-        writer.writerows(rows)
-    written += _plots(out, recorder, rows, summary)
-    (out / "report.html").write_text(_html(summary, verdicts))
+        writer.writerow(columns)
+        writer.writerows([_cell(v) for v in row] for row in zip(*columns.values(), strict=True))
+    written += write_plots(out, summary, columns, recorder.histograms.get(recorder.main_metric), verdicts)
+    (out / "report.html").write_text(render(summary, verdicts))
     written.append(out / "report.html")
     return written
 
 
-def _series_rows(recorder: Recorder) -> list[list[Any]]:
-    rows: list[list[Any]] = []
-    if not recorder.series:
-        return rows
-    for second in range(0, max(recorder.series) + 1):
+def timeline(recorder: Recorder) -> dict[str, list[float]]:
+    """The run second by second: :data:`SERIES_COLUMNS`, then each gauge; NaN where a second
+    has no value (no latency measured, no reading taken)."""
+    gauges = sorted(recorder.gauges)
+    seconds = [*recorder.series, *(s for g in gauges for s in recorder.gauges[g])]
+    columns: dict[str, list[float]] = {c: [] for c in (*SERIES_COLUMNS, *gauges)}
+    for second in range(max(seconds) + 1 if seconds else 0):
         bucket = recorder.series.get(second)
-        if bucket is None:
-            rows.append([second, 0, 0, "", "", "", ""])
-            continue
-        s = summarize(bucket.latency)
-        rows.append(
-            [
-                second,
-                bucket.count,
-                bucket.errors,
-                *("" if math.isnan(s[k]) else round(s[k], 3) for k in ("p50", "p90", "p99", "max")),
-            ]
-        )
-    return rows
+        s = summarize(bucket.latency) if bucket is not None else {}
+        columns["second"].append(second)
+        columns["completed"].append(bucket.count if bucket is not None else 0)
+        columns["errors"].append(bucket.errors if bucket is not None else 0)
+        for k in ("p50", "p90", "p99", "max"):
+            columns[f"{k}_ms"].append(s.get(k, math.nan))
+        for g in gauges:
+            columns[g].append(recorder.gauges[g].get(second, math.nan))
+    return columns
 
 
-def _plots(out: Path, recorder: Recorder, rows: list[list[Any]], summary: dict[str, Any]) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    seconds = [r[0] for r in rows]
-
-    def column(i: int) -> list[float]:
-        return [float(r[i]) if r[i] != "" else math.nan for r in rows]
-
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for i, label in ((3, "p50"), (5, "p99"), (6, "max")):
-        ax.plot(seconds, column(i), label=label)
-    ax.set(xlabel="second of the run", ylabel="latency (ms)", title=f"{summary['scenario']}: latency over time")
-    ax.set_yscale("log")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / PLOTS[0], dpi=100)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.plot(seconds, column(1), label="completed/s")
-    ax.plot(seconds, column(2), label="errors/s")
-    ax.set(xlabel="second of the run", ylabel="per second", title=f"{summary['scenario']}: throughput over time")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / PLOTS[1], dpi=100)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(8, 4))
-    main = recorder.histograms.get(recorder.main_metric)
-    if main is not None and main.get_total_count():
-        # The percentile curve, on a log scale of 1/(1-p), the usual HDR view.
-        nines = [0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999]
-        xs = [1.0 / (1.0 - p / 100.0) for p in nines]
-        ys = [main.get_value_at_percentile(p) / 1000.0 for p in nines]
-        ax.plot(xs, ys, marker="o")
-        ax.set_xscale("log")
-        ax.set_xticks(xs, [f"{p:g}%" for p in nines], rotation=45)
-    ax.set(xlabel="percentile", ylabel="latency (ms)", title=f"{summary['scenario']}: latency distribution")
-    fig.tight_layout()
-    fig.savefig(out / PLOTS[2], dpi=100)
-    plt.close(fig)
-    return [out / p for p in PLOTS]
-
-
-def _html(summary: dict[str, Any], verdicts: list[Verdict]) -> str:
-    rows = "".join(
-        f"<tr><th>{html.escape(name)}</th>"
-        + "".join(
-            f"<td>{_ms(s[c]) if c != 'count' else int(s[c])}</td>"
-            for c in ("count", "p50", "p90", "p99", "p99.9", "max")
-        )
-        + "</tr>"
-        for name, s in summary["metrics"].items()
-    )
-    counters = "".join(f"<li>{html.escape(k)}: {v}</li>" for k, v in summary["counters"].items())
-    checks = "".join(
-        f"<li>{html.escape(str(v.threshold))}: {'pass' if v.passed else 'FAIL'} (actual {v.actual:g})</li>"
-        for v in verdicts
-    )
-    images = "".join(f'<figure><img src="{p}" alt="{p[:-4].replace("_", " ")}"></figure>' for p in PLOTS)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>geo-loadgen {html.escape(summary["scenario"])}</title>
-<style>body{{font-family:sans-serif;max-width:60rem;margin:auto;padding:1rem}}td,th{{padding:.2rem .6rem;text-align:right}}img{{max-width:100%}}</style>
-</head><body>
-<h1>geo-loadgen {html.escape(summary["scenario"])}</h1>
-<p>{summary["completed"]} done of {summary["operations"]} in {summary["wall_s"]:.1f} s ({summary["rate"]:.1f}/s)</p>
-<table><tr><th>metric (ms)</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>{rows}</table>
-<h2>Counters</h2><ul>{counters}</ul>
-<h2>Thresholds</h2><ul>{checks or "<li>none given</li>"}</ul>
-{images}
-</body></html>
-"""
+def _cell(value: float) -> int | float | str:
+    if math.isnan(value):
+        return ""
+    return value if isinstance(value, int) else round(value, 3)

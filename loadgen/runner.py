@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from loadgen.catalog import Catalog, breakdown, no_success_reasons
+from loadgen.junit import write_junit
 from loadgen.monitor import watch_cpu, watch_loop_lag
 from loadgen.progress import Snapshot, show_progress, snapshot
 from loadgen.redact import plain
@@ -58,6 +59,8 @@ class RunConfig:
     catalog: Catalog | None = None
     progress: bool = True
     progress_interval_s: float = 5.0
+    #: Where to write the verdict as JUnit XML (``--junit``), if anywhere.
+    junit: Path | None = None
 
 
 async def run_in_process(
@@ -186,10 +189,14 @@ def run(
     failures = _failures(config.catalog, verdicts, recorder)
     if failures:
         summary["failures"] = failures
+    if failed_workers:
+        summary["worker_failures"] = failed_workers
     print_summary(summary, verdicts, sys.stdout)
     if config.out is not None:
         files = write_outputs(config.out, summary, recorder, verdicts)
         print(f"geo-loadgen: wrote {', '.join(str(f) for f in files)}")
+    if config.junit is not None:
+        print(f"geo-loadgen: wrote {write_junit(config.junit, summary, verdicts)}")
     for message in failed_workers:
         print(f"geo-loadgen: {message}", file=sys.stderr)
     for reason in failures:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from loadgen.clock import Pacer, now
+from loadgen.gauges import sample_gauges
 from loadgen.http1 import Http1Pool
 from loadgen.points import query_points, truth_points
 from loadgen.schedule import Arrivals, intended_offsets
@@ -136,6 +137,7 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
             if failed:
                 recorder.count("errors")
                 recorder.count(failed)
+                recorder.sample(kind, body)  # the first few of each status, for the report
             recorder.complete(int(received - start), received - (start + offsets[i]), error=failed is not None)
             if every and status == 200 and i % every == 0 and len(samples) < opts.verify:
                 samples.append((points[i % len(points)], body))
@@ -155,12 +157,14 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
         pool.send(requests[i % n_requests], answered, i)
 
     start = now()
+    gauges = sample_gauges(recorder, start, lambda: {"in_flight": live.in_flight})
     try:
         await Pacer(start, offsets, fire, tick_s=opts.tick_s).run()
         sending = False
         if live.in_flight or all_answered.done():
             await all_answered
     finally:
+        gauges.cancel()
         await pool.close()
     recorder.count("operations", live.sent)
     if samples:

@@ -22,6 +22,9 @@ _SERIES_DIGITS = 2  # per-second histograms are many: 2 significant digits keep 
 #: (:func:`loadgen.hdr.record_batch`), and whenever the figures are read: recording each
 #: alone would cost the generator a microsecond and more of CPU, four times an answer.
 BATCH = 1024
+#: Error answers kept of each kind for the report (:meth:`Recorder.sample`), and how much of each.
+SAMPLES = 3
+SAMPLE_BYTES = 300
 
 
 @dataclass
@@ -49,6 +52,12 @@ class Recorder:
         self._series: dict[int, SecondBucket] = {}
         self._waiting: dict[str, list[float]] = {}  # by histogram name, durations in seconds
         self._seconds_waiting: set[int] = set()  # the buckets whose ``waiting`` is not empty
+        #: What the run holds open, read once a second (``in_flight`` searches, ``connected``
+        #: clients): by name, then by second since the start.
+        self.gauges: dict[str, dict[int, int]] = {}
+        #: The first :data:`SAMPLES` answers of each error kind (``status_503``), cut to
+        #: :data:`SAMPLE_BYTES`: what the report shows of the errors.
+        self.samples: dict[str, list[str]] = {}
 
     @property
     def histograms(self) -> dict[str, HdrHistogram]:
@@ -91,6 +100,16 @@ class Recorder:
 
     def count(self, kind: str, n: int = 1) -> None:
         self.counters[kind] += n
+
+    def gauge(self, name: str, second: int, value: int) -> None:
+        """Record what gauge ``name`` read in ``second`` (whole seconds since the start)."""
+        self.gauges.setdefault(name, {})[second] = value
+
+    def sample(self, kind: str, answer: bytes | str) -> None:
+        """Keep ``answer`` (a body, a message) as an example of error ``kind``, if it is among the first few."""
+        kept = self.samples.setdefault(kind, [])
+        if len(kept) < SAMPLES:
+            kept.append(_cut(answer))
 
     def complete(self, second: int, latency_s: float | None, *, error: bool = False) -> None:
         """Account for one finished operation in the second (since the start) it finished in.
@@ -149,13 +168,26 @@ class Recorder:
             mine.count += bucket.count
             mine.errors += bucket.errors
             mine.latency.add(bucket.latency)
+        self._add_gauges_and_samples(other, "")
 
     def absorb(self, other: Recorder, *, prefix: str) -> None:
-        """Add another recorder's histograms and counters under prefixed names (its series stay out)."""
+        """Add another recorder's histograms, counters, gauges and samples under prefixed names
+        (its series stay out)."""
         for name, hist in other.histograms.items():
             self.histogram(prefix + name).add(hist)
         for kind, n in other.counters.items():
             self.counters[prefix + kind] += n
+        self._add_gauges_and_samples(other, prefix)
+
+    def _add_gauges_and_samples(self, other: Recorder, prefix: str) -> None:
+        # Two workers' gauges add up: each holds its own share of what is open.
+        for name, readings in other.gauges.items():
+            mine = self.gauges.setdefault(prefix + name, {})
+            for second, value in readings.items():
+                mine[second] = mine.get(second, 0) + value
+        for kind, answers in other.samples.items():
+            for answer in answers:
+                self.sample(prefix + kind, answer)
 
     # --- transport between processes and into report.json ---------------------------------
 
@@ -168,6 +200,8 @@ class Recorder:
                 str(s): {"count": b.count, "errors": b.errors, "latency": _encode(b.latency)}
                 for s, b in self.series.items()
             },
+            "gauges": {name: {str(s): v for s, v in readings.items()} for name, readings in self.gauges.items()},
+            "samples": self.samples,
         }
 
     @classmethod
@@ -180,7 +214,20 @@ class Recorder:
             bucket = SecondBucket(count=b["count"], errors=b["errors"])
             bucket.latency.add(_decode(b["latency"]))
             rec._series[int(second)] = bucket
+        for name, readings in raw.get("gauges", {}).items():
+            rec.gauges[name] = {int(s): int(v) for s, v in readings.items()}
+        for kind, answers in raw.get("samples", {}).items():
+            for answer in answers:
+                rec.sample(kind, answer)
         return rec
+
+
+def _cut(answer: bytes | str) -> str:
+    """At most :data:`SAMPLE_BYTES` of ``answer`` as text, marked when cut."""
+    raw = answer.encode() if isinstance(answer, str) else answer
+    if len(raw) <= SAMPLE_BYTES:
+        return raw.decode("utf-8", "replace")
+    return raw[:SAMPLE_BYTES].decode("utf-8", "ignore") + " [cut]"
 
 
 def _encode(histogram: HdrHistogram) -> str:
