@@ -1,6 +1,8 @@
 """``geo-stack up | down | status | env | run``: the local services geo needs, on loopback.
 
 ``--full`` (on ``up`` and ``run``) adds the multi-instance tier behind nginx (:mod:`deploy.stack.full`).
+``run`` checks every port it will serve on before it starts anything, and refuses, naming the
+process holding a taken one (:mod:`deploy.stack.ports`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ def default_root() -> Path:
     return Path(os.environ.get("GEO_STACK_DIR", ".stack"))
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a port is a whole number, got {text!r}") from None
+    if not 1 <= value <= 65_535:
+        raise argparse.ArgumentTypeError(f"a port is from 1 to 65535, got {text!r}")
+    return value
+
+
 def _full_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--full",
@@ -27,7 +39,7 @@ def _full_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--entry-port",
-        type=int,
+        type=_port,
         default=None,
         help="with --full: nginx's port on 127.0.0.1 (default: as before, else 8000)",
     )
@@ -42,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="stack folder (default: $GEO_STACK_DIR or .stack)")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start everything (idempotent), apply migrations, write <dir>/env")
-    up.add_argument("--port-base", type=int, default=None, help="first port to try on the first up (default 15400)")
+    up.add_argument("--port-base", type=_port, default=None, help="first port to try on the first up (default 15400)")
     _full_options(up)
     sub.add_parser("down", help="stop what this stack started, nothing else")
     sub.add_parser("status", help="say what runs where")
@@ -52,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         help="make the replica the primary (stopping the old primary cleanly if it runs), then rebuild "
         "the old primary as its streaming replica; rewrites <dir>/env",
     )
-    run = sub.add_parser("run", help="up, then run the services in the foreground until Ctrl-C")
+    run = sub.add_parser(
+        "run",
+        help="up, then run the services in the foreground until Ctrl-C; refuses (exit 1, starting nothing) "
+        "when a port it would serve on is taken",
+    )
     _full_options(run)
     args = parser.parse_args(argv)
 
@@ -84,15 +100,22 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             sys.stdout.write(env_file.read_text())
         elif args.command == "run" and args.full:
-            return stack.up_full(entry_port=args.entry_port).foreground()
+            return stack.up_full(entry_port=args.entry_port, exclusive=True).foreground()
         elif args.command == "run":
-            from deploy.stack.services import run_services
+            from deploy.stack import services
 
-            env = stack.up()
-            return run_services(env)
+            environ = dict(os.environ)
+            # A local run is a development run: the map page's dev sign-in works (GEO_DEV=0 turns it off).
+            environ.setdefault("GEO_DEV", "1")
+            planned = services.plan(environ)
+            services.check_ports(planned)
+            return services.run_services(stack.up(), planned, environ)
     except StackError as exc:
         print(f"geo-stack: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("geo-stack: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

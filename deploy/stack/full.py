@@ -24,30 +24,18 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.stack import nginx, postgres
+from deploy.stack import nginx, ports, postgres
 from deploy.stack.binaries import Binaries, ensure_nginx
 from deploy.stack.layout import Layout, StackState, assign_ports
-from deploy.stack.procs import (
-    StackError,
-    cmdline,
-    is_root,
-    pid_alive,
-    port_accepts,
-    port_is_free,
-    read_pid,
-    run,
-    terminate,
-)
+from deploy.stack.procs import StackError, cmdline, is_root, pid_alive, port_accepts, read_pid, run, terminate
 
 DEFAULT_ENTRY_PORT = 8000
 #: Instances of each kind, and the state key of their ports.
 FULL_PORT_NEEDS = {"api_read": 2, "api_write": 1, "ws": 2}
-_START_TIMEOUT_S = 240.0  # a read instance builds its indexes before it listens
 
 # Popen objects of the processes started from this process, so they are reaped when stopped
 # (and never collected while running).
@@ -127,12 +115,37 @@ class FullTier:
     # --- ports and environment -----------------------------------------------------------------
 
     def assign(self, entry_port: int | None) -> None:
-        """Choose the instances' ports (kept in the state) and the entry port."""
+        """Choose the instances' ports and the entry port, in the state (the caller saves it)."""
         if entry_port is not None:
             self.state.ports["entry"] = entry_port
         self.state.ports.setdefault("entry", DEFAULT_ENTRY_PORT)
         assign_ports(self.state, FULL_PORT_NEEDS)
-        self.layout.save_state(self.state)
+
+    def check_ports(self, *, exclusive: bool) -> None:
+        """Refuse before anything starts when a port the tier would serve on is not free.
+
+        Args:
+            exclusive: every part of the tier is to be started here (``run --full``, which
+                stops it on Ctrl-C): a part already running refuses too. Otherwise (``up
+                --full``) running parts are kept and only the others' ports are checked.
+
+        Raises:
+            StackError: naming the port and the process holding it.
+        """
+        entry = self.state.ports["entry"]
+        parts = [("nginx", entry, self.nginx_pid(), "pass another --entry-port")]
+        hint = f"move the instances' ports (in {self.layout.state_file})"
+        parts += [(i.name, i.port, self.pid(i), hint) for i in instances(self.state)]
+        wanted = []
+        for name, port, pid, way_out in parts:
+            if pid is None:
+                wanted.append(ports.Wanted(name, "127.0.0.1", port, way_out))
+            elif exclusive:
+                raise StackError(
+                    f"port {port} for {name} is taken by {ports.describe(pid)}, this stack's full tier, already "
+                    "running: stop the geo-stack run --full that started it, or geo-stack down (nothing was started)"
+                )
+        ports.check_free(wanted)
 
     @property
     def entry_url(self) -> str:
@@ -155,6 +168,9 @@ class FullTier:
     def up(self, bins: Binaries, stack_env: Mapping[str, str], *, extra_env: Mapping[str, str] | None = None) -> None:
         """Start whatever of the tier is not running (idempotent), nginx last.
 
+        When a step fails (or Ctrl-C comes) what this call started is stopped again, so a
+        failed start leaves the tier as it found it.
+
         Raises:
             StackError: a program is missing, a port is taken, or an instance did not start.
         """
@@ -164,6 +180,16 @@ class FullTier:
         primary = postgres.pg_nodes(self.state)[0]
         if primary.running():
             postgres.set_synchronous(bins, primary, on=True)
+        started: list[str] = []
+        try:
+            self._start(program, env, started)
+        except BaseException:
+            self._undo(bins, started)
+            raise
+        _say(f"full stack: {self.entry_url} (nginx) -> read x2, write x1, WebSocket x2")
+
+    def _start(self, program: Path, env: Mapping[str, str], started: list[str]) -> None:
+        """The steps of :meth:`up`, appending the name of each process it spawns to ``started``."""
         _say("loading the demo businesses (once)")
         demo = subprocess.run(
             [sys.executable, "-m", "location_api", "load-demo", "--if-empty"],
@@ -174,23 +200,38 @@ class FullTier:
         )
         if demo.returncode != 0:
             raise StackError(f"load-demo failed: {(demo.stderr or demo.stdout).strip()[-2000:]}")
-        started = [i for i in instances(self.state) if self.pid(i) is None]
-        for instance in started:
+        missing = [i for i in instances(self.state) if self.pid(i) is None]
+        for instance in missing:
             self._spawn(instance.name, instance.argv(), env, instance.port)
-        for instance in started:
+            started.append(instance.name)
+        for instance in missing:
             self._wait_healthy(instance)
             _say(
                 f"{instance.name} ({instance.module}{' --role ' + instance.role if instance.role else ''}) "
                 f"on {instance.address}"
             )
         if self.nginx_pid() is None:
-            self._start_nginx(program, env)
-        _say(f"full stack: {self.entry_url} (nginx) -> read x2, write x1, WebSocket x2")
+            argv = self._nginx_config(program)
+            self._spawn("nginx", argv, env, self.state.ports["entry"])
+            started.append("nginx")
+            self._wait_nginx()
+
+    def _undo(self, bins: Binaries, started: list[str]) -> None:
+        """Stop what a failed :meth:`up` started, nginx first, and say so."""
+        stopped = []
+        for name in sorted(started, key=lambda n: n != "nginx"):
+            pid = read_pid(self.directory / f"{name}.pid")
+            if pid is not None and pid in _CHILDREN:  # a child of this process (reaped when it had exited)
+                stopped += [name] if pid_alive(pid) else []
+                _stop(pid)
+        if started:
+            _say(f"start-up failed: stopped what it had started ({', '.join(stopped) or 'nothing still ran'})")
+        if self.nginx_pid() is None and not any(self.pid(i) for i in instances(self.state)):
+            self._synchronous_off(bins)
 
     def _spawn(self, name: str, argv: list[str], env: Mapping[str, str], port: int) -> None:
-        if not port_is_free(port):
-            hint = "pass another --entry-port" if name == "nginx" else "stop it (its port is in state.json)"
-            raise StackError(f"port {port} for {name} is taken by another process; {hint}")
+        hint = "pass another --entry-port" if name == "nginx" else f"move its port (in {self.layout.state_file})"
+        ports.check_free([ports.Wanted(name, "127.0.0.1", port, hint)])
         with (self.directory / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(
                 argv,
@@ -205,15 +246,19 @@ class FullTier:
         (self.directory / f"{name}.pid").write_text(f"{proc.pid}\n")
 
     def _wait_healthy(self, instance: Instance) -> None:
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while not _healthy(f"http://{instance.address}/healthz"):
-            if self.pid(instance) is None:
+        deadline = time.monotonic() + ports.START_TIMEOUT_S
+        while True:
+            pid = self.pid(instance)
+            if pid is None:
                 raise StackError(f"{instance.name} exited at start-up; see {self.directory / instance.name}.log")
+            if ports.serving(instance.port, pid, f"http://{instance.address}/healthz"):
+                return
             if time.monotonic() > deadline:
-                raise StackError(f"{instance.name} did not answer within {_START_TIMEOUT_S:.0f} s")
+                raise StackError(f"{instance.name} did not answer within {ports.START_TIMEOUT_S:.0f} s")
             time.sleep(0.2)
 
-    def _start_nginx(self, program: Path, env: Mapping[str, str]) -> None:
+    def _nginx_config(self, program: Path) -> list[str]:
+        """Write nginx's configuration, check it (``nginx -t``) and return the argv that runs it."""
         files = self.files
         files.temp.mkdir(parents=True, exist_ok=True)
         pools = nginx.Pools(
@@ -232,11 +277,16 @@ class FullTier:
         )
         argv = nginx.command(program, files)
         run([*argv, "-t"], timeout=30)
-        self._spawn("nginx", argv, env, self.state.ports["entry"])
+        return argv
+
+    def _wait_nginx(self) -> None:
         deadline = time.monotonic() + 30
-        while not _healthy(f"{self.entry_url}/healthz"):
-            if self.nginx_pid() is None or time.monotonic() > deadline:
-                raise StackError(f"nginx did not start; see {files.error_log}")
+        while True:
+            pid = self.nginx_pid()
+            if pid is None or time.monotonic() > deadline:
+                raise StackError(f"nginx did not start; see {self.files.error_log}")
+            if ports.serving(self.state.ports["entry"], pid, f"{self.entry_url}/healthz"):
+                return
             time.sleep(0.1)
 
     # --- looking -------------------------------------------------------------------------------
@@ -293,13 +343,18 @@ class FullTier:
         for instance in instances(self.state):
             if self.stop_instance(instance.name):
                 stopped.append(instance.name)
+        if bins is not None:
+            self._synchronous_off(bins)
+        return stopped
+
+    def _synchronous_off(self, bins: Binaries) -> None:
+        """Commits stop waiting for the replica: nothing of the tier runs any more."""
         primary = postgres.pg_nodes(self.state)[0]
-        if bins is not None and primary.running():
+        if primary.running():
             try:
                 postgres.set_synchronous(bins, primary, on=False)
-            except StackError as exc:  # down goes on: stopping matters more
+            except StackError as exc:  # stopping goes on: it matters more
                 _say(f"could not switch synchronous replication off: {exc}")
-        return stopped
 
     def foreground(self) -> int:
         """Wait for Ctrl-C (or SIGTERM), saying when an instance exits; then stop the tier.
@@ -339,14 +394,6 @@ def _stop(pid: int) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - our own loopback URL
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 def _say(message: str) -> None:

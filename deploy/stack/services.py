@@ -1,45 +1,96 @@
-"""Run the geo services in the foreground against the local stack until Ctrl-C."""
+"""Run the geo services in the foreground against the local stack until Ctrl-C.
+
+The ports come from the settings (``GEO_API_PORT``, ``GEO_WS_PORT``, ...) and are checked
+before anything starts (:func:`check_ports`); a service is called ready only once the server
+answering its ``/healthz`` is the child this run started (:func:`deploy.stack.ports.serving`).
+"""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
-from geo_common.settings import load_settings
-
-#: (name, module, settings attribute of the host, of the port, health path)
-SERVICES = (
-    ("HTTP API", "location_api", "api_host", "api_port", "/healthz"),
-    ("WebSocket tier", "friends_ws", "ws_host", "ws_port", "/healthz"),
-)
+from deploy.stack import ports
+from deploy.stack.procs import StackError
+from geo_common.settings import SettingsError, load_settings
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - our own loopback URL
-            return bool(resp.status == 200)
-    except OSError:
-        return False
+@dataclass(frozen=True, slots=True)
+class Service:
+    """One service ``geo-stack run`` starts."""
+
+    name: str
+    module: str
+    host: str
+    port: int
+    #: The setting that moves it elsewhere.
+    port_variable: str
+    scheme: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://{self.host}:{self.port}/healthz"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", self.module, "--host", self.host, "--port", str(self.port)]
 
 
-def run_services(stack_env: Mapping[str, str]) -> int:
-    """Start every service as a child process, print their URLs, and stop them all on Ctrl-C.
+def plan(environ: Mapping[str, str]) -> list[Service]:
+    """The services ``run`` starts, where the settings put them.
 
     Args:
-        stack_env: the stack's endpoint variables; the real environment wins over them.
+        environ: the services' environment (the settings are read from it and the env file).
+
+    Raises:
+        StackError: a setting is malformed, or a port is 0 (any free port: nobody could find it).
+    """
+    try:
+        settings = load_settings(environ)
+    except SettingsError as exc:
+        raise StackError(str(exc)) from None
+    services = [
+        Service("HTTP API", "location_api", settings.api_host, settings.api_port, "GEO_API_PORT", "http"),
+        Service("WebSocket tier", "friends_ws", settings.ws_host, settings.ws_port, "GEO_WS_PORT", "ws"),
+    ]
+    for service in services:
+        if service.port == 0:
+            raise StackError(f"{service.port_variable}=0 would serve the {service.name} on any free port; set one")
+    return services
+
+
+def check_ports(services: Sequence[Service]) -> None:
+    """Refuse when a service's port is taken, naming the process that holds it.
+
+    Raises:
+        StackError: see :func:`deploy.stack.ports.check_free`.
+    """
+    ports.check_free(
+        [ports.Wanted(f"the {s.name}", s.host, s.port, f"set {s.port_variable} to another port") for s in services]
+    )
+
+
+def run_services(stack_env: Mapping[str, str], services: Sequence[Service], environ: Mapping[str, str]) -> int:
+    """Start every service as a child process, print their URLs, and stop them all on Ctrl-C.
+
+    When a service does not start, the ones already started are stopped before returning.
+
+    Args:
+        stack_env: the stack's endpoint variables.
+        services: what to start (:func:`plan`), its ports already checked.
+        environ: the environment given to :func:`plan`; it wins over ``stack_env``.
 
     Returns:
-        The exit code: 0 after Ctrl-C, 1 when a service died on its own.
+        The exit code: 0 after Ctrl-C, 1 when a service did not start or died on its own.
     """
-    env = {**stack_env, **os.environ}
-    # A local run is a development run: the map page's dev sign-in works (GEO_DEV=0 turns it off).
-    env.setdefault("GEO_DEV", "1")
-    settings = load_settings(env)
+    env = {**stack_env, **environ}
     # The HTTP API needs businesses to find: the GeoNames demo set, loaded once (a no-op
     # when the table already holds businesses).
     demo = subprocess.run([sys.executable, "-m", "location_api", "load-demo", "--if-empty"], env=env)
@@ -55,21 +106,19 @@ def run_services(stack_env: Mapping[str, str]) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    for name, module, host_attr, port_attr, health in SERVICES:
-        host, port = getattr(settings, host_attr), getattr(settings, port_attr)
-        proc = subprocess.Popen([sys.executable, "-m", module, "--host", host, "--port", str(port)], env=env)
-        children.append((name, proc))
-        deadline = time.monotonic() + 30
-        url = f"http://{host}:{port}"
-        while not _healthy(url + health):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                print(f"geo: the {name} did not start (see its output above)", file=sys.stderr)
-                _stop_all(children)
-                return 1
-            time.sleep(0.1)
-        scheme = "ws" if module == "friends_ws" else "http"
-        print(f"geo: {name} ready at {scheme}://{host}:{port}", flush=True)
-    print(f"geo: map page at http://{settings.api_host}:{settings.api_port}/ (docs/map.md)", flush=True)
+    for service in services:
+        proc = subprocess.Popen(service.argv(), env=env)
+        children.append((service.name, proc))
+        failure = _wait_ready(service, proc, lambda: stopping)
+        if failure:
+            print(f"geo: {failure}", file=sys.stderr, flush=True)
+            _stop_all(children)
+            names = ", ".join(f"the {name}" for name, _ in children)
+            print(f"geo: stopped what this run started ({names}); the stack keeps running", flush=True)
+            return 0 if stopping else 1
+        print(f"geo: {service.name} ready at {service.url}", flush=True)
+    api = next(s for s in services if s.module == "location_api")
+    print(f"geo: map page at {api.url}/ (docs/map.md)", flush=True)
     print("geo: all services up; Ctrl-C stops them", flush=True)
     code = 0
     while not stopping:
@@ -81,6 +130,24 @@ def run_services(stack_env: Mapping[str, str]) -> int:
     _stop_all(children)
     print("geo: services stopped (the stack keeps running: geo-stack down stops it)", flush=True)
     return code
+
+
+def _wait_ready(service: Service, proc: subprocess.Popen[bytes], interrupted: Callable[[], bool]) -> str:
+    """Wait until ``proc`` serves ``service``; return why not ("" once it does)."""
+    deadline = time.monotonic() + ports.START_TIMEOUT_S
+    while True:
+        try:
+            if ports.serving(service.port, proc.pid, service.health_url):
+                return ""
+        except StackError as exc:
+            return f"the {service.name} did not start: {exc}"
+        if proc.poll() is not None:
+            return f"the {service.name} did not start (exit {proc.returncode}; see its output above)"
+        if interrupted():
+            return f"interrupted while the {service.name} was starting"
+        if time.monotonic() > deadline:
+            return f"the {service.name} did not answer on {service.health_url} within {ports.START_TIMEOUT_S:.0f} s"
+        time.sleep(0.1)
 
 
 def _stop_all(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:

@@ -160,21 +160,40 @@ class Stack:
         )
         return env
 
-    def up_full(self, *, entry_port: int | None = None, extra_env: Mapping[str, str] | None = None) -> FullTier:
+    def up_full(
+        self,
+        *,
+        entry_port: int | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        exclusive: bool = False,
+    ) -> FullTier:
         """:meth:`up`, then the full tier: API and WebSocket instances behind nginx.
+
+        The tier's ports are checked before anything starts (:meth:`FullTier.check_ports`).
 
         Args:
             entry_port: nginx's port (default: the one chosen before, else 8000).
             extra_env: variables for the instances, over everything else (tests use it).
+            exclusive: refuse when part of the tier already runs (``run --full`` starts it all
+                and stops it all on Ctrl-C) instead of keeping it.
 
         Returns:
             The running tier.
+
+        Raises:
+            StackError: a port is taken (nothing was started), or a part did not start (what
+                this call had started of the tier is stopped again).
         """
+        planned = self._state(create=True)
+        assert planned is not None  # create=True always yields a state
+        tier = FullTier(self.layout, planned)
+        tier.assign(entry_port)
+        tier.check_ports(exclusive=exclusive)
+        self.layout.save_state(planned)  # the tier's ports, which up() keeps
         env = self.up()
         state = self._state(create=False)
         assert state is not None  # up() saved it
         tier = FullTier(self.layout, state)
-        tier.assign(entry_port)
         tier.up(ensure_binaries(), env, extra_env=extra_env)
         return tier
 
