@@ -29,6 +29,7 @@ from loadgen.stats import Recorder
 from loadgen.runner import RunConfig, run
 from loadgen.schedule import Arrivals
 from loadgen.search import DEFAULT_TICK_S, LiveState, SearchOptions, run_search
+from loadgen.stage_args import StagesError, add_stage_arguments, settle
 from loadgen.targets import TargetError, check_friends_ws, check_friendship_api, check_query, check_search_api
 from loadgen.thresholds import ThresholdError, error_rules, parse_limit, parse_thresholds
 
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     common = _Parser(add_help=False)
-    common.add_argument("--duration", type=parse_duration, default=30.0, help="run length: 30s, 2m... (default 30s)")
+    common.add_argument("--duration", type=parse_duration, default=None, help="run length: 30s, 2m... (default 30s)")
     common.add_argument(
         "--out", type=Path, default=None, help="write report.json, timeseries.csv, plots and report.html here"
     )
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = sub.add_parser("search", parents=[common], help="open-loop nearby searches over HTTP")
     search.add_argument("--url", required=True, help="the API's base URL, e.g. http://127.0.0.1:8080")
-    search.add_argument("--rate", type=_positive(float, "--rate"), required=True, help="searches per second")
+    search.add_argument("--rate", type=_positive(float, "--rate"), default=None, help="searches per second")
     search.add_argument(
         "--radius", type=_positive(float, "--radius"), default=5_000.0, help="radius in metres (default 5000)"
     )
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--graph", choices=[g.value for g in GraphKind], default=GraphKind.COMMUNITIES.value, help="friend graph model"
     )
     friends.add_argument(
-        "--online-fraction", type=_fraction, default=1.0, help="share of users connected, (0, 1] (default 1)"
+        "--online-fraction", type=_fraction, default=None, help="share of users connected, (0, 1] (default 1)"
     )
     friends.add_argument(
         "--interval", type=parse_duration, default=5.0, help="seconds between a user's updates (default 5s)"
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--movement", choices=[m.value for m in Movement], default=Movement.RANDOM_WALK.value, help="movement model"
     )
     friends.add_argument(
-        "--ramp", type=duration_or_zero, default=5.0, help="connect the users over this long (default 5s)"
+        "--ramp", type=duration_or_zero, default=None, help="connect the users over this long (default 5s)"
     )
     friends.add_argument(
         "--first-user-id",
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     mixed = sub.add_parser("mixed", parents=[common], help="searches and friends at once, from a scenario file")
     mixed.add_argument("--scenario", type=Path, required=True, help="a TOML scenario (see docs/loadgen.md)")
     mixed.add_argument("--skip-setup", action="store_true", help="the friendships exist already")
+    add_stage_arguments(search, friends)
     return parser
 
 
@@ -241,6 +243,8 @@ def _search(args: argparse.Namespace) -> int:
         seed=args.seed,
         verify=args.verify,
         truth=args.verify_against,
+        stages=args.stages or (),
+        start_rate=args.start_rate or 0.0,
     )
     return run(run_search, options, LiveState, config)
 
@@ -262,6 +266,7 @@ def _friends(args: argparse.Namespace) -> int:
         first_user_id=args.first_user_id,
         setup=not args.skip_setup,
         seed=args.seed,
+        stages=args.stages or (),
     )
     # The report shows the options asked for: ``setup`` says whether this run did the set-up.
     return run(run_friends, prepare_friends(options), FriendsLive, config, reported=options)
@@ -316,10 +321,11 @@ def prepare_friends(options: FriendsOptions, *, flags: tuple[str, str] = ("--api
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    rate = options.users * options.online_fraction / options.interval_s
+    online = max(s.target for s in options.stages) if options.stages else options.users * options.online_fraction
+    shown = f"up to {online:g} online in stages" if options.stages else f"{options.online_fraction:.0%} online"
     print(
         f"friends: {options.users} users, {options.friends_per_user} friends each ({options.graph.value}), "
-        f"{options.online_fraction:.0%} online, ~{rate:.0f} updates/s, {options.movement.value}",
+        f"{shown}, ~{online / options.interval_s:.0f} updates/s, {options.movement.value}",
         flush=True,
     )
     if options.setup:
@@ -333,13 +339,14 @@ def prepare_friends(options: FriendsOptions, *, flags: tuple[str, str] = ("--api
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        settle(args)
         if args.command == "search":
             return _search(args)
         if args.command == "friends":
             return _friends(args)
         if args.command == "mixed":
             return _mixed(args)
-    except (UsageError, ThresholdError, PointsError, TargetError) as exc:
+    except (UsageError, ThresholdError, PointsError, TargetError, StagesError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

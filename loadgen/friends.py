@@ -1,10 +1,10 @@
 """``geo-loadgen friends``: simulated users moving, sharing locations and watching friends.
 
 Set-up creates the friendships through the API (with an admin token minted from the
-settings' key), then opens a WebSocket per online user, ramped. Each client sends a location
-every ``interval`` seconds from its movement model, on an open-loop schedule, and the ledger
-checks every ``friend_location`` against what the generator knows (loadgen.ledger says what
-each count means). A client whose connection drops reconnects with backoff while the measured
+settings' key), then opens a WebSocket per online user, ramped or in stages. Each client
+sends a location every ``interval`` seconds from its movement model, on an open-loop
+schedule, and the ledger checks every ``friend_location`` against what the generator knows
+(loadgen.ledger says what each count means). A client whose connection drops reconnects with backoff while the measured
 window lasts; drops, reconnects and failed attempts are counted, never raised.
 """
 
@@ -29,6 +29,7 @@ from loadgen.gauges import sample_gauges
 from loadgen.graph import GraphKind, Population, build_population
 from loadgen.ledger import Ledger
 from loadgen.movement import Mover, Movement
+from loadgen.stages import Stage, connected_target, online_windows
 from loadgen.stats import Recorder
 
 
@@ -64,6 +65,8 @@ CLOSE_TIMEOUT_S = 2.0
 #: Reconnection backoff after failed attempts: the first wait and the longest, seconds.
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 5.0
+#: A client leaving as its stages say looks this often whether anything is owed to it or by it.
+LEAVE_POLL_S = 0.02
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +92,9 @@ class FriendsOptions:
     seed: int = 0
     worker_index: int = 0
     worker_count: int = 1
+    #: Users online in stages, in id order, instead of the ramp (:func:`loadgen.stages.online_windows`);
+    #: ``duration_s`` is then their total, ``ramp_s`` 0 and ``online_fraction`` 1.
+    stages: tuple[Stage, ...] = ()
 
     def for_worker(self, index: int, count: int) -> FriendsOptions:
         """Worker ``index`` of ``count`` runs whole communities (set-up is done once, before)."""
@@ -200,15 +206,18 @@ class FriendsRun:
         self.ledger = Ledger(recorder)
         self.url = f"{opts.ws.rstrip('/')}/v1/friends/ws"
         self.start = now()
+        #: The ramp and the measured window, seconds (the stages' total when there are stages).
+        self.window_s = opts.ramp_s + opts.duration_s
         #: The end of the measured window: no update is sent after it.
-        self.end = self.start + opts.ramp_s + opts.duration_s
+        self.end = self.start + self.window_s
 
     async def run(self) -> None:
         events = [asyncio.create_task(self._happen(e)) for e in self.opts.events]
         gauges = sample_gauges(self.recorder, self.start, lambda: {"connected": self.live.in_flight})
-        n = len(self.clients)
-        begin = [self.start + self.opts.ramp_s * i / max(1, n) for i in range(n)]
-        await asyncio.gather(*(self._run_client(c, t) for c, t in zip(self.clients.values(), begin)))
+        users = [c.user_id - self.opts.first_user_id for c in self.clients.values()]
+        plans = online_windows(users, self.opts.stages, ramp_s=self.opts.ramp_s, window_s=self.window_s)
+        self.recorder.plan("connected_target", connected_target(plans, self.window_s, self.opts.drain_s))
+        await asyncio.gather(*(self._run_client(c, w) for c, w in zip(self.clients.values(), plans, strict=True)))
         gauges.cancel()
         for task in events:
             task.cancel()
@@ -278,47 +287,53 @@ class FriendsRun:
             self.recorder.count("errors")
             self.recorder.count(f"error_{msg.get('code', 'unknown')}")
 
-    async def _run_client(self, client: Client, begin_at: float) -> None:
-        """Keep one user connected through the window, reconnecting with backoff when it drops."""
-        await sleep_until(begin_at)
-        failures = 0
-        while now() < self.end:
-            ws = await self._connect(client)
-            if ws is not None:
-                if client.connections:
-                    self.recorder.count("reconnects")
-                client.connections += 1
-                await self._session(client, ws)
-            # A connection that never got its init failed too: a server that accepts and drops
-            # at once is not met by a client reconnecting as fast as it can.
-            failures = 0 if ws is not None and client.initialised else failures + 1
-            if failures:
-                await sleep_until(min(now() + backoff_s(failures), self.end))
-        if not client.connected_at_end:
+    async def _run_client(self, client: Client, windows: list[tuple[float, float]]) -> None:
+        """Keep one user connected through each of its ``windows`` (seconds since the start),
+        reconnecting with backoff when it drops; a window that ends before the run does is a
+        planned departure (:meth:`_leave`)."""
+        for on, off in windows:
+            await sleep_until(self.start + on)
+            until = self.end if off >= self.window_s else self.start + off
+            failures = opened = 0
+            while now() < until:
+                ws = await self._connect(client, until)
+                if ws is not None:
+                    if opened:
+                        self.recorder.count("reconnects")
+                    client.connections += 1
+                    opened += 1
+                    await self._session(client, ws, until)
+                # A connection that never got its init failed too: a server that accepts and drops
+                # at once is not met by a client reconnecting as fast as it can.
+                failures = 0 if ws is not None and client.initialised else failures + 1
+                if failures:
+                    await sleep_until(min(now() + backoff_s(failures), until))
+        if windows and windows[-1][1] >= self.window_s and not client.connected_at_end:
             self.recorder.count("disconnected_at_end")
 
-    async def _connect(self, client: Client) -> ClientConnection | None:
-        """A new connection, or None when it failed (counted) or the window ended meanwhile."""
+    async def _connect(self, client: Client, until: float) -> ClientConnection | None:
+        """A new connection, or None when it failed (counted) or its window ended meanwhile."""
         t0 = now()
         try:
             ws = await connect(
                 self.url,
                 additional_headers={"Authorization": f"Bearer {client.token}"},
-                open_timeout=min(CONNECT_TIMEOUT_S, max(self.end - t0, MIN_SLEEP_S)),
+                open_timeout=min(CONNECT_TIMEOUT_S, max(until - t0, MIN_SLEEP_S)),
                 close_timeout=CLOSE_TIMEOUT_S,
                 max_size=2**16,
                 compression=None,
             )
         except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
-            if now() < self.end:  # an attempt the window's end cut short is not the server's failure
+            if now() < until:  # an attempt the window's end cut short is not the server's failure
                 self.recorder.count("errors")
                 self.recorder.count(f"connect_error_{type(exc).__name__}")
             return None
         self.recorder.record("connect", now() - t0)
         return ws
 
-    async def _session(self, client: Client, ws: ClientConnection) -> None:
-        """Use one connection until the drain ends or it drops; count a drop as a disconnect."""
+    async def _session(self, client: Client, ws: ClientConnection, until: float) -> None:
+        """Use one connection until ``until`` and the drain after the run, or the client's
+        departure, or until it drops; count a drop as a disconnect."""
         self.live.in_flight += 1
         client.ws = ws
         client.initialised = False
@@ -328,13 +343,15 @@ class FriendsRun:
             try:
                 await self._send_location(client, ws, init_sent)
                 next_at = init_sent + random.Random(client.user_id).uniform(0, client.interval_s)
-                while await _until(min(next_at, self.end), reader) and now() < self.end:
+                while await _until(min(next_at, until), reader) and now() < until:
                     await self._send_location(client, ws, next_at)
                     next_at += client.interval_s
                     self.ledger.settle(now())
             except websockets.exceptions.ConnectionClosed:
                 pass  # the reader ends too, and tells how
-            if await _until(self.end, reader):
+            if until < self.end:
+                await self._leave(client, reader)
+            elif await _until(self.end, reader):
                 client.connected_at_end = True
                 await _until(self.end + self.opts.drain_s, reader)
             dropped = reader.done()
@@ -353,6 +370,15 @@ class FriendsRun:
             self.recorder.count("disconnects")
             self.recorder.count(f"disconnect_{int(ws.close_code or CloseCode.ABNORMAL_CLOSURE)}")
             self.ledger.on_disconnect(client.user_id, now())
+
+    async def _leave(self, client: Client, reader: asyncio.Task[None]) -> None:
+        """A departure the stages planned: no update expects the client from now on, and it listens
+        until nothing it sent or should receive is owed (at most the drain): leaving cuts nothing off."""
+        client.ready = False
+        deadline = now() + self.opts.drain_s
+        while self.ledger.awaits(client.user_id) and now() < deadline:
+            if not await _until(min(now() + LEAVE_POLL_S, deadline), reader):
+                return  # it dropped meanwhile: the caller counts that
 
     async def _happen(self, event: ScenarioEvent) -> None:
         await sleep_until(self.start + self.opts.ramp_s + event.at_s)

@@ -122,6 +122,14 @@ class Ledger:
         self._dropped_at[user] = now
         self._in_view.pop(user, None)
 
+    def awaits(self, user: int) -> bool:
+        """Whether a delivery still expected has ``user`` as its sender or its receiver.
+
+        A user leaving on purpose waits until none has before it closes, so that its departure
+        cuts off nothing that was owed while it was online.
+        """
+        return any(u.expected and (u.sender == user or user in u.expected) for u in self._sent.values())
+
     def latest_seq(self, receiver: int, sender: int) -> int | None:
         return self._last_seq.get((receiver, sender))
 

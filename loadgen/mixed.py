@@ -32,14 +32,18 @@ A scenario file::
 Either section may be left out. ``[search]`` also takes ``limit``, ``points``,
 ``max_in_flight``, ``arrivals``, ``timeout``, ``tick``, ``verify`` and ``verify_against``:
 ``geo-loadgen search``'s options, with its defaults and limits; ``[friends]`` also takes
-``graph``, ``online_fraction`` and ``first_user_id``. A key not listed is an error, not
-ignored. The search figures are reported under ``search.`` names.
+``graph``, ``online_fraction`` and ``first_user_id``. ``stages = "30s:100,1m:1000,30s:0"``
+in ``[search]`` (with ``start_rate``, default 0) replaces ``rate`` and ``duration``; in
+``[friends]`` it replaces ``online_fraction``, ``ramp`` and ``duration`` (loadgen.stages).
+A key not listed is an error, not ignored. The search figures are reported under
+``search.`` names.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -51,6 +55,7 @@ from loadgen.graph import GraphKind
 from loadgen.movement import Movement
 from loadgen.schedule import Arrivals
 from loadgen.search import DEFAULT_TICK_S, LiveState, SearchOptions, run_search
+from loadgen.stages import Stage, parse_stages, rate_profile, users_profile
 from loadgen.stats import Recorder
 
 
@@ -111,6 +116,8 @@ SEARCH_KEYS = (
     "tick",
     "verify",
     "verify_against",
+    "stages",
+    "start_rate",
 )
 FRIENDS_KEYS = (
     "api",
@@ -123,6 +130,7 @@ FRIENDS_KEYS = (
     "movement",
     "ramp",
     "first_user_id",
+    "stages",
 )
 EVENT_KEYS = ("at", "kind", "fraction", "interval")
 
@@ -177,15 +185,44 @@ def load_scenario(path: Path, *, jwt_secret: str, seed: int) -> MixedOptions:
     def duration_or_none(value: Any) -> float:
         return duration_or_zero(str(value))
 
+    def stages(table: dict[str, Any], where: str, replaced: tuple[str, ...]) -> tuple[Stage, ...]:
+        """The section's stages, or none; refused beside a key they replace."""
+        if "stages" not in table:
+            return ()
+        for key in replaced:
+            if key in table:
+                fail(f"{where}stages replaces {where}{key}: give one or the other")
+        if not isinstance(table["stages"], str):
+            fail(f'{where}stages = {table["stages"]!r}: write them as a string, e.g. "30s:100,1m:1000,30s:0"')
+        read: tuple[Stage, ...] = get(table, "stages", parse_stages, where=where)
+        return read
+
     known(raw, TOP_KEYS, "")
     total = get(raw, "duration", duration, 60.0)
+    parts = [raw[part] for part in ("search", "friends") if isinstance(raw.get(part), dict)]
+    if "duration" in raw and parts and all("stages" in part for part in parts):
+        fail("duration: every part runs in stages, whose total is its length; drop duration")
     search = None
     if "search" in raw:
         s, at = known(raw["search"], SEARCH_KEYS, "search."), "search."
+        search_stages, start_rate = stages(s, at, ("rate",)), 0.0
+        if search_stages:
+            start_rate = get(s, "start_rate", float, 0.0, at)
+            if not (math.isfinite(start_rate) and start_rate >= 0):
+                fail(f"{at}start_rate must be a number >= 0, got {s['start_rate']!r}")
+            try:
+                profile = rate_profile(start_rate, search_stages)
+            except ValueError as exc:
+                fail(f"{at}stages: {exc}")
+            rate, search_s = profile.mean(), profile.duration_s
+        elif "start_rate" in s:
+            fail(f"{at}start_rate is where {at}stages start: give it with {at}stages")
+        else:
+            rate, search_s = get(s, "rate", float, where=at, positive=True), total
         search = SearchOptions(
             url=get(s, "url", str, where=at),
-            rate=get(s, "rate", float, where=at, positive=True),
-            duration_s=total,
+            rate=rate,
+            duration_s=search_s,
             radius_m=get(s, "radius", float, 5_000.0, at, positive=True),
             limit=get(s, "limit", int, 20, at, positive=True),
             points=get(s, "points", str, "geonames", at),
@@ -196,6 +233,8 @@ def load_scenario(path: Path, *, jwt_secret: str, seed: int) -> MixedOptions:
             verify=get(s, "verify", int, 0, at),
             truth=get(s, "verify_against", str, "geonames", at),
             seed=seed,
+            stages=search_stages,
+            start_rate=start_rate,
         )
         if search.verify < 0:
             fail(f"search.verify must be >= 0, got {search.verify}")
@@ -216,21 +255,29 @@ def load_scenario(path: Path, *, jwt_secret: str, seed: int) -> MixedOptions:
         )
         if any(not 0.0 < e.fraction <= 1.0 for e in events):
             fail("events.fraction must be in (0, 1]")
+        users = get(f, "users", int, where=at, positive=True)
+        friends_stages, friends_s = stages(f, at, ("online_fraction", "ramp")), total
+        if friends_stages:
+            try:
+                friends_s = users_profile(friends_stages, users).duration_s
+            except ValueError as exc:
+                fail(f"{at}stages: {exc}")
         friends = FriendsOptions(
             api=get(f, "api", str, where=at),
             ws=get(f, "ws", str, where=at),
             jwt_secret=jwt_secret,
-            users=get(f, "users", int, where=at, positive=True),
+            users=users,
             friends_per_user=get(f, "friends_per_user", int, 10, at, positive=True),
             graph=get(f, "graph", GraphKind, GraphKind.COMMUNITIES, at),
             online_fraction=get(f, "online_fraction", float, 1.0, at, positive=True),
             interval_s=get(f, "interval", duration, 5.0, at),
             movement=get(f, "movement", Movement, Movement.RANDOM_WALK, at),
-            duration_s=total,
-            ramp_s=get(f, "ramp", duration_or_none, 5.0, at),
+            duration_s=friends_s,
+            ramp_s=get(f, "ramp", duration_or_none, 0.0 if friends_stages else 5.0, at),
             first_user_id=get(f, "first_user_id", int, 1_000_000, at, positive=True),
             events=events,
             seed=seed,
+            stages=friends_stages,
         )
         if friends.online_fraction > 1.0:
             fail(f"friends.online_fraction must be in (0, 1], got {friends.online_fraction}")

@@ -24,6 +24,7 @@ from loadgen.plots import PLOTS as PLOTS  # the files written, named here too fo
 from loadgen.plots import write_plots
 from loadgen.redact import plain
 from loadgen.report_html import render
+from loadgen.stages import reported_marks
 from loadgen.stats import PERCENTILES, Recorder, summarize
 from loadgen.thresholds import Verdict, stat_ms
 
@@ -60,6 +61,9 @@ def build_summary(scenario: str, recorder: Recorder, wall_s: float, options: dic
             "total_errors": recorder.counters.get("verify_total_errors", 0),
             "mismatches": recorder.counters.get("verify_mismatches", 0),
         }
+    stages = reported_marks(options)
+    if stages:
+        summary["stages"] = stages
     _add_context(summary, recorder, wall_s)
     return summary
 
@@ -170,11 +174,13 @@ def write_outputs(out: Path, summary: dict[str, Any], recorder: Recorder, verdic
 
 
 def timeline(recorder: Recorder) -> dict[str, list[float]]:
-    """The run second by second: :data:`SERIES_COLUMNS`, then each gauge; NaN where a second
-    has no value (no latency measured, no reading taken)."""
-    gauges = sorted(recorder.gauges)
+    """The run second by second: :data:`SERIES_COLUMNS`, then each gauge, then what the schedule
+    planned (``offered``: searches due that second); NaN where a second has no value (no
+    latency measured, no reading taken)."""
+    gauges, planned = sorted(recorder.gauges), sorted(recorder.planned)
     seconds = [*recorder.series, *(s for g in gauges for s in recorder.gauges[g])]
-    columns: dict[str, list[float]] = {c: [] for c in (*SERIES_COLUMNS, *gauges)}
+    seconds += [s for p in planned for s in recorder.planned[p]]
+    columns: dict[str, list[float]] = {c: [] for c in (*SERIES_COLUMNS, *gauges, *planned)}
     for second in range(max(seconds) + 1 if seconds else 0):
         bucket = recorder.series.get(second)
         s = summarize(bucket.latency) if bucket is not None else {}
@@ -185,6 +191,8 @@ def timeline(recorder: Recorder) -> dict[str, list[float]]:
             columns[f"{k}_ms"].append(s.get(k, math.nan))
         for g in gauges:
             columns[g].append(recorder.gauges[g].get(second, math.nan))
+        for p in planned:
+            columns[p].append(recorder.planned[p].get(second, 0))
     return columns
 
 

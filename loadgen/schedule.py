@@ -2,14 +2,19 @@
 
 Latency is measured from these intended times, not from when the generator got round to
 sending, so a stalled server shows in the percentiles instead of slowing the generator down
-(coordinated omission).
+(coordinated omission). The rate may move in stages (:mod:`loadgen.stages`); a constant rate
+is the profile of one flat stage.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from enum import Enum
+
+from loadgen.stages import Profile
 
 
 class Arrivals(str, Enum):
@@ -17,34 +22,42 @@ class Arrivals(str, Enum):
     POISSON = "poisson"
 
 
-def intended_offsets(
-    rate: float, duration_s: float, *, arrivals: Arrivals = Arrivals.CONSTANT, seed: int = 0
-) -> Iterator[float]:
+def intended_offsets(profile: Profile, *, arrivals: Arrivals = Arrivals.CONSTANT, seed: int = 0) -> Iterator[float]:
     """Yield the intended send times, seconds after the start, of an open-loop run.
 
+    The rate is ``profile``'s level (requests per second) and its integral ``A(t)`` the
+    requests due by ``t``. Constant arrivals: request ``k`` (from 0) is due when ``A`` first
+    exceeds ``k``, which at a steady rate ``r`` is ``k / r`` and in a linear stage the root of
+    a quadratic; so a stage holds as many requests as its integral, give or take the one
+    that straddles a boundary, and a stage at rate 0 holds none. Poisson arrivals: a
+    non-homogeneous Poisson process of that rate, by time rescaling (the points of a
+    unit-rate process, seeded, mapped through the inverse of ``A``).
+
     Args:
-        rate: requests per second, > 0.
-        duration_s: length of the run, seconds, > 0.
-        arrivals: evenly spaced, or a Poisson process (exponential gaps) of the same mean rate.
+        profile: the rate over time (:meth:`Profile.constant` for one rate).
+        arrivals: evenly spaced by the integral, or a Poisson process of the same rate.
         seed: random seed for Poisson arrivals.
 
     Yields:
-        Offsets in seconds, increasing, all below ``duration_s``.
-
-    Raises:
-        ValueError: rate or duration not positive.
+        Offsets in seconds, non-decreasing (increasing where the rate is positive), all
+        below the profile's duration.
     """
-    if not rate > 0:
-        raise ValueError(f"rate must be > 0, got {rate}")
-    if not duration_s > 0:
-        raise ValueError(f"duration must be > 0, got {duration_s}")
+    levels: Iterable[float]
     if arrivals is Arrivals.CONSTANT:
-        count = int(rate * duration_s)
-        for i in range(count):
-            yield i / rate
-        return
-    rng = random.Random(seed)
-    t = rng.expovariate(rate)
-    while t < duration_s:
+        levels = map(float, itertools.count())
+    else:
+        levels = _unit_poisson(random.Random(seed))
+    return profile.inverse(levels)
+
+
+def _unit_poisson(rng: random.Random) -> Iterator[float]:
+    """The points of a Poisson process of rate 1: sums of exponential gaps of mean 1."""
+    t = 0.0
+    while True:
+        t += rng.expovariate(1.0)
         yield t
-        t += rng.expovariate(rate)
+
+
+def per_second(offsets: Iterable[float]) -> dict[int, int]:
+    """How many of ``offsets`` fall in each whole second since the start (the offered load)."""
+    return dict(Counter(int(t) for t in offsets))

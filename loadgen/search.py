@@ -18,7 +18,8 @@ from loadgen.clock import Pacer, now
 from loadgen.gauges import sample_gauges
 from loadgen.http1 import Http1Pool
 from loadgen.points import query_points, truth_points
-from loadgen.schedule import Arrivals, intended_offsets
+from loadgen.schedule import Arrivals, intended_offsets, per_second
+from loadgen.stages import Profile, Stage
 from loadgen.stats import Recorder
 from loadgen.verify import GroundTruth
 
@@ -50,11 +51,27 @@ class SearchOptions:
     verify: int = 0
     #: The places the API serves, for ``verify``: ``geonames`` or a CSV of ``lat,lon``.
     truth: str = "geonames"
+    #: A rate that moves: from ``start_rate`` through each stage (:mod:`loadgen.stages`); then
+    #: ``rate`` is their mean and ``duration_s`` their total. Empty: ``rate`` throughout.
+    stages: tuple[Stage, ...] = ()
+    start_rate: float = 0.0
+
+    def profile(self) -> Profile:
+        """The rate over the run."""
+        return Profile(self.start_rate, self.stages) if self.stages else Profile.constant(self.rate, self.duration_s)
 
     def for_worker(self, index: int, count: int) -> SearchOptions:
         """Worker ``index`` of ``count`` sends its share of the rate (and checks its share) with its own seed."""
         verify = self.verify // count + (1 if index < self.verify % count else 0)
-        return replace(self, rate=self.rate / count, seed=self.seed + index, verify=verify)
+        share = Profile(self.start_rate, self.stages).scaled(1 / count)
+        return replace(
+            self,
+            rate=self.rate / count,
+            stages=share.stages,
+            start_rate=share.start,
+            seed=self.seed + index,
+            verify=verify,
+        )
 
 
 @dataclass
@@ -97,7 +114,8 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
     :meth:`Http1Pool.send`'s: no task or future per request, so the sender takes as little as
     it can from the server it shares the cores with.
     """
-    offsets = list(intended_offsets(opts.rate, opts.duration_s, arrivals=opts.arrivals, seed=opts.seed))
+    offsets = list(intended_offsets(opts.profile(), arrivals=opts.arrivals, seed=opts.seed))
+    recorder.plan("offered", per_second(offsets))
     points = query_points(opts.points, max(1, min(len(offsets), 100_000)), seed=opts.seed)
     pool = Http1Pool(opts.url, connections=opts.max_in_flight, timeout_s=opts.timeout_s)
     prefix = api_prefix(opts.url)

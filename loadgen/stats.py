@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,11 @@ class Recorder:
         #: The first :data:`SAMPLES` answers of each error kind (``status_503``), cut to
         #: :data:`SAMPLE_BYTES`: what the report shows of the errors.
         self.samples: dict[str, list[str]] = {}
+        #: What the schedule meant each second to hold, known before the run (``offered``:
+        #: searches due in it; ``connected_target``: clients meant to be connected at its
+        #: middle), by name, then by second: the measured series beside it shows how far the
+        #: run kept to it.
+        self.planned: dict[str, dict[int, int]] = {}
 
     @property
     def histograms(self) -> dict[str, HdrHistogram]:
@@ -104,6 +110,12 @@ class Recorder:
     def gauge(self, name: str, second: int, value: int) -> None:
         """Record what gauge ``name`` read in ``second`` (whole seconds since the start)."""
         self.gauges.setdefault(name, {})[second] = value
+
+    def plan(self, name: str, per_second: Mapping[int, int]) -> None:
+        """Add what the schedule meant ``name`` to be in each second (workers' shares add up)."""
+        mine = self.planned.setdefault(name, {})
+        for second, value in per_second.items():
+            mine[second] = mine.get(second, 0) + value
 
     def sample(self, kind: str, answer: bytes | str) -> None:
         """Keep ``answer`` (a body, a message) as an example of error ``kind``, if it is among the first few."""
@@ -169,15 +181,19 @@ class Recorder:
             mine.errors += bucket.errors
             mine.latency.add(bucket.latency)
         self._add_gauges_and_samples(other, "")
+        for name, planned in other.planned.items():
+            self.plan(name, planned)
 
     def absorb(self, other: Recorder, *, prefix: str) -> None:
-        """Add another recorder's histograms, counters, gauges and samples under prefixed names
-        (its series stay out)."""
+        """Add another recorder's histograms, counters, gauges, samples and plans under prefixed
+        names (its series stay out)."""
         for name, hist in other.histograms.items():
             self.histogram(prefix + name).add(hist)
         for kind, n in other.counters.items():
             self.counters[prefix + kind] += n
         self._add_gauges_and_samples(other, prefix)
+        for name, planned in other.planned.items():
+            self.plan(prefix + name, planned)
 
     def _add_gauges_and_samples(self, other: Recorder, prefix: str) -> None:
         # Two workers' gauges add up: each holds its own share of what is open.
@@ -202,6 +218,7 @@ class Recorder:
             },
             "gauges": {name: {str(s): v for s, v in readings.items()} for name, readings in self.gauges.items()},
             "samples": self.samples,
+            "planned": {name: {str(s): v for s, v in values.items()} for name, values in self.planned.items()},
         }
 
     @classmethod
@@ -219,6 +236,8 @@ class Recorder:
         for kind, answers in raw.get("samples", {}).items():
             for answer in answers:
                 rec.sample(kind, answer)
+        for name, values in raw.get("planned", {}).items():
+            rec.plan(name, {int(s): int(v) for s, v in values.items()})
         return rec
 
 

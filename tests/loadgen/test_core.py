@@ -10,6 +10,7 @@ import pytest
 from geo_index import haversine_m
 from loadgen.points import PointsError, query_points
 from loadgen.schedule import Arrivals, intended_offsets
+from loadgen.stages import Profile
 from loadgen.search import api_prefix, search_target
 from loadgen.stats import Recorder, summarize
 from loadgen.thresholds import Threshold, ThresholdError, evaluate, parse_thresholds
@@ -17,13 +18,13 @@ from loadgen.verify import GroundTruth
 
 
 def test_constant_schedule_is_evenly_spaced() -> None:
-    offsets = list(intended_offsets(4, 2.0))
+    offsets = list(intended_offsets(Profile.constant(4, 2.0)))
     assert offsets == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 
 
 def test_poisson_schedule_keeps_the_mean_rate_and_is_seeded() -> None:
-    a = list(intended_offsets(1000, 10.0, arrivals=Arrivals.POISSON, seed=3))
-    b = list(intended_offsets(1000, 10.0, arrivals=Arrivals.POISSON, seed=3))
+    a = list(intended_offsets(Profile.constant(1000, 10.0), arrivals=Arrivals.POISSON, seed=3))
+    b = list(intended_offsets(Profile.constant(1000, 10.0), arrivals=Arrivals.POISSON, seed=3))
     assert a == b
     assert 9_500 < len(a) < 10_500
     assert all(x < y for x, y in zip(a, a[1:]))
@@ -33,7 +34,7 @@ def test_poisson_schedule_keeps_the_mean_rate_and_is_seeded() -> None:
 @pytest.mark.parametrize(("rate", "duration"), [(0, 1), (-1, 1), (1, 0), (math.nan, 1)])
 def test_schedule_refuses_non_positive_values(rate: float, duration: float) -> None:
     with pytest.raises(ValueError):
-        list(intended_offsets(rate, duration))
+        Profile.constant(rate, duration)
 
 
 def test_merged_recorders_equal_one_recorder() -> None:
