@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
 
 import orjson
 
@@ -82,9 +81,9 @@ class LiveState:
     sent: int = 0
 
 
-def search_target(prefix: str, lat: float, lon: float, radius_m: float, limit: int) -> str:
-    """The request target (path and query) of a nearby search, under the path ``prefix`` of the
-    API's base URL (:func:`api_prefix`).
+def search_target(lat: float, lon: float, radius_m: float, limit: int) -> str:
+    """The request target (path and query) of a nearby search; the base URL has no path
+    (:mod:`loadgen.targets` refuses one).
 
     Formatted directly rather than through ``urlencode``, which costs tens of microseconds a
     request, and a run builds up to 100,000 before it starts: ``repr`` of a float and ``%g``
@@ -92,12 +91,7 @@ def search_target(prefix: str, lat: float, lon: float, radius_m: float, limit: i
     as they are but ``+`` (a space there), which is escaped.
     """
     query = f"latitude={lat!r}&longitude={lon!r}&radius={radius_m:g}&limit={limit:d}"
-    return f"{prefix}/v1/search/nearby?{query.replace('+', '%2B')}"
-
-
-def api_prefix(base: str) -> str:
-    """The path under which the API's routes sit, from its base URL (``""`` at the root)."""
-    return urlsplit(base).path.rstrip("/")
+    return f"/v1/search/nearby?{query.replace('+', '%2B')}"
 
 
 def error_kind(status: int) -> str | None:
@@ -118,8 +112,7 @@ async def run_search(opts: SearchOptions, recorder: Recorder, live: LiveState) -
     recorder.plan("offered", per_second(offsets))
     points = query_points(opts.points, max(1, min(len(offsets), 100_000)), seed=opts.seed)
     pool = Http1Pool(opts.url, connections=opts.max_in_flight, timeout_s=opts.timeout_s)
-    prefix = api_prefix(opts.url)
-    requests = [pool.request(search_target(prefix, lat, lon, opts.radius_m, opts.limit)) for lat, lon in points]
+    requests = [pool.request(search_target(lat, lon, opts.radius_m, opts.limit)) for lat, lon in points]
     every = max(1, len(offsets) // opts.verify) if opts.verify else 0
     samples: list[tuple[tuple[float, float], bytes]] = []
     status_kinds: dict[int, str] = {}
