@@ -102,7 +102,8 @@ def _drawn(verdict: Verdict, summary: Mapping[str, Any]) -> bool:
 
 
 def _phases(ax: Axes, summary: Mapping[str, Any]) -> None:
-    """Shade the ramp and the drain; a dotted line where the schedule ends (searches)."""
+    """Shade the ramp and the drain; a dotted line where the schedule ends (searches); a thin
+    line at each boundary between load stages (``--stages``)."""
     wall = summary.get("wall", {})
     ramp, duration, drain = (float(wall.get(k, 0.0)) for k in ("ramp_s", "duration_s", "drain_s"))
     if ramp > 0:
@@ -111,6 +112,9 @@ def _phases(ax: Axes, summary: Mapping[str, Any]) -> None:
         ax.axvspan(ramp + duration, ramp + duration + drain, color="grey", alpha=0.12, label=f"drain ({drain:g} s)")
     elif duration > 0:
         ax.axvline(ramp + duration, color="grey", linestyle=":", linewidth=1, label="end of the schedule")
+    boundaries = sorted({float(mark["start_s"]) for mark in summary.get("stages", ())} - {0.0})
+    for i, at in enumerate(boundaries):
+        ax.axvline(at, color="tab:olive", linestyle="-.", linewidth=0.8, label="stage boundary" if i == 0 else None)
 
 
 def _rule_line(ax: Axes, value: float, verdict: Verdict) -> None:
@@ -157,7 +161,10 @@ def _throughput(
     ax.plot(seconds, list(timeline.get("completed", [])), label=f"{what} done each second", marker=".")
     ax.plot(seconds, list(timeline.get("errors", [])), label="errors each second", color="tab:red", marker=".")
     offered = summary.get("offered_rate")
-    if summary.get("scenario") == "search" and isinstance(offered, int | float):
+    if summary.get("scenario") == "search" and "offered" in timeline:
+        # The schedule, second by second: a staged run's offered rate moves.
+        ax.plot(seconds, list(timeline["offered"]), color="black", linestyle=":", label="offered each second")
+    elif summary.get("scenario") == "search" and isinstance(offered, int | float):
         ax.axhline(offered, color="black", linestyle=":", linewidth=1, label=f"offered {offered:g}/s")
     for verdict in verdicts:
         if verdict.threshold.measure.kind == "rate":
@@ -175,6 +182,10 @@ def _concurrency(
     gauges = [name for name in summary.get("gauges", {}) if name in timeline]
     for name in gauges:
         ax.plot(seconds, list(timeline[name]), label=gauge_label(name), marker=".")
+    if "connected_target" in timeline and gauges:
+        ax.plot(
+            seconds, list(timeline["connected_target"]), color="black", linestyle=":", label="clients planned online"
+        )
     if not gauges:
         ax.text(0.5, 0.5, "no readings", transform=ax.transAxes, ha="center", va="center")
     ax.set(xlabel="time since the start (s)", ylabel="count (read once a second)")
