@@ -616,7 +616,7 @@ out:
     return result;
 }
 
-/* Bit i of x (16 bits) at bit 2i: one half of a geohash interleave (geohash_index._SPREAD). */
+/* Bit i of x (16 bits) at bit 2i: one half of a geohash interleave (geohash_codes.SPREAD). */
 static unsigned long long
 spread16(unsigned long long x)
 {

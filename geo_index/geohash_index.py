@@ -23,18 +23,16 @@ the column and row bits (longitude first), exactly as geohash does.
 
 from __future__ import annotations
 
-import math
 import struct
 from bisect import bisect_right
 from collections.abc import Hashable, Sequence
 from typing import Any, TypeVar
 
-import geohash
-
 from geo_index._base import Entry, IndexBase, Page, Where
 from geo_index._scan import DEFAULT_DENSE_MIN, CellMap, Record, Vec, group_arrays, scan_levels, search_cells, vec_array
 from geo_index.distance import CapBounds, cap_bounds
 from geo_index.errors import InvalidOption
+from geo_index.geohash_codes import MAX_LEVEL_BITS, SPREAD, geohash_key
 from geo_index.validate import DEFAULT_MAX_RADIUS_M, check_scan_options
 
 K = TypeVar("K", bound=Hashable)
@@ -50,12 +48,6 @@ DEFAULT_LEVELS: tuple[int, ...] = (13, 15, 17, 19, 21, 23, 25, 27)
 #: Default cap on the number of cells one query looks up (when a coarser level exists).
 DEFAULT_MAX_CELLS = 12
 
-_MAX_LEVEL_BITS = 32  # keeps rows and columns within 16 bits: one table lookup each
-
-# _SPREAD[x] puts bit i of x (16 bits) at bit 2i: one half of a geohash interleave.
-_SPREAD8 = [sum(((x >> i) & 1) << (2 * i) for i in range(8)) for x in range(256)]
-_SPREAD = [_SPREAD8[x & 0xFF] | (_SPREAD8[x >> 8] << 16) for x in range(1 << 16)]
-
 # A point in a packed cell (the compiled scan's layout): x, y, z, phi, lam, cos_phi.
 _PACK = struct.Struct("6d").pack
 _PACKED_BYTES = struct.calcsize("6d")
@@ -65,39 +57,6 @@ def packed_row(entry: Entry[Any]) -> bytes:
     """A point's row in a packed cell: its unit vector, then its phi, lam and cos_phi."""
     rec = entry.record
     return _PACK(*entry.vec, rec[0], rec[1], rec[2])
-
-
-# The largest double below 90: python-geohash refuses 90 itself (and warns), and a point
-# at the pole belongs to the top row anyway.
-_BELOW_90 = math.nextafter(90.0, 0.0)
-
-
-def geohash_key(lat: float, lon: float) -> int:
-    """The 64-bit geohash of a point (python-geohash's ``encode_uint64``).
-
-    Latitude 90 is filed in the top row and longitude 180 wraps to -180 (column 0), the
-    same convention the query side uses. Coordinates within 1e-12 degrees of 0 are encoded
-    as 0: python-geohash's C encoder returns wrong high bits for magnitudes below about
-    1e-17 (found by the property tests). Moving a point by at most 1e-12 degrees (0.1
-    micrometre) before filing it is safe because every query box is padded by at least
-    1 mm (9e-9 degrees).
-
-    Args:
-        lat: latitude, degrees in [-90, 90].
-        lon: longitude, degrees in [-180, 180].
-
-    Returns:
-        The geohash as an unsigned 64-bit integer (longitude bit first).
-    """
-    lat = float(lat)
-    lon = float(lon)
-    if -1e-12 < lat < 1e-12:
-        lat = 0.0
-    elif lat >= 90.0:
-        lat = _BELOW_90
-    if -1e-12 < lon < 1e-12:
-        lon = 0.0
-    return int(geohash.encode_uint64(lat, lon))
 
 
 class _Level:
@@ -188,8 +147,8 @@ class GeohashIndex(IndexBase[K]):
     ) -> None:
         super().__init__(max_radius_m=max_radius_m)
         bits = sorted(set(levels))
-        if not bits or any(type(b) is not int or not 2 <= b <= _MAX_LEVEL_BITS for b in bits):
-            raise InvalidOption(f"levels must be integers in 2..{_MAX_LEVEL_BITS}, got {levels!r}")
+        if not bits or any(type(b) is not int or not 2 <= b <= MAX_LEVEL_BITS for b in bits):
+            raise InvalidOption(f"levels must be integers in 2..{MAX_LEVEL_BITS}, got {levels!r}")
         if type(max_cells) is not int or max_cells < 1:
             raise InvalidOption(f"max_cells must be an integer >= 1, got {max_cells!r}")
         self._max_cells = max_cells
@@ -370,7 +329,7 @@ class GeohashIndex(IndexBase[K]):
             r0 = last
         cpd = lv.cols_per_deg
         lastc = lv.ncols - 1
-        spread = _SPREAD
+        spread = SPREAD
         cshift = lv.col_shift
         scols = []
         for lo, hi in box[2]:
@@ -392,7 +351,7 @@ class GeohashIndex(IndexBase[K]):
         rec_groups: list[list[Record[Any]]] = []
         codes: list[int] = []
         for row in rows:
-            srow = _SPREAD[row] << rshift
+            srow = SPREAD[row] << rshift
             for scol in scols:
                 code = srow | scol
                 cell = cells.get(code)

@@ -42,7 +42,7 @@ from geo_index._scan import (
 )
 from geo_index.distance import EARTH_RADIUS_M, PointTerms, RAD, cap_bounds, rect_lower_bound_m
 from geo_index.errors import InvalidOption
-from geo_index.geohash_index import geohash_key
+from geo_index.geohash_codes import geohash_key
 from geo_index.validate import DEFAULT_MAX_RADIUS_M, check_scan_options
 
 K = TypeVar("K", bound=Hashable)

@@ -23,7 +23,8 @@ from geo_index._scan import (
     vec_array,
 )
 from geo_index.distance import cap_bounds, point_terms
-from geo_index.geohash_index import _PACK, _PACKED_BYTES, _SPREAD, packed_row
+from geo_index.geohash_codes import SPREAD
+from geo_index.geohash_index import _PACK, _PACKED_BYTES, packed_row
 from geo_index.errors import InvalidOption
 from tests.geo_index.strategies import oracle
 
@@ -225,7 +226,7 @@ def _probe_levels(idx: GeohashIndex, lat: float, lon: float, radius: float) -> t
             continue  # so choosing it would find nothing
         for row in range(max(r0 - 1, 0), min(r1 + 1, lv.nrows - 1) + 1):
             for col in cols:
-                code = (_SPREAD[row] << lv.row_shift) | (_SPREAD[col] << lv.col_shift)
+                code = (SPREAD[row] << lv.row_shift) | (SPREAD[col] << lv.col_shift)
                 cells[code] = ([unit_vector(centre)], [make_record(centre, (lv.bits, code))])
         specs.append((lv.rows_per_deg, lv.cols_per_deg, lv.nrows, lv.ncols, lv.row_shift, lv.col_shift, cells))
     return tuple(specs)
@@ -255,7 +256,7 @@ def test_scan_levels_visits_exactly_the_cells_the_python_grid_finds(radius: floa
     for idx in (GeohashIndex(), GeohashIndex(levels=(5, 9, 12), max_cells=4)):
         for lat, lon in queries:
             lv, rows, scols = idx._grid(lat, 180.0 if lon == -180.0 else lon, radius)  # noqa: SLF001
-            want = sorted((lv.bits, (_SPREAD[row] << lv.row_shift) | col) for row in rows for col in scols)
+            want = sorted((lv.bits, (SPREAD[row] << lv.row_shift) | col) for row in rows for col in scols)
             hits = scan_levels(_probe_levels(idx, lat, lon, radius), idx._max_cells, lat, lon, radius, None)  # noqa: SLF001
             assert sorted(bid for bid, _ in hits) == want, (lat, lon, radius)
 
