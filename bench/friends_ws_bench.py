@@ -647,7 +647,8 @@ async def subscriber_ceilings(args: argparse.Namespace, settings: Settings, resu
     """Messages/s one subscriber connection reads under a flood: bare redis-py vs NodeSubscriber."""
     import redis.asyncio as aioredis
 
-    from pubsub.node import NodeAddress, NodeSubscriber
+    from pubsub.address import NodeAddress
+    from pubsub.node import NodeSubscriber
 
     namespace = f"geo-bench-{secrets.token_hex(4)}"
     channels = [f"{namespace}:flood:{{{i}}}" for i in range(1000)]

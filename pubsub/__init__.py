@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pubsub.address import NodeAddress
 from pubsub.base import PubSub
 from pubsub.cluster import ClusterPubSub
 from pubsub.errors import InvalidChannel, NodeUnavailable, PubSubError, SubscribeError
 from pubsub.hashring import HashRing
-from pubsub.node import MessageHandler, NodeAddress, NodeSubscriber
+from pubsub.node import MessageHandler, NodeSubscriber
 from pubsub.ring import RingPubSub
 from pubsub.standalone import RedisPubSub
 

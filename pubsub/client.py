@@ -23,8 +23,8 @@ from typing import Any
 
 import hiredis
 
+from pubsub.address import NodeAddress
 from pubsub.errors import PubSubError
-from pubsub.node import NodeAddress
 from pubsub.protocol import encode_command
 
 log = logging.getLogger(__name__)

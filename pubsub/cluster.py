@@ -27,10 +27,11 @@ from typing import Any
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
+from pubsub.address import NodeAddress
 from pubsub.base import unique
 from pubsub.errors import NodeUnavailable, SubscribeError
 from pubsub.multinode import MultiNodePubSub
-from pubsub.node import MessageHandler, NodeAddress, NodeSubscriber
+from pubsub.node import MessageHandler, NodeSubscriber
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,12 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
+from pubsub.address import NodeAddress
 from pubsub.base import unique
 from pubsub.client import RedisClient
 from pubsub.hashring import DEFAULT_VNODES, HashRing
 from pubsub.multinode import MultiNodePubSub
-from pubsub.node import MessageHandler, NodeAddress, NodeSubscriber
+from pubsub.node import MessageHandler, NodeSubscriber
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from pubsub.address import NodeAddress
 from pubsub.base import PubSub, unique
 from pubsub.client import RedisClient
-from pubsub.node import MessageHandler, NodeAddress, NodeSubscriber
+from pubsub.node import MessageHandler, NodeSubscriber
 
 
 class RedisPubSub(PubSub):
