@@ -13,7 +13,8 @@ from friends_ws.history import HistoryWriter
 from friends_ws.hub import Hub
 from friends_ws.keys import cache_key, db_key, history_key, hub_key, regions_key, services_key, settings_key
 from friends_ws.routes import setup_routes
-from friends_ws.session import Services, SessionConfig
+from friends_ws.session import Services
+from friends_ws.session_config import SessionConfig
 from geo_common.regions import RegionMap
 from geo_common.settings import Settings, SettingsError
 

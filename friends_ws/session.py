@@ -46,6 +46,7 @@ from friends_ws.protocol import (
     encode_sharing,
     parse_client_message,
 )
+from friends_ws.session_config import SessionConfig
 from geo_common import friends_db
 from geo_common.presence import (
     Control,
@@ -67,18 +68,6 @@ log = logging.getLogger(__name__)
 _UTC = dt.UTC
 #: A backend (PostgreSQL, Redis) is down or unreachable: the request fails, the session lives.
 _BACKEND_ERRORS = (DatabaseUnavailable, PubSubError, RedisError, asyncpg.PostgresError, OSError, TimeoutError)
-
-
-@dataclass(frozen=True, slots=True)
-class SessionConfig:
-    """Per-connection rules from the settings: metres, frames, updates per second."""
-
-    radius_m: float
-    min_radius_m: float
-    max_radius_m: float
-    margin_m: float
-    queue_size: int
-    max_updates_per_s: float
 
 
 @dataclass(frozen=True, slots=True)

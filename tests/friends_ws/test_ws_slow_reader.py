@@ -16,7 +16,8 @@ from aiohttp import WSCloseCode
 from friends_ws.cache import LocationCache
 from friends_ws.hub import Hub
 from friends_ws.link import HIGH_WATER
-from friends_ws.session import Services, Session, SessionConfig
+from friends_ws.session import Services, Session
+from friends_ws.session_config import SessionConfig
 from geo_common.presence import Location
 from geo_common.regions import RegionMap
 from geo_common.settings import Settings

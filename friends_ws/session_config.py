@@ -1,0 +1,23 @@
+"""The rules every connection of the WebSocket tier follows, as the app reads them from settings.
+
+:class:`SessionConfig` is the per-connection part of :class:`~geo_common.settings.Settings`:
+plain numbers (metres, frames, updates per second) with no behaviour and no imports of the
+tier. The app factory builds it once; :mod:`friends_ws.session` only reads it, and keeps to
+what a connection does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """Per-connection rules from the settings: metres, frames, updates per second."""
+
+    radius_m: float
+    min_radius_m: float
+    max_radius_m: float
+    margin_m: float
+    queue_size: int
+    max_updates_per_s: float
