@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from loadgen.friends import EventKind
+from loadgen.friends_options import EventKind
 
 #: The summary figures a rule may take of a histogram, in milliseconds.
 STATS = ("p50", "p90", "p95", "p99", "p99.9", "max", "mean", "min")

@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass, field, replace
-from enum import Enum
+from dataclasses import dataclass, field
 
 import aiohttp
 import orjson
@@ -25,39 +24,17 @@ from websockets.frames import CloseCode
 from geo_common.tokens import Role, mint_token
 from geo_index import haversine_m
 from loadgen.clock import MIN_SLEEP_S, now, sleep_until
+from loadgen.friends_options import EventKind, FriendsOptions, ScenarioEvent
 from loadgen.gauges import sample_gauges
-from loadgen.graph import GraphKind, Population, build_population
+from loadgen.graph import Population, build_population
 from loadgen.ledger import Ledger
-from loadgen.movement import Mover, Movement
-from loadgen.stages import Stage, connected_target, online_windows
+from loadgen.movement import Mover
+from loadgen.stages import connected_target, online_windows
 from loadgen.stats import Recorder
-
-
-class EventKind(str, Enum):
-    RECONNECT_STORM = "reconnect_storm"
-    BACKGROUND = "background"
-
-
-@dataclass(frozen=True, slots=True)
-class ScenarioEvent:
-    """Something that happens to a share of the clients, ``at_s`` seconds after the ramp.
-
-    ``reconnect_storm``: their connections drop at once and they reconnect. ``background``:
-    they slow their updates to one every ``interval_s`` seconds, as a phone app sent to the
-    background does.
-    """
-
-    at_s: float
-    kind: EventKind
-    fraction: float
-    interval_s: float = 30.0
 
 
 #: Deliveries within this many metres of the radius edge are not judged (see loadgen.ledger).
 EDGE_GUARD_M = 50.0
-#: After the measured window, how long clients keep listening before they close (seconds):
-#: updates sent at its very end need this long to arrive before the ledger settles them.
-DRAIN_S = 2.0
 #: Opening a connection gives up after this long (or at the window's end), seconds.
 CONNECT_TIMEOUT_S = 10.0
 #: Closing one at the end waits this long for the server's close frame, then drops it.
@@ -67,38 +44,6 @@ BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 5.0
 #: A client leaving as its stages say looks this often whether anything is owed to it or by it.
 LEAVE_POLL_S = 0.02
-
-
-@dataclass(frozen=True, kw_only=True)
-class FriendsOptions:
-    """What ``geo-loadgen friends`` was asked to do."""
-
-    api: str
-    ws: str
-    jwt_secret: str
-    users: int
-    friends_per_user: int
-    graph: GraphKind = GraphKind.COMMUNITIES
-    online_fraction: float = 1.0
-    interval_s: float = 5.0
-    movement: Movement = Movement.RANDOM_WALK
-    duration_s: float = 30.0
-    ramp_s: float = 5.0
-    drain_s: float = DRAIN_S
-    first_user_id: int = 1_000_000
-    setup: bool = True
-    setup_concurrency: int = 64
-    events: tuple[ScenarioEvent, ...] = ()
-    seed: int = 0
-    worker_index: int = 0
-    worker_count: int = 1
-    #: Users online in stages, in id order, instead of the ramp (:func:`loadgen.stages.online_windows`);
-    #: ``duration_s`` is then their total, ``ramp_s`` 0 and ``online_fraction`` 1.
-    stages: tuple[Stage, ...] = ()
-
-    def for_worker(self, index: int, count: int) -> FriendsOptions:
-        """Worker ``index`` of ``count`` runs whole communities (set-up is done once, before)."""
-        return replace(self, worker_index=index, worker_count=count, setup=False)
 
 
 @dataclass

@@ -50,7 +50,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from loadgen.durations import duration_or_zero, parse_duration
-from loadgen.friends import EventKind, FriendsLive, FriendsOptions, ScenarioEvent, run_friends
+from loadgen.friends import FriendsLive, run_friends
+from loadgen.friends_options import EventKind, FriendsOptions, ScenarioEvent
 from loadgen.graph import GraphKind
 from loadgen.movement import Movement
 from loadgen.schedule import Arrivals

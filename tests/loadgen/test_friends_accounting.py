@@ -28,7 +28,7 @@ from aiohttp.test_utils import TestServer
 
 from geo_common.settings import Settings
 from location_api.app import create_app
-from loadgen.friends import DRAIN_S
+from loadgen.friends_options import DRAIN_S
 from tests.conftest import TIMEOUT_FACTOR
 from tests.friends_ws.ws_helpers import Server, start_server
 from tests.loadgen.replaying_proxy import ReplayingProxy

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from loadgen.friends import EventKind
+from loadgen.friends_options import EventKind
 from loadgen.mixed import ScenarioError, load_scenario
 from loadgen.movement import Movement
 from loadgen.schedule import Arrivals

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from geo_common.tokens import mint_token
-from loadgen.friends import EventKind, FriendsOptions, ScenarioEvent
+from loadgen.friends_options import EventKind, FriendsOptions, ScenarioEvent
 from loadgen.mixed import MixedOptions
 from loadgen.redact import REDACTED, plain, redact_url
 from loadgen.runner import _plain

@@ -1,0 +1,73 @@
+"""What ``geo-loadgen friends`` is asked to do: its options and the events of a scenario.
+
+The command line (:mod:`loadgen.cli`) and a scenario file (:mod:`loadgen.mixed`) each build a
+:class:`FriendsOptions`; :mod:`loadgen.friends` runs it. The options are plain data kept apart
+from the run, so that code that only names them (:mod:`loadgen.catalog` names the events a
+report counts) does not load the run and its WebSocket client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from loadgen.graph import GraphKind
+from loadgen.movement import Movement
+from loadgen.stages import Stage
+
+
+class EventKind(str, Enum):
+    RECONNECT_STORM = "reconnect_storm"
+    BACKGROUND = "background"
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioEvent:
+    """Something that happens to a share of the clients, ``at_s`` seconds after the ramp.
+
+    ``reconnect_storm``: their connections drop at once and they reconnect. ``background``:
+    they slow their updates to one every ``interval_s`` seconds, as a phone app sent to the
+    background does.
+    """
+
+    at_s: float
+    kind: EventKind
+    fraction: float
+    interval_s: float = 30.0
+
+
+#: After the measured window, how long clients keep listening before they close (seconds):
+#: updates sent at its very end need this long to arrive before the ledger settles them.
+DRAIN_S = 2.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FriendsOptions:
+    """What ``geo-loadgen friends`` was asked to do."""
+
+    api: str
+    ws: str
+    jwt_secret: str
+    users: int
+    friends_per_user: int
+    graph: GraphKind = GraphKind.COMMUNITIES
+    online_fraction: float = 1.0
+    interval_s: float = 5.0
+    movement: Movement = Movement.RANDOM_WALK
+    duration_s: float = 30.0
+    ramp_s: float = 5.0
+    drain_s: float = DRAIN_S
+    first_user_id: int = 1_000_000
+    setup: bool = True
+    setup_concurrency: int = 64
+    events: tuple[ScenarioEvent, ...] = ()
+    seed: int = 0
+    worker_index: int = 0
+    worker_count: int = 1
+    #: Users online in stages, in id order, instead of the ramp (:func:`loadgen.stages.online_windows`);
+    #: ``duration_s`` is then their total, ``ramp_s`` 0 and ``online_fraction`` 1.
+    stages: tuple[Stage, ...] = ()
+
+    def for_worker(self, index: int, count: int) -> FriendsOptions:
+        """Worker ``index`` of ``count`` runs whole communities (set-up is done once, before)."""
+        return replace(self, worker_index=index, worker_count=count, setup=False)
