@@ -8,16 +8,27 @@ own OpenAPI document, as the API does, so that geo-loadgen takes it for the sear
 from __future__ import annotations
 
 import asyncio
+import csv
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
+from geo_common.places import load_places
 from geo_common.settings import Settings
+from location_api.app import create_app
 from location_api.openapi import openapi_document
 from location_api.settings import Role
+from tests.friends_ws.ws_helpers import start_server
+from tests.loadgen.runs import Services
+from tests.location_api.conftest import drop_database, small_database
+
+#: Real places in the database of the ``services`` fixture.
+PLACES = 3_000
 
 #: What the real API serves at /openapi.json with the default settings.
 API_DOCUMENT = openapi_document(Role.ALL, Settings().max_radius_m)
@@ -91,3 +102,21 @@ def stall_server() -> Iterator[StallServer]:
     """A server that stalls the whole process for 500 ms at its 300th search."""
     with StallServer(stall_after=300) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+async def services(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Services]:
+    """The API and the WebSocket tier in this test's event loop over a database of ``PLACES``
+    real places, one per test module (tests that define their own ``services`` use theirs)."""
+    small = await small_database(settings, "loadgen", places=PLACES)
+    small = replace(small, api_role="all", history_flush_ms=50, ws_max_updates_per_s=50.0)
+    api = TestServer(create_app(small), host="127.0.0.1")
+    await api.start_server()
+    ws = await start_server(small)
+    places_csv = tmp_path_factory.mktemp("places") / "places.csv"
+    with places_csv.open("w", newline="") as fh:
+        csv.writer(fh).writerows([("lat", "lon"), *((p.latitude, p.longitude) for p in load_places()[:PLACES])])
+    yield Services(str(api.make_url("")).rstrip("/"), ws, small, places_csv)
+    await ws.stop()
+    await api.close()
+    await drop_database(settings.pg_primary, small.pg_primary.rpartition("/")[2])

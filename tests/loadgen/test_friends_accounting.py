@@ -31,7 +31,7 @@ from location_api.app import create_app
 from loadgen.friends_options import DRAIN_S
 from tests.conftest import TIMEOUT_FACTOR
 from tests.friends_ws.ws_helpers import Server, start_server
-from tests.loadgen.replaying_proxy import ReplayingProxy
+from tests.loadgen.ws_proxies import ReplayingProxy
 from tests.location_api.conftest import drop_database, small_database
 
 #: What must never reach a user's terminal, whatever the server does.

@@ -7,12 +7,10 @@ Each test saves a full-page screenshot under its tmp dir (``report-*.png``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import socket
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,10 +21,9 @@ from playwright.async_api import Browser, Page
 
 from geo_common.version import version
 from loadgen.plots import PLOTS
-from tests.conftest import TIMEOUT_FACTOR
 from tests.loadgen.conftest import StallServer
 from tests.loadgen.stand_ins import FailingApi
-from tests.loadgen.test_against_services import Services, loadgen, services  # noqa: F401 - the fixture
+from tests.loadgen.runs import Services, friends, read_report, run_loadgen
 from tests.map_page.conftest import browser, chromium_path  # noqa: F401 - the fixtures
 
 #: The banner and the run table must say these; the values are checked where they are known.
@@ -42,22 +39,6 @@ FACTS = (
     "geo-nearby version",
     "host",
 )
-
-
-async def geo_loadgen(*args: str) -> tuple[int, str]:
-    """Run geo-loadgen to its end without blocking the browser's loop; (exit code, output)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "loadgen",
-        *args,
-        "--no-progress",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 120 * TIMEOUT_FACTOR)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
 
 
 @pytest.fixture
@@ -100,7 +81,7 @@ async def test_a_failing_run_says_fail_first_with_the_failing_rule_and_shows_its
 ) -> None:
     out, junit = tmp_path / "out", tmp_path / "ci" / "junit.xml"  # ci/ does not exist yet
     with FailingApi(fail_every=10, status=503) as api:
-        code, text = await geo_loadgen(
+        code, text = await run_loadgen(
             "search",
             "--url",
             api.url,
@@ -118,6 +99,7 @@ async def test_a_failing_run_says_fail_first_with_the_failing_rule_and_shows_its
             "50%",  # the 10% of 503s fail the run through the rule below only
             "--fail-if",
             "p99<5s,status_503==0",
+            timeout_s=120,
         )
         assert api.requests == 200
     assert code == 1, text
@@ -155,7 +137,7 @@ async def test_a_failing_run_says_fail_first_with_the_failing_rule_and_shows_its
     for sample in samples:  # the stand-in's problem document, as it was sent
         assert json.loads(sample)["title"] == "broken"
 
-    report = json.loads((out / "report.json").read_text())
+    report = read_report(out)
     assert report["error_samples"]["status_503"] == samples
     assert report["gauges"]["in_flight"]["peak"] >= 0
     assert "in_flight" in (out / "timeseries.csv").read_text().splitlines()[0].split(",")
@@ -176,7 +158,7 @@ async def test_a_failing_run_says_fail_first_with_the_failing_rule_and_shows_its
 async def test_a_passing_run_says_pass_and_has_no_errors(page: Page, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with StallServer(stall_after=0) as api:  # never stalls
-        code, text = await geo_loadgen(
+        code, text = await run_loadgen(
             "search",
             "--url",
             api.url,
@@ -192,6 +174,7 @@ async def test_a_passing_run_says_pass_and_has_no_errors(page: Page, tmp_path: P
             str(out),
             "--fail-if",
             "p99<5s",
+            timeout_s=120,
         )
     assert code == 0, text
     shown = await open_report(page, out, tmp_path / "report-pass.png")
@@ -203,18 +186,13 @@ async def test_a_passing_run_says_pass_and_has_no_errors(page: Page, tmp_path: P
 
 
 async def test_a_friends_report_shows_the_clients_connected_and_its_phases(
-    services: Services,  # noqa: F811 - the imported fixture
+    services: Services,
     page: Page,
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "out"
-    code, text = await loadgen(
+    code, text = await friends(
         services,
-        "friends",
-        "--api",
-        services.api,
-        "--ws",
-        f"ws://127.0.0.1:{services.ws.port}",
         "--users",
         "20",
         "--friends-per-user",
@@ -237,9 +215,9 @@ async def test_a_friends_report_shows_the_clients_connected_and_its_phases(
     assert shown["banner"].startswith("PASS")
     facts = shown["facts"]
     assert facts["scenario"] == "friends" and facts["ramp"] == "2 s"
-    assert facts["target (api)"] == services.api and facts["target (ws)"] == f"ws://127.0.0.1:{services.ws.port}"
+    assert facts["target (api)"] == services.api and facts["target (ws)"] == services.ws_url
     assert facts["offered rate"] == "20 updates/s"
-    report = json.loads((out / "report.json").read_text())
+    report = read_report(out)
     connected = report["gauges"]["connected"]
     assert connected["peak"] == 20, connected  # every client held its connection through the window
     assert facts["clients connected"] == f"peak 20, mean {connected['mean']:,.1f}"

@@ -1,7 +1,7 @@
 """No key, token or password in anything a run writes or prints; ``setup`` in the report says
 whether this run did the set-up; a friends run that connected nobody fails.
 
-The real services are those of test_against_services (its module fixture, a database of its own).
+The real services are the ``services`` fixture's (conftest.py: a database of this module's own).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from loadgen.mixed import MixedOptions
 from loadgen.redact import REDACTED, plain, redact_url
 from loadgen.runner import _plain
 from loadgen.search import SearchOptions
-from tests.loadgen.test_against_services import Services, loadgen, services  # noqa: F401 - the fixture
+from tests.loadgen.runs import Services, friends, loadgen, read_report
 
 SECRET = "s3cr3t-that-signs-admin-tokens-0123456789"
 
@@ -77,17 +77,11 @@ def secret_free(run_with: Services, out: Path, text: str) -> None:
 
 
 async def test_a_friends_run_writes_no_secret_and_reports_that_it_did_the_set_up(
-    services: Services,  # noqa: F811 - the imported fixture
-    tmp_path: Path,
+    services: Services, tmp_path: Path
 ) -> None:
     out = tmp_path / "friends"
-    code, text = await loadgen(
+    code, text = await friends(
         services,
-        "friends",
-        "--api",
-        services.api,
-        "--ws",
-        f"ws://127.0.0.1:{services.ws.port}",
         "--users",
         "20",
         "--friends-per-user",
@@ -107,26 +101,18 @@ async def test_a_friends_run_writes_no_secret_and_reports_that_it_did_the_set_up
     )
     assert code == 0, text
     secret_free(services, out, text)
-    report = json.loads((out / "report.json").read_text())
+    report = read_report(out)
     assert report["options"]["setup"] is True
     assert report["options"]["jwt_secret"] == REDACTED
     assert "threshold p95<10000ms: pass" in text and "threshold errors<=1%: pass" in text
 
 
-async def test_a_friends_run_that_connects_nobody_fails_and_says_so(
-    services: Services,  # noqa: F811 - the imported fixture
-    tmp_path: Path,
-) -> None:
+async def test_a_friends_run_that_connects_nobody_fails_and_says_so(services: Services, tmp_path: Path) -> None:
     # The generator signs with another key than the server's: every handshake is refused (401).
     other = replace(services, settings=replace(services.settings, jwt_secret="another-key-" + "x" * 32))
     out = tmp_path / "nobody"
-    code, text = await loadgen(
+    code, text = await friends(
         other,
-        "friends",
-        "--api",
-        services.api,
-        "--ws",
-        f"ws://127.0.0.1:{services.ws.port}",
         "--users",
         "10",
         "--friends-per-user",
@@ -143,14 +129,14 @@ async def test_a_friends_run_that_connects_nobody_fails_and_says_so(
     )
     assert code == 1, text
     assert "geo-loadgen: FAILED: friends: no client connected (connect_error_InvalidStatus=" in text
-    report = json.loads((out / "report.json").read_text())
+    report = read_report(out)
     assert report["options"]["setup"] is False  # --skip-setup: this run did none
     assert report["failures"][0].startswith("friends: no client connected")
     secret_free(other, out, text)
 
 
 async def test_the_wrong_service_behind_each_flag_is_named_before_anything_is_sent(
-    services: Services,  # noqa: F811 - the imported fixture
+    services: Services,
 ) -> None:
     ws_http = f"http://127.0.0.1:{services.ws.port}"
     code, text = await loadgen(services, "search", "--url", ws_http, "--rate", "10")

@@ -2,8 +2,8 @@
 users that connect and leave as their stages say, without the departures counting against
 the friends tier.
 
-The services are test_against_services.py's: the API and the WebSocket tier in this test's
-event loop over a database of real places, geo-loadgen as its own process.
+The services are the ``services`` fixture's (conftest.py): the API and the WebSocket tier in
+this test's event loop over a database of real places, geo-loadgen as its own process.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from tests.loadgen.test_against_services import Services, assert_all_outputs, loadgen, services  # noqa: F401
+from tests.loadgen.runs import Services, assert_all_outputs, friends, search
 
 #: What the stages below are in report.json.
 SEARCH_MARKS = [
@@ -37,16 +37,10 @@ def users_at(marks: list[dict[str, Any]], t: float) -> float:
     return 0.0
 
 
-async def test_a_search_rate_in_stages_sends_what_each_stage_integrates_to(
-    services: Services,  # noqa: F811 - the imported fixture
-    tmp_path: Path,
-) -> None:
+async def test_a_search_rate_in_stages_sends_what_each_stage_integrates_to(services: Services, tmp_path: Path) -> None:
     out = tmp_path / "staged"
-    code, text = await loadgen(
+    code, text = await search(
         services,
-        "search",
-        "--url",
-        services.api,
         "--stages",
         "2s:50,2s:150,2s:0",
         "--workers",
@@ -77,17 +71,11 @@ async def test_a_search_rate_in_stages_sends_what_each_stage_integrates_to(
 
 
 async def test_users_in_stages_connect_and_leave_as_planned_and_leaving_is_not_a_finding(
-    services: Services,  # noqa: F811 - the imported fixture
-    tmp_path: Path,
+    services: Services, tmp_path: Path
 ) -> None:
     out = tmp_path / "users"
-    code, text = await loadgen(
+    code, text = await friends(
         services,
-        "friends",
-        "--api",
-        services.api,
-        "--ws",
-        f"ws://127.0.0.1:{services.ws.port}",
         "--users",
         "40",
         "--friends-per-user",
