@@ -183,8 +183,14 @@ def test_serving_is_never_claimed_for_a_stranger(tmp_path: Path, stranger: Calla
     # The server itself, and a process that started it, are recognised as serving.
     assert ports.serving(held.port, held.pid, url)
     port = free_port(held.port + 1)
+    # The parent stops its child on SIGTERM by a handler of its own: SIGINT would be ignored
+    # where the test runs from a background job, which starts with SIGINT ignored.
+    parent_script = (
+        "import signal, subprocess, sys\nchild = subprocess.Popen(sys.argv[1:])\n"
+        "signal.signal(signal.SIGTERM, lambda *_: child.terminate())\nsys.exit(child.wait())\n"
+    )
     parent = subprocess.Popen(
-        [sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:])"]
+        [sys.executable, "-c", parent_script]
         + [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(tmp_path), str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -193,7 +199,7 @@ def test_serving_is_never_claimed_for_a_stranger(tmp_path: Path, stranger: Calla
         wait_until(lambda: port_accepts(port), "the grandchild server")
         assert ports.serving(port, parent.pid, f"http://127.0.0.1:{port}/")
     finally:
-        parent.send_signal(signal.SIGINT)  # the interrupted subprocess.run kills its child
+        parent.send_signal(signal.SIGTERM)
         parent.wait(timeout=30)
     wait_until(lambda: not port_accepts(port), "the grandchild server to stop")
     # Nothing listening: not serving, and no error.
