@@ -49,6 +49,7 @@ def create_app(settings: Settings) -> web.Application:
     """
     role = Role(settings.api_role)
     metrics = Metrics()
+    # No middleware: each route's handler is wrapped instead (location_api.handling).
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[settings_key] = settings
     app[role_key] = role

@@ -1,10 +1,10 @@
 """Errors of the HTTP API and how they are rendered as ``application/problem+json``.
 
 Views and the modules under them raise :class:`ApiError` subclasses (which also subclass the
-built-in a caller would expect, such as :class:`ValueError`); only the middleware every
-request goes through (:func:`location_api.handling.answering`, through :func:`problem_for`)
-turns them into responses (RFC 9457 problem details, plus an ``errors`` list naming each bad
-field). aiohttp's own 404 and 405 for requests no route serves, and its 413, become problem
+built-in a caller would expect, such as :class:`ValueError`); only the wrapper every
+route's handler is registered with (:func:`location_api.handling.answering`, through
+:func:`problem_for`) turns them into responses (RFC 9457 problem details, plus an ``errors`` list naming each bad
+field). The 404 and 405 for requests no route serves, and aiohttp's 413, become problem
 documents too, and anything unexpected is logged and answered with a 500 that leaks nothing.
 """
 

@@ -1,69 +1,58 @@
-"""The API's edge for every request: a failure becomes a problem document
-(:func:`location_api.errors.problem_for`) and every answer is recorded in the app's
-:class:`~location_api.metrics.Metrics`, under its route's template, or as :data:`UNMATCHED`
-when no route serves the request.
+"""The API's edge for every request: handlers registered through a :class:`RouteTable` are
+wrapped so that a failure becomes a problem document (:func:`location_api.errors.problem_for`)
+and every answer is recorded in the app's :class:`~location_api.metrics.Metrics`, under its
+route's template; :meth:`RouteTable.close` adds one resource that answers every request no
+route serves (404, or 405 with ``Allow``), recorded as :data:`UNMATCHED`.
 
-Both happen in one aiohttp middleware, which :meth:`RouteTable.close` installs once every
-route is registered. A request no route serves needs nothing of its own: aiohttp resolves it
-to a handler that raises aiohttp's :class:`~aiohttp.web.HTTPNotFound`, or its
-:class:`~aiohttp.web.HTTPMethodNotAllowed` naming the methods of every resource whose path
-matches (``request.match_info.http_exception``, the documented contract of aiohttp's
-routers), and the middleware renders that like any other failure. That holds for any request
-target: an unknown path, one with a newline that no ``{name:.*}`` template matches,
-``OPTIONS *``. A route that caught what the others miss would need aiohttp's private matching,
-and would take from aiohttp's 405 the methods a path allows.
+A wrapper per route rather than an aiohttp middleware, because of what a middleware costs on
+every request: aiohttp runs it through the middleware's coroutine and through one more of its
+own (it sets ``match_info.current_app``), which ``bench/dispatch_bench.py`` measures (figures
+in docs/benchmarks.md). The wrapper is one coroutine, and it learns its route's template when
+it is registered instead of looking it up per request.
 
-What the middleware costs each request is its own coroutine and one layer aiohttp adds to any
-app that has middlewares (it sets ``match_info.current_app``); the route's template is a dict
-lookup. The views themselves are registered unwrapped.
+The resource for unmatched requests is a :class:`aiohttp.web.AbstractResource` (aiohttp's
+public interface for custom resources), filed under ``/``, the last place aiohttp looks: it
+matches any request target (an unknown path, one with a newline that no ``{name:.*}``
+template matches, ``OPTIONS *``), so aiohttp reaches it only when no served route matched.
+It costs nothing to the requests that are served.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 from aiohttp import hdrs, web
+from yarl import URL
 
 from location_api.errors import problem_for
 from location_api.metrics import Metrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-class Middleware(Protocol):
-    """An aiohttp middleware: it calls ``handler`` (the route's view, or aiohttp's 404/405)."""
-
-    def __call__(self, request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]: ...
-
-
 #: The route label of requests no route serves (unknown path, or a method the path lacks).
 UNMATCHED = "unmatched"
 
 
-def answering(templates: Mapping[web.AbstractRoute, str], metrics: Metrics) -> Middleware:
-    """The middleware that renders failures as problem documents and records every answer.
+def answering(handler: Handler, route: str, metrics: Metrics) -> Handler:
+    """``handler`` with failures rendered as problem documents and every answer recorded.
 
     Args:
-        templates: each served route's template (``/v1/businesses/{id}``), its metrics label.
+        handler: the view.
+        route: the route's template (``/v1/businesses/{id}``), its metrics label.
         metrics: where each answer's route, method, status and latency go.
 
     Returns:
-        The middleware. A request aiohttp found no route for is answered with aiohttp's 404 or
-        405 rendered as a problem document and recorded as :data:`UNMATCHED`. A redirect (an
-        :class:`aiohttp.web.HTTPException` below 400) is recorded and passed on; a request
-        cancelled because its client went away is not recorded.
+        The wrapped handler. A redirect (an :class:`aiohttp.web.HTTPException` below 400) is
+        recorded and passed on; a request cancelled because its client went away is not
+        recorded.
     """
     observe = metrics.observe
     clock = time.perf_counter
 
-    @web.middleware
-    async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def answer(request: web.Request) -> web.StreamResponse:
         started = clock()
-        match_info = request.match_info
-        # No route: aiohttp's handler raises its 404 or 405, rendered below like any failure.
-        route = UNMATCHED if match_info.http_exception is not None else templates[match_info.route]
         try:
             response = await handler(request)
         except Exception as exc:  # noqa: BLE001 - every failure is answered; problem_for logs the unexpected
@@ -75,14 +64,14 @@ def answering(templates: Mapping[web.AbstractRoute, str], metrics: Metrics) -> M
         observe(route, request.method, response.status, clock() - started)
         return response
 
+    answer.__name__ = getattr(handler, "__name__", "answer")
+    answer.__doc__ = handler.__doc__
     return answer
 
 
 class RouteTable:
-    """Registers an app's routes; :meth:`close` installs :func:`answering` over all of them.
-
-    Every route of the app is registered here: the middleware labels a request by the
-    template its route was registered with.
+    """Registers an app's routes, wrapped by :func:`answering`; :meth:`close` adds the
+    resource that answers the requests none of them serves.
 
     Args:
         app: the application.
@@ -90,16 +79,12 @@ class RouteTable:
     """
 
     def __init__(self, app: web.Application, metrics: Metrics) -> None:
-        self._app = app
+        self._router = app.router
         self._metrics = metrics
-        #: Each served route's template, as registered (``/static/{path:.+}``, not aiohttp's
-        #: canonical ``/static/{path}``).
-        self._templates: dict[web.AbstractRoute, str] = {}
 
     def get(self, path: str, handler: Handler) -> None:
         """Serve GET (and HEAD) ``path``."""
-        self._add(hdrs.METH_HEAD, path, handler)
-        self._add(hdrs.METH_GET, path, handler)
+        self._router.add_get(path, answering(handler, path, self._metrics))
 
     def post(self, path: str, handler: Handler) -> None:
         """Serve POST ``path``."""
@@ -114,21 +99,64 @@ class RouteTable:
         self._add(hdrs.METH_DELETE, path, handler)
 
     def _add(self, method: str, path: str, handler: Handler) -> None:
-        self._templates[self._app.router.add_route(method, path, handler)] = path
+        self._router.add_route(method, path, answering(handler, path, self._metrics))
 
     def close(self) -> None:
-        """Install the middleware, after every route: it answers every request, those no route
-        serves included (404, or 405 with ``Allow``), and records each under its template or as
-        ``unmatched``.
+        """Register the resource for unmatched requests, after every route: 405 with ``Allow``
+        for a method a path lacks, 404 for any other request; both problem documents, recorded
+        as :data:`UNMATCHED`.
         """
-        self._app.middlewares.append(answering(self._templates, self._metrics))
+        self._router.register_resource(_Unmatched(self._router, self._metrics))
 
 
 def is_fallback(route: web.AbstractRoute) -> bool:
-    """Whether a route answers requests no served route matches rather than serving one.
-
-    Such a route is aiohttp's own, of every method (``*``): the ``match_info.route`` of a
-    request it answers 404 or 405. None is registered in the router, so a listing of the
-    router's routes holds only served ones.
-    """
+    """Whether a route answers requests no served route matches rather than serving one."""
     return route.method == hdrs.METH_ANY
+
+
+class _Unmatched(web.AbstractResource):
+    """Every request target, under ``/``: aiohttp tries it after every served route.
+
+    Its one route, of every method, answers 405 naming the methods of every resource whose
+    path matches the request (asking them only now, on a miss), else 404.
+    """
+
+    def __init__(self, router: web.UrlDispatcher, metrics: Metrics) -> None:
+        super().__init__()
+        self._router = router
+        self._route = web.ResourceRoute(hdrs.METH_ANY, answering(self._refuse, UNMATCHED, metrics), self)
+
+    async def _refuse(self, request: web.Request) -> web.StreamResponse:
+        allowed: set[str] = set()
+        for resource in self._router.resources():
+            if resource is not self:
+                allowed |= (await resource.resolve(request))[1]
+        if allowed:
+            raise web.HTTPMethodNotAllowed(request.method, allowed)
+        raise web.HTTPNotFound()
+
+    @property
+    def canonical(self) -> str:
+        return "/"
+
+    def url_for(self, **kwargs: str) -> URL:
+        return URL.build(path="/")
+
+    async def resolve(self, request: web.Request) -> tuple[web.UrlMappingMatchInfo | None, set[str]]:
+        # A match info of its own each time: aiohttp adds the app to it and freezes it.
+        return web.UrlMappingMatchInfo({}, self._route), set()
+
+    def add_prefix(self, prefix: str) -> None:
+        raise RuntimeError("the resource for unmatched requests takes no prefix")
+
+    def get_info(self) -> Any:  # aiohttp types it with a private TypedDict
+        return {"path": "*"}
+
+    def raw_match(self, path: str) -> bool:
+        return False  # never the resource add_route reuses for a path
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[web.AbstractRoute]:
+        return iter((self._route,))

@@ -1,7 +1,7 @@
 """``/metrics``: Prometheus metrics of one app, in a registry of its own.
 
-Per-route request counts and latency histograms are recorded by the middleware every
-request goes through (:func:`location_api.handling.answering`), in plain counters: this is
+Per-route request counts and latency histograms are recorded by the wrapper every route's
+handler is registered with (:func:`location_api.handling.answering`), in plain counters: this is
 on every request's path, and prometheus_client's locked ``Counter``/``Histogram`` cost about
 twice as much. They and the state of the databases, the cache, their circuit breakers and the in-memory indexes
 are read when scraped. Each app has its own :class:`~prometheus_client.CollectorRegistry`,

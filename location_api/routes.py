@@ -14,8 +14,8 @@ from location_api.settings import Role
 
 
 def setup_routes(app: web.Application, role: Role) -> None:
-    """Register the routes an instance of this role serves, then the middleware that answers every
-    request (404 and 405 included)."""
+    """Register the routes an instance of this role serves, then the resource that answers
+    every request none of them serves (404 and 405)."""
     routes = RouteTable(app, app[metrics_key])
     routes.get("/healthz", views.healthz)
     routes.get("/readyz", views.readyz)

@@ -190,11 +190,21 @@ async def test_fallbacks_are_told_apart_from_served_routes(served: tuple[TestCli
         ("POST", "/items"),
         ("PUT", "/items/{id}"),
     }
-    # No fallback routes are registered: aiohttp's own 404 and 405 answer what no route serves.
-    assert fallbacks == []
-    assert sorted(routes) == sorted(served_routes)
+    # One fallback, under "/", of every method: the resource for what no route serves.
+    assert fallbacks == [("*", "/")]
+    assert sorted(routes) == sorted([*served_routes, ("*", "/")])
     unmatched = await app.router.resolve(make_mocked_request("DELETE", "/items/7", app=app))
-    assert is_fallback(unmatched.route) and isinstance(unmatched.http_exception, web.HTTPMethodNotAllowed)
-    # Only aiohttp's own resource types: catching what they miss would take a subclass that
-    # overrides their private matching, which ties the app to the releases it was tried on.
-    assert {type(resource) for resource in app.router.resources()} == {web.PlainResource, web.DynamicResource}
+    assert is_fallback(unmatched.route)
+    served_match = await app.router.resolve(make_mocked_request("GET", "/items/7", app=app))
+    assert not is_fallback(served_match.route)
+    # Only aiohttp's public interface: the fallback is an AbstractResource that overrides none
+    # of aiohttp's private names, which would tie the app to the releases it was tried on.
+    (fallback,) = [r for r in app.router.resources() if type(r) not in (web.PlainResource, web.DynamicResource)]
+    assert type(fallback).__bases__ == (web.AbstractResource,)
+    aiohttp_private = {
+        name
+        for base in web.AbstractResource.__mro__
+        for name in vars(base)
+        if name.startswith("_") and not name.startswith("__") and name != "_abc_impl"  # ABCMeta's own
+    }
+    assert not aiohttp_private & set(vars(type(fallback)))
