@@ -46,11 +46,14 @@ def add_stage_arguments(search: argparse.ArgumentParser, friends: argparse.Argum
 
 def settle(args: argparse.Namespace) -> None:
     """Check ``--stages`` against what it replaces and set what it stands for in ``args``
-    (``rate``, ``duration``, ``ramp``, ``online_fraction``), or their defaults without it.
+    (``rate``, ``duration``, ``ramp``, ``online_fraction``), or their defaults without it. A
+    mixed run's length is its scenario's alone: ``--duration`` is refused there.
 
     Raises:
         StagesError: one line saying what to change.
     """
+    if args.command == "mixed" and args.duration is not None:  # one length, in one place
+        raise StagesError("--duration: a mixed run lasts the scenario's duration (or its stages); set it there")
     stages = getattr(args, "stages", None)
     if stages is None:
         if args.command == "search" and args.rate is None:

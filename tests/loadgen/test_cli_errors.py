@@ -62,10 +62,19 @@ def test_one_line_error_and_exit_2(args: list[str], needle: str) -> None:
     ],
 )
 def test_mixed_scenario_mistakes_are_one_line_before_anything_runs(tmp_path: Path, scenario: str, needle: str) -> None:
+    assert_one_line_refusal(tmp_path, scenario, [], needle)
+
+
+def test_a_mixed_run_takes_its_length_from_the_scenario_only(tmp_path: Path) -> None:
+    scenario = "duration = '2s'\n[search]\nurl = 'http://127.0.0.1:9'\nrate = 10\n"
+    assert_one_line_refusal(tmp_path, scenario, ["--duration", "5s"], "--duration: a mixed run lasts the scenario's")
+
+
+def assert_one_line_refusal(tmp_path: Path, scenario: str, args: list[str], needle: str) -> None:
     path = tmp_path / "s.toml"
     path.write_text(scenario)
     proc = subprocess.run(
-        [sys.executable, "-m", "loadgen", "mixed", "--scenario", str(path), "--no-progress"],
+        [sys.executable, "-m", "loadgen", "mixed", "--scenario", str(path), "--no-progress", *args],
         capture_output=True,
         text=True,
         timeout=60,
