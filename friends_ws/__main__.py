@@ -15,7 +15,7 @@ from aiohttp import web
 
 from friends_ws.app import create_app
 from friends_ws.keys import hub_key, regions_key
-from geo_common.friends_db import purge_history
+from geo_common.history_db import purge_history
 from geo_common.regions import RegionMap
 from geo_common.serve import serve, service_parser, settings_or_exit
 from geo_common.settings import Settings, SettingsError, load_settings

@@ -14,7 +14,7 @@ import logging
 import asyncpg
 
 from friends_ws.db import Database, DatabaseUnavailable
-from geo_common.friends_db import HistoryRow, insert_history
+from geo_common.history_db import HistoryRow, insert_history
 
 log = logging.getLogger(__name__)
 

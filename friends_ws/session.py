@@ -47,7 +47,7 @@ from friends_ws.protocol import (
     parse_client_message,
 )
 from friends_ws.session_config import SessionConfig
-from geo_common import friends_db
+from geo_common import friends_db, history_db
 from geo_common.presence import (
     Control,
     FriendAdded,
@@ -202,7 +202,7 @@ class Session(Link):
         self.hub.stats.updates += 1
         received = now_ms()
         self.services.history.append(
-            friends_db.HistoryRow(
+            history_db.HistoryRow(
                 self.user_id,
                 update.latitude,
                 update.longitude,

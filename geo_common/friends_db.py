@@ -1,15 +1,17 @@
-"""Users, the friend graph and the location history in PostgreSQL (shared by both services).
+"""Users and the friend graph in PostgreSQL (shared by both services).
 
 Every function takes an asyncpg connection (or pool), so the caller decides where it runs:
-writes on the primary, reads on a replica. Friendships are mutual and stored in both
-directions; user rows are created on first use, because user ids come from tokens issued by
-an identity provider that this database does not own.
+writes on the primary, and every read that decides what a user may see on the primary too.
+Friendships are mutual and stored in both directions; each direction's row also says what
+its user shares with that friend (:data:`SHARES`). User rows are created on first use,
+because user ids come from tokens issued by an identity provider this database does not own.
+Requests and blocks are in :mod:`geo_common.consent_db`, the history in
+:mod:`geo_common.history_db`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -17,6 +19,11 @@ import asyncpg
 
 #: Precision a user shares their location with.
 PRECISIONS = ("exact", "coarse")
+#: What a user shares with one friend: ``exact`` follows the user's global precision,
+#: ``coarse`` coarsens for this friend, ``hidden`` shows them nothing.
+SHARES = ("exact", "coarse", "hidden")
+#: The longest display name, characters.
+MAX_DISPLAY_NAME = 64
 
 
 #: A connection or a pool (asyncpg); COPY needs a connection.
@@ -36,36 +43,55 @@ class User:
         home_region: where their location and channels live; None until they share one.
         sharing_enabled: whether friends may see them.
         sharing_precision: ``exact`` or ``coarse`` (the centre of a geohash-6 cell).
+        display_name: the name friends see, if the user set one.
+        private_history: keep the exact history even while sharing coarsely or not at all.
     """
 
     id: int
     home_region: str | None
     sharing_enabled: bool = True
     sharing_precision: str = "exact"
+    display_name: str | None = None
+    private_history: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Friend:
-    """One friend of a user: who, where their channels live, since when."""
+    """One friend of a user, as the user sees them.
+
+    Attributes:
+        user_id: the friend.
+        home_region: where the friend's channels live.
+        since: when the friendship began.
+        display_name: the friend's display name, if set.
+        shares: what the user shares with this friend (one of :data:`SHARES`). What the
+            friend shares with the user is not here: nobody learns that a friend hides.
+    """
 
     user_id: int
     home_region: str | None
     since: dt.datetime
+    display_name: str | None = None
+    shares: str = "exact"
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryRow:
-    """One received location, degrees; times are timezone-aware UTC."""
+class Grant:
+    """What one friend shares with a viewer: the friend, their region, and ``level``
+    (one of :data:`SHARES`; the friend's global switch and precision apply on top)."""
 
-    user_id: int
-    latitude: float
-    longitude: float
-    recorded_at: dt.datetime
-    sent_at: dt.datetime | None = None
+    friend_id: int
+    home_region: str | None
+    level: str
+
+
+_USER_COLUMNS = "id, home_region, sharing_enabled, sharing_precision, display_name, private_history"
 
 
 def _user(r: asyncpg.Record) -> User:
-    return User(r["id"], r["home_region"], r["sharing_enabled"], r["sharing_precision"])
+    return User(
+        r["id"], r["home_region"], r["sharing_enabled"], r["sharing_precision"], r["display_name"], r["private_history"]
+    )
 
 
 async def ensure_users(conn: Executor, *user_ids: int) -> None:
@@ -75,9 +101,7 @@ async def ensure_users(conn: Executor, *user_ids: int) -> None:
 
 async def get_user(conn: Executor, user_id: int) -> User | None:
     """A user's row, or None when they were never seen."""
-    row = await conn.fetchrow(
-        "SELECT id, home_region, sharing_enabled, sharing_precision FROM users WHERE id = $1", user_id
-    )
+    row = await conn.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id)
     return None if row is None else _user(row)
 
 
@@ -107,8 +131,17 @@ async def claim_home_region(conn: Executor, user_id: int, region: str) -> tuple[
     return str(home), False
 
 
-async def set_sharing(conn: Executor, user_id: int, *, enabled: bool, precision: str) -> None:
+async def set_sharing(
+    conn: Executor, user_id: int, *, enabled: bool, precision: str, private_history: bool | None = None
+) -> None:
     """Store a user's sharing preference (creating the user if needed).
+
+    Args:
+        conn: a connection to the primary.
+        user_id: the user.
+        enabled: whether friends see them at all.
+        precision: ``exact`` or ``coarse``.
+        private_history: keep an exact private history whatever is shared (None: unchanged).
 
     Raises:
         ValueError: ``precision`` is not ``exact`` or ``coarse``.
@@ -117,20 +150,56 @@ async def set_sharing(conn: Executor, user_id: int, *, enabled: bool, precision:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     await conn.execute(
         """
-        INSERT INTO users (id, sharing_enabled, sharing_precision) VALUES ($1, $2, $3)
-        ON CONFLICT (id) DO UPDATE SET sharing_enabled = $2, sharing_precision = $3
+        INSERT INTO users (id, sharing_enabled, sharing_precision, private_history)
+        VALUES ($1, $2, $3, coalesce($4, false))
+        ON CONFLICT (id) DO UPDATE SET sharing_enabled = $2, sharing_precision = $3,
+            private_history = coalesce($4, users.private_history)
         """,
         user_id,
         enabled,
         precision,
+        private_history,
+    )
+
+
+async def set_display_name(conn: Executor, user_id: int, display_name: str | None) -> None:
+    """Set (or with None clear) a user's display name, creating the user if needed.
+
+    Raises:
+        ValueError: the name is empty or longer than :data:`MAX_DISPLAY_NAME` characters.
+    """
+    if display_name is not None and not 1 <= len(display_name) <= MAX_DISPLAY_NAME:
+        raise ValueError(f"a display name has 1 to {MAX_DISPLAY_NAME} characters")
+    await conn.execute(
+        """
+        INSERT INTO users (id, display_name) VALUES ($1, $2)
+        ON CONFLICT (id) DO UPDATE SET display_name = $2
+        """,
+        user_id,
+        display_name,
+    )
+
+
+async def clear_home_region(conn: Executor, user_id: int) -> str | None:
+    """Forget a user's home region (erasure); returns the one they had."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """
+        UPDATE users u SET home_region = NULL FROM (SELECT home_region FROM users WHERE id = $1 FOR UPDATE) old
+        WHERE u.id = $1 RETURNING old.home_region
+        """,
+        user_id,
     )
 
 
 async def add_friendship(conn: Executor, user_id: int, friend_id: int) -> bool:
     """Make two users friends, in both directions (creating either user if needed).
 
+    Any pending request between them is answered by it (deleted). Consent is the caller's
+    business: :func:`geo_common.consent_db.request_friendship` calls this on acceptance, an
+    admin's request directly.
+
     Args:
-        conn: a connection to the primary.
+        conn: a connection to the primary (in a transaction when other statements go with it).
         user_id: one user.
         friend_id: the other.
 
@@ -145,6 +214,9 @@ async def add_friendship(conn: Executor, user_id: int, friend_id: int) -> bool:
     await ensure_users(conn, user_id, friend_id)
     status = await conn.execute(
         """
+        WITH answered AS (
+            DELETE FROM friend_requests WHERE (from_id, to_id) IN (($1, $2), ($2, $1))
+        )
         INSERT INTO friendships (user_id, friend_id) VALUES ($1, $2), ($2, $1)
         ON CONFLICT (user_id, friend_id) DO NOTHING
         """,
@@ -166,78 +238,71 @@ async def remove_friendship(conn: Executor, user_id: int, friend_id: int) -> boo
     return bool(status != "DELETE 0")
 
 
-async def list_friends(conn: Executor, user_id: int) -> list[Friend]:
-    """A user's friends with their home regions, oldest friendship first."""
+async def set_friend_sharing(conn: Executor, user_id: int, friend_id: int, shares: str) -> bool:
+    """Set what ``user_id`` shares with ``friend_id``; False when they are not friends.
+
+    Raises:
+        ValueError: ``shares`` is not one of :data:`SHARES`.
+    """
+    if shares not in SHARES:
+        raise ValueError(f"sharing with a friend must be one of {', '.join(SHARES)}, got {shares!r}")
+    status = await conn.execute(
+        "UPDATE friendships SET shares = $3 WHERE user_id = $1 AND friend_id = $2", user_id, friend_id, shares
+    )
+    return bool(status != "UPDATE 0")
+
+
+async def count_friends(conn: Executor, user_id: int) -> int:
+    """How many friends a user has."""
+    return int(await conn.fetchval("SELECT count(*) FROM friendships WHERE user_id = $1", user_id))
+
+
+async def list_friends(conn: Executor, user_id: int, *, after: int = 0, limit: int | None = None) -> list[Friend]:
+    """A user's friends, by friend id: those above ``after``, at most ``limit`` (None: all)."""
     rows = await conn.fetch(
         """
-        SELECT f.friend_id, u.home_region, f.created_at
+        SELECT f.friend_id, u.home_region, f.created_at, u.display_name, f.shares
         FROM friendships f JOIN users u ON u.id = f.friend_id
-        WHERE f.user_id = $1
-        ORDER BY f.created_at, f.friend_id
+        WHERE f.user_id = $1 AND f.friend_id > $2
+        ORDER BY f.friend_id
+        LIMIT $3
         """,
         user_id,
+        after,
+        limit,
     )
-    return [Friend(r["friend_id"], r["home_region"], r["created_at"]) for r in rows]
+    return [Friend(r["friend_id"], r["home_region"], r["created_at"], r["display_name"], r["shares"]) for r in rows]
 
 
-async def insert_history(conn: asyncpg.Connection, rows: Sequence[HistoryRow]) -> int:
-    """Append history rows with one binary COPY.
-
-    Args:
-        conn: an asyncpg connection to the primary (COPY needs a connection, not a pool).
-        rows: the rows.
+async def grants_to(conn: Executor, viewer_ids: list[int]) -> dict[int, list[Grant]]:
+    """For each viewer, what each of their friends shares with them (read it on the primary).
 
     Returns:
-        How many rows were written.
+        viewer id -> grants, by friend id; a viewer without friends maps to an empty list.
     """
-    if not rows:
-        return 0
-    await conn.copy_records_to_table(
-        "location_history",
-        records=[(r.user_id, r.latitude, r.longitude, r.recorded_at, r.sent_at) for r in rows],
-        columns=("user_id", "latitude", "longitude", "recorded_at", "sent_at"),
-    )
-    return len(rows)
-
-
-async def purge_history(conn: Executor, *, older_than: dt.datetime, batch: int = 50_000) -> int:
-    """Delete history recorded before a moment, in batches that keep locks short.
-
-    Args:
-        conn: a connection to the primary.
-        older_than: rows with ``recorded_at`` before this go.
-        batch: rows per DELETE statement.
-
-    Returns:
-        How many rows were deleted.
-    """
-    total = 0
-    while True:
-        status = await conn.execute(
-            """
-            DELETE FROM location_history WHERE ctid = ANY(ARRAY(
-                SELECT ctid FROM location_history WHERE recorded_at < $1 LIMIT $2))
-            """,
-            older_than,
-            batch,
-        )
-        deleted = int(status.split()[-1])
-        total += deleted
-        if deleted < batch:
-            return total
-
-
-async def delete_history(conn: Executor, user_id: int) -> int:
-    """Erase every history row of a user; returns how many were deleted."""
-    status = await conn.execute("DELETE FROM location_history WHERE user_id = $1", user_id)
-    return int(status.split()[-1])
-
-
-async def history_of(conn: Executor, user_id: int) -> list[HistoryRow]:
-    """A user's history in time order (tests and exports)."""
     rows = await conn.fetch(
-        "SELECT user_id, latitude, longitude, recorded_at, sent_at FROM location_history "
-        "WHERE user_id = $1 ORDER BY recorded_at",
-        user_id,
+        """
+        SELECT f.friend_id AS viewer, f.user_id AS friend, f.shares, u.home_region
+        FROM friendships f JOIN users u ON u.id = f.user_id
+        WHERE f.friend_id = ANY($1::bigint[])
+        ORDER BY f.friend_id, f.user_id
+        """,
+        viewer_ids,
     )
-    return [HistoryRow(r["user_id"], r["latitude"], r["longitude"], r["recorded_at"], r["sent_at"]) for r in rows]
+    grants: dict[int, list[Grant]] = {v: [] for v in viewer_ids}
+    for r in rows:
+        grants[r["viewer"]].append(Grant(r["friend"], r["home_region"], r["shares"]))
+    return grants
+
+
+async def grant_to(conn: Executor, viewer_id: int, friend_id: int) -> Grant | None:
+    """What ``friend_id`` shares with ``viewer_id`` now, or None when they are not friends."""
+    row = await conn.fetchrow(
+        """
+        SELECT f.shares, u.home_region FROM friendships f JOIN users u ON u.id = f.user_id
+        WHERE f.user_id = $1 AND f.friend_id = $2
+        """,
+        friend_id,
+        viewer_id,
+    )
+    return None if row is None else Grant(friend_id, row["home_region"], row["shares"])

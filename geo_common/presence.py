@@ -8,7 +8,8 @@ as the hash tag so that a user's key and channels share one Redis Cluster slot:
 
 * ``{ns}:{region}:loc:{<id>}``: the cached location (JSON, with a TTL);
 * ``{ns}:{region}:ch:{<id>}``: the location channel (updates and departures);
-* ``{ns}:{region}:ctl:{<id>}``: the control channel (friendship changes for that user).
+* ``{ns}:{region}:ctl:{<id>}``: the control channel (friendship changes for that user);
+* ``{ns}:{region}:erasures``: erasures, heard by every ``geo-friends`` instance (default region).
 
 Messages are compact JSON objects with a ``t`` (type) field; see ``docs/pubsub.md``.
 """
@@ -21,6 +22,9 @@ from typing import Any, Literal
 import orjson
 
 LeftReason = Literal["offline", "sharing_off"]
+#: What a user lets one viewer see (``removed``: they are no longer friends).
+AccessLevel = Literal["exact", "coarse", "hidden", "removed"]
+_LEVELS = ("exact", "coarse", "hidden", "removed")
 
 
 class PresenceFormatError(ValueError):
@@ -40,6 +44,11 @@ def location_channel(namespace: str, region: str, user_id: int) -> str:
 def control_channel(namespace: str, region: str, user_id: int) -> str:
     """The channel on which a user's live connections hear about friendship changes."""
     return f"{namespace}:{region}:ctl:{{{user_id}}}"
+
+
+def erasures_channel(namespace: str, region: str) -> str:
+    """The channel every ``geo-friends`` instance hears erasures on (in the default region)."""
+    return f"{namespace}:{region}:erasures"
 
 
 # --- the location channel -------------------------------------------------------------------
@@ -75,6 +84,27 @@ class Left:
     reason: LeftReason
 
 
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What ``user_id`` lets ``viewer`` see changed (``level``): sent on the user's location
+    channel, so it reaches the viewer's instance before any location published after it."""
+
+    user_id: int
+    viewer: int
+    level: AccessLevel
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """The user's channels moved to ``region``: followers follow them there."""
+
+    user_id: int
+    region: str
+
+
+ChannelMessage = Location | Left | Access | Moved
+
+
 def encode_location(location: Location) -> bytes:
     """A location as a location-channel message."""
     return orjson.dumps(
@@ -94,7 +124,17 @@ def encode_left(left: Left) -> bytes:
     return orjson.dumps({"t": "left", "u": left.user_id, "r": left.reason})
 
 
-def decode_channel_message(data: bytes) -> Location | Left:
+def encode_access(access: Access) -> bytes:
+    """A change of what one viewer may see, as a location-channel message."""
+    return orjson.dumps({"t": "access", "u": access.user_id, "v": access.viewer, "l": access.level})
+
+
+def encode_moved(moved: Moved) -> bytes:
+    """A move of the user's channels, as a location-channel message."""
+    return orjson.dumps({"t": "moved", "u": moved.user_id, "region": moved.region})
+
+
+def decode_channel_message(data: bytes) -> ChannelMessage:
     """Read a location-channel message.
 
     Raises:
@@ -109,6 +149,10 @@ def decode_channel_message(data: bytes) -> Location | Left:
             )
         if kind == "left" and msg["r"] in ("offline", "sharing_off"):
             return Left(int(msg["u"]), msg["r"])
+        if kind == "access" and msg["l"] in _LEVELS:
+            return Access(int(msg["u"]), int(msg["v"]), msg["l"])
+        if kind == "moved":
+            return Moved(int(msg["u"]), str(msg["region"]))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         pass
     raise PresenceFormatError(f"not a location-channel message: {data[:80]!r}")
@@ -146,6 +190,10 @@ def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 # --- the control channel --------------------------------------------------------------------
 
 
@@ -155,6 +203,29 @@ class FriendAdded:
 
     friend_id: int
     region: str | None
+    display_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FriendShares:
+    """What the friend shares with the user changed; the user's sessions re-read it from the
+    primary (the message says when to look, the database what is true)."""
+
+    friend_id: int
+    level: AccessLevel
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """Another user asked the user to be friends."""
+
+    from_id: int
+    display_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Erased:
+    """The user's locations were erased: their home region is forgotten too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,15 +257,26 @@ class SharingChanged:
     enabled: bool
     precision: str
     origin: str = ""
+    private_history: bool = False
 
 
-Control = FriendAdded | FriendRemoved | FriendMoved | HomeMoved | SharingChanged
+Control = (
+    FriendAdded | FriendRemoved | FriendMoved | HomeMoved | SharingChanged | FriendShares | RequestReceived | Erased
+)
 
 
 def encode_control(event: Control) -> bytes:
     """A control-channel message."""
     if isinstance(event, FriendAdded):
-        return orjson.dumps({"t": "friend_added", "u": event.friend_id, "region": event.region})
+        return orjson.dumps(
+            {"t": "friend_added", "u": event.friend_id, "region": event.region, "name": event.display_name}
+        )
+    if isinstance(event, FriendShares):
+        return orjson.dumps({"t": "friend_shares", "u": event.friend_id, "l": event.level})
+    if isinstance(event, RequestReceived):
+        return orjson.dumps({"t": "request", "u": event.from_id, "name": event.display_name})
+    if isinstance(event, Erased):
+        return orjson.dumps({"t": "erased"})
     if isinstance(event, FriendRemoved):
         return orjson.dumps({"t": "friend_removed", "u": event.friend_id})
     if isinstance(event, FriendMoved):
@@ -202,7 +284,13 @@ def encode_control(event: Control) -> bytes:
     if isinstance(event, HomeMoved):
         return orjson.dumps({"t": "home_moved", "region": event.region})
     return orjson.dumps(
-        {"t": "sharing", "enabled": event.enabled, "precision": event.precision, "origin": event.origin}
+        {
+            "t": "sharing",
+            "enabled": event.enabled,
+            "precision": event.precision,
+            "origin": event.origin,
+            "history": event.private_history,
+        }
     )
 
 
@@ -216,8 +304,13 @@ def decode_control(data: bytes) -> Control:
         msg = orjson.loads(data)
         kind = msg["t"]
         if kind == "friend_added":
-            region = msg.get("region")
-            return FriendAdded(int(msg["u"]), None if region is None else str(region))
+            return FriendAdded(int(msg["u"]), _opt_str(msg.get("region")), _opt_str(msg.get("name")))
+        if kind == "friend_shares" and msg["l"] in _LEVELS:
+            return FriendShares(int(msg["u"]), msg["l"])
+        if kind == "request":
+            return RequestReceived(int(msg["u"]), _opt_str(msg.get("name")))
+        if kind == "erased":
+            return Erased()
         if kind == "friend_removed":
             return FriendRemoved(int(msg["u"]))
         if kind == "friend_moved":
@@ -225,7 +318,29 @@ def decode_control(data: bytes) -> Control:
         if kind == "home_moved":
             return HomeMoved(str(msg["region"]))
         if kind == "sharing" and isinstance(msg["enabled"], bool) and msg["precision"] in ("exact", "coarse"):
-            return SharingChanged(msg["enabled"], msg["precision"], str(msg.get("origin", "")))
+            return SharingChanged(
+                msg["enabled"], msg["precision"], str(msg.get("origin", "")), bool(msg.get("history", False))
+            )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         pass
     raise PresenceFormatError(f"not a control message: {data[:80]!r}")
+
+
+def encode_erasure(user_id: int) -> bytes:
+    """An erasure-channel message: drop every buffered history row of ``user_id``."""
+    return orjson.dumps({"t": "erased", "u": user_id})
+
+
+def decode_erasure(data: bytes) -> int:
+    """The user id of an erasure-channel message.
+
+    Raises:
+        PresenceFormatError: not an erasure message.
+    """
+    try:
+        msg = orjson.loads(data)
+        if msg["t"] == "erased":
+            return int(msg["u"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        pass
+    raise PresenceFormatError(f"not an erasure message: {data[:80]!r}")

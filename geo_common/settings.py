@@ -376,7 +376,20 @@ class Settings:
         30,
         "GEO_HISTORY_RETENTION_DAYS",
         _parse_int(1, 36_500),
-        "location history older than this is deleted by geo-friends purge-history, days",
+        "location history older than this is deleted (by geo-friends itself, hourly), days",
+    )
+    history_purge_interval_s: float = _setting(
+        3600.0,
+        "GEO_HISTORY_PURGE_INTERVAL_S",
+        _parse_float(1.0, 86_400.0),
+        "how often geo-friends deletes history past retention, seconds (one instance at a time)",
+    )
+    max_friends: int = _setting(5000, "GEO_MAX_FRIENDS", _parse_int(1, 1_000_000), "the most friends a user may have")
+    max_pending_requests: int = _setting(
+        100,
+        "GEO_MAX_PENDING_REQUESTS",
+        _parse_int(1, 100_000),
+        "the most friend requests a user may have waiting for an answer (sent, not yet accepted)",
     )
     # --- end friends_ws
 

@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from geo_common import friends_db
+from geo_common import friends_db, history_db
 from geo_common.breaker import Breaker, CircuitOpen
 from geo_common.presence import (
     Control,
@@ -261,7 +261,7 @@ async def erase_locations(request: web.Request) -> web.Response:
     _require_self_or_admin(request, user_id)
 
     async def run(conn: asyncpg.Connection) -> tuple[int, str | None, int]:
-        deleted = await friends_db.delete_history(conn, user_id)
+        deleted = await history_db.delete_history(conn, user_id)
         user = await friends_db.get_user(conn, user_id)
         return deleted, None if user is None else user.home_region, await queries.visible_lsn(conn)
 
