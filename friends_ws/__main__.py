@@ -1,4 +1,5 @@
-"""``geo-friends``: serve the WebSocket tier; ``geo-friends purge-history``: apply retention."""
+"""``geo-friends``: serve the WebSocket tier; ``geo-friends purge-history``: apply retention now
+(the server also does it by itself, see :mod:`friends_ws.retention`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from friends_ws.app import create_app
 from friends_ws.keys import hub_key, regions_key
+from friends_ws.retention import cutoff
 from geo_common.history_db import purge_history
 from geo_common.regions import RegionMap
 from geo_common.serve import serve, service_parser, settings_or_exit
@@ -91,9 +93,9 @@ async def reload_ring(app: web.Application) -> None:
     for region in fresh.regions:
         if region.pubsub_backend != "ring" or region.name not in current.names:
             continue  # only ring membership changes at run time
-        bus = hub.bus(region.name)
+        bus = hub.broker.bus(region.name)
         if isinstance(bus, RingPubSub) and set(bus.nodes) != set(region.pubsub_nodes):
-            moved = await hub.set_ring(region.name, region.pubsub_nodes)
+            moved = await hub.broker.set_ring(region.name, region.pubsub_nodes)
             log.info(
                 "geo-friends: region %s now rings %s (%d channel(s) re-homed)",
                 region.name,
@@ -123,10 +125,9 @@ def purge_main(argv: list[str]) -> int:
 
 async def purge(settings: Settings, *, days: int, now: dt.datetime | None = None) -> int:
     """Delete history older than ``days`` days on the primary; returns the rows deleted."""
-    cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
     conn = await asyncpg.connect(settings.pg_primary)
     try:
-        return await purge_history(conn, older_than=cutoff)
+        return await purge_history(conn, older_than=cutoff(days, now))
     finally:
         await conn.close()
 

@@ -11,7 +11,18 @@ from friends_ws.cache import LocationCache
 from friends_ws.db import Database
 from friends_ws.history import HistoryWriter
 from friends_ws.hub import Hub
-from friends_ws.keys import cache_key, db_key, history_key, hub_key, regions_key, services_key, settings_key
+from friends_ws.keys import (
+    cache_key,
+    db_key,
+    history_key,
+    hub_key,
+    purger_key,
+    regions_key,
+    services_key,
+    settings_key,
+)
+from friends_ws.resync import Resync
+from friends_ws.retention import Purger
 from friends_ws.routes import setup_routes
 from friends_ws.session import Services
 from friends_ws.session_config import SessionConfig
@@ -45,9 +56,10 @@ def create_app(settings: Settings) -> web.Application:
 
 
 async def _backends(app: web.Application) -> AsyncIterator[None]:
-    """Open the database, caches, pub/sub and history writer; close them in reverse order."""
+    """Open the database, caches, pub/sub, history writer and retention; close them in reverse order."""
     settings = app[settings_key]
     db = await Database.open(settings)
+    history = HistoryWriter(db, flush_ms=settings.history_flush_ms, flush_rows=settings.history_flush_rows)
     cache = LocationCache(
         app[regions_key],
         namespace=settings.redis_namespace,
@@ -69,12 +81,16 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
         },
         breaker_failures=settings.breaker_failures,
         breaker_reset_s=settings.breaker_reset_s,
+        on_erasure=history.erase,
     )
-    history = HistoryWriter(db, flush_ms=settings.history_flush_ms, flush_rows=settings.history_flush_rows)
+    hub.on_restored = Resync(hub, db).restored
+    purger = Purger(db, retention_days=settings.history_retention_days, interval_s=settings.history_purge_interval_s)
     try:
         await hub.start()
         history.start()
+        purger.start()
         app[db_key], app[cache_key], app[hub_key], app[history_key] = db, cache, hub, history
+        app[purger_key] = purger
         app[services_key] = Services(
             hub,
             cache,
@@ -92,6 +108,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         # Sessions are closed by now (on_shutdown); write what they sent, then disconnect.
+        await purger.close()
         await history.close()
         await hub.close()
         await cache.close()

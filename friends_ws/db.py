@@ -1,8 +1,9 @@
 """PostgreSQL pools of the friends tier: writes on the primary, reads on a replica.
 
-Reads try the replicas in turn and fall back to the primary when none answers; the friend
-graph tolerates the few milliseconds a replica trails (a friendship made in that window
-reaches live connections through the control channel anyway). Every server has a circuit
+Reads try the replicas in turn and fall back to the primary when none answers. What decides
+what a user may see (their sharing switch, what each friend shares with them) is read on the
+primary instead (:meth:`Database.read_primary`): a replica that trails must not show again
+what the user or a friend just withdrew. Every server has a circuit
 breaker (:mod:`geo_common.breaker`): a replica whose breaker is open is skipped, and a call to
 the primary while its breaker is open fails at once with :class:`DatabaseUnavailable`.
 """
@@ -98,14 +99,25 @@ class Database:
                     continue  # skipped without trying
                 except _ERRORS as exc:
                     log.warning("replica unavailable (%s); trying the next server", exc)
-        return await self.write(query)
+        return await self._on_primary(query)
 
     async def write(self, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """Run a query on the primary.
+        """Run a query that writes, on the primary.
 
         Raises:
             DatabaseUnavailable: the primary did not answer.
         """
+        return await self._on_primary(query)
+
+    async def read_primary(self, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run a read that must see every committed change (privacy decisions), on the primary.
+
+        Raises:
+            DatabaseUnavailable: the primary did not answer.
+        """
+        return await self._on_primary(query)
+
+    async def _on_primary(self, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         try:
             with self.breakers[0].guard(_ERRORS):
                 async with self.primary.acquire() as conn:

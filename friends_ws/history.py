@@ -4,17 +4,23 @@ Rows wait in memory and are written with one binary COPY every ``flush_ms`` mill
 or as soon as ``flush_rows`` are waiting. A failed write keeps its rows for the next attempt
 (up to ``max_rows``, beyond which the oldest are dropped and counted), and :meth:`close`
 writes everything still waiting, so a clean shutdown loses nothing received.
+
+An erasure (:meth:`HistoryWriter.erase`, heard on the erasures channel) drops every waiting
+row of the user at once. A COPY already under way may still commit that user's rows after
+the API deleted the history, so once the current write is done the writer deletes the
+user's rows on the primary itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 import asyncpg
 
 from friends_ws.db import Database, DatabaseUnavailable
-from geo_common.history_db import HistoryRow, insert_history
+from geo_common.history_db import HistoryRow, delete_history, insert_history
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,8 @@ class HistoryWriter:
         self._flush_rows = flush_rows
         self._max_rows = max_rows if max_rows is not None else max(100 * flush_rows, 100_000)
         self._rows: list[HistoryRow] = []
+        # Users whose rows were erased, to delete on the primary after the current write.
+        self._erased: set[int] = set()
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -42,6 +50,8 @@ class HistoryWriter:
         self.written = 0
         self.batches = 0
         self.dropped = 0
+        #: Waiting rows dropped because their user's locations were erased.
+        self.erased = 0
 
     def start(self) -> None:
         """Start the background writer."""
@@ -53,6 +63,27 @@ class HistoryWriter:
         self._rows.append(row)
         if len(self._rows) >= self._flush_rows:
             self._wake.set()
+
+    def erase(self, user_id: int) -> None:
+        """A user's locations were erased: drop their waiting rows now, and delete their rows on
+        the primary once the write under way (which may hold some) is done."""
+        kept = [r for r in self._rows if r.user_id != user_id]
+        self.erased += len(self._rows) - len(kept)
+        self._rows = kept
+        self._erased.add(user_id)
+        self._wake.set()
+
+    async def _delete_erased(self) -> bool:
+        """Delete the rows of erased users on the primary; False when it failed (kept for later)."""
+        while self._erased:
+            user_id = next(iter(self._erased))
+            try:
+                await self._db.write(functools.partial(delete_history, user_id=user_id))
+            except (DatabaseUnavailable, asyncpg.PostgresError) as exc:
+                log.warning("history: deleting an erased user's rows failed (%s); will retry", exc)
+                return False
+            self._erased.discard(user_id)
+        return True
 
     @property
     def waiting(self) -> int:
@@ -67,11 +98,11 @@ class HistoryWriter:
             await self._task
             self._task = None
         for attempt in range(3):
-            if not self._rows:
+            if not self._rows and not self._erased:
                 return
-            if not await self.flush():
+            if not await self.flush() or not await self._delete_erased():
                 await asyncio.sleep(0.2 * (attempt + 1))
-        if self._rows:
+        if self._rows or self._erased:
             log.error("history: %d row(s) could not be written before shutdown", len(self._rows))
 
     async def flush(self) -> bool:
@@ -82,7 +113,8 @@ class HistoryWriter:
         try:
             await self._db.write(lambda conn: insert_history(conn, rows))
         except (DatabaseUnavailable, asyncpg.PostgresError) as exc:
-            self._rows[:0] = rows
+            # Rows of users erased meanwhile are not written on the next attempt either.
+            self._rows[:0] = [r for r in rows if r.user_id not in self._erased]
             excess = len(self._rows) - self._max_rows
             if excess > 0:
                 del self._rows[:excess]
@@ -102,5 +134,6 @@ class HistoryWriter:
             self._wake.clear()
             if self._stopping:
                 return
-            if not await self.flush():
+            # Erasures first: a COPY that was under way when one arrived has finished by now.
+            if not await self._delete_erased() or not await self.flush():
                 await asyncio.sleep(min(1.0, self._interval_s))

@@ -8,6 +8,7 @@ from friends_ws.cache import LocationCache
 from friends_ws.db import Database
 from friends_ws.history import HistoryWriter
 from friends_ws.hub import Hub
+from friends_ws.retention import Purger
 from friends_ws.session import Services
 from geo_common.regions import RegionMap
 from geo_common.settings import Settings
@@ -19,3 +20,4 @@ cache_key = web.AppKey("cache", LocationCache)
 hub_key = web.AppKey("hub", Hub)
 history_key = web.AppKey("history", HistoryWriter)
 services_key = web.AppKey("services", Services)
+purger_key = web.AppKey("purger", Purger)

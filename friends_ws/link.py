@@ -102,7 +102,8 @@ class Link:
         if self._drainer is not None:
             self._drainer.cancel()
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run work of this connection in the background (cancelled when it stops)."""
         task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
         if self._tasks is None:
             self._tasks = set()
@@ -139,7 +140,7 @@ class Link:
         log.info(
             "user %d: closing a connection whose reader fell %d frames behind", self.user_id, len(self.outbox or ())
         )
-        self._spawn(self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"reader too slow"))
+        self.spawn(self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"reader too slow"))
 
     def flush(self) -> None:
         """Write every waiting frame in one write, unless the socket is backed up.

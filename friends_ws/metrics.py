@@ -53,9 +53,14 @@ class Stats:
         """WebSocket connections accepted."""
 
 
+Reading = dict[str, tuple[str, Callable[[], float]]]
+"""Metric name -> (help, function reading the current value)."""
+
+
 class _StatsCollector(Collector):
-    def __init__(self, stats: Stats, gauges: dict[str, tuple[str, Callable[[], float]]]) -> None:
+    def __init__(self, stats: Stats, counters: Reading, gauges: Reading) -> None:
         self._stats = stats
+        self._counters = counters
         self._gauges = gauges
 
     def collect(self) -> Iterator[Metric]:
@@ -75,24 +80,29 @@ class _StatsCollector(Collector):
         for code, count in sorted(s.errors.items()):
             errors.add_metric([code], count)
         yield errors
+        for name, (help_text, read) in self._counters.items():
+            yield CounterMetricFamily(name, help_text, value=read())
         for name, (help_text, read) in self._gauges.items():
             yield GaugeMetricFamily(name, help_text, value=read())
 
 
 def registry(
     stats: Stats,
-    gauges: dict[str, tuple[str, Callable[[], float]]],
+    *,
+    counters: Reading | None = None,
+    gauges: Reading | None = None,
     breakers: Callable[[], Iterable[Breaker]] | None = None,
 ) -> CollectorRegistry:
     """A registry of one app's metrics (one per app, so several apps can share a process).
 
     Args:
-        stats: the counters.
-        gauges: name -> (help, function reading the current value).
+        stats: the hot path's counters.
+        counters: other counters (exported with ``_total``), read at scrape time.
+        gauges: gauges, read at scrape time.
         breakers: returns the circuit breakers to export (``geo_circuit_breaker_*``).
     """
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(_StatsCollector(stats, gauges))
+    reg.register(_StatsCollector(stats, counters or {}, gauges or {}))
     if breakers is not None:
         reg.register(BreakerCollector(breakers))
     return reg

@@ -66,10 +66,33 @@ class SettingsUpdate:
 
 @dataclass(frozen=True, slots=True)
 class SharingUpdate:
-    """``{"type": "sharing", "enabled", "precision"?}``; precision None keeps the current one."""
+    """``{"type": "sharing", "enabled", "precision"?, "private_history"?}``; a None keeps the
+    current value."""
 
     enabled: bool
     precision: Precision | None = None
+    private_history: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sharing:
+    """A user's sharing preference: whether friends see them, at which precision, and whether
+    the history keeps the exact point whatever friends see."""
+
+    enabled: bool = True
+    precision: str = "exact"
+    private_history: bool = False
+
+    def updated(self, update: SharingUpdate) -> Sharing:
+        """The preference after a ``sharing`` message (absent fields keep their value)."""
+        return Sharing(
+            update.enabled,
+            update.precision or self.precision,
+            self.private_history if update.private_history is None else update.private_history,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "precision": self.precision, "private_history": self.private_history}
 
 
 ClientEvent = LocationUpdate | SettingsUpdate | SharingUpdate
@@ -125,7 +148,10 @@ def parse_client_message(data: str | bytes, *, min_radius_m: float, max_radius_m
         precision = msg.get("precision")
         if precision is not None and precision not in ("exact", "coarse"):
             raise InvalidMessage(INVALID_VALUE, 'precision must be "exact" or "coarse"')
-        return SharingUpdate(enabled, precision)
+        private_history = msg.get("private_history")
+        if private_history is not None and not isinstance(private_history, bool):
+            raise InvalidMessage(INVALID_VALUE, "private_history must be true or false")
+        return SharingUpdate(enabled, precision, private_history)
     if kind is None:
         raise InvalidMessage(INVALID_MESSAGE, 'a message needs a "type"')
     raise InvalidMessage(INVALID_MESSAGE, f"unknown message type {str(kind)[:40]!r}")
@@ -150,7 +176,7 @@ def _metres(distance_m: float) -> float:
     return round(distance_m, 1)
 
 
-def encode_init(radius_m: float, friends: list[FriendPosition], sharing: bool, precision: str) -> bytes:
+def encode_init(radius_m: float, friends: list[FriendPosition], sharing: Sharing) -> bytes:
     """``init``: the friends in view when the user's first location arrives, nearest first,
     and the user's sharing preference in force (stored on the server, so a client learns it
     without changing it)."""
@@ -168,7 +194,7 @@ def encode_init(radius_m: float, friends: list[FriendPosition], sharing: bool, p
                 }
                 for f in friends
             ],
-            "sharing": {"enabled": sharing, "precision": precision},
+            "sharing": sharing.as_json(),
         }
     )
 
@@ -223,9 +249,19 @@ def encode_settings(radius_m: float) -> bytes:
     return orjson.dumps({"type": "settings", "radius_m": radius_m})
 
 
-def encode_sharing(enabled: bool, precision: str) -> bytes:
+def encode_sharing(sharing: Sharing) -> bytes:
     """``sharing``: the sharing preference now in force."""
-    return orjson.dumps({"type": "sharing", "enabled": enabled, "precision": precision})
+    return orjson.dumps({"type": "sharing", **sharing.as_json()})
+
+
+def encode_friend_added(user_id: int, display_name: str | None) -> bytes:
+    """``friend_added``: the user and ``user_id`` are friends now."""
+    return orjson.dumps({"type": "friend_added", "user_id": user_id, "display_name": display_name})
+
+
+def encode_friend_request(user_id: int, display_name: str | None) -> bytes:
+    """``friend_request``: ``user_id`` asked the user to be friends."""
+    return orjson.dumps({"type": "friend_request", "user_id": user_id, "display_name": display_name})
 
 
 def encode_error(code: str, detail: str) -> bytes:

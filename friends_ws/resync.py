@@ -1,36 +1,103 @@
-"""Catching up after a pub/sub reconnection, from the location cache.
+"""Catching up after a pub/sub reconnection: grants from the primary, then locations from the cache.
 
-Redis pub/sub keeps nothing for a disconnected subscriber, so updates published while the
-connection was down are gone; the cache holds each friend's latest location, and a friend
-missing from it left (offline, sharing off or expired) meanwhile.
+Redis pub/sub keeps nothing for a disconnected subscriber, so whatever was published while
+the connection was down is gone: friendships ended, friends who hid or switched a viewer to
+coarse, locations. Once a region's subscriptions are back (:attr:`friends_ws.hub.Hub.on_restored`):
+
+1. every connected user's grants are re-read from the primary, in chunks, and each
+   connection drops, hides, coarsens, un-coarsens or follows each friend accordingly
+   (:meth:`friends_ws.following.Following.regrant`); a connection that applied a restriction
+   while its grants were being read reads them again, as the read may predate it;
+2. every friend followed in the region is brought up to date from the region's cache; a
+   friend missing from it left (offline, sharing off or expired) meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
 
+import asyncpg
 from redis.exceptions import RedisError
 
+from friends_ws.cache import LocationCache
+from friends_ws.db import Database, DatabaseUnavailable
+from friends_ws.follower import Owner
+from friends_ws.hub import Hub
 from geo_common.breaker import CircuitOpen
+from geo_common.friends_db import grants_to
 from geo_common.presence import Location
-
-if TYPE_CHECKING:
-    from friends_ws.cache import LocationCache
-    from friends_ws.hub import Hub
 
 log = logging.getLogger(__name__)
 
 #: How many times a resynchronisation waits for the cache's breaker to let it through.
 RESYNC_ATTEMPTS = 3
-#: Friends read from the cache per round trip.
+#: Friends read from the cache, or users' grants read from the primary, per round trip.
 CHUNK = 500
+#: How many times the grants of a connection that keeps receiving restrictions are re-read.
+REGRANT_ATTEMPTS = 3
+
+
+class Resync:
+    """What the hub runs after a region's pub/sub reconnection.
+
+    Args:
+        hub: the process's hub (its connected users and followed friends).
+        db: the database (grants are read on its primary).
+    """
+
+    def __init__(self, hub: Hub, db: Database) -> None:
+        self.hub = hub
+        self.db = db
+
+    async def restored(self, region: str) -> None:
+        """Re-read every connected user's grants, then catch up with the region's cache."""
+        await self.regrant_all()
+        await resync_region(self.hub, region)
+
+    async def regrant_all(self) -> None:
+        """Re-read the grants of every user connected here, from the primary, and apply them."""
+        users = list(self.hub.owners)
+        for start in range(0, len(users), CHUNK):
+            await self._regrant(users[start : start + CHUNK])
+        log.info("re-read the grants of %d connected user(s) from the primary", len(users))
+
+    async def _regrant(self, users: list[int]) -> None:
+        for _ in range(REGRANT_ATTEMPTS):
+            # Connections still opening read their grants themselves, after subscribing.
+            owners: list[tuple[Owner, int]] = [
+                (owner, owner.following.restrictions)
+                for u in users
+                for owner in self.hub.owners.get(u, ())
+                if not owner.loading
+            ]
+            if not owners:
+                return
+            try:
+                grants = await self.db.read_primary(functools.partial(grants_to, viewer_ids=users))
+            except (DatabaseUnavailable, asyncpg.PostgresError) as exc:
+                log.warning("re-reading grants after a reconnection failed: %s", exc)
+                return
+            stale: set[int] = set()
+            current: list[Awaitable[None]] = []
+            for owner, before in owners:
+                if owner.following.restrictions != before:
+                    stale.add(owner.user_id)  # a restriction arrived during the read, which may predate it
+                elif owner in self.hub.sessions:  # still connected
+                    current.append(owner.following.regrant(grants.get(owner.user_id, [])))
+            await asyncio.gather(*current)
+            if not stale:
+                return
+            users = sorted(stale)
+        log.warning("grants of %d user(s) kept changing while being re-read", len(users))
 
 
 async def resync_region(hub: Hub, region: str) -> None:
     """Bring every friend ``hub`` follows in ``region`` up to date from the region's cache."""
-    followed = hub.followed_in(region)
+    fanout = hub.fanout
+    followed = fanout.followed_in(region)
     for start in range(0, len(followed), CHUNK):
         chunk = followed[start : start + CHUNK]
         found = await fetch_cached(hub.cache, region, chunk)
@@ -39,9 +106,9 @@ async def resync_region(hub: Hub, region: str) -> None:
         for user_id in chunk:
             location = found.get(user_id)
             if location is None:
-                hub.friend_gone(user_id, "offline")
+                fanout.friend_gone(user_id, "offline")
             else:
-                hub.friend_seen(location)
+                fanout.friend_seen(location)
     log.info("region %s: resynchronised %d followed friend(s) from the cache", region, len(followed))
 
 

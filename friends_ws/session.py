@@ -1,14 +1,17 @@
-"""One client connection: what the user asked for, what they see, and what waits to be sent.
+"""One client connection: what the user sends, what they share, and what waits to be sent.
 
 The session is the thin layer between the socket, the hub and the pure core: it decodes a
 client frame with :func:`~friends_ws.protocol.parse_client_message`, updates the cache,
-pub/sub and history, asks :class:`~friends_ws.nearby.View` what each friend's new distance
-means, and queues the encoded frames in a bounded :class:`~friends_ws.outbox.Outbox`.
+pub/sub and history, and queues the encoded frames in a bounded
+:class:`~friends_ws.outbox.Outbox` (the writing side is :class:`~friends_ws.link.Link`).
+What the user sees of their friends is its :class:`~friends_ws.following.Following`'s.
+
+Everything that decides what others may see of the user is read on the PostgreSQL primary:
+a replica that trails must not turn sharing back on that the user just turned off.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import secrets
@@ -21,46 +24,48 @@ from redis.exceptions import RedisError
 
 from friends_ws.cache import LocationCache
 from friends_ws.db import Database, DatabaseUnavailable
+from friends_ws.following import Following
 from friends_ws.history import HistoryWriter
 from friends_ws.hub import Hub, now_ms
 from friends_ws.link import Link, WriteBuffer
-from friends_ws.nearby import Change, View, coarsen
+from friends_ws.nearby import coarsen
+from friends_ws.privacy import kept_point
 from friends_ws.protocol import (
     INTERNAL_ERROR,
     INVALID_MESSAGE,
     RATE_LIMITED,
     UNAVAILABLE,
-    FriendPosition,
     InvalidMessage,
-    LeftReason,
     LocationUpdate,
     SettingsUpdate,
+    Sharing,
     SharingUpdate,
     encode_error,
-    FramePattern,
-    complete_friend_location,
-    encode_friend_left,
+    encode_friend_request,
     encode_init,
-    friend_location_pattern,
     encode_settings,
     encode_sharing,
     parse_client_message,
 )
 from friends_ws.session_config import SessionConfig
 from geo_common import friends_db, history_db
+from geo_common.friends_db import Grant, User
 from geo_common.presence import (
     Control,
+    Erased,
     FriendAdded,
-    FriendMoved,
     FriendRemoved,
+    FriendShares,
     HomeMoved,
     Left,
     Location,
+    Moved,
+    RequestReceived,
     SharingChanged,
     encode_left,
     encode_location,
+    encode_moved,
 )
-from geo_index import haversine_m
 from pubsub import PubSubError
 
 log = logging.getLogger(__name__)
@@ -85,8 +90,20 @@ def _utc(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=_UTC)
 
 
+def _sharing_of(user: User | None) -> Sharing:
+    if user is None:
+        return Sharing()
+    return Sharing(user.sharing_enabled, user.sharing_precision, user.private_history)
+
+
+async def _user_and_grants(conn: asyncpg.Connection, user_id: int) -> tuple[User | None, list[Grant]]:
+    user = await friends_db.get_user(conn, user_id)
+    grants = await friends_db.grants_to(conn, [user_id])
+    return user, grants[user_id]
+
+
 class Session(Link):
-    """The state of one WebSocket connection of one user (the writing side is :class:`Link`).
+    """The state of one WebSocket connection of one user.
 
     Args:
         services: the process's hub, cache, database, history writer and rules.
@@ -102,9 +119,7 @@ class Session(Link):
         "connection_id",
         "home_region",
         "sharing",
-        "precision",
-        "view",
-        "position",
+        "following",
         "_last_sent_at",
         "_shared",
         "_backlog",
@@ -116,37 +131,42 @@ class Session(Link):
         #: Identifies this connection's writes to the cache.
         self.connection_id = secrets.token_hex(8)
         self.home_region: str | None = None
-        self.sharing = True
-        self.precision = "exact"
+        self.sharing = Sharing()
         config = services.config
-        self.view = View(config.radius_m, config.margin_m)
-        #: The user's last position, degrees (None until the first location).
-        self.position: tuple[float, float] | None = None
+        self.following = Following(
+            user_id, hub=services.hub, db=services.db, sink=self, radius_m=config.radius_m, margin_m=config.margin_m
+        )
         self._last_sent_at: int | None = None
         self._shared = False
         self._backlog: list[Control] | None = []
 
     # --- opening and closing ----------------------------------------------------------------
 
+    @property
+    def loading(self) -> bool:
+        """Still opening (control messages wait in the backlog until what is true is read)."""
+        return self._backlog is not None
+
     async def open(self) -> None:
-        """Load the user and their friends, and subscribe to everything they need.
+        """Load the user and what their friends share with them, from the primary, and
+        subscribe to everything they need.
 
         Raises:
-            DatabaseUnavailable, PubSubError: a backend is down (the caller closes with 1011).
+            DatabaseUnavailable, PubSubError: a backend is down (the caller closes with 1013).
         """
-        user = await self.services.db.read(lambda conn: friends_db.get_user(conn, self.user_id))
-        if user is not None:
-            self.home_region, self.sharing, self.precision = (
-                user.home_region,
-                user.sharing_enabled,
-                user.sharing_precision,
-            )
-        # The control channel first: a friendship made while the list loads is not missed.
+        db = self.services.db
+        user = await db.read_primary(lambda conn: friends_db.get_user(conn, self.user_id))
+        self.home_region = None if user is None else user.home_region
+        # The control channel first, then what is true: a change made while this loads is
+        # either in what is read or in a message waiting in the backlog.
         await self.hub.attach(self)
-        friends = await self.services.db.read(lambda conn: friends_db.list_friends(conn, self.user_id))
-        for friend in friends:
-            self.view.add(friend.user_id)
-        await self.hub.follow(self, {f.user_id: f.home_region for f in friends})
+        user, grants = await db.read_primary(lambda conn: _user_and_grants(conn, self.user_id))
+        self.sharing = _sharing_of(user)
+        home = None if user is None else user.home_region
+        if home is not None and home != self.home_region:
+            self.home_region = home
+            await self.hub.move_home(self.user_id, home)
+        await self.following.regrant(grants, initial=True)
         backlog, self._backlog = self._backlog or [], None
         for event in backlog:
             self.control(event)
@@ -155,7 +175,7 @@ class Session(Link):
         """Unsubscribe, and tell friends the user is offline if this connection shared last."""
         self.stop()
         self.hub.detach(self)
-        if self._shared and self.sharing:
+        if self._shared and self.sharing.enabled:
             try:
                 region = self.home_region or self.hub.regions.default.name
                 if await self.services.cache.clear_if_mine(region, self.user_id, self.connection_id):
@@ -201,28 +221,23 @@ class Session(Link):
             return
         self.hub.stats.updates += 1
         received = now_ms()
-        self.services.history.append(
-            history_db.HistoryRow(
-                self.user_id,
-                update.latitude,
-                update.longitude,
-                _utc(received),
-                None if update.timestamp is None else _utc(update.timestamp),
-            )
-        )
+        kept = kept_point(update.latitude, update.longitude, self.sharing)
+        if kept is not None:
+            sent_at = None if update.timestamp is None else _utc(update.timestamp)
+            self.services.history.append(history_db.HistoryRow(self.user_id, *kept, _utc(received), sent_at))
         if self.home_region is None:
             await self._claim_home(update.latitude, update.longitude)
         self._last_sent_at = update.timestamp
-        if self.sharing:
+        if self.sharing.enabled:
             await self._share(update.latitude, update.longitude, update.timestamp, received)
-        if self.position is None:
-            await self._init(update.latitude, update.longitude)
+        if self.following.position is None:
+            friends = await self.following.first_view(update.latitude, update.longitude)
+            self.send(encode_init(self.following.view.radius_m, friends, self.sharing))
         else:
-            self.position = (update.latitude, update.longitude)
-            self._reevaluate()
+            self.following.moved_to(update.latitude, update.longitude)
 
     async def _share(self, latitude: float, longitude: float, sent_at: int | None, received: int) -> None:
-        if self.precision == "coarse":
+        if self.sharing.precision == "coarse":
             latitude, longitude = coarsen(latitude, longitude)
         location = Location(self.user_id, latitude, longitude, received, sent_at, self.connection_id)
         region = self.home_region or self.hub.regions.default.name
@@ -231,7 +246,15 @@ class Session(Link):
         await self.hub.publish_location(region, self.user_id, encode_location(location))
 
     async def _claim_home(self, latitude: float, longitude: float) -> None:
-        """Give the user a home region from their first location, and tell whoever follows."""
+        """Give the user a home region from their location, and tell whoever follows them.
+
+        Followers subscribe the user's channels in the default region until told otherwise.
+        Some of them are friends this user does not see (they hide from the user), so the
+        news goes on the user's own location channel, which every follower hears; the user's
+        other connections hear it on the control channel. Every connection that learns a new
+        home says so (repeating it moves nobody twice), so a connection that claimed and
+        failed to publish is made good by the next.
+        """
         wanted = self.hub.regions.region_for(latitude, longitude).name
         home, claimed = await self.services.db.write(
             lambda conn: friends_db.claim_home_region(conn, self.user_id, wanted)
@@ -242,153 +265,74 @@ class Session(Link):
         if home == default:
             return  # the channels were in the default region all along
         await self.hub.move_home(self.user_id, home)
-        if claimed:
-            # Friends follow this user's channels in the default region until told.
-            for friend_id in self.view.friends:
-                await self.hub.publish_control(
-                    self.hub.friend_region(friend_id), friend_id, FriendMoved(self.user_id, home)
-                )
-            await self.hub.publish_control(default, self.user_id, HomeMoved(home))
-
-    async def _init(self, latitude: float, longitude: float) -> None:
-        """Answer the first location with the friends in view, from the cache.
-
-        Friends this process already knows a location of need no cache read: it has followed
-        their channel since, so it holds their latest.
-        """
-        by_region: dict[str, list[int]] = {}
-        known = self.hub.known
-        for friend_id in self.view.friends:
-            if friend_id not in known:
-                by_region.setdefault(self.hub.friend_region(friend_id), []).append(friend_id)
-        results = await asyncio.gather(*(self.services.cache.fetch(r, ids) for r, ids in by_region.items()))
-        for found in results:
-            for cached in found.values():
-                self.hub.offer(cached)
-        # From here on nothing awaits: updates arriving meanwhile are in hub.known already.
-        self.position = (latitude, longitude)
-        visible = []
-        for friend_id in self.view.friends:
-            location = self.hub.known.get(friend_id)
-            if location is None:
-                continue
-            distance = haversine_m(latitude, longitude, location.latitude, location.longitude)
-            if self.view.update(friend_id, distance) is Change.ENTER:
-                visible.append(
-                    FriendPosition(
-                        friend_id,
-                        location.latitude,
-                        location.longitude,
-                        distance,
-                        location.updated_at,
-                        location.sent_at,
-                    )
-                )
-        visible.sort(key=lambda f: (f.distance_m, f.user_id))
-        self.send(encode_init(self.view.radius_m, visible, self.sharing, self.precision))
-
-    def _reevaluate(self) -> None:
-        """The user moved or changed radius: friends may enter or leave the view."""
-        known = self.hub.known
-        for friend_id in self.view.friends:
-            location = known.get(friend_id)
-            if location is not None:
-                self._judge(location, moved=False)
+        await self.hub.publish_location(default, self.user_id, encode_moved(Moved(self.user_id, home)))
+        await self.hub.publish_control(default, self.user_id, HomeMoved(home))
 
     def _settings(self, update: SettingsUpdate) -> None:
-        self.view.radius_m = update.radius_m
-        if self.position is not None:
-            self._reevaluate()
+        self.following.view.radius_m = update.radius_m
+        self.following.reevaluate()
         self.send(encode_settings(update.radius_m))
 
     async def _sharing(self, update: SharingUpdate) -> None:
-        precision = update.precision or self.precision
+        new = self.sharing.updated(update)
         await self.services.db.write(
-            lambda conn: friends_db.set_sharing(conn, self.user_id, enabled=update.enabled, precision=precision)
+            lambda conn: friends_db.set_sharing(
+                conn, self.user_id, enabled=new.enabled, precision=new.precision, private_history=new.private_history
+            )
         )
-        await self._apply_sharing(update.enabled, precision)
+        await self._apply_sharing(new)
         # The user's other connections (on any server) follow.
         await self.hub.publish_control(
-            self.home_region, self.user_id, SharingChanged(update.enabled, precision, self.connection_id)
+            self.home_region,
+            self.user_id,
+            SharingChanged(new.enabled, new.precision, self.connection_id, new.private_history),
         )
-        self.send(encode_sharing(update.enabled, precision))
+        self.send(encode_sharing(new))
 
-    async def _apply_sharing(self, enabled: bool, precision: str) -> None:
-        was = (self.sharing, self.precision)
-        self.sharing, self.precision = enabled, precision
-        if was == (enabled, precision):
+    async def _apply_sharing(self, new: Sharing) -> None:
+        was, self.sharing = self.sharing, new
+        if (was.enabled, was.precision) == (new.enabled, new.precision):
             return
         region = self.home_region or self.hub.regions.default.name
-        if not enabled:
+        position = self.following.position
+        if not new.enabled:
             self._shared = False
             await self.services.cache.clear(region, self.user_id)
             await self.hub.publish_location(region, self.user_id, encode_left(Left(self.user_id, "sharing_off")))
-        elif self.position is not None:
+        elif position is not None:
             # Show the user again at once (or at the new precision), not at the next update.
-            await self._share(self.position[0], self.position[1], self._last_sent_at, now_ms())
+            await self._share(position[0], position[1], self._last_sent_at, now_ms())
 
-    # --- what the hub tells us ----------------------------------------------------------------
-
-    def friend_moved(self, location: Location, pattern: FramePattern | None = None) -> None:
-        """A followed friend shared a new location (``pattern``: its frame, less the distance)."""
-        if self.position is not None:
-            self._judge(location, moved=True, pattern=pattern)
-
-    def _judge(self, location: Location, *, moved: bool, pattern: FramePattern | None = None) -> None:
-        assert self.position is not None
-        distance = haversine_m(self.position[0], self.position[1], location.latitude, location.longitude)
-        change = self.view.update(location.user_id, distance)
-        if change is Change.ENTER or (moved and change is Change.MOVE):
-            self.hub.stats.deliveries += 1
-            if pattern is None:
-                pattern = friend_location_pattern(
-                    location.user_id, location.latitude, location.longitude, location.updated_at, location.sent_at
-                )
-            self.send_friend(location.user_id, complete_friend_location(pattern, distance))
-        elif change is Change.LEAVE:
-            self.hub.stats.departures += 1
-            self.send_friend(location.user_id, encode_friend_left(location.user_id, "out_of_range"))
-
-    def friend_left(self, friend_id: int, reason: LeftReason) -> None:
-        """A followed friend went offline, stopped sharing, expired or was unfriended."""
-        if self.view.drop(friend_id):
-            self.hub.stats.departures += 1
-            self.send_friend(friend_id, encode_friend_left(friend_id, reason))
+    # --- the user's control channel -----------------------------------------------------------
 
     def control(self, event: Control) -> None:
         """A control message for this user (friendship and preference changes)."""
         if self._backlog is not None:
-            self._backlog.append(event)  # still loading the friend list; applied after it
+            self._backlog.append(event)  # still loading; applied after what was read
             return
-        if isinstance(event, FriendRemoved):
-            if event.friend_id in self.view:
-                self.hub.unfollow(self, [event.friend_id])
-                if self.view.remove(event.friend_id):
-                    self.hub.stats.departures += 1
-                    self.send_friend(event.friend_id, encode_friend_left(event.friend_id, "unfriended"))
-            return
-        self._spawn(self._control(event))
+        if isinstance(event, FriendAdded | FriendRemoved | FriendShares):
+            self.following.control(event)
+        elif isinstance(event, RequestReceived):
+            self.send(encode_friend_request(event.from_id, event.display_name))
+        elif isinstance(event, Erased):
+            # The home region is forgotten: the next location claims one again.
+            self.home_region = None
+            self.spawn(self._moved_home(None))
+        elif isinstance(event, HomeMoved):
+            self.home_region = event.region
+            self.spawn(self._moved_home(event.region))
+        elif isinstance(event, SharingChanged) and event.origin != self.connection_id:
+            self.spawn(self._sharing_changed(Sharing(event.enabled, event.precision, event.private_history)))
 
-    async def _control(self, event: Control) -> None:
-        log.debug("user %d: control %s", self.user_id, event)
+    async def _moved_home(self, region: str | None) -> None:
         try:
-            if isinstance(event, FriendAdded):
-                if not self.view.add(event.friend_id):
-                    return
-                await self.hub.follow(self, {event.friend_id: event.region})
-                if self.position is not None:
-                    region = self.hub.friend_region(event.friend_id)
-                    found = await self.services.cache.fetch(region, [event.friend_id])
-                    if event.friend_id in found and event.friend_id in self.view:
-                        self._judge(self.hub.offer(found[event.friend_id]), moved=True)
-            elif isinstance(event, FriendMoved):
-                if event.friend_id in self.view:
-                    await self.hub.move_friend(event.friend_id, event.region)
-            elif isinstance(event, HomeMoved):
-                self.home_region = event.region
-                await self.hub.move_home(self.user_id, event.region)
-            elif isinstance(event, SharingChanged) and event.origin != self.connection_id:
-                await self._apply_sharing(event.enabled, event.precision)
-                self.send(encode_sharing(event.enabled, event.precision))
+            await self.hub.move_home(self.user_id, region)
         except _BACKEND_ERRORS as exc:
-            log.warning("user %d: applying %s failed: %s", self.user_id, event, exc)
+            log.warning("user %d: moving the control channel failed: %s", self.user_id, exc)
+
+    async def _sharing_changed(self, sharing: Sharing) -> None:
+        try:
+            await self._apply_sharing(sharing)
+        except _BACKEND_ERRORS as exc:
+            log.warning("user %d: applying a sharing change failed: %s", self.user_id, exc)
+        self.send(encode_sharing(sharing))

@@ -236,14 +236,6 @@ class FriendRemoved:
 
 
 @dataclass(frozen=True, slots=True)
-class FriendMoved:
-    """A friend's channels moved to another region (the friend got a home region)."""
-
-    friend_id: int
-    region: str
-
-
-@dataclass(frozen=True, slots=True)
 class HomeMoved:
     """The user's own channels moved to ``region`` (their other connections follow)."""
 
@@ -260,9 +252,7 @@ class SharingChanged:
     private_history: bool = False
 
 
-Control = (
-    FriendAdded | FriendRemoved | FriendMoved | HomeMoved | SharingChanged | FriendShares | RequestReceived | Erased
-)
+Control = FriendAdded | FriendRemoved | HomeMoved | SharingChanged | FriendShares | RequestReceived | Erased
 
 
 def encode_control(event: Control) -> bytes:
@@ -279,8 +269,6 @@ def encode_control(event: Control) -> bytes:
         return orjson.dumps({"t": "erased"})
     if isinstance(event, FriendRemoved):
         return orjson.dumps({"t": "friend_removed", "u": event.friend_id})
-    if isinstance(event, FriendMoved):
-        return orjson.dumps({"t": "friend_moved", "u": event.friend_id, "region": event.region})
     if isinstance(event, HomeMoved):
         return orjson.dumps({"t": "home_moved", "region": event.region})
     return orjson.dumps(
@@ -313,8 +301,6 @@ def decode_control(data: bytes) -> Control:
             return Erased()
         if kind == "friend_removed":
             return FriendRemoved(int(msg["u"]))
-        if kind == "friend_moved":
-            return FriendMoved(int(msg["u"]), str(msg["region"]))
         if kind == "home_moved":
             return HomeMoved(str(msg["region"]))
         if kind == "sharing" and isinstance(msg["enabled"], bool) and msg["precision"] in ("exact", "coarse"):

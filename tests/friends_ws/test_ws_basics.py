@@ -20,7 +20,7 @@ async def test_two_friends_see_each_other(servers, connect, befriend) -> None:  
         "type": "init",
         "radius_m": 8047.0,
         "friends": [],
-        "sharing": {"enabled": True, "precision": "exact"},
+        "sharing": {"enabled": True, "precision": "exact", "private_history": False},
     }
     await bob.location(*NEAR, timestamp=1_763_890_000_123)
     bob_init = await bob.expect("init")

@@ -16,6 +16,7 @@ from friends_ws.protocol import (
     InvalidMessage,
     LocationUpdate,
     SettingsUpdate,
+    Sharing,
     SharingUpdate,
     encode_error,
     encode_friend_left,
@@ -45,6 +46,11 @@ def test_settings_and_sharing() -> None:
     assert parse('{"type":"settings","radius_m":1609.3}') == SettingsUpdate(1609.3)
     assert parse('{"type":"sharing","enabled":false}') == SharingUpdate(False, None)
     assert parse('{"type":"sharing","enabled":true,"precision":"coarse"}') == SharingUpdate(True, "coarse")
+    assert parse('{"type":"sharing","enabled":false,"private_history":true}') == SharingUpdate(False, None, True)
+    # Absent fields keep what is in force.
+    kept = Sharing(True, "coarse", True)
+    assert kept.updated(SharingUpdate(False)) == Sharing(False, "coarse", True)
+    assert kept.updated(SharingUpdate(True, "exact", False)) == Sharing(True, "exact", False)
 
 
 @pytest.mark.parametrize(
@@ -69,6 +75,8 @@ def test_settings_and_sharing() -> None:
         ('{"type":"settings"}', "invalid_value"),
         ('{"type":"sharing","enabled":"yes"}', "invalid_value"),
         ('{"type":"sharing","enabled":true,"precision":"fuzzy"}', "invalid_value"),
+        ('{"type":"sharing","enabled":true,"private_history":"yes"}', "invalid_value"),
+        ('{"type":"sharing","enabled":true,"private_history":1}', "invalid_value"),
     ],
 )
 def test_bad_frames_name_what_is_wrong(frame: str, code: str) -> None:
@@ -80,13 +88,13 @@ def test_bad_frames_name_what_is_wrong(frame: str, code: str) -> None:
 
 def test_server_frames() -> None:
     friend = FriendPosition(7, 51.5, -0.12, 1234.5678, 1763890000000, 1763889999000)
-    assert orjson.loads(encode_init(8047.0, [friend], False, "coarse")) == {
+    assert orjson.loads(encode_init(8047.0, [friend], Sharing(False, "coarse", True))) == {
         "type": "init",
         "radius_m": 8047.0,
         "friends": [
             {"user_id": 7, "latitude": 51.5, "longitude": -0.12, "distance_m": 1234.6, "updated_at": 1763890000000}
         ],
-        "sharing": {"enabled": False, "precision": "coarse"},
+        "sharing": {"enabled": False, "precision": "coarse", "private_history": True},
     }
     assert orjson.loads(encode_friend_location(friend)) == {
         "type": "friend_location",

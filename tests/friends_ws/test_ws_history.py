@@ -9,7 +9,7 @@ import asyncpg
 
 from friends_ws.__main__ import purge
 from friends_ws.keys import history_key
-from geo_common import friends_db
+from geo_common import history_db
 from tests.friends_ws.ws_helpers import new_user
 
 
@@ -32,7 +32,7 @@ async def test_every_update_is_in_the_history_after_a_clean_shutdown(servers, co
     conn = await asyncpg.connect(ws_settings.pg_primary)
     try:
         for user in users:
-            rows = await friends_db.history_of(conn, user)
+            rows = await history_db.history_of(conn, user)
             assert [r.latitude for r in rows] == [10.0 + i / 1000 for i in range(40)]
             assert rows[0].sent_at == dt.datetime.fromtimestamp(1_700_000_000, dt.UTC)
     finally:
@@ -56,17 +56,17 @@ async def test_rows_are_flushed_by_count_and_by_time(servers, connect, ws_settin
 async def test_purge_deletes_only_rows_past_retention(settings, primary) -> None:  # type: ignore[no-untyped-def]
     user = new_user()
     now = dt.datetime.now(dt.UTC)
-    await friends_db.insert_history(
+    await history_db.insert_history(
         primary,
         [
-            friends_db.HistoryRow(user, 1.0, 1.0, now - dt.timedelta(days=40)),
-            friends_db.HistoryRow(user, 2.0, 2.0, now - dt.timedelta(days=31)),
-            friends_db.HistoryRow(user, 3.0, 3.0, now - dt.timedelta(days=1)),
+            history_db.HistoryRow(user, 1.0, 1.0, now - dt.timedelta(days=40)),
+            history_db.HistoryRow(user, 2.0, 2.0, now - dt.timedelta(days=31)),
+            history_db.HistoryRow(user, 3.0, 3.0, now - dt.timedelta(days=1)),
         ],
     )
     deleted = await purge(settings, days=30, now=now)
     assert deleted >= 2  # other tests' rows are recent
-    assert [r.latitude for r in await friends_db.history_of(primary, user)] == [3.0]
+    assert [r.latitude for r in await history_db.history_of(primary, user)] == [3.0]
 
 
 async def test_health_readiness_and_metrics(servers, connect) -> None:  # type: ignore[no-untyped-def]

@@ -76,7 +76,7 @@ async def test_adding_a_ring_node_loses_no_delivery(servers, connect, befriend, 
     task = asyncio.create_task(move())
     await asyncio.sleep(0.1)
     moved = await asyncio.gather(
-        one.hub.set_ring("default", [*first, extra]), two.hub.set_ring("default", [*first, extra])
+        one.hub.broker.set_ring("default", [*first, extra]), two.hub.broker.set_ring("default", [*first, extra])
     )
     await asyncio.sleep(0.1)
     stop.set()
@@ -127,7 +127,7 @@ async def test_friends_in_two_regions_see_each_other(servers, connect, befriend,
     finally:
         await redis.aclose()
     # A user in a region's home is subscribed there: Bob's channel is a shard channel.
-    assert any(c.startswith(f"{ns}:east:ch:") for c in one.hub.buses["east"].channels)
+    assert any(c.startswith(f"{ns}:east:ch:") for c in one.hub.broker.buses["east"].channels)
     assert WAIT > 0
 
 
@@ -139,4 +139,4 @@ async def test_sighup_applies_a_changed_ring(servers, throwaway_redis, monkeypat
     monkeypatch.setenv("GEO_PUBSUB_BACKEND", "ring")
     monkeypatch.setenv("GEO_PUBSUB_RING", ",".join(nodes))
     await reload_ring(server.app)  # what the SIGHUP handler runs
-    assert set(server.hub.bus("default").nodes) == set(nodes)
+    assert set(server.hub.broker.bus("default").nodes) == set(nodes)

@@ -17,7 +17,12 @@ async def test_sharing_off_hides_the_user_and_on_shows_them_again(servers, conne
     server = await servers()
     a, b, alice, bob = await in_view(server)
     await bob.send(type="sharing", enabled=False)
-    assert await bob.expect("sharing") == {"type": "sharing", "enabled": False, "precision": "exact"}
+    assert await bob.expect("sharing") == {
+        "type": "sharing",
+        "enabled": False,
+        "precision": "exact",
+        "private_history": False,
+    }
     await alice.expect("friend_left", user_id=b, reason="sharing_off")
     redis = aioredis.Redis.from_url(ws_settings.redis_url)
     try:
@@ -30,7 +35,7 @@ async def test_sharing_off_hides_the_user_and_on_shows_them_again(servers, conne
     await bob.close()
     bob = await connect(server, b)
     await bob.location(*NEAR)
-    assert (await bob.expect("init"))["sharing"] == {"enabled": False, "precision": "exact"}
+    assert (await bob.expect("init"))["sharing"] == {"enabled": False, "precision": "exact", "private_history": False}
     assert [f for f in await alice.quiet(0.3) if f.get("user_id") == b] == []
     await bob.send(type="sharing", enabled=True)
     await bob.expect("sharing", enabled=True)
@@ -54,10 +59,14 @@ async def test_coarse_precision_shares_the_geohash6_cell_centre(servers, connect
     init = await fresh.expect("init")
     (friend,) = init["friends"]
     assert (friend["latitude"], friend["longitude"]) == coarsen(*NEAR)
-    assert init["sharing"] == {"enabled": True, "precision": "exact"}  # Alice's own, untouched
+    assert init["sharing"] == {"enabled": True, "precision": "exact", "private_history": False}  # Alice's own
     bob_again = await connect(server, b)
     await bob_again.location(*NEAR)
-    assert (await bob_again.expect("init"))["sharing"] == {"enabled": True, "precision": "coarse"}
+    assert (await bob_again.expect("init"))["sharing"] == {
+        "enabled": True,
+        "precision": "coarse",
+        "private_history": False,
+    }
 
 
 async def test_friendship_changes_reach_live_connections(online, servers, connect, ws_settings) -> None:  # type: ignore[no-untyped-def]
@@ -83,4 +92,4 @@ async def test_friendship_changes_reach_live_connections(online, servers, connec
     await bob.location(*NEAR)
     await asyncio.sleep(0.05)
     assert [f for f in await alice.quiet(0.3) if f.get("user_id") == b] == []
-    assert b not in one.hub.listeners and a not in two.hub.listeners
+    assert b not in one.hub.fanout.listeners and a not in two.hub.fanout.listeners

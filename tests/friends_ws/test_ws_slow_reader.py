@@ -68,9 +68,9 @@ def make_session(settings: Settings, queue_size: int) -> tuple[Session, Socket, 
     services = Services(hub, cache, None, None, config)  # type: ignore[arg-type]
     socket, transport = Socket(), Transport()
     session = Session(services, socket, transport, user_id=1)  # type: ignore[arg-type]
-    session.position = (0.0, 0.0)
+    session.following.position = (0.0, 0.0)
     for friend in range(2, 20):
-        session.view.add(friend)
+        session.following.view.add(friend)
     return session, socket, transport, hub
 
 
@@ -79,7 +79,7 @@ async def test_a_backed_up_reader_gets_the_newest_location_per_friend(settings: 
     transport.buffered = HIGH_WATER + 1  # the client stopped reading
     for step in range(100):
         for friend in (2, 3):
-            session.friend_moved(Location(friend, 0.0, step / 1e4, 1_000 + step))
+            session.following.friend_moved(Location(friend, 0.0, step / 1e4, 1_000 + step))
     session.flush()
     assert transport.frames == [] and len(session.outbox or ()) == 2  # two friends, two frames: bounded
     assert hub.stats.replaced == 2 * 99
@@ -96,7 +96,7 @@ async def test_a_reader_too_far_behind_is_closed(settings: Settings) -> None:
     session, socket, transport, hub = make_session(settings, queue_size=5)
     transport.buffered = HIGH_WATER + 1
     for friend in range(2, 9):  # seven friends moving, room for five frames
-        session.friend_moved(Location(friend, 0.0, 0.001, 1_000))
+        session.following.friend_moved(Location(friend, 0.0, 0.001, 1_000))
     await asyncio.sleep(0)
     assert socket.closed_with == WSCloseCode.TRY_AGAIN_LATER
     assert hub.stats.slow_closes == 1 and len(session.outbox or ()) == 5

@@ -1,0 +1,85 @@
+"""What the hub needs of a connection (interfaces only, no behaviour).
+
+The hub routes pub/sub messages to connections without knowing what a connection is: a
+:class:`Follower` follows friends' location channels and decides what to show of them, an
+:class:`Owner` is a connected user's connection, told about their control channel's
+messages. :class:`friends_ws.following.Following` and :class:`friends_ws.session.Session`
+implement them; the hub imports neither.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from aiohttp import web
+
+from friends_ws.protocol import FramePattern, LeftReason
+from geo_common.friends_db import Grant
+from geo_common.presence import AccessLevel, Control, Location
+
+
+class Follower(Protocol):
+    """The friends one connection follows."""
+
+    @property
+    def user_id(self) -> int:
+        """The viewer."""
+        ...
+
+    @property
+    def friends(self) -> list[int]:
+        """The friends followed (location channels this connection needs)."""
+        ...
+
+    @property
+    def restrictions(self) -> int:
+        """How many restricting changes were applied so far: a re-read of the grants started
+        before the last one may be stale and must be repeated."""
+        ...
+
+    def friend_moved(self, location: Location, pattern: FramePattern | None = None) -> None:
+        """A followed friend published a location (``pattern``: its exact frame, less the distance)."""
+        ...
+
+    def friend_left(self, friend_id: int, reason: LeftReason) -> None:
+        """A followed friend went away (offline, sharing off, expired)."""
+        ...
+
+    def access_changed(self, friend_id: int, level: AccessLevel) -> None:
+        """What a followed friend lets this viewer see changed (from the friend's own channel)."""
+        ...
+
+    async def regrant(self, grants: list[Grant], *, initial: bool = False) -> None:
+        """Every grant of the viewer, just read from the primary: follow, drop or change each friend."""
+        ...
+
+
+class Owner(Protocol):
+    """One connection of a connected user."""
+
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def home_region(self) -> str | None:
+        """Where the user's channels live (None: the default region)."""
+        ...
+
+    @property
+    def following(self) -> Follower: ...
+
+    @property
+    def loading(self) -> bool:
+        """Still opening: it reads its grants itself once subscribed."""
+        ...
+
+    @property
+    def ws(self) -> web.WebSocketResponse: ...
+
+    def control(self, event: Control) -> None:
+        """A message on the user's control channel."""
+        ...
+
+    def keepalive(self, now: float, interval_s: float) -> None:
+        """Ping the client when silent, drop it when it stays silent (event-loop time, seconds)."""
+        ...

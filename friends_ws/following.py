@@ -1,0 +1,322 @@
+"""The friends one connection follows: at which precision, which of them are in view, and the
+frames that say so.
+
+What the viewer may see of each friend (:data:`~friends_ws.privacy.Seen`) changes three ways:
+
+* a **restriction** (a friend removed, hiding, switching this viewer to coarse), from the
+  friend's location channel or the viewer's control channel, is applied at once;
+* a **grant** (a new friend, an un-hidden one, coarse back to exact) only tells the
+  connection to look: it re-reads the pair from the PostgreSQL primary and applies what is
+  true there, so a late, repeated or forged message never shows more than the database
+  allows. A restriction that arrives while such a read is under way may postdate it, so the
+  read is repeated (:attr:`Following.restrictions` counts them);
+* a **regrant**: every grant of the viewer, read from the primary when the connection opens
+  and after each pub/sub reconnection.
+
+A friend who hides is not followed at all (no subscription for this connection); a coarse
+friend is shown, in ``init`` and ``friend_location`` alike, as the centre of their
+geohash-6 cell, and the distance is computed from that point.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Coroutine, Mapping
+from typing import Any, Protocol
+
+import asyncpg
+
+from friends_ws.db import Database, DatabaseUnavailable
+from friends_ws.hub import Hub
+from friends_ws.nearby import Change, View
+from friends_ws.privacy import Seen, grants, seen_for, shown
+from friends_ws.protocol import (
+    FramePattern,
+    FriendPosition,
+    LeftReason,
+    complete_friend_location,
+    encode_friend_added,
+    encode_friend_left,
+    friend_location_pattern,
+)
+from geo_common import friends_db
+from geo_common.friends_db import Grant
+from geo_common.presence import AccessLevel, FriendAdded, FriendRemoved, FriendShares, Location
+from geo_index import haversine_m
+
+log = logging.getLogger(__name__)
+
+#: How many times a grant is re-read when restrictions keep arriving during the read; after
+#: that nothing more is shown (the next message or reconnection looks again).
+CONFIRM_ATTEMPTS = 3
+
+
+class Sink(Protocol):
+    """Where a connection's frames go, and its background work (a :class:`~friends_ws.link.Link`)."""
+
+    def send(self, frame: bytes) -> None: ...
+
+    def send_friend(self, friend_id: int, frame: bytes) -> None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
+
+
+async def _read_grant(
+    conn: asyncpg.Connection, viewer: int, friend: int, *, named: bool
+) -> tuple[Grant | None, str | None]:
+    grant = await friends_db.grant_to(conn, viewer, friend)
+    if grant is None or not named:
+        return grant, None
+    user = await friends_db.get_user(conn, friend)
+    return grant, None if user is None else user.display_name
+
+
+class Following:
+    """Whom one connection's user follows, and what they see of each.
+
+    Args:
+        user_id: the viewer.
+        hub: the process's hub (subscriptions, latest locations, counters).
+        db: the database (grants are read on its primary).
+        sink: the connection's frames and background tasks.
+        radius_m: the initial radius, metres.
+        margin_m: the hysteresis margin, metres.
+    """
+
+    __slots__ = ("_user_id", "hub", "db", "sink", "view", "position", "_coarse", "_hidden", "_restrictions")
+
+    def __init__(self, user_id: int, *, hub: Hub, db: Database, sink: Sink, radius_m: float, margin_m: float) -> None:
+        self._user_id = user_id
+        self.hub = hub
+        self.db = db
+        self.sink = sink
+        #: The friends followed (shown exactly or coarsely), and which of them are in view.
+        self.view = View(radius_m, margin_m)
+        #: The user's last position, degrees (None until the first location).
+        self.position: tuple[float, float] | None = None
+        # Friends shown coarsely, and friends hiding from the user (None while empty: most
+        # connections have neither, and an empty set costs 216 bytes).
+        self._coarse: set[int] | None = None
+        self._hidden: set[int] | None = None
+        self._restrictions = 0
+
+    @property
+    def user_id(self) -> int:
+        return self._user_id
+
+    @property
+    def friends(self) -> list[int]:
+        """The friends followed, ascending."""
+        return self.view.friends
+
+    @property
+    def restrictions(self) -> int:
+        """Restricting messages applied so far (a grant read started before the last is stale)."""
+        return self._restrictions
+
+    def seen(self, friend_id: int) -> Seen:
+        """What the viewer sees of a user now."""
+        if friend_id in self.view:
+            return "coarse" if self._coarse is not None and friend_id in self._coarse else "exact"
+        if self._hidden is not None and friend_id in self._hidden:
+            return "hidden"
+        return "none"
+
+    # --- what the viewer sees of friends' moves ---------------------------------------------
+
+    async def first_view(self, latitude: float, longitude: float) -> list[FriendPosition]:
+        """The friends in view at the user's first position (degrees), nearest first."""
+        await self.hub.fanout.latest(self.view.friends)
+        # From here on nothing awaits: updates that arrived meanwhile are known already.
+        self.position = (latitude, longitude)
+        known = self.hub.fanout.known
+        visible = []
+        for friend_id in self.view.friends:
+            location = known.get(friend_id)
+            if location is None:
+                continue
+            location = shown(location, coarse=self.seen(friend_id) == "coarse")
+            distance = haversine_m(latitude, longitude, location.latitude, location.longitude)
+            if self.view.update(friend_id, distance) is Change.ENTER:
+                visible.append(
+                    FriendPosition(
+                        friend_id,
+                        location.latitude,
+                        location.longitude,
+                        distance,
+                        location.updated_at,
+                        location.sent_at,
+                    )
+                )
+        visible.sort(key=lambda f: (f.distance_m, f.user_id))
+        return visible
+
+    def moved_to(self, latitude: float, longitude: float) -> None:
+        """The user moved (degrees): friends may enter or leave the view."""
+        self.position = (latitude, longitude)
+        self.reevaluate()
+
+    def reevaluate(self) -> None:
+        """The user moved or changed radius: friends may enter or leave the view."""
+        if self.position is None:
+            return
+        known = self.hub.fanout.known
+        for friend_id in self.view.friends:
+            location = known.get(friend_id)
+            if location is not None:
+                self._judge(location, moved=False)
+
+    def friend_moved(self, location: Location, pattern: FramePattern | None = None) -> None:
+        """A followed friend shared a new location (``pattern``: its exact frame, less the distance)."""
+        if self.position is not None:
+            self._judge(location, moved=True, pattern=pattern)
+
+    def _judge(self, location: Location, *, moved: bool, pattern: FramePattern | None = None) -> None:
+        assert self.position is not None
+        friend_id = location.user_id
+        if self._coarse is not None and friend_id in self._coarse:
+            location, pattern = shown(location, coarse=True), None
+        distance = haversine_m(self.position[0], self.position[1], location.latitude, location.longitude)
+        change = self.view.update(friend_id, distance)
+        if change is Change.ENTER or (moved and change is Change.MOVE):
+            self.hub.stats.deliveries += 1
+            if pattern is None:
+                pattern = friend_location_pattern(
+                    friend_id, location.latitude, location.longitude, location.updated_at, location.sent_at
+                )
+            self.sink.send_friend(friend_id, complete_friend_location(pattern, distance))
+        elif change is Change.LEAVE:
+            self._left(friend_id, "out_of_range")
+
+    def friend_left(self, friend_id: int, reason: LeftReason) -> None:
+        """A followed friend went offline, stopped sharing or expired."""
+        if self.view.drop(friend_id):
+            self._left(friend_id, reason)
+
+    def _left(self, friend_id: int, reason: LeftReason) -> None:
+        self.hub.stats.departures += 1
+        self.sink.send_friend(friend_id, encode_friend_left(friend_id, reason))
+
+    # --- what friends let the viewer see -----------------------------------------------------
+
+    def access_changed(self, friend_id: int, level: AccessLevel) -> None:
+        """What a friend lets the viewer see changed (an ``access`` message on the friend's
+        channel, or ``friend_shares`` on the viewer's): restrictions now, grants once confirmed."""
+        target = seen_for(level)
+        if grants(self.seen(friend_id), target):
+            self.sink.spawn(self.confirm(friend_id))
+        else:
+            self.restrict(friend_id, target)
+
+    def control(self, event: FriendAdded | FriendRemoved | FriendShares) -> None:
+        """A friendship message on the viewer's control channel."""
+        if isinstance(event, FriendRemoved):
+            self.restrict(event.friend_id, "none")
+        elif isinstance(event, FriendAdded):
+            self.sink.spawn(self.confirm(event.friend_id, announce=True))
+        else:
+            self.access_changed(event.friend_id, event.level)
+
+    def restrict(self, friend_id: int, target: Seen) -> None:
+        """Show the viewer no more than ``target`` of a friend, at once (from a message)."""
+        # Counted even when it changes nothing here: a grant being read now may predate it.
+        self._restrictions += 1
+        current = self.seen(friend_id)
+        if current != "none" and current != target and not grants(current, target):
+            self._change(friend_id, current, target)
+
+    async def confirm(self, friend_id: int, *, announce: bool = False) -> None:
+        """Re-read what a friend shares with the viewer on the primary, and apply it.
+
+        Args:
+            friend_id: the other user.
+            announce: a new friendship: send ``friend_added`` when the primary confirms it.
+        """
+        for _ in range(CONFIRM_ATTEMPTS):
+            before = self._restrictions
+            try:
+                grant, name = await self.db.read_primary(
+                    lambda conn: _read_grant(conn, self._user_id, friend_id, named=announce)
+                )
+            except (DatabaseUnavailable, asyncpg.PostgresError) as exc:
+                log.warning("user %d: could not confirm a grant (%s); nothing more is shown", self._user_id, exc)
+                return
+            if self._restrictions != before:
+                continue  # a restriction arrived during the read, which may predate it
+            if announce and grant is not None and self.seen(friend_id) == "none":
+                self.sink.send(encode_friend_added(friend_id, name))
+            target = seen_for(None if grant is None else grant.level)
+            await self._become({friend_id: (target, None if grant is None else grant.home_region)})
+            return
+        log.info("user %d: grants kept changing while being read; nothing more is shown", self._user_id)
+
+    async def regrant(self, grants_now: list[Grant], *, initial: bool = False) -> None:
+        """Every grant of the viewer, just read from the primary: follow, drop or change each friend.
+
+        Args:
+            grants_now: what each friend shares with the viewer.
+            initial: the connection is opening (new friends are no news: no ``friend_added``).
+        """
+        targets: dict[int, tuple[Seen, str | None]] = {
+            g.friend_id: (seen_for(g.level), g.home_region) for g in grants_now
+        }
+        for friend_id in [*self.view.friends, *(self._hidden or ())]:
+            targets.setdefault(friend_id, ("none", None))
+        if not initial:
+            new = [f for f, (target, _) in targets.items() if target != "none" and self.seen(f) == "none"]
+            for friend_id in new:  # friendships made meanwhile: announced as a friend_added message would
+                del targets[friend_id]
+                self.sink.spawn(self.confirm(friend_id, announce=True))
+        await self._become(targets)
+
+    async def _become(self, targets: Mapping[int, tuple[Seen, str | None]]) -> None:
+        """Make what the viewer sees of each friend its target (the primary's word), then
+        follow the friends now visible and show those in view."""
+        follow: dict[int, str | None] = {}
+        for friend_id, (target, region) in targets.items():
+            current = self.seen(friend_id)
+            if current == target:
+                continue
+            if current in ("none", "hidden") and target in ("coarse", "exact"):
+                self._hidden = self._set(self._hidden, friend_id, False)
+                self._coarse = self._set(self._coarse, friend_id, target == "coarse")
+                self.view.add(friend_id)
+                follow[friend_id] = region
+            else:
+                self._change(friend_id, current, target)
+        if not follow:
+            return
+        await self.hub.fanout.follow(self, follow)
+        if self.position is not None:
+            for location in (await self.hub.fanout.latest(follow)).values():
+                if self.seen(location.user_id) in ("coarse", "exact"):
+                    self._judge(location, moved=True)
+
+    def _change(self, friend_id: int, current: Seen, target: Seen) -> None:
+        """Any change but starting to follow: stop following, hide, or change precision."""
+        if target in ("coarse", "exact"):  # followed already: show at the new precision now
+            self._coarse = self._set(self._coarse, friend_id, target == "coarse")
+            location = self.hub.fanout.known.get(friend_id)
+            if location is not None and self.position is not None:
+                self._judge(location, moved=True)
+            return
+        if current in ("coarse", "exact"):
+            self.hub.fanout.unfollow(self, [friend_id])
+            self._coarse = self._set(self._coarse, friend_id, False)
+            if self.view.remove(friend_id):
+                # Hiding reads like going away: the viewer cannot tell it from the friend leaving.
+                self._left(friend_id, "unfriended" if target == "none" else "offline")
+        self._hidden = self._set(self._hidden, friend_id, target == "hidden")
+
+    @staticmethod
+    def _set(members: set[int] | None, friend_id: int, member: bool) -> set[int] | None:
+        """Add or discard a friend in a set that is None while empty; returns the set."""
+        if member:
+            if members is None:
+                return {friend_id}
+            members.add(friend_id)
+        elif members is not None:
+            members.discard(friend_id)
+            if not members:
+                return None
+        return members
