@@ -23,14 +23,18 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from geo_common.friends_db import FriendshipError, add_friendship, count_friends, ensure_users
+from geo_common.friends_db import Executor, FriendshipError, add_friendship, count_friends, ensure_users
 
 
 class Outcome(enum.Enum):
     """What a friend request did."""
 
     REQUESTED = "requested"
-    """Pending: the other user has not asked back (also when they blocked the asker)."""
+    """A new request is stored: the other user has not asked back (tell them)."""
+    ALREADY_REQUESTED = "already_requested"
+    """The asker's request was already waiting: nothing changed."""
+    IGNORED = "ignored"
+    """The other user blocked the asker: answered like a request, stored nowhere, told nobody."""
     ACCEPTED = "accepted"
     """The other user had asked first: they are friends now."""
     ALREADY_FRIENDS = "already_friends"
@@ -100,6 +104,11 @@ async def request_friendship(conn: asyncpg.Connection, asker: int, other: int, l
         other: the user asked.
         limits: the friend and pending-request limits.
 
+    Returns:
+        What the request did. :attr:`Outcome.IGNORED` must be answered exactly like
+        :attr:`Outcome.REQUESTED` (the asker never learns that they are blocked), but only
+        :attr:`Outcome.REQUESTED` stored a request to announce.
+
     Raises:
         FriendshipError: both are the same user.
     """
@@ -110,7 +119,7 @@ async def request_friendship(conn: asyncpg.Connection, asker: int, other: int, l
         if await _blocked(conn, asker, other):
             return Outcome.BLOCKED_BY_ASKER
         if await _blocked(conn, other, asker):
-            return Outcome.REQUESTED  # answered like any request; goes nowhere, stored nowhere
+            return Outcome.IGNORED
         asked_back = await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM friend_requests WHERE from_id = $1 AND to_id = $2)", other, asker
         )
@@ -123,7 +132,7 @@ async def request_friendship(conn: asyncpg.Connection, asker: int, other: int, l
             "SELECT EXISTS (SELECT 1 FROM friend_requests WHERE from_id = $1 AND to_id = $2)", asker, other
         )
         if exists:
-            return Outcome.REQUESTED
+            return Outcome.ALREADY_REQUESTED
         if await count_friends(conn, asker) >= limits.max_friends:
             return Outcome.TOO_MANY_FRIENDS
         pending = await conn.fetchval("SELECT count(*) FROM friend_requests WHERE from_id = $1", asker)
@@ -220,3 +229,30 @@ async def blocks_of(
         limit,
     )
     return [Request(r["blocked_id"], r["created_at"]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Parties:
+    """What announcing a change between users needs of them (users never seen map to None).
+
+    Attributes:
+        homes: user id -> home region (where their channels live).
+        names: user id -> display name.
+    """
+
+    homes: dict[int, str | None]
+    names: dict[int, str | None]
+
+
+async def parties(conn: Executor, *user_ids: int) -> Parties:
+    """The home regions and display names of users, read where ``conn`` points (the primary,
+    in the transaction of the change, so the announcement matches what was stored)."""
+    rows = await conn.fetch(
+        "SELECT id, home_region, display_name FROM users WHERE id = ANY($1::bigint[])", list(user_ids)
+    )
+    homes: dict[int, str | None] = dict.fromkeys(user_ids)
+    names: dict[int, str | None] = dict.fromkeys(user_ids)
+    for r in rows:
+        homes[r["id"]] = r["home_region"]
+        names[r["id"]] = r["display_name"]
+    return Parties(homes, names)

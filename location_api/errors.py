@@ -123,6 +123,15 @@ class NotFound(ApiError, LookupError):
     title = "Not found"
 
 
+class Conflict(ApiError):
+    """The request is well formed but the state of the resource refuses it (409); subclasses
+    name the state in their ``slug``."""
+
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
 class MethodNotAllowed(ApiError):
     """The route exists but not with this method (405); ``Allow`` lists the methods it has."""
 

@@ -1,310 +1,215 @@
-"""Friendships and location erasure over HTTP, for the nearby-friends tier.
+"""Friendship by consent over HTTP (docs/friends-protocol.md, "Friendships over HTTP").
 
-* ``POST /v1/users/{id}/friends/{friend_id}``: make two users friends (mutual);
-* ``DELETE /v1/users/{id}/friends/{friend_id}``: end a friendship;
-* ``GET /v1/users/{id}/friends``: a user's friends;
-* ``DELETE /v1/users/{id}/locations``: erase a user's location history and cached location.
+* ``POST /v1/users/{id}/friends/{friend_id}``: ask to be friends, or accept the other's
+  request by asking back; an admin makes two users friends directly;
+* ``DELETE /v1/users/{id}/friends/{friend_id}``: withdraw, decline, or end a friendship;
+* ``GET /v1/users/{id}/friends?state=friends|incoming|outgoing``: a user's friends, the
+  requests waiting for them, and theirs, a page at a time.
 
-Only the user themself (the token's subject) or an admin may call them. User rows are
-created on first use. A friendship change is written to PostgreSQL, then announced on each
-user's control channel (``geo_common.presence``) through the user's home region's pub/sub,
-so the live WebSocket connections of both users, on whichever ``geo-friends`` instance
-holds them, start or stop following each other within a second. Writes return an
-``X-Consistency-Token``; a ``GET`` that sends it back reads its own write.
-
-:func:`add_friendship_routes` registers the routes and the pub/sub and Redis clients they
-need (opened and closed in ``cleanup_ctx``). Every Redis call they make goes through a
-circuit breaker per region (``redis-presence-<region>`` in ``/metrics``): while Redis is
-down, after ``GEO_BREAKER_FAILURES`` failures in a row, the routes answer 503
-``presence-unavailable`` at once (the database change is kept; retrying is safe) instead of
-waiting for Redis's timeouts on every request.
+Only the user themself or an admin may call them (:mod:`location_api.user_requests`). A
+change is written to the primary (:mod:`geo_common.consent_db`), then announced through the
+users' home regions' pub/sub (:mod:`location_api.presence`), so both users' live
+connections, on whichever ``geo-friends`` instance holds them, learn it within a second.
+Writes return an ``X-Consistency-Token``; a ``GET`` (served by read instances, from a
+replica) that sends it back reads its own write.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from functools import partial
-from typing import TypeVar
+from typing import Any
 
 import asyncpg
-import redis.asyncio as aioredis
 from aiohttp import web
-from redis.exceptions import RedisError
 
-from geo_common import friends_db, history_db
-from geo_common.breaker import Breaker, CircuitOpen
-from geo_common.presence import (
-    Control,
-    FriendAdded,
-    FriendRemoved,
-    Left,
-    control_channel,
-    encode_control,
-    encode_left,
-    location_channel,
-    location_key,
-)
-from geo_common.regions import RegionMap
-from geo_common.tokens import Identity, Role, TokenError, bearer_token, verify_token
+from geo_common import consent_db, friends_db
+from geo_common.announcements import Publication
+from geo_common.consent_db import Limits, Outcome, Parties
+from geo_common.tokens import Role
 from location_api import queries
-from location_api.errors import ApiError, Forbidden, InvalidRequest, NotAuthenticated, NotFound
-from location_api.friendship_openapi import MAX_USER_ID
+from location_api.errors import Conflict, FieldError, InvalidRequest
 from location_api.handling import RouteTable
-from location_api.keys import db_key, metrics_key, role_key, settings_key
-from location_api.validate import CONSISTENCY_HEADER, format_lsn, parse_consistency_token
+from location_api.keys import cursor_key_key, db_key, role_key, settings_key
+from location_api.presence import presence_key
+from location_api.user_paging import (
+    DEFAULT_LIST_LIMIT,
+    LIST_STATES,
+    MAX_LIST_LIMIT,
+    Listing,
+    decode_position,
+    encode_position,
+    parse_page,
+)
+from location_api.user_requests import acting_for, path_user_id, written
+from location_api.validate import parse_consistency_token
 from location_api.views import json_response
-from pubsub import PubSub, PubSubError, create_pubsub
-
-log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-#: What means "Redis could not answer" to the presence breakers.
-_PRESENCE_ERRORS = (RedisError, PubSubError, OSError)
 
 
-class PresenceUnavailable(ApiError, ConnectionError):
-    """The change is stored, but the live connections could not be told (503; retrying is safe)."""
+class Blocked(Conflict):
+    """The asker blocked the other user, or (for an admin) either blocked the other (409)."""
 
-    status = 503
-    slug = "presence-unavailable"
-    title = "Live connections could not be updated"
-
-    def __init__(self, detail: str, retry_after_s: float = 1.0) -> None:
-        super().__init__(detail, headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))})
+    slug = "blocked"
+    title = "One of the users blocked the other"
 
 
-@dataclass(frozen=True, slots=True)
-class Presence:
-    """Per region: the pub/sub backend (publishing only), the location cache's Redis, and
-    the circuit breaker both are called under."""
+class FriendLimit(Conflict):
+    """Accepting would take a user beyond ``GEO_MAX_FRIENDS`` friends (409)."""
 
-    regions: RegionMap
-    namespace: str
-    buses: dict[str, PubSub]
-    caches: dict[str, aioredis.Redis]
-    breakers: dict[str, Breaker]
-
-    async def call(self, region: str, command: Callable[[], Awaitable[T]]) -> T:
-        """Run one Redis command of ``region`` under its breaker.
-
-        Raises:
-            CircuitOpen: the breaker is open: nothing was sent.
-            RedisError, PubSubError, OSError: Redis could not answer (counted by the breaker).
-        """
-        with self.breakers[region].guard(_PRESENCE_ERRORS):
-            return await command()
-
-    async def announce(self, messages: Iterable[tuple[str | None, int, Control]]) -> None:
-        """Publish control messages: (user's home region, user id, message) each."""
-        for region_name, user_id, event in messages:
-            region = self.regions.get(region_name).name
-            channel = control_channel(self.namespace, region, user_id)
-            await self.call(region, partial(self._publish, region, channel, event))
-
-    async def _publish(self, region: str, channel: str, event: Control) -> int:
-        return await self.buses[region].publish(channel, encode_control(event))
+    slug = "friend-limit"
+    title = "Too many friends"
 
 
-presence_key = web.AppKey("friends_presence", Presence)
+class RequestLimit(Conflict):
+    """The asker has ``GEO_MAX_PENDING_REQUESTS`` requests waiting already (409)."""
+
+    slug = "request-limit"
+    title = "Too many requests waiting"
 
 
 def add_friendship_routes(app: web.Application, routes: RouteTable) -> None:
-    """Register the friendship routes (by the instance's role) and their Redis clients.
-
-    GET is served by read instances; the changes and the erasure by write instances.
-    """
+    """Register the friendship routes an instance of this role serves (lists on read
+    instances, changes on write instances)."""
     role = app[role_key]
     if role.reads:
         routes.get("/v1/users/{id}/friends", list_friends)
     if role.writes:
         routes.post("/v1/users/{id}/friends/{friend_id}", add_friend)
         routes.delete("/v1/users/{id}/friends/{friend_id}", remove_friend)
-        routes.delete("/v1/users/{id}/locations", erase_locations)
-        app.cleanup_ctx.append(_presence)
 
 
-async def _presence(app: web.Application) -> AsyncIterator[None]:
-    settings = app[settings_key]
-    regions = RegionMap.from_settings(settings)
-    buses: dict[str, PubSub] = {}
-    caches: dict[str, aioredis.Redis] = {}
-    try:
-        for region in regions.regions:
-            # Publishing only: a backend opens no subscriber connection until it subscribes.
-            bus = create_pubsub(region.pubsub_backend, region.pubsub_nodes, on_message=lambda _c, _d: None)
-            await bus.start()
-            buses[region.name] = bus
-            caches[region.name] = aioredis.Redis.from_url(region.redis_url, socket_connect_timeout=5.0)
-        breakers = {
-            region.name: Breaker(
-                f"redis-presence-{region.name}", failures=settings.breaker_failures, reset_s=settings.breaker_reset_s
-            )
-            for region in regions.regions
-        }
-        app[metrics_key].breakers.extend(breakers.values())
-        app[presence_key] = Presence(regions, settings.redis_namespace, buses, caches, breakers)
-        yield
-    finally:
-        for bus in buses.values():
-            await bus.close()
-        for cache in caches.values():
-            await cache.aclose()
-
-
-# --- request parsing ----------------------------------------------------------------------------
-
-
-def _user_id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_USER_ID:
-        raise InvalidRequest.field(name, f"must be a user id (a whole number from 1 to {MAX_USER_ID})")
-    return int(raw)
-
-
-def _caller(request: web.Request) -> Identity:
-    try:
-        return verify_token(request.app[settings_key].jwt_secret, bearer_token(request.headers.get("Authorization")))
-    except TokenError as exc:
-        raise NotAuthenticated(str(exc)) from None
-
-
-def _require_self_or_admin(request: web.Request, user_id: int) -> Identity:
-    """The caller, who must be the user ``user_id`` or an admin."""
-    caller = _caller(request)
-    if caller.user_id != user_id and caller.role is not Role.ADMIN:
-        raise Forbidden(f"user {caller.user_id} may not act for user {user_id}; only they or an admin may")
-    return caller
-
-
-# --- views --------------------------------------------------------------------------------------
+def _pair(request: web.Request, other: str) -> tuple[bool, int, int]:
+    """(whether the caller is an admin, the path's ``id``, the path's ``other`` id)."""
+    user_id = path_user_id(request, "id")
+    other_id = path_user_id(request, other)
+    return acting_for(request, user_id).role is Role.ADMIN, user_id, other_id
 
 
 async def add_friend(request: web.Request) -> web.Response:
-    """``POST /v1/users/{id}/friends/{friend_id}``: 201 when new, 200 when they already were."""
-    user_id = _user_id(request, "id")
-    friend_id = _user_id(request, "friend_id")
-    _require_self_or_admin(request, user_id)
+    """``POST /v1/users/{id}/friends/{friend_id}``.
+
+    A user's request is answered 202 ``requested`` (also, identically, when ``friend_id``
+    blocked them: it goes nowhere), 201 ``friends`` when it accepts ``friend_id``'s request,
+    200 ``friends`` when they already were; an admin's makes them friends at once (201, or
+    200). Refused with 409 ``blocked``, ``friend-limit`` or ``request-limit``.
+    """
+    admin, user_id, friend_id = _pair(request, "friend_id")
     if user_id == friend_id:
         raise InvalidRequest.field("friend_id", "a user cannot befriend themself")
+    settings = request.app[settings_key]
+    limits = Limits(settings.max_friends, settings.max_pending_requests)
 
-    async def run(conn: asyncpg.Connection) -> tuple[bool, dict[int, str | None], int]:
+    async def run(conn: asyncpg.Connection) -> tuple[Outcome, Parties, int]:
         async with conn.transaction():
-            created = await friends_db.add_friendship(conn, user_id, friend_id)
-            homes = await _home_regions(conn, user_id, friend_id)
-        return created, homes, await queries.visible_lsn(conn)
+            if admin:
+                made = await consent_db.befriend_directly(conn, user_id, friend_id)
+                if made is None:  # either blocked the other: a block is the user's decision
+                    outcome = Outcome.BLOCKED_BY_ASKER
+                else:
+                    outcome = Outcome.ACCEPTED if made else Outcome.ALREADY_FRIENDS
+            else:
+                outcome = await consent_db.request_friendship(conn, user_id, friend_id, limits)
+            known = await consent_db.parties(conn, user_id, friend_id)
+        return outcome, known, await queries.visible_lsn(conn)
 
-    created, homes, lsn = await request.app[db_key].write(run)
-    await _announce(
-        request,
-        [
-            (homes[user_id], user_id, FriendAdded(friend_id, homes[friend_id])),
-            (homes[friend_id], friend_id, FriendAdded(user_id, homes[user_id])),
-        ],
-    )
-    return json_response(
-        {"user_id": user_id, "friend_id": friend_id, "created": created},
-        status=201 if created else 200,
-        headers={CONSISTENCY_HEADER: format_lsn(lsn), "Location": f"/v1/users/{user_id}/friends"},
+    outcome, known, lsn = await request.app[db_key].write(run)
+    if outcome is Outcome.BLOCKED_BY_ASKER:
+        who = "one of the users blocked the other" if admin else f"user {user_id} blocked user {friend_id}"
+        raise Blocked(f"{who}; unblock first", [FieldError("friend_id", "is blocked")])
+    if outcome is Outcome.TOO_MANY_FRIENDS:
+        raise FriendLimit(
+            f"a user would have more than {limits.max_friends} friends",
+            [FieldError("friend_id", f"one of the users has {limits.max_friends} friends")],
+        )
+    if outcome is Outcome.TOO_MANY_PENDING:
+        raise RequestLimit(
+            f"user {user_id} has {limits.max_pending} requests waiting; withdraw one first",
+            [FieldError("id", f"has {limits.max_pending} requests waiting")],
+        )
+    presence = request.app[presence_key]
+    announcer = presence.announcer
+    publications: list[Publication] = []
+    if outcome in (Outcome.ACCEPTED, Outcome.ALREADY_FRIENDS):
+        # Also when they already were: a retry after a failed announcement must reach the
+        # connections (they re-read the friendship from the primary, so a repeat grants nothing).
+        publications = announcer.friendship_started(user_id, friend_id, known.homes, known.names)
+        state, status = "friends", 201 if outcome is Outcome.ACCEPTED else 200
+    else:
+        # Only a newly stored request is announced: a repeated one changes nothing, and one
+        # dropped because friend_id blocked the asker must look exactly like the others.
+        if outcome is Outcome.REQUESTED:
+            publications = announcer.request_sent(user_id, friend_id, known.homes, known.names[user_id])
+        state, status = "requested", 202
+    stored = "the friendship is stored" if state == "friends" else "the request is stored"
+    await presence.publish(publications, stored=stored)
+    return written(
+        {"user_id": user_id, "friend_id": friend_id, "state": state},
+        lsn,
+        status=status,
+        headers={"Location": f"/v1/users/{user_id}/friends?state={'friends' if state == 'friends' else 'outgoing'}"},
     )
 
 
 async def remove_friend(request: web.Request) -> web.Response:
-    """``DELETE /v1/users/{id}/friends/{friend_id}``: 204, or 404 when they were not friends."""
-    user_id = _user_id(request, "id")
-    friend_id = _user_id(request, "friend_id")
-    _require_self_or_admin(request, user_id)
+    """``DELETE /v1/users/{id}/friends/{friend_id}``: 200 with what ``removed`` ended
+    (``friendship``, ``request_withdrawn``, ``request_declined`` or ``nothing``).
 
-    async def run(conn: asyncpg.Connection) -> tuple[bool, dict[int, str | None], int]:
+    Always announced, even when nothing was left to end: a retry after a failed announcement
+    must still reach the live connections.
+    """
+    _, user_id, friend_id = _pair(request, "friend_id")
+    if user_id == friend_id:
+        raise InvalidRequest.field("friend_id", "a user has no friendship or request with themself")
+
+    async def run(conn: asyncpg.Connection) -> tuple[consent_db.Removed, Parties, int]:
         async with conn.transaction():
-            removed = await friends_db.remove_friendship(conn, user_id, friend_id)
-            homes = await _home_regions(conn, user_id, friend_id)
-        return removed, homes, await queries.visible_lsn(conn)
+            removed = await consent_db.remove_relation(conn, user_id, friend_id)
+            known = await consent_db.parties(conn, user_id, friend_id)
+        return removed, known, await queries.visible_lsn(conn)
 
-    removed, homes, lsn = await request.app[db_key].write(run)
-    if not removed:
-        raise NotFound(f"users {user_id} and {friend_id} are not friends")
-    await _announce(
-        request,
-        [
-            (homes.get(user_id), user_id, FriendRemoved(friend_id)),
-            (homes.get(friend_id), friend_id, FriendRemoved(user_id)),
-        ],
+    removed, known, lsn = await request.app[db_key].write(run)
+    presence = request.app[presence_key]
+    await presence.publish(
+        presence.announcer.relation_ended(user_id, friend_id, known.homes), stored="the change is stored"
     )
-    return web.Response(status=204, headers={CONSISTENCY_HEADER: format_lsn(lsn)})
+    return written({"user_id": user_id, "friend_id": friend_id, "removed": removed.value}, lsn)
 
 
 async def list_friends(request: web.Request) -> web.Response:
-    """``GET /v1/users/{id}/friends``: ``{"user_id", "friends": [{"user_id", "since"}]}``."""
-    user_id = _user_id(request, "id")
-    _require_self_or_admin(request, user_id)
+    """``GET /v1/users/{id}/friends``: ``state`` (``friends``, the default, ``incoming`` or
+    ``outgoing``), a page of ``limit`` by user id, ``next`` the cursor of the next page."""
+    user_id = path_user_id(request, "id")
+    acting_for(request, user_id)
+    page = parse_page(request.query, default_limit=DEFAULT_LIST_LIMIT, max_limit=MAX_LIST_LIMIT, others=("state",))
+    state = page.values.get("state", "friends")
+    if state not in LIST_STATES:
+        raise InvalidRequest.field("state", f"must be one of {', '.join(LIST_STATES)}")
+    listing = LIST_STATES[state]
+    key = request.app[cursor_key_key]
+    after = 0 if page.cursor is None else decode_position(key, listing, user_id, page.cursor)
     token = parse_consistency_token(request.headers)
-    friends = await request.app[db_key].read(lambda conn: friends_db.list_friends(conn, user_id), min_lsn=token)
-    return json_response(
-        {
-            "user_id": user_id,
-            "friends": [{"user_id": f.user_id, "since": f.since.isoformat()} for f in friends],
-        }
-    )
 
+    async def run(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+        # One more than asked: whether there is a next page, without a second query.
+        if listing is Listing.FRIENDS:
+            friends = await friends_db.list_friends(conn, user_id, after=after, limit=page.limit + 1)
+            return [
+                {
+                    "user_id": f.user_id,
+                    "display_name": f.display_name,
+                    "since": f.since.isoformat(),
+                    "sharing": f.shares,
+                }
+                for f in friends
+            ]
+        incoming = listing is Listing.INCOMING
+        waiting = await consent_db.requests_of(conn, user_id, incoming=incoming, after=after, limit=page.limit + 1)
+        if incoming:  # the asker chose to show their name to the user they asked
+            return [
+                {"user_id": r.user_id, "display_name": r.display_name, "since": r.since.isoformat()} for r in waiting
+            ]
+        return [{"user_id": r.user_id, "since": r.since.isoformat()} for r in waiting]
 
-async def erase_locations(request: web.Request) -> web.Response:
-    """``DELETE /v1/users/{id}/locations``: erase the history and the cached location.
-
-    Friends following the user see them leave (``friend_left``, ``offline``). A connection
-    the user still has open shares its next update as usual.
-    """
-    user_id = _user_id(request, "id")
-    _require_self_or_admin(request, user_id)
-
-    async def run(conn: asyncpg.Connection) -> tuple[int, str | None, int]:
-        deleted = await history_db.delete_history(conn, user_id)
-        user = await friends_db.get_user(conn, user_id)
-        return deleted, None if user is None else user.home_region, await queries.visible_lsn(conn)
-
-    deleted, home, lsn = await request.app[db_key].write(run)
-    presence = request.app[presence_key]
-    region = presence.regions.get(home).name
-    key = location_key(presence.namespace, region, user_id)
-    try:
-        cached = bool(await presence.call(region, lambda: presence.caches[region].delete(key)))
-        if cached:
-            channel = location_channel(presence.namespace, region, user_id)
-            await presence.call(
-                region, lambda: presence.buses[region].publish(channel, encode_left(Left(user_id, "offline")))
-            )
-    except CircuitOpen as exc:
-        raise PresenceUnavailable(
-            f"history erased ({deleted} rows); Redis is unavailable, the cached location could not be: retry",
-            exc.retry_after_s,
-        ) from exc
-    except _PRESENCE_ERRORS as exc:
-        log.warning("user %d: history erased but the cached location could not be: %s", user_id, exc)
-        raise PresenceUnavailable(f"history erased ({deleted} rows); the cached location could not be: retry") from exc
-    return json_response(
-        {"user_id": user_id, "history_rows_deleted": deleted, "cached_location_deleted": cached},
-        headers={CONSISTENCY_HEADER: format_lsn(lsn)},
-    )
-
-
-async def _home_regions(conn: asyncpg.Connection, *user_ids: int) -> dict[int, str | None]:
-    rows = await conn.fetch("SELECT id, home_region FROM users WHERE id = ANY($1::bigint[])", list(user_ids))
-    homes: dict[int, str | None] = {u: None for u in user_ids}
-    homes.update({r["id"]: r["home_region"] for r in rows})
-    return homes
-
-
-async def _announce(request: web.Request, messages: list[tuple[str | None, int, Control]]) -> None:
-    try:
-        await request.app[presence_key].announce(messages)
-    except CircuitOpen as exc:
-        raise PresenceUnavailable(
-            "the friendship is stored, but Redis is unavailable and live connections were not told; retry",
-            exc.retry_after_s,
-        ) from exc
-    except _PRESENCE_ERRORS as exc:
-        log.warning("friendship stored but not announced: %s", exc)
-        raise PresenceUnavailable("the friendship is stored, but live connections were not told; retry") from exc
+    items = await request.app[db_key].read(run, min_lsn=token)
+    more = len(items) > page.limit
+    items = items[: page.limit]
+    after_last = encode_position(key, listing, user_id, items[-1]["user_id"]) if more else None
+    return json_response({"user_id": user_id, state: items, "next": after_last})

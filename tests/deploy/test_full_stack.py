@@ -169,7 +169,8 @@ async def test_cache_redis_stopped_searches_answer_and_deliveries_resume(full: F
             await bob.location(*NEAR, timestamp=1)
             await bob.expect("init")
             async with http.post(f"{full.entry}/v1/users/{a}/friends/{b}", headers=admin(full)) as resp:
-                assert resp.status == 201, await resp.text()
+                assert resp.status == 201, await resp.text()  # an admin makes them friends directly
+                assert (await resp.json())["state"] == "friends"
             await alice.expect("friend_location", user_id=b)
 
             load = SearchLoad(full.entry, duration, full.out / "redis")

@@ -1,0 +1,134 @@
+"""A user's stored locations over HTTP: export and erase (docs/friends-protocol.md,
+"Stored locations").
+
+* ``GET /v1/users/{id}/locations/export``: the user's own history, oldest first, a page at
+  a time (read instances, from a replica; ``X-Consistency-Token`` honoured);
+* ``DELETE /v1/users/{id}/locations``: erase the history, the cached location and the home
+  region.
+
+Only the user themself or an admin may call them. No location appears in a URL or a log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import asyncpg
+from aiohttp import web
+
+from geo_common import friends_db, history_db
+from geo_common.presence import erasures_channel
+from location_api import queries
+from location_api.handling import RouteTable
+from location_api.keys import cursor_key_key, db_key, role_key
+from location_api.presence import presence_key
+from location_api.user_paging import (
+    DEFAULT_EXPORT_LIMIT,
+    MAX_EXPORT_LIMIT,
+    Listing,
+    decode_position,
+    encode_position,
+    parse_page,
+)
+from location_api.user_requests import acting_for, path_user_id, written
+from location_api.validate import parse_consistency_token
+from location_api.views import json_response
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def add_erase_routes(app: web.Application, routes: RouteTable) -> None:
+    """Register the export (read instances) and the erasure (write instances)."""
+    role = app[role_key]
+    if role.reads:
+        routes.get("/v1/users/{id}/locations/export", export_locations)
+    if role.writes:
+        routes.delete("/v1/users/{id}/locations", erase_locations)
+
+
+def _microseconds(moment: dt.datetime) -> int:
+    """A time as whole microseconds since the Unix epoch (a cursor's position)."""
+    return (moment - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+async def export_locations(request: web.Request) -> web.Response:
+    """``GET /v1/users/{id}/locations/export``: ``locations`` oldest first, ``limit`` (1 to
+    1,000, default 500) at a time, ``next`` the cursor of the next page or null."""
+    user_id = path_user_id(request, "id")
+    acting_for(request, user_id)
+    page = parse_page(request.query, default_limit=DEFAULT_EXPORT_LIMIT, max_limit=MAX_EXPORT_LIMIT)
+    key = request.app[cursor_key_key]
+    after = None
+    if page.cursor is not None:
+        after = _EPOCH + dt.timedelta(microseconds=decode_position(key, Listing.HISTORY, user_id, page.cursor))
+    token = parse_consistency_token(request.headers)
+    rows = await request.app[db_key].read(
+        lambda conn: history_db.history_of(conn, user_id, after=after, limit=page.limit + 1), min_lsn=token
+    )
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return json_response(
+        {
+            "user_id": user_id,
+            "locations": [
+                {
+                    "latitude": r.latitude,
+                    "longitude": r.longitude,
+                    "recorded_at": r.recorded_at.isoformat(),
+                    "sent_at": None if r.sent_at is None else r.sent_at.isoformat(),
+                }
+                for r in rows
+            ],
+            "next": encode_position(key, Listing.HISTORY, user_id, _microseconds(rows[-1].recorded_at))
+            if more
+            else None,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def erase_locations(request: web.Request) -> web.Response:
+    """``DELETE /v1/users/{id}/locations``: erase the history, the cached location and the
+    home region, then tell every ``geo-friends`` instance.
+
+    The database change comes first and is kept when Redis fails (503, retrying is safe).
+    Friends following the user see them leave (``friend_left``, ``offline``); every instance
+    drops the user's history rows it has not written yet; ``instances_notified`` is how many
+    instances heard that. A connection the user still has open shares its next update as usual.
+    """
+    user_id = path_user_id(request, "id")
+    acting_for(request, user_id)
+
+    async def run(conn: asyncpg.Connection) -> tuple[int, str | None, int]:
+        async with conn.transaction():
+            deleted = await history_db.delete_history(conn, user_id)
+            old_home = await friends_db.clear_home_region(conn, user_id)
+        return deleted, old_home, await queries.visible_lsn(conn)
+
+    deleted, old_home, lsn = await request.app[db_key].write(run)
+    presence = request.app[presence_key]
+    stored = f"the history is erased ({deleted} rows)"
+    if old_home is not None:
+        regions = [presence.regions.get(old_home).name]
+    else:
+        # No home region: the user never shared a location, or an earlier erasure cleared it
+        # and then failed to reach Redis. The location may still be cached in that home,
+        # which the database no longer names: delete it everywhere (a retry stays complete).
+        regions = list(presence.regions.names)
+    cached = False
+    for region in regions:
+        cached = await presence.delete_location(region, user_id, stored=stored) or cached
+    publications = presence.announcer.locations_erased(user_id, old_home)
+    receivers = await presence.publish(publications, stored=stored)
+    erasures = erasures_channel(presence.announcer.namespace, presence.regions.default.name)
+    notified = sum(n for p, n in zip(publications, receivers, strict=True) if p.channel == erasures)
+    return written(
+        {
+            "user_id": user_id,
+            "history_rows_deleted": deleted,
+            "cached_location_deleted": cached,
+            "home_region_cleared": old_home is not None,
+            "instances_notified": notified,
+        },
+        lsn,
+    )
