@@ -76,18 +76,36 @@ async def delete_history(conn: Executor, user_id: int) -> int:
 
 
 async def history_of(
-    conn: Executor, user_id: int, *, after: dt.datetime | None = None, limit: int | None = None
+    conn: Executor, user_id: int, *, after: dt.datetime | None = None, skip: int = 0, limit: int | None = None
 ) -> list[HistoryRow]:
-    """A user's history in time order: rows recorded after ``after`` (None: all), at most ``limit``."""
+    """A user's history in time order, a page at a time.
+
+    Args:
+        conn: a connection or pool.
+        user_id: whose history.
+        after: the time of the last row of the previous page (None: from the start).
+        skip: how many rows recorded exactly at ``after`` the previous pages held (rows
+            received in the same microsecond are ordered by their values, so they come in
+            the same order every time).
+        limit: the most rows (None: all).
+    """
     rows = await conn.fetch(
         """
         SELECT user_id, latitude, longitude, recorded_at, sent_at FROM location_history
-        WHERE user_id = $1 AND ($2::timestamptz IS NULL OR recorded_at > $2)
-        ORDER BY recorded_at
-        LIMIT $3
+        WHERE user_id = $1 AND ($2::timestamptz IS NULL OR recorded_at >= $2)
+        ORDER BY recorded_at, latitude, longitude, sent_at NULLS FIRST
+        OFFSET $3 LIMIT $4
         """,
         user_id,
         after,
+        skip if after is not None else 0,
         limit,
     )
     return [HistoryRow(r["user_id"], r["latitude"], r["longitude"], r["recorded_at"], r["sent_at"]) for r in rows]
+
+
+def next_skip(rows: list[HistoryRow], after: dt.datetime | None, skip: int) -> int:
+    """The ``skip`` of the page after ``rows`` (a page read with ``after`` and ``skip``)."""
+    last = rows[-1].recorded_at
+    same = sum(1 for r in rows if r.recorded_at == last)
+    return same + skip if last == after else same

@@ -26,7 +26,7 @@ from location_api.user_paging import (
     DEFAULT_EXPORT_LIMIT,
     MAX_EXPORT_LIMIT,
     Listing,
-    decode_position,
+    decode_keyset,
     encode_position,
     parse_page,
 )
@@ -58,15 +58,24 @@ async def export_locations(request: web.Request) -> web.Response:
     acting_for(request, user_id)
     page = parse_page(request.query, default_limit=DEFAULT_EXPORT_LIMIT, max_limit=MAX_EXPORT_LIMIT)
     key = request.app[cursor_key_key]
-    after = None
+    after, skip = None, 0
     if page.cursor is not None:
-        after = _EPOCH + dt.timedelta(microseconds=decode_position(key, Listing.HISTORY, user_id, page.cursor))
+        position, skip = decode_keyset(key, Listing.HISTORY, user_id, page.cursor)
+        after = _EPOCH + dt.timedelta(microseconds=position)
     token = parse_consistency_token(request.headers)
     rows = await request.app[db_key].read(
-        lambda conn: history_db.history_of(conn, user_id, after=after, limit=page.limit + 1), min_lsn=token
+        lambda conn: history_db.history_of(conn, user_id, after=after, skip=skip, limit=page.limit + 1),
+        min_lsn=token,
     )
     more = len(rows) > page.limit
     rows = rows[: page.limit]
+    following = (
+        encode_position(
+            key, Listing.HISTORY, user_id, _microseconds(rows[-1].recorded_at), history_db.next_skip(rows, after, skip)
+        )
+        if more
+        else None
+    )
     return json_response(
         {
             "user_id": user_id,
@@ -79,9 +88,7 @@ async def export_locations(request: web.Request) -> web.Response:
                 }
                 for r in rows
             ],
-            "next": encode_position(key, Listing.HISTORY, user_id, _microseconds(rows[-1].recorded_at))
-            if more
-            else None,
+            "next": following,
         },
         headers={"Cache-Control": "no-store"},
     )
@@ -91,7 +98,8 @@ async def erase_locations(request: web.Request) -> web.Response:
     """``DELETE /v1/users/{id}/locations``: erase the history, the cached location and the
     home region, then tell every ``geo-friends`` instance.
 
-    The database change comes first and is kept when Redis fails (503, retrying is safe).
+    The history goes first and stays erased when Redis fails (503, retrying is safe and
+    complete: the home region is forgotten last).
     Friends following the user see them leave (``friend_left``, ``offline``); every instance
     drops the user's history rows it has not written yet; ``instances_notified`` is how many
     instances heard that. A connection the user still has open shares its next update as usual.
@@ -99,35 +107,34 @@ async def erase_locations(request: web.Request) -> web.Response:
     user_id = path_user_id(request, "id")
     acting_for(request, user_id)
 
-    async def run(conn: asyncpg.Connection) -> tuple[int, str | None, int]:
+    async def erase_history(conn: asyncpg.Connection) -> tuple[int, str | None]:
         async with conn.transaction():
             deleted = await history_db.delete_history(conn, user_id)
-            old_home = await friends_db.clear_home_region(conn, user_id)
-        return deleted, old_home, await queries.visible_lsn(conn)
+            user = await friends_db.get_user(conn, user_id)
+        return deleted, None if user is None else user.home_region
 
-    deleted, old_home, lsn = await request.app[db_key].write(run)
+    async def forget_home(conn: asyncpg.Connection) -> tuple[str | None, int]:
+        return await friends_db.clear_home_region(conn, user_id), await queries.visible_lsn(conn)
+
+    db = request.app[db_key]
+    deleted, old_home = await db.write(erase_history)
     presence = request.app[presence_key]
     stored = f"the history is erased ({deleted} rows)"
-    if old_home is not None:
-        regions = [presence.regions.get(old_home).name]
-    else:
-        # No home region: the user never shared a location, or an earlier erasure cleared it
-        # and then failed to reach Redis. The location may still be cached in that home,
-        # which the database no longer names: delete it everywhere (a retry stays complete).
-        regions = list(presence.regions.names)
-    cached = False
-    for region in regions:
-        cached = await presence.delete_location(region, user_id, stored=stored) or cached
+    # The home region is forgotten only once Redis has been told: a retry after a 503 still
+    # knows where the cached location and the channels are.
+    region = presence.regions.get(old_home).name
+    cached = await presence.delete_location(region, user_id, stored=stored)
     publications = presence.announcer.locations_erased(user_id, old_home)
     receivers = await presence.publish(publications, stored=stored)
     erasures = erasures_channel(presence.announcer.namespace, presence.regions.default.name)
     notified = sum(n for p, n in zip(publications, receivers, strict=True) if p.channel == erasures)
+    cleared, lsn = await db.write(forget_home)
     return written(
         {
             "user_id": user_id,
             "history_rows_deleted": deleted,
             "cached_location_deleted": cached,
-            "home_region_cleared": old_home is not None,
+            "home_region_cleared": cleared is not None,
             "instances_notified": notified,
         },
         lsn,

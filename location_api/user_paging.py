@@ -8,8 +8,12 @@ whose list it is, signed (keyed BLAKE2b under the API's cursor key, with a perso
 of its own so it can never pass for a search cursor). A client can neither forge a position
 nor carry a cursor to another list or user.
 
-Its bytes: version (1 byte), list (1), user id, position (int64 each), little-endian, then
-the 16-byte signature; URL-safe base64 without padding.
+The exported history is ordered by time, which does not tell every row apart (two locations
+may be received in the same microsecond): its cursor also says how many rows of the last
+page's time were already shown (``skip``).
+
+Its bytes: version (1 byte), list (1), user id, position (int64 each), skip (uint32),
+little-endian, then the 16-byte signature; URL-safe base64 without padding.
 """
 
 from __future__ import annotations
@@ -26,11 +30,11 @@ from multidict import MultiMapping
 
 from location_api.errors import FOREIGN_CURSOR, FieldError, InvalidCursor, InvalidRequest
 
-_VERSION = 1
+_VERSION = 2
 _MAC_BYTES = 16
 _PERSON = b"geo user lists"
-#: version, list, user id, position
-_PAYLOAD = struct.Struct("<BBqq")
+#: version, list, user id, position, skip
+_PAYLOAD = struct.Struct("<BBqqI")
 #: Longer than any cursor this module makes; refused before decoding.
 MAX_CURSOR_CHARS = 64
 #: Page sizes of the lists of users (friends, requests, blocks).
@@ -117,7 +121,7 @@ def _signature(key: bytes, payload: bytes) -> bytes:
     return hashlib.blake2b(payload, key=key, digest_size=_MAC_BYTES, person=_PERSON).digest()
 
 
-def encode_position(key: bytes, listing: Listing, user_id: int, position: int) -> str:
+def encode_position(key: bytes, listing: Listing, user_id: int, position: int, skip: int = 0) -> str:
     """A cursor: the page of ``user_id``'s ``listing`` after ``position``.
 
     Args:
@@ -125,16 +129,26 @@ def encode_position(key: bytes, listing: Listing, user_id: int, position: int) -
         listing: which list.
         user_id: whose list.
         position: the ordering number of the last item shown (fits in 64 bits).
+        skip: how many items at ``position`` were shown (lists whose order has ties).
 
     Returns:
         A URL-safe string.
     """
-    payload = _PAYLOAD.pack(_VERSION, listing.value, user_id, position)
+    payload = _PAYLOAD.pack(_VERSION, listing.value, user_id, position, skip)
     return base64.urlsafe_b64encode(payload + _signature(key, payload)).rstrip(b"=").decode()
 
 
 def decode_position(key: bytes, listing: Listing, user_id: int, cursor: str) -> int:
-    """The position a cursor of :func:`encode_position` holds.
+    """The position a cursor of :func:`encode_position` holds (lists without ties).
+
+    Raises:
+        InvalidCursor: as :func:`decode_keyset`.
+    """
+    return decode_keyset(key, listing, user_id, cursor)[0]
+
+
+def decode_keyset(key: bytes, listing: Listing, user_id: int, cursor: str) -> tuple[int, int]:
+    """The position and skip a cursor of :func:`encode_position` holds.
 
     Raises:
         InvalidCursor: naming ``cursor``: malformed, tampered with, or made for another list
@@ -147,12 +161,12 @@ def decode_position(key: bytes, listing: Listing, user_id: int, cursor: str) -> 
     payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
     if len(payload) != _PAYLOAD.size or not hmac.compare_digest(mac, _signature(key, payload)):
         raise _invalid(FOREIGN_CURSOR)
-    version, listed, owner, position = _PAYLOAD.unpack(payload)
+    version, listed, owner, position, skip = _PAYLOAD.unpack(payload)
     if version != _VERSION:
         raise _invalid(FOREIGN_CURSOR)
     if listed != listing.value or owner != user_id:
         raise _invalid("belongs to another list: keep the user and the list of the page it came from")
-    return int(position)
+    return int(position), int(skip)
 
 
 def _invalid(message: str) -> InvalidCursor:

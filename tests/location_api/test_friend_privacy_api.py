@@ -128,6 +128,26 @@ async def test_export_pages_the_history_oldest_first(users: Users, primary: asyn
         assert (answer.status, answer.problem) == (400, "invalid-cursor"), answer
 
 
+async def test_export_pages_rows_received_in_the_same_microsecond_once_each(
+    users: Users, primary: asyncpg.Connection
+) -> None:
+    a = new_user()
+    start = dt.datetime(2026, 12, 2, 8, 0, tzinfo=dt.UTC)
+    later = start + dt.timedelta(milliseconds=1)
+    rows = [HistoryRow(a, 10.0 + i, 20.0, start) for i in range(5)] + [HistoryRow(a, 1.0, 2.0, later)]
+    await history_db.insert_history(primary, rows)
+    users.token = await _visible(primary)
+    seen: list[tuple[float, str]] = []
+    cursor = ""
+    for _ in range(10):
+        answer = await users.call("GET", f"/v1/users/{a}/locations/export?limit=2{cursor}", a)
+        seen += [(item["latitude"], item["recorded_at"]) for item in answer.body["locations"]]
+        if answer.body["next"] is None:
+            break
+        cursor = f"&cursor={answer.body['next']}"
+    assert seen == [(r.latitude, r.recorded_at.isoformat()) for r in rows]
+
+
 async def test_erasing_clears_history_cache_and_home(users: Users, primary: asyncpg.Connection, heard: Heard) -> None:
     a, friend = new_user(), new_user()
     await users.ask(a, friend, as_=ADMIN)

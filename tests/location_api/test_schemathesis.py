@@ -58,10 +58,11 @@ def _run(api: Api, headers: dict[str, str]) -> list[str]:
             def check(mode: GenerationMode, case: schemathesis.Case[Any]) -> None:
                 # A cursor is opaque and signed: a well-formed string that this API did not
                 # issue is rightly refused, however valid it looks to the schema.
-                # Nor can a schema say "two different users": befriending oneself is a 400.
+                # Nor can a schema say "two different users": befriending or blocking oneself
+                # is a 400.
                 params = case.path_parameters or {}
-                refused = (case.query and "cursor" in case.query) or (
-                    "friend_id" in params and params.get("id") == params["friend_id"]
+                refused = (case.query and "cursor" in case.query) or any(
+                    name in params and params.get("id") == params[name] for name in ("friend_id", "blocked_id")
                 )
                 excluded: list[CheckFunction] = [positive_data_acceptance] if refused else []
                 # A query value with no form on the wire (None, [] or {}) is dropped when the
