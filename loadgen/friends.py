@@ -1,11 +1,12 @@
 """``geo-loadgen friends``: simulated users moving, sharing locations and watching friends.
 
-Set-up creates the friendships through the API (with an admin token minted from the
-settings' key), then opens a WebSocket per online user, ramped or in stages. Each client
-sends a location every ``interval`` seconds from its movement model, on an open-loop
-schedule, and the ledger checks every ``friend_location`` against what the generator knows
-(loadgen.ledger says what each count means). A client whose connection drops reconnects with backoff while the measured
-window lasts; drops, reconnects and failed attempts are counted, never raised.
+Set-up makes the friendships through the API as users do, each by a request and its
+acceptance (:mod:`loadgen.friendships`), then opens a WebSocket per online user, ramped or
+in stages. Each client sends a location every ``interval`` seconds from its movement model,
+on an open-loop schedule, and the ledger checks every ``friend_location`` against what the
+generator knows (loadgen.ledger says what each count means). A client whose connection drops
+reconnects with backoff while the measured window lasts; drops, reconnects and failed
+attempts are counted, never raised.
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ import random
 import time
 from dataclasses import dataclass, field
 
-import aiohttp
 import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import CloseCode
 
-from geo_common.tokens import Role, mint_token
+from geo_common.tokens import mint_token
 from geo_index import haversine_m
 from loadgen.clock import MIN_SLEEP_S, now, sleep_until
 from loadgen.friends_options import EventKind, FriendsOptions, ScenarioEvent
+from loadgen.friendships import create_friendships as create_friendships  # loadgen.cli's name for it
 from loadgen.gauges import sample_gauges
-from loadgen.graph import Population, build_population
+from loadgen.graph import build_population
 from loadgen.ledger import Ledger
 from loadgen.movement import Mover
 from loadgen.stages import connected_target, online_windows
@@ -67,41 +68,6 @@ class Client:
     connections: int = 0  # opened so far
     initialised: bool = False  # the latest connection got its init
     connected_at_end: bool = False  # had a connection when the measured window ended
-
-
-async def create_friendships(opts: FriendsOptions, population: Population, recorder: Recorder) -> None:
-    """POST every friendship once, ``setup_concurrency`` at a time; counts failures by status."""
-    admin = mint_token(opts.jwt_secret, 1, Role.ADMIN, ttl_s=3600)
-    headers = {"Authorization": f"Bearer {admin}"}
-    edges = population.edges()
-    queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
-    for edge in edges:
-        queue.put_nowait(edge)
-    done = 0
-    started = time.monotonic()
-
-    async def worker(session: aiohttp.ClientSession) -> None:
-        nonlocal done
-        while not queue.empty():
-            a, b = queue.get_nowait()
-            try:
-                async with session.post(f"{opts.api.rstrip('/')}/v1/users/{a}/friends/{b}", headers=headers) as resp:
-                    await resp.read()
-                    if resp.status >= 300:
-                        recorder.count(f"setup_status_{resp.status}")
-                        recorder.count("errors")
-            except (aiohttp.ClientError, TimeoutError) as exc:  # counted: the caller reports set-up errors
-                recorder.count(f"setup_error_{type(exc).__name__}")
-                recorder.count("errors")
-            done += 1
-            if done % 5_000 == 0:
-                print(
-                    f"friends: set-up {done}/{len(edges)} friendships ({time.monotonic() - started:.1f} s)", flush=True
-                )
-
-    async with aiohttp.ClientSession() as session:
-        await asyncio.gather(*(worker(session) for _ in range(opts.setup_concurrency)))
-    print(f"friends: set-up {len(edges)} friendships in {time.monotonic() - started:.1f} s", flush=True)
 
 
 async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLive) -> None:

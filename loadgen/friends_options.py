@@ -59,6 +59,9 @@ class FriendsOptions:
     drain_s: float = DRAIN_S
     first_user_id: int = 1_000_000
     setup: bool = True
+    #: Friendships set up at a time (:mod:`loadgen.friendships`). Each has at most one request
+    #: waiting, so it bounds any user's waiting requests: keep it within the API's
+    #: ``GEO_MAX_PENDING_REQUESTS`` (100 by default), or requests beyond it are refused (409).
     setup_concurrency: int = 64
     events: tuple[ScenarioEvent, ...] = ()
     seed: int = 0
