@@ -19,7 +19,8 @@ from geo_common.settings import SettingsError, load_settings
 from geo_common.version import add_version_argument
 from loadgen.catalog import Catalog, catalog_for
 from loadgen.durations import duration_or_zero, parse_duration
-from loadgen.friends import FriendsLive, create_friendships, run_friends
+from loadgen.friends import FriendsLive, run_friends
+from loadgen.friendships import create_friendships
 from loadgen.friends_options import FriendsOptions
 from loadgen.graph import GraphKind, build_population
 from loadgen.junit import file_problem

@@ -25,7 +25,7 @@ from geo_common.tokens import mint_token
 from geo_index import haversine_m
 from loadgen.clock import MIN_SLEEP_S, now, sleep_until
 from loadgen.friends_options import EventKind, FriendsOptions, ScenarioEvent
-from loadgen.friendships import create_friendships as create_friendships  # loadgen.cli's name for it
+from loadgen.friendships import create_friendships
 from loadgen.gauges import sample_gauges
 from loadgen.graph import build_population
 from loadgen.ledger import Ledger
