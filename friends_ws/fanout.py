@@ -140,7 +140,8 @@ class Fanout:
         self._friend_region[friend_id] = region
         self.broker.route(channel, friend_id)
         await self.broker.subscribe({region: [channel]})
-        self.broker.unsubscribe({old: [location_channel(self.namespace, old, friend_id)]})
+        if self._friend_region.get(friend_id) != old:  # not moved back meanwhile (an erasure, then a claim)
+            self.broker.unsubscribe({old: [location_channel(self.namespace, old, friend_id)]})
         log.debug("following friend %d in region %s now (was %s)", friend_id, region, old)
         for location in (await self.cache.fetch(region, [friend_id])).values():
             self.friend_seen(location)

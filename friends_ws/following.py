@@ -25,6 +25,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any, Protocol
 
 import asyncpg
+from redis.exceptions import RedisError
 
 from friends_ws.db import Database, DatabaseUnavailable
 from friends_ws.hub import Hub
@@ -43,9 +44,14 @@ from geo_common import friends_db
 from geo_common.friends_db import Grant
 from geo_common.presence import AccessLevel, FriendAdded, FriendRemoved, FriendShares, Location
 from geo_index import haversine_m
+from pubsub import PubSubError
 
 log = logging.getLogger(__name__)
 
+#: The cache could not answer (its breaker is open, or Redis is down).
+_CACHE_ERRORS = (ConnectionError, OSError, TimeoutError, RedisError)
+#: Following a friend failed: the database or pub/sub could not answer.
+_BACKEND_ERRORS = (DatabaseUnavailable, asyncpg.PostgresError, PubSubError, *_CACHE_ERRORS)
 #: How many times a grant is re-read when restrictions keep arriving during the read; after
 #: that nothing more is shown (the next message or reconnection looks again).
 CONFIRM_ATTEMPTS = 3
@@ -238,15 +244,14 @@ class Following:
                 grant, name = await self.db.read_primary(
                     lambda conn: _read_grant(conn, self._user_id, friend_id, named=announce)
                 )
-            except (DatabaseUnavailable, asyncpg.PostgresError) as exc:
-                log.warning("user %d: could not confirm a grant (%s); nothing more is shown", self._user_id, exc)
-                return
-            if self._restrictions != before:
-                continue  # a restriction arrived during the read, which may predate it
-            if announce and grant is not None and self.seen(friend_id) == "none":
-                self.sink.send(encode_friend_added(friend_id, name))
-            target = seen_for(None if grant is None else grant.level)
-            await self._become({friend_id: (target, None if grant is None else grant.home_region)})
+                if self._restrictions != before:
+                    continue  # a restriction arrived during the read, which may predate it
+                if announce and grant is not None and self.seen(friend_id) == "none":
+                    self.sink.send(encode_friend_added(friend_id, name))
+                target = seen_for(None if grant is None else grant.level)
+                await self._become({friend_id: (target, None if grant is None else grant.home_region)})
+            except _BACKEND_ERRORS as exc:
+                log.warning("user %d: could not apply a grant (%s); the next change looks again", self._user_id, exc)
             return
         log.info("user %d: grants kept changing while being read; nothing more is shown", self._user_id)
 
@@ -287,10 +292,16 @@ class Following:
         if not follow:
             return
         await self.hub.fanout.follow(self, follow)
-        if self.position is not None:
-            for location in (await self.hub.fanout.latest(follow)).values():
-                if self.seen(location.user_id) in ("coarse", "exact"):
-                    self._judge(location, moved=True)
+        if self.position is None:
+            return
+        try:
+            latest = await self.hub.fanout.latest(follow)
+        except _CACHE_ERRORS as exc:  # shown at their next update instead
+            log.info("user %d: the cache could not show new friends now (%s)", self._user_id, exc)
+            return
+        for location in latest.values():
+            if self.seen(location.user_id) in ("coarse", "exact"):
+                self._judge(location, moved=True)
 
     def _change(self, friend_id: int, current: Seen, target: Seen) -> None:
         """Any change but starting to follow: stop following, hide, or change precision."""

@@ -126,14 +126,21 @@ class HistoryWriter:
         return True
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self._interval_s
         while not self._stopping:
             try:
-                await asyncio.wait_for(self._wake.wait(), self._interval_s)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, due - loop.time()))
             except TimeoutError:
                 pass
             self._wake.clear()
             if self._stopping:
                 return
             # Erasures first: a COPY that was under way when one arrived has finished by now.
-            if not await self._delete_erased() or not await self.flush():
+            # (One that fails is tried again at the next flush.)
+            await self._delete_erased()
+            if loop.time() < due and len(self._rows) < self._flush_rows:
+                continue  # woken by an erasure only
+            due = loop.time() + self._interval_s
+            if not await self.flush():
                 await asyncio.sleep(min(1.0, self._interval_s))

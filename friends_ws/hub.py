@@ -209,7 +209,8 @@ class Hub:
         channel = control_channel(self.namespace, region, user_id)
         self.broker.route(channel, ~user_id)
         await self.broker.subscribe({region: [channel]})
-        self.broker.unsubscribe({old: [control_channel(self.namespace, old, user_id)]})
+        if self._owner_region.get(user_id) != old:  # not moved back meanwhile (an erasure, then a claim)
+            self.broker.unsubscribe({old: [control_channel(self.namespace, old, user_id)]})
 
     # --- publishing ---------------------------------------------------------------------------
 

@@ -87,7 +87,9 @@ class Resync:
                     stale.add(owner.user_id)  # a restriction arrived during the read, which may predate it
                 elif owner in self.hub.sessions:  # still connected
                     current.append(owner.following.regrant(grants.get(owner.user_id, [])))
-            await asyncio.gather(*current)
+            for failed in await asyncio.gather(*current, return_exceptions=True):
+                if isinstance(failed, Exception):  # one connection failed to follow: it lives on
+                    log.warning("applying re-read grants failed: %s", failed)
             if not stale:
                 return
             users = sorted(stale)

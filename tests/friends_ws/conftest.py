@@ -13,6 +13,7 @@ import pytest
 
 from geo_common import friends_db
 from geo_common.settings import Settings
+from tests.friends_ws.consent_helpers import Publisher
 from tests.friends_ws.ws_helpers import NEAR, SF, TIMEOUT_FACTOR, Client, Server, connect_user, new_user, start_server
 from tests.pubsub.conftest import redis_bins, throwaway_redis  # noqa: F401 - shared fixtures
 
@@ -79,7 +80,8 @@ async def primary(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 def befriend(primary: asyncpg.Connection, settings: Settings) -> Callable[..., Awaitable[None]]:
     """Make pairs of users friends directly in the database (before they connect).
 
-    Sessions read friend lists from a replica, so this waits until every replica has them.
+    Sessions read what friends share on the primary; geo-api lists friends from a replica,
+    so this also waits until every replica has them.
     """
 
     async def make(*pairs: tuple[int, int]) -> None:
@@ -97,6 +99,14 @@ def befriend(primary: asyncpg.Connection, settings: Settings) -> Callable[..., A
                 await conn.close()
 
     return make
+
+
+@pytest.fixture
+async def publisher(ws_settings: Settings) -> AsyncIterator[Publisher]:
+    """Publishes what geo-api would (an :class:`~geo_common.announcements.Announcer`'s publications)."""
+    pub = Publisher(ws_settings)
+    yield pub
+    await pub.close()
 
 
 Pair = tuple[int, int, Client, Client]

@@ -75,7 +75,10 @@ class Client:
     def __init__(self, ws: ClientConnection, user_id: int) -> None:
         self.ws = ws
         self.user_id = user_id
+        #: Frames received and not returned by :meth:`expect` yet.
         self.frames: list[dict[str, Any]] = []
+        #: Every frame received, in order.
+        self.received: list[dict[str, Any]] = []
         self._seen = 0
 
     async def send(self, **message: Any) -> None:
@@ -88,6 +91,7 @@ class Client:
         raw = await asyncio.wait_for(self.ws.recv(), timeout)
         frame: dict[str, Any] = orjson.loads(raw)
         self.frames.append(frame)
+        self.received.append(frame)
         return frame
 
     async def expect(
