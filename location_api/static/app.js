@@ -1,12 +1,14 @@
 // The map page: the map and world outline, the mode tabs, signing in, and nearby search.
-// The friends and watch panels live in friends.js and watch.js. Everything the page holds
-// is in one state object, exposed as window.geoPage (the browser tests read it).
+// The friends panel lives in friends.js (the WebSocket) and people.js (requests, friends,
+// display names), the watch panel in watch.js. Everything the page holds is in one state
+// object, exposed as window.geoPage (the browser tests read it).
 
 import { $, fetchJson, problemText, setStatus, textElement } from "./dom.js";
 import { setupFriends } from "./friends.js";
 import {
   circlePolygon, formatDistance, nearLongitude, searchQuery, tokenClaims, unwrapGeometry, wrapLongitude,
 } from "./geo.js";
+import { setupPeople } from "./people.js";
 import { setupWatch } from "./watch.js";
 
 const state = {
@@ -231,7 +233,8 @@ async function main() {
   }
   showRadius();
   const context = { state, map, onSignedIn: (f) => listeners.signedIn.push(f) };
-  listeners.mapClick.friends = setupFriends(context);
+  const people = setupPeople(context);
+  listeners.mapClick.friends = setupFriends({ ...context, people });
   setupWatch(context);
   setStatus("page-status", state.config.dev ? "Ready (development mode: sign in with any user id)." : "Ready.");
   state.ready = true;

@@ -22,11 +22,14 @@ export function problemText(status, body) {
   return `the server answered ${status}`;
 }
 
-/** fetch, then the JSON body (or null when there is none). Throws only on network errors. */
+/**
+ * fetch, then the JSON body (or null when there is none) and the response headers. Throws
+ * only on network errors.
+ */
 export async function fetchJson(url, options = {}) {
   const response = await fetch(url, options);
   let body = null;
   const type = response.headers.get("Content-Type") || "";
   if (type.includes("json")) body = await response.json();
-  return { ok: response.ok, status: response.status, body };
+  return { ok: response.ok, status: response.status, body, headers: response.headers };
 }

@@ -1,7 +1,9 @@
 // The friends panel: one WebSocket to geo-friends (docs/friends-protocol.md), the user's own
 // position, the friends in range moving live with their last-seen ages, sharing and radius.
+// Requests, the friend list and display names are people.js's (over HTTP): it names the
+// markers here and hears the frames about them.
 
-import { $, fetchJson, problemText, setStatus, textElement } from "./dom.js";
+import { $, setStatus, textElement } from "./dom.js";
 import { circlePolygon, formatAge, formatDistance, haversineM, nearLongitude } from "./geo.js";
 
 /** The protocol asks for a location about every 30 s; a little sooner keeps the cache warm. */
@@ -15,7 +17,7 @@ const LEFT_REASONS = {
   unfriended: "is no longer a friend",
 };
 
-export function setupFriends({ state, map, onSignedIn }) {
+export function setupFriends({ state, map, onSignedIn, people }) {
   const layer = L.layerGroup().addTo(map);
   const friends = new Map(); // user_id -> {user_id, latitude, longitude, distance_m, updated_at, marker}
   state.friends = friends;
@@ -46,6 +48,7 @@ export function setupFriends({ state, map, onSignedIn }) {
     state.connected = connected;
     $("connect").disabled = connected;
     $("disconnect").disabled = !connected;
+    renderList();
   }
 
   // --- drawing ------------------------------------------------------------------------------
@@ -81,7 +84,7 @@ export function setupFriends({ state, map, onSignedIn }) {
     if (!friend) {
       const marker = L.circleMarker([frame.latitude, frame.longitude], {
         radius: 7, color: "#1b6b2a", weight: 2, fillColor: "#3fbf5a", fillOpacity: 0.95,
-      }).bindTooltip(textElement("span", String(frame.user_id)), {
+      }).bindTooltip(label(frame.user_id), {
         permanent: true, direction: "top", className: "friend-label",
       });
       marker.addTo(layer);
@@ -94,11 +97,21 @@ export function setupFriends({ state, map, onSignedIn }) {
     friend.marker.setLatLng(friendLatLng(friend));
   }
 
+  // A label is an element with text only: display names are chosen by their users.
+  const label = (userId) => textElement("span", people.nameOf(userId));
+
+  function relabel() {
+    for (const friend of friends.values()) friend.marker.setTooltipContent(label(friend.user_id));
+    renderList();
+  }
+
+  /** Take a friend off the map; false when they were not on it. */
   function removeFriend(userId) {
     const friend = friends.get(userId);
-    if (!friend) return;
+    if (!friend) return false;
     layer.removeLayer(friend.marker);
     friends.delete(userId);
+    return true;
   }
 
   function clearFriends() {
@@ -112,10 +125,13 @@ export function setupFriends({ state, map, onSignedIn }) {
     for (const friend of sorted) {
       const item = document.createElement("li");
       item.dataset.userId = String(friend.user_id);
-      item.append(textElement("span", `User ${friend.user_id}`, "name"), " ",
+      item.append(textElement("span", people.nameOf(friend.user_id), "name"), " ",
         textElement("span", formatDistance(friend.distance_m), "distance"), " ",
         textElement("span", formatAge(Date.now() - friend.updated_at), "age"));
       list.append(item);
+    }
+    if (!sorted.length) {
+      list.append(textElement("li", state.connected ? "Nobody in range." : "Connect to see who is near.", "empty"));
     }
   }
 
@@ -145,9 +161,17 @@ export function setupFriends({ state, map, onSignedIn }) {
         upsertFriend(frame);
         break;
       case "friend_left":
-        removeFriend(frame.user_id);
         state.lastLeft = { user_id: frame.user_id, reason: frame.reason };
-        status(`User ${frame.user_id} ${LEFT_REASONS[frame.reason] || LEFT_REASONS.offline}.`);
+        // Only a friend who was on the map is news, and not when this page is ending the
+        // friendship: the status line keeps the answer to that.
+        if (removeFriend(frame.user_id) && !people.busy(frame.user_id)) {
+          status(`${people.nameOf(frame.user_id, { start: true })} ${LEFT_REASONS[frame.reason] || LEFT_REASONS.offline}.`);
+        }
+        people.onFrame(frame);
+        break;
+      case "friend_request":
+      case "friend_added":
+        people.onFrame(frame);
         break;
       case "settings":
         state.friendRadiusM = frame.radius_m;
@@ -234,26 +258,6 @@ export function setupFriends({ state, map, onSignedIn }) {
     send(message);
   }
 
-  async function befriend(event) {
-    event.preventDefault();
-    if (!$("befriend-form").reportValidity()) return;
-    if (!state.token) {
-      status("Sign in first.");
-      return;
-    }
-    const friendId = $("friend-id").value;
-    try {
-      const answer = await fetchJson(`/v1/users/${state.userId}/friends/${encodeURIComponent(friendId)}`, {
-        method: "POST", headers: { Authorization: `Bearer ${state.token}` },
-      });
-      status(answer.ok
-        ? `User ${friendId} is ${answer.body.created ? "now" : "already"} your friend.`
-        : `Could not add the friend: ${problemText(answer.status, answer.body)}`);
-    } catch (error) {
-      status(`Could not add the friend: ${error.message}`);
-    }
-  }
-
   $("connect").addEventListener("click", connect);
   $("disconnect").addEventListener("click", disconnect);
   $("me-form").addEventListener("submit", (event) => {
@@ -268,7 +272,8 @@ export function setupFriends({ state, map, onSignedIn }) {
     if (state.connected) send({ type: "settings", radius_m: Number(radiusInput.value) });
     else status("Connect first.");
   });
-  $("befriend-form").addEventListener("submit", befriend);
+  people.onNamesChanged(relabel);
+  renderList();
   onSignedIn(() => {
     disconnect();
     status(`Signed in as user ${state.userId}: press Connect.`);

@@ -8,15 +8,20 @@ drives it and never downloads one. Screenshots go to ``test-output/map_page/`` (
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
+import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from websockets.asyncio.client import ClientConnection, connect
 
 from deploy.stack.binaries import ensure_browser
 from deploy.stack.procs import StackError
@@ -40,8 +45,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-#: Businesses the tests search for, created through the API: (name, latitude, longitude, category).
+#: Where the tests search and put users, and a friend's position about 1 km away (in range).
 OSLO = (59.9139, 10.7522)
+NEAR = (59.9200, 10.7600)
+#: Businesses the tests search for, created through the API: (name, latitude, longitude, category).
 BUSINESSES = [
     ("Oslo Central Cafe", 59.9111, 10.7528, "cafe"),
     ("Karl Johan Bakery", 59.9133, 10.7389, "bakery"),
@@ -134,8 +141,10 @@ class Tab:
         await self.page.screenshot(path=str(path), full_page=True)
         return path
 
-    def assert_no_errors(self) -> None:
-        assert self.errors == [], f"the page logged errors: {self.errors}"
+    def assert_no_errors(self, *, expected: str = "") -> None:
+        """No errors logged, but for those that contain ``expected`` (when given)."""
+        errors = [e for e in self.errors if not expected or expected not in e]
+        assert errors == [], f"the page logged errors: {errors}"
 
     async def state(self, expression: str) -> Any:
         """Evaluate JavaScript on ``window.geoPage`` (named ``s`` in the expression)."""
@@ -179,3 +188,84 @@ async def open_page(browser: Browser, services: Services) -> AsyncIterator[OpenP
 def _record(tab: Tab, message: ConsoleMessage) -> None:
     if message.type in ("error", "assert"):
         tab.errors.append(f"console {message.type}: {message.text}")
+
+
+# --- steps the tests share ----------------------------------------------------------------------
+
+
+async def sign_in_dev(tab: Tab, user_id: int, role: str = "user") -> None:
+    """Sign in with the dev form; wait until the page has read the user's profile and lists."""
+    await tab.page.fill("#dev-user", str(user_id))
+    await tab.page.select_option("#dev-role", role)
+    await tab.page.click("#dev-signin-button")
+    await tab.until(
+        f"s.userId === {user_id} && s.role === '{role}' && s.people.loaded", f"user {user_id} to be signed in"
+    )
+
+
+async def go_online(tab: Tab, at: tuple[float, float]) -> None:
+    """Open the friends panel, connect and send a position."""
+    await tab.page.click("#tab-friends")
+    await tab.page.click("#connect")
+    await tab.until("s.connected", "the WebSocket to open")
+    await tab.page.fill("#me-lat", str(at[0]))
+    await tab.page.fill("#me-lon", str(at[1]))
+    await tab.page.click("#send-location")
+    await tab.until("s.self && s.self.sentAt && s.friendRadiusM", "the location to be sent")
+
+
+async def status_is(tab: Tab, text: str) -> None:
+    """Wait until the friends panel's status line says exactly ``text``."""
+    try:
+        await tab.page.wait_for_function(
+            "text => document.getElementById('friends-status').textContent === text", arg=text, timeout=WAIT_MS
+        )
+    except Exception as exc:
+        shown = await tab.page.text_content("#friends-status")
+        raise AssertionError(f"the status line says {shown!r}, not {text!r}; page errors: {tab.errors}") from exc
+
+
+async def as_user(
+    services: Services, user_id: int, method: str, path: str, *, json: Any = None, expect: int = 200
+) -> Any:
+    """Call geo-api as ``user_id`` (``path`` under ``/v1/users/{user_id}``); the JSON answer."""
+    headers = {"Authorization": f"Bearer {services.token(user_id)}"}
+    async with services.api.http.request(method, f"/v1/users/{user_id}{path}", json=json, headers=headers) as resp:
+        assert resp.status == expect, await resp.text()
+        return await resp.json()
+
+
+async def befriend_over_http(services: Services, user_id: int, other: int, *, expect: int) -> None:
+    """``user_id`` asks ``other`` (202), or accepts ``other``'s request (201)."""
+    await as_user(services, user_id, "POST", f"/friends/{other}", expect=expect)
+
+
+async def replicas_caught_up(settings: Settings) -> None:
+    """Wait until every replica has replayed what the primary has now (friend lists are read there)."""
+    primary = await asyncpg.connect(settings.pg_primary)
+    try:
+        lsn = await primary.fetchval("SELECT pg_current_wal_lsn()")
+    finally:
+        await primary.close()
+    for dsn in settings.pg_replicas:
+        replica = await asyncpg.connect(dsn)
+        try:
+            deadline = time.monotonic() + 10 * TIMEOUT_FACTOR
+            while not await replica.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", lsn):
+                assert time.monotonic() < deadline, "the replica did not catch up"
+                await asyncio.sleep(0.01)
+        finally:
+            await replica.close()
+
+
+async def raw_client(services: Services, user_id: int) -> ClientConnection:
+    """A WebSocket of the test's own to geo-friends, as ``user_id``."""
+    return await connect(f"{services.friends.url}?token={services.token(user_id)}", compression=None)
+
+
+async def next_frame(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    """The next frame of this type (others are skipped)."""
+    while True:
+        frame: dict[str, Any] = orjson.loads(await asyncio.wait_for(ws.recv(), 10 * TIMEOUT_FACTOR))
+        if frame["type"] == kind:
+            return frame

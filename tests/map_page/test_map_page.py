@@ -6,23 +6,29 @@ page logged no error (console errors, failed loads, uncaught exceptions).
 
 from __future__ import annotations
 
-import asyncio
-import time
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
-import asyncpg
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
 
-from geo_common.settings import Settings
 from geo_common.tokens import Role
 from geo_index import haversine_m
-from tests.friends_ws.ws_helpers import TIMEOUT_FACTOR, new_user
+from tests.friends_ws.ws_helpers import new_user
 
-from .conftest import OSLO, OpenPage, Services, Tab
+from .conftest import (
+    NEAR,
+    OSLO,
+    OpenPage,
+    Services,
+    Tab,
+    befriend_over_http,
+    go_online,
+    next_frame,
+    raw_client,
+    replicas_caught_up,
+    sign_in_dev,
+    status_is,
+)
 
-NEAR = (59.9200, 10.7600)
 NEAR_MOVED = (59.9260, 10.7710)
 
 
@@ -136,52 +142,6 @@ async def test_the_search_circle_is_drawn_across_the_antimeridian(open_page: Ope
     tab.assert_no_errors()
 
 
-async def replicas_caught_up(settings: Settings) -> None:
-    """Wait until every replica has replayed what the primary has now (friend lists are read there)."""
-    primary = await asyncpg.connect(settings.pg_primary)
-    try:
-        lsn = await primary.fetchval("SELECT pg_current_wal_lsn()")
-    finally:
-        await primary.close()
-    for dsn in settings.pg_replicas:
-        replica = await asyncpg.connect(dsn)
-        try:
-            deadline = time.monotonic() + 10 * TIMEOUT_FACTOR
-            while not await replica.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", lsn):
-                assert time.monotonic() < deadline, "the replica did not catch up"
-                await asyncio.sleep(0.01)
-        finally:
-            await replica.close()
-
-
-async def sign_in_dev(tab: Tab, user_id: int, role: str = "user") -> None:
-    await tab.page.fill("#dev-user", str(user_id))
-    await tab.page.select_option("#dev-role", role)
-    await tab.page.click("#dev-signin-button")
-    await tab.until(f"s.userId === {user_id} && s.role === '{role}'", f"user {user_id} to be signed in")
-
-
-async def go_online(tab: Tab, at: tuple[float, float]) -> None:
-    await tab.page.click("#tab-friends")
-    await tab.page.click("#connect")
-    await tab.until("s.connected", "the WebSocket to open")
-    await tab.page.fill("#me-lat", str(at[0]))
-    await tab.page.fill("#me-lon", str(at[1]))
-    await tab.page.click("#send-location")
-    await tab.until("s.self && s.self.sentAt && s.friendRadiusM", "the location to be sent")
-
-
-async def raw_client(services: Services, user_id: int) -> ClientConnection:
-    return await connect(f"{services.friends.url}?token={services.token(user_id)}", compression=None)
-
-
-async def next_frame(ws: ClientConnection, kind: str) -> dict[str, Any]:
-    while True:
-        frame: dict[str, Any] = orjson.loads(await asyncio.wait_for(ws.recv(), 10 * TIMEOUT_FACTOR))
-        if frame["type"] == kind:
-            return frame
-
-
 async def test_friends_move_live_and_leave(open_page: OpenPage, services: Services) -> None:
     a, b = new_user(), new_user()
     alice, bob = await open_page(), await open_page()
@@ -190,13 +150,13 @@ async def test_friends_move_live_and_leave(open_page: OpenPage, services: Servic
     await bob.page.fill("#token", services.token(b))
     await bob.page.click("#token-button")
     await bob.until(f"s.userId === {b}", "the pasted token to sign bob in")
-    # Alice befriends Bob from the page (POST /v1/users/{a}/friends/{b} with her token).
+    # Alice asks Bob from the page (POST /v1/users/{a}/friends/{b} with her token); Bob
+    # accepts by asking back over HTTP (test_map_page_people.py accepts on the page).
     await alice.page.click("#tab-friends")
     await alice.page.fill("#friend-id", str(b))
     await alice.page.click("#befriend-button")
-    await alice.page.wait_for_function(
-        "id => document.getElementById('friends-status').textContent.includes(`User ${id} is now your friend`)", arg=b
-    )
+    await status_is(alice, f"Request sent to user {b}.")
+    await befriend_over_http(services, b, a, expect=201)
     await replicas_caught_up(services.settings)
 
     await go_online(alice, OSLO)
@@ -210,7 +170,7 @@ async def test_friends_move_live_and_leave(open_page: OpenPage, services: Servic
     before = await alice.state(where)
     assert before[:2] == list(NEAR)
     item = await alice.page.text_content(f"#friends-list li[data-user-id='{b}']")
-    assert item is not None and f"User {b}" in item and ("ago" in item or "just now" in item)
+    assert item is not None and f"user {b}" in item and ("ago" in item or "just now" in item)
 
     # Bob moves through a WebSocket of the test's own: his marker moves on Alice's page.
     ws = await raw_client(services, b)
