@@ -80,6 +80,10 @@ class Owner(Protocol):
         """A message on the user's control channel."""
         ...
 
+    async def reload(self) -> None:
+        """Re-read the user's own row from the primary (their own messages may have been lost)."""
+        ...
+
     def keepalive(self, now: float, interval_s: float) -> None:
         """Ping the client when silent, drop it when it stays silent (event-loop time, seconds)."""
         ...

@@ -301,7 +301,7 @@ class Following:
             return
         for location in latest.values():
             if self.seen(location.user_id) in ("coarse", "exact"):
-                self._judge(location, moved=True)
+                self._judge(location, moved=False)  # not again if its channel showed it meanwhile
 
     def _change(self, friend_id: int, current: Seen, target: Seen) -> None:
         """Any change but starting to follow: stop following, hide, or change precision."""

@@ -9,7 +9,9 @@ coarse, locations. Once a region's subscriptions are back (:attr:`friends_ws.hub
    (:meth:`friends_ws.following.Following.regrant`); a connection that applied a restriction
    while its grants were being read reads them again, as the read may predate it;
 2. every friend followed in the region is brought up to date from the region's cache; a
-   friend missing from it left (offline, sharing off or expired) meanwhile.
+   friend missing from it left (offline, sharing off or expired) meanwhile;
+3. every connected user's own row is re-read from the primary: sharing turned off (or an
+   erasure) on another connection meanwhile applies to this one too.
 """
 
 from __future__ import annotations
@@ -53,9 +55,17 @@ class Resync:
         self.db = db
 
     async def restored(self, region: str) -> None:
-        """Re-read every connected user's grants, then catch up with the region's cache."""
+        """Re-read every connected user's grants, catch up with the region's cache, then
+        re-read every connected user's own row."""
         await self.regrant_all()
         await resync_region(self.hub, region)
+        await self.reload_users()
+
+    async def reload_users(self) -> None:
+        """Have every connection here re-read its user's row from the primary."""
+        owners = [owner for owner in self.hub.sessions if not owner.loading]
+        for start in range(0, len(owners), CHUNK):
+            await asyncio.gather(*(owner.reload() for owner in owners[start : start + CHUNK]))
 
     async def regrant_all(self) -> None:
         """Re-read the grants of every user connected here, from the primary, and apply them."""

@@ -66,6 +66,8 @@ class Purger:
         #: Rows deleted by this process, and when its last round succeeded (Unix seconds, 0: never).
         self.purged = 0
         self.last_success = 0.0
+        #: Rounds skipped because another instance was purging.
+        self.skipped = 0
 
     def start(self) -> None:
         """Start the rounds (the first shortly after start)."""
@@ -89,7 +91,9 @@ class Purger:
         """
         older_than = cutoff(self.retention_days)
         deleted = await self._db.write(lambda conn: purge_if_free(conn, older_than=older_than))
-        if deleted is not None:
+        if deleted is None:
+            self.skipped += 1
+        else:
             self.purged += deleted
             self.last_success = time.time()
         return deleted

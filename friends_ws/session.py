@@ -123,6 +123,7 @@ class Session(Link):
         "_last_sent_at",
         "_shared",
         "_backlog",
+        "_changes",
     )
 
     def __init__(self, services: Services, ws: web.WebSocketResponse, transport: WriteBuffer, user_id: int) -> None:
@@ -139,6 +140,9 @@ class Session(Link):
         self._last_sent_at: int | None = None
         self._shared = False
         self._backlog: list[Control] | None = []
+        # Changes of the user's own state here (sharing, home region): a re-read of the user's
+        # row started before the last one may be stale.
+        self._changes = 0
 
     # --- opening and closing ----------------------------------------------------------------
 
@@ -261,6 +265,7 @@ class Session(Link):
         )
         log.debug("user %d: home region %s (%s)", self.user_id, home, "claimed now" if claimed else "already")
         self.home_region = home
+        self._changes += 1
         default = self.hub.regions.default.name
         if home == default:
             return  # the channels were in the default region all along
@@ -291,6 +296,7 @@ class Session(Link):
 
     async def _apply_sharing(self, new: Sharing) -> None:
         was, self.sharing = self.sharing, new
+        self._changes += 1
         if (was.enabled, was.precision) == (new.enabled, new.precision):
             return
         region = self.home_region or self.hub.regions.default.name
@@ -316,13 +322,35 @@ class Session(Link):
             self.send(encode_friend_request(event.from_id, event.display_name))
         elif isinstance(event, Erased):
             # The home region is forgotten: the next location claims one again.
+            self._changes += 1
             self.home_region = None
             self.spawn(self._moved_home(None))
         elif isinstance(event, HomeMoved):
+            self._changes += 1
             self.home_region = event.region
             self.spawn(self._moved_home(event.region))
         elif isinstance(event, SharingChanged) and event.origin != self.connection_id:
             self.spawn(self._sharing_changed(Sharing(event.enabled, event.precision, event.private_history)))
+
+    async def reload(self) -> None:
+        """Re-read the user's row from the primary after a pub/sub outage: a sharing change or
+        an erasure made meanwhile on another connection applies here too (unless this
+        connection changed something during the read, which the read may predate)."""
+        before = self._changes
+        try:
+            user = await self.services.db.read_primary(lambda conn: friends_db.get_user(conn, self.user_id))
+        except _BACKEND_ERRORS as exc:
+            log.warning("user %d: could not re-read the user (%s)", self.user_id, exc)
+            return
+        if self._changes != before:
+            return
+        sharing = _sharing_of(user)
+        if sharing != self.sharing:
+            await self._sharing_changed(sharing)
+        home = None if user is None else user.home_region
+        if home != self.home_region:
+            self.home_region = home
+            await self._moved_home(home)
 
     async def _moved_home(self, region: str | None) -> None:
         try:

@@ -169,9 +169,12 @@ async def test_grants_are_re_read_from_the_primary_after_a_pub_sub_reconnection(
             await client.expect("init")
         await alice.expect("friend_location", user_id=b)
         await alice.expect("friend_location", user_id=c)
+        other = await connect(two, a)  # Alice's other connection, on the instance that hears
         await proxy.cut()
-        # Meanwhile, what Alice's instance does not hear: Bob ends the friendship, Carol hides
-        # from Alice, and Dave becomes her friend.
+        # Meanwhile, what Alice's instance does not hear: Alice turns sharing off on her other
+        # connection, Bob ends the friendship, Carol hides from Alice, Dave becomes her friend.
+        await other.send(type="sharing", enabled=False)
+        await other.expect("sharing", enabled=False)
         where = await homes(primary, a, b, c, d)
         assert await consent_db.remove_relation(primary, b, a) is consent_db.Removed.FRIENDSHIP
         await publisher.publish(publisher.announcer.relation_ended(b, a, where))
@@ -179,7 +182,7 @@ async def test_grants_are_re_read_from_the_primary_after_a_pub_sub_reconnection(
         await publisher.publish(publisher.announcer.sharing_with(c, a, "hidden", where))
         assert await consent_db.befriend_directly(primary, a, d) is True
         await publisher.publish(publisher.announcer.friendship_started(a, d, where, {}))
-        await bob.expect("friend_left", user_id=a, reason="unfriended")  # heard where pub/sub was up
+        await bob.expect("friend_left", user_id=a, reason="sharing_off")  # heard where pub/sub was up
         accepted = await proxy.restore()
         # Within a second of Redis accepting the instance again (its reconnection).
         deadline = await asyncio.wait_for(accepted, WAIT) + 1.0 * TIMEOUT_FACTOR
@@ -197,10 +200,20 @@ async def test_grants_are_re_read_from_the_primary_after_a_pub_sub_reconnection(
             raise AssertionError("the new friend is not followed after the reconnection")
         for client in (bob, carol):
             await client.location(NEAR[0] + 3e-4, NEAR[1])
+        # Alice's own row is re-read too: sharing is off on this connection as well.
+        turned_off = {"type": "sharing", "enabled": False, "precision": "exact", "private_history": False}
+        for _ in range(int(WAIT / 0.1)):
+            if turned_off in alice.received:
+                break
+            await alice.quiet(0.1)
+        assert turned_off in alice.received
+        await alice.location(SF[0] + 1e-4, SF[1])
         await alice.quiet(SETTLE)
         for friend in (b, c):
             assert [f["type"] for f in _about(alice, friend)][-1:] == ["friend_left"]
             assert friend not in one.hub.fanout.listeners
+        await dave.quiet(0.1)
+        assert [f["type"] for f in _about(dave, a)] == ["friend_added"]
     finally:
         await proxy.close()
 
