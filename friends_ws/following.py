@@ -60,6 +60,11 @@ CONFIRM_ATTEMPTS = 3
 class Sink(Protocol):
     """Where a connection's frames go, and its background work (a :class:`~friends_ws.link.Link`)."""
 
+    @property
+    def closed(self) -> bool:
+        """The connection is over (or closing): nothing more is sent or followed for it."""
+        ...
+
     def send(self, frame: bytes) -> None: ...
 
     def send_friend(self, friend_id: int, frame: bytes) -> None: ...
@@ -289,9 +294,12 @@ class Following:
                 follow[friend_id] = region
             else:
                 self._change(friend_id, current, target)
-        if not follow:
+        if not follow or self.sink.closed:
             return
         await self.hub.fanout.follow(self, follow)
+        if self.sink.closed:  # it closed meanwhile, and may have unfollowed its friends before this
+            self.hub.fanout.unfollow(self, follow)
+            return
         if self.position is None:
             return
         try:
