@@ -186,6 +186,12 @@ class Settings:
         _parse_url("redis", "rediss"),
         "Redis for the cache and the location store",
     )
+    redis_tls_ca: str = _setting(
+        "",
+        "GEO_REDIS_TLS_CA",
+        _parse_text,
+        "CA bundle (PEM path) rediss:// servers are verified with (empty: system's)",
+    )
     redis_cluster: tuple[str, ...] = _setting(
         (),
         "GEO_REDIS_CLUSTER",
@@ -213,6 +219,23 @@ class Settings:
     jwt_ttl_s: int = _setting(
         86_400, "GEO_JWT_TTL_S", _parse_int(60, 31_536_000), "lifetime of tokens minted by geo-token, seconds"
     )
+    jwt_issuer: str = _setting(
+        "geo-local", "GEO_JWT_ISSUER", _parse_text, "required iss of tokens signed with GEO_JWT_SECRET (geo-token's)"
+    )
+    jwt_audience: str = _setting("geo", "GEO_JWT_AUDIENCE", _parse_text, "required aud of every token")
+    jwt_provider_issuer: str = _setting(
+        "", "GEO_JWT_PROVIDER_ISSUER", _parse_text, "required iss of an identity provider's tokens (empty: none)"
+    )
+    jwt_jwks_url: str = _setting(
+        "", "GEO_JWT_JWKS_URL", _parse_text, "the identity provider's JWKS URL (RS256, ES256, EdDSA keys)"
+    )
+    jwt_public_key: str = _setting(
+        "", "GEO_JWT_PUBLIC_KEY", _parse_text, "the identity provider's public key, PEM text or a PEM file's path"
+    )
+    jwt_leeway_s: int = _setting(30, "GEO_JWT_LEEWAY_S", _parse_int(0, 300), "clock skew allowed on exp/nbf/iat, s")
+    jwt_max_lifetime_s: int = _setting(
+        604_800, "GEO_JWT_MAX_LIFETIME_S", _parse_int(60, 31_536_000), "longest token lifetime accepted, seconds"
+    )
     # Search.
     max_radius_m: float = _setting(
         50_000.0, "GEO_MAX_RADIUS_M", _parse_float(1.0, 1_000_000.0), "largest search radius accepted, metres"
@@ -224,6 +247,12 @@ class Settings:
         "GEO_DEV",
         _parse_bool,
         "enable development-only endpoints (the map page's POST /v1/dev/token mints tokens for anyone)",
+    )
+    http_rate_per_s: int = _setting(
+        20,
+        "GEO_HTTP_RATE_PER_S",
+        _parse_int(1, 100_000),
+        "searches per second per client address the nginx in front of geo-api lets through (bursts of twice that)",
     )
     breaker_failures: int = _setting(
         5,
@@ -360,6 +389,18 @@ class Settings:
         "frames a slow reader may have waiting (the newest per friend replaces older ones); beyond it "
         "the connection is closed",
     )
+    ws_max_sockets_per_user: int = _setting(
+        5, "GEO_WS_MAX_SOCKETS_PER_USER", _parse_int(1, 1000), "WebSocket connections one user may hold per instance"
+    )
+    ws_max_messages_per_s: float = _setting(
+        1.0,
+        "GEO_WS_MAX_MESSAGES_PER_S",
+        _parse_float(0.01, 1000.0),
+        "settings, sharing and auth frames per second one user may send (bursts of 5); more get rate_limited",
+    )
+    ws_ticket_ttl_s: int = _setting(
+        30, "GEO_WS_TICKET_TTL_S", _parse_int(1, 600), "lifetime of a single-use WebSocket ticket, seconds"
+    )
     history_flush_ms: int = _setting(
         500,
         "GEO_HISTORY_FLUSH_MS",
@@ -385,6 +426,9 @@ class Settings:
         "how often geo-friends deletes history past retention, seconds (one instance at a time)",
     )
     max_friends: int = _setting(5000, "GEO_MAX_FRIENDS", _parse_int(1, 1_000_000), "the most friends a user may have")
+    max_friend_requests_per_min: int = _setting(
+        30, "GEO_MAX_FRIEND_REQUESTS_PER_MIN", _parse_int(1, 100_000), "friend requests one user may send a minute"
+    )
     max_pending_requests: int = _setting(
         100,
         "GEO_MAX_PENDING_REQUESTS",
