@@ -398,9 +398,6 @@ class Settings:
         _parse_float(0.01, 1000.0),
         "settings, sharing and auth frames per second one user may send (bursts of 5); more get rate_limited",
     )
-    ws_ticket_ttl_s: int = _setting(
-        30, "GEO_WS_TICKET_TTL_S", _parse_int(1, 600), "lifetime of a single-use WebSocket ticket, seconds"
-    )
     history_flush_ms: int = _setting(
         500,
         "GEO_HISTORY_FLUSH_MS",
