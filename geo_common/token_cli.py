@@ -1,4 +1,10 @@
-"""``geo-token USER_ID [--role user|owner|admin]``: print a signed development token."""
+"""``geo-token USER_ID [--role user|owner|admin]``: print a signed local token.
+
+The token is HS256 with ``GEO_JWT_SECRET``, ``iss`` ``GEO_JWT_ISSUER`` and ``aud``
+``GEO_JWT_AUDIENCE``; it acts as user ``USER_ID`` with the role given. It is how operators act
+as owners and admins even when users sign in with an identity provider (whose tokens are
+always plain users).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,8 @@ from geo_common.version import add_version_argument
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="geo-token", description="Print an HS256 bearer token signed with GEO_JWT_SECRET."
+        prog="geo-token",
+        description="Print an HS256 bearer token signed with GEO_JWT_SECRET (iss GEO_JWT_ISSUER, aud GEO_JWT_AUDIENCE).",
     )
     add_version_argument(parser)
     parser.add_argument("user_id", type=int, help="the user id (positive integer), the token's subject")
@@ -26,7 +33,18 @@ def main(argv: list[str] | None = None) -> int:
         ttl = args.ttl if args.ttl is not None else settings.jwt_ttl_s
         if ttl < 1:
             raise TokenError("--ttl must be at least 1 second")
-        print(mint_token(settings.jwt_secret, args.user_id, Role(args.role), ttl_s=ttl))
+        if ttl > settings.jwt_max_lifetime_s:
+            # The services would refuse the token: say so now rather than at its first use.
+            raise TokenError(f"the lifetime {ttl} s exceeds GEO_JWT_MAX_LIFETIME_S={settings.jwt_max_lifetime_s}")
+        token = mint_token(
+            settings.jwt_secret,
+            args.user_id,
+            Role(args.role),
+            ttl_s=ttl,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+        print(token)
     except (SettingsError, TokenError) as exc:
         print(f"geo-token: {exc}", file=sys.stderr)
         return 2

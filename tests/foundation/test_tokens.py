@@ -16,7 +16,9 @@ SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
 def test_round_trip() -> None:
     token = mint_token(SECRET, 42, Role.OWNER)
-    assert verify_token(SECRET, token) == Identity(42, Role.OWNER)
+    identity = verify_token(SECRET, token)
+    assert (identity.user_id, identity.role) == (42, Role.OWNER)
+    assert identity == Identity(42, Role.OWNER, identity.expires_at)
 
 
 def test_default_role_is_user() -> None:
@@ -53,10 +55,14 @@ def test_unsigned_token_is_refused() -> None:
         ({"sub": "0"}, "sub"),
         ({"sub": "5", "role": "root"}, "role"),
         ({"role": "user"}, "sub"),
+        ({"sub": "0012"}, "sub"),
+        ({"sub": "\u0661\u0662"}, "sub"),
+        ({"sub": "1" * 30}, "sub"),
     ],
 )
 def test_bad_claims(claims: dict[str, object], message: str) -> None:
-    token = jwt.encode({**claims, "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
+    base = {"iss": "geo-local", "aud": "geo", "exp": int(time.time()) + 60}
+    token = jwt.encode({**base, **claims}, SECRET, algorithm="HS256")
     with pytest.raises(TokenError, match=message):
         verify_token(SECRET, token)
 
@@ -78,7 +84,8 @@ def test_geo_token_cli_prints_a_verifiable_token() -> None:
         env=env,
         check=True,
     )
-    assert verify_token(SECRET, out.stdout.strip()) == Identity(31, Role.ADMIN)
+    identity = verify_token(SECRET, out.stdout.strip())
+    assert (identity.user_id, identity.role) == (31, Role.ADMIN)
 
 
 @pytest.mark.parametrize("argv", [["0"], ["x"], ["3", "--role", "root"], ["3", "--ttl", "0"]])
