@@ -32,8 +32,8 @@ DEFAULT_LEEWAY_S = 30
 DEFAULT_MAX_LIFETIME_S = 604_800
 #: A longer token is refused before it is parsed (providers' tokens are 1-2 kB).
 MAX_TOKEN_CHARS = 8192
-#: A local subject is a user id of at most this many decimal digits (below 2**63).
-MAX_LOCAL_ID_DIGITS = 18
+#: The largest user id (PostgreSQL's bigint); a local subject names one from 1 to it.
+MAX_USER_ID = 2**63 - 1
 #: Claims every token must carry.
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp")
 
@@ -79,8 +79,8 @@ def mint_token(
 
     Args:
         secret: the HS256 key.
-        user_id: the user, a positive integer of at most :data:`MAX_LOCAL_ID_DIGITS` digits
-            (the ``sub`` claim, as a string per RFC 7519).
+        user_id: the user, from 1 to :data:`MAX_USER_ID` (the ``sub`` claim, as a string per
+            RFC 7519).
         role: the role claim.
         ttl_s: lifetime in seconds.
         now: the issue time, Unix seconds (default: the clock).
@@ -93,8 +93,8 @@ def mint_token(
     Raises:
         TokenError: ``user_id`` is not such an integer.
     """
-    if isinstance(user_id, bool) or not isinstance(user_id, int) or not 1 <= user_id < 10**MAX_LOCAL_ID_DIGITS:
-        raise TokenError(f"user_id must be a positive integer of at most {MAX_LOCAL_ID_DIGITS} digits, got {user_id!r}")
+    if isinstance(user_id, bool) or not isinstance(user_id, int) or not 1 <= user_id <= MAX_USER_ID:
+        raise TokenError(f"user_id must be an integer from 1 to {MAX_USER_ID}, got {user_id!r}")
     issued = int(time.time() if now is None else now)
     claims = {
         "iss": issuer,
@@ -110,24 +110,23 @@ def mint_token(
 def local_user_id(subject: object) -> int:
     """The user id a local token's subject names.
 
-    Only the canonical spelling is accepted: ASCII digits, no sign, no leading zero, no
-    spaces, at most :data:`MAX_LOCAL_ID_DIGITS` digits. So ``"0012"`` is not user 12 and
-    ``"١٢"`` (Arabic-Indic digits, which :meth:`str.isdigit` and :func:`int` accept) is no
-    user at all.
+    Only the canonical spelling of 1 to :data:`MAX_USER_ID` is accepted: ASCII digits, no
+    sign, no leading zero, no spaces. So ``"0012"`` is not user 12, ``"١٢"`` (Arabic-Indic
+    digits, which :meth:`str.isdigit` and :func:`int` accept) is no user at all, and a
+    30-digit subject never reaches PostgreSQL's ``bigint``.
 
     Raises:
         TokenError: the subject is anything else.
     """
     if (
         not isinstance(subject, str)
-        or not 0 < len(subject) <= MAX_LOCAL_ID_DIGITS
+        or not 0 < len(subject) <= len(str(MAX_USER_ID))
         or not subject.isascii()
         or not subject.isdecimal()
         or subject[0] == "0"
+        or int(subject) > MAX_USER_ID
     ):
-        raise TokenError(
-            f"invalid token: sub must be a user id (1 to {MAX_LOCAL_ID_DIGITS} ASCII digits, no leading zero)"
-        )
+        raise TokenError(f"invalid token: sub must be a user id from 1 to {MAX_USER_ID} in ASCII digits")
     return int(subject)
 
 

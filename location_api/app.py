@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from geo_common.breaker import Breaker
+from geo_common.identity import Authenticator
 from geo_common.settings import Settings
 from location_api import queries
 from location_api.cache import Cache
@@ -18,6 +19,7 @@ from location_api.cursor import cursor_key
 from location_api.db import Database
 from location_api.errors import DatabaseUnavailable
 from location_api.keys import (
+    authenticator_key,
     cache_key,
     cursor_key_key,
     db_key,
@@ -46,6 +48,9 @@ def create_app(settings: Settings) -> web.Application:
 
     Returns:
         The application; its databases, cache and indexes open when it starts.
+
+    Raises:
+        SettingsError: the identity provider settings are inconsistent.
     """
     role = Role(settings.api_role)
     metrics = Metrics()
@@ -55,6 +60,8 @@ def create_app(settings: Settings) -> web.Application:
     app[role_key] = role
     app[metrics_key] = metrics
     app[cursor_key_key] = cursor_key(settings.jwt_secret)
+    app[authenticator_key] = Authenticator(settings)
+    app.cleanup_ctx.append(_authenticator)
     app.cleanup_ctx.append(_databases)
     app.cleanup_ctx.append(_cache)
     if role.reads:
@@ -82,6 +89,11 @@ async def _background(coro: Coroutine[Any, Any, None], name: str) -> AsyncIterat
                 task.cancel()
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %r had failed", name, exc_info=task.exception())
+
+
+async def _authenticator(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[authenticator_key].close()
 
 
 async def _databases(app: web.Application) -> AsyncIterator[None]:

@@ -1,21 +1,120 @@
-"""Who may write: a bearer token (HS256, ``geo-token``) with the role owner or admin."""
+"""Who is calling: the request's bearer token, verified once before its view runs.
+
+The route table (:class:`location_api.handling.RouteTable`) awaits :func:`authenticate` for
+every request that carries an ``Authorization`` header, and only for those: an anonymous
+search pays one header lookup. :func:`authenticate` verifies the token with the app's
+:class:`~geo_common.identity.Authenticator` (a local ``geo-token`` token or an identity
+provider's, whose subject may be mapped to a user id on the primary the first time it is
+seen) and files the outcome on the request, a caller or the error a view will answer with.
+It never raises for a bad token, so a route that needs no caller (a search) serves a request
+whatever its header holds. Views then ask synchronously: :func:`caller` (anyone with a valid
+token), :func:`require_writer` (owners and admins), and
+:func:`location_api.user_requests.acting_for` (the user themself or an admin).
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+from dataclasses import dataclass
+from typing import Any
 
-from geo_common.tokens import Identity, Role, TokenError, bearer_token, verify_token
-from location_api.errors import Forbidden, NotAuthenticated
+from aiohttp import hdrs, web
+
+from geo_common.identity import Claims, KeysUnavailable
+from geo_common.tokens import Identity, Role, TokenError, bearer_token
+from location_api.errors import ApiError, Forbidden, NotAuthenticated
+from location_api.keys import authenticator_key, db_key
 
 WRITER_ROLES = frozenset({Role.OWNER, Role.ADMIN})
 
 
-def require_writer(request: web.Request, secret: str) -> Identity:
+class ProviderUnavailable(ApiError, ConnectionError):
+    """The identity provider's keys cannot be fetched: the token cannot be checked now (503)."""
+
+    status = 503
+    slug = "identity-provider-unavailable"
+    title = "Identity provider unavailable"
+
+    def __init__(self, detail: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A verified caller: who they are here (``identity``) and what their token said (``claims``)."""
+
+    identity: Identity
+    claims: Claims
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    result: Caller | ApiError
+
+
+# Where authenticate() files its outcome on the request: a typed key where aiohttp has them
+# (3.13 warns about string keys), a string on the older releases pyproject allows.
+_OUTCOME: Any = web.RequestKey("geo_authentication", _Outcome) if hasattr(web, "RequestKey") else "geo_authentication"
+
+
+async def authenticate(request: web.Request) -> None:
+    """Verify the request's ``Authorization`` header and file the outcome on the request.
+
+    A bad token files a :class:`NotAuthenticated` (401), unreachable provider keys a
+    :class:`ProviderUnavailable` (503), an unreachable primary (needed once per new provider
+    subject) a :class:`~location_api.errors.DatabaseUnavailable` (503); none is raised here.
+    """
+    app = request.app
+    authenticator = app[authenticator_key]
+    outcome: Caller | ApiError
+    try:
+        claims = await authenticator.verify(bearer_token(request.headers.get(hdrs.AUTHORIZATION)))
+        identity = authenticator.cached_identity(claims)
+        if identity is None:
+            identity = await app[db_key].write(lambda conn: authenticator.identity_of(claims, conn))
+        outcome = Caller(identity, claims)
+    except KeysUnavailable as exc:
+        outcome = ProviderUnavailable(str(exc))
+    except TokenError as exc:
+        outcome = NotAuthenticated(str(exc))
+    except ApiError as exc:
+        outcome = exc
+    request[_OUTCOME] = _Outcome(outcome)
+
+
+def authenticated(request: web.Request) -> Caller:
+    """The caller :func:`authenticate` found for this request.
+
+    Raises:
+        NotAuthenticated: no ``Authorization`` header, or a bad token in it.
+        ApiError: the 503 that kept the token from being checked.
+    """
+    outcome = request.get(_OUTCOME)
+    if isinstance(outcome, _Outcome):
+        if isinstance(outcome.result, ApiError):
+            raise outcome.result
+        return outcome.result
+    if hdrs.AUTHORIZATION not in request.headers:
+        raise NotAuthenticated("missing Authorization header")
+    # A view registered without the route table's authenticate hook: a bug, not the client's.
+    raise RuntimeError(f"{request.path}: the route was registered without RouteTable's authenticate hook")
+
+
+def caller(request: web.Request) -> Identity:
+    """The caller's identity: anyone with a valid token.
+
+    Raises:
+        NotAuthenticated: no token, or a malformed, badly signed, expired or untrusted one.
+        ApiError: the 503 that kept the token from being checked.
+    """
+    return authenticated(request).identity
+
+
+def require_writer(request: web.Request, secret: str | None = None) -> Identity:
     """Check that a request carries a valid token allowed to write businesses.
 
     Args:
-        request: the request; its ``Authorization`` header is read.
-        secret: the HS256 key.
+        request: the request, authenticated by :func:`authenticate`.
+        secret: unused (the app's authenticator holds the keys); kept for existing callers.
 
     Returns:
         The caller.
@@ -24,10 +123,7 @@ def require_writer(request: web.Request, secret: str) -> Identity:
         NotAuthenticated: the header is missing, or the token is malformed, badly signed or expired.
         Forbidden: the token is valid but its role is not owner or admin.
     """
-    try:
-        identity = verify_token(secret, bearer_token(request.headers.get("Authorization")))
-    except TokenError as exc:
-        raise NotAuthenticated(str(exc)) from None
+    identity = caller(request)
     if identity.role not in WRITER_ROLES:
         raise Forbidden(f"role {identity.role.value!r} may not write businesses; owner or admin is needed")
     return identity

@@ -2,7 +2,10 @@
 wrapped so that a failure becomes a problem document (:func:`location_api.errors.problem_for`)
 and every answer is recorded in the app's :class:`~location_api.metrics.Metrics`, under its
 route's template; :meth:`RouteTable.close` adds one resource that answers every request no
-route serves (404, or 405 with ``Allow``), recorded as :data:`UNMATCHED`.
+route serves (404, or 405 with ``Allow``), recorded as :data:`UNMATCHED`. A request that carries
+an ``Authorization`` header is first given to the table's ``authenticate`` hook
+(:func:`location_api.auth.authenticate`), which files its caller on the request for the
+views' synchronous checks; a request without one costs a header lookup.
 
 A wrapper per route rather than an aiohttp middleware, because of what a middleware costs on
 every request: aiohttp runs it through the middleware's coroutine and through one more of its
@@ -30,18 +33,21 @@ from location_api.errors import problem_for
 from location_api.metrics import Metrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Runs before a view when the request has an ``Authorization`` header; must not raise for a bad token.
+Authenticate = Callable[[web.Request], Awaitable[None]]
 
 #: The route label of requests no route serves (unknown path, or a method the path lacks).
 UNMATCHED = "unmatched"
 
 
-def answering(handler: Handler, route: str, metrics: Metrics) -> Handler:
+def answering(handler: Handler, route: str, metrics: Metrics, authenticate: Authenticate | None = None) -> Handler:
     """``handler`` with failures rendered as problem documents and every answer recorded.
 
     Args:
         handler: the view.
         route: the route's template (``/v1/businesses/{id}``), its metrics label.
         metrics: where each answer's route, method, status and latency go.
+        authenticate: awaited before the view when the request has an ``Authorization`` header.
 
     Returns:
         The wrapped handler. A redirect (an :class:`aiohttp.web.HTTPException` below 400) is
@@ -54,6 +60,8 @@ def answering(handler: Handler, route: str, metrics: Metrics) -> Handler:
     async def answer(request: web.Request) -> web.StreamResponse:
         started = clock()
         try:
+            if authenticate is not None and hdrs.AUTHORIZATION in request.headers:
+                await authenticate(request)
             response = await handler(request)
         except Exception as exc:  # noqa: BLE001 - every failure is answered; problem_for logs the unexpected
             try:
@@ -76,15 +84,18 @@ class RouteTable:
     Args:
         app: the application.
         metrics: the app's metrics.
+        authenticate: awaited before a served route's view when the request has an
+            ``Authorization`` header (see :func:`answering`).
     """
 
-    def __init__(self, app: web.Application, metrics: Metrics) -> None:
+    def __init__(self, app: web.Application, metrics: Metrics, *, authenticate: Authenticate | None = None) -> None:
         self._router = app.router
         self._metrics = metrics
+        self._authenticate = authenticate
 
     def get(self, path: str, handler: Handler) -> None:
         """Serve GET (and HEAD) ``path``."""
-        self._router.add_get(path, answering(handler, path, self._metrics))
+        self._router.add_get(path, answering(handler, path, self._metrics, self._authenticate))
 
     def post(self, path: str, handler: Handler) -> None:
         """Serve POST ``path``."""
@@ -99,7 +110,7 @@ class RouteTable:
         self._add(hdrs.METH_DELETE, path, handler)
 
     def _add(self, method: str, path: str, handler: Handler) -> None:
-        self._router.add_route(method, path, answering(handler, path, self._metrics))
+        self._router.add_route(method, path, answering(handler, path, self._metrics, self._authenticate))
 
     def close(self) -> None:
         """Register the resource for unmatched requests, after every route: 405 with ``Allow``

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from geo_common.identity import Authenticator
 from geo_common.settings import Settings
 from location_api.cache import Cache
 from location_api.db import Database
@@ -16,6 +17,8 @@ role_key = web.AppKey("role", Role)
 #: The signing key of paging cursors (derived from the JWT secret).
 cursor_key_key = web.AppKey("cursor_key", bytes)
 db_key = web.AppKey("db", Database)
+#: Verifies bearer tokens (location_api.auth).
+authenticator_key = web.AppKey("authenticator", Authenticator)
 cache_key = web.AppKey("cache", Cache)
 #: Read roles only: the in-memory catalog and what keeps it current.
 refresher_key = web.AppKey("refresher", Refresher)

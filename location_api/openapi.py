@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from location_api.friendship_openapi import friendship_openapi_paths
+from location_api.me_openapi import me_openapi_paths
 from location_api.page_openapi import page_openapi_paths
 from location_api.settings import (
     DEFAULT_LIMIT,
@@ -328,6 +329,7 @@ def _paths(role: Role, max_radius_m: float, dev: bool) -> dict[str, Any]:
         }
     paths.update(friendship_openapi_paths(role))
     paths.update(page_openapi_paths(role, dev=dev))
+    paths.update(me_openapi_paths())
     return paths
 
 

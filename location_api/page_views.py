@@ -3,7 +3,11 @@
 * ``GET /``: the page (``location_api/static/index.html``);
 * ``GET /static/{path}``: its scripts, styles, vendored libraries (with their licences) and
   the world outline;
-* ``GET /v1/page/config``: what the page needs to know (the WebSocket URL, the limits);
+* ``GET /v1/page/config``: what the page needs to know (the WebSocket URL, the limits); the
+  URL is ``GEO_FRIENDS_PUBLIC_URL``; without it, in development (``GEO_DEV=1``) the request's
+  host on ``GEO_WS_PORT``, and otherwise the path ``/v1/friends/ws`` alone, which the browser
+  resolves against the page's own origin (where the deployments' nginx and ingress route it):
+  outside development nothing the page is told comes from the request's ``Host`` header;
 * ``GET /v1/watch/positions``: a sample of the users' cached locations (admin token);
 * ``POST /v1/dev/token``: mint a token for any user, registered only when ``GEO_DEV=1``.
 
@@ -27,9 +31,9 @@ from multidict import MultiMapping
 from yarl import URL
 
 from geo_common.regions import RegionMap
-from geo_common.tokens import Role, TokenError, bearer_token, mint_token, verify_token
-from location_api.errors import FieldError, Forbidden, InvalidBody, InvalidRequest, NotAuthenticated, NotFound
-from location_api.friendship_openapi import MAX_USER_ID
+from geo_common.tokens import MAX_USER_ID, Role, mint_token
+from location_api.auth import caller
+from location_api.errors import FieldError, Forbidden, InvalidBody, InvalidRequest, NotFound
 from location_api.handling import RouteTable
 from location_api.keys import role_key, settings_key
 from location_api.settings import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
@@ -163,10 +167,18 @@ async def static(request: web.Request) -> web.Response:
 async def page_config(request: web.Request) -> web.Response:
     """``GET /v1/page/config``: the WebSocket URL and the limits the page works within."""
     settings = request.app[settings_key]
+    url = settings.friends_public_url
+    if not url:
+        # The Host header is the client's to write: only a development page trusts it.
+        dev = settings.dev
+        url = (
+            friends_ws_url(request.url.host or settings.ws_host, settings.ws_port, secure=request.secure)
+            if dev
+            else FRIENDS_WS_PATH
+        )
     return json_response(
         {
-            "friends_ws_url": settings.friends_public_url
-            or friends_ws_url(request.url.host or settings.ws_host, settings.ws_port, secure=request.secure),
+            "friends_ws_url": url,
             "dev": settings.dev,
             "search": {
                 "min_radius_m": MIN_RADIUS_M,
@@ -220,11 +232,7 @@ def parse_watch_limit(query: MultiMapping[str]) -> int:
 
 
 def _require_admin(request: web.Request) -> None:
-    try:
-        caller = verify_token(request.app[settings_key].jwt_secret, bearer_token(request.headers.get("Authorization")))
-    except TokenError as exc:
-        raise NotAuthenticated(str(exc)) from None
-    if caller.role is not Role.ADMIN:
+    if caller(request).role is not Role.ADMIN:
         raise Forbidden("watching every user's position needs an admin token")
 
 
@@ -288,8 +296,11 @@ async def dev_token(request: web.Request) -> web.Response:
     """``POST /v1/dev/token`` (``GEO_DEV=1`` only): a bearer token for any user and role."""
     user_id, role = parse_dev_token_request(await request.read())
     settings = request.app[settings_key]
-    token = mint_token(settings.jwt_secret, user_id, role, ttl_s=settings.jwt_ttl_s)
+    ttl_s = min(settings.jwt_ttl_s, settings.jwt_max_lifetime_s)  # a longer token would be refused
+    token = mint_token(
+        settings.jwt_secret, user_id, role, ttl_s=ttl_s, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
     return json_response(
-        {"token": token, "user_id": user_id, "role": role.value, "expires_in": settings.jwt_ttl_s},
+        {"token": token, "user_id": user_id, "role": role.value, "expires_in": ttl_s},
         headers={"Cache-Control": "no-store"},
     )

@@ -6,10 +6,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from location_api import views
+from location_api.auth import authenticate
 from location_api.erase_views import add_erase_routes
 from location_api.friendship_views import add_friendship_routes
 from location_api.handling import RouteTable
 from location_api.keys import metrics_key
+from location_api.me_views import add_me_routes
 from location_api.page_views import add_page_routes
 from location_api.presence import open_presence
 from location_api.privacy_views import add_privacy_routes
@@ -19,7 +21,7 @@ from location_api.settings import Role
 def setup_routes(app: web.Application, role: Role) -> None:
     """Register the routes an instance of this role serves, then the resource that answers
     every request none of them serves (404 and 405)."""
-    routes = RouteTable(app, app[metrics_key])
+    routes = RouteTable(app, app[metrics_key], authenticate=authenticate)
     routes.get("/healthz", views.healthz)
     routes.get("/readyz", views.readyz)
     routes.get("/metrics", views.metrics)
@@ -37,4 +39,5 @@ def setup_routes(app: web.Application, role: Role) -> None:
     add_privacy_routes(app, routes)
     add_erase_routes(app, routes)
     add_page_routes(app, routes)
+    add_me_routes(routes)
     routes.close()

@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from geo_common.tokens import Identity, Role, TokenError, bearer_token, verify_token
-from location_api.errors import FieldError, Forbidden, InvalidBody, InvalidRequest, NotAuthenticated
+from geo_common.tokens import Identity, Role
+from location_api.auth import caller
+from location_api.errors import FieldError, Forbidden, InvalidBody, InvalidRequest
 from location_api.friendship_openapi import MAX_USER_ID
-from location_api.keys import settings_key
 from location_api.validate import CONSISTENCY_HEADER, format_lsn
 from location_api.views import json_response
 
@@ -41,13 +41,10 @@ def acting_for(request: web.Request, user_id: int) -> Identity:
         NotAuthenticated: no bearer token, or a malformed, badly signed or expired one.
         Forbidden: a valid token of another user (and not an admin).
     """
-    try:
-        caller = verify_token(request.app[settings_key].jwt_secret, bearer_token(request.headers.get("Authorization")))
-    except TokenError as exc:
-        raise NotAuthenticated(str(exc)) from None
-    if caller.user_id != user_id and caller.role is not Role.ADMIN:
+    identity = caller(request)
+    if identity.user_id != user_id and identity.role is not Role.ADMIN:
         raise Forbidden(f"only user {user_id} or an admin may do this")
-    return caller
+    return identity
 
 
 def json_fields(body: bytes, known: tuple[str, ...]) -> dict[str, Any]:
