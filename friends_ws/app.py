@@ -10,8 +10,9 @@ from aiohttp import WSCloseCode, web
 from friends_ws.cache import LocationCache
 from friends_ws.db import Database
 from friends_ws.history import HistoryWriter
-from friends_ws.hub import Hub
+from friends_ws.hub import Hub, now_ms
 from friends_ws.keys import (
+    authenticator_key,
     cache_key,
     db_key,
     history_key,
@@ -21,11 +22,15 @@ from friends_ws.keys import (
     services_key,
     settings_key,
 )
+from friends_ws.lifetimes import TokenLifetimes
+from friends_ws.limits import UserLimits
 from friends_ws.resync import Resync
 from friends_ws.retention import Purger
 from friends_ws.routes import setup_routes
-from friends_ws.session import Services
+from friends_ws.services import Services
 from friends_ws.session_config import SessionConfig
+from friends_ws.verifier import Verifier
+from geo_common.identity import Authenticator
 from geo_common.regions import RegionMap
 from geo_common.settings import Settings, SettingsError
 
@@ -43,12 +48,14 @@ def create_app(settings: Settings) -> web.Application:
 
     Raises:
         SettingsError: settings that are valid one by one but not together (radius bounds,
-            a region whose pub/sub nodes are missing); the message names the variable.
+            a region whose pub/sub nodes are missing, an identity provider without its key);
+            the message names the variable.
     """
     _check(settings)
     app = web.Application()
     app[settings_key] = settings
     app[regions_key] = RegionMap.from_settings(settings)
+    app[authenticator_key] = Authenticator(settings)
     app.cleanup_ctx.append(_backends)
     app.on_shutdown.append(_close_sessions)
     setup_routes(app)
@@ -72,7 +79,6 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
         cache=cache,
         namespace=settings.redis_namespace,
         ttl_s=settings.location_ttl_s,
-        max_updates_per_s=settings.ws_max_updates_per_s,
         ping_interval_s=settings.ws_ping_interval_s,
         bus_options={
             "probe_interval_s": settings.pubsub_probe_s,
@@ -85,10 +91,12 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
     )
     hub.on_restored = Resync(hub, db).restored
     purger = Purger(db, retention_days=settings.history_retention_days, interval_s=settings.history_purge_interval_s)
+    lifetimes = TokenLifetimes(leeway_ms=settings.jwt_leeway_s * 1000, clock=now_ms)
     try:
         await hub.start()
         history.start()
         purger.start()
+        lifetimes.start()
         app[db_key], app[cache_key], app[hub_key], app[history_key] = db, cache, hub, history
         app[purger_key] = purger
         app[services_key] = Services(
@@ -104,15 +112,24 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
                 queue_size=settings.ws_queue_size,
                 max_updates_per_s=settings.ws_max_updates_per_s,
             ),
+            UserLimits(
+                updates_per_s=settings.ws_max_updates_per_s,
+                messages_per_s=settings.ws_max_messages_per_s,
+                max_sockets=settings.ws_max_sockets_per_user,
+            ),
+            lifetimes,
+            Verifier(app[authenticator_key], db),
         )
         yield
     finally:
         # Sessions are closed by now (on_shutdown); write what they sent, then disconnect.
+        await lifetimes.close()
         await purger.close()
         await history.close()
         await hub.close()
         await cache.close()
         await db.close()
+        await app[authenticator_key].close()
 
 
 async def _close_sessions(app: web.Application) -> None:

@@ -7,7 +7,7 @@ The hub holds three parts, each a type of its own (as centrifuge's Hub, Node and
 * the :class:`~friends_ws.fanout.Fanout`: the friends followed here, their latest
   locations and expiry, and the dispatch of location-channel messages to followers;
 * the connected users themselves (here): one subscription to each one's control channel,
-  their rate limits, and the erasures every instance hears.
+  and the erasures every instance hears.
 
 It also runs the process-wide loops that keep per-connection cost low: the **flush queue**
 (:mod:`friends_ws.flushing`) writes queued frames of every connection in one task, the
@@ -30,7 +30,6 @@ from friends_ws.fanout import Fanout
 from friends_ws.flushing import FlushQueue
 from friends_ws.follower import Owner
 from friends_ws.metrics import Stats
-from friends_ws.ratelimit import TokenBucket
 from geo_common.presence import (
     Control,
     PresenceFormatError,
@@ -66,7 +65,6 @@ class Hub:
         cache: the location cache (friends' latest locations when they are first followed).
         namespace: ``GEO_REDIS_NAMESPACE``.
         ttl_s: the location TTL, seconds.
-        max_updates_per_s: the per-user rate limit.
         ping_interval_s: a connection silent this long is pinged, and closed when it stays
             silent for half as long again (``None``: never).
         bus_options: keyword options for every pub/sub backend (probing, ...).
@@ -83,7 +81,6 @@ class Hub:
         cache: LocationCache,
         namespace: str,
         ttl_s: float,
-        max_updates_per_s: float,
         ping_interval_s: float | None = None,
         bus_options: Mapping[str, Any] | None = None,
         breaker_failures: int = 5,
@@ -94,7 +91,6 @@ class Hub:
         self.cache = cache
         self.namespace = namespace
         self.stats = Stats()
-        self._rate = max_updates_per_s
         self._ping_interval_s = ping_interval_s
         self.broker = Broker(
             regions,
@@ -114,7 +110,6 @@ class Hub:
         #: Connected users: user id -> their connections here, and their control channel's region.
         self.owners: dict[int, list[Owner]] = {}
         self._owner_region: dict[int, str] = {}
-        self._buckets: dict[int, TokenBucket] = {}
         #: Frames queued for a connection go out at the end of the loop iteration, in one write.
         self.schedule = FlushQueue().schedule
         self._tasks: list[asyncio.Task[None]] = []
@@ -159,13 +154,6 @@ class Hub:
         task.add_done_callback(self._background.discard)
         return task
 
-    def bucket(self, user_id: int) -> TokenBucket:
-        """The rate limit shared by a user's connections on this process."""
-        bucket = self._buckets.get(user_id)
-        if bucket is None:
-            bucket = self._buckets[user_id] = TokenBucket(self._rate, max(1.0, self._rate), time.monotonic())
-        return bucket
-
     # --- connected users ------------------------------------------------------------------------
 
     async def attach(self, owner: Owner) -> None:
@@ -194,7 +182,6 @@ class Hub:
         owners.remove(owner)
         if not owners:
             del self.owners[owner.user_id]
-            self._buckets.pop(owner.user_id, None)
             region = self._owner_region.pop(owner.user_id)
             self.broker.unsubscribe({region: [control_channel(self.namespace, region, owner.user_id)]})
 

@@ -9,7 +9,8 @@ from friends_ws.db import Database
 from friends_ws.history import HistoryWriter
 from friends_ws.hub import Hub
 from friends_ws.retention import Purger
-from friends_ws.session import Services
+from friends_ws.services import Services
+from geo_common.identity import Authenticator
 from geo_common.regions import RegionMap
 from geo_common.settings import Settings
 
@@ -21,3 +22,4 @@ hub_key = web.AppKey("hub", Hub)
 history_key = web.AppKey("history", HistoryWriter)
 services_key = web.AppKey("services", Services)
 purger_key = web.AppKey("purger", Purger)
+authenticator_key = web.AppKey("authenticator", Authenticator)

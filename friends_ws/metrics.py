@@ -30,6 +30,9 @@ class Stats:
         "pubsub_messages",
         "errors",
         "connections_total",
+        "refused",
+        "token_expiries",
+        "reauths",
     )
 
     def __init__(self) -> None:
@@ -51,6 +54,13 @@ class Stats:
         """``error`` frames sent, by code."""
         self.connections_total = 0
         """WebSocket connections accepted."""
+        self.refused: Counter[str] = Counter()
+        """Handshakes refused before the upgrade, by reason (``unauthorized``: 401,
+        ``too_many_sockets``: 429, ``unavailable``: 503)."""
+        self.token_expiries = 0
+        """Connections closed with 4001 because their token expired."""
+        self.reauths = 0
+        """Fresh tokens accepted in ``auth`` frames."""
 
 
 Reading = dict[str, tuple[str, Callable[[], float]]]
@@ -74,12 +84,20 @@ class _StatsCollector(Collector):
             ("geo_friends_slow_closes", "connections closed for a full queue", s.slow_closes),
             ("geo_friends_pubsub_messages", "messages received from pub/sub", s.pubsub_messages),
             ("geo_friends_connections", "WebSocket connections accepted", s.connections_total),
+            ("geo_friends_token_expiries", "connections closed because their token expired", s.token_expiries),
+            ("geo_friends_reauths", "fresh tokens accepted in auth frames", s.reauths),
         ):
             yield CounterMetricFamily(name, help_text, value=value)
         errors = CounterMetricFamily("geo_friends_errors", "error frames sent, by code", labels=["code"])
         for code, count in sorted(s.errors.items()):
             errors.add_metric([code], count)
         yield errors
+        refused = CounterMetricFamily(
+            "geo_friends_handshakes_refused", "handshakes refused before the upgrade, by reason", labels=["reason"]
+        )
+        for reason, count in sorted(s.refused.items()):
+            refused.add_metric([reason], count)
+        yield refused
         for name, (help_text, read) in self._counters.items():
             yield CounterMetricFamily(name, help_text, value=read())
         for name, (help_text, read) in self._gauges.items():

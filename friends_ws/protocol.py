@@ -9,8 +9,8 @@ plain values. The protocol is described, with examples, in ``docs/friends-protoc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import orjson
 
@@ -23,8 +23,12 @@ INVALID_JSON = "invalid_json"
 INVALID_MESSAGE = "invalid_message"
 INVALID_VALUE = "invalid_value"
 RATE_LIMITED = "rate_limited"
+INVALID_TOKEN = "invalid_token"
 UNAVAILABLE = "unavailable"
 INTERNAL_ERROR = "internal_error"
+
+#: The close code of a connection whose token expired before a fresh one came (an ``auth`` frame).
+TOKEN_EXPIRED = 4001
 
 #: Largest client timestamp accepted (year 9999), Unix milliseconds.
 _MAX_TIMESTAMP_MS = 253_402_300_799_999
@@ -52,6 +56,7 @@ class InvalidMessage(FriendsError, ValueError):
 class LocationUpdate:
     """``{"type": "location", "latitude", "longitude", "timestamp"?}``: degrees; client Unix ms."""
 
+    kind: ClassVar[str] = "location"
     latitude: float
     longitude: float
     timestamp: int | None = None
@@ -61,6 +66,7 @@ class LocationUpdate:
 class SettingsUpdate:
     """``{"type": "settings", "radius_m"}``: metres, within the server's bounds."""
 
+    kind: ClassVar[str] = "settings"
     radius_m: float
 
 
@@ -69,6 +75,7 @@ class SharingUpdate:
     """``{"type": "sharing", "enabled", "precision"?, "private_history"?}``; a None keeps the
     current value."""
 
+    kind: ClassVar[str] = "sharing"
     enabled: bool
     precision: Precision | None = None
     private_history: bool | None = None
@@ -95,7 +102,16 @@ class Sharing:
         return {"enabled": self.enabled, "precision": self.precision, "private_history": self.private_history}
 
 
-ClientEvent = LocationUpdate | SettingsUpdate | SharingUpdate
+@dataclass(frozen=True, slots=True)
+class AuthUpdate:
+    """``{"type": "auth", "token"}``: a fresh bearer token of the same user, before the
+    connection's one expires (never shown in a repr: reprs end up in logs)."""
+
+    kind: ClassVar[str] = "auth"
+    token: str = field(repr=False)
+
+
+ClientEvent = LocationUpdate | SettingsUpdate | SharingUpdate | AuthUpdate
 
 
 def _number(msg: dict[str, Any], name: str, lo: float, hi: float) -> float:
@@ -152,6 +168,11 @@ def parse_client_message(data: str | bytes, *, min_radius_m: float, max_radius_m
         if private_history is not None and not isinstance(private_history, bool):
             raise InvalidMessage(INVALID_VALUE, "private_history must be true or false")
         return SharingUpdate(enabled, precision, private_history)
+    if kind == "auth":
+        token = msg.get("token")
+        if not isinstance(token, str) or not token:
+            raise InvalidMessage(INVALID_VALUE, "token must be a non-empty string")
+        return AuthUpdate(token)
     if kind is None:
         raise InvalidMessage(INVALID_MESSAGE, 'a message needs a "type"')
     raise InvalidMessage(INVALID_MESSAGE, f"unknown message type {str(kind)[:40]!r}")
@@ -262,6 +283,11 @@ def encode_friend_added(user_id: int, display_name: str | None) -> bytes:
 def encode_friend_request(user_id: int, display_name: str | None) -> bytes:
     """``friend_request``: ``user_id`` asked the user to be friends."""
     return orjson.dumps({"type": "friend_request", "user_id": user_id, "display_name": display_name})
+
+
+def encode_auth(expires_at: int) -> bytes:
+    """``auth``: a fresh token was accepted; the connection lives until ``expires_at`` (Unix ms)."""
+    return orjson.dumps({"type": "auth", "expires_at": expires_at})
 
 
 def encode_error(code: str, detail: str) -> bytes:

@@ -30,3 +30,11 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+    def full(self, now: float) -> bool:
+        """Whether the bucket has refilled to its burst by ``now`` (seconds, monotonic).
+
+        A full bucket allows exactly what a new one would, so forgetting it then loses nothing:
+        that is the only moment a limit may be dropped without a client gaining from it.
+        """
+        return self._tokens + (now - self._at) * self.rate >= self.burst

@@ -16,16 +16,13 @@ import datetime as dt
 import logging
 import secrets
 import time
-from dataclasses import dataclass
 
 import asyncpg
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from friends_ws.cache import LocationCache
-from friends_ws.db import Database, DatabaseUnavailable
+from friends_ws.db import DatabaseUnavailable
 from friends_ws.following import Following
-from friends_ws.history import HistoryWriter
 from friends_ws.hub import Hub, now_ms
 from friends_ws.link import Link, WriteBuffer
 from friends_ws.nearby import coarsen
@@ -33,13 +30,17 @@ from friends_ws.privacy import kept_point
 from friends_ws.protocol import (
     INTERNAL_ERROR,
     INVALID_MESSAGE,
+    INVALID_TOKEN,
     RATE_LIMITED,
+    TOKEN_EXPIRED,
     UNAVAILABLE,
+    AuthUpdate,
     InvalidMessage,
     LocationUpdate,
     SettingsUpdate,
     Sharing,
     SharingUpdate,
+    encode_auth,
     encode_error,
     encode_friend_request,
     encode_init,
@@ -47,7 +48,7 @@ from friends_ws.protocol import (
     encode_sharing,
     parse_client_message,
 )
-from friends_ws.session_config import SessionConfig
+from friends_ws.services import Services
 from geo_common import friends_db, history_db
 from geo_common.friends_db import Grant, User
 from geo_common.presence import (
@@ -66,6 +67,8 @@ from geo_common.presence import (
     encode_location,
     encode_moved,
 )
+from geo_common.identity import KeysUnavailable
+from geo_common.tokens import TokenError
 from pubsub import PubSubError
 
 log = logging.getLogger(__name__)
@@ -73,17 +76,6 @@ log = logging.getLogger(__name__)
 _UTC = dt.UTC
 #: A backend (PostgreSQL, Redis) is down or unreachable: the request fails, the session lives.
 _BACKEND_ERRORS = (DatabaseUnavailable, PubSubError, RedisError, asyncpg.PostgresError, OSError, TimeoutError)
-
-
-@dataclass(frozen=True, slots=True)
-class Services:
-    """What every session uses (one of each per process)."""
-
-    hub: Hub
-    cache: LocationCache
-    db: Database
-    history: HistoryWriter
-    config: SessionConfig
 
 
 def _utc(ms: int) -> dt.datetime:
@@ -178,6 +170,7 @@ class Session(Link):
     async def close(self) -> None:
         """Unsubscribe, and tell friends the user is offline if this connection shared last."""
         self.stop()
+        self.services.lifetimes.forget(self)
         self.hub.detach(self)
         if self._shared and self.sharing.enabled:
             try:
@@ -190,18 +183,30 @@ class Session(Link):
     # --- frames from the client -------------------------------------------------------------
 
     async def receive(self, data: str) -> None:
-        """Handle one text frame; bad ones get an ``error`` frame and the loop goes on."""
+        """Handle one text frame; bad ones get an ``error`` frame and the loop goes on.
+
+        Every frame is checked against the user's rate limits first: one over them is
+        answered ``rate_limited`` and not applied at all (nothing is written or published).
+        """
+        if self.closed:
+            return  # closing (its token expired, or it reads too slowly): nothing more is applied
         config = self.services.config
         try:
             event = parse_client_message(data, min_radius_m=config.min_radius_m, max_radius_m=config.max_radius_m)
         except InvalidMessage as exc:
             self.error(exc.code, exc.detail)
             return
+        refusal = self.services.limits.refusal(self.user_id, event, time.monotonic())
+        if refusal is not None:
+            self.error(RATE_LIMITED, refusal)
+            return
         try:
             if isinstance(event, LocationUpdate):
                 await self._location(event)
             elif isinstance(event, SettingsUpdate):
                 self._settings(event)
+            elif isinstance(event, AuthUpdate):
+                await self._auth(event)
             else:
                 await self._sharing(event)
         except _BACKEND_ERRORS as exc:
@@ -219,10 +224,6 @@ class Session(Link):
         self.send(encode_error(code, detail))
 
     async def _location(self, update: LocationUpdate) -> None:
-        if not self.hub.bucket(self.user_id).allow(time.monotonic()):
-            rate = self.services.config.max_updates_per_s
-            self.error(RATE_LIMITED, f"at most {rate:g} location update(s) per second; this one was dropped")
-            return
         self.hub.stats.updates += 1
         received = now_ms()
         kept = kept_point(update.latitude, update.longitude, self.sharing)
@@ -272,6 +273,31 @@ class Session(Link):
         await self.hub.move_home(self.user_id, home)
         await self.hub.publish_location(default, self.user_id, encode_moved(Moved(self.user_id, home)))
         await self.hub.publish_control(default, self.user_id, HomeMoved(home))
+
+    async def _auth(self, update: AuthUpdate) -> None:
+        """A fresh token: the connection lives until its expiry, if it is the same user's."""
+        try:
+            verified = await self.services.verifier.verify(update.token)
+        except KeysUnavailable:
+            self.error(UNAVAILABLE, "tokens cannot be verified right now; send it again")
+            return
+        except TokenError as exc:
+            self.error(INVALID_TOKEN, f"{exc}; the connection keeps its token's expiry")
+            return
+        if verified.user_id != self.user_id:
+            self.error(INVALID_TOKEN, "the token is another user's; the connection keeps its token's expiry")
+            return
+        self.services.lifetimes.watch(self, verified.expires_at)
+        self.hub.stats.reauths += 1
+        self.send(encode_auth(verified.expires_at))
+
+    def token_expired(self) -> None:
+        """The token expired and no fresh one came: close with 4001 (the client signs in again)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.hub.stats.token_expiries += 1
+        self.spawn(self.ws.close(code=TOKEN_EXPIRED, message=b"token expired"))
 
     def _settings(self, update: SettingsUpdate) -> None:
         self.following.view.radius_m = update.radius_m

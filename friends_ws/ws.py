@@ -1,22 +1,29 @@
 """The WebSocket endpoint ``GET /v1/friends/ws``: authenticate, then pump frames.
 
-The handler is a thin adapter: it refuses a bad token with a plain HTTP 401 before the
-upgrade, then hands every text frame to the session and lets it decide what to send.
+The handler is a thin adapter. Before the upgrade it refuses, as plain HTTP, a handshake
+without a valid token (401: the token comes in ``Authorization`` or in the ``bearer.``
+subprotocol, never in the URL, see :mod:`friends_ws.auth`) and one beyond the user's socket
+cap (429). Then it hands every text frame to the session and lets it decide what to send.
 Oversized frames (over 4 KiB) are closed by aiohttp with 1009; a connection that stops
-answering pings is dropped by the hub's keepalive loop.
+answering pings is dropped by the hub's keepalive loop; one whose token expires is closed
+with 4001 by :class:`~friends_ws.lifetimes.TokenLifetimes`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from friends_ws.auth import identify
+from friends_ws.auth import SUBPROTOCOL, handshake_token
 from friends_ws.db import DatabaseUnavailable
 from friends_ws.keys import services_key, settings_key
+from friends_ws.services import Services
 from friends_ws.session import Session
+from friends_ws.verifier import Verified
+from geo_common.identity import KeysUnavailable
 from geo_common.tokens import TokenError
 from pubsub import PubSubError
 
@@ -27,27 +34,59 @@ MAX_FRAME = 4096
 
 
 async def friends_ws(request: web.Request) -> web.StreamResponse:
-    """Serve one client: ``Authorization: Bearer <token>`` (or ``?token=``) required."""
+    """Serve one client: a bearer token in ``Authorization`` or in the subprotocols required."""
+    services = request.app[services_key]
+    stats = services.hub.stats
     settings = request.app[settings_key]
     try:
-        identity = identify(settings.jwt_secret, request.headers, request.query)
+        verified = await services.verifier.verify(handshake_token(request.headers, request.query))
+    except (KeysUnavailable, DatabaseUnavailable) as exc:
+        # The token may be fine: what checks it is briefly away.
+        stats.refused["unavailable"] += 1
+        log.warning("cannot verify a token now: %s", exc)
+        retry_s = math.ceil(max(1.0, settings.breaker_reset_s))
+        raise web.HTTPServiceUnavailable(
+            text=f"cannot verify tokens right now; retry after {retry_s} s\n", headers={"Retry-After": str(retry_s)}
+        ) from None
     except TokenError as exc:
+        stats.refused["unauthorized"] += 1
         raise web.HTTPUnauthorized(text=f"{exc}\n", headers={"WWW-Authenticate": 'Bearer realm="geo"'}) from None
+    limits = services.limits
+    if not limits.admit(verified.user_id):
+        stats.refused["too_many_sockets"] += 1
+        # A dead connection of the user's (a phone that changed networks) is dropped within
+        # 1.5 ping intervals, so retrying after that finds its place free.
+        retry_s = math.ceil(1.5 * settings.ws_ping_interval_s)
+        raise web.HTTPTooManyRequests(
+            text=f"at most {limits.max_sockets} connections per user; close one, or retry after {retry_s} s\n",
+            headers={"Retry-After": str(retry_s)},
+        )
+    try:
+        return await _serve(request, services, verified)
+    finally:
+        limits.release(verified.user_id)
+
+
+async def _serve(request: web.Request, services: Services, verified: Verified) -> web.StreamResponse:
     # Pings are sent by the hub's keepalive loop (one loop for every connection, not a timer
-    # and a task each), so aiohttp's heartbeat is off and pongs reach the loop below.
-    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, autoping=False, compress=False, timeout=5.0)
+    # and a task each), so aiohttp's heartbeat is off and pongs reach the loop below. The
+    # subprotocol selected is geo.v1 when offered: never the offered bearer.<token>.
+    ws = web.WebSocketResponse(
+        max_msg_size=MAX_FRAME, autoping=False, compress=False, timeout=5.0, protocols=(SUBPROTOCOL,)
+    )
     await ws.prepare(request)
     transport = request.transport
     if transport is None:  # the client went away during the upgrade
         return ws
-    services = request.app[services_key]
     services.hub.stats.connections_total += 1
-    session = Session(services, ws, transport, identity.user_id)
+    user_id = verified.user_id
+    session = Session(services, ws, transport, user_id)
+    services.lifetimes.watch(session, verified.expires_at)
     try:
         try:
             await session.open()
         except (DatabaseUnavailable, PubSubError, OSError) as exc:
-            log.warning("user %d: cannot open a session: %s", identity.user_id, exc)
+            log.warning("user %d: cannot open a session: %s", user_id, exc)
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"service unavailable")
             return ws
         loop = asyncio.get_running_loop()

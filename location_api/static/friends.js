@@ -204,7 +204,15 @@ export function setupFriends({ state, map, onSignedIn, people }) {
       return;
     }
     if (state.socket) state.socket.close(1000);
-    const socket = new WebSocket(`${state.config.friends_ws_url}?token=${encodeURIComponent(state.token)}`);
+    // The token goes in the subprotocol list, never in the URL (URLs are logged): the server
+    // verifies bearer.<token> and answers with geo.v1 only.
+    let socket;
+    try {
+      socket = new WebSocket(state.config.friends_ws_url, ["geo.v1", `bearer.${state.token}`]);
+    } catch (error) {
+      status(`Cannot connect with this token: ${error.message}`);
+      return;
+    }
     state.socket = socket;
     status("Connecting…");
     socket.addEventListener("open", () => {
@@ -225,7 +233,8 @@ export function setupFriends({ state, map, onSignedIn, people }) {
       setConnected(false);
       clearFriends();
       renderList();
-      status(event.code === 1000 ? "Disconnected." : `Disconnected (code ${event.code}${event.reason ? `: ${event.reason}` : ""}).`);
+      if (event.code === 4001) status("Disconnected: your token expired. Sign in again, then connect.");
+      else status(event.code === 1000 ? "Disconnected." : `Disconnected (code ${event.code}${event.reason ? `: ${event.reason}` : ""}).`);
     });
   }
 

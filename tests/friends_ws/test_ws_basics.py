@@ -53,7 +53,7 @@ async def test_friends_on_two_instances_see_each_other(servers, connect, befrien
     one, two = await servers(), await servers()
     a, b = new_user(), new_user()
     await befriend((a, b))
-    alice, bob = await connect(one, a), await connect(two, b, via_query=True)
+    alice, bob = await connect(one, a), await connect(two, b, subprotocol=True)
     await alice.location(*SF)
     await alice.expect("init")
     await bob.location(*NEAR)

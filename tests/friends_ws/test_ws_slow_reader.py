@@ -15,8 +15,11 @@ from aiohttp import WSCloseCode
 
 from friends_ws.cache import LocationCache
 from friends_ws.hub import Hub
+from friends_ws.lifetimes import TokenLifetimes
+from friends_ws.limits import UserLimits
 from friends_ws.link import HIGH_WATER
-from friends_ws.session import Services, Session
+from friends_ws.services import Services
+from friends_ws.session import Session
 from friends_ws.session_config import SessionConfig
 from geo_common.presence import Location
 from geo_common.regions import RegionMap
@@ -61,11 +64,13 @@ class Socket:
 def make_session(settings: Settings, queue_size: int) -> tuple[Session, Socket, Transport, Hub]:
     regions = RegionMap.from_settings(settings)
     cache = LocationCache(regions, namespace=settings.redis_namespace, ttl_s=60)
-    hub = Hub(regions, cache=cache, namespace=settings.redis_namespace, ttl_s=60, max_updates_per_s=10)
+    hub = Hub(regions, cache=cache, namespace=settings.redis_namespace, ttl_s=60)
     config = SessionConfig(
         radius_m=10_000, min_radius_m=100, max_radius_m=50_000, margin_m=0, queue_size=queue_size, max_updates_per_s=10
     )
-    services = Services(hub, cache, None, None, config)  # type: ignore[arg-type]
+    limits = UserLimits(updates_per_s=10, messages_per_s=1, max_sockets=5)
+    lifetimes = TokenLifetimes(leeway_ms=0, clock=lambda: 0)
+    services = Services(hub, cache, None, None, config, limits, lifetimes, None)  # type: ignore[arg-type]
     socket, transport = Socket(), Transport()
     session = Session(services, socket, transport, user_id=1)  # type: ignore[arg-type]
     session.following.position = (0.0, 0.0)

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from friends_ws.app import create_app
 from friends_ws.keys import hub_key
@@ -134,10 +135,19 @@ class Client:
         await self.ws.close()
 
 
-async def connect_user(server: Server, settings: Settings, user_id: int, *, via_query: bool = False) -> Client:
-    token = mint_token(settings.jwt_secret, user_id)
-    if via_query:
-        ws = await connect(f"{server.url}?token={token}", compression=None, open_timeout=WAIT)
+async def connect_user(
+    server: Server, settings: Settings, user_id: int, *, subprotocol: bool = False, token: str | None = None
+) -> Client:
+    """Connect as ``user_id`` with a fresh token (or ``token``): in the ``Authorization`` header,
+    or, with ``subprotocol``, as a browser does (subprotocols ``geo.v1`` and ``bearer.<token>``)."""
+    token = token or mint_token(settings.jwt_secret, user_id)
+    if subprotocol:
+        ws = await connect(
+            server.url,
+            subprotocols=[Subprotocol("geo.v1"), Subprotocol(f"bearer.{token}")],
+            compression=None,
+            open_timeout=WAIT,
+        )
     else:
         ws = await connect(
             server.url, additional_headers={"Authorization": f"Bearer {token}"}, compression=None, open_timeout=WAIT

@@ -260,7 +260,8 @@ async def replicas_caught_up(settings: Settings) -> None:
 
 async def raw_client(services: Services, user_id: int) -> ClientConnection:
     """A WebSocket of the test's own to geo-friends, as ``user_id``."""
-    return await connect(f"{services.friends.url}?token={services.token(user_id)}", compression=None)
+    headers = {"Authorization": f"Bearer {services.token(user_id)}"}
+    return await connect(services.friends.url, additional_headers=headers, compression=None)
 
 
 async def next_frame(ws: ClientConnection, kind: str) -> dict[str, Any]:
