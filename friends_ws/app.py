@@ -110,7 +110,6 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
                 max_radius_m=settings.friend_radius_max_m,
                 margin_m=settings.friend_hysteresis_m,
                 queue_size=settings.ws_queue_size,
-                max_updates_per_s=settings.ws_max_updates_per_s,
             ),
             UserLimits(
                 updates_per_s=settings.ws_max_updates_per_s,

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
-    """Per-connection rules from the settings: metres, frames, updates per second."""
+    """Per-connection rules from the settings: metres and frames (rates: friends_ws.limits)."""
 
     radius_m: float
     min_radius_m: float
     max_radius_m: float
     margin_m: float
     queue_size: int
-    max_updates_per_s: float

@@ -65,9 +65,7 @@ def make_session(settings: Settings, queue_size: int) -> tuple[Session, Socket, 
     regions = RegionMap.from_settings(settings)
     cache = LocationCache(regions, namespace=settings.redis_namespace, ttl_s=60)
     hub = Hub(regions, cache=cache, namespace=settings.redis_namespace, ttl_s=60)
-    config = SessionConfig(
-        radius_m=10_000, min_radius_m=100, max_radius_m=50_000, margin_m=0, queue_size=queue_size, max_updates_per_s=10
-    )
+    config = SessionConfig(radius_m=10_000, min_radius_m=100, max_radius_m=50_000, margin_m=0, queue_size=queue_size)
     limits = UserLimits(updates_per_s=10, messages_per_s=1, max_sockets=5)
     lifetimes = TokenLifetimes(leeway_ms=0, clock=lambda: 0)
     services = Services(hub, cache, None, None, config, limits, lifetimes, None)  # type: ignore[arg-type]
