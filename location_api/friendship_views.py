@@ -30,6 +30,7 @@ from location_api.errors import Conflict, FieldError, InvalidRequest
 from location_api.handling import RouteTable
 from location_api.keys import cursor_key_key, db_key, role_key, settings_key
 from location_api.presence import presence_key
+from location_api.rate_limit import limit_friend_requests
 from location_api.user_paging import (
     DEFAULT_LIST_LIMIT,
     LIST_STATES,
@@ -89,13 +90,17 @@ async def add_friend(request: web.Request) -> web.Response:
     A user's request is answered 202 ``requested`` (also, identically, when ``friend_id``
     blocked them: it goes nowhere), 201 ``friends`` when it accepts ``friend_id``'s request,
     200 ``friends`` when they already were; an admin's makes them friends at once (201, or
-    200). Refused with 409 ``blocked``, ``friend-limit`` or ``request-limit``.
+    200). Refused with 409 ``blocked``, ``friend-limit`` or ``request-limit``, and with 429
+    ``too-many-requests`` beyond ``GEO_MAX_FRIEND_REQUESTS_PER_MIN`` of a user's requests a
+    minute (:mod:`location_api.rate_limit`).
     """
     admin, user_id, friend_id = _pair(request, "friend_id")
     if user_id == friend_id:
         raise InvalidRequest.field("friend_id", "a user cannot befriend themself")
     settings = request.app[settings_key]
     limits = Limits(settings.max_friends, settings.max_pending_requests)
+    if not admin:  # counted before anything is stored, so a refused request changes nothing
+        await limit_friend_requests(request.app[presence_key], user_id, settings.max_friend_requests_per_min)
 
     async def run(conn: asyncpg.Connection) -> tuple[Outcome, Parties, int]:
         async with conn.transaction():
