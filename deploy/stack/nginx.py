@@ -13,6 +13,13 @@ Passive health checks: an instance that fails ``max_fails`` times is left out fo
 to the next instance, and ``proxy_next_upstream`` never has ``non_idempotent``. When no
 instance can answer, nginx's own 502/504 becomes the API's documented answer, a 503
 ``application/problem+json`` with ``Retry-After``.
+
+In front of the API: searches (``/v1/search/...``, anonymous) are limited per client address
+to ``GEO_HTTP_RATE_PER_S`` a second with bursts of twice that (``limit_req``; beyond it a 429
+problem document with ``Retry-After``, the instances never see the request); ``/metrics`` and
+``/readyz`` are not routed (404: each instance's own port serves them); and the access log
+holds the path (``$uri``), never the query string (a search's coordinates, a cursor) nor any
+header (``Authorization``).
 """
 
 from __future__ import annotations
@@ -26,6 +33,15 @@ UNAVAILABLE_BODY = (
     '{"type":"/problems/service-unavailable","title":"Service unavailable","status":503,'
     '"detail":"no instance could answer; retry shortly","errors":[]}'
 )
+#: The problem document of a search beyond its client address's rate.
+TOO_MANY_BODY = (
+    '{"type":"/problems/too-many-requests","title":"Too many requests","status":429,'
+    '"detail":"too many searches from this address; retry shortly","errors":[]}'
+)
+#: The problem document of a route that is not public (the API's own 404 for no such route).
+NOT_FOUND_BODY = '{"type":"/problems/not-found","title":"Not found","status":404,"detail":"no such route","errors":[]}'
+#: Routes each instance serves on its own port only: operators' and Prometheus', not clients'.
+PRIVATE_ROUTES = ("/metrics", "/readyz")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +95,12 @@ class Tuning:
     read_timeout_s: int = 30
     ws_timeout_s: int = 3600
     tries: int = 2
+    #: Searches a second per client address (``GEO_HTTP_RATE_PER_S``; its default), bursts of twice that.
+    search_rate_per_s: int = 20
+
+    def __post_init__(self) -> None:
+        if self.search_rate_per_s < 1:
+            raise ValueError(f"search_rate_per_s must be at least 1, got {self.search_rate_per_s}")
 
 
 def _upstream(name: str, servers: Sequence[str], tuning: Tuning, *, balance: str = "", keepalive: int = 0) -> str:
@@ -128,6 +150,15 @@ def render_config(
     temp = files.temp
     user = f"user {worker_user};\n" if worker_user else ""
     connect = f"{tuning.connect_timeout_s:g}s"
+    rate = tuning.search_rate_per_s
+    private = "        # Not public: each instance serves these on its own port (Prometheus, operators).\n"
+    private += "\n".join(
+        f"""        location = {route} {{
+            default_type application/problem+json;
+            return 404 '{NOT_FOUND_BODY}';
+        }}"""
+        for route in PRIVATE_ROUTES
+    )
     return f"""\
 # geo-stack --full: the entry point of the local full stack. Generated; edits are overwritten.
 daemon off;
@@ -141,8 +172,11 @@ events {{
 }}
 
 http {{
-    log_format geo '$remote_addr [$time_iso8601] "$request" $status $body_bytes_sent '
-                   'upstream=$upstream_addr upstream_status=$upstream_status rt=$request_time';
+    # The path only ($uri): never $request or $request_uri (a search's query string holds a
+    # position), nor a header (Authorization holds a token).
+    log_format geo '$remote_addr [$time_iso8601] "$request_method $uri $server_protocol" $status '
+                   '$body_bytes_sent upstream=$upstream_addr upstream_status=$upstream_status '
+                   'rt=$request_time';
     access_log {files.access_log} geo;
     client_body_temp_path {temp}/body;
     proxy_temp_path {temp}/proxy;
@@ -158,6 +192,17 @@ http {{
         default upgrade;
         ''      close;
     }}
+
+    # Searches are counted per client address; other requests have an empty key, which
+    # limit_req does not count. A refusal is logged at info, below error_log's level: its
+    # line would hold the query string.
+    map $uri $geo_search_client {{
+        ~^/v1/search(/|$) $binary_remote_addr;
+        default           "";
+    }}
+    limit_req_zone $geo_search_client zone=geo_search:10m rate={rate}r/s;
+    limit_req_status 429;
+    limit_req_log_level info;
 
 {_upstream("geo_read", pools.read, tuning, keepalive=32)}
 {_upstream("geo_write", pools.write, tuning, keepalive=16)}
@@ -186,16 +231,22 @@ http {{
             error_page 502 504 = @unavailable;
         }}
 
+{private}
+
         # Reads (GET, HEAD) go to the read pool and are retried on the other instance;
-        # every other method is handed to @write, which never retries.
+        # every other method is handed to @write, which never retries. Searches beyond their
+        # address's rate are answered here (the 418 of a write comes first: writes are not
+        # searches).
         location / {{
             # @write is reached through error_page: let its own error_page apply too.
             recursive_error_pages on;
             error_page 418 = @write;
+            error_page 429 = @too_many;
             error_page 502 504 = @unavailable;
             if ($request_method !~ ^(GET|HEAD)$) {{
                 return 418;
             }}
+            limit_req zone=geo_search burst={2 * rate} nodelay;
             proxy_pass http://geo_read;
 {_HEADERS}
             proxy_set_header Connection "";
@@ -208,6 +259,12 @@ http {{
             proxy_set_header Connection "";
             proxy_next_upstream off;
             error_page 502 504 = @unavailable;
+        }}
+
+        location @too_many {{
+            default_type application/problem+json;
+            add_header Retry-After 1 always;
+            return 429 '{TOO_MANY_BODY}';
         }}
 
         # nginx's own "no instance answered" as the API's problem document.

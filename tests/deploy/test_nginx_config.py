@@ -1,26 +1,39 @@
-"""The full stack's nginx configuration: rendered text, and the real nginx routing with it.
+"""The nginx configurations in front of the API: the full stack's rendered text, and the real
+nginx routing with it, the compose stack's and the Kubernetes edge's files.
 
-The routing test runs the real nginx with the rendered configuration in front of small aiohttp
-servers that count what reaches them, so retries can be counted exactly.
+The routing tests run the real nginx in front of small aiohttp servers that count what
+reaches them, so retries, refusals and what was never routed can be counted exactly. The
+compose and edge files are run as shipped, with only their service names, listen port and
+log destination pointed at this machine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import subprocess
+import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from deploy.k8s_render import K8S_DIR
 from deploy.stack.binaries import ensure_nginx
 from deploy.stack.layout import Layout
-from deploy.stack.nginx import NginxFiles, Pools, command, render_config
+from deploy.stack.nginx import NginxFiles, Pools, Tuning, command, render_config
 from deploy.stack.procs import is_root
+from geo_common.settings import Settings
+
+DOCKER = Path(__file__).resolve().parents[2] / "deploy" / "docker"
+#: A search whose query string must never reach a log: its coordinates, and a cursor.
+SECRET_QUERY = "latitude=59.91391234&longitude=10.75224321&cursor=Q1VSU09SLXNlY3JldA"
+TOKEN = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl"
 
 
 def files(tmp_path: Path) -> NginxFiles:
@@ -96,6 +109,7 @@ class Upstream:
     def __init__(self, name: str) -> None:
         self.name = name
         self.hits: Counter[str] = Counter()
+        self.paths: Counter[str] = Counter()
         self.failing = False
         self.runner: web.AppRunner | None = None
         self.port = 0
@@ -112,6 +126,7 @@ class Upstream:
 
     async def _any(self, request: web.Request) -> web.Response:
         self.hits[request.method] += 1
+        self.paths[request.path] += 1
         body = await request.read()
         if self.failing:
             return web.Response(status=503, text="down")
@@ -134,44 +149,78 @@ class Upstream:
         return f"127.0.0.1:{self.port}"
 
 
-@pytest.fixture
-async def routed(tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, Upstream]]]:
-    ups = {n: Upstream(n) for n in ("read-1", "read-2", "write-1", "write-2", "ws-1")}
+def start_nginx(directory: Path, conf: Path) -> subprocess.Popen[bytes]:
+    """The real nginx on a configuration (its prefix, error log and pid under ``directory``)."""
+    return subprocess.Popen(
+        [str(ensure_nginx()), "-p", str(directory), "-c", str(conf), "-e", str(directory / "error.log")]
+    )
+
+
+async def until_serving(url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):
+            try:
+                async with http.get(url + "/healthz"):
+                    return
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+    raise AssertionError(f"nginx did not answer on {url}")
+
+
+async def upstreams(*names: str) -> dict[str, Upstream]:
+    ups = {n: Upstream(n) for n in names}
     for up in ups.values():
         await up.start()
-    where = files(tmp_path)
-    where.temp.mkdir(parents=True)
-    port = free_port()
-    where.conf.write_text(
-        render_config(
-            listen=f"127.0.0.1:{port}",
-            files=where,
-            worker_user="root" if is_root() else None,
-            pools=Pools(
-                read=(ups["read-1"].address, ups["read-2"].address),
-                write=(ups["write-1"].address, ups["write-2"].address),
-                ws=(ups["ws-1"].address,),
-            ),
+    return ups
+
+
+Routed = tuple[str, dict[str, Upstream]]
+
+
+@pytest.fixture
+async def route_with(tmp_path: Path) -> AsyncIterator[Callable[[Tuning], Awaitable[Routed]]]:
+    """``await route_with(tuning)``: the full stack's nginx, rendered with ``tuning``, in front of
+    two read, two write and one WebSocket upstream: its URL and the upstreams (hits cleared)."""
+    running: list[tuple[subprocess.Popen[bytes], dict[str, Upstream]]] = []
+
+    async def start(tuning: Tuning) -> Routed:
+        ups = await upstreams("read-1", "read-2", "write-1", "write-2", "ws-1")
+        where = files(tmp_path / f"nginx-{len(running)}")
+        where.temp.mkdir(parents=True)
+        port = free_port()
+        where.conf.write_text(
+            render_config(
+                listen=f"127.0.0.1:{port}",
+                files=where,
+                tuning=tuning,
+                worker_user="root" if is_root() else None,
+                pools=Pools(
+                    read=(ups["read-1"].address, ups["read-2"].address),
+                    write=(ups["write-1"].address, ups["write-2"].address),
+                    ws=(ups["ws-1"].address,),
+                ),
+            )
         )
-    )
-    proc = subprocess.Popen(command(ensure_nginx(), where))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(url + "/healthz"):
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
+        proc = subprocess.Popen(command(ensure_nginx(), where))
+        running.append((proc, ups))
+        url = f"http://127.0.0.1:{port}"
+        await until_serving(url)
         for up in ups.values():
             up.hits.clear()
-        yield url, ups
-    finally:
+            up.paths.clear()
+        return url, ups
+
+    yield start
+    for proc, ups in running:
         proc.terminate()
         proc.wait(timeout=10)
         for up in ups.values():
             await up.stop()
+
+
+@pytest.fixture
+async def routed(route_with: Callable[[Tuning], Awaitable[Routed]]) -> Routed:
+    return await route_with(Tuning())
 
 
 async def test_reads_are_retried_writes_are_not(routed: tuple[str, dict[str, Upstream]]) -> None:
@@ -204,3 +253,195 @@ async def test_no_instance_answers_with_a_problem_document(routed: tuple[str, di
         assert resp.content_type == "application/problem+json"
         assert resp.headers["Retry-After"] == "1"
         assert (await resp.json())["type"] == "/problems/service-unavailable"
+
+
+# --- in front of the API: search limits, private routes, what the logs hold ------------------
+
+#: The only variables a log line may hold: no $request, $request_uri, $args or header.
+LOGGED = {
+    "$remote_addr",
+    "$time_iso8601",
+    "$request_method",
+    "$uri",
+    "$server_protocol",
+    "$status",
+    "$body_bytes_sent",
+    "$upstream_addr",
+    "$upstream_status",
+    "$request_time",
+}
+
+
+def log_formats(text: str) -> list[str]:
+    """Every log_format directive of a configuration (its quoted pieces joined)."""
+    return [m.group(0) for m in re.finditer(r"log_format\s[^;]*;", text)]
+
+
+def test_every_config_limits_searches_and_logs_paths_only(tmp_path: Path) -> None:
+    pools = Pools(read=("a:1",), write=("b:1",), ws=("c:1",))
+    rendered = render_config(
+        listen="127.0.0.1:1", files=files(tmp_path), pools=pools, tuning=Tuning(search_rate_per_s=7)
+    )
+    assert "rate=7r/s" in rendered and "limit_req zone=geo_search burst=14 nodelay;" in rendered
+    # The default, and the rate the compose and edge files carry, is GEO_HTTP_RATE_PER_S's.
+    rate = Settings.from_env({}).http_rate_per_s
+    assert Tuning().search_rate_per_s == rate
+    with pytest.raises(ValueError, match="search_rate_per_s"):
+        Tuning(search_rate_per_s=0)
+    shipped = [(DOCKER / "nginx.conf").read_text(), (K8S_DIR / "base" / "edge-nginx.conf").read_text()]
+    for text in [rendered, *shipped]:
+        (fmt,) = log_formats(text)
+        assert set(re.findall(r"\$\w+", fmt)) <= LOGGED, fmt
+        assert "limit_req_status 429;" in text
+        for route in ("/metrics", "/readyz"):
+            assert f"location = {route} {{" in text
+    for text in shipped:
+        assert f"rate={rate}r/s" in text and f"burst={2 * rate} nodelay;" in text
+        assert re.search(r"access_log /dev/stdout geo_edge;", text)
+
+
+class Answer(NamedTuple):
+    status: int
+    content_type: str
+    body: Any
+    retry_after: str | None
+
+
+async def searches(url: str, n: int, headers: dict[str, str] | None = None) -> list[Answer]:
+    """``n`` searches (with coordinates and a cursor) one after the other."""
+    answers = []
+    async with aiohttp.ClientSession() as http:
+        for _ in range(n):
+            async with http.get(f"{url}/v1/search/nearby?{SECRET_QUERY}", headers=headers) as resp:
+                body = await resp.json(content_type=None)
+                answers.append(Answer(resp.status, resp.content_type, body, resp.headers.get("Retry-After")))
+    return answers
+
+
+def assert_refused(answers: list[Answer]) -> None:
+    """Every 429 is the API's problem document, with ``Retry-After``."""
+    for answer in answers:
+        if answer.status == 429:
+            assert answer.content_type == "application/problem+json"
+            assert answer.body["type"] == "/problems/too-many-requests" and answer.body["status"] == 429
+            assert answer.retry_after == "1"
+
+
+async def test_searches_beyond_the_rate_are_refused_with_a_problem_document(
+    route_with: Callable[[Tuning], Awaitable[Routed]],
+) -> None:
+    url, ups = await route_with(Tuning(search_rate_per_s=2))  # bursts of 4
+    started = time.monotonic()
+    answers = await searches(url, 12)
+    elapsed = time.monotonic() - started
+    statuses = [a.status for a in answers]
+    # The first request and a burst of four at once; then one more each half second.
+    assert statuses[:5] == [200] * 5, statuses
+    assert statuses.count(200) <= 5 + int(elapsed * 2) + 1, (statuses, elapsed)
+    assert statuses.count(429) >= 12 - 5 - int(elapsed * 2) - 1
+    assert_refused(answers)
+    served = ups["read-1"].paths["/v1/search/nearby"] + ups["read-2"].paths["/v1/search/nearby"]
+    assert served == statuses.count(200)  # a refused search never reaches an instance
+    async with aiohttp.ClientSession() as http:
+        # Only searches are limited: other reads and writes of the same address go through.
+        for _ in range(8):
+            async with http.get(f"{url}/v1/businesses/1") as resp:
+                assert resp.status == 200
+        async with http.post(f"{url}/v1/businesses", data=b"x") as resp:
+            assert resp.status == 200 and (await resp.json())["who"].startswith("write")
+    await asyncio.sleep(0.6)
+    assert [a.status for a in await searches(url, 1)] == [200]  # the rate refills
+
+
+async def assert_not_public(url: str, ups: dict[str, Upstream]) -> None:
+    async with aiohttp.ClientSession() as http:
+        for route in ("/metrics", "/readyz"):
+            for method in ("GET", "HEAD"):
+                async with http.request(method, url + route) as resp:
+                    assert resp.status == 404, (route, method)
+                    assert resp.content_type == "application/problem+json"
+            async with http.get(url + route) as resp:
+                assert (await resp.json())["type"] == "/problems/not-found"
+    assert not any(up.paths[r] for up in ups.values() for r in ("/metrics", "/readyz"))
+
+
+def assert_log_holds_no_query(log: Path, *, searched: int) -> None:
+    text = log.read_text()
+    lines = [line for line in text.splitlines() if "/v1/search/nearby" in line]
+    assert len(lines) >= searched, text[-2000:]
+    for secret in ("latitude", "59.9139", "10.7522", "cursor", "Q1VSU09S", TOKEN, "Bearer", "?"):
+        assert secret not in text, secret
+
+
+async def test_private_routes_and_query_strings_stay_inside(routed: Routed, tmp_path: Path) -> None:
+    url, ups = routed
+    await assert_not_public(url, ups)
+    answers = await searches(url, 3, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert [a.status for a in answers] == [200] * 3
+    log = files(tmp_path / "nginx-0").access_log
+    await asyncio.sleep(0.1)  # a line is written when its request ends, after the answer is sent
+    assert_log_holds_no_query(log, searched=3)
+
+
+def shipped_site(conf: Path, addresses: dict[str, str], port: int, log: Path) -> str:
+    """A shipped configuration pointed at this machine: its services at ``addresses``, its
+    listen port at ``port``, its access log in ``log``; nothing else changed."""
+    text = conf.read_text()
+    text = re.sub(r"server ([\w-]+):\d+", lambda m: f"server {addresses[m.group(1)]}", text)
+    text = text.replace("listen 8080;", f"listen 127.0.0.1:{port};").replace("/dev/stdout", str(log))
+    assert str(port) in text and str(log) in text
+    return text
+
+
+@pytest.fixture(params=["compose", "edge"])
+async def shipped(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[str, dict[str, Upstream], Path]]:
+    """The compose stack's or the Kubernetes edge's nginx file, run by the real nginx in front of
+    upstreams named after its services: its URL, the upstreams, its access log."""
+    conf = DOCKER / "nginx.conf" if request.param == "compose" else K8S_DIR / "base" / "edge-nginx.conf"
+    ups = await upstreams("geo-api-read", "geo-api-write", "geo-friends")
+    port, log = free_port(), tmp_path / "access.log"
+    (tmp_path / "site.conf").write_text(shipped_site(conf, {n: u.address for n, u in ups.items()}, port, log))
+    temp = " ".join(
+        f"{kind}_temp_path {tmp_path}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (tmp_path / "main.conf").write_text(
+        f"{'user root; ' if is_root() else ''}pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; "
+        f"daemon off; events {{}}\nhttp {{ access_log off; {temp} include {tmp_path}/site.conf; }}\n"
+    )
+    proc = start_nginx(tmp_path, tmp_path / "main.conf")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await until_serving(url)
+        for up in ups.values():
+            up.paths.clear()
+        yield url, ups, log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        for up in ups.values():
+            await up.stop()
+
+
+async def test_shipped_configs_limit_searches_hide_private_routes_and_queries(
+    shipped: tuple[str, dict[str, Upstream], Path],
+) -> None:
+    url, ups, log = shipped
+    await assert_not_public(url, ups)
+    rate = Settings.from_env({}).http_rate_per_s
+    started = time.monotonic()
+    answers = await searches(url, 4 * rate, headers={"Authorization": f"Bearer {TOKEN}"})
+    elapsed = time.monotonic() - started
+    statuses = [a.status for a in answers]
+    assert statuses[: 2 * rate + 1] == [200] * (2 * rate + 1), statuses
+    assert 0 < statuses.count(429) and statuses.count(200) <= 2 * rate + 1 + int(elapsed * rate) + 1
+    assert_refused(answers)
+    assert ups["geo-api-read"].paths["/v1/search/nearby"] == statuses.count(200)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/v1/businesses/1") as resp:  # other reads are not limited
+            assert resp.status == 200 and (await resp.json())["who"] == "geo-api-read"
+        async with http.put(f"{url}/v1/businesses/1", data=b"x") as resp:
+            assert resp.status == 200 and (await resp.json())["who"] == "geo-api-write"
+    await asyncio.sleep(0.1)
+    assert_log_holds_no_query(log, searched=statuses.count(200))
