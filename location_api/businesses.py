@@ -1,20 +1,40 @@
-"""Business CRUD: writes on the primary with their consistency token, reads through the cache."""
+"""Business CRUD: writes on the primary with their consistency token, reads through the cache.
+
+Who may write what: a user with the ``owner`` role creates businesses it owns and changes or
+deletes only those; an admin creates the operator's businesses (no owner) and changes or
+deletes any. The owner is checked in the same statement that changes the row
+(:mod:`location_api.queries`), so it cannot change in between.
+"""
 
 from __future__ import annotations
 
 import asyncpg
 
+from geo_common.tokens import Identity, Role
 from location_api import queries
 from location_api.cache import Cache
 from location_api.cells import geohash12
 from location_api.db import Database
-from location_api.errors import NotFound
-from location_api.models import Business, BusinessInput
+from location_api.errors import Forbidden, NotFound
+from location_api.models import Business, BusinessInput, BusinessRecord
+from location_api.queries import Refusal
 from location_api.search import fetch_businesses
 
 
-async def create(db: Database, cache: Cache, data: BusinessInput) -> tuple[Business, int]:
-    """Insert a business.
+def limited_to(author: Identity) -> int | None:
+    """The owner whose businesses ``author`` may change: their own, or ``None`` (any) for an admin."""
+    return None if author.role is Role.ADMIN else author.user_id
+
+
+def _refused(refusal: Refusal, business_id: int) -> NotFound | Forbidden:
+    if refusal is Refusal.MISSING:
+        return NotFound(f"no business with id {business_id}")
+    # Says nothing of whose it is: the owner's id is private.
+    return Forbidden(f"business {business_id} is not yours: an owner may change only the businesses it created")
+
+
+async def create(db: Database, cache: Cache, data: BusinessInput, author: Identity) -> tuple[BusinessRecord, int]:
+    """Insert a business, owned by ``author`` (or by the operator when an admin creates it).
 
     Returns:
         The stored business and the primary's WAL position after the commit (the
@@ -25,16 +45,18 @@ async def create(db: Database, cache: Cache, data: BusinessInput) -> tuple[Busin
     """
     geohash = geohash12(data.latitude, data.longitude)
 
-    async def run(conn: asyncpg.Connection) -> tuple[Business, int]:
-        business = await queries.insert_business(conn, data, geohash)
-        return business, await queries.visible_lsn(conn)
+    async def run(conn: asyncpg.Connection) -> tuple[BusinessRecord, int]:
+        record = await queries.insert_business(conn, data, geohash, owner_id=limited_to(author), author=author.user_id)
+        return record, await queries.visible_lsn(conn)
 
-    business, lsn = await db.write(run)
-    await cache.invalidate(business.id, [geohash], lsn)
-    return business, lsn
+    record, lsn = await db.write(run)
+    await cache.invalidate(record.business.id, [geohash], lsn)
+    return record, lsn
 
 
-async def update(db: Database, cache: Cache, business_id: int, data: BusinessInput) -> tuple[Business, int]:
+async def update(
+    db: Database, cache: Cache, business_id: int, data: BusinessInput, author: Identity
+) -> tuple[BusinessRecord, int]:
     """Replace a business's fields (all of them: PUT semantics).
 
     Returns:
@@ -42,24 +64,27 @@ async def update(db: Database, cache: Cache, business_id: int, data: BusinessInp
 
     Raises:
         NotFound: no business has this id.
+        Forbidden: ``author`` is not an admin and does not own it.
         DatabaseUnavailable: the primary is unreachable.
     """
     geohash = geohash12(data.latitude, data.longitude)
 
-    async def run(conn: asyncpg.Connection) -> tuple[tuple[Business, str] | None, int]:
-        result = await queries.update_business(conn, business_id, data, geohash)
-        return result, await queries.visible_lsn(conn)
+    async def run(conn: asyncpg.Connection) -> tuple[tuple[BusinessRecord, str] | Refusal, int]:
+        result = await queries.update_business(
+            conn, business_id, data, geohash, author=author.user_id, owner_id=limited_to(author)
+        )
+        return result, 0 if isinstance(result, Refusal) else await queries.visible_lsn(conn)
 
     result, lsn = await db.write(run)
-    if result is None:
-        raise NotFound(f"no business with id {business_id}")
-    business, old_geohash = result
+    if isinstance(result, Refusal):
+        raise _refused(result, business_id)
+    record, old_geohash = result
     # A moved business leaves its old cells and enters new ones: both are stale.
     await cache.invalidate(business_id, {old_geohash, geohash}, lsn)
-    return business, lsn
+    return record, lsn
 
 
-async def delete(db: Database, cache: Cache, business_id: int) -> int:
+async def delete(db: Database, cache: Cache, business_id: int, author: Identity) -> int:
     """Delete a business.
 
     Returns:
@@ -67,17 +92,18 @@ async def delete(db: Database, cache: Cache, business_id: int) -> int:
 
     Raises:
         NotFound: no business has this id.
+        Forbidden: ``author`` is not an admin and does not own it.
         DatabaseUnavailable: the primary is unreachable.
     """
 
-    async def run(conn: asyncpg.Connection) -> tuple[str | None, int]:
-        old_geohash = await queries.delete_business(conn, business_id)
-        return old_geohash, await queries.visible_lsn(conn)
+    async def run(conn: asyncpg.Connection) -> tuple[str | Refusal, int]:
+        result = await queries.delete_business(conn, business_id, owner_id=limited_to(author))
+        return result, 0 if isinstance(result, Refusal) else await queries.visible_lsn(conn)
 
-    old_geohash, lsn = await db.write(run)
-    if old_geohash is None:
-        raise NotFound(f"no business with id {business_id}")
-    await cache.invalidate(business_id, [old_geohash], lsn)
+    result, lsn = await db.write(run)
+    if isinstance(result, Refusal):
+        raise _refused(result, business_id)
+    await cache.invalidate(business_id, [result], lsn)
     return lsn
 
 
@@ -93,6 +119,7 @@ async def get(db: Database, cache: Cache, business_id: int, *, min_lsn: int | No
     Raises:
         NotFound: no business has this id.
         DatabaseUnavailable: no database could answer.
+        AheadOfPrimary: ``min_lsn`` is beyond the primary's position.
     """
     found = await fetch_businesses(db, cache, [business_id], min_lsn=min_lsn)
     if business_id not in found:

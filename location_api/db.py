@@ -4,8 +4,10 @@ Writes go to the primary. Reads go round-robin to the replicas that passed their
 check, and to the primary when none did. A read that carries a consistency token (the
 primary's WAL position after a write) is served only by a replica that has replayed at least
 that far (``pg_last_wal_replay_lsn()``), else by the primary, so a client always reads its
-own writes. Health is re-checked in the background every second; a replica that fails a
-query is taken out of rotation at once, and the query is retried on the next candidate.
+own writes; a token the primary has not reached either is refused (400,
+:class:`~location_api.consistency.AheadOfPrimary`). Health is re-checked in the background
+every second; a replica that fails a query is taken out of rotation at once, and the query is
+retried on the next candidate.
 
 Every server also has a circuit breaker (:mod:`geo_common.breaker`): after
 ``GEO_BREAKER_FAILURES`` consecutive connection failures it opens, and for
@@ -34,8 +36,8 @@ import asyncpg
 
 from geo_common.breaker import Breaker, CircuitOpen
 from geo_common.settings import Settings
+from location_api.consistency import AheadOfPrimary, lsn_from_text
 from location_api.errors import DatabaseUnavailable
-from location_api.validate import lsn_from_text
 
 log = logging.getLogger(__name__)
 
@@ -224,19 +226,28 @@ class Database:
         Args:
             query: called with a connection; must only read.
             min_lsn: a consistency token: only a server that has made this WAL position
-                visible may answer (the primary always has).
+                visible may answer (the primary, unless the token is ahead of it).
 
         Returns:
             What ``query`` returned.
 
         Raises:
             DatabaseUnavailable: no replica could answer and the primary is unreachable.
+            AheadOfPrimary: no replica has replayed ``min_lsn`` and the primary has not
+                reached it either.
         """
         for node in self._candidates():
             if node.is_primary:
                 try:
                     with node.breaker.guard(CONNECTIVITY_ERRORS):
                         async with node.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S) as conn:
+                            if min_lsn is not None and node.visible_lsn < min_lsn:
+                                # No replica has the token, nor had the primary at its last
+                                # check: it must have it now, or the token is not of this
+                                # database's history (issued before a failover that lost it).
+                                node.visible_lsn = lsn_from_text(await conn.fetchval(VISIBLE_LSN_SQL))
+                                if node.visible_lsn < min_lsn:
+                                    raise AheadOfPrimary(min_lsn, node.visible_lsn)
                             result = await query(conn)
                 except CircuitOpen as exc:
                     raise _fast_failed(node, exc, "no replica could answer") from exc

@@ -1,8 +1,10 @@
-"""The values the API passes around: a business, a business as written, a search request."""
+"""The values the API passes around: a business, its record of ownership, a business as
+written, a search request."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NamedTuple
 
 
@@ -41,6 +43,43 @@ class Business(NamedTuple):
             "category": self.category,
             "address": self.address,
             "distance_m": distance_m,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessRecord:
+    """A business with who owns it and who wrote it: what a write answers its writer.
+
+    Public reads and search hits show the :class:`Business` alone. The user ids here are
+    private (they are the ids the friendship routes address users by, and would tie a
+    business to a person), so only the writer sees them: the owner, of its own business, or
+    an admin.
+
+    Attributes:
+        business: the business.
+        owner_id: the owning user, or ``None``: the operator's (only admins change it).
+        created_by: the user who created it through the API (``None``: loaded otherwise).
+        created_at: when the row was inserted.
+        updated_by: the user who wrote it last through the API (``None``: loaded otherwise).
+        updated_at: when it was last written.
+    """
+
+    business: Business
+    owner_id: int | None
+    created_by: int | None
+    created_at: datetime
+    updated_by: int | None
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of ``POST /v1/businesses`` and ``PUT /v1/businesses/{id}``."""
+        return {
+            **self.business.to_json(),
+            "owner_id": self.owner_id,
+            "created_by": self.created_by,
+            "created_at": self.created_at.isoformat(),
+            "updated_by": self.updated_by,
+            "updated_at": self.updated_at.isoformat(),
         }
 
 

@@ -27,7 +27,7 @@ from location_api.settings import (
     STRATEGIES,
     Role,
 )
-from location_api.validate import CONSISTENCY_HEADER
+from location_api.consistency import CONSISTENCY_HEADER
 
 _MAX_ID = 2**63 - 1
 # Text the API stores: no NUL (PostgreSQL text cannot hold one); "non-blank" adds one
@@ -36,6 +36,8 @@ _NO_NUL = "^[^\\u0000]*$"
 _NON_BLANK = "^[^\\u0000]*[^\\u0000 \\t\\n\\r\\f\\v][^\\u0000]*$"
 _JSON = "application/json"
 _PROBLEM = "application/problem+json"
+#: A consistency token: a WAL position as PostgreSQL prints it, a dot, a 22-character MAC.
+_TOKEN_PATTERN = "^[0-9A-F]{1,8}/[0-9A-F]{1,8}[.][A-Za-z0-9_-]{22}$"
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:
@@ -62,8 +64,18 @@ def _components(max_radius_m: float) -> dict[str, Any]:
         "address": {"type": "string", "maxLength": MAX_ADDRESS_CHARS},
     }
     token_header = {
-        "description": "the primary's WAL position after the write; send it back on reads to read this write",
-        "schema": {"type": "string", "pattern": "^[0-9A-F]{1,8}/[0-9A-F]{1,8}$"},
+        "description": "the primary's WAL position after the write, signed; send it back unchanged on reads "
+        "to read this write",
+        "schema": {"type": "string", "pattern": _TOKEN_PATTERN},
+    }
+    user_id = {"type": ["integer", "null"], "minimum": 1, "maximum": _MAX_ID}
+    record_properties: dict[str, Any] = {
+        **business_properties,
+        "owner_id": {**user_id, "description": "the owning user; null: the operator's (only admins change it)"},
+        "created_by": {**user_id, "description": "the user who created it; null: loaded, not created through the API"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_by": {**user_id, "description": "the user who wrote it last; null: not written through the API"},
+        "updated_at": {"type": "string", "format": "date-time"},
     }
     return {
         "schemas": {
@@ -72,6 +84,14 @@ def _components(max_radius_m: float) -> dict[str, Any]:
                 "required": list(business_properties),
                 "additionalProperties": False,
                 "properties": business_properties,
+            },
+            "BusinessRecord": {
+                "description": "a business with its owner and authors: only in the answer to its writer "
+                "(user ids are private, so public reads and search hits leave them out)",
+                "type": "object",
+                "required": list(record_properties),
+                "additionalProperties": False,
+                "properties": record_properties,
             },
             "SearchHit": {
                 "type": "object",
@@ -147,8 +167,10 @@ def _components(max_radius_m: float) -> dict[str, Any]:
                 "name": CONSISTENCY_HEADER,
                 "in": "header",
                 "required": False,
-                "description": "a token from a write response: the read is answered only from data that includes that write",
-                "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"},
+                "description": "the token of a write response, unchanged: the read is answered only from data that "
+                "includes that write. A value this API did not issue (unsigned, altered, malformed), or one ahead of "
+                "the primary database (issued before a failover that lost the write), is a 400 naming this header",
+                "schema": {"type": "string", "pattern": _TOKEN_PATTERN},
             },
         },
         "headers": {"ConsistencyToken": token_header},
@@ -158,7 +180,10 @@ def _components(max_radius_m: float) -> dict[str, Any]:
                 "no bearer token, or a malformed, badly signed or expired one",
                 {"WWW-Authenticate": {"schema": {"type": "string"}}},
             ),
-            "Forbidden": _problem("the token's role may not write businesses (owner or admin is needed)"),
+            "Forbidden": _problem(
+                "the token's role may not write businesses (owner or admin is needed), or an owner's token "
+                "for a business it does not own (only admins change the operator's businesses)"
+            ),
             "NotFound": _problem("no business with this id"),
             "TooLarge": _problem(f"the body is larger than {MAX_BODY_BYTES} bytes"),
             "Unavailable": _problem(
@@ -219,6 +244,7 @@ def _write_responses(success: dict[str, Any], *, with_body: bool, with_id: bool)
 
 def _paths(role: Role, max_radius_m: float, dev: bool) -> dict[str, Any]:
     business_json = {_JSON: {"schema": _ref("schemas", "Business")}}
+    record_json = {_JSON: {"schema": _ref("schemas", "BusinessRecord")}}
     body = {"required": True, "content": {_JSON: {"schema": _ref("schemas", "BusinessInput")}}}
     token = {CONSISTENCY_HEADER: _ref("headers", "ConsistencyToken")}
     paths: dict[str, Any] = {
@@ -291,7 +317,7 @@ def _paths(role: Role, max_radius_m: float, dev: bool) -> dict[str, Any]:
         secured: list[dict[str, list[str]]] = [{"bearer": []}]
         paths["/v1/businesses"] = {
             "post": {
-                "summary": "create a business (role owner or admin)",
+                "summary": "create a business (role owner: owned by the caller; admin: the operator's)",
                 "security": secured,
                 "requestBody": body,
                 "responses": _write_responses(
@@ -299,7 +325,7 @@ def _paths(role: Role, max_radius_m: float, dev: bool) -> dict[str, Any]:
                         "201": {
                             "description": "created",
                             "headers": {"Location": {"schema": {"type": "string"}}, **token},
-                            "content": business_json,
+                            "content": record_json,
                         }
                     },
                     with_body=True,
@@ -309,18 +335,18 @@ def _paths(role: Role, max_radius_m: float, dev: bool) -> dict[str, Any]:
         }
         item = paths.setdefault("/v1/businesses/{id}", {})
         item["put"] = {
-            "summary": "replace a business's fields (role owner or admin)",
+            "summary": "replace a business's fields (its owner, or an admin)",
             "security": secured,
             "parameters": [_ref("parameters", "BusinessId")],
             "requestBody": body,
             "responses": _write_responses(
-                {"200": {"description": "updated", "headers": token, "content": business_json}},
+                {"200": {"description": "updated", "headers": token, "content": record_json}},
                 with_body=True,
                 with_id=True,
             ),
         }
         item["delete"] = {
-            "summary": "delete a business (role owner or admin)",
+            "summary": "delete a business (its owner, or an admin)",
             "security": secured,
             "parameters": [_ref("parameters", "BusinessId")],
             "responses": _write_responses(

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 import asyncpg
 
+from location_api.consistency import lsn_from_text
 from location_api.db import VISIBLE_LSN_SQL
-from location_api.models import Business, BusinessInput
-from location_api.validate import lsn_from_text
+from location_api.models import Business, BusinessInput, BusinessRecord
 
 _COLUMNS = "id, name, latitude, longitude, category, address"
 
@@ -28,39 +29,86 @@ def _business(row: asyncpg.Record) -> Business:
 # --------------------------------------------------------------------------- writes
 
 
-async def insert_business(conn: asyncpg.Connection, data: BusinessInput, geohash: str) -> Business:
-    """Insert a business (its change is logged by the table's triggers, same transaction)."""
+class Refusal(Enum):
+    """Why a guarded change of a business changed nothing."""
+
+    #: No business has this id.
+    MISSING = "missing"
+    #: It belongs to someone other than the owner the change was limited to.
+    NOT_YOURS = "not-yours"
+
+
+_RECORD_COLUMNS = "owner_id, created_by, created_at, updated_by, updated_at"
+
+
+def _record(row: asyncpg.Record) -> BusinessRecord:
+    """The record of a row holding ``_COLUMNS`` then ``_RECORD_COLUMNS``."""
+    return BusinessRecord(_business(row), row[6], row[7], row[8], row[9], row[10])
+
+
+async def insert_business(
+    conn: asyncpg.Connection, data: BusinessInput, geohash: str, *, owner_id: int | None, author: int
+) -> BusinessRecord:
+    """Insert a business (its change is logged by the table's triggers, same transaction).
+
+    Args:
+        conn: a connection to the primary.
+        data: the fields.
+        geohash: of the position.
+        owner_id: the owning user, or ``None`` for the operator.
+        author: the user writing it (``created_by`` and ``updated_by``).
+    """
     row = await conn.fetchrow(
-        f"""INSERT INTO businesses (name, latitude, longitude, category, address, geohash)
-            VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}""",
+        f"""INSERT INTO businesses (name, latitude, longitude, category, address, geohash,
+                                    owner_id, created_by, updated_by)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {_COLUMNS}, {_RECORD_COLUMNS}""",
         data.name,
         data.latitude,
         data.longitude,
         data.category,
         data.address,
         geohash,
+        owner_id,
+        author,
     )
-    return _business(row)
+    return _record(row)
 
 
 async def update_business(
-    conn: asyncpg.Connection, business_id: int, data: BusinessInput, geohash: str
-) -> tuple[Business, str] | None:
-    """Replace a business's fields.
+    conn: asyncpg.Connection,
+    business_id: int,
+    data: BusinessInput,
+    geohash: str,
+    *,
+    author: int,
+    owner_id: int | None,
+) -> tuple[BusinessRecord, str] | Refusal:
+    """Replace a business's fields, if it belongs to ``owner_id``.
+
+    Args:
+        conn: a connection to the primary.
+        business_id: the business.
+        data: its new fields.
+        geohash: of the new position.
+        author: the user writing it (``updated_by``).
+        owner_id: change it only if this user owns it; ``None``: whoever owns it (an admin).
 
     Returns:
-        The business as stored now and its geohash before the update, or ``None`` when no
-        business has this id.
+        The business as stored now and its geohash before the update, or why nothing changed.
     """
-    # The old geohash comes from the same statement (the row is locked by the UPDATE), so
-    # the cache entries of the old position are known exactly.
+    # One statement: the row is locked while its owner is checked and it is changed, and the
+    # old geohash (the cache entries of the old position) comes with it. ``old`` has a row
+    # when the business exists; ``changed`` when the owner matched too.
     row = await conn.fetchrow(
-        f"""WITH old AS (SELECT id, geohash FROM businesses WHERE id = $1 FOR UPDATE)
-            UPDATE businesses b
-               SET name = $2, latitude = $3, longitude = $4, category = $5, address = $6,
-                   geohash = $7, updated_at = now()
-              FROM old WHERE b.id = old.id
-         RETURNING {", ".join("b." + c for c in _COLUMNS.split(", "))}, old.geohash""",
+        f"""WITH old AS (SELECT id, geohash, owner_id FROM businesses WHERE id = $1 FOR UPDATE),
+            changed AS (
+                UPDATE businesses b
+                   SET name = $2, latitude = $3, longitude = $4, category = $5, address = $6,
+                       geohash = $7, updated_at = now(), updated_by = $8
+                  FROM old
+                 WHERE b.id = old.id AND ($9::bigint IS NULL OR old.owner_id = $9)
+             RETURNING {", ".join("b." + c for c in f"{_COLUMNS}, {_RECORD_COLUMNS}".split(", "))})
+            SELECT changed.*, old.geohash FROM old LEFT JOIN changed ON true""",
         business_id,
         data.name,
         data.latitude,
@@ -68,20 +116,36 @@ async def update_business(
         data.category,
         data.address,
         geohash,
+        author,
+        owner_id,
     )
     if row is None:
-        return None
-    return _business(row), row[6]
+        return Refusal.MISSING
+    if row[0] is None:
+        return Refusal.NOT_YOURS
+    return _record(row), row[11]
 
 
-async def delete_business(conn: asyncpg.Connection, business_id: int) -> str | None:
-    """Delete a business.
+async def delete_business(conn: asyncpg.Connection, business_id: int, *, owner_id: int | None) -> str | Refusal:
+    """Delete a business, if it belongs to ``owner_id`` (``None``: whoever owns it).
 
     Returns:
-        Its geohash, or ``None`` when no business has this id.
+        Its geohash, or why nothing was deleted.
     """
-    geohash: str | None = await conn.fetchval("DELETE FROM businesses WHERE id = $1 RETURNING geohash", business_id)
-    return geohash
+    row = await conn.fetchrow(
+        """WITH old AS (SELECT id, geohash, owner_id FROM businesses WHERE id = $1 FOR UPDATE),
+           gone AS (
+               DELETE FROM businesses b USING old
+                WHERE b.id = old.id AND ($2::bigint IS NULL OR old.owner_id = $2)
+            RETURNING b.id)
+           SELECT old.geohash, gone.id IS NOT NULL FROM old LEFT JOIN gone ON true""",
+        business_id,
+        owner_id,
+    )
+    if row is None:
+        return Refusal.MISSING
+    geohash: str = row[0]
+    return geohash if row[1] else Refusal.NOT_YOURS
 
 
 async def visible_lsn(conn: asyncpg.Connection) -> int:

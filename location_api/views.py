@@ -13,6 +13,7 @@ from aiohttp import web
 
 from location_api import businesses
 from location_api.auth import require_writer
+from location_api.consistency import CONSISTENCY_HEADER, format_lsn, issue_token, read_token
 from location_api.cursor import decode_cursor, encode_cursor
 from location_api.keys import (
     cache_key,
@@ -27,10 +28,7 @@ from location_api.openapi import openapi_document
 from location_api.render import search_body
 from location_api.search import plain_body, search_memory, search_sql
 from location_api.validate import (
-    CONSISTENCY_HEADER,
-    format_lsn,
     parse_business,
-    parse_consistency_token,
     parse_id,
     parse_search,
     plain_query,
@@ -61,7 +59,7 @@ async def search_nearby(request: web.Request) -> web.Response:
                 return web.Response(body=body, content_type="application/json")
     plain = plain_search(raw, max_radius_m=settings.max_radius_m)
     query = parse_search(request.query, max_radius_m=settings.max_radius_m) if plain is None else plain_query(plain)
-    token = parse_consistency_token(request.headers)
+    token = read_token(request.headers, settings.jwt_secret)
     after = None if query.cursor is None else decode_cursor(app[cursor_key_key], query, query.cursor)
     strategy = query.strategy or settings.api_index
     refresher = app[refresher_key]
@@ -82,40 +80,46 @@ async def search_nearby(request: web.Request) -> web.Response:
 
 
 async def get_business(request: web.Request) -> web.Response:
-    """``GET /v1/businesses/{id}``."""
+    """``GET /v1/businesses/{id}``: public, so without owner or authors."""
     business_id = parse_id(request.match_info["id"])
-    token = parse_consistency_token(request.headers)
+    token = read_token(request.headers, request.app[settings_key].jwt_secret)
     business = await businesses.get(request.app[db_key], request.app[cache_key], business_id, min_lsn=token)
     return json_response(business.to_json())
 
 
 async def create_business(request: web.Request) -> web.Response:
-    """``POST /v1/businesses`` (owner or admin): 201 with ``Location`` and a consistency token."""
-    require_writer(request, request.app[settings_key].jwt_secret)
+    """``POST /v1/businesses`` (owner or admin): 201 with ``Location`` and a consistency token.
+
+    The business belongs to the owner that creates it; one an admin creates, to the operator.
+    """
+    secret = request.app[settings_key].jwt_secret
+    author = require_writer(request, secret)
     data = parse_business(await request.read())
-    business, lsn = await businesses.create(request.app[db_key], request.app[cache_key], data)
+    record, lsn = await businesses.create(request.app[db_key], request.app[cache_key], data, author)
     return json_response(
-        business.to_json(),
+        record.to_json(),
         status=201,
-        headers={"Location": f"/v1/businesses/{business.id}", CONSISTENCY_HEADER: format_lsn(lsn)},
+        headers={"Location": f"/v1/businesses/{record.business.id}", CONSISTENCY_HEADER: issue_token(secret, lsn)},
     )
 
 
 async def update_business(request: web.Request) -> web.Response:
-    """``PUT /v1/businesses/{id}`` (owner or admin): replace every field."""
-    require_writer(request, request.app[settings_key].jwt_secret)
+    """``PUT /v1/businesses/{id}`` (its owner, or an admin): replace every field."""
+    secret = request.app[settings_key].jwt_secret
+    author = require_writer(request, secret)
     business_id = parse_id(request.match_info["id"])
     data = parse_business(await request.read())
-    business, lsn = await businesses.update(request.app[db_key], request.app[cache_key], business_id, data)
-    return json_response(business.to_json(), headers={CONSISTENCY_HEADER: format_lsn(lsn)})
+    record, lsn = await businesses.update(request.app[db_key], request.app[cache_key], business_id, data, author)
+    return json_response(record.to_json(), headers={CONSISTENCY_HEADER: issue_token(secret, lsn)})
 
 
 async def delete_business(request: web.Request) -> web.Response:
-    """``DELETE /v1/businesses/{id}`` (owner or admin): 204."""
-    require_writer(request, request.app[settings_key].jwt_secret)
+    """``DELETE /v1/businesses/{id}`` (its owner, or an admin): 204."""
+    secret = request.app[settings_key].jwt_secret
+    author = require_writer(request, secret)
     business_id = parse_id(request.match_info["id"])
-    lsn = await businesses.delete(request.app[db_key], request.app[cache_key], business_id)
-    return web.Response(status=204, headers={CONSISTENCY_HEADER: format_lsn(lsn)})
+    lsn = await businesses.delete(request.app[db_key], request.app[cache_key], business_id, author)
+    return web.Response(status=204, headers={CONSISTENCY_HEADER: issue_token(secret, lsn)})
 
 
 # --------------------------------------------------------------------------- operations

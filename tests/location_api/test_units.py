@@ -29,6 +29,7 @@ from location_api import collector, cursor, validate
 from location_api.cards import CardTable, card_for
 from location_api.catalog import Catalog
 from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash12, text_ranges
+from location_api.consistency import format_lsn, lsn_from_text
 from location_api.cursor import (
     CursorPosition,
     cursor_key,
@@ -44,7 +45,7 @@ from location_api.models import Business, SearchQuery
 from location_api import render
 from location_api.render import business_from_prefix, hit_prefix, search_body
 from location_api.search import plain_search_body, search_memory
-from location_api.validate import format_lsn, lsn_from_text, parse_plain_query_string, parse_search
+from location_api.validate import parse_plain_query_string, parse_search
 from yarl import URL
 
 # ----------------------------------------------------------------------------- cells
