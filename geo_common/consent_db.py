@@ -142,6 +142,15 @@ async def request_friendship(conn: asyncpg.Connection, asker: int, other: int, l
         return Outcome.REQUESTED
 
 
+async def has_asked(conn: Executor, asker: int, other: int) -> bool:
+    """Whether ``asker`` has a request to ``other`` waiting (``other`` asking back accepts it)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM friend_requests WHERE from_id = $1 AND to_id = $2)", asker, other
+        )
+    )
+
+
 async def befriend_directly(conn: asyncpg.Connection, a: int, b: int) -> bool | None:
     """An operator makes two users friends without asking (imports, support, tests).
 

@@ -92,14 +92,17 @@ async def add_friend(request: web.Request) -> web.Response:
     200 ``friends`` when they already were; an admin's makes them friends at once (201, or
     200). Refused with 409 ``blocked``, ``friend-limit`` or ``request-limit``, and with 429
     ``too-many-requests`` beyond ``GEO_MAX_FRIEND_REQUESTS_PER_MIN`` of a user's requests a
-    minute (:mod:`location_api.rate_limit`).
+    minute (:mod:`location_api.rate_limit`). Accepting a request asks nothing of anyone and
+    is not counted.
     """
     admin, user_id, friend_id = _pair(request, "friend_id")
     if user_id == friend_id:
         raise InvalidRequest.field("friend_id", "a user cannot befriend themself")
     settings = request.app[settings_key]
     limits = Limits(settings.max_friends, settings.max_pending_requests)
-    if not admin:  # counted before anything is stored, so a refused request changes nothing
+    db = request.app[db_key]
+    # Counted before anything is stored, so a refused request changes nothing.
+    if not admin and not await db.write(lambda conn: consent_db.has_asked(conn, friend_id, user_id)):
         await limit_friend_requests(request.app[presence_key], user_id, settings.max_friend_requests_per_min)
 
     async def run(conn: asyncpg.Connection) -> tuple[Outcome, Parties, int]:
@@ -115,7 +118,7 @@ async def add_friend(request: web.Request) -> web.Response:
             known = await consent_db.parties(conn, user_id, friend_id)
         return outcome, known, await queries.visible_lsn(conn)
 
-    outcome, known, lsn = await request.app[db_key].write(run)
+    outcome, known, lsn = await db.write(run)
     if outcome is Outcome.BLOCKED_BY_ASKER:
         who = "one of the users blocked the other" if admin else f"user {user_id} blocked user {friend_id}"
         raise Blocked(f"{who}; unblock first", [FieldError("friend_id", "is blocked")])

@@ -4,7 +4,8 @@ A fixed window per user, counted in Redis: the first request creates a counter t
 :data:`WINDOW_S` seconds, each request adds one, and a request beyond the limit is refused
 with 429 ``too-many-requests`` and ``Retry-After`` (the counter's remaining life) before
 anything is stored or announced. Every attempt counts, accepted or refused later, so retrying
-in a loop does not help. The counter lives in the default region's presence Redis, the one the
+in a loop does not help; accepting another user's request is not an attempt (the route does
+not ask this module about it). The counter lives in the default region's presence Redis, the one the
 friendship routes announce through (:mod:`location_api.presence`), under the deployment's
 namespace, so every write instance counts the same requests. Admins are not limited.
 

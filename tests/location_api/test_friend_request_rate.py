@@ -122,3 +122,20 @@ async def test_the_window_is_per_user_and_expires(limited: tuple[str, Settings])
         finally:
             await redis.aclose()
         assert (await ask(http, base, settings, first, new_user()))[0] == 202
+
+
+async def test_accepting_a_request_is_not_counted(limited: tuple[str, Settings]) -> None:
+    base, settings = limited
+    popular = new_user()
+    askers = [new_user() for _ in range(LIMIT + 2)]
+    async with aiohttp.ClientSession() as http:
+        for asker in askers:
+            assert (await ask(http, base, settings, asker, popular))[0] == 202
+        # More acceptances than the limit allows requests: each asks nothing of anyone.
+        for asker in askers:
+            status, body, _ = await ask(http, base, settings, popular, asker)
+            assert (status, body["state"]) == (201, "friends"), body
+        # The window is untouched: the user can still ask LIMIT new people.
+        assert [(await ask(http, base, settings, popular, new_user()))[0] for _ in range(LIMIT + 1)] == [
+            202
+        ] * LIMIT + [429]
