@@ -9,6 +9,10 @@ request that fails, is a set-up error, counted by status or by exception as the 
 are; a failed request is not followed by its acceptance, which would only leave ``b``'s own
 request waiting.
 
+A request refused with ``429`` (``GEO_MAX_FRIEND_REQUESTS_PER_MIN``: a user with more friends
+than that asks for more in one minute) is sent again after its ``Retry-After``, up to
+:data:`RATE_RETRIES` times, before it counts as an error; acceptances are never limited.
+
 A worker finishes one friendship, request and acceptance, before it takes the next: geo-api
 refuses a user's requests beyond ``GEO_MAX_PENDING_REQUESTS`` (100 by default) waiting, and
 asking everything first would pass that for any user with more friends. So no user ever has
@@ -31,6 +35,10 @@ from loadgen.stats import Recorder
 #: What each step may answer; anything else is a set-up error. 200: they were friends already.
 REQUEST_ANSWERS = frozenset({202, 200})
 ACCEPT_ANSWERS = frozenset({201, 200})
+#: How many times a request refused for its rate is sent again (after the answer's Retry-After).
+RATE_RETRIES = 3
+#: The longest wait for a rate window, seconds (geo-api's windows last a minute).
+MAX_RETRY_AFTER_S = 61.0
 #: The lifetime of the users' set-up tokens, seconds (a token is minted at its user's first step).
 TOKEN_TTL_S = 3600
 #: Progress is printed every this many friendships.
@@ -70,15 +78,19 @@ async def create_friendships(opts: FriendsOptions, population: Population, recor
 
     async def post(session: aiohttp.ClientSession, user_id: int, friend_id: int, expected: frozenset[int]) -> bool:
         """``user_id`` asks ``friend_id`` with their own token; False (counted) unless answered as ``expected``."""
-        try:
-            async with session.post(
-                f"{base}/v1/users/{user_id}/friends/{friend_id}", headers=tokens.headers(user_id)
-            ) as resp:
-                await resp.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:  # counted: the caller reports set-up errors
-            recorder.count(f"setup_error_{type(exc).__name__}")
-            recorder.count("errors")
-            return False
+        for attempt in range(RATE_RETRIES + 1):
+            try:
+                async with session.post(
+                    f"{base}/v1/users/{user_id}/friends/{friend_id}", headers=tokens.headers(user_id)
+                ) as resp:
+                    await resp.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:  # counted: the caller reports set-up errors
+                recorder.count(f"setup_error_{type(exc).__name__}")
+                recorder.count("errors")
+                return False
+            if resp.status != 429 or attempt == RATE_RETRIES:
+                break
+            await asyncio.sleep(_retry_after_s(resp.headers.get("Retry-After")))
         if resp.status not in expected:
             recorder.count(f"setup_status_{resp.status}")
             recorder.count("errors")
@@ -99,3 +111,10 @@ async def create_friendships(opts: FriendsOptions, population: Population, recor
     async with aiohttp.ClientSession() as session:
         await asyncio.gather(*(worker(session) for _ in range(opts.setup_concurrency)))
     print(f"friends: set-up {len(edges)} friendships in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def _retry_after_s(value: str | None) -> float:
+    """The wait a 429's ``Retry-After`` asks for (whole seconds), bounded; 1 s when absent or odd."""
+    if value is None or not value.isdigit():
+        return 1.0
+    return min(float(value), MAX_RETRY_AFTER_S)
