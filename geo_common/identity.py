@@ -16,9 +16,8 @@
   :attr:`Role.USER`: the role claim is the provider's to define, not geo's, so owners and
   admins use local tokens signed with the operator's key.
 
-The JWKS is fetched in a thread (never on the event loop), cached, re-read hourly, and
-re-read at once when a token names a key id it does not hold, at most once every
-:data:`MIN_REFETCH_S` so that tokens with made-up key ids cannot hammer the provider.
+The JWKS is fetched in a thread, cached, re-read hourly and on a key id it does not hold, at
+most every :data:`MIN_REFETCH_S` (tokens with made-up key ids cannot hammer the provider).
 """
 
 from __future__ import annotations
@@ -194,8 +193,9 @@ def _pem_key(pem: bytes) -> tuple[Any, str]:
 class _ProviderKeys:
     """The provider's public keys: a JWKS URL's (cached, refetched) or one configured key."""
 
-    def __init__(self, jwks_url: str, public_key: str) -> None:
+    def __init__(self, jwks_url: str, public_key: str, min_refetch_s: float) -> None:
         self._url = jwks_url
+        self._min_refetch_s = min_refetch_s
         self._pem_path: Path | None = None
         self._keys: dict[str | None, tuple[Any, str]] = {}
         self._fetched_at = -float("inf")  # time.monotonic() of the last attempt
@@ -218,12 +218,12 @@ class _ProviderKeys:
             TokenError: no key has this id, or the key is not for this algorithm.
         """
         age = time.monotonic() - self._fetched_at
-        if (not self._loaded or (self._url and age > KEYS_MAX_AGE_S)) and age >= MIN_REFETCH_S:
+        if (not self._loaded or (self._url and age > KEYS_MAX_AGE_S)) and age >= self._min_refetch_s:
             await self._load()
         if not self._loaded:
             raise KeysUnavailable("the identity provider's keys are unavailable")
         found = self._find(kid)
-        if found is None and self._url and time.monotonic() - self._fetched_at >= MIN_REFETCH_S:
+        if found is None and self._url and time.monotonic() - self._fetched_at >= self._min_refetch_s:
             await self._load()  # the provider may have rotated its keys
             found = self._find(kid)
         if found is None:
@@ -235,8 +235,7 @@ class _ProviderKeys:
 
     def _find(self, kid: str | None) -> tuple[Any, str] | None:
         if kid in self._keys:
-            return self._keys[kid]
-        # A token without kid, or a single configured key: only when there is no choice.
+            return self._keys[kid]  # else a token without kid, or one configured key: if no choice
         if (kid is None or not self._url) and len(self._keys) == 1:
             return next(iter(self._keys.values()))
         return None
@@ -279,12 +278,13 @@ class Authenticator:
 
     Args:
         settings: the ``GEO_JWT_*`` settings. Nothing is read or fetched until a token comes.
+        min_refetch_s: the least time between two reads of the provider's keys, seconds.
 
     Raises:
         SettingsError: the provider settings are inconsistent; the message names them.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, min_refetch_s: float = MIN_REFETCH_S) -> None:
         self._secret = settings.jwt_secret
         self._local_issuer = settings.jwt_issuer
         self._provider_issuer = settings.jwt_provider_issuer
@@ -304,7 +304,7 @@ class Authenticator:
             raise SettingsError("GEO_JWT_PROVIDER_ISSUER needs exactly one of GEO_JWT_JWKS_URL, GEO_JWT_PUBLIC_KEY")
         if url:
             _check_jwks_url(url)
-        self._keys = _ProviderKeys(url, key)
+        self._keys = _ProviderKeys(url, key, min_refetch_s)
 
     async def verify(self, token: str, *, now: float | None = None) -> Claims:
         """Check a token: signature, issuer, audience, times, subject.
