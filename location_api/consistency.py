@@ -138,25 +138,6 @@ def read_token(headers: Mapping[str, str], jwt_secret: str) -> int | None:
     return None if raw is None else verify_token(consistency_key(jwt_secret), raw)
 
 
-def parse_consistency_token(headers: Mapping[str, str]) -> int | None:
-    """Deprecated: a bare, unsigned position (``0/16B3748``), as tokens were before they were signed.
-
-    Only for the user routes (friendships, privacy, erasure) until they issue and read signed
-    tokens with :func:`issue_token` and :func:`read_token`; then delete it. A position ahead
-    of the primary is refused even here (:class:`AheadOfPrimary`, by the database layer).
-
-    Raises:
-        InvalidRequest: the header is present but is not a WAL position.
-    """
-    raw = headers.get(CONSISTENCY_HEADER)
-    if raw is None:
-        return None
-    raw = raw.strip()
-    if not re.fullmatch(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}", raw):
-        raise InvalidRequest.field(CONSISTENCY_HEADER, "must be a token from a write response, like 0/16B3748")
-    return lsn_from_text(raw)
-
-
 def format_lsn(lsn: int) -> str:
     """Write an LSN the way PostgreSQL does (``16/B374D848``)."""
     return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"

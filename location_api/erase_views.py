@@ -30,8 +30,7 @@ from location_api.user_paging import (
     encode_position,
     parse_page,
 )
-from location_api.user_requests import acting_for, path_user_id, written
-from location_api.validate import parse_consistency_token
+from location_api.user_requests import acting_for, path_user_id, written, consistency_of
 from location_api.views import json_response
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -62,7 +61,7 @@ async def export_locations(request: web.Request) -> web.Response:
     if page.cursor is not None:
         position, skip = decode_keyset(key, Listing.HISTORY, user_id, page.cursor)
         after = _EPOCH + dt.timedelta(microseconds=position)
-    token = parse_consistency_token(request.headers)
+    token = consistency_of(request)
     rows = await request.app[db_key].read(
         lambda conn: history_db.history_of(conn, user_id, after=after, skip=skip, limit=page.limit + 1),
         min_lsn=token,
@@ -130,6 +129,7 @@ async def erase_locations(request: web.Request) -> web.Response:
     notified = sum(n for p, n in zip(publications, receivers, strict=True) if p.channel == erasures)
     cleared, lsn = await db.write(forget_home)
     return written(
+        request,
         {
             "user_id": user_id,
             "history_rows_deleted": deleted,

@@ -21,7 +21,7 @@ from location_api.user_paging import (
     MAX_EXPORT_LIMIT,
     MAX_LIST_LIMIT,
 )
-from location_api.validate import CONSISTENCY_HEADER
+from location_api.consistency import CONSISTENCY_HEADER
 
 MAX_USER_ID = 2**63 - 1
 
@@ -36,8 +36,9 @@ _REMOVED = {
 }
 _TOKEN = {
     CONSISTENCY_HEADER: {
-        "description": "the primary's WAL position after the write; send it back on a GET to read this write",
-        "schema": {"type": "string", "pattern": "^[0-9A-F]{1,8}/[0-9A-F]{1,8}$"},
+        "description": "the primary's WAL position after the write, signed; send it back unchanged on a GET "
+        "to read this write",
+        "schema": {"type": "string", "pattern": "^[0-9A-F]{1,8}/[0-9A-F]{1,8}[.][A-Za-z0-9_-]{22}$"},
     }
 }
 _SECURED: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -230,6 +231,11 @@ def _write_paths(paths: dict[str, Any]) -> None:
                 "blocked: the user blocked friend_id (for an admin: either blocked the other); friend-limit: a user "
                 "would have more than GEO_MAX_FRIENDS friends; request-limit: the user has GEO_MAX_PENDING_REQUESTS "
                 "requests waiting"
+            ),
+            "429": _problem(
+                "too-many-requests: the user asked more than GEO_MAX_FRIEND_REQUESTS_PER_MIN users this minute "
+                "(accepting a request is not counted)",
+                {"Retry-After": {"description": "seconds until the window ends", "schema": {"type": "integer"}}},
             ),
         },
         bad="a malformed id, or a user befriending themself",

@@ -40,8 +40,7 @@ from location_api.user_paging import (
     encode_position,
     parse_page,
 )
-from location_api.user_requests import acting_for, path_user_id, written
-from location_api.validate import parse_consistency_token
+from location_api.user_requests import acting_for, path_user_id, written, consistency_of
 from location_api.views import json_response
 
 
@@ -149,6 +148,7 @@ async def add_friend(request: web.Request) -> web.Response:
     stored = "the friendship is stored" if state == "friends" else "the request is stored"
     await presence.publish(publications, stored=stored)
     return written(
+        request,
         {"user_id": user_id, "friend_id": friend_id, "state": state},
         lsn,
         status=status,
@@ -178,7 +178,7 @@ async def remove_friend(request: web.Request) -> web.Response:
     await presence.publish(
         presence.announcer.relation_ended(user_id, friend_id, known.homes), stored="the change is stored"
     )
-    return written({"user_id": user_id, "friend_id": friend_id, "removed": removed.value}, lsn)
+    return written(request, {"user_id": user_id, "friend_id": friend_id, "removed": removed.value}, lsn)
 
 
 async def list_friends(request: web.Request) -> web.Response:
@@ -193,7 +193,7 @@ async def list_friends(request: web.Request) -> web.Response:
     listing = LIST_STATES[state]
     key = request.app[cursor_key_key]
     after = 0 if page.cursor is None else decode_position(key, listing, user_id, page.cursor)
-    token = parse_consistency_token(request.headers)
+    token = consistency_of(request)
 
     async def run(conn: asyncpg.Connection) -> list[dict[str, Any]]:
         # One more than asked: whether there is a next page, without a second query.

@@ -35,8 +35,7 @@ from location_api.user_paging import (
     encode_position,
     parse_page,
 )
-from location_api.user_requests import acting_for, json_fields, path_user_id, written
-from location_api.validate import parse_consistency_token
+from location_api.user_requests import acting_for, json_fields, path_user_id, written, consistency_of
 from location_api.views import json_response
 
 #: What a user may share with one friend (``friends_db.SHARES``), as announced.
@@ -82,7 +81,7 @@ async def share_with_friend(request: web.Request) -> web.Response:
     await presence.publish(
         presence.announcer.sharing_with(user_id, friend_id, level, known.homes), stored="the sharing is stored"
     )
-    return written({"user_id": user_id, "friend_id": friend_id, "sharing": level}, lsn)
+    return written(request, {"user_id": user_id, "friend_id": friend_id, "sharing": level}, lsn)
 
 
 async def block_user(request: web.Request) -> web.Response:
@@ -105,7 +104,7 @@ async def block_user(request: web.Request) -> web.Response:
     await presence.publish(
         presence.announcer.relation_ended(user_id, blocked_id, known.homes), stored="the block is stored"
     )
-    return written({"user_id": user_id, "blocked_id": blocked_id, "removed": removed.value}, lsn)
+    return written(request, {"user_id": user_id, "blocked_id": blocked_id, "removed": removed.value}, lsn)
 
 
 async def unblock_user(request: web.Request) -> web.Response:
@@ -120,7 +119,7 @@ async def unblock_user(request: web.Request) -> web.Response:
         return unblocked, await queries.visible_lsn(conn)
 
     unblocked, lsn = await request.app[db_key].write(run)
-    return written({"user_id": user_id, "blocked_id": blocked_id, "unblocked": unblocked}, lsn)
+    return written(request, {"user_id": user_id, "blocked_id": blocked_id, "unblocked": unblocked}, lsn)
 
 
 async def list_blocks(request: web.Request) -> web.Response:
@@ -130,7 +129,7 @@ async def list_blocks(request: web.Request) -> web.Response:
     page = parse_page(request.query, default_limit=DEFAULT_LIST_LIMIT, max_limit=MAX_LIST_LIMIT)
     key = request.app[cursor_key_key]
     after = 0 if page.cursor is None else decode_position(key, Listing.BLOCKS, user_id, page.cursor)
-    token = parse_consistency_token(request.headers)
+    token = consistency_of(request)
     blocks = await request.app[db_key].read(
         lambda conn: consent_db.blocks_of(conn, user_id, after=after, limit=page.limit + 1), min_lsn=token
     )
@@ -173,7 +172,7 @@ async def set_profile(request: web.Request) -> web.Response:
         return await queries.visible_lsn(conn)
 
     lsn = await request.app[db_key].write(run)
-    return written({"user_id": user_id, "display_name": name}, lsn)
+    return written(request, {"user_id": user_id, "display_name": name}, lsn)
 
 
 async def get_profile(request: web.Request) -> web.Response:
@@ -181,7 +180,7 @@ async def get_profile(request: web.Request) -> web.Response:
     never seen has the defaults)."""
     user_id = path_user_id(request, "id")
     acting_for(request, user_id)
-    token = parse_consistency_token(request.headers)
+    token = consistency_of(request)
     user = await request.app[db_key].read(lambda conn: friends_db.get_user(conn, user_id), min_lsn=token)
     if user is None:
         user = User(user_id, None)

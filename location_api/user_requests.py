@@ -18,7 +18,8 @@ from geo_common.tokens import Identity, Role
 from location_api.auth import caller
 from location_api.errors import FieldError, Forbidden, InvalidBody, InvalidRequest
 from location_api.friendship_openapi import MAX_USER_ID
-from location_api.validate import CONSISTENCY_HEADER, format_lsn
+from location_api.consistency import CONSISTENCY_HEADER, issue_token, read_token
+from location_api.keys import settings_key
 from location_api.views import json_response
 
 
@@ -70,7 +71,22 @@ def json_fields(body: bytes, known: tuple[str, ...]) -> dict[str, Any]:
 
 
 def written(
-    data: Mapping[str, Any], lsn: int, *, status: int = 200, headers: Mapping[str, str] | None = None
+    request: web.Request,
+    data: Mapping[str, Any],
+    lsn: int,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    """The JSON answer to a write, with the ``X-Consistency-Token`` a later read sends back."""
-    return json_response(data, status=status, headers={CONSISTENCY_HEADER: format_lsn(lsn), **(headers or {})})
+    """The JSON answer to a write, with the signed ``X-Consistency-Token`` a later read sends back."""
+    token = issue_token(request.app[settings_key].jwt_secret, lsn)
+    return json_response(data, status=status, headers={CONSISTENCY_HEADER: token, **(headers or {})})
+
+
+def consistency_of(request: web.Request) -> int | None:
+    """The WAL position of the ``X-Consistency-Token`` a read sent back (None: none sent).
+
+    Raises:
+        InvalidRequest: naming the header, for any value this API did not issue.
+    """
+    return read_token(request.headers, request.app[settings_key].jwt_secret)

@@ -16,12 +16,6 @@ from typing import Any
 import orjson
 from multidict import MultiMapping
 
-# Consistency tokens live in location_api.consistency. The user routes (friendship, privacy
-# and erasure views, user_requests) still import these three from here: drop them once they
-# use consistency.issue_token and consistency.read_token.
-from location_api.consistency import CONSISTENCY_HEADER as CONSISTENCY_HEADER
-from location_api.consistency import format_lsn as format_lsn
-from location_api.consistency import parse_consistency_token as parse_consistency_token
 from location_api.errors import FOREIGN_CURSOR, FieldError, InvalidBody, InvalidRequest
 from location_api.models import BusinessInput, SearchQuery
 from location_api.settings import (

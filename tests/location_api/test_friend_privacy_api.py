@@ -16,7 +16,7 @@ from geo_common import friends_db, history_db
 from geo_common.history_db import HistoryRow
 from geo_common.presence import erasures_channel, location_key
 from location_api import queries
-from location_api.validate import format_lsn
+from location_api.consistency import issue_token
 from tests.friends_ws.ws_helpers import new_user
 from tests.location_api import test_friend_consent_api as consent
 from tests.location_api.test_friend_consent_api import ADMIN, Heard, Users
@@ -82,9 +82,9 @@ async def test_profile(users: Users) -> None:
     assert (await users.call("GET", f"/v1/users/{a}/profile", a)).body["display_name"] is None
 
 
-async def _visible(conn: asyncpg.Connection) -> str:
+async def _visible(users: Users, conn: asyncpg.Connection) -> str:
     """A consistency token covering everything written on the primary so far."""
-    return format_lsn(await queries.visible_lsn(conn))
+    return issue_token(users.settings.jwt_secret, await queries.visible_lsn(conn))
 
 
 async def test_export_pages_the_history_oldest_first(users: Users, primary: asyncpg.Connection) -> None:
@@ -95,7 +95,7 @@ async def test_export_pages_the_history_oldest_first(users: Users, primary: asyn
         for i in range(5)
     ]
     await history_db.insert_history(primary, [*reversed(rows), HistoryRow(other, 1.0, 2.0, start)])
-    users.token = await _visible(primary)
+    users.token = await _visible(users, primary)
     pages = []
     cursors: list[str] = []
     while True:
@@ -136,7 +136,7 @@ async def test_export_pages_rows_received_in_the_same_microsecond_once_each(
     later = start + dt.timedelta(milliseconds=1)
     rows = [HistoryRow(a, 10.0 + i, 20.0, start) for i in range(5)] + [HistoryRow(a, 1.0, 2.0, later)]
     await history_db.insert_history(primary, rows)
-    users.token = await _visible(primary)
+    users.token = await _visible(users, primary)
     seen: list[tuple[float, str]] = []
     cursor = ""
     for _ in range(10):
