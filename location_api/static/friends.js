@@ -208,7 +208,7 @@ export function setupFriends({ state, map, onSignedIn, people }) {
     // verifies bearer.<token> and answers with geo.v1 only.
     let socket;
     try {
-      socket = new WebSocket(state.config.friends_ws_url, ["geo.v1", `bearer.${state.token}`]);
+      socket = new WebSocket(socketUrl(state.config.friends_ws_url), ["geo.v1", `bearer.${state.token}`]);
     } catch (error) {
       status(`Cannot connect with this token: ${error.message}`);
       return;
@@ -298,4 +298,13 @@ export function setupFriends({ state, map, onSignedIn, people }) {
     $("me-lon").value = lon;
     sendLocation();
   };
+}
+
+/** The WebSocket URL: absolute as configured, or a path resolved against the page's own origin
+ * (ws: or wss: as the page is http: or https:; older browsers take only absolute URLs). */
+function socketUrl(configured) {
+  const url = new URL(configured, window.location.href);
+  if (url.protocol === "http:") url.protocol = "ws:";
+  if (url.protocol === "https:") url.protocol = "wss:";
+  return url.href;
 }
