@@ -253,10 +253,13 @@ def _search(args: argparse.Namespace) -> int:
 
 def _friends(args: argparse.Namespace) -> int:
     config = _config(args, catalog_for("friends"))
+    secret, issuer, audience = _signing()
     options = FriendsOptions(
         api=args.api,
         ws=args.ws,
-        jwt_secret=_secret(),
+        jwt_secret=secret,
+        jwt_issuer=issuer,
+        jwt_audience=audience,
         users=args.users,
         friends_per_user=args.friends_per_user,
         graph=GraphKind(args.graph),
@@ -275,8 +278,11 @@ def _friends(args: argparse.Namespace) -> int:
 
 
 def _mixed(args: argparse.Namespace) -> int:
+    secret, issuer, audience = _signing()
     try:
-        options = load_scenario(args.scenario, jwt_secret=_secret(), seed=args.seed)
+        options = load_scenario(
+            args.scenario, jwt_secret=secret, jwt_issuer=issuer, jwt_audience=audience, seed=args.seed
+        )
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
     config = _config(args, catalog_for("mixed", search=options.search is not None, friends=options.friends is not None))
@@ -305,11 +311,13 @@ def _mixed(args: argparse.Namespace) -> int:
     return run(run_mixed, prepared, MixedLive, config, reported=options)
 
 
-def _secret() -> str:
+def _signing() -> tuple[str, str, str]:
+    """The key, issuer and audience the users' tokens are signed with (the deployment's settings)."""
     try:
-        return load_settings().jwt_secret
+        settings = load_settings()
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
+    return settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience
 
 
 def prepare_friends(options: FriendsOptions, *, flags: tuple[str, str] = ("--api", "--ws")) -> FriendsOptions:

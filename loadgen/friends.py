@@ -93,7 +93,13 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
     clients = [
         Client(
             u.user_id,
-            mint_token(opts.jwt_secret, u.user_id, ttl_s=int(opts.duration_s + opts.ramp_s + 3600)),
+            mint_token(
+                opts.jwt_secret,
+                u.user_id,
+                ttl_s=int(opts.duration_s + opts.ramp_s + 3600),
+                issuer=opts.jwt_issuer,
+                audience=opts.jwt_audience,
+            ),
             Mover(opts.movement, u.home, random.Random(u.user_id)),
             population.friends[u.user_id],
             opts.interval_s,

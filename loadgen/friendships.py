@@ -48,15 +48,19 @@ PROGRESS_EVERY = 5_000
 class UserTokens:
     """Each user's own bearer token, minted once with the settings' key and kept for the set-up."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, issuer: str, audience: str) -> None:
         self._secret = secret
+        self._issuer = issuer
+        self._audience = audience
         self._tokens: dict[int, str] = {}
 
     def headers(self, user_id: int) -> dict[str, str]:
         """The ``Authorization`` header of ``user_id`` acting for themself."""
         token = self._tokens.get(user_id)
         if token is None:
-            token = self._tokens[user_id] = mint_token(self._secret, user_id, Role.USER, ttl_s=TOKEN_TTL_S)
+            token = self._tokens[user_id] = mint_token(
+                self._secret, user_id, Role.USER, ttl_s=TOKEN_TTL_S, issuer=self._issuer, audience=self._audience
+            )
         return {"Authorization": f"Bearer {token}"}
 
 
@@ -70,7 +74,7 @@ async def create_friendships(opts: FriendsOptions, population: Population, recor
         recorder: counts ``errors`` and, for each, ``setup_status_<code>`` or ``setup_error_<exception>``.
     """
     base = opts.api.rstrip("/")
-    tokens = UserTokens(opts.jwt_secret)
+    tokens = UserTokens(opts.jwt_secret, opts.jwt_issuer, opts.jwt_audience)
     edges = population.edges()
     pending: Iterator[tuple[int, int]] = iter(edges)  # shared by the workers: each takes the next
     done = 0

@@ -49,6 +49,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
+from geo_common.tokens import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from loadgen.durations import duration_or_zero, parse_duration
 from loadgen.friends import FriendsLive, run_friends
 from loadgen.friends_options import EventKind, FriendsOptions, ScenarioEvent
@@ -136,7 +137,14 @@ FRIENDS_KEYS = (
 EVENT_KEYS = ("at", "kind", "fraction", "interval")
 
 
-def load_scenario(path: Path, *, jwt_secret: str, seed: int) -> MixedOptions:
+def load_scenario(
+    path: Path,
+    *,
+    jwt_secret: str,
+    seed: int,
+    jwt_issuer: str = DEFAULT_ISSUER,
+    jwt_audience: str = DEFAULT_AUDIENCE,
+) -> MixedOptions:
     """Read a scenario file into options.
 
     The ``[search]`` keys are ``geo-loadgen search``'s options (``max_in_flight`` for
@@ -267,6 +275,8 @@ def load_scenario(path: Path, *, jwt_secret: str, seed: int) -> MixedOptions:
             api=get(f, "api", str, where=at),
             ws=get(f, "ws", str, where=at),
             jwt_secret=jwt_secret,
+            jwt_issuer=jwt_issuer,
+            jwt_audience=jwt_audience,
             users=users,
             friends_per_user=get(f, "friends_per_user", int, 10, at, positive=True),
             graph=get(f, "graph", GraphKind, GraphKind.COMMUNITIES, at),

@@ -126,3 +126,23 @@ async def test_a_refused_request_is_one_error_and_is_not_followed_by_an_acceptan
     await create_friendships(opts, population, recorder)
     edges = len(population.edges())
     assert dict(recorder.counters) == {"setup_status_401": edges, "errors": edges}
+
+
+async def test_set_up_signs_with_the_deployments_issuer_and_audience(settings: Settings) -> None:
+    own = replace(settings, api_role="all", jwt_issuer="acme-geo", jwt_audience="acme-friends")
+    server = TestServer(create_app(own), host="127.0.0.1")
+    await server.start_server()
+    try:
+        url = str(server.make_url("")).rstrip("/")
+        opts = options(url, own.jwt_secret, first_id=9_000_000)
+        recorder = Recorder()
+        await create_friendships(
+            replace(opts, jwt_issuer="acme-geo", jwt_audience="acme-friends"), population_of(opts), recorder
+        )
+        assert not recorder.counters, dict(recorder.counters)
+        # With the default issuer the same deployment refuses every request.
+        refused = Recorder()
+        await create_friendships(replace(opts, first_user_id=9_100_000), population_of(opts), refused)
+        assert refused.counters["errors"] == len(population_of(opts).edges())
+    finally:
+        await server.close()
