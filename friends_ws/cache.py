@@ -7,6 +7,11 @@ records which connection wrote it, so closing one of a user's connections clears
 Each Redis has a circuit breaker (:mod:`geo_common.breaker`): once it is open, calls fail at
 once with :class:`~geo_common.breaker.CircuitOpen` (a ``ConnectionError``, which the session
 answers with an ``unavailable`` error) instead of waiting on a dead server.
+
+A region's ``redis_url`` may carry a user and password (``redis://user:password@host:port/0``,
+sent with ``AUTH`` on every connection) and ask for TLS (``rediss://``, the certificate checked
+against ``tls_ca``); a refused login is a :class:`~pubsub.errors.AuthenticationFailed`, a
+``ConnectionError`` too, so it counts against the breaker like an unreachable server.
 """
 
 from __future__ import annotations
@@ -39,10 +44,19 @@ class LocationCache:
         ttl_s: lifetime of a cached location, seconds.
         breaker_failures: consecutive failures that open a Redis's breaker.
         breaker_reset_s: how long an open breaker refuses calls before a probe, seconds.
+        tls_ca: the CA bundle ``rediss://`` servers are checked against (``GEO_REDIS_TLS_CA``;
+            empty or None: the system's).
     """
 
     def __init__(
-        self, regions: RegionMap, *, namespace: str, ttl_s: int, breaker_failures: int = 5, breaker_reset_s: float = 2.0
+        self,
+        regions: RegionMap,
+        *,
+        namespace: str,
+        ttl_s: int,
+        breaker_failures: int = 5,
+        breaker_reset_s: float = 2.0,
+        tls_ca: str | None = None,
     ) -> None:
         self.namespace = namespace
         self.ttl_s = ttl_s
@@ -54,7 +68,7 @@ class LocationCache:
             if region.redis_url not in by_url:
                 name = "redis-cache" if region.name == regions.default.name else f"redis-cache-{region.name}"
                 by_url[region.redis_url] = (
-                    RedisClient.from_url(region.redis_url),
+                    RedisClient.from_url(region.redis_url, tls_ca=tls_ca),
                     Breaker(name, failures=breaker_failures, reset_s=breaker_reset_s),
                 )
             self._clients[region.name] = by_url[region.redis_url]

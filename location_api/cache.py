@@ -35,7 +35,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 import orjson
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -44,6 +43,7 @@ from geo_common.breaker import Breaker, CircuitOpen
 from location_api.cells import Cell, cells_containing
 from location_api.models import Business
 from location_api.queries import Candidate
+from pubsub.redis_py import open_redis
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +109,18 @@ class Cache:
         namespace: prefix of every key (``Settings.redis_namespace``).
         ttl_s: lifetime of every entry, seconds.
         breaker: the circuit breaker of every command (default: 5 failures, 2 s cool-down).
+        tls_ca: the CA bundle a ``rediss://`` server is checked against (``GEO_REDIS_TLS_CA``;
+            empty or None: the system's). User and password come from the URL.
     """
 
-    def __init__(self, url: str, namespace: str, ttl_s: int, *, breaker: Breaker | None = None) -> None:
+    def __init__(
+        self, url: str, namespace: str, ttl_s: int, *, breaker: Breaker | None = None, tls_ca: str | None = None
+    ) -> None:
         # Fail fast: no retries and short timeouts, so a dead Redis costs a request
         # milliseconds, not seconds; the health loop is what brings the cache back.
-        self._redis = aioredis.Redis.from_url(
+        self._redis = open_redis(
             url,
+            tls_ca=tls_ca,
             socket_connect_timeout=_CONNECT_TIMEOUT_S,
             socket_timeout=_COMMAND_TIMEOUT_S,
             retry=Retry(NoBackoff(), 0),

@@ -32,7 +32,7 @@ from geo_common.presence import location_key
 from geo_common.regions import RegionMap
 from location_api.errors import ApiError
 from location_api.keys import metrics_key, settings_key
-from pubsub import PubSub, PubSubError, create_pubsub
+from pubsub import PubSub, PubSubError, create_pubsub, open_redis
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,15 @@ async def open_presence(app: web.Application) -> AsyncIterator[None]:
     try:
         for region in regions.regions:
             # Publishing only: a backend opens no subscriber connection until it subscribes.
-            bus = create_pubsub(region.pubsub_backend, region.pubsub_nodes, on_message=lambda _c, _d: None)
+            bus = create_pubsub(
+                region.pubsub_backend,
+                region.pubsub_nodes,
+                on_message=lambda _c, _d: None,
+                tls_ca=settings.redis_tls_ca,
+            )
             await bus.start()
             buses[region.name] = bus
-            caches[region.name] = aioredis.Redis.from_url(region.redis_url, socket_connect_timeout=5.0)
+            caches[region.name] = open_redis(region.redis_url, tls_ca=settings.redis_tls_ca, socket_connect_timeout=5.0)
         breakers = {
             region.name: Breaker(
                 f"redis-presence-{region.name}", failures=settings.breaker_failures, reset_s=settings.breaker_reset_s

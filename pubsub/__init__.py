@@ -9,6 +9,11 @@ One interface (:class:`PubSub`), three backends chosen by name::
 
 Each process holds one subscriber connection per Redis node, multiplexing every channel;
 messages arrive through the synchronous ``on_message(channel, data)`` callback.
+
+Nodes are named by URL, ``redis://[user:password@]host:port`` (``AUTH`` on every connection
+and reconnection) or ``rediss://...`` (TLS, the server's certificate checked against the
+``tls_ca`` option's CA bundle or the system's); a refused login raises
+:class:`AuthenticationFailed`.
 """
 
 from __future__ import annotations
@@ -19,14 +24,16 @@ from typing import Any
 from pubsub.address import NodeAddress
 from pubsub.base import PubSub
 from pubsub.cluster import ClusterPubSub
-from pubsub.errors import InvalidChannel, NodeUnavailable, PubSubError, SubscribeError
+from pubsub.errors import AuthenticationFailed, InvalidChannel, NodeUnavailable, PubSubError, SubscribeError
 from pubsub.hashring import HashRing
 from pubsub.node import MessageHandler, NodeSubscriber
+from pubsub.redis_py import open_redis
 from pubsub.ring import RingPubSub
 from pubsub.standalone import RedisPubSub
 
 __all__ = [
     "BACKENDS",
+    "AuthenticationFailed",
     "ClusterPubSub",
     "HashRing",
     "InvalidChannel",
@@ -40,6 +47,7 @@ __all__ = [
     "RingPubSub",
     "SubscribeError",
     "create_pubsub",
+    "open_redis",
 ]
 
 #: The backend names ``GEO_PUBSUB_BACKEND`` accepts.
@@ -53,9 +61,10 @@ def create_pubsub(backend: str, nodes: Sequence[str], *, on_message: MessageHand
         backend: ``redis`` (one node), ``ring`` (consistent hashing over standalone nodes)
             or ``cluster`` (Redis Cluster sharded pub/sub).
         nodes: ``redis`` takes one URL; ``ring`` one URL per node; ``cluster`` seed
-            ``host:port`` items.
+            ``[user:password@]host:port`` items (or URLs).
         on_message: called with ``(channel, data)`` for each message; must not block.
-        **options: keyword options of the backend (``probe_interval_s``, ``handoff_s``, ...).
+        **options: keyword options of the backend (``probe_interval_s``, ``handoff_s``,
+            ``tls_ca``, ...).
 
     Returns:
         The backend.

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import hiredis
 
 from pubsub.address import NodeAddress
-from pubsub.errors import PubSubError
+from pubsub.errors import AuthenticationFailed, PubSubError
 from pubsub.protocol import encode_command
 
 log = logging.getLogger(__name__)
@@ -49,22 +48,31 @@ def _arg(value: Arg) -> bytes:
 
 
 class CommandProtocol:
-    """Commands and their replies, in order, with no I/O."""
+    """Commands and their replies, in order, with no I/O.
 
-    def __init__(self) -> None:
+    Args:
+        refused: builds the error of a refused login from Redis's reply (``WRONGPASS ...``
+            to ``AUTH``, or ``NOAUTH ...`` to a command sent without one); default
+            :class:`~pubsub.errors.AuthenticationFailed` naming no node.
+    """
+
+    def __init__(self, refused: Callable[[str], PubSubError] | None = None) -> None:
         self._reader = hiredis.Reader()
         self._out: list[bytes] = []
-        self._waiting: deque[asyncio.Future[Any]] = deque()
+        # None stands for the login (AUTH), whose reply nobody awaits.
+        self._waiting: deque[asyncio.Future[Any] | None] = deque()
+        self._refused = refused or (lambda reply: AuthenticationFailed("(unnamed)", reply))
 
     def send(self, args: tuple[Arg, ...], future: asyncio.Future[Any]) -> None:
         """Queue a command whose reply will complete ``future``."""
         self._out.append(encode_command([_arg(a) for a in args]))
         self._waiting.append(future)
 
-    def send_first(self, args: tuple[Arg, ...], future: asyncio.Future[Any]) -> None:
-        """Queue a command ahead of everything queued (``AUTH`` on a new connection)."""
+    def login(self, password: str, username: str | None = None) -> None:
+        """Queue ``AUTH [username] password`` ahead of everything queued (a new connection)."""
+        args = ("AUTH", username, password) if username else ("AUTH", password)
         self._out.insert(0, encode_command([_arg(a) for a in args]))
-        self._waiting.appendleft(future)
+        self._waiting.appendleft(None)
 
     def data_to_send(self) -> bytes:
         data = b"".join(self._out)
@@ -74,13 +82,17 @@ class CommandProtocol:
     @property
     def waiting(self) -> int:
         """Commands sent or queued whose replies have not come."""
-        return len(self._waiting)
+        return sum(1 for future in self._waiting if future is not None)
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the socket; completes the futures of every whole reply.
 
+        A command refused for want of a login (``NOAUTH``) fails with the ``refused`` error.
+
         Raises:
             hiredis.ProtocolError: not RESP; the connection must be dropped.
+            PubSubError: the ``refused`` error: Redis refused the login, and every command
+                in flight has failed with it; the connection must be dropped.
         """
         self._reader.feed(data)
         waiting = self._waiting
@@ -88,10 +100,17 @@ class CommandProtocol:
             if not waiting:
                 raise hiredis.ProtocolError("a reply nobody asked for")
             future = waiting.popleft()
+            if future is None:  # the login's reply
+                if isinstance(reply, hiredis.ReplyError):
+                    error = self._refused(str(reply))
+                    self.fail(error)
+                    raise error
+                continue
             if future.done():
                 continue  # the caller gave up (timeout, cancellation)
             if isinstance(reply, hiredis.ReplyError):
-                future.set_exception(ReplyError(str(reply)))
+                text = str(reply)
+                future.set_exception(self._refused(text) if text.startswith("NOAUTH") else ReplyError(text))
             else:
                 future.set_result(reply)
 
@@ -101,7 +120,7 @@ class CommandProtocol:
         self._out.clear()
         while self._waiting:
             future = self._waiting.popleft()
-            if not future.done():
+            if future is not None and not future.done():
                 future.set_exception(exc)
                 future.exception()  # a caller that gave up must not log it as unretrieved
 
@@ -143,7 +162,7 @@ class RedisClient:
         self.address = address
         self._connect_timeout_s = connect_timeout_s
         self._command_timeout_s = command_timeout_s
-        self._protocol = CommandProtocol()
+        self._protocol = CommandProtocol(self._refused)
         self._link: _Link | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._flush_soon = False
@@ -152,8 +171,9 @@ class RedisClient:
         self.connections = 0
 
     @classmethod
-    def from_url(cls, url: str, **options: float) -> RedisClient:
-        return cls(NodeAddress.parse(url), **options)
+    def from_url(cls, url: str, *, tls_ca: str | None = None, **options: float) -> RedisClient:
+        """A client of the node a ``redis://`` or ``rediss://`` URL names (see :meth:`NodeAddress.parse`)."""
+        return cls(NodeAddress.parse(url, tls_ca=tls_ca), **options)
 
     def call(self, *args: Arg) -> asyncio.Future[Any]:
         """Queue a command; the future completes with its reply (written this iteration).
@@ -179,6 +199,7 @@ class RedisClient:
 
         Raises:
             ReplyError: Redis refused the command.
+            AuthenticationFailed: Redis refused the login (not retried).
             ConnectionLost: the node stayed unreachable.
         """
         for attempt in range(retries + 1):
@@ -216,6 +237,9 @@ class RedisClient:
             self._protocol.receive_data(data)
         except hiredis.ProtocolError as exc:
             self._drop(f"unparseable reply: {exc}")
+        except AuthenticationFailed as exc:
+            log.error("%s", exc)
+            self._drop("authentication refused")
 
     def _lost(self, link: _Link, exc: Exception | None) -> None:
         if link is not self._link:
@@ -229,13 +253,18 @@ class RedisClient:
             link.transport.abort()
         self._protocol.fail(ConnectionLost(f"{self.address.name}: {why}"))
 
+    def _refused(self, reply: str) -> AuthenticationFailed:
+        return AuthenticationFailed(self.address.name, reply, username=self.address.username)
+
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
-        context = ssl.create_default_context() if self.address.tls else None
         try:
             _transport, link = await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: _Link(self._received, self._lost), self.address.host, self.address.port, ssl=context
+                    lambda: _Link(self._received, self._lost),
+                    self.address.host,
+                    self.address.port,
+                    ssl=self.address.ssl_context(),
                 ),
                 self._connect_timeout_s,
             )
@@ -244,19 +273,8 @@ class RedisClient:
             return
         assert link.transport is not None
         if self.address.password is not None:
-            auth: asyncio.Future[Any] = loop.create_future()
-            auth.add_done_callback(_log_auth_failure)
-            args: tuple[Arg, ...] = (
-                ("AUTH", self.address.username, self.address.password)
-                if self.address.username
-                else ("AUTH", self.address.password)
-            )
-            self._protocol.send_first(args, auth)
+            # Pipelined ahead of the queued commands: a refusal fails them all at once.
+            self._protocol.login(self.address.password, self.address.username)
         self._link = link
         self.connections += 1
         link.transport.write(self._protocol.data_to_send())
-
-
-def _log_auth_failure(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("redis AUTH failed: %s", future.exception())

@@ -13,6 +13,10 @@ new ``SSUBSCRIBE``) and this backend refreshes the slot map and subscribes the c
 their new owner. A node that cannot be reached also triggers a refresh, so a failover to a
 replica at another address is followed. Use a hash tag (``{...}``) in channel names to
 choose what decides the slot.
+
+Every node is logged in to as the seeds are (``[user:password@]host:port``, or a
+``redis://``/``rediss://`` URL): the cluster's nodes share their users, and with TLS their
+certificates must name the addresses the cluster announces.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import RedisClusterException, RedisError
 
 from pubsub.address import NodeAddress
 from pubsub.base import unique
 from pubsub.errors import NodeUnavailable, SubscribeError
 from pubsub.multinode import MultiNodePubSub
 from pubsub.node import MessageHandler, NodeSubscriber
+from pubsub.redis_py import login_options, refused_login
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +52,8 @@ class ClusterPubSub(MultiNodePubSub):
     """Sharded pub/sub on a Redis Cluster.
 
     Args:
-        nodes: seed nodes, ``host:port`` each; the rest of the cluster is discovered.
+        nodes: seed nodes, ``[user:password@]host:port`` or ``redis(s)://...`` each, all with
+            the same user, password and scheme; the rest of the cluster is discovered.
         on_message: called with ``(channel, data)`` for each message; must not block.
         on_restored: called when a node's subscriptions are back after a reconnection
             (messages published meanwhile were lost).
@@ -55,9 +62,11 @@ class ClusterPubSub(MultiNodePubSub):
         probe_timeout_s: reconnect when a probe stays unanswered this long.
         connect_timeout_s: give up one connection attempt after this long.
         batch: the most channels in one ``SSUBSCRIBE``.
+        tls_ca: the CA bundle the nodes' certificates are checked against with ``rediss://``
+            (empty or None: the system's).
 
     Raises:
-        ValueError: no seed nodes, or a malformed one.
+        ValueError: no seed nodes, a malformed one, or seeds that log in differently.
     """
 
     backend = "cluster"
@@ -74,10 +83,15 @@ class ClusterPubSub(MultiNodePubSub):
         probe_timeout_s: float = 5.0,
         connect_timeout_s: float = 5.0,
         batch: int = 512,
+        tls_ca: str | None = None,
     ) -> None:
         if not nodes:
             raise ValueError("the cluster backend needs at least one seed node (GEO_REDIS_CLUSTER)")
-        seeds = [NodeAddress.parse(n) for n in nodes]
+        seeds = [NodeAddress.parse(n, tls_ca=tls_ca) for n in nodes]
+        if len({(s.username, s.password, s.tls) for s in seeds}) > 1:
+            raise ValueError("every seed node of a cluster must have the same user, password and scheme")
+        #: How every node is logged in to (the first seed's user, password and TLS).
+        self._login = seeds[0]
         super().__init__(
             on_message=on_message,
             on_restored=on_restored,
@@ -91,6 +105,7 @@ class ClusterPubSub(MultiNodePubSub):
             startup_nodes=[ClusterNode(s.host, s.port) for s in seeds],
             socket_connect_timeout=connect_timeout_s,
             max_connections=_MAX_CONNECTIONS,
+            **login_options(self._login),
         )
         # redis-py's cluster pools fail rather than wait when every connection is busy:
         # bound the publishes in flight instead (fewer than any one node's pool holds).
@@ -112,8 +127,9 @@ class ClusterPubSub(MultiNodePubSub):
         """The subscriber connection to one primary, ``host:port`` (created on first use)."""
         subscriber = self._subscribers.get(name)
         if subscriber is None:
+            host, _, port = name.rpartition(":")
             subscriber = NodeSubscriber(
-                NodeAddress.parse(name),
+                self._login.at(host, int(port)),
                 on_message=self._on_message,
                 on_lost=self._lost,
                 on_down=self._down,
@@ -210,7 +226,19 @@ class ClusterPubSub(MultiNodePubSub):
     # --- the interface --------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._cluster.initialize()
+        """Read the slot map from the seeds.
+
+        Raises:
+            AuthenticationFailed: the seeds refused the login.
+            redis.exceptions.RedisError: no seed could be reached.
+        """
+        try:
+            await self._cluster.initialize()
+        except (RedisError, RedisClusterException) as exc:
+            refused = refused_login(exc, self._login)
+            if refused is not None:
+                raise refused from None
+            raise
         self._last_refresh = time.monotonic()
 
     async def close(self) -> None:

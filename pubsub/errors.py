@@ -31,3 +31,26 @@ class SubscribeError(PubSubError, ConnectionError):
 
 class NodeUnavailable(PubSubError, ConnectionError):
     """A Redis node could not be reached (or was closed) before an operation finished."""
+
+
+class AuthenticationFailed(PubSubError, ConnectionError):
+    """A Redis node refused the credentials, or wants some and none were given.
+
+    The message names the node, the user and Redis's reply, never the password.
+
+    Attributes:
+        node: ``host:port``.
+        reply: Redis's error reply (``WRONGPASS ...``, ``NOAUTH ...``).
+    """
+
+    def __init__(self, node: str, reply: str, *, username: str | None = None) -> None:
+        if reply.startswith("NOAUTH"):
+            message = (
+                f"redis {node} requires authentication ({reply.rstrip('.')}): give the user and password "
+                "in the URL, redis://user:password@host:port"
+            )
+        else:
+            message = f"redis {node} refused the credentials of user {username or 'default'!r}: {reply}"
+        super().__init__(message)
+        self.node = node
+        self.reply = reply

@@ -7,6 +7,11 @@ backoff when the connection drops, and restores every subscription on the new co
 so clients never notice. An idle connection is probed with ``PING``: a node that stops
 answering (a silent failover, a paused VM, a dropped NAT entry) is detected and reconnected
 rather than trusted forever.
+
+A node that refuses the login (a wrong password, or none given where one is needed) fails
+every pending subscribe with :class:`~pubsub.errors.AuthenticationFailed` at once; the
+channels stay wanted, and the connection is retried with backoff, so subscriptions come
+back by themselves once the credentials are right.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import ssl
 import time
 from collections.abc import Callable, Iterable
 from typing import cast
@@ -22,7 +26,7 @@ from typing import cast
 import hiredis
 
 from pubsub.address import NodeAddress
-from pubsub.errors import NodeUnavailable, SubscribeError
+from pubsub.errors import AuthenticationFailed, NodeUnavailable, SubscribeError
 from pubsub.protocol import DEFAULT_BATCH, Acknowledged, Lost, Message, SubscriberProtocol
 
 log = logging.getLogger(__name__)
@@ -117,6 +121,8 @@ class NodeSubscriber:
         self._received = 0
         self._ping_id: int | None = None
         self._connected = asyncio.Event()
+        #: Why the node refused the login on the current connection (None: it did not).
+        self._refusal: AuthenticationFailed | None = None
         #: Times the connection was (re)established; tests and metrics read it.
         self.connections = 0
         #: Messages handed to ``on_message``.
@@ -178,6 +184,7 @@ class NodeSubscriber:
         Raises:
             SubscribeError: Redis refused a command (``MOVED`` in a cluster); the refused
                 channels are no longer in :attr:`channels`.
+            AuthenticationFailed: the node refused the login; the channels stay wanted.
             NodeUnavailable: the subscriber was closed first.
             InvalidChannel: a name is empty or not UTF-8.
         """
@@ -240,6 +247,9 @@ class NodeSubscriber:
         if event.kind == "ping":
             self._ping_id = None
             return
+        if event.error is not None and (event.kind == "auth" or event.error.startswith("NOAUTH")):
+            self._refused(event.error)
+            return
         if event.kind == "auth":
             return
         if event.error is not None and event.kind != "subscribe":
@@ -254,6 +264,15 @@ class NodeSubscriber:
                     waiter.future.set_exception(SubscribeError(waiter.errors[0].error or "refused", refused))
                 else:
                     waiter.future.set_result(None)
+
+    def _refused(self, reply: str) -> None:
+        """The node refused the login: fail the waiters now, drop the connection (retried later)."""
+        if self._refusal is not None:
+            return  # the commands queued behind the login are refused too
+        self._refusal = AuthenticationFailed(self.address.name, reply, username=self.address.username)
+        self._fail_waiters(self._refusal)
+        if self._link is not None and self._link.transport is not None:
+            self._link.transport.abort()
 
     def _fail_waiters(self, exc: Exception) -> None:
         waiters = {id(w): w for ws in self._waiters.values() for w in ws}
@@ -276,9 +295,16 @@ class NodeSubscriber:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._reconnect_max_s)
                 continue
-            delay = 0.05
             await self._watch(link)
             self._connected.clear()
+            if self._refusal is not None:
+                # Credentials do not fix themselves: back off as for an unreachable node.
+                log.error("pubsub: %s; retrying in %.2f s", self._refusal, delay)
+                self._refusal = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._reconnect_max_s)
+                continue
+            delay = 0.05
             if not self._closed:
                 log.warning(
                     "pubsub: lost %s; reconnecting and restoring %d channel(s)",
@@ -288,10 +314,12 @@ class NodeSubscriber:
 
     async def _connect(self) -> _Link:
         loop = asyncio.get_running_loop()
-        context = ssl.create_default_context() if self.address.tls else None
         _transport, link = await asyncio.wait_for(
             loop.create_connection(
-                lambda: _Link(self._data_received), self.address.host, self.address.port, ssl=context
+                lambda: _Link(self._data_received),
+                self.address.host,
+                self.address.port,
+                ssl=self.address.ssl_context(),
             ),
             self._connect_timeout_s,
         )

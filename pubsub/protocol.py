@@ -273,8 +273,9 @@ class SubscriberProtocol:
             if head is None:
                 return
             self._pending.popleft()
-            if head.kind == "subscribe":
+            if head.kind == "subscribe" and not str(reply).startswith("NOAUTH"):
                 # Refused: these channels are not subscribed here (the caller re-routes them).
+                # Refused for want of a login, they stay wanted here: the node is right.
                 self.channels.difference_update(head.names)
             events.append(Acknowledged(head.id, head.kind, head.names, str(reply)))
             return

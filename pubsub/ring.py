@@ -12,6 +12,10 @@ switch at slightly different moments lose nothing:
 
 A publisher on either ring reaches a subscriber that is in step 1 or 2, so every process
 of a deployment must start the change within ``handoff_s`` of the others.
+
+A node's place on the ring is its URL without user and password
+(:func:`~pubsub.address.without_credentials`): processes that log in differently, or a new
+password, place every channel where it was.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
-from pubsub.address import NodeAddress
+from pubsub.address import NodeAddress, without_credentials
 from pubsub.base import unique
 from pubsub.client import RedisClient
 from pubsub.hashring import DEFAULT_VNODES, HashRing
@@ -35,7 +39,7 @@ class RingPubSub(MultiNodePubSub):
     """Channels spread over standalone Redis nodes by consistent hashing.
 
     Args:
-        urls: the nodes, ``redis://host:port`` each.
+        urls: the nodes, ``redis://[user:password@]host:port`` (or ``rediss://...``) each.
         on_message: called with ``(channel, data)`` for each message; must not block.
         on_restored: called when a node's subscriptions are back after a reconnection
             (messages published meanwhile were lost).
@@ -45,6 +49,8 @@ class RingPubSub(MultiNodePubSub):
         probe_timeout_s: reconnect when a probe stays unanswered this long.
         connect_timeout_s: give up one connection attempt after this long.
         batch: the most channels in one ``SUBSCRIBE``.
+        tls_ca: the CA bundle ``rediss://`` nodes' certificates are checked against (empty
+            or None: the system's).
 
     Raises:
         ValueError: no nodes, or a node repeated.
@@ -66,6 +72,7 @@ class RingPubSub(MultiNodePubSub):
         probe_timeout_s: float = 5.0,
         connect_timeout_s: float = 5.0,
         batch: int = 512,
+        tls_ca: str | None = None,
     ) -> None:
         super().__init__(
             on_message=on_message,
@@ -76,28 +83,40 @@ class RingPubSub(MultiNodePubSub):
             batch=batch,
         )
         self._handoff_s = handoff_s
-        self._ring = HashRing(urls, vnodes=vnodes)
+        self._tls_ca = tls_ca
+        # The ring, the subscribers and the publishers know each node by its URL without
+        # credentials; callers by the URL they gave.
+        self._urls: dict[str, str] = {}
+        self._ring = HashRing(self._placed(urls), vnodes=vnodes)
         self._publishers: dict[str, RedisClient] = {}
         self._membership = asyncio.Lock()
-        for url in self._ring.nodes:
-            self._add(url)
+        for node in self._ring.nodes:
+            self._add(node)
 
     # --- nodes ----------------------------------------------------------------------------
 
-    def _add(self, url: str) -> None:
-        if url in self._subscribers:
-            return
-        self._subscribers[url] = NodeSubscriber(
-            NodeAddress.parse(url),
-            on_message=self._on_message,
-            on_restored=self._restored,
-            **self._node_options,
-        )
-        self._publishers[url] = RedisClient.from_url(url, connect_timeout_s=self._node_options["connect_timeout_s"])
+    def _placed(self, urls: Sequence[str]) -> list[str]:
+        """The ring's names of ``urls``, remembering the URL each stands for."""
+        nodes = [without_credentials(url) for url in urls]
+        self._urls.update(zip(nodes, urls))
+        return nodes
 
-    async def _drop(self, url: str) -> None:
-        subscriber = self._subscribers.pop(url, None)
-        publisher = self._publishers.pop(url, None)
+    def _add(self, node: str) -> None:
+        address = NodeAddress.parse(self._urls[node], tls_ca=self._tls_ca)
+        if node in self._subscribers:
+            # Known already: new credentials are used from the next connection on.
+            self._subscribers[node].address = address
+            self._publishers[node].address = address
+            return
+        self._subscribers[node] = NodeSubscriber(
+            address, on_message=self._on_message, on_restored=self._restored, **self._node_options
+        )
+        self._publishers[node] = RedisClient(address, connect_timeout_s=self._node_options["connect_timeout_s"])
+
+    async def _drop(self, node: str) -> None:
+        subscriber = self._subscribers.pop(node, None)
+        publisher = self._publishers.pop(node, None)
+        self._urls.pop(node, None)
         if subscriber is not None:
             await subscriber.close()
         if publisher is not None:
@@ -109,16 +128,16 @@ class RingPubSub(MultiNodePubSub):
 
     @property
     def nodes(self) -> tuple[str, ...]:
-        """The nodes of the ring publishers use now."""
-        return self._ring.nodes
+        """The nodes of the ring publishers use now (their URLs as given)."""
+        return tuple(self._urls[node] for node in self._ring.nodes)
 
     def subscriber(self, url: str) -> NodeSubscriber:
         """The subscriber connection to one node (tests and metrics read it)."""
-        return self._subscribers[url]
+        return self._subscribers[without_credentials(url)]
 
     def node_for(self, channel: str) -> str:
-        """The node a channel is published on now."""
-        return self._ring.node_for(channel)
+        """The node a channel is published on now (its URL as given)."""
+        return self._urls[self._ring.node_for(channel)]
 
     async def set_nodes(self, urls: Sequence[str]) -> dict[str, tuple[str, str]]:
         """Change the ring's nodes, re-homing live subscriptions without losing messages.
@@ -135,9 +154,9 @@ class RingPubSub(MultiNodePubSub):
             ValueError: no nodes, or a node repeated.
         """
         async with self._membership:
-            new_ring = self._ring.with_nodes(urls)
-            for url in new_ring.nodes:
-                self._add(url)
+            new_ring = self._ring.with_nodes(self._placed(urls))
+            for node in new_ring.nodes:
+                self._add(node)
             # Step 1: subscribe on the new homes while the old ones keep receiving.
             moved = self._ring.moved(new_ring, self._wanted)
             await self._subscribe_grouped(moved, new_ring)
@@ -150,23 +169,24 @@ class RingPubSub(MultiNodePubSub):
             moved.update(late)
             await asyncio.sleep(self._handoff_s)
             # Step 3: drop what is subscribed off its home, and the nodes that left.
-            for url, subscriber in list(self._subscribers.items()):
-                stale = [c for c in subscriber.channels if new_ring.node_for(c) != url]
+            for node, subscriber in list(self._subscribers.items()):
+                stale = [c for c in subscriber.channels if new_ring.node_for(c) != node]
                 if stale:
                     subscriber.unsubscribe(stale)
-            for url in [u for u in self._subscribers if u not in new_ring.nodes]:
-                await self._drop(url)
+            homes = {channel: (self._urls[old], self._urls[new]) for channel, (old, new) in moved.items()}
+            for node in [n for n in self._subscribers if n not in new_ring.nodes]:
+                await self._drop(node)
             log.info("pubsub ring: %d node(s), %d subscribed channel(s) re-homed", len(new_ring.nodes), len(moved))
-            return moved
+            return homes
 
     async def _subscribe_grouped(self, channels: Iterable[str], ring: HashRing) -> None:
         groups: dict[str, list[str]] = defaultdict(list)
         for channel in channels:
             if channel in self._wanted:
                 groups[ring.node_for(channel)].append(channel)
-        for url in groups:
-            self._subscribers[url].start()
-        await asyncio.gather(*(self._subscribers[url].subscribe(chs) for url, chs in groups.items()))
+        for node in groups:
+            self._subscribers[node].start()
+        await asyncio.gather(*(self._subscribers[node].subscribe(chs) for node, chs in groups.items()))
 
     # --- the interface --------------------------------------------------------------------
 
@@ -175,8 +195,8 @@ class RingPubSub(MultiNodePubSub):
         pass
 
     async def close(self) -> None:
-        for url in list(self._subscribers):
-            await self._drop(url)
+        for node in list(self._subscribers):
+            await self._drop(node)
 
     async def publish(self, channel: str, data: bytes) -> int:
         return int(await self._publishers[self._ring.node_for(channel)].execute("PUBLISH", channel, data))
@@ -188,7 +208,7 @@ class RingPubSub(MultiNodePubSub):
 
     async def ping(self) -> bool:
         try:
-            await asyncio.gather(*(self._publishers[url].execute("PING") for url in self._ring.nodes))
+            await asyncio.gather(*(self._publishers[node].execute("PING") for node in self._ring.nodes))
         except Exception:  # noqa: BLE001 - a health check: any failure is an unhealthy answer
             return False
         return self._subscribers_up()

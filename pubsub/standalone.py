@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from pubsub.address import NodeAddress
+from pubsub.address import NodeAddress, without_credentials
 from pubsub.base import PubSub, unique
 from pubsub.client import RedisClient
 from pubsub.node import MessageHandler, NodeSubscriber
@@ -14,8 +14,8 @@ class RedisPubSub(PubSub):
     """Every channel on one Redis node.
 
     Args:
-        url: the node, ``redis://[user:password@]host:port[/db]`` (the db does not matter:
-            Redis pub/sub ignores it).
+        url: the node, ``redis://[user:password@]host:port[/db]``, or ``rediss://...`` for
+            TLS (the db does not matter: Redis pub/sub ignores it).
         on_message: called with ``(channel, data)`` for each message; must not block.
         on_restored: called when subscriptions are back after a reconnection (messages
             published meanwhile were lost).
@@ -23,6 +23,8 @@ class RedisPubSub(PubSub):
         probe_timeout_s: reconnect when a probe stays unanswered this long.
         connect_timeout_s: give up one connection attempt after this long.
         batch: the most channels in one ``SUBSCRIBE``.
+        tls_ca: the CA bundle a ``rediss://`` node's certificate is checked against (empty
+            or None: the system's).
     """
 
     backend = "redis"
@@ -37,10 +39,13 @@ class RedisPubSub(PubSub):
         probe_timeout_s: float = 5.0,
         connect_timeout_s: float = 5.0,
         batch: int = 512,
+        tls_ca: str | None = None,
     ) -> None:
-        self.url = url
+        address = NodeAddress.parse(url, tls_ca=tls_ca)
+        #: The node (its credentials left out).
+        self.url = without_credentials(url)
         self._subscriber = NodeSubscriber(
-            NodeAddress.parse(url),
+            address,
             on_message=on_message,
             batch=batch,
             on_restored=None if on_restored is None else (lambda _node: on_restored()),
@@ -48,7 +53,7 @@ class RedisPubSub(PubSub):
             probe_timeout_s=probe_timeout_s,
             connect_timeout_s=connect_timeout_s,
         )
-        self._publisher = RedisClient.from_url(url, connect_timeout_s=connect_timeout_s)
+        self._publisher = RedisClient(address, connect_timeout_s=connect_timeout_s)
 
     @property
     def subscriber(self) -> NodeSubscriber:
