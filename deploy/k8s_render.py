@@ -41,6 +41,12 @@ KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
 OPERATOR_MADE = {
     ("Secret", "geo-pg-app"),
 }
+#: Secrets that whoever installs geo creates (``kubectl create secret``, or a secret store):
+#: the key that signs tokens and the Redis password are never part of the manifests.
+INSTALLER_MADE = {
+    ("Secret", "geo-jwt"),
+    ("Secret", "geo-redis"),
+}
 
 _K8S_DEFINITIONS = "https://kubernetes.io/api/_definitions.json"
 
@@ -130,7 +136,8 @@ def validate(obj: dict[str, Any], *, kubernetes_version: str = KUBERNETES_VERSIO
 
 
 def dangling_references(objects: Sequence[dict[str, Any]]) -> list[str]:
-    """Names in the objects that match no object of the set (or made by an operator).
+    """Names in the objects that match no object of the set (or made by an operator, or by
+    the installer: :data:`OPERATOR_MADE`, :data:`INSTALLER_MADE`).
 
     Checked: ConfigMaps and Secrets used by pods, Services behind Ingresses and nginx,
     the Deployments of HorizontalPodAutoscalers, and the pods that Services and
@@ -139,7 +146,7 @@ def dangling_references(objects: Sequence[dict[str, Any]]) -> list[str]:
     Returns:
         One line per dangling reference; empty when everything resolves.
     """
-    present = {(o["kind"], o["metadata"]["name"]) for o in objects} | OPERATOR_MADE
+    present = {(o["kind"], o["metadata"]["name"]) for o in objects} | OPERATOR_MADE | INSTALLER_MADE
     pod_labels = [o["spec"]["template"]["metadata"].get("labels", {}) for o in objects if o["kind"] == "Deployment"]
     problems = []
     for o in objects:
@@ -243,7 +250,7 @@ def check(directories: Iterable[Path]) -> Iterator[str]:
             else:
                 yield f"ok {label}"
         if directory.name == "base":
-            continue  # not deployable alone: the overlays add the namespace and the JWT Secret
+            continue  # not deployable alone: the overlays add the namespace
         for problem in dangling_references(objects):
             yield f"error {directory}: {problem}"
 

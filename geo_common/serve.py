@@ -4,6 +4,10 @@
 ``SO_REUSEPORT`` and the kernel spreads new connections over them. The first process
 supervises: it forwards SIGINT/SIGTERM to the workers, and when one dies it stops the others
 and exits with that worker's status (a process manager restarts the whole group).
+
+Before anything listens, the settings are checked for serving
+(:func:`geo_common.secrets_check.check_serving`): a key anyone could know outside development
+mode, or development mode off loopback, is refused like a malformed setting (exit 2).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from geo_common.secrets_check import check_serving
 from geo_common.settings import Settings, SettingsError, load_settings
 from geo_common.version import add_version_argument
 
@@ -70,6 +75,10 @@ def serve(
 
     With ``workers`` > 1 the app is built and served in that many forked processes, each
     binding the port with ``SO_REUSEPORT``; this process supervises them.
+
+    Returns:
+        The exit status: 2, with a one-line message, when the settings are not fit to serve
+        (:func:`~geo_common.secrets_check.check_serving`); otherwise once served.
     """
     if host is not None or port is not None:
         overrides: dict[str, Any] = {
@@ -77,6 +86,11 @@ def serve(
             port_field: port if port is not None else getattr(settings, port_field),
         }
         settings = replace(settings, **overrides)
+    try:
+        check_serving(settings, host_field=host_field, flag="--host" if host else None)
+    except SettingsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         import uvloop

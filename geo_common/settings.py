@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from geo_common.redact import REDACTED, redact_passwords
 from geo_common.regions import PUBSUB_BACKENDS, Region, parse_regions
 
 
@@ -156,8 +157,9 @@ def _parse_secret(raw: str) -> str:
     return raw
 
 
-def _setting(default: Any, env: str, parse: Callable[[str], Any], help: str) -> Any:
-    return field(default=default, metadata={"env": env, "parse": parse, "help": help})
+def _setting(default: Any, env: str, parse: Callable[[str], Any], help: str, *, secret: bool = False) -> Any:
+    # A secret's value is never shown, not even in the error that refuses it.
+    return field(default=default, metadata={"env": env, "parse": parse, "help": help, "secret": secret})
 
 
 DEV_JWT_SECRET = "geo-dev-secret-change-me-in-production"
@@ -215,6 +217,7 @@ class Settings:
         "GEO_JWT_SECRET",
         _parse_secret,
         "HS256 key for bearer tokens (change it outside local use)",
+        secret=True,
     )
     jwt_ttl_s: int = _setting(
         86_400, "GEO_JWT_TTL_S", _parse_int(60, 31_536_000), "lifetime of tokens minted by geo-token, seconds"
@@ -445,7 +448,8 @@ class Settings:
             The validated settings; absent variables keep their defaults.
 
         Raises:
-            SettingsError: a variable's value is malformed; the message names the variable.
+            SettingsError: a variable's value is malformed; the message names the variable
+                (and shows the value, but never a secret's, nor the password of a URL).
         """
         values: dict[str, Any] = {}
         for f in fields(cls):
@@ -456,7 +460,8 @@ class Settings:
             try:
                 values[f.name] = f.metadata["parse"](raw)
             except ValueError as exc:
-                raise SettingsError(f"{env}={raw!r}: {exc}") from None
+                shown = REDACTED if f.metadata["secret"] else repr(redact_passwords(raw))
+                raise SettingsError(f"{env}={shown}: {redact_passwords(str(exc))}") from None
         return cls(**values)
 
 

@@ -1,16 +1,22 @@
-"""Where the stack keeps its files (``.stack/``) and which ports it took.
+"""Where the stack keeps its files (``.stack/``), which ports it took, and its signing key.
 
 The first ``up`` picks free loopback ports and records them in ``.stack/state.json``; later
-runs reuse them, so URLs stay stable between ``down`` and ``up``.
+runs reuse them, so URLs stay stable between ``down`` and ``up``. It also generates the
+stack's ``GEO_JWT_SECRET`` once, a random key kept in the state and written to ``.stack/env``
+with the endpoints: the services, ``geo-token`` and the tests all read it from there, and no
+one needs the built-in development key. Both files are readable by their owner only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,21 +27,29 @@ DEFAULT_PORT_BASE = 15_400
 
 @dataclass
 class StackState:
-    """What ``up`` decided once: ports and the PostgreSQL data root.
+    """What ``up`` decided once: ports, the PostgreSQL data root and the signing key.
 
     ``pg_dirs`` names the data folder (under ``pg_root``) of the current primary and of the
     current replica; ``ports["pg_primary"]`` and ``ports["pg_replica"]`` are theirs. A
-    failover swaps both, so the names always mean the current roles.
+    failover swaps both, so the names always mean the current roles. ``jwt_secret`` is the
+    stack's ``GEO_JWT_SECRET`` (empty until :func:`new_jwt_secret` gave it one).
     """
 
     port_base: int = DEFAULT_PORT_BASE
     ports: dict[str, int] = field(default_factory=dict)
     pg_root: str = ""
     pg_dirs: dict[str, str] = field(default_factory=lambda: {"primary": "primary", "replica": "replica"})
+    jwt_secret: str = field(default="", repr=False)
 
     def to_json(self) -> str:
         return json.dumps(
-            {"port_base": self.port_base, "ports": self.ports, "pg_root": self.pg_root, "pg_dirs": self.pg_dirs},
+            {
+                "port_base": self.port_base,
+                "ports": self.ports,
+                "pg_root": self.pg_root,
+                "pg_dirs": self.pg_dirs,
+                "jwt_secret": self.jwt_secret,
+            },
             indent=2,
         )
 
@@ -76,16 +90,52 @@ class Layout:
         if not self.state_file.is_file():
             return None
         raw = json.loads(self.state_file.read_text())
-        state = StackState(port_base=raw["port_base"], ports=dict(raw["ports"]), pg_root=raw.get("pg_root", ""))
+        state = StackState(
+            port_base=raw["port_base"],
+            ports=dict(raw["ports"]),
+            pg_root=raw.get("pg_root", ""),
+            jwt_secret=raw.get("jwt_secret", ""),
+        )
         if "pg_dirs" in raw:
             state.pg_dirs = dict(raw["pg_dirs"])
         return state
 
     def save_state(self, state: StackState) -> None:
+        """Write the state; a key saved before wins over the one ``state`` holds (two ``up``
+        runs at once each made one: both end up with the first saved), and ``state`` takes it.
+        """
+        with self._locked():
+            saved = self.load_state()
+            if saved is not None and saved.jwt_secret:
+                state.jwt_secret = saved.jwt_secret
+            _write_private(self.state_file, state.to_json())
+
+    def write_env(self, env: Mapping[str, str]) -> None:
+        """Write ``<root>/env``: ``export KEY=VALUE`` lines, readable by the owner only."""
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(state.to_json())
-        tmp.replace(self.state_file)
+        _write_private(self.env_file, "".join(f"export {k}={v}\n" for k, v in env.items()))
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / "state.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+
+def new_jwt_secret() -> str:
+    """A random ``GEO_JWT_SECRET``: 48 bytes, URL-safe base64 (64 characters)."""
+    return secrets.token_urlsafe(48)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically, as a file only its owner may read."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o600)  # a left-over temporary file may have been wider
+        out.write(text)
+    tmp.replace(path)
 
 
 #: Services and how many ports each takes. Cluster nodes also need port + 10000 (cluster bus).

@@ -3,6 +3,8 @@
 The ports come from the settings (``GEO_API_PORT``, ``GEO_WS_PORT``, ...) and are checked
 before anything starts (:func:`check_ports`); a service is called ready only once the server
 answering its ``/healthz`` is the child this run started (:func:`deploy.stack.ports.serving`).
+The services sign with the stack's own ``GEO_JWT_SECRET`` (see :mod:`deploy.stack.layout`)
+unless the environment sets another, which is then held to what the services require.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 from deploy.stack import ports
 from deploy.stack.procs import StackError
+from geo_common.secrets_check import check_dev_host, check_jwt_secret
 from geo_common.settings import SettingsError, load_settings
 
 
@@ -50,10 +53,17 @@ def plan(environ: Mapping[str, str]) -> list[Service]:
         environ: the services' environment (the settings are read from it and the env file).
 
     Raises:
-        StackError: a setting is malformed, or a port is 0 (any free port: nobody could find it).
+        StackError: a setting is malformed, development mode would listen beyond loopback,
+            a key given in the environment would be refused by the services
+            (:mod:`geo_common.secrets_check`), or a port is 0 (any free port: nobody could
+            find it).
     """
     try:
         settings = load_settings(environ)
+        for host_field in ("api_host", "ws_host"):
+            check_dev_host(settings, host_field=host_field)
+        if "GEO_JWT_SECRET" in environ:  # otherwise the services get the stack's own key
+            check_jwt_secret(settings)
     except SettingsError as exc:
         raise StackError(str(exc)) from None
     services = [

@@ -11,7 +11,7 @@ from pathlib import Path
 from deploy.stack import postgres, redis_nodes
 from deploy.stack.binaries import Binaries, ensure_binaries
 from deploy.stack.full import FullTier, has_full
-from deploy.stack.layout import DEFAULT_PORT_BASE, Layout, StackState, assign_ports, choose_pg_root
+from deploy.stack.layout import DEFAULT_PORT_BASE, Layout, StackState, assign_ports, choose_pg_root, new_jwt_secret
 from deploy.stack.redis_nodes import RedisNode
 from deploy.stack.procs import StackError
 from geo_common.migrate import apply_migrations
@@ -46,6 +46,9 @@ class Stack:
             state = StackState(port_base=self._port_base or DEFAULT_PORT_BASE)
         if state is not None and create:
             assign_ports(state)
+        if state is not None and not state.jwt_secret:
+            # Kept once the state is saved (a key saved meanwhile by another run wins).
+            state.jwt_secret = new_jwt_secret()
         return state
 
     def _redis(self, state: StackState) -> RedisNode:
@@ -57,15 +60,18 @@ class Stack:
 
     @staticmethod
     def env_vars(state: StackState) -> dict[str, str]:
-        """The ``GEO_*`` endpoint variables for a stack's state."""
+        """The ``GEO_*`` variables for a stack's state: its endpoints and its signing key."""
         primary, replica = postgres.pg_nodes(state)
         cluster = ",".join(f"127.0.0.1:{state.ports[f'cluster_{i}']}" for i in range(3))
-        return {
+        env = {
             "GEO_PG_PRIMARY": primary.dsn,
             "GEO_PG_REPLICAS": replica.dsn,
             "GEO_REDIS_URL": f"redis://127.0.0.1:{state.ports['redis']}/0",
             "GEO_REDIS_CLUSTER": cluster,
         }
+        if state.jwt_secret:
+            env["GEO_JWT_SECRET"] = state.jwt_secret
+        return env
 
     # --- commands ----------------------------------------------------------------------
 
@@ -102,8 +108,8 @@ class Stack:
         redis_nodes.up_cluster(bins, cluster)
 
         env = self.env_vars(state)
-        self.layout.env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
-        _say(f"up; endpoints in {self.layout.env_file}")
+        self.layout.write_env(env)
+        _say(f"up; endpoints and the signing key (GEO_JWT_SECRET) in {self.layout.env_file}")
         return env
 
     def failover(self) -> dict[str, str]:
@@ -153,7 +159,7 @@ class Stack:
         if serving:
             _say("synchronous replication on for the new primary (the full tier runs)")
         env = self.env_vars(state)
-        self.layout.env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
+        self.layout.write_env(env)
         _say(
             f"failover done: primary 127.0.0.1:{new_primary.port}, replica 127.0.0.1:{new_replica.port} "
             f"(streaming); endpoints in {self.layout.env_file}; restart services started with the old ones"

@@ -13,12 +13,13 @@ import base64
 import copy
 import json
 import re
+import secrets
 import subprocess
 import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import yaml
 from deploy.stack.binaries import ensure_nginx
 from tests.deploy.conftest import by_kind
 from deploy.k8s_render import (
+    INSTALLER_MADE,
     K8S_DIR,
     KUBERNETES_VERSIONS,
     InvalidManifest,
@@ -38,28 +40,53 @@ from deploy.k8s_render import (
     render,
     validate,
 )
+from deploy.stack.layout import new_jwt_secret
 from geo_common.regions import RegionMap
+from geo_common.secrets_check import check_jwt_secret, check_serving
 from geo_common.settings import Settings
+from pubsub.address import NodeAddress
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "deploy" / "docker"
 OVERLAYS = ("example", "regions")
 GEO_VARIABLES = {f.metadata["env"] for f in fields(Settings)}
+#: What the tests stand in for the Secrets an installer creates (INSTALLER_MADE): a random key
+#: and a random password, as docs/deploy.md has them made.
+INSTALLED = {("geo-jwt", "GEO_JWT_SECRET"): new_jwt_secret(), ("geo-redis", "password"): secrets.token_hex(32)}
+REDIS_PASSWORD = INSTALLED[("geo-redis", "password")]
+_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
-def container_env(objects: list[dict[str, Any]], deployment: str) -> dict[str, str]:
-    """The environment the main container of a Deployment starts with (operator secrets: "x")."""
-    config_maps, secrets = by_kind(objects, "ConfigMap"), by_kind(objects, "Secret")
-    container = by_kind(objects, "Deployment")[deployment]["spec"]["template"]["spec"]["containers"][0]
+def _expand(value: str, env: dict[str, str]) -> str:
+    """``$(NAME)`` replaced as the kubelet does: by a variable defined before; ``$$`` is ``$``."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "$"
+        return env.get(name, match.group(0))
+
+    return _REFERENCE.sub(one, value)
+
+
+def container_env(objects: list[dict[str, Any]], deployment: str, *, init: bool = False) -> dict[str, str]:
+    """The environment a Deployment's main container (or init container) starts with, built as
+    the kubelet does: ``envFrom``, then ``env`` in order with ``$(NAME)`` expanded. Installer
+    Secrets are :data:`INSTALLED`; operator ones ``"x"``."""
+    config_maps, secrets_ = by_kind(objects, "ConfigMap"), by_kind(objects, "Secret")
+    spec = by_kind(objects, "Deployment")[deployment]["spec"]["template"]["spec"]
+    container = spec["initContainers"][0] if init else spec["containers"][0]
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         env.update(config_maps[source["configMapRef"]["name"]]["data"])
     for item in container.get("env", []):
         ref = item.get("valueFrom", {}).get("secretKeyRef")
         if ref is None:
-            env[item["name"]] = item["value"]
-        elif ref["name"] in secrets:
-            env[item["name"]] = base64.b64decode(secrets[ref["name"]]["data"][ref["key"]]).decode()
+            env[item["name"]] = _expand(item["value"], env)
+        elif ref["name"] in secrets_:
+            env[item["name"]] = base64.b64decode(secrets_[ref["name"]]["data"][ref["key"]]).decode()
+        elif (ref["name"], ref["key"]) in INSTALLED:
+            env[item["name"]] = INSTALLED[(ref["name"], ref["key"])]
         else:
             env[item["name"]] = "x"
     return env
@@ -116,6 +143,7 @@ BROKEN = [
         "imagePullPolicy",
     ),
     ("Redis", "geo-redis", _set("spec.kubernetesConfig", {"imagePullPolicy": "Always"}), "image"),
+    ("NetworkPolicy", "geo-redis", _set("spec.policyType", ["Ingress"]), "policyType"),
 ]
 
 
@@ -242,16 +270,200 @@ def test_containers_get_valid_settings_pointing_at_the_operators(
         assert settings.pg_primary == "postgresql://geo@geo-pg-rw:5432/geo"
         assert settings.pg_replicas == ("postgresql://geo@geo-pg-ro:5432/geo",)
         assert cluster["spec"]["bootstrap"]["initdb"] == {"database": "geo", "owner": "geo"}
+        assert settings.jwt_secret == INSTALLED[("geo-jwt", "GEO_JWT_SECRET")]
+        check_serving(settings, host_field="ws_host" if deployment == "geo-friends" else "api_host")
         for region in RegionMap.from_settings(settings).regions:
-            assert region.redis_url.removeprefix("redis://").split(":")[0] in redis
+            # Every Redis is logged in to with the password of the Secret geo-redis.
+            cache = NodeAddress.parse(region.redis_url)
+            assert cache.host in redis and cache.password == REDIS_PASSWORD, region.name
             assert region.pubsub_backend == "cluster"
-            assert {n.split(":")[0].removesuffix("-leader") for n in region.pubsub_nodes} <= set(clusters)
+            seeds = [NodeAddress.parse(n) for n in region.pubsub_nodes]
+            assert {s.host.removesuffix("-leader") for s in seeds} <= set(clusters)
+            assert all(s.password == REDIS_PASSWORD and s.username == "default" for s in seeds), region.name
     regions = RegionMap.from_settings(Settings.from_env(container_env(objects, "geo-friends")))
     assert regions.names == (("us", "eu") if name == "regions" else ("default",))
     if name == "regions":
         assert regions.region_for(48.85, 2.35).name == "eu"  # Paris
         assert regions.region_for(40.71, -74.0).name == "us"  # New York
-        assert regions.get("eu").redis_url == "redis://geo-redis-eu:6379/0"
+        assert regions.get("eu").redis_url == f"redis://default:{REDIS_PASSWORD}@geo-redis-eu:6379/0"
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_no_key_or_password_is_shipped(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
+    objects = rendered[name]
+    # The Secrets are the installer's to make: none is rendered, and none is left dangling.
+    assert by_kind(objects, "Secret") == {}
+    assert {("Secret", "geo-jwt"), ("Secret", "geo-redis")} <= INSTALLER_MADE
+    for config_map in by_kind(objects, "ConfigMap").values():
+        for key, value in config_map.get("data", {}).items():
+            assert "GEO_JWT_SECRET" not in key and "PASSWORD" not in key.upper(), key
+            assert "redis://" not in value and "rediss://" not in value, f"a Redis URL without its password: {key}"
+    for deployment in ("geo-api-read", "geo-api-write", "geo-friends"):
+        # Migrations sign nothing and use no Redis: they get neither secret.
+        migrate = container_env(objects, deployment, init=True)
+        assert "GEO_JWT_SECRET" not in migrate and "REDIS_PASSWORD" not in migrate
+        env = by_kind(objects, "Deployment")[deployment]["spec"]["template"]["spec"]["containers"][0]["env"]
+        names = [item["name"] for item in env]
+        refs = {item["name"]: item.get("valueFrom", {}).get("secretKeyRef") for item in env}
+        assert refs["GEO_JWT_SECRET"] == {"name": "geo-jwt", "key": "GEO_JWT_SECRET"}
+        assert refs["REDIS_PASSWORD"] == {"name": "geo-redis", "key": "password"}
+        # $(REDIS_PASSWORD) is expanded only when defined earlier in the list.
+        for uses in [n for n in names if n.startswith(("GEO_REDIS", "GEO_REGIONS"))]:
+            assert names.index("REDIS_PASSWORD") < names.index(uses), uses
+            assert "$(REDIS_PASSWORD)" in next(item["value"] for item in env if item["name"] == uses)
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_every_redis_requires_the_password_of_the_secret(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
+    objects = rendered[name]
+    servers = [*by_kind(objects, "Redis").values(), *by_kind(objects, "RedisCluster").values()]
+    assert len(servers) == (4 if name == "regions" else 2)
+    for server in servers:
+        assert server["spec"]["kubernetesConfig"]["redisSecret"] == {"name": "geo-redis", "key": "password"}
+
+
+# --- Kubernetes: who may connect to whom ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pod:
+    """A pod as network policies see it: its namespace and labels."""
+
+    namespace: str
+    labels: dict[str, str]
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        present = key in labels
+        if (
+            (operator == "In" and labels.get(key) not in values)
+            or (operator == "NotIn" and present and labels[key] in values)
+            or (operator == "Exists" and not present)
+            or (operator == "DoesNotExist" and present)
+        ):
+            return False
+    return True
+
+
+def _peer_matches(peer: dict[str, Any], source: Pod, target: Pod) -> bool:
+    namespaces, pods = peer.get("namespaceSelector"), peer.get("podSelector")
+    if namespaces is None:  # a pod selector alone means the policy's own namespace
+        return source.namespace == target.namespace and _selects(pods or {}, source.labels)
+    in_namespace = _selects(namespaces, {"kubernetes.io/metadata.name": source.namespace})
+    return in_namespace and (pods is None or _selects(pods, source.labels))
+
+
+def allowed(policies: list[dict[str, Any]], source: Pod, target: Pod, port: int) -> bool:
+    """Whether NetworkPolicies let ``source`` open a TCP connection to ``target`` on ``port``."""
+    isolating = [
+        p
+        for p in policies
+        if p["metadata"].get("namespace") == target.namespace
+        and "Ingress" in p["spec"].get("policyTypes", ["Ingress"])
+        and _selects(p["spec"]["podSelector"], target.labels)
+    ]
+    if not isolating:
+        return True
+    for policy in isolating:
+        for rule in policy["spec"].get("ingress", []):
+            if "ports" in rule and not any(
+                p["port"] == port and p.get("protocol", "TCP") == "TCP" for p in rule["ports"]
+            ):
+                continue
+            if "from" not in rule or any(_peer_matches(peer, source, target) for peer in rule["from"]):
+                return True
+    return False
+
+
+def _pods(objects: list[dict[str, Any]], namespace: str) -> dict[str, Pod]:
+    """geo's pods (from the Deployments), the operators' (with the labels they give them), and
+    pods geo does not know: in its namespace, in the controllers' and in no one's."""
+    pods = {
+        name: Pod(namespace, d["spec"]["template"]["metadata"]["labels"])
+        for name, d in by_kind(objects, "Deployment").items()
+    }
+    for name in by_kind(objects, "Redis"):
+        pods[name] = Pod(namespace, {"app": name, "redis_setup_type": "standalone", "role": "standalone"})
+    for name in by_kind(objects, "RedisCluster"):
+        for role in ("leader", "follower"):
+            labels = {"app": f"{name}-{role}", "redis_setup_type": "cluster", "role": role}
+            pods[f"{name}-{role}"] = Pod(namespace, labels)
+    pods["geo-pg"] = Pod(namespace, {"cnpg.io/cluster": "geo-pg", "cnpg.io/instanceRole": "primary"})
+    pods["stranger"] = Pod(namespace, {"app": "debug-shell"})
+    pods["ingress-nginx"] = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
+    pods["prometheus"] = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"})
+    pods["elsewhere"] = Pod("default", {"app.kubernetes.io/name": "geo-api"})  # geo's labels, not geo's namespace
+    pods["cnpg-operator"] = Pod("cnpg-system", {"app.kubernetes.io/name": "cloudnative-pg"})
+    pods["redis-operator"] = Pod("ot-operators", {"name": "redis-operator"})
+    return pods
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_only_geo_pods_reach_redis_and_postgresql(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
+    objects = rendered[name]
+    policies = list(by_kind(objects, "NetworkPolicy").values())
+    pods = _pods(objects, f"geo-{name}")
+    clients = {"geo-api-read", "geo-api-write", "geo-friends"}
+    data = [n for n in pods if n.startswith("geo-redis")]
+    assert len(data) == (6 if name == "regions" else 3)
+    cluster_nodes = [n for n in data if n.endswith(("-leader", "-follower"))]
+    for target in data:
+        for source, pod in pods.items():
+            peers = source in cluster_nodes and target in cluster_nodes
+            expected = source in clients or source == "redis-operator" or peers
+            assert allowed(policies, pod, pods[target], 6379) == expected, (source, target)
+        # Metrics of the exporters for Prometheus only; the cluster bus for the cluster's nodes.
+        assert allowed(policies, pods["prometheus"], pods[target], 9121)
+        assert not allowed(policies, pods["geo-edge"], pods[target], 9121)
+        for source in ("geo-friends", "stranger", "prometheus"):
+            assert not allowed(policies, pods[source], pods[target], 16379), (source, target)
+    # A cluster's leaders and followers replicate (6379) and gossip (16379) with each other.
+    for a in cluster_nodes:
+        for b in cluster_nodes:
+            assert allowed(policies, pods[a], pods[b], 16379) and allowed(policies, pods[a], pods[b], 6379), (a, b)
+    assert not allowed(policies, pods["geo-redis"], pods["geo-redis-cluster-leader"], 16379)
+    for source, pod in pods.items():
+        expected = source in clients or source in ("geo-pg", "cnpg-operator")
+        assert allowed(policies, pod, pods["geo-pg"], 5432) == expected, source
+    assert allowed(policies, pods["cnpg-operator"], pods["geo-pg"], 8000)
+    assert not allowed(policies, pods["geo-friends"], pods["geo-pg"], 8000)
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_only_the_ingress_and_the_edge_reach_the_services(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
+    objects = rendered[name]
+    policies = list(by_kind(objects, "NetworkPolicy").values())
+    pods = _pods(objects, f"geo-{name}")
+    services = by_kind(objects, "Service")
+    # The pods behind the Services the Ingresses send to: what the controller may reach.
+    backends = {
+        path["backend"]["service"]["name"]
+        for ingress in by_kind(objects, "Ingress").values()
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    routed = {
+        pod
+        for service in backends
+        for pod, p in pods.items()
+        if p.namespace == f"geo-{name}" and _selects({"matchLabels": services[service]["spec"]["selector"]}, p.labels)
+    }
+    assert routed >= {"geo-edge", "geo-friends"}
+    ports = {"geo-api-read": 8080, "geo-api-write": 8080, "geo-friends": 8081, "geo-edge": 8080}
+    for target, port in ports.items():
+        assert allowed(policies, pods["ingress-nginx"], pods[target], port) == (target in routed), target
+        assert allowed(policies, pods["geo-edge"], pods[target], port) == target.startswith("geo-api"), target
+        for source in ("stranger", "elsewhere", "geo-friends", "geo-api-read"):
+            assert not allowed(policies, pods[source], pods[target], port), (source, target)
+        # Prometheus scrapes the pods (the prometheus.io annotations); the edge is not scraped.
+        assert allowed(policies, pods["prometheus"], pods[target], port) == (target != "geo-edge"), target
+    # Nothing else of the namespace is open: the default is to refuse.
+    default = by_kind(objects, "NetworkPolicy")["geo-default-deny-ingress"]["spec"]
+    assert default == {"podSelector": {}, "policyTypes": ["Ingress"]}
 
 
 # --- containers ----------------------------------------------------------------------------
@@ -354,9 +566,19 @@ def test_compose_file_matches_the_compose_spec() -> None:
         compose_validator().validate(broken)
 
 
-def _defaults(value: str) -> str:
-    """``${NAME:-default}`` as compose substitutes it when NAME is not set."""
-    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+#: What the tests set for the variables compose requires (``${NAME:?message}``).
+COMPOSE_SECRETS = {
+    "GEO_JWT_SECRET": new_jwt_secret(),
+    "GEO_REDIS_PASSWORD": secrets.token_hex(32),
+    "GEO_PG_PASSWORD": secrets.token_hex(24),
+    "GEO_REPLICATION_PASSWORD": secrets.token_hex(24),
+}
+
+
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """``${NAME:-default}`` and ``${NAME:?message}`` as compose substitutes them with ``env`` set."""
+    value = re.sub(r"\$\{([A-Z_]+):-([^}]*)\}", lambda m: env.get(m[1], m[2]), value)
+    return re.sub(r"\$\{([A-Z_]+):\?[^}]*\}", lambda m: env[m[1]], value)
 
 
 def test_compose_runs_the_full_stack_topology() -> None:
@@ -376,10 +598,12 @@ def test_compose_runs_the_full_stack_topology() -> None:
     assert services["geo-api-write"]["command"] == ["geo-api", "--role", "write"]
     assert services["geo-friends"]["healthcheck"]["test"][-1] == "http://127.0.0.1:8081/healthz"
     for name in ("migrate", "geo-api-read", "geo-api-write", "geo-friends"):
-        env = {k: _defaults(str(v)) for k, v in services[name]["environment"].items()}
+        env = {k: _interpolate(str(v), COMPOSE_SECRETS) for k, v in services[name]["environment"].items()}
         settings = Settings.from_env(env)
         assert settings.pg_primary.split("@")[1].split(":")[0] in services
-        assert settings.redis_url.split("//")[1].split(":")[0] in services
+        redis = NodeAddress.parse(settings.redis_url)
+        assert redis.host in services and redis.password == COMPOSE_SECRETS["GEO_REDIS_PASSWORD"]
+        check_jwt_secret(settings)
         assert services[name]["read_only"] is True and services[name]["cap_drop"] == ["ALL"]
     conf = (DOCKER / "nginx.conf").read_text()
     for host, port in re.findall(r"server ([\w-]+):(\d+)", conf):
@@ -388,6 +612,17 @@ def test_compose_runs_the_full_stack_topology() -> None:
         source = volume.split(":")[0]
         if source.startswith("./"):
             assert (DOCKER / source).is_file(), source
+
+
+def test_compose_ships_no_key_or_password() -> None:
+    text = (DOCKER / "compose.yaml").read_text()
+    # Every secret is required, none has a default; compose refuses to start without them.
+    for variable in COMPOSE_SECRETS:
+        assert re.search(rf"\$\{{{variable}:\?[^}}]+\}}", text), variable
+        assert not re.search(rf"\$\{{{variable}:?-", text), variable
+    redis = compose()["services"]["redis"]
+    assert "requirepass" in " ".join(redis["command"]) and "REDISCLI_AUTH" in redis["environment"]
+    assert not re.search(r"local-only|change-me|placeholder", text, re.IGNORECASE)
 
 
 @pytest.mark.parametrize("conf", [DOCKER / "nginx.conf", K8S_DIR / "base" / "edge-nginx.conf"], ids=["compose", "edge"])

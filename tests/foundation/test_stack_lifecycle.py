@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -16,7 +17,8 @@ import asyncpg
 import pytest
 
 from deploy.stack.procs import cmdline, pid_alive
-from geo_common.settings import read_env_file
+from geo_common.secrets_check import secret_problem
+from geo_common.settings import DEV_JWT_SECRET, read_env_file
 
 
 def geo_stack(stack_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -57,8 +59,13 @@ def test_up_status_down_up_again(stack_dir: Path) -> None:
     first = geo_stack(stack_dir, "up", "--port-base", str(24_000 + os.getpid() % 500 * 10))
     assert first.returncode == 0, first.stderr
     env = read_env_file(stack_dir / "env")
-    assert set(env) == {"GEO_PG_PRIMARY", "GEO_PG_REPLICAS", "GEO_REDIS_URL", "GEO_REDIS_CLUSTER"}
+    assert set(env) == {"GEO_PG_PRIMARY", "GEO_PG_REPLICAS", "GEO_REDIS_URL", "GEO_REDIS_CLUSTER", "GEO_JWT_SECRET"}
     assert len(env["GEO_REDIS_CLUSTER"].split(",")) == 3
+    # The stack's own signing key: random, not the built-in one, readable by its owner only.
+    assert secret_problem(env["GEO_JWT_SECRET"]) is None and env["GEO_JWT_SECRET"] != DEV_JWT_SECRET
+    for private in ("env", "state.json"):
+        assert stat.S_IMODE((stack_dir / private).stat().st_mode) == 0o600, private
+    assert env["GEO_JWT_SECRET"] not in first.stdout + first.stderr
 
     status = geo_stack(stack_dir, "status")
     assert status.returncode == 0, status.stdout

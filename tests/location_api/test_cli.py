@@ -33,6 +33,8 @@ def environment(settings: Settings) -> dict[str, str]:
         "GEO_PG_REPLICAS": ",".join(settings.pg_replicas),
         "GEO_REDIS_URL": settings.redis_url,
         "GEO_REDIS_NAMESPACE": f"{settings.redis_namespace}-cli",
+        # A service outside development mode refuses the built-in key: the stack's own.
+        "GEO_JWT_SECRET": settings.jwt_secret,
     }
 
 
