@@ -18,6 +18,7 @@ from friends_ws.app import create_app
 from friends_ws.keys import hub_key, regions_key
 from friends_ws.retention import cutoff
 from geo_common.history_db import purge_history
+from geo_common.redact import redact_passwords
 from geo_common.regions import RegionMap
 from geo_common.serve import serve, service_parser, settings_or_exit
 from geo_common.settings import Settings, SettingsError, load_settings
@@ -99,7 +100,7 @@ async def reload_ring(app: web.Application) -> None:
             log.info(
                 "geo-friends: region %s now rings %s (%d channel(s) re-homed)",
                 region.name,
-                ", ".join(region.pubsub_nodes),
+                ", ".join(map(redact_passwords, region.pubsub_nodes)),
                 moved,
             )
 

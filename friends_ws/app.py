@@ -73,6 +73,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
         ttl_s=settings.location_ttl_s,
         breaker_failures=settings.breaker_failures,
         breaker_reset_s=settings.breaker_reset_s,
+        tls_ca=settings.redis_tls_ca,
     )
     hub = Hub(
         app[regions_key],
@@ -84,6 +85,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
             "probe_interval_s": settings.pubsub_probe_s,
             "probe_timeout_s": settings.pubsub_probe_s,
             "handoff_s": settings.pubsub_ring_handoff_s,
+            "tls_ca": settings.redis_tls_ca,
         },
         breaker_failures=settings.breaker_failures,
         breaker_reset_s=settings.breaker_reset_s,

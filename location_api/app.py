@@ -110,7 +110,13 @@ async def _databases(app: web.Application) -> AsyncIterator[None]:
 async def _cache(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     breaker = Breaker("redis-cache", failures=settings.breaker_failures, reset_s=settings.breaker_reset_s)
-    cache = Cache(settings.redis_url, settings.redis_namespace, settings.api_cache_ttl_s, breaker=breaker)
+    cache = Cache(
+        settings.redis_url,
+        settings.redis_namespace,
+        settings.api_cache_ttl_s,
+        breaker=breaker,
+        tls_ca=settings.redis_tls_ca,
+    )
     await cache.check()
     app[cache_key] = cache
     app[metrics_key].cache = cache

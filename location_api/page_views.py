@@ -25,7 +25,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 import orjson
-import redis.asyncio as aioredis
+from pubsub import open_redis
 from aiohttp import web
 from multidict import MultiMapping
 from yarl import URL
@@ -126,7 +126,12 @@ async def _location_caches(app: web.Application) -> AsyncIterator[None]:
     """One Redis client per region's location cache (connections open on first use)."""
     regions = RegionMap.from_settings(app[settings_key])
     caches = tuple(
-        RegionCache(r.name, aioredis.Redis.from_url(r.redis_url, socket_connect_timeout=2.0, socket_timeout=5.0))
+        RegionCache(
+            r.name,
+            open_redis(
+                r.redis_url, tls_ca=app[settings_key].redis_tls_ca, socket_connect_timeout=2.0, socket_timeout=5.0
+            ),
+        )
         for r in regions.regions
     )
     app[watch_caches_key] = caches

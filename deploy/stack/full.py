@@ -32,6 +32,7 @@ from deploy.stack import nginx, ports, postgres
 from deploy.stack.binaries import Binaries, ensure_nginx
 from deploy.stack.layout import Layout, StackState, assign_ports
 from deploy.stack.procs import StackError, cmdline, is_root, pid_alive, port_accepts, read_pid, run, terminate
+from geo_common.settings import Settings
 
 DEFAULT_ENTRY_PORT = 8000
 #: Instances of each kind, and the state key of their ports.
@@ -211,7 +212,7 @@ class FullTier:
                 f"on {instance.address}"
             )
         if self.nginx_pid() is None:
-            argv = self._nginx_config(program)
+            argv = self._nginx_config(program, env)
             self._spawn("nginx", argv, env, self.state.ports["entry"])
             started.append("nginx")
             self._wait_nginx()
@@ -257,8 +258,11 @@ class FullTier:
                 raise StackError(f"{instance.name} did not answer within {ports.START_TIMEOUT_S:.0f} s")
             time.sleep(0.2)
 
-    def _nginx_config(self, program: Path) -> list[str]:
-        """Write nginx's configuration, check it (``nginx -t``) and return the argv that runs it."""
+    def _nginx_config(self, program: Path, env: Mapping[str, str]) -> list[str]:
+        """Write nginx's configuration, check it (``nginx -t``) and return the argv that runs it.
+
+        The search rate per client address is the services' ``GEO_HTTP_RATE_PER_S``.
+        """
         files = self.files
         files.temp.mkdir(parents=True, exist_ok=True)
         pools = nginx.Pools(
@@ -272,6 +276,7 @@ class FullTier:
                 listen=f"127.0.0.1:{self.state.ports['entry']}",
                 pools=pools,
                 files=files,
+                tuning=nginx.Tuning(search_rate_per_s=Settings.from_env(env).http_rate_per_s),
                 worker_user="root" if is_root() else None,
             )
         )
