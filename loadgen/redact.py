@@ -11,27 +11,13 @@ from __future__ import annotations
 import re
 from enum import Enum
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from geo_common.redact import REDACTED, redact_passwords
 
 #: Option names whose values are never written (``jwt_secret``, ``token``, ``api_key``...).
 SECRET_NAME = re.compile(r"secret|token|passw(or)?d|credential|private|(^|_)(api_?)?key$", re.IGNORECASE)
 #: The start of a JSON Web Token: base64url of ``{"``.
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]*\.")
-REDACTED = "<redacted>"
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the password of its user info, if any, replaced (``http://u:<redacted>@h``)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if not password:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = netloc[0].partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{netloc[2]}"))
 
 
 def plain(value: Any, name: str = "") -> Any:
@@ -50,5 +36,5 @@ def plain(value: Any, name: str = "") -> Any:
     if isinstance(value, list | tuple):
         return [plain(v, name) for v in value]
     if isinstance(value, str):
-        return REDACTED if _JWT.search(value) else redact_url(value)
+        return REDACTED if _JWT.search(value) else redact_passwords(value)
     return value

@@ -25,7 +25,7 @@ from email.message import Message
 from typing import Any
 from urllib.parse import urlsplit
 
-from loadgen.redact import redact_url
+from geo_common.redact import redact_passwords
 
 API_TITLE = "geo location API"
 SEARCH_ROUTE = "/v1/search/nearby"
@@ -57,18 +57,18 @@ def base_url(url: str, flag: str, schemes: tuple[str, ...] = ("http", "https")) 
     """
     if not url.startswith(tuple(f"{s}://" for s in schemes)):
         wanted = " or ".join(f"{s}://" for s in schemes)
-        raise TargetError(f"{flag} must start with {wanted}, got {redact_url(url)!r}")
+        raise TargetError(f"{flag} must start with {wanted}, got {redact_passwords(url)!r}")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
     except ValueError as exc:
-        raise TargetError(f"{flag} {redact_url(url)!r}: {exc}") from None
+        raise TargetError(f"{flag} {redact_passwords(url)!r}: {exc}") from None
     if not parts.hostname:
-        raise TargetError(f"{flag} {redact_url(url)!r} has no host")
+        raise TargetError(f"{flag} {redact_passwords(url)!r} has no host")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         base = f"{parts.scheme}://{parts.netloc}"
         raise TargetError(
-            f"{flag} takes the service's base URL, not a path: give {redact_url(base)}, not {redact_url(url)}"
+            f"{flag} takes the service's base URL, not a path: give {redact_passwords(base)}, not {redact_passwords(url)}"
         )
     return url.rstrip("/")
 
@@ -143,7 +143,7 @@ class _Target:
     http: str
 
     def __str__(self) -> str:
-        return f"{self.flag} {redact_url(self.url)}"
+        return f"{self.flag} {redact_passwords(self.url)}"
 
     def api_document(self) -> dict[str, Any]:
         """The API's OpenAPI document, once it names the API."""
@@ -180,7 +180,7 @@ class _Target:
                 return exc.code, exc.headers, exc.read(_MAX_BODY)
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise TargetError(f"cannot reach {redact_url(self.url)} ({self.flag}): {reason}") from None
+            raise TargetError(f"cannot reach {redact_passwords(self.url)} ({self.flag}): {reason}") from None
 
 
 def _title_of(document: dict[str, Any] | None) -> str | None:

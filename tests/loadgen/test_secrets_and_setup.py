@@ -13,7 +13,8 @@ from pathlib import Path
 from geo_common.tokens import mint_token
 from loadgen.friends_options import EventKind, FriendsOptions, ScenarioEvent
 from loadgen.mixed import MixedOptions
-from loadgen.redact import REDACTED, plain, redact_url
+from loadgen.redact import REDACTED, plain
+from geo_common.redact import redact_passwords
 from loadgen.runner import _plain
 from loadgen.search import SearchOptions
 from tests.loadgen.runs import Services, friends, loadgen, read_report
@@ -61,9 +62,9 @@ def test_secret_like_names_tokens_and_url_passwords_are_redacted() -> None:
         "monkey": "not a secret",
         "ws": "ws://127.0.0.1:8081",
     }
-    assert redact_url("https://me:hunter2@example.org:8443/x") == "https://me:<redacted>@example.org:8443/x"
-    assert redact_url("http://me@example.org") == "http://me@example.org"
-    assert redact_url("http://[::1") == "http://[::1"  # unparsable: left as it is
+    assert redact_passwords("https://me:hunter2@example.org:8443/x") == "https://me:<redacted>@example.org:8443/x"
+    assert redact_passwords("http://me@example.org") == "http://me@example.org"
+    assert redact_passwords("http://[::1") == "http://[::1"  # unparsable: left as it is
 
 
 def secret_free(run_with: Services, out: Path, text: str) -> None:
