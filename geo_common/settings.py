@@ -143,6 +143,10 @@ def _parse_text(raw: str) -> str:
     return value
 
 
+def _parse_optional_text(raw: str) -> str:
+    return raw.strip()
+
+
 def _parse_namespace(raw: str) -> str:
     value = raw.strip()
     if not value or len(value) > 64 or not all(c.isalnum() or c in "-_." for c in value):
@@ -191,7 +195,7 @@ class Settings:
     redis_tls_ca: str = _setting(
         "",
         "GEO_REDIS_TLS_CA",
-        _parse_text,
+        _parse_optional_text,
         "CA bundle (PEM path) rediss:// servers are verified with (empty: system's)",
     )
     redis_cluster: tuple[str, ...] = _setting(
@@ -227,13 +231,19 @@ class Settings:
     )
     jwt_audience: str = _setting("geo", "GEO_JWT_AUDIENCE", _parse_text, "required aud of every token")
     jwt_provider_issuer: str = _setting(
-        "", "GEO_JWT_PROVIDER_ISSUER", _parse_text, "required iss of an identity provider's tokens (empty: none)"
+        "",
+        "GEO_JWT_PROVIDER_ISSUER",
+        _parse_optional_text,
+        "required iss of an identity provider's tokens (empty: none)",
     )
     jwt_jwks_url: str = _setting(
-        "", "GEO_JWT_JWKS_URL", _parse_text, "the identity provider's JWKS URL (RS256, ES256, EdDSA keys)"
+        "", "GEO_JWT_JWKS_URL", _parse_optional_text, "the identity provider's JWKS URL (RS256, ES256, EdDSA keys)"
     )
     jwt_public_key: str = _setting(
-        "", "GEO_JWT_PUBLIC_KEY", _parse_text, "the identity provider's public key, PEM text or a PEM file's path"
+        "",
+        "GEO_JWT_PUBLIC_KEY",
+        _parse_optional_text,
+        "the identity provider's public key, PEM text or a PEM file's path",
     )
     jwt_leeway_s: int = _setting(30, "GEO_JWT_LEEWAY_S", _parse_int(0, 300), "clock skew allowed on exp/nbf/iat, s")
     jwt_max_lifetime_s: int = _setting(
@@ -309,7 +319,7 @@ class Settings:
         "GEO_FRIENDS_PUBLIC_URL",
         _parse_optional_url("ws", "wss"),
         "WebSocket URL the map page (GET / on geo-api) connects to, such as wss://geo.example.com/v1/friends/ws "
-        "(empty: the page's own host, port GEO_WS_PORT)",
+        "(empty: /v1/friends/ws on the page's own origin; with GEO_DEV, the page's host, port GEO_WS_PORT)",
     )
     # --- end location_api
     # --- friends_ws

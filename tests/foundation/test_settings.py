@@ -100,3 +100,15 @@ def test_breaker_settings_are_bounded() -> None:
     for variable, value in (("GEO_BREAKER_FAILURES", "0"), ("GEO_BREAKER_RESET_S", "-1")):
         with pytest.raises(SettingsError, match=f"^{variable}="):
             Settings.from_env({variable: value})
+
+
+def test_optional_identity_and_tls_settings_may_be_set_empty() -> None:
+    # An env file or a manifest that lists the variable with no value means "none", as absent does.
+    names = ("GEO_JWT_PROVIDER_ISSUER", "GEO_JWT_JWKS_URL", "GEO_JWT_PUBLIC_KEY", "GEO_REDIS_TLS_CA")
+    s = Settings.from_env({name: "  " for name in names})
+    assert (s.jwt_provider_issuer, s.jwt_jwks_url, s.jwt_public_key, s.redis_tls_ca) == ("", "", "", "")
+    assert Settings.from_env({"GEO_JWT_PROVIDER_ISSUER": " https://id.example.com/ "}).jwt_provider_issuer == (
+        "https://id.example.com/"
+    )
+    with pytest.raises(SettingsError, match="^GEO_JWT_ISSUER="):
+        Settings.from_env({"GEO_JWT_ISSUER": ""})  # local tokens always carry an issuer
