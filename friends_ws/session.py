@@ -67,7 +67,7 @@ from geo_common.presence import (
     encode_location,
     encode_moved,
 )
-from geo_common.identity import KeysUnavailable
+from geo_common.provider_keys import KeysUnavailable
 from geo_common.tokens import TokenError
 from pubsub import PubSubError
 

@@ -42,14 +42,10 @@ class Verifier:
             token: the compact JWT.
 
         Raises:
-            geo_common.identity.KeysUnavailable: an identity provider's token, and its keys
+            geo_common.provider_keys.KeysUnavailable: an identity provider's token, and its keys
                 could not be loaded (the token may be fine: answer "try again").
             TokenError: anything wrong with the token, however malformed.
             DatabaseUnavailable: the primary did not answer a first-time subject's mapping.
         """
-        authenticator = self._authenticator
-        claims = await authenticator.verify(token)
-        identity = authenticator.cached_identity(claims)
-        if identity is None:
-            identity = await self._db.write(lambda conn: authenticator.identity_of(claims, conn))
+        claims, identity = await self._authenticator.identify(token, self._db)
         return Verified(identity.user_id, int(claims.expires_at * 1000))

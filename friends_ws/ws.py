@@ -23,7 +23,7 @@ from friends_ws.keys import services_key, settings_key
 from friends_ws.services import Services
 from friends_ws.session import Session
 from friends_ws.verifier import Verified
-from geo_common.identity import KeysUnavailable
+from geo_common.provider_keys import KeysUnavailable
 from geo_common.tokens import TokenError
 from pubsub import PubSubError
 

@@ -19,7 +19,8 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from geo_common.identity import Claims, KeysUnavailable
+from geo_common.identity import Claims
+from geo_common.provider_keys import KeysUnavailable
 from geo_common.tokens import Identity, Role, TokenError, bearer_token
 from location_api.errors import ApiError, Forbidden, NotAuthenticated
 from location_api.keys import authenticator_key, db_key
@@ -67,10 +68,8 @@ async def authenticate(request: web.Request) -> None:
     authenticator = app[authenticator_key]
     outcome: Caller | ApiError
     try:
-        claims = await authenticator.verify(bearer_token(request.headers.get(hdrs.AUTHORIZATION)))
-        identity = authenticator.cached_identity(claims)
-        if identity is None:
-            identity = await app[db_key].write(lambda conn: authenticator.identity_of(claims, conn))
+        token = bearer_token(request.headers.get(hdrs.AUTHORIZATION))
+        claims, identity = await authenticator.identify(token, app[db_key])
         outcome = Caller(identity, claims)
     except KeysUnavailable as exc:
         outcome = ProviderUnavailable(str(exc))

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from geo_common.identity import MAX_SUBJECT_CHARS, Authenticator, Claims, KeysUnavailable
+from geo_common.identity import MAX_SUBJECT_CHARS, Authenticator, Claims
+from geo_common.provider_keys import KeysUnavailable
 from geo_common.settings import Settings, SettingsError
 from geo_common.tokens import Role, TokenError, mint_token
 
