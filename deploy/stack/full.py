@@ -7,9 +7,9 @@
                                     +-> geo-friends          x2 --+-> Redis
 
 The instances and nginx run as background processes of their own (new sessions), with pid
-files and logs under ``<stack>/full/``, so ``geo-stack down`` and ``status`` find them like
-the databases. nginx runs in the foreground of its own process (``daemon off``) with a
-configuration written there (:mod:`deploy.stack.nginx`), never as the system's service.
+files and logs under ``<stack>/full/`` (``geo-stack down`` and ``status`` find them); nginx
+runs in the foreground (``daemon off``) with a configuration written there
+(:mod:`deploy.stack.nginx`), never as the system's service.
 
 Failover: every instance is given the primary as both servers with
 ``target_session_attrs=read-write``, so after the replica is promoted new connections find
@@ -259,10 +259,8 @@ class FullTier:
             time.sleep(0.2)
 
     def _nginx_config(self, program: Path, env: Mapping[str, str]) -> list[str]:
-        """Write nginx's configuration, check it (``nginx -t``) and return the argv that runs it.
-
-        The search rate per client address is the services' ``GEO_HTTP_RATE_PER_S``.
-        """
+        """Write nginx's configuration (searches limited to ``env``'s ``GEO_HTTP_RATE_PER_S`` per
+        address), check it (``nginx -t``) and return the argv that runs it."""
         files = self.files
         files.temp.mkdir(parents=True, exist_ok=True)
         pools = nginx.Pools(
