@@ -6,10 +6,9 @@
                                     +-> geo-api --role write x1 --+-> PostgreSQL primary + replica
                                     +-> geo-friends          x2 --+-> Redis
 
-The instances and nginx run as background processes of their own (new sessions), with pid
-files and logs under ``<stack>/full/`` (``geo-stack down`` and ``status`` find them); nginx
-runs in the foreground (``daemon off``) with a configuration written there
-(:mod:`deploy.stack.nginx`), never as the system's service.
+Instances and nginx run in sessions of their own, pid files and logs in ``<stack>/full/``
+(``geo-stack down`` and ``status`` find them); nginx runs ``daemon off`` with a configuration
+written there (:mod:`deploy.stack.nginx`), never as the system's service.
 
 Failover: every instance is given the primary as both servers with
 ``target_session_attrs=read-write``, so after the replica is promoted new connections find
@@ -38,8 +37,7 @@ DEFAULT_ENTRY_PORT = 8000
 #: Instances of each kind, and the state key of their ports.
 FULL_PORT_NEEDS = {"api_read": 2, "api_write": 1, "ws": 2}
 
-# Popen objects of the processes started from this process, so they are reaped when stopped
-# (and never collected while running).
+# Popen objects of the processes started here: reaped when stopped, never collected while running.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
@@ -259,8 +257,7 @@ class FullTier:
             time.sleep(0.2)
 
     def _nginx_config(self, program: Path, env: Mapping[str, str]) -> list[str]:
-        """Write nginx's configuration (searches limited to ``env``'s ``GEO_HTTP_RATE_PER_S`` per
-        address), check it (``nginx -t``) and return the argv that runs it."""
+        """Write and check (``nginx -t``) nginx's configuration; return the argv that runs it."""
         files = self.files
         files.temp.mkdir(parents=True, exist_ok=True)
         pools = nginx.Pools(
@@ -274,7 +271,7 @@ class FullTier:
                 listen=f"127.0.0.1:{self.state.ports['entry']}",
                 pools=pools,
                 files=files,
-                tuning=nginx.Tuning(search_rate_per_s=Settings.from_env(env).http_rate_per_s),
+                tuning=nginx.Tuning(search_rate_per_s=Settings.from_env(env).http_rate_per_s),  # per address
                 worker_user="root" if is_root() else None,
             )
         )
