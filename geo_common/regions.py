@@ -25,11 +25,10 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-if TYPE_CHECKING:
-    from geo_common.settings import Settings
+from geo_common.setting_values import SettingsError
 
 #: Pub/sub backends a region may use (the ``GEO_PUBSUB_BACKEND`` values).
 PUBSUB_BACKENDS = ("redis", "ring", "cluster")
@@ -87,6 +86,21 @@ class RegionEndpoints:
     pubsub_nodes: tuple[str, ...]
 
 
+class GlobalEndpoints(Protocol):
+    """What :meth:`RegionMap.from_settings` reads of :class:`geo_common.settings.Settings`."""
+
+    @property
+    def regions(self) -> tuple[Region, ...]: ...
+    @property
+    def pubsub_backend(self) -> str: ...
+    @property
+    def redis_url(self) -> str: ...
+    @property
+    def pubsub_ring(self) -> tuple[str, ...]: ...
+    @property
+    def redis_cluster(self) -> tuple[str, ...]: ...
+
+
 class RegionMap:
     """The resolved regions, in configured order (the first is the default).
 
@@ -106,15 +120,13 @@ class RegionMap:
             raise ValueError("region names must be unique")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RegionMap:
+    def from_settings(cls, settings: GlobalEndpoints) -> RegionMap:
         """Resolve ``settings.regions`` against the global endpoints.
 
         Raises:
             SettingsError: a region (or the default) needs nodes that are not configured;
                 the message names the variable to set.
         """
-        from geo_common.settings import SettingsError
-
         configured = settings.regions or (Region(DEFAULT_REGION),)
         resolved = []
         for region in configured:

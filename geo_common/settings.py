@@ -1,164 +1,36 @@
 """One frozen, typed settings object, built once from ``GEO_*`` environment variables.
 
 Every service reads the same :class:`Settings`. Each field declares its variable, its parser
-and a line of help; :func:`settings_table` renders them for the README. Values are validated
-when loaded, and a bad value raises :class:`SettingsError` naming the variable.
+(:mod:`geo_common.setting_values`) and a line of help (rendered for the README by
+:func:`settings_table`); a bad value raises :class:`SettingsError` naming the variable.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from geo_common.redact import REDACTED, redact_passwords
 from geo_common.regions import PUBSUB_BACKENDS, Region, parse_regions
-
-
-class SettingsError(ValueError):
-    """A ``GEO_*`` variable holds a value that cannot be used; the message names it."""
-
-
-# --- parsers: each takes the raw string and returns the typed value or raises ValueError ---
-
-
-def _parse_int(lo: int, hi: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ValueError(f"expected a whole number from {lo} to {hi}") from None
-        if not lo <= value <= hi:
-            raise ValueError(f"expected a whole number from {lo} to {hi}")
-        return value
-
-    return parse
-
-
-def _parse_float(lo: float, hi: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"expected a number from {lo:g} to {hi:g}") from None
-        if not math.isfinite(value) or not lo <= value <= hi:
-            raise ValueError(f"expected a number from {lo:g} to {hi:g}")
-        return value
-
-    return parse
-
-
-def _parse_bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
-
-
-def _parse_url(*schemes: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip()
-        parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.hostname:
-            raise ValueError(f"expected a URL like {schemes[0]}://host:port/...")
-        try:
-            parts.port  # noqa: B018 - raises ValueError on a malformed port
-        except ValueError:
-            raise ValueError("the URL's port is not a number from 0 to 65535") from None
-        return value
-
-    return parse
-
-
-def _parse_pg_url(raw: str) -> str:
-    """A PostgreSQL URL, with one host or several (``host1:5432,host2:5433``, as libpq takes them)."""
-    value = raw.strip()
-    parts = urlsplit(value)
-    example = "expected a URL like postgresql://user@host:port/db (or host1:port1,host2:port2)"
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise ValueError(example)
-    hosts = parts.netloc.rpartition("@")[2]
-    for item in hosts.split(","):
-        host = urlsplit(f"//{item}")
-        if not host.hostname:
-            raise ValueError(example)
-        try:
-            host.port  # noqa: B018 - raises ValueError on a malformed port
-        except ValueError:
-            raise ValueError("the URL's port is not a number from 0 to 65535") from None
-    return value
-
-
-def _parse_url_list(*schemes: str) -> Callable[[str], tuple[str, ...]]:
-    one = _parse_url(*schemes)
-
-    def parse(raw: str) -> tuple[str, ...]:
-        return tuple(one(item) for item in raw.split(",") if item.strip())
-
-    return parse
-
-
-def _parse_host_ports(raw: str) -> tuple[str, ...]:
-    nodes = []
-    for item in raw.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        host, sep, port = item.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"expected host:port items separated by commas, got {item!r}")
-        nodes.append(item)
-    return tuple(nodes)
-
-
-def _parse_choice(*choices: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}")
-        return value
-
-    return parse
-
-
-def _parse_optional_url(*schemes: str) -> Callable[[str], str]:
-    one = _parse_url(*schemes)
-
-    def parse(raw: str) -> str:
-        return one(raw) if raw.strip() else ""
-
-    return parse
-
-
-def _parse_text(raw: str) -> str:
-    value = raw.strip()
-    if not value:
-        raise ValueError("must not be empty")
-    return value
-
-
-def _parse_optional_text(raw: str) -> str:
-    return raw.strip()
-
-
-def _parse_namespace(raw: str) -> str:
-    value = raw.strip()
-    if not value or len(value) > 64 or not all(c.isalnum() or c in "-_." for c in value):
-        raise ValueError("expected 1 to 64 letters, digits, '-', '_' or '.'")
-    return value
-
-
-def _parse_secret(raw: str) -> str:
-    # HS256 keys shorter than the hash (32 bytes) are brute-forceable (RFC 7518 section 3.2).
-    if len(raw.encode()) < 32:
-        raise ValueError("must be at least 32 bytes long")
-    return raw
+from geo_common.setting_values import SettingsError as SettingsError
+from geo_common.setting_values import (
+    parse_bool,
+    parse_choice,
+    parse_float,
+    parse_host_ports,
+    parse_int,
+    parse_namespace,
+    parse_optional_text,
+    parse_optional_url,
+    parse_pg_url,
+    parse_secret,
+    parse_text,
+    parse_url,
+    parse_url_list,
+)
 
 
 def _setting(default: Any, env: str, parse: Callable[[str], Any], help: str, *, secret: bool = False) -> Any:
@@ -177,175 +49,174 @@ class Settings:
     pg_primary: str = _setting(
         "postgresql://postgres@127.0.0.1:5432/geo",
         "GEO_PG_PRIMARY",
-        _parse_pg_url,
+        parse_pg_url,
         "PostgreSQL primary (all writes); several hosts with ?target_session_attrs=read-write follow a failover",
     )
     pg_replicas: tuple[str, ...] = _setting(
         (),
         "GEO_PG_REPLICAS",
-        _parse_url_list("postgresql", "postgres"),
+        parse_url_list("postgresql", "postgres"),
         "streaming replicas for reads, comma-separated (empty: read from the primary)",
     )
     redis_url: str = _setting(
         "redis://127.0.0.1:6379/0",
         "GEO_REDIS_URL",
-        _parse_url("redis", "rediss"),
+        parse_url("redis", "rediss"),
         "Redis for the cache and the location store",
     )
     redis_tls_ca: str = _setting(
         "",
         "GEO_REDIS_TLS_CA",
-        _parse_optional_text,
+        parse_optional_text,
         "CA bundle (PEM path) rediss:// servers are verified with (empty: system's)",
     )
     redis_cluster: tuple[str, ...] = _setting(
         (),
         "GEO_REDIS_CLUSTER",
-        _parse_host_ports,
+        parse_host_ports,
         "Redis Cluster seed nodes host:port,... (sharded pub/sub)",
     )
     redis_namespace: str = _setting(
         "geo",
         "GEO_REDIS_NAMESPACE",
-        _parse_namespace,
+        parse_namespace,
         "prefix of every Redis key and channel (several deployments can share one Redis)",
     )
     # Where the services listen.
-    api_host: str = _setting("127.0.0.1", "GEO_API_HOST", _parse_text, "HTTP API listen address")
-    api_port: int = _setting(8080, "GEO_API_PORT", _parse_int(0, 65535), "HTTP API port")
-    ws_host: str = _setting("127.0.0.1", "GEO_WS_HOST", _parse_text, "WebSocket tier listen address")
-    ws_port: int = _setting(8081, "GEO_WS_PORT", _parse_int(0, 65535), "WebSocket tier port")
+    api_host: str = _setting("127.0.0.1", "GEO_API_HOST", parse_text, "HTTP API listen address")
+    api_port: int = _setting(8080, "GEO_API_PORT", parse_int(0, 65535), "HTTP API port")
+    ws_host: str = _setting("127.0.0.1", "GEO_WS_HOST", parse_text, "WebSocket tier listen address")
+    ws_port: int = _setting(8081, "GEO_WS_PORT", parse_int(0, 65535), "WebSocket tier port")
     # Identity.
     jwt_secret: str = _setting(
         DEV_JWT_SECRET,
         "GEO_JWT_SECRET",
-        _parse_secret,
+        parse_secret,
         "HS256 key for bearer tokens (change it outside local use)",
         secret=True,
     )
     jwt_ttl_s: int = _setting(
-        86_400, "GEO_JWT_TTL_S", _parse_int(60, 31_536_000), "lifetime of tokens minted by geo-token, seconds"
+        86_400, "GEO_JWT_TTL_S", parse_int(60, 31_536_000), "lifetime of tokens minted by geo-token, seconds"
     )
     jwt_issuer: str = _setting(
-        "geo-local", "GEO_JWT_ISSUER", _parse_text, "required iss of tokens signed with GEO_JWT_SECRET (geo-token's)"
+        "geo-local", "GEO_JWT_ISSUER", parse_text, "required iss of tokens signed with GEO_JWT_SECRET (geo-token's)"
     )
-    jwt_audience: str = _setting("geo", "GEO_JWT_AUDIENCE", _parse_text, "required aud of every token")
+    jwt_audience: str = _setting("geo", "GEO_JWT_AUDIENCE", parse_text, "required aud of every token")
     jwt_provider_issuer: str = _setting(
         "",
         "GEO_JWT_PROVIDER_ISSUER",
-        _parse_optional_text,
+        parse_optional_text,
         "required iss of an identity provider's tokens (empty: none)",
     )
     jwt_jwks_url: str = _setting(
-        "", "GEO_JWT_JWKS_URL", _parse_optional_text, "the identity provider's JWKS URL (RS256, ES256, EdDSA keys)"
+        "", "GEO_JWT_JWKS_URL", parse_optional_text, "the identity provider's JWKS URL (RS256, ES256, EdDSA keys)"
     )
     jwt_public_key: str = _setting(
         "",
         "GEO_JWT_PUBLIC_KEY",
-        _parse_optional_text,
+        parse_optional_text,
         "the identity provider's public key, PEM text or a PEM file's path",
     )
-    jwt_leeway_s: int = _setting(30, "GEO_JWT_LEEWAY_S", _parse_int(0, 300), "clock skew allowed on exp/nbf/iat, s")
+    jwt_leeway_s: int = _setting(30, "GEO_JWT_LEEWAY_S", parse_int(0, 300), "clock skew allowed on exp/nbf/iat, s")
     jwt_max_lifetime_s: int = _setting(
-        604_800, "GEO_JWT_MAX_LIFETIME_S", _parse_int(60, 31_536_000), "longest token lifetime accepted, seconds"
+        604_800, "GEO_JWT_MAX_LIFETIME_S", parse_int(60, 31_536_000), "longest token lifetime accepted, seconds"
     )
     # Search.
     max_radius_m: float = _setting(
-        50_000.0, "GEO_MAX_RADIUS_M", _parse_float(1.0, 1_000_000.0), "largest search radius accepted, metres"
+        50_000.0, "GEO_MAX_RADIUS_M", parse_float(1.0, 1_000_000.0), "largest search radius accepted, metres"
     )
     # Operations.
-    log_level: str = _setting("info", "GEO_LOG_LEVEL", _parse_choice("debug", "info", "warning", "error"), "log level")
+    log_level: str = _setting("info", "GEO_LOG_LEVEL", parse_choice("debug", "info", "warning", "error"), "log level")
     dev: bool = _setting(
         False,
         "GEO_DEV",
-        _parse_bool,
+        parse_bool,
         "enable development-only endpoints (the map page's POST /v1/dev/token mints tokens for anyone)",
     )
     http_rate_per_s: int = _setting(
         20,
         "GEO_HTTP_RATE_PER_S",
-        _parse_int(1, 100_000),
+        parse_int(1, 100_000),
         "searches per second per client address the nginx in front of geo-api lets through (bursts of twice that)",
     )
     breaker_failures: int = _setting(
         5,
         "GEO_BREAKER_FAILURES",
-        _parse_int(1, 1000),
+        parse_int(1, 1000),
         "consecutive failed calls to one PostgreSQL server or Redis that open its circuit breaker (calls then fail fast)",
     )
     breaker_reset_s: float = _setting(
         2.0,
         "GEO_BREAKER_RESET_S",
-        _parse_float(0.0, 600.0),
+        parse_float(0.0, 600.0),
         "an open circuit breaker lets one probe call through after this long; its success closes it, seconds",
     )
     # --- location_api
     api_role: str = _setting(
         "all",
         "GEO_API_ROLE",
-        _parse_choice("read", "write", "all"),
+        parse_choice("read", "write", "all"),
         "routes the HTTP API serves: read (search, GET), write (POST/PUT/DELETE) or all",
     )
     api_index: str = _setting(
         "geohash",
         "GEO_API_INDEX",
-        _parse_choice("geohash", "quadtree", "s2", "sql"),
+        parse_choice("geohash", "quadtree", "s2", "sql"),
         "default nearby-search strategy: an in-memory index, or sql (geohash prefixes on a replica)",
     )
     api_indexes: tuple[str, ...] = _setting(
         ("geohash", "quadtree", "s2"),
         "GEO_API_INDEXES",
-        lambda raw: tuple(_parse_choice("geohash", "quadtree", "s2")(i) for i in raw.split(",") if i.strip()),
+        lambda raw: tuple(parse_choice("geohash", "quadtree", "s2")(i) for i in raw.split(",") if i.strip()),
         "in-memory indexes each read instance builds, comma-separated (a strategy not built is answered by sql)",
     )
     api_cache_ttl_s: int = _setting(
-        300, "GEO_API_CACHE_TTL_S", _parse_int(1, 86_400), "lifetime of the HTTP API's Redis cache entries, seconds"
+        300, "GEO_API_CACHE_TTL_S", parse_int(1, 86_400), "lifetime of the HTTP API's Redis cache entries, seconds"
     )
     api_refresh_s: float = _setting(
         0.25,
         "GEO_API_REFRESH_S",
-        _parse_float(0.01, 60.0),
+        parse_float(0.01, 60.0),
         "how often each HTTP API instance polls for business changes to apply to its indexes, seconds",
     )
     api_huge_pages: bool = _setting(
         True,
         "GEO_API_HUGE_PAGES",
-        _parse_bool,
+        parse_bool,
         "back each read instance's indexes with 2 MiB pages after every build (Linux transparent huge pages: "
         "fewer TLB misses per search at a million businesses)",
     )
     friends_public_url: str = _setting(
         "",
         "GEO_FRIENDS_PUBLIC_URL",
-        _parse_optional_url("ws", "wss"),
+        parse_optional_url("ws", "wss"),
         "WebSocket URL the map page (GET / on geo-api) connects to, such as wss://geo.example.com/v1/friends/ws "
         "(empty: /v1/friends/ws on the page's own origin; with GEO_DEV, the page's host, port GEO_WS_PORT)",
     )
-    # --- end location_api
     # --- friends_ws
     pubsub_backend: str = _setting(
         "redis",
         "GEO_PUBSUB_BACKEND",
-        _parse_choice(*PUBSUB_BACKENDS),
+        parse_choice(*PUBSUB_BACKENDS),
         "pub/sub of the friends tier: redis (GEO_REDIS_URL), ring (GEO_PUBSUB_RING) or cluster (GEO_REDIS_CLUSTER)",
     )
     pubsub_ring: tuple[str, ...] = _setting(
         (),
         "GEO_PUBSUB_RING",
-        _parse_url_list("redis", "rediss"),
+        parse_url_list("redis", "rediss"),
         "standalone Redis nodes of the ring pub/sub backend, comma-separated URLs",
     )
     pubsub_probe_s: float = _setting(
         5.0,
         "GEO_PUBSUB_PROBE_S",
-        _parse_float(0.05, 300.0),
+        parse_float(0.05, 300.0),
         "an idle pub/sub subscriber connection is sent PING after this long and reconnected if the PING "
         "is not answered within it, seconds",
     )
     pubsub_ring_handoff_s: float = _setting(
         2.0,
         "GEO_PUBSUB_RING_HANDOFF_S",
-        _parse_float(0.0, 600.0),
+        parse_float(0.0, 600.0),
         "when the ring's nodes change, each re-homing step lasts this long (every process must start "
         "the change within it), seconds",
     )
@@ -359,90 +230,90 @@ class Settings:
     location_ttl_s: int = _setting(
         600,
         "GEO_LOCATION_TTL_S",
-        _parse_int(1, 86_400),
+        parse_int(1, 86_400),
         "lifetime of a cached location; a user silent this long becomes inactive, seconds",
     )
     friend_radius_m: float = _setting(
         8047.0,
         "GEO_FRIEND_RADIUS_M",
-        _parse_float(1.0, 1_000_000.0),
+        parse_float(1.0, 1_000_000.0),
         "default radius within which friends are shown, metres (5 miles)",
     )
     friend_radius_min_m: float = _setting(
-        100.0, "GEO_FRIEND_RADIUS_MIN_M", _parse_float(1.0, 1_000_000.0), "smallest radius a client may set, metres"
+        100.0, "GEO_FRIEND_RADIUS_MIN_M", parse_float(1.0, 1_000_000.0), "smallest radius a client may set, metres"
     )
     friend_radius_max_m: float = _setting(
         80_467.0,
         "GEO_FRIEND_RADIUS_MAX_M",
-        _parse_float(1.0, 1_000_000.0),
+        parse_float(1.0, 1_000_000.0),
         "largest radius a client may set, metres (50 miles)",
     )
     friend_hysteresis_m: float = _setting(
         200.0,
         "GEO_FRIEND_HYSTERESIS_M",
-        _parse_float(0.0, 100_000.0),
+        parse_float(0.0, 100_000.0),
         "a friend in view leaves it only beyond the radius plus this margin (no flapping at the edge), metres",
     )
     ws_max_updates_per_s: float = _setting(
         2.0,
         "GEO_WS_MAX_UPDATES_PER_S",
-        _parse_float(0.01, 10_000.0),
+        parse_float(0.01, 10_000.0),
         "location updates per second one user may send; more are answered with rate_limited",
     )
     ws_ping_interval_s: float = _setting(
         20.0,
         "GEO_WS_PING_INTERVAL_S",
-        _parse_float(0.05, 3600.0),
+        parse_float(0.05, 3600.0),
         "a WebSocket connection silent this long is pinged, and closed when no pong comes back within half of it, seconds",
     )
     ws_queue_size: int = _setting(
         256,
         "GEO_WS_QUEUE_SIZE",
-        _parse_int(1, 100_000),
+        parse_int(1, 100_000),
         "frames a slow reader may have waiting (the newest per friend replaces older ones); beyond it "
         "the connection is closed",
     )
     ws_max_sockets_per_user: int = _setting(
-        5, "GEO_WS_MAX_SOCKETS_PER_USER", _parse_int(1, 1000), "WebSocket connections one user may hold per instance"
+        5, "GEO_WS_MAX_SOCKETS_PER_USER", parse_int(1, 1000), "WebSocket connections one user may hold per instance"
     )
     ws_max_messages_per_s: float = _setting(
         1.0,
         "GEO_WS_MAX_MESSAGES_PER_S",
-        _parse_float(0.01, 1000.0),
+        parse_float(0.01, 1000.0),
         "settings, sharing and auth frames per second one user may send (bursts of 5); more get rate_limited",
     )
     history_flush_ms: int = _setting(
         500,
         "GEO_HISTORY_FLUSH_MS",
-        _parse_int(1, 600_000),
+        parse_int(1, 600_000),
         "location history is written at least this often, milliseconds",
     )
     history_flush_rows: int = _setting(
         1000,
         "GEO_HISTORY_FLUSH_ROWS",
-        _parse_int(1, 1_000_000),
+        parse_int(1, 1_000_000),
         "location history is written whenever this many rows wait",
     )
     history_retention_days: int = _setting(
         30,
         "GEO_HISTORY_RETENTION_DAYS",
-        _parse_int(1, 36_500),
+        parse_int(1, 36_500),
         "location history older than this is deleted (by geo-friends itself, hourly), days",
     )
     history_purge_interval_s: float = _setting(
         3600.0,
         "GEO_HISTORY_PURGE_INTERVAL_S",
-        _parse_float(1.0, 86_400.0),
+        parse_float(1.0, 86_400.0),
         "how often geo-friends deletes history past retention, seconds (one instance at a time)",
     )
-    max_friends: int = _setting(5000, "GEO_MAX_FRIENDS", _parse_int(1, 1_000_000), "the most friends a user may have")
+    max_friends: int = _setting(5000, "GEO_MAX_FRIENDS", parse_int(1, 1_000_000), "the most friends a user may have")
     max_friend_requests_per_min: int = _setting(
-        30, "GEO_MAX_FRIEND_REQUESTS_PER_MIN", _parse_int(1, 100_000), "friend requests one user may send a minute"
+        30, "GEO_MAX_FRIEND_REQUESTS_PER_MIN", parse_int(1, 100_000), "friend requests one user may send a minute"
     )
     max_pending_requests: int = _setting(
         100,
         "GEO_MAX_PENDING_REQUESTS",
-        _parse_int(1, 100_000),
+        parse_int(1, 100_000),
         "the most friend requests a user may have waiting for an answer (sent, not yet accepted)",
     )
     # --- end friends_ws
@@ -504,9 +375,8 @@ def default_env_file() -> Path:
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
-    """Settings for a command-line entry point: the env file's values under the real environment.
-
-    The local stack's endpoints come from ``.stack/env``; anything set in the environment wins.
+    """Settings for a command-line entry point: the env file's values (the local stack's
+    ``.stack/env``) under the real environment, which wins.
 
     Args:
         environ: the environment (default ``os.environ``).
