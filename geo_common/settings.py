@@ -59,10 +59,7 @@ class Settings:
         "streaming replicas for reads, comma-separated (empty: read from the primary)",
     )
     redis_url: str = _setting(
-        "redis://127.0.0.1:6379/0",
-        "GEO_REDIS_URL",
-        parse_url("redis", "rediss"),
-        "Redis for the cache and the location store",
+        "redis://127.0.0.1:6379/0", "GEO_REDIS_URL", parse_url("redis", "rediss"), "Redis for cache and locations"
     )
     redis_tls_ca: str = _setting(
         "",
@@ -71,10 +68,7 @@ class Settings:
         "CA bundle (PEM path) rediss:// servers are verified with (empty: system's)",
     )
     redis_cluster: tuple[str, ...] = _setting(
-        (),
-        "GEO_REDIS_CLUSTER",
-        parse_host_ports,
-        "Redis Cluster seed nodes host:port,... (sharded pub/sub)",
+        (), "GEO_REDIS_CLUSTER", parse_host_ports, "Redis Cluster seed nodes host:port,... (sharded pub/sub)"
     )
     redis_namespace: str = _setting(
         "geo",
@@ -103,19 +97,13 @@ class Settings:
     )
     jwt_audience: str = _setting("geo", "GEO_JWT_AUDIENCE", parse_text, "required aud of every token")
     jwt_provider_issuer: str = _setting(
-        "",
-        "GEO_JWT_PROVIDER_ISSUER",
-        parse_optional_text,
-        "required iss of an identity provider's tokens (empty: none)",
+        "", "GEO_JWT_PROVIDER_ISSUER", parse_optional_text, "required iss of a provider's tokens (empty: none)"
     )
     jwt_jwks_url: str = _setting(
         "", "GEO_JWT_JWKS_URL", parse_optional_text, "the identity provider's JWKS URL (RS256, ES256, EdDSA keys)"
     )
     jwt_public_key: str = _setting(
-        "",
-        "GEO_JWT_PUBLIC_KEY",
-        parse_optional_text,
-        "the identity provider's public key, PEM text or a PEM file's path",
+        "", "GEO_JWT_PUBLIC_KEY", parse_optional_text, "identity provider's public key, PEM text or file path"
     )
     jwt_leeway_s: int = _setting(30, "GEO_JWT_LEEWAY_S", parse_int(0, 300), "clock skew allowed on exp/nbf/iat, s")
     jwt_max_lifetime_s: int = _setting(
@@ -172,6 +160,13 @@ class Settings:
     )
     api_cache_ttl_s: int = _setting(
         300, "GEO_API_CACHE_TTL_S", parse_int(1, 86_400), "lifetime of the HTTP API's Redis cache entries, seconds"
+    )
+    api_cards_max: int = _setting(
+        5_000_000,
+        "GEO_API_CARDS_MAX",
+        parse_int(0, 10**10),
+        "businesses up to which a read instance keeps every search card in memory; above it only positions, "
+        "and each page's hits are read from the Redis business cache, then a replica",
     )
     api_refresh_s: float = _setting(
         0.25,
