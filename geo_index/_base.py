@@ -262,6 +262,16 @@ class IndexBase(Generic[K]):
         for entry in entries:
             points[entry.record[3]] = entry
 
+    def bulk_load_arrays(self, ids: Any, lats: Any, lons: Any) -> None:
+        """:meth:`bulk_load` from three parallel arrays (numpy ``int64``, ``float64``, ``float64``,
+        or any sequences of those): the catalog loader's form, with no tuple per point.
+
+        Raises:
+            InvalidCoordinate: a coordinate is out of range or not finite.
+            DuplicateId: an id is repeated or already present.
+        """
+        self.bulk_load(zip(ids.tolist(), lats.tolist(), lons.tolist(), strict=True))
+
     def within(self, lat: float, lon: float, radius_m: float, limit: int | None = None) -> list[tuple[K, float]]:
         """Every point within ``radius_m`` of a location, nearest first.
 
