@@ -312,7 +312,7 @@ s2geom_cap_ranges(double lat_deg, double lon_deg, double angle_rad, int max_cell
     int limit = max_cells < cap ? max_cells : cap;
     if (limit > S2GEOM_MAX_CELLS) limit = S2GEOM_MAX_CELLS;
     Cap c;
-    c.radius = (angle_rad > 0 ? angle_rad : 0) + EPS;
+    c.radius = (angle_rad < 0 ? 0 : angle_rad) + EPS; /* NaN stays NaN */
     if (!(c.radius < WHOLE)) goto whole; /* also NaN */
     c.sin_r = sin(c.radius);
     c.sin_half = sin(0.5 * c.radius);

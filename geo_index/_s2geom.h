@@ -24,8 +24,9 @@ uint64_t s2geom_leaf_id(double lat_deg, double lon_deg);
  * [lo[i], hi[i]] of leaf cell ids whose union contains s2geom_leaf_id(p) of every point p whose
  * angular distance from the centre is <= angle_rad.
  *
- * The ranges are the cells of one level that may meet the cap, merged where they touch on the
- * curve; the level is the finest (from about the cap's size down) at which at most
+ * Consecutive ranges have at least one leaf id between them (lo[i + 1] > hi[i] + 2: leaf ids
+ * are odd). The ranges are the cells of one level that may meet the cap, merged where they
+ * touch on the curve; the level is the finest (from about the cap's size down) at which at most
  * n = min(max_cells, cap, S2GEOM_MAX_CELLS) cells do. When even the six faces are too many for
  * n, or angle_rad + 1e-12 is not below 1.5 (or angle_rad is NaN), the answer is the whole curve,
  * one range [0, UINT64_MAX]. A negative angle_rad counts as 0. The cells are tested against
