@@ -16,7 +16,13 @@ comparison.
 Usage::
 
     .venv/bin/python bench/geo_index_bench.py            # 1M points, 10k queries
+    .venv/bin/python bench/geo_index_bench.py --points 10000000,50000000 --queries 5000
     .venv/bin/python bench/geo_index_bench.py --quick    # a small smoke run
+
+Several sizes run one after the other, each with fresh indexes and a fresh Redis key (the
+previous size's are freed first), so "bytes/pt" is each index's own RSS growth at that size.
+Points come from :func:`points.scatter_arrays` (numpy, for tens of millions) and are loaded
+with ``bulk_load_arrays``, as the API's catalog loader does.
 
 Redis URL: ``--redis-url``, else ``$GEO_REDIS_URL``, else ``GEO_REDIS_URL`` from
 ``<repo>/.stack/env``, else ``redis://127.0.0.1:6379/0``. The run uses a fresh key and
@@ -45,9 +51,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from geo_common.places import scatter  # noqa: E402
-from geo_index import GeohashIndex, QuadTree, S2Index, haversine_m  # noqa: E402
-from geo_index._base import IndexBase  # noqa: E402
+from bench.points import scatter_arrays  # noqa: E402
+from geo_index import GeohashIndex, QuadTree, S2Index, SpatialIndex, haversine_m  # noqa: E402
 
 R_M = 6_371_008.8
 #: Redis GEO refuses latitudes beyond this (Web Mercator's limit).
@@ -56,14 +61,11 @@ REDIS_MAX_LAT = 85.05112878
 #: differ by many orders of magnitude less; every candidate is then decided by haversine_m.
 SLACK_M = 1.0
 
-#: The indexes with their defaults (the compiled scan, geo_index._cscan), and the first
-#: two again with the pure-Python scan (``native=False``: what runs without a C compiler).
-INDEXES: dict[str, Callable[[], IndexBase[int]]] = {
+#: The indexes, with their defaults.
+INDEXES: dict[str, Callable[[], SpatialIndex[int]]] = {
     "geohash": GeohashIndex,
     "quadtree": QuadTree,
     "s2": S2Index,
-    "geohash-python": lambda: GeohashIndex(native=False),
-    "quadtree-python": lambda: QuadTree(native=False),
 }
 
 
@@ -251,7 +253,7 @@ class RedisPeer:
 # --------------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--points", type=int, default=1_000_000)
+    ap.add_argument("--points", default="1000000", help="sizes, comma-separated, run one after the other")
     ap.add_argument("--queries", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--radii", default="500,2000,5000,20000", help="metres, comma-separated")
@@ -269,27 +271,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="50k points, 1k queries")
     args = ap.parse_args(argv)
     if args.quick:
-        args.points = min(args.points, 50_000)
+        args.points = "50000"
         args.queries = min(args.queries, 1_000)
         args.full_scan_sample = min(args.full_scan_sample, 20)
     radii = [float(x) for x in args.radii.split(",")]
     names = [n.strip() for n in args.indexes.split(",") if n.strip()]
     limit = args.limit
 
+    sizes = [int(x) for x in args.points.split(",")]
     log(
         f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, "
-        f"load average {os.getloadavg()[0]:.2f}; "
-        f"{args.points:,} points, {args.queries:,} queries, radii {radii} m, limit {limit}, seed {args.seed}"
+        f"load average {os.getloadavg()[0]:.2f}; sizes {sizes}, {args.queries:,} queries, radii {radii} m, "
+        f"limit {limit}, seed {args.seed}"
     )
-    t0 = time.perf_counter()
-    pts = list(scatter(args.points, seed=args.seed))
-    queries = list(scatter(args.queries, seed=args.seed + 1_000_003))
-    lats = [p[0] for p in pts]
-    lons = [p[1] for p in pts]
-    items = list(zip(range(len(pts)), lats, lons))
-    log(f"scattered points and queries in {time.perf_counter() - t0:.1f} s")
+    bad = 0
+    for n in sizes:
+        bad += run_size(n, names, radii, limit, args)
+    return 1 if bad else 0
 
-    brute = NumpyBrute(np.array(lats), np.array(lons))
+
+def run_size(n: int, names: list[str], radii: list[float], limit: int, args: argparse.Namespace) -> int:
+    """Build, cross-check and time every index and Redis at one size; print its tables."""
+    t0 = time.perf_counter()
+    lat_array, lon_array = scatter_arrays(n, seed=args.seed)
+    q_lats, q_lons = scatter_arrays(args.queries, seed=args.seed + 1_000_003)
+    queries = list(zip(q_lats.tolist(), q_lons.tolist()))
+    id_array = np.arange(n, dtype=np.int64)
+    log(f"{n:,} points: scattered points and queries in {time.perf_counter() - t0:.1f} s")
+
+    brute = NumpyBrute(lat_array, lon_array)
     log("cross-check oracle: numpy band pre-filter + haversine_m for all queries ...")
     expected: dict[float, list[list[tuple[int, float]]]] = {}
     for radius in radii:
@@ -300,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Build every index first (RSS delta and build time each), then time them and Redis
     # radius by radius, back to back, so that they see the same machine load.
-    indexes: dict[str, IndexBase[int]] = {}
+    indexes: dict[str, SpatialIndex[int]] = {}
     rows: list[Row] = []
     for name in names:
         row = Row(name)
@@ -308,18 +318,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         rss0 = rss_bytes()
         t0 = time.perf_counter()
         idx = INDEXES[name]()
-        idx.bulk_load(items)
+        idx.bulk_load_arrays(id_array, lat_array, lon_array)  # type: ignore[attr-defined]
         row.build_s = time.perf_counter() - t0
-        gc.collect()
-        row.bytes_per_point = (rss_bytes() - rss0) / len(items)
+        row.bytes_per_point = (rss_bytes() - rss0) / n
         indexes[name] = idx
         rows.append(row)
-        log(f"{name}: built in {row.build_s:.1f} s, {row.bytes_per_point:.0f} bytes/point (RSS delta)")
-    # A long-lived index is millions of container objects; a service freezes them after
-    # loading so that the garbage collector's full passes do not walk them.
-    gc.freeze()
-    log("gc.freeze() after loading (see docs/geo_index.md, operational notes)")
-
+        log(
+            f"{name}: built in {row.build_s:.1f} s ({n / row.build_s / 1e6:.1f} M points/s), "
+            f"{row.bytes_per_point:.1f} bytes/point (RSS delta)"
+        )
     peer: RedisPeer | None = None
     redis_rows: list[Row] = []
     redis_note = ""
@@ -332,9 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(redis_note)
         else:
             log(f"Redis at {url}: loading key {peer.key} ...")
-            load_s = peer.load(lats, lons)
+            load_s = peer.load(lat_array.tolist(), lon_array.tolist())
             rb = peer.memory_bytes()
-            loaded = len(lats) - peer.excluded_points
+            loaded = n - peer.excluded_points
             log(
                 f"  loaded {loaded:,} points in {load_s:.1f} s (pipelined GEOADD), MEMORY USAGE {rb:,} bytes; "
                 f"{peer.excluded_points} points with |lat| > {REDIS_MAX_LAT} excluded"
@@ -370,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     1 for (la, lo), exp in zip(queries, expected[radius]) if idx.within(la, lo, radius, limit) != exp
                 )
 
-                def query(la: float, lo: float, idx: IndexBase[int] = idx, radius: float = radius) -> Any:
+                def query(la: float, lo: float, idx: SpatialIndex[int] = idx, radius: float = radius) -> Any:
                     return idx.within(la, lo, radius, limit)
 
                 passes = [timed_queries(query, queries) for _ in range(args.repeat)]
@@ -396,15 +403,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     log("numpy full scan: " + ", ".join(f"{r:.0f} m {full.qps[r]:,.0f} q/s" for r in radii))
 
     log(f"load average at the end {os.getloadavg()[0]:.2f}")
-    print_table(rows + [full] + redis_rows, radii, limit, args, redis_note)
-    bad = sum(sum(r.mismatches.values()) for r in rows)
-    return 1 if bad else 0
+    print_table(n, rows + [full] + redis_rows, radii, limit, args, redis_note)
+    return sum(sum(r.mismatches.values()) for r in rows)
 
 
-def print_table(rows: list[Row], radii: list[float], limit: int, args: argparse.Namespace, redis_note: str) -> None:
+def print_table(
+    n: int, rows: list[Row], radii: list[float], limit: int, args: argparse.Namespace, redis_note: str
+) -> None:
     print()
     print(
-        f"## Results: {args.points:,} points, {args.queries:,} queries, limit {limit}, seed {args.seed}, "
+        f"## Results: {n:,} points, {args.queries:,} queries, limit {limit}, seed {args.seed}, "
         f"fastest of {args.repeat} timed passes"
     )
     print()
@@ -442,7 +450,7 @@ def print_table(rows: list[Row], radii: list[float], limit: int, args: argparse.
         vs_redis = "-" if math.isnan(redis_q) else f"{q / redis_q:.2f}x"
         print(f"| {radius:.0f} m | {best.name} | {q:,.0f} | {vs_redis} | {q / full_q:.0f}x |")
     bad = sum(sum(r.mismatches.values()) for r in index_rows)
-    print(f"\nCross-check: {bad} mismatches in {len(index_rows) * len(radii) * args.queries:,} answers.")
+    print(f"\nCross-check: {bad} mismatches in {len(index_rows) * len(radii) * args.queries:,} answers.", flush=True)
 
 
 if __name__ == "__main__":

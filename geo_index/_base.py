@@ -1,58 +1,55 @@
-"""What every index shares: id bookkeeping, argument checks and the public method shapes.
+"""What every index shares: the compact store, argument checks and the public method shapes.
 
-Subclasses implement the storage (``_add``, ``_discard``, ``_add_many``) and the search
-(``_within``, optionally ``_nearest``). The public methods here validate every argument
-*before* touching any state, so a failed call leaves the index unchanged.
+Each index holds one :class:`geo_index.native.Index` (``geo_index/native.c``): its points in
+flat arrays sorted by a 64-bit key (about 31 bytes a point), a planner that turns a query into
+a few key ranges, and the exact scan. The subclasses only choose the decomposition. The
+public methods here validate every argument *before* touching any state, so a failed call
+leaves the index unchanged.
+
+Changes (insert, move, remove) go to a small sorted delta beside the bulk of the points and are
+visible to the next query. The delta is folded into the bulk by :meth:`IndexBase.merge`: on the
+calling thread once it reaches ``merge_every`` points, or, with ``merge_every=None``, whenever
+the owner calls it, typically from a worker thread (the merge runs without the interpreter's
+lock; queries and changes go on meanwhile and are never lost).
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Hashable, Iterable
-from typing import Any, Generic, NamedTuple, TypeVar
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
-from geo_index._scan import Record, Vec, make_record, unit_vector
-from geo_index.distance import HALF_CIRCUMFERENCE_M, point_terms
-from geo_index.errors import DuplicateId, UnknownId
+import numpy as np
+
+from geo_index.distance import HALF_CIRCUMFERENCE_M
+from geo_index.errors import DuplicateId, InvalidCoordinate, InvalidId, UnknownId
+from geo_index.native import Index
 from geo_index.validate import (
-    DEFAULT_MAX_RADIUS_M,
+    MAX_ID,
+    MIN_ID,
     check_after,
     check_count,
+    check_id,
+    check_int_option,
     check_max_radius_option,
     check_point,
     check_radius,
     check_where,
 )
 
-K = TypeVar("K", bound=Hashable)
-
 #: A page's filter: ``(table, value)``, only points whose ``table[id] == value`` (``table`` a
-#: list indexed by int id, or a dict), or ``None`` for every point.
+#: list indexed by id, or a dict), or ``None`` for every point.
 Where = tuple[list[Any] | dict[Any, Any], Any] | None
 
-_MISSING = object()
-
-
-def passes(where: tuple[list[Any] | dict[Any, Any], Any], id: object) -> bool:
-    """Whether a point passes a page's filter; an id not in the table does not (the compiled scan's rule)."""
-    table, value = where
-    if isinstance(table, list):
-        got = table[id] if type(id) is int and 0 <= id < len(table) else _MISSING
-    else:
-        got = table.get(id, _MISSING)
-    return got is not _MISSING and (got is value or bool(got == value))
-
+#: Default number of changed points at which an index merges them into its bulk by itself.
+DEFAULT_MERGE_EVERY = 4096
 
 # First radius tried by the expanding k-nearest search, metres, and its growth factor.
 # Each round costs roughly growth**2 times the previous one, so the rounds before the
 # last add about 1/(growth**2 - 1) of extra work.
 _NEAREST_START_M = 1_000.0
 _NEAREST_GROWTH = 4.0
-
-
-def _first(item: tuple[int, K, float, float]) -> int:
-    return item[0]
 
 
 def _order(hit: tuple[Any, float]) -> tuple[float, Any]:
@@ -74,8 +71,8 @@ class Page(NamedTuple):
     hits: list[tuple[Any, float]]
 
 
-def page_of(hits: list[tuple[K, float]], limit: int, after: tuple[float, K] | None) -> Page:
-    """Cut a page from every match.
+def page_of(hits: list[tuple[Any, float]], limit: int, after: tuple[float, Any] | None) -> Page:
+    """Cut a page from every match (the reference :meth:`IndexBase.page` is checked against).
 
     Args:
         hits: ``(id, distance_m)`` sorted by distance, then id (what ``within`` returns).
@@ -89,190 +86,168 @@ def page_of(hits: list[tuple[K, float]], limit: int, after: tuple[float, K] | No
     return Page(len(hits), len(hits) - start, hits[start : start + limit])
 
 
-class Entry(Generic[K]):
-    """What an index remembers about one point.
+class IndexBase:
+    """Shared implementation of :class:`geo_index.SpatialIndex` over a :class:`geo_index.native.Index`.
 
-    Attributes:
-        lat: latitude as given, degrees.
-        lon: longitude as given, degrees.
-        record: the scan record ``(phi, lam, cos_phi, id)``.
-        vec: the unit vector ``(x, y, z)`` the scan filters on.
-        key: index-specific location key (a geohash, an S2 cell id).
+    Args:
+        native: the empty store and planner the subclass configured.
+        max_radius_m: the largest radius ``within``/``nearest`` accept, metres.
+        merge_every: merge the changes into the bulk once this many are pending (an integer
+            >= 1), or ``None``: only when :meth:`merge` is called.
     """
 
-    __slots__ = ("key", "lat", "lon", "record", "vec")
-
-    def __init__(self, id: K, lat: float, lon: float, key: int) -> None:
-        terms = point_terms(lat, lon)
-        self.lat = lat
-        self.lon = lon
-        self.record: Record[K] = make_record(terms, id)
-        self.vec: Vec = unit_vector(terms)
-        self.key = key
-
-
-class IndexBase(Generic[K]):
-    """Shared implementation of :class:`geo_index.SpatialIndex`."""
-
-    def __init__(self, *, max_radius_m: float = DEFAULT_MAX_RADIUS_M) -> None:
+    def __init__(self, native: Index, *, max_radius_m: float, merge_every: int | None) -> None:
         self._max_radius_m = check_max_radius_option(max_radius_m)
-        self._points: dict[K, Entry[K]] = {}
+        if merge_every is not None:
+            check_int_option(merge_every, "merge_every", 1, 1 << 30)
+        self._merge_every = merge_every
+        self._native = native
 
-    # ----------------------------------------------------------------- storage hooks
-    def _key(self, lat: float, lon: float) -> int:
-        """Location key of a point (degrees); stored in its :class:`Entry`."""
-        return 0
+    @property
+    def native(self) -> Index:
+        """The compiled index, for extensions that query it from C (``geo_index/native.h``)."""
+        return self._native
 
-    def _add(self, entry: Entry[K]) -> None:
-        raise NotImplementedError
-
-    def _discard(self, entry: Entry[K]) -> None:
-        raise NotImplementedError
-
-    def _add_many(self, entries: list[Entry[K]]) -> None:
-        for entry in entries:
-            self._add(entry)
-
-    def _within(self, lat: float, lon: float, radius_m: float, limit: int | None) -> list[tuple[K, float]]:
-        raise NotImplementedError
-
-    def _page(
-        self, lat: float, lon: float, radius_m: float, limit: int, after: tuple[float, K] | None, where: Where
-    ) -> Page:
-        """:meth:`page` from :meth:`_within`; indexes with a compiled scan count instead."""
-        hits = self._within(lat, lon, radius_m, None)
-        if where is not None:
-            hits = [hit for hit in hits if passes(where, hit[0])]
-        return page_of(hits, limit, after)
-
-    # ----------------------------------------------------------------- public API
     @property
     def max_radius_m(self) -> float:
         """The largest radius ``within`` and ``nearest`` accept, metres."""
         return self._max_radius_m
 
+    @property
+    def pending(self) -> int:
+        """Points changed since the last merge (held in the delta)."""
+        return self._native.delta()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the index's arrays hold (its points, their directory and the id table)."""
+        return self._native.nbytes()
+
+    def merge(self) -> bool:
+        """Fold the pending changes into the bulk of the points.
+
+        Safe from any thread: it runs without the interpreter's lock, and queries and changes
+        made meanwhile (from other threads) are kept. Returns ``False`` when another merge was
+        already running (nothing to do then).
+        """
+        return self._native.merge()
+
     def __len__(self) -> int:
-        return len(self._points)
+        return len(self._native)
 
     def __contains__(self, id: object) -> bool:
-        return id in self._points
+        return type(id) is int and MIN_ID <= id <= MAX_ID and self._native.position(id) is not None
 
-    def position(self, id: K) -> tuple[float, float]:
-        """Return the coordinates of a point exactly as they were given.
-
-        Args:
-            id: the point's id.
-
-        Returns:
-            (latitude, longitude), degrees.
+    def position(self, id: int) -> tuple[float, float]:
+        """The coordinates of a point exactly as they were given.
 
         Raises:
             UnknownId: the index does not hold ``id``.
         """
-        entry = self._points.get(id)
-        if entry is None:
+        check_id(id)
+        found = self._native.position(id)
+        if found is None:
             raise UnknownId(f"id {id!r} is not in the index")
-        return entry.lat, entry.lon
+        return found
 
-    def _entry(self, id: K, lat: float, lon: float) -> Entry[K]:
-        return Entry(id, lat, lon, self._key(lat, lon))
-
-    def insert(self, id: K, lat: float, lon: float) -> None:
+    def insert(self, id: int, lat: float, lon: float) -> None:
         """Add a point.
 
         Args:
-            id: a hashable id, orderable against the other ids of this index.
+            id: an integer in the signed 64-bit range.
             lat: latitude, degrees in [-90, 90].
             lon: longitude, degrees in [-180, 180].
 
         Raises:
+            InvalidId: ``id`` is not such an integer.
             InvalidCoordinate: ``lat`` or ``lon`` is out of range or not finite.
             DuplicateId: ``id`` is already present (use :meth:`move`).
         """
+        check_id(id)
         check_point(lat, lon)
-        if id in self._points:
+        if self._native.position(id) is not None:
             raise DuplicateId(f"id {id!r} is already in the index; use move() to change its position")
-        entry = self._entry(id, lat, lon)
-        self._add(entry)
-        self._points[id] = entry
+        self._native.insert(id, lat, lon)
+        self._changed()
 
-    def remove(self, id: K) -> None:
+    def remove(self, id: int) -> None:
         """Delete a point.
-
-        Args:
-            id: the point's id.
 
         Raises:
             UnknownId: the index does not hold ``id``.
         """
-        entry = self._points.get(id)
-        if entry is None:
+        if not (type(id) is int and MIN_ID <= id <= MAX_ID and self._native.remove(id)):
             raise UnknownId(f"id {id!r} is not in the index")
-        self._discard(entry)
-        del self._points[id]
 
-    def move(self, id: K, lat: float, lon: float) -> None:
+    def move(self, id: int, lat: float, lon: float) -> None:
         """Change a point's coordinates.
-
-        Args:
-            id: the point's id.
-            lat: new latitude, degrees in [-90, 90].
-            lon: new longitude, degrees in [-180, 180].
 
         Raises:
             InvalidCoordinate: ``lat`` or ``lon`` is out of range or not finite.
             UnknownId: the index does not hold ``id``.
         """
         check_point(lat, lon)
-        old = self._points.get(id)
-        if old is None:
-            raise UnknownId(f"id {id!r} is not in the index")
-        self._discard(old)
-        entry = self._entry(id, lat, lon)
-        self._add(entry)
-        self._points[id] = entry
+        self.remove(id)
+        self._native.insert(id, lat, lon)
+        self._changed()
 
-    def bulk_load(self, items: Iterable[tuple[K, float, float]]) -> None:
-        """Add many points at once (into an empty or a non-empty index).
+    def _changed(self) -> None:
+        if self._merge_every is not None and self._native.delta() >= self._merge_every:
+            self._native.merge()
+
+    def bulk_load(self, items: Iterable[tuple[int, float, float]]) -> None:
+        """Add many ``(id, lat, lon)`` points at once (into an empty or a non-empty index).
 
         All items are checked before any is added: on error nothing changes.
 
-        Args:
-            items: ``(id, lat, lon)`` triples, degrees.
-
         Raises:
+            InvalidId: an id is not an integer in the signed 64-bit range.
             InvalidCoordinate: a coordinate is out of range or not finite.
             DuplicateId: an id is repeated in ``items`` or already present.
         """
-        staged: list[tuple[int, K, float, float]] = []
-        seen: set[K] = set()
-        points = self._points
-        key = self._key
+        ids: list[int] = []
+        lats: list[float] = []
+        lons: list[float] = []
         for id, lat, lon in items:
+            check_id(id)
             check_point(lat, lon)
-            if id in points or id in seen:
-                raise DuplicateId(f"id {id!r} is already in the index or repeated in items")
-            seen.add(id)
-            staged.append((key(lat, lon), id, lat, lon))
-        # Build the records in location order: objects allocated one after another sit
-        # next to each other in memory, so a query's candidates share cache lines.
-        staged.sort(key=_first)
-        entries = [Entry(id, lat, lon, k) for k, id, lat, lon in staged]
-        self._add_many(entries)
-        for entry in entries:
-            points[entry.record[3]] = entry
+            ids.append(id)
+            lats.append(lat)
+            lons.append(lon)
+        self._load(np.array(ids, dtype=np.int64), np.array(lats, dtype=np.float64), np.array(lons, dtype=np.float64))
 
     def bulk_load_arrays(self, ids: Any, lats: Any, lons: Any) -> None:
-        """:meth:`bulk_load` from three parallel arrays (numpy ``int64``, ``float64``, ``float64``,
-        or any sequences of those): the catalog loader's form, with no tuple per point.
+        """:meth:`bulk_load` from three parallel arrays (``int64``, ``float64``, ``float64``, or
+        anything numpy converts to them): the catalog loader's form, checked without a Python
+        object per point.
 
         Raises:
+            InvalidId: an id does not fit the signed 64-bit range.
             InvalidCoordinate: a coordinate is out of range or not finite.
             DuplicateId: an id is repeated or already present.
         """
-        self.bulk_load(zip(ids.tolist(), lats.tolist(), lons.tolist(), strict=True))
+        try:
+            id_array = np.ascontiguousarray(ids, dtype=np.int64)
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise InvalidId(f"ids are integers in {MIN_ID}..{MAX_ID}: {exc}") from None
+        lat_array = np.ascontiguousarray(lats, dtype=np.float64)
+        lon_array = np.ascontiguousarray(lons, dtype=np.float64)
+        if not (id_array.ndim == lat_array.ndim == lon_array.ndim == 1) or not (
+            len(id_array) == len(lat_array) == len(lon_array)
+        ):
+            raise InvalidCoordinate("ids, lats and lons must be one-dimensional and of one length")
+        bad = ~((lat_array >= -90.0) & (lat_array <= 90.0) & (lon_array >= -180.0) & (lon_array <= 180.0))
+        if bad.any():
+            at = int(np.flatnonzero(bad)[0])
+            check_point(float(lat_array[at]), float(lon_array[at]))
+        self._load(id_array, lat_array, lon_array)
 
-    def within(self, lat: float, lon: float, radius_m: float, limit: int | None = None) -> list[tuple[K, float]]:
+    def _load(self, ids: Any, lats: Any, lons: Any) -> None:
+        repeated = self._native.load(ids, lats, lons)
+        if repeated is not None:
+            raise DuplicateId(f"id {repeated!r} is already in the index or repeated in items")
+
+    def within(self, lat: float, lon: float, radius_m: float, limit: int | None = None) -> list[tuple[int, float]]:
         """Every point within ``radius_m`` of a location, nearest first.
 
         Args:
@@ -293,7 +268,7 @@ class IndexBase(Generic[K]):
         self._check_query(lat, lon, radius_m)
         if limit is not None and not (type(limit) is int and limit >= 1):
             check_count(limit, "limit")
-        return self._within(lat, lon, radius_m, limit)
+        return self._native.page(lat, lon, radius_m, -1 if limit is None else limit)[2]
 
     def page(
         self,
@@ -301,21 +276,18 @@ class IndexBase(Generic[K]):
         lon: float,
         radius_m: float,
         limit: int,
-        after: tuple[float, K] | None = None,
+        after: tuple[float, int] | None = None,
         *,
         where: Where = None,
     ) -> Page:
         """One page of :meth:`within`, with the number of matches, for paging through them.
 
-        Equal to ``hits = within(lat, lon, radius_m)``, ``start`` = the first hit ordered
-        after ``after`` by (distance, id), then ``Page(len(hits), len(hits) - start,
-        hits[start : start + limit])``; but an index with the compiled scan counts the
-        matches without building them: a page of a dense area costs a chord comparison per
-        candidate and the exact distances of about ``limit`` of them, not an object per match.
+        Equal to ``page_of(within(lat, lon, radius_m), limit, after)``, but the matches are
+        counted without being built: a page of a dense area costs a few multiplications per
+        candidate and the exact distances of about ``limit`` of them.
 
         With ``where``, only the points that pass it are matches: counted, paged and returned
         as if no other point were held (a category search: ``where=(categories, "cafe")``).
-        The compiled scan drops the others before anything is counted.
 
         Args:
             lat: latitude, degrees in [-90, 90].
@@ -325,11 +297,8 @@ class IndexBase(Generic[K]):
             after: ``None`` for the first page, else ``(distance_m, id)`` of the previous
                 page's last hit; a hit equal to it is not repeated.
             where: ``None``, or ``(table, value)``: only points whose ``table[id] == value``;
-                ``table`` is a list indexed by int id or a dict, and an id it does not hold
+                ``table`` is a list indexed by id or a dict, and an id it does not hold
                 does not pass.
-
-        Returns:
-            The :class:`Page`.
 
         Raises:
             InvalidCoordinate: bad ``lat`` or ``lon``.
@@ -343,9 +312,15 @@ class IndexBase(Generic[K]):
             check_count(limit, "limit")
         if after is not None:
             check_after(after)
-        if where is not None:
-            check_where(where)
-        return self._page(lat, lon, radius_m, limit, after, where)
+        if where is None:
+            return Page._make(self._native.page(lat, lon, radius_m, limit, after))
+        check_where(where)
+        return Page._make(self._native.page(lat, lon, radius_m, limit, after, where[0], where[1]))
+
+    def ranges(self, lat: float, lon: float, radius_m: float) -> list[tuple[int, int]]:
+        """The key ranges (inclusive, sorted) a query reads: its plan, for tools and tests."""
+        self._check_query(lat, lon, radius_m)
+        return self._native.ranges(lat, lon, radius_m)
 
     def _check_query(self, lat: float, lon: float, radius_m: float) -> None:
         # Fast path inline (queries are the hot calls); the check_* functions build the errors.
@@ -354,20 +329,15 @@ class IndexBase(Generic[K]):
         if not (type(radius_m) is float and 0.0 < radius_m <= self._max_radius_m):
             check_radius(radius_m, self._max_radius_m)
 
-    def nearest(self, lat: float, lon: float, k: int, max_radius_m: float | None = None) -> list[tuple[K, float]]:
+    def nearest(self, lat: float, lon: float, k: int, max_radius_m: float | None = None) -> list[tuple[int, float]]:
         """The ``k`` points nearest to a location.
 
-        Args:
-            lat: latitude, degrees in [-90, 90].
-            lon: longitude, degrees in [-180, 180].
-            k: how many, an integer >= 1.
-            max_radius_m: if given, only points within this many metres
-                (``0 < max_radius_m <= max_radius_m`` of the index); if ``None`` the whole
-                sphere is searched.
+        Expanding radius: a round that finds ``k`` points within radius ``r`` has its ``k``-th
+        at distance ``<= r``, and every point not yet seen is farther than ``r``, so the answer
+        is exact. The last round uses ``max_radius_m`` itself (``None``: the whole sphere).
 
         Returns:
-            Up to ``k`` ``(id, distance_m)`` pairs sorted by distance, then id; fewer when
-            the index (or the radius) holds fewer points.
+            Up to ``k`` ``(id, distance_m)`` pairs sorted by distance, then id.
 
         Raises:
             InvalidCoordinate: bad ``lat`` or ``lon``.
@@ -378,19 +348,13 @@ class IndexBase(Generic[K]):
         check_count(k, "k")
         if max_radius_m is not None:
             check_radius(max_radius_m, self._max_radius_m, "max_radius_m")
-        if not self._points:
-            return []
-        return self._nearest(lat, lon, k, math.inf if max_radius_m is None else max_radius_m)
-
-    def _nearest(self, lat: float, lon: float, k: int, cap_m: float) -> list[tuple[K, float]]:
-        """Expanding-radius k-nearest: exact because a round that finds ``k`` points within
-        radius ``r`` has its ``k``-th at distance ``<= r``, and every point not yet seen is
-        farther than ``r``. The last round uses ``cap_m`` itself (``inf``: whole sphere)."""
-        if len(self._points) <= k and cap_m == math.inf:
-            return self._within(lat, lon, cap_m, k)
+        cap_m = math.inf if max_radius_m is None else float(max_radius_m)
+        lat, lon = float(lat), float(lon)
+        if len(self) <= k and cap_m == math.inf:
+            return self._native.page(lat, lon, cap_m, k)[2]
         radius = min(_NEAREST_START_M, cap_m)
         while True:
-            hits = self._within(lat, lon, radius, k)
+            hits: list[tuple[int, float]] = self._native.page(lat, lon, radius, k)[2]
             if len(hits) >= k or radius >= cap_m:
                 return hits
             radius = min(radius * _NEAREST_GROWTH, cap_m)

@@ -39,6 +39,10 @@ class InvalidOption(GeoIndexError, ValueError):
     """A constructor option of an index is out of range."""
 
 
+class InvalidId(GeoIndexError, ValueError):
+    """A point's id is not an integer in the signed 64-bit range."""
+
+
 class DuplicateId(GeoIndexError, ValueError):
     """``insert`` or ``bulk_load`` was given an id the index already holds (use ``move``)."""
 

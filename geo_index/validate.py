@@ -9,10 +9,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from geo_index.errors import InvalidCoordinate, InvalidCount, InvalidOption, InvalidPosition, InvalidRadius
+from geo_index.errors import InvalidCoordinate, InvalidCount, InvalidId, InvalidOption, InvalidPosition, InvalidRadius
 
 #: Default largest search radius accepted by ``within`` and ``nearest``, metres.
 DEFAULT_MAX_RADIUS_M = 50_000.0
+
+#: The ids an index holds: integers in the signed 64-bit range (the store keeps them as such).
+MIN_ID = -(2**63)
+MAX_ID = 2**63 - 1
 
 
 def _is_real(value: Any) -> bool:
@@ -120,7 +124,14 @@ def check_after(after: Any) -> None:
     """
     if after is None:
         return
-    if type(after) is tuple and len(after) == 2 and _is_real(after[0]) and after[0] == after[0]:
+    if (
+        type(after) is tuple
+        and len(after) == 2
+        and _is_real(after[0])
+        and after[0] == after[0]
+        and type(after[1]) is int
+        and MIN_ID <= after[1] <= MAX_ID
+    ):
         return
     raise InvalidPosition(f"after must be None or a (distance_m, id) pair, got {after!r}")
 
@@ -159,36 +170,35 @@ def check_max_radius_option(max_radius_m: Any) -> float:
     return float(max_radius_m)
 
 
-def check_scan_options(dense_min: Any, native: Any) -> tuple[int | None, bool]:
-    """Check the ``dense_min`` and ``native`` constructor options of an index.
+def check_int_option(value: Any, name: str, lo: int, hi: int) -> int:
+    """Check an integer constructor option of an index.
 
     Args:
-        dense_min: candidate count from which the Python scan filters candidates with
-            numpy, or ``None`` (never).
-        native: ``True`` to use the compiled scan (``geo_index._cscan``), ``False`` for the
-            Python scan, ``None`` for the compiled one when it is built.
+        value: the option's value.
+        name: its name, for the error.
+        lo: the smallest value accepted.
+        hi: the largest value accepted.
 
     Returns:
-        ``(dense_min, native)`` as the index should use them: ``dense_min`` is ``None``
-        when the compiled scan is used (it needs no numpy arrays) or numpy is missing.
+        The value.
 
     Raises:
-        InvalidOption: ``dense_min`` is neither ``None`` nor an integer >= 1; ``native`` is
-            not ``None`` or a bool; ``native=True`` but the extension is not built.
+        InvalidOption: not an ``int`` in ``lo..hi`` (``bool`` is refused).
     """
-    from geo_index._scan import HAVE_NATIVE, HAVE_NUMPY
+    if type(value) is not int or not lo <= value <= hi:
+        raise InvalidOption(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+    return value
 
-    if dense_min is not None and (type(dense_min) is not int or dense_min < 1):
-        raise InvalidOption(f"dense_min must be None or an integer >= 1, got {dense_min!r}")
-    if native is None:
-        native = HAVE_NATIVE
-    elif type(native) is not bool:
-        raise InvalidOption(f"native must be None, True or False, got {native!r}")
-    elif native and not HAVE_NATIVE:
-        raise InvalidOption(
-            "native=True but the compiled scan geo_index._cscan is not built "
-            "(reinstall with a C compiler and the Python headers: make install)"
-        )
-    if native or not HAVE_NUMPY:
-        return None, native
-    return dense_min, native
+
+def check_id(id: Any) -> None:
+    """Check a point's id.
+
+    Args:
+        id: the id.
+
+    Raises:
+        InvalidId: not an ``int`` in the signed 64-bit range (``bool`` is refused).
+    """
+    if type(id) is int and MIN_ID <= id <= MAX_ID:
+        return
+    raise InvalidId(f"ids are integers in {MIN_ID}..{MAX_ID}, got {id!r}")

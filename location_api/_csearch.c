@@ -14,9 +14,9 @@ static PyMethodDef methods[] = {
      "-> str\n\n"
      "location_api.cursor._encode_cursor_python compiled: the same cursor."},
     {"plain_body", (PyCFunction)(void (*)(void))geo_plain_body, METH_FASTCALL,
-     "plain_body(raw, min_radius_m, max_radius_m, default_radius_m, default_limit, max_limit, levels, max_cells,\n"
+     "plain_body(raw, min_radius_m, max_radius_m, default_radius_m, default_limit, max_limit, index,\n"
      "           prefixes, key, dumps) -> bytes or None\n\n"
-     "plain_search, GeohashIndex's first page (levels, max_cells: its compiled_levels()), the cursor and\n"
+     "plain_search, an index's first page (index: its geo_index.native.Index), the cursor and\n"
      "the body in one call: location_api.search.plain_search_body's bytes, or None when raw is not a\n"
      "plain search."},
     {NULL, NULL, 0, NULL},

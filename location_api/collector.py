@@ -21,10 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from geo_index._scan import CellMap
-
-#: The containers :func:`dismantle` empties: lists, dicts and GeohashIndex's cell maps.
-_EMPTIED: tuple[type, ...] = (list, dict) if CellMap is None else (list, dict, CellMap)
+#: The containers :func:`dismantle` empties.
+_EMPTIED: tuple[type, ...] = (list, dict)
 
 #: How many references :func:`dismantle` drops at once; also the size from which a list or
 #: dict held by another is taken apart on its own.
@@ -96,10 +94,6 @@ def _take_contents(obj: Any) -> list[Any]:
         return items
     if kind is dict:
         items = [*obj.keys(), *obj.values()]
-        obj.clear()
-        return items
-    if CellMap is not None and kind is CellMap:  # int keys: only the cells need taking apart
-        items = obj.values()
         obj.clear()
         return items
     if kind is tuple:

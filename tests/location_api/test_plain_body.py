@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo_common.places import offset_point
-from geo_index import GeohashIndex
-from geo_index._cscan import scan_levels
+from geo_index import native
 from location_api import search
 from location_api._csearch import plain_body as native_plain_body
 from location_api.catalog import Catalog
@@ -47,13 +46,13 @@ def _expected(strategy: str, raw: str) -> bytes | None:
     return None if plain is None else plain_search_body(CATALOG, strategy, *plain, KEY)
 
 
-def test_only_a_compiled_geohash_index_is_answered_in_one_call() -> None:
-    assert set(CATALOG.compiled) == {"geohash"}
+def test_every_index_is_answered_in_one_call() -> None:
+    assert set(CATALOG.compiled) == {"geohash", "quadtree", "s2"}
     # the one call is what plain_body makes
     assert search._plain_body_native is native_plain_body  # noqa: SLF001 - the compiled call wired in
-    assert GeohashIndex(native=False).compiled_levels() is None
-    levels, max_cells = CATALOG.compiled["geohash"]
-    assert isinstance(levels, tuple) and max_cells == 12
+    for strategy, index in CATALOG.indexes.items():
+        assert isinstance(CATALOG.compiled[strategy], native.Index)
+        assert CATALOG.compiled[strategy] is index.native
 
 
 _NUMBERS = st.one_of(
@@ -121,8 +120,8 @@ def test_pages_with_and_without_a_cursor_and_the_hard_places() -> None:
 
 
 def _native(raw: str, *, max_limit: int = 100, **changed: object) -> bytes | None:
-    levels, max_cells = CATALOG.compiled["geohash"]
-    args = {"levels": levels, "max_cells": max_cells, "prefixes": CATALOG.cards.hits, "key": KEY, "dumps": orjson.dumps}
+    assert CATALOG.cards is not None
+    args = {"index": CATALOG.compiled["geohash"], "prefixes": CATALOG.cards.hits, "key": KEY, "dumps": orjson.dumps}
     args.update(changed)
     return native_plain_body(
         raw,
@@ -131,8 +130,7 @@ def _native(raw: str, *, max_limit: int = 100, **changed: object) -> bytes | Non
         DEFAULT_RADIUS_M,
         DEFAULT_LIMIT,
         max_limit,
-        args["levels"],
-        args["max_cells"],
+        args["index"],
         args["prefixes"],
         args["key"],
         args["dumps"],
@@ -148,10 +146,10 @@ def test_pages_longer_than_one_batch_of_floats() -> None:
         assert body is not None and len(orjson.loads(body)["businesses"]) == limit
 
 
-def test_the_compiled_levels_follow_the_index_as_it_changes() -> None:
+def test_the_compiled_index_follows_the_index_as_it_changes() -> None:
     catalog = Catalog.build(ROWS, max_radius_m=MAX_RADIUS_M, strategies=("geohash",))
     index = catalog.indexes["geohash"]
-    levels, max_cells = catalog.compiled["geohash"]
+    compiled = catalog.compiled["geohash"]
     rng = random.Random(5)
     for bid in rng.sample(range(1, len(ROWS) + 1), 200):
         index.remove(bid)
@@ -159,7 +157,7 @@ def test_the_compiled_levels_follow_the_index_as_it_changes() -> None:
         index.insert(bid, 48.85 + rng.uniform(-0.1, 0.1), 2.35 + rng.uniform(-0.1, 0.1))
     for lat, lon in CENTRES:
         for radius in (1000.0, 20_000.0, 50_000.0):
-            assert scan_levels(levels, max_cells, lat, lon, radius, 20, None) == tuple(index.page(lat, lon, radius, 20))
+            assert compiled.page(lat, lon, radius, 20) == tuple(index.page(lat, lon, radius, 20))
 
 
 def test_bad_arguments_are_refused() -> None:
@@ -169,9 +167,9 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(TypeError):
         _native(b"latitude=1&longitude=2")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        _native(plain, levels=[])
+        _native(plain, index=[])
     with pytest.raises(TypeError):
-        _native(plain, levels=((1.0, 2.0),))
+        _native(plain, index=CATALOG.indexes["geohash"])  # the Python index, not its compiled part
     with pytest.raises(TypeError):
         _native(plain, key="text")
     with pytest.raises(ValueError, match="64 bytes"):
@@ -180,7 +178,5 @@ def test_bad_arguments_are_refused() -> None:
         _native(plain, prefixes=tuple(CATALOG.cards.hits))
     with pytest.raises(KeyError):
         _native(plain, prefixes={})  # the page's businesses have no prefix there
-    with pytest.raises(TypeError):
-        _native(plain, max_cells="12")
     # Not a plain search: nothing else is looked at.
-    assert _native("latitude=48.85&longitude=2.35&expand=true", levels=None) is None
+    assert _native("latitude=48.85&longitude=2.35&expand=true", index=None) is None

@@ -23,8 +23,7 @@ from multidict import MultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from geo_common.places import Place, offset_point
-from geo_index import GeohashIndex, InvalidCoordinate, haversine_m
-from geo_index._scan import CellMap
+from geo_index import InvalidCoordinate, haversine_m
 from location_api import collector, cursor, validate
 from location_api.cards import CardTable, card_for
 from location_api.catalog import Catalog
@@ -678,17 +677,6 @@ def test_dismantle_frees_every_part_of_a_nested_structure() -> None:
     assert not root.__dict__  # emptied
     del root
     assert [r() for r in refs] == [None] * len(refs)  # freed by reference counts: no collection needed
-
-
-def test_dismantle_takes_apart_a_geohash_indexs_cell_maps() -> None:
-    index = GeohashIndex(max_radius_m=50_000.0)
-    index.bulk_load([(i, 48.0 + i * 1e-4, 2.0 + i * 1e-4) for i in range(3000)])
-    maps = [lv.cells for lv in index._levels]  # noqa: SLF001
-    assert all(type(m) is CellMap for m in maps) and max(len(m) for m in maps) > 8
-    some_ids = maps[0].values()[0][1]
-    collector.dismantle(index, 8)
-    assert all(len(m) == 0 for m in maps)
-    assert some_ids == []  # a list longer than a step, inside the map: emptied as well
 
 
 def test_dismantle_empties_the_frame_and_leaves_the_many_small_objects_whole() -> None:

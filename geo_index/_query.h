@@ -1,0 +1,42 @@
+/* The exact scan of a query's key ranges: a page of (distance, id) and the match counts.
+ *
+ * Every distance reported is geo_index.haversine_m's, bit for bit: the same operations in the
+ * same order with the C library's sin, cos, asin and sqrt (built with -ffp-contract=off). Most
+ * candidates never need it: a few multiplications bound the haversine term ``a`` of a nearby
+ * point (Taylor polynomials of the same sines and cosine, within 1e-10 of it), and only a
+ * point whose bound straddles the radius (or the page's start) within a relative 1e-9, or one
+ * that may belong to the page, gets the exact distance. */
+#ifndef GEO_QUERY_H
+#define GEO_QUERY_H
+#include "_store.h"
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    double d;
+    int64_t id;
+} QHit;
+
+/* 1: the point passes the page's filter; 0: it does not; -1: an error (the scan stops). */
+typedef int (*QFilter)(void *ctx, int64_t id);
+
+typedef struct {
+    int on;          /* a page after (d, id) */
+    double d;
+    int64_t id;
+} QAfter;
+
+typedef struct {
+    size_t total;     /* points within the radius (that pass the filter) */
+    size_t following; /* of them, ordered after ``after`` */
+    size_t count;     /* hits[0..count): the first ``limit`` of those, by (distance, id) */
+    QHit *hits;       /* malloc'd; the caller frees it */
+} QPage;
+
+/* limit < 0: every match. Returns 0, -1 out of memory, -2 the filter failed. */
+int query_page(const Store *s, const uint64_t *lo, const uint64_t *hi, size_t nranges, double lat, double lon,
+               double radius_m, long limit, const QAfter *after, QFilter filter, void *ctx, QPage *out);
+
+/* geo_index.haversine_m(lat1, lon1, lat2, lon2), bit for bit. */
+double haversine(double lat1, double lon1, double lat2, double lon2);
+#endif
