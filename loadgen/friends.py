@@ -325,8 +325,3 @@ def backoff_s(failures: int) -> float:
     """How long a client waits after ``failures`` failed connection attempts in a row: 0.2 s,
     doubling, at most 5 s (so that a server coming back is not met by every client at once)."""
     return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** max(0, failures - 1))
-
-
-def updates_per_second(users: int, online_fraction: float, interval_s: float) -> float:
-    """The steady update rate a run makes: online users / interval."""
-    return users * online_fraction / interval_s

@@ -130,9 +130,6 @@ class Ledger:
         """
         return any(u.expected and (u.sender == user or user in u.expected) for u in self._sent.values())
 
-    def latest_seq(self, receiver: int, sender: int) -> int | None:
-        return self._last_seq.get((receiver, sender))
-
     def settle(self, now: float, *, everything: bool = False) -> None:
         """Count what is still expected of updates older than ``settle_after_s`` (or of all).
 

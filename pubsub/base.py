@@ -7,11 +7,6 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import ClassVar
 
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 
 class PubSub(abc.ABC):
     """Publish messages to channels and receive those of subscribed channels.
@@ -71,15 +66,6 @@ class PubSub(abc.ABC):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
-
-
-def publish_retry() -> Retry:
-    """The retry policy of publishing clients: three quick retries on a dropped connection.
-
-    A restarted node closes every pooled connection; the next command finds its socket dead
-    and is retried on a fresh one, so publishing resumes without the caller noticing.
-    """
-    return Retry(ExponentialBackoff(cap=0.5, base=0.02), 3, (RedisConnectionError, RedisTimeoutError))
 
 
 def unique(channels: Iterable[str]) -> list[str]:

@@ -156,14 +156,6 @@ class NodeSubscriber:
         """True while a connection is up (its subscriptions may still be restoring)."""
         return self._connected.is_set()
 
-    async def wait_connected(self, timeout: float) -> bool:
-        """Wait until connected; returns False on timeout."""
-        try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
     # --- subscriptions --------------------------------------------------------------------
 
     @property

@@ -203,11 +203,6 @@ class Stack:
         tier.up(ensure_binaries(), env, extra_env=extra_env)
         return tier
 
-    def full_tier(self) -> FullTier | None:
-        """The full tier of this stack, if ``up --full`` ever ran here."""
-        state = self._state(create=False)
-        return FullTier(self.layout, state) if state is not None and has_full(state) else None
-
     def down(self) -> list[str]:
         """Stop exactly the processes this stack started (found through their pid files).
 
