@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from aiohttp import WSCloseCode, web
 
 from friends_ws.cache import LocationCache
+from friends_ws.clock import now_ms
 from friends_ws.db import Database
 from friends_ws.history import HistoryWriter
-from friends_ws.hub import Hub, now_ms
+from friends_ws.hub import Hub
 from friends_ws.keys import (
     authenticator_key,
     cache_key,

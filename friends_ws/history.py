@@ -14,6 +14,7 @@ user's rows on the primary itself.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import logging
 
@@ -23,6 +24,10 @@ from friends_ws.db import Database, DatabaseUnavailable
 from geo_common.history_db import HistoryRow, delete_history, insert_history
 
 log = logging.getLogger(__name__)
+
+
+def _utc(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
 class HistoryWriter:
@@ -57,6 +62,12 @@ class HistoryWriter:
         """Start the background writer."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="history-writer")
+
+    def record(self, user_id: int, point: tuple[float, float], *, received_ms: int, sent_at_ms: int | None) -> None:
+        """Queue the point (degrees) a user sent, received at ``received_ms`` by the server and
+        sent at ``sent_at_ms`` by the client's clock (Unix milliseconds; None: not said)."""
+        sent_at = None if sent_at_ms is None else _utc(sent_at_ms)
+        self.append(HistoryRow(user_id, point[0], point[1], _utc(received_ms), sent_at))
 
     def append(self, row: HistoryRow) -> None:
         """Queue one row (never waits)."""

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from friends_ws.broker import Broker
 from friends_ws.cache import LocationCache
+from friends_ws.clock import now_ms
 from friends_ws.fanout import Fanout
 from friends_ws.flushing import FlushQueue
 from friends_ws.follower import Owner
@@ -50,11 +50,6 @@ _ERASURES_WAIT_S = 5.0
 #: The routing key of the erasures channel (location channels have user ids, control
 #: channels their bitwise inverse, both never 0).
 _ERASURES_KEY = 0
-
-
-def now_ms() -> int:
-    """Wall-clock time, Unix milliseconds (the ``updated_at`` of locations)."""
-    return time.time_ns() // 1_000_000
 
 
 class Hub:

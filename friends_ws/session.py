@@ -12,7 +12,6 @@ a replica that trails must not turn sharing back on that the user just turned of
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import secrets
 import time
@@ -21,9 +20,10 @@ import asyncpg
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from friends_ws.clock import now_ms
 from friends_ws.db import DatabaseUnavailable
 from friends_ws.following import Following
-from friends_ws.hub import Hub, now_ms
+from friends_ws.hub import Hub
 from friends_ws.link import Link, WriteBuffer
 from friends_ws.nearby import coarsen
 from friends_ws.privacy import kept_point
@@ -49,7 +49,7 @@ from friends_ws.protocol import (
     parse_client_message,
 )
 from friends_ws.services import Services
-from geo_common import friends_db, history_db
+from geo_common import friends_db
 from geo_common.friends_db import Grant, User
 from geo_common.presence import (
     Control,
@@ -73,13 +73,8 @@ from pubsub import PubSubError
 
 log = logging.getLogger(__name__)
 
-_UTC = dt.UTC
 #: A backend (PostgreSQL, Redis) is down or unreachable: the request fails, the session lives.
 _BACKEND_ERRORS = (DatabaseUnavailable, PubSubError, RedisError, asyncpg.PostgresError, OSError, TimeoutError)
-
-
-def _utc(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=_UTC)
 
 
 def _sharing_of(user: User | None) -> Sharing:
@@ -228,8 +223,7 @@ class Session(Link):
         received = now_ms()
         kept = kept_point(update.latitude, update.longitude, self.sharing)
         if kept is not None:
-            sent_at = None if update.timestamp is None else _utc(update.timestamp)
-            self.services.history.append(history_db.HistoryRow(self.user_id, *kept, _utc(received), sent_at))
+            self.services.history.record(self.user_id, kept, received_ms=received, sent_at_ms=update.timestamp)
         if self.home_region is None:
             await self._claim_home(update.latitude, update.longitude)
         self._last_sent_at = update.timestamp

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from friends_ws.hub import now_ms
+from friends_ws.clock import now_ms
 from geo_common import consent_db, friends_db
 from geo_common.announcements import Publication
 from geo_common.presence import Access, Location, encode_access, encode_location, location_channel
