@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
 
+from friends_ws.broker import Broker
 from friends_ws.cache import LocationCache
 from friends_ws.clock import now_ms
 from friends_ws.db import Database
+from friends_ws.fanout import Fanout
+from friends_ws.flushing import FlushQueue
 from friends_ws.history import HistoryWriter
 from friends_ws.hub import Hub
 from friends_ws.keys import (
@@ -23,13 +26,18 @@ from friends_ws.keys import (
     services_key,
     settings_key,
 )
+from friends_ws.keepalive import Keepalive
 from friends_ws.lifetimes import TokenLifetimes
 from friends_ws.limits import UserLimits
+from friends_ws.metrics import Stats
+from friends_ws.publisher import Publisher
 from friends_ws.resync import Resync
 from friends_ws.retention import Purger
 from friends_ws.routes import setup_routes
 from friends_ws.services import Services
 from friends_ws.session_config import SessionConfig
+from friends_ws.subscriptions import Subscriptions
+from friends_ws.tasks import Tasks
 from friends_ws.verifier import Verifier
 from geo_common.identity import Authenticator
 from geo_common.regions import RegionMap
@@ -76,23 +84,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
         breaker_reset_s=settings.breaker_reset_s,
         tls_ca=settings.redis_tls_ca,
     )
-    hub = Hub(
-        app[regions_key],
-        cache=cache,
-        namespace=settings.redis_namespace,
-        ttl_s=settings.location_ttl_s,
-        ping_interval_s=settings.ws_ping_interval_s,
-        bus_options={
-            "probe_interval_s": settings.pubsub_probe_s,
-            "probe_timeout_s": settings.pubsub_probe_s,
-            "handoff_s": settings.pubsub_ring_handoff_s,
-            "tls_ca": settings.redis_tls_ca,
-        },
-        breaker_failures=settings.breaker_failures,
-        breaker_reset_s=settings.breaker_reset_s,
-        on_erasure=history.erase,
-    )
-    hub.on_restored = Resync(hub, db).restored
+    hub = _hub(settings, app[regions_key], cache=cache, db=db, history=history)
     purger = Purger(db, retention_days=settings.history_retention_days, interval_s=settings.history_purge_interval_s)
     lifetimes = TokenLifetimes(leeway_ms=settings.jwt_leeway_s * 1000, clock=now_ms)
     try:
@@ -103,24 +95,28 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
         app[db_key], app[cache_key], app[hub_key], app[history_key] = db, cache, hub, history
         app[purger_key] = purger
         app[services_key] = Services(
-            hub,
-            cache,
-            db,
-            history,
-            SessionConfig(
+            regions=app[regions_key],
+            stats=hub.stats,
+            subscriptions=hub.subscriptions,
+            publisher=hub.publisher,
+            friends=hub.fanout,
+            cache=cache,
+            db=db,
+            history=history,
+            config=SessionConfig(
                 radius_m=settings.friend_radius_m,
                 min_radius_m=settings.friend_radius_min_m,
                 max_radius_m=settings.friend_radius_max_m,
                 margin_m=settings.friend_hysteresis_m,
                 queue_size=settings.ws_queue_size,
             ),
-            UserLimits(
+            limits=UserLimits(
                 updates_per_s=settings.ws_max_updates_per_s,
                 messages_per_s=settings.ws_max_messages_per_s,
                 max_sockets=settings.ws_max_sockets_per_user,
             ),
-            lifetimes,
-            Verifier(app[authenticator_key], db),
+            lifetimes=lifetimes,
+            verifier=Verifier(app[authenticator_key], db),
         )
         yield
     finally:
@@ -134,12 +130,53 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
         await app[authenticator_key].close()
 
 
+def _hub(settings: Settings, regions: RegionMap, *, cache: LocationCache, db: Database, history: HistoryWriter) -> Hub:
+    """The pub/sub side of the process, each part given the parts it uses."""
+    namespace = settings.redis_namespace
+    stats, tasks = Stats(), Tasks()
+    broker = Broker(
+        regions,
+        bus_options={
+            "probe_interval_s": settings.pubsub_probe_s,
+            "probe_timeout_s": settings.pubsub_probe_s,
+            "handoff_s": settings.pubsub_ring_handoff_s,
+            "tls_ca": settings.redis_tls_ca,
+        },
+        breaker_failures=settings.breaker_failures,
+        breaker_reset_s=settings.breaker_reset_s,
+    )
+    ttl_ms = int(settings.location_ttl_s * 1000)
+    fanout = Fanout(regions, broker=broker, cache=cache, namespace=namespace, ttl_ms=ttl_ms, spawn=tasks.spawn)
+    subscriptions = Subscriptions(
+        regions,
+        broker=broker,
+        fanout=fanout,
+        namespace=namespace,
+        stats=stats,
+        spawn=tasks.spawn,
+        on_erasure=history.erase,
+    )
+    return Hub(
+        stats=stats,
+        broker=broker,
+        subscriptions=subscriptions,
+        fanout=fanout,
+        publisher=Publisher(regions, broker=broker, namespace=namespace),
+        resync=Resync(subscriptions, fanout, cache=cache, db=db, spawn=tasks.spawn),
+        flush=FlushQueue(),
+        keepalive=Keepalive(settings.ws_ping_interval_s),
+        tasks=tasks,
+    )
+
+
 async def _close_sessions(app: web.Application) -> None:
     """On shutdown, close every connection with 1001 so handlers finish and flush."""
     if hub_key not in app:
         return
-    sessions = list(app[hub_key].sessions)
     await asyncio.gather(
-        *(s.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down") for s in sessions),
+        *(
+            link.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+            for link in app[hub_key].keepalive
+        ),
         return_exceptions=True,
     )

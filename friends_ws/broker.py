@@ -2,8 +2,8 @@
 under a circuit breaker.
 
 This is the "node" half of the hub (in centrifuge's terms): it knows regions, backends and
-channels, not users or sessions. Each subscribed channel has a routing key (an int the hub
-chooses: a user id, inverted for control channels); a message is handed on with its
+channels, not users or sessions. Each subscribed channel has a routing key (an int its
+subscriber chooses, see :mod:`friends_ws.subscriptions`); a message is handed on with its
 channel's key, and a late message for a channel just unsubscribed is dropped here. A
 channel several callers subscribe at once is subscribed once; later callers wait for the
 same confirmation, so no caller returns before Redis confirmed the channel and an update
@@ -32,14 +32,17 @@ from pubsub import PubSub, RingPubSub, create_pubsub
 _PUBLISH_FAILURES: tuple[type[BaseException], ...] = (OSError, RedisConnectionError, RedisTimeoutError)
 
 
+def _nobody(key: int, data: bytes) -> None:
+    """Where messages go before :meth:`Broker.start`: no backend delivers any yet."""
+
+
 class Broker:
     """One pub/sub backend per region, and its publishing breaker.
 
+    Messages go nowhere until :meth:`start` names who hears them.
+
     Args:
         regions: the region map (each region's backend and nodes).
-        on_message: called with ``(key, data)`` for every message of a routed channel.
-        on_restored: called with a region's name once its subscriptions are back after a
-            reconnection (messages published meanwhile were lost).
         bus_options: keyword options for every backend (probing, ring handoff, ...).
         breaker_failures: consecutive publishing failures that open a region's breaker.
         breaker_reset_s: how long an open breaker refuses publishing before a probe, seconds.
@@ -49,15 +52,12 @@ class Broker:
         self,
         regions: RegionMap,
         *,
-        on_message: Callable[[int, bytes], None],
-        on_restored: Callable[[str], None],
         bus_options: Mapping[str, Any] | None = None,
         breaker_failures: int = 5,
         breaker_reset_s: float = 2.0,
     ) -> None:
         self.regions = regions
-        self._on_message = on_message
-        self._on_restored = on_restored
+        self._on_message: Callable[[int, bytes], None] = _nobody
         self._bus_options = dict(bus_options or {})
         self.buses: dict[str, PubSub] = {}
         #: Publishing breaker of each region.
@@ -74,8 +74,15 @@ class Broker:
         # channel -> routing key: one int per channel rather than a (kind, id) tuple.
         self._routes: dict[str, int] = {}
 
-    async def start(self) -> None:
-        """Create and start one backend per region."""
+    async def start(self, *, on_message: Callable[[int, bytes], None], on_restored: Callable[[str], None]) -> None:
+        """Create and start one backend per region.
+
+        Args:
+            on_message: called with ``(key, data)`` for every message of a routed channel.
+            on_restored: called with a region's name once its subscriptions are back after a
+                reconnection (messages published meanwhile were lost).
+        """
+        self._on_message = on_message
         for region in self.regions.regions:
             options = dict(self._bus_options)
             if region.pubsub_backend != "ring":
@@ -84,7 +91,7 @@ class Broker:
                 region.pubsub_backend,
                 region.pubsub_nodes,
                 on_message=self._dispatch,
-                on_restored=functools.partial(self._on_restored, region.name),
+                on_restored=functools.partial(on_restored, region.name),
                 **options,
             )
             await bus.start()

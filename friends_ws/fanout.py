@@ -252,3 +252,13 @@ class Fanout:
             for follower in list(self.listeners.get(user_id, ())):
                 follower.friend_left(user_id, "expired")
         return expired
+
+    async def run_expiry(self, clock: Callable[[], int]) -> None:
+        """Expire friends once per bucket of the expiry wheel, until cancelled.
+
+        Args:
+            clock: the wall clock, Unix milliseconds (locations' ``updated_at`` are wall-clock times).
+        """
+        while True:
+            await asyncio.sleep(self.expiry.granularity_ms / 1000)
+            self.expire(clock())

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from friends_ws.link import Link
+from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+
+class Flushable(Protocol):
+    """What the queue needs of a connection (a :class:`~friends_ws.link.Link`)."""
+
+    @property
+    def user_id(self) -> int:
+        """The user (for logs)."""
+        ...
+
+    def flush(self) -> None:
+        """Write every frame waiting (unless the socket is backed up)."""
+        ...
 
 
 class FlushQueue:
@@ -23,10 +33,10 @@ class FlushQueue:
     __slots__ = ("_dirty", "_soon")
 
     def __init__(self) -> None:
-        self._dirty: list[Link] = []
+        self._dirty: list[Flushable] = []
         self._soon = False
 
-    def schedule(self, link: Link) -> None:
+    def schedule(self, link: Flushable) -> None:
         """Have ``link``'s frames written at the end of this loop iteration."""
         self._dirty.append(link)
         if not self._soon:

@@ -1,17 +1,17 @@
-"""What the hub needs of a connection (interfaces only, no behaviour).
+"""What the process's pub/sub side needs of a connection (interfaces only, no behaviour).
 
-The hub routes pub/sub messages to connections without knowing what a connection is: a
+:mod:`friends_ws.fanout`, :mod:`friends_ws.subscriptions` and :mod:`friends_ws.resync`
+route pub/sub messages to connections without knowing what a connection is: a
 :class:`Follower` follows friends' location channels and decides what to show of them, an
 :class:`Owner` is a connected user's connection, told about their control channel's
 messages. :class:`friends_ws.following.Following` and :class:`friends_ws.session.Session`
-implement them; the hub imports neither.
+implement them; none of those modules imports either. The other direction, what a session
+needs of the process, is :mod:`friends_ws.ports`.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
-
-from aiohttp import web
 
 from friends_ws.protocol import FramePattern, LeftReason
 from geo_common.friends_db import Grant
@@ -73,17 +73,10 @@ class Owner(Protocol):
         """Still opening: it reads its grants itself once subscribed."""
         ...
 
-    @property
-    def ws(self) -> web.WebSocketResponse: ...
-
     def control(self, event: Control) -> None:
         """A message on the user's control channel."""
         ...
 
     async def reload(self) -> None:
         """Re-read the user's own row from the primary (their own messages may have been lost)."""
-        ...
-
-    def keepalive(self, now: float, interval_s: float) -> None:
-        """Ping the client when silent, drop it when it stays silent (event-loop time, seconds)."""
         ...

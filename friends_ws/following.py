@@ -21,15 +21,15 @@ geohash-6 cell, and the distance is computed from that point.
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
 
 import asyncpg
 from redis.exceptions import RedisError
 
 from friends_ws.db import Database, DatabaseUnavailable
-from friends_ws.hub import Hub
+from friends_ws.metrics import Stats
 from friends_ws.nearby import Change, View
+from friends_ws.ports import FriendLocations, Sink
 from friends_ws.privacy import Seen, grants, seen_for, shown
 from friends_ws.protocol import (
     FramePattern,
@@ -57,21 +57,6 @@ _BACKEND_ERRORS = (DatabaseUnavailable, asyncpg.PostgresError, PubSubError, *_CA
 CONFIRM_ATTEMPTS = 3
 
 
-class Sink(Protocol):
-    """Where a connection's frames go, and its background work (a :class:`~friends_ws.link.Link`)."""
-
-    @property
-    def closed(self) -> bool:
-        """The connection is over (or closing): nothing more is sent or followed for it."""
-        ...
-
-    def send(self, frame: bytes) -> None: ...
-
-    def send_friend(self, friend_id: int, frame: bytes) -> None: ...
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
-
-
 async def _read_grant(
     conn: asyncpg.Connection, viewer: int, friend: int, *, named: bool
 ) -> tuple[Grant | None, str | None]:
@@ -87,18 +72,41 @@ class Following:
 
     Args:
         user_id: the viewer.
-        hub: the process's hub (subscriptions, latest locations, counters).
+        locations: the friends followed in the process (subscriptions, latest locations).
+        stats: the process's counters.
         db: the database (grants are read on its primary).
         sink: the connection's frames and background tasks.
         radius_m: the initial radius, metres.
         margin_m: the hysteresis margin, metres.
     """
 
-    __slots__ = ("_user_id", "hub", "db", "sink", "view", "position", "_coarse", "_hidden", "_restrictions")
+    __slots__ = (
+        "_user_id",
+        "locations",
+        "stats",
+        "db",
+        "sink",
+        "view",
+        "position",
+        "_coarse",
+        "_hidden",
+        "_restrictions",
+    )
 
-    def __init__(self, user_id: int, *, hub: Hub, db: Database, sink: Sink, radius_m: float, margin_m: float) -> None:
+    def __init__(
+        self,
+        user_id: int,
+        *,
+        locations: FriendLocations,
+        stats: Stats,
+        db: Database,
+        sink: Sink,
+        radius_m: float,
+        margin_m: float,
+    ) -> None:
         self._user_id = user_id
-        self.hub = hub
+        self.locations = locations
+        self.stats = stats
         self.db = db
         self.sink = sink
         #: The friends followed (shown exactly or coarsely), and which of them are in view.
@@ -137,10 +145,10 @@ class Following:
 
     async def first_view(self, latitude: float, longitude: float) -> list[FriendPosition]:
         """The friends in view at the user's first position (degrees), nearest first."""
-        await self.hub.fanout.latest(self.view.friends)
+        await self.locations.latest(self.view.friends)
         # From here on nothing awaits: updates that arrived meanwhile are known already.
         self.position = (latitude, longitude)
-        known = self.hub.fanout.known
+        known = self.locations.known
         visible = []
         for friend_id in self.view.friends:
             location = known.get(friend_id)
@@ -171,7 +179,7 @@ class Following:
         """The user moved or changed radius: friends may enter or leave the view."""
         if self.position is None:
             return
-        known = self.hub.fanout.known
+        known = self.locations.known
         for friend_id in self.view.friends:
             location = known.get(friend_id)
             if location is not None:
@@ -190,7 +198,7 @@ class Following:
         distance = haversine_m(self.position[0], self.position[1], location.latitude, location.longitude)
         change = self.view.update(friend_id, distance)
         if change is Change.ENTER or (moved and change is Change.MOVE):
-            self.hub.stats.deliveries += 1
+            self.stats.deliveries += 1
             if pattern is None:
                 pattern = friend_location_pattern(
                     friend_id, location.latitude, location.longitude, location.updated_at, location.sent_at
@@ -205,7 +213,7 @@ class Following:
             self._left(friend_id, reason)
 
     def _left(self, friend_id: int, reason: LeftReason) -> None:
-        self.hub.stats.departures += 1
+        self.stats.departures += 1
         self.sink.send_friend(friend_id, encode_friend_left(friend_id, reason))
 
     # --- what friends let the viewer see -----------------------------------------------------
@@ -296,14 +304,14 @@ class Following:
                 self._change(friend_id, current, target)
         if not follow or self.sink.closed:
             return
-        await self.hub.fanout.follow(self, follow)
+        await self.locations.follow(self, follow)
         if self.sink.closed:  # it closed meanwhile, and may have unfollowed its friends before this
-            self.hub.fanout.unfollow(self, follow)
+            self.locations.unfollow(self, follow)
             return
         if self.position is None:
             return
         try:
-            latest = await self.hub.fanout.latest(follow)
+            latest = await self.locations.latest(follow)
         except _CACHE_ERRORS as exc:  # shown at their next update instead
             log.info("user %d: the cache could not show new friends now (%s)", self._user_id, exc)
             return
@@ -315,12 +323,12 @@ class Following:
         """Any change but starting to follow: stop following, hide, or change precision."""
         if target in ("coarse", "exact"):  # followed already: show at the new precision now
             self._coarse = self._set(self._coarse, friend_id, target == "coarse")
-            location = self.hub.fanout.known.get(friend_id)
+            location = self.locations.known.get(friend_id)
             if location is not None and self.position is not None:
                 self._judge(location, moved=True)
             return
         if current in ("coarse", "exact"):
-            self.hub.fanout.unfollow(self, [friend_id])
+            self.locations.unfollow(self, [friend_id])
             self._coarse = self._set(self._coarse, friend_id, False)
             if self.view.remove(friend_id):
                 # Hiding reads like going away: the viewer cannot tell it from the friend leaving.

@@ -1,19 +1,23 @@
 """The writing side of one WebSocket connection: a bounded queue, one write per batch, pings.
 
 aiohttp sends a frame per coroutine call; the fan-out writes tens of thousands of frames a
-second, so a :class:`Link` queues its frames and the hub writes every waiting frame of a
-connection in one ``transport.write`` at the end of the event-loop iteration (see
-:mod:`friends_ws.frames`). A client whose socket backs up drains in a task of its own while
-its queue keeps the newest frame per friend (:class:`~friends_ws.outbox.Outbox`); a client
-whose queue overflows is closed. Keepalive is one loop in the hub for every connection
-instead of a timer and a task per connection.
+second, so a :class:`Link` queues its frames and the process's flush queue
+(:mod:`friends_ws.flushing`) writes every waiting frame of a connection in one
+``transport.write`` at the end of the event-loop iteration (see :mod:`friends_ws.frames`). A
+client whose socket backs up drains in a task of its own while its queue keeps the newest
+frame per friend (:class:`~friends_ws.outbox.Outbox`); a client whose queue overflows is
+closed. Keepalive is one loop for every connection (:mod:`friends_ws.keepalive`) instead of a
+timer and a task per connection.
+
+A link knows nothing of friends or sharing: a :class:`~friends_ws.session.Session` holds one
+(as a :class:`~friends_ws.ports.SessionLink`) and decides what to send through it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, web
@@ -42,21 +46,15 @@ class WriteBuffer(Protocol):
     def abort(self) -> None: ...
 
 
-class Flusher(Protocol):
-    """What a link needs of the hub: counters, and a flush at the end of the iteration."""
-
-    stats: Stats
-
-    def schedule(self, link: Link) -> None: ...
-
-
 class Link:
     """Frames queued for one client, and whether the client is alive.
 
     Args:
         ws: the prepared WebSocket (for closing it).
         transport: its transport (frames are written to it directly).
-        hub: schedules flushes and counts.
+        schedule: has the link flushed at the end of the loop iteration
+            (:meth:`friends_ws.flushing.FlushQueue.schedule`).
+        stats: the process's counters.
         user_id: the user (for logs).
         queue_size: the most frames that may wait.
     """
@@ -64,7 +62,7 @@ class Link:
     __slots__ = (
         "ws",
         "transport",
-        "hub",
+        "stats",
         "user_id",
         "queue_size",
         "outbox",
@@ -74,14 +72,23 @@ class Link:
         "_tasks",
         "_drainer",
         "_scheduled",
+        "_schedule",
     )
 
     def __init__(
-        self, ws: web.WebSocketResponse, transport: WriteBuffer, hub: Flusher, *, user_id: int, queue_size: int
+        self,
+        ws: web.WebSocketResponse,
+        transport: WriteBuffer,
+        *,
+        schedule: Callable[[Link], None],
+        stats: Stats,
+        user_id: int,
+        queue_size: int,
     ) -> None:
         self.ws = ws
         self.transport = transport
-        self.hub = hub
+        self._schedule = schedule
+        self.stats = stats
         self.user_id = user_id
         self.queue_size = queue_size
         #: Frames waiting to be written (None while nothing waits, which is nearly always).
@@ -101,6 +108,11 @@ class Link:
             task.cancel()
         if self._drainer is not None:
             self._drainer.cancel()
+
+    def close(self, code: int, reason: bytes) -> None:
+        """Write nothing more and close the WebSocket with ``code`` (in the background)."""
+        self.closed = True
+        self.spawn(self.ws.close(code=code, message=reason))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run work of this connection in the background (cancelled when it stops)."""
@@ -128,24 +140,23 @@ class Link:
         if not outbox.put(frame, friend_id=friend_id):
             self._overflow()
             return
-        self.hub.stats.replaced += outbox.replaced - replaced
+        self.stats.replaced += outbox.replaced - replaced
         if not self._scheduled and self._drainer is None:
             self._scheduled = True
-            self.hub.schedule(self)
+            self._schedule(self)
 
     def _overflow(self) -> None:
         """The client reads too slowly for its queue: close it (it reconnects to a fresh init)."""
-        self.closed = True
-        self.hub.stats.slow_closes += 1
+        self.stats.slow_closes += 1
         log.info(
             "user %d: closing a connection whose reader fell %d frames behind", self.user_id, len(self.outbox or ())
         )
-        self.spawn(self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"reader too slow"))
+        self.close(WSCloseCode.TRY_AGAIN_LATER, b"reader too slow")
 
     def flush(self) -> None:
         """Write every waiting frame in one write, unless the socket is backed up.
 
-        Called by the hub once per loop iteration for each session with frames waiting. A
+        Called by the flush queue once per loop iteration for each link with frames waiting. A
         socket whose buffer holds more than :data:`HIGH_WATER` bytes is left to a drain task,
         and meanwhile its queue keeps only the newest frame per friend.
         """
@@ -163,7 +174,7 @@ class Link:
         frames = outbox.take()
         self.outbox = None
         transport.write(text_frames(frames))
-        self.hub.stats.frames += len(frames)
+        self.stats.frames += len(frames)
 
     async def _drain(self) -> None:
         """A slow reader: wait for its socket to drain, then write what is newest per friend."""
@@ -174,7 +185,7 @@ class Link:
                     continue
                 frames = self.outbox.take()
                 self.transport.write(text_frames(frames))
-                self.hub.stats.frames += len(frames)
+                self.stats.frames += len(frames)
         finally:
             self._drainer = None
             self.outbox = None

@@ -2,7 +2,7 @@
 
 Redis pub/sub keeps nothing for a disconnected subscriber, so whatever was published while
 the connection was down is gone: friendships ended, friends who hid or switched a viewer to
-coarse, locations. Once a region's subscriptions are back (:attr:`friends_ws.hub.Hub.on_restored`):
+coarse, locations. Once a region's subscriptions are back (the broker calls :meth:`Resync.soon`):
 
 1. every connected user's grants are re-read from the primary, in chunks, and each
    connection drops, hides, coarsens, un-coarsens or follows each friend accordingly
@@ -12,6 +12,9 @@ coarse, locations. Once a region's subscriptions are back (:attr:`friends_ws.hub
    friend missing from it left (offline, sharing off or expired) meanwhile;
 3. every connected user's own row is re-read from the primary: sharing turned off (or an
    erasure) on another connection meanwhile applies to this one too.
+
+A region that reconnects again while its catch-up runs is caught up once more afterwards:
+what the running one read may predate messages lost in the second outage.
 """
 
 from __future__ import annotations
@@ -19,15 +22,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import asyncpg
 from redis.exceptions import RedisError
 
 from friends_ws.cache import LocationCache
 from friends_ws.db import Database, DatabaseUnavailable
+from friends_ws.fanout import Fanout
 from friends_ws.follower import Owner
-from friends_ws.hub import Hub
+from friends_ws.subscriptions import Subscriptions
 from geo_common.breaker import CircuitOpen
 from geo_common.friends_db import grants_to
 from geo_common.presence import Location
@@ -43,33 +48,65 @@ REGRANT_ATTEMPTS = 3
 
 
 class Resync:
-    """What the hub runs after a region's pub/sub reconnection.
+    """What runs after a region's pub/sub reconnection.
 
     Args:
-        hub: the process's hub (its connected users and followed friends).
+        subscriptions: the connections here and their users.
+        fanout: the friends followed here.
+        cache: the location cache (followed friends' latest locations).
         db: the database (grants are read on its primary).
+        spawn: runs a coroutine in the background (one catch-up per region at a time).
     """
 
-    def __init__(self, hub: Hub, db: Database) -> None:
-        self.hub = hub
+    def __init__(
+        self,
+        subscriptions: Subscriptions,
+        fanout: Fanout,
+        *,
+        cache: LocationCache,
+        db: Database,
+        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+    ) -> None:
+        self.subscriptions = subscriptions
+        self.fanout = fanout
+        self.cache = cache
         self.db = db
+        self._spawn = spawn
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+
+    def soon(self, region: str) -> None:
+        """A region's subscriptions are back: catch up, again after the current run if one is
+        under way (what it read may predate messages lost in this outage)."""
+        self._again.add(region)
+        task = self._running.get(region)
+        if task is None or task.done():
+            self._running[region] = self._spawn(self._catch_up(region))
+
+    async def _catch_up(self, region: str) -> None:
+        while region in self._again:
+            self._again.discard(region)
+            try:
+                await self.restored(region)
+            except Exception:  # a bug: log it; the next reconnection tries again
+                log.exception("catching up after the reconnection of region %s failed", region)
 
     async def restored(self, region: str) -> None:
         """Re-read every connected user's grants, catch up with the region's cache, then
         re-read every connected user's own row."""
         await self.regrant_all()
-        await resync_region(self.hub, region)
+        await resync_region(self.fanout, self.cache, region)
         await self.reload_users()
 
     async def reload_users(self) -> None:
         """Have every connection here re-read its user's row from the primary."""
-        owners = [owner for owner in self.hub.sessions if not owner.loading]
+        owners = [owner for owner in self.subscriptions.sessions if not owner.loading]
         for start in range(0, len(owners), CHUNK):
             await asyncio.gather(*(owner.reload() for owner in owners[start : start + CHUNK]))
 
     async def regrant_all(self) -> None:
         """Re-read the grants of every user connected here, from the primary, and apply them."""
-        users = list(self.hub.owners)
+        users = list(self.subscriptions.owners)
         for start in range(0, len(users), CHUNK):
             await self._regrant(users[start : start + CHUNK])
         log.info("re-read the grants of %d connected user(s) from the primary", len(users))
@@ -80,7 +117,7 @@ class Resync:
             owners: list[tuple[Owner, int]] = [
                 (owner, owner.following.restrictions)
                 for u in users
-                for owner in self.hub.owners.get(u, ())
+                for owner in self.subscriptions.owners.get(u, ())
                 if not owner.loading
             ]
             if not owners:
@@ -95,7 +132,7 @@ class Resync:
             for owner, before in owners:
                 if owner.following.restrictions != before:
                     stale.add(owner.user_id)  # a restriction arrived during the read, which may predate it
-                elif owner in self.hub.sessions:  # still connected
+                elif owner in self.subscriptions.sessions:  # still connected
                     current.append(owner.following.regrant(grants.get(owner.user_id, [])))
             for failed in await asyncio.gather(*current, return_exceptions=True):
                 if isinstance(failed, Exception):  # one connection failed to follow: it lives on
@@ -106,13 +143,12 @@ class Resync:
         log.warning("grants of %d user(s) kept changing while being re-read", len(users))
 
 
-async def resync_region(hub: Hub, region: str) -> None:
-    """Bring every friend ``hub`` follows in ``region`` up to date from the region's cache."""
-    fanout = hub.fanout
+async def resync_region(fanout: Fanout, cache: LocationCache, region: str) -> None:
+    """Bring every friend ``fanout`` follows in ``region`` up to date from the region's cache."""
     followed = fanout.followed_in(region)
     for start in range(0, len(followed), CHUNK):
         chunk = followed[start : start + CHUNK]
-        found = await fetch_cached(hub.cache, region, chunk)
+        found = await fetch_cached(cache, region, chunk)
         if found is None:
             return
         for user_id in chunk:

@@ -1,4 +1,9 @@
-"""What every session of the process uses, one of each: built by the app factory."""
+"""What every session of the process uses, one of each: built by the app factory.
+
+The pub/sub side is reached through the narrow interfaces of :mod:`friends_ws.ports`, never
+through the hub itself: a session subscribes its user's control channel, publishes its
+user's news and follows friends, and that is all it may do there.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,25 @@ from dataclasses import dataclass
 from friends_ws.cache import LocationCache
 from friends_ws.db import Database
 from friends_ws.history import HistoryWriter
-from friends_ws.hub import Hub
 from friends_ws.lifetimes import TokenLifetimes
 from friends_ws.limits import UserLimits
+from friends_ws.metrics import Stats
+from friends_ws.ports import FriendLocations, Publishing, UserChannels
 from friends_ws.session_config import SessionConfig
 from friends_ws.verifier import Verifier
+from geo_common.regions import RegionMap
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Services:
     """What every session uses (one of each per process).
 
     Attributes:
-        hub: connections, pub/sub and the process-wide loops.
+        regions: the region map (where a user's channels live).
+        stats: the process's counters.
+        subscriptions: the control channels of the users connected here.
+        publisher: publishing on a user's location and control channels.
+        friends: the friends followed here and their latest locations.
         cache: the location cache.
         db: the PostgreSQL primary.
         history: the location history writer.
@@ -29,7 +40,11 @@ class Services:
         verifier: the verification of bearer tokens (handshake and ``auth`` frames).
     """
 
-    hub: Hub
+    regions: RegionMap
+    stats: Stats
+    subscriptions: UserChannels
+    publisher: Publishing
+    friends: FriendLocations
     cache: LocationCache
     db: Database
     history: HistoryWriter

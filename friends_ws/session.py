@@ -1,10 +1,10 @@
-"""One client connection: what the user sends, what they share, and what waits to be sent.
+"""One client connection: what the user sends, what they share, and what they are sent.
 
-The session is the thin layer between the socket, the hub and the pure core: it decodes a
-client frame with :func:`~friends_ws.protocol.parse_client_message`, updates the cache,
-pub/sub and history, and queues the encoded frames in a bounded
-:class:`~friends_ws.outbox.Outbox` (the writing side is :class:`~friends_ws.link.Link`).
-What the user sees of their friends is its :class:`~friends_ws.following.Following`'s.
+The session decodes a client frame with :func:`~friends_ws.protocol.parse_client_message`,
+updates the cache, pub/sub and history, and hands the encoded frames to the link it holds
+(:class:`~friends_ws.ports.SessionLink`). It reaches the rest of the process only through the
+interfaces of :mod:`friends_ws.ports`, so its decisions run without a socket. What the user
+sees of their friends is its :class:`~friends_ws.following.Following`'s.
 
 Everything that decides what others may see of the user is read on the PostgreSQL primary:
 a replica that trails must not turn sharing back on that the user just turned off.
@@ -17,15 +17,13 @@ import secrets
 import time
 
 import asyncpg
-from aiohttp import web
 from redis.exceptions import RedisError
 
 from friends_ws.clock import now_ms
 from friends_ws.db import DatabaseUnavailable
 from friends_ws.following import Following
-from friends_ws.hub import Hub
-from friends_ws.link import Link, WriteBuffer
 from friends_ws.nearby import coarsen
+from friends_ws.ports import SessionLink
 from friends_ws.privacy import kept_point
 from friends_ws.protocol import (
     INTERNAL_ERROR,
@@ -89,20 +87,20 @@ async def _user_and_grants(conn: asyncpg.Connection, user_id: int) -> tuple[User
     return user, grants[user_id]
 
 
-class Session(Link):
+class Session:
     """The state of one WebSocket connection of one user.
 
     Args:
-        services: the process's hub, cache, database, history writer and rules.
-        ws: the prepared WebSocket.
-        transport: its transport (to see how much waits in its write buffer).
+        services: what every session of the process uses (subscriptions, publishing, cache,
+            database, history writer, rules).
+        link: the connection's outgoing side.
         user_id: the authenticated user (from the token, never from the client).
     """
 
-    hub: Hub
-
     __slots__ = (
         "services",
+        "link",
+        "user_id",
         "connection_id",
         "home_region",
         "sharing",
@@ -113,16 +111,22 @@ class Session(Link):
         "_changes",
     )
 
-    def __init__(self, services: Services, ws: web.WebSocketResponse, transport: WriteBuffer, user_id: int) -> None:
-        super().__init__(ws, transport, services.hub, user_id=user_id, queue_size=services.config.queue_size)
+    def __init__(self, services: Services, link: SessionLink, user_id: int) -> None:
         self.services = services
+        self.link = link
+        self.user_id = user_id
         #: Identifies this connection's writes to the cache.
         self.connection_id = secrets.token_hex(8)
         self.home_region: str | None = None
         self.sharing = Sharing()
-        config = services.config
         self.following = Following(
-            user_id, hub=services.hub, db=services.db, sink=self, radius_m=config.radius_m, margin_m=config.margin_m
+            user_id,
+            locations=services.friends,
+            stats=services.stats,
+            db=services.db,
+            sink=link,
+            radius_m=services.config.radius_m,
+            margin_m=services.config.margin_m,
         )
         self._last_sent_at: int | None = None
         self._shared = False
@@ -150,13 +154,13 @@ class Session(Link):
         self.home_region = None if user is None else user.home_region
         # The control channel first, then what is true: a change made while this loads is
         # either in what is read or in a message waiting in the backlog.
-        await self.hub.attach(self)
+        await self.services.subscriptions.attach(self)
         user, grants = await db.read_primary(lambda conn: _user_and_grants(conn, self.user_id))
         self.sharing = _sharing_of(user)
         home = None if user is None else user.home_region
         if home is not None and home != self.home_region:
             self.home_region = home
-            await self.hub.move_home(self.user_id, home)
+            await self.services.subscriptions.move_home(self.user_id, home)
         await self.following.regrant(grants, initial=True)
         backlog, self._backlog = self._backlog or [], None
         for event in backlog:
@@ -164,16 +168,25 @@ class Session(Link):
 
     async def close(self) -> None:
         """Unsubscribe, and tell friends the user is offline if this connection shared last."""
-        self.stop()
+        self.link.stop()
         self.services.lifetimes.forget(self)
-        self.hub.detach(self)
+        self.services.subscriptions.detach(self)
         if self._shared and self.sharing.enabled:
             try:
-                region = self.home_region or self.hub.regions.default.name
+                region = self._region
                 if await self.services.cache.clear_if_mine(region, self.user_id, self.connection_id):
-                    await self.hub.publish_location(region, self.user_id, encode_left(Left(self.user_id, "offline")))
+                    await self._publish(region, encode_left(Left(self.user_id, "offline")))
             except _BACKEND_ERRORS as exc:
                 log.warning("user %d: could not mark offline (%s); the cache TTL will", self.user_id, exc)
+
+    @property
+    def _region(self) -> str:
+        """Where the user's channels and cached location live now."""
+        return self.home_region or self.services.regions.default.name
+
+    async def _publish(self, region: str, data: bytes) -> None:
+        """Publish on the user's location channel in ``region`` (what followers hear)."""
+        await self.services.publisher.publish_location(region, self.user_id, data)
 
     # --- frames from the client -------------------------------------------------------------
 
@@ -183,7 +196,7 @@ class Session(Link):
         Every frame is checked against the user's rate limits first: one over them is
         answered ``rate_limited`` and not applied at all (nothing is written or published).
         """
-        if self.closed:
+        if self.link.closed:
             return  # closing (its token expired, or it reads too slowly): nothing more is applied
         config = self.services.config
         try:
@@ -215,11 +228,11 @@ class Session(Link):
         self.error(INVALID_MESSAGE, "binary frames are not accepted; send JSON text frames")
 
     def error(self, code: str, detail: str) -> None:
-        self.hub.stats.errors[code] += 1
-        self.send(encode_error(code, detail))
+        self.services.stats.errors[code] += 1
+        self.link.send(encode_error(code, detail))
 
     async def _location(self, update: LocationUpdate) -> None:
-        self.hub.stats.updates += 1
+        self.services.stats.updates += 1
         received = now_ms()
         kept = kept_point(update.latitude, update.longitude, self.sharing)
         if kept is not None:
@@ -231,7 +244,7 @@ class Session(Link):
             await self._share(update.latitude, update.longitude, update.timestamp, received)
         if self.following.position is None:
             friends = await self.following.first_view(update.latitude, update.longitude)
-            self.send(encode_init(self.following.view.radius_m, friends, self.sharing))
+            self.link.send(encode_init(self.following.view.radius_m, friends, self.sharing))
         else:
             self.following.moved_to(update.latitude, update.longitude)
 
@@ -239,10 +252,10 @@ class Session(Link):
         if self.sharing.precision == "coarse":
             latitude, longitude = coarsen(latitude, longitude)
         location = Location(self.user_id, latitude, longitude, received, sent_at, self.connection_id)
-        region = self.home_region or self.hub.regions.default.name
+        region = self._region
         self._shared = True
         await self.services.cache.store(region, location)
-        await self.hub.publish_location(region, self.user_id, encode_location(location))
+        await self._publish(region, encode_location(location))
 
     async def _claim_home(self, latitude: float, longitude: float) -> None:
         """Give the user a home region from their location, and tell whoever follows them.
@@ -254,19 +267,19 @@ class Session(Link):
         home says so (repeating it moves nobody twice), so a connection that claimed and
         failed to publish is made good by the next.
         """
-        wanted = self.hub.regions.region_for(latitude, longitude).name
+        wanted = self.services.regions.region_for(latitude, longitude).name
         home, claimed = await self.services.db.write(
             lambda conn: friends_db.claim_home_region(conn, self.user_id, wanted)
         )
         log.debug("user %d: home region %s (%s)", self.user_id, home, "claimed now" if claimed else "already")
         self.home_region = home
         self._changes += 1
-        default = self.hub.regions.default.name
+        default = self.services.regions.default.name
         if home == default:
             return  # the channels were in the default region all along
-        await self.hub.move_home(self.user_id, home)
-        await self.hub.publish_location(default, self.user_id, encode_moved(Moved(self.user_id, home)))
-        await self.hub.publish_control(default, self.user_id, HomeMoved(home))
+        await self.services.subscriptions.move_home(self.user_id, home)
+        await self._publish(default, encode_moved(Moved(self.user_id, home)))
+        await self.services.publisher.publish_control(default, self.user_id, HomeMoved(home))
 
     async def _auth(self, update: AuthUpdate) -> None:
         """A fresh token: the connection lives until its expiry, if it is the same user's."""
@@ -282,21 +295,20 @@ class Session(Link):
             self.error(INVALID_TOKEN, "the token is another user's; the connection keeps its token's expiry")
             return
         self.services.lifetimes.watch(self, verified.expires_at)
-        self.hub.stats.reauths += 1
-        self.send(encode_auth(verified.expires_at))
+        self.services.stats.reauths += 1
+        self.link.send(encode_auth(verified.expires_at))
 
     def token_expired(self) -> None:
         """The token expired and no fresh one came: close with 4001 (the client signs in again)."""
-        if self.closed:
+        if self.link.closed:
             return
-        self.closed = True
-        self.hub.stats.token_expiries += 1
-        self.spawn(self.ws.close(code=TOKEN_EXPIRED, message=b"token expired"))
+        self.services.stats.token_expiries += 1
+        self.link.close(TOKEN_EXPIRED, b"token expired")
 
     def _settings(self, update: SettingsUpdate) -> None:
         self.following.view.radius_m = update.radius_m
         self.following.reevaluate()
-        self.send(encode_settings(update.radius_m))
+        self.link.send(encode_settings(update.radius_m))
 
     async def _sharing(self, update: SharingUpdate) -> None:
         new = self.sharing.updated(update)
@@ -307,24 +319,24 @@ class Session(Link):
         )
         await self._apply_sharing(new)
         # The user's other connections (on any server) follow.
-        await self.hub.publish_control(
+        await self.services.publisher.publish_control(
             self.home_region,
             self.user_id,
             SharingChanged(new.enabled, new.precision, self.connection_id, new.private_history),
         )
-        self.send(encode_sharing(new))
+        self.link.send(encode_sharing(new))
 
     async def _apply_sharing(self, new: Sharing) -> None:
         was, self.sharing = self.sharing, new
         self._changes += 1
         if (was.enabled, was.precision) == (new.enabled, new.precision):
             return
-        region = self.home_region or self.hub.regions.default.name
+        region = self._region
         position = self.following.position
         if not new.enabled:
             self._shared = False
             await self.services.cache.clear(region, self.user_id)
-            await self.hub.publish_location(region, self.user_id, encode_left(Left(self.user_id, "sharing_off")))
+            await self._publish(region, encode_left(Left(self.user_id, "sharing_off")))
         elif position is not None:
             # Show the user again at once (or at the new precision), not at the next update.
             await self._share(position[0], position[1], self._last_sent_at, now_ms())
@@ -339,18 +351,18 @@ class Session(Link):
         if isinstance(event, FriendAdded | FriendRemoved | FriendShares):
             self.following.control(event)
         elif isinstance(event, RequestReceived):
-            self.send(encode_friend_request(event.from_id, event.display_name))
+            self.link.send(encode_friend_request(event.from_id, event.display_name))
         elif isinstance(event, Erased):
             # The home region is forgotten: the next location claims one again.
             self._changes += 1
             self.home_region = None
-            self.spawn(self._moved_home(None))
+            self.link.spawn(self._moved_home(None))
         elif isinstance(event, HomeMoved):
             self._changes += 1
             self.home_region = event.region
-            self.spawn(self._moved_home(event.region))
+            self.link.spawn(self._moved_home(event.region))
         elif isinstance(event, SharingChanged) and event.origin != self.connection_id:
-            self.spawn(self._sharing_changed(Sharing(event.enabled, event.precision, event.private_history)))
+            self.link.spawn(self._sharing_changed(Sharing(event.enabled, event.precision, event.private_history)))
 
     async def reload(self) -> None:
         """Re-read the user's row from the primary after a pub/sub outage: a sharing change or
@@ -374,7 +386,7 @@ class Session(Link):
 
     async def _moved_home(self, region: str | None) -> None:
         try:
-            await self.hub.move_home(self.user_id, region)
+            await self.services.subscriptions.move_home(self.user_id, region)
         except _BACKEND_ERRORS as exc:
             log.warning("user %d: moving the control channel failed: %s", self.user_id, exc)
 
@@ -383,4 +395,4 @@ class Session(Link):
             await self._apply_sharing(sharing)
         except _BACKEND_ERRORS as exc:
             log.warning("user %d: applying a sharing change failed: %s", self.user_id, exc)
-        self.send(encode_sharing(sharing))
+        self.link.send(encode_sharing(sharing))

@@ -34,7 +34,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus metrics of this process."""
     services = request.app[services_key]
-    hub = services.hub
+    hub = request.app[hub_key]
     purger = request.app[purger_key]
     reg = registry(
         hub.stats,
@@ -46,7 +46,7 @@ async def metrics(request: web.Request) -> web.Response:
             ),
         },
         gauges={
-            "geo_friends_sessions": ("open WebSocket sessions", lambda: float(len(hub.sessions))),
+            "geo_friends_sessions": ("open WebSocket sessions", lambda: float(len(hub.subscriptions.sessions))),
             "geo_friends_followed": (
                 "friends followed (location channels subscribed)",
                 lambda: float(len(hub.fanout.listeners)),

@@ -19,7 +19,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from friends_ws.auth import SUBPROTOCOL, handshake_token
 from friends_ws.db import DatabaseUnavailable
-from friends_ws.keys import services_key, settings_key
+from friends_ws.hub import Hub
+from friends_ws.keys import hub_key, services_key, settings_key
+from friends_ws.link import Link
 from friends_ws.services import Services
 from friends_ws.session import Session
 from friends_ws.verifier import Verified
@@ -36,7 +38,7 @@ MAX_FRAME = 4096
 async def friends_ws(request: web.Request) -> web.StreamResponse:
     """Serve one client: a bearer token in ``Authorization`` or in the subprotocols required."""
     services = request.app[services_key]
-    stats = services.hub.stats
+    stats = services.stats
     settings = request.app[settings_key]
     try:
         verified = await services.verifier.verify(handshake_token(request.headers, request.query))
@@ -62,12 +64,12 @@ async def friends_ws(request: web.Request) -> web.StreamResponse:
             headers={"Retry-After": str(retry_s)},
         )
     try:
-        return await _serve(request, services, verified)
+        return await _serve(request, services, request.app[hub_key], verified)
     finally:
         limits.release(verified.user_id)
 
 
-async def _serve(request: web.Request, services: Services, verified: Verified) -> web.StreamResponse:
+async def _serve(request: web.Request, services: Services, hub: Hub, verified: Verified) -> web.StreamResponse:
     # Pings are sent by the hub's keepalive loop (one loop for every connection, not a timer
     # and a task each), so aiohttp's heartbeat is off and pongs reach the loop below. The
     # subprotocol selected is geo.v1 when offered: never the offered bearer.<token>.
@@ -78,10 +80,20 @@ async def _serve(request: web.Request, services: Services, verified: Verified) -
     transport = request.transport
     if transport is None:  # the client went away during the upgrade
         return ws
-    services.hub.stats.connections_total += 1
+    hub.stats.connections_total += 1
     user_id = verified.user_id
-    session = Session(services, ws, transport, user_id)
+    # The link writes; the session decides what to write. The hub's loops flush and ping the link.
+    link = Link(
+        ws,
+        transport,
+        schedule=hub.flush.schedule,
+        stats=hub.stats,
+        user_id=user_id,
+        queue_size=services.config.queue_size,
+    )
+    session = Session(services, link, user_id)
     services.lifetimes.watch(session, verified.expires_at)
+    hub.keepalive.add(link)
     try:
         try:
             await session.open()
@@ -91,15 +103,16 @@ async def _serve(request: web.Request, services: Services, verified: Verified) -
             return ws
         loop = asyncio.get_running_loop()
         async for message in ws:
-            session.seen(loop.time())
+            link.seen(loop.time())
             kind = message.type
             if kind is WSMsgType.TEXT:
                 await session.receive(message.data)
             elif kind is WSMsgType.BINARY:
                 session.reject_binary()
             elif kind is WSMsgType.PING:
-                session.pong(message.data)
+                link.pong(message.data)
             del message  # an idle connection holds no old frame while it waits
     finally:
+        hub.keepalive.discard(link)
         await session.close()
     return ws

@@ -149,7 +149,7 @@ async def test_the_limits_outlive_the_socket(servers, connect) -> None:  # type:
         await first.send(type="settings", radius_m=radius)
     await replies(first, 5)
     await first.close()
-    await until(lambda: not server.hub.sessions, "the first socket closed")
+    await until(lambda: not server.hub.subscriptions.sessions, "the first socket closed")
     again = await connect(server, user)
     await again.send(type="settings", radius_m=2000)
     assert (await again.expect("error"))["code"] == "rate_limited"

@@ -265,7 +265,7 @@ async def test_a_providers_token_names_the_user_it_maps_to(servers, connect, ws_
     user_id = await primary.fetchval(
         "SELECT user_id FROM identities WHERE issuer = $1 AND subject = $2", PROVIDER, subject
     )
-    assert user_id is not None and set(server.hub.owners) == {user_id}
+    assert user_id is not None and set(server.hub.subscriptions.owners) == {user_id}
     # A fresh token of the same subject renews the connection; another subject's does not.
     fresh = provider_token(key, subject, ws_settings.jwt_audience, ttl_s=7200)
     await client.send(type="auth", token=fresh)

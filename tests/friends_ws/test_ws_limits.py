@@ -86,14 +86,14 @@ async def test_a_connection_that_stops_answering_pings_is_closed(servers, ws_set
         # The session registers once its start-up (a Redis round trip or two) is done: on a
         # loaded machine that can take longer than any fixed sleep.
         deadline = asyncio.get_running_loop().time() + WAIT
-        while not hub.sessions and asyncio.get_running_loop().time() < deadline:
+        while not hub.subscriptions.sessions and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
-        assert len(hub.sessions) == 1
+        assert len(hub.subscriptions.sessions) == 1
         # The server pings after 0.2 s, waits 0.1 s for the pong, then gives up on us.
         deadline = asyncio.get_running_loop().time() + WAIT
-        while hub.sessions and asyncio.get_running_loop().time() < deadline:
+        while hub.subscriptions.sessions and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-        assert not hub.sessions
+        assert not hub.subscriptions.sessions
     finally:
         writer.close()  # also when an assertion fails: no socket left for a later test
 
@@ -102,7 +102,7 @@ async def test_a_client_that_answers_pings_stays_connected(servers, connect) -> 
     server = await servers(ws_ping_interval_s=0.1)
     client = await connect(server, new_user())  # the websockets client answers pings itself
     await client.quiet(0.6)  # six ping intervals of silence from the client's application
-    assert len(server.hub.sessions) == 1
+    assert len(server.hub.subscriptions.sessions) == 1
     await client.location(1.0, 2.0)
     await client.expect("init")
     pong = await client.ws.ping(b"are you there")

@@ -79,14 +79,14 @@ async def test_friendship_changes_reach_live_connections(online, servers, connec
     finally:
         await conn.close()
     hub = one.hub
-    await hub.publish_control(None, a, FriendAdded(b, None))
-    await hub.publish_control(None, b, FriendAdded(a, None))
+    await hub.publisher.publish_control(None, a, FriendAdded(b, None))
+    await hub.publisher.publish_control(None, b, FriendAdded(a, None))
     await alice.expect("friend_location", user_id=b, timeout=1.0)  # Bob is in the cache: shown at once
     await bob.expect("friend_location", user_id=a, timeout=1.0)
     await bob.location(*SF)
     await alice.expect("friend_location", user_id=b)
-    await hub.publish_control(None, a, FriendRemoved(b))
-    await hub.publish_control(None, b, FriendRemoved(a))
+    await hub.publisher.publish_control(None, a, FriendRemoved(b))
+    await hub.publisher.publish_control(None, b, FriendRemoved(a))
     await alice.expect("friend_left", user_id=b, reason="unfriended", timeout=1.0)
     await bob.expect("friend_left", user_id=a, reason="unfriended", timeout=1.0)
     await bob.location(*NEAR)

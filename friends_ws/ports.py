@@ -1,0 +1,108 @@
+"""What a session needs of the rest of the process (interfaces only, no behaviour).
+
+A :class:`~friends_ws.session.Session` and its :class:`~friends_ws.following.Following`
+decide what the user may see and what to send; the parts behind these interfaces carry it
+out. Each interface is the handful of operations the session side calls, so a test can drive
+a session with a link that records frames instead of a socket:
+
+* :class:`SessionLink`, the connection's outgoing side (a :class:`~friends_ws.link.Link`);
+* :class:`UserChannels`, the user's control channel
+  (:class:`~friends_ws.subscriptions.Subscriptions`);
+* :class:`Publishing`, the user's news to followers and to their other connections
+  (:class:`~friends_ws.publisher.Publisher`);
+* :class:`FriendLocations`, the friends followed here and their latest locations
+  (:class:`~friends_ws.fanout.Fanout`).
+
+The other direction, what those parts need of a session, is :mod:`friends_ws.follower`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Iterable, Mapping
+from typing import Any, Protocol
+
+from friends_ws.follower import Follower, Owner
+from geo_common.presence import Control, Location
+
+
+class Sink(Protocol):
+    """Where one connection's frames go, and its background work."""
+
+    @property
+    def closed(self) -> bool:
+        """The connection is over (or closing): nothing more is sent or followed for it."""
+        ...
+
+    def send(self, frame: bytes) -> None:
+        """Queue a frame that never coalesces (init, errors, acknowledgements)."""
+        ...
+
+    def send_friend(self, friend_id: int, frame: bytes) -> None:
+        """Queue a frame about a friend: it replaces that friend's frame still waiting."""
+        ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run work of this connection in the background (cancelled when it stops)."""
+        ...
+
+
+class SessionLink(Sink, Protocol):
+    """A session's connection: its frames and background work, and its end."""
+
+    def close(self, code: int, reason: bytes) -> None:
+        """Send nothing more and close the connection with a WebSocket close code."""
+        ...
+
+    def stop(self) -> None:
+        """The connection is over: write nothing more, cancel what runs for it."""
+        ...
+
+
+class UserChannels(Protocol):
+    """The control channels of the users connected here."""
+
+    async def attach(self, owner: Owner) -> None:
+        """A connection opens: returns once its user's control channel is subscribed."""
+        ...
+
+    def detach(self, owner: Owner) -> None:
+        """A connection closed: drop its channels unless another connection needs them."""
+        ...
+
+    async def move_home(self, user_id: int, region_name: str | None) -> None:
+        """The user's channels moved to another region (None: the default)."""
+        ...
+
+
+class Publishing(Protocol):
+    """Publishing on a user's channels."""
+
+    async def publish_location(self, region: str | None, user_id: int, data: bytes) -> None:
+        """On the user's location channel (every follower hears it)."""
+        ...
+
+    async def publish_control(self, region: str | None, user_id: int, event: Control) -> None:
+        """On the user's control channel (their own connections hear it)."""
+        ...
+
+
+class FriendLocations(Protocol):
+    """The friends followed in this process, and the latest location known of each."""
+
+    @property
+    def known(self) -> Mapping[int, Location]:
+        """The latest location of each followed friend known here."""
+        ...
+
+    async def latest(self, friend_ids: Iterable[int]) -> dict[int, Location]:
+        """The newest locations of followed friends: known here, else read from the cache."""
+        ...
+
+    async def follow(self, follower: Follower, friends: Mapping[int, str | None]) -> None:
+        """Subscribe a follower to friends' location channels (friend id -> region); returns
+        once every channel is confirmed."""
+        ...
+
+    def unfollow(self, follower: Follower, friend_ids: Iterable[int]) -> None:
+        """Drop a follower's interest in friends."""
+        ...
