@@ -4,6 +4,9 @@ Hard cases get extra weight: latitudes beyond 85 degrees (cells collapse towards
 Redis GEO refuses them), longitudes within a degree of the antimeridian, exact zeros,
 exact +-90 / +-180, radii from 1 m to 50 km, duplicate coordinates, and points placed at
 almost exactly the query radius (the inclusive ``<=`` boundary).
+
+Every index is also filled in several ways (:data:`FILLS`), so that the points a query reads
+sit in the bulk, in the delta of changes, or behind tombstones of removed and moved points.
 """
 
 from __future__ import annotations
@@ -11,30 +14,34 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 from hypothesis import strategies as st
 
 from geo_common.places import offset_point
 from geo_index import BruteForceIndex, GeohashIndex, QuadTree, S2Index
 from geo_index._base import IndexBase
 
-#: Every index under test, by a short name (the brute-force oracle is not in the list).
-#: The plain names use the defaults, i.e. the compiled scan (geo_index._cscan); the
-#: ``*_python`` variants use the Python scan with its defaults (numpy from 64 candidates),
-#: the ``*_numpy`` variants send every query through the numpy filter (dense_min=1) and
-#: ``*_no_numpy`` never use it.
-INDEXES: dict[str, Callable[[], IndexBase[int]]] = {
+#: Every index under test, by a short name (the brute-force oracle is not in the list): the
+#: defaults, a coarse geohash (few, large cells), a quadtree that splits at 3 points, an S2
+#: covering of 4 cells, and variants whose changes stay in the delta (``merge_every=None``:
+#: nothing is merged unless a test calls ``merge()``) or are merged every 3 changes.
+INDEXES: dict[str, Callable[[], IndexBase]] = {
     "geohash": GeohashIndex,
-    "geohash_python": lambda: GeohashIndex(native=False),
-    "geohash_numpy": lambda: GeohashIndex(dense_min=1, native=False),
-    "geohash_coarse_no_numpy": lambda: GeohashIndex(levels=(5, 9), max_cells=4, dense_min=None, native=False),
-    "geohash_coarse_native": lambda: GeohashIndex(levels=(5, 9), max_cells=4, native=True),
+    "geohash_coarse": lambda: GeohashIndex(levels=(5, 9), max_cells=4),
     "quadtree": QuadTree,
-    "quadtree_python": lambda: QuadTree(native=False),
-    "quadtree_small_leaves_numpy": lambda: QuadTree(leaf_capacity=3, dense_min=1, native=False),
-    "quadtree_small_leaves_native": lambda: QuadTree(leaf_capacity=3, native=True),
+    "quadtree_small_leaves": lambda: QuadTree(leaf_capacity=3),
     "s2": S2Index,
-    "s2_numpy": lambda: S2Index(dense_min=1, native=False),
+    "s2_few_cells": lambda: S2Index(max_cells=4),
+    "geohash_delta": lambda: GeohashIndex(merge_every=None),
+    "quadtree_delta": lambda: QuadTree(leaf_capacity=3, merge_every=None),
+    "s2_delta": lambda: S2Index(merge_every=None),
+    "geohash_merge_3": lambda: GeohashIndex(merge_every=3),
+    "quadtree_merge_3": lambda: QuadTree(leaf_capacity=3, merge_every=3),
+    "s2_merge_3": lambda: S2Index(max_cells=4, merge_every=3),
 }
+
+#: How a test puts its points into an index (see :func:`fill`).
+FILLS = ("bulk_load", "arrays", "insert", "split", "moved")
 
 RADII_M = (1.0, 500.0, 2_000.0, 5_000.0, 20_000.0, 50_000.0)
 
@@ -59,9 +66,11 @@ longitudes = st.one_of(
 
 radii = st.one_of(st.floats(1.0, 50_000.0), st.sampled_from(RADII_M))
 
+Scene = tuple[tuple[float, float], float, list[tuple[float, float]]]
+
 
 @st.composite
-def scenes(draw: st.DrawFn, max_points: int = 40) -> tuple[tuple[float, float], float, list[tuple[float, float]]]:
+def scenes(draw: st.DrawFn, max_points: int = 40) -> Scene:
     """A query point, a radius, and points around it (degrees, metres).
 
     Points are a mix of: offsets from the query at distances up to twice the radius, points
@@ -93,6 +102,45 @@ def scenes(draw: st.DrawFn, max_points: int = 40) -> tuple[tuple[float, float], 
 def clamp_lat(lat: float) -> float:
     """``offset_point`` can round a hair past a pole; keep latitudes valid."""
     return max(-90.0, min(90.0, lat))
+
+
+def antipode(lat: float, lon: float) -> tuple[float, float]:
+    """The point opposite ``(lat, lon)`` on the sphere (degrees)."""
+    return -lat, lon - 180.0 if lon > 0.0 else lon + 180.0
+
+
+def fill(idx: IndexBase, points: list[tuple[float, float]], how: str) -> None:
+    """Put ``points`` into ``idx`` with ids 0..n-1, in one of the ways of :data:`FILLS`.
+
+    * ``bulk_load`` / ``arrays``: one ``bulk_load`` / ``bulk_load_arrays`` (into the bulk);
+    * ``insert``: one ``insert`` each (into the delta, until a merge);
+    * ``split``: the first half bulk-loaded, the rest inserted;
+    * ``moved``: every point bulk-loaded at its antipode, with decoys at the true places
+      (ids n..2n-1); then each point is moved to its place and each decoy removed, so the
+      bulk holds only tombstones where the points now are.
+    """
+    items = [(i, la, lo) for i, (la, lo) in enumerate(points)]
+    n = len(items)
+    if how == "bulk_load":
+        idx.bulk_load(items)
+    elif how == "arrays":
+        ids = np.arange(n, dtype=np.int64)
+        idx.bulk_load_arrays(ids, np.array([p[0] for p in points]), np.array([p[1] for p in points]))
+    elif how == "insert":
+        for item in items:
+            idx.insert(*item)
+    elif how == "split":
+        idx.bulk_load(items[: n // 2])
+        for item in items[n // 2 :]:
+            idx.insert(*item)
+    elif how == "moved":
+        idx.bulk_load([(i, *antipode(la, lo)) for i, la, lo in items] + [(n + i, la, lo) for i, la, lo in items])
+        for i, la, lo in items:
+            idx.move(i, la, lo)
+            idx.remove(n + i)
+    else:
+        raise AssertionError(f"unknown fill {how!r}")
+    assert len(idx) == n
 
 
 def oracle(points: list[tuple[float, float]]) -> BruteForceIndex[int]:

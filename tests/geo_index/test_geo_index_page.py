@@ -1,10 +1,15 @@
 """``page``: the number of matches and one page of them, equal to cutting ``within``'s full
-answer, for every index and scan; the compiled scan counts without building the matches."""
+answer (the oracle's), for every index and fill; the compiled scan counts without building
+the matches, and ``where`` filters as if no other point were held."""
 
 from __future__ import annotations
 
 import math
 import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -21,20 +26,22 @@ from geo_index import (
     haversine_m,
     page_of,
 )
-from geo_index._scan import make_record, search_native, unit_vector
-from geo_index.distance import point_terms
-from tests.geo_index.strategies import INDEXES, oracle, scenes
+from geo_index._base import IndexBase
+from tests.geo_index.strategies import FILLS, INDEXES, Scene, fill, oracle, scenes
 
-MAX_EXAMPLES = 80
+MAX_EXAMPLES = 50
+REPO = Path(__file__).resolve().parents[2]
 
 
-def _walk(idx: object, lat: float, lon: float, radius: float, limit: int) -> tuple[list[tuple[int, float]], list[Page]]:
+def _walk(
+    idx: IndexBase, lat: float, lon: float, radius: float, limit: int
+) -> tuple[list[tuple[int, float]], list[Page]]:
     """Follow the pages from the first to the last; return every hit and every page."""
     seen: list[tuple[int, float]] = []
     pages = []
     after = None
     while True:
-        page = idx.page(lat, lon, radius, limit, after)  # type: ignore[attr-defined]
+        page = idx.page(lat, lon, radius, limit, after)
         pages.append(page)
         seen += page.hits
         if page.following <= len(page.hits):
@@ -55,7 +62,7 @@ def _cluster() -> list[tuple[float, float]]:
 def test_pages_list_every_match_once_in_order_with_the_count(name: str, limit: int, radius: float) -> None:
     pts = _cluster()
     idx = INDEXES[name]()
-    idx.bulk_load((i, la, lo) for i, (la, lo) in enumerate(pts))
+    fill(idx, pts, "split")
     want = oracle(pts).within(0.0, 180.0, radius)
     assert len(want) > 2 * limit  # several pages, and the compiled scan's limit cut runs
     seen, pages = _walk(idx, 0.0, 180.0, radius, limit)
@@ -67,15 +74,13 @@ def test_pages_list_every_match_once_in_order_with_the_count(name: str, limit: i
 
 @pytest.mark.parametrize("name", list(INDEXES))
 @settings(max_examples=MAX_EXAMPLES, deadline=None)
-@given(scene=scenes(), limit=st.integers(1, 5), pick=st.integers(0, 1_000))
-def test_a_page_equals_the_full_answer_cut(
-    name: str, scene: tuple[tuple[float, float], float, list[tuple[float, float]]], limit: int, pick: int
-) -> None:
+@given(scene=scenes(), limit=st.integers(1, 5), pick=st.integers(0, 1_000), how=st.sampled_from(FILLS))
+def test_a_page_equals_the_full_answer_cut(name: str, scene: Scene, limit: int, pick: int, how: str) -> None:
     # The scenes weight up points at the radius itself (+-1e-9), duplicates, the poles and
-    # the antimeridian: where counting by chord must fall back to the exact distance.
+    # the antimeridian: where counting by a bound must fall back to the exact distance.
     (qlat, qlon), radius, points = scene
     idx = INDEXES[name]()
-    idx.bulk_load((i, la, lo) for i, (la, lo) in enumerate(points))
+    fill(idx, points, how)
     full = oracle(points).within(qlat, qlon, radius)
     assert idx.page(qlat, qlon, radius, limit) == page_of(full, limit, None)
     if full:
@@ -94,7 +99,7 @@ def test_a_page_equals_the_full_answer_cut(
 def test_a_point_exactly_on_the_radius_counts_and_one_a_hair_beyond_does_not(name: str) -> None:
     pts = [(51.5, -0.12), (51.53, -0.1), (51.53, -0.1)]
     idx = INDEXES[name]()
-    idx.bulk_load((i, la, lo) for i, (la, lo) in enumerate(pts))
+    fill(idx, pts, "insert")
     d = haversine_m(51.5, -0.12, 51.53, -0.1)
     assert idx.page(51.5, -0.12, d, 5) == Page(3, 3, [(0, 0.0), (1, d), (2, d)])
     assert idx.page(51.5, -0.12, math.nextafter(d, 0.0), 5) == Page(1, 1, [(0, 0.0)])
@@ -103,20 +108,26 @@ def test_a_point_exactly_on_the_radius_counts_and_one_a_hair_beyond_does_not(nam
     assert idx.page(51.5, -0.12, d, 5, (d, 2)) == Page(3, 0, [])
 
 
-def test_a_dense_area_pages_the_same_with_the_compiled_count() -> None:
-    # 20,000 points within ~3 km: the compiled count decides almost every one by chord.
+@pytest.mark.parametrize("merge_every", [500, None])
+def test_a_dense_area_pages_as_the_oracle_cuts_it(merge_every: int | None) -> None:
+    # 20,000 points within ~3 km: the bounds decide almost every one without a distance.
+    # A tenth of them were moved: with merge_every=None they sit in the delta, else they
+    # were merged four times over.
     rng = random.Random(5)
     pts = [(48.85 + rng.gauss(0, 0.02), 2.35 + rng.gauss(0, 0.03)) for _ in range(20_000)]
-    native, python = GeohashIndex(), GeohashIndex(native=False)
-    for idx in (native, python):
-        idx.bulk_load((i, la, lo) for i, (la, lo) in enumerate(pts))
+    idx = GeohashIndex(merge_every=merge_every)
+    idx.bulk_load((i, 0.0, 0.0) if i % 10 == 0 else (i, la, lo) for i, (la, lo) in enumerate(pts))
+    for i in range(0, len(pts), 10):
+        idx.move(i, *pts[i])
+    assert idx.pending == (2_000 if merge_every is None else 0)
+    ref = oracle(pts)
     for lat, lon, radius in ((48.85, 2.35, 2_000.0), (48.86, 2.34, 50_000.0), (48.86, 2.36, 700.0)):
-        full = python.within(lat, lon, radius)
-        got = native.page(lat, lon, radius, 20)
-        assert got == page_of(full, 20, None) == python.page(lat, lon, radius, 20)
+        full = ref.within(lat, lon, radius)
+        got = idx.page(lat, lon, radius, 20)
+        assert got == page_of(full, 20, None)
         assert got.total > 100
         mid = full[len(full) // 2]
-        assert native.page(lat, lon, radius, 20, (mid[1], mid[0])) == page_of(full, 20, (mid[1], mid[0]))
+        assert idx.page(lat, lon, radius, 20, (mid[1], mid[0])) == page_of(full, 20, (mid[1], mid[0]))
 
 
 @pytest.mark.parametrize(
@@ -135,22 +146,10 @@ def test_a_dense_area_pages_the_same_with_the_compiled_count() -> None:
     ],
 )
 def test_bad_arguments_raise_a_named_error(args: tuple[object, ...], error: type[Exception]) -> None:
-    idx: GeohashIndex[int] = GeohashIndex()
+    idx = GeohashIndex()
     idx.insert(1, 0.0, 0.0)
     with pytest.raises(error):
         idx.page(*args)  # type: ignore[arg-type]
-
-
-def test_the_compiled_page_refuses_a_malformed_start_and_unorderable_ties() -> None:
-    terms = point_terms(1.0, 1.0)
-    vecs, recs = [[unit_vector(terms)] * 2], [[make_record(terms, 1), make_record(terms, 2)]]
-    assert search_native(vecs, recs, 1.0, 1.0, 10.0, 5, None) == (2, 2, [(1, 0.0), (2, 0.0)])
-    assert search_native(vecs, recs, 1.0, 1.0, 10.0, 5, (0.0, 1)) == (2, 1, [(2, 0.0)])
-    for bad in ((0.0,), [0.0, 1], ("x", 1)):
-        with pytest.raises(TypeError):
-            search_native(vecs, recs, 1.0, 1.0, 10.0, 5, bad)  # type: ignore[arg-type]
-    with pytest.raises(TypeError):  # a tie with the start compares the ids: str against int
-        search_native(vecs, recs, 1.0, 1.0, 10.0, 5, (0.0, "a"))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- where
@@ -166,13 +165,19 @@ def _tables(n: int, seed: int) -> tuple[list[str | None], dict[int, str]]:
 
 @pytest.mark.parametrize("name", list(INDEXES))
 @settings(max_examples=MAX_EXAMPLES, deadline=None)
-@given(scene=scenes(max_points=60), limit=st.integers(1, 5), pick=st.integers(0, 1_000), seed=st.integers(0, 99))
+@given(
+    scene=scenes(max_points=60),
+    limit=st.integers(1, 5),
+    pick=st.integers(0, 1_000),
+    seed=st.integers(0, 99),
+    how=st.sampled_from(FILLS),
+)
 def test_a_filtered_page_equals_the_filtered_answer_cut(
-    name: str, scene: tuple[tuple[float, float], float, list[tuple[float, float]]], limit: int, pick: int, seed: int
+    name: str, scene: Scene, limit: int, pick: int, seed: int, how: str
 ) -> None:
     (qlat, qlon), radius, points = scene
     idx = INDEXES[name]()
-    idx.bulk_load((i, la, lo) for i, (la, lo) in enumerate(points))
+    fill(idx, points, how)
     full = oracle(points).within(qlat, qlon, radius)
     as_list, as_dict = _tables(len(points) + 1, seed)
     for table in (as_list, as_dict):
@@ -192,7 +197,7 @@ def test_a_filter_pages_a_dense_cluster_through_every_match_once(name: str) -> N
     # Several pages, the compiled scan's limit cut, ties by id, and ids out of the table's range.
     pts = _cluster()
     idx = INDEXES[name]()
-    idx.bulk_load((i, la, lo) for i, (la, lo) in enumerate(pts))
+    fill(idx, pts, "moved")
     table = ["even" if i % 2 == 0 else "odd" for i in range(len(pts) - 5)]
     want = [h for h in oracle(pts).within(0.0, 180.0, 50_000.0) if h[0] < len(table) and h[0] % 2 == 0]
     seen: list[tuple[int, float]] = []
@@ -210,7 +215,7 @@ def test_a_filter_pages_a_dense_cluster_through_every_match_once(name: str) -> N
 @pytest.mark.parametrize(
     "where", [("cafe",), (["cafe"],), ("ab", "a"), ((), "a"), [[], "a"], ({1: "a"}, "a", 1), "cafe"]
 )
-@pytest.mark.parametrize("name", ["geohash", "geohash_python", "quadtree", "s2"])
+@pytest.mark.parametrize("name", ["geohash", "quadtree", "s2"])
 def test_a_malformed_filter_is_refused(name: str, where: object) -> None:
     idx = INDEXES[name]()
     idx.insert(1, 0.0, 0.0)
@@ -218,28 +223,37 @@ def test_a_malformed_filter_is_refused(name: str, where: object) -> None:
         idx.page(0.0, 0.0, 1_000.0, 5, where=where)  # type: ignore[arg-type]
 
 
-def test_the_compiled_filter_reads_a_list_by_int_id_and_a_dict_by_any_id() -> None:
-    terms = point_terms(1.0, 1.0)
-    vecs = [[unit_vector(terms)] * 4]
-    recs = [[make_record(terms, 0), make_record(terms, 1), make_record(terms, True), make_record(terms, 2**70)]]
-    # True is not an int id of a list (bool), 2**70 is out of any list's range: neither passes.
-    assert search_native(vecs, recs, 1.0, 1.0, 10.0, 5, None, ["x", "x", "x"], "x") == (2, 2, [(0, 0.0), (1, 0.0)])
-    assert search_native(vecs, recs, 1.0, 1.0, 10.0, 5, None, {0: "y", 2**70: "x"}, "x") == (1, 1, [(2**70, 0.0)])
-    named = [[make_record(terms, "a"), make_record(terms, "b")]]
-    assert search_native([[unit_vector(terms)] * 2], named, 1.0, 1.0, 10.0, 5, None, {"b": "x"}, "x") == (
-        1,
-        1,
-        [("b", 0.0)],
-    )
-    with pytest.raises(TypeError, match="list or a dict"):
-        search_native(vecs, recs, 1.0, 1.0, 10.0, 5, None, ("x",), "x")
-    with pytest.raises(TypeError):  # a dict filter hashes the id; a broken record is named
-        search_native([[unit_vector(terms)]], [[(0.0, 0.0, 0.0)]], 1.0, 1.0, 10.0, 5, None, {}, "x")
+@pytest.mark.parametrize("name", ["geohash", "quadtree_delta", "s2"])
+def test_a_list_filter_reads_ids_in_its_range_and_a_dict_any_id(name: str) -> None:
+    idx = INDEXES[name]()
+    for id in (0, 1, -1, -3, 2**62):
+        idx.insert(id, 1.0, 1.0)
+    # A list is indexed by id: a negative id does not count from its end, and ids past it
+    # (2**62) are not in it; a dict holds any id.
+    assert idx.page(1.0, 1.0, 10.0, 5, where=(["x", "x", "x"], "x")) == Page(2, 2, [(0, 0.0), (1, 0.0)])
+    by_id = {0: "y", 2**62: "x", -3: "x", True: "y"}  # True == 1: id 1 is "y"
+    assert idx.page(1.0, 1.0, 10.0, 5, where=(by_id, "x")) == Page(2, 2, [(-3, 0.0), (2**62, 0.0)])
+    assert idx.page(1.0, 1.0, 10.0, 5, (0.0, -3), where=(by_id, "x")) == Page(2, 1, [(2**62, 0.0)])
+    assert idx.page(1.0, 1.0, 10.0, 5, where=(by_id, "y")).hits == [(0, 0.0), (1, 0.0)]
+
+
+def test_a_table_value_whose_equality_fails_fails_the_page() -> None:
+    class Broken:
+        def __eq__(self, other: object) -> bool:
+            raise LookupError("no comparison")
+
+        __hash__ = object.__hash__
+
+    idx = GeohashIndex()
+    idx.bulk_load([(0, 1.0, 1.0), (1, 1.0, 1.0)])
+    with pytest.raises(LookupError, match="no comparison"):
+        idx.page(1.0, 1.0, 10.0, 5, where=([Broken(), Broken()], "x"))
+    assert idx.page(1.0, 1.0, 10.0, 5, where=(["x", "x"], "x")) == Page(2, 2, [(0, 0.0), (1, 0.0)])
 
 
 def test_a_table_value_whose_equality_empties_the_table_is_survived() -> None:
-    # The compiled filter holds the table's entry while the comparison runs: an __eq__ that
-    # empties the table frees nothing under it, and the next id finds the table empty.
+    # The filter reads the table's entry while the comparison runs: an __eq__ that empties
+    # the table frees nothing under it, and the next id finds the table empty.
     table: list[object] = []
 
     class Clearing:
@@ -250,7 +264,56 @@ def test_a_table_value_whose_equality_empties_the_table_is_survived() -> None:
         __hash__ = object.__hash__
 
     table.extend([Clearing(), Clearing()])
-    terms = point_terms(1.0, 1.0)
-    vecs, recs = [[unit_vector(terms)] * 2], [[make_record(terms, 0), make_record(terms, 1)]]
-    assert search_native(vecs, recs, 1.0, 1.0, 10.0, 5, None, table, "x") == (1, 1, [(0, 0.0)])
+    idx = GeohashIndex()
+    idx.bulk_load([(0, 1.0, 1.0), (1, 1.0, 1.0)])
+    assert idx.page(1.0, 1.0, 10.0, 5, where=(table, "x")) == Page(1, 1, [(0, 0.0)])
     assert table == []
+
+
+_CHANGES_DURING_A_FILTER = """
+from geo_index import GeohashIndex, GeoIndexError
+idx = GeohashIndex(merge_every=None)
+for i in range(2000):
+    idx.insert(i, 1.0 + i * 1e-6, 1.0)
+{setup}
+want = idx.page(1.0, 1.0, 5000.0, 3)
+calls = 0
+class Meddler:
+    def __eq__(self, other):
+        global calls
+        calls += 1
+        if calls == 5:
+            for j in range(5000, 9000):
+                idx.insert(j, 1.0, 1.0)
+            {change}
+        return True
+    __hash__ = object.__hash__
+try:
+    got = idx.page(1.0, 1.0, 5000.0, 3, where=([Meddler()] * 2000, "x"))
+except (RuntimeError, GeoIndexError) as exc:
+    print("refused", type(exc).__name__)
+else:
+    print("answered", got == want, got)
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="geo_index bug: a where value's __eq__ that changes the index during the scan makes "
+    "the page read moved arrays (a wrong page) or freed ones after a merge (a crash)",
+)
+@pytest.mark.parametrize(
+    ("setup", "change"),
+    [("", "pass"), ("", "idx.merge()"), ("idx.merge()", "idx.merge()")],
+    ids=["insert", "insert-and-merge", "from-the-bulk"],
+)
+def test_changing_the_index_from_a_filter_is_refused_or_not_seen(setup: str, change: str) -> None:
+    # Run in a child: today this crashes the interpreter. The filter's equality may run
+    # Python code, which may change the index (or let another thread do it): the page must
+    # then be refused, or be the answer of the index as the page began.
+    script = textwrap.dedent(_CHANGES_DURING_A_FILTER).format(setup=setup, change=change)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(("refused", "answered True")), done.stdout
