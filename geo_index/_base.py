@@ -86,6 +86,27 @@ def page_of(hits: list[tuple[Any, float]], limit: int, after: tuple[float, Any] 
     return Page(len(hits), len(hits) - start, hits[start : start + limit])
 
 
+def _id_array(ids: Any) -> Any:
+    """Ids as a one-dimensional int64 array: integers only (no bools, floats or strings), in range."""
+    array = np.asarray(ids)
+    if array.ndim == 1 and array.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        bad = next((i for i in array.reshape(-1).tolist() if not (type(i) is int and MIN_ID <= i <= MAX_ID)), array)
+        raise InvalidId(f"ids are integers in {MIN_ID}..{MAX_ID} in a one-dimensional array, got {bad!r}")
+    if array.dtype.kind == "u" and len(array) and int(array.max()) > MAX_ID:
+        raise InvalidId(f"ids are integers in {MIN_ID}..{MAX_ID}, got {int(array.max())!r}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _coordinate_array(values: Any, name: str) -> Any:
+    """Coordinates as a one-dimensional float64 array (real numbers only, no bools or strings)."""
+    array = np.asarray(values)
+    if array.ndim != 1 or array.dtype.kind not in "iuf":
+        raise InvalidCoordinate(f"{name} must be a one-dimensional array of real numbers, got dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
 class IndexBase:
     """Shared implementation of :class:`geo_index.SpatialIndex` over a :class:`geo_index.native.Index`.
 
@@ -226,16 +247,11 @@ class IndexBase:
             InvalidCoordinate: a coordinate is out of range or not finite.
             DuplicateId: an id is repeated or already present.
         """
-        try:
-            id_array = np.ascontiguousarray(ids, dtype=np.int64)
-        except (OverflowError, ValueError, TypeError) as exc:
-            raise InvalidId(f"ids are integers in {MIN_ID}..{MAX_ID}: {exc}") from None
-        lat_array = np.ascontiguousarray(lats, dtype=np.float64)
-        lon_array = np.ascontiguousarray(lons, dtype=np.float64)
-        if not (id_array.ndim == lat_array.ndim == lon_array.ndim == 1) or not (
-            len(id_array) == len(lat_array) == len(lon_array)
-        ):
-            raise InvalidCoordinate("ids, lats and lons must be one-dimensional and of one length")
+        id_array = _id_array(ids)
+        lat_array = _coordinate_array(lats, "lats")
+        lon_array = _coordinate_array(lons, "lons")
+        if not (len(id_array) == len(lat_array) == len(lon_array)):
+            raise InvalidCoordinate("ids, lats and lons must be of one length")
         bad = ~((lat_array >= -90.0) & (lat_array <= 90.0) & (lon_array >= -180.0) & (lon_array <= 180.0))
         if bad.any():
             at = int(np.flatnonzero(bad)[0])

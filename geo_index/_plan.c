@@ -4,6 +4,7 @@
 #include "_s2geom.h"
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Must equal geo_index.distance. */
 #define EARTH_RADIUS_M 6371008.8
@@ -55,63 +56,80 @@ cap_box(double lat, double lon, double radius_m, Box *box)
 void
 ranges_free(Ranges *r)
 {
-    free(r->lo);
-    free(r->hi);
-    r->lo = r->hi = NULL;
-    r->n = r->cap = 0;
+    free(r->lo); free(r->hi); free(r->bits); free(r->row); free(r->col);
+    memset(r, 0, sizeof *r);
 }
 
 static int
-ranges_add(Ranges *r, uint64_t lo, uint64_t hi)
+ranges_reserve(Ranges *r, size_t cap)
 {
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? 2 * r->cap : 64;
-        uint64_t *a = realloc(r->lo, cap * sizeof *a);
-        if (!a) return -1;
-        r->lo = a;
-        uint64_t *b = realloc(r->hi, cap * sizeof *b);
-        if (!b) return -1;
-        r->hi = b;
-        r->cap = cap;
-    }
+    if (cap <= r->cap) return 0;
+    if (cap < 2 * r->cap) cap = 2 * r->cap;
+    void *p;
+    if (!(p = realloc(r->lo, cap * sizeof *r->lo))) return -1;
+    r->lo = p;
+    if (!(p = realloc(r->hi, cap * sizeof *r->hi))) return -1;
+    r->hi = p;
+    if (!(p = realloc(r->bits, cap * sizeof *r->bits))) return -1;
+    r->bits = p;
+    if (!(p = realloc(r->row, cap * sizeof *r->row))) return -1;
+    r->row = p;
+    if (!(p = realloc(r->col, cap * sizeof *r->col))) return -1;
+    r->col = p;
+    r->cap = cap;
+    return 0;
+}
+
+int
+ranges_add(Ranges *r, uint64_t lo, uint64_t hi, int bits, uint32_t row, uint32_t col)
+{
+    if (r->n == r->cap && ranges_reserve(r, r->n + 64) < 0) return -1;
     r->lo[r->n] = lo;
     r->hi[r->n] = hi;
+    r->bits[r->n] = (int8_t)bits;
+    r->row[r->n] = row;
+    r->col[r->n] = col;
     r->n++;
     return 0;
 }
 
-/* The range of keys of the cell with ``code`` at ``bits`` bits (0..64). */
+/* The node of the cell of ``bits`` bits (0..64) at grid row and column. */
 static int
-add_cell(Ranges *r, int bits, uint64_t code)
+add_cell(Ranges *r, int bits, uint32_t row, uint32_t col)
 {
-    if (bits == 0) return ranges_add(r, 0, UINT64_MAX);
-    uint64_t span = bits == 64 ? 0 : UINT64_MAX >> bits;
+    if (bits == 0) return ranges_add(r, 0, UINT64_MAX, 0, 0, 0);
+    uint64_t code = zorder_code(bits, row, col);
     uint64_t lo = bits == 64 ? code : code << (64 - bits);
-    return ranges_add(r, lo, lo | span);
+    return ranges_add(r, lo, bits == 64 ? lo : lo | (UINT64_MAX >> bits), bits, row, col);
 }
 
-/* Sort by start (insertion sort: plans are short and nearly sorted), merge touching ranges. */
-static void
+static int
+by_start(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    return (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+void
 ranges_normalize(Ranges *r)
 {
-    for (size_t i = 1; i < r->n; i++) {
-        uint64_t lo = r->lo[i], hi = r->hi[i];
-        size_t j = i;
-        for (; j > 0 && r->lo[j - 1] > lo; j--) { r->lo[j] = r->lo[j - 1]; r->hi[j] = r->hi[j - 1]; }
-        r->lo[j] = lo;
-        r->hi[j] = hi;
-    }
+    uint64_t (*pairs)[2] = malloc((r->n ? r->n : 1) * sizeof *pairs);
+    if (!pairs) return;   /* left as it is: still a valid (unmerged) plan */
+    for (size_t i = 0; i < r->n; i++) { pairs[i][0] = r->lo[i]; pairs[i][1] = r->hi[i]; }
+    qsort(pairs, r->n, sizeof *pairs, by_start);
     size_t k = 0;
     for (size_t i = 0; i < r->n; i++) {
-        if (k > 0 && (r->hi[k - 1] == UINT64_MAX || r->lo[i] <= r->hi[k - 1] + 1)) {
-            if (r->hi[i] > r->hi[k - 1]) r->hi[k - 1] = r->hi[i];
+        if (k > 0 && (r->hi[k - 1] == UINT64_MAX || pairs[i][0] <= r->hi[k - 1] + 1)) {
+            if (pairs[i][1] > r->hi[k - 1]) r->hi[k - 1] = pairs[i][1];
         } else {
-            r->lo[k] = r->lo[i];
-            r->hi[k] = r->hi[i];
+            r->lo[k] = pairs[i][0];
+            r->hi[k] = pairs[i][1];
+            r->bits[k] = -1;
             k++;
         }
     }
     r->n = k;
+    free(pairs);
 }
 
 /* The box's rows and column ranges at a level with lat_bits and lon_bits. */
@@ -187,7 +205,7 @@ plan_geohash(const Plan *p, const Box *box, Ranges *out)
     for (uint32_t row = sp.r0;; row++) {
         for (int k = 0; k < sp.ncols; k++)
             for (uint32_t col = sp.c0[k];; col++) {
-                if (add_cell(out, bits, zorder_code(bits, row, col)) < 0) return -1;
+                if (add_cell(out, bits, row, col) < 0) return -1;
                 if (col == sp.c1[k]) break;
             }
         if (row == sp.r1) break;
@@ -195,35 +213,12 @@ plan_geohash(const Plan *p, const Box *box, Ranges *out)
     return 0;
 }
 
-/* Points of the store with keys in [lo, hi] (tombstones included: an estimate). */
-static size_t
-count_keys(const Store *s, uint64_t lo, uint64_t hi)
-{
-    const Run *runs[3] = {&s->base, &s->frozen, &s->active};
-    size_t n = 0;
-    for (int k = 0; k < 3; k++) {
-        if (runs[k]->n == 0) continue;
-        size_t end = hi == UINT64_MAX ? runs[k]->n : run_lower(runs[k], s->kind, hi + 1);
-        n += end - run_lower(runs[k], s->kind, lo);
-    }
-    return n;
-}
-
+/* A linear quadtree over the Z-order keys: a node of depth d is the cell of 2d bits. The plan
+ * is the nodes overlapping the box at the finest depth where it spans at most 16 of them; the
+ * scan splits a node holding more than leaf_capacity points (down to max_depth) where that
+ * helps (query.c), so the depth adapts to the density where the query is. */
 static int
-in_span(const Span *sp, uint32_t row, uint32_t col)
-{
-    if (row < sp->r0 || row > sp->r1) return 0;
-    for (int k = 0; k < sp->ncols; k++)
-        if (col >= sp->c0[k] && col <= sp->c1[k]) return 1;
-    return 0;
-}
-
-/* A linear quadtree over the Z-order keys: a node of depth d is the cell of 2d bits; it is
- * read whole when it holds at most leaf_capacity points (or at max_depth), else its children
- * overlapping the box are visited. The walk starts at the finest depth where the box spans at
- * most 16 nodes, so a query does not count its way down from the root. */
-static int
-plan_quadtree(const Plan *p, const Store *s, const Box *box, Ranges *out)
+plan_quadtree(const Plan *p, const Box *box, Ranges *out)
 {
     Span sp;
     int d = 0;
@@ -233,70 +228,26 @@ plan_quadtree(const Plan *p, const Store *s, const Box *box, Ranges *out)
         d = e;
     }
     box_span(box, d, d, &sp);
-    size_t cap = 64, n = 0;
-    uint32_t (*stack)[3] = malloc(cap * sizeof *stack);   /* depth, row, col */
-    if (!stack) return -1;
     for (uint32_t row = sp.r0;; row++) {
         for (int k = 0; k < sp.ncols; k++)
             for (uint32_t col = sp.c0[k];; col++) {
-                if (n == cap) {
-                    void *grown = realloc(stack, 2 * cap * sizeof *stack);
-                    if (!grown) { free(stack); return -1; }
-                    stack = grown;
-                    cap *= 2;
-                }
-                stack[n][0] = (uint32_t)d; stack[n][1] = row; stack[n][2] = col;
-                n++;
+                if (add_cell(out, 2 * d, row, col) < 0) return -1;
                 if (col == sp.c1[k]) break;
             }
         if (row == sp.r1) break;
     }
-    while (n > 0) {
-        n--;
-        int depth = (int)stack[n][0];
-        uint32_t row = stack[n][1], col = stack[n][2];
-        uint64_t code = zorder_code(2 * depth, row, col);
-        uint64_t lo = depth == 0 ? 0 : depth == 32 ? code : code << (64 - 2 * depth);
-        uint64_t hi = depth == 0 ? UINT64_MAX : depth == 32 ? code : lo | (UINT64_MAX >> (2 * depth));
-        size_t held = count_keys(s, lo, hi);
-        if (held == 0) continue;
-        if (held <= (size_t)p->leaf_capacity || depth >= p->max_depth) {
-            if (ranges_add(out, lo, hi) < 0) { free(stack); return -1; }
-            continue;
-        }
-        Span child;
-        box_span(box, depth + 1, depth + 1, &child);
-        if (n + 4 > cap) {
-            void *grown = realloc(stack, 2 * cap * sizeof *stack);
-            if (!grown) { free(stack); return -1; }
-            stack = grown;
-            cap *= 2;
-        }
-        for (uint32_t i = 0; i < 4; i++) {
-            uint32_t r = 2 * row + (i >> 1), c = 2 * col + (i & 1);
-            if (!in_span(&child, r, c)) continue;
-            stack[n][0] = (uint32_t)depth + 1; stack[n][1] = r; stack[n][2] = c;
-            n++;
-        }
-    }
-    free(stack);
     return 0;
 }
 
 static int
 plan_s2(const Plan *p, double lat, double lon, double radius_m, Ranges *out)
 {
-    int cap = 8 * p->max_cells + 64;
-    if (out->cap < (size_t)cap) {
-        ranges_free(out);
-        out->lo = malloc((size_t)cap * sizeof *out->lo);
-        out->hi = malloc((size_t)cap * sizeof *out->hi);
-        if (!out->lo || !out->hi) { ranges_free(out); return -1; }
-        out->cap = (size_t)cap;
-    }
+    int cap = p->max_cells + 1;
+    if (ranges_reserve(out, (size_t)cap) < 0) return -1;
     int n = s2geom_cap_ranges(lat, lon, padded_angle_rad(radius_m), p->max_cells, out->lo, out->hi, cap);
     if (n < 0) return -1;
     out->n = (size_t)n;
+    memset(out->bits, -1, (size_t)n * sizeof *out->bits);
     return 0;
 }
 
@@ -307,8 +258,5 @@ plan_ranges(const Plan *p, const Store *s, double lat, double lon, double radius
     if (p->kind == PLAN_S2) return plan_s2(p, lat, lon, radius_m, out);
     Box box;
     cap_box(lat, lon, radius_m, &box);
-    int failed = p->kind == PLAN_GEOHASH ? plan_geohash(p, &box, out) : plan_quadtree(p, s, &box, out);
-    if (failed) return -1;
-    ranges_normalize(out);
-    return 0;
+    return p->kind == PLAN_GEOHASH ? plan_geohash(p, &box, out) : plan_quadtree(p, &box, out);
 }

@@ -9,8 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Inclusive key ranges. For the Z-order planners each is a *node*: the geohash cell of
+ * ``bits`` bits at grid ``row`` and ``col`` (a latitude/longitude rectangle, which the scan
+ * bounds and may split); ``bits`` -1 marks a plain range (S2, or merged). */
 typedef struct {
-    uint64_t *lo, *hi;  /* inclusive key ranges */
+    uint64_t *lo, *hi;
+    int8_t *bits;
+    uint32_t *row, *col;
     size_t n, cap;
 } Ranges;
 
@@ -37,8 +42,11 @@ enum { PLAN_GEOHASH = 0, PLAN_QUADTREE = 1, PLAN_S2 = 2 };
 double padded_angle_rad(double radius_m);
 void cap_box(double lat, double lon, double radius_m, Box *box);
 void ranges_free(Ranges *r);
-/* The ranges of a query, sorted and merged: 0, or -1 out of memory. */
+/* The ranges of a query: 0, or -1 out of memory. */
 int plan_ranges(const Plan *p, const Store *s, double lat, double lon, double radius_m, Ranges *out);
+/* Sort by start and merge touching ranges (the result's nodes become plain ranges). */
+void ranges_normalize(Ranges *r);
+int ranges_add(Ranges *r, uint64_t lo, uint64_t hi, int bits, uint32_t row, uint32_t col);
 /* Geohash only: the level a query reads (bits) and how many cells. */
 void plan_geohash_choice(const Plan *p, double lat, double lon, double radius_m, int *bits, size_t *cells);
 #endif

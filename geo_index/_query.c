@@ -2,6 +2,8 @@
 #include "_query.h"
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
+#include "_keys.h"
 
 /* Must equal geo_index.distance. */
 #define EARTH_RADIUS_M 6371008.8
@@ -159,9 +161,219 @@ cut_page(const Q *q, Cand *c, size_t n, long limit, QPage *out)
     return 0;
 }
 
+/* A node of the walk: its key range, its geometry (bits -1: none), distance bounds and the
+ * positions of its points in each run. */
+typedef struct {
+    uint64_t lo, hi;
+    double lb, ub;   /* metres: every point of the node is within [lb, ub] of the query */
+    int bits;
+    uint32_t row, col;
+    size_t p0[3], p1[3], held;
+} Node;
+
+/* Nodes holding at most this many points are read without bounds: bounding them costs about
+ * what reading them does. */
+#define BOUND_MIN 32
+
+typedef struct {
+    Node *v;
+    size_t n, cap;
+} NodeHeap;   /* a binary min-heap by lb */
+
+static int
+heap_push(NodeHeap *h, Node x)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 64;
+        Node *v = realloc(h->v, cap * sizeof *v);
+        if (!v) return -1;
+        h->v = v;
+        h->cap = cap;
+    }
+    size_t i = h->n++;
+    while (i > 0 && h->v[(i - 1) / 2].lb > x.lb) { h->v[i] = h->v[(i - 1) / 2]; i = (i - 1) / 2; }
+    h->v[i] = x;
+    return 0;
+}
+
+static Node
+heap_pop(NodeHeap *h)
+{
+    Node top = h->v[0], last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && h->v[c + 1].lb < h->v[c].lb) c++;
+        if (h->v[c].lb >= last.lb) break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n) h->v[i] = last;
+    return top;
+}
+
+/* Bounds of a Z-order node: its cell's rectangle, grown by 1e-9 degrees (far above the
+ * rounding of grid_row/grid_col), and the triangle inequality through its centre c: every
+ * point p of it has |d(q, c) - d(c, p)| <= d(q, p) <= d(q, c) + d(c, p), and d(c, p) <=
+ * R (h/2 + cos(phi_e) w/2) (along the meridian to p's latitude, then along that parallel,
+ * which is never shorter than the great circle; phi_e is the rectangle's latitude nearest the
+ * equator). Rectangles over 10 degrees get no bounds (0, inf): they are only split or read. */
+static void
+node_bounds(double lat, double lon, Node *x)
+{
+    x->lb = 0.0;
+    x->ub = INFINITY;
+    if (x->bits < 0 || x->held <= BOUND_MIN) return;
+    int lat_bits = x->bits / 2, lon_bits = x->bits - x->bits / 2;
+    double h = ldexp(180.0, -lat_bits), w = ldexp(360.0, -lon_bits);
+    if (h > 10.0 || w > 10.0) return;
+    double lat0 = x->row * h - 90.0 - 1e-9, lat1 = (x->row + 1) * h - 90.0 + 1e-9;
+    double clat = 0.5 * (lat0 + lat1), clon = (x->col + 0.5) * w - 180.0;
+    double eq = lat0 > 0.0 ? lat0 : lat1 < 0.0 ? lat1 : 0.0;
+    double rc = EARTH_RADIUS_M * (0.5 * (lat1 - lat0) + cos(eq * RAD) * (0.5 * w + 1e-9)) * RAD;
+    double dc = haversine(lat, lon, clat, clon);
+    x->lb = fmax(0.0, (dc - rc) * (1.0 - REL_MARGIN) - ABS_MARGIN_M);
+    x->ub = (dc + rc) * (1.0 + REL_MARGIN) + ABS_MARGIN_M;
+}
+
+/* Where a node's points are in each run: found within its parent's (when it has one). */
+static void
+node_place(const Store *s, const Run *const runs[3], Node *x, const Node *parent)
+{
+    x->held = 0;
+    for (int r = 0; r < 3; r++) {
+        const Run *run = runs[r];
+        x->p0[r] = x->p1[r] = 0;
+        if (run->n == 0) continue;
+        if (parent) {
+            size_t a = parent->p0[r], b = parent->p1[r];
+            x->p0[r] = x->lo == parent->lo ? a : run_lower_in(run, s->kind, x->lo, a, b);
+            x->p1[r] = x->hi == parent->hi ? b : run_lower_in(run, s->kind, x->hi + 1, x->p0[r], b);
+        } else {
+            x->p0[r] = run_lower(run, s->kind, x->lo);
+            x->p1[r] = x->hi == UINT64_MAX ? run->n : run_lower(run, s->kind, x->hi + 1);
+        }
+        x->held += x->p1[r] - x->p0[r];
+    }
+}
+
+/* Place, bound and queue a node unless it is empty or surely outside the radius. */
+static int
+node_push(NodeHeap *heap, const Store *s, const Run *const runs[3], Node *x, const Node *parent, double lat,
+          double lon, double radius_m)
+{
+    node_place(s, runs, x, parent);
+    if (x->held == 0) return 0;
+    node_bounds(lat, lon, x);
+    return x->lb <= radius_m ? heap_push(heap, *x) : 0;
+}
+
+/* Live points of r in [p0, p1). */
+static size_t
+live_in(const Run *r, size_t p0, size_t p1)
+{
+    size_t n = p1 - p0;
+    if (!r->dead) return n;
+    for (size_t i = p0; i < p1;) {
+        if ((i & 63) == 0 && i + 64 <= p1) {
+            uint64_t w;
+            memcpy(&w, r->dead + i / 8, 8);
+            n -= (size_t)__builtin_popcountll(w);
+            i += 64;
+        } else {
+            n -= run_is_dead(r, i);
+            i++;
+        }
+    }
+    return n;
+}
+
+/* The a-scale of a distance (sin^2(d / 2R)), or 2 (above every a) when it has none. */
+static double
+a_of(double d)
+{
+    if (!(d / TWO_R < 1.5)) return 2.0;
+    double s = sin(d / TWO_R);
+    return s * s;
+}
+
+/* A max-heap of the ``limit`` smallest upper bounds seen: its top is the page's cut. */
+typedef struct {
+    double *v;
+    size_t n, k;
+} Cut;
+
+static void
+cut_add(Cut *c, double x)
+{
+    if (c->k == 0) return;
+    size_t i;
+    if (c->n < c->k) i = c->n++;
+    else if (x < c->v[0]) {   /* replace the top, sift down */
+        size_t j = 0;
+        for (;;) {
+            size_t l = 2 * j + 1;
+            if (l >= c->n) break;
+            if (l + 1 < c->n && c->v[l + 1] > c->v[l]) l++;
+            if (c->v[l] <= x) break;
+            c->v[j] = c->v[l];
+            j = l;
+        }
+        c->v[j] = x;
+        return;
+    } else return;
+    while (i > 0 && c->v[(i - 1) / 2] < x) { c->v[i] = c->v[(i - 1) / 2]; i = (i - 1) / 2; }
+    c->v[i] = x;
+}
+
+static double
+cut_value(const Cut *c)
+{
+    return c->k && c->n == c->k ? c->v[0] * (1.0 + BAND) : INFINITY;
+}
+
+typedef struct {
+    Cand *v;
+    size_t n, cap;
+} Cands;
+
+static int
+cands_add(Cands *c, Cand x)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 256;
+        Cand *v = realloc(c->v, cap * sizeof *v);
+        if (!v) return -1;
+        c->v = v;
+        c->cap = cap;
+    }
+    c->v[c->n++] = x;
+    return 0;
+}
+
+/* Count a match, place it against the page's start, and keep it when it may be on the page. */
+static int
+admit(const Q *q, const QAfter *after, long limit, Cand y, QPage *out, Cands *page, Cut *cut)
+{
+    out->total++;
+    if (after->on) {
+        if (y.d < 0.0 && q->afast && y.hi < q->athr_lo) return 0;
+        if (!(y.d < 0.0 && q->afast && y.lo > q->athr_hi)) {
+            make_exact(q, &y);
+            if (!(y.d > after->d || (y.d == after->d && y.id > after->id))) return 0;
+        }
+    }
+    out->following++;
+    if (limit == 0 || (limit > 0 && y.lo > cut_value(cut))) return 0;
+    if (cands_add(page, y) < 0) return -1;
+    cut_add(cut, y.hi);
+    return 0;
+}
+
 int
-query_page(const Store *s, const uint64_t *lo, const uint64_t *hi, size_t nranges, double lat, double lon,
-           double radius_m, long limit, const QAfter *after, QFilter filter, void *ctx, QPage *out)
+query_page(const Store *s, const Ranges *nodes, int split, int max_bits, double lat, double lon, double radius_m, long limit,
+           const QAfter *after, QFilter filter, void *ctx, QPage *out)
 {
     Q q;
     if (lon == -180.0) lon = 180.0;
@@ -182,52 +394,72 @@ query_page(const Store *s, const uint64_t *lo, const uint64_t *hi, size_t nrange
     out->total = out->following = out->count = 0;
     out->hits = NULL;
 
-    size_t n = 0, cap = 0;
-    Cand *c = NULL;
+    Cands page = {NULL, 0, 0}, held_back = {NULL, 0, 0};
+    NodeHeap heap = {NULL, 0, 0};
+    Cut cut = {NULL, 0, limit > 0 ? (size_t)limit : 0};
     int status = 0;
-    const Run *runs[3] = {&s->base, &s->frozen, &s->active};
-    for (int r = 0; r < 3 && status == 0; r++) {
-        const Run *run = runs[r];
-        if (run->n == 0) continue;
-        for (size_t k = 0; k < nranges && status == 0; k++) {
-            size_t i = run_lower(run, s->kind, lo[k]);
-            size_t end = hi[k] == UINT64_MAX ? run->n : run_lower(run, s->kind, hi[k] + 1);
-            for (; i < end; i++) {
+    if (cut.k && !(cut.v = malloc(cut.k * sizeof *cut.v))) status = -1;
+    const Run *const runs[3] = {&s->base, &s->frozen, &s->active};
+    for (size_t k = 0; k < nodes->n && status == 0; k++) {
+        Node x = {nodes->lo[k], nodes->hi[k], 0.0, INFINITY, nodes->bits[k], nodes->row[k], nodes->col[k], {0}, {0}, 0};
+        if (node_push(&heap, s, runs, &x, NULL, lat, lon, radius_m) < 0) status = -1;
+    }
+    while (heap.n > 0 && status == 0) {
+        Node x = heap_pop(&heap);
+        const size_t *p0 = x.p0, *p1 = x.p1;
+        size_t held = x.held;
+        int inside = x.ub < radius_m;
+        int for_page = limit < 0 || a_of(x.lb) <= cut_value(&cut);
+        if (inside && !for_page && !filter && (!after->on || x.lb > after->d || x.ub < after->d)) {
+            size_t live = 0;
+            for (int r = 0; r < 3; r++) live += live_in(runs[r], p0[r], p1[r]);
+            out->total += live;
+            if (!after->on || x.lb > after->d) out->following += live;
+            continue;
+        }
+        if (split > 0 && held > (size_t)split && x.bits >= 0 && x.bits < max_bits && !(inside && !for_page && filter)) {
+            int more = x.bits & 1 ? 1 : 2;   /* odd bits: a latitude bit, then quarters */
+            for (uint32_t i = 0; i < (1u << more) && status == 0; i++) {
+                Node y = x;
+                y.bits = x.bits + more;
+                y.row = 2 * x.row + (more == 2 ? i >> 1 : i);
+                y.col = more == 2 ? 2 * x.col + (i & 1) : x.col;
+                uint64_t code = zorder_code(y.bits, y.row, y.col);
+                y.lo = y.bits == 64 ? code : code << (64 - y.bits);
+                y.hi = y.bits == 64 ? y.lo : y.lo | (UINT64_MAX >> y.bits);
+                if (node_push(&heap, s, runs, &y, &x, lat, lon, radius_m) < 0) status = -1;
+            }
+            continue;
+        }
+        for (int r = 0; r < 3 && status == 0; r++) {
+            const Run *run = runs[r];
+            for (size_t i = p0[r]; i < p1[r]; i++) {
                 if (run_is_dead(run, i)) continue;
-                Cand x = {0.0, 0.0, -1.0, run->lat[i], run->lon[i], run->id[i]};
-                int b = q.fast ? bound(&q, x.lat, x.lon, &x.lo, &x.hi) : 0;
-                if (b < 0 || (b > 0 && x.lo > q.thr_hi)) continue;
-                if (b == 0 || x.hi >= q.thr_lo) {
-                    make_exact(&q, &x);
-                    if (!(x.d <= radius_m)) continue;
+                Cand y = {0.0, 0.0, -1.0, run->lat[i], run->lon[i], run->id[i]};
+                int b = q.fast ? bound(&q, y.lat, y.lon, &y.lo, &y.hi) : 0;
+                if (b < 0 || (b > 0 && y.lo > q.thr_hi)) continue;
+                if (b == 0 || y.hi >= q.thr_lo) {
+                    make_exact(&q, &y);
+                    if (!(y.d <= radius_m)) continue;
                 }
-                if (filter) {
-                    int f = filter(ctx, x.id);
-                    if (f < 0) { status = -2; break; }
-                    if (!f) continue;
+                /* With a filter, the matches are kept and filtered after the walk: the filter
+                 * runs Python code, which must not see the store in the middle of a scan. */
+                if (filter ? cands_add(&held_back, y) < 0 : admit(&q, after, limit, y, out, &page, &cut) < 0) {
+                    status = -1;
+                    break;
                 }
-                out->total++;
-                if (after->on) {
-                    if (x.d < 0.0 && q.afast && x.hi < q.athr_lo) continue;
-                    if (!(x.d < 0.0 && q.afast && x.lo > q.athr_hi)) {
-                        make_exact(&q, &x);
-                        if (!(x.d > after->d || (x.d == after->d && x.id > after->id))) continue;
-                    }
-                }
-                out->following++;
-                if (limit == 0) continue;
-                if (n == cap) {
-                    size_t grown = cap ? 2 * cap : 256;
-                    Cand *more = realloc(c, grown * sizeof *more);
-                    if (!more) { status = -1; break; }
-                    c = more;
-                    cap = grown;
-                }
-                c[n++] = x;
             }
         }
     }
-    if (status == 0 && cut_page(&q, c, n, limit, out) < 0) status = -1;
-    free(c);
+    for (size_t i = 0; i < held_back.n && status == 0; i++) {
+        int f = filter(ctx, held_back.v[i].id);
+        if (f < 0) status = -2;
+        else if (f && admit(&q, after, limit, held_back.v[i], out, &page, &cut) < 0) status = -1;
+    }
+    if (status == 0 && cut_page(&q, page.v, page.n, limit, out) < 0) status = -1;
+    free(page.v);
+    free(held_back.v);
+    free(heap.v);
+    free(cut.v);
     return status;
 }

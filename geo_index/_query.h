@@ -1,5 +1,13 @@
 /* The exact scan of a query's key ranges: a page of (distance, id) and the match counts.
  *
+ * The ranges are visited nearest first (by a lower bound of their distance). A Z-order node
+ * (a latitude/longitude rectangle) is bounded by the triangle inequality through its centre:
+ * its farthest point from the centre is a corner, so every point in it lies within
+ * [d(q, centre) - r_c, d(q, centre) + r_c] of the query (padded by the usual margins). A node
+ * surely inside the radius adds its point count without reading a point, unless it may hold
+ * one of the page's hits (its lower bound is below the page's current cut) or a filter must
+ * see its points; a crowded node that the radius or the page's cut crosses is split.
+ *
  * Every distance reported is geo_index.haversine_m's, bit for bit: the same operations in the
  * same order with the C library's sin, cos, asin and sqrt (built with -ffp-contract=off). Most
  * candidates never need it: a few multiplications bound the haversine term ``a`` of a nearby
@@ -8,6 +16,7 @@
  * that may belong to the page, gets the exact distance. */
 #ifndef GEO_QUERY_H
 #define GEO_QUERY_H
+#include "_plan.h"
 #include "_store.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -33,9 +42,13 @@ typedef struct {
     QHit *hits;       /* malloc'd; the caller frees it */
 } QPage;
 
-/* limit < 0: every match. Returns 0, -1 out of memory, -2 the filter failed. */
-int query_page(const Store *s, const uint64_t *lo, const uint64_t *hi, size_t nranges, double lat, double lon,
-               double radius_m, long limit, const QAfter *after, QFilter filter, void *ctx, QPage *out);
+/* The page of the points of ``nodes`` (a plan): limit < 0 for every match. A node holding
+ * more than ``split`` points is split into its quarters (halves at odd bits), down to
+ * ``max_bits``, where that helps;
+ * a node surely within the radius that cannot hold a hit of the page is counted without
+ * looking at its points. Returns 0, -1 out of memory, -2 the filter failed. */
+int query_page(const Store *s, const Ranges *nodes, int split, int max_bits, double lat, double lon, double radius_m, long limit,
+               const QAfter *after, QFilter filter, void *ctx, QPage *out);
 
 /* geo_index.haversine_m(lat1, lon1, lat2, lon2), bit for bit. */
 double haversine(double lat1, double lon1, double lat2, double lon2);

@@ -22,8 +22,14 @@ run_lower(const Run *r, int kind, uint64_t x)
 {
     size_t lo = 0, hi = r->n;
     if (!r->key) {
-        /* The directory first: the last entry below x starts the block x's position is in. */
+        /* The directory first (the entries sharing x's top bits, found in ``top``): the last
+         * entry below x starts the block x's position is in. */
         size_t m = (r->n + DIR_STEP - 1) / DIR_STEP, a = 0, b = m;
+        if (r->top) {
+            uint64_t p = r->topbits ? x >> (64 - r->topbits) : 0;
+            a = r->top[p];
+            b = r->top[p + 1];
+        }
         while (a < b) {
             size_t mid = a + (b - a) / 2;
             if (r->dir[mid] < x) a = mid + 1;
@@ -33,6 +39,17 @@ run_lower(const Run *r, int kind, uint64_t x)
         lo = (a - 1) * DIR_STEP + 1;
         hi = a * DIR_STEP < r->n ? a * DIR_STEP : r->n;
     }
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (run_key(r, kind, mid) < x) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+size_t
+run_lower_in(const Run *r, int kind, uint64_t x, size_t lo, size_t hi)
+{
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (run_key(r, kind, mid) < x) lo = mid + 1;
@@ -83,7 +100,7 @@ idmap_find(const IdMap *m, const int64_t *ids, int64_t id)
 void
 run_free(Run *r)
 {
-    free(r->lat); free(r->lon); free(r->id); free(r->key); free(r->dir); free(r->dead);
+    free(r->lat); free(r->lon); free(r->id); free(r->key); free(r->dir); free(r->top); free(r->dead);
     memset(r, 0, sizeof *r);
 }
 
@@ -189,7 +206,8 @@ static size_t
 run_bytes(const Run *r)
 {
     size_t per = r->key ? 32 : 24, dir = r->key ? 0 : (r->n + DIR_STEP - 1) / DIR_STEP * 8;
-    return (r->key ? r->cap : r->n) * per + dir + (r->dead ? (r->n + 7) / 8 : 0);
+    size_t top = r->top ? ((size_t)1 << r->topbits) * 4 + 4 : 0;
+    return (r->key ? r->cap : r->n) * per + dir + top + (r->dead ? (r->n + 7) / 8 : 0);
 }
 
 size_t
@@ -289,6 +307,27 @@ store_merge_begin(Store *s, Merge *m, const Run *extra)
     return 0;
 }
 
+/* The base's ``top`` table: one entry per value of the directory keys' top bits (about one
+ * per directory entry, 0.25 byte a point), so a search starts among the few entries sharing
+ * the key's top bits instead of halving the whole directory. */
+static int
+build_top(Run *r)
+{
+    size_t m = (r->n + DIR_STEP - 1) / DIR_STEP;
+    int bits = 0;
+    while (bits < 24 && ((size_t)1 << (bits + 1)) <= m) bits++;
+    size_t size = ((size_t)1 << bits) + 1;
+    r->top = malloc(size * sizeof *r->top);
+    if (!r->top) return -1;
+    r->topbits = bits;
+    size_t j = 0;
+    for (size_t p = 0; p < size; p++) {
+        while (j < m && (bits ? r->dir[j] >> (64 - bits) : 0) < p) j++;
+        r->top[p] = (uint32_t)j;
+    }
+    return 0;
+}
+
 /* The next live position of r at or after i. */
 static size_t
 next_live(const Run *r, size_t i)
@@ -329,8 +368,32 @@ merge_compute(int kind, Merge *m)
         if (at[best] < r->n) head[best] = run_key(r, kind, at[best]);
     }
     out->n = out->cap = total;
-    m->status = idmap_build(&m->ids, out->id, total, &m->dup);
+    m->status = build_top(out);
+    if (m->status == 0) m->status = idmap_build(&m->ids, out->id, total, &m->dup);
     if (m->status < 0) run_free(out);
+}
+
+/* After a failed merge: the frozen run's live points back into the active run (both small). */
+static void
+unfreeze(Store *s)
+{
+    Run *f = &s->frozen, *a = &s->active, both;
+    memset(&both, 0, sizeof both);
+    if (run_reserve(&both, f->n - f->ndead + a->n) < 0) { run_free(&both); return; }  /* stays frozen */
+    size_t i = next_live(f, 0), j = 0;
+    while (i < f->n || j < a->n) {
+        int from_f = j >= a->n || (i < f->n && f->key[i] <= a->key[j]);
+        const Run *r = from_f ? f : a;
+        size_t k = from_f ? i : j;
+        both.lat[both.n] = r->lat[k]; both.lon[both.n] = r->lon[k];
+        both.id[both.n] = r->id[k]; both.key[both.n] = r->key[k];
+        both.n++;
+        if (from_f) i = next_live(f, i + 1);
+        else j++;
+    }
+    run_free(f);
+    run_free(a);
+    *a = both;
 }
 
 void
@@ -339,7 +402,10 @@ store_merge_finish(Store *s, Merge *m)
     free(m->base.dead);
     free(m->frozen.dead);
     s->merging = 0;
-    if (m->status < 0) return;   /* the frozen run stays live until the next merge folds it in */
+    if (m->status < 0) {
+        unfreeze(s);
+        return;
+    }
     run_free(&s->base);
     run_free(&s->frozen);
     free(s->ids.slot);

@@ -33,6 +33,8 @@ typedef struct {
     int64_t *id;
     uint64_t *key;  /* active and frozen runs: each point's key; NULL in the base */
     uint64_t *dir;  /* base: dir[j] = key of point j * DIR_STEP */
+    uint32_t *top;  /* base: top[p] = the first j whose dir[j] has top ``topbits`` bits >= p */
+    int topbits;
     uint8_t *dead;  /* tombstones, one bit a point; NULL while none */
     size_t ndead;
 } Run;
@@ -67,6 +69,8 @@ typedef struct {
 uint64_t store_key(int kind, double lat, double lon);
 uint64_t run_key(const Run *r, int kind, size_t i);
 size_t run_lower(const Run *r, int kind, uint64_t x);
+/* run_lower within positions [lo, hi) (the caller knows the answer is there). */
+size_t run_lower_in(const Run *r, int kind, uint64_t x, size_t lo, size_t hi);
 static inline int run_is_dead(const Run *r, size_t i) { return r->dead && (r->dead[i >> 3] >> (i & 7)) & 1; }
 
 void store_init(Store *s, int kind);

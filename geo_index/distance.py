@@ -3,10 +3,11 @@
 All angles given to or returned by public functions are in degrees, all distances in metres.
 
 :func:`haversine_m` is *the* distance: every index computes the final distance of every
-candidate with exactly its floating-point operations, and the tests' oracle calls it
-directly, so "exact" means bit-identical. Everything else in this module (bounding boxes,
-lower bounds, squared-chord thresholds) is only used to discard candidates and is padded by
-a safety margin so that it never discards a point :func:`haversine_m` would accept.
+candidate with exactly its floating-point operations (``geo_index/_query.c``), and the tests'
+oracle calls it directly, so "exact" means bit-identical. :func:`cap_bounds` (a query's
+bounding box, mirrored operation for operation by ``cap_box`` in ``geo_index/_plan.c``) is only
+used to discard candidates and is padded by a safety margin so that it never discards a point
+:func:`haversine_m` would accept.
 """
 
 from __future__ import annotations
@@ -73,61 +74,6 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return _TWO_R * _asin(_sqrt(a))
 
 
-class PointTerms(NamedTuple):
-    """The per-point factors of :func:`haversine_m`, computed exactly as it computes them.
-
-    Attributes:
-        phi: latitude, radians (``lat * RAD``).
-        lam: longitude, radians (``lon * RAD`` after -180 became 180).
-        cos_phi: ``cos(phi)``.
-    """
-
-    phi: float
-    lam: float
-    cos_phi: float
-
-
-def point_terms(lat: float, lon: float) -> PointTerms:
-    """Precompute the per-point factors of :func:`haversine_m`.
-
-    With ``q = point_terms(qlat, qlon)`` and ``p = point_terms(lat, lon)``::
-
-        s1 = sin((p.phi - q.phi) * 0.5)
-        s2 = sin((p.lam - q.lam) * 0.5)
-        a = min(1.0, s1 * s1 + q.cos_phi * p.cos_phi * s2 * s2)
-        d = 2 * EARTH_RADIUS_M * asin(sqrt(a))
-
-    performs the same IEEE-754 operations in the same order as
-    ``haversine_m(qlat, qlon, lat, lon)`` and so returns the identical float. The indexes
-    rely on this to avoid recomputing ``radians`` and ``cos`` per candidate.
-
-    Args:
-        lat: latitude, degrees.
-        lon: longitude, degrees.
-
-    Returns:
-        The factors (radians and a cosine).
-    """
-    if lon == -180.0:
-        lon = 180.0
-    phi = lat * RAD
-    return PointTerms(phi, lon * RAD, _cos(phi))
-
-
-def distance_from_a(a: float) -> float:
-    """Turn the haversine term ``a`` into metres, exactly as :func:`haversine_m` ends.
-
-    Args:
-        a: ``sin^2(dphi/2) + cos(phi1) cos(phi2) sin^2(dlam/2)``, dimensionless.
-
-    Returns:
-        The distance in metres.
-    """
-    if a > 1.0:
-        a = 1.0
-    return _TWO_R * _asin(_sqrt(a))
-
-
 def padded_angle_rad(radius_m: float) -> float:
     """Angular radius of a search circle, padded by the pruning safety margin.
 
@@ -138,38 +84,6 @@ def padded_angle_rad(radius_m: float) -> float:
         An angle in radians strictly larger than ``radius_m / EARTH_RADIUS_M``.
     """
     return (radius_m * (1.0 + REL_MARGIN) + ABS_MARGIN_M) / EARTH_RADIUS_M
-
-
-def a_upper_bound(radius_m: float) -> float:
-    """A threshold on the haversine term ``a`` that every accepted point satisfies.
-
-    A point with ``haversine_m(...) <= radius_m`` always has ``a <= a_upper_bound(radius_m)``,
-    so comparing ``a`` first lets a scan skip ``sqrt`` and ``asin`` for most rejects.
-
-    Args:
-        radius_m: the search radius, metres (may be ``inf``).
-
-    Returns:
-        The threshold, dimensionless; 1.0 or more means "no pruning".
-    """
-    delta = padded_angle_rad(radius_m)
-    if delta >= math.pi:
-        return 2.0
-    s = _sin(0.5 * delta)
-    return s * s * (1.0 + REL_MARGIN)
-
-
-def lower_bound_m(distance_m: float) -> float:
-    """Shrink a computed distance by the safety margin so it is a strict lower bound.
-
-    Args:
-        distance_m: a distance computed with ordinary rounding, metres.
-
-    Returns:
-        A value no greater than what :func:`haversine_m` can return for any point whose
-        true distance is ``distance_m`` or more, metres.
-    """
-    return distance_m * (1.0 - REL_MARGIN) - ABS_MARGIN_M
 
 
 #: The whole longitude circle as one range, degrees.
@@ -249,50 +163,3 @@ def cap_bounds(lat: float, lon: float, radius_m: float) -> CapBounds:
     if hi >= 180.0:
         return CapBounds(lat_lo, lat_hi, ((-180.0, hi - 360.0), (lo, 180.0)), delta, _INF)
     return CapBounds(lat_lo, lat_hi, ((lo, hi),), delta, dlon * RAD)
-
-
-def rect_lower_bound_m(lat: float, lon: float, lat0: float, lat1: float, lon0: float, lon1: float) -> float:
-    """A lower bound of the distance from a point to any point of a lat/lon rectangle.
-
-    The rectangle is ``[lat0, lat1] x [lon0, lon1]`` with ``lon0 <= lon1`` (no wrap). If the
-    point's meridian crosses the rectangle the nearest point lies on that meridian, so the
-    distance is the latitude gap. Otherwise the nearest point lies on one of the two
-    bounding meridian arcs (along a parallel, distance grows with the longitude gap): for
-    each arc it is either the foot of the perpendicular from the point to the meridian's
-    great circle, ``asin(cos(lat) * |sin(dlon)|)``, when that foot falls inside the arc, or
-    the nearer end of the arc. The result is then shrunk by the safety margin.
-
-    Args:
-        lat: point latitude, degrees.
-        lon: point longitude, degrees.
-        lat0: southern edge, degrees.
-        lat1: northern edge, degrees.
-        lon0: western edge, degrees.
-        lon1: eastern edge, degrees.
-
-    Returns:
-        Metres, never more than :func:`haversine_m` from the point to any point inside the
-        rectangle (0 when the point is inside or on it).
-    """
-    if lon0 <= lon <= lon1 or (lon == -180.0 and lon1 == 180.0) or (lon == 180.0 and lon0 == -180.0):
-        if lat < lat0:
-            return max(0.0, lower_bound_m((lat0 - lat) * RAD * EARTH_RADIUS_M))
-        if lat > lat1:
-            return max(0.0, lower_bound_m((lat - lat1) * RAD * EARTH_RADIUS_M))
-        return 0.0
-    best = math.inf
-    phi = lat * RAD
-    sin_phi = _sin(phi)
-    cos_phi = _cos(phi)
-    for edge in (lon0, lon1):
-        dlam = (edge - lon) * RAD
-        cos_dlam = _cos(dlam)
-        foot = math.atan2(sin_phi, cos_phi * cos_dlam) / RAD
-        if cos_dlam > 0.0 and lat0 <= foot <= lat1:
-            s = abs(cos_phi * _sin(dlam))
-            d = EARTH_RADIUS_M * _asin(s if s < 1.0 else 1.0)
-        else:
-            d = min(haversine_m(lat, lon, lat0, edge), haversine_m(lat, lon, lat1, edge))
-        if d < best:
-            best = d
-    return max(0.0, lower_bound_m(best))

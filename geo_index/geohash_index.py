@@ -33,7 +33,7 @@ from geo_index.validate import DEFAULT_MAX_RADIUS_M, check_int_option
 #: one level every 2 bits (a factor of 2 in cell size) lets the query size pick a close fit.
 DEFAULT_LEVELS: tuple[int, ...] = (13, 15, 17, 19, 21, 23, 25, 27)
 
-#: Default cap on the number of cells one query reads (when a coarser level exists).
+#: Default target for the number of cells one query reads (see ``GeohashIndex``).
 DEFAULT_MAX_CELLS = 12
 
 #: The longest level, in geohash bits.
@@ -45,8 +45,9 @@ class GeohashIndex(IndexBase):
 
     Args:
         levels: geohash lengths in bits (2..32) a query may read cells of.
-        max_cells: a query uses the finest level whose cells overlapping the query's
-            bounding box number at most this many (the coarsest level otherwise).
+        max_cells: a query uses the finest level at which the cells overlapping the query's
+            bounding box number about this many or fewer on average over the box's positions
+            (the coarsest level otherwise); a given query may read a few more.
         max_radius_m: the largest radius ``within``/``nearest`` accept, metres.
         merge_every: see :class:`geo_index._base.IndexBase`.
 

@@ -225,7 +225,11 @@ where_passes(void *ctx, int64_t id)
         Py_DECREF(key);
         if (!got) return PyErr_Occurred() ? -1 : 0;
     }
-    return got == w->value ? 1 : PyObject_RichCompareBool(got, w->value, Py_EQ);
+    if (got == w->value) return 1;
+    Py_INCREF(got);   /* the comparison may run code that changes the table */
+    int same = PyObject_RichCompareBool(got, w->value, Py_EQ);
+    Py_DECREF(got);
+    return same;
 }
 
 /* The page of a query, in C; out as query_page's. */
@@ -237,8 +241,9 @@ run_query(Index *self, double lat, double lon, double radius, long limit, const 
         PyErr_NoMemory();
         return -1;
     }
-    int status = query_page(&self->store, self->ranges.lo, self->ranges.hi, self->ranges.n, lat, lon, radius, limit,
-                            after, where ? where_passes : NULL, where, out);
+    const Plan *p = &self->plan;
+    int status = query_page(&self->store, &self->ranges, p->leaf_capacity, p->kind == PLAN_QUADTREE ? 2 * p->max_depth : 64,
+                            lat, lon, radius, limit, after, where ? where_passes : NULL, where, out);
     if (status == -1) PyErr_NoMemory();
     return status < 0 ? -1 : 0;
 }
@@ -248,9 +253,16 @@ hits_list(const QPage *page)
 {
     PyObject *list = PyList_New((Py_ssize_t)page->count);
     for (size_t i = 0; list && i < page->count; i++) {
-        PyObject *hit = Py_BuildValue("(Ld)", (long long)page->hits[i].id, page->hits[i].d);
-        if (!hit) Py_CLEAR(list);
-        else PyList_SET_ITEM(list, (Py_ssize_t)i, hit);
+        PyObject *hit = PyTuple_New(2), *id = PyLong_FromLongLong(page->hits[i].id);
+        PyObject *d = PyFloat_FromDouble(page->hits[i].d);
+        if (!hit || !id || !d) {
+            Py_XDECREF(hit); Py_XDECREF(id); Py_XDECREF(d);
+            Py_CLEAR(list);
+            break;
+        }
+        PyTuple_SET_ITEM(hit, 0, id);
+        PyTuple_SET_ITEM(hit, 1, d);
+        PyList_SET_ITEM(list, (Py_ssize_t)i, hit);
     }
     return list;
 }
@@ -293,6 +305,7 @@ index_ranges(Index *self, PyObject *const *args, Py_ssize_t nargs)
     double radius = PyFloat_AsDouble(args[2]);
     if (radius == -1.0 && PyErr_Occurred()) return NULL;
     if (plan_ranges(&self->plan, &self->store, lat, lon, radius, &self->ranges) < 0) return PyErr_NoMemory();
+    ranges_normalize(&self->ranges);
     PyObject *list = PyList_New((Py_ssize_t)self->ranges.n);
     for (size_t i = 0; list && i < self->ranges.n; i++) {
         PyObject *pair = Py_BuildValue("(KK)", (unsigned long long)self->ranges.lo[i],

@@ -297,11 +297,6 @@ else:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="geo_index bug: a where value's __eq__ that changes the index during the scan makes "
-    "the page read moved arrays (a wrong page) or freed ones after a merge (a crash)",
-)
 @pytest.mark.parametrize(
     ("setup", "change"),
     [("", "pass"), ("", "idx.merge()"), ("idx.merge()", "idx.merge()")],

@@ -74,7 +74,8 @@ def test_bulk_load_arrays_takes_arrays_lists_and_strided_views(kind: Callable[..
 
 REFUSED = [
     pytest.param([5, 6], [0.0], [0.0, 0.0], InvalidCoordinate, id="lengths"),
-    pytest.param([[5]], [[0.0]], [[0.0]], InvalidCoordinate, id="two-dimensional"),
+    pytest.param([[5]], [[0.0]], [[0.0]], InvalidId, id="two-dimensional-ids"),
+    pytest.param([5], [[0.0]], [[0.0]], InvalidCoordinate, id="two-dimensional-coordinates"),
     pytest.param([5, 6], [0.0, math.nan], [0.0, 0.0], InvalidCoordinate, id="nan-lat"),
     pytest.param([5, 6], [0.0, 0.0], [math.nan, 0.0], InvalidCoordinate, id="nan-lon"),
     pytest.param([5, 6], [0.0, math.inf], [0.0, 0.0], InvalidCoordinate, id="inf-lat"),
@@ -90,38 +91,25 @@ REFUSED = [
 ]
 
 
-def _bug(reason: str) -> Any:
-    return pytest.mark.xfail(strict=True, reason=f"geo_index bug: bulk_load_arrays {reason}")
-
-
-# Arrays of the wrong type are converted by numpy (an unsafe cast) instead of being refused as
-# insert and bulk_load refuse the same values.
+# Arrays of the wrong type are refused as insert and bulk_load refuse the same values (not cast).
 WRONG_TYPES = [
-    pytest.param(
-        np.array([5.5, 6.0]), [0.0] * 2, [0.0] * 2, InvalidId, id="float-ids", marks=_bug("loads id 5.5 as 5")
-    ),
-    pytest.param(
-        np.array([5.0, 6.0]), [0.0] * 2, [0.0] * 2, InvalidId, id="whole-float-ids", marks=_bug("takes float ids")
-    ),
-    pytest.param(
-        np.array([True, False]), [0.0] * 2, [0.0] * 2, InvalidId, id="bool-ids", marks=_bug("takes True as id 1")
-    ),
+    pytest.param(np.array([5.5, 6.0]), [0.0] * 2, [0.0] * 2, InvalidId, id="float-ids"),
+    pytest.param(np.array([5.0, 6.0]), [0.0] * 2, [0.0] * 2, InvalidId, id="whole-float-ids"),
+    pytest.param(np.array([True, False]), [0.0] * 2, [0.0] * 2, InvalidId, id="bool-ids"),
     pytest.param(
         np.array([5, 2**63], dtype=np.uint64),
         [0.0] * 2,
         [0.0] * 2,
         InvalidId,
         id="uint64-ids",
-        marks=_bug("wraps uint64 id 2**63 to -2**63"),
     ),
-    pytest.param(["5", "6"], [0.0] * 2, [0.0] * 2, InvalidId, id="str-ids", marks=_bug('loads id "5" as 5')),
+    pytest.param(["5", "6"], [0.0] * 2, [0.0] * 2, InvalidId, id="str-ids"),
     pytest.param(
         [5, 6],
         ["north", 0.0],
         [0.0] * 2,
         InvalidCoordinate,
         id="str-lat",
-        marks=_bug("lets numpy's bare ValueError out, not InvalidCoordinate"),
     ),
 ]
 
@@ -200,11 +188,6 @@ def test_by_default_the_delta_is_merged_at_4096_changes(kind: Callable[..., Inde
     assert [i for i, _ in idx.within(0.0, 0.0, 1.0)] == [-1, 0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="geo_index bug: a refused bulk_load leaves the delta frozen, and the next merge() "
-    "folds only that frozen run, not the changes made since: pending stays > 0 after merge()",
-)
 @kinds
 def test_a_merge_after_a_refused_load_folds_every_pending_change(kind: Callable[..., IndexBase]) -> None:
     idx = kind(merge_every=None)
