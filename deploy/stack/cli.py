@@ -1,4 +1,5 @@
-"""``geo-stack up | down | status | env | run``: the local services geo needs, on loopback.
+"""``geo-stack up | down | status | env | signing-key | failover | run``: the local services geo
+needs, on loopback.
 
 ``--full`` (on ``up`` and ``run``) adds the multi-instance tier behind nginx (:mod:`deploy.stack.full`).
 ``run`` checks every port it will serve on before it starts anything, and refuses, naming the
@@ -60,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="say what runs where")
     sub.add_parser("env", help='print the endpoint variables (source it: eval "$(geo-stack env)")')
     sub.add_parser(
+        "signing-key",
+        help="print the key the services sign local tokens with (GEO_JWT_SECRET if set, else the stack's), "
+        "for local load tests: geo-loadgen friends --signing-key-file <(geo-stack signing-key)",
+    )
+    sub.add_parser(
         "failover",
         help="make the replica the primary (stopping the old primary cleanly if it runs), then rebuild "
         "the old primary as its streaming replica; rewrites <dir>/env",
@@ -99,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"geo-stack: {env_file} does not exist (run geo-stack up)", file=sys.stderr)
                 return 1
             sys.stdout.write(env_file.read_text())
+        elif args.command == "signing-key":
+            print(stack.signing_key(os.environ))
         elif args.command == "run" and args.full:
             return stack.up_full(entry_port=args.entry_port, exclusive=True).foreground()
         elif args.command == "run":

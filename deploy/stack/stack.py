@@ -73,6 +73,23 @@ class Stack:
             env["GEO_JWT_SECRET"] = state.jwt_secret
         return env
 
+    def signing_key(self, environ: Mapping[str, str]) -> str:
+        """The key the services ``geo-stack run`` starts sign tokens with: ``GEO_JWT_SECRET``
+        when ``environ`` sets it (it wins there too), else the stack's own.
+
+        Raises:
+            StackError: neither (no stack in this folder yet).
+        """
+        given = environ.get("GEO_JWT_SECRET")
+        if given:
+            return given
+        state = self.layout.load_state()
+        if state is None or not state.jwt_secret:
+            raise StackError(
+                f"no signing key: GEO_JWT_SECRET is not set and there is no stack in {self.layout.root} (run geo-stack up)"
+            )
+        return state.jwt_secret
+
     # --- commands ----------------------------------------------------------------------
 
     def up(self) -> dict[str, str]:

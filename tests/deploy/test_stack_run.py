@@ -166,6 +166,23 @@ def test_run_full_refuses_a_taken_instance_port(tmp_path: Path, stranger: Callab
     assert not (layout.root / "full").exists() and not (layout.root / "pg").exists()
 
 
+def test_signing_key_prints_the_key_the_services_would_sign_with(tmp_path: Path) -> None:
+    root = tmp_path / "stack"
+    missing = geo_stack(root, "signing-key", env={"GEO_JWT_SECRET": ""})
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert (
+        missing.stderr
+        == f"geo-stack: no signing key: GEO_JWT_SECRET is not set and there is no stack in {root} (run geo-stack up)\n"
+    )
+    layout = Layout(root)
+    layout.save_state(StackState(port_base=BASE, jwt_secret="the-stack-s-own-key-" + "s" * 32))
+    own = geo_stack(root, "signing-key", env={"GEO_JWT_SECRET": ""})
+    assert (own.returncode, own.stdout) == (0, "the-stack-s-own-key-" + "s" * 32 + "\n")
+    # A key in the environment is the one `geo-stack run` gives the services: it wins here too.
+    given = geo_stack(root, "signing-key", env={"GEO_JWT_SECRET": "from-the-environment-" + "e" * 32})
+    assert (given.returncode, given.stdout) == (0, "from-the-environment-" + "e" * 32 + "\n")
+
+
 # --- readiness: only the child this run started --------------------------------------------
 
 
