@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-from geo_common.settings import SettingsError, load_settings
 from geo_common.version import add_version_argument
 from loadgen.catalog import Catalog, catalog_for
 from loadgen.durations import duration_or_zero, parse_duration
@@ -32,10 +32,21 @@ from loadgen.runner import RunConfig, run
 from loadgen.schedule import Arrivals
 from loadgen.search import DEFAULT_TICK_S, LiveState, SearchOptions, run_search
 from loadgen.stage_args import StagesError, add_stage_arguments, settle
-from loadgen.targets import TargetError, check_friends_ws, check_friendship_api, check_query, check_search_api
+from loadgen.targets import (
+    TargetError,
+    check_friends_ws,
+    check_friendship_api,
+    check_query,
+    check_search_api,
+    check_user_token,
+)
 from loadgen.thresholds import ThresholdError, error_rules, parse_limit, parse_thresholds
+from loadgen.token_args import add_token_arguments, required, token_source
+from loadgen.user_tokens import TokenSource, UserTokensError
 
 PROG = "geo-loadgen"
+#: The lifetime of a token minted only to see that the API takes it, seconds.
+CHECK_TTL_S = 60
 
 
 class UsageError(Exception):
@@ -181,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     mixed.add_argument("--scenario", type=Path, required=True, help="a TOML scenario (see docs/loadgen.md)")
     mixed.add_argument("--skip-setup", action="store_true", help="the friendships exist already")
     add_stage_arguments(search, friends)
+    add_token_arguments(friends, mixed)
     return parser
 
 
@@ -253,13 +265,10 @@ def _search(args: argparse.Namespace) -> int:
 
 def _friends(args: argparse.Namespace) -> int:
     config = _config(args, catalog_for("friends"))
-    secret, issuer, audience = _signing()
     options = FriendsOptions(
         api=args.api,
         ws=args.ws,
-        jwt_secret=secret,
-        jwt_issuer=issuer,
-        jwt_audience=audience,
+        auth=required(token_source(args), "friends"),
         users=args.users,
         friends_per_user=args.friends_per_user,
         graph=GraphKind(args.graph),
@@ -278,11 +287,8 @@ def _friends(args: argparse.Namespace) -> int:
 
 
 def _mixed(args: argparse.Namespace) -> int:
-    secret, issuer, audience = _signing()
     try:
-        options = load_scenario(
-            args.scenario, jwt_secret=secret, jwt_issuer=issuer, jwt_audience=audience, seed=args.seed
-        )
+        options = load_scenario(args.scenario, auth=token_source(args), seed=args.seed)
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
     config = _config(args, catalog_for("mixed", search=options.search is not None, friends=options.friends is not None))
@@ -311,18 +317,10 @@ def _mixed(args: argparse.Namespace) -> int:
     return run(run_mixed, prepared, MixedLive, config, reported=options)
 
 
-def _signing() -> tuple[str, str, str]:
-    """The key, issuer and audience the users' tokens are signed with (the deployment's settings)."""
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise UsageError(str(exc)) from None
-    return settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience
-
-
 def prepare_friends(options: FriendsOptions, *, flags: tuple[str, str] = ("--api", "--ws")) -> FriendsOptions:
-    """Check the targets and the population, create the friendships once; options for the run
-    (``setup`` off: it is done)."""
+    """Check the targets and the population, load the users' tokens and see the API take
+    them, create the friendships once; options for the run (``setup`` off: it is done; the
+    tokens loaded)."""
     check_friendship_api(options.api, flags[0], setup=options.setup)
     check_friends_ws(options.ws, flags[1])
     try:
@@ -331,6 +329,7 @@ def prepare_friends(options: FriendsOptions, *, flags: tuple[str, str] = ("--api
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    options = replace(options, auth=load_tokens(options, flags[0]))
     online = max(s.target for s in options.stages) if options.stages else options.users * options.online_fraction
     shown = f"up to {online:g} online in stages" if options.stages else f"{options.online_fraction:.0%} online"
     print(
@@ -346,6 +345,28 @@ def prepare_friends(options: FriendsOptions, *, flags: tuple[str, str] = ("--api
     return replace(options, setup=False)
 
 
+def load_tokens(options: FriendsOptions, api_flag: str) -> TokenSource:
+    """The run's token source, loaded for every simulated user, once the API took the first
+    and the last user's tokens as theirs.
+
+    Raises:
+        UserTokensError: the source cannot give every user a token.
+        TargetError: the API refuses one of the two, or takes it as another user's.
+    """
+    users = range(options.first_user_id, options.first_user_id + options.users)
+    started = time.monotonic()
+    auth = options.auth.load(users)
+    for user_id in sorted({users[0], users[-1]}):
+        token = auth.token(user_id, CHECK_TTL_S)
+        check_user_token(options.api, api_flag, user_id, token, source=auth.describe(), hint=auth.hint())
+    print(
+        f"friends: tokens of {len(users)} users from {auth.describe()} ({time.monotonic() - started:.1f} s), "
+        "taken by the API",
+        flush=True,
+    )
+    return auth
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -356,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             return _friends(args)
         if args.command == "mixed":
             return _mixed(args)
-    except (UsageError, ThresholdError, PointsError, TargetError, StagesError) as exc:
+    except (UsageError, ThresholdError, PointsError, TargetError, StagesError, UserTokensError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

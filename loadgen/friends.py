@@ -21,7 +21,6 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import CloseCode
 
-from geo_common.tokens import mint_token
 from geo_index import haversine_m
 from loadgen.clock import MIN_SLEEP_S, now, sleep_until
 from loadgen.friends_options import EventKind, FriendsOptions, ScenarioEvent
@@ -93,13 +92,7 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
     clients = [
         Client(
             u.user_id,
-            mint_token(
-                opts.jwt_secret,
-                u.user_id,
-                ttl_s=int(opts.duration_s + opts.ramp_s + 3600),
-                issuer=opts.jwt_issuer,
-                audience=opts.jwt_audience,
-            ),
+            opts.auth.token(u.user_id, int(opts.duration_s + opts.ramp_s + 3600)),
             Mover(opts.movement, u.home, random.Random(u.user_id)),
             population.friends[u.user_id],
             opts.interval_s,

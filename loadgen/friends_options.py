@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from geo_common.tokens import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from loadgen.graph import GraphKind
 from loadgen.movement import Movement
 from loadgen.stages import Stage
+from loadgen.user_tokens import TokenSource
 
 
 class EventKind(str, Enum):
@@ -48,11 +48,9 @@ class FriendsOptions:
 
     api: str
     ws: str
-    jwt_secret: str
+    #: Where the users' tokens come from (:mod:`loadgen.user_tokens`); loaded before a run.
+    auth: TokenSource
     users: int
-    #: The ``iss`` and ``aud`` of the users' tokens (the deployment's GEO_JWT_ISSUER and GEO_JWT_AUDIENCE).
-    jwt_issuer: str = DEFAULT_ISSUER
-    jwt_audience: str = DEFAULT_AUDIENCE
     friends_per_user: int
     graph: GraphKind = GraphKind.COMMUNITIES
     online_fraction: float = 1.0

@@ -27,10 +27,10 @@ from collections.abc import Iterator
 
 import aiohttp
 
-from geo_common.tokens import Role, mint_token
 from loadgen.friends_options import FriendsOptions
 from loadgen.graph import Population
 from loadgen.stats import Recorder
+from loadgen.user_tokens import TokenSource
 
 #: What each step may answer; anything else is a set-up error. 200: they were friends already.
 REQUEST_ANSWERS = frozenset({202, 200})
@@ -39,28 +39,24 @@ ACCEPT_ANSWERS = frozenset({201, 200})
 RATE_RETRIES = 3
 #: The longest wait for a rate window, seconds (geo-api's windows last a minute).
 MAX_RETRY_AFTER_S = 61.0
-#: The lifetime of the users' set-up tokens, seconds (a token is minted at its user's first step).
+#: The lifetime of the users' set-up tokens when they are minted here, seconds (at a user's first step).
 TOKEN_TTL_S = 3600
 #: Progress is printed every this many friendships.
 PROGRESS_EVERY = 5_000
 
 
 class UserTokens:
-    """Each user's own bearer token, minted once with the settings' key and kept for the set-up."""
+    """Each user's own bearer token, taken once from the run's token source and kept for the set-up."""
 
-    def __init__(self, secret: str, issuer: str, audience: str) -> None:
-        self._secret = secret
-        self._issuer = issuer
-        self._audience = audience
+    def __init__(self, auth: TokenSource) -> None:
+        self._auth = auth
         self._tokens: dict[int, str] = {}
 
     def headers(self, user_id: int) -> dict[str, str]:
         """The ``Authorization`` header of ``user_id`` acting for themself."""
         token = self._tokens.get(user_id)
         if token is None:
-            token = self._tokens[user_id] = mint_token(
-                self._secret, user_id, Role.USER, ttl_s=TOKEN_TTL_S, issuer=self._issuer, audience=self._audience
-            )
+            token = self._tokens[user_id] = self._auth.token(user_id, TOKEN_TTL_S)
         return {"Authorization": f"Bearer {token}"}
 
 
@@ -69,12 +65,12 @@ async def create_friendships(opts: FriendsOptions, population: Population, recor
     friendships at a time (two requests each); counts failures by status or exception.
 
     Args:
-        opts: the run's options: ``api``, ``jwt_secret`` (signs the users' tokens), ``setup_concurrency``.
+        opts: the run's options: ``api``, ``auth`` (the users' tokens, loaded), ``setup_concurrency``.
         population: the users and their friendships.
         recorder: counts ``errors`` and, for each, ``setup_status_<code>`` or ``setup_error_<exception>``.
     """
     base = opts.api.rstrip("/")
-    tokens = UserTokens(opts.jwt_secret, opts.jwt_issuer, opts.jwt_audience)
+    tokens = UserTokens(opts.auth)
     edges = population.edges()
     pending: Iterator[tuple[int, int]] = iter(edges)  # shared by the workers: each takes the next
     done = 0

@@ -49,7 +49,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from geo_common.tokens import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from loadgen.durations import duration_or_zero, parse_duration
 from loadgen.friends import FriendsLive, run_friends
 from loadgen.friends_options import EventKind, FriendsOptions, ScenarioEvent
@@ -59,6 +58,7 @@ from loadgen.schedule import Arrivals
 from loadgen.search import DEFAULT_TICK_S, LiveState, SearchOptions, run_search
 from loadgen.stages import Stage, parse_stages, rate_profile, users_profile
 from loadgen.stats import Recorder
+from loadgen.user_tokens import NEEDED, TokenSource
 
 
 class ScenarioError(ValueError):
@@ -137,22 +137,17 @@ FRIENDS_KEYS = (
 EVENT_KEYS = ("at", "kind", "fraction", "interval")
 
 
-def load_scenario(
-    path: Path,
-    *,
-    jwt_secret: str,
-    seed: int,
-    jwt_issuer: str = DEFAULT_ISSUER,
-    jwt_audience: str = DEFAULT_AUDIENCE,
-) -> MixedOptions:
+def load_scenario(path: Path, *, auth: TokenSource | None, seed: int) -> MixedOptions:
     """Read a scenario file into options.
 
     The ``[search]`` keys are ``geo-loadgen search``'s options (``max_in_flight`` for
     ``--max-in-flight``...) with the same defaults and limits; the ``[friends]`` keys are
-    ``geo-loadgen friends``'s.
+    ``geo-loadgen friends``'s. The users' tokens are not the scenario's: ``auth`` is where
+    the command line says they come from, needed when there is a ``[friends]`` part.
 
     Raises:
-        ScenarioError: the file cannot be read, a key is unknown, or a value is wrong; names the key.
+        ScenarioError: the file cannot be read, a key is unknown, or a value is wrong (names
+            the key); or there is a ``[friends]`` part and no ``auth``.
     """
     try:
         raw = tomllib.loads(path.read_text())
@@ -271,12 +266,9 @@ def load_scenario(
                 friends_s = users_profile(friends_stages, users).duration_s
             except ValueError as exc:
                 fail(f"{at}stages: {exc}")
-        friends = FriendsOptions(
+        parsed: dict[str, Any] = dict(
             api=get(f, "api", str, where=at),
             ws=get(f, "ws", str, where=at),
-            jwt_secret=jwt_secret,
-            jwt_issuer=jwt_issuer,
-            jwt_audience=jwt_audience,
             users=users,
             friends_per_user=get(f, "friends_per_user", int, 10, at, positive=True),
             graph=get(f, "graph", GraphKind, GraphKind.COMMUNITIES, at),
@@ -290,8 +282,11 @@ def load_scenario(
             seed=seed,
             stages=friends_stages,
         )
-        if friends.online_fraction > 1.0:
-            fail(f"friends.online_fraction must be in (0, 1], got {friends.online_fraction}")
+        if parsed["online_fraction"] > 1.0:
+            fail(f"friends.online_fraction must be in (0, 1], got {parsed['online_fraction']}")
+        if auth is None:
+            fail(f"[friends] acts as its simulated users and needs their tokens: {NEEDED}")
+        friends = FriendsOptions(auth=auth, **parsed)
     elif events_raw:
         fail("events need a [friends] section")
     if search is None and friends is None:

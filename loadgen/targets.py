@@ -10,7 +10,9 @@ the API refuses would each make a run of nothing but errors. So, before a run:
   is about to load rather than assuming the defaults;
 * the friends tier refuses a WebSocket handshake that carries no token with 401 and a
   ``Bearer`` challenge, before any upgrade: that tells it from anything else without
-  connecting as anyone.
+  connecting as anyone;
+* the API takes the users' tokens: ``GET /v1/me`` with one names that user. A token signed
+  with another key, issuer or audience would have every request of the run refused.
 
 Each check raises :class:`TargetError`, whose message is the one line the user sees.
 """
@@ -26,11 +28,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from geo_common.redact import redact_passwords
+from loadgen.redact import plain
 
 API_TITLE = "geo location API"
 SEARCH_ROUTE = "/v1/search/nearby"
 FRIENDSHIP_ROUTE = "/v1/users/{id}/friends/{friend_id}"
 FRIENDS_WS_ROUTE = "/v1/friends/ws"
+ME_ROUTE = "/v1/me"
 TIMEOUT_S = 3.0
 #: Read at most this much of an answer (the OpenAPI document is tens of KiB).
 _MAX_BODY = 4 << 20
@@ -117,6 +121,32 @@ def check_friends_ws(url: str, flag: str) -> None:
     )
 
 
+def check_user_token(url: str, flag: str, user_id: int, token: str, *, source: str, hint: str) -> None:
+    """Check that the API takes ``token`` as user ``user_id``'s (``GET /v1/me``).
+
+    Args:
+        url: the API's base URL, as given.
+        flag: the option that gave it.
+        user_id: whose token it is meant to be.
+        token: the token; never part of a message.
+        source: where it came from, for the message (``--token-file tokens.txt``).
+        hint: what to check when it is refused.
+
+    Raises:
+        TargetError: refused (the API's reason, then ``hint``), another user's, or another answer.
+    """
+    target = _Target(flag, url, base_url(url, flag))
+    status, answer = target.me(token)
+    if status == 401:
+        detail = answer.get("detail")
+        reason = f" ({plain(detail)[:200]})" if isinstance(detail, str) else ""
+        raise TargetError(f"{target} refused the token {source} gave for user {user_id}{reason}: {hint}")
+    if status != 200:
+        raise TargetError(f"{target} answered GET {ME_ROUTE} with HTTP {status} for user {user_id}'s token")
+    if answer.get("user_id") != user_id:
+        raise TargetError(f"the token {source} gave for user {user_id} is user {answer.get('user_id')}'s, at {target}")
+
+
 def check_query(limits: ApiLimits, *, radius_m: float, limit: int, radius_flag: str, limit_flag: str) -> None:
     """Check that the API accepts searches of this radius and page size.
 
@@ -162,18 +192,24 @@ class _Target:
         status, headers, _ = self._get(FRIENDS_WS_ROUTE)
         return status == 401 and headers.get("WWW-Authenticate", "").lower().startswith("bearer")
 
+    def me(self, token: str) -> tuple[int, dict[str, Any]]:
+        """``GET /v1/me`` with ``token``: (status, the JSON object answered or {})."""
+        status, _, body = self._get(ME_ROUTE, {"Authorization": f"Bearer {token}"})
+        return status, _json(body) or {}
+
     def _document(self) -> tuple[int, dict[str, Any] | None]:
         status, _, body = self._get("/openapi.json")
         return status, _json(body) if status == 200 else None
 
-    def _get(self, path: str) -> tuple[int, Message, bytes]:
+    def _get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Message, bytes]:
         """GET ``path``: (status, headers, body), whatever the status.
 
         Raises:
             TargetError: no answer at all.
         """
+        request = urllib.request.Request(self.http + path, headers=headers or {})  # noqa: S310 - user's target
         try:
-            with urllib.request.urlopen(self.http + path, timeout=TIMEOUT_S) as resp:  # noqa: S310 - user's target
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as resp:  # noqa: S310 - user's target
                 return int(resp.status), resp.headers, resp.read(_MAX_BODY)
         except urllib.error.HTTPError as exc:
             with exc:

@@ -24,7 +24,7 @@ from location_api.app import create_app
 from location_api.openapi import openapi_document
 from location_api.settings import Role
 from tests.friends_ws.ws_helpers import start_server
-from tests.loadgen.runs import Services
+from tests.loadgen.runs import Services, write_key
 from tests.location_api.conftest import drop_database, small_database
 
 #: Real places in the database of the ``services`` fixture.
@@ -113,10 +113,12 @@ async def services(settings: Settings, tmp_path_factory: pytest.TempPathFactory)
     api = TestServer(create_app(small), host="127.0.0.1")
     await api.start_server()
     ws = await start_server(small)
-    places_csv = tmp_path_factory.mktemp("places") / "places.csv"
+    folder = tmp_path_factory.mktemp("places")
+    places_csv = folder / "places.csv"
     with places_csv.open("w", newline="") as fh:
         csv.writer(fh).writerows([("lat", "lon"), *((p.latitude, p.longitude) for p in load_places()[:PLACES])])
-    yield Services(str(api.make_url("")).rstrip("/"), ws, small, places_csv)
+    key_file = write_key(folder / "signing.key", small.jwt_secret)
+    yield Services(str(api.make_url("")).rstrip("/"), ws, small, places_csv, key_file)
     await ws.stop()
     await api.close()
     await drop_database(settings.pg_primary, small.pg_primary.rpartition("/")[2])

@@ -21,16 +21,31 @@ from tests.friends_ws.ws_helpers import Server
 
 @dataclass
 class Services:
-    """The API and the WebSocket tier, their settings, and a CSV of the places they serve."""
+    """The API and the WebSocket tier, their settings, a CSV of the places they serve, and a
+    file holding the key they sign tokens with."""
 
     api: str
     ws: Server
     settings: Settings
     places_csv: Path
+    key_file: Path
 
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.ws.port}"
+
+
+def write_key(path: Path, key: str) -> Path:
+    """``key`` in a new file at ``path`` that only its owner may read, for ``--signing-key-file``."""
+    path.touch(mode=0o600, exist_ok=False)
+    path.write_text(key + "\n")
+    return path
+
+
+def client_environment() -> dict[str, str]:
+    """This process's environment without any ``GEO_*`` variable: what geo-loadgen gets, so
+    that nothing of the services' settings could reach it."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GEO_")}
 
 
 async def run_loadgen(*args: str, env: dict[str, str] | None = None, timeout_s: float = 90.0) -> tuple[int, str]:
@@ -51,9 +66,8 @@ async def run_loadgen(*args: str, env: dict[str, str] | None = None, timeout_s: 
 
 
 async def loadgen(services: Services, *args: str, timeout_s: float = 90.0) -> tuple[int, str]:
-    """Run geo-loadgen with the key that signs ``services``' tokens; (exit code, stdout + stderr)."""
-    env = {**os.environ, "GEO_JWT_SECRET": services.settings.jwt_secret}
-    return await run_loadgen(*args, env=env, timeout_s=timeout_s)
+    """Run geo-loadgen as a client, no ``GEO_*`` variable in its environment; (exit code, stdout + stderr)."""
+    return await run_loadgen(*args, env=client_environment(), timeout_s=timeout_s)
 
 
 async def search(services: Services, *args: str) -> tuple[int, str]:
@@ -61,10 +75,12 @@ async def search(services: Services, *args: str) -> tuple[int, str]:
     return await loadgen(services, "search", "--url", services.api, *args)
 
 
-async def friends(services: Services, *args: str, ws: str | None = None) -> tuple[int, str]:
+async def friends(services: Services, *args: str, ws: str | None = None, tokens: bool = True) -> tuple[int, str]:
     """Run ``geo-loadgen friends`` against ``services``' API and WebSocket tier (or ``ws``, a
-    proxy in front of it); (exit code, stdout + stderr)."""
-    return await loadgen(services, "friends", "--api", services.api, "--ws", ws or services.ws_url, *args)
+    proxy in front of it), its users' tokens signed with their key unless ``tokens`` is off
+    (``args`` then name the source); (exit code, stdout + stderr)."""
+    source = ["--signing-key-file", str(services.key_file)] if tokens else []
+    return await loadgen(services, "friends", "--api", services.api, "--ws", ws or services.ws_url, *source, *args)
 
 
 def read_report(out: Path) -> dict[str, Any]:

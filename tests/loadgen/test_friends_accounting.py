@@ -31,6 +31,7 @@ from location_api.app import create_app
 from loadgen.friends_options import DRAIN_S
 from tests.conftest import TIMEOUT_FACTOR
 from tests.friends_ws.ws_helpers import Server, start_server
+from tests.loadgen.runs import client_environment, write_key
 from tests.loadgen.ws_proxies import ReplayingProxy
 from tests.location_api.conftest import drop_database, small_database
 
@@ -44,16 +45,20 @@ class Services:
     ws: Server
     settings: Settings
     stack_env: dict[str, str]
+    key_file: Path
 
 
 @pytest.fixture(scope="module")
-async def services(settings: Settings, stack_env: dict[str, str]) -> AsyncIterator[Services]:
+async def services(
+    settings: Settings, stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Services]:
     small = await small_database(settings, "lgacct", places=10)
     small = replace(small, api_role="all", history_flush_ms=50, ws_max_updates_per_s=50.0)
     api = TestServer(create_app(small), host="127.0.0.1")
     await api.start_server()
     ws = await start_server(small)
-    yield Services(str(api.make_url("")).rstrip("/"), ws, small, stack_env)
+    key_file = write_key(tmp_path_factory.mktemp("key") / "signing.key", small.jwt_secret)
+    yield Services(str(api.make_url("")).rstrip("/"), ws, small, stack_env, key_file)
     await ws.stop()
     await api.close()
     await drop_database(settings.pg_primary, small.pg_primary.rpartition("/")[2])
@@ -74,7 +79,6 @@ class Run:
 
 async def friends_run(services: Services, ws_base: str, out: Path, *args: str, timeout_s: float = 120.0) -> Run:
     """Run ``geo-loadgen friends`` to its end; its exit code, stdout, stderr and report.json."""
-    env = {**os.environ, "GEO_JWT_SECRET": services.settings.jwt_secret}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -84,11 +88,13 @@ async def friends_run(services: Services, ws_base: str, out: Path, *args: str, t
         services.api,
         "--ws",
         ws_base,
+        "--signing-key-file",
+        str(services.key_file),
         "--no-progress",
         "--out",
         str(out),
         *args,
-        env=env,
+        env=client_environment(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -23,6 +23,7 @@ from loadgen.friends_options import FriendsOptions
 from loadgen.friendships import create_friendships
 from loadgen.graph import GraphKind, Population, build_population
 from loadgen.stats import Recorder
+from loadgen.user_tokens import SigningKey
 from location_api.app import create_app
 from tests.location_api.conftest import drop_database, small_database
 
@@ -49,7 +50,7 @@ def options(url: str, secret: str, first_id: int) -> FriendsOptions:
     return FriendsOptions(
         api=url,
         ws="ws://127.0.0.1:1",
-        jwt_secret=secret,
+        auth=SigningKey(path="signing.key", key=secret),
         users=12,
         friends_per_user=FRIENDS,
         graph=GraphKind.COMMUNITIES,
@@ -136,9 +137,8 @@ async def test_set_up_signs_with_the_deployments_issuer_and_audience(settings: S
         url = str(server.make_url("")).rstrip("/")
         opts = options(url, own.jwt_secret, first_id=9_000_000)
         recorder = Recorder()
-        await create_friendships(
-            replace(opts, jwt_issuer="acme-geo", jwt_audience="acme-friends"), population_of(opts), recorder
-        )
+        acme = SigningKey(path="signing.key", issuer="acme-geo", audience="acme-friends", key=own.jwt_secret)
+        await create_friendships(replace(opts, auth=acme), population_of(opts), recorder)
         assert not recorder.counters, dict(recorder.counters)
         # With the default issuer the same deployment refuses every request.
         refused = Recorder()

@@ -13,6 +13,7 @@ import pytest
 
 from loadgen.catalog import catalog_for
 from tests.loadgen.conftest import StallServer
+from tests.loadgen.runs import write_key
 from tests.loadgen.stand_ins import FailingApi, NotTheApi
 
 UNREACHABLE = "http://127.0.0.1:9"
@@ -140,10 +141,12 @@ def test_a_server_that_is_not_the_api_is_refused() -> None:
     assert f"--url {server.url} does not answer as the geo location API (GET /openapi.json: HTTP 404)" in line
 
 
-def test_a_friends_run_against_the_api_as_its_websocket_tier_is_refused() -> None:
+def test_a_friends_run_against_the_api_as_its_websocket_tier_is_refused(tmp_path: Path) -> None:
+    key = write_key(tmp_path / "signing.key", "k" * 40)
     with StallServer(stall_after=0) as api:
         ws = "ws://" + api.url.removeprefix("http://")
-        line = refused(geo_loadgen("friends", "--api", api.url, "--ws", ws, "--users", "10", "--skip-setup"))
+        args = ("--users", "10", "--skip-setup", "--signing-key-file", str(key))
+        line = refused(geo_loadgen("friends", "--api", api.url, "--ws", ws, *args))
     assert f"--ws {ws} is the search API, not the friends WebSocket tier" in line
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from loadgen.friends_options import EventKind
 from loadgen.mixed import ScenarioError, load_scenario
+from loadgen.user_tokens import SigningKey
 from loadgen.movement import Movement
 from loadgen.schedule import Arrivals
 from loadgen.search import DEFAULT_TICK_S
@@ -41,11 +42,14 @@ fraction = 0.5
 interval = "1m"
 """
 
+#: A token source for the scenarios with a [friends] part (never loaded here).
+KEY = SigningKey(path="signing.key")
+
 
 def load(tmp_path: Path, text: str) -> Any:
     f = tmp_path / "s.toml"
     f.write_text(text)
-    return load_scenario(f, jwt_secret="k" * 32, seed=4)
+    return load_scenario(f, auth=KEY, seed=4)
 
 
 def test_full_scenario(tmp_path: Path) -> None:
@@ -189,3 +193,16 @@ def test_mixed_search_only_run(stall_server: Any, tmp_path: Path) -> None:
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["counters"]["search.status_200"] == 100
     assert report["metrics"]["search.latency"]["count"] == 100
+
+
+def test_a_friends_part_takes_its_tokens_from_the_command_line_only(tmp_path: Path) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text(FULL)
+    assert load_scenario(f, auth=KEY, seed=0).friends.auth is KEY  # type: ignore[union-attr]
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(f, auth=None, seed=0)
+    message = str(info.value)
+    assert message.startswith(f"--scenario {f}: [friends] acts as its simulated users and needs their tokens")
+    assert all(flag in message for flag in ("--token-file", "--token-command", "--signing-key-file"))
+    f.write_text('duration = "5s"\n[search]\nurl = "http://127.0.0.1:8080"\nrate = 10\n')
+    assert load_scenario(f, auth=None, seed=0).friends is None  # a search-only run needs none

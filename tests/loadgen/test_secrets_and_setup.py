@@ -13,10 +13,12 @@ from pathlib import Path
 from geo_common.tokens import mint_token
 from loadgen.friends_options import EventKind, FriendsOptions, ScenarioEvent
 from loadgen.mixed import MixedOptions
-from loadgen.redact import REDACTED, plain
-from geo_common.redact import redact_passwords
+from geo_common.redact import REDACTED, redact_passwords
+from loadgen.redact import plain
 from loadgen.runner import _plain
 from loadgen.search import SearchOptions
+from loadgen.user_tokens import SigningKey, TokenCommand, TokenFile
+from tests.friends_ws.ws_helpers import start_server
 from tests.loadgen.runs import Services, friends, loadgen, read_report
 
 SECRET = "s3cr3t-that-signs-admin-tokens-0123456789"
@@ -24,15 +26,24 @@ SECRET = "s3cr3t-that-signs-admin-tokens-0123456789"
 
 def friends_options(**changes: object) -> FriendsOptions:
     options = FriendsOptions(
-        api="http://127.0.0.1:1", ws="ws://127.0.0.1:2", jwt_secret=SECRET, users=5, friends_per_user=2
+        api="http://127.0.0.1:1",
+        ws="ws://127.0.0.1:2",
+        auth=SigningKey(path="signing.key", key=SECRET),
+        users=5,
+        friends_per_user=2,
     )
     return replace(options, **changes)  # type: ignore[arg-type]
 
 
 def test_options_reach_a_report_without_the_key_and_with_setup_as_given() -> None:
     shown = _plain(friends_options(setup=True))
-    assert shown["jwt_secret"] == REDACTED and shown["setup"] is True and shown["graph"] == "communities"
+    assert shown["auth"] == {"path": "signing.key", "issuer": "geo-local", "audience": "geo", "key": REDACTED}
+    assert shown["setup"] is True and shown["graph"] == "communities"
     assert SECRET not in json.dumps(shown)
+    given = _plain(friends_options(auth=TokenFile(path="t.txt", tokens={1: "opaque-1"})))["auth"]
+    assert given == {"path": "t.txt", "tokens": REDACTED}
+    printed = _plain(friends_options(auth=TokenCommand(token_command="get --password hunter2 {user}")))["auth"]
+    assert printed == {"token_command": REDACTED, "tokens": REDACTED}
     mixed = MixedOptions(
         search=SearchOptions(url="http://user:pa55word@127.0.0.1:8080", rate=1, duration_s=1),
         friends=friends_options(events=(ScenarioEvent(1.0, EventKind.BACKGROUND, 0.5),)),
@@ -104,36 +115,30 @@ async def test_a_friends_run_writes_no_secret_and_reports_that_it_did_the_set_up
     secret_free(services, out, text)
     report = read_report(out)
     assert report["options"]["setup"] is True
-    assert report["options"]["jwt_secret"] == REDACTED
+    assert report["options"]["auth"]["key"] == REDACTED
     assert "threshold p95<10000ms: pass" in text and "threshold errors<=1%: pass" in text
 
 
 async def test_a_friends_run_that_connects_nobody_fails_and_says_so(services: Services, tmp_path: Path) -> None:
-    # The generator signs with another key than the server's: every handshake is refused (401).
-    other = replace(services, settings=replace(services.settings, jwt_secret="another-key-" + "x" * 32))
+    # The API takes the users' tokens; this WebSocket tier signs with another key and refuses
+    # every handshake (401).
+    elsewhere = await start_server(replace(services.settings, jwt_secret="another-key-" + "x" * 32))
     out = tmp_path / "nobody"
-    code, text = await friends(
-        other,
-        "--users",
-        "10",
-        "--friends-per-user",
-        "3",
-        "--duration",
-        "2s",
-        "--ramp",
-        "0",
-        "--first-user-id",
-        "4100000",
-        "--skip-setup",
-        "--out",
-        str(out),
-    )
+    try:
+        code, text = await friends(
+            services,
+            *("--users", "10", "--friends-per-user", "3", "--duration", "2s", "--ramp", "0"),
+            *("--first-user-id", "4100000", "--skip-setup", "--out", str(out)),
+            ws=f"ws://127.0.0.1:{elsewhere.port}",
+        )
+    finally:
+        await elsewhere.stop()
     assert code == 1, text
     assert "geo-loadgen: FAILED: friends: no client connected (connect_error_InvalidStatus=" in text
     report = read_report(out)
     assert report["options"]["setup"] is False  # --skip-setup: this run did none
     assert report["failures"][0].startswith("friends: no client connected")
-    secret_free(other, out, text)
+    secret_free(services, out, text)
 
 
 async def test_the_wrong_service_behind_each_flag_is_named_before_anything_is_sent(
@@ -149,5 +154,6 @@ async def test_the_wrong_service_behind_each_flag_is_named_before_anything_is_se
         (ws_http, api_ws, f"--api {ws_http} is the friends WebSocket tier, not the search API"),
         (services.api, api_ws, f"--ws {api_ws} is the search API, not the friends WebSocket tier"),
     ]:
-        code, text = await loadgen(services, "friends", "--api", api, "--ws", ws, "--users", "5")
+        key = ("--signing-key-file", str(services.key_file))
+        code, text = await loadgen(services, "friends", "--api", api, "--ws", ws, *key, "--users", "5")
         assert code == 2 and needle in text, text

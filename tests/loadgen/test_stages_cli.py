@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 
 from loadgen.mixed import ScenarioError, load_scenario
+from loadgen.user_tokens import SigningKey
 from loadgen.stages import Stage
 
 URL = "http://127.0.0.1:9"  # nothing listens: every mistake here is found before it is reached
 FRIENDS = ["friends", "--api", URL, "--ws", "ws://127.0.0.1:9", "--users", "10"]
+
+#: A token source for the scenarios with a [friends] part (never loaded here).
+KEY = SigningKey(path="signing.key")
 
 
 def geo_loadgen(*args: str) -> subprocess.CompletedProcess[str]:
@@ -79,7 +83,7 @@ def test_a_scenario_stages_mistake_names_the_key(tmp_path: Path, scenario: str, 
     path = tmp_path / "s.toml"
     path.write_text(scenario)
     with pytest.raises(ScenarioError) as caught:
-        load_scenario(path, jwt_secret="k" * 32, seed=0)
+        load_scenario(path, auth=KEY, seed=0)
     assert str(caught.value).startswith(f"--scenario {path}: ") and needle in str(caught.value)
     proc = geo_loadgen("mixed", "--scenario", str(path), "--no-progress")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr
@@ -90,7 +94,7 @@ def test_a_scenario_in_stages_runs_for_their_total_and_at_their_mean(tmp_path: P
     path.write_text(
         SEARCH + "stages = '2s:50,2s:150,2s:0'\nstart_rate = 10\n" + FRIENDS_TABLE + "stages = '3s:10,1s:0'\n"
     )
-    options = load_scenario(path, jwt_secret="k" * 32, seed=0)
+    options = load_scenario(path, auth=KEY, seed=0)
     search, friends = options.search, options.friends
     assert search is not None and friends is not None
     assert search.stages == (Stage(2.0, 50), Stage(2.0, 150), Stage(2.0, 0)) and search.start_rate == 10.0
@@ -99,5 +103,5 @@ def test_a_scenario_in_stages_runs_for_their_total_and_at_their_mean(tmp_path: P
     assert friends.duration_s == 4.0 and friends.ramp_s == 0.0 and friends.online_fraction == 1.0
     # A part without stages still runs for the scenario's duration.
     path.write_text("duration = '9s'\n" + SEARCH + "rate = 5\n" + FRIENDS_TABLE + "stages = '3s:10'\n")
-    options = load_scenario(path, jwt_secret="k" * 32, seed=0)
+    options = load_scenario(path, auth=KEY, seed=0)
     assert options.search is not None and options.search.duration_s == 9.0 and options.search.stages == ()
