@@ -2,8 +2,9 @@
 
 ``--workers N`` runs N processes of the same service on one port: each binds it with
 ``SO_REUSEPORT`` and the kernel spreads new connections over them. The first process
-supervises: it forwards SIGINT/SIGTERM to the workers, and when one dies it stops the others
-and exits with that worker's status (a process manager restarts the whole group).
+supervises them as every foreground command does (:mod:`geo_common.supervisor`): SIGINT or
+SIGTERM stops them all, and when one exits the others are stopped and the group exits with
+that worker's status (a process manager restarts the whole group).
 
 Before anything listens, the settings are checked for serving
 (:func:`geo_common.secrets_check.check_serving`): a key anyone could know outside development
@@ -16,7 +17,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,6 +26,7 @@ from aiohttp import web
 
 from geo_common.secrets_check import check_serving
 from geo_common.settings import Settings, SettingsError, load_settings
+from geo_common.supervisor import Supervisor
 from geo_common.version import add_version_argument
 
 
@@ -126,43 +127,10 @@ def _run(
 
 
 def _supervise(prog: str, workers: int, run_one: Callable[[], None]) -> int:
-    """Fork ``workers`` processes running ``run_one``; wait for them; 0 when all stopped cleanly."""
-    children: list[int] = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:  # a worker: serve, then leave without running the parent's exit handlers
-            code = 0
-            try:
-                run_one()
-            except BaseException:  # reported, then the status says it failed
-                logging.getLogger(prog).exception("worker failed")
-                code = 1
-            finally:
-                os._exit(code)
-        children.append(pid)
-    print(f"{prog}: {workers} workers (pids {', '.join(map(str, children))})", flush=True)
-
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            try:
-                os.kill(child, signum)
-            except ProcessLookupError:
-                pass
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    status = 0
-    alive = set(children)
-    while alive:
-        try:
-            pid, raw = os.wait()
-        except ChildProcessError:
-            break
-        alive.discard(pid)
-        code = os.waitstatus_to_exitcode(raw)
-        if code != 0 and status == 0:
-            # A worker died on its own (or failed to start): stop the group, report it.
-            status = code if code > 0 else 128 - code
-            print(f"{prog}: worker {pid} exited with {code}; stopping the others", file=sys.stderr, flush=True)
-            forward(signal.SIGTERM, None)
-    return status
+    """Fork ``workers`` processes running ``run_one`` and supervise them
+    (:class:`geo_common.supervisor.Supervisor`): 0 once stopped by a signal, else the status
+    of the worker whose exit stopped the others."""
+    with Supervisor(prog) as supervisor:
+        pids = [supervisor.fork(run_one) for _ in range(workers)]
+        print(f"{prog}: {workers} workers (pids {', '.join(map(str, pids))})", flush=True)
+        return supervisor.watch()

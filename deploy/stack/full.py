@@ -32,6 +32,7 @@ from deploy.stack.binaries import Binaries, ensure_nginx
 from deploy.stack.layout import Layout, StackState, assign_ports
 from deploy.stack.procs import StackError, cmdline, is_root, pid_alive, port_accepts, read_pid, run, terminate
 from geo_common.settings import Settings
+from geo_common.supervisor import Child, Supervisor, ended
 
 DEFAULT_ENTRY_PORT = 8000
 #: Instances of each kind, and the state key of their ports.
@@ -110,6 +111,8 @@ class FullTier:
         self.state = state
         self.directory = layout.root / "full"
         self.files = nginx.NginxFiles(self.directory / "nginx")
+        #: What :meth:`up` started, in order: supervised by :meth:`foreground`.
+        self._spawned: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     # --- ports and environment -----------------------------------------------------------------
 
@@ -242,6 +245,7 @@ class FullTier:
                 cwd=self.directory,
             )
         _CHILDREN[proc.pid] = proc
+        self._spawned.append((name, proc))
         (self.directory / f"{name}.pid").write_text(f"{proc.pid}\n")
 
     def _wait_healthy(self, instance: Instance) -> None:
@@ -357,32 +361,28 @@ class FullTier:
                 _say(f"could not switch synchronous replication off: {exc}")
 
     def foreground(self) -> int:
-        """Wait for Ctrl-C (or SIGTERM), saying when an instance exits; then stop the tier.
-
-        An instance that dies is not restarted: nginx routes around it, which is the point.
-
-        Returns:
-            0.
-        """
-        stopping = False
-
-        def stop(_signum: int, _frame: object) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        _say("all up; Ctrl-C stops the full tier (the databases keep running: geo-stack down stops them)")
-        gone: set[str] = set()
-        while not stopping:
-            for instance in instances(self.state):
-                if instance.name not in gone and self.pid(instance) is None:
-                    gone.add(instance.name)
-                    _say(f"{instance.name} exited; nginx sends its traffic to the others")
-            time.sleep(0.5)
-        stopped = self.down(None)
+        """Supervise what :meth:`up` started until Ctrl-C or SIGTERM, then stop it, nginx first
+        (:class:`geo_common.supervisor.Supervisor`); 0. A part that exits is not restarted and
+        the rest goes on: nginx routes around a lost instance, which is the point."""
+        with Supervisor("geo-stack") as supervisor:
+            for name, proc in self._spawned:
+                supervisor.adopt(name, proc)
+            _say("all up; Ctrl-C stops the full tier (the databases keep running: geo-stack down stops them)")
+            supervisor.watch(keep_going=_lost)
+            stopped = supervisor.stop()
+        for _, proc in self._spawned:
+            _CHILDREN.pop(proc.pid, None)
         _say(f"stopped {', '.join(stopped)}")
         return 0
+
+
+def _lost(child: Child, returncode: int) -> bool:
+    """Say that a part of the tier exited; the rest goes on without it."""
+    if child.name == "nginx":
+        _say(f"nginx {ended(returncode)}: nothing answers on the entry port now (see its error log)")
+    else:
+        _say(f"{child.name} exited; nginx sends its traffic to the others")
+    return True
 
 
 def _stop(pid: int) -> None:

@@ -9,7 +9,6 @@ unless the environment sets another, which is then held to what the services req
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from deploy.stack import ports
 from deploy.stack.procs import StackError
 from geo_common.secrets_check import check_dev_host, check_jwt_secret
 from geo_common.settings import SettingsError, load_settings
+from geo_common.supervisor import Supervisor
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +90,9 @@ def check_ports(services: Sequence[Service]) -> None:
 def run_services(stack_env: Mapping[str, str], services: Sequence[Service], environ: Mapping[str, str]) -> int:
     """Start every service as a child process, print their URLs, and stop them all on Ctrl-C.
 
-    When a service does not start, the ones already started are stopped before returning.
+    The children are supervised as every foreground command's are
+    (:class:`geo_common.supervisor.Supervisor`). When a service does not start, the ones
+    already started are stopped before returning.
 
     Args:
         stack_env: the stack's endpoint variables.
@@ -98,7 +100,8 @@ def run_services(stack_env: Mapping[str, str], services: Sequence[Service], envi
         environ: the environment given to :func:`plan`; it wins over ``stack_env``.
 
     Returns:
-        The exit code: 0 after Ctrl-C, 1 when a service did not start or died on its own.
+        The exit code: 0 after Ctrl-C, 1 when a service did not start, and the status of a
+        service that exited on its own (1 if that was 0).
     """
     env = {**stack_env, **environ}
     # The HTTP API needs businesses to find: the GeoNames demo set, loaded once (a no-op
@@ -107,37 +110,22 @@ def run_services(stack_env: Mapping[str, str], services: Sequence[Service], envi
     if demo.returncode != 0:
         print("geo: loading the demo businesses failed (see above)", file=sys.stderr)
         return 1
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
-    stopping = False
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    for service in services:
-        proc = subprocess.Popen(service.argv(), env=env)
-        children.append((service.name, proc))
-        failure = _wait_ready(service, proc, lambda: stopping)
-        if failure:
-            print(f"geo: {failure}", file=sys.stderr, flush=True)
-            _stop_all(children)
-            names = ", ".join(f"the {name}" for name, _ in children)
-            print(f"geo: stopped what this run started ({names}); the stack keeps running", flush=True)
-            return 0 if stopping else 1
-        print(f"geo: {service.name} ready at {service.url}", flush=True)
-    api = next(s for s in services if s.module == "location_api")
-    print(f"geo: map page at {api.url}/ (docs/map.md)", flush=True)
-    print("geo: all services up; Ctrl-C stops them", flush=True)
-    code = 0
-    while not stopping:
-        for name, proc in children:
-            if proc.poll() is not None:
-                print(f"geo: the {name} exited with code {proc.returncode}", file=sys.stderr)
-                stopping, code = True, 1
-        time.sleep(0.2)
-    _stop_all(children)
+    with Supervisor("geo") as supervisor:
+        for service in services:
+            proc = supervisor.start(f"the {service.name}", service.argv(), env=env)
+            failure = _wait_ready(service, proc, lambda: supervisor.stopping)
+            if failure:
+                supervisor.say(failure)
+                supervisor.stop()
+                names = ", ".join(child.name for child in supervisor.children)
+                print(f"geo: stopped what this run started ({names}); the stack keeps running", flush=True)
+                return 0 if supervisor.stopping else 1
+            print(f"geo: {service.name} ready at {service.url}", flush=True)
+        api = next(s for s in services if s.module == "location_api")
+        print(f"geo: map page at {api.url}/ (docs/map.md)", flush=True)
+        print("geo: all services up; Ctrl-C stops them", flush=True)
+        code = supervisor.watch()
+        supervisor.stop()
     print("geo: services stopped (the stack keeps running: geo-stack down stops it)", flush=True)
     return code
 
@@ -158,15 +146,3 @@ def _wait_ready(service: Service, proc: subprocess.Popen[bytes], interrupted: Ca
         if time.monotonic() > deadline:
             return f"the {service.name} did not answer on {service.health_url} within {ports.START_TIMEOUT_S:.0f} s"
         time.sleep(0.1)
-
-
-def _stop_all(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
-    for _, proc in children:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for _, proc in children:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
