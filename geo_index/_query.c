@@ -237,9 +237,10 @@ node_bounds(double lat, double lon, Node *x)
     x->ub = (dc + rc) * (1.0 + REL_MARGIN) + ABS_MARGIN_M;
 }
 
-/* Where a node's points are in each run: found within its parent's (when it has one). */
+/* Where a node's points are in each run: found within its parent's (when it has one); a root
+ * node that starts right after the previous one (``prev``) starts where it ended. */
 static void
-node_place(const Store *s, const Run *const runs[3], Node *x, const Node *parent)
+node_place(const Store *s, const Run *const runs[3], Node *x, const Node *parent, const Node *prev)
 {
     x->held = 0;
     for (int r = 0; r < 3; r++) {
@@ -251,7 +252,8 @@ node_place(const Store *s, const Run *const runs[3], Node *x, const Node *parent
             x->p0[r] = x->lo == parent->lo ? a : run_lower_in(run, s->kind, x->lo, a, b);
             x->p1[r] = x->hi == parent->hi ? b : run_lower_in(run, s->kind, x->hi + 1, x->p0[r], b);
         } else {
-            x->p0[r] = run_lower(run, s->kind, x->lo);
+            x->p0[r] = prev && prev->hi != UINT64_MAX && prev->hi + 1 == x->lo ? prev->p1[r]
+                                                                               : run_lower(run, s->kind, x->lo);
             x->p1[r] = x->hi == UINT64_MAX ? run->n : run_lower(run, s->kind, x->hi + 1);
         }
         x->held += x->p1[r] - x->p0[r];
@@ -260,10 +262,10 @@ node_place(const Store *s, const Run *const runs[3], Node *x, const Node *parent
 
 /* Place, bound and queue a node unless it is empty or surely outside the radius. */
 static int
-node_push(NodeHeap *heap, const Store *s, const Run *const runs[3], Node *x, const Node *parent, double lat,
-          double lon, double radius_m)
+node_push(NodeHeap *heap, const Store *s, const Run *const runs[3], Node *x, const Node *parent,
+          const Node *prev, double lat, double lon, double radius_m)
 {
-    node_place(s, runs, x, parent);
+    node_place(s, runs, x, parent, prev);
     if (x->held == 0) return 0;
     node_bounds(lat, lon, x);
     return x->lb <= radius_m ? heap_push(heap, *x) : 0;
@@ -338,6 +340,15 @@ typedef struct {
     size_t n, cap;
 } Cands;
 
+static const uint64_t *order_keys;   /* by_key's keys (queries hold the interpreter's lock) */
+
+static int
+by_key(const void *a, const void *b)
+{
+    uint64_t x = order_keys[*(const size_t *)a], y = order_keys[*(const size_t *)b];
+    return (x > y) - (x < y);
+}
+
 static int
 cands_add(Cands *c, Cand x)
 {
@@ -400,10 +411,22 @@ query_page(const Store *s, const Ranges *nodes, int split, int max_bits, double 
     int status = 0;
     if (cut.k && !(cut.v = malloc(cut.k * sizeof *cut.v))) status = -1;
     const Run *const runs[3] = {&s->base, &s->frozen, &s->active};
-    for (size_t k = 0; k < nodes->n && status == 0; k++) {
-        Node x = {nodes->lo[k], nodes->hi[k], 0.0, INFINITY, nodes->bits[k], nodes->row[k], nodes->col[k], {0}, {0}, 0};
-        if (node_push(&heap, s, runs, &x, NULL, lat, lon, radius_m) < 0) status = -1;
+    /* The plan's nodes in key order, so that touching ones share their boundary searches. */
+    size_t *order = malloc((nodes->n ? nodes->n : 1) * sizeof *order);
+    if (!order) status = -1;
+    for (size_t k = 0; k < nodes->n && status == 0; k++) order[k] = k;
+    if (order) {
+        order_keys = nodes->lo;
+        qsort(order, nodes->n, sizeof *order, by_key);
     }
+    Node prev;
+    for (size_t i = 0; i < nodes->n && status == 0; i++) {
+        size_t k = order[i];
+        Node x = {nodes->lo[k], nodes->hi[k], 0.0, INFINITY, nodes->bits[k], nodes->row[k], nodes->col[k], {0}, {0}, 0};
+        if (node_push(&heap, s, runs, &x, NULL, i ? &prev : NULL, lat, lon, radius_m) < 0) status = -1;
+        prev = x;
+    }
+    free(order);
     while (heap.n > 0 && status == 0) {
         Node x = heap_pop(&heap);
         const size_t *p0 = x.p0, *p1 = x.p1;
@@ -427,7 +450,7 @@ query_page(const Store *s, const Ranges *nodes, int split, int max_bits, double 
                 uint64_t code = zorder_code(y.bits, y.row, y.col);
                 y.lo = y.bits == 64 ? code : code << (64 - y.bits);
                 y.hi = y.bits == 64 ? y.lo : y.lo | (UINT64_MAX >> y.bits);
-                if (node_push(&heap, s, runs, &y, &x, lat, lon, radius_m) < 0) status = -1;
+                if (node_push(&heap, s, runs, &y, &x, NULL, lat, lon, radius_m) < 0) status = -1;
             }
             continue;
         }
