@@ -237,7 +237,7 @@ class SnapshotInfo:
     horizon: int
 
 
-async def _snapshot_position(conn: asyncpg.Connection, before: int) -> SnapshotInfo:
+async def snapshot_position(conn: asyncpg.Connection, before: int) -> SnapshotInfo:
     """The first statement of a repeatable-read transaction: takes the snapshot, reads its xmin
     and, after it, the WAL position (``before`` was read on the same connection just before)."""
     row = await conn.fetchrow(
@@ -256,12 +256,25 @@ async def load_all(conn: asyncpg.Connection) -> tuple[SnapshotInfo, list[asyncpg
     """
     before = await visible_lsn(conn)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        info = await _snapshot_position(conn, before)
-        # In geohash order, the order the indexes file points in: sorting a million points
-        # that arrive in order is a single pass, which the event loop's thread barely notices.
-        rows = await conn.fetch(f'SELECT {_COLUMNS} FROM businesses ORDER BY geohash COLLATE "C"')
-        seen = await conn.fetch("SELECT seq, xid FROM business_changes WHERE xid >= $1", info.horizon)
-    return info, rows, [(r[0], r[1]) for r in seen]
+        info = await snapshot_position(conn, before)
+        rows = await all_businesses(conn)
+        seen = await changes_seen(conn, info.horizon)
+    return info, rows, seen
+
+
+async def all_businesses(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every business row (id, name, latitude, longitude, category, address), in geohash order."""
+    # In geohash order, the order the indexes file points in: sorting a million points
+    # that arrive in order is a single pass, which the event loop's thread barely notices.
+    rows: list[asyncpg.Record] = await conn.fetch(f'SELECT {_COLUMNS} FROM businesses ORDER BY geohash COLLATE "C"')
+    return rows
+
+
+async def changes_seen(conn: asyncpg.Connection, horizon: int) -> list[tuple[int, int]]:
+    """``(seq, xid)`` of the change-log rows at or above ``horizon``: in a snapshot whose xmin is
+    ``horizon``, the changes it already reflects that a later poll will see again."""
+    seen = await conn.fetch("SELECT seq, xid FROM business_changes WHERE xid >= $1", horizon)
+    return [(r[0], r[1]) for r in seen]
 
 
 async def poll_changes(conn: asyncpg.Connection, horizon: int, limit: int) -> tuple[SnapshotInfo, list[Change], bool]:
@@ -278,7 +291,7 @@ async def poll_changes(conn: asyncpg.Connection, horizon: int, limit: int) -> tu
     """
     before = await visible_lsn(conn)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        info = await _snapshot_position(conn, before)
+        info = await snapshot_position(conn, before)
         # Planned for this horizon, not taken from the plan cache: a generic plan cannot see
         # that few rows are at or above the horizon, and for ``ORDER BY seq LIMIT`` it walks
         # the whole change log in seq order (a bulk load leaves a row per business, an hour
