@@ -4,6 +4,11 @@ A card (:mod:`location_api.cards`) is what a search needs of a business. The oth
 are inside its JSON; :meth:`Catalog.business` reads them back when a write needs the old
 state, which is rare next to searches.
 
+A catalog larger than the card budget (``Settings.api_cards_max``) holds *positions only*:
+its indexes, and no card (:meth:`Catalog.of_positions`). A search then reads its page's
+businesses by id (:func:`location_api.hydrate.hydrate_hits`), and a category search is
+answered by the ``sql`` strategy: no category is held either.
+
 A :class:`Catalog` is built in one go (in an executor thread: it is CPU-heavy) and then only
 changed on the event loop's thread, one business at a time, by the refresher. A rebuild makes
 a new catalog and swaps it in; the old one is never touched by two threads.
@@ -13,6 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from geo_index import GeohashIndex, QuadTree, S2Index, SpatialIndex
 
@@ -42,24 +50,51 @@ def make_index(strategy: str, max_radius_m: float) -> SpatialIndex[int]:
     raise ValueError(f"unknown in-memory strategy {strategy!r}")
 
 
+def build_indexes(
+    ids: npt.NDArray[np.int64],
+    lats: npt.NDArray[np.float64],
+    lons: npt.NDArray[np.float64],
+    *,
+    max_radius_m: float,
+    strategies: Sequence[str],
+) -> dict[str, SpatialIndex[int]]:
+    """One index per strategy holding these points (``bulk_load_arrays``: no tuple per point).
+
+    Args:
+        ids: business ids.
+        lats: their latitudes, degrees.
+        lons: their longitudes, degrees.
+        max_radius_m: the largest search radius, metres.
+        strategies: which indexes to build.
+    """
+    indexes: dict[str, SpatialIndex[int]] = {}
+    for strategy in strategies:
+        index = make_index(strategy, max_radius_m)
+        index.bulk_load_arrays(ids, lats, lons)  # type: ignore[attr-defined]  # every index has it
+        indexes[strategy] = index
+    return indexes
+
+
 class Catalog:
     """Business cards by id plus one index per in-memory strategy, always in step.
 
     Args:
-        cards: the card of every business, by id.
+        cards: the card of every business, by id; ``None`` for a catalog of positions only.
         indexes: an index per strategy holding exactly those ids at those positions.
     """
 
-    def __init__(self, cards: dict[int, Card], indexes: dict[str, SpatialIndex[int]]) -> None:
-        self.cards = CardTable(cards)
+    def __init__(self, cards: dict[int, Card] | None, indexes: dict[str, SpatialIndex[int]]) -> None:
+        #: The cards, or ``None`` when the catalog holds positions only.
+        self.cards = None if cards is None else CardTable(cards)
         self.indexes = indexes
-        #: ``GeohashIndex.compiled_levels()`` of each index that has them, by strategy: what
+        #: The compiled part (``geo_index.native.Index``) of each index, by strategy: what
         #: :func:`location_api.search.plain_body` answers a plain search with in one call.
-        self.compiled: dict[str, tuple[Any, int]] = {}
-        for strategy, index in indexes.items():
-            levels = index.compiled_levels() if isinstance(index, GeohashIndex) else None
-            if levels is not None:
-                self.compiled[strategy] = levels
+        #: Empty for positions only: that call renders from cards.
+        self.compiled: dict[str, Any] = {}
+        for strategy, index in indexes.items() if cards is not None else ():
+            native = getattr(index, "native", None)
+            if native is not None:
+                self.compiled[strategy] = native
 
     @classmethod
     def build(
@@ -86,24 +121,65 @@ class Catalog:
         """
         with collector.paused():
             cards: dict[int, Card] = {}
-            points = []
+            ids: list[int] = []
+            lats: list[float] = []
+            lons: list[float] = []
             for bid, name, lat, lon, category, address in rows:
                 cards[bid] = card_for(Business(bid, name, lat, lon, category, address))
-                points.append((bid, lat, lon))
-            indexes: dict[str, SpatialIndex[int]] = {}
-            for strategy in strategies:
-                index = make_index(strategy, max_radius_m)
-                index.bulk_load(points)
-                indexes[strategy] = index
+                ids.append(bid)
+                lats.append(lat)
+                lons.append(lon)
+            indexes = build_indexes(
+                np.array(ids, np.int64),
+                np.array(lats, np.float64),
+                np.array(lons, np.float64),
+                max_radius_m=max_radius_m,
+                strategies=strategies,
+            )
             return cls(cards, indexes)
 
+    @classmethod
+    def of_positions(
+        cls,
+        ids: npt.NDArray[np.int64],
+        lats: npt.NDArray[np.float64],
+        lons: npt.NDArray[np.float64],
+        *,
+        max_radius_m: float,
+        strategies: Sequence[str] = MEMORY_STRATEGIES,
+    ) -> Catalog:
+        """A catalog of positions only: its indexes, no card (CPU-heavy: run it in an executor).
+
+        Args:
+            ids: business ids.
+            lats: their latitudes, degrees.
+            lons: their longitudes, degrees.
+            max_radius_m: the largest search radius, metres.
+            strategies: which indexes to build.
+        """
+        return cls(None, build_indexes(ids, lats, lons, max_radius_m=max_radius_m, strategies=strategies))
+
     def __len__(self) -> int:
-        return self.cards.count
+        if self.cards is not None:
+            return self.cards.count
+        # Positions only: every index holds every business (none: nothing is held).
+        return len(next(iter(self.indexes.values()))) if self.indexes else 0
 
     def business(self, business_id: int) -> Business | None:
-        """A business as held (read back from its card), or ``None``."""
-        card = self.cards.get(business_id)
+        """A business as held (read back from its card), or ``None`` (also for positions only)."""
+        card = None if self.cards is None else self.cards.get(business_id)
         return None if card is None else business_from_prefix(card.hit)
+
+    def position(self, business_id: int) -> tuple[float, float] | None:
+        """Where a business is held, ``(latitude, longitude)`` in degrees, or ``None``."""
+        if self.cards is not None:
+            old = self.business(business_id)
+            return None if old is None else (old.latitude, old.longitude)
+        index = next(iter(self.indexes.values()), None)  # positions only: every index holds them all
+        if index is None or business_id not in index:
+            return None
+        found: tuple[float, float] = index.position(business_id)  # type: ignore[attr-defined]  # every index has it
+        return found
 
     def apply(self, business_id: int, business: Business | None) -> Business | None:
         """Make one business's entry match the database (idempotent).
@@ -113,20 +189,27 @@ class Catalog:
             business: its current state, or ``None`` when it no longer exists.
 
         Returns:
-            The business as held before (``None`` if it was not held).
+            The business as held before (``None`` if it was not held, or when the catalog
+            holds positions only: it does not know the rest).
         """
         old = self.business(business_id)
+        if self.cards is None:
+            was = self.position(business_id)
+        else:
+            was = None if old is None else (old.latitude, old.longitude)
         if business is None:
-            if old is not None:
+            if was is not None:
                 for index in self.indexes.values():
                     index.remove(business_id)
-                self.cards.drop(business_id)
+                if self.cards is not None:
+                    self.cards.drop(business_id)
             return old
-        if old is None:
+        if was is None:
             for index in self.indexes.values():
                 index.insert(business_id, business.latitude, business.longitude)
-        elif (old.latitude, old.longitude) != (business.latitude, business.longitude):
+        elif was != (business.latitude, business.longitude):
             for index in self.indexes.values():
                 index.move(business_id, business.latitude, business.longitude)
-        self.cards.put(business_id, card_for(business))
+        if self.cards is not None:
+            self.cards.put(business_id, card_for(business))
         return old
