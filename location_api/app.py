@@ -136,6 +136,7 @@ async def _indexes(app: web.Application) -> AsyncIterator[None]:
         interval_s=settings.api_refresh_s,
         strategies=settings.api_indexes,
         huge_pages=settings.api_huge_pages,
+        cards_max=settings.api_cards_max,
     )
     app[refresher_key] = refresher
     app[metrics_key].refresher = refresher

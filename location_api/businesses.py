@@ -18,7 +18,7 @@ from location_api.db import Database
 from location_api.errors import Forbidden, NotFound
 from location_api.models import Business, BusinessInput, BusinessRecord
 from location_api.queries import Refusal
-from location_api.search import fetch_businesses
+from location_api.hydrate import fetch_businesses
 
 
 def limited_to(author: Identity) -> int | None:

@@ -1,11 +1,12 @@
 """Keeping an instance's in-memory catalog in step with the database, without restarts.
 
-At start-up the catalog is built from one snapshot of a replica (the rows are fetched on the
-event loop, the indexes built in an executor thread and swapped in). Then, every
-``Settings.api_refresh_s`` (0.25 s), the refresher reads the change log (``business_changes``,
-written by triggers in the same transaction as every write) from a replica and applies each
-change to the catalog, so a business written through any instance shows up in every
-instance's searches within a few hundred milliseconds.
+At start-up the catalog is built from one snapshot of a replica (read on the event loop:
+every row within the card budget, else every position by binary COPY,
+:mod:`location_api.catalog_load`; the indexes built in an executor thread and swapped in).
+Then, every ``Settings.api_refresh_s`` (0.25 s), the refresher reads the change log
+(``business_changes``, written by triggers in the same transaction as every write) from a
+replica and applies each change to the catalog, so a business written through any instance
+shows up in every instance's searches within a few hundred milliseconds.
 
 Which changes are new is decided by transaction id, not by ``seq``: sequence order is not
 commit order, so a change with a lower ``seq`` can become visible after a higher one. Each
@@ -28,7 +29,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from location_api import collector, huge_pages, queries
+from location_api import catalog_load, collector, huge_pages, queries
 from location_api.cache import Cache
 from location_api.catalog import Catalog
 from location_api.cells import geohash12
@@ -58,6 +59,8 @@ class Refresher:
         strategies: the in-memory indexes to build (``Settings.api_indexes``).
         huge_pages: after each rebuild, back the process's memory with huge pages
             (:func:`location_api.huge_pages.collapse_heap`; ``Settings.api_huge_pages``).
+        cards_max: the card budget (``Settings.api_cards_max``): a catalog of more
+            businesses holds positions only; ``None``: no budget.
     """
 
     def __init__(
@@ -69,8 +72,10 @@ class Refresher:
         interval_s: float,
         strategies: Sequence[str] = MEMORY_STRATEGIES,
         huge_pages: bool = False,
+        cards_max: int | None = None,
     ) -> None:
         self._db = db
+        self._cards_max = cards_max
         self._huge_pages = huge_pages
         self._cache = cache
         self._max_radius_m = max_radius_m
@@ -135,14 +140,16 @@ class Refresher:
         # fetch until the new catalog is frozen (location_api.collector).
         with collector.paused(freeze=True):
             async with self._db.snapshot(min_lsn=self._source_lsn or None) as (node, conn):
-                info, rows, seen = await queries.load_all(conn)
+                loaded = await catalog_load.load_snapshot(conn, cards_max=self._cards_max)
+            read_s = time.monotonic() - started
             # Building the indexes takes seconds of CPU: not on the event loop. The thread
             # builds a new catalog; nothing else touches it.
             catalog = await loop.run_in_executor(
                 None,
-                functools.partial(Catalog.build, rows, max_radius_m=self._max_radius_m, strategies=self._strategies),
+                functools.partial(loaded.build, max_radius_m=self._max_radius_m, strategies=self._strategies),
             )
-            del rows
+            info, seen = loaded.info, loaded.seen
+            del loaded
             self._retired.append(self.catalog)
             self.catalog = catalog
             self._horizon = info.horizon
@@ -152,10 +159,12 @@ class Refresher:
             self._last_success = time.monotonic()
             self.rebuilds += 1
         log.info(
-            "in-memory indexes built: %d businesses from %s in %.1f s",
+            "in-memory indexes built: %d businesses (%s) from %s in %.1f s (%.1f s reading)",
             len(catalog),
+            "positions only" if catalog.cards is None else "with cards",
             node.name,
             time.monotonic() - started,
+            read_s,
         )
 
     async def poll(self) -> int:
@@ -189,11 +198,14 @@ class Refresher:
         stale: list[tuple[int, list[str]]] = []
         for change in fresh:
             assert change.business_id is not None  # checked above
+            was = catalog.position(change.business_id)
             old = catalog.apply(change.business_id, change.business)
             self._applied[change.seq] = change.xid
-            if old != change.business:
-                positions = [geohash12(b.latitude, b.longitude) for b in (old, change.business) if b is not None]
-                stale.append((change.business_id, positions))
+            # Positions only: what else changed is not known, so the entries always go.
+            if old != change.business or catalog.cards is None:
+                now = change.business
+                places = [was, None if now is None else (now.latitude, now.longitude)]
+                stale.append((change.business_id, [geohash12(lat, lon) for lat, lon in filter(None, places)]))
         horizon = max(self._horizon, info.horizon)
         self._horizon = horizon
         self._applied = {seq: xid for seq, xid in self._applied.items() if xid >= horizon}

@@ -3,15 +3,16 @@
 Every strategy produces the same thing: all businesses within the radius (of the category,
 if one is asked for), as ``(id, distance_m)`` sorted by (distance, id), with distances from
 :func:`geo_index.haversine_m`. The page is then cut after the cursor's (distance, id), so
-bodies are identical whichever strategy answered.
+bodies are identical whichever strategy answered. The page's businesses come from the
+catalog's cards, or, for the ``sql`` strategy and a catalog of positions only, are read by id
+(:mod:`location_api.hydrate`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import NamedTuple, TypeVar
+from collections.abc import Callable
+from typing import NamedTuple
 
-import asyncpg
 import orjson
 
 from geo_index import Page, haversine_m, page_of
@@ -22,9 +23,10 @@ from location_api.catalog import Catalog
 from location_api.cells import Cell, cover, text_ranges
 from location_api.cursor import CursorPosition, encode_fields
 from location_api.db import Database
-from location_api.models import Business, SearchQuery
+from location_api.hydrate import at_visible_lsn, hydrate_hits
+from location_api.models import SearchQuery
 from location_api.queries import Candidate
-from location_api.render import Prefixes, hit_prefix, search_body
+from location_api.render import Prefixes, search_body
 from location_api.settings import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
 from location_api.validate import plain_search
 
@@ -35,7 +37,6 @@ except ImportError:  # not built: plain_search and plain_search_body answer, wit
     _plain_body_native = None
 
 Hit = tuple[int, float]
-T = TypeVar("T")
 
 
 class SearchPage(NamedTuple):
@@ -90,6 +91,9 @@ def search_memory(
     (:meth:`geo_index.GeohashIndex.page`); a category is its ``where`` filter, so the other
     categories' businesses are dropped before anything is counted.
 
+    A catalog of positions only gives the page without prefixes (:func:`search_catalog`
+    reads them) and no category search.
+
     Args:
         catalog: the instance's catalog.
         strategy: ``geohash``, ``quadtree`` or ``s2``.
@@ -99,22 +103,67 @@ def search_memory(
 
     Returns:
         The page.
+
+    Raises:
+        ValueError: a category search of a catalog of positions only.
     """
     index = catalog.indexes[strategy]
-    prefixes = catalog.cards.hits  # a list or a dict, indexed by id; it holds every id the index does
+    cards = catalog.cards
+    # A list or a dict, indexed by id; it holds every id the index does.
+    prefixes: Prefixes = {} if cards is None else cards.hits
     lat, lon, limit, category, radius = query.latitude, query.longitude, query.limit, query.category, query.radius_m
     if after is None and category is None and not query.expand:  # most searches: one radius, first page
         found = index.page(lat, lon, radius, limit)
         hits = found.hits
         return SearchPage(found.total, radius, hits, prefixes, _next_position(hits, found.following, radius))
     start = _start(after)
-    where = None if category is None else (catalog.cards.categories, category)
+    if category is not None and cards is None:
+        raise ValueError("a catalog of positions only holds no categories: the sql strategy filters them")
+    where = None if category is None or cards is None else (cards.categories, category)
     found = Page(0, 0, [])
     for radius in radii(query, after, max_radius_m):
         found = index.page(lat, lon, radius, limit, start, where=where)
         if found.total >= limit:
             break
     return SearchPage(found.total, radius, found.hits, prefixes, _next_position(found.hits, found.following, radius))
+
+
+async def search_catalog(
+    db: Database,
+    cache: Cache,
+    catalog: Catalog,
+    strategy: str,
+    query: SearchQuery,
+    after: CursorPosition | None,
+    max_radius_m: float,
+    *,
+    min_lsn: int | None = None,
+) -> SearchPage:
+    """Answer from an in-memory index: :func:`search_memory`, the page's businesses then read
+    by id when the catalog holds positions only (:func:`location_api.hydrate.hydrate_hits`).
+
+    Args:
+        db: the databases (positions only).
+        cache: the Redis cache (positions only; bypassed when ``min_lsn`` is given).
+        catalog: the instance's catalog.
+        strategy: ``geohash``, ``quadtree`` or ``s2``.
+        query: the search (no category, when the catalog holds positions only).
+        after: the cursor's position, for pages after the first.
+        max_radius_m: the largest radius, metres (the end of expansion).
+        min_lsn: a consistency token the catalog has applied: the businesses are read from a
+            server that has replayed it.
+
+    Returns:
+        The page.
+
+    Raises:
+        DatabaseUnavailable: positions only: no database could answer what the cache lacks.
+    """
+    page = search_memory(catalog, strategy, query, after, max_radius_m)
+    if catalog.cards is not None:
+        return page
+    hits, prefixes = await hydrate_hits(db, cache, page.hits, query.latitude, query.longitude, min_lsn=min_lsn)
+    return page._replace(hits=hits, prefixes=prefixes)
 
 
 def plain_search_body(
@@ -129,14 +178,19 @@ def plain_search_body(
     :func:`location_api.render.search_body` for the same query.
 
     Args:
-        catalog: the instance's catalog; ``strategy`` must be one of its indexes.
+        catalog: the instance's catalog, with cards; ``strategy`` must be one of its indexes.
         strategy: ``geohash``, ``quadtree`` or ``s2``.
         latitude: centre, degrees, valid.
         longitude: centre, degrees, valid.
         radius_m: radius, metres, valid.
         limit: page size, valid.
         cursor_key: the key of the next page's cursor.
+
+    Raises:
+        ValueError: the catalog holds positions only.
     """
+    if catalog.cards is None:
+        raise ValueError("a catalog of positions only renders no body from memory: see search_catalog")
     total, following, hits = catalog.indexes[strategy].page(latitude, longitude, radius_m, limit)
     cursor = None
     if following > len(hits) and hits:
@@ -146,13 +200,14 @@ def plain_search_body(
 
 
 def plain_body(catalog: Catalog, strategy: str, raw: str, max_radius_m: float, cursor_key: bytes) -> bytes | None:
-    """The response body of a plain search, read from the raw query string; else ``None``.
+    """The response body of a plain search, read from the raw query string; else ``None``
+    (also for a catalog of positions only).
 
     ``raw`` is a plain search when :func:`location_api.validate.plain_search` reads it as one
     (position, and maybe radius and limit, plainly valid); the body is then
-    :func:`plain_search_body`'s for it. When the strategy's index is a ``GeohashIndex`` with
-    the compiled scan (:attr:`Catalog.compiled`), the read, the page, the cursor and the body
-    are one call into C (``location_api/_cplain.c``), with the same result.
+    :func:`plain_search_body`'s for it. With the compiled search (``location_api._csearch``),
+    the read, the index's page (:attr:`Catalog.compiled`), the cursor and the body are one call
+    into C (``location_api/_cplain.c``), with the same result.
 
     Args:
         catalog: the instance's catalog; ``strategy`` must be one of its indexes.
@@ -161,9 +216,11 @@ def plain_body(catalog: Catalog, strategy: str, raw: str, max_radius_m: float, c
         max_radius_m: the largest radius accepted, metres (the catalog's indexes' own).
         cursor_key: the key of the next page's cursor.
     """
+    cards = catalog.cards
+    if cards is None:  # positions only: the general path reads the page's businesses by id
+        return None
     compiled = catalog.compiled.get(strategy)
     if compiled is not None and _plain_body_native is not None:
-        levels, max_cells = compiled
         return _plain_body_native(
             raw,
             MIN_RADIUS_M,
@@ -171,9 +228,8 @@ def plain_body(catalog: Catalog, strategy: str, raw: str, max_radius_m: float, c
             DEFAULT_RADIUS_M,
             DEFAULT_LIMIT,
             MAX_LIMIT,
-            levels,
-            max_cells,
-            catalog.cards.hits,
+            compiled,
+            cards.hits,
             cursor_key,
             orjson.dumps,
         )
@@ -222,18 +278,9 @@ async def search_sql(
         if len(hits) >= query.limit:
             break
     page = page_of(hits, query.limit, _start(after))
-    details = await fetch_businesses(db, cache, [bid for bid, _ in page.hits], min_lsn=min_lsn)
-    # A business deleted between the two reads drops out of the page.
-    rows = [(bid, d) for bid, d in page.hits if bid in details]
-    prefixes = {bid: hit_prefix(details[bid]) for bid, _ in rows}
+    # A business deleted (or moved) between the two reads drops out of the page.
+    rows, prefixes = await hydrate_hits(db, cache, page.hits, query.latitude, query.longitude, min_lsn=min_lsn)
     return SearchPage(page.total, radius, rows, prefixes, _next_position(page.hits, page.following, radius))
-
-
-async def _at_lsn(conn: asyncpg.Connection, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> tuple[int, T]:
-    """A read with the WAL position its server had made visible before it (so the cache can
-    tell a fill from a lagging replica that a write has since fenced off)."""
-    lsn = await queries.visible_lsn(conn)
-    return lsn, await query(conn)
 
 
 async def _candidates(
@@ -245,37 +292,9 @@ async def _candidates(
     if missing:
         ranges = [text_ranges((cell,))[0] for cell in missing]
         read_lsn, lists = await db.read(
-            lambda conn: _at_lsn(conn, lambda c: queries.candidates_in_ranges(c, ranges)), min_lsn=min_lsn
+            lambda conn: at_visible_lsn(conn, lambda c: queries.candidates_in_ranges(c, ranges)), min_lsn=min_lsn
         )
         fetched = dict(zip(missing, lists))
         await cache.put_cells(fetched, read_lsn)
         cached.update(fetched)
     return [c for cell in cells for c in cached[cell]]
-
-
-async def fetch_businesses(
-    db: Database, cache: Cache, ids: list[int], *, min_lsn: int | None = None
-) -> dict[int, Business]:
-    """Businesses by id: from the cache, the rest from a replica (then cached).
-
-    Args:
-        db: the databases.
-        cache: the Redis cache (bypassed when ``min_lsn`` is given).
-        ids: the ids wanted.
-        min_lsn: a consistency token: only a server that has replayed it may answer.
-
-    Returns:
-        The businesses that exist, by id.
-
-    Raises:
-        DatabaseUnavailable: no database could answer.
-    """
-    found = {} if min_lsn is not None else await cache.get_businesses(ids)
-    missing = [i for i in ids if i not in found]
-    if missing:
-        read_lsn, fetched = await db.read(
-            lambda conn: _at_lsn(conn, lambda c: queries.get_businesses(c, missing)), min_lsn=min_lsn
-        )
-        await cache.put_businesses(fetched.values(), read_lsn)
-        found.update(fetched)
-    return found

@@ -26,7 +26,7 @@ from location_api.keys import (
 )
 from location_api.openapi import openapi_document
 from location_api.render import search_body
-from location_api.search import plain_body, search_memory, search_sql
+from location_api.search import plain_body, search_catalog, search_sql
 from location_api.validate import (
     parse_business,
     parse_id,
@@ -64,10 +64,18 @@ async def search_nearby(request: web.Request) -> web.Response:
     strategy = query.strategy or settings.api_index
     refresher = app[refresher_key]
     catalog = refresher.catalog
-    # Memory answers unless asked for sql, not built (yet, or by configuration), or behind
-    # the client's own write; sql gives the identical answer.
-    if catalog is not None and strategy in catalog.indexes and (token is None or token <= refresher.applied_lsn):
-        page = search_memory(catalog, strategy, query, after, settings.max_radius_m)
+    # Memory answers unless asked for sql, not built (yet, or by configuration), behind the
+    # client's own write, or asked for a category it does not hold (a catalog of positions
+    # only); sql gives the identical answer.
+    if (
+        catalog is not None
+        and strategy in catalog.indexes
+        and (token is None or token <= refresher.applied_lsn)
+        and (query.category is None or catalog.cards is not None)
+    ):
+        page = await search_catalog(
+            app[db_key], app[cache_key], catalog, strategy, query, after, settings.max_radius_m, min_lsn=token
+        )
     else:
         page = await search_sql(app[db_key], app[cache_key], query, after, settings.max_radius_m, min_lsn=token)
     nxt = None if page.next_position is None else encode_cursor(app[cursor_key_key], query, page.next_position)
