@@ -152,7 +152,16 @@ cut_page(const Q *q, Cand *c, size_t n, long limit, QPage *out)
         n = k;
     }
     for (size_t i = 0; i < n; i++) make_exact(q, &c[i]);
-    qsort(c, n, sizeof *c, hit_order);
+    if (n <= 32) {   /* a page's few candidates: insertion sort, no allocation */
+        for (size_t i = 1; i < n; i++) {
+            Cand x = c[i];
+            size_t j = i;
+            for (; j > 0 && hit_order(&c[j - 1], &x) > 0; j--) c[j] = c[j - 1];
+            c[j] = x;
+        }
+    } else {
+        qsort(c, n, sizeof *c, hit_order);
+    }
     size_t count = limit >= 0 && n > (size_t)limit ? (size_t)limit : n;
     out->hits = malloc((count ? count : 1) * sizeof *out->hits);
     if (!out->hits) return -1;
@@ -415,7 +424,9 @@ query_page(const Store *s, const Ranges *nodes, int split, int max_bits, double 
     size_t *order = malloc((nodes->n ? nodes->n : 1) * sizeof *order);
     if (!order) status = -1;
     for (size_t k = 0; k < nodes->n && status == 0; k++) order[k] = k;
-    if (order) {
+    int sorted = 1;
+    for (size_t k = 1; k < nodes->n; k++) sorted &= nodes->lo[k - 1] <= nodes->lo[k];
+    if (order && !sorted) {
         order_keys = nodes->lo;
         qsort(order, nodes->n, sizeof *order, by_key);
     }
