@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.points import scatter_arrays  # noqa: E402
+from points import scatter_arrays  # noqa: E402
 from geo_index import GeohashIndex, QuadTree, S2Index, SpatialIndex, haversine_m  # noqa: E402
 
 R_M = 6_371_008.8
@@ -430,15 +430,15 @@ def print_table(
         for radius in radii:
             mm = row.mismatches.get(radius)
             build = "-" if math.isnan(row.build_s) else f"{row.build_s:.1f}"
-            per_pt = "-" if math.isnan(row.bytes_per_point) else f"{row.bytes_per_point:.0f}"
+            per_pt = "-" if math.isnan(row.bytes_per_point) else f"{row.bytes_per_point:.1f}"
             print(
                 f"| {row.name} | {build} | {per_pt} | {radius:.0f} m | {num(row.qps, radius, ',.0f')} | "
                 f"{num(row.p50_us, radius, '.1f')} | {num(row.p99_us, radius, '.1f')} | "
                 f"{'-' if mm is None else mm} |"
             )
     notes = [f"{r.name}: {r.note}" for r in rows if r.note] + ([redis_note] if redis_note else [])
-    for n in notes:
-        print(f"\n- {n}", end="")
+    for note in notes:
+        print(f"\n- {note}", end="")
     print("\n")
     index_rows = [r for r in rows if r.mismatches]
     redis = [r for r in rows if r.name.startswith("redis")]

@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"page_bench: building a GeohashIndex of {args.points:,} points", flush=True)
     items = [(i, p.latitude, p.longitude) for i, p in enumerate(places)]
     items += [(len(places) + i, la, lo) for i, (la, lo) in enumerate(scatter(args.points - len(places), seed=7))]
-    index: GeohashIndex[int] = GeohashIndex()
+    index: GeohashIndex = GeohashIndex()
     index.bulk_load(items)
     del items
     queries = list(scatter(10_000, seed=42, spread_m=2_000.0))
@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def page_rows(index: GeohashIndex[int], queries: list[tuple[float, float]], repeat: int) -> None:
+def page_rows(index: GeohashIndex, queries: list[tuple[float, float]], repeat: int) -> None:
     """``page`` against ``within``: the query points at 5 km, then 5 and 50 km around each city."""
     print(f"{'case':<22} {'matches':>8} {'within us':>10} {'page us':>8} {'speed-up':>9}")
     print("-" * 61)
@@ -105,7 +105,7 @@ def page_rows(index: GeohashIndex[int], queries: list[tuple[float, float]], repe
 
 
 def page_row(
-    index: GeohashIndex[int], case: str, points: list[tuple[float, float]], radius: float, repeat: int
+    index: GeohashIndex, case: str, points: list[tuple[float, float]], radius: float, repeat: int
 ) -> None:
     """One row: every page checked against the cut of ``within``, then both timed."""
     matches = 0
@@ -133,7 +133,7 @@ def page_row(
     print(f"{case:<22} {matches / len(points):>8,.0f} {w:>10.1f} {p:>8.1f} {w / p:>8.1f}x", flush=True)
 
 
-def category_rows(index: GeohashIndex[int], points: int, repeat: int) -> None:
+def category_rows(index: GeohashIndex, points: int, repeat: int) -> None:
     """A category's first page: ``page(where=...)`` against ``within`` filtered, then cut."""
     categories = [CATEGORIES[i % len(CATEGORIES)] for i in range(points)]
     wanted = CATEGORIES[0]
@@ -145,7 +145,7 @@ def category_rows(index: GeohashIndex[int], points: int, repeat: int) -> None:
 
 
 def category_row(
-    index: GeohashIndex[int],
+    index: GeohashIndex,
     categories: list[str],
     wanted: str,
     case: str,

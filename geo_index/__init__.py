@@ -1,7 +1,7 @@
 """Exact proximity search on the sphere: radius and k-nearest queries over three indexes.
 
 >>> from geo_index import GeohashIndex
->>> idx: GeohashIndex[int] = GeohashIndex()
+>>> idx = GeohashIndex()
 >>> idx.insert(1, 51.5007, -0.1246)
 >>> idx.within(51.5033, -0.1196, radius_m=1_000)
 [(1, 450.95...)]

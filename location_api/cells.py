@@ -40,7 +40,7 @@ _TINY = 1e-12
 _AFTER_ALL = "{"
 
 # The planner: an empty index with the default levels; ``plan`` only looks at the levels.
-_PLANNER: GeohashIndex[int] = GeohashIndex()
+_PLANNER: GeohashIndex = GeohashIndex()
 #: The levels (geohash bits) a search may use, coarsest first. Cache keys exist at each.
 LEVELS: tuple[int, ...] = _PLANNER.levels
 
