@@ -104,9 +104,7 @@ def page_rows(index: GeohashIndex, queries: list[tuple[float, float]], repeat: i
             page_row(index, f"{city}, {radius / 1000:.0f} km", [point], radius, repeat)
 
 
-def page_row(
-    index: GeohashIndex, case: str, points: list[tuple[float, float]], radius: float, repeat: int
-) -> None:
+def page_row(index: GeohashIndex, case: str, points: list[tuple[float, float]], radius: float, repeat: int) -> None:
     """One row: every page checked against the cut of ``within``, then both timed."""
     matches = 0
     for lat, lon in points:  # the check, and the warm-up
