@@ -284,7 +284,7 @@ class IndexBase:
         self._check_query(lat, lon, radius_m)
         if limit is not None and not (type(limit) is int and limit >= 1):
             check_count(limit, "limit")
-        return self._native.page(lat, lon, radius_m, -1 if limit is None else limit)[2]
+        return self._native.within(lat, lon, radius_m, -1 if limit is None else limit)
 
     def page(
         self,
@@ -367,10 +367,10 @@ class IndexBase:
         cap_m = math.inf if max_radius_m is None else float(max_radius_m)
         lat, lon = float(lat), float(lon)
         if len(self) <= k and cap_m == math.inf:
-            return self._native.page(lat, lon, cap_m, k)[2]
+            return self._native.within(lat, lon, cap_m, k)
         radius = min(_NEAREST_START_M, cap_m)
         while True:
-            hits: list[tuple[int, float]] = self._native.page(lat, lon, radius, k)[2]
+            hits = self._native.within(lat, lon, radius, k)
             if len(hits) >= k or radius >= cap_m:
                 return hits
             radius = min(radius * _NEAREST_GROWTH, cap_m)

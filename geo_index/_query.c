@@ -392,7 +392,7 @@ admit(const Q *q, const QAfter *after, long limit, Cand y, QPage *out, Cands *pa
 }
 
 int
-query_page(const Store *s, const Ranges *nodes, int split, int max_bits, double lat, double lon, double radius_m, long limit,
+query_page(const Store *s, const Ranges *nodes, int split, int max_bits, int counting, double lat, double lon, double radius_m, long limit,
            const QAfter *after, QFilter filter, void *ctx, QPage *out)
 {
     Q q;
@@ -444,6 +444,7 @@ query_page(const Store *s, const Ranges *nodes, int split, int max_bits, double 
         size_t held = x.held;
         int inside = x.ub < radius_m;
         int for_page = limit < 0 || a_of(x.lb) <= cut_value(&cut);
+        if (!for_page && !counting) break;   /* nodes come nearest first: no later one can hold a hit */
         if (inside && !for_page && !filter && (!after->on || x.lb > after->d || x.ub < after->d)) {
             size_t live = 0;
             for (int r = 0; r < 3; r++) live += live_in(runs[r], p0[r], p1[r]);

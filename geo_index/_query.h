@@ -46,8 +46,10 @@ typedef struct {
  * more than ``split`` points is split into its quarters (halves at odd bits), down to
  * ``max_bits``, where that helps;
  * a node surely within the radius that cannot hold a hit of the page is counted without
- * looking at its points. Returns 0, -1 out of memory, -2 the filter failed. */
-int query_page(const Store *s, const Ranges *nodes, int split, int max_bits, double lat, double lon, double radius_m, long limit,
+ * looking at its points. With ``counting`` 0 the counts are not wanted (only the hits): the
+ * walk stops at the first node that cannot hold a hit, and out->total and out->following are
+ * only lower bounds. Returns 0, -1 out of memory, -2 the filter failed. */
+int query_page(const Store *s, const Ranges *nodes, int split, int max_bits, int counting, double lat, double lon, double radius_m, long limit,
                const QAfter *after, QFilter filter, void *ctx, QPage *out);
 
 /* geo_index.haversine_m(lat1, lon1, lat2, lon2), bit for bit. */

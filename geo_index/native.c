@@ -234,8 +234,8 @@ where_passes(void *ctx, int64_t id)
 
 /* The page of a query, in C; out as query_page's. */
 static int
-run_query(Index *self, double lat, double lon, double radius, long limit, const QAfter *after, Where *where,
-          QPage *out)
+run_query(Index *self, double lat, double lon, double radius, long limit, int counting, const QAfter *after,
+          Where *where, QPage *out)
 {
     if (plan_ranges(&self->plan, &self->store, lat, lon, radius, &self->ranges) < 0) {
         PyErr_NoMemory();
@@ -243,7 +243,7 @@ run_query(Index *self, double lat, double lon, double radius, long limit, const 
     }
     const Plan *p = &self->plan;
     int status = query_page(&self->store, &self->ranges, p->leaf_capacity, p->kind == PLAN_QUADTREE ? 2 * p->max_depth : 64,
-                            lat, lon, radius, limit, after, where ? where_passes : NULL, where, out);
+                            counting, lat, lon, radius, limit, after, where ? where_passes : NULL, where, out);
     if (status == -1) PyErr_NoMemory();
     return status < 0 ? -1 : 0;
 }
@@ -288,11 +288,30 @@ index_page(Index *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Where where = {nargs == 7 ? args[5] : NULL, nargs == 7 ? args[6] : NULL};
     QPage page;
-    if (run_query(self, lat, lon, radius, limit, &after, where.table ? &where : NULL, &page) < 0) return NULL;
+    if (run_query(self, lat, lon, radius, limit, 1, &after, where.table ? &where : NULL, &page) < 0) return NULL;
     PyObject *hits = hits_list(&page), *result = NULL;
     if (hits) result = Py_BuildValue("(nnN)", (Py_ssize_t)page.total, (Py_ssize_t)page.following, hits);
     free(page.hits);
     return result;
+}
+
+/* within(lat, lon, radius_m, limit) -> hits: page's hits without its counts (limit -1: all),
+ * so only the nodes that can hold a hit are read. */
+static PyObject *
+index_within(Index *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) return PyErr_Format(PyExc_TypeError, "within(lat, lon, radius_m, limit)");
+    double lat, lon, radius;
+    if (read_point(args, &lat, &lon) < 0) return NULL;
+    radius = PyFloat_AsDouble(args[2]);
+    long limit = PyLong_AsLong(args[3]);
+    if (PyErr_Occurred()) return NULL;
+    QAfter after = {0, 0.0, 0};
+    QPage page;
+    if (run_query(self, lat, lon, radius, limit, 0, &after, NULL, &page) < 0) return NULL;
+    PyObject *hits = hits_list(&page);
+    free(page.hits);
+    return hits;
 }
 
 /* ranges(lat, lon, radius_m) -> [(lo, hi), ...]: the key ranges a query reads. */
@@ -341,6 +360,7 @@ static PyMethodDef index_methods[] = {
     {"delta", (PyCFunction)index_delta, METH_NOARGS, "delta() -> points held outside the base"},
     {"nbytes", (PyCFunction)index_nbytes, METH_NOARGS, "nbytes() -> bytes the store holds"},
     {"page", (PyCFunction)(void (*)(void))index_page, METH_FASTCALL, "page(lat, lon, radius_m, limit[, after[, t, v]])"},
+    {"within", (PyCFunction)(void (*)(void))index_within, METH_FASTCALL, "within(lat, lon, radius_m, limit)"},
     {"ranges", (PyCFunction)(void (*)(void))index_ranges, METH_FASTCALL, "ranges(lat, lon, radius_m)"},
     {"geohash_choice", (PyCFunction)(void (*)(void))index_geohash_choice, METH_FASTCALL, "(bits, cells)"},
     {NULL, NULL, 0, NULL},
@@ -372,7 +392,7 @@ api_page(PyObject *index, double lat, double lon, double radius, Py_ssize_t limi
     }
     QAfter after = {0, 0.0, 0};
     QPage page;
-    if (run_query((Index *)index, lat, lon, radius, (long)limit, &after, NULL, &page) < 0) return -1;
+    if (run_query((Index *)index, lat, lon, radius, (long)limit, 1, &after, NULL, &page) < 0) return -1;
     out->within = (Py_ssize_t)page.total;
     out->following = (Py_ssize_t)page.following;
     out->hits = PyMem_Malloc((page.count ? page.count : 1) * sizeof *out->hits);
