@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from geo_index._base import Page, page_of
+from geo_index._base import IndexBase, Page, page_of
 from geo_index.brute import BruteForceIndex
 from geo_index.distance import EARTH_RADIUS_M, HALF_CIRCUMFERENCE_M, haversine_m
 from geo_index.errors import (
@@ -37,6 +37,7 @@ __all__ = [
     "DuplicateId",
     "GeoIndexError",
     "GeohashIndex",
+    "IndexBase",
     "InvalidCoordinate",
     "InvalidCount",
     "InvalidId",

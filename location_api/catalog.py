@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from geo_index import GeohashIndex, QuadTree, S2Index, SpatialIndex
+from geo_index import GeohashIndex, IndexBase, QuadTree, S2Index
 
 from location_api import collector
 from location_api.cards import Card, CardTable, card_for
@@ -31,8 +31,9 @@ from location_api.render import business_from_prefix
 from location_api.settings import MEMORY_STRATEGIES
 
 
-def make_index(strategy: str, max_radius_m: float) -> SpatialIndex[int]:
-    """A new, empty index for a strategy.
+def make_index(strategy: str, max_radius_m: float) -> IndexBase:
+    """A new, empty index for a strategy. Its changes wait in its delta until the refresher
+    merges them, in a worker thread (:meth:`location_api.refresh.Refresher.poll`).
 
     Args:
         strategy: ``geohash``, ``quadtree`` or ``s2``.
@@ -42,11 +43,11 @@ def make_index(strategy: str, max_radius_m: float) -> SpatialIndex[int]:
         ValueError: an unknown strategy.
     """
     if strategy == "geohash":
-        return GeohashIndex(max_radius_m=max_radius_m)
+        return GeohashIndex(max_radius_m=max_radius_m, merge_every=None)
     if strategy == "quadtree":
-        return QuadTree(max_radius_m=max_radius_m)
+        return QuadTree(max_radius_m=max_radius_m, merge_every=None)
     if strategy == "s2":
-        return S2Index(max_radius_m=max_radius_m)
+        return S2Index(max_radius_m=max_radius_m, merge_every=None)
     raise ValueError(f"unknown in-memory strategy {strategy!r}")
 
 
@@ -57,7 +58,7 @@ def build_indexes(
     *,
     max_radius_m: float,
     strategies: Sequence[str],
-) -> dict[str, SpatialIndex[int]]:
+) -> dict[str, IndexBase]:
     """One index per strategy holding these points (``bulk_load_arrays``: no tuple per point).
 
     Args:
@@ -67,10 +68,10 @@ def build_indexes(
         max_radius_m: the largest search radius, metres.
         strategies: which indexes to build.
     """
-    indexes: dict[str, SpatialIndex[int]] = {}
+    indexes: dict[str, IndexBase] = {}
     for strategy in strategies:
         index = make_index(strategy, max_radius_m)
-        index.bulk_load_arrays(ids, lats, lons)  # type: ignore[attr-defined]  # every index has it
+        index.bulk_load_arrays(ids, lats, lons)
         indexes[strategy] = index
     return indexes
 
@@ -83,7 +84,7 @@ class Catalog:
         indexes: an index per strategy holding exactly those ids at those positions.
     """
 
-    def __init__(self, cards: dict[int, Card] | None, indexes: dict[str, SpatialIndex[int]]) -> None:
+    def __init__(self, cards: dict[int, Card] | None, indexes: dict[str, IndexBase]) -> None:
         #: The cards, or ``None`` when the catalog holds positions only.
         self.cards = None if cards is None else CardTable(cards)
         self.indexes = indexes
@@ -178,8 +179,7 @@ class Catalog:
         index = next(iter(self.indexes.values()), None)  # positions only: every index holds them all
         if index is None or business_id not in index:
             return None
-        found: tuple[float, float] = index.position(business_id)  # type: ignore[attr-defined]  # every index has it
-        return found
+        return index.position(business_id)
 
     def apply(self, business_id: int, business: Business | None) -> Business | None:
         """Make one business's entry match the database (idempotent).

@@ -165,6 +165,15 @@ class _StateCollector(Collector):
                 value=float(refresher.changes_applied),
             )
             yield CounterMetricFamily("geo_api_index_rebuilds", "full index rebuilds", value=float(refresher.rebuilds))
+            yield CounterMetricFamily(
+                "geo_api_index_merges", "merges of an index's changes into its bulk", value=float(refresher.merges)
+            )
+            pending = GaugeMetricFamily(
+                "geo_api_index_pending", "changes waiting in an index's delta", labels=["index"]
+            )
+            for name, index in catalog.indexes.items() if catalog is not None else ():
+                pending.add_metric([name], float(index.pending))
+            yield pending
             yield GaugeMetricFamily(
                 "geo_api_huge_page_bytes",
                 "bytes of this process's memory in 2 MiB pages after the last rebuild",

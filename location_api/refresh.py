@@ -46,6 +46,9 @@ MAX_CHANGES_PER_POLL = 5_000
 REBUILD_AFTER_S = 1_800.0
 #: How long the change log is kept (pruned by the write role).
 CHANGE_LOG_RETENTION_S = 3_600.0
+#: An index with this many changes waiting in its delta has them merged into its bulk, in a
+#: worker thread (geo_index merges without the interpreter's lock; searches go on meanwhile).
+MERGE_AT = 4_096
 
 
 class Refresher:
@@ -95,6 +98,9 @@ class Refresher:
         self.huge_page_bytes = 0
         self.changes_applied = 0
         self.errors = 0
+        #: Merges of an index's changes into its bulk that finished.
+        self.merges = 0
+        self._merging: dict[str, asyncio.Future[bool]] = {}
         # One poll or rebuild at a time: a poll applies changes to the catalog it started
         # with, and a rebuild replaces it.
         self._turn = asyncio.Lock()
@@ -179,7 +185,28 @@ class Refresher:
         async with self._turn:
             applied = await self._poll()
         await self._take_apart_retired()
+        self._merge_when_due()
         return applied
+
+    def _merge_when_due(self) -> None:
+        """Start merging each index whose delta reached :data:`MERGE_AT` (once at a time)."""
+        catalog = self.catalog
+        if catalog is None:
+            return
+        loop = asyncio.get_running_loop()
+        for strategy, index in catalog.indexes.items():
+            if index.pending < MERGE_AT or strategy in self._merging:
+                continue
+            task = loop.run_in_executor(None, index.merge)
+            self._merging[strategy] = task
+            task.add_done_callback(functools.partial(self._merged, strategy))
+
+    def _merged(self, strategy: str, task: asyncio.Future[bool]) -> None:
+        del self._merging[strategy]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("merging the %s index's changes failed", strategy, exc_info=task.exception())
+        else:
+            self.merges += 1
 
     async def _poll(self) -> int:
         catalog = self.catalog

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import threading
 import weakref
@@ -240,3 +241,41 @@ async def test_a_poll_goes_on_while_the_old_catalog_is_taken_apart(small: Api, m
         await rebuilding
     gc.collect()
     assert old() is None
+
+
+async def test_changes_are_merged_into_the_indexes_in_a_worker_thread(
+    small: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refresher = small.app[refresher_key]
+    monkeypatch.setattr("location_api.refresh.MERGE_AT", 3)
+    merges = refresher.merges
+    rows = [(f"Merged {i}", 33.0 + i * 1e-4, -40.0, "merged", "", geohash12(33.0 + i * 1e-4, -40.0)) for i in range(7)]
+    conn = await asyncpg.connect(small.settings.pg_primary)
+    try:
+        for row in rows:  # one transaction each: seven changes, polled over one or more turns
+            await conn.execute(
+                "INSERT INTO businesses (name, latitude, longitude, category, address, geohash)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
+                *row,
+            )
+
+        async def merged() -> bool:
+            catalog = refresher.catalog
+            if catalog is None or refresher.merges == merges:
+                return False
+            if any(index.pending >= 3 for index in catalog.indexes.values()):
+                return False
+            return [len(await ids_near(small, 33.0, -40.0, s)) for s in MEMORY_STRATEGIES] == [7] * 3
+
+        await eventually(merged, "the changes merged into every index", timeout=30)
+        ids = await ids_near(small, 33.0, -40.0, "geohash")
+        await conn.execute("DELETE FROM businesses WHERE category = 'merged'")
+        # Removals after the merge reach the merged bulk.
+        await eventually(functools.partial(_none_near, small), "the merged businesses to go", timeout=30)
+        assert len(ids) == 7
+    finally:
+        await conn.close()
+
+
+async def _none_near(api: Api) -> bool:
+    return [await ids_near(api, 33.0, -40.0, s) for s in MEMORY_STRATEGIES] == [[]] * 3
