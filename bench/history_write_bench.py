@@ -47,8 +47,8 @@ sys.path.insert(0, str(REPO))
 
 import asyncpg  # noqa: E402
 
-from friends_ws.db import Database  # noqa: E402
 from friends_ws.history import HistoryWriter  # noqa: E402
+from geo_common.database import Database, PoolOptions  # noqa: E402
 from geo_common.history_db import HistoryRow  # noqa: E402
 from geo_common.settings import load_settings  # noqa: E402
 
@@ -190,7 +190,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "flush_ms": base.history_flush_ms,
         "flush_rows": base.history_flush_rows,
     }
-    db = await Database.open(settings, max_size=args.connections)
+    pool = PoolOptions("geo-friends", max_size=args.connections, connect_timeout_s=5.0, acquire_timeout_s=None)
+    db = await Database.open(settings, pool=pool, replicas=False)
     admin = await asyncpg.connect(settings.pg_primary)
     replica_conn = await asyncpg.connect(settings.pg_replicas[0]) if settings.pg_replicas else None
     primary = ServerCpu(await postmaster(settings.pg_primary), DATABASE)

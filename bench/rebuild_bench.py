@@ -38,10 +38,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from geo_common.database import Database, PoolOptions  # noqa: E402
 from geo_common.settings import Settings, load_settings  # noqa: E402
 from location_api.cache import Cache  # noqa: E402
 from location_api.catalog import Catalog  # noqa: E402
-from location_api.db import Database  # noqa: E402
 from location_api.refresh import Refresher  # noqa: E402
 
 from bench_db import GEONAMES, create_database, drop_database, replicas_caught_up  # noqa: E402
@@ -109,7 +109,7 @@ async def stalls_during(rebuild: Any) -> dict[str, float]:
 
 
 async def run(settings: Settings, rounds: int) -> dict[str, list[dict[str, float]]]:
-    db = await Database.open(settings)
+    db = await Database.open(settings, pool=PoolOptions("geo-api"))
     cache = Cache(settings.redis_url, settings.redis_namespace, 60)
     try:
         ways: dict[str, Refresher | PlainRebuild] = {

@@ -10,7 +10,6 @@ from aiohttp import WSCloseCode, web
 from friends_ws.broker import Broker
 from friends_ws.cache import LocationCache
 from friends_ws.clock import now_ms
-from friends_ws.db import Database
 from friends_ws.fanout import Fanout
 from friends_ws.flushing import FlushQueue
 from friends_ws.history import HistoryWriter
@@ -39,6 +38,7 @@ from friends_ws.session_config import SessionConfig
 from friends_ws.subscriptions import Subscriptions
 from friends_ws.tasks import Tasks
 from friends_ws.verifier import Verifier
+from geo_common.database import Database, PoolOptions
 from geo_common.identity import Authenticator
 from geo_common.regions import RegionMap
 from geo_common.settings import Settings, SettingsError
@@ -74,7 +74,12 @@ def create_app(settings: Settings) -> web.Application:
 async def _backends(app: web.Application) -> AsyncIterator[None]:
     """Open the database, caches, pub/sub, history writer and retention; close them in reverse order."""
     settings = app[settings_key]
-    db = await Database.open(settings)
+    # Primary only: everything geo-friends reads decides what a user may see (their sharing
+    # switch, what each friend shares with them), and a replica that trails could show again
+    # what the user or a friend just withdrew. Queries wait for a free connection rather than
+    # fail: the pool is shared by every session and the history writer.
+    pool = PoolOptions("geo-friends", connect_timeout_s=5.0, acquire_timeout_s=None)
+    db = await Database.open(settings, pool=pool, replicas=False)
     history = HistoryWriter(db, flush_ms=settings.history_flush_ms, flush_rows=settings.history_flush_rows)
     cache = LocationCache(
         app[regions_key],

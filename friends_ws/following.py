@@ -26,7 +26,6 @@ from collections.abc import Mapping
 import asyncpg
 from redis.exceptions import RedisError
 
-from friends_ws.db import Database, DatabaseUnavailable
 from friends_ws.metrics import Stats
 from friends_ws.nearby import Change, View
 from friends_ws.ports import FriendLocations, Sink
@@ -41,6 +40,7 @@ from friends_ws.protocol import (
     friend_location_pattern,
 )
 from geo_common import friends_db
+from geo_common.database import Database, DatabaseUnavailable
 from geo_common.friends_db import Grant
 from geo_common.presence import AccessLevel, FriendAdded, FriendRemoved, FriendShares, Location
 from geo_index import haversine_m

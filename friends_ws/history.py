@@ -20,7 +20,7 @@ import logging
 
 import asyncpg
 
-from friends_ws.db import Database, DatabaseUnavailable
+from geo_common.database import Database, DatabaseUnavailable
 from geo_common.history_db import HistoryRow, delete_history, insert_history
 
 log = logging.getLogger(__name__)

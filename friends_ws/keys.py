@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from friends_ws.cache import LocationCache
-from friends_ws.db import Database
 from friends_ws.history import HistoryWriter
 from friends_ws.hub import Hub
 from friends_ws.retention import Purger
 from friends_ws.services import Services
+from geo_common.database import Database
 from geo_common.identity import Authenticator
 from geo_common.regions import RegionMap
 from geo_common.settings import Settings

@@ -29,11 +29,11 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from friends_ws.cache import LocationCache
-from friends_ws.db import Database, DatabaseUnavailable
 from friends_ws.fanout import Fanout
 from friends_ws.follower import Owner
 from friends_ws.subscriptions import Subscriptions
 from geo_common.breaker import CircuitOpen
+from geo_common.database import Database, DatabaseUnavailable
 from geo_common.friends_db import grants_to
 from geo_common.presence import Location
 

@@ -15,7 +15,7 @@ import time
 
 import asyncpg
 
-from friends_ws.db import Database, DatabaseUnavailable
+from geo_common.database import Database, DatabaseUnavailable
 from geo_common.history_db import purge_history
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from friends_ws.cache import LocationCache
-from friends_ws.db import Database
 from friends_ws.history import HistoryWriter
 from friends_ws.lifetimes import TokenLifetimes
 from friends_ws.limits import UserLimits
@@ -18,6 +17,7 @@ from friends_ws.metrics import Stats
 from friends_ws.ports import FriendLocations, Publishing, UserChannels
 from friends_ws.session_config import SessionConfig
 from friends_ws.verifier import Verifier
+from geo_common.database import Database
 from geo_common.regions import RegionMap
 
 

@@ -20,7 +20,6 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from friends_ws.clock import now_ms
-from friends_ws.db import DatabaseUnavailable
 from friends_ws.following import Following
 from friends_ws.nearby import coarsen
 from friends_ws.ports import SessionLink
@@ -48,6 +47,7 @@ from friends_ws.protocol import (
 )
 from friends_ws.services import Services
 from geo_common import friends_db
+from geo_common.database import DatabaseUnavailable
 from geo_common.friends_db import Grant, User
 from geo_common.presence import (
     Control,

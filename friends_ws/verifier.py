@@ -3,7 +3,7 @@
 
 The checks are :class:`geo_common.identity.Authenticator`'s (local tokens and an identity
 provider's alike). A provider's subject seen for the first time by this process is mapped to
-its user id on the PostgreSQL primary, through :class:`~friends_ws.db.Database` and its
+its user id on the PostgreSQL primary, through :class:`~geo_common.database.Database` and its
 circuit breaker; a local token, or a subject seen before, needs no database at all.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from friends_ws.db import Database
+from geo_common.database import Database
 from geo_common.identity import Authenticator
 
 

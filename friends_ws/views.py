@@ -20,7 +20,7 @@ async def readyz(request: web.Request) -> web.Response:
     app = request.app
     checks: dict[str, bool] = {}
     try:
-        await app[db_key].primary.fetchval("SELECT 1")
+        await app[db_key].primary.pool.fetchval("SELECT 1")
         checks["postgres"] = True
     except Exception:  # noqa: BLE001 - readiness: any failure means not ready
         checks["postgres"] = False

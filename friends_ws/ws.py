@@ -18,13 +18,13 @@ import math
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from friends_ws.auth import SUBPROTOCOL, handshake_token
-from friends_ws.db import DatabaseUnavailable
 from friends_ws.hub import Hub
 from friends_ws.keys import hub_key, services_key, settings_key
 from friends_ws.link import Link
 from friends_ws.services import Services
 from friends_ws.session import Session
 from friends_ws.verifier import Verified
+from geo_common.database import DatabaseUnavailable
 from geo_common.provider_keys import KeysUnavailable
 from geo_common.tokens import TokenError
 from pubsub import PubSubError

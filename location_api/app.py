@@ -11,13 +11,12 @@ from typing import Any
 from aiohttp import web
 
 from geo_common.breaker import Breaker
+from geo_common.database import Database, DatabaseUnavailable, PoolOptions
 from geo_common.identity import Authenticator
 from geo_common.settings import Settings
 from location_api import queries
 from location_api.cache import Cache
 from location_api.cursor import cursor_key
-from location_api.db import Database
-from location_api.errors import DatabaseUnavailable
 from location_api.keys import (
     authenticator_key,
     cache_key,
@@ -97,7 +96,7 @@ async def _authenticator(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _databases(app: web.Application) -> AsyncIterator[None]:
-    db = await Database.open(app[settings_key])
+    db = await Database.open(app[settings_key], pool=PoolOptions("geo-api"))
     app[db_key] = db
     app[metrics_key].db = db
     try:

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from geo_common.database import DatabaseUnavailable
 from geo_common.identity import Claims
 from geo_common.provider_keys import KeysUnavailable
 from geo_common.tokens import Identity, Role, TokenError, bearer_token
@@ -49,7 +50,7 @@ class Caller:
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    result: Caller | ApiError
+    result: Caller | ApiError | DatabaseUnavailable
 
 
 # Where authenticate() files its outcome on the request: a typed key where aiohttp has them
@@ -62,11 +63,11 @@ async def authenticate(request: web.Request) -> None:
 
     A bad token files a :class:`NotAuthenticated` (401), unreachable provider keys a
     :class:`ProviderUnavailable` (503), an unreachable primary (needed once per new provider
-    subject) a :class:`~location_api.errors.DatabaseUnavailable` (503); none is raised here.
+    subject) a :class:`~geo_common.database.DatabaseUnavailable` (503); none is raised here.
     """
     app = request.app
     authenticator = app[authenticator_key]
-    outcome: Caller | ApiError
+    outcome: Caller | ApiError | DatabaseUnavailable
     try:
         token = bearer_token(request.headers.get(hdrs.AUTHORIZATION))
         claims, identity = await authenticator.identify(token, app[db_key])
@@ -75,7 +76,7 @@ async def authenticate(request: web.Request) -> None:
         outcome = ProviderUnavailable(str(exc))
     except TokenError as exc:
         outcome = NotAuthenticated(str(exc))
-    except ApiError as exc:
+    except (ApiError, DatabaseUnavailable) as exc:
         outcome = exc
     request[_OUTCOME] = _Outcome(outcome)
 
@@ -85,11 +86,11 @@ def authenticated(request: web.Request) -> Caller:
 
     Raises:
         NotAuthenticated: no ``Authorization`` header, or a bad token in it.
-        ApiError: the 503 that kept the token from being checked.
+        ApiError, DatabaseUnavailable: the 503 that kept the token from being checked.
     """
     outcome = request.get(_OUTCOME)
     if isinstance(outcome, _Outcome):
-        if isinstance(outcome.result, ApiError):
+        if isinstance(outcome.result, (ApiError, DatabaseUnavailable)):
             raise outcome.result
         return outcome.result
     if hdrs.AUTHORIZATION not in request.headers:
@@ -103,7 +104,7 @@ def caller(request: web.Request) -> Identity:
 
     Raises:
         NotAuthenticated: no token, or a malformed, badly signed, expired or untrusted one.
-        ApiError: the 503 that kept the token from being checked.
+        ApiError, DatabaseUnavailable: the 503 that kept the token from being checked.
     """
     return authenticated(request).identity
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncpg
 
+from geo_common.database import Database
 from geo_common.tokens import Identity, Role
 from location_api import queries
 from location_api.cache import Cache
 from location_api.cells import geohash12
-from location_api.db import Database
 from location_api.errors import Forbidden, NotFound
 from location_api.models import Business, BusinessInput, BusinessRecord
 from location_api.queries import Refusal

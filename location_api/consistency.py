@@ -4,7 +4,7 @@ Every write answers ``X-Consistency-Token: <lsn>.<mac>``: the primary's WAL posi
 after the commit, as PostgreSQL prints it (``16/B374D848``), a dot, and a MAC of that position
 (HMAC-SHA256 cut to 16 bytes, URL-safe base64 without padding: 22 characters). A read that
 sends the token back is answered only from data that includes the write
-(:meth:`location_api.db.Database.read`'s ``min_lsn``).
+(:meth:`geo_common.database.Database.read`'s ``min_lsn``).
 
 Why a MAC: a token makes a read skip the in-memory indexes and the cache, and sends it to the
 primary while the replicas are behind it, so a position of the client's choosing
@@ -14,8 +14,9 @@ but for another purpose, so every instance of one deployment accepts what any ot
 and nothing else; a token is a position some write really reached. One can still be ahead of
 the primary (issued before a failover to a replica that lacked the write, or by a deployment
 sharing the secret): the primary is asked only when no replica has replayed the token, and
-then a position it has not reached is refused with :class:`AheadOfPrimary`, a 400 naming the
-header as every other token the API refuses.
+then a position it has not reached is refused
+(:class:`geo_common.database.AheadOfPrimary`, which :mod:`location_api.errors` answers with a
+400 naming the header as every other token the API refuses).
 
 Checking a token costs one HMAC and no query: a replica that has replayed it answers as
 before (its position is known from the health checks, or asked on the connection the read
@@ -31,31 +32,15 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 
-from location_api.errors import FieldError, InvalidRequest
-
-#: The header a write's token travels in, both ways.
-CONSISTENCY_HEADER = "X-Consistency-Token"
+from geo_common.database_node import format_lsn, lsn_from_text
+from location_api.errors import CONSISTENCY_HEADER as CONSISTENCY_HEADER  # the tokens' header, re-exported
+from location_api.errors import InvalidRequest
 
 _LSN = re.compile(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}")
 _MAC_BYTES = 16
 _MAC_CHARS = 22  # base64 of 16 bytes, without its two "=" of padding
 #: What every refused token is told: all a client can do is read without it.
 NOT_ISSUED = "is not a token this API issued: send back the X-Consistency-Token of a write response unchanged"
-
-
-class AheadOfPrimary(InvalidRequest):
-    """A signed token names a WAL position the primary has not reached (400, naming the header).
-
-    It was issued before a failover to a replica that had not received the write (which is
-    then lost), or by another deployment that shares the key.
-    """
-
-    def __init__(self, lsn: int, primary_lsn: int) -> None:
-        message = (
-            f"is ahead of the primary database ({format_lsn(lsn)} > {format_lsn(primary_lsn)}): "
-            "the write it stands for is not there; read without it"
-        )
-        super().__init__(f"{CONSISTENCY_HEADER}: {message}", [FieldError(CONSISTENCY_HEADER, message)])
 
 
 @lru_cache(maxsize=4)
@@ -136,14 +121,3 @@ def read_token(headers: Mapping[str, str], jwt_secret: str) -> int | None:
     """
     raw = headers.get(CONSISTENCY_HEADER)
     return None if raw is None else verify_token(consistency_key(jwt_secret), raw)
-
-
-def format_lsn(lsn: int) -> str:
-    """Write an LSN the way PostgreSQL does (``16/B374D848``)."""
-    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
-
-
-def lsn_from_text(text: str) -> int:
-    """Read an LSN as PostgreSQL prints it (``16/B374D848``)."""
-    high, _, low = text.partition("/")
-    return (int(high, 16) << 32) | int(low, 16)

@@ -4,7 +4,9 @@ Views and the modules under them raise :class:`ApiError` subclasses (which also 
 built-in a caller would expect, such as :class:`ValueError`); only the wrapper every
 route's handler is registered with (:func:`location_api.handling.answering`, through
 :func:`problem_for`) turns them into responses (RFC 9457 problem details, plus an ``errors`` list naming each bad
-field). The 404 and 405 for requests no route serves, and aiohttp's 413, become problem
+field). The errors of :class:`geo_common.database.Database` (:class:`DatabaseUnavailable`, a 503
+with ``Retry-After``, and :class:`AheadOfPrimary`, a 400 naming the consistency token's
+header), the 404 and 405 for requests no route serves, and aiohttp's 413 become problem
 documents too, and anything unexpected is logged and answered with a 500 that leaks nothing.
 """
 
@@ -18,11 +20,15 @@ from typing import ClassVar
 import orjson
 from aiohttp import web
 
+from geo_common.database import AheadOfPrimary, DatabaseUnavailable
+from geo_common.database_node import format_lsn
 from location_api.settings import MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+#: The header a write's consistency token travels in, both ways (:mod:`location_api.consistency`).
+CONSISTENCY_HEADER = "X-Consistency-Token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,17 +154,6 @@ class PayloadTooLarge(ApiError, ValueError):
     title = "Request body too large"
 
 
-class DatabaseUnavailable(ApiError, ConnectionError):
-    """No database that could answer is reachable (503, with ``Retry-After``)."""
-
-    status = 503
-    slug = "database-unavailable"
-    title = "Database unavailable"
-
-    def __init__(self, detail: str, *, retry_after_s: int = 1) -> None:
-        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
-
-
 def problem_response(
     status: int,
     slug: str,
@@ -204,6 +199,22 @@ def _from_http_exception(exc: web.HTTPException) -> web.Response:
     return problem_response(exc.status, "http-error", exc.reason, exc.text or exc.reason)
 
 
+def _database_unavailable(exc: DatabaseUnavailable) -> web.Response:
+    """The 503 for a database that cannot answer, with its ``Retry-After``."""
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    return problem_response(503, "database-unavailable", "Database unavailable", str(exc), headers=headers)
+
+
+def _ahead_of_primary(exc: AheadOfPrimary) -> web.Response:
+    """The 400 for a signed consistency token the primary has not reached, naming the header
+    as every other token the API refuses does (:mod:`location_api.consistency`)."""
+    message = (
+        f"is ahead of the primary database ({format_lsn(exc.lsn)} > {format_lsn(exc.primary_lsn)}): "
+        "the write it stands for is not there; read without it"
+    )
+    return InvalidRequest.field(CONSISTENCY_HEADER, message).to_response()
+
+
 def problem_for(request: web.Request, exc: Exception) -> web.Response:
     """The problem document answering a failed request; logs only what is unexpected.
 
@@ -219,6 +230,10 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
     """
     if isinstance(exc, ApiError):
         return exc.to_response()
+    if isinstance(exc, DatabaseUnavailable):
+        return _database_unavailable(exc)
+    if isinstance(exc, AheadOfPrimary):
+        return _ahead_of_primary(exc)
     if isinstance(exc, web.HTTPException):
         if exc.status < 400:
             raise exc

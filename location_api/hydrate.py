@@ -22,11 +22,11 @@ from typing import TypeVar
 
 import asyncpg
 
+from geo_common.database import Database
 from geo_index import haversine_m
 
 from location_api import queries
 from location_api.cache import Cache
-from location_api.db import Database
 from location_api.models import Business
 from location_api.render import hit_prefix
 

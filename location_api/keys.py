@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from geo_common.database import Database
 from geo_common.identity import Authenticator
 from geo_common.settings import Settings
 from location_api.cache import Cache
-from location_api.db import Database
 from location_api.metrics import Metrics
 from location_api.refresh import Refresher
 from location_api.settings import Role

@@ -24,8 +24,8 @@ from geo_common.breaker import Breaker
 from geo_common.breaker_metrics import breaker_metrics
 
 if TYPE_CHECKING:  # only for annotations: these modules do not need metrics at import
+    from geo_common.database import Database
     from location_api.cache import Cache
-    from location_api.db import Database
     from location_api.refresh import Refresher
 
 #: Latency buckets, seconds: fine below 10 ms, where a nearby search should land.
@@ -143,7 +143,7 @@ class _StateCollector(Collector):
                 value=hits / (hits + misses) if hits + misses else math.nan,
             )
             yield CounterMetricFamily("geo_api_cache_errors", "Redis commands that failed", value=float(cache.errors))
-        breakers = [] if db is None else [node.breaker for node in (db.primary, *db.replicas)]
+        breakers = [] if db is None else db.breakers
         if cache is not None:
             breakers.append(cache.breaker)
         yield from breaker_metrics([*breakers, *self._metrics.breakers])

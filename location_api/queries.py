@@ -1,6 +1,6 @@
 """The SQL the API runs, one function per statement group, each taking a connection.
 
-Which server a function runs on is decided by the caller (:mod:`location_api.db`): writes
+Which server a function runs on is decided by the caller (:mod:`geo_common.database`): writes
 on the primary, everything else on a replica when possible.
 """
 
@@ -12,8 +12,7 @@ from enum import Enum
 
 import asyncpg
 
-from location_api.consistency import lsn_from_text
-from location_api.db import VISIBLE_LSN_SQL
+from geo_common.database_node import VISIBLE_LSN_SQL, lsn_from_text
 from location_api.models import Business, BusinessInput, BusinessRecord
 
 _COLUMNS = "id, name, latitude, longitude, category, address"

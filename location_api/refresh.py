@@ -29,12 +29,11 @@ import logging
 import time
 from collections.abc import Sequence
 
+from geo_common.database import Database, DatabaseUnavailable
 from location_api import catalog_load, collector, huge_pages, queries
 from location_api.cache import Cache
 from location_api.catalog import Catalog
 from location_api.cells import geohash12
-from location_api.db import Database
-from location_api.errors import DatabaseUnavailable
 from location_api.settings import MEMORY_STRATEGIES
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import orjson
 
+from geo_common.database import Database
 from geo_index import Page, haversine_m, page_of
 
 from location_api import queries
@@ -22,7 +23,6 @@ from location_api.cache import Cache
 from location_api.catalog import Catalog
 from location_api.cells import Cell, cover, text_ranges
 from location_api.cursor import CursorPosition, encode_fields
-from location_api.db import Database
 from location_api.hydrate import at_visible_lsn, hydrate_hits
 from location_api.models import SearchQuery
 from location_api.queries import Candidate

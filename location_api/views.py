@@ -11,9 +11,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from geo_common.database_node import format_lsn
 from location_api import businesses
 from location_api.auth import require_writer
-from location_api.consistency import CONSISTENCY_HEADER, format_lsn, issue_token, read_token
+from location_api.consistency import CONSISTENCY_HEADER, issue_token, read_token
 from location_api.cursor import decode_cursor, encode_cursor
 from location_api.keys import (
     cache_key,

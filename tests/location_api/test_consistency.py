@@ -14,13 +14,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from geo_common.database_node import format_lsn, lsn_from_text
 from geo_common.settings import Settings
 from location_api.consistency import (
     CONSISTENCY_HEADER,
     consistency_key,
-    format_lsn,
     issue_token,
-    lsn_from_text,
     read_token,
     sign_lsn,
     verify_token,

@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 from multidict import MultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
+from geo_common.database_node import format_lsn, lsn_from_text
 from geo_common.places import Place, offset_point
 from geo_index import InvalidCoordinate, haversine_m
 from location_api import collector, cursor, validate
 from location_api.cards import CardTable, card_for
 from location_api.catalog import Catalog
 from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash12, text_ranges
-from location_api.consistency import format_lsn, lsn_from_text
 from location_api.cursor import (
     CursorPosition,
     cursor_key,

@@ -1,22 +1,27 @@
-"""PostgreSQL: which server answers each query, and whether each one is up.
+"""PostgreSQL for both services: which server answers each query, and whether each one is up.
 
-Writes go to the primary. Reads go round-robin to the replicas that passed their last health
-check, and to the primary when none did. A read that carries a consistency token (the
-primary's WAL position after a write) is served only by a replica that has replayed at least
-that far (``pg_last_wal_replay_lsn()``), else by the primary, so a client always reads its
-own writes; a token the primary has not reached either is refused (400,
-:class:`~location_api.consistency.AheadOfPrimary`). Health is re-checked in the background
-every second; a replica that fails a query is taken out of rotation at once, and the query is
-retried on the next candidate.
+Writes go to the primary, and so do reads that must see every committed change
+(:meth:`Database.read_primary`: geo-friends reads what a user may see there, as a replica that
+trails could show again what the user just withdrew). Other reads (:meth:`Database.read`) go
+round-robin to the replicas that passed their last health check, and to the primary when none
+did. A read that carries a consistency token (the primary's WAL position after a write) is
+served only by a replica that has replayed at least that far (``pg_last_wal_replay_lsn()``),
+else by the primary, so a client always reads its own writes; a token the primary has not
+reached either is refused with :class:`AheadOfPrimary`. Health is re-checked in the background
+(:meth:`Database.health_loop`); a replica that fails a query is taken out of rotation at once,
+and the query is retried on the next candidate.
 
 Every server also has a circuit breaker (:mod:`geo_common.breaker`): after
 ``GEO_BREAKER_FAILURES`` consecutive connection failures it opens, and for
 ``GEO_BREAKER_RESET_S`` nothing is sent to that server, health checks included. A replica whose
 breaker is open is skipped; a call to a primary whose breaker is open fails at once with
-:class:`DatabaseUnavailable` (503, ``Retry-After`` = the remaining cool-down). Then one call,
-a request or the health check, probes the server and closes the breaker if it answers. The
+:class:`DatabaseUnavailable` (whose ``retry_after_s`` is the remaining cool-down). Then one
+call, a query or the health check, probes the server and closes the breaker if it answers. The
 primary may be several hosts with ``target_session_attrs=read-write`` (asyncpg then connects
 to whichever is writable), so after a failover new connections find the promoted server.
+
+A service that reads only on the primary opens the database with ``replicas=False``: no
+replica pool, and no health check at start-up.
 """
 
 from __future__ import annotations
@@ -28,104 +33,71 @@ import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 
 from geo_common.breaker import Breaker, CircuitOpen
+from geo_common.database_node import (
+    CONNECTIVITY_ERRORS,
+    PROBE_SQL,
+    REPLICA_RETRY_ERRORS,
+    VISIBLE_LSN_SQL,
+    Node,
+    PoolOptions,
+    address,
+    create_pool,
+    format_lsn,
+    lsn_from_text,
+)
 from geo_common.settings import Settings
-from location_api.consistency import AheadOfPrimary, lsn_from_text
-from location_api.errors import DatabaseUnavailable
+
+__all__ = ["AheadOfPrimary", "Database", "DatabaseError", "DatabaseUnavailable", "Node", "PoolOptions", "Query"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Query = Callable[[asyncpg.Connection], Awaitable[T]]
 
-#: Errors that mean "this server cannot answer now", as opposed to a bug in a query.
-CONNECTIVITY_ERRORS: tuple[type[Exception], ...] = (
-    OSError,  # refused, reset, unreachable; TimeoutError is an OSError too
-    asyncpg.PostgresConnectionError,  # class 08, including a connection lost mid-query
-    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, cancelled
-    asyncpg.exceptions.InsufficientResourcesError,  # too many connections
-    asyncpg.InterfaceError,  # the connection was closed under us
-    # A server that shut down sends its idle connections an error they only notice on
-    # their next query, which asyncpg then refuses with this.
-    asyncpg.exceptions.InternalClientError,
-)
-#: On a replica a query can also be cancelled by a conflict with WAL replay; another
-#: server can answer it.
-REPLICA_RETRY_ERRORS: tuple[type[Exception], ...] = (*CONNECTIVITY_ERRORS, asyncpg.exceptions.SerializationError)
-
-#: What a server has made visible, as an LSN: replayed WAL on a replica, written WAL on a primary.
-VISIBLE_LSN_SQL = (
-    "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text"
-)
-_REPLICA_PROBE_SQL = """
-SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text,
-       CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0.0
-            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0.0)::float8 END
-"""
-
-_ACQUIRE_TIMEOUT_S = 2.0
-_CONNECT_TIMEOUT_S = 2.0
-_COMMAND_TIMEOUT_S = 15.0
 # Generous: an index rebuild in an executor thread competes for the GIL with the loop.
 _PROBE_TIMEOUT_S = 3.0
-_POOL_MAX = 10
 
 
-@dataclass(eq=False)
-class Node:
-    """One PostgreSQL server and what the last health check or query learnt about it.
+class DatabaseError(Exception):
+    """Base of the errors :class:`Database` raises itself (a query's own errors pass through)."""
+
+
+class DatabaseUnavailable(DatabaseError, ConnectionError):
+    """No server that could answer is reachable, or its breaker is open.
 
     Attributes:
-        name: ``primary`` or ``replica-N`` (metrics labels and /readyz).
-        address: host:port, for logs and /readyz.
-        pool: its connection pool (connections open on demand).
-        is_primary: True for the primary.
-        breaker: its circuit breaker (named ``postgres-<name>`` in metrics).
-        healthy: passed the last check and no query failed since.
-        visible_lsn: WAL position it had made visible at the last check (0: unknown).
-        lag_bytes: replica only: how far its replay trails the primary's WAL, bytes.
-        lag_seconds: replica only: age of the last replayed transaction while behind, seconds.
+        retry_after_s: when a retry may succeed, whole seconds (geo-api's ``Retry-After``).
     """
 
-    name: str
-    address: str
-    pool: asyncpg.Pool
-    is_primary: bool
-    breaker: Breaker
-    healthy: bool = False
-    visible_lsn: int = 0
-    lag_bytes: float = math.nan
-    lag_seconds: float = math.nan
+    def __init__(self, detail: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
-async def _create_pool(dsn: str) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
-        dsn,
-        min_size=0,  # a server that is down at start-up must not stop the API from starting
-        max_size=_POOL_MAX,
-        timeout=_CONNECT_TIMEOUT_S,
-        command_timeout=_COMMAND_TIMEOUT_S,
-        max_inactive_connection_lifetime=60.0,
-        # Short OLTP queries: JIT compilation would cost more than it saves.
-        server_settings={"application_name": "geo-api", "jit": "off"},
-    )
-    assert pool is not None  # create_pool returns a pool unless given a loop-less setup
-    return pool
+class AheadOfPrimary(DatabaseError, ValueError):
+    """A read's ``min_lsn`` names a WAL position the primary has not reached.
 
+    The token was issued before a failover to a replica that had not received the write
+    (which is then lost), or by another deployment.
 
-def _address(dsn: str) -> str:
-    hosts = urlsplit(dsn).netloc.rpartition("@")[2]
-    return ",".join(h if ":" in h else f"{h}:5432" for h in hosts.split(","))
+    Attributes:
+        lsn: the position asked for.
+        primary_lsn: the primary's position when asked.
+    """
+
+    def __init__(self, lsn: int, primary_lsn: int) -> None:
+        super().__init__(f"WAL position {format_lsn(lsn)} is ahead of the primary's {format_lsn(primary_lsn)}")
+        self.lsn = lsn
+        self.primary_lsn = primary_lsn
 
 
 def _fast_failed(node: Node, exc: CircuitOpen, what: str) -> DatabaseUnavailable:
-    """The 503 for a call its breaker refused: retry once the cool-down is over."""
+    """The error of a call its breaker refused: retry once the cool-down is over."""
     return DatabaseUnavailable(
         f"{what}; the {node.name} database is failing and is not called for {exc.retry_after_s:.1f} s",
         retry_after_s=max(1, math.ceil(exc.retry_after_s)),
@@ -136,21 +108,32 @@ class Database:
     """The primary and the replicas, with read routing and health checks.
 
     Use :meth:`open` to create it and :meth:`close` to release its pools.
+
+    Args:
+        primary: the primary (``is_primary``).
+        replicas: the read replicas (may be empty).
+        acquire_timeout_s: how long a query waits for a free connection, seconds; None: as
+            long as it takes.
     """
 
-    def __init__(self, primary: Node, replicas: list[Node]) -> None:
+    def __init__(self, primary: Node, replicas: list[Node], *, acquire_timeout_s: float | None = 2.0) -> None:
         self.primary = primary
         self.replicas = replicas
+        self._acquire_timeout_s = acquire_timeout_s
         self._next = 0
         #: Queries answered, by server name (exported as a metric).
         self.reads: Counter[str] = Counter()
 
     @classmethod
-    async def open(cls, settings: Settings) -> Database:
-        """Create the pools and run a first health check (no server needs to be up).
+    async def open(cls, settings: Settings, *, pool: PoolOptions, replicas: bool = True) -> Database:
+        """Create the pools (no server needs to be up) and, with replicas, check every server once.
 
         Args:
-            settings: ``pg_primary`` and ``pg_replicas`` are used.
+            settings: ``pg_primary``, ``pg_replicas`` (unless ``replicas`` is false) and the
+                breakers' ``breaker_failures`` and ``breaker_reset_s`` are used.
+            pool: the service's pool sizes and timeouts (one pool per server).
+            replicas: False for a service that reads only on the primary: the replicas are
+                not opened, and nothing is sent to the primary before the first query.
 
         Returns:
             The database.
@@ -159,16 +142,21 @@ class Database:
         def breaker(name: str) -> Breaker:
             return Breaker(f"postgres-{name}", failures=settings.breaker_failures, reset_s=settings.breaker_reset_s)
 
-        primary = Node(
-            "primary", _address(settings.pg_primary), await _create_pool(settings.pg_primary), True, breaker("primary")
-        )
-        replicas = [
-            Node(f"replica-{i}", _address(dsn), await _create_pool(dsn), False, breaker(f"replica-{i}"))
-            for i, dsn in enumerate(settings.pg_replicas, start=1)
+        primary_dsn = settings.pg_primary
+        primary = Node("primary", address(primary_dsn), await create_pool(primary_dsn, pool), True, breaker("primary"))
+        nodes = [
+            Node(f"replica-{i}", address(dsn), await create_pool(dsn, pool), False, breaker(f"replica-{i}"))
+            for i, dsn in enumerate(settings.pg_replicas if replicas else (), start=1)
         ]
-        db = cls(primary, replicas)
-        await db.check_health()
+        db = cls(primary, nodes, acquire_timeout_s=pool.acquire_timeout_s)
+        if replicas:
+            await db.check_health()
         return db
+
+    @property
+    def breakers(self) -> list[Breaker]:
+        """Every server's breaker, the primary's first (for metrics)."""
+        return [node.breaker for node in (self.primary, *self.replicas)]
 
     async def close(self) -> None:
         """Close every pool (waiting for connections in use to come back)."""
@@ -199,13 +187,30 @@ class Database:
         Raises:
             DatabaseUnavailable: the primary cannot be reached, or its breaker is open.
         """
+        return await self._on_primary(query, "writes are refused")
+
+    async def read_primary(self, query: Query[T]) -> T:
+        """Run a read on the primary: one that must see every committed change.
+
+        Args:
+            query: called with a connection; must only read.
+
+        Returns:
+            What ``query`` returned.
+
+        Raises:
+            DatabaseUnavailable: the primary cannot be reached, or its breaker is open.
+        """
+        return await self._on_primary(query, "reads on the primary are refused")
+
+    async def _on_primary(self, query: Query[T], refused: str) -> T:
         node = self.primary
         try:
             with node.breaker.guard(CONNECTIVITY_ERRORS):
-                async with node.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S) as conn:
+                async with node.pool.acquire(timeout=self._acquire_timeout_s) as conn:
                     result = await query(conn)
         except CircuitOpen as exc:  # first: a CircuitOpen is a ConnectionError too
-            raise _fast_failed(node, exc, "writes are refused") from exc
+            raise _fast_failed(node, exc, refused) from exc
         except CONNECTIVITY_ERRORS as exc:
             await self._mark_down(node, exc)
             raise DatabaseUnavailable("the primary database is unreachable; retry shortly") from exc
@@ -240,7 +245,7 @@ class Database:
             if node.is_primary:
                 try:
                     with node.breaker.guard(CONNECTIVITY_ERRORS):
-                        async with node.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S) as conn:
+                        async with node.pool.acquire(timeout=self._acquire_timeout_s) as conn:
                             if min_lsn is not None and node.visible_lsn < min_lsn:
                                 # No replica has the token, nor had the primary at its last
                                 # check: it must have it now, or the token is not of this
@@ -260,7 +265,7 @@ class Database:
                 # A replay conflict (SerializationError) is retried elsewhere but is no sign
                 # of a failing server: only connection errors count against the breaker.
                 with node.breaker.guard(CONNECTIVITY_ERRORS):
-                    async with node.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S) as conn:
+                    async with node.pool.acquire(timeout=self._acquire_timeout_s) as conn:
                         if min_lsn is not None and node.visible_lsn < min_lsn:
                             # The last check is too old to tell; ask. The query's snapshot is
                             # taken after this answer, so it sees everything replayed by then.
@@ -281,7 +286,7 @@ class Database:
     async def snapshot(self, *, min_lsn: int | None = None) -> AsyncIterator[tuple[Node, asyncpg.Connection]]:
         """A connection to a read server (chosen as :meth:`read` does), held for several queries.
 
-        Used by the index refresher, which must know which server it reads from.
+        Used by geo-api's index refresher, which must know which server it reads from.
 
         Args:
             min_lsn: only a server that has made this WAL position visible qualifies.
@@ -317,7 +322,7 @@ class Database:
         """
         try:
             with node.breaker.guard(CONNECTIVITY_ERRORS):
-                conn = await node.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S)
+                conn = await node.pool.acquire(timeout=self._acquire_timeout_s)
                 try:
                     if not node.is_primary and min_lsn is not None:
                         node.visible_lsn = lsn_from_text(await conn.fetchval(VISIBLE_LSN_SQL))
@@ -352,7 +357,7 @@ class Database:
             with node.breaker.guard(CONNECTIVITY_ERRORS):
                 async with asyncio.timeout(_PROBE_TIMEOUT_S):
                     async with node.pool.acquire() as conn:
-                        lsn_text, lag_seconds = await conn.fetchrow(_REPLICA_PROBE_SQL)
+                        lsn_text, lag_seconds = await conn.fetchrow(PROBE_SQL)
         except CircuitOpen:
             return  # another call is probing it right now
         except (*CONNECTIVITY_ERRORS, asyncpg.PostgresError) as exc:
