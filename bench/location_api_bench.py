@@ -170,7 +170,7 @@ def serve_worker(kind: str, port: int) -> None:
         app = create_app(load_settings())
     else:
         from location_api.openapi import openapi_document
-        from location_api.settings import Role
+        from location_api.contract import Role
 
         body = json.dumps({"total": 0, "radius_m": RADIUS_M, "businesses": [], "next_cursor": None}).encode()
         app = web.Application()

@@ -20,7 +20,7 @@ from location_api.cursor import cursor_key
 from location_api.keys import (
     authenticator_key,
     cache_key,
-    cursor_key_key,
+    cursor_secret_key,
     db_key,
     metrics_key,
     refresher_key,
@@ -30,7 +30,7 @@ from location_api.keys import (
 from location_api.metrics import Metrics
 from location_api.refresh import CHANGE_LOG_RETENTION_S, Refresher
 from location_api.routes import setup_routes
-from location_api.settings import MAX_BODY_BYTES, Role
+from location_api.contract import MAX_BODY_BYTES, Role
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def create_app(settings: Settings) -> web.Application:
     app[settings_key] = settings
     app[role_key] = role
     app[metrics_key] = metrics
-    app[cursor_key_key] = cursor_key(settings.jwt_secret)
+    app[cursor_secret_key] = cursor_key(settings.jwt_secret)
     app[authenticator_key] = Authenticator(settings)
     app.cleanup_ctx.append(_authenticator)
     app.cleanup_ctx.append(_databases)

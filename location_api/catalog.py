@@ -24,11 +24,11 @@ import numpy.typing as npt
 
 from geo_index import GeohashIndex, IndexBase, QuadTree, S2Index
 
-from location_api import collector
+from location_api import gc_control
 from location_api.cards import Card, CardTable, card_for
 from location_api.models import Business
 from location_api.render import business_from_prefix
-from location_api.settings import MEMORY_STRATEGIES
+from location_api.contract import MEMORY_STRATEGIES
 
 
 def make_index(strategy: str, max_radius_m: float) -> IndexBase:
@@ -107,7 +107,7 @@ class Catalog:
     ) -> Catalog:
         """Build a catalog from database rows (CPU-heavy: run it in an executor).
 
-        The cyclic collector is paused meanwhile (:func:`location_api.collector.paused`);
+        The cyclic collector is paused meanwhile (:func:`location_api.gc_control.paused`);
         a caller that keeps the catalog for long should pause it around the build too, with
         ``freeze``, as the refresher does: otherwise the first collection after the build
         walks everything the build made.
@@ -120,7 +120,7 @@ class Catalog:
         Returns:
             The new catalog.
         """
-        with collector.paused():
+        with gc_control.paused():
             cards: dict[int, Card] = {}
             ids: list[int] = []
             lats: list[float] = []

@@ -20,7 +20,7 @@ from geo_common import friends_db, history_db
 from geo_common.presence import erasures_channel
 from location_api import queries
 from location_api.handling import RouteTable
-from location_api.keys import cursor_key_key, db_key, role_key
+from location_api.keys import cursor_secret_key, db_key, role_key
 from location_api.presence import presence_key
 from location_api.user_paging import (
     DEFAULT_EXPORT_LIMIT,
@@ -56,7 +56,7 @@ async def export_locations(request: web.Request) -> web.Response:
     user_id = path_user_id(request, "id")
     acting_for(request, user_id)
     page = parse_page(request.query, default_limit=DEFAULT_EXPORT_LIMIT, max_limit=MAX_EXPORT_LIMIT)
-    key = request.app[cursor_key_key]
+    key = request.app[cursor_secret_key]
     after, skip = None, 0
     if page.cursor is not None:
         position, skip = decode_keyset(key, Listing.HISTORY, user_id, page.cursor)

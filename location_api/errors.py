@@ -22,7 +22,7 @@ from aiohttp import web
 
 from geo_common.database import AheadOfPrimary, DatabaseUnavailable
 from geo_common.database_node import format_lsn
-from location_api.settings import MAX_BODY_BYTES
+from location_api.contract import MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
 

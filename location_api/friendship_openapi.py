@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from geo_common.friends_db import MAX_DISPLAY_NAME, PRECISIONS, SHARES
-from location_api.settings import MAX_BODY_BYTES, Role
+from location_api.contract import MAX_BODY_BYTES, Role
 from location_api.user_paging import (
     DEFAULT_EXPORT_LIMIT,
     DEFAULT_LIST_LIMIT,

@@ -28,7 +28,7 @@ from geo_common.tokens import Role
 from location_api import queries
 from location_api.errors import Conflict, FieldError, InvalidRequest
 from location_api.handling import RouteTable
-from location_api.keys import cursor_key_key, db_key, role_key, settings_key
+from location_api.keys import cursor_secret_key, db_key, role_key, settings_key
 from location_api.presence import presence_key
 from location_api.rate_limit import limit_friend_requests
 from location_api.user_paging import (
@@ -191,7 +191,7 @@ async def list_friends(request: web.Request) -> web.Response:
     if state not in LIST_STATES:
         raise InvalidRequest.field("state", f"must be one of {', '.join(LIST_STATES)}")
     listing = LIST_STATES[state]
-    key = request.app[cursor_key_key]
+    key = request.app[cursor_secret_key]
     after = 0 if page.cursor is None else decode_position(key, listing, user_id, page.cursor)
     token = consistency_of(request)
 

@@ -10,12 +10,12 @@ from geo_common.settings import Settings
 from location_api.cache import Cache
 from location_api.metrics import Metrics
 from location_api.refresh import Refresher
-from location_api.settings import Role
+from location_api.contract import Role
 
 settings_key = web.AppKey("settings", Settings)
 role_key = web.AppKey("role", Role)
 #: The signing key of paging cursors (derived from the JWT secret).
-cursor_key_key = web.AppKey("cursor_key", bytes)
+cursor_secret_key = web.AppKey("cursor_secret", bytes)
 db_key = web.AppKey("db", Database)
 #: Verifies bearer tokens (location_api.auth).
 authenticator_key = web.AppKey("authenticator", Authenticator)

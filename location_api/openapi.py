@@ -1,7 +1,7 @@
 """``GET /openapi.json``: the OpenAPI 3.1 description of every route, parameter and error.
 
 Written out by hand next to the code it describes (validation in :mod:`location_api.validate`,
-limits in :mod:`location_api.settings`); the tests run schemathesis against it, so a response
+limits in :mod:`location_api.contract`); the tests run schemathesis against it, so a response
 that strays from it fails the build.
 """
 
@@ -15,7 +15,7 @@ import orjson
 from location_api.friendship_openapi import friendship_openapi_paths
 from location_api.me_openapi import me_openapi_paths
 from location_api.page_openapi import page_openapi_paths
-from location_api.settings import (
+from location_api.contract import (
     DEFAULT_LIMIT,
     DEFAULT_RADIUS_M,
     MAX_ADDRESS_CHARS,

@@ -11,7 +11,7 @@ from typing import Any
 from geo_common.tokens import Role as TokenRole
 from location_api.friendship_openapi import MAX_USER_ID
 from location_api.watch import MAX_WATCH_LIMIT
-from location_api.settings import Role
+from location_api.contract import Role
 
 _PROBLEM = "application/problem+json"
 

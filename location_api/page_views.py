@@ -36,7 +36,7 @@ from location_api.auth import caller
 from location_api.errors import FieldError, Forbidden, InvalidBody, InvalidRequest, NotFound
 from location_api.handling import RouteTable
 from location_api.keys import role_key, settings_key
-from location_api.settings import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
+from location_api.contract import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
 from location_api.views import json_response
 from location_api.watch import DEFAULT_WATCH_LIMIT, MAX_WATCH_LIMIT, RegionCache, sample_positions
 

@@ -25,7 +25,7 @@ from geo_common.presence import AccessLevel
 from location_api import queries
 from location_api.errors import FieldError, InvalidBody, InvalidRequest, NotFound
 from location_api.handling import RouteTable
-from location_api.keys import cursor_key_key, db_key, role_key
+from location_api.keys import cursor_secret_key, db_key, role_key
 from location_api.presence import presence_key
 from location_api.user_paging import (
     DEFAULT_LIST_LIMIT,
@@ -127,7 +127,7 @@ async def list_blocks(request: web.Request) -> web.Response:
     user_id = path_user_id(request, "id")
     acting_for(request, user_id)
     page = parse_page(request.query, default_limit=DEFAULT_LIST_LIMIT, max_limit=MAX_LIST_LIMIT)
-    key = request.app[cursor_key_key]
+    key = request.app[cursor_secret_key]
     after = 0 if page.cursor is None else decode_position(key, Listing.BLOCKS, user_id, page.cursor)
     token = consistency_of(request)
     blocks = await request.app[db_key].read(

@@ -30,11 +30,11 @@ import time
 from collections.abc import Sequence
 
 from geo_common.database import Database, DatabaseUnavailable
-from location_api import catalog_load, collector, huge_pages, queries
+from location_api import catalog_load, gc_control, huge_pages, queries
 from location_api.cache import Cache
 from location_api.catalog import Catalog
 from location_api.cells import geohash12
-from location_api.settings import MEMORY_STRATEGIES
+from location_api.contract import MEMORY_STRATEGIES
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class Refresher:
         search reads ``catalog`` and finishes without yielding)."""
         retired, self._retired = self._retired, []
         if retired:
-            await asyncio.get_running_loop().run_in_executor(None, collector.dismantle, retired)
+            await asyncio.get_running_loop().run_in_executor(None, gc_control.dismantle, retired)
 
     async def _rebuild(self) -> None:
         started = time.monotonic()
@@ -142,8 +142,8 @@ class Refresher:
         # Millions of long-lived objects (the rows, then the catalog): no collection may walk
         # them, neither while they are made nor ever after (a full walk stalls every request
         # for a second or more at a million businesses). So the collector pauses from the
-        # fetch until the new catalog is frozen (location_api.collector).
-        with collector.paused(freeze=True):
+        # fetch until the new catalog is frozen (location_api.gc_control).
+        with gc_control.paused(freeze=True):
             async with self._db.snapshot(min_lsn=self._source_lsn or None) as (node, conn):
                 loaded = await catalog_load.load_snapshot(conn, cards_max=self._cards_max)
             read_s = time.monotonic() - started

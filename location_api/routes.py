@@ -15,7 +15,7 @@ from location_api.me_views import add_me_routes
 from location_api.page_views import add_page_routes
 from location_api.presence import open_presence
 from location_api.privacy_views import add_privacy_routes
-from location_api.settings import Role
+from location_api.contract import Role
 
 
 def setup_routes(app: web.Application, role: Role) -> None:

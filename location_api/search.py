@@ -27,7 +27,7 @@ from location_api.hydrate import at_visible_lsn, hydrate_hits
 from location_api.models import SearchQuery
 from location_api.queries import Candidate
 from location_api.render import Prefixes, search_body
-from location_api.settings import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
+from location_api.contract import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
 from location_api.validate import plain_search
 
 _plain_body_native: Callable[..., bytes | None] | None

@@ -18,7 +18,7 @@ from multidict import MultiMapping
 
 from location_api.errors import FOREIGN_CURSOR, FieldError, InvalidBody, InvalidRequest
 from location_api.models import BusinessInput, SearchQuery
-from location_api.settings import (
+from location_api.contract import (
     DEFAULT_LIMIT,
     DEFAULT_RADIUS_M,
     MAX_ADDRESS_CHARS,

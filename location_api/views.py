@@ -18,7 +18,7 @@ from location_api.consistency import CONSISTENCY_HEADER, issue_token, read_token
 from location_api.cursor import decode_cursor, encode_cursor
 from location_api.keys import (
     cache_key,
-    cursor_key_key,
+    cursor_secret_key,
     db_key,
     metrics_key,
     refresher_key,
@@ -55,13 +55,13 @@ async def search_nearby(request: web.Request) -> web.Response:
         # straight line when the default strategy's index is built.
         catalog = app[refresher_key].catalog
         if catalog is not None and settings.api_index in catalog.indexes:
-            body = plain_body(catalog, settings.api_index, raw, settings.max_radius_m, app[cursor_key_key])
+            body = plain_body(catalog, settings.api_index, raw, settings.max_radius_m, app[cursor_secret_key])
             if body is not None:
                 return web.Response(body=body, content_type="application/json")
     plain = plain_search(raw, max_radius_m=settings.max_radius_m)
     query = parse_search(request.query, max_radius_m=settings.max_radius_m) if plain is None else plain_query(plain)
     token = read_token(request.headers, settings.jwt_secret)
-    after = None if query.cursor is None else decode_cursor(app[cursor_key_key], query, query.cursor)
+    after = None if query.cursor is None else decode_cursor(app[cursor_secret_key], query, query.cursor)
     strategy = query.strategy or settings.api_index
     refresher = app[refresher_key]
     catalog = refresher.catalog
@@ -79,7 +79,7 @@ async def search_nearby(request: web.Request) -> web.Response:
         )
     else:
         page = await search_sql(app[db_key], app[cache_key], query, after, settings.max_radius_m, min_lsn=token)
-    nxt = None if page.next_position is None else encode_cursor(app[cursor_key_key], query, page.next_position)
+    nxt = None if page.next_position is None else encode_cursor(app[cursor_secret_key], query, page.next_position)
     return web.Response(
         body=search_body(page.total, page.radius_m, page.hits, page.prefixes, nxt), content_type="application/json"
     )

@@ -22,7 +22,7 @@ from geo_common.places import load_places
 from geo_common.settings import Settings
 from location_api.app import create_app
 from location_api.openapi import openapi_document
-from location_api.settings import Role
+from location_api.contract import Role
 from tests.friends_ws.ws_helpers import start_server
 from tests.loadgen.runs import Services, write_key
 from tests.location_api.conftest import drop_database, small_database

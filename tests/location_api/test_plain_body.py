@@ -18,7 +18,7 @@ from location_api._csearch import plain_body as native_plain_body
 from location_api.catalog import Catalog
 from location_api.cursor import cursor_key
 from location_api.search import plain_body, plain_search_body
-from location_api.settings import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MIN_RADIUS_M
+from location_api.contract import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MIN_RADIUS_M
 from location_api.validate import plain_search
 
 MAX_RADIUS_M = 50_000.0

@@ -15,11 +15,11 @@ import asyncpg
 import pytest
 
 from geo_common.settings import Settings
-from location_api import collector, queries
+from location_api import gc_control, queries
 from location_api.cells import geohash12
 from location_api.keys import refresher_key
 from location_api.refresh import MAX_CHANGES_PER_POLL
-from location_api.settings import MEMORY_STRATEGIES
+from location_api.contract import MEMORY_STRATEGIES
 
 from .conftest import Api, drop_database, eventually, small_database, stop_api
 
@@ -217,14 +217,14 @@ async def test_a_poll_waits_for_a_rebuild_under_way(small: Api) -> None:
 async def test_a_poll_goes_on_while_the_old_catalog_is_taken_apart(small: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     refresher = small.app[refresher_key]
     started, release = threading.Event(), threading.Event()
-    take_apart = collector.dismantle
+    take_apart = gc_control.dismantle
 
-    def held_back(root: Any, step: int = collector.STEP) -> None:  # collector.dismantle, once released
+    def held_back(root: Any, step: int = gc_control.STEP) -> None:  # gc_control.dismantle, once released
         started.set()
         release.wait(30)
         take_apart(root, step)
 
-    monkeypatch.setattr(collector, "dismantle", held_back)
+    monkeypatch.setattr(gc_control, "dismantle", held_back)
     old = weakref.ref(refresher.catalog)
     rebuilding = asyncio.create_task(refresher.rebuild())
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from geo_common.places import load_places, offset_point
 from location_api.demo import CATEGORIES
-from location_api.settings import STRATEGIES
+from location_api.contract import STRATEGIES
 
 from .conftest import Api, Oracle, caught_up
 

@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from geo_common.database_node import format_lsn, lsn_from_text
 from geo_common.places import Place, offset_point
 from geo_index import InvalidCoordinate, haversine_m
-from location_api import collector, cursor, validate
+from location_api import gc_control, cursor, validate
 from location_api.cards import CardTable, card_for
 from location_api.catalog import Catalog
 from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash12, text_ranges
@@ -646,17 +646,17 @@ def test_a_pause_with_freeze_freezes_what_it_made_only_when_the_block_succeeds()
     assert gc.isenabled()
     before = gc.get_freeze_count()
     try:
-        with collector.paused(freeze=True):
+        with gc_control.paused(freeze=True):
             assert not gc.isenabled()
             made = [[i] for i in range(100)]
         assert gc.isenabled()
         assert not _young(made) and not _young(made[50]) and gc.get_freeze_count() >= before + 101
-        with pytest.raises(ValueError), collector.paused(freeze=True):
+        with pytest.raises(ValueError), gc_control.paused(freeze=True):
             failed = [[i] for i in range(100)]
             raise ValueError
         assert gc.isenabled() and _young(failed)
-        with collector.paused():  # nested pauses: only the outer one resumes
-            with collector.paused(freeze=True):
+        with gc_control.paused():  # nested pauses: only the outer one resumes
+            with gc_control.paused(freeze=True):
                 inner = [[1]]
             assert not gc.isenabled() and not _young(inner)
         assert gc.isenabled()
@@ -673,7 +673,7 @@ def test_dismantle_frees_every_part_of_a_nested_structure() -> None:
     refs = [weakref.ref(o) for o in (root, deep, leaves[0], leaves[999], deep.children[3].payload[99])]
     refs += [weakref.ref(node) for node in deep.children]  # type: ignore[arg-type]
     del leaves, big_dict, deep
-    collector.dismantle(root, step)
+    gc_control.dismantle(root, step)
     assert not root.__dict__  # emptied
     del root
     assert [r() for r in refs] == [None] * len(refs)  # freed by reference counts: no collection needed
@@ -686,6 +686,6 @@ def test_dismantle_empties_the_frame_and_leaves_the_many_small_objects_whole() -
     inner = {i: i for i in range(50)}
     kept = _Bag(note="still used elsewhere")
     holder = {"big": big, "inner": inner, "pair": ([1, 2, 3], big), "many": [kept] + [_Bag() for _ in range(99)]}
-    collector.dismantle(holder, step)
+    gc_control.dismantle(holder, step)
     assert holder == {} and big == [] and nested == [] and inner == {}
     assert kept.note == "still used elsewhere"  # held by a large list: released, not looked into
