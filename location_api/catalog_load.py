@@ -58,6 +58,9 @@ _TRAILER = b"\xff\xff"
 _REFUSED_FLAGS = 0x0001FFFF
 #: Seconds between two progress lines of a long load.
 PROGRESS_S = 5.0
+#: How long each statement of a load may take, seconds. The pools' command timeout (15 s) is
+#: a request's; reading tens of millions of businesses takes longer than that.
+LOAD_TIMEOUT_S = 1_800.0
 _FIRST_CAPACITY = 1024
 
 Int64s = npt.NDArray[np.int64]
@@ -213,6 +216,7 @@ async def copy_positions(
     *,
     query: str = POSITIONS_QUERY,
     progress: Callable[[int, float], None] | None = None,
+    timeout: float = LOAD_TIMEOUT_S,
 ) -> Positions:
     """Every ``(id, latitude, longitude)`` of a query, by binary COPY into arrays.
 
@@ -223,6 +227,7 @@ async def copy_positions(
             precision``, never NULL.
         progress: called every :data:`PROGRESS_S` with the rows read so far and the seconds
             since the start.
+        timeout: seconds the whole COPY may take.
 
     Returns:
         The positions, in the order the server sent them.
@@ -250,7 +255,7 @@ async def copy_positions(
             last = now
             progress(reader.rows, now - started)
 
-    await conn.copy_from_query(query, output=sink, format="binary")
+    await conn.copy_from_query(query, output=sink, format="binary", timeout=timeout)
     if failure is not None:
         raise failure
     return reader.finish()
@@ -316,9 +321,9 @@ async def load_snapshot(conn: asyncpg.Connection, *, cards_max: int | None = Non
     before = await queries.visible_lsn(conn)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         info = await queries.snapshot_position(conn, before)
-        count: int = await conn.fetchval("SELECT count(*) FROM businesses")
+        count: int = await conn.fetchval("SELECT count(*) FROM businesses", timeout=LOAD_TIMEOUT_S)
         if cards_max is None or count <= cards_max:
-            rows: list[asyncpg.Record] | None = await queries.all_businesses(conn)
+            rows: list[asyncpg.Record] | None = await queries.all_businesses(conn, timeout=LOAD_TIMEOUT_S)
             positions = None
         else:
             rows = None

@@ -261,11 +261,18 @@ async def load_all(conn: asyncpg.Connection) -> tuple[SnapshotInfo, list[asyncpg
     return info, rows, seen
 
 
-async def all_businesses(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Every business row (id, name, latitude, longitude, category, address), in geohash order."""
+async def all_businesses(conn: asyncpg.Connection, *, timeout: float | None = None) -> list[asyncpg.Record]:
+    """Every business row (id, name, latitude, longitude, category, address), in geohash order.
+
+    Args:
+        conn: a connection to a read server.
+        timeout: seconds the read may take (default: the connection's command timeout).
+    """
     # In geohash order, the order the indexes file points in: sorting a million points
     # that arrive in order is a single pass, which the event loop's thread barely notices.
-    rows: list[asyncpg.Record] = await conn.fetch(f'SELECT {_COLUMNS} FROM businesses ORDER BY geohash COLLATE "C"')
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f'SELECT {_COLUMNS} FROM businesses ORDER BY geohash COLLATE "C"', timeout=timeout
+    )
     return rows
 
 

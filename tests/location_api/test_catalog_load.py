@@ -100,6 +100,18 @@ async def test_many_rows_in_many_chunks(conn: asyncpg.Connection) -> None:
     assert got == [tuple(r) for r in expected]
 
 
+async def test_a_copy_longer_than_the_command_timeout_completes(empty_database: str) -> None:
+    """The pools' command timeout bounds a request's query; a load takes its own (longer)."""
+    conn = await asyncpg.connect(empty_database, command_timeout=0.2)
+    try:
+        slow = "SELECT i::bigint, 0.0::float8, 0.0::float8 FROM generate_series(1, 3) AS i, (SELECT pg_sleep(0.5)) AS s"
+        with pytest.raises(TimeoutError):
+            await copy_positions(conn, 3, query=slow, timeout=0.2)
+        assert as_rows(await copy_positions(conn, 3, query=slow)) == [(1, 0.0, 0.0), (2, 0.0, 0.0), (3, 0.0, 0.0)]
+    finally:
+        await conn.close()
+
+
 async def test_any_split_of_the_stream_reads_the_same(conn: asyncpg.Connection) -> None:
     stream = await raw_stream(conn, POSITIONS_OF_T)
     whole = PositionsReader(len(EDGE_ROWS))
