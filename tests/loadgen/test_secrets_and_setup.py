@@ -85,7 +85,8 @@ def secret_free(run_with: Services, out: Path, text: str) -> None:
     assert {p.name for p in files} >= {"report.json", "report.html", "timeseries.csv"}
     for blob, where in [*((p.read_bytes(), p.name) for p in files), (text.encode(), "stdout and stderr")]:
         assert secret not in blob, where
-        assert b"eyJ" not in blob, where
+        if not where.endswith(".png"):  # compressed pixels may hold any three bytes
+            assert b"eyJ" not in blob, where
 
 
 async def test_a_friends_run_writes_no_secret_and_reports_that_it_did_the_set_up(

@@ -197,6 +197,13 @@ async def frozen(small: Settings, serve: Callable[[Settings], Awaitable[Api]]) -
     index catches up (``Refresher.poll``), so writes can land between a page and its reading.
     Every query it sends is a search's or a poll's (a read role prunes no change log)."""
     started = await serve(replace(small, api_role="read", api_cards_max=0, api_refresh_s=3_600.0))
+    refresher = started.app[refresher_key]
+
+    async def complete() -> bool:  # built from a replica that may not have replayed the load yet
+        await refresher.poll()
+        return refresher.catalog is not None and len(refresher.catalog) == 3_000
+
+    await eventually(complete, "the instance to hold every place", timeout=30)
     yield started
     await stop_api(started)
 
