@@ -17,17 +17,21 @@ from geo_common.settings import Settings
 from location_api import queries
 from location_api.cache import Cache
 from location_api.cursor import cursor_key
+from location_api.friends.presence import open_presence
 from location_api.keys import (
     authenticator_key,
     cache_key,
     cursor_secret_key,
     db_key,
     metrics_key,
+    presence_key,
     refresher_key,
     role_key,
     settings_key,
+    watch_caches_key,
 )
 from location_api.metrics import Metrics
+from location_api.page.watch import open_region_caches
 from location_api.refresh import CHANGE_LOG_RETENTION_S, Refresher
 from location_api.routes import setup_routes
 from location_api.contract import MAX_BODY_BYTES, Role
@@ -67,6 +71,11 @@ def create_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(_indexes)
     if role.writes:
         app.cleanup_ctx.append(_change_log_pruning)
+        # The user routes' writes tell live connections through it (location_api.friends).
+        app.cleanup_ctx.append(_presence)
+    if role.reads:
+        # The map page's watch mode samples them (location_api.page).
+        app.cleanup_ctx.append(_watch_caches)
     setup_routes(app, role)
     return app
 
@@ -146,6 +155,19 @@ async def _indexes(app: web.Application) -> AsyncIterator[None]:
         # background refresher manages to build the indexes.
         log.warning("in-memory indexes not built at start-up, will retry: %s", exc)
     async with _background(refresher.run(), "geo-api index refresh"):
+        yield
+
+
+async def _presence(app: web.Application) -> AsyncIterator[None]:
+    async with open_presence(app[settings_key]) as presence:
+        app[metrics_key].breakers.extend(presence.breakers.values())
+        app[presence_key] = presence
+        yield
+
+
+async def _watch_caches(app: web.Application) -> AsyncIterator[None]:
+    async with open_region_caches(app[settings_key]) as caches:
+        app[watch_caches_key] = caches
         yield
 
 

@@ -9,7 +9,7 @@ seen) and files the outcome on the request, a caller or the error a view will an
 It never raises for a bad token, so a route that needs no caller (a search) serves a request
 whatever its header holds. Views then ask synchronously: :func:`caller` (anyone with a valid
 token), :func:`require_writer` (owners and admins), and
-:func:`location_api.user_requests.acting_for` (the user themself or an admin).
+:func:`location_api.friends.user_requests.acting_for` (the user themself or an admin).
 """
 
 from __future__ import annotations

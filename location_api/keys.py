@@ -8,7 +8,9 @@ from geo_common.database import Database
 from geo_common.identity import Authenticator
 from geo_common.settings import Settings
 from location_api.cache import Cache
+from location_api.friends.presence import Presence
 from location_api.metrics import Metrics
+from location_api.page.watch import RegionCache
 from location_api.refresh import Refresher
 from location_api.contract import Role
 
@@ -23,3 +25,9 @@ cache_key = web.AppKey("cache", Cache)
 #: Read roles only: the in-memory catalog and what keeps it current.
 refresher_key = web.AppKey("refresher", Refresher)
 metrics_key = web.AppKey("metrics", Metrics)
+#: Write roles only: every region's pub/sub and location cache, which the user routes'
+#: writes tell live connections through (location_api.friends.presence).
+presence_key = web.AppKey("friends_presence", Presence)
+#: Read roles only: every region's location cache, in the region map's order (the map
+#: page's watch mode, location_api.page.watch).
+watch_caches_key: web.AppKey[tuple[RegionCache, ...]] = web.AppKey("watch_caches")

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from geo_common.tokens import Role
-from location_api.friendship_openapi import MAX_USER_ID
+from geo_common.tokens import MAX_USER_ID, Role
 
 _PROBLEM = "application/problem+json"
 

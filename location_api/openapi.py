@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from location_api.friendship_openapi import friendship_openapi_paths
+from location_api.friends.openapi import friendship_openapi_paths
 from location_api.me_openapi import me_openapi_paths
-from location_api.page_openapi import page_openapi_paths
+from location_api.page.openapi import page_openapi_paths
 from location_api.contract import (
     DEFAULT_LIMIT,
     DEFAULT_RADIUS_M,

@@ -7,14 +7,11 @@ from aiohttp import web
 
 from location_api import views
 from location_api.auth import authenticate
-from location_api.erase_views import add_erase_routes
-from location_api.friendship_views import add_friendship_routes
+from location_api.friends.routes import add_friends_routes
 from location_api.handling import RouteTable
 from location_api.keys import metrics_key
 from location_api.me_views import add_me_routes
-from location_api.page_views import add_page_routes
-from location_api.presence import open_presence
-from location_api.privacy_views import add_privacy_routes
+from location_api.page.views import add_page_routes
 from location_api.contract import Role
 
 
@@ -33,11 +30,7 @@ def setup_routes(app: web.Application, role: Role) -> None:
         routes.post("/v1/businesses", views.create_business)
         routes.put("/v1/businesses/{id}", views.update_business)
         routes.delete("/v1/businesses/{id}", views.delete_business)
-        # The user routes' writes tell live connections through it (location_api.presence).
-        app.cleanup_ctx.append(open_presence)
-    add_friendship_routes(app, routes)
-    add_privacy_routes(app, routes)
-    add_erase_routes(app, routes)
+    add_friends_routes(app, routes)
     add_page_routes(app, routes)
     add_me_routes(routes)
     routes.close()

@@ -20,8 +20,8 @@ from geo_common.settings import Settings, SettingsError
 from geo_common.tokens import Role, verify_token
 from location_api.app import create_app
 from location_api.handling import is_fallback
-from location_api.page_views import friends_ws_url, parse_watch_limit, static_files
-from location_api.watch import RegionCache, decode_positions, sample_positions, user_id_of
+from location_api.page.views import friends_ws_url, parse_watch_limit, static_files
+from location_api.page.watch import RegionCache, decode_positions, sample_positions, user_id_of
 
 from .conftest import Services
 
@@ -47,8 +47,8 @@ async def test_the_page_and_its_files_are_served(services: Services) -> None:
     # Only the files of the table: nothing else of the package or the disk.
     for path in (
         "/static/nope.js",
-        "/static/../page_views.py",
-        "/static/%2e%2e/page_views.py",
+        "/static/../views.py",
+        "/static/%2e%2e/views.py",
         "/static/vendor/../../app.py",
         "/static//etc/passwd",
         "/static/vendor",

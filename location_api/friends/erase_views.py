@@ -19,10 +19,8 @@ from aiohttp import web
 from geo_common import friends_db, history_db
 from geo_common.presence import erasures_channel
 from location_api import queries
-from location_api.handling import RouteTable
-from location_api.keys import cursor_secret_key, db_key, role_key
-from location_api.presence import presence_key
-from location_api.user_paging import (
+from location_api.keys import cursor_secret_key, db_key, presence_key
+from location_api.friends.user_paging import (
     DEFAULT_EXPORT_LIMIT,
     MAX_EXPORT_LIMIT,
     Listing,
@@ -30,19 +28,10 @@ from location_api.user_paging import (
     encode_position,
     parse_page,
 )
-from location_api.user_requests import acting_for, path_user_id, written, consistency_of
+from location_api.friends.user_requests import acting_for, path_user_id, written, consistency_of
 from location_api.views import json_response
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def add_erase_routes(app: web.Application, routes: RouteTable) -> None:
-    """Register the export (read instances) and the erasure (write instances)."""
-    role = app[role_key]
-    if role.reads:
-        routes.get("/v1/users/{id}/locations/export", export_locations)
-    if role.writes:
-        routes.delete("/v1/users/{id}/locations", erase_locations)
 
 
 def _microseconds(moment: dt.datetime) -> int:

@@ -15,6 +15,7 @@ database change is kept in every case, and each route is idempotent, so retrying
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -23,15 +24,14 @@ from functools import partial
 from typing import TypeVar
 
 import redis.asyncio as aioredis
-from aiohttp import web
 from redis.exceptions import RedisError
 
 from geo_common.announcements import Announcer, Publication
 from geo_common.breaker import Breaker, CircuitOpen
 from geo_common.presence import location_key
 from geo_common.regions import RegionMap
+from geo_common.settings import Settings
 from location_api.errors import ApiError
-from location_api.keys import metrics_key, settings_key
 from pubsub import PubSub, PubSubError, create_pubsub, open_redis
 
 log = logging.getLogger(__name__)
@@ -120,12 +120,17 @@ class Presence:
             raise PresenceUnavailable(f"{stored}, but live connections could not be told; retry") from exc
 
 
-presence_key = web.AppKey("friends_presence", Presence)
+@contextlib.asynccontextmanager
+async def open_presence(settings: Settings) -> AsyncIterator[Presence]:
+    """Every region's pub/sub (publishing only), cache client and breaker, closed on exit.
 
+    Args:
+        settings: the regions, the namespace, the breakers' thresholds and the TLS CA.
 
-async def open_presence(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx``: every region's pub/sub (publishing only), cache client and breaker."""
-    settings = app[settings_key]
+    Yields:
+        The presence of every region; the app factory files it under
+        :data:`location_api.keys.presence_key` and its breakers in ``/metrics``.
+    """
     regions = RegionMap.from_settings(settings)
     buses: dict[str, PubSub] = {}
     caches: dict[str, aioredis.Redis] = {}
@@ -147,9 +152,7 @@ async def open_presence(app: web.Application) -> AsyncIterator[None]:
             )
             for region in regions.regions
         }
-        app[metrics_key].breakers.extend(breakers.values())
-        app[presence_key] = Presence(Announcer(regions, settings.redis_namespace), buses, caches, breakers)
-        yield
+        yield Presence(Announcer(regions, settings.redis_namespace), buses, caches, breakers)
     finally:
         for bus in buses.values():
             await bus.close()

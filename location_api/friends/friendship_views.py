@@ -6,9 +6,9 @@
 * ``GET /v1/users/{id}/friends?state=friends|incoming|outgoing``: a user's friends, the
   requests waiting for them, and theirs, a page at a time.
 
-Only the user themself or an admin may call them (:mod:`location_api.user_requests`). A
+Only the user themself or an admin may call them (:mod:`location_api.friends.user_requests`). A
 change is written to the primary (:mod:`geo_common.consent_db`), then announced through the
-users' home regions' pub/sub (:mod:`location_api.presence`), so both users' live
+users' home regions' pub/sub (:mod:`location_api.friends.presence`), so both users' live
 connections, on whichever ``geo-friends`` instance holds them, learn it within a second.
 Writes return an ``X-Consistency-Token``; a ``GET`` (served by read instances, from a
 replica) that sends it back reads its own write.
@@ -27,11 +27,9 @@ from geo_common.consent_db import Limits, Outcome, Parties
 from geo_common.tokens import Role
 from location_api import queries
 from location_api.errors import Conflict, FieldError, InvalidRequest
-from location_api.handling import RouteTable
-from location_api.keys import cursor_secret_key, db_key, role_key, settings_key
-from location_api.presence import presence_key
-from location_api.rate_limit import limit_friend_requests
-from location_api.user_paging import (
+from location_api.keys import cursor_secret_key, db_key, presence_key, settings_key
+from location_api.friends.rate_limit import limit_friend_requests
+from location_api.friends.user_paging import (
     DEFAULT_LIST_LIMIT,
     LIST_STATES,
     MAX_LIST_LIMIT,
@@ -40,7 +38,7 @@ from location_api.user_paging import (
     encode_position,
     parse_page,
 )
-from location_api.user_requests import acting_for, path_user_id, written, consistency_of
+from location_api.friends.user_requests import acting_for, path_user_id, written, consistency_of
 from location_api.views import json_response
 
 
@@ -65,17 +63,6 @@ class RequestLimit(Conflict):
     title = "Too many requests waiting"
 
 
-def add_friendship_routes(app: web.Application, routes: RouteTable) -> None:
-    """Register the friendship routes an instance of this role serves (lists on read
-    instances, changes on write instances)."""
-    role = app[role_key]
-    if role.reads:
-        routes.get("/v1/users/{id}/friends", list_friends)
-    if role.writes:
-        routes.post("/v1/users/{id}/friends/{friend_id}", add_friend)
-        routes.delete("/v1/users/{id}/friends/{friend_id}", remove_friend)
-
-
 def _pair(request: web.Request, other: str) -> tuple[bool, int, int]:
     """(whether the caller is an admin, the path's ``id``, the path's ``other`` id)."""
     user_id = path_user_id(request, "id")
@@ -91,7 +78,7 @@ async def add_friend(request: web.Request) -> web.Response:
     200 ``friends`` when they already were; an admin's makes them friends at once (201, or
     200). Refused with 409 ``blocked``, ``friend-limit`` or ``request-limit``, and with 429
     ``too-many-requests`` beyond ``GEO_MAX_FRIEND_REQUESTS_PER_MIN`` of a user's requests a
-    minute (:mod:`location_api.rate_limit`). Accepting a request asks nothing of anyone and
+    minute (:mod:`location_api.friends.rate_limit`). Accepting a request asks nothing of anyone and
     is not counted.
     """
     admin, user_id, friend_id = _pair(request, "friend_id")

@@ -18,27 +18,25 @@ that table or gets a 404, so no part of a request's path ever reaches the file s
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 
 import orjson
-from pubsub import open_redis
 from aiohttp import web
 from multidict import MultiMapping
 from yarl import URL
 
-from geo_common.regions import RegionMap
 from geo_common.tokens import MAX_USER_ID, Role, mint_token
 from location_api.auth import caller
 from location_api.errors import FieldError, Forbidden, InvalidBody, InvalidRequest, NotFound
 from location_api.handling import RouteTable
-from location_api.keys import role_key, settings_key
+from location_api.keys import role_key, settings_key, watch_caches_key
 from location_api.contract import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
 from location_api.views import json_response
-from location_api.watch import DEFAULT_WATCH_LIMIT, MAX_WATCH_LIMIT, RegionCache, sample_positions
+from location_api.page.watch import DEFAULT_WATCH_LIMIT, MAX_WATCH_LIMIT, sample_positions
 
 #: The path of the WebSocket endpoint on geo-friends.
 FRIENDS_WS_PATH = "/v1/friends/ws"
@@ -115,31 +113,6 @@ def add_page_routes(app: web.Application, routes: RouteTable) -> None:
     routes.get("/v1/watch/positions", watch_positions)
     if app[settings_key].dev:
         routes.post("/v1/dev/token", dev_token)
-    app.cleanup_ctx.append(_location_caches)
-
-
-#: Every region's location cache, in the region map's order.
-watch_caches_key: web.AppKey[tuple[RegionCache, ...]] = web.AppKey("watch_caches")
-
-
-async def _location_caches(app: web.Application) -> AsyncIterator[None]:
-    """One Redis client per region's location cache (connections open on first use)."""
-    regions = RegionMap.from_settings(app[settings_key])
-    caches = tuple(
-        RegionCache(
-            r.name,
-            open_redis(
-                r.redis_url, tls_ca=app[settings_key].redis_tls_ca, socket_connect_timeout=2.0, socket_timeout=5.0
-            ),
-        )
-        for r in regions.regions
-    )
-    app[watch_caches_key] = caches
-    try:
-        yield
-    finally:
-        for cache in caches:
-            await cache.redis.aclose()
 
 
 # --- the page -----------------------------------------------------------------------------------

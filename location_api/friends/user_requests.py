@@ -14,10 +14,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from geo_common.tokens import Identity, Role
+from geo_common.tokens import MAX_USER_ID, Identity, Role
 from location_api.auth import caller
 from location_api.errors import FieldError, Forbidden, InvalidBody, InvalidRequest
-from location_api.friendship_openapi import MAX_USER_ID
 from location_api.consistency import CONSISTENCY_HEADER, issue_token, read_token
 from location_api.keys import settings_key
 from location_api.views import json_response

@@ -10,14 +10,18 @@ follows Redis's hash table, so a partial walk is a sample spread over all users.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from geo_common.presence import PresenceFormatError, decode_cached
+from geo_common.regions import RegionMap
+from geo_common.settings import Settings
 from location_api.errors import ApiError
+from pubsub import open_redis
 
 #: Positions the watch endpoint returns when not told, and the most it returns.
 DEFAULT_WATCH_LIMIT = 2000
@@ -86,6 +90,32 @@ class RegionCache:
 
     region: str
     redis: aioredis.Redis
+
+
+@contextlib.asynccontextmanager
+async def open_region_caches(settings: Settings) -> AsyncIterator[tuple[RegionCache, ...]]:
+    """One Redis client per region's location cache, in the region map's order, closed on exit
+    (connections open on first use).
+
+    Args:
+        settings: the regions and the TLS CA.
+
+    Yields:
+        The caches; the app factory files them under :data:`location_api.keys.watch_caches_key`.
+    """
+    regions = RegionMap.from_settings(settings)
+    caches = tuple(
+        RegionCache(
+            r.name,
+            open_redis(r.redis_url, tls_ca=settings.redis_tls_ca, socket_connect_timeout=2.0, socket_timeout=5.0),
+        )
+        for r in regions.regions
+    )
+    try:
+        yield caches
+    finally:
+        for cache in caches:
+            await cache.redis.aclose()
 
 
 def key_pattern(namespace: str, region: str) -> str:

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 path items of the map page's routes (``location_api.page_views``).
+"""The OpenAPI 3.1 path items of the map page's routes (:mod:`location_api.page.views`).
 
 Self-contained (problem responses inline, the ``bearer`` security scheme by name), so the
 API's document merges them: ``paths.update(page_openapi_paths(role, dev=dev))``.
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from geo_common.tokens import MAX_USER_ID
 from geo_common.tokens import Role as TokenRole
-from location_api.friendship_openapi import MAX_USER_ID
-from location_api.watch import MAX_WATCH_LIMIT
 from location_api.contract import Role
+from location_api.page.watch import MAX_WATCH_LIMIT
 
 _PROBLEM = "application/problem+json"
 

@@ -1,5 +1,5 @@
-"""The OpenAPI 3.1 path items of the user routes: friendships (``location_api.friendship_views``),
-privacy (``location_api.privacy_views``) and stored locations (``location_api.erase_views``).
+"""The OpenAPI 3.1 path items of the user routes: friendships (``location_api.friends.friendship_views``),
+privacy (``location_api.friends.privacy_views``) and stored locations (``location_api.friends.erase_views``).
 
 Self-contained (problem responses inline, the ``bearer`` security scheme and the
 ``ConsistencyToken`` parameter by name), so the API's document merges them:
@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from geo_common.friends_db import MAX_DISPLAY_NAME, PRECISIONS, SHARES
+from geo_common.tokens import MAX_USER_ID
 from location_api.contract import MAX_BODY_BYTES, Role
-from location_api.user_paging import (
+from location_api.friends.user_paging import (
     DEFAULT_EXPORT_LIMIT,
     DEFAULT_LIST_LIMIT,
     LIST_STATES,
@@ -22,8 +23,6 @@ from location_api.user_paging import (
     MAX_LIST_LIMIT,
 )
 from location_api.consistency import CONSISTENCY_HEADER
-
-MAX_USER_ID = 2**63 - 1
 
 _JSON = "application/json"
 _PROBLEM = "application/problem+json"

@@ -7,7 +7,7 @@
 * ``PUT``, ``GET /v1/users/{id}/profile``: the display name, and the sharing in force.
 
 Only the user themself or an admin may call them. Changes that restrict or grant what a
-friend sees are announced like friendship changes (:mod:`location_api.presence`); GETs are
+friend sees are announced like friendship changes (:mod:`location_api.friends.presence`); GETs are
 served by read instances and honour ``X-Consistency-Token``.
 """
 
@@ -24,10 +24,8 @@ from geo_common.friends_db import MAX_DISPLAY_NAME, User
 from geo_common.presence import AccessLevel
 from location_api import queries
 from location_api.errors import FieldError, InvalidBody, InvalidRequest, NotFound
-from location_api.handling import RouteTable
-from location_api.keys import cursor_secret_key, db_key, role_key
-from location_api.presence import presence_key
-from location_api.user_paging import (
+from location_api.keys import cursor_secret_key, db_key, presence_key
+from location_api.friends.user_paging import (
     DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
     Listing,
@@ -35,24 +33,11 @@ from location_api.user_paging import (
     encode_position,
     parse_page,
 )
-from location_api.user_requests import acting_for, json_fields, path_user_id, written, consistency_of
+from location_api.friends.user_requests import acting_for, json_fields, path_user_id, written, consistency_of
 from location_api.views import json_response
 
 #: What a user may share with one friend (``friends_db.SHARES``), as announced.
 SHARING_LEVELS: dict[str, AccessLevel] = {"exact": "exact", "coarse": "coarse", "hidden": "hidden"}
-
-
-def add_privacy_routes(app: web.Application, routes: RouteTable) -> None:
-    """Register the privacy routes an instance of this role serves."""
-    role = app[role_key]
-    if role.reads:
-        routes.get("/v1/users/{id}/blocks", list_blocks)
-        routes.get("/v1/users/{id}/profile", get_profile)
-    if role.writes:
-        routes.put("/v1/users/{id}/friends/{friend_id}/sharing", share_with_friend)
-        routes.put("/v1/users/{id}/blocks/{blocked_id}", block_user)
-        routes.delete("/v1/users/{id}/blocks/{blocked_id}", unblock_user)
-        routes.put("/v1/users/{id}/profile", set_profile)
 
 
 async def share_with_friend(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ with 429 ``too-many-requests`` and ``Retry-After`` (the counter's remaining life
 anything is stored or announced. Every attempt counts, accepted or refused later, so retrying
 in a loop does not help; accepting another user's request is not an attempt (the route does
 not ask this module about it). The counter lives in the default region's presence Redis, the one the
-friendship routes announce through (:mod:`location_api.presence`), under the deployment's
+friendship routes announce through (:mod:`location_api.friends.presence`), under the deployment's
 namespace, so every write instance counts the same requests. Admins are not limited.
 
 While that Redis cannot answer (its breaker is open, or the call fails) requests are not
@@ -23,7 +23,7 @@ import logging
 import math
 
 from location_api.errors import ApiError, FieldError
-from location_api.presence import PRESENCE_ERRORS, Presence
+from location_api.friends.presence import PRESENCE_ERRORS, Presence
 
 log = logging.getLogger(__name__)
 
