@@ -204,8 +204,7 @@ def serve_worker(kind: str, port: int) -> None:
 
 def index_from_replica(settings: Settings) -> Any:
     """The API's default in-memory index (geohash), built as the API builds it, from the replica."""
-    import gc
-
+    from geo_common.tuning import ProcessTuning
     from location_api import queries
     from location_api.catalog import Catalog
 
@@ -216,12 +215,12 @@ def index_from_replica(settings: Settings) -> Any:
         finally:
             await conn.close()
 
-    catalog = Catalog.build(asyncio.run(rows()), max_radius_m=settings.max_radius_m, strategies=("geohash",))
-    gc.freeze()  # as the API does after a build
-    if settings.api_huge_pages:  # and backed by huge pages as the API's are
-        from location_api.huge_pages import collapse_heap
-
-        collapse_heap()
+    tuning = ProcessTuning(settings.process_tuning)  # the API's tuning: a frozen build, then huge pages
+    fetched = asyncio.run(rows())
+    with tuning.building():
+        catalog = Catalog.build(fetched, max_radius_m=settings.max_radius_m, strategies=("geohash",))
+        del fetched
+    tuning.collapse_heap()
     return catalog.indexes["geohash"]
 
 

@@ -13,10 +13,11 @@ bench's own):
 * **refresher**: ``location_api.refresh.Refresher.rebuild`` as the API runs it (the collector
   paused from the fetch until the new catalog is frozen, rows in geohash order, the old
   catalog taken apart in a worker thread, then the heap collapsed into huge pages in a
-  worker thread when ``GEO_API_HUGE_PAGES`` is on, as by default);
+  worker thread; the collector's pause and the huge pages only when ``GEO_PROCESS_TUNING`` is
+  on, as by default);
 * **plain**: the straightforward way: the rows fetched with the collector running and in
-  table order, the catalog built in a worker thread, frozen, and the old one dropped on the
-  event loop.
+  table order, the catalog built in a worker thread with the collector paused, frozen, and
+  the old one dropped on the event loop.
 
 Each way rebuilds ``--rounds`` times over a catalog already built (so every rebuild also
 frees one). Run: ``.venv/bin/python bench/rebuild_bench.py`` (about 3 minutes);
@@ -28,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import gc
 import statistics
 import sys
 import time
@@ -38,6 +38,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from geo_common import gc_control  # noqa: E402
 from geo_common.database import Database, PoolOptions  # noqa: E402
 from geo_common.settings import Settings, load_settings  # noqa: E402
 from location_api.cache import Cache  # noqa: E402
@@ -71,12 +72,13 @@ class PlainRebuild:
         async with self.db.snapshot() as (_node, conn):
             rows = await conn.fetch("SELECT id, name, latitude, longitude, category, address FROM businesses")
         loop = asyncio.get_running_loop()
-        catalog = await loop.run_in_executor(
-            None, functools.partial(Catalog.build, rows, max_radius_m=50_000.0, strategies=STRATEGIES)
-        )
-        del rows
+        # Paused and frozen whatever GEO_PROCESS_TUNING says: the baseline stays the same.
+        with gc_control.paused(freeze=True):
+            catalog = await loop.run_in_executor(
+                None, functools.partial(Catalog.build, rows, max_radius_m=50_000.0, strategies=STRATEGIES)
+            )
+            del rows
         self.catalog = catalog  # the old one is freed here, on the event loop
-        gc.freeze()
 
 
 async def stalls_during(rebuild: Any) -> dict[str, float]:
@@ -119,7 +121,7 @@ async def run(settings: Settings, rounds: int) -> dict[str, list[dict[str, float
                 max_radius_m=50_000.0,
                 interval_s=1.0,
                 strategies=STRATEGIES,
-                huge_pages=settings.api_huge_pages,
+                process_tuning=settings.process_tuning,
             ),
             "plain": PlainRebuild(db),
         }

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import gc
 import logging
 import signal
 import sys
@@ -15,13 +14,14 @@ import asyncpg
 from aiohttp import web
 
 from friends_ws.app import create_app
-from friends_ws.keys import hub_key, regions_key
+from friends_ws.keys import hub_key, regions_key, settings_key
 from friends_ws.retention import cutoff
 from geo_common.history_db import purge_history
 from geo_common.redact import redact_passwords
 from geo_common.regions import RegionMap
 from geo_common.serve import serve, service_parser, settings_or_exit
 from geo_common.settings import Settings, SettingsError, load_settings
+from geo_common.tuning import ProcessTuning
 from pubsub import RingPubSub
 
 log = logging.getLogger(__name__)
@@ -51,26 +51,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _process_app(settings: Settings) -> web.Application:
-    """The app, plus what concerns the whole process: SIGHUP, and garbage-collector tuning."""
+    """The app, plus what concerns the whole process: SIGHUP, and its tuning (GEO_PROCESS_TUNING)."""
     app = create_app(settings)
     app.on_startup.append(_install_sighup)
-    app.on_startup.append(_tune_gc)
+    app.on_startup.append(_tune_process)
     return app
 
 
-async def _tune_gc(_app: web.Application) -> None:
-    """Keep the cyclic garbage collector from pausing the fan-out for seconds.
-
-    A server holding 10,000 sessions keeps about two million objects; with the default
-    thresholds every short-lived future that survives two young collections counts towards a
-    full collection, which then ran every few seconds and took 0.5-1.5 s (measured in
-    bench/friends_ws_bench.py). Young collections every 50,000 allocations let such objects die
-    by reference counting first, and freezing what exists at start-up (modules, the app)
-    takes it out of every later collection. Reference counting still frees everything.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+async def _tune_process(app: web.Application) -> None:
+    """Once the app has started: keep the collector from pausing the fan-out for seconds
+    (:meth:`geo_common.tuning.ProcessTuning.at_server_start`)."""
+    ProcessTuning(app[settings_key].process_tuning).at_server_start()
 
 
 async def _install_sighup(app: web.Application) -> None:

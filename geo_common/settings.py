@@ -40,6 +40,9 @@ def _setting(default: Any, env: str, parse: Callable[[str], Any], help: str, *, 
 
 DEV_JWT_SECRET = "geo-dev-secret-change-me-in-production"
 
+#: Variables no longer read, and what replaced each: setting one is an error, not ignored.
+RETIRED = {"GEO_API_HUGE_PAGES": "GEO_PROCESS_TUNING (on/off), which also covers garbage-collector tuning"}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
@@ -139,6 +142,9 @@ class Settings:
         parse_float(0.0, 600.0),
         "an open circuit breaker lets one probe call through after this long; its success closes it, seconds",
     )
+    process_tuning: bool = _setting(
+        True, "GEO_PROCESS_TUNING", parse_bool, "on/off: GC tuning and huge pages, both services (docs/deploy.md)"
+    )
     # --- location_api
     api_role: str = _setting(
         "all",
@@ -173,13 +179,6 @@ class Settings:
         "GEO_API_REFRESH_S",
         parse_float(0.01, 60.0),
         "how often each HTTP API instance polls for business changes to apply to its indexes, seconds",
-    )
-    api_huge_pages: bool = _setting(
-        True,
-        "GEO_API_HUGE_PAGES",
-        parse_bool,
-        "back each read instance's indexes with 2 MiB pages after every build (Linux transparent huge pages: "
-        "fewer TLB misses per search at a million businesses)",
     )
     friends_public_url: str = _setting(
         "",
@@ -324,9 +323,13 @@ class Settings:
             The validated settings; absent variables keep their defaults.
 
         Raises:
-            SettingsError: a variable's value is malformed; the message names the variable
-                (and shows the value, but never a secret's, nor the password of a URL).
+            SettingsError: a variable's value is malformed, or a retired variable
+                (:data:`RETIRED`) is set; the message names the variable (and shows the value,
+                but never a secret's, nor the password of a URL).
         """
+        for old, new in RETIRED.items():
+            if old in environ:
+                raise SettingsError(f"{old}={environ[old]!r}: no longer read; set {new} instead")
         values: dict[str, Any] = {}
         for f in fields(cls):
             env = f.metadata["env"]

@@ -24,7 +24,6 @@ import numpy.typing as npt
 
 from geo_index import GeohashIndex, IndexBase, QuadTree, S2Index
 
-from location_api import gc_control
 from location_api.cards import Card, CardTable, card_for
 from location_api.models import Business
 from location_api.render import business_from_prefix
@@ -107,10 +106,9 @@ class Catalog:
     ) -> Catalog:
         """Build a catalog from database rows (CPU-heavy: run it in an executor).
 
-        The cyclic collector is paused meanwhile (:func:`location_api.gc_control.paused`);
-        a caller that keeps the catalog for long should pause it around the build too, with
-        ``freeze``, as the refresher does: otherwise the first collection after the build
-        walks everything the build made.
+        A caller that keeps the catalog for long builds it within
+        :meth:`geo_common.tuning.ProcessTuning.building`, as the refresher does: otherwise
+        collections walk what the build makes, during the build and after it.
 
         Args:
             rows: ``(id, name, latitude, longitude, category, address)`` rows.
@@ -120,24 +118,23 @@ class Catalog:
         Returns:
             The new catalog.
         """
-        with gc_control.paused():
-            cards: dict[int, Card] = {}
-            ids: list[int] = []
-            lats: list[float] = []
-            lons: list[float] = []
-            for bid, name, lat, lon, category, address in rows:
-                cards[bid] = card_for(Business(bid, name, lat, lon, category, address))
-                ids.append(bid)
-                lats.append(lat)
-                lons.append(lon)
-            indexes = build_indexes(
-                np.array(ids, np.int64),
-                np.array(lats, np.float64),
-                np.array(lons, np.float64),
-                max_radius_m=max_radius_m,
-                strategies=strategies,
-            )
-            return cls(cards, indexes)
+        cards: dict[int, Card] = {}
+        ids: list[int] = []
+        lats: list[float] = []
+        lons: list[float] = []
+        for bid, name, lat, lon, category, address in rows:
+            cards[bid] = card_for(Business(bid, name, lat, lon, category, address))
+            ids.append(bid)
+            lats.append(lat)
+            lons.append(lon)
+        indexes = build_indexes(
+            np.array(ids, np.int64),
+            np.array(lats, np.float64),
+            np.array(lons, np.float64),
+            max_radius_m=max_radius_m,
+            strategies=strategies,
+        )
+        return cls(cards, indexes)
 
     @classmethod
     def of_positions(

@@ -29,8 +29,10 @@ import logging
 import time
 from collections.abc import Sequence
 
+from geo_common import gc_control
 from geo_common.database import Database, DatabaseUnavailable
-from location_api import catalog_load, gc_control, huge_pages, queries
+from geo_common.tuning import ProcessTuning
+from location_api import catalog_load, queries
 from location_api.cache import Cache
 from location_api.catalog import Catalog
 from location_api.cells import geohash12
@@ -59,8 +61,9 @@ class Refresher:
         max_radius_m: the largest search radius, metres (the indexes refuse larger).
         interval_s: time between polls, seconds.
         strategies: the in-memory indexes to build (``Settings.api_indexes``).
-        huge_pages: after each rebuild, back the process's memory with huge pages
-            (:func:`location_api.huge_pages.collapse_heap`; ``Settings.api_huge_pages``).
+        process_tuning: pause the collector around each rebuild and freeze the new catalog,
+            then back the process's memory with huge pages (:mod:`geo_common.tuning`;
+            ``Settings.process_tuning``).
         cards_max: the card budget (``Settings.api_cards_max``): a catalog of more
             businesses holds positions only; ``None``: no budget.
     """
@@ -73,12 +76,12 @@ class Refresher:
         max_radius_m: float,
         interval_s: float,
         strategies: Sequence[str] = MEMORY_STRATEGIES,
-        huge_pages: bool = False,
+        process_tuning: bool,
         cards_max: int | None = None,
     ) -> None:
         self._db = db
         self._cards_max = cards_max
-        self._huge_pages = huge_pages
+        self._tuning = ProcessTuning(process_tuning)
         self._cache = cache
         self._max_radius_m = max_radius_m
         self._interval_s = interval_s
@@ -93,7 +96,7 @@ class Refresher:
         self._last_success = time.monotonic()
         #: Counters for /metrics.
         self.rebuilds = 0
-        #: Bytes of the process's memory in huge pages after the last rebuild (``huge_pages``).
+        #: Bytes of the process's memory in huge pages after the last rebuild (``process_tuning``).
         self.huge_page_bytes = 0
         self.changes_applied = 0
         self.errors = 0
@@ -121,9 +124,9 @@ class Refresher:
         async with self._turn:
             await self._rebuild()
         await self._take_apart_retired()
-        if self._huge_pages:
-            # After the old catalog is gone, so its memory is not collapsed only to be freed.
-            report = await asyncio.get_running_loop().run_in_executor(None, huge_pages.collapse_heap)
+        # After the old catalog is gone, so its memory is not collapsed only to be freed.
+        report = await asyncio.get_running_loop().run_in_executor(None, self._tuning.collapse_heap)
+        if report is not None:
             self.huge_page_bytes = report.huge_after
             (log.info if report.problem is None else log.warning)("%s", report.describe())
 
@@ -142,8 +145,8 @@ class Refresher:
         # Millions of long-lived objects (the rows, then the catalog): no collection may walk
         # them, neither while they are made nor ever after (a full walk stalls every request
         # for a second or more at a million businesses). So the collector pauses from the
-        # fetch until the new catalog is frozen (location_api.gc_control).
-        with gc_control.paused(freeze=True):
+        # fetch until the new catalog is frozen (geo_common.tuning, unless tuning is off).
+        with self._tuning.building():
             async with self._db.snapshot(min_lsn=self._source_lsn or None) as (node, conn):
                 loaded = await catalog_load.load_snapshot(conn, cards_max=self._cards_max)
             read_s = time.monotonic() - started

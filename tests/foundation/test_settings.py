@@ -56,6 +56,7 @@ def test_values_are_parsed_to_their_types() -> None:
         ("GEO_JWT_TTL_S", "1.5"),
         ("GEO_REDIS_NAMESPACE", "has space"),
         ("GEO_REDIS_NAMESPACE", ""),
+        ("GEO_PROCESS_TUNING", "sometimes"),
     ],
 )
 def test_malformed_value_names_the_variable(variable: str, value: str) -> None:
@@ -112,3 +113,19 @@ def test_optional_identity_and_tls_settings_may_be_set_empty() -> None:
     )
     with pytest.raises(SettingsError, match="^GEO_JWT_ISSUER="):
         Settings.from_env({"GEO_JWT_ISSUER": ""})  # local tokens always carry an issuer
+
+
+def test_process_tuning_is_on_unless_turned_off() -> None:
+    assert Settings.from_env({}).process_tuning is True
+    for value, expected in (("on", True), ("OFF", False), ("true", True), ("0", False), (" off ", False)):
+        assert Settings.from_env({"GEO_PROCESS_TUNING": value}).process_tuning is expected
+
+
+@pytest.mark.parametrize("value", ["true", "false", "1"])
+def test_the_retired_huge_pages_variable_is_refused_naming_its_replacement(value: str, tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="^GEO_API_HUGE_PAGES=.*GEO_PROCESS_TUNING"):
+        Settings.from_env({"GEO_API_HUGE_PAGES": value, "GEO_PROCESS_TUNING": "on"})
+    env_file = tmp_path / "env"  # an old env file is refused too, not silently half-read
+    env_file.write_text(f"GEO_API_HUGE_PAGES={value}\n")
+    with pytest.raises(SettingsError, match="^GEO_API_HUGE_PAGES="):
+        load_settings({}, env_file)

@@ -84,7 +84,7 @@ async def test_metrics(api: Api) -> None:
         "geo_api_index_refresh_age_seconds",
     ):
         assert any(line.startswith(name) for line in lines), name
-    # GEO_API_HUGE_PAGES is on by default: the catalog's build was followed by a collapse.
+    # GEO_PROCESS_TUNING is on by default: the catalog's build was followed by a collapse.
     huge = next(float(line.split()[1]) for line in lines if line.startswith("geo_api_huge_page_bytes "))
     assert huge >= 2 * 1024 * 1024
 

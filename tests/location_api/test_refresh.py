@@ -14,8 +14,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from geo_common import gc_control
 from geo_common.settings import Settings
-from location_api import gc_control, queries
+from location_api import queries
 from location_api.cells import geohash12
 from location_api.keys import refresher_key
 from location_api.refresh import MAX_CHANGES_PER_POLL
@@ -161,9 +162,8 @@ async def test_a_bulk_load_rebuilds_the_indexes(small: Api) -> None:
         await conn.close()
 
 
-async def test_a_rebuild_runs_no_collection_freezes_the_new_catalog_and_frees_the_old(small: Api) -> None:
-    refresher = small.app[refresher_key]
-    old = weakref.ref(refresher.catalog)
+async def collections_during(work: Awaitable[None]) -> list[int]:
+    """The generations of the collections that started while ``work`` ran."""
     collections: list[int] = []
 
     def watch(phase: str, info: dict[str, int]) -> None:
@@ -172,9 +172,16 @@ async def test_a_rebuild_runs_no_collection_freezes_the_new_catalog_and_frees_th
 
     gc.callbacks.append(watch)
     try:
-        await refresher.rebuild()
+        await work
     finally:
         gc.callbacks.remove(watch)
+    return collections
+
+
+async def test_a_rebuild_runs_no_collection_freezes_the_new_catalog_and_frees_the_old(small: Api) -> None:
+    refresher = small.app[refresher_key]
+    old = weakref.ref(refresher.catalog)
+    collections = await collections_during(refresher.rebuild())
     catalog = refresher.catalog
     assert collections == []  # no collection walked the rows or the catalog as they were made
     assert gc.isenabled()
@@ -192,6 +199,22 @@ async def test_a_rebuild_runs_no_collection_freezes_the_new_catalog_and_frees_th
     finally:
         await conn.close()
     assert first["id"] in await ids_near(small, first["latitude"], first["longitude"], "geohash", radius=1.0)
+
+
+async def test_with_process_tuning_off_a_rebuild_pauses_freezes_and_collapses_nothing(
+    small: Api, serve: Callable[[Settings], Awaitable[Api]]
+) -> None:
+    untuned = await serve(replace(small.settings, process_tuning=False))
+    try:
+        refresher = untuned.app[refresher_key]
+        collections = await collections_during(refresher.rebuild())
+        catalog = refresher.catalog
+        assert catalog is not None and len(catalog) == 500
+        assert collections  # the collector ran while the rows and the catalog were made
+        assert gc.is_tracked(catalog.indexes) and any(o is catalog.indexes for o in gc.get_objects())  # not frozen
+        assert refresher.huge_page_bytes == 0
+    finally:
+        await stop_api(untuned)
 
 
 async def test_the_catalog_rows_arrive_in_geohash_order(small: Api) -> None:

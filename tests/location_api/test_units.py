@@ -4,14 +4,12 @@ the assembled search body and the catalog's cards."""
 from __future__ import annotations
 
 import base64
-import gc
 import hashlib
 import math
 import random
 import re
 import struct
 import warnings
-import weakref
 from typing import Any
 
 import geohash
@@ -24,8 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from geo_common.database_node import format_lsn, lsn_from_text
 from geo_common.places import Place, offset_point
-from geo_index import InvalidCoordinate, haversine_m
-from location_api import gc_control, cursor, validate
+from geo_index import haversine_m
+from location_api import cursor, validate
 from location_api.cards import CardTable, card_for
 from location_api.catalog import Catalog
 from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash12, text_ranges
@@ -597,95 +595,3 @@ def test_the_card_table_is_a_list_while_ids_are_dense_and_a_dict_once_they_are_n
     assert isinstance(CardTable({-5: card}).hits, dict)
     assert isinstance(CardTable({10**9: card}).categories, dict)
     assert CardTable({}).count == 0 and CardTable({}).get(3) is None
-
-
-def test_a_catalog_build_pauses_the_collector_and_restores_it_even_on_error() -> None:
-    row = (1, "a", 1.0, 2.0, "cafe", "")
-    seen: list[bool] = []
-
-    class Watching(tuple):  # a row whose unpacking reports whether the collector runs
-        def __iter__(self):  # type: ignore[no-untyped-def]
-            seen.append(gc.isenabled())
-            return super().__iter__()
-
-    assert gc.isenabled()
-    try:
-        assert len(Catalog.build([Watching(row)], max_radius_m=1_000.0, strategies=("geohash",))) == 1
-        assert seen == [False] and gc.isenabled()
-        with pytest.raises(InvalidCoordinate):
-            Catalog.build([(2, "b", 91.0, 0.0, "cafe", "")], max_radius_m=1_000.0)
-        assert gc.isenabled()
-        gc.disable()  # a process that runs without the collector keeps it off
-        Catalog.build([row], max_radius_m=1_000.0, strategies=("geohash",))
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
-
-
-class _Node:
-    __slots__ = ("__weakref__", "children", "payload")
-
-    def __init__(self, children: list[_Node], payload: object) -> None:
-        self.children = children
-        self.payload = payload
-
-
-class _Bag:
-    """An object with a ``__dict__``, that a weak reference can follow."""
-
-    def __init__(self, **attrs: object) -> None:
-        self.__dict__.update(attrs)
-
-
-def _young(obj: object) -> bool:
-    """Is ``obj`` in one of the collector's generations (not frozen)?"""
-    return any(o is obj for o in gc.get_objects())
-
-
-def test_a_pause_with_freeze_freezes_what_it_made_only_when_the_block_succeeds() -> None:
-    assert gc.isenabled()
-    before = gc.get_freeze_count()
-    try:
-        with gc_control.paused(freeze=True):
-            assert not gc.isenabled()
-            made = [[i] for i in range(100)]
-        assert gc.isenabled()
-        assert not _young(made) and not _young(made[50]) and gc.get_freeze_count() >= before + 101
-        with pytest.raises(ValueError), gc_control.paused(freeze=True):
-            failed = [[i] for i in range(100)]
-            raise ValueError
-        assert gc.isenabled() and _young(failed)
-        with gc_control.paused():  # nested pauses: only the outer one resumes
-            with gc_control.paused(freeze=True):
-                inner = [[1]]
-            assert not gc.isenabled() and not _young(inner)
-        assert gc.isenabled()
-    finally:
-        gc.enable()  # (the few objects frozen here stay so: unfreezing would also hand back every catalog this process froze)
-
-
-def test_dismantle_frees_every_part_of_a_nested_structure() -> None:
-    step = 16
-    leaves = [_Bag(n=i) for i in range(1000)]
-    big_dict = {i: (leaf, [leaf]) for i, leaf in enumerate(leaves)}
-    deep = _Node([_Node([], [_Bag(n=-1) for _ in range(100)]) for _ in range(4)], {"x": list(range(50))})
-    root = _Bag(table=big_dict, rows=[list(range(40)) for _ in range(40)], tree=deep, pair=(big_dict, leaves[:10]))
-    refs = [weakref.ref(o) for o in (root, deep, leaves[0], leaves[999], deep.children[3].payload[99])]
-    refs += [weakref.ref(node) for node in deep.children]  # type: ignore[arg-type]
-    del leaves, big_dict, deep
-    gc_control.dismantle(root, step)
-    assert not root.__dict__  # emptied
-    del root
-    assert [r() for r in refs] == [None] * len(refs)  # freed by reference counts: no collection needed
-
-
-def test_dismantle_empties_the_frame_and_leaves_the_many_small_objects_whole() -> None:
-    step = 8
-    nested = [[i] for i in range(20)]  # longer than a step, inside a list longer than a step
-    big = [[i] for i in range(100)] + [nested]
-    inner = {i: i for i in range(50)}
-    kept = _Bag(note="still used elsewhere")
-    holder = {"big": big, "inner": inner, "pair": ([1, 2, 3], big), "many": [kept] + [_Bag() for _ in range(99)]}
-    gc_control.dismantle(holder, step)
-    assert holder == {} and big == [] and nested == [] and inner == {}
-    assert kept.note == "still used elsewhere"  # held by a large list: released, not looked into

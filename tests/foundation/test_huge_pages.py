@@ -1,4 +1,4 @@
-"""Backing the heap with huge pages (location_api.huge_pages): which stretches qualify, and
+"""Backing the heap with huge pages (geo_common.huge_pages): which stretches qualify, and
 what this machine's kernel does when asked."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from location_api.huge_pages import HUGE_PAGE, Report, collapse_heap, collapsible_ranges, huge_bytes
+from geo_common.huge_pages import HUGE_PAGE, Report, collapse_heap, collapsible_ranges, huge_bytes
 
 MIB = 1 << 20
 

@@ -7,9 +7,9 @@ heap with 2 MiB pages takes most of those walks away (docs/benchmarks.md has the
 
 Python's allocator maps its arenas one MiB at a time and glibc's malloc grows its heap in
 small steps, so none of that memory gets huge pages by itself when the system setting is
-``madvise`` (the usual default). After each catalog build, :func:`collapse_heap` asks the
-kernel to collapse every 2 MiB-aligned stretch of the process's private anonymous memory into
-huge pages (``MADV_COLLAPSE``, Linux 6.1+: synchronous, in the calling thread, whatever the
+``madvise`` (the usual default). After each catalog build (when GEO_PROCESS_TUNING is on:
+:mod:`geo_common.tuning`), :func:`collapse_heap` asks the kernel to collapse every 2
+MiB-aligned stretch of the process's private anonymous memory into huge pages (``MADV_COLLAPSE``, Linux 6.1+: synchronous, in the calling thread, whatever the
 system setting short of ``never``). Stretches with nothing in them are refused by the kernel
 and stay as they are. Nothing is marked ``MADV_HUGEPAGE``: that would make later page faults
 there allocate (and, under the usual ``defrag`` setting, compact memory for) 2 MiB at a time

@@ -1,12 +1,13 @@
-"""Keeping Python's cyclic garbage collector away from the catalog's millions of objects.
+"""Keeping Python's cyclic garbage collector away from a large structure's millions of objects.
 
 Every collection of the oldest generation walks every container object the process holds,
-and a catalog of a million businesses is several million of them: one such walk takes a
-second or more, on the event loop's thread. So the objects a catalog build makes are never
+and location_api's catalog of a million businesses is several million of them: one such walk
+takes a second or more, on the event loop's thread. So the objects such a build makes are never
 walked: the collector is paused while they are made, and when they are complete they are
 moved to the permanent generation (:func:`gc.freeze`), which no collection visits, before
 the collector resumes. Resuming first would hand the next collection of the youngest
-generation every object made during the pause, which is exactly the walk avoided.
+generation every object made during the pause, which is exactly the walk avoided. Whether a
+process pauses and freezes at all is :mod:`geo_common.tuning`'s decision (GEO_PROCESS_TUNING).
 
 Freeing such a structure is the same cost the other way round: dropping the last reference to
 a catalog frees millions of objects in one call, which no other thread can interrupt.
