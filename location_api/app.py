@@ -143,7 +143,7 @@ async def _indexes(app: web.Application) -> AsyncIterator[None]:
         max_radius_m=settings.max_radius_m,
         interval_s=settings.api_refresh_s,
         strategies=settings.api_indexes,
-        huge_pages=settings.api_huge_pages,
+        process_tuning=settings.process_tuning,
         cards_max=settings.api_cards_max,
     )
     app[refresher_key] = refresher

@@ -109,12 +109,11 @@ def caller(request: web.Request) -> Identity:
     return authenticated(request).identity
 
 
-def require_writer(request: web.Request, secret: str | None = None) -> Identity:
+def require_writer(request: web.Request) -> Identity:
     """Check that a request carries a valid token allowed to write businesses.
 
     Args:
         request: the request, authenticated by :func:`authenticate`.
-        secret: unused (the app's authenticator holds the keys); kept for existing callers.
 
     Returns:
         The caller.

@@ -102,7 +102,7 @@ async def create_business(request: web.Request) -> web.Response:
     The business belongs to the owner that creates it; one an admin creates, to the operator.
     """
     secret = request.app[settings_key].jwt_secret
-    author = require_writer(request, secret)
+    author = require_writer(request)
     data = parse_business(await request.read())
     record, lsn = await businesses.create(request.app[db_key], request.app[cache_key], data, author)
     return json_response(
@@ -115,7 +115,7 @@ async def create_business(request: web.Request) -> web.Response:
 async def update_business(request: web.Request) -> web.Response:
     """``PUT /v1/businesses/{id}`` (its owner, or an admin): replace every field."""
     secret = request.app[settings_key].jwt_secret
-    author = require_writer(request, secret)
+    author = require_writer(request)
     business_id = parse_id(request.match_info["id"])
     data = parse_business(await request.read())
     record, lsn = await businesses.update(request.app[db_key], request.app[cache_key], business_id, data, author)
@@ -125,7 +125,7 @@ async def update_business(request: web.Request) -> web.Response:
 async def delete_business(request: web.Request) -> web.Response:
     """``DELETE /v1/businesses/{id}`` (its owner, or an admin): 204."""
     secret = request.app[settings_key].jwt_secret
-    author = require_writer(request, secret)
+    author = require_writer(request)
     business_id = parse_id(request.match_info["id"])
     lsn = await businesses.delete(request.app[db_key], request.app[cache_key], business_id, author)
     return web.Response(status=204, headers={CONSISTENCY_HEADER: issue_token(secret, lsn)})
