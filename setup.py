@@ -4,12 +4,11 @@
 and the files it names); every index runs on it, so the install needs a C compiler and the
 Python headers. ``-ffp-contract=off`` keeps the compiler from fusing multiply-adds, so the
 distances it computes stay bit-identical to :func:`geo_index.haversine_m`.
-``location_api._csearch`` is the nearby search's hot path: ``_cquery.c`` reads the common
-query string (:func:`location_api.validate.parse_plain_query_string`) and ``_crender.c``
-assembles the response body (:func:`location_api.render.search_body`) and ``_ccursor.c``
-signs the paging cursor (:func:`location_api.cursor.encode_cursor`), and ``_cplain.c`` runs
-the three with an index's page in one call (:func:`location_api.search.plain_body`), through
-the C interface ``geo_index/native.h`` publishes; it is optional.
+``location_api._csearch`` is the nearby search's one compiled path: ``_cquery.c`` reads the
+common query string, ``_crender.c`` assembles the response body
+(:func:`location_api.render.search_body`, every search's), and ``_cplain.c`` answers a plain
+search with an index's page in one call (:func:`location_api.search.plain_body`), through the
+C interface ``geo_index/native.h`` publishes. Both extensions are required.
 """
 
 from setuptools import Extension, setup
@@ -18,21 +17,35 @@ setup(
     ext_modules=[
         Extension(
             "geo_index.native",
-            sources=["geo_index/native.c", "geo_index/_store.c", "geo_index/_plan.c", "geo_index/_query.c",
-                     "geo_index/_s2geom.c"],
-            depends=["geo_index/native.h", "geo_index/_store.h", "geo_index/_plan.h", "geo_index/_query.h",
-                     "geo_index/_keys.h", "geo_index/_s2geom.h"],
+            sources=[
+                "geo_index/native.c",
+                "geo_index/_store.c",
+                "geo_index/_plan.c",
+                "geo_index/_query.c",
+                "geo_index/_s2geom.c",
+            ],
+            depends=[
+                "geo_index/native.h",
+                "geo_index/_store.h",
+                "geo_index/_plan.h",
+                "geo_index/_query.h",
+                "geo_index/_keys.h",
+                "geo_index/_s2geom.h",
+            ],
             extra_compile_args=["-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             libraries=["m"],
         ),
         Extension(
             "location_api._csearch",
-            sources=["location_api/_csearch.c", "location_api/_cquery.c", "location_api/_crender.c",
-                     "location_api/_ccursor.c", "location_api/_cplain.c"],
+            sources=[
+                "location_api/_csearch.c",
+                "location_api/_cquery.c",
+                "location_api/_crender.c",
+                "location_api/_cplain.c",
+            ],
             depends=["location_api/_csearch.h", "geo_index/native.h"],
             include_dirs=["geo_index"],
-            extra_compile_args=["-O2"],
-            optional=True,
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         ),
     ]
 )

@@ -1,15 +1,14 @@
 /* location_api._csearch.plain_body: the plain nearby search answered in one call.
  *
- * plain_body(raw, min_radius_m, max_radius_m, default_radius_m, default_limit, max_limit,
- *            index, prefixes, key, dumps) -> bytes or None
+ * plain_body(raw, limits, index, prefixes, key, encode_cursor, dumps) -> bytes or None
  *
- * For an index's compiled part (``index``: a geo_index.native.Index, the index's ``native``),
- * it is location_api.search.plain_search_body(catalog, strategy, *plain, key) where plain is
- * plain_search(raw, ...) with the same bounds, or None when raw is not a plain search: the
- * query string read as _cquery.c reads it, the index's first page through geo_index.native's
- * C interface (native.h), the cursor signed as _ccursor.c signs it and the body assembled
- * as _crender.c assembles it. No Python object is made in between but the page's floats,
- * which dumps writes. The tests hold it to plain_search and plain_search_body.
+ * For an index's compiled part (``index``: a geo_index.native.Index, the index's ``native``):
+ * the query string read as _cquery.c reads it (None when it is not a plain search), the
+ * index's first page through geo_index.native's C interface (native.h), the next page's
+ * cursor made by encode_cursor (location_api.cursor.encode_fields: hashlib signs it) and
+ * the body assembled as _crender.c assembles it. No Python object is made in between but
+ * the page's floats, which dumps writes, and the cursor's arguments. The tests hold it to
+ * the general path's answer of the same request (tests/location_api/test_plain_body.py).
  */
 #include "_csearch.h"
 #include "native.h"
@@ -33,25 +32,33 @@ native_interface(void)
     return native_api;
 }
 
+/* encode_cursor(key, latitude, longitude, query_radius_m, expand, category, radius_m,
+ * distance_m, business_id) for the page of a plain search (one radius, no expand, no
+ * category) that ended at (distance, id). */
+static PyObject *
+next_cursor(PyObject *encode, PyObject *key, const PlainSearch *q, PyObject *radius, PyObject *distance,
+            PyObject *id)
+{
+    PyObject *lat = PyFloat_FromDouble(q->latitude), *lon = PyFloat_FromDouble(q->longitude), *cursor = NULL;
+    if (lat != NULL && lon != NULL) {
+        PyObject *argv[] = {key, lat, lon, radius, Py_False, Py_None, radius, distance, id};
+        cursor = PyObject_Vectorcall(encode, argv, 9, NULL);
+    }
+    Py_XDECREF(lat);
+    Py_XDECREF(lon);
+    return cursor;
+}
+
 PyObject *
 geo_plain_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 10) {
-        PyErr_SetString(PyExc_TypeError,
-                        "plain_body(raw, min_radius_m, max_radius_m, default_radius_m, default_limit, max_limit, "
-                        "index, prefixes, key, dumps)");
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "plain_body(raw, limits, index, prefixes, key, encode_cursor, dumps)");
         return NULL;
     }
     PlainLimits limits;
-    if (geo_plain_limits(args + 1, &limits) < 0) return NULL;
-    char *key;
-    Py_ssize_t key_len;
-    if (PyBytes_AsStringAndSize(args[8], &key, &key_len) < 0) return NULL;
-    if (key_len > GEO_CURSOR_MAX_KEY) {
-        PyErr_SetString(PyExc_ValueError, "the key must be at most 64 bytes");
-        return NULL;
-    }
+    if (geo_plain_limits(args[1], &limits) < 0) return NULL;
     const GeoNativeAPI *api = native_interface();
     if (api == NULL) return NULL;
     PlainSearch q;
@@ -59,7 +66,7 @@ geo_plain_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (plain <= 0) return plain < 0 ? NULL : Py_NewRef(Py_None);
 
     GeoPage page;
-    if (api->page(args[6], q.latitude, q.longitude, q.radius_m, q.limit, &page) < 0) return NULL;
+    if (api->page(args[2], q.latitude, q.longitude, q.radius_m, q.limit, &page) < 0) return NULL;
     PyObject *result = NULL, *total = NULL, *radius = NULL, *cursor = NULL;
     PyObject *small[2 * GEO_BODY_BATCH];
     Py_ssize_t n = page.count, made = 0;
@@ -78,18 +85,12 @@ geo_plain_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     radius = PyFloat_FromDouble(q.radius_m);
     if (total == NULL || radius == NULL) goto done;
     if (page.following > n && n > 0) {  /* a next page: the cursor after this one's last hit */
-        const GeoHit *last = &page.hits[n - 1];
-        long long id = PyLong_AsLongLong(last->id);
-        if (id == -1 && PyErr_Occurred()) goto done;
-        char text[GEO_CURSOR_CHARS];
-        Py_ssize_t len = geo_cursor_text(key, key_len, q.latitude, q.longitude, q.radius_m, 0, NULL, 0, q.radius_m,
-                                         last->d, id, text);
-        cursor = PyUnicode_DecodeASCII(text, len, NULL);
+        cursor = next_cursor(args[5], args[4], &q, radius, dists[n - 1], page.hits[n - 1].id);
         if (cursor == NULL) goto done;
     } else {
         cursor = Py_NewRef(Py_None);
     }
-    result = geo_render_body(total, radius, n, ids, dists, args[7], cursor, args[9]);
+    result = geo_render_body(total, radius, n, ids, dists, args[3], cursor, args[6]);
 done:
     if (ids != NULL) {
         for (Py_ssize_t i = 0; i < made; i++) Py_DECREF(ids[n + i]);

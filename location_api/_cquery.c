@@ -1,8 +1,8 @@
 /* location_api._csearch.plain_search: the common nearby-search query string, read in C.
  *
- * plain_search(raw, min_radius_m, max_radius_m, default_radius_m, default_limit, max_limit)
- * is location_api.validate._plain_search_python compiled: the same arguments, the same
- * result. For a raw (still percent-encoded) query string made only of latitude, longitude
+ * plain_search(raw, limits), limits being (min_radius_m, max_radius_m, default_radius_m,
+ * default_limit, max_limit): what plain_body reads a query string with, exposed so that the
+ * tests can hold it to their Python reference (tests/location_api/reference.py). For a raw (still percent-encoded) query string made only of latitude, longitude
  * and optionally radius and limit, each once, each plainly valid, it returns
  * (latitude, longitude, radius_m, limit); for any other string it returns None and the
  * caller runs the full parse, which names every problem.
@@ -139,13 +139,18 @@ geo_read_plain(PyObject *raw, const PlainLimits *limits, PlainSearch *out)
 }
 
 int
-geo_plain_limits(PyObject *const *args, PlainLimits *limits)
+geo_plain_limits(PyObject *tuple, PlainLimits *limits)
 {
-    limits->min_radius_m = PyFloat_AsDouble(args[0]);
-    limits->max_radius_m = PyFloat_AsDouble(args[1]);
-    limits->default_radius_m = PyFloat_AsDouble(args[2]);
-    limits->default_limit = PyLong_AsLong(args[3]);
-    limits->max_limit = PyLong_AsLong(args[4]);
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "limits must be (min_radius_m, max_radius_m, default_radius_m, default_limit, max_limit)");
+        return -1;
+    }
+    limits->min_radius_m = PyFloat_AsDouble(PyTuple_GET_ITEM(tuple, 0));
+    limits->max_radius_m = PyFloat_AsDouble(PyTuple_GET_ITEM(tuple, 1));
+    limits->default_radius_m = PyFloat_AsDouble(PyTuple_GET_ITEM(tuple, 2));
+    limits->default_limit = PyLong_AsLong(PyTuple_GET_ITEM(tuple, 3));
+    limits->max_limit = PyLong_AsLong(PyTuple_GET_ITEM(tuple, 4));
     return PyErr_Occurred() ? -1 : 0;
 }
 
@@ -153,14 +158,13 @@ PyObject *
 geo_plain_search(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError,
-                        "plain_search(raw, min_radius_m, max_radius_m, default_radius_m, default_limit, max_limit)");
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "plain_search(raw, limits)");
         return NULL;
     }
     PlainLimits limits;
     PlainSearch q;
-    if (geo_plain_limits(args + 1, &limits) < 0) return NULL;
+    if (geo_plain_limits(args[1], &limits) < 0) return NULL;
     int plain = geo_read_plain(args[0], &limits, &q);
     if (plain < 0) return NULL;
     if (plain == 0) Py_RETURN_NONE;

@@ -1,7 +1,8 @@
 /* location_api._csearch.search_body: the nearby-search response body, assembled in C.
  *
- * search_body(total, radius_m, hits, prefixes, next_cursor, dumps) is
- * location_api.render._search_body_python compiled: the same arguments, the same bytes.
+ * search_body(total, radius_m, hits, prefixes, next_cursor, dumps): the body of every
+ * search answer (location_api.render.search_body), held by the tests to their Python
+ * reference (tests/location_api/reference.py).
  *   - hits: a list of (id, distance_m) pairs, nearest first;
  *   - prefixes: a list indexed by id, or a dict, holding each hit's JSON prefix
  *     (location_api.render.hit_prefix): bytes that end with "distance_m":;

@@ -1,9 +1,10 @@
 from collections.abc import Callable
 from typing import Any
 
-def plain_search(
-    raw: str, min_radius_m: float, max_radius_m: float, default_radius_m: float, default_limit: int, max_limit: int, /
-) -> tuple[float, float, float, int] | None: ...
+#: (min_radius_m, max_radius_m, default_radius_m, default_limit, max_limit)
+Limits = tuple[float, float, float, int, int]
+
+def plain_search(raw: str, limits: Limits, /) -> tuple[float, float, float, int] | None: ...
 def search_body(
     total: int,
     radius_m: float,
@@ -13,29 +14,13 @@ def search_body(
     dumps: Callable[[Any], bytes],
     /,
 ) -> bytes: ...
-def make_cursor(
-    key: bytes,
-    latitude: float,
-    longitude: float,
-    query_radius_m: float,
-    expand: bool,
-    category: str | None,
-    radius_m: float,
-    distance_m: float,
-    business_id: int,
-    /,
-) -> str: ...
 def plain_body(
     raw: str,
-    min_radius_m: float,
-    max_radius_m: float,
-    default_radius_m: float,
-    default_limit: int,
-    max_limit: int,
-    levels: tuple[tuple[Any, ...], ...],
-    max_cells: int,
+    limits: Limits,
+    index: Any,
     prefixes: list[bytes | None] | dict[int, bytes],
     key: bytes,
+    encode_cursor: Callable[[bytes, float, float, float, bool, str | None, float, float, int], str],
     dumps: Callable[[Any], bytes],
     /,
 ) -> bytes | None: ...

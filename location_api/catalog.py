@@ -87,14 +87,6 @@ class Catalog:
         #: The cards, or ``None`` when the catalog holds positions only.
         self.cards = None if cards is None else CardTable(cards)
         self.indexes = indexes
-        #: The compiled part (``geo_index.native.Index``) of each index, by strategy: what
-        #: :func:`location_api.search.plain_body` answers a plain search with in one call.
-        #: Empty for positions only: that call renders from cards.
-        self.compiled: dict[str, Any] = {}
-        for strategy, index in indexes.items() if cards is not None else ():
-            native = getattr(index, "native", None)
-            if native is not None:
-                self.compiled[strategy] = native
 
     @classmethod
     def build(

@@ -10,9 +10,8 @@ the JWT secret) so a client can neither forge a position nor move a cursor to an
 Its bytes: version (1 byte), query fingerprint (8), radius, distance (float64 each), id
 (int64), all little-endian, then the 16-byte signature; URL-safe base64 without padding (66
 characters). Every search that has a next page makes one, so it is built without JSON or
-HMAC's double hashing, in C when ``location_api._csearch`` is built (``_ccursor.c``, held to
-:func:`_encode_cursor_python` by the tests). Cursors of the first format (JSON, HMAC-SHA256)
-are refused.
+HMAC's double hashing: :func:`encode_fields`, which the compiled search calls too
+(``location_api/_cplain.c``). Cursors of the first format (JSON, HMAC-SHA256) are refused.
 """
 
 from __future__ import annotations
@@ -23,17 +22,10 @@ import hashlib
 import hmac
 import math
 import struct
-from collections.abc import Callable
 from typing import NamedTuple
 
 from location_api.errors import FOREIGN_CURSOR, FieldError, InvalidCursor
 from location_api.models import SearchQuery
-
-_make_cursor_native: Callable[[bytes, float, float, float, bool, str | None, float, float, int], str] | None
-try:
-    from location_api._csearch import make_cursor as _make_cursor_native
-except ImportError:  # not compiled: the Python form below
-    _make_cursor_native = None
 
 _VERSION = 2
 _MAC_BYTES = 16
@@ -70,9 +62,13 @@ def query_fingerprint(query: SearchQuery) -> bytes:
     Returns:
         8 bytes.
     """
-    digest = hashlib.blake2b(_QUERY.pack(query.latitude, query.longitude, query.radius_m, query.expand), digest_size=8)
-    if query.category is not None:  # marked, so that no category and an empty one differ
-        digest.update(b"\x01" + query.category.encode())
+    return _fingerprint(query.latitude, query.longitude, query.radius_m, query.expand, query.category)
+
+
+def _fingerprint(latitude: float, longitude: float, radius_m: float, expand: bool, category: str | None) -> bytes:
+    digest = hashlib.blake2b(_QUERY.pack(latitude, longitude, radius_m, expand), digest_size=8)
+    if category is not None:  # marked, so that no category and an empty one differ
+        digest.update(b"\x01" + category.encode())
     return digest.digest()
 
 
@@ -116,20 +112,10 @@ def encode_fields(
     business_id: int,
 ) -> str:
     """:func:`encode_cursor` from the query's and the position's fields, for a caller that holds
-    no :class:`SearchQuery` or :class:`CursorPosition` (the common search's straight line)."""
-    if _make_cursor_native is not None:
-        return _make_cursor_native(
-            key, latitude, longitude, query_radius_m, expand, category, radius_m, distance_m, business_id
-        )
-    query = SearchQuery(latitude, longitude, query_radius_m, 1, category, expand, None, None)
-    return _encode_cursor_python(key, query, CursorPosition(radius_m, distance_m, business_id))
-
-
-def _encode_cursor_python(key: bytes, query: SearchQuery, position: CursorPosition) -> str:
-    """:func:`encode_cursor` in Python: what the compiled form must equal."""
-    payload = _PAYLOAD.pack(
-        _VERSION, query_fingerprint(query), position.radius_m, position.distance_m, position.business_id
-    )
+    no :class:`SearchQuery` or :class:`CursorPosition`: the compiled plain search
+    (:func:`location_api.search.plain_body`) calls it."""
+    fingerprint = _fingerprint(latitude, longitude, query_radius_m, expand, category)
+    payload = _PAYLOAD.pack(_VERSION, fingerprint, radius_m, distance_m, business_id)
     return base64.urlsafe_b64encode(payload + _signature(key, payload)).rstrip(b"=").decode()
 
 

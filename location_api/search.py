@@ -10,7 +10,6 @@ catalog's cards, or, for the ``sql`` strategy and a catalog of positions only, a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import orjson
@@ -19,22 +18,16 @@ from geo_common.database import Database
 from geo_index import Page, haversine_m, page_of
 
 from location_api import queries
+from location_api._csearch import plain_body as _plain_body
 from location_api.cache import Cache
 from location_api.catalog import Catalog
 from location_api.cells import Cell, cover, text_ranges
+from location_api.contract import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
 from location_api.cursor import CursorPosition, encode_fields
 from location_api.hydrate import at_visible_lsn, hydrate_hits
 from location_api.models import SearchQuery
 from location_api.queries import Candidate
-from location_api.render import Prefixes, search_body
-from location_api.contract import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
-from location_api.validate import plain_search
-
-_plain_body_native: Callable[..., bytes | None] | None
-try:  # location_api/_cplain.c, in the _csearch extension; optional
-    from location_api._csearch import plain_body as _plain_body_native
-except ImportError:  # not built: plain_search and plain_search_body answer, with the same bytes
-    _plain_body_native = None
+from location_api.render import Prefixes
 
 Hit = tuple[int, float]
 
@@ -111,19 +104,16 @@ def search_memory(
     cards = catalog.cards
     # A list or a dict, indexed by id; it holds every id the index does.
     prefixes: Prefixes = {} if cards is None else cards.hits
-    lat, lon, limit, category, radius = query.latitude, query.longitude, query.limit, query.category, query.radius_m
-    if after is None and category is None and not query.expand:  # most searches: one radius, first page
-        found = index.page(lat, lon, radius, limit)
-        hits = found.hits
-        return SearchPage(found.total, radius, hits, prefixes, _next_position(hits, found.following, radius))
-    start = _start(after)
+    category = query.category
     if category is not None and cards is None:
         raise ValueError("a catalog of positions only holds no categories: the sql strategy filters them")
     where = None if category is None or cards is None else (cards.categories, category)
+    start = _start(after)
     found = Page(0, 0, [])
+    radius = query.radius_m
     for radius in radii(query, after, max_radius_m):
-        found = index.page(lat, lon, radius, limit, start, where=where)
-        if found.total >= limit:
+        found = index.page(query.latitude, query.longitude, radius, query.limit, start, where=where)
+        if found.total >= query.limit:
             break
     return SearchPage(found.total, radius, found.hits, prefixes, _next_position(found.hits, found.following, radius))
 
@@ -166,48 +156,18 @@ async def search_catalog(
     return page._replace(hits=hits, prefixes=prefixes)
 
 
-def plain_search_body(
-    catalog: Catalog, strategy: str, latitude: float, longitude: float, radius_m: float, limit: int, cursor_key: bytes
-) -> bytes:
-    """The response body of the common search, from memory in a straight line.
-
-    The search of a position, radius and limit (no category, cursor or ``expand``: what
-    :func:`location_api.validate.plain_search` reads) is nearly every request, so it skips
-    the query, page and position records of the general path. The bytes are those of
-    :func:`search_memory`, :func:`location_api.cursor.encode_cursor` and
-    :func:`location_api.render.search_body` for the same query.
-
-    Args:
-        catalog: the instance's catalog, with cards; ``strategy`` must be one of its indexes.
-        strategy: ``geohash``, ``quadtree`` or ``s2``.
-        latitude: centre, degrees, valid.
-        longitude: centre, degrees, valid.
-        radius_m: radius, metres, valid.
-        limit: page size, valid.
-        cursor_key: the key of the next page's cursor.
-
-    Raises:
-        ValueError: the catalog holds positions only.
-    """
-    if catalog.cards is None:
-        raise ValueError("a catalog of positions only renders no body from memory: see search_catalog")
-    total, following, hits = catalog.indexes[strategy].page(latitude, longitude, radius_m, limit)
-    cursor = None
-    if following > len(hits) and hits:
-        last_id, last_distance = hits[-1]
-        cursor = encode_fields(cursor_key, latitude, longitude, radius_m, False, None, radius_m, last_distance, last_id)
-    return search_body(total, radius_m, hits, catalog.cards.hits, cursor)
-
-
 def plain_body(catalog: Catalog, strategy: str, raw: str, max_radius_m: float, cursor_key: bytes) -> bytes | None:
-    """The response body of a plain search, read from the raw query string; else ``None``
-    (also for a catalog of positions only).
+    """The response body of a plain search, read from the raw query string; else ``None``.
 
-    ``raw`` is a plain search when :func:`location_api.validate.plain_search` reads it as one
-    (position, and maybe radius and limit, plainly valid); the body is then
-    :func:`plain_search_body`'s for it. With the compiled search (``location_api._csearch``),
-    the read, the index's page (:attr:`Catalog.compiled`), the cursor and the body are one call
-    into C (``location_api/_cplain.c``), with the same result.
+    The one compiled path (``location_api/_cplain.c``): nearly every search gives a position
+    and maybe a radius and a limit, each once and plainly valid, and this answers it in one
+    call: the query string read without decoding it into a mapping (a string without ``%``
+    and ``+`` decodes to itself), the index's first page, the next page's cursor
+    (:func:`location_api.cursor.encode_fields`) and the body
+    (:func:`location_api.render.search_body`). The bytes are those the general path
+    (:func:`location_api.validate.parse_search`, :func:`search_memory`) gives the same
+    request. Anything else, a catalog of positions only included, gives ``None``: the caller
+    runs the general path, which names every problem of a bad request.
 
     Args:
         catalog: the instance's catalog; ``strategy`` must be one of its indexes.
@@ -219,22 +179,10 @@ def plain_body(catalog: Catalog, strategy: str, raw: str, max_radius_m: float, c
     cards = catalog.cards
     if cards is None:  # positions only: the general path reads the page's businesses by id
         return None
-    compiled = catalog.compiled.get(strategy)
-    if compiled is not None and _plain_body_native is not None:
-        return _plain_body_native(
-            raw,
-            MIN_RADIUS_M,
-            max_radius_m,
-            DEFAULT_RADIUS_M,
-            DEFAULT_LIMIT,
-            MAX_LIMIT,
-            compiled,
-            cards.hits,
-            cursor_key,
-            orjson.dumps,
-        )
-    plain = plain_search(raw, max_radius_m=max_radius_m)
-    return None if plain is None else plain_search_body(catalog, strategy, *plain, cursor_key)
+    limits = (MIN_RADIUS_M, max_radius_m, DEFAULT_RADIUS_M, DEFAULT_LIMIT, MAX_LIMIT)
+    return _plain_body(
+        raw, limits, catalog.indexes[strategy].native, cards.hits, cursor_key, encode_fields, orjson.dumps
+    )
 
 
 async def search_sql(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -28,12 +28,6 @@ from location_api.contract import (
     MIN_RADIUS_M,
     STRATEGIES,
 )
-
-_plain_search_native: Callable[[str, float, float, float, int, int], tuple[float, float, float, int] | None] | None
-try:  # the compiled query-string reader: optional, as it needs a C compiler to build
-    from location_api._csearch import plain_search as _plain_search_native
-except ImportError:  # pragma: no cover - only without a C compiler
-    _plain_search_native = None
 
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _WHOLE = re.compile(r"[0-9]+")
@@ -105,9 +99,6 @@ def parse_search(query: MultiMapping[str], *, max_radius_m: float) -> SearchQuer
     Raises:
         InvalidRequest: naming every parameter that is missing, repeated, unknown or malformed.
     """
-    fast = _parse_plain_search(query, max_radius_m)
-    if fast is not None:
-        return fast
     errors: list[FieldError] = []
     values: dict[str, str] = {}
     reported: set[str] = set()
@@ -148,109 +139,6 @@ def parse_search(query: MultiMapping[str], *, max_radius_m: float) -> SearchQuer
     if errors:
         raise InvalidRequest("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
     return SearchQuery(latitude, longitude, radius, limit, category, expand, cursor, strategy)
-
-
-_PLAIN_PARAMETERS = frozenset(("latitude", "longitude", "radius", "limit"))
-
-
-def parse_plain_query_string(raw: str, *, max_radius_m: float) -> SearchQuery | None:
-    """:func:`plain_search` as a :class:`SearchQuery` (or ``None``, as it)."""
-    plain = plain_search(raw, max_radius_m=max_radius_m)
-    return None if plain is None else plain_query(plain)
-
-
-def plain_query(plain: tuple[float, float, float, int]) -> SearchQuery:
-    """The :class:`SearchQuery` of what :func:`plain_search` read."""
-    return SearchQuery(plain[0], plain[1], plain[2], plain[3], None, False, None, None)
-
-
-def plain_search(raw: str, *, max_radius_m: float) -> tuple[float, float, float, int] | None:
-    """The common search read straight from the raw (still percent-encoded) query string.
-
-    Decoding the query into a mapping (``request.query``) costs more than checking it, so
-    the common request skips it: a string without ``%`` and ``+`` decodes to itself, and
-    splitting it on ``&`` and each pair's first ``=`` gives exactly the pairs the mapping
-    would hold. Only position, radius and limit, each once and valid, are taken here. The
-    compiled form (``location_api/_cquery.c``, in the ``_csearch`` extension) reads it when
-    it is built; otherwise :func:`_plain_search_python` does, with the same result.
-
-    Args:
-        raw: the query string as sent (``request.rel_url.raw_query_string``).
-        max_radius_m: the largest radius accepted, metres.
-
-    Returns:
-        ``(latitude, longitude, radius_m, limit)``: the fields :func:`parse_search` gives the
-        same request (no category, cursor, ``expand`` or strategy); or ``None`` for any other
-        string (escapes, other parameters, repeats, blanks, values out of range...): the
-        caller then runs :func:`parse_search`, which names every problem.
-    """
-    if _plain_search_native is None:
-        query = _plain_search_python(raw, max_radius_m)
-        return None if query is None else (query.latitude, query.longitude, query.radius_m, query.limit)
-    return _plain_search_native(raw, MIN_RADIUS_M, max_radius_m, DEFAULT_RADIUS_M, DEFAULT_LIMIT, MAX_LIMIT)
-
-
-def _plain_search_python(raw: str, max_radius_m: float) -> SearchQuery | None:
-    """:func:`plain_search` in Python (as a query): what the compiled form must equal."""
-    if "%" in raw or "+" in raw:
-        return None
-    values: dict[str, str] = {}
-    for pair in raw.split("&"):
-        name, eq, value = pair.partition("=")
-        if not eq or name in values or name not in _PLAIN_PARAMETERS:
-            return None
-        values[name] = value
-    return _plain_values(values, max_radius_m)
-
-
-def _plain_number(raw: str | None, lo: float, hi: float) -> float | None:
-    # Digits, sign, point and exponent only (no nan, inf, "_" or blanks): what float()
-    # accepts from these characters is exactly the decimal syntax of _DECIMAL.
-    if raw is None or raw.strip("0123456789+-.eE"):
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    return value if lo <= value <= hi else None  # 1e999 is inf and fails the comparison
-
-
-def _parse_plain_search(query: Mapping[str, str], max_radius_m: float) -> SearchQuery | None:
-    """The common request (position, maybe radius and limit, all valid), parsed quickly.
-
-    Nearly every search looks like this, and it is on the hot path, so it is checked in a
-    straight line. ``None`` for anything else: :func:`parse_search` then does the full check
-    that names every problem (the results are the same for every input this accepts).
-    """
-    if len(query) > 4:
-        return None
-    values: dict[str, str] = {}
-    for name, value in query.items():
-        if name in values or name not in _PLAIN_PARAMETERS:
-            return None
-        values[name] = value
-    return _plain_values(values, max_radius_m)
-
-
-def _plain_values(values: dict[str, str], max_radius_m: float) -> SearchQuery | None:
-    """The search from plain parameters (each named once, each one of the plain four), or
-    ``None`` when a value is missing or not plainly valid."""
-    latitude = _plain_number(values.get("latitude"), -90.0, 90.0)
-    longitude = _plain_number(values.get("longitude"), -180.0, 180.0)
-    if latitude is None or longitude is None:
-        return None
-    raw_radius = values.get("radius")
-    radius = DEFAULT_RADIUS_M if raw_radius is None else _plain_number(raw_radius, MIN_RADIUS_M, max_radius_m)
-    raw_limit = values.get("limit")
-    if raw_limit is None:
-        limit = DEFAULT_LIMIT
-    elif len(raw_limit) <= 3 and _WHOLE.fullmatch(raw_limit) and 1 <= int(raw_limit) <= MAX_LIMIT:
-        limit = int(raw_limit)
-    else:
-        return None
-    if radius is None:
-        return None
-    return SearchQuery(latitude, longitude, radius, limit, None, False, None, None)
 
 
 class _Required:

@@ -28,13 +28,7 @@ from location_api.keys import (
 from location_api.openapi import openapi_document
 from location_api.render import search_body
 from location_api.search import plain_body, search_catalog, search_sql
-from location_api.validate import (
-    parse_business,
-    parse_id,
-    parse_search,
-    plain_query,
-    plain_search,
-)
+from location_api.validate import parse_business, parse_id, parse_search
 
 
 def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -46,20 +40,23 @@ def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | 
 
 
 async def search_nearby(request: web.Request) -> web.Response:
-    """``GET /v1/search/nearby``: businesses within a radius, nearest first, one page at a time."""
+    """``GET /v1/search/nearby``: businesses within a radius, nearest first, one page at a time.
+
+    A plain search (position, maybe radius and limit; no consistency token) is answered by
+    the compiled path in one call when the default strategy's index is built
+    (:func:`location_api.search.plain_body`); every other request by the general path: one
+    validator, then memory or SQL, then the same body.
+    """
     app = request.app
     settings = app[settings_key]
-    raw = request.rel_url.raw_query_string
     if CONSISTENCY_HEADER not in request.headers:
-        # Nearly every search: position, radius and limit only, answered from memory in a
-        # straight line when the default strategy's index is built.
         catalog = app[refresher_key].catalog
         if catalog is not None and settings.api_index in catalog.indexes:
+            raw = request.rel_url.raw_query_string
             body = plain_body(catalog, settings.api_index, raw, settings.max_radius_m, app[cursor_secret_key])
             if body is not None:
                 return web.Response(body=body, content_type="application/json")
-    plain = plain_search(raw, max_radius_m=settings.max_radius_m)
-    query = parse_search(request.query, max_radius_m=settings.max_radius_m) if plain is None else plain_query(plain)
+    query = parse_search(request.query, max_radius_m=settings.max_radius_m)
     token = read_token(request.headers, settings.jwt_secret)
     after = None if query.cursor is None else decode_cursor(app[cursor_secret_key], query, query.cursor)
     strategy = query.strategy or settings.api_index

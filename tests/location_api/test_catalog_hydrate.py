@@ -296,7 +296,13 @@ async def test_writes_show_after_a_poll_and_a_token_is_honoured(
         await conn.close()
     params = {"latitude": "-60.0", "longitude": "-130.0", "radius": "1000"}
     assert (await search_json(frozen, params))["businesses"] == []
-    await frozen.app[refresher_key].poll()
+    inserted, refresher = await primary_lsn(frozen.settings), frozen.app[refresher_key]
+
+    async def polled() -> bool:  # a poll reads a replica, which may not have replayed the insert yet
+        await refresher.poll()
+        return refresher.applied_lsn >= inserted
+
+    await eventually(polled, "the index to apply the insert")
     assert [b["name"] for b in (await search_json(frozen, params))["businesses"]] == ["By SQL"]
 
     body = {"name": "By the API", "latitude": -60.0, "longitude": -130.001}
@@ -304,7 +310,7 @@ async def test_writes_show_after_a_poll_and_a_token_is_honoured(
         assert resp.status == 201
         created, token = (await resp.json())["id"], resp.headers[CONSISTENCY]
     written = await primary_lsn(frozen.settings)
-    refresher, db = frozen.app[refresher_key], frozen.app[db_key]
+    db = frozen.app[db_key]
     # Ahead of the index, sql answers (cells, then businesses: two reads); once the index has
     # the write, the index does, its page read at the token (one read, never from Redis).
     for reads in (2, 1):
@@ -336,7 +342,7 @@ def catalogs(n: int = 3_000) -> tuple[Catalog, Catalog]:
 
 def test_positions_only_pages_are_the_pages_with_cards() -> None:
     with_cards, bare = catalogs()
-    assert (len(bare), bare.cards, bare.compiled) == (len(with_cards), None, {})
+    assert (len(bare), bare.cards) == (len(with_cards), None)
     for lat, lon in scatter(100, seed=4):
         for strategy in ("geohash", "quadtree", "s2"):
             query = SearchQuery(lat, lon, 20_000.0, 10, None, False, None, strategy)

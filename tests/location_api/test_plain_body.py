@@ -1,5 +1,5 @@
 """The plain search answered in one call (``location_api.search.plain_body``, ``_cplain.c``):
-held to the query-string reader and the straight-line body it replaces on the hot path."""
+held to the general path's answer of the same request (tests/location_api/reference.py)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo_common.places import offset_point
-from geo_index import native
-from location_api import search
 from location_api._csearch import plain_body as native_plain_body
 from location_api.catalog import Catalog
-from location_api.cursor import cursor_key
-from location_api.search import plain_body, plain_search_body
 from location_api.contract import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MIN_RADIUS_M
-from location_api.validate import plain_search
+from location_api.cursor import cursor_key, encode_cursor, encode_fields
+from location_api.models import SearchQuery
+from location_api.search import plain_body, search_memory
+from tests.location_api import reference
 
 MAX_RADIUS_M = 50_000.0
 CENTRES = [(48.8566, 2.3522), (-16.8, 180.0), (89.9, 0.0), (0.0, 0.0)]
@@ -42,17 +41,7 @@ CATALOG = Catalog.build(ROWS, max_radius_m=MAX_RADIUS_M, strategies=("geohash", 
 
 
 def _expected(strategy: str, raw: str) -> bytes | None:
-    plain = plain_search(raw, max_radius_m=MAX_RADIUS_M)
-    return None if plain is None else plain_search_body(CATALOG, strategy, *plain, KEY)
-
-
-def test_every_index_is_answered_in_one_call() -> None:
-    assert set(CATALOG.compiled) == {"geohash", "quadtree", "s2"}
-    # the one call is what plain_body makes
-    assert search._plain_body_native is native_plain_body  # noqa: SLF001 - the compiled call wired in
-    for strategy, index in CATALOG.indexes.items():
-        assert isinstance(CATALOG.compiled[strategy], native.Index)
-        assert CATALOG.compiled[strategy] is index.native
+    return reference.plain_body(CATALOG, strategy, raw, MAX_RADIUS_M, KEY)
 
 
 _NUMBERS = st.one_of(
@@ -84,12 +73,12 @@ def _query_strings(draw: st.DrawFn) -> str:
 
 @settings(max_examples=600, deadline=None)
 @given(_query_strings())
-def test_one_call_gives_the_bytes_of_the_reader_then_the_straight_line(raw: str) -> None:
+def test_one_call_gives_the_bytes_of_the_general_path(raw: str) -> None:
     assert plain_body(CATALOG, "geohash", raw, MAX_RADIUS_M, KEY) == _expected("geohash", raw)
 
 
 @pytest.mark.parametrize("strategy", ["quadtree", "s2"])
-def test_other_strategies_answer_through_the_straight_line(strategy: str) -> None:
+def test_other_strategies_answer_in_one_call_too(strategy: str) -> None:
     rng = random.Random(3)
     for _ in range(60):
         _, _, lat, lon, _, _ = ROWS[rng.randrange(len(ROWS))]
@@ -121,35 +110,33 @@ def test_pages_with_and_without_a_cursor_and_the_hard_places() -> None:
 
 def _native(raw: str, *, max_limit: int = 100, **changed: object) -> bytes | None:
     assert CATALOG.cards is not None
-    args = {"index": CATALOG.compiled["geohash"], "prefixes": CATALOG.cards.hits, "key": KEY, "dumps": orjson.dumps}
+    args = {
+        "limits": (MIN_RADIUS_M, MAX_RADIUS_M, DEFAULT_RADIUS_M, DEFAULT_LIMIT, max_limit),
+        "index": CATALOG.indexes["geohash"].native,
+        "prefixes": CATALOG.cards.hits,
+        "key": KEY,
+        "encode_cursor": encode_fields,
+        "dumps": orjson.dumps,
+    }
     args.update(changed)
-    return native_plain_body(
-        raw,
-        MIN_RADIUS_M,
-        MAX_RADIUS_M,
-        DEFAULT_RADIUS_M,
-        DEFAULT_LIMIT,
-        max_limit,
-        args["index"],
-        args["prefixes"],
-        args["key"],
-        args["dumps"],
-    )
+    return native_plain_body(raw, *args.values())  # type: ignore[arg-type]
 
 
 def test_pages_longer_than_one_batch_of_floats() -> None:
     # Up to 128 hits the floats are written by one dumps call; a longer page value by value.
     for limit in (128, 129, 300):
-        raw = f"latitude=48.8566&longitude=2.3522&radius=50000&limit={limit}"
-        body = _native(raw, max_limit=300)
-        assert body == plain_search_body(CATALOG, "geohash", 48.8566, 2.3522, 50_000.0, limit, KEY)
+        body = _native(f"latitude=48.8566&longitude=2.3522&radius=50000&limit={limit}", max_limit=300)
+        query = SearchQuery(48.8566, 2.3522, 50_000.0, limit, None, False, None, None)
+        page = search_memory(CATALOG, "geohash", query, None, MAX_RADIUS_M)
+        nxt = None if page.next_position is None else encode_cursor(KEY, query, page.next_position)
+        assert body == reference.search_body(page.total, page.radius_m, page.hits, page.prefixes, nxt)
         assert body is not None and len(orjson.loads(body)["businesses"]) == limit
 
 
 def test_the_compiled_index_follows_the_index_as_it_changes() -> None:
     catalog = Catalog.build(ROWS, max_radius_m=MAX_RADIUS_M, strategies=("geohash",))
     index = catalog.indexes["geohash"]
-    compiled = catalog.compiled["geohash"]
+    compiled = index.native
     rng = random.Random(5)
     for bid in rng.sample(range(1, len(ROWS) + 1), 200):
         index.remove(bid)
@@ -161,7 +148,8 @@ def test_the_compiled_index_follows_the_index_as_it_changes() -> None:
 
 
 def test_bad_arguments_are_refused() -> None:
-    plain = "latitude=48.85&longitude=2.35"
+    plain = "latitude=48.8566&longitude=2.3522&radius=50000"  # a page with a next one: a cursor is made
+    assert _native(plain) == _expected("geohash", plain) and b'"next_cursor":null' not in (_native(plain) or b"")
     with pytest.raises(TypeError):
         native_plain_body(plain)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
@@ -173,7 +161,13 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(TypeError):
         _native(plain, key="text")
     with pytest.raises(ValueError, match="64 bytes"):
-        _native(plain, key=b"k" * 65)
+        _native(plain, key=b"k" * 65)  # hashlib's limit for a BLAKE2b key
+    with pytest.raises(TypeError):
+        _native(plain, limits=(MIN_RADIUS_M, MAX_RADIUS_M))
+    with pytest.raises(ZeroDivisionError):
+        _native(plain, encode_cursor=lambda *_: 1 / 0)  # the cursor's error reaches the caller
+    with pytest.raises(TypeError):
+        _native(plain, encode_cursor=None)
     with pytest.raises(TypeError):
         _native(plain, prefixes=tuple(CATALOG.cards.hits))
     with pytest.raises(KeyError):

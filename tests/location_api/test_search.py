@@ -151,7 +151,7 @@ async def test_200_random_points_match_brute_force_for_every_strategy(api: Api, 
         hits = oracle.within(q["latitude"], q["longitude"], q["radius"], q["category"])
         page = [oracle.body(bid, d) for bid, d in hits[: q["limit"]]]
         # None: no index parameter, so a search without a category is the plain one that
-        # location_api.search.plain_search_body answers.
+        # location_api.search.plain_body answers in one call.
         strategies = (None, *STRATEGIES)
         bodies = await asyncio.gather(*(search(api, **q, index=s) for s in strategies))
         for strategy, body in zip(strategies, bodies):

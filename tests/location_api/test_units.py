@@ -23,7 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from geo_common.database_node import format_lsn, lsn_from_text
 from geo_common.places import Place, offset_point
 from geo_index import haversine_m
-from location_api import cursor, validate
+from location_api._csearch import plain_search as compiled_plain_search
+from location_api._csearch import search_body as compiled_search_body
 from location_api.cards import CardTable, card_for
 from location_api.catalog import Catalog
 from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash12, text_ranges
@@ -39,10 +40,10 @@ from location_api.demo import CATEGORIES, address_for, category_for, synthetic_r
 from location_api.errors import InvalidCursor, InvalidRequest
 from location_api.metrics import Metrics
 from location_api.models import Business, SearchQuery
-from location_api import render
 from location_api.render import business_from_prefix, hit_prefix, search_body
-from location_api.search import plain_search_body, search_memory
-from location_api.validate import parse_plain_query_string, parse_search
+from location_api.search import plain_body, search_memory
+from location_api.validate import parse_search
+from tests.location_api import reference
 from yarl import URL
 
 # ----------------------------------------------------------------------------- cells
@@ -182,7 +183,7 @@ def test_a_signed_cursor_of_another_version_or_with_non_finite_numbers_is_refuse
     distance=st.floats(allow_nan=True, allow_infinity=True),
     business_id=st.integers(0, 2**63 - 1),
 )
-def test_the_compiled_cursor_is_the_python_cursor(
+def test_a_cursor_from_fields_is_the_cursor_of_the_query_and_decodes_back(
     key: bytes,
     latitude: float,
     longitude: float,
@@ -193,18 +194,24 @@ def test_the_compiled_cursor_is_the_python_cursor(
     distance: float,
     business_id: int,
 ) -> None:
-    assert cursor._make_cursor_native is not None, "location_api._csearch is not built"  # noqa: SLF001
+    # What the compiled plain search calls (encode_fields) and what the general path calls
+    # (encode_cursor) make one cursor; it is signed with hashlib's keyed BLAKE2b.
     query = SearchQuery(latitude, longitude, query_radius, 20, category, expand, None, None)
     position = CursorPosition(radius, distance, business_id)
-    want = cursor._encode_cursor_python(key, query, position)  # noqa: SLF001
-    assert encode_cursor(key, query, position) == want
+    token = encode_cursor(key, query, position)
     assert (
-        encode_fields(key, latitude, longitude, query_radius, expand, category, radius, distance, business_id) == want
+        encode_fields(key, latitude, longitude, query_radius, expand, category, radius, distance, business_id) == token
     )
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    assert raw[-16:] == hashlib.blake2b(raw[:-16], key=key, digest_size=16).digest()
+    if math.isfinite(radius) and math.isfinite(distance):
+        assert repr(decode_cursor(key, query, token)) == repr(position)
+    else:
+        with pytest.raises(InvalidCursor):
+            decode_cursor(key, query, token)
 
 
-def test_the_compiled_cursor_signs_under_each_key_it_is_given() -> None:
-    # It keeps the last key's first block compressed: a new key must not reuse it.
+def test_cursors_are_signed_under_each_key_they_are_given() -> None:
     first, second = cursor_key("a" * 32), cursor_key("b" * 32)
     position = CursorPosition(5000.0, 1.0, 7)
     tokens = [encode_cursor(k, QUERY, position) for k in (first, second, first, b"", second)]
@@ -256,24 +263,24 @@ _PAIR_VALUES = st.one_of(
 @given(st.lists(st.tuples(_PAIR_NAMES, st.sampled_from(["=", "", "=="]), _PAIR_VALUES), max_size=6))
 def test_plain_query_string_parse_is_parse_search_on_the_decoded_query(pairs: list[tuple[str, str, str]]) -> None:
     raw = "&".join(name + eq + value for name, eq, value in pairs)
-    fast = parse_plain_query_string(raw, max_radius_m=50_000.0)
+    fast = _compiled_read(raw)
     if fast is not None:
         assert fast == _full_parse(raw)
 
 
-def test_the_compiled_query_string_reader_is_built_and_used() -> None:
-    assert validate._plain_search_native is not None, (  # noqa: SLF001 - the compiled reader wired in
-        "location_api._csearch is not built: run `make install` with gcc and python3-dev"
-    )
+def _compiled_read(raw: str, max_radius_m: float = 50_000.0) -> SearchQuery | None:
+    """The compiled reader's result as the general path's :class:`SearchQuery`."""
+    plain = compiled_plain_search(raw, reference.limits(max_radius_m))
+    return None if plain is None else SearchQuery(*plain, None, False, None, None)
 
 
 def _same_parse(raw: str, max_radius_m: float = 50_000.0) -> None:
-    """The compiled reader and the Python one agree, value for value (sign of zero included)."""
-    native = parse_plain_query_string(raw, max_radius_m=max_radius_m)
-    python = validate._plain_search_python(raw, max_radius_m)  # noqa: SLF001 - the reference it is held to
-    assert repr(native) == repr(python)
-    if native is not None:
-        assert [type(v) for v in native] == [type(v) for v in python]  # type: ignore[union-attr]
+    """The compiled reader and the Python reference agree, value for value (sign of zero included)."""
+    native = compiled_plain_search(raw, reference.limits(max_radius_m))
+    python = reference.plain_search(raw, max_radius_m)
+    assert repr(None if native is None else SearchQuery(*native, None, False, None, None)) == repr(python)
+    if native is not None and python is not None:
+        assert [type(v) for v in native] == [type(v) for v in python[:4]]
 
 
 @settings(max_examples=1500, deadline=None)
@@ -330,7 +337,7 @@ def test_compiled_and_python_readers_agree_on_edges(raw: str) -> None:
     ],
 )
 def test_plain_query_strings_are_read_without_decoding(raw: str) -> None:
-    fast = parse_plain_query_string(raw, max_radius_m=50_000.0)
+    fast = _compiled_read(raw)
     assert fast is not None and fast == _full_parse(raw)
 
 
@@ -357,7 +364,7 @@ def test_plain_query_strings_are_read_without_decoding(raw: str) -> None:
     ],
 )
 def test_other_query_strings_are_left_to_the_full_parse(raw: str) -> None:
-    assert parse_plain_query_string(raw, max_radius_m=50_000.0) is None
+    assert _compiled_read(raw) is None
 
 
 def test_lsn_text_round_trip() -> None:
@@ -472,14 +479,13 @@ def test_the_assembled_search_body_is_byte_for_byte_what_orjson_makes_of_the_dic
     prefixes: list[bytes | None] | dict[int, bytes] = {2 * i + 2: hit_prefix(b) for i, (b, _) in enumerate(page)}
     if not as_dict:
         prefixes = [prefixes.get(i) for i in range(2 * len(page) + 3)]  # type: ignore[union-attr]
-    assert render._search_body_native is not None, "location_api._csearch is not built"  # noqa: SLF001
     assert search_body(total, radius, hits, prefixes, cursor) == want
-    assert render._search_body_python(total, radius, hits, prefixes, cursor) == want  # noqa: SLF001
+    assert reference.search_body(total, radius, hits, prefixes, cursor) == want
     if all(math.isfinite(d) for _, d in page):
         assert orjson.loads(want)["businesses"] == [b.to_hit_json(d) for b, d in page]
 
 
-@pytest.mark.parametrize("assemble", [search_body, render._search_body_python], ids=["compiled", "python"])  # noqa: SLF001
+@pytest.mark.parametrize("assemble", [search_body, reference.search_body], ids=["compiled", "reference"])
 def test_a_hit_without_a_prefix_is_a_key_error_in_both_assemblies(assemble: Any) -> None:
     prefix = hit_prefix(Business(1, "a", 0.0, 0.0, "cafe", ""))
     for prefixes in ([None, prefix], {1: prefix}):
@@ -490,7 +496,7 @@ def test_a_hit_without_a_prefix_is_a_key_error_in_both_assemblies(assemble: Any)
 
 
 def test_the_compiled_assembly_refuses_malformed_arguments() -> None:
-    native = render._search_body_native  # noqa: SLF001
+    native = compiled_search_body
     prefix = hit_prefix(Business(1, "a", 0.0, 0.0, "cafe", ""))
     with pytest.raises(TypeError):
         native(1, 5.0, ((1, 2.5),), [None, prefix], None, orjson.dumps)  # hits not a list
@@ -514,7 +520,7 @@ def test_pages_past_one_call_of_dumps_and_values_other_than_floats_are_assembled
         hits = [(rng.randint(1, 300), rng.uniform(0.0, 50_000.0)) for _ in range(size)]
         for radius in (5000.0, 5000, 0.1 + 0.2):
             for page in (hits, [*hits, (1, 7)]):  # an int distance: not a float
-                want = render._search_body_python(3, radius, page, prefixes, None)  # noqa: SLF001
+                want = reference.search_body(3, radius, page, prefixes, None)
                 assert search_body(3, radius, page, prefixes, None) == want
                 assert orjson.loads(want)["radius_m"] == radius
 
@@ -540,7 +546,8 @@ def test_the_plain_search_body_is_the_general_paths(strategy: str) -> None:
         nxt = None if page.next_position is None else encode_cursor(key, query, page.next_position)
         cursors += nxt is not None
         want = search_body(page.total, page.radius_m, page.hits, page.prefixes, nxt)
-        assert plain_search_body(catalog, strategy, lat, lon, radius, limit, key) == want
+        raw = f"latitude={lat!r}&longitude={lon!r}&radius={radius!r}&limit={limit}"
+        assert plain_body(catalog, strategy, raw, 50_000.0, key) == want
     assert 20 < cursors < 150, "pages both with and without a next page"
 
 

@@ -1,0 +1,104 @@
+"""Instructions per nearby search through the API's view, for callgrind.
+
+A read instance's view (``location_api.views.search_nearby``) is given a catalog built in
+memory from scattered points and answers ``--requests`` plain searches (position, radius,
+limit) or, with ``--general``, the same searches with ``expand=false`` added, which the fast
+path declines and the general path answers. Each request is made once, before the count
+starts (``aiohttp.test_utils.make_mocked_request``), and the view is awaited directly: no
+socket, no dispatch (``bench/dispatch_bench.py`` measures that part).
+
+Run it under callgrind twice, with no requests and with N, and take (total(N) - total(0)) / N
+instructions per search: the catalog build, the imports and 100 warm-up searches are in both
+runs and cancel out::
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \\
+        .venv/bin/python bench/search_instructions.py --requests 5000
+    grep '^totals:' /tmp/cg.out
+
+``PYTHONPATH=<another checkout>`` measures that checkout's code (the path printed is the
+``location_api`` that ran). Without valgrind it prints what the searches found (how many had
+a next page) and wall time per search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from points import scatter_arrays  # bench/, the script's folder
+
+WARM_UP = 100
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--points", type=int, default=300_000)
+    ap.add_argument("--spread", type=float, default=500.0, help="metres around each GeoNames place")
+    ap.add_argument("--requests", type=int, default=5_000)
+    ap.add_argument("--radius", type=float, default=5_000.0)
+    ap.add_argument("--limit", type=int, default=10)
+    ap.add_argument("--general", action="store_true", help="add expand=false: the general path answers")
+    args = ap.parse_args()
+    asyncio.run(run(args))
+
+
+async def run(args: argparse.Namespace) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    import location_api
+    from geo_common.settings import Settings
+    from location_api import views
+    from location_api.catalog import Catalog
+    from location_api.cursor import cursor_key
+    from location_api.keys import cache_key, cursor_secret_key, db_key, refresher_key, settings_key
+
+    lats, lons = scatter_arrays(args.points, seed=1, spread_m=args.spread)
+    rows = [
+        (i + 1, f"business {i + 1}", lat, lon, "cafe", f"{i + 1} Main Street")
+        for i, (lat, lon) in enumerate(zip(lats.tolist(), lons.tolist(), strict=True))
+    ]
+    settings = Settings.from_env({"GEO_DEV": "1"})
+    catalog = Catalog.build(rows, max_radius_m=settings.max_radius_m, strategies=(settings.api_index,))
+    app = web.Application()
+    app[settings_key] = settings
+    # The view reads the refresher's catalog only (no token: no LSN is compared).
+    app[refresher_key] = SimpleNamespace(catalog=catalog, applied_lsn=0)  # type: ignore[misc]
+    app[cursor_secret_key] = cursor_key(settings.jwt_secret)
+    # A catalog with cards answers from memory alone: the database and cache are never used.
+    app[db_key] = None  # type: ignore[misc]
+    app[cache_key] = None  # type: ignore[misc]
+    # Searches centred on points of the set, so most circles hold businesses.
+    pick = np.random.default_rng(5).integers(0, args.points, 1_000)
+    extra = "&expand=false" if args.general else ""
+    requests = [
+        make_mocked_request(
+            "GET",
+            f"/v1/search/nearby?latitude={lats[i]:.6f}&longitude={lons[i]:.6f}"
+            f"&radius={args.radius:g}&limit={args.limit}{extra}",
+            app=app,
+        )
+        for i in pick.tolist()
+    ]
+    with_cursor = 0
+    for request in requests[:WARM_UP]:
+        await views.search_nearby(request)
+    for request in requests:
+        body = (await views.search_nearby(request)).body
+        with_cursor += b'"next_cursor":null' not in body  # type: ignore[operator]
+    started = time.perf_counter()
+    for n in range(args.requests):
+        await views.search_nearby(requests[n % len(requests)])
+    elapsed = time.perf_counter() - started
+    print(f"location_api: {Path(location_api.__file__).parent}")
+    print(f"{with_cursor / len(requests):.0%} of the searches have a next page")
+    if args.requests:
+        print(f"{elapsed / args.requests * 1e6:.1f} us a search ({args.requests} searches)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Python references the compiled search path (``location_api._csearch``) is held to.
+
+The product has one implementation of each of these behaviours, in C; here they are written
+plainly, for the tests to compare with:
+
+* :func:`plain_search`: how ``_cquery.c`` reads a raw query string (``None`` for anything
+  but a plain search);
+* :func:`search_body`: how ``_crender.c`` assembles a response body;
+* :func:`plain_body`: what ``_cplain.c`` answers, made from the reader above and the general
+  path (:func:`location_api.search.search_memory`, :func:`location_api.cursor.encode_cursor`).
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from location_api.catalog import Catalog
+from location_api.contract import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
+from location_api.cursor import encode_cursor
+from location_api.models import SearchQuery
+from location_api.render import Prefixes
+from location_api.search import search_memory
+
+PLAIN_PARAMETERS = frozenset(("latitude", "longitude", "radius", "limit"))
+_WHOLE = re.compile(r"[0-9]+")
+
+
+def limits(max_radius_m: float) -> tuple[float, float, float, int, int]:
+    """The bounds ``_csearch.plain_search`` and ``plain_body`` take, as the product passes them."""
+    return (MIN_RADIUS_M, max_radius_m, DEFAULT_RADIUS_M, DEFAULT_LIMIT, MAX_LIMIT)
+
+
+def plain_search(raw: str, max_radius_m: float) -> SearchQuery | None:
+    """A raw (still percent-encoded) query string read as a plain search, else ``None``.
+
+    Without ``%`` and ``+`` a query string decodes to itself, and splitting it on ``&`` and
+    each pair's first ``=`` gives exactly the pairs aiohttp's mapping would hold. Only
+    position, radius and limit, each once and plainly valid, make a plain search.
+    """
+    if "%" in raw or "+" in raw:
+        return None
+    values: dict[str, str] = {}
+    for pair in raw.split("&"):
+        name, eq, value = pair.partition("=")
+        if not eq or name in values or name not in PLAIN_PARAMETERS:
+            return None
+        values[name] = value
+    latitude = _number(values.get("latitude"), -90.0, 90.0)
+    longitude = _number(values.get("longitude"), -180.0, 180.0)
+    if latitude is None or longitude is None:
+        return None
+    raw_radius = values.get("radius")
+    radius = DEFAULT_RADIUS_M if raw_radius is None else _number(raw_radius, MIN_RADIUS_M, max_radius_m)
+    raw_limit = values.get("limit")
+    if raw_limit is None:
+        limit = DEFAULT_LIMIT
+    elif len(raw_limit) <= 3 and _WHOLE.fullmatch(raw_limit) and 1 <= int(raw_limit) <= MAX_LIMIT:
+        limit = int(raw_limit)
+    else:
+        return None
+    if radius is None:
+        return None
+    return SearchQuery(latitude, longitude, radius, limit, None, False, None, None)
+
+
+def _number(raw: str | None, lo: float, hi: float) -> float | None:
+    # Digits, sign, point and exponent only (no nan, inf, "_" or blanks): what float()
+    # accepts from these characters is exactly the decimal syntax the full parse takes.
+    if raw is None or raw.strip("0123456789+-.eE"):
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if lo <= value <= hi else None  # 1e999 is inf and fails the comparison
+
+
+def search_body(
+    total: int, radius_m: float, hits: list[tuple[int, float]], prefixes: Prefixes, next_cursor: str | None
+) -> bytes:
+    """A search answer's body: each hit's prefix, its distance and ``}``, joined."""
+    dumps = orjson.dumps
+    return b"".join(
+        (
+            b'{"total":',
+            dumps(total),
+            b',"radius_m":',
+            dumps(radius_m),
+            b',"businesses":[',
+            b",".join([_prefix(prefixes, bid) + dumps(d) + b"}" for bid, d in hits]),
+            b'],"next_cursor":',
+            dumps(next_cursor),
+            b"}",
+        )
+    )
+
+
+def _prefix(prefixes: Prefixes, business_id: int) -> bytes:
+    """``prefixes[business_id]``; a :class:`KeyError` when there is none (a hole in the list
+    or an id outside it, negative ones included)."""
+    if isinstance(prefixes, dict):
+        found = prefixes.get(business_id)
+    else:
+        found = prefixes[business_id] if 0 <= business_id < len(prefixes) else None
+    if found is None:
+        raise KeyError(business_id)
+    return found
+
+
+def plain_body(catalog: Catalog, strategy: str, raw: str, max_radius_m: float, key: bytes) -> bytes | None:
+    """The body the general path gives a plain search's raw query string, else ``None``."""
+    query = plain_search(raw, max_radius_m)
+    if query is None:
+        return None
+    page = search_memory(catalog, strategy, query, None, max_radius_m)
+    nxt = None if page.next_position is None else encode_cursor(key, query, page.next_position)
+    return search_body(page.total, page.radius_m, page.hits, page.prefixes, nxt)
