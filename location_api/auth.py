@@ -7,9 +7,9 @@ search pays one header lookup. :func:`authenticate` verifies the token with the 
 provider's, whose subject may be mapped to a user id on the primary the first time it is
 seen) and files the outcome on the request, a caller or the error a view will answer with.
 It never raises for a bad token, so a route that needs no caller (a search) serves a request
-whatever its header holds. Views then ask synchronously: :func:`caller` (anyone with a valid
-token), :func:`require_writer` (owners and admins), and
-:func:`location_api.friends.user_requests.acting_for` (the user themself or an admin).
+whatever its header holds. Views then ask synchronously who may do what, all here:
+:func:`caller` (anyone with a valid token), :func:`require_writer` (owners and admins),
+:func:`acting_for` (the user themself or an admin) and :func:`require_admin` (admins).
 """
 
 from __future__ import annotations
@@ -125,4 +125,34 @@ def require_writer(request: web.Request) -> Identity:
     identity = caller(request)
     if identity.role not in WRITER_ROLES:
         raise Forbidden(f"role {identity.role.value!r} may not write businesses; owner or admin is needed")
+    return identity
+
+
+def acting_for(request: web.Request, user_id: int) -> Identity:
+    """The caller, who must be the user ``user_id`` or an admin.
+
+    Raises:
+        NotAuthenticated: no bearer token, or a malformed, badly signed or expired one.
+        Forbidden: a valid token of another user (and not an admin).
+    """
+    identity = caller(request)
+    if identity.user_id != user_id and identity.role is not Role.ADMIN:
+        raise Forbidden(f"only user {user_id} or an admin may do this")
+    return identity
+
+
+def require_admin(request: web.Request, doing: str) -> Identity:
+    """The caller, who must hold an admin token.
+
+    Args:
+        request: the request, authenticated by :func:`authenticate`.
+        doing: what the request does, for the 403's detail ("``doing`` needs an admin token").
+
+    Raises:
+        NotAuthenticated: no bearer token, or a malformed, badly signed or expired one.
+        Forbidden: a valid token whose role is not admin.
+    """
+    identity = caller(request)
+    if identity.role is not Role.ADMIN:
+        raise Forbidden(f"{doing} needs an admin token")
     return identity

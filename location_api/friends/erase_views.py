@@ -28,7 +28,8 @@ from location_api.friends.user_paging import (
     encode_position,
     parse_page,
 )
-from location_api.friends.user_requests import acting_for, path_user_id, written, consistency_of
+from location_api.auth import acting_for
+from location_api.friends.user_requests import path_user_id, written, consistency_of
 from location_api.views import json_response
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

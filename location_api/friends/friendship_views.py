@@ -6,7 +6,7 @@
 * ``GET /v1/users/{id}/friends?state=friends|incoming|outgoing``: a user's friends, the
   requests waiting for them, and theirs, a page at a time.
 
-Only the user themself or an admin may call them (:mod:`location_api.friends.user_requests`). A
+Only the user themself or an admin may call them (:func:`location_api.auth.acting_for`). A
 change is written to the primary (:mod:`geo_common.consent_db`), then announced through the
 users' home regions' pub/sub (:mod:`location_api.friends.presence`), so both users' live
 connections, on whichever ``geo-friends`` instance holds them, learn it within a second.
@@ -16,6 +16,7 @@ replica) that sends it back reads its own write.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -38,7 +39,8 @@ from location_api.friends.user_paging import (
     encode_position,
     parse_page,
 )
-from location_api.friends.user_requests import acting_for, path_user_id, written, consistency_of
+from location_api.auth import acting_for
+from location_api.friends.user_requests import path_user_id, written, consistency_of
 from location_api.views import json_response
 
 
@@ -150,22 +152,54 @@ async def remove_friend(request: web.Request) -> web.Response:
     Always announced, even when nothing was left to end: a retry after a failed announcement
     must still reach the live connections.
     """
-    _, user_id, friend_id = _pair(request, "friend_id")
-    if user_id == friend_id:
-        raise InvalidRequest.field("friend_id", "a user has no friendship or request with themself")
+    return await end_relation(
+        request,
+        "friend_id",
+        consent_db.remove_relation,
+        with_self="a user has no friendship or request with themself",
+        stored="the change is stored",
+    )
+
+
+async def end_relation(
+    request: web.Request,
+    other: str,
+    end: Callable[[asyncpg.Connection, int, int], Awaitable[consent_db.Removed]],
+    *,
+    with_self: str,
+    stored: str,
+) -> web.Response:
+    """The write path of a change that ends whatever the path's ``id`` has with the user the
+    path parameter ``other`` names (a friendship, or a request either way): removing it, or
+    blocking that user. Announced every time, as :func:`remove_friend` says why.
+
+    Args:
+        request: the request, whose caller must be ``id`` or an admin.
+        other: the path parameter of the other user (``friend_id``, ``blocked_id``); also the
+            answer's key for that user.
+        end: the change, called as ``end(conn, id, other)`` in a transaction; returns what it ended.
+        with_self: why ``id`` may not name itself as the other user (a 400 naming ``other``).
+        stored: what the 503 of a failed announcement says was stored all the same.
+
+    Returns:
+        200 with what ``removed`` ended, and the write's consistency token.
+    """
+    user_id = path_user_id(request, "id")
+    other_id = path_user_id(request, other)
+    acting_for(request, user_id)
+    if user_id == other_id:
+        raise InvalidRequest.field(other, with_self)
 
     async def run(conn: asyncpg.Connection) -> tuple[consent_db.Removed, Parties, int]:
         async with conn.transaction():
-            removed = await consent_db.remove_relation(conn, user_id, friend_id)
-            known = await consent_db.parties(conn, user_id, friend_id)
+            removed = await end(conn, user_id, other_id)
+            known = await consent_db.parties(conn, user_id, other_id)
         return removed, known, await queries.visible_lsn(conn)
 
     removed, known, lsn = await request.app[db_key].write(run)
     presence = request.app[presence_key]
-    await presence.publish(
-        presence.announcer.relation_ended(user_id, friend_id, known.homes), stored="the change is stored"
-    )
-    return written(request, {"user_id": user_id, "friend_id": friend_id, "removed": removed.value}, lsn)
+    await presence.publish(presence.announcer.relation_ended(user_id, other_id, known.homes), stored=stored)
+    return written(request, {"user_id": user_id, other: other_id, "removed": removed.value}, lsn)
 
 
 async def list_friends(request: web.Request) -> web.Response:

@@ -23,7 +23,7 @@ from geo_common.consent_db import Parties
 from geo_common.friends_db import MAX_DISPLAY_NAME, User
 from geo_common.presence import AccessLevel
 from location_api import queries
-from location_api.errors import FieldError, InvalidBody, InvalidRequest, NotFound
+from location_api.errors import FieldError, InvalidBody, NotFound
 from location_api.keys import cursor_secret_key, db_key, presence_key
 from location_api.friends.user_paging import (
     DEFAULT_LIST_LIMIT,
@@ -33,7 +33,10 @@ from location_api.friends.user_paging import (
     encode_position,
     parse_page,
 )
-from location_api.friends.user_requests import acting_for, json_fields, path_user_id, written, consistency_of
+from location_api.auth import acting_for
+from location_api.bodies import json_fields
+from location_api.friends.friendship_views import end_relation
+from location_api.friends.user_requests import path_user_id, written, consistency_of
 from location_api.views import json_response
 
 #: What a user may share with one friend (``friends_db.SHARES``), as announced.
@@ -72,24 +75,13 @@ async def share_with_friend(request: web.Request) -> web.Response:
 async def block_user(request: web.Request) -> web.Response:
     """``PUT /v1/users/{id}/blocks/{blocked_id}``: block, ending any friendship or request;
     200 with what ``removed`` ended. Announced every time, like ``DELETE .../friends/...``."""
-    user_id = path_user_id(request, "id")
-    blocked_id = path_user_id(request, "blocked_id")
-    acting_for(request, user_id)
-    if user_id == blocked_id:
-        raise InvalidRequest.field("blocked_id", "a user cannot block themself")
-
-    async def run(conn: asyncpg.Connection) -> tuple[consent_db.Removed, Parties, int]:
-        async with conn.transaction():
-            removed = await consent_db.block(conn, user_id, blocked_id)
-            known = await consent_db.parties(conn, user_id, blocked_id)
-        return removed, known, await queries.visible_lsn(conn)
-
-    removed, known, lsn = await request.app[db_key].write(run)
-    presence = request.app[presence_key]
-    await presence.publish(
-        presence.announcer.relation_ended(user_id, blocked_id, known.homes), stored="the block is stored"
+    return await end_relation(
+        request,
+        "blocked_id",
+        consent_db.block,
+        with_self="a user cannot block themself",
+        stored="the block is stored",
     )
-    return written(request, {"user_id": user_id, "blocked_id": blocked_id, "removed": removed.value}, lsn)
 
 
 async def unblock_user(request: web.Request) -> web.Response:

@@ -24,14 +24,14 @@ from functools import lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 
-import orjson
 from aiohttp import web
 from multidict import MultiMapping
 from yarl import URL
 
 from geo_common.tokens import MAX_USER_ID, Role, mint_token
-from location_api.auth import caller
-from location_api.errors import FieldError, Forbidden, InvalidBody, InvalidRequest, NotFound
+from location_api.auth import require_admin
+from location_api.bodies import json_object
+from location_api.errors import FieldError, InvalidBody, InvalidRequest, NotFound
 from location_api.handling import RouteTable
 from location_api.keys import role_key, settings_key, watch_caches_key
 from location_api.contract import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
@@ -209,14 +209,9 @@ def parse_watch_limit(query: MultiMapping[str]) -> int:
     return limit
 
 
-def _require_admin(request: web.Request) -> None:
-    if caller(request).role is not Role.ADMIN:
-        raise Forbidden("watching every user's position needs an admin token")
-
-
 async def watch_positions(request: web.Request) -> web.Response:
     """``GET /v1/watch/positions`` (admin): up to ``limit`` cached user locations, sampled."""
-    _require_admin(request)
+    require_admin(request, "watching every user's position")
     limit = parse_watch_limit(request.query)
     caches = request.app[watch_caches_key]
     sample = await sample_positions(caches, request.app[settings_key].redis_namespace, limit)
@@ -239,28 +234,17 @@ def parse_dev_token_request(body: bytes) -> tuple[int, Role]:
     Raises:
         InvalidBody: not a JSON object, or naming each field that is unknown, missing or wrong.
     """
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidBody("the body is not valid JSON", [FieldError("body", "is not valid JSON")]) from None
-    if not isinstance(document, dict):
-        raise InvalidBody("the body must be a JSON object", [FieldError("body", "must be a JSON object")])
-    errors = [
-        FieldError(name, f"unknown field; known: {', '.join(DEV_TOKEN_FIELDS)}")
-        for name in document
-        if name not in DEV_TOKEN_FIELDS
-    ]
+    document, errors = json_object(body, DEV_TOKEN_FIELDS, required=("user_id",))
     raw_user = document.get("user_id")
     # JSON has one number type: 42.0 is the integer 42 (JSON Schema agrees), 42.5 is not.
     if isinstance(raw_user, float) and raw_user.is_integer():
         raw_user = int(raw_user)
     user_id = 0
-    if "user_id" not in document:
-        errors.append(FieldError("user_id", "is required"))
-    elif isinstance(raw_user, bool) or not isinstance(raw_user, int) or not 1 <= raw_user <= MAX_USER_ID:
-        errors.append(FieldError("user_id", f"must be a whole number from 1 to {MAX_USER_ID}"))
-    else:
-        user_id = raw_user
+    if "user_id" in document:  # a missing one is already among the errors
+        if isinstance(raw_user, bool) or not isinstance(raw_user, int) or not 1 <= raw_user <= MAX_USER_ID:
+            errors.append(FieldError("user_id", f"must be a whole number from 1 to {MAX_USER_ID}"))
+        else:
+            user_id = raw_user
     role = document.get("role", Role.USER.value)
     roles = [r.value for r in Role]
     if role not in roles:
