@@ -24,38 +24,21 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_lat(lat: Any, name: str = "lat") -> None:
-    """Check a latitude.
+def check_degrees(value: Any, name: str, limit: float) -> None:
+    """Check a latitude (``limit`` 90) or a longitude (``limit`` 180; 180 and -180 are both
+    accepted: the same meridian).
 
     Args:
-        lat: the value, degrees.
+        value: the value, degrees.
         name: the argument name used in the error message.
+        limit: the largest magnitude accepted, degrees.
 
     Raises:
-        InvalidCoordinate: ``lat`` is not a finite real number in [-90, 90].
+        InvalidCoordinate: ``value`` is not a finite real number in [-limit, limit].
     """
-    if type(lat) is float and -90.0 <= lat <= 90.0:
+    if _is_real(value) and -limit <= value <= limit:
         return
-    if _is_real(lat) and -90.0 <= lat <= 90.0:
-        return
-    raise InvalidCoordinate(f"{name} must be a finite number of degrees in [-90, 90], got {lat!r}")
-
-
-def check_lon(lon: Any, name: str = "lon") -> None:
-    """Check a longitude (180 and -180 are both accepted: the same meridian).
-
-    Args:
-        lon: the value, degrees.
-        name: the argument name used in the error message.
-
-    Raises:
-        InvalidCoordinate: ``lon`` is not a finite real number in [-180, 180].
-    """
-    if type(lon) is float and -180.0 <= lon <= 180.0:
-        return
-    if _is_real(lon) and -180.0 <= lon <= 180.0:
-        return
-    raise InvalidCoordinate(f"{name} must be a finite number of degrees in [-180, 180], got {lon!r}")
+    raise InvalidCoordinate(f"{name} must be a finite number of degrees in [-{limit:g}, {limit:g}], got {value!r}")
 
 
 def check_point(lat: Any, lon: Any) -> None:
@@ -70,8 +53,8 @@ def check_point(lat: Any, lon: Any) -> None:
     """
     if type(lat) is float and type(lon) is float and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
         return
-    check_lat(lat)
-    check_lon(lon)
+    check_degrees(lat, "lat", 90.0)
+    check_degrees(lon, "lon", 180.0)
 
 
 def check_radius(radius_m: Any, max_radius_m: float, name: str = "radius_m") -> None:
