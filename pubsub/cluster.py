@@ -33,7 +33,6 @@ from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError
 
 from pubsub.address import NodeAddress
-from pubsub.base import unique
 from pubsub.errors import NodeUnavailable, SubscribeError
 from pubsub.multinode import MultiNodePubSub
 from pubsub.node import MessageHandler, NodeSubscriber
@@ -175,10 +174,6 @@ class ClusterPubSub(MultiNodePubSub):
         self.refreshes += 1
         await self._cluster.nodes_manager.initialize()
 
-    def _restored(self, _node: NodeSubscriber) -> None:
-        if self._on_restored is not None:
-            self._on_restored()
-
     def _lost(self, channels: list[str]) -> None:
         log.info("pubsub cluster: Redis dropped %d shard channel(s) (slot moved)", len(channels))
         self._schedule_rehome()
@@ -258,11 +253,6 @@ class ClusterPubSub(MultiNodePubSub):
         async with self._publishing:
             receivers: Any = await self._cluster.execute_command("SPUBLISH", channel, data)
         return int(receivers)
-
-    async def subscribe(self, channels: Iterable[str]) -> None:
-        fresh = unique(channels)
-        self._wanted.update(fresh)
-        await self._place(fresh)
 
     async def ping(self) -> bool:
         try:

@@ -3,6 +3,7 @@ channels and one multiplexed subscriber connection per node."""
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -13,8 +14,8 @@ from pubsub.node import MessageHandler, NodeSubscriber
 class MultiNodePubSub(PubSub):
     """A :class:`PubSub` whose subscriptions are spread over per-node subscribers.
 
-    Subclasses fill ``_subscribers`` (node name -> subscriber) and keep ``_wanted`` (every
-    channel asked for, wherever it lives now) up to date when they subscribe.
+    Subclasses fill ``_subscribers`` (node name -> subscriber) and place channels on their
+    nodes (``_place``); ``_wanted`` holds every channel asked for, wherever it lives now.
     """
 
     def __init__(
@@ -38,6 +39,19 @@ class MultiNodePubSub(PubSub):
         }
         self._subscribers: dict[str, NodeSubscriber] = {}
         self._wanted: set[str] = set()
+
+    async def subscribe(self, channels: Iterable[str]) -> None:
+        fresh = unique(channels)
+        self._wanted.update(fresh)
+        await self._place(fresh)
+
+    @abc.abstractmethod
+    async def _place(self, channels: Iterable[str]) -> None:
+        """Subscribe those of ``channels`` still wanted on the nodes they live on now."""
+
+    def _restored(self, _node: NodeSubscriber) -> None:
+        if self._on_restored is not None:
+            self._on_restored()
 
     def unsubscribe(self, channels: Iterable[str]) -> None:
         gone = [c for c in unique(channels) if c in self._wanted]

@@ -26,7 +26,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
 from pubsub.address import NodeAddress, without_credentials
-from pubsub.base import unique
 from pubsub.client import RedisClient
 from pubsub.hashring import DEFAULT_VNODES, HashRing
 from pubsub.multinode import MultiNodePubSub
@@ -122,10 +121,6 @@ class RingPubSub(MultiNodePubSub):
         if publisher is not None:
             await publisher.close()
 
-    def _restored(self, _node: NodeSubscriber) -> None:
-        if self._on_restored is not None:
-            self._on_restored()
-
     @property
     def nodes(self) -> tuple[str, ...]:
         """The nodes of the ring publishers use now (their URLs as given)."""
@@ -201,10 +196,8 @@ class RingPubSub(MultiNodePubSub):
     async def publish(self, channel: str, data: bytes) -> int:
         return int(await self._publishers[self._ring.node_for(channel)].execute("PUBLISH", channel, data))
 
-    async def subscribe(self, channels: Iterable[str]) -> None:
-        fresh = unique(channels)
-        self._wanted.update(fresh)
-        await self._subscribe_grouped(fresh, self._ring)
+    async def _place(self, channels: Iterable[str]) -> None:
+        await self._subscribe_grouped(channels, self._ring)
 
     async def ping(self) -> bool:
         try:
