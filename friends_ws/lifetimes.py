@@ -20,6 +20,8 @@ import logging
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
+from pubsub.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 K = TypeVar("K")
@@ -129,13 +131,7 @@ class TokenLifetimes:
 
     async def close(self) -> None:
         """Stop the loop."""
-        if self._task is None:
-            return
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(self._task)
         self._task = None
 
     async def _run(self) -> None:

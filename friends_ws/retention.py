@@ -17,6 +17,7 @@ import asyncpg
 
 from geo_common.database import Database, DatabaseUnavailable
 from geo_common.history_db import purge_history
+from pubsub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +76,8 @@ class Purger:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="history-purge")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def round(self) -> int | None:
         """One round now: rows deleted, or None when another instance held the lock.

@@ -37,6 +37,7 @@ from pubsub.errors import NodeUnavailable, SubscribeError
 from pubsub.multinode import MultiNodePubSub
 from pubsub.node import MessageHandler, NodeSubscriber
 from pubsub.redis_py import login_options, refused_login
+from pubsub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -238,12 +239,7 @@ class ClusterPubSub(MultiNodePubSub):
 
     async def close(self) -> None:
         self._closed = True
-        if self._refresh_task is not None:
-            self._refresh_task.cancel()
-            try:
-                await self._refresh_task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._refresh_task)
         for subscriber in self._subscribers.values():
             await subscriber.close()
         self._subscribers.clear()

@@ -28,6 +28,7 @@ import hiredis
 from pubsub.address import NodeAddress
 from pubsub.errors import AuthenticationFailed, NodeUnavailable, SubscribeError
 from pubsub.protocol import DEFAULT_BATCH, Acknowledged, Lost, Message, SubscriberProtocol
+from pubsub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +139,8 @@ class NodeSubscriber:
     async def close(self) -> None:
         """Drop the connection and stop reconnecting; pending subscribes fail."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._link is not None and self._link.transport is not None:
             self._link.transport.abort()
         self._link = None
