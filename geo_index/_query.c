@@ -246,8 +246,9 @@ node_bounds(double lat, double lon, Node *x)
     x->ub = (dc + rc) * (1.0 + REL_MARGIN) + ABS_MARGIN_M;
 }
 
-/* Where a node's points are in each run: found within its parent's (when it has one); a root
- * node that starts right after the previous one (``prev``) starts where it ended. */
+/* Where a node's points are in each run: found within its parent's (when it has one); a node
+ * that starts right after the previous one (``prev``: the root node or the sibling placed
+ * before it) starts where that one ended. */
 static void
 node_place(const Store *s, const Run *const runs[3], Node *x, const Node *parent, const Node *prev)
 {
@@ -256,13 +257,13 @@ node_place(const Store *s, const Run *const runs[3], Node *x, const Node *parent
         const Run *run = runs[r];
         x->p0[r] = x->p1[r] = 0;
         if (run->n == 0) continue;
+        int follows = prev && prev->hi != UINT64_MAX && prev->hi + 1 == x->lo;
         if (parent) {
             size_t a = parent->p0[r], b = parent->p1[r];
-            x->p0[r] = x->lo == parent->lo ? a : run_lower_in(run, s->kind, x->lo, a, b);
+            x->p0[r] = x->lo == parent->lo ? a : follows ? prev->p1[r] : run_lower_in(run, s->kind, x->lo, a, b);
             x->p1[r] = x->hi == parent->hi ? b : run_lower_in(run, s->kind, x->hi + 1, x->p0[r], b);
         } else {
-            x->p0[r] = prev && prev->hi != UINT64_MAX && prev->hi + 1 == x->lo ? prev->p1[r]
-                                                                               : run_lower(run, s->kind, x->lo);
+            x->p0[r] = follows ? prev->p1[r] : run_lower(run, s->kind, x->lo);
             x->p1[r] = x->hi == UINT64_MAX ? run->n : run_lower(run, s->kind, x->hi + 1);
         }
         x->held += x->p1[r] - x->p0[r];
@@ -453,17 +454,24 @@ query_page(const Store *s, const Ranges *nodes, int split, int max_bits, int cou
             continue;
         }
         if (split > 0 && held > (size_t)split && x.bits >= 0 && x.bits < max_bits && !(inside && !for_page && filter)) {
-            int more = x.bits & 1 ? 1 : 2;   /* odd bits: a latitude bit, then quarters */
-            for (uint32_t i = 0; i < (1u << more) && status == 0; i++) {
-                Node y = x;
-                y.bits = x.bits + more;
-                y.row = 2 * x.row + (more == 2 ? i >> 1 : i);
-                y.col = more == 2 ? 2 * x.col + (i & 1) : x.col;
-                uint64_t code = zorder_code(y.bits, y.row, y.col);
-                y.lo = y.bits == 64 ? code : code << (64 - y.bits);
-                y.hi = y.bits == 64 ? y.lo : y.lo | (UINT64_MAX >> y.bits);
-                if (node_push(&heap, s, runs, &y, &x, NULL, lat, lon, radius_m) < 0) status = -1;
+            /* Odd bits: a latitude bit, then quarters. The children are placed in key order, so
+             * each starts where the one before it ended. */
+            int more = x.bits & 1 ? 1 : 2;
+            Node y[4];
+            for (uint32_t i = 0; i < (1u << more); i++) {
+                Node c = x;
+                c.bits = x.bits + more;
+                c.row = 2 * x.row + (more == 2 ? i >> 1 : i);
+                c.col = more == 2 ? 2 * x.col + (i & 1) : x.col;
+                uint64_t code = zorder_code(c.bits, c.row, c.col);
+                c.lo = c.bits == 64 ? code : code << (64 - c.bits);
+                c.hi = c.bits == 64 ? c.lo : c.lo | (UINT64_MAX >> c.bits);
+                uint32_t j = i;
+                for (; j > 0 && y[j - 1].lo > c.lo; j--) y[j] = y[j - 1];
+                y[j] = c;
             }
+            for (uint32_t i = 0; i < (1u << more) && status == 0; i++)
+                if (node_push(&heap, s, runs, &y[i], &x, i ? &y[i - 1] : NULL, lat, lon, radius_m) < 0) status = -1;
             continue;
         }
         for (int r = 0; r < 3 && status == 0; r++) {

@@ -50,6 +50,19 @@ run_lower(const Run *r, int kind, uint64_t x)
 size_t
 run_lower_in(const Run *r, int kind, uint64_t x, size_t lo, size_t hi)
 {
+    if (!r->key && hi - lo > DIR_STEP) {
+        /* The directory's entries at positions in [lo, hi) first (entry j is position
+         * j * DIR_STEP's key): the first one at or above x ends the search, the one before it
+         * starts it. */
+        size_t first = (lo + DIR_STEP - 1) / DIR_STEP, end = (hi + DIR_STEP - 1) / DIR_STEP, a = first, b = end;
+        while (a < b) {
+            size_t mid = a + (b - a) / 2;
+            if (r->dir[mid] < x) a = mid + 1;
+            else b = mid;
+        }
+        if (a < end) hi = a * DIR_STEP;
+        if (a > first) lo = (a - 1) * DIR_STEP + 1;
+    }
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (run_key(r, kind, mid) < x) lo = mid + 1;
