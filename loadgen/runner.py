@@ -113,6 +113,34 @@ async def _ticker(tick: Callable[[Recorder, Any], None], recorder: Recorder, liv
             pass
 
 
+def _run_here(
+    scenario: Scenario,
+    options: Any,
+    live: Any,
+    main_metric: str,
+    *,
+    name: str,
+    progress: bool,
+    progress_interval_s: float,
+    tick: Callable[[Recorder, Any], None] | None = None,
+) -> Recorder:
+    """:func:`run_in_process` on its own event loop, into a new recorder, which it returns."""
+    recorder = Recorder(main_metric=main_metric)
+    run_loop(
+        run_in_process(
+            scenario,
+            options,
+            live,
+            recorder,
+            name=name,
+            progress=progress,
+            progress_interval_s=progress_interval_s,
+            tick=tick,
+        )
+    )
+    return recorder
+
+
 def _worker(
     scenario: Scenario,
     options: Any,
@@ -126,20 +154,17 @@ def _worker(
     def tick(recorder: Recorder, live: Any) -> None:
         updates.put((index, recorder.to_dict(), live.in_flight))
 
-    recorder = Recorder(main_metric=main_metric)
     live = live_factory()
     try:
-        run_loop(
-            run_in_process(
-                scenario,
-                options,
-                live,
-                recorder,
-                name=f"{name}[{index}]",
-                progress=False,
-                progress_interval_s=1.0,
-                tick=tick,
-            )
+        recorder = _run_here(
+            scenario,
+            options,
+            live,
+            main_metric,
+            name=f"{name}[{index}]",
+            progress=False,
+            progress_interval_s=1.0,
+            tick=tick,
         )
         results.put((index, recorder.to_dict(), None))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which exits non-zero
@@ -167,18 +192,14 @@ def run(
     """
     started = time.monotonic()
     if config.workers <= 1:
-        recorder = Recorder(main_metric=main_metric)
-        live = live_factory()
-        run_loop(
-            run_in_process(
-                scenario,
-                options,
-                live,
-                recorder,
-                name=config.name,
-                progress=config.progress,
-                progress_interval_s=config.progress_interval_s,
-            )
+        recorder = _run_here(
+            scenario,
+            options,
+            live_factory(),
+            main_metric,
+            name=config.name,
+            progress=config.progress,
+            progress_interval_s=config.progress_interval_s,
         )
         failed_workers: list[str] = []
     else:
