@@ -8,9 +8,8 @@ line; given alone, the stages set them (the rate their mean, the duration their 
 from __future__ import annotations
 
 import argparse
-import math
 
-from loadgen.stages import parse_stages, rate_profile, users_profile
+from loadgen.stages import parse_level, parse_stages, rate_profile, users_profile
 
 #: What ``--stages`` replaces, by command.
 REPLACED = {"search": ("--rate", "--duration"), "friends": ("--online-fraction", "--ramp", "--duration")}
@@ -81,10 +80,7 @@ def settle(args: argparse.Namespace) -> None:
 
 
 def _rate_or_zero(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
+    value = parse_level(text)
+    if value is None:
         raise argparse.ArgumentTypeError(f"--start-rate must be a number >= 0, got {text!r}")
     return value

@@ -44,6 +44,22 @@ class Segment:
         return (self.begin + self.end) / 2.0 * (self.end_s - self.start_s)
 
 
+def parse_level(text: str) -> float | None:
+    """Read a level (a rate, or a number of users) as written on the command line.
+
+    Args:
+        text: the number as written.
+
+    Returns:
+        The level, a finite number >= 0, or None when ``text`` is not one (NaN included).
+    """
+    try:
+        level = float(text)
+    except ValueError:
+        return None
+    return level if math.isfinite(level) and level >= 0 else None
+
+
 def parse_stages(text: str) -> tuple[Stage, ...]:
     """``DURATION:TARGET,...`` (``"30s:100,1m:1000,30s:0"``) to stages.
 
@@ -67,11 +83,8 @@ def parse_stages(text: str) -> tuple[Stage, ...]:
             seconds = parse_duration(duration)
         except argparse.ArgumentTypeError as exc:
             raise argparse.ArgumentTypeError(f"{where}: {exc}") from None
-        try:
-            level = float(target)
-        except ValueError:
-            level = math.nan
-        if not (math.isfinite(level) and level >= 0):
+        level = parse_level(target)
+        if level is None:
             raise argparse.ArgumentTypeError(f"{where}: the target must be a number >= 0, got {target.strip()!r}")
         stages.append(Stage(seconds, int(level) if level.is_integer() else level))
     return tuple(stages)
