@@ -156,6 +156,11 @@ class Cache:
     async def _run(self, command: Callable[[], Awaitable[T]], default: T) -> T:
         if self._flush_pending:
             return default  # entries may be stale until the ping has dropped them
+        return await self._guarded(command, default)
+
+    async def _guarded(self, command: Callable[[], Awaitable[T]], default: T) -> T:
+        """Run a command through the breaker; ``default`` when it refuses or Redis fails.
+        Whether Redis answered is recorded in :attr:`up`."""
         try:
             with self.breaker.guard(_CACHE_ERRORS):
                 result = await command()
@@ -312,28 +317,21 @@ class Cache:
         """
         if not self.breaker.would_allow():
             return False
-        try:
-            with self.breaker.guard(_CACHE_ERRORS):
-                await self._redis.ping()
-                if self._flush_pending:
-                    dropped = await self.flush(self._lost_lsn)
-                    self._flush_pending = False
-                    log.info(
-                        "Redis is back; dropped %d cache entries that may be stale (fills read "
-                        "before WAL position %d refused)",
-                        dropped,
-                        self._lost_lsn,
-                    )
-                elif not self.up:
-                    log.info("Redis is back")
-        except CircuitOpen:
-            return False  # another command is probing it right now
-        except _CACHE_ERRORS as exc:
-            _restore_cancellation()
-            self._down(exc)
-            return False
-        _restore_cancellation()
-        self.up = True
+        # False also when another command is probing it right now (the breaker refuses).
+        return await self._guarded(self._ping, False)
+
+    async def _ping(self) -> bool:
+        await self._redis.ping()
+        if self._flush_pending:
+            dropped = await self.flush(self._lost_lsn)
+            self._flush_pending = False
+            log.info(
+                "Redis is back; dropped %d cache entries that may be stale (fills read before WAL position %d refused)",
+                dropped,
+                self._lost_lsn,
+            )
+        elif not self.up:
+            log.info("Redis is back")
         return True
 
     async def health_loop(self, interval_s: float = 1.0) -> None:

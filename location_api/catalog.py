@@ -140,12 +140,7 @@ class Catalog:
     ) -> Catalog:
         """A catalog of positions only: its indexes, no card (CPU-heavy: run it in an executor).
 
-        Args:
-            ids: business ids.
-            lats: their latitudes, degrees.
-            lons: their longitudes, degrees.
-            max_radius_m: the largest search radius, metres.
-            strategies: which indexes to build.
+        The arguments are those of :func:`build_indexes` (degrees, metres).
         """
         return cls(None, build_indexes(ids, lats, lons, max_radius_m=max_radius_m, strategies=strategies))
 

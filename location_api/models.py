@@ -35,15 +35,7 @@ class Business(NamedTuple):
 
     def to_hit_json(self, distance_m: float) -> dict[str, Any]:
         """The business's JSON object in search results, with its distance in metres."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "latitude": self.latitude,
-            "longitude": self.longitude,
-            "category": self.category,
-            "address": self.address,
-            "distance_m": distance_m,
-        }
+        return {**self.to_json(), "distance_m": distance_m}
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,11 @@ def _record(row: asyncpg.Record) -> BusinessRecord:
     return BusinessRecord(_business(row), row[6], row[7], row[8], row[9], row[10])
 
 
+def _values(data: BusinessInput) -> tuple[str, float, float, str, str]:
+    """The fields a client writes, in the order of ``_COLUMNS`` after ``id`` (statement parameters)."""
+    return data.name, data.latitude, data.longitude, data.category, data.address
+
+
 async def insert_business(
     conn: asyncpg.Connection, data: BusinessInput, geohash: str, *, owner_id: int | None, author: int
 ) -> BusinessRecord:
@@ -61,11 +66,7 @@ async def insert_business(
         f"""INSERT INTO businesses (name, latitude, longitude, category, address, geohash,
                                     owner_id, created_by, updated_by)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {_COLUMNS}, {_RECORD_COLUMNS}""",
-        data.name,
-        data.latitude,
-        data.longitude,
-        data.category,
-        data.address,
+        *_values(data),
         geohash,
         owner_id,
         author,
@@ -109,11 +110,7 @@ async def update_business(
              RETURNING {", ".join("b." + c for c in f"{_COLUMNS}, {_RECORD_COLUMNS}".split(", "))})
             SELECT changed.*, old.geohash FROM old LEFT JOIN changed ON true""",
         business_id,
-        data.name,
-        data.latitude,
-        data.longitude,
-        data.category,
-        data.address,
+        *_values(data),
         geohash,
         author,
         owner_id,
