@@ -104,6 +104,15 @@ def _fast_failed(node: Node, exc: CircuitOpen, what: str) -> DatabaseUnavailable
     )
 
 
+async def _has_reached(node: Node, conn: asyncpg.Connection, min_lsn: int) -> bool:
+    """Whether ``node`` has made the WAL position ``min_lsn`` visible. When its last check is
+    too old to tell, it is asked; a query's snapshot taken after this answer sees everything
+    replayed by then."""
+    if node.visible_lsn < min_lsn:
+        node.visible_lsn = lsn_from_text(await conn.fetchval(VISIBLE_LSN_SQL))
+    return node.visible_lsn >= min_lsn
+
+
 class Database:
     """The primary and the replicas, with read routing and health checks.
 
@@ -203,17 +212,29 @@ class Database:
         """
         return await self._on_primary(query, "reads on the primary are refused")
 
-    async def _on_primary(self, query: Query[T], refused: str) -> T:
+    async def _on_primary(
+        self,
+        query: Query[T],
+        refused: str,
+        *,
+        unreachable: str = "the primary database is unreachable",
+        min_lsn: int | None = None,
+    ) -> T:
         node = self.primary
         try:
             with node.breaker.guard(CONNECTIVITY_ERRORS):
                 async with node.pool.acquire(timeout=self._acquire_timeout_s) as conn:
+                    # When read() falls back to it: no replica has the token, nor had the
+                    # primary at its last check. It must have it now, or the token is not of
+                    # this database's history (issued before a failover that lost it).
+                    if min_lsn is not None and not await _has_reached(node, conn, min_lsn):
+                        raise AheadOfPrimary(min_lsn, node.visible_lsn)
                     result = await query(conn)
         except CircuitOpen as exc:  # first: a CircuitOpen is a ConnectionError too
             raise _fast_failed(node, exc, refused) from exc
         except CONNECTIVITY_ERRORS as exc:
             await self._mark_down(node, exc)
-            raise DatabaseUnavailable("the primary database is unreachable; retry shortly") from exc
+            raise DatabaseUnavailable(f"{unreachable}; retry shortly") from exc
         self.reads[node.name] += 1
         return result
 
@@ -243,35 +264,16 @@ class Database:
         """
         for node in self._candidates():
             if node.is_primary:
-                try:
-                    with node.breaker.guard(CONNECTIVITY_ERRORS):
-                        async with node.pool.acquire(timeout=self._acquire_timeout_s) as conn:
-                            if min_lsn is not None and node.visible_lsn < min_lsn:
-                                # No replica has the token, nor had the primary at its last
-                                # check: it must have it now, or the token is not of this
-                                # database's history (issued before a failover that lost it).
-                                node.visible_lsn = lsn_from_text(await conn.fetchval(VISIBLE_LSN_SQL))
-                                if node.visible_lsn < min_lsn:
-                                    raise AheadOfPrimary(min_lsn, node.visible_lsn)
-                            result = await query(conn)
-                except CircuitOpen as exc:
-                    raise _fast_failed(node, exc, "no replica could answer") from exc
-                except CONNECTIVITY_ERRORS as exc:
-                    await self._mark_down(node, exc)
-                    raise DatabaseUnavailable("no database is reachable; retry shortly") from exc
-                self.reads[node.name] += 1
-                return result
+                return await self._on_primary(
+                    query, "no replica could answer", unreachable="no database is reachable", min_lsn=min_lsn
+                )
             try:
                 # A replay conflict (SerializationError) is retried elsewhere but is no sign
                 # of a failing server: only connection errors count against the breaker.
                 with node.breaker.guard(CONNECTIVITY_ERRORS):
                     async with node.pool.acquire(timeout=self._acquire_timeout_s) as conn:
-                        if min_lsn is not None and node.visible_lsn < min_lsn:
-                            # The last check is too old to tell; ask. The query's snapshot is
-                            # taken after this answer, so it sees everything replayed by then.
-                            node.visible_lsn = lsn_from_text(await conn.fetchval(VISIBLE_LSN_SQL))
-                            if node.visible_lsn < min_lsn:
-                                continue
+                        if min_lsn is not None and not await _has_reached(node, conn, min_lsn):
+                            continue
                         result = await query(conn)
             except CircuitOpen:
                 continue  # skipped without trying: the next candidate answers
