@@ -27,7 +27,7 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from friends_ws.metrics import Stats
-from friends_ws.nearby import Change, View
+from friends_ws.nearby import ENTER, LEAVE, MOVE, View
 from friends_ws.ports import FriendLocations, Sink
 from friends_ws.privacy import Seen, grants, seen_for, shown
 from friends_ws.protocol import (
@@ -156,7 +156,7 @@ class Following:
                 continue
             location = shown(location, coarse=self.seen(friend_id) == "coarse")
             distance = haversine_m(latitude, longitude, location.latitude, location.longitude)
-            if self.view.update(friend_id, distance) is Change.ENTER:
+            if self.view.update(friend_id, distance) is ENTER:
                 visible.append(
                     FriendPosition(
                         friend_id,
@@ -197,14 +197,14 @@ class Following:
             location, pattern = shown(location, coarse=True), None
         distance = haversine_m(self.position[0], self.position[1], location.latitude, location.longitude)
         change = self.view.update(friend_id, distance)
-        if change is Change.ENTER or (moved and change is Change.MOVE):
+        if change is ENTER or (moved and change is MOVE):
             self.stats.deliveries += 1
             if pattern is None:
                 pattern = friend_location_pattern(
                     friend_id, location.latitude, location.longitude, location.updated_at, location.sent_at
                 )
             self.sink.send_friend(friend_id, complete_friend_location(pattern, distance))
-        elif change is Change.LEAVE:
+        elif change is LEAVE:
             self._left(friend_id, "out_of_range")
 
     def friend_left(self, friend_id: int, reason: LeftReason) -> None:

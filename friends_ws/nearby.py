@@ -27,6 +27,11 @@ class Change(Enum):
     """Out of view and stays out: send nothing."""
 
 
+# The members as module constants: on Python 3.11 a member read through its class goes
+# through EnumType's __getattr__ hook, and these are read for every recipient of every update.
+ENTER, MOVE, LEAVE, NONE = Change.ENTER, Change.MOVE, Change.LEAVE, Change.NONE
+
+
 def judge(visible: bool, distance_m: float, radius_m: float, margin_m: float) -> Change:
     """Decide a friend's visibility after a new distance.
 
@@ -40,8 +45,8 @@ def judge(visible: bool, distance_m: float, radius_m: float, margin_m: float) ->
         The change.
     """
     if visible:
-        return Change.MOVE if distance_m <= radius_m + margin_m else Change.LEAVE
-    return Change.ENTER if distance_m <= radius_m else Change.NONE
+        return MOVE if distance_m <= radius_m + margin_m else LEAVE
+    return ENTER if distance_m <= radius_m else NONE
 
 
 class View:
@@ -110,11 +115,11 @@ class View:
         """Record a friend's new distance (metres) and say what changed (nothing for strangers)."""
         i = self._index(friend_id)
         if i < 0:
-            return Change.NONE
+            return NONE
         change = judge(bool(self._shown >> i & 1), distance_m, self.radius_m, self.margin_m)
-        if change is Change.ENTER:
+        if change is ENTER:
             self._shown |= 1 << i
-        elif change is Change.LEAVE:
+        elif change is LEAVE:
             self._shown &= ~(1 << i)
         return change
 

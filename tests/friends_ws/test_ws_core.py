@@ -227,6 +227,24 @@ def test_the_frame_pattern_completes_to_the_encoded_frame() -> None:
             )
 
 
+# Distances on Earth, tenths with an exact tie (x.25, x.75 are exact in binary), and values a
+# hair either side of a half tenth.
+_DISTANCES = st.one_of(
+    st.floats(0.0, 2.1e7),
+    st.integers(0, 2 * 10**6).map(lambda k: k / 4),
+    st.integers(0, 2 * 10**7).map(lambda k: math.nextafter(k / 10 + 0.05, math.inf)),
+    st.integers(0, 2 * 10**7).map(lambda k: math.nextafter(k / 10 + 0.05, 0.0)),
+)
+
+
+@given(_DISTANCES)
+def test_a_frame_gives_the_distance_to_the_nearest_tenth_as_round_does(distance: float) -> None:
+    from friends_ws.protocol import complete_friend_location, friend_location_pattern
+
+    pattern = friend_location_pattern(7, 51.5, -0.12, 1_763_890_000_000, None)
+    shown = orjson.loads(complete_friend_location(pattern, distance))["distance_m"]
+    assert repr(shown) == repr(round(distance, 1))
+
 @given(st.lists(st.tuples(st.sampled_from(["add", "remove", "near", "far", "drop"]), st.integers(0, 30)), max_size=80))
 def test_the_compact_view_matches_a_dict_of_visibility(ops: list[tuple[str, int]]) -> None:
     """Oracle: a plain dict friend -> visible, driven by the same operations."""
