@@ -147,7 +147,8 @@ async def test_a_failing_run_says_fail_first_with_the_failing_rule_and_shows_its
     (suite,) = suites.findall("testsuite")
     assert suite.get("name") == "geo-loadgen search"
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "0")
-    assert float(suite.get("time", "nan")) >= 2.0
+    # The last of 200 searches at 100/s is sent 1.99 s in, and the run ends with its answer.
+    assert float(suite.get("time", "nan")) >= 1.99
     failed = {c.get("name"): c.find("failure") for c in suite.findall("testcase")}
     assert set(failed) == {"p99<5000ms", "status_503==0", "run's own checks"}
     failure = failed["status_503==0"]
