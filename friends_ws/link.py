@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, web
 
-from friends_ws.frames import control_frame, text_frames
+from friends_ws.frames import control_frame, text_frame, text_frames
 from friends_ws.metrics import Stats
 from friends_ws.outbox import Outbox
 
@@ -66,6 +66,8 @@ class Link:
         "user_id",
         "queue_size",
         "outbox",
+        "_lone",
+        "_lone_friend",
         "closed",
         "last_seen",
         "_pinged",
@@ -91,8 +93,13 @@ class Link:
         self.stats = stats
         self.user_id = user_id
         self.queue_size = queue_size
-        #: Frames waiting to be written (None while nothing waits, which is nearly always).
+        #: Frames waiting to be written, when more than one waits or the socket is backed up
+        #: (None otherwise, which is nearly always).
         self.outbox: Outbox | None = None
+        # The one frame waiting, when only one does (and the friend it is about): most
+        # connections get one frame in a loop iteration, which then needs no queue.
+        self._lone: bytes | None = None
+        self._lone_friend: int | None = None
         self.closed = False
         #: When the client last sent anything (event-loop time), and whether it was pinged since.
         self.last_seen = asyncio.get_running_loop().time()
@@ -133,9 +140,13 @@ class Link:
     def _queue(self, frame: bytes, friend_id: int | None) -> None:
         if self.closed:
             return
-        outbox = self.outbox
-        if outbox is None:
-            outbox = self.outbox = Outbox(self.queue_size)
+        if self.outbox is None and self._lone is None and self._drainer is None:
+            self._lone, self._lone_friend = frame, friend_id
+            if not self._scheduled:
+                self._scheduled = True
+                self._schedule(self)
+            return
+        outbox = self._outbox()
         replaced = outbox.replaced
         if not outbox.put(frame, friend_id=friend_id):
             self._overflow()
@@ -144,6 +155,17 @@ class Link:
         if not self._scheduled and self._drainer is None:
             self._scheduled = True
             self._schedule(self)
+
+    def _outbox(self) -> Outbox:
+        """The queue, made when a second frame waits or the socket backs up: the lone frame
+        goes in first, so the order holds."""
+        outbox = self.outbox
+        if outbox is None:
+            outbox = self.outbox = Outbox(self.queue_size)
+            if self._lone is not None:
+                outbox.put(self._lone, friend_id=self._lone_friend)
+                self._lone = None
+        return outbox
 
     def _overflow(self) -> None:
         """The client reads too slowly for its queue: close it (it reconnects to a fresh init)."""
@@ -161,16 +183,23 @@ class Link:
         and meanwhile its queue keeps only the newest frame per friend.
         """
         self._scheduled = False
-        outbox = self.outbox
-        if self.closed or not outbox:
+        outbox, lone = self.outbox, self._lone
+        if self.closed or (lone is None and not outbox):
             return
         transport = self.transport
         if self.ws.closed or transport.is_closing():
-            self.outbox = None
+            self.outbox = self._lone = None
             return
         if transport.get_write_buffer_size() > HIGH_WATER:
+            self._outbox()
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
             return
+        if lone is not None:  # the outbox is None: the lone frame would be in it
+            self._lone = None
+            transport.write(text_frame(lone))
+            self.stats.frames += 1
+            return
+        assert outbox is not None
         frames = outbox.take()
         self.outbox = None
         transport.write(text_frames(frames))

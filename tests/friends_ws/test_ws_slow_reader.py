@@ -109,3 +109,33 @@ async def test_a_reader_too_far_behind_is_closed() -> None:
     assert socket.closed_with == WSCloseCode.TRY_AGAIN_LATER
     assert stats.slow_closes == 1 and len(link.outbox or ()) == 5
     assert link.closed
+
+
+async def test_a_lone_frame_goes_out_alone_and_a_second_one_keeps_the_order() -> None:
+    link, socket, transport, stats = make_link(queue_size=10)
+    link.send_friend(2, moved(2, 0.001, 1_000))  # the usual case: one frame in the iteration
+    await asyncio.sleep(0)
+    assert [(f["user_id"], f["updated_at"]) for f in transport.frames] == [(2, 1_000)]
+    assert transport.writes == 1 and stats.frames == 1 and link.outbox is None
+    link.send_friend(2, moved(2, 0.002, 1_001))
+    link.send_friend(3, moved(3, 0.002, 1_001))
+    link.send_friend(2, moved(2, 0.003, 1_002))  # replaces the waiting (first, lone) frame of 2
+    await asyncio.sleep(0)
+    assert [(f["user_id"], f["updated_at"]) for f in transport.frames[1:]] == [(3, 1_001), (2, 1_002)]
+    assert transport.writes == 2 and stats.frames == 3 and stats.replaced == 1
+
+
+async def test_a_lone_frame_waits_for_a_backed_up_socket_and_is_replaced_by_a_newer_one() -> None:
+    link, socket, transport, stats = make_link(queue_size=10)
+    transport.buffered = HIGH_WATER + 1
+    link.send_friend(2, moved(2, 0.001, 1_000))
+    await asyncio.sleep(0)
+    assert transport.frames == [] and len(link.outbox or ()) == 1  # drained later, from the queue
+    link.send_friend(2, moved(2, 0.002, 1_001))
+    assert len(link.outbox or ()) == 1 and stats.replaced == 1
+    transport.buffered = 0
+    for _ in range(50):
+        if not link.outbox:
+            break
+        await asyncio.sleep(0.01)
+    assert [(f["user_id"], f["updated_at"]) for f in transport.frames] == [(2, 1_001)]
