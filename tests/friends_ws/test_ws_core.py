@@ -245,6 +245,7 @@ def test_a_frame_gives_the_distance_to_the_nearest_tenth_as_round_does(distance:
     shown = orjson.loads(complete_friend_location(pattern, distance))["distance_m"]
     assert repr(shown) == repr(round(distance, 1))
 
+
 @given(st.lists(st.tuples(st.sampled_from(["add", "remove", "near", "far", "drop"]), st.integers(0, 30)), max_size=80))
 def test_the_compact_view_matches_a_dict_of_visibility(ops: list[tuple[str, int]]) -> None:
     """Oracle: a plain dict friend -> visible, driven by the same operations."""
