@@ -11,6 +11,10 @@
 #define ABS_MARGIN_M 1e-3
 #define TWO_R (2.0 * EARTH_RADIUS_M)
 #define RAD (M_PI / 180.0)
+/* The walk's arrays held on the query's stack before they grow onto the heap: candidates (and
+ * the page's cut) and nodes. */
+#define STACK_CANDS 128
+#define STACK_NODES 64
 
 /* A bound decides only when it clears the threshold by this much, relatively: far above the
  * bound's own error (1e-12 relative, see bound()) and the rounding of asin and sqrt (1e-15). */
@@ -141,11 +145,12 @@ static int
 cut_page(const Q *q, Cand *c, size_t n, long limit, QPage *out)
 {
     if (limit >= 0 && n > (size_t)limit && limit > 0) {
-        double *hi = malloc(n * sizeof *hi);
+        double hi_buf[STACK_CANDS];
+        double *hi = n <= STACK_CANDS ? hi_buf : malloc(n * sizeof *hi);
         if (!hi) return -1;
         for (size_t i = 0; i < n; i++) hi[i] = c[i].hi;
         double cut = select_kth(hi, n, (size_t)limit - 1) * (1.0 + BAND);
-        free(hi);
+        if (hi != hi_buf) free(hi);
         size_t k = 0;
         for (size_t i = 0; i < n; i++)
             if (c[i].lo <= cut) c[k++] = c[i];
@@ -184,20 +189,33 @@ typedef struct {
  * what reading them does. */
 #define BOUND_MIN 32
 
+/* Growable arrays of the walk start in the query's own stack buffers (a page's walk rarely
+ * outgrows them) and move to the heap when they fill: ``owned`` says which. */
+static void *
+grow(void *v, size_t n, size_t *cap, int *owned, size_t size)
+{
+    size_t more = 2 * *cap;
+    void *w = *owned ? realloc(v, more * size) : malloc(more * size);
+    if (!w) return NULL;
+    if (!*owned) memcpy(w, v, n * size);
+    *cap = more;
+    *owned = 1;
+    return w;
+}
+
 typedef struct {
     Node *v;
     size_t n, cap;
+    int owned;
 } NodeHeap;   /* a binary min-heap by lb */
 
 static int
 heap_push(NodeHeap *h, Node x)
 {
     if (h->n == h->cap) {
-        size_t cap = h->cap ? 2 * h->cap : 64;
-        Node *v = realloc(h->v, cap * sizeof *v);
+        Node *v = grow(h->v, h->n, &h->cap, &h->owned, sizeof *v);
         if (!v) return -1;
         h->v = v;
-        h->cap = cap;
     }
     size_t i = h->n++;
     while (i > 0 && h->v[(i - 1) / 2].lb > x.lb) { h->v[i] = h->v[(i - 1) / 2]; i = (i - 1) / 2; }
@@ -348,6 +366,7 @@ cut_value(const Cut *c)
 typedef struct {
     Cand *v;
     size_t n, cap;
+    int owned;
 } Cands;
 
 static const uint64_t *order_keys;   /* by_key's keys (queries hold the interpreter's lock) */
@@ -363,11 +382,9 @@ static int
 cands_add(Cands *c, Cand x)
 {
     if (c->n == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 256;
-        Cand *v = realloc(c->v, cap * sizeof *v);
+        Cand *v = grow(c->v, c->n, &c->cap, &c->owned, sizeof *v);
         if (!v) return -1;
         c->v = v;
-        c->cap = cap;
     }
     c->v[c->n++] = x;
     return 0;
@@ -415,14 +432,18 @@ query_page(const Store *s, const Ranges *nodes, int split, int max_bits, int cou
     out->total = out->following = out->count = 0;
     out->hits = NULL;
 
-    Cands page = {NULL, 0, 0}, held_back = {NULL, 0, 0};
-    NodeHeap heap = {NULL, 0, 0};
-    Cut cut = {NULL, 0, limit > 0 ? (size_t)limit : 0};
+    Cand page_buf[STACK_CANDS], held_buf[STACK_CANDS];
+    Node heap_buf[STACK_NODES];
+    double cut_buf[STACK_CANDS];
+    size_t order_buf[STACK_NODES];
+    Cands page = {page_buf, 0, STACK_CANDS, 0}, held_back = {held_buf, 0, STACK_CANDS, 0};
+    NodeHeap heap = {heap_buf, 0, STACK_NODES, 0};
+    Cut cut = {cut_buf, 0, limit > 0 ? (size_t)limit : 0};
     int status = 0;
-    if (cut.k && !(cut.v = malloc(cut.k * sizeof *cut.v))) status = -1;
+    if (cut.k > STACK_CANDS && !(cut.v = malloc(cut.k * sizeof *cut.v))) status = -1;
     const Run *const runs[3] = {&s->base, &s->frozen, &s->active};
     /* The plan's nodes in key order, so that touching ones share their boundary searches. */
-    size_t *order = malloc((nodes->n ? nodes->n : 1) * sizeof *order);
+    size_t *order = nodes->n <= STACK_NODES ? order_buf : malloc(nodes->n * sizeof *order);
     if (!order) status = -1;
     for (size_t k = 0; k < nodes->n && status == 0; k++) order[k] = k;
     int sorted = 1;
@@ -438,7 +459,7 @@ query_page(const Store *s, const Ranges *nodes, int split, int max_bits, int cou
         if (node_push(&heap, s, runs, &x, NULL, i ? &prev : NULL, lat, lon, radius_m) < 0) status = -1;
         prev = x;
     }
-    free(order);
+    if (order != order_buf) free(order);
     while (heap.n > 0 && status == 0) {
         Node x = heap_pop(&heap);
         const size_t *p0 = x.p0, *p1 = x.p1;
@@ -500,9 +521,9 @@ query_page(const Store *s, const Ranges *nodes, int split, int max_bits, int cou
         else if (f && admit(&q, after, limit, held_back.v[i], out, &page, &cut) < 0) status = -1;
     }
     if (status == 0 && cut_page(&q, page.v, page.n, limit, out) < 0) status = -1;
-    free(page.v);
-    free(held_back.v);
-    free(heap.v);
-    free(cut.v);
+    if (page.owned) free(page.v);
+    if (held_back.owned) free(held_back.v);
+    if (heap.owned) free(heap.v);
+    if (cut.v != cut_buf) free(cut.v);
     return status;
 }
