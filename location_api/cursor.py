@@ -8,16 +8,15 @@ others are inserted or deleted. The cursor is signed (keyed BLAKE2b, under a key
 the JWT secret) so a client can neither forge a position nor move a cursor to another query.
 
 Its bytes: version (1 byte), query fingerprint (8), radius, distance (float64 each), id
-(int64), all little-endian, then the 16-byte signature; URL-safe base64 without padding (66
-characters). Every search that has a next page makes one, so it is built without JSON or
-HMAC's double hashing: :func:`encode_fields`, which the compiled search calls too
-(``location_api/_cplain.c``). Cursors of the first format (JSON, HMAC-SHA256) are refused.
+(int64), all little-endian, sealed with its 16-byte signature (:mod:`location_api.sealed`:
+URL-safe base64 without padding, 66 characters). Every search that has a next page makes
+one, so it is built without JSON or HMAC's double hashing: :func:`encode_fields`, which the
+compiled search calls too (``location_api/_cplain.c``). Cursors of the first format (JSON,
+HMAC-SHA256) are refused.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import math
@@ -26,9 +25,9 @@ from typing import NamedTuple
 
 from location_api.errors import FOREIGN_CURSOR, FieldError, InvalidCursor
 from location_api.models import SearchQuery
+from location_api.sealed import seal, unseal
 
 _VERSION = 2
-_MAC_BYTES = 16
 #: version, fingerprint, radius_m, distance_m, business_id
 _PAYLOAD = struct.Struct("<B8sddq")
 #: latitude, longitude, radius_m, expand: the fixed part of a query's fingerprint
@@ -72,10 +71,6 @@ def _fingerprint(latitude: float, longitude: float, radius_m: float, expand: boo
     return digest.digest()
 
 
-def _signature(key: bytes, payload: bytes) -> bytes:
-    return hashlib.blake2b(payload, key=key, digest_size=_MAC_BYTES).digest()
-
-
 def encode_cursor(key: bytes, query: SearchQuery, position: CursorPosition) -> str:
     """Sign a position for a query.
 
@@ -116,7 +111,7 @@ def encode_fields(
     (:func:`location_api.search.plain_body`) calls it."""
     fingerprint = _fingerprint(latitude, longitude, query_radius_m, expand, category)
     payload = _PAYLOAD.pack(_VERSION, fingerprint, radius_m, distance_m, business_id)
-    return base64.urlsafe_b64encode(payload + _signature(key, payload)).rstrip(b"=").decode()
+    return seal(key, payload)
 
 
 def decode_cursor(key: bytes, query: SearchQuery, token: str) -> CursorPosition:
@@ -133,12 +128,8 @@ def decode_cursor(key: bytes, query: SearchQuery, token: str) -> CursorPosition:
     Raises:
         InvalidCursor: the cursor is malformed, tampered with, or was issued for another query.
     """
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except (binascii.Error, ValueError):
-        raise _invalid(FOREIGN_CURSOR) from None
-    payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-    if len(payload) != _PAYLOAD.size or not hmac.compare_digest(mac, _signature(key, payload)):
+    payload = unseal(key, token, _PAYLOAD.size)
+    if payload is None:
         raise _invalid(FOREIGN_CURSOR)
     # The signature held, so the payload is ours; the checks below only guard against a
     # cursor from a different version of this code.

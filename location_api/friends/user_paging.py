@@ -18,20 +18,16 @@ little-endian, then the 16-byte signature; URL-safe base64 without padding.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
-import hashlib
-import hmac
 import struct
 from dataclasses import dataclass
 
 from multidict import MultiMapping
 
 from location_api.errors import FOREIGN_CURSOR, FieldError, InvalidCursor, InvalidRequest
+from location_api.sealed import seal, unseal
 
 _VERSION = 2
-_MAC_BYTES = 16
 _PERSON = b"geo user lists"
 #: version, list, user id, position, skip
 _PAYLOAD = struct.Struct("<BBqqI")
@@ -117,10 +113,6 @@ def parse_page(
     return PageQuery(limit, cursor, values)
 
 
-def _signature(key: bytes, payload: bytes) -> bytes:
-    return hashlib.blake2b(payload, key=key, digest_size=_MAC_BYTES, person=_PERSON).digest()
-
-
 def encode_position(key: bytes, listing: Listing, user_id: int, position: int, skip: int = 0) -> str:
     """A cursor: the page of ``user_id``'s ``listing`` after ``position``.
 
@@ -135,7 +127,7 @@ def encode_position(key: bytes, listing: Listing, user_id: int, position: int, s
         A URL-safe string.
     """
     payload = _PAYLOAD.pack(_VERSION, listing.value, user_id, position, skip)
-    return base64.urlsafe_b64encode(payload + _signature(key, payload)).rstrip(b"=").decode()
+    return seal(key, payload, person=_PERSON)
 
 
 def decode_position(key: bytes, listing: Listing, user_id: int, cursor: str) -> int:
@@ -154,12 +146,8 @@ def decode_keyset(key: bytes, listing: Listing, user_id: int, cursor: str) -> tu
         InvalidCursor: naming ``cursor``: malformed, tampered with, or made for another list
             or another user.
     """
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError):
-        raise _invalid(FOREIGN_CURSOR) from None
-    payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-    if len(payload) != _PAYLOAD.size or not hmac.compare_digest(mac, _signature(key, payload)):
+    payload = unseal(key, cursor, _PAYLOAD.size, person=_PERSON)
+    if payload is None:
         raise _invalid(FOREIGN_CURSOR)
     version, listed, owner, position, skip = _PAYLOAD.unpack(payload)
     if version != _VERSION:

@@ -602,3 +602,17 @@ def test_the_card_table_is_a_list_while_ids_are_dense_and_a_dict_once_they_are_n
     assert isinstance(CardTable({-5: card}).hits, dict)
     assert isinstance(CardTable({10**9: card}).categories, dict)
     assert CardTable({}).count == 0 and CardTable({}).get(3) is None
+
+
+def test_a_sealed_token_opens_only_under_its_key_person_and_size() -> None:
+    from location_api.sealed import seal, unseal
+
+    key, payload = cursor_key("k" * 32), b"\x01" * 25
+    token = seal(key, payload, person=b"lists")
+    assert unseal(key, token, 25, person=b"lists") == payload
+    assert unseal(key, token, 25) is None  # the search cursors' (empty) person
+    assert unseal(cursor_key("z" * 32), token, 25, person=b"lists") is None
+    assert unseal(key, token, 24, person=b"lists") is None
+    flipped = token[:10] + ("A" if token[10] != "A" else "B") + token[11:]  # six data bits
+    for bad in ("", "!", token[:-2], flipped):
+        assert unseal(key, bad, 25, person=b"lists") is None
