@@ -21,6 +21,7 @@ geohash-6 cell, and the distance is computed from that point.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 
 import asyncpg
@@ -47,6 +48,10 @@ from geo_index import haversine_m
 from pubsub import PubSubError
 
 log = logging.getLogger(__name__)
+
+#: How much shorter than the slack a move must be to skip judging friends again, metres: far
+#: above the rounding of the distances compared.
+SLACK_MARGIN_M = 0.01
 
 #: The cache could not answer (its breaker is open, or Redis is down).
 _CACHE_ERRORS = (ConnectionError, OSError, TimeoutError, RedisError)
@@ -88,6 +93,7 @@ class Following:
         "sink",
         "view",
         "position",
+        "_slack",
         "_coarse",
         "_hidden",
         "_restrictions",
@@ -113,6 +119,12 @@ class Following:
         self.view = View(radius_m, margin_m)
         #: The user's last position, degrees (None until the first location).
         self.position: tuple[float, float] | None = None
+        # How far (metres) the user may move before any friend's visibility can change: the
+        # least distance of a judged friend to the edge it would cross (the radius for one out
+        # of view, the radius plus the margin for one in view), less the moves since. A move
+        # changes every distance by at most its own length (triangle inequality), so a move
+        # shorter than this changes nothing and needs no friend judged again.
+        self._slack = 0.0
         # Friends shown coarsely, and friends hiding from the user (None while empty: most
         # connections have neither, and an empty set costs 216 bytes).
         self._coarse: set[int] | None = None
@@ -148,6 +160,7 @@ class Following:
         await self.locations.latest(self.view.friends)
         # From here on nothing awaits: updates that arrived meanwhile are known already.
         self.position = (latitude, longitude)
+        self._slack = 0.0  # the next move judges every friend again
         known = self.locations.known
         visible = []
         for friend_id in self.view.friends:
@@ -172,13 +185,19 @@ class Following:
 
     def moved_to(self, latitude: float, longitude: float) -> None:
         """The user moved (degrees): friends may enter or leave the view."""
-        self.position = (latitude, longitude)
+        before, self.position = self.position, (latitude, longitude)
+        if before is not None:
+            step = haversine_m(before[0], before[1], latitude, longitude)
+            if step + SLACK_MARGIN_M < self._slack:
+                self._slack -= step
+                return
         self.reevaluate()
 
     def reevaluate(self) -> None:
         """The user moved or changed radius: friends may enter or leave the view."""
         if self.position is None:
             return
+        self._slack = math.inf
         known = self.locations.known
         for friend_id in self.view.friends:
             location = known.get(friend_id)
@@ -197,6 +216,12 @@ class Following:
             location, pattern = shown(location, coarse=True), None
         distance = haversine_m(self.position[0], self.position[1], location.latitude, location.longitude)
         change = self.view.update(friend_id, distance)
+        view = self.view
+        edge = (
+            view.radius_m + view.margin_m - distance if change is ENTER or change is MOVE else distance - view.radius_m
+        )
+        if edge < self._slack:
+            self._slack = edge
         if change is ENTER or (moved and change is MOVE):
             self.stats.deliveries += 1
             if pattern is None:
@@ -300,6 +325,7 @@ class Following:
                 self._coarse = self._set(self._coarse, friend_id, target == "coarse")
                 self.view.add(friend_id)
                 follow[friend_id] = region
+                self._slack = 0.0  # the next move judges the new friend too, whatever shows it now
             else:
                 self._change(friend_id, current, target)
         if not follow or self.sink.closed:
