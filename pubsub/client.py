@@ -62,6 +62,8 @@ class CommandProtocol:
         # None stands for the login (AUTH), whose reply nobody awaits.
         self._waiting: deque[asyncio.Future[Any] | None] = deque()
         self._refused = refused or (lambda reply: AuthenticationFailed("(unnamed)", reply))
+        #: Replies read so far (a connection whose count stands still while commands wait is stuck).
+        self.replies = 0
 
     def send(self, args: tuple[Arg, ...], future: asyncio.Future[Any]) -> None:
         """Queue a command whose reply will complete ``future``."""
@@ -84,6 +86,11 @@ class CommandProtocol:
         """Commands sent or queued whose replies have not come."""
         return sum(1 for future in self._waiting if future is not None)
 
+    @property
+    def busy(self) -> bool:
+        """Whether any reply is still to come (the login's included)."""
+        return bool(self._waiting)
+
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the socket; completes the futures of every whole reply.
 
@@ -100,6 +107,7 @@ class CommandProtocol:
             if not waiting:
                 raise hiredis.ProtocolError("a reply nobody asked for")
             future = waiting.popleft()
+            self.replies += 1
             if future is None:  # the login's reply
                 if isinstance(reply, hiredis.ReplyError):
                     error = self._refused(str(reply))
@@ -154,8 +162,11 @@ class RedisClient:
     Args:
         address: the node.
         connect_timeout_s: give up one connection attempt after this long.
-        command_timeout_s: a reply slower than this drops the connection (every command in
-            flight fails with :class:`ConnectionLost`).
+        command_timeout_s: a connection that reads no reply for this long while commands
+            wait for one is dropped (every command in flight fails with
+            :class:`ConnectionLost`). One timer per client checks it, not one per command:
+            Redis answers in order, so no reply in a whole period means the oldest command has
+            waited at least that long, and a stuck command fails within one to two periods.
     """
 
     def __init__(self, address: NodeAddress, *, connect_timeout_s: float = 5.0, command_timeout_s: float = 5.0) -> None:
@@ -167,6 +178,8 @@ class RedisClient:
         self._connecting: asyncio.Task[None] | None = None
         self._flush_soon = False
         self._closed = False
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._replies_seen = 0
         #: Connections opened so far (tests and metrics read it).
         self.connections = 0
 
@@ -192,6 +205,8 @@ class RedisClient:
         elif not self._flush_soon:
             self._flush_soon = True
             loop.call_soon(self._flush)
+        if self._watchdog is None:
+            self._watch(loop)
         return future
 
     async def execute(self, *args: Arg, retries: int = 1) -> Any:
@@ -204,10 +219,7 @@ class RedisClient:
         """
         for attempt in range(retries + 1):
             try:
-                return await asyncio.wait_for(self.call(*args), self._command_timeout_s)
-            except TimeoutError:
-                self._drop(f"no reply within {self._command_timeout_s} s")
-                error: Exception = ConnectionLost(f"{self.address.name}: no reply within {self._command_timeout_s} s")
+                return await self.call(*args)
             except ConnectionLost as exc:
                 error = exc
             if attempt < retries:
@@ -219,6 +231,22 @@ class RedisClient:
         if self._connecting is not None and not self._connecting.done():
             self._connecting.cancel()
         self._drop("closed")
+
+    # --- the reply timeout ------------------------------------------------------------------------
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._replies_seen = self._protocol.replies
+        self._watchdog = loop.call_later(self._command_timeout_s, self._check, loop)
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A period has passed: drop the connection if commands waited all of it for nothing."""
+        self._watchdog = None
+        if not self._protocol.busy:
+            return  # idle: the next command arms the timer again
+        if self._protocol.replies == self._replies_seen:
+            self._drop(f"no reply within {self._command_timeout_s} s")
+            return
+        self._watch(loop)
 
     # --- I/O --------------------------------------------------------------------------------------
 
@@ -248,6 +276,9 @@ class RedisClient:
         self._protocol.fail(ConnectionLost(f"lost the connection to {self.address.name}: {exc or 'closed'}"))
 
     def _drop(self, why: str) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         link, self._link = self._link, None
         if link is not None and link.transport is not None:
             link.transport.abort()

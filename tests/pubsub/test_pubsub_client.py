@@ -72,3 +72,49 @@ async def test_the_client_reconnects_after_a_restart(throwaway_redis: RedisFacto
         assert client.connections == 2
     finally:
         await client.close()
+
+
+async def _fake_server(replies: int, delay_s: float = 0.0) -> tuple[asyncio.Server, int]:
+    """A server that answers its first ``replies`` commands ``+OK``, each ``delay_s`` after
+    the one before, and then nothing."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answered = 0
+        while chunk := await reader.read(65536):
+            count = chunk.count(b"*")  # one array header per command (no '*' in these arguments)
+            while count and answered < replies:
+                await asyncio.sleep(delay_s)
+                writer.write(b"+OK\r\n")
+                answered, count = answered + 1, count - 1
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_a_server_that_stops_answering_is_dropped() -> None:
+    server, port = await _fake_server(replies=1)
+    client = RedisClient.from_url(f"redis://127.0.0.1:{port}", command_timeout_s=0.3)
+    try:
+        assert await client.execute("PING", retries=0) == b"OK"
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(ConnectionLost, match="no reply within 0.3 s"):
+            await client.execute("PING", retries=0)
+        assert loop.time() - started >= 0.3  # never before a whole period without a reply
+    finally:
+        await client.close()
+        server.close()
+
+
+async def test_a_slow_server_that_answers_is_not_dropped() -> None:
+    """Replies keep coming, each within the timeout, though the last one waits longer in all."""
+    server, port = await _fake_server(replies=4, delay_s=0.2)
+    client = RedisClient.from_url(f"redis://127.0.0.1:{port}", command_timeout_s=0.5)
+    try:
+        replies = await asyncio.gather(*(client.execute("PING", retries=0) for _ in range(4)))
+        assert replies == [b"OK"] * 4  # the fourth ~0.8 s after it was sent
+        assert client.connections == 1
+    finally:
+        await client.close()
+        server.close()
