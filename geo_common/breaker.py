@@ -23,17 +23,17 @@ closed and fails after the breaker opened) changes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from types import TracebackType
 
-__all__ = ["Breaker", "BreakerError", "CircuitOpen", "Permit", "State"]
+__all__ = ["Breaker", "BreakerError", "CircuitOpen", "Guard", "Permit", "State"]
 
 
 class State(IntEnum):
-    """A breaker's state; the value is what the ``geo_circuit_breaker_state`` gauge shows."""
+    """A breaker's state (``geo_circuit_breaker_state{state}`` on ``/metrics``: closed, half_open, open)."""
 
     CLOSED = 0
     HALF_OPEN = 1
@@ -214,8 +214,7 @@ class Breaker:
 
     # --- the usual way to call -------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def guard(self, failures: tuple[type[BaseException], ...]) -> Iterator[Permit]:
+    def guard(self, failures: tuple[type[BaseException], ...]) -> Guard:
         """Make one call under the breaker (a plain ``with``, also around ``await``).
 
         An exception of one of ``failures`` types counts as the dependency failing; any other
@@ -224,24 +223,43 @@ class Breaker:
         Args:
             failures: the exception types that mean "the dependency could not answer".
 
-        Yields:
-            The call's permit.
+        Returns:
+            A context manager whose ``with`` gives the call's permit.
 
         Raises:
-            CircuitOpen: the breaker refused the call (nothing was tried).
+            CircuitOpen: on entering, the breaker refused the call (nothing was tried).
         """
-        permit = self.allow()
+        return Guard(self, failures)
+
+
+class Guard:
+    """One call under a breaker: :meth:`Breaker.guard`'s context manager.
+
+    A class rather than a generator: it is around every Redis command of a location update.
+    """
+
+    __slots__ = ("_breaker", "_failures", "_permit")
+
+    def __init__(self, breaker: Breaker, failures: tuple[type[BaseException], ...]) -> None:
+        self._breaker = breaker
+        self._failures = failures
+        self._permit: Permit | None = None
+
+    def __enter__(self) -> Permit:
+        breaker = self._breaker
+        permit = self._permit = breaker.allow()
         if permit is None:
-            raise CircuitOpen(self.name, self.retry_after_s())
-        try:
-            yield permit
-        except failures:
-            self.failure(permit)
-            raise
-        except Exception:
-            self.success(permit)
-            raise
-        except BaseException:
-            self.release(permit)
-            raise
-        self.success(permit)
+            raise CircuitOpen(breaker.name, breaker.retry_after_s())
+        return permit
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        permit = self._permit
+        assert permit is not None
+        if kind is None:
+            self._breaker.success(permit)
+        elif issubclass(kind, self._failures):
+            self._breaker.failure(permit)
+        elif issubclass(kind, Exception):
+            self._breaker.success(permit)  # it answered, with an error of the call's own
+        else:
+            self._breaker.release(permit)  # cancelled: neither
