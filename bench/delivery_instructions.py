@@ -46,6 +46,13 @@ bounds a stage through a C function of its own (see :func:`split_stages`), whose
 count is then that stage's; the wrappers add instructions of their own, so take the plain
 run for the total and the split run for the shares.
 
+**updates** (``--updates``): the other half of the tier's work, one location update from a
+client. The peer connects the publishing user itself (no followers), subscribes to their
+location channel in Redis, and sends N ``location`` frames one at a time, each after the
+publish of the one before it arrived: the frame's read and parse, the rate limits, history,
+the location cache's ``SET`` and the ``PUBLISH`` (both replies read and parsed here), and the
+user's own view. Take (total(N) - total(0)) / N instructions per update.
+
 Without valgrind it prints wall time per delivery. ``PYTHONPATH=<another checkout>``
 measures that checkout's code.
 """
@@ -185,7 +192,7 @@ def received(count: int, conn: PeerSocket) -> bool:
 def peer(argv: list[str]) -> int:
     """The other side: the clients (and, for geo, the publisher). Runs natively, unmeasured."""
     ap = argparse.ArgumentParser(prog="delivery_instructions.py --peer")
-    ap.add_argument("mode", choices=("geo", "bare"))
+    ap.add_argument("mode", choices=("geo", "bare", "updates"))
     ap.add_argument("port", type=int)
     ap.add_argument("friends", type=int)
     ap.add_argument("total", type=int, help="messages (geo) or rounds (bare), warm-up included")
@@ -208,6 +215,8 @@ def peer(argv: list[str]) -> int:
     from geo_common.presence import Location, encode_location
     from geo_common.tokens import mint_token
 
+    if args.mode == "updates":
+        return send_updates(args.port, args.total, args.secret, args.redis, args.channel)
     followers = range(PUBLISHER + 1, PUBLISHER + 1 + args.friends)
     conns = []
     for i, user in enumerate(followers):
@@ -229,6 +238,35 @@ def peer(argv: list[str]) -> int:
     wait_all(conns, lambda c: c.closed)
     for conn in conns:
         conn.sock.close()
+    return 0
+
+
+def send_updates(port: int, total: int, secret: str, redis_url: str, channel: str) -> int:
+    """The publishing user's own client: ``total`` location frames, each sent once the
+    publish of the one before it has come back on its location channel."""
+    import orjson
+    import redis
+
+    from geo_common.tokens import mint_token
+
+    conn = PeerSocket(port, "/v1/friends/ws", mint_token(secret, PUBLISHER))
+    listener = redis.Redis.from_url(redis_url).pubsub()
+    listener.subscribe(channel)
+    messages = (m for m in listener.listen() if m["type"] == "message")  # type: ignore[no-untyped-call]
+    conn.send(0x1, orjson.dumps({"type": "location", "latitude": CENTRE[0], "longitude": CENTRE[1]}))
+    wait_all([conn], lambda c: c.inits > 0)
+    heard = 0
+    for n in range(1, total + 2):  # the first location's publish, then one per update
+        while heard < n:
+            next(messages)
+            heard += 1
+        if n <= total:
+            lat, lon = CENTRE[0] + 0.00001 * (n % 97), CENTRE[1] - 0.00001 * (n % 89)
+            conn.send(0x1, orjson.dumps({"type": "location", "latitude": lat, "longitude": lon}))
+    listener.close()
+    conn.send(0x8, (1000).to_bytes(2, "big"))
+    wait_all([conn], lambda c: c.closed)
+    conn.sock.close()
     return 0
 
 
@@ -318,8 +356,9 @@ def split_stages() -> None:
         setattr(owner, name, via(getattr(owner, name)))
 
 
-async def geo(friends: int, messages: int, warm_up: int) -> tuple[int, float]:
-    """Serve the real app and let the peer deliver; returns (deliveries counted, seconds)."""
+async def geo(friends: int, messages: int, warm_up: int, *, updates: bool = False) -> tuple[int, float]:
+    """Serve the real app and let the peer deliver (or, ``updates``, send locations);
+    returns (deliveries or updates counted, seconds)."""
     import asyncpg
     from aiohttp import web
 
@@ -332,7 +371,8 @@ async def geo(friends: int, messages: int, warm_up: int) -> tuple[int, float]:
 
     base = load_settings()
     name = f"geo_delivery_{secrets.token_hex(4)}"
-    settings = replace(await new_database(base, name), ws_ping_interval_s=3600.0)
+    # No keepalive pings during the run, and no rate limit on one user's updates.
+    settings = replace(await new_database(base, name), ws_ping_interval_s=3600.0, ws_max_updates_per_s=10_000.0)
     try:
         conn = await asyncpg.connect(settings.pg_primary)
         try:
@@ -352,20 +392,20 @@ async def geo(friends: int, messages: int, warm_up: int) -> tuple[int, float]:
         port = runner.addresses[0][1]
         channel = location_channel(settings.redis_namespace, app[regions_key].default.name, PUBLISHER)
         stats = app[hub_key].stats
-        before = stats.deliveries
+        before = stats.updates if updates else stats.deliveries
         started = time.perf_counter()
         try:
             await run_peer(
-                "geo",
+                "updates" if updates else "geo",
                 port,
-                friends,
+                0 if updates else friends,
                 warm_up + messages,
                 f"--secret={settings.jwt_secret}",
                 f"--redis={settings.redis_url}",
                 f"--channel={channel}",
             )
             seconds = time.perf_counter() - started
-            deliveries = stats.deliveries - before
+            deliveries = (stats.updates if updates else stats.deliveries) - before
         finally:
             await runner.cleanup()
     finally:
@@ -430,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warm-up", type=int, default=50, help="messages before the measured ones (default 50)")
     ap.add_argument("--bare", action="store_true", help="a bare aiohttp broadcast instead of geo-friends")
     ap.add_argument("--split", action="store_true", help="geo: each stage through a C function of its own")
+    ap.add_argument("--updates", action="store_true", help="one client's location updates instead of deliveries")
     args = ap.parse_args(args_in)
     if args.split:
         split_stages()
@@ -439,6 +480,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.bare:
         sent, seconds = uvloop.run(bare(args.friends, args.messages, args.warm_up))
         expected, what = args.messages * args.friends, "frames (bare aiohttp send_str)"
+    elif args.updates:
+        args.friends = 1  # the per-item figures below count one update each
+        sent, seconds = uvloop.run(geo(0, args.messages, args.warm_up, updates=True))
+        expected, what = 1 + args.warm_up + args.messages, "location updates (geo-friends)"
     else:
         sent, seconds = uvloop.run(geo(args.friends, args.messages, args.warm_up))
         expected, what = (args.warm_up + args.messages) * args.friends, "deliveries (geo-friends)"
@@ -449,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     per = f", {seconds / measured * 1e6:.2f} µs each with the peer's waits" if measured and not args.bare else ""
     if measured and args.bare:
         per = f", {seconds / measured * 1e6:.2f} µs each"
-    print(f"{measured} measured {what}, {args.friends} recipients per message{per}")
+    recipients = "" if args.updates else f", {args.friends} recipients per message"
+    print(f"{measured} measured {what}{recipients}{per}")
     return 0
 
 
