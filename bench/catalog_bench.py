@@ -195,10 +195,16 @@ def start_api(settings: Settings, *, cards: bool) -> tuple[api_bench.Servers, di
 
 
 def hit_ratio(port: int) -> float:
+    """Cache hits over lookups since the server started (NaN before the first lookup)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
-    found = re.search(r"^geo_api_cache_hit_ratio ([\d.eE+-]+|NaN)$", text, re.M)
-    return float(found.group(1)) if found else float("nan")
+    counts = {"hit": 0.0, "miss": 0.0}
+    for result, value in re.findall(
+        r'^geo_api_cache_lookups_total\{kind="\w+",result="(hit|miss)"\} (\S+)$', text, re.M
+    ):
+        counts[result] += float(value)
+    lookups = counts["hit"] + counts["miss"]
+    return counts["hit"] / lookups if lookups else float("nan")
 
 
 def search_figures(servers: dict[str, api_bench.Servers], wrk: str, duration: int, rounds: int) -> dict[str, Any]:

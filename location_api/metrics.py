@@ -1,35 +1,37 @@
 """``/metrics``: Prometheus metrics of one app, in a registry of its own.
 
 Per-route request counts and latency histograms are recorded by the wrapper every route's
-handler is registered with (:func:`location_api.handling.answering`), in plain counters: this is
-on every request's path, and prometheus_client's locked ``Counter``/``Histogram`` cost about
-twice as much. They and the state of the databases, the cache, their circuit breakers and the in-memory indexes
-are read when scraped. Each app has its own :class:`~prometheus_client.CollectorRegistry`,
-so several apps in one process (tests, benchmarks) never share or clash.
+handler is registered with (:func:`location_api.handling.answering`), in plain numbers
+(:class:`geo_common.request_metrics.RequestMetrics`): this is on every request's path. They and
+the state of the databases, the cache, their circuit breakers and the in-memory indexes are
+read when scraped, beside the process's own metrics (memory, CPU, garbage collector:
+:mod:`geo_common.process_metrics`). Each app has its own
+:class:`~prometheus_client.CollectorRegistry`, so several apps in one process (tests,
+benchmarks) never share or clash.
+
+Ratios are left to PromQL: the cache exports its hits and misses
+(``geo_api_cache_lookups_total{result}``), and ``deploy/observability/rules.yml`` records the
+hit ratio over five minutes, which a ratio since start could not show.
 """
 
 from __future__ import annotations
 
-import math
-from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from geo_common.breaker import Breaker
 from geo_common.breaker_metrics import breaker_metrics
+from geo_common.process_metrics import register_process_metrics
+from geo_common.request_metrics import RequestMetrics
 
 if TYPE_CHECKING:  # only for annotations: these modules do not need metrics at import
     from geo_common.database import Database
     from location_api.cache import Cache
     from location_api.refresh import Refresher
-
-#: Latency buckets, seconds: fine below 10 ms, where a nearby search should land.
-LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class Metrics:
@@ -42,63 +44,23 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        #: Requests answered by (route, method, status).
-        self.requests: dict[tuple[str, str, int], int] = {}
-        #: Per (route, method): a count per latency bucket (the last one +Inf), then the sum
-        #: of the latencies, seconds.
-        self.latency: dict[tuple[str, str], list[float]] = {}
+        #: Requests answered and their latency (``geo_api_requests_total``,
+        #: ``geo_api_request_duration_seconds``).
+        self.requests = RequestMetrics("geo_api")
+        #: Record one answered request: ``observe(route, method, status, seconds)`` (the
+        #: recorder's own method, so a request pays for no extra call).
+        self.observe: Callable[[str, str, int, float], None] = self.requests.observe
         self.db: Database | None = None
         self.cache: Cache | None = None
         self.refresher: Refresher | None = None
         self.breakers: list[Breaker] = []
-        self.registry.register(_RequestCollector(self))
+        self.registry.register(self.requests)
         self.registry.register(_StateCollector(self))
-
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Record one answered request."""
-        key = (route, method, status)
-        requests = self.requests
-        requests[key] = requests.get(key, 0) + 1
-        slots = self.latency.get((route, method))
-        if slots is None:
-            slots = self.latency[(route, method)] = [0.0] * (len(LATENCY_BUCKETS) + 2)
-        # bisect_left: the first bucket whose bound is >= seconds ("le" is inclusive).
-        slots[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        slots[-1] += seconds
+        register_process_metrics(self.registry)
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""
         return generate_latest(self.registry)
-
-
-class _RequestCollector(Collector):
-    """The request counts and latency histograms, in Prometheus's counter and histogram form."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-
-    def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            "geo_api_requests",
-            "HTTP requests answered, by route template, method and status",
-            labels=["route", "method", "status"],
-        )
-        for (route, method, status), count in sorted(self._metrics.requests.items()):
-            requests.add_metric([route, method, str(status)], float(count))
-        yield requests
-        latency = HistogramMetricFamily(
-            "geo_api_request_duration_seconds",
-            "time to answer an HTTP request, by route template and method",
-            labels=["route", "method"],
-        )
-        bounds = [*map(floatToGoString, LATENCY_BUCKETS), "+Inf"]
-        for (route, method), slots in sorted(self._metrics.latency.items()):
-            cumulative, buckets = 0.0, []
-            for bound, in_bucket in zip(bounds, slots):
-                cumulative += in_bucket
-                buckets.append((bound, cumulative))
-            latency.add_metric([route, method], buckets, sum_value=slots[-1])
-        yield latency
 
 
 class _StateCollector(Collector):
@@ -136,12 +98,6 @@ class _StateCollector(Collector):
                 lookups.add_metric([kind, "hit"], float(cache.hits[kind]))
                 lookups.add_metric([kind, "miss"], float(cache.misses[kind]))
             yield lookups
-            hits, misses = sum(cache.hits.values()), sum(cache.misses.values())
-            yield GaugeMetricFamily(
-                "geo_api_cache_hit_ratio",
-                "cache hits / lookups since start (NaN before the first lookup)",
-                value=hits / (hits + misses) if hits + misses else math.nan,
-            )
             yield CounterMetricFamily("geo_api_cache_errors", "Redis commands that failed", value=float(cache.errors))
         breakers = [] if db is None else db.breakers
         if cache is not None:

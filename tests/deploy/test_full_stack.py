@@ -204,7 +204,10 @@ async def test_cache_redis_stopped_searches_answer_and_deliveries_resume(full: F
             async def cache_back() -> bool:
                 for name in READ_INSTANCES:
                     base = full.instance_url(name)
-                    if await metric(http, base, "geo_circuit_breaker_state", dependency="redis-cache") != 0.0:
+                    closed = await metric(
+                        http, base, "geo_circuit_breaker_state", dependency="redis-cache", state="closed"
+                    )
+                    if closed != 1.0:
                         return False
                     if await metric(http, base, "geo_api_cache_up") != 1.0:
                         return False

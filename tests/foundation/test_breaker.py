@@ -238,11 +238,23 @@ def test_metrics_show_state_rejections_and_openings() -> None:
     broken.name = "broken"
     fail(broken)
     broken.allow()
+    metrics = list(breaker_metrics([closed, broken]))
     families = {
         m.name: {s.labels["dependency"]: s.value for s in m.samples if not s.name.endswith("_created")}
-        for m in breaker_metrics([closed, broken])
+        for m in metrics
+        if m.name != "geo_circuit_breaker_state"
     }
-    assert families["geo_circuit_breaker_state"] == {"dep": 0.0, "broken": 2.0}
+    # A state set: one sample per state, 1 for the one the breaker is in.
+    states = {(s.labels["dependency"], s.labels["state"]): s.value for s in metrics[0].samples}
+    assert metrics[0].name == "geo_circuit_breaker_state"
+    assert states == {
+        ("dep", "closed"): 1.0,
+        ("dep", "half_open"): 0.0,
+        ("dep", "open"): 0.0,
+        ("broken", "closed"): 0.0,
+        ("broken", "half_open"): 0.0,
+        ("broken", "open"): 1.0,
+    }
     assert families["geo_circuit_breaker_rejected"] == {"dep": 0.0, "broken": 1.0}
     assert families["geo_circuit_breaker_opened"] == {"dep": 0.0, "broken": 1.0}
 

@@ -30,9 +30,9 @@ async def test_redis_down_updates_fail_fast_then_recover(servers, connect, throw
     assert breaker.state is State.OPEN and breaker.rejected >= 1
     async with aiohttp.ClientSession() as http, http.get(f"{server.http}/metrics") as resp:
         text = await resp.text()
-    assert 'geo_circuit_breaker_state{dependency="redis-cache"} 2.0' in text
-    assert 'geo_circuit_breaker_state{dependency="pubsub"} 0.0' in text
-    assert 'geo_circuit_breaker_state{dependency="postgres-primary"} 0.0' in text
+    assert 'geo_circuit_breaker_state{dependency="redis-cache",state="open"} 1.0' in text
+    assert 'geo_circuit_breaker_state{dependency="pubsub",state="closed"} 1.0' in text
+    assert 'geo_circuit_breaker_state{dependency="postgres-primary",state="closed"} 1.0' in text
 
     await asyncio.to_thread(redis_nodes.start, ensure_binaries(), node)
     loop = asyncio.get_running_loop()

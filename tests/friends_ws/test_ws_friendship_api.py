@@ -158,7 +158,7 @@ async def test_redis_down_friendship_writes_are_kept_and_answer_503_then_fail_fa
             assert time.monotonic() - started < 0.5  # refused by the open breaker, not a timeout
             async with http.get(f"{api}/metrics") as resp:
                 text = await resp.text()
-            assert f'geo_circuit_breaker_state{{dependency="redis-presence-{DEFAULT_REGION}"}} 2.0' in text
+            assert f'geo_circuit_breaker_state{{dependency="redis-presence-{DEFAULT_REGION}",state="open"}} 1.0' in text
             # Nothing reported as stored was lost: both requests are in the database (read
             # from the replica, which may be a moment behind: the 503s carry no token).
             asked: list[int] = []

@@ -43,7 +43,7 @@ async def test_dead_primary_opens_its_breaker_and_writes_fail_fast_with_503(
         assert breaker.state is State.OPEN and breaker.rejected >= 3
         assert answers[-1][2] > 30  # come back when the cool-down is over, not in a second
         text = await metrics_text(api)
-        assert 'geo_circuit_breaker_state{dependency="postgres-primary"} 2.0' in text
+        assert 'geo_circuit_breaker_state{dependency="postgres-primary",state="open"} 1.0' in text
         assert 'geo_circuit_breaker_rejected_total{dependency="postgres-primary"}' in text
     finally:
         await stop_api(api)
@@ -77,8 +77,8 @@ async def test_dead_replica_and_redis_are_skipped_and_searches_answer(
         async with api.http.get("/readyz") as resp:
             assert resp.status == 200
         text = await metrics_text(api)
-        assert 'geo_circuit_breaker_state{dependency="postgres-replica-1"} 2.0' in text
-        assert 'geo_circuit_breaker_state{dependency="redis-cache"} 2.0' in text
-        assert 'geo_circuit_breaker_state{dependency="postgres-primary"} 0.0' in text
+        assert 'geo_circuit_breaker_state{dependency="postgres-replica-1",state="open"} 1.0' in text
+        assert 'geo_circuit_breaker_state{dependency="redis-cache",state="open"} 1.0' in text
+        assert 'geo_circuit_breaker_state{dependency="postgres-primary",state="closed"} 1.0' in text
     finally:
         await stop_api(api)

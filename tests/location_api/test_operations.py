@@ -72,7 +72,10 @@ async def test_metrics(api: Api) -> None:
         for line in lines
     )
     for name in (
-        "geo_api_cache_hit_ratio",
+        'geo_api_cache_lookups_total{kind="business",result="hit"}',
+        'geo_api_cache_lookups_total{kind="business",result="miss"}',
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
         "geo_api_cache_up 1.0",
         'geo_api_db_up{server="primary"} 1.0',
         'geo_api_replica_replay_lag_seconds{server="replica-1"}',
