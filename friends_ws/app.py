@@ -10,6 +10,7 @@ from aiohttp import WSCloseCode, web
 from friends_ws.broker import Broker
 from friends_ws.cache import LocationCache
 from friends_ws.clock import now_ms
+from friends_ws.exporter import Exporter
 from friends_ws.fanout import Fanout
 from friends_ws.flushing import FlushQueue
 from friends_ws.history import HistoryWriter
@@ -20,6 +21,7 @@ from friends_ws.keys import (
     db_key,
     history_key,
     hub_key,
+    metrics_key,
     purger_key,
     regions_key,
     services_key,
@@ -65,6 +67,7 @@ def create_app(settings: Settings) -> web.Application:
     app[settings_key] = settings
     app[regions_key] = RegionMap.from_settings(settings)
     app[authenticator_key] = Authenticator(settings)
+    app[metrics_key] = Exporter()
     app.cleanup_ctx.append(_backends)
     app.on_shutdown.append(_close_sessions)
     setup_routes(app)
@@ -123,6 +126,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
             lifetimes=lifetimes,
             verifier=Verifier(app[authenticator_key], db),
         )
+        app[metrics_key].attach(hub, app[services_key], purger)
         yield
     finally:
         # Sessions are closed by now (on_shutdown); write what they sent, then disconnect.

@@ -101,6 +101,11 @@ class HistoryWriter:
         """Rows not written yet."""
         return len(self._rows)
 
+    @property
+    def max_rows(self) -> int:
+        """The most rows kept while the database is unavailable (older ones are dropped)."""
+        return self._max_rows
+
     async def close(self) -> None:
         """Stop the background writer after its current batch, then write every waiting row."""
         self._stopping = True

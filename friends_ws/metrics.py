@@ -1,20 +1,33 @@
-"""Counters of the friends tier, exported at ``/metrics`` (Prometheus text format).
+"""Counters of the friends tier's hot path, and their Prometheus form.
 
-The hot path bumps plain integers on :class:`Stats`; a custom collector reads them at scrape
-time, which costs nothing per delivery (a prometheus_client counter takes a lock per call).
+The hot path bumps plain integers on :class:`Stats`; :class:`StatsCollector` reads them at
+scrape time, which costs nothing per delivery (a prometheus_client counter takes a lock per
+call). The rest of ``/metrics`` (sessions, queues, history, breakers, the process) is read at
+scrape time by :mod:`friends_ws.exporter`.
+
+Delivery lag is sampled rather than measured per message: one location message in
+:data:`LAG_SAMPLE_EVERY` is decoded a second time (:func:`sample_delivery_lag`) and its age
+counted in a histogram of plain numbers, so the path of the other messages gains one
+bitwise test.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from geo_common.breaker import Breaker
-from geo_common.breaker_metrics import BreakerCollector
+from geo_common.presence import Location, PresenceFormatError, decode_channel_message
+from geo_common.request_metrics import cumulative, new_slots, observe
+
+#: One location-channel message in this many has its lag measured (a power of two).
+LAG_SAMPLE_EVERY = 32
+#: ``count & LAG_SAMPLE_MASK == 0`` picks the sampled messages.
+LAG_SAMPLE_MASK = LAG_SAMPLE_EVERY - 1
+#: Delivery lag buckets, seconds: a delivery is expected within tens of milliseconds.
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Stats:
@@ -33,6 +46,7 @@ class Stats:
         "refused",
         "token_expiries",
         "reauths",
+        "delivery_lag",
     )
 
     def __init__(self) -> None:
@@ -61,17 +75,33 @@ class Stats:
         """Connections closed with 4001 because their token expired."""
         self.reauths = 0
         """Fresh tokens accepted in ``auth`` frames."""
+        self.delivery_lag = new_slots(LAG_BUCKETS)
+        """Sampled delivery lag, seconds (a histogram of :data:`LAG_BUCKETS`, see
+        :mod:`geo_common.request_metrics`)."""
 
 
-Reading = dict[str, tuple[str, Callable[[], float]]]
-"""Metric name -> (help, function reading the current value)."""
+def sample_delivery_lag(stats: Stats, data: bytes, now_ms: int) -> None:
+    """Count the lag of one location-channel message: from its update's arrival at the
+    sender's instance (``updated_at``) to ``now_ms``, its arrival here (Unix milliseconds).
+
+    Frames are written at the end of the event-loop iteration a message arrives in, so this is
+    the publish-to-write lag of every recipient that is not a slow reader. It includes the
+    offset between the two instances' clocks; a negative lag (a clock ahead) counts as 0.
+    Messages other than locations are not counted.
+    """
+    try:
+        message = decode_channel_message(data)
+    except PresenceFormatError:
+        return
+    if isinstance(message, Location):
+        observe(stats.delivery_lag, LAG_BUCKETS, max(0, now_ms - message.updated_at) / 1000)
 
 
-class _StatsCollector(Collector):
-    def __init__(self, stats: Stats, counters: Reading, gauges: Reading) -> None:
+class StatsCollector(Collector):
+    """The hot path's counters and the sampled delivery lag, read at scrape time."""
+
+    def __init__(self, stats: Stats) -> None:
         self._stats = stats
-        self._counters = counters
-        self._gauges = gauges
 
     def collect(self) -> Iterator[Metric]:
         s = self._stats
@@ -98,34 +128,11 @@ class _StatsCollector(Collector):
         for reason, count in sorted(s.refused.items()):
             refused.add_metric([reason], count)
         yield refused
-        for name, (help_text, read) in self._counters.items():
-            yield CounterMetricFamily(name, help_text, value=read())
-        for name, (help_text, read) in self._gauges.items():
-            yield GaugeMetricFamily(name, help_text, value=read())
-
-
-def registry(
-    stats: Stats,
-    *,
-    counters: Reading | None = None,
-    gauges: Reading | None = None,
-    breakers: Callable[[], Iterable[Breaker]] | None = None,
-) -> CollectorRegistry:
-    """A registry of one app's metrics (one per app, so several apps can share a process).
-
-    Args:
-        stats: the hot path's counters.
-        counters: other counters (exported with ``_total``), read at scrape time.
-        gauges: gauges, read at scrape time.
-        breakers: returns the circuit breakers to export (``geo_circuit_breaker_*``).
-    """
-    reg = CollectorRegistry(auto_describe=False)
-    reg.register(_StatsCollector(stats, counters or {}, gauges or {}))
-    if breakers is not None:
-        reg.register(BreakerCollector(breakers))
-    return reg
-
-
-def render(reg: CollectorRegistry) -> bytes:
-    """The registry in the Prometheus text format."""
-    return generate_latest(reg)
+        lag = HistogramMetricFamily(
+            "geo_friends_delivery_lag_seconds",
+            f"from a location update's arrival at its sender's instance to its arrival here from pub/sub, "
+            f"one location message in {LAG_SAMPLE_EVERY} (includes the instances' clock offset)",
+        )
+        slots = list(s.delivery_lag)
+        lag.add_metric([], cumulative(slots, LAG_BUCKETS), sum_value=slots[-1])
+        yield lag

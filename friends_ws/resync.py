@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -72,12 +73,15 @@ class Resync:
         self.cache = cache
         self.db = db
         self._spawn = spawn
+        #: Pub/sub reconnections (subscriptions restored after a loss), by region, for /metrics.
+        self.reconnections: Counter[str] = Counter()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
 
     def soon(self, region: str) -> None:
         """A region's subscriptions are back: catch up, again after the current run if one is
         under way (what it read may predate messages lost in this outage)."""
+        self.reconnections[region] += 1
         self._again.add(region)
         task = self._running.get(region)
         if task is None or task.done():

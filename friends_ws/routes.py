@@ -1,15 +1,55 @@
-"""URL table."""
+"""URL table: the WebSocket route, and the HTTP routes, each timed for ``/metrics``."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from friends_ws import views
+from friends_ws.keys import metrics_key
 from friends_ws.ws import friends_ws
+from geo_common.request_metrics import RequestMetrics
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/friends/ws", friends_ws)
-    app.router.add_get("/healthz", views.healthz)
-    app.router.add_get("/readyz", views.readyz)
-    app.router.add_get("/metrics", views.metrics)
+    requests = app[metrics_key].http
+    for path, handler in (("/healthz", views.healthz), ("/readyz", views.readyz), ("/metrics", views.metrics)):
+        app.router.add_get(path, timed(handler, path, requests))
+
+
+def timed(handler: Handler, route: str, requests: RequestMetrics) -> Handler:
+    """``handler`` with each answer's route, method, status and latency recorded.
+
+    Args:
+        handler: the view.
+        route: the route's template, its metrics label.
+        requests: where answers are recorded.
+
+    Returns:
+        The wrapped handler. An HTTP exception is recorded with its status, any other failure
+        as 500 (aiohttp answers it so); a request cancelled because its client went away is
+        not recorded.
+    """
+    clock = time.perf_counter
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        started = clock()
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            requests.observe(route, request.method, exc.status, clock() - started)
+            raise
+        except Exception:
+            requests.observe(route, request.method, 500, clock() - started)
+            raise
+        requests.observe(route, request.method, response.status, clock() - started)
+        return response
+
+    answer.__name__ = getattr(handler, "__name__", "answer")
+    answer.__doc__ = handler.__doc__
+    return answer

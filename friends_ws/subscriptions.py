@@ -27,9 +27,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from friends_ws.broker import Broker
+from friends_ws.clock import now_ms
 from friends_ws.fanout import Fanout
 from friends_ws.follower import Owner
-from friends_ws.metrics import Stats
+from friends_ws.metrics import LAG_SAMPLE_MASK, Stats, sample_delivery_lag
 from geo_common.presence import PresenceFormatError, control_channel, decode_control, decode_erasure, erasures_channel
 from geo_common.regions import RegionMap
 
@@ -147,8 +148,11 @@ class Subscriptions:
 
     def on_message(self, key: int, data: bytes) -> None:
         """A pub/sub message of the channel routed with ``key`` (the broker's ``on_message``)."""
-        self.stats.pubsub_messages += 1
+        stats = self.stats
+        stats.pubsub_messages += 1
         if key > 0:
+            if not stats.pubsub_messages & LAG_SAMPLE_MASK:  # one in LAG_SAMPLE_EVERY
+                sample_delivery_lag(stats, data, now_ms())
             self.fanout.on_message(key, data)
         elif key == ERASURES_KEY:
             self._on_erasure_message(data)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from friends_ws.keys import cache_key, db_key, hub_key, purger_key, services_key
-from friends_ws.metrics import registry, render
+from friends_ws.keys import cache_key, db_key, hub_key, metrics_key
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -33,31 +33,4 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus metrics of this process."""
-    services = request.app[services_key]
-    hub = request.app[hub_key]
-    purger = request.app[purger_key]
-    reg = registry(
-        hub.stats,
-        counters={
-            "geo_friends_history_purged": ("history rows deleted past retention", lambda: float(purger.purged)),
-            "geo_friends_history_erased": (
-                "history rows not written because their user's locations were erased",
-                lambda: float(services.history.erased),
-            ),
-        },
-        gauges={
-            "geo_friends_sessions": ("open WebSocket sessions", lambda: float(len(hub.subscriptions.sessions))),
-            "geo_friends_followed": (
-                "friends followed (location channels subscribed)",
-                lambda: float(len(hub.fanout.listeners)),
-            ),
-            "geo_friends_history_waiting": ("history rows not written yet", lambda: float(services.history.waiting)),
-            "geo_friends_history_written": ("history rows written", lambda: float(services.history.written)),
-            "geo_friends_history_purge_last_success_seconds": (
-                "when this process last deleted history past retention, Unix seconds (0: not yet)",
-                lambda: purger.last_success,
-            ),
-        },
-        breakers=lambda: [*services.db.breakers, *services.cache.breakers, *hub.broker.breakers.values()],
-    )
-    return web.Response(body=render(reg), content_type="text/plain", charset="utf-8")
+    return web.Response(body=request.app[metrics_key].render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

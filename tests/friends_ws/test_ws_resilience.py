@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import aiohttp
 import redis.asyncio as aioredis
 
 from deploy.stack import redis_nodes
@@ -42,6 +43,15 @@ async def test_deliveries_resume_after_redis_restarts(servers, connect, befriend
     else:
         raise AssertionError("no delivery after the restart")
     assert alice.ws.state.name == "OPEN" and bob.ws.state.name == "OPEN"
+    # The reconnection is on /metrics, for the alert on a flapping pub/sub.
+    async with aiohttp.ClientSession() as http, http.get(f"{server.http}/metrics") as resp:
+        text = await resp.text()
+    counted = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("geo_friends_pubsub_reconnections_total{region=")
+    ]
+    assert counted and sum(counted) >= 1, text
 
 
 async def test_adding_a_ring_node_loses_no_delivery(servers, connect, befriend, throwaway_redis) -> None:  # type: ignore[no-untyped-def]
