@@ -1,5 +1,5 @@
 """Finding the PostgreSQL, PostGIS, Redis and nginx programs (and the browser of the map page's
-tests), and installing them when missing.
+tests, and the checker of the Prometheus rules), and installing them when missing.
 
 When run as root on a Debian-like system with apt, missing pieces are installed from the
 Debian packages; otherwise the error names exactly what to install.
@@ -22,6 +22,8 @@ REDIS_PROGRAMS = ("redis-server", "redis-cli")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_DRIVER = Path("/usr/bin/chromedriver")
 BROWSER_PACKAGES = ("chromium", "chromium-driver")
+#: Prometheus's checker of rules, alert tests and exposition, from Debian's ``prometheus``.
+PROMTOOL = Path("/usr/bin/promtool")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,3 +189,26 @@ def ensure_browser() -> Path:
 
     _install_missing(missing, "the browser tests")
     return CHROMIUM
+
+
+def ensure_promtool() -> Path:
+    """Locate ``promtool`` (the observability tests check rules and metrics with it), installing
+    Debian's ``prometheus`` package as root.
+
+    Only the program is used: the package's Prometheus service is left as the system sets it up.
+
+    Returns:
+        The promtool program.
+
+    Raises:
+        StackError: promtool is missing and cannot be installed here.
+    """
+
+    def program() -> Path | None:
+        found = shutil.which("promtool") or (str(PROMTOOL) if PROMTOOL.is_file() else None)
+        return Path(found) if found else None
+
+    _install_missing(lambda: [] if program() else ["prometheus"], "checking the Prometheus rules")
+    found = program()
+    assert found is not None
+    return found

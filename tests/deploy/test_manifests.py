@@ -144,6 +144,10 @@ BROKEN = [
     ),
     ("Redis", "geo-redis", _set("spec.kubernetesConfig", {"imagePullPolicy": "Always"}), "image"),
     ("NetworkPolicy", "geo-redis", _set("spec.policyType", ["Ingress"]), "policyType"),
+    ("PodMonitor", "geo", _set("spec.podMetricsEndpoints.0.interval", "15 seconds"), "15 seconds"),
+    ("PodMonitor", "geo", _set("spec.podMetricsEndpoints.0.targetPort", 8080), "targetPort"),
+    ("PrometheusRule", "geo", _set("spec.groups.0.rules.0.exprs", "up"), "exprs"),
+    ("PrometheusRule", "geo", _set("spec.groups.1.rules.0.for", "five minutes"), "five minutes"),
 ]
 
 

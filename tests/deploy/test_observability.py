@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,8 +15,10 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp.test_utils import TestServer
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
+from deploy.stack.binaries import ensure_promtool
 from geo_common.settings import Settings
 from geo_common.tokens import mint_token
 from tests.deploy.conftest import by_kind
@@ -28,18 +31,23 @@ TARGET_LABELS = {"job", "instance", "env", "role", "namespace", "pod"}
 
 
 def _samples(text: str) -> dict[str, set[str]]:
-    """Sample name -> label names, from Prometheus text format."""
+    """Sample name -> label names, from Prometheus text format. A family without samples (a
+    counter by region before any region counted) is listed under its sample names, without labels."""
     found: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(text):
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(family.type, [""])
+        for suffix in suffixes:
+            found.setdefault(family.name + suffix, set())
         for sample in family.samples:
             found.setdefault(sample.name, set()).update(sample.labels)
     return found
 
 
-@pytest.fixture
-async def exported(settings: Settings) -> AsyncIterator[dict[str, set[str]]]:
+@pytest.fixture(scope="module")
+async def scraped(settings: Settings) -> AsyncIterator[dict[str, str]]:
     """What the two services export: a real geo-api (role all) and a real geo-friends on port 0,
-    each asked once for something (a search; a malformed frame), then for /metrics."""
+    each asked once for something (a search; a malformed frame; a health check), then for
+    /metrics. Service name -> the /metrics text."""
     from friends_ws.app import create_app as create_ws_app
     from location_api.app import create_app as create_api_app
 
@@ -47,7 +55,7 @@ async def exported(settings: Settings) -> AsyncIterator[dict[str, set[str]]]:
     ws = TestServer(create_ws_app(settings), host="127.0.0.1")
     await api.start_server()
     await ws.start_server()
-    found: dict[str, set[str]] = {}
+    texts: dict[str, str] = {}
     try:
         async with aiohttp.ClientSession() as http:
             async with http.get(
@@ -61,15 +69,27 @@ async def exported(settings: Settings) -> AsyncIterator[dict[str, set[str]]]:
             ) as sock:
                 await sock.send_str("not json")
                 assert (await sock.receive_json(timeout=10))["type"] == "error"
-            for server in (api, ws):
+            async with http.get(ws.make_url("/healthz")) as r:
+                assert r.status == 200
+            for name, server in (("geo-api", api), ("geo-friends", ws)):
                 async with http.get(server.make_url("/metrics")) as r:
                     assert r.status == 200
-                    for name, labels in _samples(await r.text()).items():
-                        found.setdefault(name, set()).update(labels)
-        yield found
+                    assert r.headers["Content-Type"] == CONTENT_TYPE_LATEST
+                    texts[name] = await r.text()
+        yield texts
     finally:
         await ws.close()
         await api.close()
+
+
+@pytest.fixture
+def exported(scraped: dict[str, str]) -> dict[str, set[str]]:
+    """Sample name -> label names, over both services."""
+    found: dict[str, set[str]] = {}
+    for text in scraped.values():
+        for name, labels in _samples(text).items():
+            found.setdefault(name, set()).update(labels)
+    return found
 
 
 _SELECTOR = re.compile(r"(?<![\w:])([a-zA-Z_:][\w:]*)\s*\{([^}]*)\}")
@@ -216,3 +236,117 @@ def test_prometheus_config_scrapes_local_and_kubernetes(rendered: dict[str, list
     assert scraped["geo-api-read"]["role"] == "read" and scraped["geo-api-read"]["namespace"] == "geo-example"
     local = relabel({"job": "geo-local", "service": "geo-api"}, jobs["geo-local"]["relabel_configs"])
     assert local == {"job": "geo-api"}
+
+
+# --- what both services export ---------------------------------------------------------------
+
+
+def test_both_services_export_process_request_and_breaker_metrics(scraped: dict[str, str]) -> None:
+    for service, text in scraped.items():
+        samples = _samples(text)
+        for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds"):
+            assert name in samples, f"{service} lacks {name}"
+        assert "python_gc_collections_total" in samples and "python_info" in samples, service
+        assert "geo_process_memory_limit_bytes" in samples, service  # a family, with a sample only under a limit
+        # Every breaker is in exactly one state.
+        states: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            if family.name == "geo_circuit_breaker_state":
+                for sample in family.samples:
+                    states[sample.labels["dependency"]] = states.get(sample.labels["dependency"], 0) + sample.value
+        assert states and set(states.values()) == {1.0}, (service, states)
+    friends = _samples(scraped["geo-friends"])
+    assert {"route", "method", "le"} <= friends["geo_friends_http_request_duration_seconds_bucket"]
+    assert 'geo_friends_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in scraped["geo-friends"]
+    for name in (
+        "geo_friends_delivery_lag_seconds_bucket",
+        "geo_friends_queued_frames",
+        "geo_friends_history_written_total",
+    ):
+        assert name in friends, name
+    assert "geo_api_cache_hit_ratio" not in _samples(scraped["geo-api"])  # a ratio is PromQL's job
+
+
+def test_every_metric_passes_promtool(scraped: dict[str, str]) -> None:
+    promtool = ensure_promtool()  # the project's set-up installs Debian's prometheus package as root
+    for service, text in scraped.items():
+        checked = subprocess.run(
+            [str(promtool), "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+        )
+        assert (checked.returncode, checked.stdout + checked.stderr) == (0, ""), service
+    # promtool looked: a counter without _total is reported.
+    bad = "# HELP geo_x_things things\n# TYPE geo_x_things counter\ngeo_x_things 1\n"
+    checked = subprocess.run([str(promtool), "check", "metrics"], input=bad, capture_output=True, text=True, timeout=60)
+    assert checked.returncode != 0 and "_total" in checked.stdout + checked.stderr
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+
+def rules() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((OBSERVABILITY / "rules.yml").read_text())
+    return loaded
+
+
+def test_rules_pass_promtool_and_their_unit_tests() -> None:
+    promtool = str(ensure_promtool())
+    checked = subprocess.run(
+        [promtool, "check", "rules", "rules.yml"], cwd=OBSERVABILITY, capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = subprocess.run(
+        [promtool, "test", "rules", "rules_test.yml"], cwd=OBSERVABILITY, capture_output=True, text=True, timeout=120
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    # Every alert has a test.
+    alerts = {r["alert"] for g in rules()["groups"] for r in g["rules"] if "alert" in r}
+    tests = yaml.safe_load((OBSERVABILITY / "rules_test.yml").read_text())["tests"]
+    assert alerts == {a["alertname"] for t in tests for a in t.get("alert_rule_test", [])}
+    assert alerts >= {
+        "GeoApiErrorRatioHigh",
+        "GeoSearchLatencyHigh",
+        "GeoCircuitBreakerOpen",
+        "GeoReplicaLagHigh",
+        "GeoPubSubReconnecting",
+        "GeoMemoryNearLimit",
+        "GeoHistoryBacklog",
+    }
+
+
+def test_rules_use_only_exported_metrics(exported: dict[str, set[str]]) -> None:
+    every = [r for g in rules()["groups"] for r in g["rules"]]
+    any_label = set().union(*exported.values())
+    known = dict(exported) | {r["record"]: any_label for r in every if "record" in r}
+    assert unknown_metrics([r["expr"] for r in every], known) == []
+    assert prometheus()["rule_files"] == ["rules.yml"]
+
+
+def test_kubernetes_carries_the_rules_and_scrapes_the_services(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    objects = rendered["example"]
+    assert by_kind(objects, "PrometheusRule")["geo"]["spec"] == rules(), "copy rules.yml's groups to monitoring.yaml"
+    monitor = by_kind(objects, "PodMonitor")["geo"]["spec"]
+    names = set(monitor["selector"]["matchExpressions"][0]["values"])
+    assert monitor["selector"]["matchExpressions"][0]["key"] == "app.kubernetes.io/name"
+    ports = {e["port"] for e in monitor["podMetricsEndpoints"]}
+    scraped = {}
+    for name, deployment in by_kind(objects, "Deployment").items():
+        template = deployment["spec"]["template"]
+        if template["metadata"]["labels"]["app.kubernetes.io/name"] in names:
+            container_ports = {p["name"] for p in template["spec"]["containers"][0]["ports"]}
+            assert container_ports & ports, name
+            scraped[name] = template["metadata"]["labels"]
+    assert set(scraped) == {"geo-api-read", "geo-api-write", "geo-friends"}  # not the nginx router
+    # The labels the dashboard and the rules use, as prometheus.yml's geo-kubernetes job gives them.
+    for endpoint in monitor["podMetricsEndpoints"]:
+        assert endpoint["path"] == "/metrics"
+        rules_ = [
+            {"source_labels": r.get("sourceLabels", []), "target_label": r["targetLabel"], **_replacement(r)}
+            for r in endpoint["relabelings"]
+        ]
+        labels = relabel({"__meta_kubernetes_pod_label_app_kubernetes_io_component": "read"}, rules_)
+        assert labels is not None and labels["role"] == "read" and labels["env"] == "kubernetes"
+    assert monitor["jobLabel"] == "app.kubernetes.io/name"
+
+
+def _replacement(rule: dict[str, Any]) -> dict[str, str]:
+    return {"replacement": rule["replacement"]} if "replacement" in rule else {}
