@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from geo_common.logs import configure_logging
 from geo_common.secrets_check import check_serving
 from geo_common.settings import Settings, SettingsError, load_settings
 from geo_common.supervisor import Supervisor
@@ -92,7 +92,7 @@ def serve(
     except SettingsError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     try:
         import uvloop
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from geo_common.logs import LOG_FORMATS
 from geo_common.redact import REDACTED, redact_passwords
 from geo_common.regions import PUBSUB_BACKENDS, Region, parse_regions
 from geo_common.setting_values import SettingsError as SettingsError
@@ -118,6 +119,19 @@ class Settings:
     )
     # Operations.
     log_level: str = _setting("info", "GEO_LOG_LEVEL", parse_choice("debug", "info", "warning", "error"), "log level")
+    log_format: str = _setting(
+        "text",
+        "GEO_LOG_FORMAT",
+        parse_choice(*LOG_FORMATS),
+        "log lines as text, or json (one object a line, for a log collector); each carries its request's id",
+    )
+    access_log_sample: float = _setting(
+        0.0,
+        "GEO_ACCESS_LOG_SAMPLE",
+        parse_float(0.0, 1.0),
+        "share of requests (WebSocket sessions: when they close) the services log: method, route template, "
+        "status, duration, request id; never the path's values or the query string (0: none, 1: all)",
+    )
     dev: bool = _setting(
         False,
         "GEO_DEV",
