@@ -8,6 +8,9 @@ field). The errors of :class:`geo_common.database.Database` (:class:`DatabaseUna
 with ``Retry-After``, and :class:`AheadOfPrimary`, a 400 naming the consistency token's
 header), the 404 and 405 for requests no route serves, and aiohttp's 413 become problem
 documents too, and anything unexpected is logged and answered with a 500 that leaks nothing.
+Every problem document's ``instance`` names the request (``urn:request:<id>``, the id also
+answered in ``X-Request-Id``, :mod:`geo_common.request_context`), so a client's report leads
+to the log lines of its request.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from aiohttp import web
 
 from geo_common.database import AheadOfPrimary, DatabaseUnavailable
 from geo_common.database_node import format_lsn
+from geo_common.request_context import current_request_id, problem_instance
 from location_api.contract import MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
@@ -173,15 +177,19 @@ def problem_response(
         headers: extra response headers.
 
     Returns:
-        The response, ``Content-Type: application/problem+json``.
+        The response, ``Content-Type: application/problem+json``; its ``instance`` is the
+        current request's (none outside a request).
     """
-    body = {
+    body: dict[str, object] = {
         "type": f"/problems/{slug}",
         "title": title,
         "status": status,
         "detail": detail,
         "errors": [{"field": e.field, "message": e.message} for e in errors],
     }
+    request_id = current_request_id.get()
+    if request_id:
+        body["instance"] = problem_instance(request_id)
     return web.Response(status=status, body=orjson.dumps(body), content_type=PROBLEM_JSON, headers=dict(headers or {}))
 
 
@@ -215,12 +223,14 @@ def _ahead_of_primary(exc: AheadOfPrimary) -> web.Response:
     return InvalidRequest.field(CONSISTENCY_HEADER, message).to_response()
 
 
-def problem_for(request: web.Request, exc: Exception) -> web.Response:
+def problem_for(request: web.Request, exc: Exception, route: str) -> web.Response:
     """The problem document answering a failed request; logs only what is unexpected.
 
     Args:
         request: the request.
         exc: what the handler raised.
+        route: the route's template, what the log names (never the path or the query
+            string: a search's holds a position, a path may hold a user id).
 
     Returns:
         The problem document.
@@ -238,5 +248,5 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
         if exc.status < 400:
             raise exc
         return _from_http_exception(exc)
-    log.exception("unexpected error answering %s %s", request.method, request.rel_url, exc_info=exc)
+    log.exception("unexpected error answering %s %s", request.method, route, exc_info=exc)
     return problem_response(500, ApiError.slug, ApiError.title, "the server failed to answer; it has been logged")

@@ -133,6 +133,10 @@ def _components(max_radius_m: float) -> dict[str, Any]:
                     "title": {"type": "string"},
                     "status": {"type": "integer"},
                     "detail": {"type": "string"},
+                    "instance": {
+                        "type": "string",
+                        "description": "the request, urn:request:<id>; the id is also answered in X-Request-Id",
+                    },
                     "errors": {
                         "type": "array",
                         "items": {
@@ -378,7 +382,9 @@ def openapi_document(role: Role, max_radius_m: float, dev: bool = False) -> byte
                 "title": "geo location API",
                 "version": "1.0.0",
                 "description": "Nearby business search and business CRUD. Errors are application/problem+json "
-                "with an `errors` list naming each field at fault. See docs/api.md.",
+                "with an `errors` list naming each field at fault. Every answer carries its request's id in "
+                "`X-Request-Id` (the caller's, when it sends a safe one: 1 to 64 letters, digits, `-`, `_`, `.`, "
+                "`:`), and every problem document names it in `instance`. See docs/api.md.",
             },
             "paths": _paths(role, max_radius_m, dev),
             "components": _components(max_radius_m),

@@ -9,6 +9,7 @@ where other tests write rows directly with SQL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import time
@@ -116,6 +117,16 @@ async def small_database(settings: Settings, label: str, *, places: int) -> Sett
     finally:
         await conn.close()
     return small
+
+
+@contextlib.asynccontextmanager
+async def throwaway_database(settings: Settings, label: str, *, places: int) -> AsyncIterator[Settings]:
+    """:func:`small_database` for the duration of the block; dropped after it."""
+    small = await small_database(settings, label, places=places)
+    try:
+        yield small
+    finally:
+        await drop_database(settings.pg_primary, small.pg_primary.rpartition("/")[2])
 
 
 @pytest.fixture(scope="session")

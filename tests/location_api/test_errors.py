@@ -24,7 +24,8 @@ async def assert_problem(resp: aiohttp.ClientResponse, status: int, fields: list
     body = await resp.json(content_type=None)
     assert resp.status == status, body
     assert resp.content_type == "application/problem+json"
-    assert set(body) == {"type", "title", "status", "detail", "errors"}
+    assert set(body) == {"type", "title", "status", "detail", "errors", "instance"}
+    assert body["instance"] == f"urn:request:{resp.headers['X-Request-Id']}"
     assert body["status"] == status and body["type"].startswith("/problems/")
     assert isinstance(body["detail"], str) and body["detail"]
     if fields is not None:
