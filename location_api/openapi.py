@@ -291,6 +291,24 @@ def _paths(role: Role, max_radius_m: float, dev: bool) -> dict[str, Any]:
                 },
             }
         },
+        "/docs": {
+            "get": {
+                "summary": "the API reference: a page that renders this document",
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
+            }
+        },
+        "/docs/{name}": {
+            "get": {
+                "summary": "the reference page's script (reference.js) or style sheet (reference.css)",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+                ],
+                "responses": {
+                    "200": {"description": "the file", "content": {"*/*": {"schema": {"type": "string"}}}},
+                    "404": _problem("no such file"),
+                },
+            }
+        },
     }
     if role.reads:
         paths["/v1/search/nearby"] = {
@@ -384,7 +402,8 @@ def openapi_document(role: Role, max_radius_m: float, dev: bool = False) -> byte
                 "description": "Nearby business search and business CRUD. Errors are application/problem+json "
                 "with an `errors` list naming each field at fault. Every answer carries its request's id in "
                 "`X-Request-Id` (the caller's, when it sends a safe one: 1 to 64 letters, digits, `-`, `_`, `.`, "
-                "`:`), and every problem document names it in `instance`. See docs/api.md.",
+                "`:`), and every problem document names it in `instance`. See docs/api.md; this reference is "
+                "rendered at /docs.",
             },
             "paths": _paths(role, max_radius_m, dev),
             "components": _components(max_radius_m),

@@ -13,6 +13,7 @@ from location_api.handling import RouteTable
 from location_api.keys import metrics_key, settings_key
 from location_api.me_views import add_me_routes
 from location_api.page.views import add_page_routes
+from location_api.reference_page import add_reference_routes
 from location_api.contract import Role
 
 
@@ -25,6 +26,7 @@ def setup_routes(app: web.Application, role: Role) -> None:
     routes.get("/readyz", views.readyz)
     routes.get("/metrics", views.metrics)
     routes.get("/openapi.json", views.openapi)
+    add_reference_routes(routes)
     if role.reads:
         routes.get("/v1/search/nearby", views.search_nearby)
         routes.get("/v1/businesses/{id}", views.get_business)

@@ -126,6 +126,7 @@ async def test_the_longest_safe_id_is_kept(apis: dict[str, Api]) -> None:
         ("GET", SEARCH, {"latitude": "north", "longitude": "10.75"}, 400),
         ("GET", "/nowhere", {}, 404),
         ("DELETE", "/healthz", {}, 405),
+        ("GET", "/docs/nothing.js", {}, 404),
     ],
 )
 async def test_problem_documents_name_their_request(
