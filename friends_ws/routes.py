@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from friends_ws import views
-from friends_ws.keys import metrics_key
+from friends_ws.edge import install
+from friends_ws.keys import metrics_key, settings_key
 from friends_ws.ws import friends_ws
 from geo_common.request_metrics import RequestMetrics
 
@@ -16,6 +17,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def setup_routes(app: web.Application) -> None:
+    install(app, access_log_sample=app[settings_key].access_log_sample)
     app.router.add_get("/v1/friends/ws", friends_ws)
     requests = app[metrics_key].http
     for path, handler in (("/healthz", views.healthz), ("/readyz", views.readyz), ("/metrics", views.metrics)):
