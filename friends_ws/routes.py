@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from friends_ws import views
+from friends_ws.asyncapi import serve_asyncapi
 from friends_ws.edge import install
 from friends_ws.keys import metrics_key, settings_key
 from friends_ws.ws import friends_ws
@@ -19,6 +20,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def setup_routes(app: web.Application) -> None:
     install(app, access_log_sample=app[settings_key].access_log_sample)
     app.router.add_get("/v1/friends/ws", friends_ws)
+    app.router.add_get("/asyncapi.json", serve_asyncapi)
     requests = app[metrics_key].http
     for path, handler in (("/healthz", views.healthz), ("/readyz", views.readyz), ("/metrics", views.metrics)):
         app.router.add_get(path, timed(handler, path, requests))

@@ -1,0 +1,348 @@
+"""``GET /asyncapi.json``: the AsyncAPI 3.0 description of the nearby-friends protocol.
+
+Every frame of docs/friends-protocol.md, client's and server's, as a message with a JSON
+Schema payload (the draft-07 subset AsyncAPI's schema format extends) and an example. The
+client's are the operations the server *receives*, the server's those it *sends* (AsyncAPI
+speaks from the application's side). Server frames are closed (``additionalProperties:
+false``), so a field added without being described fails the conformance test
+(``tests/friends_ws/test_asyncapi.py``), which sends every client frame to a real server and
+validates every frame it answers against this document. Client frames are open: the server
+ignores fields it does not know. Bounds that are settings (the radius) come from the
+instance's settings, as ``/openapi.json`` on geo-api does.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, get_args
+
+import orjson
+from aiohttp import web
+
+from friends_ws.auth import BEARER_PREFIX, SUBPROTOCOL
+from friends_ws.keys import settings_key
+from friends_ws.protocol import (
+    INTERNAL_ERROR,
+    INVALID_JSON,
+    INVALID_MESSAGE,
+    INVALID_TOKEN,
+    INVALID_VALUE,
+    RATE_LIMITED,
+    TOKEN_EXPIRED,
+    UNAVAILABLE,
+    LeftReason,
+    Precision,
+)
+from friends_ws.ws import MAX_FRAME
+from geo_common.friends_db import MAX_DISPLAY_NAME
+from geo_common.request_context import MAX_REQUEST_ID_CHARS, REQUEST_ID_HEADER
+from geo_common.tokens import MAX_USER_ID
+
+#: The channel every frame travels on: the one WebSocket endpoint.
+CHANNEL = "friends"
+ERROR_CODES = (INVALID_JSON, INVALID_MESSAGE, INVALID_VALUE, RATE_LIMITED, INVALID_TOKEN, UNAVAILABLE, INTERNAL_ERROR)
+#: Largest client timestamp accepted (year 9999), Unix milliseconds.
+_MAX_MS = 253_402_300_799_999
+
+_CLOSE_CODES = f"""\
+| close code | when |
+|---|---|
+| 1009 | a frame larger than {MAX_FRAME} bytes |
+| 1013 | the client reads too slowly (GEO_WS_QUEUE_SIZE frames wait), or the session could not be opened |
+| 1001 | the server is shutting down |
+| {TOKEN_EXPIRED} | the token expired and no fresh one came in an `auth` frame |"""
+
+
+def _ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _message(
+    kind: str, summary: str, properties: dict[str, Any], example: dict[str, Any], *, required: list[str] | None = None
+) -> dict[str, Any]:
+    """The message of a frame ``{"type": kind, ...properties}``, with an example.
+
+    Without ``required`` it is a server frame: every property is sent, and nothing else
+    (``additionalProperties: false``). With it, a client frame: the server ignores what it does
+    not know, so the payload stays open.
+    """
+    payload: dict[str, Any] = {
+        "type": "object",
+        "required": ["type", *(list(properties) if required is None else required)],
+        "properties": {"type": {"const": kind}, **properties},
+    }
+    if required is None:
+        payload["additionalProperties"] = False
+    return {
+        "name": kind,
+        "title": kind,
+        "summary": summary,
+        "payload": payload,
+        "examples": [{"payload": {"type": kind, **example}}],
+    }
+
+
+#: A sharing preference in force: in ``init``, and the answer to ``sharing``.
+_SHARING: dict[str, Any] = {
+    "enabled": {"type": "boolean"},
+    "precision": {"enum": list(get_args(Precision))},
+    "private_history": {"type": "boolean"},
+}
+_POSITION = {"latitude": _ref("schemas", "Latitude"), "longitude": _ref("schemas", "Longitude")}
+_NAMED = {"user_id": _ref("schemas", "UserId"), "display_name": _ref("schemas", "DisplayName")}
+
+
+def _schemas(min_radius_m: float, max_radius_m: float) -> dict[str, Any]:
+    return {
+        "UserId": {"type": "integer", "minimum": 1, "maximum": MAX_USER_ID},
+        "Latitude": {"type": "number", "minimum": -90, "maximum": 90, "description": "degrees (WGS84)"},
+        "Longitude": {"type": "number", "minimum": -180, "maximum": 180, "description": "degrees (WGS84)"},
+        "Radius": {"type": "number", "minimum": min_radius_m, "maximum": max_radius_m, "description": "metres"},
+        "Distance": {"type": "number", "minimum": 0, "description": "great-circle metres, to a tenth"},
+        "UnixMs": {"type": "integer", "minimum": 0, "maximum": _MAX_MS, "description": "Unix milliseconds"},
+        "DisplayName": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_DISPLAY_NAME},
+        "Sharing": {
+            "type": "object",
+            "required": list(_SHARING),
+            "additionalProperties": False,
+            "properties": _SHARING,
+        },
+        "FriendInView": {
+            "type": "object",
+            "required": ["user_id", "latitude", "longitude", "distance_m", "updated_at"],
+            "additionalProperties": False,
+            "properties": {
+                "user_id": _ref("schemas", "UserId"),
+                **_POSITION,
+                "distance_m": _ref("schemas", "Distance"),
+                "updated_at": _ref("schemas", "UnixMs"),
+            },
+        },
+    }
+
+
+def _client_messages() -> dict[str, Any]:
+    maybe_ms = {"type": ["integer", "null"], "minimum": 0, "maximum": _MAX_MS}
+    return {
+        "location": _message(
+            "location",
+            "the user's position; the first of a connection is answered with init",
+            {**_POSITION, "timestamp": maybe_ms},
+            {"latitude": 37.7749, "longitude": -122.4194, "timestamp": 1763890000123},
+            required=["latitude", "longitude"],
+        ),
+        "settings": _message(
+            "settings",
+            "the radius within which friends are shown; answered with settingsApplied",
+            {"radius_m": _ref("schemas", "Radius")},
+            {"radius_m": 1609.3},
+            required=["radius_m"],
+        ),
+        "sharing": _message(
+            "sharing",
+            "whether and how precisely friends see the user (absent fields keep their value); answered "
+            "with sharingApplied",
+            {
+                "enabled": {"type": "boolean"},
+                "precision": {"enum": [*get_args(Precision), None]},
+                "private_history": {"type": ["boolean", "null"]},
+            },
+            {"enabled": True, "precision": "coarse", "private_history": False},
+            required=["enabled"],
+        ),
+        "auth": _message(
+            "auth",
+            "a fresh token of the same user, before the connection's expires; answered with authAccepted",
+            {"token": {"type": "string", "minLength": 1}},
+            {"token": "<a fresh token>"},
+            required=["token"],
+        ),
+    }
+
+
+def _server_messages() -> dict[str, Any]:
+    friend_at = {"user_id": 43, "latitude": 37.7849, "longitude": -122.4094, "distance_m": 1417.3}
+    return {
+        "init": _message(
+            "init",
+            "after the first location of a connection: the friends in view, nearest first, and the sharing in force",
+            {
+                "radius_m": _ref("schemas", "Radius"),
+                "friends": {"type": "array", "items": _ref("schemas", "FriendInView")},
+                "sharing": _ref("schemas", "Sharing"),
+            },
+            {
+                "radius_m": 8047.0,
+                "friends": [{**friend_at, "updated_at": 1763890000456}],
+                "sharing": {"enabled": True, "precision": "exact", "private_history": False},
+            },
+        ),
+        "friendLocation": _message(
+            "friend_location",
+            "a friend in view moved, or came into view",
+            {
+                "user_id": _ref("schemas", "UserId"),
+                **_POSITION,
+                "distance_m": _ref("schemas", "Distance"),
+                "updated_at": _ref("schemas", "UnixMs"),
+                "sent_at": {"type": ["integer", "null"], "minimum": 0, "maximum": _MAX_MS},
+            },
+            {**friend_at, "updated_at": 1763890030456, "sent_at": 1763890030120},
+        ),
+        "friendLeft": _message(
+            "friend_left",
+            "a friend left the user's view (treat an unknown reason like offline)",
+            {"user_id": _ref("schemas", "UserId"), "reason": {"enum": list(get_args(LeftReason))}},
+            {"user_id": 43, "reason": "out_of_range"},
+        ),
+        "friendRequest": _message(
+            "friend_request",
+            "another user asked to be friends (answered over HTTP on geo-api)",
+            _NAMED,
+            {"user_id": 44, "display_name": "Ada"},
+        ),
+        "friendAdded": _message(
+            "friend_added", "the user and user_id are friends now", _NAMED, {"user_id": 44, "display_name": None}
+        ),
+        "settingsApplied": _message(
+            "settings",
+            "the radius now in force (the answer to settings)",
+            {"radius_m": _ref("schemas", "Radius")},
+            {"radius_m": 1609.3},
+        ),
+        "sharingApplied": _message(
+            "sharing",
+            "the sharing preference now in force (the answer to sharing, also sent to the user's other connections)",
+            _SHARING,
+            {"enabled": True, "precision": "coarse", "private_history": False},
+        ),
+        "authAccepted": _message(
+            "auth",
+            "a fresh token was accepted: the connection lives until expires_at",
+            {"expires_at": _ref("schemas", "UnixMs")},
+            {"expires_at": 1763893600000},
+        ),
+        "error": _message(
+            "error",
+            "a frame the server could not use; the connection stays open",
+            {"code": {"enum": list(ERROR_CODES)}, "detail": {"type": "string"}},
+            {"code": "invalid_value", "detail": "latitude must be between -90 and 90"},
+        ),
+    }
+
+
+def _operation(action: str, message: str, summary: str, reply: str | None = None) -> dict[str, Any]:
+    channel = {"$ref": f"#/channels/{CHANNEL}"}
+    operation: dict[str, Any] = {
+        "action": action,
+        "channel": channel,
+        "summary": summary,
+        "messages": [{"$ref": f"#/channels/{CHANNEL}/messages/{message}"}],
+    }
+    if reply is not None:
+        operation["reply"] = {"channel": channel, "messages": [{"$ref": f"#/channels/{CHANNEL}/messages/{reply}"}]}
+    return operation
+
+
+@lru_cache(maxsize=8)
+def asyncapi_document(min_radius_m: float, max_radius_m: float) -> bytes:
+    """The AsyncAPI 3.0 document of the protocol, as JSON bytes.
+
+    Args:
+        min_radius_m: the smallest radius a client may set, metres (``GEO_FRIEND_RADIUS_MIN_M``).
+        max_radius_m: the largest, metres (``GEO_FRIEND_RADIUS_MAX_M``).
+
+    Returns:
+        The document.
+    """
+    client, server = _client_messages(), _server_messages()
+    operations = {
+        f"receive_{name}": _operation("receive", name, message["summary"], reply)
+        for (name, message), reply in zip(
+            client.items(), (None, "settingsApplied", "sharingApplied", "authAccepted"), strict=True
+        )
+    }
+    operations.update(
+        {f"send_{name}": _operation("send", name, message["summary"]) for name, message in server.items()}
+    )
+    return orjson.dumps(
+        {
+            "asyncapi": "3.0.0",
+            "info": {
+                "title": "geo nearby friends (geo-friends)",
+                "version": "1.0.0",
+                "description": "Which of a user's friends are near, live, over one WebSocket: JSON text frames "
+                "(UTF-8), degrees (WGS84), metres, Unix milliseconds. docs/friends-protocol.md explains each "
+                "frame with examples.",
+            },
+            "defaultContentType": "application/json",
+            "servers": {
+                "local": {
+                    "host": "127.0.0.1:8081",
+                    "protocol": "ws",
+                    "description": "make run (behind nginx in production: wss, the same path)",
+                    "security": [_ref("securitySchemes", "bearer"), _ref("securitySchemes", "subprotocol")],
+                }
+            },
+            "channels": {
+                CHANNEL: {
+                    "address": "/v1/friends/ws",
+                    "title": "the nearby-friends connection",
+                    "description": "A handshake without a valid token is refused as plain HTTP: 401 (no, a "
+                    "malformed or an expired token, or one in the URL), 429 (too many connections of the user, "
+                    "Retry-After), 503 (tokens cannot be checked now, Retry-After). The answer, 101 included, "
+                    f"carries the request's id in {REQUEST_ID_HEADER}. Rate limits: location "
+                    "GEO_WS_MAX_UPDATES_PER_S, settings/sharing/auth together GEO_WS_MAX_MESSAGES_PER_S; a frame "
+                    "over its limit is answered with error rate_limited and not applied.\n\n" + _CLOSE_CODES,
+                    "messages": {name: _ref("messages", name) for name in (*client, *server)},
+                    "bindings": {
+                        "ws": {
+                            "method": "GET",
+                            "headers": {
+                                "type": "object",
+                                "properties": {
+                                    "Authorization": {"type": "string", "pattern": "^Bearer "},
+                                    "Sec-WebSocket-Protocol": {
+                                        "type": "string",
+                                        "description": f"browsers: {SUBPROTOCOL}, {BEARER_PREFIX}<token>",
+                                    },
+                                    REQUEST_ID_HEADER: {
+                                        "type": "string",
+                                        "pattern": f"^[A-Za-z0-9._:-]{{1,{MAX_REQUEST_ID_CHARS}}}$",
+                                    },
+                                },
+                            },
+                            "bindingVersion": "0.1.0",
+                        }
+                    },
+                }
+            },
+            "operations": operations,
+            "components": {
+                "schemas": _schemas(min_radius_m, max_radius_m),
+                "messages": {**client, **server},
+                "securitySchemes": {
+                    "bearer": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "bearerFormat": "JWT",
+                        "description": "Authorization: Bearer <token> on the handshake (never ?token= in the URL)",
+                    },
+                    "subprotocol": {
+                        "type": "httpApiKey",
+                        "in": "header",
+                        "name": "Sec-WebSocket-Protocol",
+                        "description": f"for browsers: the subprotocols {SUBPROTOCOL} and {BEARER_PREFIX}<token>; "
+                        f"the server selects {SUBPROTOCOL}",
+                    },
+                },
+            },
+        }
+    )
+
+
+async def serve_asyncapi(request: web.Request) -> web.Response:
+    """``GET /asyncapi.json``: the document of the protocol this instance speaks (its radius bounds)."""
+    settings = request.app[settings_key]
+    body = asyncapi_document(settings.friend_radius_min_m, settings.friend_radius_max_m)
+    return web.Response(body=body, content_type="application/json")
