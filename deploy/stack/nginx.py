@@ -116,12 +116,15 @@ def _upstream(name: str, servers: Sequence[str], tuning: Tuning, *, balance: str
 
 
 # proxy_set_header and error_page are inherited only by levels that set none of their own,
-# so every location that sets one repeats the whole list.
+# so every location that sets one repeats the whole list. X-Request-Id is nginx's own id of
+# the request, never the client's: the instance's log lines and problem documents carry it,
+# and nginx's access line too (rid=), so one id leads from one to the other.
 _HEADERS = """\
             proxy_set_header Host $http_host;
             proxy_set_header X-Real-IP $remote_addr;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;"""
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Request-Id $request_id;"""
 
 
 def command(program: Path, files: NginxFiles) -> list[str]:
@@ -176,7 +179,7 @@ http {{
     # position), nor a header (Authorization holds a token).
     log_format geo '$remote_addr [$time_iso8601] "$request_method $uri $server_protocol" $status '
                    '$body_bytes_sent upstream=$upstream_addr upstream_status=$upstream_status '
-                   'rt=$request_time';
+                   'rt=$request_time rid=$request_id';
     access_log {files.access_log} geo;
     client_body_temp_path {temp}/body;
     proxy_temp_path {temp}/proxy;
@@ -264,6 +267,7 @@ http {{
         location @too_many {{
             default_type application/problem+json;
             add_header Retry-After 1 always;
+            add_header X-Request-Id $request_id always;
             return 429 '{TOO_MANY_BODY}';
         }}
 
@@ -271,6 +275,7 @@ http {{
         location @unavailable {{
             default_type application/problem+json;
             add_header Retry-After 1 always;
+            add_header X-Request-Id $request_id always;
             return 503 '{UNAVAILABLE_BODY}';
         }}
     }}

@@ -251,6 +251,7 @@ def test_ingress_routes_websocket_with_long_timeouts(rendered: dict[str, list[di
         "/v1/friends/ws": "geo-friends",
         "/v1": "geo-edge",
         "/openapi.json": "geo-edge",
+        "/docs": "geo-edge",
     }
     assert ingresses["geo-api"]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/enable-access-log"] == "false"
     assert {rule["host"] for i in ingresses.values() for rule in i["spec"]["rules"]} == {"geo.example.org"}

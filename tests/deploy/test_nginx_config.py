@@ -34,6 +34,8 @@ DOCKER = Path(__file__).resolve().parents[2] / "deploy" / "docker"
 #: A search whose query string must never reach a log: its coordinates, and a cursor.
 SECRET_QUERY = "latitude=59.91391234&longitude=10.75224321&cursor=Q1VSU09SLXNlY3JldA"
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl"
+#: nginx's $request_id: 16 random bytes in hex.
+NGINX_ID = r"[0-9a-f]{32}"
 
 
 def files(tmp_path: Path) -> NginxFiles:
@@ -110,6 +112,8 @@ class Upstream:
         self.name = name
         self.hits: Counter[str] = Counter()
         self.paths: Counter[str] = Counter()
+        #: The X-Request-Id of every request that reached it.
+        self.request_ids: list[str | None] = []
         self.failing = False
         self.runner: web.AppRunner | None = None
         self.port = 0
@@ -126,6 +130,7 @@ class Upstream:
 
     async def _any(self, request: web.Request) -> web.Response:
         self.hits[request.method] += 1
+        self.request_ids.append(request.headers.get("X-Request-Id"))
         self.paths[request.path] += 1
         body = await request.read()
         if self.failing:
@@ -133,6 +138,7 @@ class Upstream:
         return web.json_response({"who": self.name, "body": body.decode()})
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        self.request_ids.append(request.headers.get("X-Request-Id"))
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         await ws.send_str(self.name)
@@ -252,13 +258,16 @@ async def test_no_instance_answers_with_a_problem_document(routed: tuple[str, di
         assert resp.status == 503
         assert resp.content_type == "application/problem+json"
         assert resp.headers["Retry-After"] == "1"
+        assert re.fullmatch(NGINX_ID, resp.headers["X-Request-Id"])
         assert (await resp.json())["type"] == "/problems/service-unavailable"
 
 
 # --- in front of the API: search limits, private routes, what the logs hold ------------------
 
 #: The only variables a log line may hold: no $request, $request_uri, $args or header.
+#: $request_id is nginx's own id of the request, never a client's.
 LOGGED = {
+    "$request_id",
     "$remote_addr",
     "$time_iso8601",
     "$request_method",
@@ -445,3 +454,39 @@ async def test_shipped_configs_limit_searches_hide_private_routes_and_queries(
             assert resp.status == 200 and (await resp.json())["who"] == "geo-api-write"
     await asyncio.sleep(0.1)
     assert_log_holds_no_query(log, searched=statuses.count(200))
+
+
+async def assert_own_request_ids(url: str, ups: dict[str, Upstream], log: Path, *, ws: bool) -> None:
+    """Every request reaches its instance with nginx's own X-Request-Id (a client's is
+    replaced), a new one each time, which nginx's access line holds as rid=."""
+    client = {"X-Request-Id": "client-chosen"}
+    for up in ups.values():
+        up.request_ids.clear()  # the probe of nginx's start
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/v1/businesses/1", headers=client) as resp:
+            assert resp.status == 200
+        async with http.put(f"{url}/v1/businesses/1", data=b"x", headers=client) as resp:
+            assert resp.status == 200
+        if ws:
+            async with http.ws_connect(url + "/v1/friends/ws", headers=client) as socket:
+                await socket.receive_str()
+    ids = [i for up in ups.values() for i in up.request_ids]
+    assert len(ids) == (3 if ws else 2), ids
+    assert all(i is not None and re.fullmatch(NGINX_ID, i) for i in ids) and len(set(ids)) == len(ids), ids
+    await asyncio.sleep(0.1)  # a line is written when its request ends
+    text = log.read_text()
+    for request_id in ids:
+        assert f"rid={request_id}" in text, text[-2000:]
+
+
+async def test_the_full_stack_sends_and_logs_its_own_request_ids(routed: Routed, tmp_path: Path) -> None:
+    url, ups = routed
+    await assert_own_request_ids(url, ups, files(tmp_path / "nginx-0").access_log, ws=True)
+
+
+async def test_shipped_configs_send_and_log_their_own_request_ids(
+    shipped: tuple[str, dict[str, Upstream], Path], request: pytest.FixtureRequest
+) -> None:
+    url, ups, log = shipped
+    # The Kubernetes edge serves no WebSocket: the Ingress sends it to geo-friends directly.
+    await assert_own_request_ids(url, ups, log, ws=request.node.callspec.params["shipped"] == "compose")
