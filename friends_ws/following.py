@@ -285,6 +285,7 @@ class Following:
                 if self._restrictions != before:
                     continue  # a restriction arrived during the read, which may predate it
                 if announce and grant is not None and self.seen(friend_id) == "none":
+                    self.stats.sent["friend_added"] += 1
                     self.sink.send(encode_friend_added(friend_id, name))
                 target = seen_for(None if grant is None else grant.level)
                 await self._become({friend_id: (target, None if grant is None else grant.home_region)})

@@ -42,6 +42,8 @@ class Stats:
         "slow_closes",
         "pubsub_messages",
         "errors",
+        "received",
+        "sent",
         "connections_total",
         "refused",
         "token_expiries",
@@ -66,6 +68,11 @@ class Stats:
         """Messages received from pub/sub."""
         self.errors: Counter[str] = Counter()
         """``error`` frames sent, by code."""
+        self.received: Counter[str] = Counter()
+        """Text frames received from clients, by ``type`` (``invalid``: not a frame of the protocol)."""
+        self.sent: Counter[str] = Counter()
+        """Frames queued for clients other than ``friend_location``, ``friend_left`` and
+        ``error`` (counted above), by ``type``."""
         self.connections_total = 0
         """WebSocket connections accepted."""
         self.refused: Counter[str] = Counter()
@@ -122,6 +129,17 @@ class StatsCollector(Collector):
         for code, count in sorted(s.errors.items()):
             errors.add_metric([code], count)
         yield errors
+        received = CounterMetricFamily(
+            "geo_friends_frames_received", "text frames received from clients, by type", labels=["type"]
+        )
+        for kind, count in sorted(s.received.items()):
+            received.add_metric([kind], count)
+        yield received
+        sent = CounterMetricFamily("geo_friends_frames_sent", "frames queued for clients, by type", labels=["type"])
+        by_type = s.sent | {"friend_location": s.deliveries, "friend_left": s.departures, "error": s.errors.total()}
+        for kind, count in sorted(by_type.items()):
+            sent.add_metric([kind], count)
+        yield sent
         refused = CounterMetricFamily(
             "geo_friends_handshakes_refused", "handshakes refused before the upgrade, by reason", labels=["reason"]
         )

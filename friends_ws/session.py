@@ -202,8 +202,10 @@ class Session:
         try:
             event = parse_client_message(data, min_radius_m=config.min_radius_m, max_radius_m=config.max_radius_m)
         except InvalidMessage as exc:
+            self.services.stats.received["invalid"] += 1
             self.error(exc.code, exc.detail)
             return
+        self.services.stats.received[event.kind] += 1
         refusal = self.services.limits.refusal(self.user_id, event, time.monotonic())
         if refusal is not None:
             self.error(RATE_LIMITED, refusal)
@@ -227,6 +229,11 @@ class Session:
     def reject_binary(self) -> None:
         self.error(INVALID_MESSAGE, "binary frames are not accepted; send JSON text frames")
 
+    def _send(self, kind: str, frame: bytes) -> None:
+        """Queue a frame of ``kind`` (counted on ``/metrics``)."""
+        self.services.stats.sent[kind] += 1
+        self.link.send(frame)
+
     def error(self, code: str, detail: str) -> None:
         self.services.stats.errors[code] += 1
         self.link.send(encode_error(code, detail))
@@ -244,7 +251,7 @@ class Session:
             await self._share(update.latitude, update.longitude, update.timestamp, received)
         if self.following.position is None:
             friends = await self.following.first_view(update.latitude, update.longitude)
-            self.link.send(encode_init(self.following.view.radius_m, friends, self.sharing))
+            self._send("init", encode_init(self.following.view.radius_m, friends, self.sharing))
         else:
             self.following.moved_to(update.latitude, update.longitude)
 
@@ -296,7 +303,7 @@ class Session:
             return
         self.services.lifetimes.watch(self, verified.expires_at)
         self.services.stats.reauths += 1
-        self.link.send(encode_auth(verified.expires_at))
+        self._send("auth", encode_auth(verified.expires_at))
 
     def token_expired(self) -> None:
         """The token expired and no fresh one came: close with 4001 (the client signs in again)."""
@@ -308,7 +315,7 @@ class Session:
     def _settings(self, update: SettingsUpdate) -> None:
         self.following.view.radius_m = update.radius_m
         self.following.reevaluate()
-        self.link.send(encode_settings(update.radius_m))
+        self._send("settings", encode_settings(update.radius_m))
 
     async def _sharing(self, update: SharingUpdate) -> None:
         new = self.sharing.updated(update)
@@ -324,7 +331,7 @@ class Session:
             self.user_id,
             SharingChanged(new.enabled, new.precision, self.connection_id, new.private_history),
         )
-        self.link.send(encode_sharing(new))
+        self._send("sharing", encode_sharing(new))
 
     async def _apply_sharing(self, new: Sharing) -> None:
         was, self.sharing = self.sharing, new
@@ -351,7 +358,7 @@ class Session:
         if isinstance(event, FriendAdded | FriendRemoved | FriendShares):
             self.following.control(event)
         elif isinstance(event, RequestReceived):
-            self.link.send(encode_friend_request(event.from_id, event.display_name))
+            self._send("friend_request", encode_friend_request(event.from_id, event.display_name))
         elif isinstance(event, Erased):
             # The home region is forgotten: the next location claims one again.
             self._changes += 1
@@ -395,4 +402,4 @@ class Session:
             await self._apply_sharing(sharing)
         except _BACKEND_ERRORS as exc:
             log.warning("user %d: applying a sharing change failed: %s", self.user_id, exc)
-        self.link.send(encode_sharing(sharing))
+        self._send("sharing", encode_sharing(sharing))

@@ -74,6 +74,10 @@ async def test_health_readiness_and_metrics(servers, connect) -> None:  # type: 
     client = await connect(server, new_user())
     await client.location(1.0, 1.0)
     await client.expect("init")
+    await client.send(type="settings", radius_m=2000)
+    await client.expect("settings")
+    await client.ws.send("not json")
+    await client.expect("error")
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{server.http}/healthz") as resp:
             assert resp.status == 200
@@ -85,6 +89,17 @@ async def test_health_readiness_and_metrics(servers, connect) -> None:  # type: 
             text = await resp.text()
     assert "geo_friends_updates_total 1.0" in text
     assert "geo_friends_sessions 1.0" in text
+    # Frames by type, both ways (the server's own process only: these tests' server is fresh).
+    for line in (
+        'geo_friends_frames_received_total{type="location"} 1.0',
+        'geo_friends_frames_received_total{type="settings"} 1.0',
+        'geo_friends_frames_received_total{type="invalid"} 1.0',
+        'geo_friends_frames_sent_total{type="init"} 1.0',
+        'geo_friends_frames_sent_total{type="settings"} 1.0',
+        'geo_friends_frames_sent_total{type="error"} 1.0',
+        'geo_friends_frames_sent_total{type="friend_location"} 0.0',
+    ):
+        assert line in text, line
 
 
 def test_the_purge_command(settings, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
