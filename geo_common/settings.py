@@ -120,17 +120,10 @@ class Settings:
     # Operations.
     log_level: str = _setting("info", "GEO_LOG_LEVEL", parse_choice("debug", "info", "warning", "error"), "log level")
     log_format: str = _setting(
-        "text",
-        "GEO_LOG_FORMAT",
-        parse_choice(*LOG_FORMATS),
-        "log lines as text, or json (one object a line, for a log collector); each carries its request's id",
+        "text", "GEO_LOG_FORMAT", parse_choice(*LOG_FORMATS), "log lines: text, or json (one object a line)"
     )
     access_log_sample: float = _setting(
-        0.0,
-        "GEO_ACCESS_LOG_SAMPLE",
-        parse_float(0.0, 1.0),
-        "share of requests (WebSocket sessions: when they close) the services log: method, route template, "
-        "status, duration, request id; never the path's values or the query string (0: none, 1: all)",
+        0.0, "GEO_ACCESS_LOG_SAMPLE", parse_float(0.0, 1.0), "0 to 1: share of requests logged (docs/deploy.md)"
     )
     dev: bool = _setting(
         False,

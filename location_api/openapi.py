@@ -15,6 +15,7 @@ import orjson
 from location_api.friends.openapi import friendship_openapi_paths
 from location_api.me_openapi import me_openapi_paths
 from location_api.page.openapi import page_openapi_paths
+from location_api.reference_page import reference_openapi_paths
 from location_api.contract import (
     DEFAULT_LIMIT,
     DEFAULT_RADIUS_M,
@@ -291,24 +292,6 @@ def _paths(role: Role, max_radius_m: float, dev: bool) -> dict[str, Any]:
                 },
             }
         },
-        "/docs": {
-            "get": {
-                "summary": "the API reference: a page that renders this document",
-                "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
-            }
-        },
-        "/docs/{name}": {
-            "get": {
-                "summary": "the reference page's script (reference.js) or style sheet (reference.css)",
-                "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
-                ],
-                "responses": {
-                    "200": {"description": "the file", "content": {"*/*": {"schema": {"type": "string"}}}},
-                    "404": _problem("no such file"),
-                },
-            }
-        },
     }
     if role.reads:
         paths["/v1/search/nearby"] = {
@@ -378,6 +361,7 @@ def _paths(role: Role, max_radius_m: float, dev: bool) -> dict[str, Any]:
     paths.update(friendship_openapi_paths(role))
     paths.update(page_openapi_paths(role, dev=dev))
     paths.update(me_openapi_paths())
+    paths.update(reference_openapi_paths())
     return paths
 
 

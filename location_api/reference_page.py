@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from aiohttp import web
 
@@ -37,6 +38,30 @@ def reference_files() -> Mapping[str, tuple[bytes, str]]:
     return {
         name: ((folder / name).read_bytes(), f"{_TYPES[name.rpartition('.')[2]]}; charset=utf-8")
         for name in ("index.html", "reference.js", "reference.css")
+    }
+
+
+def reference_openapi_paths() -> dict[str, Any]:
+    """The OpenAPI path items of the page and its files, for the API's document."""
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+    return {
+        "/docs": {
+            "get": {
+                "summary": "the API reference: a page that renders this document",
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
+            }
+        },
+        "/docs/{name}": {
+            "get": {
+                "summary": "the reference page's script (reference.js) or style sheet (reference.css)",
+                "parameters": [name],
+                "responses": {
+                    "200": {"description": "the file", "content": {"*/*": {"schema": {"type": "string"}}}},
+                    "404": {"description": "no such file", "content": problem},
+                },
+            }
+        },
     }
 
 
