@@ -70,10 +70,10 @@ async def test_answers_are_recorded_under_the_route_template(
         assert resp.status == 200
     async with client.put("/items/7") as resp:
         assert resp.status == 204
-    assert metrics.requests[("/items/{id}", "GET", 200)] == 2
-    assert metrics.requests[("/items/{id}", "HEAD", 200)] == 1
-    assert metrics.requests[("/items/{id}", "PUT", 204)] == 1
-    slots = metrics.latency[("/items/{id}", "GET")]
+    assert metrics.requests.requests[("/items/{id}", "GET", 200)] == 2
+    assert metrics.requests.requests[("/items/{id}", "HEAD", 200)] == 1
+    assert metrics.requests.requests[("/items/{id}", "PUT", 204)] == 1
+    slots = metrics.requests.latency[("/items/{id}", "GET")]
     assert sum(slots[:-1]) == 2 and slots[-1] > 0.0
 
 
@@ -82,7 +82,7 @@ async def test_an_api_error_is_its_problem_document(served: tuple[TestClient, Me
     async with client.get("/items/missing") as resp:
         body = await problem(resp, 404)
     assert body["detail"] == "no such item"
-    assert metrics.requests[("/items/{id}", "GET", 404)] == 1
+    assert metrics.requests.requests[("/items/{id}", "GET", 404)] == 1
 
 
 async def test_an_unexpected_error_is_a_500_that_leaks_nothing(
@@ -94,14 +94,14 @@ async def test_an_unexpected_error_is_a_500_that_leaks_nothing(
             body = await problem(resp, 500)
     assert "secret" not in str(body)
     assert any("secret internals" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
-    assert metrics.requests[("/items/{id}", "GET", 500)] == 1
+    assert metrics.requests.requests[("/items/{id}", "GET", 500)] == 1
 
 
 async def test_a_redirect_passes_through_and_is_recorded(served: tuple[TestClient, Metrics, web.Application]) -> None:
     client, metrics, _ = served
     async with client.get("/old", allow_redirects=False) as resp:
         assert resp.status == 302 and resp.headers["Location"] == "/items/1"
-    assert metrics.requests[("/old", "GET", 302)] == 1
+    assert metrics.requests.requests[("/old", "GET", 302)] == 1
 
 
 async def test_unknown_paths_are_404_problems(served: tuple[TestClient, Metrics, web.Application]) -> None:
@@ -111,8 +111,8 @@ async def test_unknown_paths_are_404_problems(served: tuple[TestClient, Metrics,
             assert (await problem(resp, 404))["detail"] == "no such route", path
     async with client.delete("/nowhere") as resp:
         await problem(resp, 404)
-    assert metrics.requests[(UNMATCHED, "GET", 404)] == 4
-    assert metrics.requests[(UNMATCHED, "DELETE", 404)] == 1
+    assert metrics.requests.requests[(UNMATCHED, "GET", 404)] == 4
+    assert metrics.requests.requests[(UNMATCHED, "DELETE", 404)] == 1
 
 
 @pytest.mark.parametrize("target", [b"/old%0A", b"/a%0Ab/c", b"*", b"/%00", b"//double", b"http://elsewhere/nothing"])
@@ -131,7 +131,7 @@ async def test_any_other_request_target_is_a_404_problem(
     assert lines[0] == b"HTTP/1.1 404 Not Found", target
     assert b"content-type: application/problem+json" in [line.lower() for line in lines]
     assert json.loads(body)["status"] == 404
-    assert metrics.requests[(UNMATCHED, "OPTIONS", 404)] == 1
+    assert metrics.requests.requests[(UNMATCHED, "OPTIONS", 404)] == 1
 
 
 async def test_a_method_the_path_lacks_is_a_405_with_every_allowed_method(
@@ -149,9 +149,9 @@ async def test_a_method_the_path_lacks_is_a_405_with_every_allowed_method(
     async with client.post("/old") as resp:
         await problem(resp, 405)
         assert resp.headers["Allow"] == "GET, HEAD"
-    assert metrics.requests[(UNMATCHED, "DELETE", 405)] == 1
-    assert metrics.requests[(UNMATCHED, "PATCH", 405)] == 1
-    assert not any(route != UNMATCHED and status == 405 for route, _, status in metrics.requests)
+    assert metrics.requests.requests[(UNMATCHED, "DELETE", 405)] == 1
+    assert metrics.requests.requests[(UNMATCHED, "PATCH", 405)] == 1
+    assert not any(route != UNMATCHED and status == 405 for route, _, status in metrics.requests.requests)
 
 
 async def test_allow_lists_the_methods_of_every_template_the_path_matches() -> None:
@@ -168,8 +168,8 @@ async def test_allow_lists_the_methods_of_every_template_the_path_matches() -> N
         async with client.delete("/things/new") as resp:
             await problem(resp, 405)
             assert resp.headers["Allow"] == "GET, HEAD, POST"
-    assert metrics.requests[("/things/{id}", "GET", 200)] == 1
-    assert metrics.requests[(UNMATCHED, "DELETE", 405)] == 1
+    assert metrics.requests.requests[("/things/{id}", "GET", 200)] == 1
+    assert metrics.requests.requests[(UNMATCHED, "DELETE", 405)] == 1
 
 
 async def test_fallbacks_are_told_apart_from_served_routes(served: tuple[TestClient, Metrics, web.Application]) -> None:
