@@ -19,6 +19,7 @@ from typing import Literal
 
 from friends_ws.nearby import coarsen
 from friends_ws.protocol import Sharing
+from geo_common.friends_db import User
 from geo_common.presence import Location
 
 #: What a viewer sees of one user.
@@ -71,3 +72,10 @@ def kept_point(latitude: float, longitude: float, sharing: Sharing) -> tuple[flo
     if sharing.precision == "coarse":
         return coarsen(latitude, longitude)
     return latitude, longitude
+
+
+def sharing_of(user: User | None) -> Sharing:
+    """What a user's row says they share (the defaults for a user never seen)."""
+    if user is None:
+        return Sharing()
+    return Sharing(user.sharing_enabled, user.sharing_precision, user.private_history)

@@ -23,7 +23,7 @@ from friends_ws.clock import now_ms
 from friends_ws.following import Following
 from friends_ws.nearby import coarsen
 from friends_ws.ports import SessionLink
-from friends_ws.privacy import kept_point
+from friends_ws.privacy import kept_point, sharing_of
 from friends_ws.protocol import (
     INTERNAL_ERROR,
     INVALID_MESSAGE,
@@ -48,7 +48,6 @@ from friends_ws.protocol import (
 from friends_ws.services import Services
 from geo_common import friends_db
 from geo_common.database import DatabaseUnavailable
-from geo_common.friends_db import Grant, User
 from geo_common.presence import (
     Control,
     Erased,
@@ -73,18 +72,6 @@ log = logging.getLogger(__name__)
 
 #: A backend (PostgreSQL, Redis) is down or unreachable: the request fails, the session lives.
 _BACKEND_ERRORS = (DatabaseUnavailable, PubSubError, RedisError, asyncpg.PostgresError, OSError, TimeoutError)
-
-
-def _sharing_of(user: User | None) -> Sharing:
-    if user is None:
-        return Sharing()
-    return Sharing(user.sharing_enabled, user.sharing_precision, user.private_history)
-
-
-async def _user_and_grants(conn: asyncpg.Connection, user_id: int) -> tuple[User | None, list[Grant]]:
-    user = await friends_db.get_user(conn, user_id)
-    grants = await friends_db.grants_to(conn, [user_id])
-    return user, grants[user_id]
 
 
 class Session:
@@ -155,8 +142,8 @@ class Session:
         # The control channel first, then what is true: a change made while this loads is
         # either in what is read or in a message waiting in the backlog.
         await self.services.subscriptions.attach(self)
-        user, grants = await db.read_primary(lambda conn: _user_and_grants(conn, self.user_id))
-        self.sharing = _sharing_of(user)
+        user, grants = await db.read_primary(lambda conn: friends_db.user_and_grants(conn, self.user_id))
+        self.sharing = sharing_of(user)
         home = None if user is None else user.home_region
         if home is not None and home != self.home_region:
             self.home_region = home
@@ -383,7 +370,7 @@ class Session:
             return
         if self._changes != before:
             return
-        sharing = _sharing_of(user)
+        sharing = sharing_of(user)
         if sharing != self.sharing:
             await self._sharing_changed(sharing)
         home = None if user is None else user.home_region

@@ -306,3 +306,10 @@ async def grant_to(conn: Executor, viewer_id: int, friend_id: int) -> Grant | No
         viewer_id,
     )
     return None if row is None else Grant(friend_id, row["home_region"], row["shares"])
+
+
+async def user_and_grants(conn: Executor, user_id: int) -> tuple[User | None, list[Grant]]:
+    """A user's row and what each of their friends shares with them (read it on the primary)."""
+    user = await get_user(conn, user_id)
+    grants = await grants_to(conn, [user_id])
+    return user, grants[user_id]
