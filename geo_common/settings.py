@@ -2,20 +2,23 @@
 
 Every service reads the same :class:`Settings`. Each field declares its variable, its parser
 (:mod:`geo_common.setting_values`) and a line of help (rendered for the README by
-:func:`settings_table`); a bad value raises :class:`SettingsError` naming the variable.
+:func:`settings_table`); a bad value raises :class:`SettingsError` naming the variable. How a
+field is read and shown is :mod:`geo_common.setting_fields`; the env file, :mod:`geo_common.env_file`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from geo_common.env_file import default_env_file as default_env_file
+from geo_common.env_file import read_env_file as read_env_file
 from geo_common.logs import LOG_FORMATS
-from geo_common.redact import REDACTED, redact_passwords
 from geo_common.regions import PUBSUB_BACKENDS, Region, parse_regions
+from geo_common.setting_fields import markdown_table, values_from_env
+from geo_common.setting_fields import setting as _setting
 from geo_common.setting_values import SettingsError as SettingsError
 from geo_common.setting_values import (
     parse_bool,
@@ -32,11 +35,6 @@ from geo_common.setting_values import (
     parse_url,
     parse_url_list,
 )
-
-
-def _setting(default: Any, env: str, parse: Callable[[str], Any], help: str, *, secret: bool = False) -> Any:
-    # A secret's value is never shown, not even in the error that refuses it.
-    return field(default=default, metadata={"env": env, "parse": parse, "help": help, "secret": secret})
 
 
 DEV_JWT_SECRET = "geo-dev-secret-change-me-in-production"
@@ -334,49 +332,7 @@ class Settings:
                 (:data:`RETIRED`) is set; the message names the variable (and shows the value,
                 but never a secret's, nor the password of a URL).
         """
-        for old, new in RETIRED.items():
-            if old in environ:
-                raise SettingsError(f"{old}={environ[old]!r}: no longer read; set {new} instead")
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            env = f.metadata["env"]
-            if env not in environ:
-                continue
-            raw = environ[env]
-            try:
-                values[f.name] = f.metadata["parse"](raw)
-            except ValueError as exc:
-                shown = REDACTED if f.metadata["secret"] else repr(redact_passwords(raw))
-                raise SettingsError(f"{env}={shown}: {redact_passwords(str(exc))}") from None
-        return cls(**values)
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Read ``KEY=VALUE`` lines (an optional ``export`` prefix, ``#`` comments) from a file.
-
-    Args:
-        path: the file, such as ``.stack/env`` written by ``geo-stack up``.
-
-    Returns:
-        The variables it sets; an absent file gives an empty mapping.
-    """
-    if not path.is_file():
-        return {}
-    values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        if sep:
-            values[key.strip()] = value.strip().strip("'\"")
-    return values
-
-
-def default_env_file() -> Path:
-    """The env file a command-line entry point reads: ``$GEO_ENV_FILE`` or ``./.stack/env``."""
-    return Path(os.environ.get("GEO_ENV_FILE", ".stack/env"))
+        return cls(**values_from_env(cls, environ, RETIRED))
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
@@ -397,9 +353,4 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
 
 def settings_table() -> str:
     """The settings as a Markdown table (variable, default, meaning), for the README."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for f in fields(Settings):
-        default = f.default
-        shown = ",".join(default) if isinstance(default, tuple) else str(default)
-        rows.append(f"| `{f.metadata['env']}` | `{shown}` | {f.metadata['help']} |")
-    return "\n".join(rows)
+    return markdown_table(Settings)
