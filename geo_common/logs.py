@@ -5,6 +5,8 @@ One handler on the root logger writes every line; its :class:`RequestIdFilter` p
 current request's id (:data:`geo_common.request_context.current_request_id`) on each record,
 from whichever logger (the services', aiohttp's, asyncpg's), so a line written while a request
 or a WebSocket session is handled can be found from the ``X-Request-Id`` its client saw.
+Its :class:`ParserErrorFilter` keeps the bytes of a malformed request (a query string with a
+position or a token, say) out of the line aiohttp writes when it cannot parse one.
 The JSON lines are encoded with orjson, which the services already use: one object per line
 with ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, ``request_id`` when there is
 one, the fields a call passed in ``extra`` (the access log's ``method``, ``route``, ``status``,
@@ -15,10 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import sys
 from typing import Any, TextIO
 
 import orjson
+from aiohttp.http import HttpProcessingError
 
 from geo_common.request_context import current_request_id
 
@@ -42,6 +46,36 @@ class RequestIdFilter(logging.Filter):
         if not getattr(record, "request_id", ""):
             record.request_id = current_request_id.get()
         return True
+
+
+#: A parser error's description, as llhttp words it ("Invalid char in url query"): no bytes of the request.
+_PLAIN_DESCRIPTION = re.compile(r"[A-Za-z][A-Za-z0-9 ]{0,79}")
+
+
+class ParserErrorFilter(logging.Filter):
+    """Replaces an HTTP parser error on a record by its kind, without the request's bytes.
+
+    aiohttp logs "Error handling request" with the parser's exception, whose message quotes a
+    fragment of what it could not parse: for a malformed request line, the path and query
+    string (coordinates, a token). The record keeps its message and gains the exception's class
+    and, when it is plain words, the text before its first colon; the traceback is dropped (it
+    shows aiohttp's frames only, and its last line is the message).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = f"{record.getMessage()}: {parser_error_kind(exc)}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def parser_error_kind(exc: HttpProcessingError) -> str:
+    """``"InvalidURLError (400, Invalid char in url query)"``: what went wrong, never the bytes."""
+    described = exc.message.partition(":")[0].strip()
+    detail = f", {described}" if _PLAIN_DESCRIPTION.fullmatch(described) else ""
+    return f"{type(exc).__name__} ({exc.code}{detail})"
 
 
 class TextFormatter(logging.Formatter):
@@ -81,7 +115,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def log_handler(stream: TextIO, log_format: str) -> logging.Handler:
-    """A handler writing to ``stream`` in ``log_format`` (``text`` or ``json``), with request ids.
+    """A handler writing to ``stream`` in ``log_format`` (``text`` or ``json``), with request ids
+    and without the bytes of requests aiohttp could not parse.
 
     Raises:
         ValueError: ``log_format`` is not one of :data:`LOG_FORMATS`.
@@ -91,6 +126,7 @@ def log_handler(stream: TextIO, log_format: str) -> logging.Handler:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(ParserErrorFilter())
     return handler
 
 

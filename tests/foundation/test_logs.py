@@ -8,6 +8,7 @@ import logging
 import re
 
 import pytest
+from aiohttp.http_exceptions import BadStatusLine, LineTooLong
 
 from geo_common.logs import JsonFormatter, TextFormatter, log_handler
 from geo_common.request_context import (
@@ -138,3 +139,20 @@ def test_log_settings_are_parsed() -> None:
     settings = Settings.from_env({"GEO_LOG_FORMAT": " JSON ", "GEO_ACCESS_LOG_SAMPLE": "0.01"})
     assert (settings.log_format, settings.access_log_sample) == ("json", 0.01)
     assert (Settings().log_format, Settings().access_log_sample) == ("text", 0.0)
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        # aiohttp's pure-Python parser quotes the request line with no colon before it.
+        (BadStatusLine("GET /x?lat=59.91&token=t0k HTTP/1.1 x"), "BadStatusLine (400)"),
+        (LineTooLong(b"/x?lat=59.91&token=t0k", 8), "LineTooLong (400, Got more than 8 bytes when reading)"),
+    ],
+)
+def test_a_parser_error_is_logged_by_kind_without_the_bytes_it_quotes(exc: Exception, kind: str) -> None:
+    stream = io.StringIO()
+    failed = record("Error handling request from %s", "127.0.0.1")
+    failed.exc_info = (type(exc), exc, None)
+    log_handler(stream, "text").handle(failed)
+    assert stream.getvalue().endswith(f" geo.test: Error handling request from 127.0.0.1: {kind}\n")
+    assert "59.91" not in stream.getvalue() and "t0k" not in stream.getvalue()
