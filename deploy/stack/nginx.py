@@ -7,6 +7,7 @@ One entry port routes to three pools:
 | ``GET``/``HEAD`` anything (search, businesses, ``/v1/users/{id}/friends``, operations) | read | yes: error, timeout, 502, 503 |
 | any other method (``POST``, ``PUT``, ``DELETE``...) | write | never |
 | ``/v1/friends/ws`` (WebSocket upgrade) | ws | the handshake only (error, timeout) |
+| ``/asyncapi.json`` (geo-friends' protocol document) | ws | yes: error, timeout, 502, 503 |
 
 Passive health checks: an instance that fails ``max_fails`` times is left out for
 ``fail_timeout``. Requests are never retried once they may have had an effect: only reads go
@@ -231,6 +232,15 @@ http {{
             proxy_send_timeout {tuning.ws_timeout_s}s;
             proxy_buffering off;
             proxy_next_upstream error timeout;
+            error_page 502 504 = @unavailable;
+        }}
+
+        # geo-friends' AsyncAPI document, beside geo-api's /openapi.json and /docs (a read,
+        # retried like the API's).
+        location = /asyncapi.json {{
+            proxy_pass http://geo_ws;
+{_HEADERS}
+            proxy_next_upstream error timeout http_502 http_503;
             error_page 502 504 = @unavailable;
         }}
 

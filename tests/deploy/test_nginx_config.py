@@ -59,6 +59,9 @@ def test_config_routes_by_method_and_never_retries_writes(tmp_path: Path) -> Non
     assert "proxy_pass http://geo_write;" in write and "proxy_next_upstream off;" in write
     assert "non_idempotent" not in text
     assert "proxy_set_header Upgrade $http_upgrade;" in ws and "proxy_read_timeout 3600s;" in ws
+    asyncapi = text[text.index("location = /asyncapi.json") : text.index("location = /metrics")]
+    assert "proxy_pass http://geo_ws;" in asyncapi and "proxy_set_header X-Request-Id $request_id;" in asyncapi
+    assert "Upgrade" not in asyncapi and "error_page 502 504 = @unavailable;" in asyncapi
     assert "least_conn;" in text[text.index("upstream geo_ws") :]
     assert str(tmp_path / "nginx" / "nginx.pid") in text
 
@@ -262,6 +265,28 @@ async def test_no_instance_answers_with_a_problem_document(routed: tuple[str, di
         assert (await resp.json())["type"] == "/problems/service-unavailable"
 
 
+async def documents(url: str) -> dict[str, str]:
+    """Which upstream answered each protocol document: the API's and the WebSocket tier's."""
+    answered = {}
+    async with aiohttp.ClientSession() as http:
+        for path in ("/openapi.json", "/docs", "/asyncapi.json"):
+            async with http.get(url + path) as resp:
+                assert resp.status == 200, path
+                answered[path] = (await resp.json())["who"]
+    return answered
+
+
+async def test_each_protocol_document_is_served_by_its_tier(routed: Routed) -> None:
+    url, ups = routed
+    answered = await documents(url)
+    assert answered.pop("/asyncapi.json") == "ws-1"
+    assert set(answered.values()) <= {"read-1", "read-2"}
+    assert ups["ws-1"].request_ids[-1] is not None and re.fullmatch(NGINX_ID, ups["ws-1"].request_ids[-1])
+    await ups["ws-1"].stop()  # no instance of the tier: nginx's own problem document
+    async with aiohttp.ClientSession() as http, http.get(url + "/asyncapi.json") as resp:
+        assert resp.status == 503 and resp.content_type == "application/problem+json"
+
+
 # --- in front of the API: search limits, private routes, what the logs hold ------------------
 
 #: The only variables a log line may hold: no $request, $request_uri, $args or header.
@@ -454,6 +479,19 @@ async def test_shipped_configs_limit_searches_hide_private_routes_and_queries(
             assert resp.status == 200 and (await resp.json())["who"] == "geo-api-write"
     await asyncio.sleep(0.1)
     assert_log_holds_no_query(log, searched=statuses.count(200))
+
+
+@pytest.mark.parametrize("shipped", ["compose"], indirect=True)
+async def test_the_compose_stack_serves_each_protocol_document_from_its_tier(
+    shipped: tuple[str, dict[str, Upstream], Path],
+) -> None:
+    # The Kubernetes edge sees neither: the Ingress sends /asyncapi.json to geo-friends itself.
+    url, _, _ = shipped
+    assert await documents(url) == {
+        "/openapi.json": "geo-api-read",
+        "/docs": "geo-api-read",
+        "/asyncapi.json": "geo-friends",
+    }
 
 
 async def assert_own_request_ids(url: str, ups: dict[str, Upstream], log: Path, *, ws: bool) -> None:
