@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from geo_common.setting_values import SettingsError
+from pubsub.sentinel import is_sentinel_url, parse_sentinel_url
 
 #: Pub/sub backends a region may use (the ``GEO_PUBSUB_BACKEND`` values).
 PUBSUB_BACKENDS = ("redis", "ring", "cluster")
@@ -212,7 +213,7 @@ def _region(name: str, body: Any) -> Region:
     boxes = tuple(_box(name, b) for b in body.get("boxes", []))
     redis_url = body.get("redis_url")
     if redis_url is not None:
-        _check_url(name, redis_url)
+        _check_url(name, redis_url, sentinel=True)
     pubsub = body.get("pubsub", {})
     if not isinstance(pubsub, dict) or set(pubsub) - {"backend", "nodes"}:
         raise ValueError(f"region {name!r}: pubsub must be an object with 'backend' and 'nodes'")
@@ -224,7 +225,7 @@ def _region(name: str, body: Any) -> Region:
         raise ValueError(f"region {name!r}: pubsub nodes must be a list of strings")
     for node in nodes:
         if "://" in node:
-            _check_url(name, node)
+            _check_url(name, node, sentinel=backend in (None, "redis"))
         elif backend != "cluster":
             raise ValueError(f"region {name!r}: node {node!r}: expected redis://host:port")
     return Region(name, boxes, redis_url, backend, tuple(nodes))
@@ -243,7 +244,13 @@ def _box(name: str, raw: Any) -> Box:
     return Box(south, west, north, east)
 
 
-def _check_url(name: str, url: Any) -> None:
+def _check_url(name: str, url: Any, *, sentinel: bool = False) -> None:
+    if sentinel and isinstance(url, str) and is_sentinel_url(url):
+        try:
+            parse_sentinel_url(url)
+        except ValueError as exc:
+            raise ValueError(f"region {name!r}: {exc}") from None
+        return
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ValueError(f"region {name!r}: {url!r} is not a redis:// URL")

@@ -10,6 +10,8 @@ import math
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from pubsub.sentinel import is_sentinel_url, parse_sentinel_url
+
 
 class SettingsError(ValueError):
     """A ``GEO_*`` variable holds a value that cannot be used; the message names it."""
@@ -66,6 +68,22 @@ def parse_url(*schemes: str) -> Callable[[str], str]:
         return value
 
     return parse
+
+
+def parse_redis_url(raw: str) -> str:
+    """A Redis URL: one node (``redis://``, ``rediss://``) or a Sentinel-managed primary
+    (``redis+sentinel://[user:password@]host:port,.../name[/db]``, :mod:`pubsub.sentinel`)."""
+    value = raw.strip()
+    if is_sentinel_url(value):
+        parse_sentinel_url(value)
+        return value
+    try:
+        return parse_url("redis", "rediss")(value)
+    except ValueError:
+        raise ValueError(
+            "expected a URL like redis://host:port/0 (rediss:// for TLS), or "
+            "redis+sentinel://host:port,host:port,.../primary-name for a primary Redis Sentinel watches"
+        ) from None
 
 
 def parse_pg_url(raw: str) -> str:

@@ -30,9 +30,9 @@ from geo_common.setting_values import (
     parse_optional_text,
     parse_optional_url,
     parse_pg_url,
+    parse_redis_url,
     parse_secret,
     parse_text,
-    parse_url,
     parse_url_list,
 )
 
@@ -61,7 +61,11 @@ class Settings:
         "streaming replicas for reads, comma-separated (empty: read from the primary)",
     )
     redis_url: str = _setting(
-        "redis://127.0.0.1:6379/0", "GEO_REDIS_URL", parse_url("redis", "rediss"), "Redis for cache and locations"
+        "redis://127.0.0.1:6379/0",
+        "GEO_REDIS_URL",
+        parse_redis_url,
+        "Redis for locations and pub/sub (and the API's cache unless GEO_API_CACHE_URL): redis://host:port/0, "
+        "or redis+sentinel://host:port,.../name for the primary Redis Sentinel watches (followed on failover)",
     )
     redis_tls_ca: str = _setting(
         "",
@@ -178,6 +182,12 @@ class Settings:
         parse_int(0, 10**10),
         "businesses up to which a read instance keeps every search card in memory; above it only positions, "
         "and each page's hits are read from the Redis business cache, then a replica",
+    )
+    api_cache_url: str = _setting(
+        "",
+        "GEO_API_CACHE_URL",
+        lambda raw: parse_redis_url(raw) if raw.strip() else "",
+        "Redis of the HTTP API's business cache, evicting at will (empty: GEO_REDIS_URL; docs/deploy.md)",
     )
     api_refresh_s: float = _setting(
         0.25,

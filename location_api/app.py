@@ -119,7 +119,7 @@ async def _cache(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     breaker = Breaker("redis-cache", failures=settings.breaker_failures, reset_s=settings.breaker_reset_s)
     cache = Cache(
-        settings.redis_url,
+        settings.api_cache_url or settings.redis_url,
         settings.redis_namespace,
         settings.api_cache_ttl_s,
         breaker=breaker,

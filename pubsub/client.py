@@ -23,8 +23,9 @@ from typing import Any
 import hiredis
 
 from pubsub.address import NodeAddress
-from pubsub.errors import AuthenticationFailed, PubSubError
+from pubsub.errors import AuthenticationFailed, NodeUnavailable, PubSubError
 from pubsub.protocol import encode_command
+from pubsub.sentinel import Locate, node_for_url
 
 log = logging.getLogger(__name__)
 
@@ -167,10 +168,23 @@ class RedisClient:
             :class:`ConnectionLost`). One timer per client checks it, not one per command:
             Redis answers in order, so no reply in a whole period means the oldest command has
             waited at least that long, and a stuck command fails within one to two periods.
+        locate: where the node is now, asked before each connection (a Sentinel-managed
+            primary, :mod:`pubsub.sentinel`); :attr:`address` follows what it answers. A
+            command refused with ``READONLY`` (the node was demoted to a replica) then drops
+            the connection and counts as lost, so the next one asks again.
     """
 
-    def __init__(self, address: NodeAddress, *, connect_timeout_s: float = 5.0, command_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        address: NodeAddress,
+        *,
+        connect_timeout_s: float = 5.0,
+        command_timeout_s: float = 5.0,
+        locate: Locate | None = None,
+    ) -> None:
+        #: The node (for a Sentinel-managed primary: where it was last found).
         self.address = address
+        self._locate = locate
         self._connect_timeout_s = connect_timeout_s
         self._command_timeout_s = command_timeout_s
         self._protocol = CommandProtocol(self._refused)
@@ -185,8 +199,10 @@ class RedisClient:
 
     @classmethod
     def from_url(cls, url: str, *, tls_ca: str | None = None, **options: float) -> RedisClient:
-        """A client of the node a ``redis://`` or ``rediss://`` URL names (see :meth:`NodeAddress.parse`)."""
-        return cls(NodeAddress.parse(url, tls_ca=tls_ca), **options)
+        """A client of the node a ``redis://`` or ``rediss://`` URL names (see :meth:`NodeAddress.parse`),
+        or of the primary a ``redis+sentinel://`` URL names (see :mod:`pubsub.sentinel`)."""
+        address, locate = node_for_url(url, tls_ca=tls_ca)
+        return cls(address, locate=locate, **options)
 
     def call(self, *args: Arg) -> asyncio.Future[Any]:
         """Queue a command; the future completes with its reply (written this iteration).
@@ -222,6 +238,12 @@ class RedisClient:
                 return await self.call(*args)
             except ConnectionLost as exc:
                 error = exc
+            except ReplyError as exc:
+                if self._locate is None or not str(exc).startswith("READONLY"):
+                    raise
+                # A failover demoted the node this connection reached: find the primary again.
+                self._drop("the node is a replica now")
+                error = ConnectionLost(f"{self.address.name}: {exc}")
             if attempt < retries:
                 await asyncio.sleep(0.05 * (attempt + 1))
         raise error
@@ -289,6 +311,12 @@ class RedisClient:
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._locate is not None:
+            try:
+                self.address = await self._locate()
+            except NodeUnavailable as exc:
+                self._protocol.fail(ConnectionLost(str(exc)))
+                return
         try:
             _transport, link = await asyncio.wait_for(
                 loop.create_connection(

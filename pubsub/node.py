@@ -28,6 +28,7 @@ import hiredis
 from pubsub.address import NodeAddress
 from pubsub.errors import AuthenticationFailed, NodeUnavailable, SubscribeError
 from pubsub.protocol import DEFAULT_BATCH, Acknowledged, Lost, Message, SubscriberProtocol
+from pubsub.sentinel import Locate
 from pubsub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,9 @@ class NodeSubscriber:
         probe_timeout_s: drop the connection when a ``PING`` stays unanswered this long.
         connect_timeout_s: give up one connection attempt after this long.
         reconnect_max_s: the longest pause between reconnection attempts.
+        locate: where the node is now, asked before each connection (a Sentinel-managed
+            primary, :mod:`pubsub.sentinel`): subscriptions lost to a failover are restored on
+            the promoted replica. :attr:`address` follows what it answers.
     """
 
     def __init__(
@@ -104,8 +108,10 @@ class NodeSubscriber:
         probe_timeout_s: float = 5.0,
         connect_timeout_s: float = 5.0,
         reconnect_max_s: float = 2.0,
+        locate: Locate | None = None,
     ) -> None:
         self.address = address
+        self._locate = locate
         self._on_message = on_message
         self._on_lost = on_lost
         self._on_down = on_down
@@ -302,6 +308,8 @@ class NodeSubscriber:
 
     async def _connect(self) -> _Link:
         loop = asyncio.get_running_loop()
+        if self._locate is not None:
+            self.address = await self._locate()  # NodeUnavailable is an OSError: retried
         _transport, link = await asyncio.wait_for(
             loop.create_connection(
                 lambda: _Link(self._data_received),

@@ -1,13 +1,14 @@
-"""The ``redis`` backend: one Redis node, ``SUBSCRIBE``/``PUBLISH``."""
+"""The ``redis`` backend: one Redis node (or a Sentinel-managed primary), ``SUBSCRIBE``/``PUBLISH``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from pubsub.address import NodeAddress, without_credentials
+from pubsub.address import without_credentials
 from pubsub.base import PubSub, unique
 from pubsub.client import RedisClient
 from pubsub.node import MessageHandler, NodeSubscriber
+from pubsub.sentinel import node_for_url
 
 
 class RedisPubSub(PubSub):
@@ -15,7 +16,9 @@ class RedisPubSub(PubSub):
 
     Args:
         url: the node, ``redis://[user:password@]host:port[/db]``, or ``rediss://...`` for
-            TLS (the db does not matter: Redis pub/sub ignores it).
+            TLS (the db does not matter: Redis pub/sub ignores it); or a Sentinel-managed
+            primary, ``redis+sentinel://[user:password@]host:port,.../name`` (both
+            connections follow a failover, :mod:`pubsub.sentinel`).
         on_message: called with ``(channel, data)`` for each message; must not block.
         on_restored: called when subscriptions are back after a reconnection (messages
             published meanwhile were lost).
@@ -41,7 +44,7 @@ class RedisPubSub(PubSub):
         batch: int = 512,
         tls_ca: str | None = None,
     ) -> None:
-        address = NodeAddress.parse(url, tls_ca=tls_ca)
+        address, locate = node_for_url(url, tls_ca=tls_ca)
         #: The node (its credentials left out).
         self.url = without_credentials(url)
         self._subscriber = NodeSubscriber(
@@ -52,8 +55,9 @@ class RedisPubSub(PubSub):
             probe_interval_s=probe_interval_s,
             probe_timeout_s=probe_timeout_s,
             connect_timeout_s=connect_timeout_s,
+            locate=locate,
         )
-        self._publisher = RedisClient(address, connect_timeout_s=connect_timeout_s)
+        self._publisher = RedisClient(address, connect_timeout_s=connect_timeout_s, locate=locate)
 
     @property
     def subscriber(self) -> NodeSubscriber:
