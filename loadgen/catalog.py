@@ -140,6 +140,7 @@ FRIENDS = Part(
         "delivered",
         "lost",
         "cut_off",
+        "superseded",
         *(f"event_{kind.value}" for kind in EventKind),
     ),
     families=(

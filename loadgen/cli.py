@@ -185,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="ids are consecutive from this",
     )
     friends.add_argument(
+        "--superseded-within",
+        type=parse_duration,
+        default=None,
+        help="a missing delivery is superseded, not lost, when a newer position of its sender arrived "
+        "within this long of it (fault tests: a failover's bound; default: off)",
+    )
+    friends.add_argument(
         "--skip-setup", action="store_true", help="the friendships exist already (a rerun with the same arguments)"
     )
 
@@ -281,6 +288,7 @@ def _friends(args: argparse.Namespace) -> int:
         setup=not args.skip_setup,
         seed=args.seed,
         stages=args.stages or (),
+        supersede_within_s=args.superseded_within,
     )
     # The report shows the options asked for: ``setup`` says whether this run did the set-up.
     return run(run_friends, prepare_friends(options), FriendsLive, config, reported=options)

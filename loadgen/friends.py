@@ -113,7 +113,11 @@ class FriendsRun:
         self.live = live
         self.clients = {c.user_id: c for c in clients}
         self.rng = rng
-        self.ledger = Ledger(recorder)
+        within = opts.supersede_within_s
+        # An update is settled only once a newer position could still supersede it.
+        self.ledger = Ledger(
+            recorder, supersede_within_s=within, settle_after_s=max(Ledger.settle_after_s, (within or 0.0) + 1.0)
+        )
         self.url = f"{opts.ws.rstrip('/')}/v1/friends/ws"
         self.start = now()
         #: The ramp and the measured window, seconds (the stages' total when there are stages).

@@ -72,6 +72,10 @@ class FriendsOptions:
     #: Users online in stages, in id order, instead of the ramp (:func:`loadgen.stages.online_windows`);
     #: ``duration_s`` is then their total, ``ramp_s`` 0 and ``online_fraction`` 1.
     stages: tuple[Stage, ...] = ()
+    #: A missing delivery is ``superseded``, not ``lost``, when a newer position of its sender
+    #: reached the receiver within this long of its sending, seconds (None: always lost); for
+    #: runs that fail a backend over on purpose (:mod:`loadgen.ledger`).
+    supersede_within_s: float | None = None
 
     def for_worker(self, index: int, count: int) -> FriendsOptions:
         """Worker ``index`` of ``count`` runs whole communities (set-up is done once, before)."""

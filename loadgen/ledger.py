@@ -6,12 +6,19 @@ receiver was online with its own position known to the server and the two were w
 radius less a guard band (movement between updates and edge hysteresis can make the server's
 answer go either way inside the band; those are neither expected nor counted as wrong).
 
-Every expected delivery ends as exactly one of ``delivered``, ``lost`` or ``cut_off``, so
-``expected = delivered + lost + cut_off`` once the ledger is settled, and ``delivered`` (the
+Every expected delivery ends as exactly one of ``delivered``, ``lost``, ``cut_off`` or
+``superseded``, so ``expected = delivered + lost + cut_off + superseded`` once the ledger is
+settled, and ``delivered`` (the
 run's "done") never exceeds ``expected``. Whatever else arrives is counted apart and never as
 done: ``unjudged`` (a first arrival nobody required), ``resync`` (a position the receiver had
 already, shown again after it reconnected or after the friend left its view), ``duplicates``
 (the same position twice while it was in view), ``reordered`` and ``unmatched``.
+
+``superseded`` is counted only when a run is given a bound (``--superseded-within``, for runs
+that break a backend on purpose): an expected delivery that never came is not lost when the
+receiver was shown a newer position of the same sender within the bound of the update's
+sending. While a failover lasts, updates are refused (``unavailable``) or published where
+nobody listens yet; what matters to a friend is being shown where the sender is now, soon.
 """
 
 from __future__ import annotations
@@ -49,8 +56,13 @@ class Ledger:
     _last_seq: dict[tuple[int, int], int] = field(default_factory=dict)
     #: receiver -> the friends its current connection shows (told of since it opened, not left).
     _in_view: dict[int, set[int]] = field(default_factory=dict)
+    #: A newer position of the sender shown within this long (seconds) of an update's sending
+    #: makes a missing delivery of it ``superseded``, not ``lost`` (None: never).
+    supersede_within_s: float | None = None
     #: user -> when its connection last dropped (not closed by the generator).
     _dropped_at: dict[int, float] = field(default_factory=dict)
+    #: sender -> its updates not settled yet (kept only with ``supersede_within_s``).
+    _by_sender: dict[int, list[SentUpdate]] = field(default_factory=dict)
 
     def on_send(
         self, sender: int, timestamp_ms: int, seq: int, intended: float, sent: float, expected: Iterable[int]
@@ -59,6 +71,8 @@ class Ledger:
         update = SentUpdate(sender, seq, intended, sent, set(expected))
         self._sent[(sender, timestamp_ms)] = update
         self._order.append((sent, (sender, timestamp_ms)))
+        if self.supersede_within_s is not None:
+            self._by_sender.setdefault(sender, []).append(update)
         self.recorder.count("updates_sent")
         self.recorder.count("expected", len(update.expected))
 
@@ -84,6 +98,8 @@ class Ledger:
             return
         self._last_seq[key] = update.seq
         shown.add(sender)
+        if self.supersede_within_s is not None:
+            self._supersede(receiver, update, now)
         if receiver in update.expected and self._dropped_at.get(receiver, -math.inf) < update.sent:
             update.expected.discard(receiver)
             self.recorder.count("delivered")
@@ -93,6 +109,15 @@ class Ledger:
             # Inside the guard band, to a friend not yet initialised when it was sent, or
             # arriving on a newer connection than the one that was expected to get it.
             self.recorder.count("unjudged")
+
+    def _supersede(self, receiver: int, newer: SentUpdate, now: float) -> None:
+        """``receiver`` was shown ``newer``: older updates of its sender it still awaits, sent
+        within the bound of now, are superseded."""
+        assert self.supersede_within_s is not None
+        for older in self._by_sender.get(newer.sender, ()):
+            if older.seq < newer.seq and receiver in older.expected and now - older.sent <= self.supersede_within_s:
+                older.expected.discard(receiver)
+                self.recorder.count("superseded")
 
     def on_init(self, receiver: int, shown: Iterable[tuple[int, int | None]]) -> None:
         """A new connection's ``init`` showed these (friend, ``sent_at``) positions.
@@ -139,6 +164,8 @@ class Ledger:
         while self._order and (everything or now - self._order[0][0] > self.settle_after_s):
             _, key = self._order.popleft()
             update = self._sent.pop(key, None)
+            if update is not None and self.supersede_within_s is not None:
+                self._by_sender[update.sender].remove(update)
             if update is None or not update.expected:
                 continue
             if self._dropped_at.get(update.sender, -math.inf) >= update.sent:
@@ -154,11 +181,12 @@ class Ledger:
 def accounting(counters: Mapping[str, int]) -> dict[str, int] | None:
     """A friends run's delivery figures from its counters (None when it sent nothing).
 
-    ``expected == delivered + lost + cut_off`` for a settled ledger; the rest never count as done.
+    ``expected == delivered + lost + cut_off + superseded`` for a settled ledger; the rest never
+    count as done.
     """
     if not counters.get("updates_sent"):
         return None
-    names = ("updates_sent", "expected", "delivered", "lost", "cut_off")
+    names = ("updates_sent", "expected", "delivered", "lost", "cut_off", "superseded")
     apart = ("unjudged", "resync", "duplicates", "reordered", "unmatched")
     return {name: int(counters.get(name, 0)) for name in (*names, *apart)}
 
@@ -169,6 +197,8 @@ def describe(figures: Mapping[str, int]) -> str:
     return (
         f"deliveries: expected {f['expected']} (each of {f['updates_sent']} updates sent x friends then online, "
         f"initialised and in range less the guard band) = delivered {f['delivered']} + lost {f['lost']} "
-        f"+ cut off by a dropped connection {f['cut_off']}; not counted as done: unjudged {f['unjudged']}, "
+        f"+ cut off by a dropped connection {f['cut_off']}"
+        + (f" + superseded within the bound {f['superseded']}" if f.get("superseded") else "")
+        + f"; not counted as done: unjudged {f['unjudged']}, "
         f"resync {f['resync']}, duplicates {f['duplicates']}, reordered {f['reordered']}, unmatched {f['unmatched']}"
     )
