@@ -29,15 +29,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+#: The ``instance`` of nginx's own problem documents: its id of the request, as the services
+#: name theirs (``urn:request:<id>``, :func:`geo_common.request_context.problem_instance`).
+_INSTANCE = '"instance":"urn:request:$request_id"'
 #: The problem document nginx answers with when no instance of a pool can answer.
 UNAVAILABLE_BODY = (
     '{"type":"/problems/service-unavailable","title":"Service unavailable","status":503,'
-    '"detail":"no instance could answer; retry shortly","errors":[]}'
+    f'"detail":"no instance could answer; retry shortly","errors":[],{_INSTANCE}}}'
 )
 #: The problem document of a search beyond its client address's rate.
 TOO_MANY_BODY = (
     '{"type":"/problems/too-many-requests","title":"Too many requests","status":429,'
-    '"detail":"too many searches from this address; retry shortly","errors":[]}'
+    f'"detail":"too many searches from this address; retry shortly","errors":[],{_INSTANCE}}}'
 )
 #: The problem document of a route that is not public (the API's own 404 for no such route).
 NOT_FOUND_BODY = '{"type":"/problems/not-found","title":"Not found","status":404,"detail":"no such route","errors":[]}'
@@ -274,6 +277,8 @@ http {{
             error_page 502 504 = @unavailable;
         }}
 
+        # nginx's own problem documents name the request as the services' do: its id in
+        # X-Request-Id and in instance (urn:request:<id>).
         location @too_many {{
             default_type application/problem+json;
             add_header Retry-After 1 always;

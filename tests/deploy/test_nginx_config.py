@@ -262,7 +262,9 @@ async def test_no_instance_answers_with_a_problem_document(routed: tuple[str, di
         assert resp.content_type == "application/problem+json"
         assert resp.headers["Retry-After"] == "1"
         assert re.fullmatch(NGINX_ID, resp.headers["X-Request-Id"])
-        assert (await resp.json())["type"] == "/problems/service-unavailable"
+        body = await resp.json()
+        assert body["type"] == "/problems/service-unavailable"
+        assert body["instance"] == f"urn:request:{resp.headers['X-Request-Id']}"
 
 
 async def documents(url: str) -> dict[str, str]:
@@ -339,6 +341,7 @@ class Answer(NamedTuple):
     content_type: str
     body: Any
     retry_after: str | None
+    request_id: str | None
 
 
 async def searches(url: str, n: int, headers: dict[str, str] | None = None) -> list[Answer]:
@@ -348,17 +351,24 @@ async def searches(url: str, n: int, headers: dict[str, str] | None = None) -> l
         for _ in range(n):
             async with http.get(f"{url}/v1/search/nearby?{SECRET_QUERY}", headers=headers) as resp:
                 body = await resp.json(content_type=None)
-                answers.append(Answer(resp.status, resp.content_type, body, resp.headers.get("Retry-After")))
+                got = resp.headers
+                answers.append(
+                    Answer(resp.status, resp.content_type, body, got.get("Retry-After"), got.get("X-Request-Id"))
+                )
     return answers
 
 
 def assert_refused(answers: list[Answer]) -> None:
-    """Every 429 is the API's problem document, with ``Retry-After``."""
-    for answer in answers:
-        if answer.status == 429:
-            assert answer.content_type == "application/problem+json"
-            assert answer.body["type"] == "/problems/too-many-requests" and answer.body["status"] == 429
-            assert answer.retry_after == "1"
+    """Every 429 is the API's problem document, with ``Retry-After``, naming nginx's own id of
+    the request in ``X-Request-Id`` and ``instance``, a new one each time."""
+    refused = [answer for answer in answers if answer.status == 429]
+    for answer in refused:
+        assert answer.content_type == "application/problem+json"
+        assert answer.body["type"] == "/problems/too-many-requests" and answer.body["status"] == 429
+        assert answer.retry_after == "1"
+        assert answer.request_id is not None and re.fullmatch(NGINX_ID, answer.request_id)
+        assert answer.body["instance"] == f"urn:request:{answer.request_id}"
+    assert len({answer.request_id for answer in refused}) == len(refused)
 
 
 async def test_searches_beyond_the_rate_are_refused_with_a_problem_document(
@@ -492,6 +502,19 @@ async def test_the_compose_stack_serves_each_protocol_document_from_its_tier(
         "/docs": "geo-api-read",
         "/asyncapi.json": "geo-friends",
     }
+
+
+async def test_shipped_configs_answer_no_instance_with_a_problem_document(
+    shipped: tuple[str, dict[str, Upstream], Path],
+) -> None:
+    url, ups, _ = shipped
+    await ups["geo-api-write"].stop()
+    async with aiohttp.ClientSession() as http, http.put(f"{url}/v1/businesses/1", data=b"x") as resp:
+        assert resp.status == 503 and resp.content_type == "application/problem+json"
+        assert resp.headers["Retry-After"] == "1" and re.fullmatch(NGINX_ID, resp.headers["X-Request-Id"])
+        body = await resp.json()
+        assert body["type"] == "/problems/service-unavailable"
+        assert body["instance"] == f"urn:request:{resp.headers['X-Request-Id']}"
 
 
 async def assert_own_request_ids(url: str, ups: dict[str, Upstream], log: Path, *, ws: bool) -> None:
