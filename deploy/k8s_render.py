@@ -139,15 +139,16 @@ def dangling_references(objects: Sequence[dict[str, Any]]) -> list[str]:
     """Names in the objects that match no object of the set (or made by an operator, or by
     the installer: :data:`OPERATOR_MADE`, :data:`INSTALLER_MADE`).
 
-    Checked: ConfigMaps and Secrets used by pods, Services behind Ingresses and nginx,
-    the Deployments of HorizontalPodAutoscalers, and the pods that Services and
-    PodDisruptionBudgets select.
+    Checked: ConfigMaps and Secrets used by pods (of Deployments and StatefulSets) and by the
+    Redis operator's resources, the headless Services of StatefulSets, Services behind
+    Ingresses and nginx, the Deployments of HorizontalPodAutoscalers, and the pods that
+    Services and PodDisruptionBudgets select.
 
     Returns:
         One line per dangling reference; empty when everything resolves.
     """
     present = {(o["kind"], o["metadata"]["name"]) for o in objects} | OPERATOR_MADE | INSTALLER_MADE
-    pod_labels = [o["spec"]["template"]["metadata"].get("labels", {}) for o in objects if o["kind"] == "Deployment"]
+    pod_labels = [o["spec"]["template"]["metadata"].get("labels", {}) for o in objects if o["kind"] in _WORKLOADS]
     problems = []
     for o in objects:
         where = f"{o['kind']}/{o['metadata']['name']}"
@@ -160,9 +161,15 @@ def dangling_references(objects: Sequence[dict[str, Any]]) -> list[str]:
     return problems
 
 
+#: Kinds whose pod template makes pods.
+_WORKLOADS = ("Deployment", "StatefulSet")
+
+
 def _named_references(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
     kind = obj["kind"]
-    if kind == "Deployment":
+    if kind == "StatefulSet":
+        yield "Service", obj["spec"]["serviceName"]
+    if kind in _WORKLOADS:
         spec = obj["spec"]["template"]["spec"]
         for container in [*spec.get("initContainers", []), *spec["containers"]]:
             for source in container.get("envFrom", []):
@@ -185,6 +192,10 @@ def _named_references(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
         for rule in obj["spec"].get("rules", []):
             for path in rule.get("http", {}).get("paths", []):
                 yield "Service", path["backend"]["service"]["name"]
+    elif kind in ("Redis", "RedisCluster"):
+        config = obj["spec"].get("redisConfig", {}).get("additionalRedisConfig")
+        if config:
+            yield "ConfigMap", config
     elif kind == "HorizontalPodAutoscaler":
         target = obj["spec"]["scaleTargetRef"]
         yield target["kind"], target["name"]

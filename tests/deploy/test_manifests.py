@@ -45,6 +45,7 @@ from geo_common.regions import RegionMap
 from geo_common.secrets_check import check_jwt_secret, check_serving
 from geo_common.settings import Settings
 from pubsub.address import NodeAddress
+from pubsub.sentinel import is_sentinel_url, parse_sentinel_url
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "deploy" / "docker"
@@ -69,18 +70,23 @@ def _expand(value: str, env: dict[str, str]) -> str:
     return _REFERENCE.sub(one, value)
 
 
-def container_env(objects: list[dict[str, Any]], deployment: str, *, init: bool = False) -> dict[str, str]:
-    """The environment a Deployment's main container (or init container) starts with, built as
-    the kubelet does: ``envFrom``, then ``env`` in order with ``$(NAME)`` expanded. Installer
-    Secrets are :data:`INSTALLED`; operator ones ``"x"``."""
+def container_env(
+    objects: list[dict[str, Any]], deployment: str, *, init: bool = False, kind: str = "Deployment"
+) -> dict[str, str]:
+    """The environment a Deployment's (or StatefulSet's) main container (or init container)
+    starts with, built as the kubelet does: ``envFrom``, then ``env`` in order with ``$(NAME)``
+    expanded. Installer Secrets are :data:`INSTALLED`; operator ones ``"x"``; the pod's own
+    fields (``fieldRef``) stay ``$(NAME)`` references."""
     config_maps, secrets_ = by_kind(objects, "ConfigMap"), by_kind(objects, "Secret")
-    spec = by_kind(objects, "Deployment")[deployment]["spec"]["template"]["spec"]
+    spec = by_kind(objects, kind)[deployment]["spec"]["template"]["spec"]
     container = spec["initContainers"][0] if init else spec["containers"][0]
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         env.update(config_maps[source["configMapRef"]["name"]]["data"])
     for item in container.get("env", []):
         ref = item.get("valueFrom", {}).get("secretKeyRef")
+        if "fieldRef" in item.get("valueFrom", {}):
+            continue
         if ref is None:
             env[item["name"]] = _expand(item["value"], env)
         elif ref["name"] in secrets_:
@@ -99,7 +105,7 @@ def test_every_kustomization_renders(rendered: dict[str, list[dict[str, Any]]]) 
     assert set(rendered) == {"base", *OVERLAYS}
     for name in OVERLAYS:
         kinds = Counter(o["kind"] for o in rendered[name])
-        assert kinds["Deployment"] == 4 and kinds["HorizontalPodAutoscaler"] == 2
+        assert kinds["Deployment"] == 4 and kinds["HorizontalPodAutoscaler"] == 2 and kinds["StatefulSet"] == 2
         assert kinds["Cluster"] == 1 and kinds["Namespace"] == 1
         assert {o["metadata"].get("namespace") for o in rendered[name] if o["kind"] != "Namespace"} == {f"geo-{name}"}
 
@@ -143,6 +149,8 @@ BROKEN = [
         "imagePullPolicy",
     ),
     ("Redis", "geo-redis", _set("spec.kubernetesConfig", {"imagePullPolicy": "Always"}), "image"),
+    ("Redis", "geo-redis", _set("spec.redisConfig.additionalRedisConfg", "geo-redis-cache"), "additionalRedisConfg"),
+    ("StatefulSet", "geo-redis-sentinel", _set("spec.template.spec.containers.0.readinessProbe.exec.cmd", []), "cmd"),
     ("NetworkPolicy", "geo-redis", _set("spec.policyType", ["Ingress"]), "policyType"),
     ("PodMonitor", "geo", _set("spec.podMetricsEndpoints.0.interval", "15 seconds"), "15 seconds"),
     ("PodMonitor", "geo", _set("spec.podMetricsEndpoints.0.targetPort", 8080), "targetPort"),
@@ -269,6 +277,7 @@ def test_containers_get_valid_settings_pointing_at_the_operators(
     cluster = by_kind(objects, "Cluster")["geo-pg"]
     assert cluster["spec"]["instances"] == 3
     redis, clusters = by_kind(objects, "Redis"), by_kind(objects, "RedisCluster")
+    sentinels = _location_cache(objects)
     for deployment in ("geo-api-read", "geo-api-write", "geo-friends"):
         env = container_env(objects, deployment)
         assert {k for k in env if k.startswith("GEO_")} <= GEO_VARIABLES  # a misspelt variable is ignored silently
@@ -278,8 +287,18 @@ def test_containers_get_valid_settings_pointing_at_the_operators(
         assert cluster["spec"]["bootstrap"]["initdb"] == {"database": "geo", "owner": "geo"}
         assert settings.jwt_secret == INSTALLED[("geo-jwt", "GEO_JWT_SECRET")]
         check_serving(settings, host_field="ws_host" if deployment == "geo-friends" else "api_host")
+        if deployment != "geo-friends":  # the business cache: the Redis that may evict
+            cache = NodeAddress.parse(settings.api_cache_url)
+            assert cache.host == "geo-redis" and cache.password == REDIS_PASSWORD
         for region in RegionMap.from_settings(settings).regions:
-            # Every Redis is logged in to with the password of the Secret geo-redis.
+            # Every Redis is logged in to with the password of the Secret geo-redis; the base's
+            # location cache (us) through its sentinels.
+            if region.name in ("default", "us"):
+                service = parse_sentinel_url(region.redis_url)
+                assert (service.primary, service.login.password) == (sentinels["primary"], REDIS_PASSWORD)
+                assert [(s.host, s.port) for s in service.sentinels] == sentinels["hosts"], region.name
+                continue
+            assert not is_sentinel_url(region.redis_url), region.name
             cache = NodeAddress.parse(region.redis_url)
             assert cache.host in redis and cache.password == REDIS_PASSWORD, region.name
             assert region.pubsub_backend == "cluster"
@@ -314,7 +333,7 @@ def test_no_key_or_password_is_shipped(rendered: dict[str, list[dict[str, Any]]]
         assert refs["GEO_JWT_SECRET"] == {"name": "geo-jwt", "key": "GEO_JWT_SECRET"}
         assert refs["REDIS_PASSWORD"] == {"name": "geo-redis", "key": "password"}
         # $(REDIS_PASSWORD) is expanded only when defined earlier in the list.
-        for uses in [n for n in names if n.startswith(("GEO_REDIS", "GEO_REGIONS"))]:
+        for uses in [n for n in names if n.startswith(("GEO_REDIS", "GEO_REGIONS", "GEO_API_CACHE"))]:
             assert names.index("REDIS_PASSWORD") < names.index(uses), uses
             assert "$(REDIS_PASSWORD)" in next(item["value"] for item in env if item["name"] == uses)
 
@@ -326,6 +345,62 @@ def test_every_redis_requires_the_password_of_the_secret(rendered: dict[str, lis
     assert len(servers) == (4 if name == "regions" else 2)
     for server in servers:
         assert server["spec"]["kubernetesConfig"]["redisSecret"] == {"name": "geo-redis", "key": "password"}
+    # The location cache's pods take it from there too, and its script makes it their login.
+    for statefulset in by_kind(objects, "StatefulSet"):
+        assert container_env(objects, statefulset, kind="StatefulSet")["REDIS_PASSWORD"] == REDIS_PASSWORD
+    script = _location_cache(objects)["script"]
+    assert "requirepass $REDIS_PASSWORD" in script and "masterauth $REDIS_PASSWORD" in script
+    assert "sentinel auth-pass $PRIMARY_NAME $REDIS_PASSWORD" in script
+
+
+def test_the_business_cache_evicts_and_the_location_cache_does_not(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    objects = rendered["example"]
+    config = by_kind(objects, "Redis")["geo-redis"]["spec"]["redisConfig"]["additionalRedisConfig"]
+    cache = by_kind(objects, "ConfigMap")[config]["data"]["redis-additional.conf"].splitlines()
+    assert "maxmemory-policy allkeys-lru" in cache and "maxmemory 768mb" in cache
+    locations = _location_cache(objects)
+    assert 'echo "maxmemory-policy noeviction"' in locations["script"]
+    # maxmemory below the memory limit: a full Redis refuses writes before it is OOM-killed.
+    env = container_env(objects, "geo-redis-locations", kind="StatefulSet")
+    pod = by_kind(objects, "StatefulSet")["geo-redis-locations"]["spec"]["template"]["spec"]
+    assert env["MAXMEMORY"] == "768mb" and pod["containers"][0]["resources"]["limits"]["memory"] == "1Gi"
+
+
+def test_the_location_cache_is_replicated_and_watched_by_three_sentinels(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    objects = rendered["example"]
+    sets, services = by_kind(objects, "StatefulSet"), by_kind(objects, "Service")
+    redis, sentinel = sets["geo-redis-locations"], sets["geo-redis-sentinel"]
+    assert redis["spec"]["replicas"] == 3 and sentinel["spec"]["replicas"] == 3
+    for statefulset in (redis, sentinel):
+        name = statefulset["metadata"]["name"]
+        service = services[statefulset["spec"]["serviceName"]]["spec"]
+        # Per-pod DNS names, published before readiness: a starting pod looks for its peers.
+        assert service["clusterIP"] == "None" and service["publishNotReadyAddresses"] is True, name
+        env = container_env(objects, name, kind="StatefulSet")
+        pods = [f"{name}-{i}.{statefulset['spec']['serviceName']}" for i in range(statefulset["spec"]["replicas"])]
+        assert env["REDIS_HOSTS" if statefulset is redis else "SENTINEL_HOSTS"].split() == pods, name
+        assert env["ANNOUNCE_HOST"] == f"$(POD_NAME).{statefulset['spec']['serviceName']}", name
+        spec = statefulset["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True and spec["automountServiceAccountToken"] is False
+        assert spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True, name
+    assert 'echo "sentinel monitor $PRIMARY_NAME $1 $2 2"' in _location_cache(objects)["script"]  # quorum 2
+    budgets = by_kind(objects, "PodDisruptionBudget")
+    assert budgets["geo-redis-locations"]["spec"]["maxUnavailable"] == 1
+    assert budgets["geo-redis-sentinel"]["spec"]["maxUnavailable"] == 1
+
+
+def _location_cache(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sentinels' ``(host, port)`` list and primary name as the StatefulSets define them,
+    and the start script the pods run."""
+    sets = by_kind(objects, "StatefulSet")
+    env = container_env(objects, "geo-redis-sentinel", kind="StatefulSet")
+    port = sets["geo-redis-sentinel"]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    volume = next(v for v in sets["geo-redis-locations"]["spec"]["template"]["spec"]["volumes"] if "configMap" in v)
+    script = by_kind(objects, "ConfigMap")[volume["configMap"]["name"]]["data"]["redis-locations.sh"]
+    hosts = [(host, port) for host in env["SENTINEL_HOSTS"].split()]
+    return {"hosts": hosts, "primary": env["PRIMARY_NAME"], "script": script}
 
 
 # --- Kubernetes: who may connect to whom ----------------------------------------------------
@@ -390,7 +465,8 @@ def _pods(objects: list[dict[str, Any]], namespace: str) -> dict[str, Pod]:
     pods geo does not know: in its namespace, in the controllers' and in no one's."""
     pods = {
         name: Pod(namespace, d["spec"]["template"]["metadata"]["labels"])
-        for name, d in by_kind(objects, "Deployment").items()
+        for kind in ("Deployment", "StatefulSet")
+        for name, d in by_kind(objects, kind).items()
     }
     for name in by_kind(objects, "Redis"):
         pods[name] = Pod(namespace, {"app": name, "redis_setup_type": "standalone", "role": "standalone"})
@@ -414,7 +490,8 @@ def test_only_geo_pods_reach_redis_and_postgresql(rendered: dict[str, list[dict[
     policies = list(by_kind(objects, "NetworkPolicy").values())
     pods = _pods(objects, f"geo-{name}")
     clients = {"geo-api-read", "geo-api-write", "geo-friends"}
-    data = [n for n in pods if n.startswith("geo-redis")]
+    location_set = {"geo-redis-locations", "geo-redis-sentinel"}
+    data = [n for n in pods if n.startswith("geo-redis") and n not in location_set]
     assert len(data) == (6 if name == "regions" else 3)
     cluster_nodes = [n for n in data if n.endswith(("-leader", "-follower"))]
     for target in data:
@@ -437,6 +514,17 @@ def test_only_geo_pods_reach_redis_and_postgresql(rendered: dict[str, list[dict[
         assert allowed(policies, pod, pods["geo-pg"], 5432) == expected, source
     assert allowed(policies, pods["cnpg-operator"], pods["geo-pg"], 8000)
     assert not allowed(policies, pods["geo-friends"], pods["geo-pg"], 8000)
+    # The location cache: geo's clients and the set itself (replication, monitoring, votes,
+    # a starting pod asking where the primary is); Redis on 6379, the sentinels on 26379.
+    for target, port in (("geo-redis-locations", 6379), ("geo-redis-sentinel", 26379)):
+        for source, pod in pods.items():
+            expected = source in clients or source in location_set
+            assert allowed(policies, pod, pods[target], port) == expected, (source, target)
+        for other in (6379, 26379, 16379):
+            if other != port:
+                assert not allowed(policies, pods["geo-friends"], pods[target], other), (target, other)
+    for target in data:  # the operator's Redis: not the sentinels' to watch
+        assert not allowed(policies, pods["geo-redis-sentinel"], pods[target], 6379), target
 
 
 @pytest.mark.parametrize("name", OVERLAYS)
