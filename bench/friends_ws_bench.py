@@ -31,7 +31,6 @@ import base64
 import json
 import os
 import random
-import resource
 import secrets
 import signal
 import socket
@@ -49,6 +48,7 @@ sys.path.insert(0, str(REPO))
 import asyncpg  # noqa: E402
 import orjson  # noqa: E402
 
+from geo_common.open_files import raise_open_files  # noqa: E402
 from geo_common.settings import Settings, load_settings  # noqa: E402
 from geo_common.tokens import mint_token  # noqa: E402
 
@@ -68,12 +68,6 @@ FRAME = orjson.dumps(
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def raise_fd_limit() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
 
 
 def free_port() -> int:
@@ -796,7 +790,7 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "friends_ws.json", help="JSON results")
     args = parser.parse_args()
-    limit = raise_fd_limit()
+    limit = raise_open_files()  # the clients' sockets, as geo-friends raises its own
     if args.users * 1 + 200 > limit:
         parser.error(f"--users {args.users} needs more than the open-file limit ({limit})")
     settings = load_settings()

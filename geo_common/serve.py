@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from geo_common.logs import configure_logging
+from geo_common.open_files import raise_open_files
 from geo_common.secrets_check import check_serving
 from geo_common.settings import Settings, SettingsError, load_settings
 from geo_common.supervisor import Supervisor
@@ -99,10 +100,13 @@ def serve(
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:  # uvloop is optional on platforms without it
         pass
+    open_files = raise_open_files()
     bind_host, bind_port = getattr(settings, host_field), getattr(settings, port_field)
     if workers > 1:
-        return _supervise(prog, workers, lambda: _run(prog, settings, factory, bind_host, bind_port, reuse_port=True))
-    _run(prog, settings, factory, bind_host, bind_port, reuse_port=False)
+        return _supervise(
+            prog, workers, lambda: _run(prog, settings, factory, bind_host, bind_port, open_files, reuse_port=True)
+        )
+    _run(prog, settings, factory, bind_host, bind_port, open_files, reuse_port=False)
     return 0
 
 
@@ -112,6 +116,7 @@ def _run(
     factory: Callable[[Settings], web.Application],
     host: str,
     port: int,
+    open_files: int,
     *,
     reuse_port: bool,
 ) -> None:
@@ -120,7 +125,9 @@ def _run(
         host=host,
         port=port,
         reuse_port=reuse_port or None,
-        print=lambda _msg: print(f"{prog}: listening on {host}:{port} (pid {os.getpid()})", flush=True),
+        print=lambda _msg: print(
+            f"{prog}: listening on {host}:{port} (pid {os.getpid()}, up to {open_files:,} open files)", flush=True
+        ),
         access_log=None,
         shutdown_timeout=10,
     )
