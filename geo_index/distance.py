@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from geo_index import native
+
 #: Mean Earth radius (IUGG R1), metres. The one sphere used everywhere in the project.
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -24,8 +26,6 @@ HALF_CIRCUMFERENCE_M = math.pi * EARTH_RADIUS_M
 #: Degrees to radians. ``x * RAD`` is what :func:`haversine_m` does, so index code that
 #: precomputes per-point terms must use this same constant to stay bit-identical.
 RAD = math.pi / 180.0
-
-_TWO_R = 2.0 * EARTH_RADIUS_M
 
 #: Safety margins of every pruning bound: a relative part (covers rounding in the
 #: trigonometry, ~1e-15 relative) and an absolute part, metres (covers rounding of the
@@ -42,36 +42,15 @@ _WHOLE_SPHERE_RAD = 0.5 * math.pi
 _sin = math.sin
 _cos = math.cos
 _asin = math.asin
-_sqrt = math.sqrt
 
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance between two points on the sphere of radius :data:`EARTH_RADIUS_M`.
-
-    Longitude -180 is treated as +180 (the same meridian) before anything else, so both
-    spellings of the antimeridian give bit-identical results.
-
-    Args:
-        lat1: latitude of the first point, degrees.
-        lon1: longitude of the first point, degrees.
-        lat2: latitude of the second point, degrees.
-        lon2: longitude of the second point, degrees.
-
-    Returns:
-        The distance in metres, in [0, pi * EARTH_RADIUS_M].
-    """
-    if lon1 == -180.0:
-        lon1 = 180.0
-    if lon2 == -180.0:
-        lon2 = 180.0
-    phi1 = lat1 * RAD
-    phi2 = lat2 * RAD
-    s_phi = _sin((phi2 - phi1) * 0.5)
-    s_lam = _sin((lon2 * RAD - lon1 * RAD) * 0.5)
-    a = s_phi * s_phi + _cos(phi1) * _cos(phi2) * s_lam * s_lam
-    if a > 1.0:
-        a = 1.0
-    return _TWO_R * _asin(_sqrt(a))
+#: Great-circle distance between two points on the sphere of radius :data:`EARTH_RADIUS_M`:
+#: ``haversine_m(lat1, lon1, lat2, lon2)``, degrees in, metres out, in [0, pi * R]. Longitude
+#: -180 is taken as +180 (the same meridian) first, so both spellings of the antimeridian give
+#: bit-identical results. Written once, in C (``haversine`` in ``geo_index/_query.c``), which
+#: the indexes' scans call for every candidate and Python code calls through this name; the
+#: formula in Python is the tests' reference (``tests/geo_index/reference.py``), held to it
+#: bit for bit.
+haversine_m = native.haversine
 
 
 def padded_angle_rad(radius_m: float) -> float:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import geo_index.native as native
 from geo_index import GeohashIndex, QuadTree, S2Index, haversine_m
+from tests.geo_index import reference
 from geo_index.distance import cap_bounds, padded_angle_rad
 from tests.geo_index.strategies import FILLS, INDEXES, Scene, fill, latitudes, longitudes, oracle, radii, scenes
 
@@ -107,14 +108,23 @@ wide = st.one_of(latitudes, longitudes, st.floats(-720.0, 720.0))
 
 @settings(max_examples=500, deadline=None)
 @given(latitudes, longitudes, latitudes, longitudes)
-def test_haversine_is_haversine_m_bit_for_bit(lat1: float, lon1: float, lat2: float, lon2: float) -> None:
-    assert native.haversine(lat1, lon1, lat2, lon2).hex() == haversine_m(lat1, lon1, lat2, lon2).hex()
+def test_haversine_is_the_reference_bit_for_bit(lat1: float, lon1: float, lat2: float, lon2: float) -> None:
+    assert haversine_m(lat1, lon1, lat2, lon2).hex() == reference.haversine_m(lat1, lon1, lat2, lon2).hex()
 
 
 @settings(max_examples=200, deadline=None)
 @given(wide, wide, wide, wide)
-def test_haversine_is_haversine_m_bit_for_bit_off_the_map(lat1: float, lon1: float, lat2: float, lon2: float) -> None:
-    assert native.haversine(lat1, lon1, lat2, lon2).hex() == haversine_m(lat1, lon1, lat2, lon2).hex()
+def test_haversine_is_the_reference_bit_for_bit_off_the_map(lat1: float, lon1: float, lat2: float, lon2: float) -> None:
+    assert haversine_m(lat1, lon1, lat2, lon2).hex() == reference.haversine_m(lat1, lon1, lat2, lon2).hex()
+
+
+def test_haversine_m_is_the_compiled_one_and_refuses_what_is_not_a_number() -> None:
+    assert haversine_m is native.haversine
+    assert haversine_m(0, 0, 0, 1) == reference.haversine_m(0.0, 0.0, 0.0, 1.0)  # ints are numbers
+    with pytest.raises(TypeError, match="4 arguments"):
+        haversine_m(0.0, 0.0, 0.0)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        haversine_m(0.0, 0.0, "1", 0.0)  # type: ignore[arg-type]
 
 
 @settings(max_examples=500, deadline=None)
