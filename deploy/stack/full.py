@@ -2,13 +2,19 @@
 
 ::
 
-    client -> nginx 127.0.0.1:8000 -+-> geo-api --role read  x2 --+
-                                    +-> geo-api --role write x1 --+-> PostgreSQL primary + replica
-                                    +-> geo-friends          x2 --+-> Redis
+    client -> nginx 127.0.0.1:8000 -+-> geo-api --role read  x2 --+-> PostgreSQL primary + replica
+                                    +-> geo-api --role write x1 --+-> Redis (the API's business cache)
+                                    +-> geo-friends          x2 --+-> Redis primary + replica and
+                                                                      3 sentinels (locations, pub/sub)
 
 Instances and nginx run in sessions of their own, pid files and logs in ``<stack>/full/``
 (``geo-stack down`` and ``status`` find them); nginx runs ``daemon off`` with a configuration
 written there (:mod:`deploy.stack.nginx`), never as the system's service.
+
+The location cache and pub/sub (``GEO_REDIS_URL``) are on a Redis primary, its replica and
+three Redis Sentinels (:mod:`deploy.stack.sentinel`), the shape of deploy/k8s: the instances
+are given ``redis+sentinel://`` and follow a failover; the HTTP API's business cache is the
+stack's standalone Redis (``GEO_API_CACHE_URL``).
 
 Failover: every instance is given the primary as both servers with
 ``target_session_attrs=read-write``, so after the replica is promoted new connections find
@@ -24,67 +30,24 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.stack import nginx, ports, postgres
+from deploy.stack import nginx, ports, postgres, sentinel
 from deploy.stack.binaries import Binaries, ensure_nginx
+from deploy.stack.instances import Instance, Row, instances
 from deploy.stack.layout import Layout, StackState, assign_ports
 from deploy.stack.procs import StackError, cmdline, is_root, pid_alive, port_accepts, read_pid, run, terminate
+from deploy.stack.redis_nodes import RedisNode
 from geo_common.settings import Settings
 from geo_common.supervisor import Child, Supervisor, ended
 
 DEFAULT_ENTRY_PORT = 8000
-#: Instances of each kind, and the state key of their ports.
-FULL_PORT_NEEDS = {"api_read": 2, "api_write": 1, "ws": 2}
+#: Instances of each kind, and the state key of their ports; "locations": the Sentinel set's
+#: primary, replica and three sentinels.
+FULL_PORT_NEEDS = {"api_read": 2, "api_write": 1, "ws": 2, "locations": 5}
 
 # Popen objects of the processes started here: reaped when stopped, never collected while running.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
-
-@dataclass(frozen=True, slots=True)
-class Instance:
-    """One service process of the full tier."""
-
-    name: str
-    module: str
-    port: int
-    role: str | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def argv(self) -> list[str]:
-        role = ["--role", self.role] if self.role else []
-        return [sys.executable, "-m", self.module, "--host", "127.0.0.1", "--port", str(self.port), *role]
-
-    def owns(self, pid: int) -> bool:
-        """Whether a running pid is this instance (pids get reused)."""
-        line = cmdline(pid)
-        return self.module in line and f"--port {self.port}" in line
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One line of ``geo-stack status`` for the full tier."""
-
-    name: str
-    address: str
-    pid: int | None
-    detail: str
-
-
-def instances(state: StackState) -> list[Instance]:
-    """The full tier's service instances, from the ports recorded in the state."""
-    ports = state.ports
-    return [
-        Instance("api-read-1", "location_api", ports["api_read_0"], "read"),
-        Instance("api-read-2", "location_api", ports["api_read_1"], "read"),
-        Instance("api-write-1", "location_api", ports["api_write"], "write"),
-        Instance("ws-1", "friends_ws", ports["ws_0"]),
-        Instance("ws-2", "friends_ws", ports["ws_1"]),
-    ]
 
 
 def has_full(state: StackState) -> bool:
@@ -116,6 +79,12 @@ class FullTier:
 
     # --- ports and environment -----------------------------------------------------------------
 
+    @property
+    def locations(self) -> sentinel.SentinelSet:
+        """The location cache's Redis (its ports are 0 until :meth:`assign` chose them)."""
+        p = [self.state.ports.get(f"locations_{i}", 0) for i in range(5)]
+        return sentinel.SentinelSet(self.directory / "locations", (p[0], p[1], p[2], p[3], p[4]))
+
     def assign(self, entry_port: int | None) -> None:
         """Choose the instances' ports and the entry port, in the state (the caller saves it)."""
         if entry_port is not None:
@@ -138,7 +107,11 @@ class FullTier:
         parts = [("nginx", entry, self.nginx_pid(), "pass another --entry-port")]
         hint = f"move the instances' ports (in {self.layout.state_file})"
         parts += [(i.name, i.port, self.pid(i), hint) for i in instances(self.state)]
-        wanted = []
+        wanted = [  # kept running like the databases: checked only when they are to be started
+            ports.Wanted(f"redis-{n.name}", "127.0.0.1", n.port, hint)
+            for n in self._location_nodes()
+            if not n.running()
+        ]
         for name, port, pid, way_out in parts:
             if pid is None:
                 wanted.append(ports.Wanted(name, "127.0.0.1", port, way_out))
@@ -161,6 +134,9 @@ class FullTier:
             **os.environ,
             **stack_env,
             "GEO_PG_PRIMARY": follow_primary_dsn(self.state),
+            # Locations and pub/sub on the Sentinel set; the API's cache, which may evict, not.
+            "GEO_REDIS_URL": self.locations.url,
+            "GEO_API_CACHE_URL": stack_env["GEO_REDIS_URL"],
             "GEO_ENV_FILE": str(self.layout.env_file.resolve()),
             **(extra or {}),
         }
@@ -183,11 +159,15 @@ class FullTier:
         if primary.running():
             postgres.set_synchronous(bins, primary, on=True)
         started: list[str] = []
+        # Like the databases, the location cache keeps running when a later step fails.
+        sentinel.up(bins, self.locations)
         try:
             self._start(program, env, started)
         except BaseException:
             self._undo(bins, started)
             raise
+        sentinels = ",".join(str(s.port) for s in self.locations.sentinels)
+        _say(f"location cache: Redis primary and replica, sentinels on 127.0.0.1:{sentinels}")
         _say(f"full stack: {self.entry_url} (nginx) -> read x2, write x1, WebSocket x2")
 
     def _start(self, program: Path, env: Mapping[str, str], started: list[str]) -> None:
@@ -305,8 +285,9 @@ class FullTier:
         pid = read_pid(self.directory / "nginx.pid")
         return pid if pid is not None and pid_alive(pid) and str(self.files.conf) in cmdline(pid) else None
 
-    def status(self) -> list[Row]:
-        """nginx and each instance: address, pid, role."""
+    def status(self, bins: Binaries | None = None) -> list[Row]:
+        """nginx, each instance and the Sentinel set: address, pid, role (the set's roles are
+        asked with ``bins``' redis-cli; without, only whether each runs)."""
         pid = self.nginx_pid()
         rows = [
             Row(
@@ -318,7 +299,16 @@ class FullTier:
         ]
         for instance in instances(self.state):
             rows.append(Row(instance.name, instance.address, self.pid(instance), instance.role or "websocket"))
-        return rows
+        return rows + [
+            Row(f"redis-{name}", f"127.0.0.1:{port}", pid, detail)
+            for name, port, pid, detail in sentinel.describe(bins, self.locations, self._location_nodes())
+        ]
+
+    def _location_nodes(self) -> list[RedisNode]:
+        """The Sentinel set's processes; none on a state from before the set (no ports yet)."""
+        if "locations_0" not in self.state.ports:
+            return []
+        return [self.locations.primary, self.locations.replica, *self.locations.sentinels]
 
     # --- stopping ------------------------------------------------------------------------------
 
@@ -347,6 +337,8 @@ class FullTier:
         for instance in instances(self.state):
             if self.stop_instance(instance.name):
                 stopped.append(instance.name)
+        if self._location_nodes():
+            stopped += sentinel.stop(self.locations)
         if bins is not None:
             self._synchronous_off(bins)
         return stopped

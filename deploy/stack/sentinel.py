@@ -60,18 +60,25 @@ class SentinelSet:
 
 
 def up(bins: Binaries, nodes: SentinelSet) -> None:
-    """Start what is not running: the primary, its replica (synchronised), the sentinels."""
-    redis_nodes.start(bins, nodes.primary)
-    redis_nodes.start(bins, nodes.replica)
-    if redis_nodes.cli(bins, nodes.replica, "role").splitlines()[0] != "slave":
-        redis_nodes.cli(bins, nodes.replica, "replicaof", "127.0.0.1", str(nodes.primary.port))
+    """Start what is not running: the primary, its replica (synchronised), the sentinels.
+
+    After a failover the primary is the node the sentinels (or the node itself) say: a node
+    started again, the old primary among them, becomes its replica, never the other way.
+    """
+    primary, replica = (nodes.primary, nodes.replica)
+    if current_primary(bins, nodes) == nodes.replica.port:
+        primary, replica = replica, primary
+    redis_nodes.start(bins, primary)
+    redis_nodes.start(bins, replica)
+    if redis_nodes.cli(bins, replica, "role").splitlines()[0] != "slave":
+        redis_nodes.cli(bins, replica, "replicaof", "127.0.0.1", str(primary.port))
     wait_for(
-        lambda: "master_link_status:up" in redis_nodes.cli(bins, nodes.replica, "info", "replication", check=False),
-        f"the replica on port {nodes.replica.port} to follow its primary",
+        lambda: "master_link_status:up" in redis_nodes.cli(bins, replica, "info", "replication", check=False),
+        f"the replica on port {replica.port} to follow its primary",
         timeout=15,
     )
     for sentinel in nodes.sentinels:
-        _start_sentinel(bins, nodes, sentinel)
+        _start_sentinel(bins, nodes, sentinel, primary.port)
     wait_for(
         lambda: all(primary_port(bins, s) is not None and _knows_peers(bins, s) for s in nodes.sentinels),
         "the sentinels to find their primary and each other",
@@ -85,6 +92,43 @@ def primary_port(bins: Binaries, sentinel: RedisNode) -> int | None:
     out = redis_nodes.cli(bins, sentinel, "sentinel", "get-master-addr-by-name", PRIMARY_NAME, check=False)
     lines = out.splitlines()
     return int(lines[1]) if len(lines) == 2 and lines[1].isdigit() else None
+
+
+def current_primary(bins: Binaries, nodes: SentinelSet) -> int | None:
+    """The primary's port: as a running sentinel says, else the running node that is a
+    primary; None when nothing of the set runs."""
+    for sentinel in nodes.sentinels:
+        if sentinel.running() and (port := primary_port(bins, sentinel)) is not None:
+            return port
+    for node in (nodes.primary, nodes.replica):
+        if node.running() and role(bins, node) == "master":
+            return node.port
+    return None
+
+
+def role(bins: Binaries, node: RedisNode) -> str:
+    """``master`` or ``slave`` (Redis's words), or empty when the node does not answer."""
+    lines = redis_nodes.cli(bins, node, "role", check=False).splitlines()
+    return lines[0] if lines else ""
+
+
+def describe(
+    bins: Binaries | None, nodes: SentinelSet, which: list[RedisNode]
+) -> list[tuple[str, int, int | None, str]]:
+    """``which`` of the set's processes for ``geo-stack status``: name, port, pid and what each
+    is now, a Redis's role or the primary a sentinel names (without ``bins``: whether it runs)."""
+    rows = []
+    for node in which:
+        pid = node.pid()
+        if pid is None or bins is None:
+            detail = "not running" if pid is None else "running"
+        elif node in nodes.sentinels:
+            port = primary_port(bins, node)
+            detail = f"sentinel, {PRIMARY_NAME} primary on :{port}" if port else "sentinel, no primary"
+        else:
+            detail = {"master": "locations primary", "slave": "locations replica"}.get(role(bins, node), "no answer")
+        rows.append((node.name, node.port, pid, detail))
+    return rows
 
 
 def stop(nodes: SentinelSet) -> list[str]:
@@ -101,7 +145,7 @@ def _knows_peers(bins: Binaries, sentinel: RedisNode) -> bool:
     return out.count("name") >= 2  # the two other sentinels, found through the primary
 
 
-def _start_sentinel(bins: Binaries, nodes: SentinelSet, sentinel: RedisNode) -> None:
+def _start_sentinel(bins: Binaries, nodes: SentinelSet, sentinel: RedisNode, primary_at: int) -> None:
     if sentinel.running():
         return
     if not port_is_free(sentinel.port):
@@ -115,7 +159,7 @@ def _start_sentinel(bins: Binaries, nodes: SentinelSet, sentinel: RedisNode) -> 
             for line in (
                 f"port {sentinel.port}",
                 "bind 127.0.0.1",
-                f"sentinel monitor {PRIMARY_NAME} 127.0.0.1 {nodes.primary.port} 2",
+                f"sentinel monitor {PRIMARY_NAME} 127.0.0.1 {primary_at} 2",
                 f"sentinel down-after-milliseconds {PRIMARY_NAME} {nodes.down_after_ms}",
                 f"sentinel failover-timeout {PRIMARY_NAME} {nodes.failover_timeout_ms}",
                 f"sentinel parallel-syncs {PRIMARY_NAME} 1",

@@ -281,5 +281,5 @@ class Stack:
                 )
             )
         if has_full(state):
-            rows += [Component(r.name, r.address, r.pid, r.detail) for r in FullTier(self.layout, state).status()]
+            rows += [Component(r.name, r.address, r.pid, r.detail) for r in FullTier(self.layout, state).status(bins)]
         return rows

@@ -17,7 +17,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.stack.binaries import Binaries
-from deploy.stack.full import FullTier, instances
+from deploy.stack.full import FullTier
+from deploy.stack.instances import instances
 from deploy.stack.postgres import PgNode
 from deploy.stack.procs import port_is_free
 from deploy.stack.redis_nodes import RedisNode

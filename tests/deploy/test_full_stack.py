@@ -1,8 +1,9 @@
 """Faults on a ``geo-stack up --full`` stack of its own, under light load, through nginx.
 
-Each test breaks one dependency while ``geo-loadgen search`` runs at 50 searches/s through
-the entry port, and records what clients saw: requests attempted and failed, and how long
-recovery took. The figures are printed at the end of the module (``pytest -s``) and kept in
+The first test checks the shape (the location cache and pub/sub on the Sentinel set, the
+API's business cache apart); each other test breaks one dependency while ``geo-loadgen
+search`` runs at 50 searches/s through the entry port, and records what clients saw:
+requests attempted and failed, and how long recovery took. The figures are printed at the end of the module (``pytest -s``) and kept in
 docs/reliability.md. The read instances answer searches with the ``sql`` strategy here, so
 every search goes through the Redis cache and PostgreSQL, where the faults are.
 """
@@ -14,6 +15,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 
 from deploy.stack import postgres, redis_nodes
 from deploy.stack.binaries import ensure_binaries
+from deploy.stack.instances import instances
 from deploy.stack.postgres import pg_nodes
 from deploy.stack.procs import run
 from deploy.stack.redis_nodes import RedisNode
@@ -104,6 +107,43 @@ def admin(full: FullStack) -> dict[str, str]:
 
 async def read_metric_sum(http: aiohttp.ClientSession, full: FullStack, name: str, **labels: str) -> float:
     return sum([await metric(http, full.instance_url(n), name, **labels) or 0.0 for n in READ_INSTANCES])
+
+
+async def test_locations_are_on_the_sentinel_set_and_the_api_cache_apart(full: FullStack) -> None:
+    locations = full.tier.locations
+    rows = {c.name: c.detail for c in await asyncio.to_thread(full.stack.status)}
+    assert rows["redis-locations-a"] == "locations primary" and rows["redis-locations-b"] == "locations replica"
+    for node in locations.sentinels:
+        assert rows[f"redis-{node.name}"] == f"sentinel, geo-locations primary on :{locations.primary.port}"
+    for instance in instances(full.tier.state):
+        pid = full.tier.pid(instance)
+        assert pid is not None, instance.name
+        raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        env = dict(item.decode().partition("=")[::2] for item in raw if item)
+        assert env["GEO_REDIS_URL"] == locations.url, instance.name
+        assert env["GEO_API_CACHE_URL"] == full.stack_env["GEO_REDIS_URL"], instance.name
+    # Through nginx: two friends see each other, their positions held by the Sentinel set.
+    a, b = new_user(), new_user()
+    alice, bob = await ws_client(full, a), await ws_client(full, b)
+    try:
+        await alice.location(*SF)
+        await alice.expect("init")
+        await bob.location(*NEAR)
+        await bob.expect("init")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{full.entry}/v1/users/{a}/friends/{b}", headers=admin(full)) as resp,
+        ):
+            assert resp.status == 201, await resp.text()
+        await alice.expect("friend_location", user_id=b)
+        await bob.location(NEAR[0] + 0.001, NEAR[1], timestamp=2)
+        await alice.expect("friend_location", user_id=b)
+        # While they are connected (a user who leaves is removed from the cache).
+        keys = await asyncio.to_thread(redis_nodes.cli, full.bins, locations.primary, "dbsize")
+        assert int(keys) > 0
+    finally:
+        await alice.close()
+        await bob.close()
 
 
 async def test_replica_stopped_searches_answer_from_the_primary(full: FullStack) -> None:

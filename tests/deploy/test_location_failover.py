@@ -30,7 +30,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from deploy.stack import sentinel
+from deploy.stack import redis_nodes, sentinel
 from deploy.stack.binaries import ensure_binaries
 from geo_common.settings import Settings
 from location_api.app import create_app
@@ -205,3 +205,16 @@ async def test_killing_the_location_primary_loses_no_delivery_and_no_client(sett
     # geo-friends restored its subscriptions on the promoted replica (and re-read the cache).
     assert reconnections >= 1
     assert failover_s < BOUND_S
+
+
+async def test_up_after_a_failover_keeps_the_promoted_primary(tmp_path: Path) -> None:
+    """``geo-stack up --full`` again after a failover: the old primary comes back as the
+    replica of the promoted one, never the other way round (which would empty the cache)."""
+    bins = ensure_binaries()
+    async with _sentinel_set(tmp_path / "redis") as nodes:
+        redis_nodes.cli(bins, nodes.primary, "set", "kept", "1")
+        await _kill_primary_and_time_failover(nodes, time.monotonic())
+        await asyncio.to_thread(sentinel.up, bins, nodes)
+        assert sentinel.role(bins, nodes.primary) == "slave" and sentinel.role(bins, nodes.replica) == "master"
+        assert sentinel.current_primary(bins, nodes) == nodes.replica.port
+        assert redis_nodes.cli(bins, nodes.primary, "get", "kept") == "1"

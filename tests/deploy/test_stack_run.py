@@ -23,7 +23,7 @@ import pytest
 
 from deploy.stack import ports
 from deploy.stack.binaries import ensure_binaries
-from deploy.stack.full import instances
+from deploy.stack.instances import instances
 from deploy.stack.layout import Layout, StackState
 from deploy.stack.postgres import pg_nodes, psql
 from deploy.stack.procs import StackError, pid_alive, port_accepts, port_is_free, read_pid
