@@ -27,11 +27,18 @@ Run it under callgrind twice per mode, with no messages and with N, and take
 sessions, first locations, ``--warm-up`` messages) and the shut-down are in both runs and
 cancel out::
 
+    unset PYTHONDONTWRITEBYTECODE
+    .venv/bin/python bench/delivery_instructions.py --messages 200   # writes every .pyc first
     for n in 0 5000; do
-      PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg-geo-$n.out \\
+      PYTHONHASHSEED=0 OPENBLAS_NUM_THREADS=1 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg-geo-$n.out \\
         .venv/bin/python bench/delivery_instructions.py --messages $n
     done
     grep '^totals:' /tmp/cg-geo-*.out
+
+Both runs must find every module's bytecode cached: a module imported only once messages flow
+(the history writer's first flush, say) would otherwise be compiled in the N run alone, and its
+compilation counted as the messages' work. ``OPENBLAS_NUM_THREADS=1``: numpy, imported on the
+way, would otherwise start OpenBLAS threads whose spinning grows with the run's wall time.
 
 Keepalive pings are pushed out to an hour (``GEO_WS_PING_INTERVAL_S=3600``): the peer's
 clients send nothing after their first location, so the default would ping them during the
