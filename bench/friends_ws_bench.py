@@ -14,6 +14,9 @@ What it measures, in one run, against the local stack (``geo-stack up``):
    update's ``timestamp`` is a sequence number echoed as ``sent_at``): deliveries per second,
    lost deliveries, and end-to-end latency (client send to friend receipt) p50/p99.
 3. **Maximum**: higher update rates in steps, until deliveries stop keeping up.
+   ``--regions 2`` splits the map in two regions at 97.5 W (both on the stack's Redis, see
+   docs/regions.md): users claim the home region of their first location, and the cliques
+   east of the line subscribe and publish in the second region.
 4. **Ceilings**: a bare ``websockets.broadcast`` of the same frames to N connections, and a
    bare redis-py + hiredis subscriber (next to this project's subscriber) reading a flood.
 5. **Cluster subscribe**: subscribing a user's 500 friends' shard channels, batched per node
@@ -65,6 +68,13 @@ FRAME = orjson.dumps(
         "sent_at": 1_763_890_000_000,
     }
 ).decode()
+
+
+#: ``--regions 2``: the cliques (30-45 N, 120-75 W) split at 97.5 W; endpoints from GEO_REDIS_URL.
+TWO_REGIONS = {
+    "west": {"boxes": [[-90.0, -180.0, 90.0, -97.5]]},
+    "east": {"boxes": [[-90.0, -97.5, 90.0, 180.0]]},
+}
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -521,6 +531,8 @@ async def friends_phases(args: argparse.Namespace, settings: Settings, results: 
         GEO_LOG_LEVEL="warning",
         GEO_WS_MAX_UPDATES_PER_S="5",
     )
+    if args.regions == 2:
+        env["GEO_REGIONS"] = orjson.dumps(TWO_REGIONS).decode()
     # GEO_BENCH_SERVER: another server command taking the port last (a profiling wrapper, say).
     server = spawn(
         [sys.executable, *(os.environ.get("GEO_BENCH_SERVER", "-m friends_ws --port").split()), str(port)], env
@@ -780,6 +792,9 @@ def main() -> int:
         type=lambda s: [float(x) for x in s.split(",") if x],
         default=[1500.0, 1750.0, 2000.0, 2500.0],
         help="higher update rates tried after the main run (default 1500,1750,2000,2500)",
+    )
+    parser.add_argument(
+        "--regions", type=int, choices=(1, 2), default=1, help="regions the map is split in (default 1)"
     )
     parser.add_argument("--step-duration", type=float, default=8.0, help="seconds per step (default 8)")
     parser.add_argument(
