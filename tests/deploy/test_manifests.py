@@ -55,6 +55,12 @@ GEO_VARIABLES = {f.metadata["env"] for f in fields(Settings)}
 #: and a random password, as docs/deploy.md has them made.
 INSTALLED = {("geo-jwt", "GEO_JWT_SECRET"): new_jwt_secret(), ("geo-redis", "password"): secrets.token_hex(32)}
 REDIS_PASSWORD = INSTALLED[("geo-redis", "password")]
+#: The location cache's sets in each overlay, by the suffix of their names (geo-redis-locations,
+#: geo-redis-sentinel and the primary's geo-locations): the base's, and the regions' eu set.
+LOCATION_SETS = {"example": ("",), "regions": ("", "-eu")}
+#: The set whose sentinels each region's redis_url names.
+REGION_SETS = {"default": "", "us": "", "eu": "-eu"}
+EVERY_LOCATION_SET = [(overlay, suffix) for overlay, suffixes in LOCATION_SETS.items() for suffix in suffixes]
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -71,15 +77,24 @@ def _expand(value: str, env: dict[str, str]) -> str:
 
 
 def container_env(
-    objects: list[dict[str, Any]], deployment: str, *, init: bool = False, kind: str = "Deployment"
+    objects: list[dict[str, Any]],
+    deployment: str,
+    *,
+    init: bool = False,
+    kind: str = "Deployment",
+    container_name: str | None = None,
 ) -> dict[str, str]:
-    """The environment a Deployment's (or StatefulSet's) main container (or init container)
-    starts with, built as the kubelet does: ``envFrom``, then ``env`` in order with ``$(NAME)``
-    expanded. Installer Secrets are :data:`INSTALLED`; operator ones ``"x"``; the pod's own
-    fields (``fieldRef``) stay ``$(NAME)`` references."""
+    """The environment a Deployment's (or StatefulSet's) main container (or init container, or
+    the container named ``container_name``) starts with, built as the kubelet does:
+    ``envFrom``, then ``env`` in order with ``$(NAME)`` expanded. Installer Secrets are
+    :data:`INSTALLED`; operator ones ``"x"``; the pod's own fields (``fieldRef``) stay
+    ``$(NAME)`` references."""
     config_maps, secrets_ = by_kind(objects, "ConfigMap"), by_kind(objects, "Secret")
     spec = by_kind(objects, kind)[deployment]["spec"]["template"]["spec"]
-    container = spec["initContainers"][0] if init else spec["containers"][0]
+    if container_name is not None:
+        container = next(c for c in spec["containers"] if c["name"] == container_name)
+    else:
+        container = spec["initContainers"][0] if init else spec["containers"][0]
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         env.update(config_maps[source["configMapRef"]["name"]]["data"])
@@ -105,7 +120,8 @@ def test_every_kustomization_renders(rendered: dict[str, list[dict[str, Any]]]) 
     assert set(rendered) == {"base", *OVERLAYS}
     for name in OVERLAYS:
         kinds = Counter(o["kind"] for o in rendered[name])
-        assert kinds["Deployment"] == 4 and kinds["HorizontalPodAutoscaler"] == 2 and kinds["StatefulSet"] == 2
+        assert kinds["Deployment"] == 4 and kinds["HorizontalPodAutoscaler"] == 2
+        assert kinds["StatefulSet"] == 2 * len(LOCATION_SETS[name]) and kinds["PodMonitor"] == 2
         assert kinds["Cluster"] == 1 and kinds["Namespace"] == 1
         assert {o["metadata"].get("namespace") for o in rendered[name] if o["kind"] != "Namespace"} == {f"geo-{name}"}
 
@@ -276,8 +292,7 @@ def test_containers_get_valid_settings_pointing_at_the_operators(
     objects = rendered[name]
     cluster = by_kind(objects, "Cluster")["geo-pg"]
     assert cluster["spec"]["instances"] == 3
-    redis, clusters = by_kind(objects, "Redis"), by_kind(objects, "RedisCluster")
-    sentinels = _location_cache(objects)
+    clusters = by_kind(objects, "RedisCluster")
     for deployment in ("geo-api-read", "geo-api-write", "geo-friends"):
         env = container_env(objects, deployment)
         assert {k for k in env if k.startswith("GEO_")} <= GEO_VARIABLES  # a misspelt variable is ignored silently
@@ -291,16 +306,13 @@ def test_containers_get_valid_settings_pointing_at_the_operators(
             cache = NodeAddress.parse(settings.api_cache_url)
             assert cache.host == "geo-redis" and cache.password == REDIS_PASSWORD
         for region in RegionMap.from_settings(settings).regions:
-            # Every Redis is logged in to with the password of the Secret geo-redis; the base's
-            # location cache (us) through its sentinels.
-            if region.name in ("default", "us"):
-                service = parse_sentinel_url(region.redis_url)
-                assert (service.primary, service.login.password) == (sentinels["primary"], REDIS_PASSWORD)
-                assert [(s.host, s.port) for s in service.sentinels] == sentinels["hosts"], region.name
-                continue
-            assert not is_sentinel_url(region.redis_url), region.name
-            cache = NodeAddress.parse(region.redis_url)
-            assert cache.host in redis and cache.password == REDIS_PASSWORD, region.name
+            # Every Redis is logged in to with the password of the Secret geo-redis; each
+            # region's location cache (the base's for us, the eu set for eu) through its sentinels.
+            assert is_sentinel_url(region.redis_url), region.name
+            sentinels = _location_cache(objects, REGION_SETS[region.name])
+            service = parse_sentinel_url(region.redis_url)
+            assert (service.primary, service.login.password) == (sentinels["primary"], REDIS_PASSWORD)
+            assert [(s.host, s.port) for s in service.sentinels] == sentinels["hosts"], region.name
             assert region.pubsub_backend == "cluster"
             seeds = [NodeAddress.parse(n) for n in region.pubsub_nodes]
             assert {s.host.removesuffix("-leader") for s in seeds} <= set(clusters)
@@ -310,7 +322,8 @@ def test_containers_get_valid_settings_pointing_at_the_operators(
     if name == "regions":
         assert regions.region_for(48.85, 2.35).name == "eu"  # Paris
         assert regions.region_for(40.71, -74.0).name == "us"  # New York
-        assert regions.get("eu").redis_url == f"redis://default:{REDIS_PASSWORD}@geo-redis-eu:6379/0"
+        hosts = ",".join(f"geo-redis-sentinel-eu-{i}.geo-redis-sentinel-eu:26379" for i in range(3))
+        assert regions.get("eu").redis_url == f"redis+sentinel://default:{REDIS_PASSWORD}@{hosts}/geo-locations-eu/0"
 
 
 @pytest.mark.parametrize("name", OVERLAYS)
@@ -342,36 +355,43 @@ def test_no_key_or_password_is_shipped(rendered: dict[str, list[dict[str, Any]]]
 def test_every_redis_requires_the_password_of_the_secret(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
     objects = rendered[name]
     servers = [*by_kind(objects, "Redis").values(), *by_kind(objects, "RedisCluster").values()]
-    assert len(servers) == (4 if name == "regions" else 2)
+    assert len(servers) == (3 if name == "regions" else 2)
     for server in servers:
         assert server["spec"]["kubernetesConfig"]["redisSecret"] == {"name": "geo-redis", "key": "password"}
-    # The location cache's pods take it from there too, and its script makes it their login.
-    for statefulset in by_kind(objects, "StatefulSet"):
-        assert container_env(objects, statefulset, kind="StatefulSet")["REDIS_PASSWORD"] == REDIS_PASSWORD
+    # The location cache's pods take it from there too (their exporters as well), and its
+    # script makes it their login.
+    for statefulset, obj in by_kind(objects, "StatefulSet").items():
+        for container in obj["spec"]["template"]["spec"]["containers"]:
+            env = container_env(objects, statefulset, kind="StatefulSet", container_name=container["name"])
+            assert env["REDIS_PASSWORD"] == REDIS_PASSWORD, (statefulset, container["name"])
     script = _location_cache(objects)["script"]
     assert "requirepass $REDIS_PASSWORD" in script and "masterauth $REDIS_PASSWORD" in script
     assert "sentinel auth-pass $PRIMARY_NAME $REDIS_PASSWORD" in script
 
 
-def test_the_business_cache_evicts_and_the_location_cache_does_not(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    objects = rendered["example"]
+@pytest.mark.parametrize(("name", "suffix"), EVERY_LOCATION_SET)
+def test_the_business_cache_evicts_and_the_location_cache_does_not(
+    rendered: dict[str, list[dict[str, Any]]], name: str, suffix: str
+) -> None:
+    objects = rendered[name]
     config = by_kind(objects, "Redis")["geo-redis"]["spec"]["redisConfig"]["additionalRedisConfig"]
     cache = by_kind(objects, "ConfigMap")[config]["data"]["redis-additional.conf"].splitlines()
     assert "maxmemory-policy allkeys-lru" in cache and "maxmemory 768mb" in cache
-    locations = _location_cache(objects)
+    locations = _location_cache(objects, suffix)
     assert 'echo "maxmemory-policy noeviction"' in locations["script"]
     # maxmemory below the memory limit: a full Redis refuses writes before it is OOM-killed.
-    env = container_env(objects, "geo-redis-locations", kind="StatefulSet")
-    pod = by_kind(objects, "StatefulSet")["geo-redis-locations"]["spec"]["template"]["spec"]
+    env = container_env(objects, f"geo-redis-locations{suffix}", kind="StatefulSet")
+    pod = by_kind(objects, "StatefulSet")[f"geo-redis-locations{suffix}"]["spec"]["template"]["spec"]
     assert env["MAXMEMORY"] == "768mb" and pod["containers"][0]["resources"]["limits"]["memory"] == "1Gi"
 
 
+@pytest.mark.parametrize(("name", "suffix"), EVERY_LOCATION_SET)
 def test_the_location_cache_is_replicated_and_watched_by_three_sentinels(
-    rendered: dict[str, list[dict[str, Any]]],
+    rendered: dict[str, list[dict[str, Any]]], name: str, suffix: str
 ) -> None:
-    objects = rendered["example"]
+    objects = rendered[name]
     sets, services = by_kind(objects, "StatefulSet"), by_kind(objects, "Service")
-    redis, sentinel = sets["geo-redis-locations"], sets["geo-redis-sentinel"]
+    redis, sentinel = sets[f"geo-redis-locations{suffix}"], sets[f"geo-redis-sentinel{suffix}"]
     assert redis["spec"]["replicas"] == 3 and sentinel["spec"]["replicas"] == 3
     for statefulset in (redis, sentinel):
         name = statefulset["metadata"]["name"]
@@ -384,20 +404,77 @@ def test_the_location_cache_is_replicated_and_watched_by_three_sentinels(
         assert env["ANNOUNCE_HOST"] == f"$(POD_NAME).{statefulset['spec']['serviceName']}", name
         spec = statefulset["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsNonRoot"] is True and spec["automountServiceAccountToken"] is False
-        assert spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True, name
-    assert 'echo "sentinel monitor $PRIMARY_NAME $1 $2 2"' in _location_cache(objects)["script"]  # quorum 2
+        for container in spec["containers"]:
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True, (name, container["name"])
+    assert 'echo "sentinel monitor $PRIMARY_NAME $1 $2 2"' in _location_cache(objects, suffix)["script"]  # quorum 2
+    assert _location_cache(objects, suffix)["primary"] == f"geo-locations{suffix}"
     budgets = by_kind(objects, "PodDisruptionBudget")
-    assert budgets["geo-redis-locations"]["spec"]["maxUnavailable"] == 1
-    assert budgets["geo-redis-sentinel"]["spec"]["maxUnavailable"] == 1
+    assert budgets[f"geo-redis-locations{suffix}"]["spec"]["maxUnavailable"] == 1
+    assert budgets[f"geo-redis-sentinel{suffix}"]["spec"]["maxUnavailable"] == 1
+    # Each budget and Service counts its own set's pods only: two budgets over one pod would
+    # refuse every eviction of it.
+    templates = {n: s["spec"]["template"]["metadata"]["labels"] for n, s in sets.items()}
+    for selected in [*budgets.values(), *services.values()]:
+        selector = selected["spec"]["selector"]
+        match = selector.get("matchLabels", selector).items()
+        matched = [n for n, labels in templates.items() if match <= labels.items()]
+        assert len(matched) <= 1, (selected["metadata"]["name"], matched)
 
 
-def _location_cache(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    """The sentinels' ``(host, port)`` list and primary name as the StatefulSets define them,
-    and the start script the pods run."""
+@pytest.mark.parametrize(("name", "suffix"), EVERY_LOCATION_SET)
+def test_the_location_cache_exports_metrics_to_prometheus(
+    rendered: dict[str, list[dict[str, Any]]], name: str, suffix: str
+) -> None:
+    objects = rendered[name]
     sets = by_kind(objects, "StatefulSet")
-    env = container_env(objects, "geo-redis-sentinel", kind="StatefulSet")
-    port = sets["geo-redis-sentinel"]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
-    volume = next(v for v in sets["geo-redis-locations"]["spec"]["template"]["spec"]["volumes"] if "configMap" in v)
+    pod = sets[f"geo-redis-locations{suffix}"]["spec"]["template"]
+    redis, exporter = pod["spec"]["containers"]
+    assert pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"] == redis["name"]
+    # The operator's exporter, at the same pinned version as the other Redis' sidecars.
+    operator_exporters = {
+        r["spec"]["redisExporter"]["image"]
+        for kind in ("Redis", "RedisCluster")
+        for r in by_kind(objects, kind).values()
+    }
+    assert [exporter["image"]] == sorted(operator_exporters) and not exporter["image"].endswith(":latest")
+    assert exporter["ports"] == [{"name": "redis-exporter", "containerPort": 9121, "protocol": "TCP"}]
+    # It asks its own pod's Redis, whatever that pod's role.
+    env = container_env(objects, f"geo-redis-locations{suffix}", kind="StatefulSet", container_name=exporter["name"])
+    assert env["REDIS_ADDR"] == f"redis://localhost:{redis['ports'][0]['containerPort']}"
+    assert exporter["securityContext"] == redis["securityContext"]
+    assert {"cpu", "memory"} <= set(exporter["resources"]["requests"]) and "memory" in exporter["resources"]["limits"]
+    # The PodMonitor finds the exporter's port on these pods, and on no sentinel (it has none).
+    monitor = by_kind(objects, "PodMonitor")["geo-redis-locations"]["spec"]
+    assert _selects(monitor["selector"], pod["metadata"]["labels"])
+    assert [e["port"] for e in monitor["podMetricsEndpoints"]] == ["redis-exporter"]
+    assert monitor["podMetricsEndpoints"][0]["path"] == "/metrics"
+    assert monitor["jobLabel"] == "app.kubernetes.io/name"
+    sentinel = sets[f"geo-redis-sentinel{suffix}"]["spec"]["template"]["spec"]["containers"]
+    assert "redis-exporter" not in {p["name"] for c in sentinel for p in c["ports"]}
+
+
+def test_the_eu_location_cache_is_the_bases_under_eu_names(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    objects = rendered["regions"]
+    names = ("geo-redis-locations", "geo-redis-sentinel")
+    kinds = ("StatefulSet", "Service", "PodDisruptionBudget", "NetworkPolicy")
+    for kind in kinds:
+        found = by_kind(objects, kind)
+        for name in names:
+            eu = json.dumps(found[f"{name}-eu"])
+            for base in (*names, "geo-locations"):
+                eu = eu.replace(f"{base}-eu", base)
+            # Anything but the names (the script's ConfigMap is the base's, shared) is the base's.
+            assert json.loads(eu) == found[name], (kind, name)
+
+
+def _location_cache(objects: list[dict[str, Any]], suffix: str = "") -> dict[str, Any]:
+    """The sentinels' ``(host, port)`` list and primary name as the StatefulSets define them,
+    and the start script the pods run, of the set named with ``suffix`` (``""``, ``"-eu"``)."""
+    sets = by_kind(objects, "StatefulSet")
+    sentinel, redis = sets[f"geo-redis-sentinel{suffix}"], sets[f"geo-redis-locations{suffix}"]
+    env = container_env(objects, f"geo-redis-sentinel{suffix}", kind="StatefulSet")
+    port = sentinel["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    volume = next(v for v in redis["spec"]["template"]["spec"]["volumes"] if "configMap" in v)
     script = by_kind(objects, "ConfigMap")[volume["configMap"]["name"]]["data"]["redis-locations.sh"]
     hosts = [(host, port) for host in env["SENTINEL_HOSTS"].split()]
     return {"hosts": hosts, "primary": env["PRIMARY_NAME"], "script": script}
@@ -490,9 +567,9 @@ def test_only_geo_pods_reach_redis_and_postgresql(rendered: dict[str, list[dict[
     policies = list(by_kind(objects, "NetworkPolicy").values())
     pods = _pods(objects, f"geo-{name}")
     clients = {"geo-api-read", "geo-api-write", "geo-friends"}
-    location_set = {"geo-redis-locations", "geo-redis-sentinel"}
-    data = [n for n in pods if n.startswith("geo-redis") and n not in location_set]
-    assert len(data) == (6 if name == "regions" else 3)
+    location_sets = [{f"geo-redis-locations{s}", f"geo-redis-sentinel{s}"} for s in LOCATION_SETS[name]]
+    data = [n for n in pods if n.startswith("geo-redis") and not any(n in s for s in location_sets)]
+    assert len(data) == (5 if name == "regions" else 3)
     cluster_nodes = [n for n in data if n.endswith(("-leader", "-follower"))]
     for target in data:
         for source, pod in pods.items():
@@ -514,17 +591,23 @@ def test_only_geo_pods_reach_redis_and_postgresql(rendered: dict[str, list[dict[
         assert allowed(policies, pod, pods["geo-pg"], 5432) == expected, source
     assert allowed(policies, pods["cnpg-operator"], pods["geo-pg"], 8000)
     assert not allowed(policies, pods["geo-friends"], pods["geo-pg"], 8000)
-    # The location cache: geo's clients and the set itself (replication, monitoring, votes,
-    # a starting pod asking where the primary is); Redis on 6379, the sentinels on 26379.
-    for target, port in (("geo-redis-locations", 6379), ("geo-redis-sentinel", 26379)):
+    # Each location cache: geo's clients and the set itself (replication, monitoring, votes,
+    # a starting pod asking where the primary is), not another region's set; Redis on 6379,
+    # the sentinels on 26379, the Redis pods' exporters on 9121 for Prometheus only.
+    for suffix, location_set in zip(LOCATION_SETS[name], location_sets, strict=True):
+        redis, sentinel = f"geo-redis-locations{suffix}", f"geo-redis-sentinel{suffix}"
+        for target, port in ((redis, 6379), (sentinel, 26379)):
+            for source, pod in pods.items():
+                expected = source in clients or source in location_set
+                assert allowed(policies, pod, pods[target], port) == expected, (source, target)
+            for other in (6379, 26379, 16379):
+                if other != port:
+                    assert not allowed(policies, pods["geo-friends"], pods[target], other), (target, other)
         for source, pod in pods.items():
-            expected = source in clients or source in location_set
-            assert allowed(policies, pod, pods[target], port) == expected, (source, target)
-        for other in (6379, 26379, 16379):
-            if other != port:
-                assert not allowed(policies, pods["geo-friends"], pods[target], other), (target, other)
-    for target in data:  # the operator's Redis: not the sentinels' to watch
-        assert not allowed(policies, pods["geo-redis-sentinel"], pods[target], 6379), target
+            assert allowed(policies, pod, pods[redis], 9121) == (source == "prometheus"), (source, redis)
+            assert not allowed(policies, pod, pods[sentinel], 9121), (source, sentinel)
+        for target in data:  # the operator's Redis: not the sentinels' to watch
+            assert not allowed(policies, pods[sentinel], pods[target], 6379), target
 
 
 @pytest.mark.parametrize("name", OVERLAYS)
