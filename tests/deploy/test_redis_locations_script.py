@@ -78,6 +78,8 @@ class Pods:
             "SENTINEL_PORT": str(self.sentinel_port),
             "DATA_DIR": str(data),
             "DOWN_AFTER_MS": "1000",
+            # A tied vote is retried after twice this: within the test's waits.
+            "FAILOVER_TIMEOUT_MS": "3000",
         }
         with (data / "out.log").open("ab") as log:
             self.procs[host] = subprocess.Popen(
@@ -142,7 +144,16 @@ def test_the_set_starts_fails_over_and_takes_the_old_primary_back_as_a_replica(p
     # First start: nobody knows a primary, so the first pod is it and the others follow it.
     _wait(lambda: all(pods.follows(r, first) for r in replicas), f"the others to follow {first}")
     _wait(lambda: pods.primary_per_sentinels() == {f"{first} {pods.redis_port}"}, "the sentinels to watch it")
-    _wait(lambda: all(len(pods.ask(s, "sentinel", "sentinels", PRIMARY_NAME)) > 0 for s in SENTINEL_HOSTS), "peers")
+    # Every sentinel knows both peers and both replicas before the primary dies: a vote
+    # among sentinels that have not met yet can tie, and the failover waits to be retried.
+    _wait(
+        lambda: all(
+            pods.ask(s, "sentinel", "sentinels", PRIMARY_NAME).count("runid") == 2
+            and pods.ask(s, "sentinel", "replicas", PRIMARY_NAME).count("runid") == 2
+            for s in SENTINEL_HOSTS
+        ),
+        "every sentinel to know its peers and the replicas",
+    )
     assert pods.ask(first, "config", "get", "maxmemory-policy") == ["maxmemory-policy", "noeviction"]
     assert pods.ask(first, "set", "k", "v", "ex", "60") == ["OK"]
 
@@ -154,7 +165,7 @@ def test_the_set_starts_fails_over_and_takes_the_old_primary_back_as_a_replica(p
         promoted.update(pods.primary_per_sentinels())
         return len(promoted) == 1 and next(iter(promoted)).split()[0] in replicas
 
-    _wait(failed_over, "a replica to be promoted")
+    _wait(failed_over, "a replica to be promoted", timeout=40.0)
     new = next(iter(promoted)).split()[0]
     assert pods.ask(new, "get", "k") == ["v"]  # replicated before the kill
 

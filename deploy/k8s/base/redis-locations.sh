@@ -95,7 +95,7 @@ sentinel() {
         echo "sentinel monitor $PRIMARY_NAME $1 $2 2"
         echo "sentinel auth-pass $PRIMARY_NAME $REDIS_PASSWORD"
         echo "sentinel down-after-milliseconds $PRIMARY_NAME ${DOWN_AFTER_MS:-2000}"
-        echo "sentinel failover-timeout $PRIMARY_NAME 10000"
+        echo "sentinel failover-timeout $PRIMARY_NAME ${FAILOVER_TIMEOUT_MS:-10000}"
         echo "sentinel parallel-syncs $PRIMARY_NAME 1"
     } >"$data/sentinel.conf"
     # Sentinel rewrites its file as the set changes: a copy of its own, on the emptyDir.
