@@ -206,6 +206,7 @@ def peer(argv: list[str]) -> int:
     ap.add_argument("--secret", default="")
     ap.add_argument("--redis", default="")
     ap.add_argument("--channel", default="")
+    ap.add_argument("--idle", type=float, default=0.0)
     args = ap.parse_args(argv)
     if args.mode == "bare":
         conns = [PeerSocket(args.port, "/", None) for _ in range(args.friends)]
@@ -223,7 +224,7 @@ def peer(argv: list[str]) -> int:
     from geo_common.tokens import mint_token
 
     if args.mode == "updates":
-        return send_updates(args.port, args.total, args.secret, args.redis, args.channel)
+        return send_updates(args.port, args.total, args.secret, args.redis, args.channel, args.idle)
     followers = range(PUBLISHER + 1, PUBLISHER + 1 + args.friends)
     conns = []
     for i, user in enumerate(followers):
@@ -240,6 +241,7 @@ def peer(argv: list[str]) -> int:
         publisher.publish(args.channel, encode_location(location))
         wait_all(conns, functools.partial(received, n))
     publisher.close()
+    time.sleep(args.idle)
     for conn in conns:
         conn.send(0x8, (1000).to_bytes(2, "big"))
     wait_all(conns, lambda c: c.closed)
@@ -248,7 +250,7 @@ def peer(argv: list[str]) -> int:
     return 0
 
 
-def send_updates(port: int, total: int, secret: str, redis_url: str, channel: str) -> int:
+def send_updates(port: int, total: int, secret: str, redis_url: str, channel: str, idle_s: float) -> int:
     """The publishing user's own client: ``total`` location frames, each sent once the
     publish of the one before it has come back on its location channel."""
     import orjson
@@ -271,6 +273,7 @@ def send_updates(port: int, total: int, secret: str, redis_url: str, channel: st
             lat, lon = CENTRE[0] + 0.00001 * (n % 97), CENTRE[1] - 0.00001 * (n % 89)
             conn.send(0x1, orjson.dumps({"type": "location", "latitude": lat, "longitude": lon}))
     listener.close()
+    time.sleep(idle_s)
     conn.send(0x8, (1000).to_bytes(2, "big"))
     wait_all([conn], lambda c: c.closed)
     conn.sock.close()
@@ -363,7 +366,9 @@ def split_stages() -> None:
         setattr(owner, name, via(getattr(owner, name)))
 
 
-async def geo(friends: int, messages: int, warm_up: int, *, updates: bool = False) -> tuple[int, float]:
+async def geo(
+    friends: int, messages: int, warm_up: int, *, updates: bool = False, idle_s: float = 0.0
+) -> tuple[int, float]:
     """Serve the real app and let the peer deliver (or, ``updates``, send locations);
     returns (deliveries or updates counted, seconds)."""
     import asyncpg
@@ -410,6 +415,7 @@ async def geo(friends: int, messages: int, warm_up: int, *, updates: bool = Fals
                 f"--secret={settings.jwt_secret}",
                 f"--redis={settings.redis_url}",
                 f"--channel={channel}",
+                f"--idle={idle_s}",
             )
             seconds = time.perf_counter() - started
             deliveries = (stats.updates if updates else stats.deliveries) - before
@@ -478,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bare", action="store_true", help="a bare aiohttp broadcast instead of geo-friends")
     ap.add_argument("--split", action="store_true", help="geo: each stage through a C function of its own")
     ap.add_argument("--updates", action="store_true", help="one client's location updates instead of deliveries")
+    ap.add_argument(
+        "--idle", type=float, default=0.0, help="geo: seconds the clients stay connected, silent, after the messages"
+    )
     args = ap.parse_args(args_in)
     if args.split:
         split_stages()
@@ -489,10 +498,10 @@ def main(argv: list[str] | None = None) -> int:
         expected, what = args.messages * args.friends, "frames (bare aiohttp send_str)"
     elif args.updates:
         args.friends = 1  # the per-item figures below count one update each
-        sent, seconds = uvloop.run(geo(0, args.messages, args.warm_up, updates=True))
+        sent, seconds = uvloop.run(geo(0, args.messages, args.warm_up, updates=True, idle_s=args.idle))
         expected, what = 1 + args.warm_up + args.messages, "location updates (geo-friends)"
     else:
-        sent, seconds = uvloop.run(geo(args.friends, args.messages, args.warm_up))
+        sent, seconds = uvloop.run(geo(args.friends, args.messages, args.warm_up, idle_s=args.idle))
         expected, what = (args.warm_up + args.messages) * args.friends, "deliveries (geo-friends)"
     if sent != expected:
         print(f"{sent} {what}, expected {expected}", file=sys.stderr)
