@@ -59,6 +59,9 @@ async def no_redis(api: Api, api_settings: Settings, serve: Callable[[Settings],
 
 
 async def answer(api: Api, params: Params, headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
+    """One search's status, content type and body. Every call names the same request id, so
+    the problem documents of two catalogs compare byte for byte (their ``instance`` is it)."""
+    headers = {"X-Request-Id": "catalog-comparison", **(headers or {})}
     async with api.http.get(SEARCH, params=params, headers=headers) as resp:
         return resp.status, resp.content_type, await resp.read()
 
