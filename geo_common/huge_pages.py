@@ -32,6 +32,9 @@ from dataclasses import dataclass
 
 #: The huge page size this module aligns to (x86-64 and arm64 with 4 KiB base pages).
 HUGE_PAGE = 2 << 20
+#: Tries of a stretch the kernel refuses with EAGAIN (a resource briefly unavailable).
+COLLAPSE_ATTEMPTS = 4
+
 #: madvise(2) advice number (Linux uapi, the same on every architecture).
 MADV_COLLAPSE = 25
 
@@ -139,12 +142,19 @@ def collapse_heap() -> Report:
     refusals: dict[int, int] = {}  # errno -> bytes
     for start, end in ranges:
         # A stretch with nothing in it yet is refused (EINVAL): a library may have reserved
-        # it and use little of it, so it is better left to 4 KiB pages anyway.
-        if madvise(start, end - start, MADV_COLLAPSE) == 0:
+        # it and use little of it, so it is better left to 4 KiB pages anyway. EAGAIN (no huge
+        # page free this instant, on a busy machine) is tried again, a few times.
+        for attempt in range(COLLAPSE_ATTEMPTS):
+            if madvise(start, end - start, MADV_COLLAPSE) == 0:
+                code = 0
+                break
+            code = ctypes.get_errno()
+            if code != errno.EAGAIN:
+                break
+            time.sleep(0.05 * (attempt + 1))
+        if code == 0:
             collapsed += end - start
-            continue
-        code = ctypes.get_errno()
-        if code not in (errno.ENOMEM, errno.EFAULT):  # not freed or remapped since the listing
+        elif code not in (errno.ENOMEM, errno.EFAULT):  # not freed or remapped since the listing
             refusals[code] = refusals.get(code, 0) + end - start
     problem = None
     if errno.EINVAL in refusals and not collapsed:
