@@ -75,6 +75,6 @@ def test_driver_sends_every_request_and_sleeps_between_ticks(tmp_path: Path) -> 
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["p999_ms"] <= result["max_ms"]
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     # A driver that spun between sends would use a whole core for the run (3 s); this one
-    # starts Python (well under a second of CPU) and then mostly sleeps.
-    assert cpu < duration / 2, f"the driver used {cpu:.2f} s of CPU in a {duration:.0f} s run"
+    # starts Python (well under a second of CPU, more on a busy machine) and then mostly sleeps.
+    assert cpu < 0.8 * duration, f"the driver used {cpu:.2f} s of CPU in a {duration:.0f} s run"
     assert 0 < result["cpu_s"] <= cpu  # its own count, from connecting to the last answer
