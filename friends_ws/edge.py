@@ -2,22 +2,28 @@
 handshake, which then lasts as long as its session, and the operational routes.
 
 Each request gets its id (:func:`geo_common.request_context.begin_request`: the caller's
-``X-Request-Id`` when it is a safe one, else a new one) before the handler runs, so every log
-line of the handshake and of the session it opens carries it (the session runs in the
+``X-Request-Id`` when it is a safe one, else a new one) before its handler's work, so every
+log line of the handshake and of the session it opens carries it (the session runs in the
 request's task, and the tasks it starts copy the request's context); the answer carries it in
 ``X-Request-Id``, a ``101 Switching Protocols`` included, through ``on_response_prepare``,
 the one hook that runs before a WebSocket's headers are sent. A sample of the requests
 (``GEO_ACCESS_LOG_SAMPLE``) is logged when answered, a WebSocket when its session ends, under
 the route's template; an unexpected error is logged under it too, never with the query string.
+
+No middleware: aiohttp would keep a middleware's frame, and the partial it wraps the handler
+in, for as long as each WebSocket lives. The operational routes are wrapped one by one
+(:meth:`Edge.route`); the WebSocket handler enters :meth:`Edge.answering` itself, an object
+of four slots for the session's life.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from geo_common.request_context import REQUEST_ID_HEADER, AccessLog, access_log_for, begin_request, current_request_id
 
@@ -26,11 +32,7 @@ log = logging.getLogger(__name__)
 #: The route label of requests no route serves.
 UNMATCHED = "unmatched"
 
-
-def install(app: web.Application, *, access_log_sample: float) -> None:
-    """Give every request of ``app`` its id, and log a sample of them (0: none)."""
-    app.middlewares.append(_edge(access_log_for(access_log_sample)))
-    app.on_response_prepare.append(_label)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def route_of(request: web.Request) -> str:
@@ -39,36 +41,89 @@ def route_of(request: web.Request) -> str:
     return UNMATCHED if resource is None else resource.canonical
 
 
-def _edge(access_log: AccessLog | None) -> Middleware:
-    @web.middleware
-    async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+class Edge:
+    """Request ids and the sampled access log of one app's routes.
+
+    Args:
+        access_log_sample: the share of requests logged (0: none, at no cost per request).
+    """
+
+    __slots__ = ("access_log",)
+
+    def __init__(self, access_log_sample: float) -> None:
+        self.access_log: AccessLog | None = access_log_for(access_log_sample)
+
+    def answering(self, request: web.Request) -> Answering:
+        """The request's id from now on, and its answer logged when the ``with`` ends (set
+        :attr:`Answering.status` to the answer's status before it does)."""
+        return Answering(self, request)
+
+    async def label(self, request: web.Request, response: web.StreamResponse) -> None:
+        """``on_response_prepare``: the answer names its request's id. A request no route took
+        (404, 405: aiohttp answers it without a handler) gets its id here, and is sampled
+        under :data:`UNMATCHED` with no duration (nothing ran)."""
+        request_id = current_request_id.get()
+        if not request_id:
+            request_id = begin_request(request.headers.get(REQUEST_ID_HEADER))
+            if self.access_log is not None:
+                self.access_log.record(request.method, UNMATCHED, response.status, 0.0)
+        response.headers[REQUEST_ID_HEADER] = request_id
+
+    def route(self, handler: Handler) -> Handler:
+        """``handler`` answering under :meth:`answering`."""
+
+        async def answer(request: web.Request) -> web.StreamResponse:
+            with self.answering(request) as answering:
+                response = await handler(request)
+                answering.status = response.status
+                return response
+
+        answer.__name__ = getattr(handler, "__name__", "answer")
+        answer.__doc__ = handler.__doc__
+        return answer
+
+
+class Answering:
+    """One request between its id and its answer: :meth:`Edge.answering`'s context manager."""
+
+    __slots__ = ("_edge", "_request", "_started", "status")
+
+    def __init__(self, edge: Edge, request: web.Request) -> None:
+        self._edge = edge
+        self._request = request
+        self._started = 0.0
+        #: The answer's status, set by the handler (an HTTP exception's is taken from it).
+        self.status = 0
+
+    def __enter__(self) -> Answering:
         # Not reset afterwards: aiohttp runs each request in a task of its own, and its own
         # lines about this request (the traceback of a failure) should carry the id too.
-        begin_request(request.headers.get(REQUEST_ID_HEADER))
-        started = time.perf_counter()
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            _record(access_log, request, exc.status, started)
-            raise
-        except Exception as exc:
+        begin_request(self._request.headers.get(REQUEST_ID_HEADER))
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        request = self._request
+        if kind is None:
+            status = self.status
+        elif isinstance(exc, web.HTTPException):
+            status = exc.status
+        elif isinstance(exc, Exception):
             # aiohttp logs the traceback next ("Error handling request from <address>"); this
             # line names what was asked, by its template: a query string may hold a position.
             log.error("unexpected error answering %s %s: %s", request.method, route_of(request), type(exc).__name__)
-            _record(access_log, request, 500, started)
-            raise
-        _record(access_log, request, response.status, started)
-        return response
+            status = 500
+        else:
+            return  # cancelled: the client went away, nothing was answered
+        access_log = self._edge.access_log
+        if access_log is not None:
+            access_log.record(request.method, route_of(request), status, time.perf_counter() - self._started)
 
+
+def install(app: web.Application, *, access_log_sample: float) -> Edge:
+    """Put each answer's request id in its ``X-Request-Id``; returns the app's :class:`Edge`,
+    whose :meth:`Edge.route` wraps each route (the WebSocket handler enters
+    :meth:`Edge.answering` itself)."""
+    edge = Edge(access_log_sample)
+    app.on_response_prepare.append(edge.label)
     return edge
-
-
-def _record(access_log: AccessLog | None, request: web.Request, status: int, started: float) -> None:
-    if access_log is not None:
-        access_log.record(request.method, route_of(request), status, time.perf_counter() - started)
-
-
-async def _label(_request: web.Request, response: web.StreamResponse) -> None:
-    request_id = current_request_id.get()
-    if request_id:
-        response.headers[REQUEST_ID_HEADER] = request_id

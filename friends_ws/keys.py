@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from friends_ws.cache import LocationCache
+from friends_ws.edge import Edge
 from friends_ws.exporter import Exporter
 from friends_ws.history import HistoryWriter
 from friends_ws.hub import Hub
@@ -25,3 +26,4 @@ services_key = web.AppKey("services", Services)
 purger_key = web.AppKey("purger", Purger)
 authenticator_key = web.AppKey("authenticator", Authenticator)
 metrics_key = web.AppKey("metrics", Exporter)
+edge_key = web.AppKey("edge", Edge)

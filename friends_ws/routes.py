@@ -10,7 +10,7 @@ from aiohttp import web
 from friends_ws import views
 from friends_ws.asyncapi import serve_asyncapi
 from friends_ws.edge import install
-from friends_ws.keys import metrics_key, settings_key
+from friends_ws.keys import edge_key, metrics_key, settings_key
 from friends_ws.ws import friends_ws
 from geo_common.request_metrics import RequestMetrics
 
@@ -18,12 +18,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def setup_routes(app: web.Application) -> None:
-    install(app, access_log_sample=app[settings_key].access_log_sample)
-    app.router.add_get("/v1/friends/ws", friends_ws)
-    app.router.add_get("/asyncapi.json", serve_asyncapi)
+    edge = app[edge_key] = install(app, access_log_sample=app[settings_key].access_log_sample)
+    app.router.add_get("/v1/friends/ws", friends_ws)  # enters the edge itself, for the session's life
+    app.router.add_get("/asyncapi.json", edge.route(serve_asyncapi))
     requests = app[metrics_key].http
     for path, handler in (("/healthz", views.healthz), ("/readyz", views.readyz), ("/metrics", views.metrics)):
-        app.router.add_get(path, timed(handler, path, requests))
+        app.router.add_get(path, edge.route(timed(handler, path, requests)))
 
 
 def timed(handler: Handler, route: str, requests: RequestMetrics) -> Handler:

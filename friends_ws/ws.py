@@ -19,7 +19,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from friends_ws.auth import SUBPROTOCOL, handshake_token
 from friends_ws.hub import Hub
-from friends_ws.keys import hub_key, services_key, settings_key
+from friends_ws.keys import edge_key, hub_key, services_key, settings_key
 from friends_ws.link import Link
 from friends_ws.services import Services
 from friends_ws.session import Session
@@ -36,37 +36,45 @@ MAX_FRAME = 4096
 
 
 async def friends_ws(request: web.Request) -> web.StreamResponse:
-    """Serve one client: a bearer token in ``Authorization`` or in the subprotocols required."""
-    services = request.app[services_key]
-    stats = services.stats
-    settings = request.app[settings_key]
-    try:
-        verified = await services.verifier.verify(handshake_token(request.headers, request.query))
-    except (KeysUnavailable, DatabaseUnavailable) as exc:
-        # The token may be fine: what checks it is briefly away.
-        stats.refused["unavailable"] += 1
-        log.warning("cannot verify a token now: %s", exc)
-        retry_s = math.ceil(max(1.0, settings.breaker_reset_s))
-        raise web.HTTPServiceUnavailable(
-            text=f"cannot verify tokens right now; retry after {retry_s} s\n", headers={"Retry-After": str(retry_s)}
-        ) from None
-    except TokenError as exc:
-        stats.refused["unauthorized"] += 1
-        raise web.HTTPUnauthorized(text=f"{exc}\n", headers={"WWW-Authenticate": 'Bearer realm="geo"'}) from None
-    limits = services.limits
-    if not limits.admit(verified.user_id):
-        stats.refused["too_many_sockets"] += 1
-        # A dead connection of the user's (a phone that changed networks) is dropped within
-        # 1.5 ping intervals, so retrying after that finds its place free.
-        retry_s = math.ceil(1.5 * settings.ws_ping_interval_s)
-        raise web.HTTPTooManyRequests(
-            text=f"at most {limits.max_sockets} connections per user; close one, or retry after {retry_s} s\n",
-            headers={"Retry-After": str(retry_s)},
-        )
-    try:
-        return await _serve(request, services, request.app[hub_key], verified)
-    finally:
-        limits.release(verified.user_id)
+    """Serve one client: a bearer token in ``Authorization`` or in the subprotocols required.
+
+    The request's id and its sampled access line (when the session ends) come from the app's
+    edge (:mod:`friends_ws.edge`), entered here rather than in a wrapper whose frame would
+    live as long as the socket.
+    """
+    with request.app[edge_key].answering(request) as answering:
+        services = request.app[services_key]
+        stats = services.stats
+        settings = request.app[settings_key]
+        try:
+            verified = await services.verifier.verify(handshake_token(request.headers, request.query))
+        except (KeysUnavailable, DatabaseUnavailable) as exc:
+            # The token may be fine: what checks it is briefly away.
+            stats.refused["unavailable"] += 1
+            log.warning("cannot verify a token now: %s", exc)
+            retry_s = math.ceil(max(1.0, settings.breaker_reset_s))
+            raise web.HTTPServiceUnavailable(
+                text=f"cannot verify tokens right now; retry after {retry_s} s\n", headers={"Retry-After": str(retry_s)}
+            ) from None
+        except TokenError as exc:
+            stats.refused["unauthorized"] += 1
+            raise web.HTTPUnauthorized(text=f"{exc}\n", headers={"WWW-Authenticate": 'Bearer realm="geo"'}) from None
+        limits = services.limits
+        if not limits.admit(verified.user_id):
+            stats.refused["too_many_sockets"] += 1
+            # A dead connection of the user's (a phone that changed networks) is dropped within
+            # 1.5 ping intervals, so retrying after that finds its place free.
+            retry_s = math.ceil(1.5 * settings.ws_ping_interval_s)
+            raise web.HTTPTooManyRequests(
+                text=f"at most {limits.max_sockets} connections per user; close one, or retry after {retry_s} s\n",
+                headers={"Retry-After": str(retry_s)},
+            )
+        try:
+            response = await _serve(request, services, request.app[hub_key], verified)
+        finally:
+            limits.release(verified.user_id)
+        answering.status = response.status
+        return response
 
 
 async def _serve(request: web.Request, services: Services, hub: Hub, verified: Verified) -> web.StreamResponse:

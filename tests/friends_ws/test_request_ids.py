@@ -93,8 +93,8 @@ async def crash(request: web.Request) -> web.Response:
 async def test_an_unexpected_error_is_logged_under_its_route_template() -> None:
     # The tier's routes fail only on bugs: this one is a small app of its own with the same edge.
     app = web.Application()
-    install(app, access_log_sample=1.0)
-    app.router.add_get("/crash/{id}", crash)
+    edge = install(app, access_log_sample=1.0)
+    app.router.add_get("/crash/{id}", edge.route(crash))
     with json_logs() as lines:
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             async with client.get(
