@@ -14,7 +14,7 @@ import asyncpg
 from aiohttp import web
 
 from friends_ws.app import create_app
-from friends_ws.keys import hub_key, regions_key, settings_key
+from friends_ws.keys import drain_key, hub_key, regions_key, settings_key
 from friends_ws.retention import cutoff
 from geo_common.history_db import purge_history
 from geo_common.redact import redact_passwords
@@ -51,9 +51,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _process_app(settings: Settings) -> web.Application:
-    """The app, plus what concerns the whole process: SIGHUP, and its tuning (GEO_PROCESS_TUNING)."""
+    """The app, plus what concerns the whole process: SIGHUP, SIGTERM's drain, and its tuning
+    (GEO_PROCESS_TUNING)."""
     app = create_app(settings)
     app.on_startup.append(_install_sighup)
+    app.on_startup.append(_install_drain)
     app.on_startup.append(_tune_process)
     return app
 
@@ -67,6 +69,24 @@ async def _tune_process(app: web.Application) -> None:
 async def _install_sighup(app: web.Application) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload_ring(app)))
+
+
+async def _install_drain(app: web.Application) -> None:
+    """SIGTERM drains the connections over GEO_WS_DRAIN_S (:mod:`friends_ws.drain`), then stops
+    the server as aiohttp's own handler would; SIGINT still stops it at once. With
+    GEO_WS_DRAIN_S=0, aiohttp's handler stays: every connection is closed with 1001 at once."""
+    if app[settings_key].ws_drain_s == 0:
+        return
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        loop.call_soon(_graceful_exit)  # raised from a callback, as aiohttp's handler does
+
+    loop.add_signal_handler(signal.SIGTERM, lambda: app[drain_key].begin(app[hub_key].keepalive, done=stop))
+
+
+def _graceful_exit() -> None:
+    raise web.GracefulExit()
 
 
 async def reload_ring(app: web.Application) -> None:

@@ -10,6 +10,7 @@ from aiohttp import WSCloseCode, web
 from friends_ws.broker import Broker
 from friends_ws.cache import LocationCache
 from friends_ws.clock import now_ms
+from friends_ws.drain import Drain
 from friends_ws.exporter import Exporter
 from friends_ws.fanout import Fanout
 from friends_ws.flushing import FlushQueue
@@ -19,6 +20,7 @@ from friends_ws.keys import (
     authenticator_key,
     cache_key,
     db_key,
+    drain_key,
     history_key,
     hub_key,
     metrics_key,
@@ -68,6 +70,7 @@ def create_app(settings: Settings) -> web.Application:
     app[regions_key] = RegionMap.from_settings(settings)
     app[authenticator_key] = Authenticator(settings)
     app[metrics_key] = Exporter()
+    app[drain_key] = Drain(settings.ws_drain_s)  # begun on SIGTERM by geo-friends (friends_ws.__main__)
     app.cleanup_ctx.append(_backends)
     app.on_shutdown.append(_close_sessions)
     setup_routes(app)
@@ -179,7 +182,8 @@ def _hub(settings: Settings, regions: RegionMap, *, cache: LocationCache, db: Da
 
 
 async def _close_sessions(app: web.Application) -> None:
-    """On shutdown, close every connection with 1001 so handlers finish and flush."""
+    """On shutdown, close every connection still open with 1001 so handlers finish and flush
+    (all of them when the process stops without a drain: GEO_WS_DRAIN_S=0, or SIGINT)."""
     if hub_key not in app:
         return
     await asyncio.gather(

@@ -49,7 +49,7 @@ _CLOSE_CODES = f"""\
 |---|---|
 | 1009 | a frame larger than {MAX_FRAME} bytes |
 | 1013 | the client reads too slowly (GEO_WS_QUEUE_SIZE frames wait), or the session could not be opened |
-| 1001 | the server is shutting down |
+| 1001 | the server is shutting down: at the time a `reconnect` frame announced (GEO_WS_DRAIN_S), or at once |
 | {TOKEN_EXPIRED} | the token expired and no fresh one came in an `auth` frame |"""
 
 
@@ -221,6 +221,13 @@ def _server_messages() -> dict[str, Any]:
             "a fresh token was accepted: the connection lives until expires_at",
             {"expires_at": _ref("schemas", "UnixMs")},
             {"expires_at": 1763893600000},
+        ),
+        "reconnect": _message(
+            "reconnect",
+            "the instance is shutting down: it closes this connection with 1001 in after_ms; reconnect then "
+            "(elsewhere) and send a location for a fresh init. Friends do not see the user leave",
+            {"after_ms": {"type": "integer", "minimum": 0, "description": "milliseconds"}},
+            {"after_ms": 7350},
         ),
         "error": _message(
             "error",

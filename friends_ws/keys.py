@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from friends_ws.cache import LocationCache
+from friends_ws.drain import Drain
 from friends_ws.edge import Edge
 from friends_ws.exporter import Exporter
 from friends_ws.history import HistoryWriter
@@ -27,3 +28,4 @@ purger_key = web.AppKey("purger", Purger)
 authenticator_key = web.AppKey("authenticator", Authenticator)
 metrics_key = web.AppKey("metrics", Exporter)
 edge_key = web.AppKey("edge", Edge)
+drain_key = web.AppKey("drain", Drain)

@@ -69,6 +69,7 @@ class Link:
         "_lone",
         "_lone_friend",
         "closed",
+        "handed_over",
         "last_seen",
         "_pinged",
         "_tasks",
@@ -101,6 +102,8 @@ class Link:
         self._lone: bytes | None = None
         self._lone_friend: int | None = None
         self.closed = False
+        #: Told to reconnect elsewhere by a drain (:mod:`friends_ws.drain`): the user is coming back.
+        self.handed_over = False
         #: When the client last sent anything (event-loop time), and whether it was pinged since.
         self.last_seen = asyncio.get_running_loop().time()
         self._pinged = False

@@ -303,6 +303,11 @@ def encode_auth(expires_at: int) -> bytes:
     return orjson.dumps({"type": "auth", "expires_at": expires_at})
 
 
+def encode_reconnect(after_ms: int) -> bytes:
+    """``reconnect``: the instance is draining; this connection closes (1001) in ``after_ms`` ms."""
+    return orjson.dumps({"type": "reconnect", "after_ms": after_ms})
+
+
 def encode_error(code: str, detail: str) -> bytes:
     """``error``: a message was refused; the connection stays open."""
     return orjson.dumps({"type": "error", "code": code, "detail": detail})

@@ -153,12 +153,13 @@ class Session:
         for event in backlog:
             self.control(event)
 
-    async def close(self) -> None:
-        """Unsubscribe, and tell friends the user is offline if this connection shared last."""
+    async def close(self, *, handed_over: bool = False) -> None:
+        """Unsubscribe, and tell friends the user is offline if this connection shared last
+        (unless it was ``handed_over`` by a drain: the user reconnects elsewhere)."""
         self.link.stop()
         self.services.lifetimes.forget(self)
         self.services.subscriptions.detach(self)
-        if self._shared and self.sharing.enabled:
+        if self._shared and self.sharing.enabled and not handed_over:
             try:
                 region = self._region
                 if await self.services.cache.clear_if_mine(region, self.user_id, self.connection_id):

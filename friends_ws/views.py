@@ -7,7 +7,7 @@ import os
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from friends_ws.keys import cache_key, db_key, hub_key, metrics_key
+from friends_ws.keys import cache_key, db_key, drain_key, hub_key, metrics_key
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -16,8 +16,11 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: PostgreSQL, the caches and every region's pub/sub answer (503 otherwise)."""
+    """Readiness: PostgreSQL, the caches and every region's pub/sub answer (503 otherwise, and
+    at once while the instance drains: load balancers stop sending it clients)."""
     app = request.app
+    if app[drain_key].draining:
+        return web.json_response({"status": "draining", "checks": {}}, status=503)
     checks: dict[str, bool] = {}
     try:
         await app[db_key].primary.pool.fetchval("SELECT 1")

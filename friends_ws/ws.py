@@ -2,8 +2,9 @@
 
 The handler is a thin adapter. Before the upgrade it refuses, as plain HTTP, a handshake
 without a valid token (401: the token comes in ``Authorization`` or in the ``bearer.``
-subprotocol, never in the URL, see :mod:`friends_ws.auth`) and one beyond the user's socket
-cap (429). Then it hands every text frame to the session and lets it decide what to send.
+subprotocol, never in the URL, see :mod:`friends_ws.auth`), one beyond the user's socket
+cap (429), and any while the instance drains (503, :mod:`friends_ws.drain`). Then it hands
+every text frame to the session and lets it decide what to send.
 Oversized frames (over 4 KiB) are closed by aiohttp with 1009; a connection that stops
 answering pings is dropped by the hub's keepalive loop; one whose token expires is closed
 with 4001 by :class:`~friends_ws.lifetimes.TokenLifetimes`.
@@ -19,7 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from friends_ws.auth import SUBPROTOCOL, handshake_token
 from friends_ws.hub import Hub
-from friends_ws.keys import edge_key, hub_key, services_key, settings_key
+from friends_ws.keys import drain_key, edge_key, hub_key, services_key, settings_key
 from friends_ws.link import Link
 from friends_ws.services import Services
 from friends_ws.session import Session
@@ -46,6 +47,11 @@ async def friends_ws(request: web.Request) -> web.StreamResponse:
         services = request.app[services_key]
         stats = services.stats
         settings = request.app[settings_key]
+        if request.app[drain_key].draining:
+            stats.refused["draining"] += 1
+            raise web.HTTPServiceUnavailable(
+                text="this instance is shutting down; reconnect (to another)\n", headers={"Retry-After": "1"}
+            )
         try:
             verified = await services.verifier.verify(handshake_token(request.headers, request.query))
         except (KeysUnavailable, DatabaseUnavailable) as exc:
@@ -122,5 +128,5 @@ async def _serve(request: web.Request, services: Services, hub: Hub, verified: V
             del message  # an idle connection holds no old frame while it waits
     finally:
         hub.keepalive.discard(link)
-        await session.close()
+        await session.close(handed_over=link.handed_over)
     return ws

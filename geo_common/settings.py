@@ -282,6 +282,13 @@ class Settings:
         "frames a slow reader may have waiting (the newest per friend replaces older ones); beyond it "
         "the connection is closed",
     )
+    ws_drain_s: float = _setting(
+        10.0,
+        "GEO_WS_DRAIN_S",
+        parse_float(0.0, 3600.0),
+        "on SIGTERM, the window over which a WebSocket instance tells its clients to reconnect and closes "
+        "them in waves, seconds (0: close them all at once); docs/deploy.md",
+    )
     ws_max_sockets_per_user: int = _setting(
         5, "GEO_WS_MAX_SOCKETS_PER_USER", parse_int(1, 1000), "WebSocket connections one user may hold per instance"
     )

@@ -19,6 +19,7 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from friends_ws.keys import drain_key
 from geo_common import consent_db, friends_db
 from geo_common.tokens import mint_token
 from tests.friends_ws.consent_helpers import Publisher, homes
@@ -104,7 +105,7 @@ async def test_every_frame_of_a_session_matches_the_document(  # type: ignore[no
     publisher: Publisher,
     ws_settings,
 ) -> None:
-    server: Server = await servers()
+    server: Server = await servers(ws_drain_s=0.2)
     a, b, c = new_user(), new_user(), new_user()
     await befriend((a, b))
     await friends_db.set_display_name(primary, c, "Carol")
@@ -173,6 +174,10 @@ async def test_every_frame_of_a_session_matches_the_document(  # type: ignore[no
     await alice.expect("error", code="rate_limited")
     for client in (alice, carol):
         await client.quiet(0.2)
+    # The instance drains (geo-friends begins it on SIGTERM): each client is told when it closes.
+    server.app[drain_key].begin(server.hub.keepalive, done=lambda: None)
+    for client in (alice, carol):
+        await client.expect("reconnect")
 
     received = [*alice.received, *bob.received, *carol.received]
     seen = {document.server_message(frame) for frame in received}
