@@ -243,6 +243,20 @@ def test_tiers_run_the_right_commands_with_probes_and_limits(rendered: dict[str,
             assert "memory" in container["resources"]["limits"], name
 
 
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_the_friends_grace_period_covers_the_pre_stop_sleep_and_the_drain(
+    rendered: dict[str, list[dict[str, Any]]], name: str
+) -> None:
+    """A pod is killed terminationGracePeriodSeconds after its preStop hook starts: the sleep,
+    the drain window and the last closes (the shutdown's 10 s) must fit in it."""
+    spec = by_kind(rendered[name], "Deployment")["geo-friends"]["spec"]["template"]["spec"]
+    command = spec["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    drain_s = Settings.from_env(container_env(rendered[name], "geo-friends")).ws_drain_s
+    assert drain_s >= 10  # clients come back over seconds, not in one
+    assert spec["terminationGracePeriodSeconds"] >= float(command[1]) + drain_s + 10
+
+
 def test_autoscalers_and_disruption_budgets_cover_the_tiers(rendered: dict[str, list[dict[str, Any]]]) -> None:
     objects = rendered["example"]
     hpas = by_kind(objects, "HorizontalPodAutoscaler")
