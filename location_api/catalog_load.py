@@ -310,7 +310,8 @@ async def load_snapshot(conn: asyncpg.Connection, *, cards_max: int | None = Non
     Args:
         conn: a connection to a read server.
         cards_max: the card budget (``Settings.api_cards_max``): up to this many businesses
-            the rows are read, for cards; ``None``: always.
+            the rows are read, for cards; ``None``: always; 0: never, not even for an empty
+            table (a catalog loaded empty grows by live changes, and would grow with cards).
 
     Returns:
         The snapshot.
@@ -322,7 +323,7 @@ async def load_snapshot(conn: asyncpg.Connection, *, cards_max: int | None = Non
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         info = await queries.snapshot_position(conn, before)
         count: int = await conn.fetchval("SELECT count(*) FROM businesses", timeout=LOAD_TIMEOUT_S)
-        if cards_max is None or count <= cards_max:
+        if cards_max is None or 0 < cards_max and count <= cards_max:
             rows: list[asyncpg.Record] | None = await queries.all_businesses(conn, timeout=LOAD_TIMEOUT_S)
             positions = None
         else:

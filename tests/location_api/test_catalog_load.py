@@ -261,6 +261,24 @@ async def test_the_card_budget_decides_rows_or_positions(places: Settings) -> No
         await conn.close()
 
 
+async def test_a_budget_of_none_holds_no_cards_even_for_an_empty_table(places: Settings) -> None:
+    """An instance built while its replica has not replayed the load yet reads an empty table;
+    with a budget of 0 it must still hold positions only, or the rows it is sent later arrive
+    as cards."""
+    conn = await asyncpg.connect(places.pg_primary)
+    try:
+        await conn.execute("CREATE TEMP TABLE saved AS SELECT * FROM businesses; DELETE FROM businesses")
+        try:
+            snapshot = await load_snapshot(conn, cards_max=0)
+            assert (snapshot.businesses, snapshot.rows, snapshot.positions is not None) == (0, None, True)
+            assert snapshot.build(max_radius_m=50_000.0, strategies=("geohash",)).cards is None
+            assert (await load_snapshot(conn, cards_max=10)).rows == []  # a budget above 0: cards
+        finally:
+            await conn.execute("INSERT INTO businesses SELECT * FROM saved")
+    finally:
+        await conn.close()
+
+
 async def test_a_long_load_says_how_far_it_is_and_nothing_else(
     places: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
