@@ -17,30 +17,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import ClassVar
 
-import orjson
 from aiohttp import web
 
 from geo_common.database import AheadOfPrimary, DatabaseUnavailable
 from geo_common.database_node import format_lsn
-from geo_common.request_context import current_request_id, problem_instance
+from geo_common.problems import FieldError, problem_response
 from location_api.contract import MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
 #: The header a write's consistency token travels in, both ways (:mod:`location_api.consistency`).
 CONSISTENCY_HEADER = "X-Consistency-Token"
-
-
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    """One thing wrong with one input: a query parameter, a header, a body field or ``id``."""
-
-    field: str
-    message: str
 
 
 class ApiError(Exception):
@@ -156,41 +145,6 @@ class PayloadTooLarge(ApiError, ValueError):
     status = 413
     slug = "payload-too-large"
     title = "Request body too large"
-
-
-def problem_response(
-    status: int,
-    slug: str,
-    title: str,
-    detail: str,
-    errors: Sequence[FieldError] = (),
-    headers: Mapping[str, str] | None = None,
-) -> web.Response:
-    """Render a problem document (RFC 9457) with an ``errors`` list.
-
-    Args:
-        status: the HTTP status.
-        slug: names the problem type, ``/problems/<slug>``.
-        title: the summary.
-        detail: what went wrong this time.
-        errors: the fields at fault (may be empty).
-        headers: extra response headers.
-
-    Returns:
-        The response, ``Content-Type: application/problem+json``; its ``instance`` is the
-        current request's (none outside a request).
-    """
-    body: dict[str, object] = {
-        "type": f"/problems/{slug}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "errors": [{"field": e.field, "message": e.message} for e in errors],
-    }
-    request_id = current_request_id.get()
-    if request_id:
-        body["instance"] = problem_instance(request_id)
-    return web.Response(status=status, body=orjson.dumps(body), content_type=PROBLEM_JSON, headers=dict(headers or {}))
 
 
 def _from_http_exception(exc: web.HTTPException) -> web.Response:
