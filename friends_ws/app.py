@@ -37,6 +37,7 @@ from friends_ws.publisher import Publisher
 from friends_ws.resync import Resync
 from friends_ws.retention import Purger
 from friends_ws.routes import setup_routes
+from friends_ws.pace import Pace
 from friends_ws.services import Services
 from friends_ws.session_config import SessionConfig
 from friends_ws.subscriptions import Subscriptions
@@ -53,6 +54,11 @@ def _check(settings: Settings) -> None:
         raise SettingsError(
             f"GEO_FRIEND_RADIUS_M={settings.friend_radius_m:g}: must lie between GEO_FRIEND_RADIUS_MIN_M "
             f"({settings.friend_radius_min_m:g}) and GEO_FRIEND_RADIUS_MAX_M ({settings.friend_radius_max_m:g})"
+        )
+    if not settings.pace_fast_s <= settings.pace_slow_s < settings.location_ttl_s:
+        raise SettingsError(
+            f"GEO_PACE_SLOW_S={settings.pace_slow_s}: must be at least GEO_PACE_FAST_S ({settings.pace_fast_s}) "
+            f"and below GEO_LOCATION_TTL_S ({settings.location_ttl_s}), or connected users would expire"
         )
 
 
@@ -120,11 +126,14 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
                 max_radius_m=settings.friend_radius_max_m,
                 margin_m=settings.friend_hysteresis_m,
                 queue_size=settings.ws_queue_size,
+                pace=Pace(settings.pace_fast_s, settings.pace_slow_s),
+                resume_ms=settings.ws_resume_s * 1000,
             ),
             limits=UserLimits(
                 updates_per_s=settings.ws_max_updates_per_s,
                 messages_per_s=settings.ws_max_messages_per_s,
                 max_sockets=settings.ws_max_sockets_per_user,
+                uploads_per_min=settings.upload_max_per_min,
             ),
             lifetimes=lifetimes,
             verifier=Verifier(app[authenticator_key], db),

@@ -27,7 +27,9 @@ from friends_ws.protocol import (
     INVALID_MESSAGE,
     INVALID_TOKEN,
     INVALID_VALUE,
+    MAX_RESUME_FRIENDS,
     RATE_LIMITED,
+    SIGNED_OUT,
     TOKEN_EXPIRED,
     UNAVAILABLE,
     LeftReason,
@@ -50,7 +52,8 @@ _CLOSE_CODES = f"""\
 | 1009 | a frame larger than {MAX_FRAME} bytes |
 | 1013 | the client reads too slowly (GEO_WS_QUEUE_SIZE frames wait), or the session could not be opened |
 | 1001 | the server is shutting down: at the time a `reconnect` frame announced (GEO_WS_DRAIN_S), or at once |
-| {TOKEN_EXPIRED} | the token expired and no fresh one came in an `auth` frame |"""
+| {TOKEN_EXPIRED} | the token expired and no fresh one came in an `auth` frame |
+| {SIGNED_OUT} | the user signed out (`sign_out`) |"""
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:
@@ -126,10 +129,43 @@ def _client_messages() -> dict[str, Any]:
     return {
         "location": _message(
             "location",
-            "the user's position; the first of a connection is answered with init",
-            {**_POSITION, "timestamp": maybe_ms},
-            {"latitude": 37.7749, "longitude": -122.4194, "timestamp": 1763890000123},
+            "the user's position; the first of a connection is answered with init, or with resumed and only "
+            "what changed when it carries a resume within GEO_WS_RESUME_S",
+            {
+                **_POSITION,
+                "timestamp": maybe_ms,
+                "resume": {
+                    "type": "object",
+                    "required": ["at"],
+                    "description": "what a reconnecting client holds (its first location only)",
+                    "properties": {
+                        "at": {**_ref("schemas", "UnixMs"), "description": "the newest server time received"},
+                        "radius_m": _ref("schemas", "Radius"),
+                        "friends": {
+                            "type": "object",
+                            "maxProperties": MAX_RESUME_FRIENDS,
+                            "propertyNames": {"pattern": "^[0-9]{1,19}$"},
+                            "additionalProperties": _ref("schemas", "UnixMs"),
+                            "description": "friend id -> updated_at of the position held",
+                        },
+                    },
+                },
+            },
+            {
+                "latitude": 37.7749,
+                "longitude": -122.4194,
+                "timestamp": 1763890000123,
+                "resume": {"at": 1763889990456, "radius_m": 8047.0, "friends": {"43": 1763889990456}},
+            },
             required=["latitude", "longitude"],
+        ),
+        "signOut": _message(
+            "sign_out",
+            "the user signs out: their location is erased, friends see friend_left offline, the socket closes "
+            f"with {SIGNED_OUT}",
+            {},
+            {},
+            required=[],
         ),
         "settings": _message(
             "settings",
@@ -165,17 +201,43 @@ def _server_messages() -> dict[str, Any]:
     return {
         "init": _message(
             "init",
-            "after the first location of a connection: the friends in view, nearest first, and the sharing in force",
+            "after the first location of a connection: the friends in view, nearest first, the sharing in "
+            "force, and the server's clock (at - updated_at: how old a friend's position is)",
             {
+                "at": _ref("schemas", "UnixMs"),
                 "radius_m": _ref("schemas", "Radius"),
                 "friends": {"type": "array", "items": _ref("schemas", "FriendInView")},
                 "sharing": _ref("schemas", "Sharing"),
             },
             {
+                "at": 1763890000600,
                 "radius_m": 8047.0,
                 "friends": [{**friend_at, "updated_at": 1763890000456}],
                 "sharing": {"enabled": True, "precision": "exact", "private_history": False},
             },
+        ),
+        "resumed": _message(
+            "resumed",
+            "after a first location with a resume within the window: friend_location and friend_left frames "
+            "for what changed since what the client holds follow",
+            {
+                "radius_m": _ref("schemas", "Radius"),
+                "sharing": _ref("schemas", "Sharing"),
+                "at": _ref("schemas", "UnixMs"),
+            },
+            {
+                "radius_m": 8047.0,
+                "sharing": {"enabled": True, "precision": "exact", "private_history": False},
+                "at": 1763890000600,
+            },
+        ),
+        "pace": _message(
+            "pace",
+            "send a location at least every interval_s seconds (GEO_PACE_FAST_S while a friend who shares with "
+            "the user is connected and has them within their radius, GEO_PACE_SLOW_S otherwise); after init or "
+            "resumed, and whenever it changes",
+            {"interval_s": {"type": "integer", "minimum": 1, "description": "seconds"}},
+            {"interval_s": 30},
         ),
         "friendLocation": _message(
             "friend_location",
@@ -225,7 +287,7 @@ def _server_messages() -> dict[str, Any]:
         "reconnect": _message(
             "reconnect",
             "the instance is shutting down: it closes this connection with 1001 in after_ms; reconnect then "
-            "(elsewhere) and send a location for a fresh init. Friends do not see the user leave",
+            "(elsewhere) and send a location with a resume. Friends do not see the user leave",
             {"after_ms": {"type": "integer", "minimum": 0, "description": "milliseconds"}},
             {"after_ms": 7350},
         ),
@@ -266,7 +328,7 @@ def asyncapi_document(min_radius_m: float, max_radius_m: float) -> bytes:
     operations = {
         f"receive_{name}": _operation("receive", name, message["summary"], reply)
         for (name, message), reply in zip(
-            client.items(), (None, "settingsApplied", "sharingApplied", "authAccepted"), strict=True
+            client.items(), (None, None, "settingsApplied", "sharingApplied", "authAccepted"), strict=True
         )
     }
     operations.update(

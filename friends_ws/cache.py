@@ -1,8 +1,9 @@
 """The location cache: one Redis key per user, with a TTL, in the user's home region.
 
 Every update rewrites the key and its TTL; a user who stops sending expires. The value
-records which connection wrote it, so closing one of a user's connections clears the cache
-(and tells friends the user is offline) only if that connection wrote the latest location.
+records which connection wrote it, so closing one of a user's connections marks the location
+away (:attr:`~geo_common.presence.Location.live` false, for friends' pace) only if that
+connection wrote the latest; the location itself stays until its TTL (the user's "last seen").
 
 Each Redis has a circuit breaker (:mod:`geo_common.breaker`): once it is open, calls fail at
 once with :class:`~geo_common.breaker.CircuitOpen` (a ``ConnectionError``, which the session
@@ -20,19 +21,47 @@ from collections.abc import Iterable
 from typing import Any
 
 from geo_common.breaker import Breaker
-from geo_common.presence import Location, PresenceFormatError, decode_cached, encode_cached, location_key
+from geo_common.presence import (
+    Location,
+    PresenceFormatError,
+    decode_cached,
+    encode_cached,
+    location_key,
+    sequence_key,
+)
 from geo_common.regions import RegionMap
 from pubsub.client import RedisClient
 
-# Delete the key only if the connection id (ARGV[1]) wrote it; returns 1 when deleted.
-_CLEAR_IF_MINE = """
+# Mark the location away (not live: its socket closed), keeping its TTL, only if the
+# connection id (ARGV[1]) wrote it; returns 1 when marked.
+_AWAY_IF_MINE = """
 local value = redis.call('GET', KEYS[1])
-if value and string.find(value, ARGV[1], 1, true) then
-    redis.call('DEL', KEYS[1])
+if value and string.find(value, ARGV[1], 1, true) and string.find(value, '"w":true', 1, true) then
+    value = string.gsub(value, '"w":true', '"w":false', 1)
+    redis.call('SET', KEYS[1], value, 'KEEPTTL')
     return 1
 end
 return 0
 """
+# Raise a user's upload sequence mark to ARGV[1] (kept ARGV[2] seconds) if that is higher;
+# returns the mark before.
+_ADVANCE = """
+local before = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > before then
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return before
+"""
+# Put the mark back to ARGV[2] if it is still ARGV[1] (what failed to apply is accepted again).
+_RESTORE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    if ARGV[2] == '-1' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') end
+    return 1
+end
+return 0
+"""
+#: How long an upload sequence mark is kept after the user's last upload, seconds.
+SEQUENCE_TTL_S = 30 * 86_400
 
 
 class LocationCache:
@@ -113,10 +142,21 @@ class LocationCache:
         """Delete a user's cached location; True when there was one."""
         return bool(await self._execute(region, "DEL", location_key(self.namespace, region, user_id)))
 
-    async def clear_if_mine(self, region: str, user_id: int, connection: str) -> bool:
-        """Delete a user's cached location if ``connection`` wrote it; True when deleted."""
+    async def mark_away_if_mine(self, region: str, user_id: int, connection: str) -> bool:
+        """Mark a user's cached location away (their socket closed; it keeps its TTL) if
+        ``connection`` wrote it and it was live; True when marked."""
         key = location_key(self.namespace, region, user_id)
-        return bool(await self._execute(region, "EVAL", _CLEAR_IF_MINE, 1, key, connection))
+        return bool(await self._execute(region, "EVAL", _AWAY_IF_MINE, 1, key, connection))
+
+    async def advance_sequence(self, region: str, user_id: int, seq: int) -> int:
+        """Raise the user's upload sequence mark to ``seq`` if higher; the mark before (-1: none)."""
+        key = sequence_key(self.namespace, region, user_id)
+        return int(await self._execute(region, "EVAL", _ADVANCE, 1, key, seq, SEQUENCE_TTL_S))
+
+    async def restore_sequence(self, region: str, user_id: int, seq: int, before: int) -> None:
+        """Undo :meth:`advance_sequence` to ``seq`` (the points were not applied after all)."""
+        key = sequence_key(self.namespace, region, user_id)
+        await self._execute(region, "EVAL", _RESTORE, 1, key, seq, before)
 
     async def ping(self) -> bool:
         """True when every Redis answers (False at once for one whose breaker is open)."""

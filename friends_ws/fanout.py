@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
@@ -30,6 +31,7 @@ from geo_common.presence import (
     Location,
     Moved,
     PresenceFormatError,
+    Watching,
     decode_channel_message,
     location_channel,
 )
@@ -203,6 +205,12 @@ class Fanout:
                     follower.access_changed(user_id, message.level)
         elif isinstance(message, Moved):
             self._spawn(self._move(user_id, message.region))
+        elif isinstance(message, Watching):
+            known = self.known.get(user_id)
+            if known is not None and (known.live, known.radius_m) != (message.live, message.radius_m):
+                known = self.known[user_id] = replace(known, live=message.live, radius_m=message.radius_m)
+                for follower in list(self.listeners.get(user_id, ())):
+                    follower.friend_watching(known)
 
     async def _move(self, friend_id: int, region: str) -> None:
         try:

@@ -45,6 +45,10 @@ class Follower(Protocol):
         """A followed friend went away (offline, sharing off, expired)."""
         ...
 
+    def friend_watching(self, location: Location) -> None:
+        """A friend connected, closed their socket or changed radius (``location``: their latest)."""
+        ...
+
     def access_changed(self, friend_id: int, level: AccessLevel) -> None:
         """What a followed friend lets this viewer see changed (from the friend's own channel)."""
         ...

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import asyncpg
 from redis.exceptions import RedisError
 
 from friends_ws.metrics import Stats
 from friends_ws.nearby import ENTER, LEAVE, MOVE, View
+from friends_ws.pace import Pace, watches
 from friends_ws.ports import FriendLocations, Sink
 from friends_ws.privacy import Seen, grants, seen_for, shown
 from friends_ws.protocol import (
@@ -38,6 +39,7 @@ from friends_ws.protocol import (
     complete_friend_location,
     encode_friend_added,
     encode_friend_left,
+    encode_friend_location,
     friend_location_pattern,
 )
 from geo_common import friends_db
@@ -97,6 +99,8 @@ class Following:
         "_coarse",
         "_hidden",
         "_restrictions",
+        "_watchers",
+        "on_watched",
     )
 
     def __init__(
@@ -130,6 +134,10 @@ class Following:
         self._coarse: set[int] | None = None
         self._hidden: set[int] | None = None
         self._restrictions = 0
+        # Friends watching the user now (connected, and the user within their radius; None
+        # while empty), and who hears when the user becomes watched or stops being watched.
+        self._watchers: set[int] | None = None
+        self.on_watched: Callable[[bool], None] | None = None
 
     @property
     def user_id(self) -> int:
@@ -139,6 +147,11 @@ class Following:
     def friends(self) -> list[int]:
         """The friends followed, ascending."""
         return self.view.friends
+
+    @property
+    def watched(self) -> bool:
+        """Some friend who shares with the user is connected and has them within their radius."""
+        return self._watchers is not None
 
     @property
     def restrictions(self) -> int:
@@ -155,21 +168,40 @@ class Following:
 
     # --- what the viewer sees of friends' moves ---------------------------------------------
 
-    async def first_view(self, latitude: float, longitude: float) -> list[FriendPosition]:
-        """The friends in view at the user's first position (degrees), nearest first."""
+    async def first_view(
+        self, latitude: float, longitude: float, held: Mapping[int, int] | None = None, *, now_ms: int = 0
+    ) -> tuple[list[FriendPosition], list[tuple[int, LeftReason]]]:
+        """The friends in view at the user's first position (degrees), nearest first, and for a
+        resuming client what changed since what it ``held`` (friend -> ``updated_at``).
+
+        Returns:
+            The positions to send (every friend in view for a fresh client; for a resuming
+            one those it does not hold as they are now, and every friend shown coarsely), and
+            the friends the client holds that are no longer in view, with why.
+        """
         await self.locations.latest(self.view.friends)
         # From here on nothing awaits: updates that arrived meanwhile are known already.
         self.position = (latitude, longitude)
         self._slack = 0.0  # the next move judges every friend again
+        held = held or {}
+        for friend_id in held:
+            self.view.show(friend_id)  # kept with the margin, as on the lost connection
         known = self.locations.known
-        visible = []
+        visible: list[FriendPosition] = []
+        gone: list[tuple[int, LeftReason]] = []
         for friend_id in self.view.friends:
             location = known.get(friend_id)
             if location is None:
+                if self.view.drop(friend_id):
+                    expired = held[friend_id] + self.locations.ttl_ms <= now_ms
+                    gone.append((friend_id, "expired" if expired else "offline"))
                 continue
-            location = shown(location, coarse=self.seen(friend_id) == "coarse")
+            coarse = self.seen(friend_id) == "coarse"
+            location = shown(location, coarse=coarse)
             distance = haversine_m(latitude, longitude, location.latitude, location.longitude)
-            if self.view.update(friend_id, distance) is ENTER:
+            self._watch(friend_id, location, distance)
+            change = self.view.update(friend_id, distance)
+            if change is ENTER or (change is MOVE and (coarse or held.get(friend_id) != location.updated_at)):
                 visible.append(
                     FriendPosition(
                         friend_id,
@@ -180,8 +212,21 @@ class Following:
                         location.sent_at,
                     )
                 )
+            elif change is LEAVE:
+                gone.append((friend_id, "out_of_range"))
+        for friend_id in held:
+            if friend_id not in self.view:  # no longer followed: hiding reads like going away
+                gone.append((friend_id, "offline" if self.seen(friend_id) == "hidden" else "unfriended"))
         visible.sort(key=lambda f: (f.distance_m, f.user_id))
-        return visible
+        return visible, gone
+
+    def catch_up(self, positions: list[FriendPosition], gone: list[tuple[int, LeftReason]]) -> None:
+        """Send a resuming client what changed (from :meth:`first_view`)."""
+        for friend in positions:
+            self.stats.deliveries += 1
+            self.sink.send_friend(friend.user_id, encode_friend_location(friend))
+        for friend_id, reason in gone:
+            self._left(friend_id, reason)
 
     def moved_to(self, latitude: float, longitude: float) -> None:
         """The user moved (degrees): friends may enter or leave the view."""
@@ -222,6 +267,8 @@ class Following:
         )
         if edge < self._slack:
             self._slack = edge
+        if location.live or self._watchers is not None:
+            self._watch(friend_id, location, distance)
         if change is ENTER or (moved and change is MOVE):
             self.stats.deliveries += 1
             if pattern is None:
@@ -234,8 +281,59 @@ class Following:
 
     def friend_left(self, friend_id: int, reason: LeftReason) -> None:
         """A followed friend went offline, stopped sharing or expired."""
+        self._unwatch(friend_id)
         if self.view.drop(friend_id):
             self._left(friend_id, reason)
+
+    # --- who watches the user (their pace) ----------------------------------------------------
+
+    def _watch(self, friend_id: int, location: Location, distance: float) -> None:
+        """Note whether a friend at ``distance`` (metres, as the user sees them) watches the user."""
+        if watches(location, distance):
+            if self._watchers is None:
+                self._watchers = {friend_id}
+                if self.on_watched is not None:
+                    self.on_watched(True)
+            else:
+                self._watchers.add(friend_id)
+            edge = location.radius_m - distance
+        else:
+            self._unwatch(friend_id)
+            if not location.live:
+                return
+            edge = distance - location.radius_m
+        # A move shorter than the way to this friend's edge cannot change whether they watch.
+        if edge < self._slack:
+            self._slack = edge
+
+    def _unwatch(self, friend_id: int) -> None:
+        watchers = self._watchers
+        if watchers is not None and friend_id in watchers:
+            watchers.discard(friend_id)
+            if not watchers:
+                self._watchers = None
+                if self.on_watched is not None:
+                    self.on_watched(False)
+
+    def friend_watching(self, location: Location) -> None:
+        """A followed friend connected, left their socket, or changed radius (``location`` is
+        their latest, with the news): whether they watch the user may change, nothing is sent."""
+        if self.position is None or self.seen(location.user_id) not in ("coarse", "exact"):
+            return
+        location = shown(location, coarse=self.seen(location.user_id) == "coarse")
+        distance = haversine_m(self.position[0], self.position[1], location.latitude, location.longitude)
+        self._watch(location.user_id, location, distance)
+
+    def prune_watchers(self, pace: Pace, now_ms: int) -> None:
+        """Forget watchers silent for longer than a connected client may be (their socket died
+        unannounced): they are watching nobody."""
+        if self._watchers is None:
+            return
+        known = self.locations.known
+        for friend_id in list(self._watchers):
+            location = known.get(friend_id)
+            if location is None or not pace.still_live(location, now_ms):
+                self._unwatch(friend_id)
 
     def _left(self, friend_id: int, reason: LeftReason) -> None:
         self.stats.departures += 1
@@ -355,6 +453,7 @@ class Following:
                 self._judge(location, moved=True)
             return
         if current in ("coarse", "exact"):
+            self._unwatch(friend_id)
             self.locations.unfollow(self, [friend_id])
             self._coarse = self._set(self._coarse, friend_id, False)
             if self.view.remove(friend_id):

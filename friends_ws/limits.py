@@ -16,6 +16,8 @@ active within the last refill time without a timer of its own.
 
 from __future__ import annotations
 
+import math
+
 from collections import Counter
 
 from friends_ws.protocol import ClientEvent, LocationUpdate
@@ -23,6 +25,8 @@ from friends_ws.ratelimit import TokenBucket
 
 #: The burst of settings, sharing and auth frames a user may send at once.
 MESSAGE_BURST = 5.0
+#: Background uploads a user may make at once (a phone flushing what it queued offline).
+UPLOAD_BURST = 4.0
 #: How often idle buckets are looked for, seconds.
 SWEEP_S = 30.0
 
@@ -77,15 +81,20 @@ class UserLimits:
         messages_per_s: ``settings``, ``sharing`` and ``auth`` frames per second per user
             (bursts of :data:`MESSAGE_BURST`).
         max_sockets: connections one user may hold at once.
+        uploads_per_min: ``POST /v1/me/locations`` requests a minute per user (bursts of
+            :data:`UPLOAD_BURST`).
     """
 
-    __slots__ = ("locations", "messages", "max_sockets", "_sockets")
+    __slots__ = ("locations", "messages", "uploads", "max_sockets", "_sockets")
 
-    def __init__(self, *, updates_per_s: float, messages_per_s: float, max_sockets: int) -> None:
+    def __init__(
+        self, *, updates_per_s: float, messages_per_s: float, max_sockets: int, uploads_per_min: float = 12.0
+    ) -> None:
         if max_sockets < 1:
             raise ValueError(f"max_sockets must be at least 1, got {max_sockets}")
         self.locations = Buckets(updates_per_s, max(1.0, updates_per_s))
         self.messages = Buckets(messages_per_s, MESSAGE_BURST)
+        self.uploads = Buckets(uploads_per_min / 60.0, UPLOAD_BURST)
         self.max_sockets = max_sockets
         self._sockets: Counter[int] = Counter()
 
@@ -110,6 +119,13 @@ class UserLimits:
             f"at most {self.messages.rate:g} settings, sharing and auth message(s) per second "
             f"(bursts of {MESSAGE_BURST:g}); this {event.kind} message was not applied"
         )
+
+    def upload_refusal(self, user_id: int, now: float) -> int | None:
+        """None when the user may upload now (``now``: seconds, monotonic), else the seconds
+        to wait (``Retry-After``)."""
+        if self.uploads.allow(user_id, now):
+            return None
+        return max(1, math.ceil(1.0 / self.uploads.rate))
 
     # --- sockets ------------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ class Stats:
         "refused",
         "token_expiries",
         "reauths",
+        "uploaded",
         "delivery_lag",
     )
 
@@ -82,6 +83,8 @@ class Stats:
         """Connections closed with 4001 because their token expired."""
         self.reauths = 0
         """Fresh tokens accepted in ``auth`` frames."""
+        self.uploaded = 0
+        """Points accepted from background uploads (``POST /v1/me/locations``)."""
         self.delivery_lag = new_slots(LAG_BUCKETS)
         """Sampled delivery lag, seconds (a histogram of :data:`LAG_BUCKETS`, see
         :mod:`geo_common.request_metrics`)."""
@@ -123,6 +126,7 @@ class StatsCollector(Collector):
             ("geo_friends_connections", "WebSocket connections accepted", s.connections_total),
             ("geo_friends_token_expiries", "connections closed because their token expired", s.token_expiries),
             ("geo_friends_reauths", "fresh tokens accepted in auth frames", s.reauths),
+            ("geo_friends_uploaded_points", "points accepted from background uploads", s.uploaded),
         ):
             yield CounterMetricFamily(name, help_text, value=value)
         errors = CounterMetricFamily("geo_friends_errors", "error frames sent, by code", labels=["code"])

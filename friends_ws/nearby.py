@@ -123,6 +123,13 @@ class View:
             self._shown &= ~(1 << i)
         return change
 
+    def show(self, friend_id: int) -> None:
+        """Mark a followed friend in view (what a resuming client holds), whatever the distance:
+        the next :meth:`update` keeps them with the margin, as for a friend seen all along."""
+        i = self._index(friend_id)
+        if i >= 0:
+            self._shown |= 1 << i
+
     def drop(self, friend_id: int) -> bool:
         """Take a friend out of view (offline, expired, ...); True when it was in view."""
         i = self._index(friend_id)

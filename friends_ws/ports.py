@@ -94,6 +94,11 @@ class FriendLocations(Protocol):
         """The latest location of each followed friend known here."""
         ...
 
+    @property
+    def ttl_ms(self) -> int:
+        """How long a location lives after its ``updated_at``, milliseconds."""
+        ...
+
     async def latest(self, friend_ids: Iterable[int]) -> dict[int, Location]:
         """The newest locations of followed friends: known here, else read from the cache."""
         ...

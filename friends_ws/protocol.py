@@ -29,6 +29,8 @@ INTERNAL_ERROR = "internal_error"
 
 #: The close code of a connection whose token expired before a fresh one came (an ``auth`` frame).
 TOKEN_EXPIRED = 4001
+#: Close code: the user signed out (``sign_out``).
+SIGNED_OUT = 1000
 
 #: Largest client timestamp accepted (year 9999), Unix milliseconds.
 _MAX_TIMESTAMP_MS = 253_402_300_799_999
@@ -53,13 +55,37 @@ class InvalidMessage(FriendsError, ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Resume:
+    """What a reconnecting client holds: ``{"at", "radius_m"?, "friends": {id: updated_at}}``.
+
+    Attributes:
+        at: the newest server time the client received, Unix ms (the window is judged on it).
+        radius_m: its radius on the connection it lost (None: the default).
+        friends: each friend it shows -> the ``updated_at`` of the position it holds.
+    """
+
+    at: int
+    radius_m: float | None
+    friends: dict[int, int] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class LocationUpdate:
-    """``{"type": "location", "latitude", "longitude", "timestamp"?}``: degrees; client Unix ms."""
+    """``{"type": "location", "latitude", "longitude", "timestamp"?, "resume"?}``: degrees;
+    client Unix ms; what a reconnecting client holds (its first location only)."""
 
     kind: ClassVar[str] = "location"
     latitude: float
     longitude: float
     timestamp: int | None = None
+    resume: Resume | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignOut:
+    """``{"type": "sign_out"}``: the user leaves; friends see them go at once."""
+
+    kind: ClassVar[str] = "sign_out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +137,10 @@ class AuthUpdate:
     token: str = field(repr=False)
 
 
-ClientEvent = LocationUpdate | SettingsUpdate | SharingUpdate | AuthUpdate
+ClientEvent = LocationUpdate | SettingsUpdate | SharingUpdate | AuthUpdate | SignOut
+
+#: The most friends a ``resume`` may name (a 4 KiB frame holds fewer anyway).
+MAX_RESUME_FRIENDS = 5000
 
 
 def _number(msg: dict[str, Any], name: str, lo: float, hi: float) -> float:
@@ -151,10 +180,14 @@ def parse_client_message(data: str | bytes, *, min_radius_m: float, max_radius_m
         latitude = _number(msg, "latitude", -90.0, 90.0)
         longitude = _number(msg, "longitude", -180.0, 180.0)
         timestamp = msg.get("timestamp")
-        if timestamp is not None:
-            if isinstance(timestamp, bool) or not isinstance(timestamp, int) or not 0 <= timestamp <= _MAX_TIMESTAMP_MS:
-                raise InvalidMessage(INVALID_VALUE, "timestamp must be a whole number of Unix milliseconds")
-        return LocationUpdate(latitude, longitude, timestamp)
+        if timestamp is not None and not _is_ms(timestamp):
+            raise InvalidMessage(INVALID_VALUE, "timestamp must be a whole number of Unix milliseconds")
+        resume = msg.get("resume")
+        if resume is not None:
+            resume = _resume(resume, min_radius_m, max_radius_m)
+        return LocationUpdate(latitude, longitude, timestamp, resume)
+    if kind == "sign_out":
+        return SignOut()
     if kind == "settings":
         return SettingsUpdate(_number(msg, "radius_m", min_radius_m, max_radius_m))
     if kind == "sharing":
@@ -176,6 +209,32 @@ def parse_client_message(data: str | bytes, *, min_radius_m: float, max_radius_m
     if kind is None:
         raise InvalidMessage(INVALID_MESSAGE, 'a message needs a "type"')
     raise InvalidMessage(INVALID_MESSAGE, f"unknown message type {str(kind)[:40]!r}")
+
+
+def _is_ms(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_TIMESTAMP_MS
+
+
+def _resume(resume: object, min_radius_m: float, max_radius_m: float) -> Resume:
+    if not isinstance(resume, dict):
+        raise InvalidMessage(INVALID_VALUE, "resume must be an object")
+    at = resume.get("at")
+    if not _is_ms(at):
+        raise InvalidMessage(INVALID_VALUE, "resume.at must be a whole number of Unix milliseconds")
+    radius_m = None
+    if resume.get("radius_m") is not None:
+        radius_m = _number(resume, "radius_m", min_radius_m, max_radius_m)
+    held = resume.get("friends", {})
+    if not isinstance(held, dict) or len(held) > MAX_RESUME_FRIENDS:
+        raise InvalidMessage(INVALID_VALUE, f"resume.friends must be an object of at most {MAX_RESUME_FRIENDS} friends")
+    friends = {}
+    for key, updated_at in held.items():
+        if not (key.isascii() and key.isdigit() and 0 < len(key) <= 19) or not _is_ms(updated_at):
+            raise InvalidMessage(
+                INVALID_VALUE, "resume.friends maps user ids to the updated_at (Unix ms) of the position held"
+            )
+        friends[int(key)] = updated_at
+    return Resume(at, radius_m, friends)  # type: ignore[arg-type]
 
 
 # --- server frames -----------------------------------------------------------------------------
@@ -210,13 +269,14 @@ def _metres(distance_m: float) -> float:
     return round(distance_m, 1)
 
 
-def encode_init(radius_m: float, friends: list[FriendPosition], sharing: Sharing) -> bytes:
+def encode_init(radius_m: float, friends: list[FriendPosition], sharing: Sharing, at: int) -> bytes:
     """``init``: the friends in view when the user's first location arrives, nearest first,
-    and the user's sharing preference in force (stored on the server, so a client learns it
-    without changing it)."""
+    the user's sharing preference in force (stored on the server, so a client learns it
+    without changing it), and the server's clock (Unix ms: how old each position is)."""
     return orjson.dumps(
         {
             "type": "init",
+            "at": at,
             "radius_m": radius_m,
             "friends": [
                 {
@@ -231,6 +291,16 @@ def encode_init(radius_m: float, friends: list[FriendPosition], sharing: Sharing
             "sharing": sharing.as_json(),
         }
     )
+
+
+def encode_resumed(radius_m: float, sharing: Sharing, at: int) -> bytes:
+    """``resumed``: a reconnection within the window; only what changed follows."""
+    return orjson.dumps({"type": "resumed", "radius_m": radius_m, "sharing": sharing.as_json(), "at": at})
+
+
+def encode_pace(interval_s: int) -> bytes:
+    """``pace``: send a location at least every ``interval_s`` seconds."""
+    return orjson.dumps({"type": "pace", "interval_s": interval_s})
 
 
 def encode_friend_location(friend: FriendPosition) -> bytes:

@@ -11,6 +11,7 @@ from friends_ws import views
 from friends_ws.asyncapi import serve_asyncapi
 from friends_ws.edge import install
 from friends_ws.keys import edge_key, metrics_key, settings_key
+from friends_ws.uploads_view import upload_locations
 from friends_ws.ws import friends_ws
 from geo_common.request_metrics import RequestMetrics
 
@@ -24,6 +25,8 @@ def setup_routes(app: web.Application) -> None:
     requests = app[metrics_key].http
     for path, handler in (("/healthz", views.healthz), ("/readyz", views.readyz), ("/metrics", views.metrics)):
         app.router.add_get(path, edge.route(timed(handler, path, requests)))
+    uploads = "/v1/me/locations"
+    app.router.add_post(uploads, edge.route(timed(upload_locations, uploads, requests)))
 
 
 def timed(handler: Handler, route: str, requests: RequestMetrics) -> Handler:

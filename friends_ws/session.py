@@ -21,14 +21,14 @@ from redis.exceptions import RedisError
 
 from friends_ws.clock import now_ms
 from friends_ws.following import Following
-from friends_ws.nearby import coarsen
 from friends_ws.ports import SessionLink
-from friends_ws.privacy import kept_point, sharing_of
+from friends_ws.privacy import sharing_of
 from friends_ws.protocol import (
     INTERNAL_ERROR,
     INVALID_MESSAGE,
     INVALID_TOKEN,
     RATE_LIMITED,
+    SIGNED_OUT,
     TOKEN_EXPIRED,
     UNAVAILABLE,
     AuthUpdate,
@@ -37,15 +37,19 @@ from friends_ws.protocol import (
     SettingsUpdate,
     Sharing,
     SharingUpdate,
+    SignOut,
     encode_auth,
     encode_error,
     encode_friend_request,
     encode_init,
+    encode_pace,
+    encode_resumed,
     encode_settings,
     encode_sharing,
     parse_client_message,
 )
 from friends_ws.services import Services
+from friends_ws.share import announce_home, claim_home, record_history, share
 from geo_common import friends_db
 from geo_common.database import DatabaseUnavailable
 from geo_common.presence import (
@@ -57,12 +61,11 @@ from geo_common.presence import (
     HomeMoved,
     Left,
     Location,
-    Moved,
     RequestReceived,
     SharingChanged,
+    Watching,
     encode_left,
-    encode_location,
-    encode_moved,
+    encode_watching,
 )
 from geo_common.provider_keys import KeysUnavailable
 from geo_common.tokens import TokenError
@@ -70,6 +73,9 @@ from pubsub import PubSubError
 
 log = logging.getLogger(__name__)
 
+#: How far ahead of this server's clock a resuming client's ``at`` may be (another instance's
+#: clock wrote it), milliseconds.
+_SKEW_MS = 60_000
 #: A backend (PostgreSQL, Redis) is down or unreachable: the request fails, the session lives.
 _BACKEND_ERRORS = (DatabaseUnavailable, PubSubError, RedisError, asyncpg.PostgresError, OSError, TimeoutError)
 
@@ -96,6 +102,7 @@ class Session:
         "_shared",
         "_backlog",
         "_changes",
+        "_pace_s",
     )
 
     def __init__(self, services: Services, link: SessionLink, user_id: int) -> None:
@@ -121,6 +128,9 @@ class Session:
         # Changes of the user's own state here (sharing, home region): a re-read of the user's
         # row started before the last one may be stale.
         self._changes = 0
+        # The pace last sent to the client, seconds (None before init).
+        self._pace_s: int | None = None
+        self.following.on_watched = self._watched
 
     # --- opening and closing ----------------------------------------------------------------
 
@@ -154,18 +164,20 @@ class Session:
             self.control(event)
 
     async def close(self, *, handed_over: bool = False) -> None:
-        """Unsubscribe, and tell friends the user is offline if this connection shared last
-        (unless it was ``handed_over`` by a drain: the user reconnects elsewhere)."""
+        """Unsubscribe. A closed socket is not a user gone: friends keep their last position
+        until it expires. If this connection shared last, the cached location is marked away
+        and followers hear the user is not looking any more (their friends' pace slows),
+        unless the connection was ``handed_over`` by a drain (the user reconnects elsewhere)."""
         self.link.stop()
         self.services.lifetimes.forget(self)
         self.services.subscriptions.detach(self)
         if self._shared and self.sharing.enabled and not handed_over:
             try:
                 region = self._region
-                if await self.services.cache.clear_if_mine(region, self.user_id, self.connection_id):
-                    await self._publish(region, encode_left(Left(self.user_id, "offline")))
+                if await self.services.cache.mark_away_if_mine(region, self.user_id, self.connection_id):
+                    await self._publish(region, encode_watching(Watching(self.user_id, False, 0.0)))
             except _BACKEND_ERRORS as exc:
-                log.warning("user %d: could not mark offline (%s); the cache TTL will", self.user_id, exc)
+                log.warning("user %d: could not mark away (%s); friends' pace follows later", self.user_id, exc)
 
     @property
     def _region(self) -> str:
@@ -205,6 +217,8 @@ class Session:
                 self._settings(event)
             elif isinstance(event, AuthUpdate):
                 await self._auth(event)
+            elif isinstance(event, SignOut):
+                await self._sign_out()
             else:
                 await self._sharing(event)
         except _BACKEND_ERRORS as exc:
@@ -229,52 +243,87 @@ class Session:
     async def _location(self, update: LocationUpdate) -> None:
         self.services.stats.updates += 1
         received = now_ms()
-        kept = kept_point(update.latitude, update.longitude, self.sharing)
-        if kept is not None:
-            self.services.history.record(self.user_id, kept, received_ms=received, sent_at_ms=update.timestamp)
+        record_history(
+            self.services,
+            self.user_id,
+            update.latitude,
+            update.longitude,
+            self.sharing,
+            received_ms=received,
+            sent_at_ms=update.timestamp,
+        )
         if self.home_region is None:
             await self._claim_home(update.latitude, update.longitude)
         self._last_sent_at = update.timestamp
+        following = self.following
+        resume = update.resume
+        if following.position is None and resume is not None:
+            if -_SKEW_MS <= received - resume.at <= self.services.config.resume_ms:
+                if resume.radius_m is not None:
+                    following.view.radius_m = resume.radius_m
+            else:
+                resume = None  # the window passed: a fresh init
         if self.sharing.enabled:
             await self._share(update.latitude, update.longitude, update.timestamp, received)
-        if self.following.position is None:
-            friends = await self.following.first_view(update.latitude, update.longitude)
-            self._send("init", encode_init(self.following.view.radius_m, friends, self.sharing))
+        if following.position is None:
+            held = None if resume is None else resume.friends
+            friends, gone = await following.first_view(update.latitude, update.longitude, held, now_ms=received)
+            radius_m = following.view.radius_m
+            if resume is None:
+                self._send("init", encode_init(radius_m, friends, self.sharing, received))
+            else:
+                self._send("resumed", encode_resumed(radius_m, self.sharing, received))
+                following.catch_up(friends, gone)
+            self._pace_s = None
+            self._watched(following.watched)
         else:
-            self.following.moved_to(update.latitude, update.longitude)
+            following.prune_watchers(self.services.config.pace, received)
+            following.moved_to(update.latitude, update.longitude)
+
+    def _watched(self, watched: bool) -> None:
+        """Whether a friend watches the user changed: send the pace it asks for, if new."""
+        if self.following.position is None:
+            return  # sent after init
+        interval_s = self.services.config.pace.interval_s(watched)
+        if interval_s != self._pace_s:
+            self._pace_s = interval_s
+            self._send("pace", encode_pace(interval_s))
+
+    async def _sign_out(self) -> None:
+        """The user signs out: their location is erased, friends see them go, the socket closes."""
+        if self.sharing.enabled:
+            region = self._region
+            await self.services.cache.clear(region, self.user_id)
+            await self._publish(region, encode_left(Left(self.user_id, "offline")))
+        self._shared = False
+        self.link.close(SIGNED_OUT, b"signed out")
 
     async def _share(self, latitude: float, longitude: float, sent_at: int | None, received: int) -> None:
-        if self.sharing.precision == "coarse":
-            latitude, longitude = coarsen(latitude, longitude)
-        location = Location(self.user_id, latitude, longitude, received, sent_at, self.connection_id)
-        region = self._region
+        location = Location(
+            self.user_id,
+            latitude,
+            longitude,
+            received,
+            sent_at,
+            self.connection_id,
+            live=True,
+            radius_m=self.following.view.radius_m,
+        )
         self._shared = True
-        await self.services.cache.store(region, location)
-        await self._publish(region, encode_location(location))
+        await share(self.services, self._region, location, self.sharing)
 
     async def _claim_home(self, latitude: float, longitude: float) -> None:
-        """Give the user a home region from their location, and tell whoever follows them.
-
-        Followers subscribe the user's channels in the default region until told otherwise.
-        Some of them are friends this user does not see (they hide from the user), so the
-        news goes on the user's own location channel, which every follower hears; the user's
-        other connections hear it on the control channel. Every connection that learns a new
-        home says so (repeating it moves nobody twice), so a connection that claimed and
-        failed to publish is made good by the next.
-        """
-        wanted = self.services.regions.region_for(latitude, longitude).name
-        home, claimed = await self.services.db.write(
-            lambda conn: friends_db.claim_home_region(conn, self.user_id, wanted)
-        )
-        log.debug("user %d: home region %s (%s)", self.user_id, home, "claimed now" if claimed else "already")
+        """Give the user a home region from their location; when it is not the default, follow
+        the control channel there and tell whoever follows the user (every connection that
+        learns a new home says so, so a connection that claimed and failed to publish is made
+        good by the next)."""
+        home = await claim_home(self.services, self.user_id, latitude, longitude)
         self.home_region = home
         self._changes += 1
-        default = self.services.regions.default.name
-        if home == default:
+        if home == self.services.regions.default.name:
             return  # the channels were in the default region all along
         await self.services.subscriptions.move_home(self.user_id, home)
-        await self._publish(default, encode_moved(Moved(self.user_id, home)))
-        await self.services.publisher.publish_control(default, self.user_id, HomeMoved(home))
+        await announce_home(self.services, self.user_id, home)
 
     async def _auth(self, update: AuthUpdate) -> None:
         """A fresh token: the connection lives until its expiry, if it is the same user's."""
@@ -304,6 +353,15 @@ class Session:
         self.following.view.radius_m = update.radius_m
         self.following.reevaluate()
         self._send("settings", encode_settings(update.radius_m))
+        if self._shared and self.sharing.enabled:
+            # Whom the user watches changed: their friends' pace may too.
+            self.link.spawn(self._announce(encode_watching(Watching(self.user_id, True, update.radius_m))))
+
+    async def _announce(self, data: bytes) -> None:
+        try:
+            await self._publish(self._region, data)
+        except _BACKEND_ERRORS as exc:
+            log.warning("user %d: could not announce a new radius (%s); the next location will", self.user_id, exc)
 
     async def _sharing(self, update: SharingUpdate) -> None:
         new = self.sharing.updated(update)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from friends_ws.pace import Pace
+
 
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
@@ -20,3 +22,7 @@ class SessionConfig:
     max_radius_m: float
     margin_m: float
     queue_size: int
+    #: How often clients are asked to send (watched or not).
+    pace: Pace
+    #: A reconnecting client that received something this recently (ms) gets only what changed.
+    resume_ms: int

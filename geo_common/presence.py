@@ -7,6 +7,7 @@ Redis names, all under ``GEO_REDIS_NAMESPACE`` and the user's home region, with 
 as the hash tag so that a user's key and channels share one Redis Cluster slot:
 
 * ``{ns}:{region}:loc:{<id>}``: the cached location (JSON, with a TTL);
+* ``{ns}:{region}:seq:{<id>}``: the newest sequence number of the user's background uploads;
 * ``{ns}:{region}:ch:{<id>}``: the location channel (updates and departures);
 * ``{ns}:{region}:ctl:{<id>}``: the control channel (friendship changes for that user);
 * ``{ns}:{region}:erasures``: erasures, heard by every ``geo-friends`` instance (default region).
@@ -34,6 +35,11 @@ class PresenceFormatError(ValueError):
 def location_key(namespace: str, region: str, user_id: int) -> str:
     """The Redis key of a user's cached location."""
     return f"{namespace}:{region}:loc:{{{user_id}}}"
+
+
+def sequence_key(namespace: str, region: str, user_id: int) -> str:
+    """The Redis key of the newest sequence number of a user's background uploads."""
+    return f"{namespace}:{region}:seq:{{{user_id}}}"
 
 
 def location_channel(namespace: str, region: str, user_id: int) -> str:
@@ -65,7 +71,10 @@ class Location:
         updated_at: when the server received it, Unix milliseconds.
         sent_at: the client's own timestamp, Unix milliseconds, if it sent one.
         connection: the id of the connection that sent it (so only that connection's close
-            clears the cache; not part of the published message).
+            marks the cached location away; not part of the published message).
+        live: sent from an open WebSocket whose user is looking (not a background upload),
+            and that socket has not closed since.
+        radius_m: the sender's radius then, metres (whom they watch; 0 when not live).
     """
 
     user_id: int
@@ -74,6 +83,8 @@ class Location:
     updated_at: int
     sent_at: int | None = None
     connection: str = ""
+    live: bool = False
+    radius_m: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +113,18 @@ class Moved:
     region: str
 
 
-ChannelMessage = Location | Left | Access | Moved
+@dataclass(frozen=True, slots=True)
+class Watching:
+    """Whether the user is connected and looking (``live``), and their radius, metres: sent when
+    a socket of theirs closes or their radius changes, so followers' instances know whom they
+    watch (the pace of the user's friends, :mod:`friends_ws.pace`)."""
+
+    user_id: int
+    live: bool
+    radius_m: float
+
+
+ChannelMessage = Location | Left | Access | Moved | Watching
 
 
 def encode_location(location: Location) -> bytes:
@@ -115,8 +137,15 @@ def encode_location(location: Location) -> bytes:
             "lon": location.longitude,
             "at": location.updated_at,
             "sent": location.sent_at,
+            "w": location.live,
+            "rad": location.radius_m,
         }
     )
+
+
+def encode_watching(watching: Watching) -> bytes:
+    """A change of whether the user is connected and looking, as a location-channel message."""
+    return orjson.dumps({"t": "watch", "u": watching.user_id, "w": watching.live, "rad": watching.radius_m})
 
 
 def encode_left(left: Left) -> bytes:
@@ -145,8 +174,16 @@ def decode_channel_message(data: bytes) -> ChannelMessage:
         kind = msg["t"]
         if kind == "loc":
             return Location(
-                int(msg["u"]), float(msg["lat"]), float(msg["lon"]), int(msg["at"]), _opt_int(msg.get("sent"))
+                int(msg["u"]),
+                float(msg["lat"]),
+                float(msg["lon"]),
+                int(msg["at"]),
+                _opt_int(msg.get("sent")),
+                live=msg.get("w") is True,
+                radius_m=float(msg.get("rad", 0.0)),
             )
+        if kind == "watch":
+            return Watching(int(msg["u"]), msg["w"] is True, float(msg["rad"]))
         if kind == "left" and msg["r"] in ("offline", "sharing_off"):
             return Left(int(msg["u"]), msg["r"])
         if kind == "access" and msg["l"] in _LEVELS:
@@ -167,6 +204,8 @@ def encode_cached(location: Location) -> bytes:
             "at": location.updated_at,
             "sent": location.sent_at,
             "c": location.connection,
+            "w": location.live,
+            "rad": location.radius_m,
         }
     )
 
@@ -180,7 +219,14 @@ def decode_cached(user_id: int, data: bytes | str) -> Location:
     try:
         v = orjson.loads(data)
         return Location(
-            user_id, float(v["lat"]), float(v["lon"]), int(v["at"]), _opt_int(v.get("sent")), str(v.get("c", ""))
+            user_id,
+            float(v["lat"]),
+            float(v["lon"]),
+            int(v["at"]),
+            _opt_int(v.get("sent")),
+            str(v.get("c", "")),
+            live=v.get("w") is True,
+            radius_m=float(v.get("rad", 0.0)),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         raise PresenceFormatError(f"not a cached location: {data[:80]!r}") from None

@@ -88,12 +88,14 @@ def test_the_document_is_asyncapi_3_and_its_examples_match_their_schemas(documen
         Draft7Validator.check_schema(message["payload"])
         for example in message["examples"]:
             assert list(validator.iter_errors(example["payload"])) == [], name
-    assert set(document.client) == {"location", "settings", "sharing", "auth"}
+    assert set(document.client) == {"location", "signOut", "settings", "sharing", "auth"}
     # The refusals the document describes are refused by the schemas too.
     location = document.client["location"]
     assert not location.is_valid({"type": "location", "latitude": "north", "longitude": 0})
     assert not location.is_valid({"type": "location", "latitude": 91, "longitude": 0})
     assert not document.client["settings"].is_valid({"type": "settings", "radius_m": 10})
+    resume = {"type": "location", "latitude": 0, "longitude": 0, "resume": {"at": 1, "friends": {"x": 1}}}
+    assert not location.is_valid(resume)
 
 
 async def test_every_frame_of_a_session_matches_the_document(  # type: ignore[no-untyped-def]
@@ -110,6 +112,7 @@ async def test_every_frame_of_a_session_matches_the_document(  # type: ignore[no
     await befriend((a, b))
     await friends_db.set_display_name(primary, c, "Carol")
     alice, bob, carol = await connect(server, a), await connect(server, b), await connect(server, c)
+    first_bob = bob
     sent: list[dict[str, Any]] = []
 
     async def send(client: Client, **frame: Any) -> None:
@@ -122,7 +125,8 @@ async def test_every_frame_of_a_session_matches_the_document(  # type: ignore[no
     await send(carol, type="location", latitude=SOUTH[0], longitude=SOUTH[1])
     await carol.expect("init")
     await send(alice, type="location", latitude=SF[0], longitude=SF[1])
-    assert [f["user_id"] for f in (await alice.expect("init"))["friends"]] == [b]
+    alice_init = await alice.expect("init")
+    assert [f["user_id"] for f in alice_init["friends"]] == [b]
     await send(bob, type="location", latitude=NEAR[0] + 1e-4, longitude=NEAR[1])
     await alice.expect("friend_location", user_id=b)
     # The radius: Bob leaves the view, and comes back.
@@ -162,9 +166,14 @@ async def test_every_frame_of_a_session_matches_the_document(  # type: ignore[no
     await alice.expect("friend_added", user_id=c, display_name="Carol")
     await carol.expect("friend_added", user_id=a, display_name=None)
     await alice.expect("friend_location", user_id=c)
-    # Bob goes away; Carol's friendship ends.
-    await bob.close()
+    # Bob signs out; he comes back, resuming what he held; Carol's friendship ends.
+    await send(bob, type="sign_out")
     await alice.expect("friend_left", user_id=b, reason="offline")
+    await bob.closed()
+    bob = await connect(server, b)
+    seen_at = alice_init["at"]
+    await send(bob, type="location", latitude=NEAR[0], longitude=NEAR[1], resume={"at": seen_at, "friends": {}})
+    await bob.expect("resumed")
     assert await consent_db.remove_relation(primary, c, a) is consent_db.Removed.FRIENDSHIP
     await publisher.publish(publisher.announcer.relation_ended(c, a, await homes(primary, a, c)))
     await alice.expect("friend_left", user_id=c, reason="unfriended")
@@ -179,7 +188,7 @@ async def test_every_frame_of_a_session_matches_the_document(  # type: ignore[no
     for client in (alice, carol):
         await client.expect("reconnect")
 
-    received = [*alice.received, *bob.received, *carol.received]
+    received = [*alice.received, *first_bob.received, *bob.received, *carol.received]
     seen = {document.server_message(frame) for frame in received}
     assert seen == set(document.server), f"described but never received: {set(document.server) - seen}"
     valid = [f for f in sent if any(v.is_valid(f) for v in document.client.values())]

@@ -34,9 +34,9 @@ async def test_a_session_is_logged_under_its_handshakes_request_id(servers, ws_s
     server = await servers(access_log_sample=1.0)
     user = new_user()
     token = mint_token(ws_settings.jwt_secret, user)
-    session_log = logging.getLogger("friends_ws.session")
+    session_log = logging.getLogger("friends_ws.share")
     level = session_log.level
-    session_log.setLevel(logging.DEBUG)  # the session's own lines (its home region) are DEBUG
+    session_log.setLevel(logging.DEBUG)  # the session's home region line is DEBUG
     try:
         with json_logs() as lines:
             headers = {"Authorization": f"Bearer {token}", "X-Request-Id": "ws-session.1"}
@@ -59,7 +59,7 @@ async def test_a_session_is_logged_under_its_handshakes_request_id(servers, ws_s
     mine = [line for line in lines() if line.get("request_id") == "ws-session.1"]
     (access,) = [line for line in mine if line["logger"] == "geo.access"]
     assert (access["method"], access["route"], access["status"]) == ("GET", WS, 101)
-    assert any(line["logger"] == "friends_ws.session" for line in mine), mine
+    assert any(line["logger"] == "friends_ws.share" for line in mine), mine
     assert leaked(lines(), str(SF[0]), str(SF[1]), token) == []
 
 

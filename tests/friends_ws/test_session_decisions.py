@@ -93,10 +93,10 @@ class Process:
         return session, link
 
     async def at(self, session: Session, link: RecordingLink, point: tuple[float, float]) -> dict[str, Any]:
-        """The user sends their location; returns the ``init`` frame of their first."""
+        """The user sends their first location; returns its ``init`` frame (a ``pace`` follows)."""
         await session.receive(orjson.dumps({"type": "location", "latitude": point[0], "longitude": point[1]}).decode())
         frames = link.take()
-        assert [f["type"] for f in frames] == ["init"]
+        assert [f["type"] for f in frames] == ["init", "pace"]
         return frames[0]
 
     def heard(self, friend: int, point: tuple[float, float], updated_at: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import websockets
 
+from friends_ws.clock import now_ms
 from geo_index import haversine_m
 from tests.friends_ws.ws_helpers import NEAR, SF, new_user
 
@@ -16,6 +17,7 @@ async def test_two_friends_see_each_other(servers, connect, befriend) -> None:  
     alice, bob = await connect(server, a), await connect(server, b)
     await alice.location(*SF)
     init = await alice.expect("init")
+    assert abs(init.pop("at") - now_ms()) < 60_000  # the server's clock: how old positions are
     assert init == {
         "type": "init",
         "radius_m": 8047.0,
@@ -95,10 +97,27 @@ async def test_out_of_range_with_hysteresis(servers, connect, befriend) -> None:
     await alice.expect("friend_left", user_id=b, reason="out_of_range")
 
 
-async def test_a_friend_who_disconnects_goes_offline(servers, connect, in_view) -> None:  # type: ignore[no-untyped-def]
+async def test_a_friend_whose_socket_closes_stays_in_view_as_last_seen(servers, connect, in_view) -> None:  # type: ignore[no-untyped-def]
     server = await servers()
     a, b, alice, bob = await in_view(server)
-    await bob.close()
+    await bob.location(*NEAR)
+    last = await alice.expect("friend_location", user_id=b)
+    await bob.close()  # the app went to the background: Bob has not left
+    assert [f for f in await alice.quiet(0.5) if f["type"] == "friend_left"] == []
+    # A reconnecting Alice still finds Bob, with when he was last heard of.
+    again = await connect(server, a)
+    await again.location(*SF)
+    init = await again.expect("init")
+    (shown,) = init["friends"]
+    assert (shown["user_id"], shown["updated_at"]) == (b, last["updated_at"])
+    assert init["at"] >= shown["updated_at"]
+
+
+async def test_a_friend_who_signs_out_goes_offline(servers, connect, in_view) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    a, b, alice, bob = await in_view(server)
+    await bob.send(type="sign_out")
+    assert await bob.closed() == 1000
     await alice.expect("friend_left", user_id=b, reason="offline")
     # And a reconnecting Alice no longer finds Bob in the cache.
     again = await connect(server, a)
@@ -107,7 +126,7 @@ async def test_a_friend_who_disconnects_goes_offline(servers, connect, in_view) 
 
 
 async def test_a_silent_friend_expires_after_the_ttl(servers, connect, befriend) -> None:  # type: ignore[no-untyped-def]
-    server = await servers(location_ttl_s=1)
+    server = await servers(location_ttl_s=2, pace_fast_s=1, pace_slow_s=1)
     a, b = new_user(), new_user()
     await befriend((a, b))
     alice, bob = await connect(server, a), await connect(server, b)
@@ -115,7 +134,7 @@ async def test_a_silent_friend_expires_after_the_ttl(servers, connect, befriend)
     await bob.expect("init")
     await alice.location(*SF)
     assert [f["user_id"] for f in (await alice.expect("init"))["friends"]] == [b]  # from the cache
-    left = await alice.expect("friend_left", user_id=b, timeout=3.0)
+    left = await alice.expect("friend_left", user_id=b, timeout=4.0)
     assert left["reason"] == "expired"  # Bob is still connected, but silent for a TTL
 
 

@@ -88,8 +88,9 @@ def test_bad_frames_name_what_is_wrong(frame: str, code: str) -> None:
 
 def test_server_frames() -> None:
     friend = FriendPosition(7, 51.5, -0.12, 1234.5678, 1763890000000, 1763889999000)
-    assert orjson.loads(encode_init(8047.0, [friend], Sharing(False, "coarse", True))) == {
+    assert orjson.loads(encode_init(8047.0, [friend], Sharing(False, "coarse", True), 1763890000600)) == {
         "type": "init",
+        "at": 1763890000600,
         "radius_m": 8047.0,
         "friends": [
             {"user_id": 7, "latitude": 51.5, "longitude": -0.12, "distance_m": 1234.6, "updated_at": 1763890000000}

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from websockets.exceptions import ConnectionClosed
 from aiohttp import web
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
@@ -133,6 +134,16 @@ class Client:
 
     async def close(self) -> None:
         await self.ws.close()
+
+    async def closed(self, timeout: float = WAIT) -> int | None:
+        """Read until the server closes the connection; its close code."""
+        deadline = time.monotonic() + timeout
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                await self._read(left)
+        except ConnectionClosed:
+            return self.ws.close_code
+        raise AssertionError(f"user {self.user_id}: still open after {timeout} s")
 
 
 async def connect_user(

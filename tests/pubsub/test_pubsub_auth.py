@@ -251,10 +251,12 @@ async def test_the_friends_location_cache_works_through_a_password_url(
     node = await locked_redis()
     cache = LocationCache(regions(settings, url(node)), namespace="auth", ttl_s=60)
     try:
-        here = Location(user_id=7, latitude=59.91, longitude=10.75, updated_at=1_700_000_000_000, connection="c1")
+        here = Location(
+            user_id=7, latitude=59.91, longitude=10.75, updated_at=1_700_000_000_000, connection="c1", live=True
+        )
         await cache.store("default", here)
         assert (await cache.fetch("default", [7, 8])) == {7: here}
-        assert await cache.clear_if_mine("default", 7, "c1")
+        assert await cache.mark_away_if_mine("default", 7, "c1")
         assert await cache.ping()
     finally:
         await cache.close()
