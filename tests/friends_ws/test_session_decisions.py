@@ -99,9 +99,11 @@ class Process:
         assert [f["type"] for f in frames] == ["init", "pace"]
         return frames[0]
 
-    def heard(self, friend: int, point: tuple[float, float], updated_at: int) -> None:
-        """A location of ``friend`` arrives on their location channel."""
-        self.hub.subscriptions.on_message(friend, encode_location(Location(friend, *point, updated_at)))
+    def heard(self, friend: int, point: tuple[float, float], updated_at: int, *, radius_m: float = 0.0) -> None:
+        """A location of ``friend`` arrives on their location channel (from a socket looking
+        within ``radius_m``, metres, when given; else an upload)."""
+        location = Location(friend, *point, updated_at, live=radius_m > 0, radius_m=radius_m)
+        self.hub.subscriptions.on_message(friend, encode_location(location))
 
 
 @pytest.fixture
@@ -157,6 +159,24 @@ async def test_an_exact_friend_in_range_is_shown_where_they_are(process: Process
     [frame] = link.take()
     assert frame["type"] == "friend_location" and frame["user_id"] == b and point(frame) == NEAR
     assert frame["distance_m"] == round(haversine_m(*SF, *NEAR), 1)
+
+
+async def test_a_watcher_whose_socket_died_unannounced_stops_quickening_the_user(
+    process: Process, befriend: Any, ws_settings: Settings
+) -> None:
+    """Bob's instance crashed: no word that his socket closed. Once he has been silent longer
+    than a connected client may be (1.5 slow intervals), he is watching nobody."""
+    a, b = new_user(), new_user()
+    await befriend((a, b))
+    session, link = await process.open(a)
+    await process.at(session, link, SF)
+    slow_ms = ws_settings.pace_slow_s * 1000
+    process.heard(b, NEAR, now_ms() - slow_ms, radius_m=8047.0)
+    assert sorted(f["type"] for f in link.take()) == ["friend_location", "pace"]
+    await session.receive(orjson.dumps({"type": "location", "latitude": SF[0], "longitude": SF[1]}).decode())
+    assert link.take() == []  # heard a slow interval ago: may still be there
+    session.following.prune_watchers(process.services.config.pace, now_ms() + slow_ms)
+    assert link.take() == [{"type": "pace", "interval_s": ws_settings.pace_slow_s}]
 
 
 async def test_a_friend_who_shares_coarsely_is_shown_at_the_centre_of_their_cell(

@@ -1,0 +1,190 @@
+"""``POST /v1/me/locations``: background uploads, against the real app, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from friends_ws.clock import now_ms
+from geo_common import friends_db
+from geo_common.tokens import mint_token
+from tests.friends_ws.ws_helpers import NEAR, SF, new_user
+
+PATH = "/v1/me/locations"
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def points(*seqs: int, at: tuple[float, float] = NEAR) -> dict[str, Any]:
+    """An upload of one point per sequence number, each a little north of ``at``."""
+    stamp = now_ms()
+    return {
+        "locations": [
+            {"seq": s, "latitude": at[0] + s * 1e-5, "longitude": at[1], "timestamp": stamp + s} for s in seqs
+        ]
+    }
+
+
+async def upload(
+    http: aiohttp.ClientSession, server: Any, token: str | None, body: Any, *, raw: bytes | None = None
+) -> tuple[int, dict[str, Any], aiohttp.typedefs.LooseHeaders]:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    kwargs: dict[str, Any] = {"data": raw} if raw is not None else {"json": body}
+    async with http.post(server.http + PATH, headers=headers, **kwargs) as resp:
+        if resp.status != 200:
+            assert resp.content_type == PROBLEM, await resp.text()
+        return resp.status, await resp.json(content_type=None), resp.headers
+
+
+async def test_a_user_without_a_socket_is_seen_live_by_a_friend(servers, connect, befriend, http, ws_settings) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    a, b = new_user(), new_user()
+    await befriend((a, b))
+    alice = await connect(server, a)
+    await alice.location(*SF)
+    await alice.expect("init")
+    status, answer, _ = await upload(http, server, mint_token(ws_settings.jwt_secret, b), points(1, 2, 3))
+    assert status == 200
+    # Alice is connected and has Bob within her radius: he is asked to upload often.
+    assert answer == {"accepted": 3, "ignored": 0, "last_seq": 3, "interval_s": ws_settings.pace_fast_s}
+    seen = await alice.expect("friend_location", user_id=b)
+    newest = points(3)["locations"][0]
+    assert (seen["latitude"], seen["longitude"]) == (newest["latitude"], newest["longitude"])
+    assert seen["sent_at"] is not None  # the phone's own timestamp of that point
+    # Only the newest point of a batch is shown; the others went to the history.
+    assert [f for f in await alice.quiet(0.3) if f.get("user_id") == b] == []
+
+
+async def test_duplicates_and_older_batches_are_ignored(servers, connect, befriend, http, ws_settings) -> None:  # type: ignore[no-untyped-def]
+    server = await servers(upload_max_per_min=600.0)
+    a, b = new_user(), new_user()
+    await befriend((a, b))
+    alice = await connect(server, a)
+    await alice.location(*SF)
+    await alice.expect("init")
+    token = mint_token(ws_settings.jwt_secret, b)
+    assert (await upload(http, server, token, points(5, 4, 6)))[1]["accepted"] == 3  # sorted by seq
+    first = await alice.expect("friend_location", user_id=b)
+    # The same batch again (a retry after a lost answer), and an older one arriving late.
+    for body in (points(4, 5, 6), points(1, 2)):
+        status, answer, _ = await upload(http, server, token, body)
+        assert (status, answer["accepted"], answer["last_seq"]) == (200, 0, 6)
+        assert answer["ignored"] == len(body["locations"])
+    assert [f for f in await alice.quiet(0.3) if f.get("user_id") == b] == []
+    # A batch overlapping the last one applies only what is new.
+    status, answer, _ = await upload(http, server, token, points(6, 7))
+    assert (answer["accepted"], answer["ignored"], answer["last_seq"]) == (1, 1, 7)
+    later = await alice.expect("friend_location", user_id=b)
+    assert later["updated_at"] >= first["updated_at"]
+    # The same sequence number twice in one batch counts once.
+    assert (await upload(http, server, token, points(8, 8)))[1]["accepted"] == 1
+
+
+async def test_uploads_obey_sharing_and_reach_only_friends(  # type: ignore[no-untyped-def]
+    servers, connect, befriend, http, ws_settings, primary: asyncpg.Connection
+) -> None:
+    server = await servers()
+    a, b, stranger, hidden_from = new_user(), new_user(), new_user(), new_user()
+    await befriend((a, b), (b, hidden_from))
+    await friends_db.set_friend_sharing(primary, b, hidden_from, "hidden")
+    watchers = []
+    for user in (a, stranger, hidden_from):
+        client = await connect(server, user)
+        await client.location(*SF)
+        await client.expect("init")
+        watchers.append(client)
+    alice, strange, hidden = watchers
+    token = mint_token(ws_settings.jwt_secret, b)
+    await upload(http, server, token, points(1))
+    await alice.expect("friend_location", user_id=b)
+    for client in (strange, hidden):
+        assert [f for f in await client.quiet(0.3) if f.get("user_id") == b] == []
+    # Sharing off: points are accepted (so the phone stops resending) and shown to nobody.
+    await friends_db.set_sharing(primary, b, enabled=False, precision="exact", private_history=False)
+    status, answer, _ = await upload(http, server, token, points(2))
+    assert (status, answer["accepted"]) == (200, 1)
+    assert [f for f in await alice.quiet(0.3) if f.get("user_id") == b] == []
+
+
+async def test_the_answer_paces_fast_while_a_connected_friend_has_the_user_in_range(  # type: ignore[no-untyped-def]
+    servers, connect, befriend, http, ws_settings
+) -> None:
+    server = await servers()
+    a, b = new_user(), new_user()
+    await befriend((a, b))
+    token = mint_token(ws_settings.jwt_secret, b)
+    assert (await upload(http, server, token, points(1)))[1]["interval_s"] == ws_settings.pace_slow_s
+    alice = await connect(server, a)
+    await alice.location(*SF)  # Alice is connected and looking, 1.4 km away: within her radius
+    await alice.expect("init")
+    assert (await upload(http, server, token, points(2)))[1]["interval_s"] == ws_settings.pace_fast_s
+    far = (SF[0] + 1.0, SF[1])  # 111 km north: beyond her radius
+    assert (await upload(http, server, token, points(3, at=far)))[1]["interval_s"] == ws_settings.pace_slow_s
+    await alice.close()  # her socket closed: nobody looks, wherever the user is
+    answer = (await upload(http, server, token, points(4)))[1]
+    assert answer["interval_s"] == ws_settings.pace_slow_s
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"locations": []}, "locations"),
+        ({"points": [1]}, "locations"),
+        ([1, 2], "locations"),
+        ({"locations": [{"seq": 1, "latitude": 91, "longitude": 0, "timestamp": 1}]}, "locations[0].latitude"),
+        ({"locations": [{"seq": -1, "latitude": 0, "longitude": 0, "timestamp": 1}]}, "locations[0].seq"),
+        ({"locations": [{"seq": 1, "latitude": 0, "longitude": "e", "timestamp": 1}]}, "locations[0].longitude"),
+        ({"locations": [{"seq": 1, "latitude": 0, "longitude": 0}]}, "locations[0].timestamp"),
+        ({"locations": [{"seq": True, "latitude": 0, "longitude": 0, "timestamp": 1}]}, "locations[0].seq"),
+        ({"locations": ["here"]}, "locations[0]"),
+    ],
+)
+async def test_bad_uploads_name_the_field(servers, http, ws_settings, body, field) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    status, problem, _ = await upload(http, server, mint_token(ws_settings.jwt_secret, new_user()), body)
+    assert status == 400
+    assert field in [e["field"] for e in problem["errors"]]
+
+
+async def test_too_many_points_not_json_and_too_large_are_refused(servers, http, ws_settings) -> None:  # type: ignore[no-untyped-def]
+    server = await servers(upload_max_points=3)
+    token = mint_token(ws_settings.jwt_secret, new_user())
+    status, problem, _ = await upload(http, server, token, points(1, 2, 3, 4))
+    assert (status, problem["errors"][0]["field"]) == (400, "locations")
+    status, problem, _ = await upload(http, server, token, None, raw=b"{not json")
+    assert (status, problem["errors"][0]["field"]) == (400, "body")
+    status, problem, _ = await upload(http, server, token, None, raw=b" " * (65 * 1024))
+    assert status == 413
+
+
+async def test_forged_missing_and_url_tokens_are_refused(servers, http, ws_settings) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    user = new_user()
+    forged = mint_token("another-secret-that-is-long-enough-0123456789", user)
+    expired = mint_token(ws_settings.jwt_secret, user, ttl_s=60, now=0)
+    for token in (None, forged, expired, "not.a.token"):
+        status, problem, headers = await upload(http, server, token, points(1))
+        assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="geo"'
+        assert problem["errors"][0]["field"] == "Authorization"
+    url = f"{server.http}{PATH}?token={mint_token(ws_settings.jwt_secret, user)}"
+    async with http.post(url, json=points(1)) as resp:
+        assert resp.status == 401
+
+
+async def test_uploads_beyond_the_rate_get_429_with_retry_after(servers, http, ws_settings) -> None:  # type: ignore[no-untyped-def]
+    server = await servers(upload_max_per_min=1.0)
+    token = mint_token(ws_settings.jwt_secret, new_user())
+    statuses = [(await upload(http, server, token, points(s)))[0] for s in range(1, 6)]
+    assert statuses[:4] == [200] * 4  # a burst of four
+    status, problem, headers = await upload(http, server, token, points(9))
+    assert status == 429 and int(headers["Retry-After"]) >= 1
+    assert problem["type"] == "/problems/too-many-requests"
