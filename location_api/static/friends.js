@@ -1,13 +1,23 @@
 // The friends panel: one WebSocket to geo-friends (docs/friends-protocol.md), the user's own
-// position, the friends in range moving live with their last-seen ages, sharing and radius.
-// Requests, the friend list and display names are people.js's (over HTTP): it names the
-// markers here and hears the frames about them.
+// position, the friends in view moving live with how long ago each was last seen, sharing
+// and radius. A friend whose connection closes stays on the map, ageing: closing is not
+// leaving, only a friend_left takes a marker off. The socket's lifetime (connecting again
+// when the server restarts or the connection drops) is socket.js's, the sending pace
+// pace.js's; the first location after a reconnection carries `resume`, so the markers stay
+// and only what changed arrives. Requests, the friend list and display names are
+// people.js's (over HTTP): it names the markers here and hears the frames about them.
 
-import { $, setStatus, textElement } from "./dom.js";
-import { circlePolygon, formatAge, formatDistance, haversineM, nearLongitude } from "./geo.js";
+import { $, setStatus } from "./dom.js";
+import { formatAge, formatDistance, formatInterval } from "./geo.js";
+import { createNearby } from "./nearby.js";
+import { createPacer } from "./pace.js";
+import { createSocket } from "./socket.js";
 
-/** The protocol asks for a location about every 30 s; a little sooner keeps the cache warm. */
-const RESEND_MS = 25000;
+/** The largest frame geo-friends reads, bytes (it closes with 1009 beyond). */
+const MAX_FRAME_BYTES = 4096;
+
+/** After a rate_limited answer to a connection's first location, send it again this much later, ms. */
+const FIRST_RETRY_MS = 1000;
 
 const LEFT_REASONS = {
   out_of_range: "moved out of range",
@@ -18,18 +28,19 @@ const LEFT_REASONS = {
 };
 
 export function setupFriends({ state, map, onSignedIn, people }) {
-  const layer = L.layerGroup().addTo(map);
-  const friends = new Map(); // user_id -> {user_id, latitude, longitude, distance_m, updated_at, marker}
-  state.friends = friends;
-  state.socket = null;
   state.connected = false;
-  state.self = null; // {latitude, longitude, sentAt}
+  state.self = null; // {latitude, longitude, sentAt: performance.now() of the last send}
   state.friendRadiusM = state.config.friends.radius_m;
   state.sharing = null; // {enabled, precision} once the server has said
   state.lastLeft = null;
-  let selfMarker = null;
-  let selfCircle = null;
-  let fitted = false;
+  state.pace = null; // interval_s the server set for this connection
+  state.frames = {}; // frames received, by type
+  state.sent = { locations: 0, resumes: 0, last: null }; // locations sent, and the last one
+  state.connections = 0; // connections attempted
+  state.signingOut = false;
+  let firstOfConnection = true; // the next location is the connection's first
+  let viewDue = false; // that first location awaits its init or resumed
+  const view = createNearby({ state, map, people });
 
   const radiusInput = $("friend-radius");
   radiusInput.min = String(state.config.friends.min_radius_m);
@@ -41,130 +52,103 @@ export function setupFriends({ state, map, onSignedIn, people }) {
   sharingSwitch.indeterminate = true;
 
   const status = (text) => setStatus("friends-status", text);
-  const send = (message) => state.socket.send(JSON.stringify(message));
-  const selfLon = () => (state.self ? state.self.longitude : 0);
+  const socket = createSocket({
+    target: () => {
+      // A new attempt: the connection before it (if any) is over for this page.
+      state.connections += 1;
+      connectionEnded();
+      status("Connecting…");
+      // The token goes in the subprotocol list, never in the URL (URLs are logged): the
+      // server verifies bearer.<token> and answers with geo.v1 only.
+      return [socketUrl(state.config.friends_ws_url), ["geo.v1", `bearer.${state.token}`]];
+    },
+    onOpen: opened,
+    onFrame: (data) => {
+      try {
+        onFrame(JSON.parse(data));
+      } catch (error) {
+        status(`An unreadable frame arrived: ${error.message}`);
+      }
+    },
+    onClose: closed,
+  });
+  const pacer = createPacer(sendLocation);
+  const send = (message) => socket.send(message);
 
   function setConnected(connected) {
     state.connected = connected;
-    $("connect").disabled = connected;
-    $("disconnect").disabled = !connected;
-    renderList();
+    renderButtons();
+    view.renderList();
   }
 
-  // --- drawing ------------------------------------------------------------------------------
-
-  function drawSelf() {
-    const { latitude, longitude } = state.self;
-    if (!selfMarker) {
-      selfMarker = L.circleMarker([latitude, longitude], {
-        radius: 8, color: "#0b3d7a", weight: 3, fillColor: "#3d8af7", fillOpacity: 1,
-      }).bindTooltip(textElement("span", "You"), { permanent: true, direction: "top", className: "friend-label" });
-      selfMarker.addTo(layer);
-      selfCircle = L.polygon([[0, 0]], { color: "#0b3d7a", weight: 1, dashArray: "4 4", fillOpacity: 0.04, interactive: false });
-      selfCircle.addTo(layer);
-    }
-    selfMarker.setLatLng([latitude, longitude]);
-    selfCircle.setLatLngs(circlePolygon(latitude, longitude, state.friendRadiusM));
-    if (!fitted) {
-      fitted = true; // once: show who is in range, then leave the view to the user
-      map.fitBounds(selfCircle.getBounds(), { padding: [16, 16], animate: false });
-    }
-    // Friends who stay in view are not re-sent when only the user moves: measure them here.
-    for (const friend of friends.values()) {
-      friend.distance_m = haversineM(latitude, longitude, friend.latitude, friend.longitude);
-      friend.marker.setLatLng(friendLatLng(friend));
-    }
-    renderList();
+  function renderButtons() {
+    $("connect").disabled = state.connected;
+    $("disconnect").disabled = !socket.active;
+    $("sign-out").disabled = !state.connected || state.signingOut;
   }
 
-  const friendLatLng = (f) => [f.latitude, nearLongitude(f.longitude, selfLon())];
-
-  function upsertFriend(frame) {
-    let friend = friends.get(frame.user_id);
-    if (!friend) {
-      const marker = L.circleMarker([frame.latitude, frame.longitude], {
-        radius: 7, color: "#1b6b2a", weight: 2, fillColor: "#3fbf5a", fillOpacity: 0.95,
-      }).bindTooltip(label(frame.user_id), {
-        permanent: true, direction: "top", className: "friend-label",
-      });
-      marker.addTo(layer);
-      friend = { user_id: frame.user_id, marker };
-      friends.set(frame.user_id, friend);
-    }
-    Object.assign(friend, {
-      latitude: frame.latitude, longitude: frame.longitude, distance_m: frame.distance_m, updated_at: frame.updated_at,
-    });
-    friend.marker.setLatLng(friendLatLng(friend));
+  function renderPace() {
+    $("pace").textContent = state.pace === null
+      ? ""
+      : `Your location is sent every ${formatInterval(state.pace)}, as the server asks.`;
   }
 
-  // A label is an element with text only: display names are chosen by their users.
-  const label = (userId) => textElement("span", people.nameOf(userId));
-
-  function relabel() {
-    for (const friend of friends.values()) friend.marker.setTooltipContent(label(friend.user_id));
-    renderList();
-  }
-
-  /** Take a friend off the map; false when they were not on it. */
-  function removeFriend(userId) {
-    const friend = friends.get(userId);
-    if (!friend) return false;
-    layer.removeLayer(friend.marker);
-    friends.delete(userId);
+  /** The status line while a new connection is due: the seconds left, counted down. */
+  function renderWaiting() {
+    const due = socket.waiting;
+    if (!due) return false;
+    const seconds = Math.ceil(due.inMs / 1000);
+    status(due.why === "restart"
+      ? `Server restarting, reconnecting in ${seconds} s.`
+      : `Connection lost (code ${due.code}), reconnecting in ${seconds} s.`);
     return true;
   }
 
-  function clearFriends() {
-    for (const userId of [...friends.keys()]) removeFriend(userId);
-  }
-
-  function renderList() {
-    const list = $("friends-list");
-    list.replaceChildren();
-    const sorted = [...friends.values()].sort((a, b) => a.distance_m - b.distance_m || a.user_id - b.user_id);
-    for (const friend of sorted) {
-      const item = document.createElement("li");
-      item.dataset.userId = String(friend.user_id);
-      item.append(textElement("span", people.nameOf(friend.user_id), "name"), " ",
-        textElement("span", formatDistance(friend.distance_m), "distance"), " ",
-        textElement("span", formatAge(Date.now() - friend.updated_at), "age"));
-      list.append(item);
-    }
-    if (!sorted.length) {
-      list.append(textElement("li", state.connected ? "Nobody in range." : "Connect to see who is near.", "empty"));
-    }
-  }
-
   function tick() {
-    const now = Date.now();
-    for (const item of $("friends-list").children) {
-      const friend = friends.get(Number(item.dataset.userId));
-      if (friend) item.querySelector(".age").textContent = formatAge(now - friend.updated_at);
-    }
+    view.renderAges();
     const self = state.self;
-    $("me-age").textContent = self && self.sentAt ? `Your location was sent ${formatAge(now - self.sentAt)}.` : "";
+    $("me-age").textContent = self && self.sentAt
+      ? `Your location was sent ${formatAge(performance.now() - self.sentAt)}.`
+      : "";
+    renderWaiting();
   }
 
   // --- the WebSocket ------------------------------------------------------------------------
 
   function onFrame(frame) {
+    state.frames[frame.type] = (state.frames[frame.type] || 0) + 1;
     switch (frame.type) {
       case "init":
-        clearFriends();
+        viewDue = false;
+        view.clear();
+        view.setClock(frame.at);
         state.friendRadiusM = frame.radius_m;
-        for (const friend of frame.friends) upsertFriend(friend);
+        radiusInput.value = String(frame.radius_m);
+        for (const friend of frame.friends) view.upsert(friend);
         if (frame.sharing) onFrame({ type: "sharing", ...frame.sharing });
-        if (state.self) drawSelf();
+        if (state.self) view.drawSelf();
         status(`${frame.friends.length} friend(s) within ${formatDistance(frame.radius_m)}.`);
         break;
+      case "resumed":
+        // Like init without the friends: the markers held stay, and the frames that follow
+        // bring what changed while the page was away.
+        viewDue = false;
+        view.setClock(frame.at);
+        state.friendRadiusM = frame.radius_m;
+        radiusInput.value = String(frame.radius_m);
+        if (frame.sharing) onFrame({ type: "sharing", ...frame.sharing });
+        if (state.self) view.drawSelf();
+        status(`Reconnected: showing friends within ${formatDistance(frame.radius_m)}.`);
+        break;
       case "friend_location":
-        upsertFriend(frame);
+        view.upsert(frame);
+        view.clockReached(frame.updated_at);
         break;
       case "friend_left":
         state.lastLeft = { user_id: frame.user_id, reason: frame.reason };
         // Only a friend who was on the map is news, and not when this page is ending the
         // friendship: the status line keeps the answer to that.
-        if (removeFriend(frame.user_id) && !people.busy(frame.user_id)) {
+        if (view.remove(frame.user_id) && !people.busy(frame.user_id)) {
           status(`${people.nameOf(frame.user_id, { start: true })} ${LEFT_REASONS[frame.reason] || LEFT_REASONS.offline}.`);
         }
         people.onFrame(frame);
@@ -176,7 +160,7 @@ export function setupFriends({ state, map, onSignedIn, people }) {
       case "settings":
         state.friendRadiusM = frame.radius_m;
         radiusInput.value = String(frame.radius_m);
-        if (state.self) drawSelf();
+        if (state.self) view.drawSelf();
         status(`Showing friends within ${formatDistance(frame.radius_m)}.`);
         break;
       case "sharing":
@@ -189,13 +173,38 @@ export function setupFriends({ state, map, onSignedIn, people }) {
           ? `Friends see you (${frame.precision === "coarse" ? "about 1 km" : "exactly"}).`
           : "Nobody sees you.";
         break;
+      case "pace":
+        state.pace = frame.interval_s;
+        pacer.set(frame.interval_s);
+        renderPace();
+        break;
+      case "reconnect":
+        socket.reconnectAfter(frame.after_ms);
+        renderWaiting();
+        renderButtons();
+        break;
       case "error":
+        if (frame.code === "rate_limited" && viewDue) {
+          // The connection's first location was dropped (a reconnection right after other
+          // sends): without it there is no init nor resumed; send it again shortly.
+          firstOfConnection = true;
+          const connection = state.connections;
+          setTimeout(() => {
+            if (firstOfConnection && state.connections === connection) sendLocation();
+          }, FIRST_RETRY_MS);
+        }
+        if (state.signingOut) {
+          // The sign-out was not applied (rate_limited, unavailable): still connected.
+          state.signingOut = false;
+          socket.keep();
+          renderButtons();
+        }
         status(`The server could not use that: ${frame.detail} (${frame.code}).`);
         break;
       default:
         break; // a newer server's frame: nothing to do with it
     }
-    renderList();
+    view.renderList();
   }
 
   function connect() {
@@ -203,55 +212,110 @@ export function setupFriends({ state, map, onSignedIn, people }) {
       status("Sign in first.");
       return;
     }
-    if (state.socket) state.socket.close(1000);
-    // The token goes in the subprotocol list, never in the URL (URLs are logged): the server
-    // verifies bearer.<token> and answers with geo.v1 only.
-    let socket;
+    state.signingOut = false;
     try {
-      socket = new WebSocket(socketUrl(state.config.friends_ws_url), ["geo.v1", `bearer.${state.token}`]);
+      socket.connect();
     } catch (error) {
       status(`Cannot connect with this token: ${error.message}`);
       return;
     }
-    state.socket = socket;
-    status("Connecting…");
-    socket.addEventListener("open", () => {
-      setConnected(true);
-      if (state.self) sendLocation();
-      else status(`Connected as user ${state.userId}. Click the map or enter your position to share it.`);
-    });
-    socket.addEventListener("message", (event) => {
-      try {
-        onFrame(JSON.parse(event.data));
-      } catch (error) {
-        status(`An unreadable frame arrived: ${error.message}`);
-      }
-    });
-    socket.addEventListener("close", (event) => {
-      if (state.socket !== socket) return; // replaced by a newer connection
-      state.socket = null;
-      setConnected(false);
-      clearFriends();
-      renderList();
-      if (event.code === 4001) status("Disconnected: your token expired. Sign in again, then connect.");
-      else status(event.code === 1000 ? "Disconnected." : `Disconnected (code ${event.code}${event.reason ? `: ${event.reason}` : ""}).`);
-    });
+    renderButtons();
+  }
+
+  function opened() {
+    firstOfConnection = true;
+    viewDue = false;
+    setConnected(true);
+    if (state.self) sendLocation();
+    else status(`Connected as user ${state.userId}. Click the map or enter your position to share it.`);
+  }
+
+  function connectionEnded() {
+    pacer.reset();
+    state.pace = null;
+    renderPace();
+    setConnected(false);
+  }
+
+  function closed(event, retrying) {
+    connectionEnded();
+    // Friends stay on the map, ageing, until a connection says otherwise (a fresh init, or
+    // the changes after resumed); after signing out there is nothing to resume.
+    if (state.signingOut) {
+      state.signingOut = false;
+      view.forget();
+      if (state.self) state.self.sentAt = null;
+      tick();
+      status("Signed out: your location is erased, and friends see you go offline.");
+    } else if (retrying) {
+      renderWaiting();
+    } else if (event.code === 4001) {
+      status("Disconnected: your token expired. Sign in again, then connect.");
+    } else {
+      status(event.code === 1000 ? "Disconnected." : `Disconnected (code ${event.code}${event.reason ? `: ${event.reason}` : ""}).`);
+    }
+    renderButtons();
   }
 
   function disconnect() {
-    if (state.socket) state.socket.close(1000);
+    const wasOpen = socket.open;
+    socket.disconnect();
+    if (!wasOpen) {
+      // Only a reconnection was due (or an attempt under way): no close event will say so.
+      setConnected(false);
+      status("Disconnected.");
+    }
   }
 
-  function sendLocation() {
+  function signOut() {
+    if (!state.connected) {
+      status("Connect first: signing out is done on the server.");
+      return;
+    }
+    state.signingOut = true;
+    socket.expectClose(); // the server closes with 1000 "signed out": do not come back
+    send({ type: "sign_out" });
+    renderButtons();
+    status("Signing out…");
+  }
+
+  /** The user's position, from the form: drawn, and sent when connected. */
+  function moveSelf() {
     if (!$("me-form").reportValidity()) return;
     state.self = { latitude: Number($("me-lat").value), longitude: Number($("me-lon").value), sentAt: null };
-    drawSelf();
+    view.drawSelf();
     if (!state.connected) {
       status("Connect to share your position.");
       return;
     }
-    send({ type: "location", latitude: state.self.latitude, longitude: state.self.longitude, timestamp: Date.now() });
-    state.self.sentAt = Date.now();
+    sendLocation();
+  }
+
+  /**
+   * Send the user's position. The first location of a connection that follows another
+   * carries `resume`: the newest server time received, the radius, and the friends shown
+   * with the `updated_at` of the position held, so the server sends only what changed.
+   */
+  function sendLocation() {
+    if (!state.self || !state.connected) return;
+    const message = {
+      type: "location", latitude: state.self.latitude, longitude: state.self.longitude, timestamp: Date.now(),
+    };
+    if (firstOfConnection && state.clock) {
+      const held = {};
+      for (const friend of state.friends.values()) held[friend.user_id] = friend.updated_at;
+      message.resume = { at: state.resumeAt, radius_m: state.friendRadiusM, friends: held };
+      // Too many friends held for one frame: a fresh init instead (it replaces the markers).
+      if (new TextEncoder().encode(JSON.stringify(message)).length > MAX_FRAME_BYTES) delete message.resume;
+    }
+    if (!send(message)) return;
+    if (firstOfConnection) viewDue = true;
+    firstOfConnection = false;
+    state.sent.locations += 1;
+    if (message.resume) state.sent.resumes += 1;
+    state.sent.last = message;
+    state.self.sentAt = performance.now();
+    pacer.sent();
     tick();
   }
 
@@ -269,9 +333,10 @@ export function setupFriends({ state, map, onSignedIn, people }) {
 
   $("connect").addEventListener("click", connect);
   $("disconnect").addEventListener("click", disconnect);
+  $("sign-out").addEventListener("click", signOut);
   $("me-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    sendLocation();
+    moveSelf();
   });
   sharingSwitch.addEventListener("change", () => sendSharing(null));
   $("precision").addEventListener("change", () => sendSharing($("precision").value));
@@ -281,22 +346,22 @@ export function setupFriends({ state, map, onSignedIn, people }) {
     if (state.connected) send({ type: "settings", radius_m: Number(radiusInput.value) });
     else status("Connect first.");
   });
-  people.onNamesChanged(relabel);
-  renderList();
+  people.onNamesChanged(view.relabel);
+  view.renderList();
+  renderButtons();
   onSignedIn(() => {
     disconnect();
+    view.forget(); // another user's friends, or the same user's from before: nothing to resume
     status(`Signed in as user ${state.userId}: press Connect.`);
   });
+  // Ages (and a reconnection's countdown) move on every second.
   setInterval(tick, 1000);
-  setInterval(() => {
-    if (state.connected && state.self) sendLocation();
-  }, RESEND_MS);
 
   // A click on the map while this panel is open moves the user there.
   return (lat, lon) => {
     $("me-lat").value = lat;
     $("me-lon").value = lon;
-    sendLocation();
+    moveSelf();
   };
 }
 

@@ -107,6 +107,25 @@ export function formatAge(ms) {
   return `${Math.floor(s / 3600)} h ago`;
 }
 
+/** An interval for people, given in seconds: "30 s", "5 min", "1 min 30 s", "2 h". */
+export function formatInterval(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return s % 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s / 60} min`;
+  const m = Math.round((s % 3600) / 60);
+  return m ? `${Math.floor(s / 3600)} h ${m} min` : `${Math.floor(s / 3600)} h`;
+}
+
+/**
+ * The server's clock now, Unix milliseconds, from the last time it said (`clock.at`, such as
+ * init's `at`) plus the time elapsed since that frame arrived (`clock.receivedAt` and
+ * `monotonicMs`, both performance.now() readings). The browser's own date is never compared
+ * with the server's timestamps: it may be minutes off, and ages would be wrong by as much.
+ */
+export function serverNow(clock, monotonicMs) {
+  return clock.at + Math.max(0, monotonicMs - clock.receivedAt);
+}
+
 /**
  * The claims of a JWT, read without checking the signature (the services check it; the page
  * only shows who it signed in as). Null when it is not a JWT.
