@@ -9,6 +9,7 @@ drives it and never downloads one. Screenshots go to ``test-output/map_page/`` (
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -20,7 +21,7 @@ import asyncpg
 import orjson
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, WebSocketRoute, async_playwright
 from websockets.asyncio.client import ClientConnection, connect
 
 from deploy.stack.binaries import ensure_browser
@@ -166,16 +167,24 @@ OpenPage = Callable[..., Awaitable[Tab]]
 
 @pytest.fixture
 async def open_page(browser: Browser, services: Services) -> AsyncIterator[OpenPage]:
-    """Open the map page in fresh browser contexts (``await open_page(width=360)``); closed after the test."""
+    """Open the map page in fresh browser contexts (``await open_page(width=360)``); closed after the test.
+
+    ``before`` (a coroutine function of the page) runs before the page loads: to install a
+    fake clock or route its WebSockets, which only affects what the page creates afterwards.
+    """
     contexts = []
 
-    async def open_one(*, width: int = 1280, height: int = 800) -> Tab:
+    async def open_one(
+        *, width: int = 1280, height: int = 800, before: Callable[[Page], Awaitable[None]] | None = None
+    ) -> Tab:
         context = await browser.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
         page = await context.new_page()
         tab = Tab(page)
         page.on("console", lambda message: _record(tab, message))
         page.on("pageerror", lambda error: tab.errors.append(f"uncaught: {error}"))
+        if before is not None:
+            await before(page)
         await page.goto(services.url)
         await tab.until("s.ready && s.worldDrawn", "the page to start")
         return tab
@@ -270,3 +279,65 @@ async def next_frame(ws: ClientConnection, kind: str) -> dict[str, Any]:
         frame: dict[str, Any] = orjson.loads(await asyncio.wait_for(ws.recv(), 10 * TIMEOUT_FACTOR))
         if frame["type"] == kind:
             return frame
+
+
+@dataclass
+class Relayed:
+    """One WebSocket of the page to geo-friends, passed through the test: the JSON frames each
+    side sent, in order."""
+
+    page: WebSocketRoute
+    server: WebSocketRoute
+    from_page: list[dict[str, Any]] = field(default_factory=list)
+    from_server: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_page(self, **frame: Any) -> None:
+        """Send the page a frame of the test's own, as if the server had sent it."""
+        self.page.send(orjson.dumps(frame).decode())
+
+    def sent(self, kind: str) -> list[dict[str, Any]]:
+        """The frames of this type the page sent on this connection."""
+        return [f for f in self.from_page if f.get("type") == kind]
+
+
+@dataclass
+class Relay:
+    """Every WebSocket a page opened to geo-friends, relayed through the test (see :func:`relay`)."""
+
+    connections: list[Relayed] = field(default_factory=list)
+
+    @property
+    def last(self) -> Relayed:
+        return self.connections[-1]
+
+    async def until(self, condition: Callable[[], bool], what: str) -> None:
+        """Wait until ``condition()`` holds (it reads the frames relayed so far)."""
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {self.connections}"
+            await asyncio.sleep(0.02)
+
+
+async def relay(page: Page, into: Relay) -> None:
+    """Route the page's WebSockets to geo-friends through the test (Playwright's
+    ``route_web_socket``): each goes on to the real server, and every frame both ways is kept
+    in ``into``; a test can add frames of its own (:meth:`Relayed.to_page`). A close on one
+    side closes the other with the same code."""
+
+    def routed(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        link = Relayed(ws, server)
+        into.connections.append(link)
+
+        def from_page(message: str | bytes) -> None:
+            link.from_page.append(orjson.loads(message))
+            server.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            link.from_server.append(orjson.loads(message))
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(from_server)
+
+    await page.route_web_socket(re.compile(r"/v1/friends/ws$"), routed)

@@ -294,6 +294,9 @@ async def test_the_pure_helpers_give_known_values(open_page: OpenPage, services:
             pole: g.unwrapRing([[-180, -80], [0, -70], [180, -80]]).map(p => p[1]),
             shown: [0.4, 999.4, 999.5, 1234.5, 50000].map(g.formatDistance),
             ages: [0, 12500, 185000, 7300000].map(g.formatAge),
+            intervals: [2, 30, 90, 300, 3600, 5400].map(g.formatInterval),
+            server: [g.serverNow({at: 1763890000000, receivedAt: 500.5}, 2500.5),
+                     g.serverNow({at: 1763890000000, receivedAt: 500.5}, 400)],
             claims: g.tokenClaims(token),
             bad: g.tokenClaims('not a token'),
             query: g.searchQuery({latitude: '1', longitude: '2', radius: '300', limit: '20', category: ''}),
@@ -310,6 +313,8 @@ async def test_the_pure_helpers_give_known_values(open_page: OpenPage, services:
     assert got["pole"] == [-80, -70, -80, -90, -90, -80]  # closed along the south pole
     assert got["shown"] == ["0 m", "999 m", "1.00 km", "1.23 km", "50.00 km"]
     assert got["ages"] == ["just now", "12 s ago", "3 min ago", "2 h ago"]
+    assert got["intervals"] == ["2 s", "30 s", "1 min 30 s", "5 min", "1 h", "1 h 30 min"]
+    assert got["server"] == [1763890002000, 1763890000000]  # never before what the server said
     assert got["claims"]["sub"] == "42" and got["claims"]["role"] == "owner" and got["bad"] is None
     assert got["query"] == "latitude=1&longitude=2&radius=300&limit=20"
     tab.assert_no_errors()
