@@ -14,37 +14,20 @@ instance's settings, as ``/openapi.json`` on geo-api does.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, get_args
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 from friends_ws.auth import BEARER_PREFIX, SUBPROTOCOL
 from friends_ws.keys import settings_key
-from friends_ws.protocol import (
-    INTERNAL_ERROR,
-    INVALID_JSON,
-    INVALID_MESSAGE,
-    INVALID_TOKEN,
-    INVALID_VALUE,
-    MAX_RESUME_FRIENDS,
-    RATE_LIMITED,
-    SIGNED_OUT,
-    TOKEN_EXPIRED,
-    UNAVAILABLE,
-    LeftReason,
-    Precision,
-)
+from friends_ws.asyncapi_messages import client_messages, ref, schemas, server_messages
+from friends_ws.protocol import SIGNED_OUT, TOKEN_EXPIRED
 from friends_ws.ws import MAX_FRAME
-from geo_common.friends_db import MAX_DISPLAY_NAME
 from geo_common.request_context import MAX_REQUEST_ID_CHARS, REQUEST_ID_HEADER
-from geo_common.tokens import MAX_USER_ID
 
 #: The channel every frame travels on: the one WebSocket endpoint.
 CHANNEL = "friends"
-ERROR_CODES = (INVALID_JSON, INVALID_MESSAGE, INVALID_VALUE, RATE_LIMITED, INVALID_TOKEN, UNAVAILABLE, INTERNAL_ERROR)
-#: Largest client timestamp accepted (year 9999), Unix milliseconds.
-_MAX_MS = 253_402_300_799_999
 
 _CLOSE_CODES = f"""\
 | close code | when |
@@ -54,250 +37,6 @@ _CLOSE_CODES = f"""\
 | 1001 | the server is shutting down: at the time a `reconnect` frame announced (GEO_WS_DRAIN_S), or at once |
 | {TOKEN_EXPIRED} | the token expired and no fresh one came in an `auth` frame |
 | {SIGNED_OUT} | the user signed out (`sign_out`) |"""
-
-
-def _ref(kind: str, name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
-def _message(
-    kind: str, summary: str, properties: dict[str, Any], example: dict[str, Any], *, required: list[str] | None = None
-) -> dict[str, Any]:
-    """The message of a frame ``{"type": kind, ...properties}``, with an example.
-
-    Without ``required`` it is a server frame: every property is sent, and nothing else
-    (``additionalProperties: false``). With it, a client frame: the server ignores what it does
-    not know, so the payload stays open.
-    """
-    payload: dict[str, Any] = {
-        "type": "object",
-        "required": ["type", *(list(properties) if required is None else required)],
-        "properties": {"type": {"const": kind}, **properties},
-    }
-    if required is None:
-        payload["additionalProperties"] = False
-    return {
-        "name": kind,
-        "title": kind,
-        "summary": summary,
-        "payload": payload,
-        "examples": [{"payload": {"type": kind, **example}}],
-    }
-
-
-#: A sharing preference in force: in ``init``, and the answer to ``sharing``.
-_SHARING: dict[str, Any] = {
-    "enabled": {"type": "boolean"},
-    "precision": {"enum": list(get_args(Precision))},
-    "private_history": {"type": "boolean"},
-}
-_POSITION = {"latitude": _ref("schemas", "Latitude"), "longitude": _ref("schemas", "Longitude")}
-_NAMED = {"user_id": _ref("schemas", "UserId"), "display_name": _ref("schemas", "DisplayName")}
-
-
-def _schemas(min_radius_m: float, max_radius_m: float) -> dict[str, Any]:
-    return {
-        "UserId": {"type": "integer", "minimum": 1, "maximum": MAX_USER_ID},
-        "Latitude": {"type": "number", "minimum": -90, "maximum": 90, "description": "degrees (WGS84)"},
-        "Longitude": {"type": "number", "minimum": -180, "maximum": 180, "description": "degrees (WGS84)"},
-        "Radius": {"type": "number", "minimum": min_radius_m, "maximum": max_radius_m, "description": "metres"},
-        "Distance": {"type": "number", "minimum": 0, "description": "great-circle metres, to a tenth"},
-        "UnixMs": {"type": "integer", "minimum": 0, "maximum": _MAX_MS, "description": "Unix milliseconds"},
-        "DisplayName": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_DISPLAY_NAME},
-        "Sharing": {
-            "type": "object",
-            "required": list(_SHARING),
-            "additionalProperties": False,
-            "properties": _SHARING,
-        },
-        "FriendInView": {
-            "type": "object",
-            "required": ["user_id", "latitude", "longitude", "distance_m", "updated_at"],
-            "additionalProperties": False,
-            "properties": {
-                "user_id": _ref("schemas", "UserId"),
-                **_POSITION,
-                "distance_m": _ref("schemas", "Distance"),
-                "updated_at": _ref("schemas", "UnixMs"),
-            },
-        },
-    }
-
-
-def _client_messages() -> dict[str, Any]:
-    maybe_ms = {"type": ["integer", "null"], "minimum": 0, "maximum": _MAX_MS}
-    return {
-        "location": _message(
-            "location",
-            "the user's position; the first of a connection is answered with init, or with resumed and only "
-            "what changed when it carries a resume within GEO_WS_RESUME_S",
-            {
-                **_POSITION,
-                "timestamp": maybe_ms,
-                "resume": {
-                    "type": "object",
-                    "required": ["at"],
-                    "description": "what a reconnecting client holds (its first location only)",
-                    "properties": {
-                        "at": {**_ref("schemas", "UnixMs"), "description": "the newest server time received"},
-                        "radius_m": _ref("schemas", "Radius"),
-                        "friends": {
-                            "type": "object",
-                            "maxProperties": MAX_RESUME_FRIENDS,
-                            "propertyNames": {"pattern": "^[0-9]{1,19}$"},
-                            "additionalProperties": _ref("schemas", "UnixMs"),
-                            "description": "friend id -> updated_at of the position held",
-                        },
-                    },
-                },
-            },
-            {
-                "latitude": 37.7749,
-                "longitude": -122.4194,
-                "timestamp": 1763890000123,
-                "resume": {"at": 1763889990456, "radius_m": 8047.0, "friends": {"43": 1763889990456}},
-            },
-            required=["latitude", "longitude"],
-        ),
-        "signOut": _message(
-            "sign_out",
-            "the user signs out: their location is erased, friends see friend_left offline, the socket closes "
-            f"with {SIGNED_OUT}",
-            {},
-            {},
-            required=[],
-        ),
-        "settings": _message(
-            "settings",
-            "the radius within which friends are shown; answered with settingsApplied",
-            {"radius_m": _ref("schemas", "Radius")},
-            {"radius_m": 1609.3},
-            required=["radius_m"],
-        ),
-        "sharing": _message(
-            "sharing",
-            "whether and how precisely friends see the user (absent fields keep their value); answered "
-            "with sharingApplied",
-            {
-                "enabled": {"type": "boolean"},
-                "precision": {"enum": [*get_args(Precision), None]},
-                "private_history": {"type": ["boolean", "null"]},
-            },
-            {"enabled": True, "precision": "coarse", "private_history": False},
-            required=["enabled"],
-        ),
-        "auth": _message(
-            "auth",
-            "a fresh token of the same user, before the connection's expires; answered with authAccepted",
-            {"token": {"type": "string", "minLength": 1}},
-            {"token": "<a fresh token>"},
-            required=["token"],
-        ),
-    }
-
-
-def _server_messages() -> dict[str, Any]:
-    friend_at = {"user_id": 43, "latitude": 37.7849, "longitude": -122.4094, "distance_m": 1417.3}
-    return {
-        "init": _message(
-            "init",
-            "after the first location of a connection: the friends in view, nearest first, the sharing in "
-            "force, and the server's clock (at - updated_at: how old a friend's position is)",
-            {
-                "at": _ref("schemas", "UnixMs"),
-                "radius_m": _ref("schemas", "Radius"),
-                "friends": {"type": "array", "items": _ref("schemas", "FriendInView")},
-                "sharing": _ref("schemas", "Sharing"),
-            },
-            {
-                "at": 1763890000600,
-                "radius_m": 8047.0,
-                "friends": [{**friend_at, "updated_at": 1763890000456}],
-                "sharing": {"enabled": True, "precision": "exact", "private_history": False},
-            },
-        ),
-        "resumed": _message(
-            "resumed",
-            "after a first location with a resume within the window: friend_location and friend_left frames "
-            "for what changed since what the client holds follow",
-            {
-                "radius_m": _ref("schemas", "Radius"),
-                "sharing": _ref("schemas", "Sharing"),
-                "at": _ref("schemas", "UnixMs"),
-            },
-            {
-                "radius_m": 8047.0,
-                "sharing": {"enabled": True, "precision": "exact", "private_history": False},
-                "at": 1763890000600,
-            },
-        ),
-        "pace": _message(
-            "pace",
-            "send a location at least every interval_s seconds (GEO_PACE_FAST_S while a friend who shares with "
-            "the user is connected and has them within their radius, GEO_PACE_SLOW_S otherwise); after init or "
-            "resumed, and whenever it changes",
-            {"interval_s": {"type": "integer", "minimum": 1, "description": "seconds"}},
-            {"interval_s": 30},
-        ),
-        "friendLocation": _message(
-            "friend_location",
-            "a friend in view moved, or came into view",
-            {
-                "user_id": _ref("schemas", "UserId"),
-                **_POSITION,
-                "distance_m": _ref("schemas", "Distance"),
-                "updated_at": _ref("schemas", "UnixMs"),
-                "sent_at": {"type": ["integer", "null"], "minimum": 0, "maximum": _MAX_MS},
-            },
-            {**friend_at, "updated_at": 1763890030456, "sent_at": 1763890030120},
-        ),
-        "friendLeft": _message(
-            "friend_left",
-            "a friend left the user's view (treat an unknown reason like offline)",
-            {"user_id": _ref("schemas", "UserId"), "reason": {"enum": list(get_args(LeftReason))}},
-            {"user_id": 43, "reason": "out_of_range"},
-        ),
-        "friendRequest": _message(
-            "friend_request",
-            "another user asked to be friends (answered over HTTP on geo-api)",
-            _NAMED,
-            {"user_id": 44, "display_name": "Ada"},
-        ),
-        "friendAdded": _message(
-            "friend_added", "the user and user_id are friends now", _NAMED, {"user_id": 44, "display_name": None}
-        ),
-        "settingsApplied": _message(
-            "settings",
-            "the radius now in force (the answer to settings)",
-            {"radius_m": _ref("schemas", "Radius")},
-            {"radius_m": 1609.3},
-        ),
-        "sharingApplied": _message(
-            "sharing",
-            "the sharing preference now in force (the answer to sharing, also sent to the user's other connections)",
-            _SHARING,
-            {"enabled": True, "precision": "coarse", "private_history": False},
-        ),
-        "authAccepted": _message(
-            "auth",
-            "a fresh token was accepted: the connection lives until expires_at",
-            {"expires_at": _ref("schemas", "UnixMs")},
-            {"expires_at": 1763893600000},
-        ),
-        "reconnect": _message(
-            "reconnect",
-            "the instance is shutting down: it closes this connection with 1001 in after_ms; reconnect then "
-            "(elsewhere) and send a location with a resume. Friends do not see the user leave",
-            {"after_ms": {"type": "integer", "minimum": 0, "description": "milliseconds"}},
-            {"after_ms": 7350},
-        ),
-        "error": _message(
-            "error",
-            "a frame the server could not use; the connection stays open",
-            {"code": {"enum": list(ERROR_CODES)}, "detail": {"type": "string"}},
-            {"code": "invalid_value", "detail": "latitude must be between -90 and 90"},
-        ),
-    }
 
 
 def _operation(action: str, message: str, summary: str, reply: str | None = None) -> dict[str, Any]:
@@ -324,7 +63,7 @@ def asyncapi_document(min_radius_m: float, max_radius_m: float) -> bytes:
     Returns:
         The document.
     """
-    client, server = _client_messages(), _server_messages()
+    client, server = client_messages(), server_messages()
     operations = {
         f"receive_{name}": _operation("receive", name, message["summary"], reply)
         for (name, message), reply in zip(
@@ -350,7 +89,7 @@ def asyncapi_document(min_radius_m: float, max_radius_m: float) -> bytes:
                     "host": "127.0.0.1:8081",
                     "protocol": "ws",
                     "description": "make run (behind nginx in production: wss, the same path)",
-                    "security": [_ref("securitySchemes", "bearer"), _ref("securitySchemes", "subprotocol")],
+                    "security": [ref("securitySchemes", "bearer"), ref("securitySchemes", "subprotocol")],
                 }
             },
             "channels": {
@@ -363,7 +102,7 @@ def asyncapi_document(min_radius_m: float, max_radius_m: float) -> bytes:
                     f"carries the request's id in {REQUEST_ID_HEADER}. Rate limits: location "
                     "GEO_WS_MAX_UPDATES_PER_S, settings/sharing/auth together GEO_WS_MAX_MESSAGES_PER_S; a frame "
                     "over its limit is answered with error rate_limited and not applied.\n\n" + _CLOSE_CODES,
-                    "messages": {name: _ref("messages", name) for name in (*client, *server)},
+                    "messages": {name: ref("messages", name) for name in (*client, *server)},
                     "bindings": {
                         "ws": {
                             "method": "GET",
@@ -388,7 +127,7 @@ def asyncapi_document(min_radius_m: float, max_radius_m: float) -> bytes:
             },
             "operations": operations,
             "components": {
-                "schemas": _schemas(min_radius_m, max_radius_m),
+                "schemas": schemas(min_radius_m, max_radius_m),
                 "messages": {**client, **server},
                 "securitySchemes": {
                     "bearer": {

@@ -80,7 +80,8 @@ def parse_upload(body: bytes, *, max_points: int) -> list[Point]:
         if not isinstance(point, dict):
             errors.append(FieldError(where, "must be an object"))
             continue
-        seq, lat, lon, ts = (point.get(k) for k in ("seq", "latitude", "longitude", "timestamp"))
+        values: list[Any] = [point.get(k) for k in ("seq", "latitude", "longitude", "timestamp")]
+        seq, lat, lon, ts = values
         bad = [
             FieldError(f"{where}.{name}", message)
             for name, ok, message in (

@@ -20,9 +20,7 @@ import math
 import time
 from collections import defaultdict
 
-import asyncpg
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from friends_ws.auth import handshake_token
 from friends_ws.clock import now_ms
@@ -30,6 +28,7 @@ from friends_ws.keys import services_key, settings_key
 from friends_ws.pace import watched
 from friends_ws.privacy import seen_for, sharing_of, shown
 from friends_ws.services import Services
+from friends_ws.user_sharing import BACKEND_ERRORS
 from friends_ws.share import announce_home, claim_home, record_history, share
 from friends_ws.uploads import MAX_UPLOAD_BYTES, InvalidUpload, Point, parse_upload
 from geo_common import friends_db
@@ -39,12 +38,8 @@ from geo_common.presence import Location
 from geo_common.problems import FieldError, problem_response
 from geo_common.provider_keys import KeysUnavailable
 from geo_common.tokens import TokenError
-from pubsub import PubSubError
 
 log = logging.getLogger(__name__)
-
-#: A backend failed: the upload is answered 503 and may be sent again as it was.
-_BACKEND_ERRORS = (DatabaseUnavailable, PubSubError, RedisError, asyncpg.PostgresError, OSError, TimeoutError)
 
 
 def _unavailable(detail: str, retry_s: float) -> web.Response:
@@ -96,7 +91,7 @@ async def upload_locations(request: web.Request) -> web.Response:
         return problem_response(400, "invalid-body", "Invalid request body", exc.detail, exc.errors)
     try:
         answer = await _apply(services, user_id, points)
-    except _BACKEND_ERRORS as exc:
+    except BACKEND_ERRORS as exc:
         log.warning("user %d: an upload failed: %s", user_id, exc)
         return _unavailable("the service is briefly unavailable; send the same upload again", 1)
     return web.json_response(answer)

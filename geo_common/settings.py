@@ -290,34 +290,19 @@ class Settings:
         "them in waves, seconds (0: close them all at once); docs/deploy.md",
     )
     pace_fast_s: int = _setting(
-        30,
-        "GEO_PACE_FAST_S",
-        parse_int(1, 86_400),
-        "clients are asked to send their location this often while a friend who can see it is connected "
-        "and has them within their radius, seconds",
+        30, "GEO_PACE_FAST_S", parse_int(1, 86_400), "clients send this often while a friend looks at them, seconds"
     )
     pace_slow_s: int = _setting(
-        300,
-        "GEO_PACE_SLOW_S",
-        parse_int(1, 86_400),
-        "clients are asked to send their location this often while no friend is looking (below "
-        "GEO_LOCATION_TTL_S, so a connected user never expires), seconds",
+        300, "GEO_PACE_SLOW_S", parse_int(1, 86_400), "clients send this often otherwise (below GEO_LOCATION_TTL_S), s"
     )
     ws_resume_s: int = _setting(
-        120,
-        "GEO_WS_RESUME_S",
-        parse_int(0, 86_400),
-        "a client reconnecting within this long of the last frame it received gets only what changed "
-        "instead of a fresh init (0: always init), seconds",
+        120, "GEO_WS_RESUME_S", parse_int(0, 86_400), "a client back within this long gets only what changed, seconds"
     )
     upload_max_points: int = _setting(
         100, "GEO_UPLOAD_MAX_POINTS", parse_int(1, 10_000), "points one POST /v1/me/locations may carry"
     )
     upload_max_per_min: float = _setting(
-        12.0,
-        "GEO_UPLOAD_MAX_PER_MIN",
-        parse_float(0.1, 100_000.0),
-        "POST /v1/me/locations requests one user may make a minute (bursts of 4); more get 429",
+        12.0, "GEO_UPLOAD_MAX_PER_MIN", parse_float(0.1, 100_000.0), "uploads a minute one user may make (bursts of 4)"
     )
     ws_max_sockets_per_user: int = _setting(
         5, "GEO_WS_MAX_SOCKETS_PER_USER", parse_int(1, 1000), "WebSocket connections one user may hold per instance"
