@@ -8,6 +8,7 @@ One entry port routes to three pools:
 | any other method (``POST``, ``PUT``, ``DELETE``...) | write | never |
 | ``/v1/friends/ws`` (WebSocket upgrade) | ws | the handshake only (error, timeout) |
 | ``/asyncapi.json`` (geo-friends' protocol document) | ws | yes: error, timeout, 502, 503 |
+| ``/v1/me/locations`` (geo-friends' background uploads) | ws | only when the connection failed (error) |
 
 Passive health checks: an instance that fails ``max_fails`` times is left out for
 ``fail_timeout``. Requests are never retried once they may have had an effect: only reads go
@@ -235,6 +236,14 @@ http {{
             proxy_send_timeout {tuning.ws_timeout_s}s;
             proxy_buffering off;
             proxy_next_upstream error timeout;
+            error_page 502 504 = @unavailable;
+        }}
+
+        # Background uploads go to geo-friends; retried only when nothing reached an instance.
+        location = /v1/me/locations {{
+            proxy_pass http://geo_ws;
+{_HEADERS}
+            proxy_next_upstream error;
             error_page 502 504 = @unavailable;
         }}
 

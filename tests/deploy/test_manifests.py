@@ -288,6 +288,7 @@ def test_ingress_routes_websocket_with_long_timeouts(rendered: dict[str, list[di
     assert routes == {
         "/v1/friends/ws": "geo-friends",
         "/asyncapi.json": "geo-friends",
+        "/v1/me/locations": "geo-friends",
         "/v1": "geo-edge",
         "/openapi.json": "geo-edge",
         "/docs": "geo-edge",

@@ -268,13 +268,17 @@ async def test_no_instance_answers_with_a_problem_document(routed: tuple[str, di
 
 
 async def documents(url: str) -> dict[str, str]:
-    """Which upstream answered each protocol document: the API's and the WebSocket tier's."""
+    """Which upstream answered each protocol document (the API's and the WebSocket tier's),
+    and a background upload (the WebSocket tier takes it)."""
     answered = {}
     async with aiohttp.ClientSession() as http:
         for path in ("/openapi.json", "/docs", "/asyncapi.json"):
             async with http.get(url + path) as resp:
                 assert resp.status == 200, path
                 answered[path] = (await resp.json())["who"]
+        async with http.post(url + "/v1/me/locations", json={"locations": []}) as resp:
+            assert resp.status == 200
+            answered["POST /v1/me/locations"] = (await resp.json())["who"]
     return answered
 
 
@@ -282,6 +286,7 @@ async def test_each_protocol_document_is_served_by_its_tier(routed: Routed) -> N
     url, ups = routed
     answered = await documents(url)
     assert answered.pop("/asyncapi.json") == "ws-1"
+    assert answered.pop("POST /v1/me/locations") == "ws-1"
     assert set(answered.values()) <= {"read-1", "read-2"}
     assert ups["ws-1"].request_ids[-1] is not None and re.fullmatch(NGINX_ID, ups["ws-1"].request_ids[-1])
     await ups["ws-1"].stop()  # no instance of the tier: nginx's own problem document
@@ -501,6 +506,7 @@ async def test_the_compose_stack_serves_each_protocol_document_from_its_tier(
         "/openapi.json": "geo-api-read",
         "/docs": "geo-api-read",
         "/asyncapi.json": "geo-friends",
+        "POST /v1/me/locations": "geo-friends",
     }
 
 
