@@ -35,7 +35,6 @@ from friends_ws.protocol import (
     encode_auth,
     encode_friend_request,
     encode_init,
-    encode_pace,
     encode_resumed,
     encode_settings,
     parse_client_message,
@@ -77,14 +76,11 @@ class Session(UserSharing):
         user_id: the authenticated user (from the token, never from the client).
     """
 
-    __slots__ = ("_backlog", "_pace_s")
+    __slots__ = ("_backlog",)
 
     def __init__(self, services: Services, link: SessionLink, user_id: int) -> None:
         super().__init__(services, link, user_id)
         self._backlog: list[Control] | None = []
-        # The pace last sent to the client, seconds (None before init).
-        self._pace_s: int | None = None
-        self.following.on_watched = self._watched
 
     @property
     def loading(self) -> bool:
@@ -201,19 +197,10 @@ class Session(UserSharing):
                 self._send("resumed", encode_resumed(radius_m, self.sharing, received))
                 following.catch_up(friends, gone)
             self._pace_s = None
-            self._watched(following.watched)
+            self._paced()
         else:
             following.prune_watchers(self.services.config.pace, received)
             following.moved_to(update.latitude, update.longitude)
-
-    def _watched(self, watched: bool) -> None:
-        """Whether a friend watches the user changed: send the pace it asks for, if new."""
-        if self.following.position is None:
-            return  # sent after init
-        interval_s = self.services.config.pace.interval_s(watched)
-        if interval_s != self._pace_s:
-            self._pace_s = interval_s
-            self._send("pace", encode_pace(interval_s))
 
     async def _auth(self, update: AuthUpdate) -> None:
         """A fresh token: the connection lives until its expiry, if it is the same user's."""

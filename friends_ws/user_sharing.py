@@ -26,6 +26,7 @@ from friends_ws.protocol import (
     Sharing,
     SharingUpdate,
     encode_error,
+    encode_pace,
     encode_sharing,
 )
 from friends_ws.services import Services
@@ -69,6 +70,7 @@ class UserSharing:
         "_last_sent_at",
         "_shared",
         "_changes",
+        "_pace_s",
     )
 
     def __init__(self, services: Services, link: SessionLink, user_id: int) -> None:
@@ -93,6 +95,9 @@ class UserSharing:
         # Changes of the user's own state here (sharing, home region): a re-read of the user's
         # row started before the last one may be stale.
         self._changes = 0
+        # The pace last sent to the client, seconds (None before init).
+        self._pace_s: int | None = None
+        self.following.on_watched = lambda _: self._paced()
 
     @property
     def _region(self) -> str:
@@ -181,6 +186,17 @@ class UserSharing:
             SharingChanged(new.enabled, new.precision, self.connection_id, new.private_history),
         )
         self._send("sharing", encode_sharing(new))
+        self._paced()
+
+    def _paced(self) -> None:
+        """Send the pace the client should keep, if it changed: fast while a friend watches the
+        user and the user shares (nobody sees a user who does not), slow otherwise."""
+        if self.following.position is None:
+            return  # sent after init
+        interval_s = self.services.config.pace.interval_s(self.following.watched and self.sharing.enabled)
+        if interval_s != self._pace_s:
+            self._pace_s = interval_s
+            self._send("pace", encode_pace(interval_s))
 
     async def _apply_sharing(self, new: Sharing) -> None:
         was, self.sharing = self.sharing, new
@@ -229,3 +245,4 @@ class UserSharing:
         except BACKEND_ERRORS as exc:
             log.warning("user %d: applying a sharing change failed: %s", self.user_id, exc)
         self._send("sharing", encode_sharing(sharing))
+        self._paced()

@@ -136,6 +136,8 @@ class Viewing:
         held = held or {}
         for friend_id in held:
             self.view.show(friend_id)  # kept with the margin, as on the lost connection
+        # Whoever watches the user now is told by the caller, after init: no pace before it.
+        on_watched, self.on_watched = self.on_watched, None
         known = self.locations.known
         visible: list[FriendPosition] = []
         gone: list[tuple[int, LeftReason]] = []
@@ -167,6 +169,7 @@ class Viewing:
         for friend_id in held:
             if friend_id not in self.view:  # no longer followed: hiding reads like going away
                 gone.append((friend_id, "offline" if self.seen(friend_id) == "hidden" else "unfriended"))
+        self.on_watched = on_watched
         visible.sort(key=lambda f: (f.distance_m, f.user_id))
         return visible, gone
 

@@ -29,6 +29,7 @@ async def test_the_pace_quickens_while_a_connected_friend_has_the_user_in_range(
     await bob.location(*NEAR)
     await bob.expect("init")
     await bob.expect("pace", interval_s=fast)  # Alice is connected, Bob within her radius
+    assert [f["type"] for f in bob.received[:2]] == ["init", "pace"]  # never a pace before init
     await alice.expect("pace", interval_s=fast)  # and she within his
     await bob.location(*FAR)
     await alice.expect("pace", interval_s=slow)
@@ -36,6 +37,12 @@ async def test_the_pace_quickens_while_a_connected_friend_has_the_user_in_range(
     await bob.location(*NEAR)
     await alice.expect("pace", interval_s=fast)
     await bob.expect("pace", interval_s=fast)
+    # Alice stops sharing: nobody sees her, whoever looks; and starts again.
+    await alice.send(type="sharing", enabled=False)
+    assert [f["type"] for f in (await alice.quiet(0.5))[-2:]] == ["sharing", "pace"]
+    assert alice.received[-1] == {"type": "pace", "interval_s": slow}
+    await alice.send(type="sharing", enabled=True)
+    await alice.expect("pace", interval_s=fast)
     # Bob's app goes to the background: his socket closes, nobody looks at Alice any more.
     await bob.close()
     await alice.expect("pace", interval_s=slow)
