@@ -120,7 +120,9 @@ class Drained:
     closed_at: float | None = None
     close_code: int | None = None
     back: Client | None = None
-    init: dict[str, Any] | None = None
+    #: What the client showed when closed (friend -> updated_at), and what the resume sent.
+    held: dict[str, int] = field(default_factory=dict)
+    caught_up: list[dict[str, Any]] = field(default_factory=list)
 
     async def read_until_closed(self) -> None:
         try:
@@ -135,11 +137,20 @@ class Drained:
         self.close_code = self.client.ws.close_code
 
     async def come_back(self, server: Server, settings: Settings, point: tuple[float, float]) -> None:
-        """Read until closed, then reconnect to ``server`` at once, as a client does, for an ``init``."""
+        """Read until closed, then reconnect to ``server`` at once and resume, as a client does."""
         await self.read_until_closed()
+        at = 0
+        for frame in [*self.client.received, *self.frames]:
+            if frame["type"] == "init":
+                self.held, at = {str(f["user_id"]): f["updated_at"] for f in frame["friends"]}, frame["at"]
+            elif frame["type"] == "friend_location":
+                self.held[str(frame["user_id"])], at = frame["updated_at"], max(at, frame["updated_at"])
+            elif frame["type"] == "friend_left":
+                self.held.pop(str(frame["user_id"]), None)
         self.back = await connect_user(server, settings, self.client.user_id)
-        await self.back.location(*point)
-        self.init = await self.back.expect("init")
+        await self.back.location(*point, resume={"at": at, "friends": self.held})
+        await self.back.expect("resumed")
+        self.caught_up = [f for f in await self.back.quiet(0.3) if f["type"].startswith("friend_")]
 
 
 async def _answer(url: str, **headers: str) -> tuple[int, str | None]:
@@ -200,12 +211,15 @@ async def test_a_drained_instance_hands_every_client_to_another_in_waves(  # typ
         assert closes[-1] - closes[0] >= WINDOW_S / 2, "the closes came in one burst"
         assert closes[-1] - signalled < WINDOW_S + 2 * TIMEOUT_FACTOR
 
-        # Everyone came back on B as soon as closed, and found their friends where they were,
-        # whether their friend had moved to B already or not: nothing was lost.
+        # Everyone came back on B as soon as closed and resumed: sent only a friend whose
+        # position changed meanwhile (the partner who came back first published again),
+        # never one it held as it was, never a departure: nothing lost, nothing twice.
         for a, b, w in pairs:
             for user, friend in ((a, b), (b, a)):
-                back = drained[user].init
-                assert back is not None and {f["user_id"] for f in back["friends"]} == {friend, w}, (user, back)
+                d = drained[user]
+                assert set(d.held) == {str(friend), str(w)}, (user, d.held)
+                assert all(f["type"] == "friend_location" and f["user_id"] == friend for f in d.caught_up), d.caught_up
+                assert all(f["updated_at"] != d.held[str(friend)] for f in d.caught_up)
         # The watchers never saw a drained friend go offline.
         for w, watcher in watchers.items():
             await watcher.quiet(0.3)
