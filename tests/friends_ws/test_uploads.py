@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -188,3 +189,30 @@ async def test_uploads_beyond_the_rate_get_429_with_retry_after(servers, http, w
     status, problem, headers = await upload(http, server, token, points(9))
     assert status == 429 and int(headers["Retry-After"]) >= 1
     assert problem["type"] == "/problems/too-many-requests"
+
+
+async def test_an_upload_that_could_not_be_published_is_accepted_when_sent_again(  # type: ignore[no-untyped-def]
+    servers, connect, befriend, http, ws_settings
+) -> None:
+    """Pub/sub refuses (its breaker is open): 503, and the points are not marked as seen, so
+    the same upload sent again is applied, not ignored. Nothing acknowledged is lost."""
+    server = await servers(breaker_reset_s=0.3)
+    a, b = new_user(), new_user()
+    await befriend((a, b))
+    alice = await connect(server, a)
+    await alice.location(*SF)
+    await alice.expect("init")
+    token = mint_token(ws_settings.jwt_secret, b)
+    breaker = server.hub.broker.breakers["default"]
+    for _ in range(ws_settings.breaker_failures):
+        permit = breaker.allow()
+        assert permit is not None
+        breaker.failure(permit)
+    batch = points(1, 2)
+    status, problem, headers = await upload(http, server, token, batch)
+    assert status == 503 and int(headers["Retry-After"]) >= 1
+    assert problem["type"] == "/problems/unavailable"
+    await asyncio.sleep(0.4)  # the breaker lets a probe through: pub/sub answers again
+    status, answer, _ = await upload(http, server, token, batch)
+    assert (status, answer["accepted"], answer["ignored"]) == (200, 2, 0)
+    await alice.expect("friend_location", user_id=b)
