@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from geo_common import friends_db
+from geo_common import consent_db, friends_db
 from tests.friends_ws.ws_helpers import NEAR, SF, new_user
 
 #: 111 km north of SF: beyond any default radius.
@@ -70,11 +70,16 @@ async def test_a_wider_radius_quickens_the_friends_it_now_covers(servers, connec
 async def test_a_friend_who_hides_never_quickens_the_user(  # type: ignore[no-untyped-def]
     servers, connect, befriend, ws_settings, primary: asyncpg.Connection
 ) -> None:
-    """Bob hides from Alice: were he to quicken her pace, she would learn he is near and looking."""
+    """Bob hides from Alice: were he to quicken her pace, she would learn he is near and looking.
+    Nor does Carol, no longer her friend, next to her."""
     server = await servers()
-    a, b = new_user(), new_user()
-    await befriend((a, b))
+    a, b, c = new_user(), new_user(), new_user()
+    await befriend((a, b), (a, c))
     await friends_db.set_friend_sharing(primary, b, a, "hidden")
+    assert await consent_db.remove_relation(primary, c, a) is consent_db.Removed.FRIENDSHIP
+    carol = await connect(server, c)
+    await carol.location(*SF)
+    await carol.expect("init")
     alice, bob = await connect(server, a), await connect(server, b)
     await alice.location(*SF)
     await alice.expect("init")

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from friends_ws.clock import now_ms
-from geo_common import friends_db
+from geo_common import consent_db, friends_db
 from geo_common.tokens import mint_token
 from tests.friends_ws.ws_helpers import NEAR, SF, new_user
 
@@ -94,20 +94,21 @@ async def test_uploads_obey_sharing_and_reach_only_friends(  # type: ignore[no-u
     servers, connect, befriend, http, ws_settings, primary: asyncpg.Connection
 ) -> None:
     server = await servers()
-    a, b, stranger, hidden_from = new_user(), new_user(), new_user(), new_user()
-    await befriend((a, b), (b, hidden_from))
+    a, b, stranger, hidden_from, ex = new_user(), new_user(), new_user(), new_user(), new_user()
+    await befriend((a, b), (b, hidden_from), (b, ex))
     await friends_db.set_friend_sharing(primary, b, hidden_from, "hidden")
+    assert await consent_db.remove_relation(primary, ex, b) is consent_db.Removed.FRIENDSHIP
     watchers = []
-    for user in (a, stranger, hidden_from):
+    for user in (a, stranger, hidden_from, ex):
         client = await connect(server, user)
         await client.location(*SF)
         await client.expect("init")
         watchers.append(client)
-    alice, strange, hidden = watchers
+    alice, strange, hidden, removed = watchers
     token = mint_token(ws_settings.jwt_secret, b)
     await upload(http, server, token, points(1))
     await alice.expect("friend_location", user_id=b)
-    for client in (strange, hidden):
+    for client in (strange, hidden, removed):
         assert [f for f in await client.quiet(0.3) if f.get("user_id") == b] == []
     # Sharing off: points are accepted (so the phone stops resending) and shown to nobody.
     await friends_db.set_sharing(primary, b, enabled=False, precision="exact", private_history=False)
