@@ -97,7 +97,7 @@ class UserSharing:
         self._changes = 0
         # The pace last sent to the client, seconds (None before init).
         self._pace_s: int | None = None
-        self.following.on_watched = lambda _: self._paced()
+        self.following.on_watched = self._paced
 
     @property
     def _region(self) -> str:

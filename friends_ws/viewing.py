@@ -92,7 +92,7 @@ class Viewing:
         # Friends watching the user now (connected, and the user within their radius; None
         # while empty), and who hears when the user becomes watched or stops being watched.
         self._watchers: set[int] | None = None
-        self.on_watched: Callable[[bool], None] | None = None
+        self.on_watched: Callable[[], None] | None = None
 
     @property
     def user_id(self) -> int:
@@ -246,7 +246,7 @@ class Viewing:
             if self._watchers is None:
                 self._watchers = {friend_id}
                 if self.on_watched is not None:
-                    self.on_watched(True)
+                    self.on_watched()
             else:
                 self._watchers.add(friend_id)
             edge = location.radius_m - distance
@@ -266,7 +266,7 @@ class Viewing:
             if not watchers:
                 self._watchers = None
                 if self.on_watched is not None:
-                    self.on_watched(False)
+                    self.on_watched()
 
     def friend_watching(self, location: Location) -> None:
         """A followed friend connected, left their socket, or changed radius (``location`` is
