@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 from friends_ws.metrics import Stats
 from friends_ws.nearby import ENTER, LEAVE, MOVE, View
-from friends_ws.pace import Pace, watches
+from friends_ws.pace import Pace
 from friends_ws.ports import FriendLocations, Sink
 from friends_ws.privacy import Seen, shown
 from friends_ws.protocol import (
@@ -241,23 +241,29 @@ class Viewing:
     # --- who watches the user (their pace) ----------------------------------------------------
 
     def _watch(self, friend_id: int, location: Location, distance: float) -> None:
-        """Note whether a friend at ``distance`` (metres, as the user sees them) watches the user."""
-        if watches(location, distance):
-            if self._watchers is None:
-                self._watchers = {friend_id}
-                if self.on_watched is not None:
-                    self.on_watched()
+        """Note whether a friend at ``distance`` (metres, as the user sees them) watches the user
+        (:func:`friends_ws.pace.watches`, spelled out: this runs on every delivery)."""
+        if location.live:
+            reach = location.radius_m - distance
+            if reach >= 0.0:
+                if self._watchers is None or friend_id not in self._watchers:
+                    self._watched_by(friend_id)
             else:
-                self._watchers.add(friend_id)
-            edge = location.radius_m - distance
-        else:
+                reach = -reach
+                if self._watchers is not None:
+                    self._unwatch(friend_id)
+            if reach < self._slack:  # a shorter move cannot change whether they watch
+                self._slack = reach
+        elif self._watchers is not None:
             self._unwatch(friend_id)
-            if not location.live:
-                return
-            edge = distance - location.radius_m
-        # A move shorter than the way to this friend's edge cannot change whether they watch.
-        if edge < self._slack:
-            self._slack = edge
+
+    def _watched_by(self, friend_id: int) -> None:
+        if self._watchers is None:
+            self._watchers = {friend_id}
+            if self.on_watched is not None:
+                self.on_watched()
+        else:
+            self._watchers.add(friend_id)
 
     def _unwatch(self, friend_id: int) -> None:
         watchers = self._watchers
