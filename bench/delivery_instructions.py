@@ -237,7 +237,9 @@ def peer(argv: list[str]) -> int:
     at = 1_763_890_000_000
     for n in range(1, args.total + 1):
         # The publisher walks a little around the clique's point: every follower keeps it in view.
-        location = Location(PUBLISHER, CENTRE[0] + 0.00001 * (n % 97), CENTRE[1] - 0.00001 * (n % 89), at + n, at + n)
+        # As a connected user publishes: live, with their radius (their friends' pace).
+        point = (CENTRE[0] + 0.00001 * (n % 97), CENTRE[1] - 0.00001 * (n % 89))
+        location = Location(PUBLISHER, *point, at + n, at + n, live=True, radius_m=8047.0)
         publisher.publish(args.channel, encode_location(location))
         wait_all(conns, functools.partial(received, n))
     publisher.close()
