@@ -119,10 +119,11 @@ SEARCH = Part(
     successes=_successful_statuses,
 )
 
-#: ``geo-loadgen friends`` (loadgen/friends.py, loadgen/ledger.py).
+#: ``geo-loadgen friends`` (loadgen/friends.py, loadgen/ledger.py, loadgen/background.py,
+#: loadgen/uploads.py).
 FRIENDS = Part(
     name="friends",
-    metrics=("latency", "send_lag", "init", "connect", "delivery_since_sent"),
+    metrics=("latency", "send_lag", "init", "connect", "delivery_since_sent", "position_age", "resume", "upload"),
     counters=(
         "operations",
         "errors",
@@ -141,11 +142,23 @@ FRIENDS = Part(
         "lost",
         "cut_off",
         "superseded",
+        "pace_frames",
+        "resumes",
+        "resume_refused",
+        "resume_skipped",
+        "forced_disconnects",
+        "backgrounded",
+        "foregrounds",
+        "uploads",
+        "upload_points",
+        "upload_ignored",
         *(f"event_{kind.value}" for kind in EventKind),
     ),
     families=(
         Family("setup_status_", r"[0-9]{3}", "setup_status_<code>", failure=True),
         Family("setup_error_", _EXCEPTION, "setup_error_<exception>", failure=True),
+        Family("upload_status_", r"[0-9]{3}", "upload_status_<code>", failure=True),
+        Family("upload_error_", _EXCEPTION, "upload_error_<exception>", failure=True),
         Family("connect_error_", _EXCEPTION, "connect_error_<exception>", failure=True),
         Family("client_error_", _EXCEPTION, "client_error_<exception>", failure=True),
         Family("error_", r"[a-z][a-z0-9_]*", "error_<code>", failure=True),

@@ -23,6 +23,7 @@ from loadgen.friends import FriendsLive, run_friends
 from loadgen.friendships import create_friendships
 from loadgen.friends_options import FriendsOptions
 from loadgen.graph import GraphKind, build_population
+from loadgen.phone_args import add_phone_arguments
 from loadgen.junit import file_problem
 from loadgen.mixed import MixedLive, ScenarioError, load_scenario, run_mixed
 from loadgen.movement import Movement
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     friends.add_argument(
         "--skip-setup", action="store_true", help="the friendships exist already (a rerun with the same arguments)"
     )
+    add_phone_arguments(friends)
 
     mixed = sub.add_parser("mixed", parents=[common], help="searches and friends at once, from a scenario file")
     mixed.add_argument("--scenario", type=Path, required=True, help="a TOML scenario (see docs/loadgen.md)")
@@ -289,6 +291,9 @@ def _friends(args: argparse.Namespace) -> int:
         seed=args.seed,
         stages=args.stages or (),
         supersede_within_s=args.superseded_within,
+        paced=args.paced,
+        near_share=args.near_share,
+        disconnect_every_s=args.disconnect_every,
     )
     # The report shows the options asked for: ``setup`` says whether this run did the set-up.
     return run(run_friends, prepare_friends(options), FriendsLive, config, reported=options)
@@ -333,7 +338,12 @@ def prepare_friends(options: FriendsOptions, *, flags: tuple[str, str] = ("--api
     check_friends_ws(options.ws, flags[1])
     try:
         population = build_population(
-            options.users, options.friends_per_user, options.graph, first_id=options.first_user_id, seed=options.seed
+            options.users,
+            options.friends_per_user,
+            options.graph,
+            first_id=options.first_user_id,
+            seed=options.seed,
+            near_share=options.near_share,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -342,7 +352,10 @@ def prepare_friends(options: FriendsOptions, *, flags: tuple[str, str] = ("--api
     shown = f"up to {online:g} online in stages" if options.stages else f"{options.online_fraction:.0%} online"
     print(
         f"friends: {options.users} users, {options.friends_per_user} friends each ({options.graph.value}), "
-        f"{shown}, ~{online / options.interval_s:.0f} updates/s, {options.movement.value}",
+        f"{shown}, ~{online / options.interval_s:.0f} updates/s{' at most: paced by the server' if options.paced else ''}, "
+        f"{options.movement.value}"
+        + (f", {options.near_share:.0%} of communities near" if options.near_share < 1 else "")
+        + (f", sockets dropped every {options.disconnect_every_s:g} s" if options.disconnect_every_s else ""),
         flush=True,
     )
     if options.setup:

@@ -26,15 +26,19 @@ class EventKind(str, Enum):
 class ScenarioEvent:
     """Something that happens to a share of the clients, ``at_s`` seconds after the ramp.
 
-    ``reconnect_storm``: their connections drop at once and they reconnect. ``background``:
-    they slow their updates to one every ``interval_s`` seconds, as a phone app sent to the
-    background does.
+    ``reconnect_storm``: their connections drop at once and they reconnect (and resume).
+    ``background``: as a phone app sent to the background, each closes its socket and uploads
+    its positions over HTTP instead (``POST /v1/me/locations``, :mod:`loadgen.uploads`): a
+    batch every ``interval_s`` seconds, or at the pace each upload's answer gives in a
+    ``paced`` run; after ``lasts_s`` seconds (None: never in the run) it comes back to the
+    foreground, opens a socket again and resumes.
     """
 
     at_s: float
     kind: EventKind
     fraction: float
     interval_s: float = 30.0
+    lasts_s: float | None = None
 
 
 #: After the measured window, how long clients keep listening before they close (seconds):
@@ -76,6 +80,15 @@ class FriendsOptions:
     #: reached the receiver within this long of its sending, seconds (None: always lost); for
     #: runs that fail a backend over on purpose (:mod:`loadgen.ledger`).
     supersede_within_s: float | None = None
+    #: Clients obey the server's ``pace`` frames: a location every ``interval_s`` of the latest
+    #: one instead of every ``interval_s`` here (which still paces recording in the background).
+    paced: bool = False
+    #: The share of communities placed around one place; the rest are scattered far apart, out
+    #: of each other's range (:func:`loadgen.graph.build_population`).
+    near_share: float = 1.0
+    #: Each client's socket is dropped this often (seconds, at a phase of its own), and it
+    #: reconnects and resumes (None: never).
+    disconnect_every_s: float | None = None
 
     def for_worker(self, index: int, count: int) -> FriendsOptions:
         """Worker ``index`` of ``count`` runs whole communities (set-up is done once, before)."""

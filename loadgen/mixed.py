@@ -32,7 +32,9 @@ A scenario file::
 Either section may be left out. ``[search]`` also takes ``limit``, ``points``,
 ``max_in_flight``, ``arrivals``, ``timeout``, ``tick``, ``verify`` and ``verify_against``:
 ``geo-loadgen search``'s options, with its defaults and limits; ``[friends]`` also takes
-``graph``, ``online_fraction`` and ``first_user_id``. ``stages = "30s:100,1m:1000,30s:0"``
+``graph``, ``online_fraction``, ``first_user_id``, ``paced`` (true or false),
+``near_share`` and ``disconnect_every``; an event ``for = "30s"`` (a ``background`` one's
+time in the background: it comes back to the foreground then). ``stages = "30s:100,1m:1000,30s:0"``
 in ``[search]`` (with ``start_rate``, default 0) replaces ``rate`` and ``duration``; in
 ``[friends]`` it replaces ``online_fraction``, ``ramp`` and ``duration`` (loadgen.stages).
 A key not listed is an error, not ignored. The search figures are reported under
@@ -59,6 +61,13 @@ from loadgen.search import DEFAULT_TICK_S, LiveState, SearchOptions, run_search
 from loadgen.stages import Stage, parse_stages, rate_profile, users_profile
 from loadgen.stats import Recorder
 from loadgen.user_tokens import NEEDED, TokenSource
+
+
+def _boolean(value: Any) -> bool:
+    """A TOML boolean, nothing else (``bool("false")`` is True)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {value!r}")
+    return value
 
 
 class ScenarioError(ValueError):
@@ -133,8 +142,11 @@ FRIENDS_KEYS = (
     "ramp",
     "first_user_id",
     "stages",
+    "paced",
+    "near_share",
+    "disconnect_every",
 )
-EVENT_KEYS = ("at", "kind", "fraction", "interval")
+EVENT_KEYS = ("at", "kind", "fraction", "interval", "for")
 
 
 def load_scenario(path: Path, *, auth: TokenSource | None, seed: int) -> MixedOptions:
@@ -254,6 +266,7 @@ def load_scenario(path: Path, *, auth: TokenSource | None, seed: int) -> MixedOp
                 kind=get(e, "kind", EventKind, where="events."),
                 fraction=get(e, "fraction", float, where="events."),
                 interval_s=get(e, "interval", duration, 30.0, "events."),
+                lasts_s=get(e, "for", duration, None, "events."),
             )
             for e in (known(e, EVENT_KEYS, "events.") for e in events_raw)
         )
@@ -281,7 +294,12 @@ def load_scenario(path: Path, *, auth: TokenSource | None, seed: int) -> MixedOp
             events=events,
             seed=seed,
             stages=friends_stages,
+            paced=get(f, "paced", _boolean, False, at),
+            near_share=get(f, "near_share", float, 1.0, at),
+            disconnect_every_s=get(f, "disconnect_every", duration, None, at),
         )
+        if not 0.0 <= parsed["near_share"] <= 1.0:
+            fail(f"friends.near_share must be in [0, 1], got {parsed['near_share']}")
         if parsed["online_fraction"] > 1.0:
             fail(f"friends.online_fraction must be in (0, 1], got {parsed['online_fraction']}")
         if auth is None:

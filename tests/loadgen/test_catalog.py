@@ -16,6 +16,9 @@ PRODUCERS = {
     "search.py": SEARCH,
     "friends.py": FRIENDS,
     "ledger.py": FRIENDS,
+    "background.py": FRIENDS,
+    "inbox.py": FRIENDS,
+    "uploads.py": FRIENDS,
     "monitor.py": GENERATOR,
     "runner.py": GENERATOR,
 }

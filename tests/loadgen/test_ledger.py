@@ -137,3 +137,88 @@ def test_wall_time_is_the_phases_the_options_ask_for_and_the_rest() -> None:
     phases = wall_phases(9.5, {"ramp_s": 1.0, "duration_s": 4, "drain_s": 2.0, "users": 30})
     assert phases == {"ramp_s": 1.0, "duration_s": 4.0, "drain_s": 2.0, "other_s": pytest.approx(2.5)}
     assert wall_phases(3.2, {"duration_s": 3.0, "rate": 100.0}) == {"duration_s": 3.0, "other_s": pytest.approx(0.2)}
+
+
+def balanced_with_superseded(rec: Recorder) -> bool:
+    c = rec.counters
+    return c["expected"] == c["delivered"] + c["lost"] + c["cut_off"] + c["superseded"]
+
+
+def test_a_receiver_that_resumes_is_owed_the_newest_position_only() -> None:
+    led, rec = ledger()
+    led.on_send(A, 1000, 1, intended=10.0, sent=10.0, expected=[B])  # on its way when B drops
+    led.on_disconnect(B, now=10.001, resumes=True)
+    led.on_send(A, 2000, 2, intended=11.0, sent=11.0, expected=[], owed_to=[B])  # supersedes update 1
+    led.on_send(A, 3000, 3, intended=12.0, sent=12.0, expected=[], owed_to=[B])  # supersedes update 2
+    led.on_resumed(B, now=12.5)
+    led.on_receive(B, A, 3000, now=12.51, start=0.0)  # the newest, after the resume: delivered
+    led.settle(100.0, everything=True)
+    assert counts(rec) == {"updates_sent": 3, "expected": 3, "delivered": 1, "superseded": 2}
+    assert balanced_with_superseded(rec)
+    assert "latency" not in rec.histograms  # its latency is the time away: not recorded
+
+
+def test_what_is_owed_is_kept_past_settling_until_the_receiver_is_back() -> None:
+    led, rec = ledger()
+    led.on_away(B, now=9.0)  # B went to the background: no drop
+    led.on_send(A, 1000, 1, intended=10.0, sent=10.0, expected=[], owed_to=[B])
+    led.settle(40.0)  # 30 s later B is still away: nothing settled, and the update still matches
+    assert rec.counters["lost"] == 0
+    led.on_resumed(B, now=41.0)
+    led.on_receive(B, A, 1000, now=41.01, start=0.0)
+    led.settle(100.0, everything=True)
+    assert (rec.counters["delivered"], rec.counters["lost"], rec.counters["unmatched"]) == (1, 0, 0)
+
+
+def test_an_owed_position_missing_after_the_resume_is_lost_and_one_sent_again_a_duplicate() -> None:
+    led, rec = ledger()
+    led.on_send(A, 1000, 1, intended=10.0, sent=10.0, expected=[B])
+    led.on_send(C, 1500, 1, intended=10.0, sent=10.0, expected=[B])
+    led.on_receive(B, C, 1500, now=10.01, start=0.0)
+    led.on_disconnect(B, now=10.5, resumes=True)
+    led.on_resumed(B, now=11.0)
+    led.on_receive(B, C, 1500, now=11.01, start=0.0)  # held already: the resume must not send it
+    led.settle(15.0)
+    assert rec.counters["lost"] == 0  # not yet settle_after_s since the resume
+    led.settle(16.5)
+    assert (rec.counters["lost"], rec.counters["duplicates"], rec.counters["delivered"]) == (1, 1, 1)
+    assert balanced_with_superseded(rec)
+
+
+def test_a_fresh_init_instead_of_a_resume_cuts_off_what_was_owed() -> None:
+    led, rec = ledger()
+    led.on_send(A, 1000, 1, intended=10.0, sent=10.0, expected=[B])
+    led.on_disconnect(B, now=10.5, resumes=True)
+    led.on_init(B, [(A, None)])
+    led.settle(100.0, everything=True)
+    assert (rec.counters["cut_off"], rec.counters["lost"]) == (1, 0)
+
+
+def test_an_undelivered_update_overtaken_before_the_drop_is_lost_at_once() -> None:
+    led, rec = ledger()
+    led.on_send(A, 1000, 1, intended=10.0, sent=10.0, expected=[B])
+    led.on_send(A, 2000, 2, intended=11.0, sent=11.0, expected=[B])
+    led.on_receive(B, A, 2000, now=11.01, start=0.0)
+    led.on_disconnect(B, now=12.0, resumes=True)
+    led.on_resumed(B, now=12.1)
+    led.settle(100.0, everything=True)
+    assert (rec.counters["lost"], rec.counters["delivered"], rec.counters["superseded"]) == (1, 1, 0)
+
+
+def test_with_a_drop_bound_only_a_drop_soon_after_the_send_excuses_it() -> None:
+    rec = Recorder()
+    led = Ledger(rec, settle_after_s=5.0, drop_cuts_s=1.0)
+    led.on_send(A, 1000, 1, intended=10.0, sent=10.0, expected=[B])
+    led.on_disconnect(A, now=10.2)  # may have kept it from the server: cut off
+    led.on_send(A, 2000, 2, intended=12.0, sent=12.0, expected=[B])
+    led.on_disconnect(A, now=14.0)  # 2 s later: it had time to arrive, and did not
+    led.settle(100.0, everything=True)
+    assert (rec.counters["cut_off"], rec.counters["lost"]) == (1, 1)
+
+
+def test_the_receiver_away_at_the_end_had_what_it_was_owed_cut_off() -> None:
+    led, rec = ledger()
+    led.on_away(B, now=9.0)
+    led.on_send(A, 1000, 1, intended=10.0, sent=10.0, expected=[], owed_to=[B])
+    led.settle(100.0, everything=True)
+    assert (rec.counters["cut_off"], rec.counters["lost"]) == (1, 0)

@@ -64,6 +64,17 @@ def test_full_scenario(tmp_path: Path) -> None:
     assert worker.search.rate == 60 and worker.friends.worker_index == 1 and worker.friends.setup is False
 
 
+def test_friends_take_the_phones_options_and_a_background_spell(tmp_path: Path) -> None:
+    text = FRIENDS + "paced = true\nnear_share = 0.2\ndisconnect_every = '20s'\n"
+    text += "[[events]]\nat='5s'\nkind='background'\nfraction=0.3\ninterval='4s'\nfor='30s'\n"
+    friends = load(tmp_path, text).friends
+    assert (friends.paced, friends.near_share, friends.disconnect_every_s) == (True, 0.2, 20.0)
+    (event,) = friends.events
+    assert (event.kind, event.interval_s, event.lasts_s) == (EventKind.BACKGROUND, 4.0, 30.0)
+    plain = load(tmp_path, FRIENDS).friends
+    assert (plain.paced, plain.near_share, plain.disconnect_every_s) == (False, 1.0, None)
+
+
 def test_search_takes_the_search_commands_options(tmp_path: Path) -> None:
     opts = load(
         tmp_path,
@@ -122,6 +133,9 @@ FRIENDS = "[friends]\napi='http://a'\nws='ws://b'\nusers=10\n"
         (FRIENDS + "[[events]]\nat='1s'\nkind='background'\nfraction=0.5\nshare=1\n", "events.share is not a key here"),
         ("search = 5\n", "search must be a table"),
         ("events = 5\n" + FRIENDS, "events must be an array of tables"),
+        (FRIENDS + "paced = 'yes'\n", "friends.paced = 'yes'"),
+        (FRIENDS + "near_share = 1.5\n", "friends.near_share must be in [0, 1]"),
+        (FRIENDS + "disconnect_every = 'often'\n", "friends.disconnect_every"),
         (SEARCH + "radius = 0\n", "search.radius must be > 0"),
         (SEARCH + "limit = -3\n", "search.limit must be > 0"),
         (SEARCH + "max_in_flight = 0\n", "search.max_in_flight must be > 0"),

@@ -101,13 +101,14 @@ async def test_users_in_stages_connect_and_leave_as_planned_and_leaving_is_not_a
         {"start_s": 4.0, "end_s": 6.0, "from": 40, "to": 0},
     ]
     # Every user connected once, and 39 of them left before the end; the one left (the level
-    # reaches 0 only at the end) stays through the drain. Other clients saw them go.
+    # reaches 0 only at the end) stays through the drain. Closing a socket is not leaving: the
+    # others keep them in view (last seen) until their position expires, long after the run.
     counters, metrics = report["counters"], report["metrics"]
     assert isinstance(counters, dict) and isinstance(metrics, dict)
     assert metrics["connect"]["count"] == 40 and metrics["init"]["count"] == 40
     assert counters.get("reconnects", 0) == 0
     assert counters["delivered"] == counters["expected"] > 20
-    assert counters.get("friend_left_offline", 0) > 0
+    assert counters.get("friend_left_offline", 0) == 0
     # The clients connected, read at the middle of each second, follow the stages' shape: what
     # the schedule planned exactly, and what was measured within wide margins (connecting and
     # leaving take time, more of it on a busy machine).
