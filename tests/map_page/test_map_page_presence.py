@@ -181,6 +181,41 @@ async def test_a_reconnect_frame_resumes_with_the_markers_kept(open_page: OpenPa
     alice.assert_no_errors()
 
 
+async def test_too_many_friends_for_one_frame_reconnect_to_a_fresh_init(
+    open_page: OpenPage, services: Services
+) -> None:
+    routes = Relay()
+
+    async def routed_and_paused(page: Page) -> None:
+        await relay(page, routes)
+        await page.clock.install()
+
+    tab = await open_page(before=routed_and_paused)
+    await sign_in_dev(tab, new_user())
+    await go_online(tab, OSLO)
+    await tab.until("s.frames.init === 1", "the first init")
+    await pause(tab)
+    first = routes.last
+    # 300 friends held (as the test tells the page): their resume would pass the server's
+    # 4 KiB frame limit, which closes the connection (1009). The page asks for a fresh init.
+    at = first.from_server[0]["at"]
+    crowd = [
+        {"user_id": 10**12 + i, "latitude": NEAR[0], "longitude": NEAR[1], "distance_m": 800.0, "updated_at": at}
+        for i in range(300)
+    ]
+    sharing = {"enabled": True, "precision": "exact", "private_history": False}
+    first.to_page(type="init", at=at, radius_m=8047.0, friends=crowd, sharing=sharing)
+    await tab.until("s.friends.size === 300", "the crowd on the map")
+    first.to_page(type="reconnect", after_ms=100)
+    await status_is(tab, "Server restarting, reconnecting in 1 s.")
+    await tab.page.clock.run_for(100)
+    await tab.until("s.connected && s.frames.init === 3", "a fresh init on the new connection")
+    assert len(routes.connections) == 2 and "resume" not in routes.last.sent("location")[0]
+    assert await tab.state("s.friends.size === 0 && !s.frames.resumed")
+    await tab.page.clock.resume()
+    tab.assert_no_errors()
+
+
 async def test_a_lost_connection_comes_back_but_not_after_disconnect(open_page: OpenPage, services: Services) -> None:
     a, b = new_user(), new_user()
     await friends(services, a, b)
