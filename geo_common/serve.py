@@ -31,6 +31,12 @@ from geo_common.supervisor import Supervisor
 from geo_common.version import add_version_argument
 
 
+#: Connections the kernel queues before the server accepts them (aiohttp's default, 128, drops
+#: handshakes when a reconnect storm lands on an instance; the kernel caps it at
+#: ``net.core.somaxconn``).
+LISTEN_BACKLOG = 4096
+
+
 def service_parser(prog: str, description: str, *, default_port: int) -> argparse.ArgumentParser:
     """The flags every service takes: ``--host`` and ``--port`` override the settings; ``--version``."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
@@ -130,6 +136,7 @@ def _run(
         ),
         access_log=None,
         shutdown_timeout=10,
+        backlog=LISTEN_BACKLOG,
     )
 
 

@@ -6,12 +6,15 @@ One entry port routes to three pools:
 |---|---|---|
 | ``GET``/``HEAD`` anything (search, businesses, ``/v1/users/{id}/friends``, operations) | read | yes: error, timeout, 502, 503 |
 | any other method (``POST``, ``PUT``, ``DELETE``...) | write | never |
-| ``/v1/friends/ws`` (WebSocket upgrade) | ws | the handshake only (error, timeout) |
+| ``/v1/friends/ws`` (WebSocket upgrade) | ws | the handshake only (error, timeout, a 503 of a draining instance) |
 | ``/asyncapi.json`` (geo-friends' protocol document) | ws | yes: error, timeout, 502, 503 |
 | ``/v1/me/locations`` (geo-friends' background uploads) | ws | only when the connection failed (error) |
 
 Passive health checks: an instance that fails ``max_fails`` times is left out for
-``fail_timeout``. Requests are never retried once they may have had an effect: only reads go
+``fail_timeout`` (not the ws pool's: nginx forgets a failure only when a request through the
+instance ends, and a WebSocket may stay open for an hour, so one failed handshake in a
+reconnect storm would keep a healthy instance out; a refused or draining instance's
+handshake goes to the next instance anyway). Requests are never retried once they may have had an effect: only reads go
 to the next instance, and ``proxy_next_upstream`` never has ``non_idempotent``. When no
 instance can answer, nginx's own 502/504 becomes the API's documented answer, a 503
 ``application/problem+json`` with ``Retry-After``.
@@ -108,12 +111,15 @@ class Tuning:
             raise ValueError(f"search_rate_per_s must be at least 1, got {self.search_rate_per_s}")
 
 
-def _upstream(name: str, servers: Sequence[str], tuning: Tuning, *, balance: str = "", keepalive: int = 0) -> str:
+def _upstream(
+    name: str, servers: Sequence[str], tuning: Tuning, *, balance: str = "", keepalive: int = 0, health: bool = True
+) -> str:
     lines = [f"    upstream {name} {{"]
     if balance:
         lines.append(f"        {balance};")
+    max_fails = tuning.max_fails if health else 0
     for server in servers:
-        lines.append(f"        server {server} max_fails={tuning.max_fails} fail_timeout={tuning.fail_timeout_s}s;")
+        lines.append(f"        server {server} max_fails={max_fails} fail_timeout={tuning.fail_timeout_s}s;")
     if keepalive:
         lines.append(f"        keepalive {keepalive};")
     lines.append("    }")
@@ -214,7 +220,7 @@ http {{
 
 {_upstream("geo_read", pools.read, tuning, keepalive=32)}
 {_upstream("geo_write", pools.write, tuning, keepalive=16)}
-{_upstream("geo_ws", pools.ws, tuning, balance="least_conn")}
+{_upstream("geo_ws", pools.ws, tuning, balance="least_conn", health=False)}
 
     server {{
         listen {listen};
@@ -226,7 +232,9 @@ http {{
         proxy_next_upstream_timeout {tuning.read_timeout_s}s;
 
         # The WebSocket tier: long-lived upgraded connections. Only the handshake may go to
-        # the other instance (nothing has reached the client before it succeeds).
+        # the other instance (nothing has reached the client before it succeeds), also when
+        # it is refused by an instance that drains (503: least_conn picks it first, it has
+        # the fewest connections).
         location = /v1/friends/ws {{
             proxy_pass http://geo_ws;
 {_HEADERS}
@@ -235,7 +243,7 @@ http {{
             proxy_read_timeout {tuning.ws_timeout_s}s;
             proxy_send_timeout {tuning.ws_timeout_s}s;
             proxy_buffering off;
-            proxy_next_upstream error timeout;
+            proxy_next_upstream error timeout http_503;
             error_page 502 504 = @unavailable;
         }}
 

@@ -50,7 +50,8 @@ def test_config_routes_by_method_and_never_retries_writes(tmp_path: Path) -> Non
         pools=Pools(read=("127.0.0.1:1", "127.0.0.1:2"), write=("127.0.0.1:3",), ws=("127.0.0.1:4", "127.0.0.1:5")),
     )
     assert "listen 127.0.0.1:8000;" in text and "daemon off;" in text and "user root;" in text
-    assert text.count("max_fails=2 fail_timeout=5s") == 5
+    assert text.count("max_fails=2 fail_timeout=5s") == 3  # the WebSocket pool has no passive check
+    assert text[text.index("upstream geo_ws") :].count("max_fails=0 ") == 2
     read = text[text.index("location / {") : text.index("location @write")]
     write = text[text.index("location @write") : text.index("location @unavailable")]
     ws = text[text.index("location = /v1/friends/ws") : text.index("location / {")]
@@ -59,6 +60,7 @@ def test_config_routes_by_method_and_never_retries_writes(tmp_path: Path) -> Non
     assert "proxy_pass http://geo_write;" in write and "proxy_next_upstream off;" in write
     assert "non_idempotent" not in text
     assert "proxy_set_header Upgrade $http_upgrade;" in ws and "proxy_read_timeout 3600s;" in ws
+    assert "proxy_next_upstream error timeout http_503;" in ws  # a draining instance's refusal
     asyncapi = text[text.index("location = /asyncapi.json") : text.index("location = /metrics")]
     assert "proxy_pass http://geo_ws;" in asyncapi and "proxy_set_header X-Request-Id $request_id;" in asyncapi
     assert "Upgrade" not in asyncapi and "error_page 502 504 = @unavailable;" in asyncapi
@@ -140,8 +142,11 @@ class Upstream:
             return web.Response(status=503, text="down")
         return web.json_response({"who": self.name, "body": body.decode()})
 
-    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
         self.request_ids.append(request.headers.get("X-Request-Id"))
+        self.hits["ws"] += 1
+        if self.failing:  # as geo-friends refuses handshakes while it drains
+            return web.Response(status=503, text="draining", headers={"Retry-After": "1"})
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         await ws.send_str(self.name)
@@ -557,3 +562,41 @@ async def test_shipped_configs_send_and_log_their_own_request_ids(
     url, ups, log = shipped
     # The Kubernetes edge serves no WebSocket: the Ingress sends it to geo-friends directly.
     await assert_own_request_ids(url, ups, log, ws=request.node.callspec.params["shipped"] == "compose")
+
+
+async def test_handshakes_refused_by_a_draining_instance_go_to_the_other(tmp_path: Path) -> None:
+    """least_conn picks the instance that drains first (it has the fewest connections): its
+    503 sends the handshake on, and no failure keeps the other instance out, whatever the
+    number of handshakes in the storm."""
+    ups = await upstreams("read-1", "write-1", "ws-1", "ws-2")
+    ups["ws-1"].failing = True
+    where = files(tmp_path / "nginx")
+    where.temp.mkdir(parents=True)
+    port = free_port()
+    where.conf.write_text(
+        render_config(
+            listen=f"127.0.0.1:{port}",
+            files=where,
+            worker_user="root" if is_root() else None,
+            pools=Pools(
+                read=(ups["read-1"].address,),
+                write=(ups["write-1"].address,),
+                ws=(ups["ws-1"].address, ups["ws-2"].address),
+            ),
+        )
+    )
+    proc = subprocess.Popen(command(ensure_nginx(), where))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await until_serving(url)
+        async with aiohttp.ClientSession() as http:
+            for _ in range(20):
+                async with http.ws_connect(url.replace("http", "ws") + "/v1/friends/ws") as ws:
+                    assert (await ws.receive_str()) == "ws-2"
+        assert ups["ws-1"].hits["ws"] >= 1  # it was asked, and refused
+        assert ups["ws-2"].hits["ws"] == 20
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        for up in ups.values():
+            await up.stop()
