@@ -220,8 +220,16 @@ class Viewing:
         )
         if edge < self._slack:
             self._slack = edge
-        if location.live or self._watchers is not None:
-            self._watch(friend_id, location, distance)
+        if location.live:
+            reach = location.radius_m - distance
+            watchers = self._watchers
+            if reach >= 0.0 and watchers is not None and friend_id in watchers:
+                if reach < self._slack:  # still watching, as before (most deliveries): no call
+                    self._slack = reach
+            else:
+                self._watch(friend_id, location, distance)
+        elif self._watchers is not None:
+            self._unwatch(friend_id)
         if change is ENTER or (moved and change is MOVE):
             self.stats.deliveries += 1
             if pattern is None:
