@@ -10,9 +10,10 @@ reconnections over its window; ``GEO_WS_DRAIN_S=0`` closes them all at once.
 It reports, from the SIGTERM on, the survivor's accepted handshakes
 (``geo_friends_connections_total``) per 100 ms and per second (fixed bins: each sample's
 increment goes to the bin its reading came back in, so a sample that came late puts a
-lump in one bin: the largest gap between readings is printed beside the peaks), the time
-until they cover the victim's sessions and until the survivor holds every session again,
-and the handshakes the victim refused while draining. Every reading goes to ``--out`` (CSV).
+lump in one bin: the largest gap between readings is printed beside the peaks), when the
+first of them came, the time until they cover the victim's sessions and until the survivor
+holds every session again, when the victim held none, and the handshakes the victim
+refused while draining. Every reading goes to ``--out`` (CSV).
 
     .venv/bin/python bench/drain_peak.py --survivor http://127.0.0.1:15410 \\
         --victim http://127.0.0.1:15409 --victim-pid-file .stack/full/ws-1.pid \\
@@ -133,7 +134,9 @@ def main() -> int:
     victim.join()
 
     after = [x for x in survivor.samples if x[0] >= sigterm]
+    first = next((t - sigterm for t, a, _, _ in after if a > accepted0), None)
     covered = next((t - sigterm for t, a, _, _ in after if a - accepted0 >= on_victim), None)
+    emptied = next((t - sigterm for t, _, n, _ in victim.samples if t >= sigterm and n == 0), None)
     whole = next((t - sigterm for t, _, n, _ in after if n >= total), None)
     gaps = [b[0] - a[0] for a, b in zip(after, after[1:], strict=False)]
     per_100ms, per_s = bins(survivor.samples, sigterm, 0.1), bins(survivor.samples, sigterm, 1.0)
@@ -157,9 +160,13 @@ def main() -> int:
     peak_100ms, peak_s = max(per_100ms.values(), default=0), max(per_s.values(), default=0)
     print(f"peak per 100 ms: {peak_100ms:.0f}; per second: {peak_s:.0f}")
     print("per second from SIGTERM: " + " ".join(f"{per_s.get(k, 0):.0f}" for k in range(int(args.watch))))
+    print(f"first handshake accepted by the survivor after: {fmt(first)}")
     print(f"handshakes cover the victim's sessions after: {fmt(covered)}")
     print(f"survivor holds all {total:.0f} sessions after: {fmt(whole)}")
-    print(f"victim: last answered {fmt(victim_gone)} after SIGTERM; refused {refused:.0f} handshakes draining")
+    print(
+        f"victim: no session left after {fmt(emptied)}; last answered {fmt(victim_gone)} after SIGTERM; "
+        f"refused {refused:.0f} handshakes draining"
+    )
     print(f"largest gap between survivor readings after SIGTERM: {max(gaps, default=0) * 1000:.0f} ms")
     print(f"host steal meanwhile: {'n/a' if steal.share is None else f'{steal.share:.1%}'}")
     return 0
