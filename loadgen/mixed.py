@@ -23,11 +23,12 @@ A scenario file::
     kind = "reconnect_storm"
     fraction = 0.3
 
-    [[events]]               # 40 s after the ramp, half the clients slow to one update a minute
-    at = "40s"
-    kind = "background"
+    [[events]]               # 40 s after the ramp, half the clients go to the background:
+    at = "40s"               # sockets closed, a batch a minute uploaded over HTTP, and back
+    kind = "background"      # (reconnected, resumed) 30 s later
     fraction = 0.5
     interval = "60s"
+    for = "30s"
 
 Either section may be left out. ``[search]`` also takes ``limit``, ``points``,
 ``max_in_flight``, ``arrivals``, ``timeout``, ``tick``, ``verify`` and ``verify_against``:
