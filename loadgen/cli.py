@@ -22,7 +22,7 @@ from loadgen.durations import duration_or_zero, parse_duration
 from loadgen.friends import FriendsLive, run_friends
 from loadgen.friendships import create_friendships
 from loadgen.friends_options import FriendsOptions
-from loadgen.graph import GraphKind, build_population
+from loadgen.graph import GraphKind
 from loadgen.phone_args import add_phone_arguments
 from loadgen.junit import file_problem
 from loadgen.mixed import MixedLive, ScenarioError, load_scenario, run_mixed
@@ -337,14 +337,7 @@ def prepare_friends(options: FriendsOptions, *, flags: tuple[str, str] = ("--api
     check_friendship_api(options.api, flags[0], setup=options.setup)
     check_friends_ws(options.ws, flags[1])
     try:
-        population = build_population(
-            options.users,
-            options.friends_per_user,
-            options.graph,
-            first_id=options.first_user_id,
-            seed=options.seed,
-            near_share=options.near_share,
-        )
+        population = options.population()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     options = replace(options, auth=load_tokens(options, flags[0]))
@@ -352,10 +345,7 @@ def prepare_friends(options: FriendsOptions, *, flags: tuple[str, str] = ("--api
     shown = f"up to {online:g} online in stages" if options.stages else f"{options.online_fraction:.0%} online"
     print(
         f"friends: {options.users} users, {options.friends_per_user} friends each ({options.graph.value}), "
-        f"{shown}, ~{online / options.interval_s:.0f} updates/s{' at most: paced by the server' if options.paced else ''}, "
-        f"{options.movement.value}"
-        + (f", {options.near_share:.0%} of communities near" if options.near_share < 1 else "")
-        + (f", sockets dropped every {options.disconnect_every_s:g} s" if options.disconnect_every_s else ""),
+        f"{shown}, ~{online / options.interval_s:.0f} updates/s, {options.movement.value}{options.phones()}",
         flush=True,
     )
     if options.setup:

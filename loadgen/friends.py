@@ -35,7 +35,6 @@ from loadgen.inbox import Inbox
 from loadgen.friends_options import EventKind, FriendsOptions, ScenarioEvent
 from loadgen.friendships import create_friendships
 from loadgen.gauges import sample_gauges
-from loadgen.graph import build_population
 from loadgen.ledger import Ledger
 from loadgen.movement import Mover
 from loadgen.phone import Client
@@ -79,14 +78,7 @@ async def run_friends(opts: FriendsOptions, recorder: Recorder, live: FriendsLiv
     then every client closes. Nothing raises for what the server or the network does:
     failures are counted.
     """
-    population = build_population(
-        opts.users,
-        opts.friends_per_user,
-        opts.graph,
-        first_id=opts.first_user_id,
-        seed=opts.seed,
-        near_share=opts.near_share,
-    )
+    population = opts.population()
     if opts.setup:
         await create_friendships(opts, population, recorder)
     rng = random.Random(opts.seed)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from loadgen.graph import GraphKind
+from loadgen.graph import GraphKind, Population, build_population
 from loadgen.movement import Movement
 from loadgen.stages import Stage
 from loadgen.user_tokens import TokenSource
@@ -89,6 +89,31 @@ class FriendsOptions:
     #: Each client's socket is dropped this often (seconds, at a phase of its own), and it
     #: reconnects and resumes (None: never).
     disconnect_every_s: float | None = None
+
+    def population(self) -> Population:
+        """The run's users, where they start, and their friendships.
+
+        Raises:
+            ValueError: sizes or ``near_share`` that :func:`~loadgen.graph.build_population` refuses.
+        """
+        return build_population(
+            self.users,
+            self.friends_per_user,
+            self.graph,
+            first_id=self.first_user_id,
+            seed=self.seed,
+            near_share=self.near_share,
+        )
+
+    def phones(self) -> str:
+        """How the phones differ from a fixed schedule, for the line a run starts with: ``""``
+        or ``", paced by the server, 20% of communities near, ..."``."""
+        told = [
+            "paced by the server (the rate above at most)" if self.paced else "",
+            f"{self.near_share:.0%} of communities near" if self.near_share < 1 else "",
+            f"sockets dropped every {self.disconnect_every_s:g} s" if self.disconnect_every_s else "",
+        ]
+        return "".join(f", {t}" for t in told if t)
 
     def for_worker(self, index: int, count: int) -> FriendsOptions:
         """Worker ``index`` of ``count`` runs whole communities (set-up is done once, before)."""
