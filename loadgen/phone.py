@@ -28,7 +28,10 @@ class Client:
     base_interval_s: float
     #: The interval in force: ``base_interval_s``, the latest pace, or the background's.
     interval_s: float = 0.0
-    seq: int = 0
+    #: The number of the latest point recorded (sent or uploaded). It starts from the wall clock
+    #: (microseconds), so that a rerun with the same users numbers its points above what the
+    #: server kept of the last run's uploads, as a phone's own counter would.
+    seq: int = field(default_factory=lambda: int(time.time() * 1_000_000))
     last_ts: int = 0
     ready: bool = False
     radius_m: float = 0.0
