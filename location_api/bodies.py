@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from location_api.errors import FieldError, InvalidBody
+from location_api.errors import InvalidBody
+from geo_common.problems import FieldError
 
 
 def json_object(

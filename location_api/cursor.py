@@ -23,7 +23,8 @@ import math
 import struct
 from typing import NamedTuple
 
-from location_api.errors import FOREIGN_CURSOR, FieldError, InvalidCursor
+from location_api.errors import FOREIGN_CURSOR, InvalidCursor
+from geo_common.problems import FieldError
 from location_api.models import SearchQuery
 from location_api.sealed import seal, unseal
 

@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 from multidict import MultiMapping
 
-from location_api.errors import FOREIGN_CURSOR, FieldError, InvalidBody, InvalidRequest
+from location_api.errors import FOREIGN_CURSOR, InvalidBody, InvalidRequest
+from geo_common.problems import FieldError
 from location_api.models import BusinessInput, SearchQuery
 from location_api.contract import (
     DEFAULT_LIMIT,

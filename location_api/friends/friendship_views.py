@@ -27,7 +27,8 @@ from geo_common.announcements import Publication
 from geo_common.consent_db import Limits, Outcome, Parties
 from geo_common.tokens import Role
 from location_api import queries
-from location_api.errors import Conflict, FieldError, InvalidRequest
+from location_api.errors import Conflict, InvalidRequest
+from geo_common.problems import FieldError
 from location_api.keys import cursor_secret_key, db_key, presence_key, settings_key
 from location_api.friends.rate_limit import limit_friend_requests
 from location_api.friends.user_paging import (

@@ -23,7 +23,8 @@ from geo_common.consent_db import Parties
 from geo_common.friends_db import MAX_DISPLAY_NAME, User
 from geo_common.presence import AccessLevel
 from location_api import queries
-from location_api.errors import FieldError, InvalidBody, NotFound
+from location_api.errors import InvalidBody, NotFound
+from geo_common.problems import FieldError
 from location_api.keys import cursor_secret_key, db_key, presence_key
 from location_api.friends.user_paging import (
     DEFAULT_LIST_LIMIT,

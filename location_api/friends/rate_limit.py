@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import math
 
-from location_api.errors import ApiError, FieldError
+from location_api.errors import ApiError
+from geo_common.problems import FieldError
 from location_api.friends.presence import PRESENCE_ERRORS, Presence
 
 log = logging.getLogger(__name__)

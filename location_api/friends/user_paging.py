@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from multidict import MultiMapping
 
-from location_api.errors import FOREIGN_CURSOR, FieldError, InvalidCursor, InvalidRequest
+from location_api.errors import FOREIGN_CURSOR, InvalidCursor, InvalidRequest
+from geo_common.problems import FieldError
 from location_api.sealed import seal, unseal
 
 _VERSION = 2

@@ -31,7 +31,8 @@ from yarl import URL
 from geo_common.tokens import MAX_USER_ID, Role, mint_token
 from location_api.auth import require_admin
 from location_api.bodies import json_object
-from location_api.errors import FieldError, InvalidBody, InvalidRequest, NotFound
+from location_api.errors import InvalidBody, InvalidRequest, NotFound
+from geo_common.problems import FieldError
 from location_api.handling import RouteTable
 from location_api.keys import role_key, settings_key, watch_caches_key
 from location_api.contract import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
