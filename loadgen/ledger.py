@@ -339,7 +339,7 @@ def describe(figures: Mapping[str, int]) -> str:
         f"deliveries: expected {f['expected']} (each of {f['updates_sent']} updates sent x friends then online, "
         f"initialised and in range less the guard band) = delivered {f['delivered']} + lost {f['lost']} "
         f"+ cut off by a dropped connection {f['cut_off']}"
-        + (f" + superseded within the bound {f['superseded']}" if f.get("superseded") else "")
+        + (f" + superseded by a newer position {f['superseded']}" if f.get("superseded") else "")
         + f"; not counted as done: unjudged {f['unjudged']}, "
         f"resync {f['resync']}, duplicates {f['duplicates']}, reordered {f['reordered']}, unmatched {f['unmatched']}"
     )
