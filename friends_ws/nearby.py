@@ -52,8 +52,9 @@ def judge(visible: bool, distance_m: float, radius_m: float, margin_m: float) ->
 class View:
     """One user's friends and which of them are in view.
 
-    The friend ids are a sorted ``array('q')`` and visibility a bit mask over it: about 0.2 KiB
-    for 20 friends, where a dict of id -> bool takes 0.6 to 1.2 KiB, and a server holds one
+    The friend ids are a sorted ``array('q')``, and visibility and who watches the user (their
+    pace, :mod:`friends_ws.pace`) are bit masks over it: about 0.2 KiB for 20 friends, where a
+    dict of id -> bool takes 0.6 to 1.2 KiB and a set of 20 ids 2 KiB, and a server holds one
     view per connection. Lookups bisect (O(log n)); friendships change rarely.
 
     Args:
@@ -61,13 +62,15 @@ class View:
         margin_m: the hysteresis margin, metres.
     """
 
-    __slots__ = ("radius_m", "margin_m", "_ids", "_shown")
+    __slots__ = ("radius_m", "margin_m", "_ids", "_shown", "watching")
 
     def __init__(self, radius_m: float, margin_m: float) -> None:
         self.radius_m = radius_m
         self.margin_m = margin_m
         self._ids = array("q")
         self._shown = 0
+        #: Which friends watch the user: a bit mask over the ids (0: nobody).
+        self.watching = 0
 
     def _index(self, friend_id: int) -> int:
         ids = self._ids
@@ -96,8 +99,8 @@ class View:
         if i < len(self._ids) and self._ids[i] == friend_id:
             return False
         self._ids.insert(i, friend_id)
-        low = self._shown & ((1 << i) - 1)
-        self._shown = low | (self._shown >> i << (i + 1))
+        self._shown = _open_bit(self._shown, i)
+        self.watching = _open_bit(self.watching, i)
         return True
 
     def remove(self, friend_id: int) -> bool:
@@ -107,15 +110,29 @@ class View:
             return False
         was = bool(self._shown >> i & 1)
         del self._ids[i]
-        low = self._shown & ((1 << i) - 1)
-        self._shown = low | (self._shown >> (i + 1) << i)
+        self._shown = _close_bit(self._shown, i)
+        self.watching = _close_bit(self.watching, i)
         return was
 
-    def update(self, friend_id: int, distance_m: float) -> Change:
-        """Record a friend's new distance (metres) and say what changed (nothing for strangers)."""
+    @property
+    def watchers(self) -> list[int]:
+        """The friends who watch the user, ascending."""
+        return [f for i, f in enumerate(self._ids) if self.watching >> i & 1]
+
+    def set_watching(self, friend_id: int, watching: bool) -> None:
+        """Record whether a friend watches the user (nothing for strangers)."""
+        i = self._index(friend_id)
+        if i >= 0:
+            self.watching = self.watching | (1 << i) if watching else self.watching & ~(1 << i)
+
+    def update(self, friend_id: int, distance_m: float, watching: bool | None = None) -> Change:
+        """Record a friend's new distance (metres), and whether they watch the user when given;
+        say what changed in view (nothing for strangers)."""
         i = self._index(friend_id)
         if i < 0:
             return NONE
+        if watching is not None:
+            self.watching = self.watching | (1 << i) if watching else self.watching & ~(1 << i)
         change = judge(bool(self._shown >> i & 1), distance_m, self.radius_m, self.margin_m)
         if change is ENTER:
             self._shown |= 1 << i
@@ -137,6 +154,16 @@ class View:
             return False
         self._shown &= ~(1 << i)
         return True
+
+
+def _open_bit(mask: int, i: int) -> int:
+    """``mask`` with a clear bit inserted at position ``i`` (the bits from ``i`` move up)."""
+    return mask & ((1 << i) - 1) | (mask >> i << (i + 1))
+
+
+def _close_bit(mask: int, i: int) -> int:
+    """``mask`` without bit ``i`` (the bits above it move down)."""
+    return mask & ((1 << i) - 1) | (mask >> (i + 1) << i)
 
 
 def coarsen(latitude: float, longitude: float) -> tuple[float, float]:

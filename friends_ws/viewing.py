@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 from friends_ws.metrics import Stats
 from friends_ws.nearby import ENTER, LEAVE, MOVE, View
-from friends_ws.pace import Pace
+from friends_ws.pace import Pace, watches
 from friends_ws.ports import FriendLocations, Sink
 from friends_ws.privacy import Seen, shown
 from friends_ws.protocol import (
@@ -56,7 +56,6 @@ class Viewing:
         "_slack",
         "_coarse",
         "_hidden",
-        "_watchers",
         "on_watched",
     )
 
@@ -89,9 +88,8 @@ class Viewing:
         # connections have neither, and an empty set costs 216 bytes).
         self._coarse: set[int] | None = None
         self._hidden: set[int] | None = None
-        # Friends watching the user now (connected, and the user within their radius; None
-        # while empty), and who hears when the user becomes watched or stops being watched.
-        self._watchers: set[int] | None = None
+        # Who hears when the user becomes watched or stops being watched (the friends watching
+        # the user now, connected and with the user within their radius, are the view's mask).
         self.on_watched: Callable[[], None] | None = None
 
     @property
@@ -106,7 +104,7 @@ class Viewing:
     @property
     def watched(self) -> bool:
         """Some friend who shares with the user is connected and has them within their radius."""
-        return self._watchers is not None
+        return self.view.watching != 0
 
     def seen(self, friend_id: int) -> Seen:
         """What the viewer sees of a user now."""
@@ -151,8 +149,7 @@ class Viewing:
             coarse = self.seen(friend_id) == "coarse"
             location = shown(location, coarse=coarse)
             distance = haversine_m(latitude, longitude, location.latitude, location.longitude)
-            self._watch(friend_id, location, distance)
-            change = self.view.update(friend_id, distance)
+            change = self.view.update(friend_id, distance, watches(location, distance))
             if change is ENTER or (change is MOVE and (coarse or held.get(friend_id) != location.updated_at)):
                 visible.append(
                     FriendPosition(
@@ -213,23 +210,26 @@ class Viewing:
         if self._coarse is not None and friend_id in self._coarse:
             location, pattern = shown(location, coarse=True), None
         distance = haversine_m(self.position[0], self.position[1], location.latitude, location.longitude)
-        change = self.view.update(friend_id, distance)
         view = self.view
+        watching_before = view.watching
+        if location.live:
+            # Whether this friend watches the user (their pace): pace.watches, spelled out here
+            # because it runs on every delivery, with the distance to their edge for the slack.
+            reach = location.radius_m - distance
+            change = view.update(friend_id, distance, reach >= 0.0)
+            if reach < 0.0:
+                reach = -reach
+            if reach < self._slack:  # a shorter move cannot change whether they watch
+                self._slack = reach
+        else:
+            change = view.update(friend_id, distance, False)
+        if (view.watching == 0) is not (watching_before == 0):
+            self._watched_changed()
         edge = (
             view.radius_m + view.margin_m - distance if change is ENTER or change is MOVE else distance - view.radius_m
         )
         if edge < self._slack:
             self._slack = edge
-        if location.live:
-            reach = location.radius_m - distance
-            watchers = self._watchers
-            if reach >= 0.0 and watchers is not None and friend_id in watchers:
-                if reach < self._slack:  # still watching, as before (most deliveries): no call
-                    self._slack = reach
-            else:
-                self._watch(friend_id, location, distance)
-        elif self._watchers is not None:
-            self._unwatch(friend_id)
         if change is ENTER or (moved and change is MOVE):
             self.stats.deliveries += 1
             if pattern is None:
@@ -248,39 +248,20 @@ class Viewing:
 
     # --- who watches the user (their pace) ----------------------------------------------------
 
-    def _watch(self, friend_id: int, location: Location, distance: float) -> None:
-        """Note whether a friend at ``distance`` (metres, as the user sees them) watches the user
-        (:func:`friends_ws.pace.watches`, spelled out: this runs on every delivery)."""
-        if location.live:
-            reach = location.radius_m - distance
-            if reach >= 0.0:
-                if self._watchers is None or friend_id not in self._watchers:
-                    self._watched_by(friend_id)
-            else:
-                reach = -reach
-                if self._watchers is not None:
-                    self._unwatch(friend_id)
-            if reach < self._slack:  # a shorter move cannot change whether they watch
-                self._slack = reach
-        elif self._watchers is not None:
-            self._unwatch(friend_id)
+    def _watched_changed(self) -> None:
+        if self.on_watched is not None:
+            self.on_watched()
 
-    def _watched_by(self, friend_id: int) -> None:
-        if self._watchers is None:
-            self._watchers = {friend_id}
-            if self.on_watched is not None:
-                self.on_watched()
-        else:
-            self._watchers.add(friend_id)
+    def _set_watching(self, friend_id: int, watching: bool) -> None:
+        """Record whether a friend watches the user; tell ``on_watched`` if that made the user
+        watched or no longer watched."""
+        before = self.view.watching
+        self.view.set_watching(friend_id, watching)
+        if (self.view.watching == 0) is not (before == 0):
+            self._watched_changed()
 
     def _unwatch(self, friend_id: int) -> None:
-        watchers = self._watchers
-        if watchers is not None and friend_id in watchers:
-            watchers.discard(friend_id)
-            if not watchers:
-                self._watchers = None
-                if self.on_watched is not None:
-                    self.on_watched()
+        self._set_watching(friend_id, False)
 
     def friend_watching(self, location: Location) -> None:
         """A followed friend connected, left their socket, or changed radius (``location`` is
@@ -289,15 +270,15 @@ class Viewing:
             return
         location = shown(location, coarse=self.seen(location.user_id) == "coarse")
         distance = haversine_m(self.position[0], self.position[1], location.latitude, location.longitude)
-        self._watch(location.user_id, location, distance)
+        self._set_watching(location.user_id, watches(location, distance))
 
     def prune_watchers(self, pace: Pace, now_ms: int) -> None:
         """Forget watchers silent for longer than a connected client may be (their socket died
         unannounced): they are watching nobody."""
-        if self._watchers is None:
+        if self.view.watching == 0:
             return
         known = self.locations.known
-        for friend_id in list(self._watchers):
+        for friend_id in self.view.watchers:
             location = known.get(friend_id)
             if location is None or not pace.still_live(location, now_ms):
                 self._unwatch(friend_id)

@@ -247,28 +247,40 @@ def test_a_frame_gives_the_distance_to_the_nearest_tenth_as_round_does(distance:
     assert repr(shown) == repr(round(distance, 1))
 
 
-@given(st.lists(st.tuples(st.sampled_from(["add", "remove", "near", "far", "drop"]), st.integers(0, 30)), max_size=80))
+_VIEW_OPS = ["add", "remove", "near", "far", "drop", "watch", "unwatch", "near_watching"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(_VIEW_OPS), st.integers(0, 30)), max_size=80))
 def test_the_compact_view_matches_a_dict_of_visibility(ops: list[tuple[str, int]]) -> None:
-    """Oracle: a plain dict friend -> visible, driven by the same operations."""
-    view, oracle = View(1000.0, 0.0), {}
+    """Oracle: plain dicts friend -> visible and friend -> watching, driven by the same operations."""
+    view, oracle, watching = View(1000.0, 0.0), {}, {}
     for op, friend in ops:
         if op == "add":
             assert view.add(friend) is (friend not in oracle)
             oracle.setdefault(friend, False)
+            watching.setdefault(friend, False)
         elif op == "remove":
             assert view.remove(friend) is oracle.pop(friend, False)
+            watching.pop(friend, None)
         elif op == "drop":
             assert view.drop(friend) is oracle.get(friend, False)
             if friend in oracle:
                 oracle[friend] = False
+        elif op in ("watch", "unwatch"):
+            view.set_watching(friend, op == "watch")
+            if friend in watching:
+                watching[friend] = op == "watch"
         else:
-            change = view.update(friend, 10.0 if op == "near" else 5000.0)
+            change = view.update(friend, 10.0 if op != "far" else 5000.0, True if op == "near_watching" else None)
             if friend in oracle:
-                oracle[friend] = op == "near"
+                oracle[friend] = op != "far"
+                watching[friend] = watching[friend] or op == "near_watching"
             else:
                 assert change is Change.NONE
         assert view.friends == sorted(oracle)
         assert view.visible == {f for f, shown in oracle.items() if shown}
+        assert view.watchers == sorted(f for f, w in watching.items() if w)
+        assert (view.watching != 0) is any(watching.values())
 
 
 def test_the_expiry_wheel_reports_each_deadline_once_never_early() -> None:
