@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
+from collections.abc import Callable
 from enum import Enum
 
 import geohash
@@ -62,7 +63,7 @@ class View:
         margin_m: the hysteresis margin, metres.
     """
 
-    __slots__ = ("radius_m", "margin_m", "_ids", "_shown", "watching")
+    __slots__ = ("radius_m", "margin_m", "_ids", "_shown", "watching", "on_watched")
 
     def __init__(self, radius_m: float, margin_m: float) -> None:
         self.radius_m = radius_m
@@ -71,6 +72,8 @@ class View:
         self._shown = 0
         #: Which friends watch the user: a bit mask over the ids (0: nobody).
         self.watching = 0
+        #: Called when the user becomes watched (the mask turns non-zero) or stops being watched.
+        self.on_watched: Callable[[], None] | None = None
 
     def _index(self, friend_id: int) -> int:
         ids = self._ids
@@ -111,7 +114,7 @@ class View:
         was = bool(self._shown >> i & 1)
         del self._ids[i]
         self._shown = _close_bit(self._shown, i)
-        self.watching = _close_bit(self.watching, i)
+        self._watch_mask(_close_bit(self.watching, i))
         return was
 
     @property
@@ -123,7 +126,13 @@ class View:
         """Record whether a friend watches the user (nothing for strangers)."""
         i = self._index(friend_id)
         if i >= 0:
-            self.watching = self.watching | (1 << i) if watching else self.watching & ~(1 << i)
+            self._watch_mask(self.watching | (1 << i) if watching else self.watching & ~(1 << i))
+
+    def _watch_mask(self, mask: int) -> None:
+        flipped = (mask == 0) is not (self.watching == 0)
+        self.watching = mask
+        if flipped and self.on_watched is not None:
+            self.on_watched()
 
     def update(self, friend_id: int, distance_m: float, watching: bool | None = None) -> Change:
         """Record a friend's new distance (metres), and whether they watch the user when given;
@@ -131,8 +140,13 @@ class View:
         i = self._index(friend_id)
         if i < 0:
             return NONE
-        if watching is not None:
-            self.watching = self.watching | (1 << i) if watching else self.watching & ~(1 << i)
+        if watching is not None:  # the common case, watched as before, writes nothing
+            mask = self.watching
+            if watching:
+                if not mask >> i & 1:
+                    self._watch_mask(mask | 1 << i)
+            elif mask and mask >> i & 1:
+                self._watch_mask(mask & ~(1 << i))
         change = judge(bool(self._shown >> i & 1), distance_m, self.radius_m, self.margin_m)
         if change is ENTER:
             self._shown |= 1 << i

@@ -56,7 +56,6 @@ class Viewing:
         "_slack",
         "_coarse",
         "_hidden",
-        "on_watched",
     )
 
     def __init__(
@@ -88,9 +87,6 @@ class Viewing:
         # connections have neither, and an empty set costs 216 bytes).
         self._coarse: set[int] | None = None
         self._hidden: set[int] | None = None
-        # Who hears when the user becomes watched or stops being watched (the friends watching
-        # the user now, connected and with the user within their radius, are the view's mask).
-        self.on_watched: Callable[[], None] | None = None
 
     @property
     def user_id(self) -> int:
@@ -105,6 +101,16 @@ class Viewing:
     def watched(self) -> bool:
         """Some friend who shares with the user is connected and has them within their radius."""
         return self.view.watching != 0
+
+    @property
+    def on_watched(self) -> Callable[[], None] | None:
+        """Who hears when the user becomes watched or stops being watched (the friends watching
+        the user, connected and with the user within their radius, are the view's mask)."""
+        return self.view.on_watched
+
+    @on_watched.setter
+    def on_watched(self, hears: Callable[[], None] | None) -> None:
+        self.view.on_watched = hears
 
     def seen(self, friend_id: int) -> Seen:
         """What the viewer sees of a user now."""
@@ -211,7 +217,6 @@ class Viewing:
             location, pattern = shown(location, coarse=True), None
         distance = haversine_m(self.position[0], self.position[1], location.latitude, location.longitude)
         view = self.view
-        watching_before = view.watching
         if location.live:
             # Whether this friend watches the user (their pace): pace.watches, spelled out here
             # because it runs on every delivery, with the distance to their edge for the slack.
@@ -223,8 +228,6 @@ class Viewing:
                 self._slack = reach
         else:
             change = view.update(friend_id, distance, False)
-        if (view.watching == 0) is not (watching_before == 0):
-            self._watched_changed()
         edge = (
             view.radius_m + view.margin_m - distance if change is ENTER or change is MOVE else distance - view.radius_m
         )
@@ -248,20 +251,8 @@ class Viewing:
 
     # --- who watches the user (their pace) ----------------------------------------------------
 
-    def _watched_changed(self) -> None:
-        if self.on_watched is not None:
-            self.on_watched()
-
-    def _set_watching(self, friend_id: int, watching: bool) -> None:
-        """Record whether a friend watches the user; tell ``on_watched`` if that made the user
-        watched or no longer watched."""
-        before = self.view.watching
-        self.view.set_watching(friend_id, watching)
-        if (self.view.watching == 0) is not (before == 0):
-            self._watched_changed()
-
     def _unwatch(self, friend_id: int) -> None:
-        self._set_watching(friend_id, False)
+        self.view.set_watching(friend_id, False)
 
     def friend_watching(self, location: Location) -> None:
         """A followed friend connected, left their socket, or changed radius (``location`` is
@@ -270,7 +261,7 @@ class Viewing:
             return
         location = shown(location, coarse=self.seen(location.user_id) == "coarse")
         distance = haversine_m(self.position[0], self.position[1], location.latitude, location.longitude)
-        self._set_watching(location.user_id, watches(location, distance))
+        self.view.set_watching(location.user_id, watches(location, distance))
 
     def prune_watchers(self, pace: Pace, now_ms: int) -> None:
         """Forget watchers silent for longer than a connected client may be (their socket died
