@@ -112,16 +112,21 @@ class Pods:
     def primary_per_sentinels(self) -> set[str]:
         return {" ".join(self.ask(s, "sentinel", "get-master-addr-by-name", PRIMARY_NAME)) for s in SENTINEL_HOSTS}
 
+    def state(self, host: str) -> str:
+        """What one pod says of its role, and the end of its log: for a failure's message."""
+        log = (self.root / host / "out.log").read_text(errors="replace").splitlines()[-15:]
+        return "\n".join([f"{host} role: {' '.join(self.ask(host, 'role'))}", *log])
+
     def follows(self, replica: str, primary: str) -> bool:
         info = " ".join(self.ask(replica, "info", "replication"))
         return f"master_host:{primary}" in info and "master_link_status:up" in info
 
 
-def _wait(check: Callable[[], bool], what: str, timeout: float = 20.0) -> float:
+def _wait(check: Callable[[], bool], what: str, timeout: float = 20.0, state: Callable[[], str] = lambda: "") -> float:
     started = time.monotonic()
     while not check():
         if time.monotonic() - started > timeout * TIMEOUT_FACTOR:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}\n{state()}")
         time.sleep(0.1)
     return time.monotonic() - started
 
@@ -169,9 +174,17 @@ def test_the_set_starts_fails_over_and_takes_the_old_primary_back_as_a_replica(p
     new = next(iter(promoted)).split()[0]
     assert pods.ask(new, "get", "k") == ["v"]  # replicated before the kill
 
-    # The old primary starts again: the sentinels name the new one, which it follows.
+    # The old primary starts again: the sentinels name the new one, which it follows. The first
+    # sync can wait for one in flight to the other replica, each after the primary's diskless
+    # delay (5 s); a pod that found no primary starts as one until the sentinels turn it
+    # into a replica (8 s after it says so): hence the longer wait.
     pods.start("redis", first)
-    _wait(lambda: pods.follows(first, new), f"the old primary to follow {new}")
+    _wait(
+        lambda: pods.follows(first, new),
+        f"the old primary to follow {new}",
+        timeout=40.0,
+        state=lambda: "\n".join(pods.state(h) for h in (first, new)),
+    )
     assert pods.ask(first, "role")[0] == "slave"
     # A sentinel started afresh asks its peers rather than assume the first pod.
     pods.kill(SENTINEL_HOSTS[0])
