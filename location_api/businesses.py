@@ -16,14 +16,20 @@ from location_api import queries
 from location_api.cache import Cache
 from location_api.cells import geohash12
 from location_api.errors import Forbidden, NotFound
-from location_api.models import Business, BusinessInput, BusinessRecord
+from location_api.models import Business, BusinessDetails, BusinessInput, BusinessRecord
 from location_api.queries import Refusal
-from location_api.hydrate import fetch_businesses
+from location_api.hydrate import at_visible_lsn
 
 
 def limited_to(author: Identity) -> int | None:
     """The owner whose businesses ``author`` may change: their own, or ``None`` (any) for an admin."""
     return None if author.role is Role.ADMIN else author.user_id
+
+
+def _check_rates(data: BusinessInput, author: Identity) -> None:
+    """Ratings come from reviews, which the operator imports: an owner may not set its own."""
+    if data.rates and author.role is not Role.ADMIN:
+        raise Forbidden("rating and review_count are written by an admin only: an owner's write leaves them out")
 
 
 def _refused(refusal: Refusal, business_id: int) -> NotFound | Forbidden:
@@ -41,8 +47,10 @@ async def create(db: Database, cache: Cache, data: BusinessInput, author: Identi
         consistency token: a reader that waits for it sees the business).
 
     Raises:
+        Forbidden: an owner wrote a rating.
         DatabaseUnavailable: the primary is unreachable.
     """
+    _check_rates(data, author)
     geohash = geohash12(data.latitude, data.longitude)
 
     async def run(conn: asyncpg.Connection) -> tuple[BusinessRecord, int]:
@@ -57,16 +65,18 @@ async def create(db: Database, cache: Cache, data: BusinessInput, author: Identi
 async def update(
     db: Database, cache: Cache, business_id: int, data: BusinessInput, author: Identity
 ) -> tuple[BusinessRecord, int]:
-    """Replace a business's fields (all of them: PUT semantics).
+    """Replace a business's fields (all of them: PUT semantics; an owner's write keeps the
+    rating and review count).
 
     Returns:
         The stored business and the consistency token.
 
     Raises:
         NotFound: no business has this id.
-        Forbidden: ``author`` is not an admin and does not own it.
+        Forbidden: ``author`` is not an admin and does not own it, or wrote a rating.
         DatabaseUnavailable: the primary is unreachable.
     """
+    _check_rates(data, author)
     geohash = geohash12(data.latitude, data.longitude)
 
     async def run(conn: asyncpg.Connection) -> tuple[tuple[BusinessRecord, str] | Refusal, int]:
@@ -107,8 +117,11 @@ async def delete(db: Database, cache: Cache, business_id: int, author: Identity)
     return lsn
 
 
-async def get(db: Database, cache: Cache, business_id: int, *, min_lsn: int | None = None) -> Business:
-    """One business, from the cache or a replica.
+async def detail(
+    db: Database, cache: Cache, business_id: int, *, min_lsn: int | None = None
+) -> tuple[Business, BusinessDetails]:
+    """A business and its details (time zone, hours, contacts, price level, rating): one cache
+    read, else one query on a replica (then cached, under the cache's fences).
 
     Args:
         db: the databases.
@@ -121,7 +134,12 @@ async def get(db: Database, cache: Cache, business_id: int, *, min_lsn: int | No
         DatabaseUnavailable: no database could answer.
         AheadOfPrimary: ``min_lsn`` is beyond the primary's position.
     """
-    found = await fetch_businesses(db, cache, [business_id], min_lsn=min_lsn)
-    if business_id not in found:
-        raise NotFound(f"no business with id {business_id}")
-    return found[business_id]
+    row = None if min_lsn is not None else await cache.get_detail(business_id)
+    if row is None:
+        read_lsn, row = await db.read(
+            lambda conn: at_visible_lsn(conn, lambda c: queries.get_detail_row(c, business_id)), min_lsn=min_lsn
+        )
+        if row is None:
+            raise NotFound(f"no business with id {business_id}")
+        await cache.put_detail(business_id, row, read_lsn)
+    return queries.detail_of(row)

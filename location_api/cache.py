@@ -1,4 +1,5 @@
-"""Redis cache-aside for reads: business by id, and geohash cell -> its businesses.
+"""Redis cache-aside for reads: business by id, its detail by id, and geohash cell -> its
+businesses.
 
 Reads look in Redis first and fill it from the database on a miss; every entry also expires
 after ``Settings.api_cache_ttl_s``. A write deletes the business's entry and the entries of
@@ -32,7 +33,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from redis.asyncio.retry import Retry
@@ -177,6 +178,9 @@ class Cache:
     def _business_key(self, business_id: int) -> str:
         return f"{self._prefix}biz:{business_id}"
 
+    def _detail_key(self, business_id: int) -> str:
+        return f"{self._prefix}detail:{business_id}"
+
     def _cell_key(self, cell: Cell) -> str:
         return f"{self._prefix}cell:{cell.bits}:{cell.code}"
 
@@ -212,6 +216,22 @@ class Cache:
             args: list[int | str | bytes] = [read_lsn, self._ttl_s, f"{self._all_key}:inv", *entries.values()]
             await self._run(lambda: self._fill(keys=list(entries), args=args), None)
 
+    # ----------------------------------------------------------------- details
+    async def get_detail(self, business_id: int) -> list[Any] | None:
+        """A business's cached detail row (:func:`location_api.queries.get_detail_row`), or
+        ``None``: a miss."""
+        value = await self._run(lambda: self._redis.get(self._detail_key(business_id)), None)
+        if value is None:
+            self.misses["detail"] += 1
+            return None
+        self.hits["detail"] += 1
+        row: list[Any] = orjson.loads(value)
+        return row
+
+    async def put_detail(self, business_id: int, row: Sequence[Any], read_lsn: int) -> None:
+        """Cache a detail row read from the database at ``read_lsn`` (see the module's fences)."""
+        await self._put({self._detail_key(business_id): orjson.dumps(list(row))}, read_lsn)
+
     # ----------------------------------------------------------------- cells
     async def get_cells(self, cells: Sequence[Cell]) -> dict[Cell, list[Candidate]]:
         """The cached candidate lists of these cells (missing cells are misses)."""
@@ -241,15 +261,15 @@ class Cache:
 
     # ----------------------------------------------------------------- invalidation
     async def invalidate(self, business_id: int, geohashes: Iterable[str], lsn: int) -> None:
-        """Delete a business's entry and the entries of every cell holding these positions,
-        and fence them at ``lsn``.
+        """Delete a business's entries (the business and its detail) and the entries of every
+        cell holding these positions, and fence them at ``lsn``.
 
         Args:
             business_id: the business written.
             geohashes: its stored geohash before and after the write (either may be absent).
             lsn: a WAL position at or after the write's commit.
         """
-        keys = {self._business_key(business_id)}
+        keys = {self._business_key(business_id), self._detail_key(business_id)}
         for text in geohashes:
             keys.update(self._cell_key(cell) for cell in cells_containing(text))
         await self._or_drop_later(lambda: self._invalidate(keys=sorted(keys), args=[lsn, self._ttl_s]), lsn)

@@ -1,9 +1,10 @@
-"""Demo data: the 144,563 GeoNames places of :mod:`geo_common.places` as businesses, one COPY.
+"""Demo data: the 144,563 GeoNames places of :mod:`geo_common.places` as businesses, by COPY.
 
 Each place becomes one business: its name and exact coordinates are kept; the address is
 "admin2, admin1, country" without the blank parts; the category is derived from the name
 alone (CRC-32 of its UTF-8 bytes, modulo the twelve :data:`CATEGORIES`), so the same place
-always gets the same category on every machine. ``--synthetic N`` adds N more businesses,
+always gets the same category on every machine, and synthetic opening hours, price level and
+rating of that category (:mod:`location_api.demo_details`, not real). ``--synthetic N`` adds N more businesses,
 each named after a random place (``"<place> #<n>"``) and scattered around it the way
 :func:`geo_common.places.scatter` scatters points: at a uniform bearing and an exponentially
 distributed distance (mean 5 km, at most 50 km).
@@ -11,16 +12,18 @@ distributed distance (mean 5 km, at most 50 km).
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import asyncpg
 
 from geo_common.places import Place, load_places, offset_point
 from location_api.cells import geohash12
+from location_api.demo_details import demo_details
 
 #: The demo categories; a place's category is ``CATEGORIES[crc32(name) % 12]``.
 CATEGORIES = (
@@ -37,13 +40,16 @@ CATEGORIES = (
     "hardware",
     "florist",
 )
-COLUMNS = ("name", "latitude", "longitude", "category", "address", "geohash")
+#: The columns of :data:`Record` after the business's id, in the two tables they go to.
+BUSINESS_COLUMNS = ("name", "latitude", "longitude", "category", "address", "geohash")
+DETAIL_COLUMNS = ("hours", "price_level", "rating", "review_count")
 #: Synthetic businesses: mean and largest distance from their place, metres.
 SPREAD_M = 5_000.0
 MAX_SPREAD_M = 50_000.0
-_PROGRESS_EVERY = 50_000
+#: Businesses per pair of COPYs (and per progress line).
+CHUNK = 50_000
 
-Record = tuple[str, float, float, str, str, str]
+Record = tuple[str, float, float, str, str, str, str | None, int | None, float, int]
 
 
 def category_for(name: str) -> str:
@@ -57,10 +63,20 @@ def address_for(place: Place) -> str:
 
 
 def place_records(places: Sequence[Place]) -> Iterator[Record]:
-    """One business row per place: name, exact coordinates, category, address, geohash."""
+    """One business row per place: name, exact coordinates, category, address, geohash, and
+    the synthetic hours, price level, rating and review count."""
     for p in places:
         name = p.name.strip()[:200] or "(unnamed place)"
-        yield name, p.latitude, p.longitude, category_for(name), address_for(p), geohash12(p.latitude, p.longitude)
+        category = category_for(name)
+        yield (
+            name,
+            p.latitude,
+            p.longitude,
+            category,
+            address_for(p),
+            geohash12(p.latitude, p.longitude),
+            *demo_details(name, category),
+        )
 
 
 def synthetic_records(places: Sequence[Place], n: int, *, seed: int = 0) -> Iterator[Record]:
@@ -71,15 +87,44 @@ def synthetic_records(places: Sequence[Place], n: int, *, seed: int = 0) -> Iter
         distance = min(rng.expovariate(1.0 / SPREAD_M), MAX_SPREAD_M)
         lat, lon = offset_point(place.latitude, place.longitude, distance, rng.uniform(0.0, 2.0 * math.pi))
         name = f"{place.name.strip()[:180] or 'place'} #{i}"
-        yield name, lat, lon, category_for(name), address_for(place), geohash12(lat, lon)
+        category = category_for(name)
+        yield name, lat, lon, category, address_for(place), geohash12(lat, lon), *demo_details(name, category)
 
 
-async def _with_progress(records: Iterator[Record], total: int, say: Callable[[str], None]) -> AsyncIterator[Record]:
+async def copy_businesses(
+    conn: asyncpg.Connection, records: Iterable[Record], total: int, say: Callable[[str], None] = print
+) -> int:
+    """Write records into ``businesses`` and ``business_details``, :data:`CHUNK` at a time.
+
+    Each chunk takes its ids from the table's own sequence first (``nextval``, which no
+    transaction undoes, so concurrent inserts through the API never collide with them), then
+    is one COPY into each table: a record's details go with its id.
+
+    Returns:
+        How many businesses were written.
+    """
+    sequence = await conn.fetchval("SELECT pg_get_serial_sequence('businesses', 'id')")
     started = time.monotonic()
-    for i, record in enumerate(records, start=1):
-        yield record
-        if i % _PROGRESS_EVERY == 0 or i == total:
-            say(f"  {i:>9,} / {total:,} rows ({time.monotonic() - started:.1f} s)")
+    done = 0
+    iterator = iter(records)
+    while chunk := list(itertools.islice(iterator, CHUNK)):
+        ids = [
+            row[0]
+            for row in await conn.fetch(
+                "SELECT nextval($1::regclass) FROM generate_series(1, $2)", sequence, len(chunk)
+            )
+        ]
+        await conn.copy_records_to_table(
+            "businesses", records=[(i, *r[:6]) for i, r in zip(ids, chunk)], columns=["id", *BUSINESS_COLUMNS]
+        )
+        await conn.copy_records_to_table(
+            "business_details",
+            records=[(i, *r[6:]) for i, r in zip(ids, chunk)],
+            columns=["business_id", *DETAIL_COLUMNS],
+        )
+        done += len(chunk)
+        say(f"  {done:>9,} / {total:,} rows ({time.monotonic() - started:.1f} s)")
+    return done
 
 
 async def load_demo(
@@ -90,9 +135,10 @@ async def load_demo(
     seed: int = 0,
     say: Callable[[str], None] = print,
 ) -> int:
-    """Load the GeoNames places (and ``synthetic`` more) into ``businesses`` with one COPY.
+    """Load the GeoNames places (and ``synthetic`` more) into ``businesses`` and their
+    details into ``business_details`` (:func:`copy_businesses`).
 
-    The COPY runs in one transaction: the change log gets one row per business from the
+    The COPYs run in one transaction: the change log gets one row per business from the
     table's statement trigger, and every running API instance rebuilds its indexes when it
     sees that many changes.
 
@@ -121,9 +167,7 @@ async def load_demo(
 
         say(f"load-demo: {len(places):,} GeoNames places + {synthetic:,} synthetic businesses")
         async with conn.transaction():
-            await conn.copy_records_to_table(
-                "businesses", records=_with_progress(records(), total, say), columns=list(COLUMNS)
-            )
+            await copy_businesses(conn, records(), total, say)
         # Index-only scans (the sql strategy) need the visibility map; fresh statistics
         # keep the planner on the geohash index.
         await conn.execute("VACUUM (ANALYZE) businesses")

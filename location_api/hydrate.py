@@ -1,7 +1,7 @@
 """Businesses by id: the Redis business cache first, then one query on a replica (cache-aside).
 
-This is how every read that names businesses gets them: ``GET /v1/businesses/{id}``, the page
-of the ``sql`` strategy, and the page of a catalog of positions only
+This is how every search page that names businesses gets them: the page of the ``sql``
+strategy, and the page of a catalog of positions only
 (:meth:`location_api.catalog.Catalog.of_positions`), whose index gives ids and distances and
 nothing else. A page's hits are *hydrated*: read by id (:func:`fetch_businesses`: a cache
 ``MGET``, then the misses in one ``WHERE id = ANY($1)`` on a replica, then filled into the

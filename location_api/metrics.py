@@ -94,7 +94,7 @@ class _StateCollector(Collector):
             lookups = CounterMetricFamily(
                 "geo_api_cache_lookups", "cache lookups by kind and result", labels=["kind", "result"]
             )
-            for kind in ("business", "cell"):
+            for kind in ("business", "detail", "cell"):
                 lookups.add_metric([kind, "hit"], float(cache.hits[kind]))
                 lookups.add_metric([kind, "miss"], float(cache.misses[kind]))
             yield lookups

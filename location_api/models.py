@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from location_api.hours import OpeningHours, open_state
+from location_api.time_zones import zone
+
 
 class Business(NamedTuple):
     """A business as stored: coordinates in degrees (WGS84), exactly as written.
@@ -39,6 +42,52 @@ class Business(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class BusinessDetails:
+    """What a business's detail adds to it (search hits leave these out).
+
+    Attributes:
+        time_zone: the IANA name its hours are read in.
+        hours: its opening hours, or ``None``: not known.
+        phone: how to call it, as written (digits, spaces, ``+ - ( ) .``), or ``None``.
+        website: an ``http`` or ``https`` address, or ``None``.
+        price_level: 1 (cheap) to 4 (very expensive), or ``None``: not known.
+        rating: the mean review, 0 to 5, or ``None`` (no reviews).
+        review_count: how many reviews the rating is the mean of.
+    """
+
+    time_zone: str
+    hours: OpeningHours | None = None
+    phone: str | None = None
+    website: str | None = None
+    price_level: int | None = None
+    rating: float | None = None
+    review_count: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field; ``hours`` as :meth:`location_api.hours.OpeningHours.to_json`, null when not known."""
+        return {
+            "time_zone": self.time_zone,
+            "hours": None if self.hours is None else self.hours.to_json(),
+            "phone": self.phone,
+            "website": self.website,
+            "price_level": self.price_level,
+            "rating": self.rating,
+            "review_count": self.review_count,
+        }
+
+    def state_json(self, at: datetime) -> dict[str, Any]:
+        """``open_now`` and ``next_change`` at an instant: null when the hours are not known;
+        ``next_change`` in the business's local time with its offset, null when nothing
+        changes within :data:`location_api.hours.HORIZON_DAYS`."""
+        if self.hours is None:
+            return {"open_now": None, "next_change": None}
+        local = zone(self.time_zone)
+        state = open_state(self.hours, local, at)
+        change = state.next_change
+        return {"open_now": state.open, "next_change": None if change is None else change.astimezone(local).isoformat()}
+
+
+@dataclass(frozen=True, slots=True)
 class BusinessRecord:
     """A business with who owns it and who wrote it: what a write answers its writer.
 
@@ -54,6 +103,7 @@ class BusinessRecord:
         created_at: when the row was inserted.
         updated_by: the user who wrote it last through the API (``None``: loaded otherwise).
         updated_at: when it was last written.
+        details: its time zone, hours, contacts, price level and rating.
     """
 
     business: Business
@@ -62,11 +112,13 @@ class BusinessRecord:
     created_at: datetime
     updated_by: int | None
     updated_at: datetime
+    details: BusinessDetails
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of ``POST /v1/businesses`` and ``PUT /v1/businesses/{id}``."""
         return {
             **self.business.to_json(),
+            **self.details.to_json(),
             "owner_id": self.owner_id,
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
@@ -77,13 +129,20 @@ class BusinessRecord:
 
 @dataclass(frozen=True, slots=True)
 class BusinessInput:
-    """The fields of a business a client writes (POST and PUT bodies), already validated."""
+    """The fields of a business a client writes (POST and PUT bodies), already validated;
+    ``details.time_zone`` is the one named, else the zone of the coordinates.
+
+    ``rates`` says whether the body named ``rating`` or ``review_count``, which only an admin
+    writes (an owner's write keeps them as they are).
+    """
 
     name: str
     latitude: float
     longitude: float
+    details: BusinessDetails
     category: str = ""
     address: str = ""
+    rates: bool = False
 
 
 class SearchQuery(NamedTuple):

@@ -12,6 +12,9 @@ from typing import Any
 
 import orjson
 
+from location_api.business_openapi import MAX_ID as _MAX_ID
+from location_api.business_openapi import NON_BLANK as _NON_BLANK
+from location_api.business_openapi import business_schemas
 from location_api.friends.openapi import friendship_openapi_paths
 from location_api.me_openapi import me_openapi_paths
 from location_api.page.openapi import page_openapi_paths
@@ -19,22 +22,15 @@ from location_api.reference_page import reference_openapi_paths
 from location_api.contract import (
     DEFAULT_LIMIT,
     DEFAULT_RADIUS_M,
-    MAX_ADDRESS_CHARS,
     MAX_BODY_BYTES,
     MAX_CATEGORY_CHARS,
     MAX_LIMIT,
-    MAX_NAME_CHARS,
     MIN_RADIUS_M,
     STRATEGIES,
     Role,
 )
 from location_api.consistency import CONSISTENCY_HEADER
 
-_MAX_ID = 2**63 - 1
-# Text the API stores: no NUL (PostgreSQL text cannot hold one); "non-blank" adds one
-# character that is not ASCII white space somewhere (the rule of validate._text).
-_NO_NUL = "^[^\\u0000]*$"
-_NON_BLANK = "^[^\\u0000]*[^\\u0000 \\t\\n\\r\\f\\v][^\\u0000]*$"
 _JSON = "application/json"
 _PROBLEM = "application/problem+json"
 #: A consistency token: a WAL position as PostgreSQL prints it, a dot, a 22-character MAC.
@@ -56,44 +52,16 @@ def _problem(description: str, headers: dict[str, Any] | None = None) -> dict[st
 
 
 def _components(max_radius_m: float) -> dict[str, Any]:
-    business_properties: dict[str, Any] = {
-        "id": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
-        "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS},
-        "latitude": {"type": "number", "minimum": -90, "maximum": 90, "description": "degrees (WGS84), as stored"},
-        "longitude": {"type": "number", "minimum": -180, "maximum": 180, "description": "degrees (WGS84), as stored"},
-        "category": {"type": "string", "maxLength": MAX_CATEGORY_CHARS},
-        "address": {"type": "string", "maxLength": MAX_ADDRESS_CHARS},
-    }
+    schemas = business_schemas()
+    business_properties: dict[str, Any] = schemas["Business"]["properties"]
     token_header = {
         "description": "the primary's WAL position after the write, signed; send it back unchanged on reads "
         "to read this write",
         "schema": {"type": "string", "pattern": _TOKEN_PATTERN},
     }
-    user_id = {"type": ["integer", "null"], "minimum": 1, "maximum": _MAX_ID}
-    record_properties: dict[str, Any] = {
-        **business_properties,
-        "owner_id": {**user_id, "description": "the owning user; null: the operator's (only admins change it)"},
-        "created_by": {**user_id, "description": "the user who created it; null: loaded, not created through the API"},
-        "created_at": {"type": "string", "format": "date-time"},
-        "updated_by": {**user_id, "description": "the user who wrote it last; null: not written through the API"},
-        "updated_at": {"type": "string", "format": "date-time"},
-    }
     return {
         "schemas": {
-            "Business": {
-                "type": "object",
-                "required": list(business_properties),
-                "additionalProperties": False,
-                "properties": business_properties,
-            },
-            "BusinessRecord": {
-                "description": "a business with its owner and authors: only in the answer to its writer "
-                "(user ids are private, so public reads and search hits leave them out)",
-                "type": "object",
-                "required": list(record_properties),
-                "additionalProperties": False,
-                "properties": record_properties,
-            },
+            **schemas,
             "SearchHit": {
                 "type": "object",
                 "required": [*business_properties, "distance_m"],
@@ -112,18 +80,6 @@ def _components(max_radius_m: float) -> dict[str, Any]:
                     "radius_m": {"type": "number", "minimum": MIN_RADIUS_M, "maximum": max_radius_m},
                     "businesses": {"type": "array", "maxItems": MAX_LIMIT, "items": _ref("schemas", "SearchHit")},
                     "next_cursor": {"type": ["string", "null"], "description": "opaque; null on the last page"},
-                },
-            },
-            "BusinessInput": {
-                "type": "object",
-                "required": ["name", "latitude", "longitude"],
-                "additionalProperties": False,
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": _NON_BLANK},
-                    "latitude": {"type": "number", "minimum": -90, "maximum": 90},
-                    "longitude": {"type": "number", "minimum": -180, "maximum": 180},
-                    "category": {"type": "string", "maxLength": MAX_CATEGORY_CHARS, "pattern": _NO_NUL},
-                    "address": {"type": "string", "maxLength": MAX_ADDRESS_CHARS, "pattern": _NO_NUL},
                 },
             },
             "Problem": {
@@ -248,7 +204,7 @@ def _write_responses(success: dict[str, Any], *, with_body: bool, with_id: bool)
 
 
 def _paths(role: Role, max_radius_m: float, dev: bool) -> dict[str, Any]:
-    business_json = {_JSON: {"schema": _ref("schemas", "Business")}}
+    detail_json = {_JSON: {"schema": _ref("schemas", "BusinessDetail")}}
     record_json = {_JSON: {"schema": _ref("schemas", "BusinessRecord")}}
     body = {"required": True, "content": {_JSON: {"schema": _ref("schemas", "BusinessInput")}}}
     token = {CONSISTENCY_HEADER: _ref("headers", "ConsistencyToken")}
@@ -311,7 +267,7 @@ def _paths(role: Role, max_radius_m: float, dev: bool) -> dict[str, Any]:
                 "summary": "one business",
                 "parameters": [_ref("parameters", "BusinessId"), _ref("parameters", "ConsistencyToken")],
                 "responses": {
-                    "200": {"description": "the business", "content": business_json},
+                    "200": {"description": "the business", "content": detail_json},
                     "400": _ref("responses", "BadRequest"),
                     "404": _ref("responses", "NotFound"),
                     "503": _ref("responses", "Unavailable"),

@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import asyncpg
 
 from geo_common.database_node import VISIBLE_LSN_SQL, lsn_from_text
-from location_api.models import Business, BusinessInput, BusinessRecord
+import orjson
+
+from location_api.hours import OpeningHours, parse_hours
+from location_api.models import Business, BusinessDetails, BusinessInput, BusinessRecord
+from location_api.time_zones import zone_at
 
 _COLUMNS = "id, name, latitude, longitude, category, address"
 
@@ -38,16 +43,46 @@ class Refusal(Enum):
 
 
 _RECORD_COLUMNS = "owner_id, created_by, created_at, updated_by, updated_at"
+#: The columns of :class:`BusinessDetails`, in its order (table ``business_details``).
+_DETAIL_COLUMNS = "time_zone, hours, phone, website, price_level, rating, review_count"
 
 
 def _record(row: asyncpg.Record) -> BusinessRecord:
-    """The record of a row holding ``_COLUMNS`` then ``_RECORD_COLUMNS``."""
-    return BusinessRecord(_business(row), row[6], row[7], row[8], row[9], row[10])
+    """The record of a row holding ``_COLUMNS``, ``_RECORD_COLUMNS`` then ``_DETAIL_COLUMNS``."""
+    return BusinessRecord(
+        _business(row), row[6], row[7], row[8], row[9], row[10], _details(row[2], row[3], *row[11:18])
+    )
 
 
-def _values(data: BusinessInput) -> tuple[str, float, float, str, str]:
-    """The fields a client writes, in the order of ``_COLUMNS`` after ``id`` (statement parameters)."""
-    return data.name, data.latitude, data.longitude, data.category, data.address
+def _details(
+    latitude: float, longitude: float, time_zone: str | None, hours: str | None, *rest: Any
+) -> BusinessDetails:
+    """The details of a row: the time zone (NULL: the coordinates'), the hours (jsonb, as
+    asyncpg gives it: text), then phone, website, price level, rating and review count."""
+    stored: OpeningHours | None = None if hours is None else parse_hours(orjson.loads(hours))
+    return BusinessDetails(time_zone or zone_at(latitude, longitude), stored, *rest)
+
+
+def _values(data: BusinessInput) -> tuple[Any, ...]:
+    """The fields a client writes, in the order of the write statements (their parameters
+    $1 to $12): ``_COLUMNS`` after ``id`` (businesses), then ``_DETAIL_COLUMNS``
+    (business_details)."""
+    d = data.details
+    hours = None if d.hours is None else orjson.dumps(d.hours.to_json()).decode()
+    return (
+        data.name,
+        data.latitude,
+        data.longitude,
+        data.category,
+        data.address,
+        d.time_zone,
+        hours,
+        d.phone,
+        d.website,
+        d.price_level,
+        d.rating,
+        d.review_count,
+    )
 
 
 async def insert_business(
@@ -62,10 +97,19 @@ async def insert_business(
         owner_id: the owning user, or ``None`` for the operator.
         author: the user writing it (``created_by`` and ``updated_by``).
     """
+    # One statement: the business and its details row, both in the answer.
     row = await conn.fetchrow(
-        f"""INSERT INTO businesses (name, latitude, longitude, category, address, geohash,
-                                    owner_id, created_by, updated_by)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {_COLUMNS}, {_RECORD_COLUMNS}""",
+        f"""WITH b AS (
+                INSERT INTO businesses (name, latitude, longitude, category, address, geohash,
+                                        owner_id, created_by, updated_by)
+                VALUES ($1, $2, $3, $4, $5, $13, $14, $15, $15)
+                RETURNING {_COLUMNS}, {_RECORD_COLUMNS}),
+            d AS (
+                INSERT INTO business_details (business_id, {_DETAIL_COLUMNS})
+                SELECT b.id, $6::text, $7::jsonb, $8::text, $9::text, $10::smallint, $11::float8, $12::integer
+                  FROM b
+                RETURNING {_DETAIL_COLUMNS})
+            SELECT b.*, d.* FROM b, d""",
         *_values(data),
         geohash,
         owner_id,
@@ -99,27 +143,42 @@ async def update_business(
     # One statement: the row is locked while its owner is checked and it is changed, and the
     # old geohash (the cache entries of the old position) comes with it. ``old`` has a row
     # when the business exists; ``changed`` when the owner matched too.
+    # ``details`` writes the details row (made, or replaced but for a rating the write does
+    # not name: the row's own, under the row lock) only when ``changed`` changed the business.
     row = await conn.fetchrow(
         f"""WITH old AS (SELECT id, geohash, owner_id FROM businesses WHERE id = $1 FOR UPDATE),
             changed AS (
                 UPDATE businesses b
                    SET name = $2, latitude = $3, longitude = $4, category = $5, address = $6,
-                       geohash = $7, updated_at = now(), updated_by = $8
+                       geohash = $14, updated_at = now(), updated_by = $15
                   FROM old
-                 WHERE b.id = old.id AND ($9::bigint IS NULL OR old.owner_id = $9)
-             RETURNING {", ".join("b." + c for c in f"{_COLUMNS}, {_RECORD_COLUMNS}".split(", "))})
-            SELECT changed.*, old.geohash FROM old LEFT JOIN changed ON true""",
+                 WHERE b.id = old.id AND ($16::bigint IS NULL OR old.owner_id = $16)
+             RETURNING {", ".join("b." + c for c in f"{_COLUMNS}, {_RECORD_COLUMNS}".split(", "))}),
+            details AS (
+                INSERT INTO business_details AS d (business_id, {_DETAIL_COLUMNS})
+                SELECT changed.id, $7::text, $8::jsonb, $9::text, $10::text, $11::smallint,
+                       CASE WHEN $17::boolean THEN $12::float8 END,
+                       CASE WHEN $17::boolean THEN $13::integer ELSE 0 END
+                  FROM changed
+                ON CONFLICT (business_id) DO UPDATE
+                   SET time_zone = EXCLUDED.time_zone, hours = EXCLUDED.hours, phone = EXCLUDED.phone,
+                       website = EXCLUDED.website, price_level = EXCLUDED.price_level,
+                       rating = CASE WHEN $17 THEN EXCLUDED.rating ELSE d.rating END,
+                       review_count = CASE WHEN $17 THEN EXCLUDED.review_count ELSE d.review_count END
+             RETURNING {", ".join("d." + c for c in _DETAIL_COLUMNS.split(", "))})
+            SELECT changed.*, details.*, old.geohash FROM old LEFT JOIN changed ON true LEFT JOIN details ON true""",
         business_id,
         *_values(data),
         geohash,
         author,
         owner_id,
+        data.rates,
     )
     if row is None:
         return Refusal.MISSING
     if row[0] is None:
         return Refusal.NOT_YOURS
-    return _record(row), row[11]
+    return _record(row), row[18]
 
 
 async def delete_business(conn: asyncpg.Connection, business_id: int, *, owner_id: int | None) -> str | Refusal:
@@ -165,6 +224,24 @@ async def get_business(conn: asyncpg.Connection, business_id: int) -> Business |
     """One business by id, or ``None``."""
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM businesses WHERE id = $1", business_id)
     return None if row is None else _business(row)
+
+
+async def get_detail_row(conn: asyncpg.Connection, business_id: int) -> list[Any] | None:
+    """A business's row for its detail, JSON values only (what the cache keeps; :func:`detail_of`
+    reads it), or ``None``: no business has this id."""
+    row = await conn.fetchrow(
+        f"""SELECT {", ".join("b." + c for c in _COLUMNS.split(", "))}, d.time_zone, d.hours, d.phone, d.website,
+                   d.price_level, d.rating, coalesce(d.review_count, 0)
+              FROM businesses b LEFT JOIN business_details d ON d.business_id = b.id
+             WHERE b.id = $1""",
+        business_id,
+    )
+    return None if row is None else list(row)
+
+
+def detail_of(row: Sequence[Any]) -> tuple[Business, BusinessDetails]:
+    """The business and its details of a :func:`get_detail_row` row."""
+    return _business(row), _details(row[2], row[3], *row[6:13])
 
 
 async def get_businesses(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, Business]:

@@ -18,7 +18,10 @@ from multidict import MultiMapping
 
 from location_api.errors import FOREIGN_CURSOR, InvalidBody, InvalidRequest
 from geo_common.problems import FieldError
-from location_api.models import BusinessInput, SearchQuery
+from location_api.hours import InvalidHours, parse_hours
+from location_api.detail_checks import check_phone, check_price_level, check_rating, check_review_count, check_website
+from location_api.models import BusinessDetails, BusinessInput, SearchQuery
+from location_api.time_zones import check_zone, zone_at
 from location_api.contract import (
     DEFAULT_LIMIT,
     DEFAULT_RADIUS_M,
@@ -36,7 +39,22 @@ _MAX_BIGINT = 2**63 - 1
 _MAX_CURSOR_CHARS = 1024
 
 SEARCH_PARAMETERS = ("latitude", "longitude", "radius", "limit", "cursor", "category", "expand", "index")
-BODY_FIELDS = ("name", "latitude", "longitude", "category", "address")
+BODY_FIELDS = (
+    "name",
+    "latitude",
+    "longitude",
+    "category",
+    "address",
+    "time_zone",
+    "hours",
+    "phone",
+    "website",
+    "price_level",
+    "rating",
+    "review_count",
+)
+#: The fields of :class:`location_api.models.BusinessDetails` (all but ``time_zone`` may be left out).
+_DETAIL_FIELDS = ("hours", "phone", "website", "price_level", "rating", "review_count")
 REQUIRED_BODY_FIELDS = ("name", "latitude", "longitude")
 #: What counts as blank: ASCII white space only, the same rule as the OpenAPI patterns.
 _BLANK = " \t\n\r\f\v"
@@ -179,7 +197,9 @@ def parse_business(body: bytes) -> BusinessInput:
         body: the raw request body.
 
     Returns:
-        The business to write; ``category`` and ``address`` default to empty strings.
+        The business to write; ``category`` and ``address`` default to empty strings,
+        ``time_zone`` to the zone of the coordinates, the other details to not known (no
+        reviews). A rating needs reviews, and reviews a rating.
 
     Raises:
         InvalidBody: the body is not a JSON object, or names each field that is missing,
@@ -205,16 +225,30 @@ def parse_business(body: bytes) -> BusinessInput:
         "longitude": lambda v: _coordinate(v, 180.0),
         "category": lambda v: _string_field(v, MAX_CATEGORY_CHARS, blank_ok=True),
         "address": lambda v: _string_field(v, MAX_ADDRESS_CHARS, blank_ok=True),
+        "time_zone": check_zone,
+        # null: not known (PUT replaces every field, hours included)
+        "hours": lambda v: None if v is None else parse_hours(v),
+        "phone": check_phone,
+        "website": check_website,
+        "price_level": check_price_level,
+        "rating": check_rating,
+        "review_count": check_review_count,
     }
     for name, check in checks.items():
         if name in document:
             try:
                 fields[name] = check(document[name])
+            except InvalidHours as exc:
+                errors.extend(exc.errors)
             except ValueError as exc:
                 errors.append(FieldError(name, str(exc)))
+    if not errors and (fields.get("rating") is None) != (fields.get("review_count", 0) == 0):
+        errors.append(FieldError("rating", "must be given with a review_count above 0, and only then"))
     if errors:
         raise InvalidBody("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
-    return BusinessInput(**fields)
+    time_zone = fields.pop("time_zone", None) or zone_at(fields["latitude"], fields["longitude"])
+    details = BusinessDetails(time_zone, **{name: fields.pop(name) for name in _DETAIL_FIELDS if name in fields})
+    return BusinessInput(**fields, details=details, rates="rating" in document or "review_count" in document)
 
 
 def _string_field(value: object, max_chars: int, *, blank_ok: bool) -> str:

@@ -3,6 +3,8 @@ never rendered here (see :mod:`location_api.errors`)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import math
 import os
 from collections.abc import Mapping
@@ -87,11 +89,13 @@ async def search_nearby(request: web.Request) -> web.Response:
 
 
 async def get_business(request: web.Request) -> web.Response:
-    """``GET /v1/businesses/{id}``: public, so without owner or authors."""
+    """``GET /v1/businesses/{id}``: public, so without owner or authors; with its details, and
+    whether it is open now in its local time and when that next changes."""
     business_id = parse_id(request.match_info["id"])
     token = read_token(request.headers, request.app[settings_key].jwt_secret)
-    business = await businesses.get(request.app[db_key], request.app[cache_key], business_id, min_lsn=token)
-    return json_response(business.to_json())
+    business, details = await businesses.detail(request.app[db_key], request.app[cache_key], business_id, min_lsn=token)
+    now = datetime.now(UTC)
+    return json_response({**business.to_json(), **details.to_json(), **details.state_json(now)})
 
 
 async def create_business(request: web.Request) -> web.Response:

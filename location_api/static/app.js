@@ -3,6 +3,7 @@
 // display names), the watch panel in watch.js. Everything the page holds is in one state
 // object, exposed as window.geoPage (the browser tests read it).
 
+import { setupBusinessCard } from "./business.js";
 import { $, fetchJson, problemText, setStatus, textElement } from "./dom.js";
 import { setupFriends } from "./friends.js";
 import {
@@ -20,6 +21,7 @@ const state = {
   userId: null,
   role: null,
   search: { query: null, total: 0, radiusM: null, results: [], outline: null, circle: null },
+  card: null,
 };
 window.geoPage = state;
 
@@ -29,6 +31,7 @@ map.createPane("world").style.zIndex = "250"; // under the markers and shapes (o
 state.map = map;
 const resultsLayer = L.layerGroup().addTo(map);
 const listeners = { signedIn: [], mapClick: {} };
+const showBusiness = setupBusinessCard(state);
 
 /** Fixed decimals for coordinates typed into the forms from a map click (about 1 m). */
 const toDegrees = (value) => value.toFixed(5);
@@ -167,6 +170,7 @@ function drawSearch(query, body) {
     // A business across the antimeridian is drawn next to the centre, not a world away.
     const marker = L.circleMarker([business.latitude, nearLongitude(business.longitude, lon)], {
       radius: 6, color: "#8f2414", weight: 1, fillColor: "#e8553f", fillOpacity: 0.9,
+      bubblingMouseEvents: false, // a click opens the card, not a search at that point
     }).bindTooltip(textElement("span", `${i + 1}. ${business.name}: ${distance}`)).addTo(resultsLayer);
     const item = document.createElement("li");
     item.dataset.id = String(business.id);
@@ -174,8 +178,17 @@ function drawSearch(query, body) {
     item.append(textElement("span", business.name, "name"), " ",
       textElement("span", business.category || "", "category"), " ",
       textElement("span", distance, "distance"));
+    item.tabIndex = 0;
     item.addEventListener("mouseenter", () => marker.openTooltip());
     item.addEventListener("mouseleave", () => marker.closeTooltip());
+    item.addEventListener("click", () => showBusiness(business.id));
+    item.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        showBusiness(business.id);
+      }
+    });
+    marker.on("click", () => showBusiness(business.id));
     list.append(item);
     if (business.category && !known.has(business.category)) {
       known.add(business.category);

@@ -34,7 +34,7 @@ from geo_common.tokens import Role, mint_token
 from geo_index import haversine_m
 from location_api.app import create_app
 from geo_common.places import load_places
-from location_api.demo import COLUMNS, load_demo, place_records
+from location_api.demo import copy_businesses, load_demo, place_records
 from location_api.keys import refresher_key
 from tests.conftest import discard_stack
 
@@ -111,9 +111,7 @@ async def small_database(settings: Settings, label: str, *, places: int) -> Sett
     )
     conn = await asyncpg.connect(small.pg_primary)
     try:
-        await conn.copy_records_to_table(
-            "businesses", records=place_records(load_places()[:places]), columns=list(COLUMNS)
-        )
+        await copy_businesses(conn, place_records(load_places()[:places]), places, say=lambda _: None)
     finally:
         await conn.close()
     return small

@@ -37,13 +37,16 @@ async def create(api: Api, headers: dict[str, str], **fields: Any) -> tuple[dict
         return dict(created), resp.headers[CONSISTENCY]
 
 
+#: The details of a business that was written without them.
+NO_DETAILS = {"phone": None, "website": None, "price_level": None, "rating": None, "review_count": 0}
 #: What a write answers its writer besides the business; public reads leave these out.
 RECORD_FIELDS = ("owner_id", "created_by", "created_at", "updated_by", "updated_at")
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:
-    """The business of a write's answer, as a public read shows it."""
-    return {k: v for k, v in record.items() if k not in RECORD_FIELDS}
+    """The business of a write's answer, as a public read shows it (without hours: a business
+    without them is neither open nor closed)."""
+    return {k: v for k, v in record.items() if k not in RECORD_FIELDS} | {"open_now": None, "next_change": None}
 
 
 async def test_crud_round_trip(api: Api, admin_headers: dict[str, str]) -> None:
@@ -56,6 +59,11 @@ async def test_crud_round_trip(api: Api, admin_headers: dict[str, str]) -> None:
         "longitude": 179.999999,
         "category": "bakery",
         "address": "Oslo, NO",
+        "time_zone": "Pacific/Fiji",  # not written: the zone of the coordinates
+        "hours": None,
+        **NO_DETAILS,
+        "open_now": None,
+        "next_change": None,
     }
     # An admin's business is the operator's (no owner); admin_headers is user 1.
     assert (created["owner_id"], created["created_by"], created["updated_by"]) == (None, 1, 1)
@@ -70,7 +78,17 @@ async def test_crud_round_trip(api: Api, admin_headers: dict[str, str]) -> None:
         updated = await resp.json()
         token = resp.headers[CONSISTENCY]
     # PUT replaces every field: the omitted ones go back to empty.
-    assert public(updated) == {"id": bid, **changed, "category": "", "address": ""}
+    assert public(updated) == {
+        "id": bid,
+        **changed,
+        "category": "",
+        "address": "",
+        "time_zone": "Arctic/Longyearbyen",  # moved: the zone of the new coordinates
+        "hours": None,
+        **NO_DETAILS,
+        "open_now": None,
+        "next_change": None,
+    }
     assert updated["created_at"] == created["created_at"]
     assert datetime.fromisoformat(updated["updated_at"]) > datetime.fromisoformat(created["updated_at"])
     async with api.http.get(f"/v1/businesses/{bid}", headers={CONSISTENCY: token}) as resp:
@@ -118,7 +136,7 @@ async def test_update_invalidates_the_cache_of_both_cells(api: Api, admin_header
     try:
         old_keys = [f"{prefix}cell:{c.bits}:{c.code}" for c in cells_containing(geohash12(-33.0, -80.0))]
         new_keys = [f"{prefix}cell:{c.bits}:{c.code}" for c in cells_containing(geohash12(-34.0, -81.0))]
-        assert await redis.exists(f"{prefix}biz:{bid}") == 1
+        assert await redis.exists(f"{prefix}detail:{bid}") == 1  # filled by the read by id
         assert await redis.exists(*old_keys) >= 1 and await redis.exists(*new_keys) >= 1
 
         async with api.http.put(
@@ -127,7 +145,7 @@ async def test_update_invalidates_the_cache_of_both_cells(api: Api, admin_header
             headers=admin_headers,
         ) as resp:
             assert resp.status == 200
-        assert await redis.exists(f"{prefix}biz:{bid}", *old_keys, *new_keys) == 0
+        assert await redis.exists(f"{prefix}biz:{bid}", f"{prefix}detail:{bid}", *old_keys, *new_keys) == 0
 
         # Without a token reads are eventually consistent: served from the cache or any
         # replica, the move shows up once the replica has replayed it.
@@ -146,16 +164,16 @@ async def test_update_invalidates_the_cache_of_both_cells(api: Api, admin_header
         # replica replayed the write after the read's position was taken (the fence is
         # conservative). The next read then fills it, and the one after is a hit.
         async def cache_hit() -> bool:
-            hits_before = cache.hits["business"]
+            hits_before = cache.hits["detail"]
             async with api.http.get(f"/v1/businesses/{bid}") as resp:
                 assert resp.status == 200 and (await resp.json())["latitude"] == -34.0
-            return cache.hits["business"] == hits_before + 1
+            return cache.hits["detail"] == hits_before + 1
 
         await eventually(cache_hit, "a read of the moved business to be a cache hit", timeout=2)
 
         async with api.http.delete(f"/v1/businesses/{bid}", headers=admin_headers) as resp:
             assert resp.status == 204
-        assert await redis.exists(f"{prefix}biz:{bid}", *new_keys) == 0
+        assert await redis.exists(f"{prefix}biz:{bid}", f"{prefix}detail:{bid}", *new_keys) == 0
 
         async def gone() -> bool:
             async with api.http.get(f"/v1/businesses/{bid}") as resp:
@@ -193,8 +211,10 @@ async def test_a_fill_from_before_a_write_cannot_outlive_the_invalidation(api: A
         await cache.invalidate(old.id, [geohash12(10.0, 20.0)], 5_000)
         await cache.put_businesses([old], 4_999)  # read before the write's position: dropped
         await cache.put_cells({cell: [(old.id, 10.0, 20.0, "cafe")]}, 4_999)
+        await cache.put_detail(old.id, [*old, None, None], 4_999)
         assert await cache.get_businesses([old.id]) == {}
         assert await cache.get_cells([cell]) == {}
+        assert await cache.get_detail(old.id) is None
         # A later deletion with a lower position (another instance, late) keeps the fence.
         await cache.invalidate(old.id, [geohash12(10.0, 20.0)], 100)
         await cache.put_businesses([old], 4_999)
@@ -203,7 +223,9 @@ async def test_a_fill_from_before_a_write_cannot_outlive_the_invalidation(api: A
         fresh = old._replace(name="New name")
         await cache.put_businesses([fresh], 5_000)
         await cache.put_cells({cell: [(old.id, 10.0, 20.0, "cafe")]}, 5_001)
+        await cache.put_detail(old.id, [*fresh, None, None], 5_000)
         assert await cache.get_businesses([old.id]) == {old.id: fresh}
+        assert await cache.get_detail(old.id) == [*fresh, None, None]
         assert await cache.get_cells([cell]) == {cell: [(old.id, 10.0, 20.0, "cafe")]}
         # Keys never written are filled whatever the position.
         other = old._replace(id=424243)

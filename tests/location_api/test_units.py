@@ -37,6 +37,7 @@ from location_api.cursor import (
     query_fingerprint,
 )
 from location_api.demo import CATEGORIES, address_for, category_for, synthetic_records
+from location_api.demo_details import PATTERNS, PRICES, demo_details
 from location_api.errors import InvalidCursor, InvalidRequest
 from location_api.metrics import Metrics
 from location_api.models import Business, SearchQuery
@@ -388,12 +389,28 @@ def test_address_skips_blank_parts() -> None:
     assert address_for(Place(0, 0, "x", " ", "", "")) == ""
 
 
+def test_every_demo_category_has_details_spread_over_its_patterns_and_prices() -> None:
+    assert set(PATTERNS) == set(CATEGORIES) == set(PRICES)
+    for category, patterns in PATTERNS.items():
+        chosen = [demo_details(f"place {i}", category) for i in range(300)]
+        assert len({hours for hours, *_ in chosen}) == len(patterns), category  # every pattern, and only those
+        lo, hi = PRICES[category]
+        assert {price for _, price, _, _ in chosen} == set(range(lo, hi + 1)), category
+        assert all(2.5 <= rating <= 5.0 and 1 <= reviews <= 1000 for _, _, rating, reviews in chosen)
+        assert len({round(rating, 1) for _, _, rating, _ in chosen}) > 20  # spread, not one value
+    always = [["00:00", "24:00"]]
+    week = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    hours = demo_details("Oslo", "hotel")[0] or ""
+    assert orjson.loads(hours) == {"weekly": dict.fromkeys(week, always), "exceptions": []}
+
+
 def test_synthetic_businesses_are_deterministic_and_near_their_place() -> None:
     places = [Place(78.2232, 15.6267, "Longyearbyen", "Svalbard", "", "SJ")]
     first = list(synthetic_records(places, 50, seed=3))
     assert first == list(synthetic_records(places, 50, seed=3))
-    for name, lat, lon, category, address, stored in first:
+    for name, lat, lon, category, address, stored, *details in first:
         assert name.startswith("Longyearbyen #") and category == category_for(name) and address == "Svalbard, SJ"
+        assert tuple(details) == demo_details(name, category) and details[0] is not None
         assert haversine_m(78.2232, 15.6267, lat, lon) <= 50_000.0 + 1e-6
         assert stored == geohash12(lat, lon)
 
