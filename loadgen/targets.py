@@ -8,6 +8,10 @@ the API refuses would each make a run of nothing but errors. So, before a run:
   lists the routes its role serves, and states its limits there: the largest radius
   (``GEO_MAX_RADIUS_M`` on the server) and page. The generator reads them from the server it
   is about to load rather than assuming the defaults;
+* a set-up that makes friendships needs an API that takes them: a ``POST`` of the route
+  without a token is refused with 401 and a ``Bearer`` challenge there (a read instance
+  answers 404 or 405), asked of the route itself, since behind deploy/'s nginx the document
+  is a read instance's while the writes go elsewhere;
 * the friends tier refuses a WebSocket handshake that carries no token with 401 and a
   ``Bearer`` challenge, before any upgrade: that tells it from anything else without
   connecting as anyone;
@@ -97,8 +101,11 @@ def check_friendship_api(url: str, flag: str, *, setup: bool) -> None:
         TargetError: not a base URL, unreachable, another service, or a read-only instance.
     """
     target = _Target(flag, url, base_url(url, flag))
-    paths = target.api_document().get("paths") or {}
-    if setup and "post" not in (paths.get(FRIENDSHIP_ROUTE) or {}):
+    target.api_document()
+    # Asked of the route, not read from the document: behind a proxy that sends reads and
+    # writes to different instances (deploy/'s nginx), /openapi.json is a read instance's,
+    # which lists no write route, while the POSTs go to one that takes them.
+    if setup and not target.takes_posts(FRIENDSHIP_ROUTE.format(id=1, friend_id=2)):
         raise TargetError(
             f"{target}: this API instance does not create friendships (a read role?); "
             "give one that serves writes, or --skip-setup"
@@ -192,6 +199,12 @@ class _Target:
         status, headers, _ = self._get(FRIENDS_WS_ROUTE)
         return status == 401 and headers.get("WWW-Authenticate", "").lower().startswith("bearer")
 
+    def takes_posts(self, path: str) -> bool:
+        """Whether ``path`` takes POSTs here: a POST without a token is refused with a
+        ``Bearer`` challenge (401), not as an unknown route or method. It creates nothing."""
+        status, headers, _ = self._get(path, method="POST")
+        return status == 401 and headers.get("WWW-Authenticate", "").lower().startswith("bearer")
+
     def me(self, token: str) -> tuple[int, dict[str, Any]]:
         """``GET /v1/me`` with ``token``: (status, the JSON object answered or {})."""
         status, _, body = self._get(ME_ROUTE, {"Authorization": f"Bearer {token}"})
@@ -201,13 +214,16 @@ class _Target:
         status, _, body = self._get("/openapi.json")
         return status, _json(body) if status == 200 else None
 
-    def _get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Message, bytes]:
-        """GET ``path``: (status, headers, body), whatever the status.
+    def _get(
+        self, path: str, headers: dict[str, str] | None = None, *, method: str = "GET"
+    ) -> tuple[int, Message, bytes]:
+        """GET (or ``method``, without a body) ``path``: (status, headers, body), whatever the status.
 
         Raises:
             TargetError: no answer at all.
         """
-        request = urllib.request.Request(self.http + path, headers=headers or {})  # noqa: S310 - user's target
+        data = b"" if method == "POST" else None
+        request = urllib.request.Request(self.http + path, data=data, headers=headers or {}, method=method)  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as resp:  # noqa: S310 - user's target
                 return int(resp.status), resp.headers, resp.read(_MAX_BODY)

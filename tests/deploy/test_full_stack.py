@@ -33,6 +33,7 @@ from deploy.stack.redis_nodes import RedisNode
 from deploy.stack.stack import Stack
 from geo_common.settings import Settings
 from geo_common.tokens import Role, mint_token
+from loadgen.targets import TargetError, check_friendship_api, check_search_api
 from tests.conftest import discard_stack
 from tests.deploy.full_stack_helpers import (
     SEARCH_RATE,
@@ -144,6 +145,18 @@ async def test_locations_are_on_the_sentinel_set_and_the_api_cache_apart(full: F
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_geo_loadgen_sets_up_through_nginx_and_not_on_a_read_instance(full: FullStack) -> None:
+    # Through nginx /openapi.json is a read instance's, which lists no write route, while the
+    # set-up's POSTs reach the write instance: the check asks the route, not the document.
+    await asyncio.to_thread(check_friendship_api, full.entry, "--api", setup=True)
+    assert (await asyncio.to_thread(check_search_api, full.entry, "--url")).max_radius_m is not None
+    await asyncio.to_thread(check_friendship_api, full.instance_url("api-write-1"), "--api", setup=True)
+    read = full.instance_url("api-read-1")
+    with pytest.raises(TargetError, match="does not create friendships"):
+        await asyncio.to_thread(check_friendship_api, read, "--api", setup=True)
+    await asyncio.to_thread(check_friendship_api, read, "--api", setup=False)  # --skip-setup
 
 
 async def test_replica_stopped_searches_answer_from_the_primary(full: FullStack) -> None:
