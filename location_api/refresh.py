@@ -41,7 +41,7 @@ from location_api.contract import MEMORY_STRATEGIES
 log = logging.getLogger(__name__)
 
 #: A poll that finds more changes than this rebuilds the catalog instead (a bulk load).
-MAX_CHANGES_PER_POLL = 5_000
+MAX_CHANGES_PER_POLL = 5_000  # and the bulk threshold of migration 0015
 #: Rebuild from scratch when no poll succeeded for this long: the change log keeps
 #: :data:`CHANGE_LOG_RETENTION_S` of history, so a longer gap could have lost changes.
 REBUILD_AFTER_S = 1_800.0
@@ -230,11 +230,15 @@ class Refresher:
             was = catalog.position(change.business_id)
             old = catalog.apply(change.business_id, change.business)
             self._applied[change.seq] = change.xid
-            # Positions only: what else changed is not known, so the entries always go.
+            # Positions only: what else changed is not known, so the entries always go. With
+            # cards, an unchanged business keeps its cells; its details may have changed (a
+            # rating imported in SQL), so its own entries go whatever changed.
             if old != change.business or catalog.cards is None:
                 now = change.business
                 places = [was, None if now is None else (now.latitude, now.longitude)]
                 stale.append((change.business_id, [geohash12(lat, lon) for lat, lon in filter(None, places)]))
+            else:
+                stale.append((change.business_id, []))
         horizon = max(self._horizon, info.horizon)
         self._horizon = horizon
         self._applied = {seq: xid for seq, xid in self._applied.items() if xid >= horizon}

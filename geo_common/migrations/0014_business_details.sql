@@ -12,6 +12,9 @@
 -- phone, website, price_level: NULL: not known.
 -- rating, review_count: the mean review over that many; only an admin writes them, and a
 -- write that leaves them out keeps them. A rating exactly when there are reviews.
+-- A change of a row is a change of its business in the change log (0015's triggers): every
+-- API instance then drops its cached detail, whoever wrote it (the API, or an import of
+-- ratings in SQL).
 CREATE TABLE business_details (
     business_id  bigint PRIMARY KEY REFERENCES businesses (id) ON DELETE CASCADE,
     time_zone    text CHECK (length(time_zone) BETWEEN 1 AND 64),

@@ -224,6 +224,19 @@ async def caught_up(api: Api) -> None:
     await eventually(done, "the in-memory indexes to catch up", timeout=10)
 
 
+async def settled(api: Api) -> None:
+    """:func:`caught_up`, and one more poll since: the refresher's invalidations of what it
+    applied (sent after it records its position) are behind us too."""
+    await caught_up(api)
+    refresher = api.app[refresher_key]
+    since = time.monotonic()
+
+    async def polled() -> bool:
+        return refresher.seconds_since_refresh < time.monotonic() - since
+
+    await eventually(polled, "a poll after catching up")
+
+
 class Oracle:
     """Brute-force ground truth over a snapshot of the ``businesses`` table.
 

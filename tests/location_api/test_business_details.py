@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import pytest
 
 from geo_common.tokens import Role
 
-from .conftest import Api
+from location_api.keys import cache_key
+
+from .conftest import Api, eventually, settled
 from .test_business_hours import detail, fields_refused
 from .test_business_owner import auth
 from .test_businesses import CONSISTENCY, create
@@ -95,3 +98,38 @@ async def test_a_demo_business_has_synthetic_price_and_rating(api: Api) -> None:
     assert shown["price_level"] in (1, 2, 3, 4)
     assert 1.0 <= shown["rating"] <= 5.0 and shown["review_count"] >= 1
     assert shown["phone"] is None and shown["website"] is None  # nothing that could reach a real one
+
+
+async def test_a_rating_imported_in_sql_reaches_a_cached_detail(api: Api, admin_headers: dict[str, str]) -> None:
+    """The operator's import writes business_details directly: its change is logged like the
+    API's (migration 0014's triggers), and every instance drops the cached detail."""
+    # A spot of its own in the South Pacific: other tests search theirs.
+    created, _ = await create(api, admin_headers, name="Imported", latitude=-47.77, longitude=-127.31)
+    bid = created["id"]
+    cache = api.app[cache_key]
+    # The refresher's own invalidation of the create is behind us: only the import's can drop
+    # the entry cached below.
+    await settled(api)
+
+    async def cached() -> bool:
+        hits = cache.hits["detail"]
+        async with api.http.get(f"/v1/businesses/{bid}") as resp:
+            ok = resp.status == 200
+        return ok and cache.hits["detail"] > hits
+
+    await eventually(cached, "the detail to be cached", timeout=5)
+    conn = await asyncpg.connect(api.settings.pg_primary)
+    try:
+        await conn.execute("UPDATE business_details SET rating = 3.9, review_count = 41 WHERE business_id = $1", bid)
+    finally:
+        await conn.close()
+
+    async def imported() -> bool:
+        async with api.http.get(f"/v1/businesses/{bid}") as resp:
+            shown = await resp.json()
+        return bool(shown["rating"] == 3.9 and shown["review_count"] == 41)
+
+    # Well within the cache's lifetime (GEO_API_CACHE_TTL_S, 300 s): the refresher dropped it.
+    await eventually(imported, "the imported rating on the detail", timeout=10)
+    async with api.http.delete(f"/v1/businesses/{bid}", headers=admin_headers) as resp:
+        assert resp.status == 204
