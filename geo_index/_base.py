@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -39,8 +39,9 @@ from geo_index.validate import (
 )
 
 #: A page's filter: ``(table, value)``, only points whose ``table[id] == value`` (``table`` a
-#: list indexed by id, or a dict), or ``None`` for every point.
-Where = tuple[list[Any] | dict[Any, Any], Any] | None
+#: list indexed by id, or a dict); a callable, only points whose id it says true of; or
+#: ``None`` for every point.
+Where = tuple[list[Any] | dict[Any, Any], Any] | Callable[[int], object] | None
 
 #: Default number of changed points at which an index merges them into its bulk by itself.
 DEFAULT_MERGE_EVERY = 4096
@@ -71,19 +72,19 @@ class Page(NamedTuple):
     hits: list[tuple[Any, float]]
 
 
-def page_of(hits: list[tuple[Any, float]], limit: int, after: tuple[float, Any] | None) -> Page:
+def page_of(hits: list[tuple[Any, float]], limit: int | None, after: tuple[float, Any] | None) -> Page:
     """Cut a page from every match (the reference :meth:`IndexBase.page` is checked against).
 
     Args:
         hits: ``(id, distance_m)`` sorted by distance, then id (what ``within`` returns).
-        limit: the page size.
+        limit: the page size (``None``: every hit after ``after``).
         after: ``None``, or ``(distance_m, id)``: the page starts after it.
 
     Returns:
         The :class:`Page` of ``hits`` after ``after``.
     """
     start = 0 if after is None else bisect_right(hits, after, key=_order)
-    return Page(len(hits), len(hits) - start, hits[start : start + limit])
+    return Page(len(hits), len(hits) - start, hits[start : None if limit is None else start + limit])
 
 
 def _id_array(ids: Any) -> Any:
@@ -291,7 +292,7 @@ class IndexBase:
         lat: float,
         lon: float,
         radius_m: float,
-        limit: int,
+        limit: int | None,
         after: tuple[float, int] | None = None,
         *,
         where: Where = None,
@@ -304,33 +305,39 @@ class IndexBase:
 
         With ``where``, only the points that pass it are matches: counted, paged and returned
         as if no other point were held (a category search: ``where=(categories, "cafe")``).
+        A callable ``where`` is asked of each point within the radius, nearest or not.
 
         Args:
             lat: latitude, degrees in [-90, 90].
             lon: longitude, degrees in [-180, 180].
             radius_m: radius, metres, ``0 < radius_m <= max_radius_m``.
-            limit: the page size, an integer >= 1.
+            limit: the page size, an integer >= 1; ``None``: every match after ``after``.
             after: ``None`` for the first page, else ``(distance_m, id)`` of the previous
                 page's last hit; a hit equal to it is not repeated.
-            where: ``None``, or ``(table, value)``: only points whose ``table[id] == value``;
-                ``table`` is a list indexed by id or a dict, and an id it does not hold
-                does not pass.
+            where: ``None``; ``(table, value)``: only points whose ``table[id] == value``,
+                ``table`` a list indexed by id or a dict (an id it does not hold does not
+                pass); or a callable: only points ``where(id)`` is true of. An exception it
+                raises ends the query and is raised here.
 
         Raises:
             InvalidCoordinate: bad ``lat`` or ``lon``.
             InvalidRadius: bad ``radius_m``.
-            InvalidCount: ``limit`` is not an integer >= 1.
+            InvalidCount: ``limit`` is not ``None`` or an integer >= 1.
             InvalidPosition: ``after`` is not ``None`` or a ``(distance_m, id)`` pair.
-            InvalidOption: ``where`` is not ``None`` or a ``(table, value)`` pair.
+            InvalidOption: ``where`` is not ``None``, a ``(table, value)`` pair or a callable.
         """
         self._check_query(lat, lon, radius_m)
-        if not (type(limit) is int and limit >= 1):
+        if limit is None:
+            limit = -1
+        elif not (type(limit) is int and limit >= 1):
             check_count(limit, "limit")
         if after is not None:
             check_after(after)
         if where is None:
             return Page._make(self._native.page(lat, lon, radius_m, limit, after))
         check_where(where)
+        if callable(where):
+            return Page._make(self._native.page(lat, lon, radius_m, limit, after, where))
         return Page._make(self._native.page(lat, lon, radius_m, limit, after, where[0], where[1]))
 
     def ranges(self, lat: float, lon: float, radius_m: float) -> list[tuple[int, int]]:

@@ -30,7 +30,10 @@ K = TypeVar("K", bound=Hashable)
 _MISSING = object()
 
 
-def _passes(where: tuple[list[Any] | dict[Any, Any], Any], id: object) -> bool:
+def _passes(where: Where, id: Any) -> bool:
+    if callable(where):
+        return bool(where(id))
+    assert where is not None
     table, value = where
     if isinstance(table, list):
         got = table[id] if type(id) is int and 0 <= id < len(table) else _MISSING
@@ -120,7 +123,7 @@ class BruteForceIndex(Generic[K]):
         lat: float,
         lon: float,
         radius_m: float,
-        limit: int,
+        limit: int | None,
         after: tuple[float, K] | None = None,
         *,
         where: Where = None,
@@ -128,7 +131,8 @@ class BruteForceIndex(Generic[K]):
         """:func:`geo_index.page_of` of :meth:`within`, counting only points passing ``where``."""
         check_point(lat, lon)
         check_radius(radius_m, self._max_radius_m)
-        check_count(limit, "limit")
+        if limit is not None:
+            check_count(limit, "limit")
         if after is not None and not (type(after) is tuple and len(after) == 2):
             check_after(after)
         check_where(where)

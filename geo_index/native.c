@@ -206,6 +206,7 @@ index_nbytes(Index *self, PyObject *unused)
     return PyLong_FromSize_t(store_bytes(&self->store));
 }
 
+/* A page's filter: (table, value), or a callable (value NULL) asked of each id. */
 typedef struct {
     PyObject *table, *value;
 } Where;
@@ -215,6 +216,16 @@ where_passes(void *ctx, int64_t id)
 {
     Where *w = ctx;
     PyObject *got;
+    if (w->value == NULL) {
+        PyObject *key = PyLong_FromLongLong(id);
+        if (!key) return -1;
+        PyObject *verdict = PyObject_CallOneArg(w->table, key);
+        Py_DECREF(key);
+        if (!verdict) return -1;
+        int passes = PyObject_IsTrue(verdict);
+        Py_DECREF(verdict);
+        return passes;
+    }
     if (PyList_Check(w->table)) {
         if (id < 0 || id >= PyList_GET_SIZE(w->table)) return 0;
         got = PyList_GET_ITEM(w->table, id);
@@ -268,12 +279,13 @@ hits_list(const QPage *page)
 }
 
 /* page(lat, lon, radius_m, limit[, after[, table, value]]) -> (total, following, hits);
- * limit -1: every match (``within``). after: None or (distance_m, id). */
+ * limit -1: every match (``within``). after: None or (distance_m, id). A callable in
+ * place of (table, value) (six arguments) is the filter itself: ``where(id)``. */
 static PyObject *
 index_page(Index *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4 && nargs != 5 && nargs != 7)
-        return PyErr_Format(PyExc_TypeError, "page(lat, lon, radius_m, limit[, after[, table, value]])");
+    if (nargs < 4 || nargs > 7)
+        return PyErr_Format(PyExc_TypeError, "page(lat, lon, radius_m, limit[, after[, table, value | where]])");
     double lat, lon, radius;
     if (read_point(args, &lat, &lon) < 0) return NULL;
     radius = PyFloat_AsDouble(args[2]);
@@ -286,7 +298,7 @@ index_page(Index *self, PyObject *const *args, Py_ssize_t nargs)
         after.on = 1;
         after.id = aid;
     }
-    Where where = {nargs == 7 ? args[5] : NULL, nargs == 7 ? args[6] : NULL};
+    Where where = {nargs >= 6 ? args[5] : NULL, nargs == 7 ? args[6] : NULL};
     QPage page;
     if (run_query(self, lat, lon, radius, limit, 1, &after, where.table ? &where : NULL, &page) < 0) return NULL;
     PyObject *hits = hits_list(&page), *result = NULL;

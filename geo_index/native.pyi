@@ -26,7 +26,7 @@ class Index:
         radius_m: float,
         limit: int,
         after: tuple[float, int] | None = ...,
-        table: Any = ...,
+        table_or_where: Any = ...,
         value: Any = ...,
         /,
     ) -> tuple[int, int, list[tuple[int, float]]]: ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from geo_index._base import Page
@@ -59,13 +59,14 @@ class SpatialIndex(Protocol[K]):
         lat: float,
         lon: float,
         radius_m: float,
-        limit: int,
+        limit: int | None,
         after: tuple[float, K] | None = None,
         *,
-        where: tuple[list[Any] | dict[Any, Any], Any] | None = None,
+        where: tuple[list[Any] | dict[Any, Any], Any] | Callable[[K], object] | None = None,
     ) -> Page:
-        """A :class:`Page` of ``within``: the match count and ``limit`` hits after ``after``,
-        counting only the points whose ``table[id] == value`` when ``where=(table, value)``."""
+        """A :class:`Page` of ``within``: the match count and ``limit`` hits after ``after``
+        (``None``: all of them), counting only the points whose ``table[id] == value`` when
+        ``where=(table, value)``, or those ``where(id)`` is true of when it is a callable."""
         ...
 
     def nearest(self, lat: float, lon: float, k: int, max_radius_m: float | None = None) -> list[tuple[K, float]]:

@@ -123,17 +123,20 @@ def check_where(where: Any) -> None:
     """Check a page's filter.
 
     Args:
-        where: ``None`` (every point) or ``(table, value)``: only points whose ``table[id]``
-            equals ``value``, ``table`` a list (indexed by int id) or a dict.
+        where: ``None`` (every point); ``(table, value)``: only points whose ``table[id]``
+            equals ``value``, ``table`` a list (indexed by int id) or a dict; or a callable
+            of an id.
 
     Raises:
-        InvalidOption: ``where`` is neither.
+        InvalidOption: ``where`` is none of these.
     """
-    if where is None:
+    if where is None or callable(where):
         return
     if type(where) is tuple and len(where) == 2 and isinstance(where[0], (list, dict)):
         return
-    raise InvalidOption(f"where must be None or a (table, value) pair with table a list or a dict, got {where!r}")
+    raise InvalidOption(
+        f"where must be None, a callable or a (table, value) pair with table a list or a dict, got {where!r}"
+    )
 
 
 def check_max_radius_option(max_radius_m: Any) -> float:

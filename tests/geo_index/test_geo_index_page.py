@@ -136,7 +136,7 @@ def test_a_dense_area_pages_as_the_oracle_cuts_it(merge_every: int | None) -> No
         ((91.0, 0.0, 1_000.0, 5, None), InvalidCoordinate),
         ((0.0, 0.0, 0.0, 5, None), InvalidRadius),
         ((0.0, 0.0, 1_000.0, 0, None), InvalidCount),
-        ((0.0, 0.0, 1_000.0, None, None), InvalidCount),
+        ((0.0, 0.0, 1_000.0, -1, None), InvalidCount),
         ((0.0, 0.0, 1_000.0, True, None), InvalidCount),
         ((0.0, 0.0, 1_000.0, 5, (1.0,)), InvalidPosition),
         ((0.0, 0.0, 1_000.0, 5, [1.0, 1]), InvalidPosition),
@@ -190,6 +190,16 @@ def test_a_filtered_page_equals_the_filtered_answer_cut(
             after = (d, at)
             assert idx.page(qlat, qlon, radius, limit, after, where=(table, wanted)) == page_of(kept, limit, after)
     assert idx.page(qlat, qlon, radius, limit, where=(as_dict, "tea")) == Page(0, 0, [])
+    # A callable filter: the same, asked of each id.
+    wanted_ids = {i for i, c in as_dict.items() if c == "bar"}
+    kept = [h for h in full if h[0] in wanted_ids]
+    assert idx.page(qlat, qlon, radius, limit, where=wanted_ids.__contains__) == page_of(kept, limit, None)
+    assert idx.page(qlat, qlon, radius, None, where=wanted_ids.__contains__) == page_of(kept, None, None)
+    if kept:
+        at, d = kept[pick % len(kept)]
+        after = (d, at)
+        assert idx.page(qlat, qlon, radius, limit, after, where=wanted_ids.__contains__) == page_of(kept, limit, after)
+        assert idx.page(qlat, qlon, radius, None, after, where=wanted_ids.__contains__) == page_of(kept, None, after)
 
 
 @pytest.mark.parametrize("name", list(INDEXES))
@@ -219,7 +229,7 @@ def test_a_filter_pages_a_dense_cluster_through_every_match_once(name: str) -> N
 def test_a_malformed_filter_is_refused(name: str, where: object) -> None:
     idx = INDEXES[name]()
     idx.insert(1, 0.0, 0.0)
-    with pytest.raises(InvalidOption, match="where must be None or a"):
+    with pytest.raises(InvalidOption, match="where must be None, a callable or a"):
         idx.page(0.0, 0.0, 1_000.0, 5, where=where)  # type: ignore[arg-type]
 
 
@@ -235,6 +245,18 @@ def test_a_list_filter_reads_ids_in_its_range_and_a_dict_any_id(name: str) -> No
     assert idx.page(1.0, 1.0, 10.0, 5, where=(by_id, "x")) == Page(2, 2, [(-3, 0.0), (2**62, 0.0)])
     assert idx.page(1.0, 1.0, 10.0, 5, (0.0, -3), where=(by_id, "x")) == Page(2, 1, [(2**62, 0.0)])
     assert idx.page(1.0, 1.0, 10.0, 5, where=(by_id, "y")).hits == [(0, 0.0), (1, 0.0)]
+
+
+def test_a_callable_filter_that_raises_fails_the_page() -> None:
+    idx = GeohashIndex()
+    idx.bulk_load([(0, 1.0, 1.0), (1, 1.0, 1.0)])
+
+    def refuse(bid: int) -> bool:
+        raise LookupError(f"no verdict for {bid}")
+
+    with pytest.raises(LookupError, match="no verdict"):
+        idx.page(1.0, 1.0, 10.0, 5, where=refuse)
+    assert idx.page(1.0, 1.0, 10.0, 5, where=lambda bid: bid == 1) == Page(1, 1, [(1, 0.0)])
 
 
 def test_a_table_value_whose_equality_fails_fails_the_page() -> None:
