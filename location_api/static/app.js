@@ -7,7 +7,7 @@ import { setupBusinessCard } from "./business.js";
 import { $, fetchJson, problemText, setStatus, textElement } from "./dom.js";
 import { setupFriends } from "./friends.js";
 import {
-  circlePolygon, formatDistance, nearLongitude, searchQuery, tokenClaims, unwrapGeometry, wrapLongitude,
+  circlePolygon, formatDistance, nearLongitude, tokenClaims, unwrapGeometry, wrapLongitude,
 } from "./geo.js";
 import { setupPeople } from "./people.js";
 import { setupWatch } from "./watch.js";
@@ -121,11 +121,61 @@ async function devSignIn(event) {
   }
 }
 
-// --- nearby search -------------------------------------------------------------------------
+// --- search: nearby (around a point) or this area (the map's view), refined by the filters ----
 
 function showRadius() {
   $("radius-out").textContent = formatDistance(Number($("radius").value));
 }
+
+/** The filters as query parameters; "" for each one not set (only those set are sent). */
+function filterQuery() {
+  const q = $("q").value.trim();
+  const sort = $("sort").value;
+  return {
+    limit: $("limit").value,
+    category: $("category").value.trim(),
+    q,
+    price: $("price").value,
+    min_rating: $("min-rating").value,
+    open_now: $("open-now").checked ? "true" : "",
+    // Distance is the default; relevance ranks by the words, and the API refuses it without them.
+    sort: sort === "distance" || (sort === "relevance" && !q) ? "" : sort,
+  };
+}
+
+/** Relevance is offered only with words to rank by. */
+function showSorts() {
+  const withWords = $("q").value.trim() !== "";
+  $("sort").querySelector("option[value='relevance']").disabled = !withWords;
+  if (!withWords && $("sort").value === "relevance") $("sort").value = "distance";
+}
+
+/**
+ * The map's view as the area search's box: `bbox` is "west,south,east,north" in degrees, with
+ * longitudes brought into [-180, 180] (west > east when the view crosses the 180th meridian,
+ * every longitude when it is wider than the world); `drawn` is the box as shown (the view's
+ * own longitudes) and `centreLon` where its results are drawn around.
+ */
+function viewBox(bounds) {
+  const south = Math.max(-90, bounds.getSouth());
+  const north = Math.min(90, bounds.getNorth());
+  let west = -180;
+  let east = 180;
+  if (bounds.getEast() - bounds.getWest() < 360) {
+    west = wrapLongitude(bounds.getWest());
+    east = wrapLongitude(bounds.getEast());
+    if (east === -180) east = 180; // the view ends at the meridian: its east edge is 180, not -180
+  }
+  const degrees = (value) => String(Number(value.toFixed(6))); // about 0.1 m; plain decimals
+  return {
+    bbox: [west, south, east, north].map(degrees).join(","),
+    drawn: [[south, Math.max(bounds.getWest(), bounds.getEast() - 360)], [north, bounds.getEast()]],
+    centreLon: bounds.getCenter().lng,
+  };
+}
+
+let current = null; // the last search asked for, to run again when a filter changes
+let asked = 0; // searches asked for: only the newest one's answer is drawn
 
 async function runSearch() {
   if (!$("search-form").reportValidity()) return;
@@ -133,33 +183,59 @@ async function runSearch() {
     latitude: $("lat").value.trim(),
     longitude: $("lon").value.trim(),
     radius: $("radius").value,
-    limit: $("limit").value,
-    category: $("category").value,
+    ...filterQuery(),
   };
+  current = runSearch;
+  await fetchSearch("nearby", query, Number(query.longitude));
+}
+
+async function searchArea(box = viewBox(map.getBounds())) {
+  current = () => searchArea(box);
+  await fetchSearch("area", { bbox: box.bbox, ...filterQuery() }, box.centreLon, box);
+}
+
+async function fetchSearch(kind, query, centreLon, box = null) {
+  const mine = ++asked;
+  const params = new URLSearchParams(Object.entries(query).filter(([, value]) => value !== ""));
   setStatus("search-status", "Searching…");
   let answer;
   try {
-    answer = await fetchJson(`/v1/search/nearby?${searchQuery(query)}`);
+    answer = await fetchJson(`/v1/search/${kind}?${params}`);
   } catch (error) {
-    setStatus("search-status", `The search failed: ${error.message}`);
+    if (mine === asked) setStatus("search-status", `The search failed: ${error.message}`);
     return;
   }
+  if (mine !== asked) return;
   if (!answer.ok) {
-    setStatus("search-status", `The search failed: ${problemText(answer.status, answer.body)}`);
+    setStatus("search-status", failureText(answer));
     return;
   }
-  drawSearch(query, answer.body);
+  drawSearch(kind, query, answer.body, centreLon, box);
 }
 
-function drawSearch(query, body) {
+function failureText(answer) {
+  const errors = (answer.body && Array.isArray(answer.body.errors)) ? answer.body.errors : [];
+  const box = errors.find((e) => e.field === "bbox");
+  if (box) return `This area ${box.message}. Zoom in, then search this area again.`;
+  return `The search failed: ${problemText(answer.status, answer.body)}`;
+}
+
+function drawSearch(kind, query, body, centreLon, box) {
   resultsLayer.clearLayers();
-  const lat = Number(query.latitude);
-  const lon = Number(query.longitude);
-  const outline = circlePolygon(lat, lon, body.radius_m);
-  const circle = L.polygon(outline, { color: "#1d5fb4", weight: 2, fillOpacity: 0.08, interactive: false });
-  circle.addTo(resultsLayer);
-  L.circleMarker([lat, lon], { radius: 4, color: "#1d5fb4", fillOpacity: 1 })
-    .bindTooltip(textElement("span", "Search centre")).addTo(resultsLayer);
+  let outline = null;
+  let circle = null;
+  let frame = null;
+  if (kind === "nearby") {
+    const lat = Number(query.latitude);
+    outline = circlePolygon(lat, centreLon, body.radius_m);
+    circle = L.polygon(outline, { color: "#1d5fb4", weight: 2, fillOpacity: 0.08, interactive: false });
+    circle.addTo(resultsLayer);
+    L.circleMarker([lat, centreLon], { radius: 4, color: "#1d5fb4", fillOpacity: 1 })
+      .bindTooltip(textElement("span", "Search centre")).addTo(resultsLayer);
+  } else {
+    frame = L.rectangle(box.drawn, { color: "#1d5fb4", weight: 2, fillOpacity: 0.04, interactive: false });
+    frame.addTo(resultsLayer);
+  }
 
   const list = $("results");
   list.replaceChildren();
@@ -168,7 +244,7 @@ function drawSearch(query, body) {
   const results = body.businesses.map((business, i) => {
     const distance = formatDistance(business.distance_m);
     // A business across the antimeridian is drawn next to the centre, not a world away.
-    const marker = L.circleMarker([business.latitude, nearLongitude(business.longitude, lon)], {
+    const marker = L.circleMarker([business.latitude, nearLongitude(business.longitude, centreLon)], {
       radius: 6, color: "#8f2414", weight: 1, fillColor: "#e8553f", fillOpacity: 0.9,
       bubblingMouseEvents: false, // a click opens the card, not a search at that point
     }).bindTooltip(textElement("span", `${i + 1}. ${business.name}: ${distance}`)).addTo(resultsLayer);
@@ -196,10 +272,17 @@ function drawSearch(query, body) {
     }
     return { ...business, marker };
   });
-  state.search = { query, total: body.total, radiusM: body.radius_m, results, outline, circle };
-  const shown = results.length < body.total ? `; the nearest ${results.length} are listed` : "";
-  setStatus("search-status", `${body.total} found within ${formatDistance(body.radius_m)}${shown}.`);
-  map.fitBounds(circle.getBounds(), { padding: [16, 16], maxZoom: 17 });
+  state.search = { kind, query, total: body.total, radiusM: body.radius_m, results, outline, circle, frame };
+  const first = query.sort ? "first" : "nearest";
+  const shown = results.length < body.total ? `; the ${first} ${results.length} are listed` : "";
+  const where = kind === "nearby" ? `within ${formatDistance(body.radius_m)}` : "in this area";
+  setStatus("search-status", `${body.total} found ${where}${shown}.`);
+  if (circle) map.fitBounds(circle.getBounds(), { padding: [16, 16], maxZoom: 17 });
+}
+
+/** Enter in a filter's text field, or a change of another filter: the last search again. */
+function searchAgain() {
+  return current ? current() : runSearch();
 }
 
 // --- start-up ------------------------------------------------------------------------------
@@ -225,8 +308,15 @@ async function main() {
   $("radius").addEventListener("input", showRadius);
   $("search-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    runSearch();
+    if ($("filters").contains(document.activeElement)) searchAgain(); // Enter in a filter's field
+    else runSearch();
   });
+  // Text fields search again on Enter (above), not on every change of focus.
+  $("filters").addEventListener("change", (event) => {
+    if (event.target.type !== "text" && current) current();
+  });
+  $("q").addEventListener("input", showSorts);
+  $("area-button").addEventListener("click", () => searchArea());
   map.on("click", (event) => {
     const lat = Math.max(-90, Math.min(90, event.latlng.lat));
     const lon = wrapLongitude(event.latlng.lng);
@@ -245,6 +335,7 @@ async function main() {
     return;
   }
   showRadius();
+  showSorts();
   const context = { state, map, onSignedIn: (f) => listeners.signedIn.push(f) };
   const people = setupPeople(context);
   listeners.mapClick.friends = setupFriends({ ...context, people });

@@ -142,10 +142,3 @@ export function tokenClaims(token) {
     return null;
   }
 }
-
-/** The query string of a nearby search; an empty category is left out. */
-export function searchQuery({ latitude, longitude, radius, limit, category }) {
-  const params = new URLSearchParams({ latitude, longitude, radius, limit });
-  if (category) params.set("category", category);
-  return params.toString();
-}
