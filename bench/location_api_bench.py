@@ -205,13 +205,13 @@ def serve_worker(kind: str, port: int) -> None:
 def index_from_replica(settings: Settings) -> Any:
     """The API's default in-memory index (geohash), built as the API builds it, from the replica."""
     from geo_common.tuning import ProcessTuning
-    from location_api import queries
+    from location_api import catalog_queries
     from location_api.catalog import Catalog
 
     async def rows() -> list[Any]:
         conn = await asyncpg.connect(settings.pg_replicas[0])
         try:
-            return (await queries.load_all(conn))[1]
+            return (await catalog_queries.load_all(conn))[1]
         finally:
             await conn.close()
 

@@ -47,6 +47,7 @@ from geo_common.places import load_places, scatter  # noqa: E402
 from geo_index import GeohashIndex, page_of  # noqa: E402
 from location_api.catalog import Catalog  # noqa: E402
 from location_api.demo import CATEGORIES  # noqa: E402
+from location_api.filters import NO_FILTERS  # noqa: E402
 from location_api.models import Business, SearchQuery  # noqa: E402
 from location_api.render import search_body  # noqa: E402
 from location_api.search import search_memory  # noqa: E402
@@ -179,7 +180,7 @@ def search_and_render(places: Sequence[Any], points: int, queries: list[tuple[fl
     businesses = {r[0]: Business(*r) for r in rows}
     del rows
     index = catalog.indexes["geohash"]
-    searches = [SearchQuery(lat, lon, 5_000.0, LIMIT, None, False, None, None) for lat, lon in queries]
+    searches = [SearchQuery(lat, lon, 5_000.0, LIMIT, NO_FILTERS, False, None, None) for lat, lon in queries]
 
     def api(q: SearchQuery) -> bytes:
         page = search_memory(catalog, "geohash", q, None, 50_000.0)

@@ -32,9 +32,9 @@ native_interface(void)
     return native_api;
 }
 
-/* encode_cursor(key, latitude, longitude, query_radius_m, expand, category, radius_m,
+/* encode_fields(key, latitude, longitude, query_radius_m, expand, refinements, radius_m,
  * distance_m, business_id) for the page of a plain search (one radius, no expand, no
- * category) that ended at (distance, id). */
+ * filter: refinements None) that ended at (distance, id). */
 static PyObject *
 next_cursor(PyObject *encode, PyObject *key, const PlainSearch *q, PyObject *radius, PyObject *distance,
             PyObject *id)

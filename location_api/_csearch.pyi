@@ -20,7 +20,7 @@ def plain_body(
     index: Any,
     prefixes: list[bytes | None] | dict[int, bytes],
     key: bytes,
-    encode_cursor: Callable[[bytes, float, float, float, bool, str | None, float, float, int], str],
+    encode_cursor: Callable[..., str],
     dumps: Callable[[Any], bytes],
     /,
 ) -> bytes | None: ...

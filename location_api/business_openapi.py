@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from location_api.contract import MAX_ADDRESS_CHARS, MAX_CATEGORY_CHARS, MAX_NAME_CHARS
+from location_api.filters import MAX_CATEGORIES
 from location_api.detail_checks import MAX_PHONE_CHARS, MAX_REVIEW_COUNT, MAX_WEBSITE_CHARS
 from location_api.hours import DAYS, MAX_EXCEPTIONS, MAX_INTERVALS_PER_DAY
 from location_api.time_zones import ZONES
 
 MAX_ID = 2**63 - 1
 # Text the API stores: no NUL (PostgreSQL text cannot hold one); "non-blank" adds one
-# character that is not ASCII white space somewhere (the rule of validate._text).
+# character that is not ASCII white space somewhere (the rule of query_values.text).
 NO_NUL = "^[^\\u0000]*$"
 NON_BLANK = "^[^\\u0000]*[^\\u0000 \\t\\n\\r\\f\\v][^\\u0000]*$"
 _OPENS = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
@@ -92,6 +93,13 @@ def business_schemas() -> dict[str, Any]:
         },
         "review_count": {"type": "integer", "minimum": 0, "maximum": MAX_REVIEW_COUNT},
     }
+    categories: dict[str, Any] = {
+        "type": "array",
+        "maxItems": MAX_CATEGORIES,
+        "items": {"type": "string", "minLength": 1, "maxLength": MAX_CATEGORY_CHARS},
+        "description": "every category, the main one (category) first; search filters match any of them",
+    }
+    local_properties = {"categories": categories, **local_properties}
     detail_properties: dict[str, Any] = {
         **business_properties,
         **local_properties,
@@ -137,6 +145,13 @@ def business_schemas() -> dict[str, Any]:
                 "category": {"type": "string", "maxLength": MAX_CATEGORY_CHARS, "pattern": NO_NUL},
                 "address": {"type": "string", "maxLength": MAX_ADDRESS_CHARS, "pattern": NO_NUL},
                 **local_properties,
+                "categories": {
+                    **categories,
+                    "minItems": 1,
+                    "items": {**categories["items"], "pattern": NON_BLANK},
+                    "description": "every category, the main one first: it sets category, which, when given "
+                    "too, must be the first",
+                },
             },
         },
         "OpeningHours": _OPENING_HOURS,

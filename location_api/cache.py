@@ -179,10 +179,12 @@ class Cache:
         return f"{self._prefix}biz:{business_id}"
 
     def _detail_key(self, business_id: int) -> str:
-        return f"{self._prefix}detail:{business_id}"
+        # detail2: rows with more_categories (the first format had none)
+        return f"{self._prefix}detail2:{business_id}"
 
     def _cell_key(self, cell: Cell) -> str:
-        return f"{self._prefix}cell:{cell.bits}:{cell.code}"
+        # cell2: candidates with what filters read (the first format held four fields)
+        return f"{self._prefix}cell2:{cell.bits}:{cell.code}"
 
     # ----------------------------------------------------------------- businesses
     async def get_businesses(self, ids: Sequence[int]) -> dict[int, Business]:
@@ -244,7 +246,7 @@ class Cache:
         found: dict[Cell, list[Candidate]] = {}
         for cell, value in zip(cells, values):
             if value is not None:
-                found[cell] = [(c[0], c[1], c[2], c[3]) for c in orjson.loads(value)]
+                found[cell] = [tuple(c) for c in orjson.loads(value)]
         self.hits["cell"] += len(found)
         self.misses["cell"] += len(cells) - len(found)
         return found

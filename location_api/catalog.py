@@ -25,6 +25,7 @@ import numpy.typing as npt
 from geo_index import GeohashIndex, IndexBase, QuadTree, S2Index
 
 from location_api.cards import Card, CardTable, card_for
+from location_api.filters import Facets, facets_of
 from location_api.models import Business
 from location_api.render import business_from_prefix
 from location_api.contract import MEMORY_STRATEGIES
@@ -103,7 +104,9 @@ class Catalog:
         collections walk what the build makes, during the build and after it.
 
         Args:
-            rows: ``(id, name, latitude, longitude, category, address)`` rows.
+            rows: ``(id, name, latitude, longitude, category, address, time_zone, hours,
+                price_level, rating)`` rows (:data:`location_api.catalog_queries.LISTING_COLUMNS`);
+                a row may end after ``address`` (no details known).
             max_radius_m: the largest search radius, metres.
             strategies: which indexes to build.
 
@@ -114,8 +117,9 @@ class Catalog:
         ids: list[int] = []
         lats: list[float] = []
         lons: list[float] = []
-        for bid, name, lat, lon, category, address in rows:
-            cards[bid] = card_for(Business(bid, name, lat, lon, category, address))
+        for bid, name, lat, lon, category, address, *details in rows:
+            business = Business(bid, name, lat, lon, category, address)
+            cards[bid] = card_for(business, facets_of(name, lat, lon, category, *details))
             ids.append(bid)
             lats.append(lat)
             lons.append(lon)
@@ -155,6 +159,11 @@ class Catalog:
         card = None if self.cards is None else self.cards.get(business_id)
         return None if card is None else business_from_prefix(card.hit)
 
+    def facets(self, business_id: int) -> Facets | None:
+        """What the filters read of a business as held, or ``None`` (also for positions only)."""
+        card = None if self.cards is None else self.cards.get(business_id)
+        return None if card is None else card.facets
+
     def position(self, business_id: int) -> tuple[float, float] | None:
         """Where a business is held, ``(latitude, longitude)`` in degrees, or ``None``."""
         if self.cards is not None:
@@ -165,12 +174,13 @@ class Catalog:
             return None
         return index.position(business_id)
 
-    def apply(self, business_id: int, business: Business | None) -> Business | None:
+    def apply(self, business_id: int, business: Business | None, facets: Facets | None = None) -> Business | None:
         """Make one business's entry match the database (idempotent).
 
         Args:
             business_id: the business.
             business: its current state, or ``None`` when it no longer exists.
+            facets: what the filters read of it (with ``business``; needed when cards are held).
 
         Returns:
             The business as held before (``None`` if it was not held, or when the catalog
@@ -195,5 +205,6 @@ class Catalog:
             for index in self.indexes.values():
                 index.move(business_id, business.latitude, business.longitude)
         if self.cards is not None:
-            self.cards.put(business_id, card_for(business))
+            assert facets is not None, "a catalog of cards holds each business's facets"
+            self.cards.put(business_id, card_for(business, facets))
         return old

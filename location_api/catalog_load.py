@@ -29,9 +29,9 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
-from location_api import queries
+from location_api import queries, catalog_queries
 from location_api.catalog import Catalog
-from location_api.queries import SnapshotInfo
+from location_api.catalog_queries import SnapshotInfo
 
 log = logging.getLogger(__name__)
 
@@ -321,15 +321,15 @@ async def load_snapshot(conn: asyncpg.Connection, *, cards_max: int | None = Non
     """
     before = await queries.visible_lsn(conn)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        info = await queries.snapshot_position(conn, before)
+        info = await catalog_queries.snapshot_position(conn, before)
         count: int = await conn.fetchval("SELECT count(*) FROM businesses", timeout=LOAD_TIMEOUT_S)
         if cards_max is None or 0 < cards_max and count <= cards_max:
-            rows: list[asyncpg.Record] | None = await queries.all_businesses(conn, timeout=LOAD_TIMEOUT_S)
+            rows: list[asyncpg.Record] | None = await catalog_queries.all_businesses(conn, timeout=LOAD_TIMEOUT_S)
             positions = None
         else:
             rows = None
             positions = await copy_positions(conn, count, progress=_log_progress(count))
             if len(positions.ids) != count:  # the same snapshot: a bug, or a changed schema
                 raise MalformedCopy(f"COPY sent {len(positions.ids):,} rows where the count was {count:,}")
-        seen = await queries.changes_seen(conn, info.horizon)
+        seen = await catalog_queries.changes_seen(conn, info.horizon)
     return Snapshot(info, rows, positions, seen)

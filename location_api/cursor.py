@@ -1,18 +1,21 @@
 """Opaque, signed paging cursors for nearby search.
 
-A cursor records where the previous page ended, as the (distance, id) of its last business,
-the radius the search settled on (``expand`` may have widened it), and a fingerprint of the
-query it belongs to. Results are ordered by (distance, id), so the next page is simply every
-match after that pair: keyset paging, which returns each business exactly once even while
-others are inserted or deleted. The cursor is signed (keyed BLAKE2b, under a key derived from
-the JWT secret) so a client can neither forge a position nor move a cursor to another query.
+A cursor records where the previous page ended, as the (rank, distance, id) of its last
+business, the radius the search settled on (``expand`` may have widened it), the instant
+``open_now`` meant on the first page, and a fingerprint of the query it belongs to (its
+position, radius, area, filters and sort). Results are ordered by (rank, distance, id) (the
+rank is 0 when sorting by distance), so the next page is simply every match after that
+triple: keyset paging, which returns each business exactly once even while others are
+inserted or deleted, and an ``open_now`` search keeps asking about the same instant. The
+cursor is signed (keyed BLAKE2b, under a key derived from the JWT secret) so a client can
+neither forge a position nor move a cursor to another query.
 
-Its bytes: version (1 byte), query fingerprint (8), radius, distance (float64 each), id
-(int64), all little-endian, sealed with its 16-byte signature (:mod:`location_api.sealed`:
-URL-safe base64 without padding, 66 characters). Every search that has a next page makes
-one, so it is built without JSON or HMAC's double hashing: :func:`encode_fields`, which the
-compiled search calls too (``location_api/_cplain.c``). Cursors of the first format (JSON,
-HMAC-SHA256) are refused.
+Its bytes: version (1 byte), query fingerprint (8), radius, rank, instant (POSIX seconds),
+distance (float64 each), id (int64), all little-endian, sealed with its 16-byte signature
+(:mod:`location_api.sealed`: URL-safe base64 without padding, 87 characters). Every search
+that has a next page makes one, so it is built without JSON or HMAC's double hashing:
+:func:`encode_fields`, which the compiled search calls too (``location_api/_cplain.c``).
+Cursors of earlier formats are refused.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from geo_common.problems import FieldError
 from location_api.models import SearchQuery
 from location_api.sealed import seal, unseal
 
-_VERSION = 2
-#: version, fingerprint, radius_m, distance_m, business_id
-_PAYLOAD = struct.Struct("<B8sddq")
+_VERSION = 3
+#: version, fingerprint, radius_m, rank, at, distance_m, business_id
+_PAYLOAD = struct.Struct("<B8sddddq")
 #: latitude, longitude, radius_m, expand: the fixed part of a query's fingerprint
 _QUERY = struct.Struct("<ddd?")
+#: west, south, east, north: an area search's box
+_BOX = struct.Struct("<dddd")
 
 
 class CursorPosition(NamedTuple):
@@ -42,11 +47,15 @@ class CursorPosition(NamedTuple):
         radius_m: the radius of the search the cursor continues, metres.
         distance_m: distance of the last business returned, metres.
         business_id: id of the last business returned.
+        rank: its rank in the search's sort (0 by distance).
+        at: the instant ``open_now`` means, POSIX seconds (0 when the search has none).
     """
 
     radius_m: float
     distance_m: float
     business_id: int
+    rank: float = 0.0
+    at: float = 0.0
 
 
 def cursor_key(jwt_secret: str) -> bytes:
@@ -62,13 +71,22 @@ def query_fingerprint(query: SearchQuery) -> bytes:
     Returns:
         8 bytes.
     """
-    return _fingerprint(query.latitude, query.longitude, query.radius_m, query.expand, query.category)
+    return _fingerprint(query.latitude, query.longitude, query.radius_m, query.expand, _refinements(query))
 
 
-def _fingerprint(latitude: float, longitude: float, radius_m: float, expand: bool, category: str | None) -> bytes:
+def _refinements(query: SearchQuery) -> bytes | None:
+    """What a query asks beyond position and radius, as bytes; ``None`` for a plain search
+    (whose cursor the compiled search makes without it)."""
+    if query.plain:
+        return None
+    box = b"" if query.box is None else _BOX.pack(*query.box)
+    return query.sort.encode() + b"\x00" + box + b"\x00" + query.filters.fingerprint()
+
+
+def _fingerprint(latitude: float, longitude: float, radius_m: float, expand: bool, refinements: bytes | None) -> bytes:
     digest = hashlib.blake2b(_QUERY.pack(latitude, longitude, radius_m, expand), digest_size=8)
-    if category is not None:  # marked, so that no category and an empty one differ
-        digest.update(b"\x01" + category.encode())
+    if refinements is not None:
+        digest.update(b"\x01" + refinements)
     return digest.digest()
 
 
@@ -89,10 +107,12 @@ def encode_cursor(key: bytes, query: SearchQuery, position: CursorPosition) -> s
         query.longitude,
         query.radius_m,
         query.expand,
-        query.category,
+        _refinements(query),
         position.radius_m,
         position.distance_m,
         position.business_id,
+        position.rank,
+        position.at,
     )
 
 
@@ -102,16 +122,18 @@ def encode_fields(
     longitude: float,
     query_radius_m: float,
     expand: bool,
-    category: str | None,
+    refinements: bytes | None,
     radius_m: float,
     distance_m: float,
     business_id: int,
+    rank: float = 0.0,
+    at: float = 0.0,
 ) -> str:
     """:func:`encode_cursor` from the query's and the position's fields, for a caller that holds
     no :class:`SearchQuery` or :class:`CursorPosition`: the compiled plain search
-    (:func:`location_api.search.plain_body`) calls it."""
-    fingerprint = _fingerprint(latitude, longitude, query_radius_m, expand, category)
-    payload = _PAYLOAD.pack(_VERSION, fingerprint, radius_m, distance_m, business_id)
+    (:func:`location_api.search.plain_body`) calls it (``refinements`` ``None``)."""
+    fingerprint = _fingerprint(latitude, longitude, query_radius_m, expand, refinements)
+    payload = _PAYLOAD.pack(_VERSION, fingerprint, radius_m, rank, at, distance_m, business_id)
     return seal(key, payload)
 
 
@@ -134,12 +156,12 @@ def decode_cursor(key: bytes, query: SearchQuery, token: str) -> CursorPosition:
         raise _invalid(FOREIGN_CURSOR)
     # The signature held, so the payload is ours; the checks below only guard against a
     # cursor from a different version of this code.
-    version, fingerprint, radius_m, distance_m, business_id = _PAYLOAD.unpack(payload)
-    if version != _VERSION or not math.isfinite(radius_m) or not math.isfinite(distance_m):
+    version, fingerprint, radius_m, rank, at, distance_m, business_id = _PAYLOAD.unpack(payload)
+    if version != _VERSION or not all(map(math.isfinite, (radius_m, rank, at, distance_m))):
         raise _invalid(FOREIGN_CURSOR)
     if not hmac.compare_digest(fingerprint, query_fingerprint(query)):
-        raise _invalid("belongs to a different query: keep latitude, longitude, radius, category and expand")
-    return CursorPosition(radius_m, distance_m, business_id)
+        raise _invalid("belongs to a different query: keep every parameter but limit and index")
+    return CursorPosition(radius_m, distance_m, business_id, rank, at)
 
 
 def _invalid(message: str) -> InvalidCursor:

@@ -24,32 +24,21 @@ import asyncpg
 from geo_common.places import Place, load_places, offset_point
 from location_api.cells import geohash12
 from location_api.demo_details import demo_details
+from location_api.filters import VOCABULARY
 
-#: The demo categories; a place's category is ``CATEGORIES[crc32(name) % 12]``.
-CATEGORIES = (
-    "restaurant",
-    "cafe",
-    "bakery",
-    "grocery",
-    "pharmacy",
-    "hotel",
-    "fuel",
-    "bank",
-    "bookstore",
-    "gym",
-    "hardware",
-    "florist",
-)
+#: The demo categories, the documented vocabulary in its order: a place's category is
+#: ``CATEGORIES[crc32(name) % 12]``.
+CATEGORIES = VOCABULARY
 #: The columns of :data:`Record` after the business's id, in the two tables they go to.
 BUSINESS_COLUMNS = ("name", "latitude", "longitude", "category", "address", "geohash")
-DETAIL_COLUMNS = ("hours", "price_level", "rating", "review_count")
+DETAIL_COLUMNS = ("hours", "price_level", "rating", "review_count", "more_categories")
 #: Synthetic businesses: mean and largest distance from their place, metres.
 SPREAD_M = 5_000.0
 MAX_SPREAD_M = 50_000.0
 #: Businesses per pair of COPYs (and per progress line).
 CHUNK = 50_000
 
-Record = tuple[str, float, float, str, str, str, str | None, int | None, float, int]
+Record = tuple[str, float, float, str, str, str, str | None, int | None, float, int, list[str]]
 
 
 def category_for(name: str) -> str:

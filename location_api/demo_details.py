@@ -6,7 +6,8 @@ GeoNames places are towns, not shops: these details only give the demo something
 and show. Each category has a few weekly patterns (a bakery opens early and shuts on Sunday
 noon, some restaurants are bars open past midnight at weekends, a few groceries, fuel
 stations and every hotel are open around the clock) and a range of price levels; ratings run
-from 2.5 to 5.0 over 1 to about 1,000 reviews. The time zone is left to the coordinates;
+from 2.5 to 5.0 over 1 to about 1,000 reviews; a third of some categories' businesses have
+a second category (:data:`ALSO`). The time zone is left to the coordinates;
 phone and website are left out, so that no demo business shows a real number or address.
 """
 
@@ -77,9 +78,20 @@ PRICES = {
 }
 
 
-def demo_details(name: str, category: str) -> tuple[str | None, int | None, float, int]:
-    """A demo business's hours (their stored JSON), price level, rating and review count
-    (``None`` hours and price for a category without them)."""
+#: What a third of each category's businesses also are (a bakery that serves coffee).
+ALSO = {
+    "bakery": "cafe",
+    "restaurant": "bar",
+    "hotel": "restaurant",
+    "grocery": "bakery",
+    "fuel": "grocery",
+    "bookstore": "cafe",
+}
+
+
+def demo_details(name: str, category: str) -> tuple[str | None, int | None, float, int, list[str]]:
+    """A demo business's hours (their stored JSON), price level, rating, review count and
+    further categories (``None`` hours and price for a category without them)."""
     # The category took the CRC modulo 12; the bits above pick the rest.
     bits = zlib.crc32(name.encode("utf-8")) // 12
     patterns = _STORED.get(category)
@@ -88,4 +100,5 @@ def demo_details(name: str, category: str) -> tuple[str | None, int | None, floa
     price = lo + (bits >> 4) % (hi - lo + 1) if hi >= lo else None
     reviews = int(10 ** (((bits >> 8) % 1000) / 333))
     rating = round(2.5 + ((bits >> 18) % 26) / 10, 1)
-    return hours, price, rating, reviews
+    also = ALSO.get(category)
+    return hours, price, rating, reviews, [also] if also and (bits >> 12) % 3 == 0 else []

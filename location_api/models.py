@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from location_api.area import Box
+from location_api.filters import SearchFilters
 from location_api.hours import OpeningHours, open_state
 from location_api.time_zones import zone
 
@@ -53,6 +55,7 @@ class BusinessDetails:
         price_level: 1 (cheap) to 4 (very expensive), or ``None``: not known.
         rating: the mean review, 0 to 5, or ``None`` (no reviews).
         review_count: how many reviews the rating is the mean of.
+        more_categories: its categories beyond its main one (``Business.category``).
     """
 
     time_zone: str
@@ -62,10 +65,14 @@ class BusinessDetails:
     price_level: int | None = None
     rating: float | None = None
     review_count: int = 0
+    more_categories: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
-        """Every field; ``hours`` as :meth:`location_api.hours.OpeningHours.to_json`, null when not known."""
+    def to_json(self, category: str) -> dict[str, Any]:
+        """Every field; ``hours`` as :meth:`location_api.hours.OpeningHours.to_json`, null when
+        not known; ``categories``: every category, the business's main ``category`` first
+        (none when that is empty and there are no more)."""
         return {
+            "categories": [category, *self.more_categories] if category or self.more_categories else [],
             "time_zone": self.time_zone,
             "hours": None if self.hours is None else self.hours.to_json(),
             "phone": self.phone,
@@ -118,7 +125,7 @@ class BusinessRecord:
         """The JSON object of ``POST /v1/businesses`` and ``PUT /v1/businesses/{id}``."""
         return {
             **self.business.to_json(),
-            **self.details.to_json(),
+            **self.details.to_json(self.business.category),
             "owner_id": self.owner_id,
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
@@ -146,26 +153,38 @@ class BusinessInput:
 
 
 class SearchQuery(NamedTuple):
-    """A validated ``GET /v1/search/nearby`` request.
+    """A validated ``GET /v1/search/nearby`` or ``GET /v1/search/area`` request.
 
     (A NamedTuple: one is made per search, and a tuple is the cheapest immutable record.)
 
     Attributes:
-        latitude: centre, degrees in [-90, 90].
+        latitude: centre, degrees in [-90, 90] (an area's: :meth:`location_api.area.Box.centre`).
         longitude: centre, degrees in [-180, 180].
-        radius_m: the radius asked for, metres.
-        limit: page size.
-        category: only businesses of exactly this category, or all when ``None``.
+        radius_m: the radius asked for, metres (an area's: the reach of its box; ``k``'s: the
+            first of the radii it widens through).
+        limit: page size (``k``'s: ``k``).
+        filters: what else a business must be (:class:`location_api.filters.SearchFilters`).
         expand: widen the radius stepwise while fewer than ``limit`` match.
         cursor: the opaque cursor of the previous page, or ``None`` for the first page.
         strategy: the ``index`` parameter, or ``None`` for the instance's default.
+        sort: ``distance``, ``rating`` or ``relevance``.
+        k: the k nearest were asked for (one page, no cursor), or ``None``.
+        box: the area searched (only its businesses match), or ``None``.
     """
 
     latitude: float
     longitude: float
     radius_m: float
     limit: int
-    category: str | None
+    filters: SearchFilters
     expand: bool
     cursor: str | None
     strategy: str | None
+    sort: str = "distance"
+    k: int | None = None
+    box: Box | None = None
+
+    @property
+    def plain(self) -> bool:
+        """True for a search by distance alone: no filter, no area, nearest first."""
+        return self.sort == "distance" and self.box is None and not self.filters.any

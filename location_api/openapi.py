@@ -1,6 +1,8 @@
 """``GET /openapi.json``: the OpenAPI 3.1 description of every route, parameter and error.
 
-Written out by hand next to the code it describes (validation in :mod:`location_api.validate`,
+Written out by hand next to the code it describes (validation in :mod:`location_api.validate`
+and :mod:`location_api.search_params`, the searches' parameters in
+:mod:`location_api.search_openapi`,
 limits in :mod:`location_api.contract`); the tests run schemathesis against it, so a response
 that strays from it fails the build.
 """
@@ -13,23 +15,19 @@ from typing import Any
 import orjson
 
 from location_api.business_openapi import MAX_ID as _MAX_ID
-from location_api.business_openapi import NON_BLANK as _NON_BLANK
 from location_api.business_openapi import business_schemas
 from location_api.friends.openapi import friendship_openapi_paths
 from location_api.me_openapi import me_openapi_paths
 from location_api.page.openapi import page_openapi_paths
 from location_api.reference_page import reference_openapi_paths
 from location_api.contract import (
-    DEFAULT_LIMIT,
-    DEFAULT_RADIUS_M,
     MAX_BODY_BYTES,
-    MAX_CATEGORY_CHARS,
     MAX_LIMIT,
     MIN_RADIUS_M,
-    STRATEGIES,
     Role,
 )
 from location_api.consistency import CONSISTENCY_HEADER
+from location_api.search_openapi import area_parameters, search_parameters
 
 _JSON = "application/json"
 _PROBLEM = "application/problem+json"
@@ -76,8 +74,18 @@ def _components(max_radius_m: float) -> dict[str, Any]:
                 "required": ["total", "radius_m", "businesses", "next_cursor"],
                 "additionalProperties": False,
                 "properties": {
-                    "total": {"type": "integer", "minimum": 0, "description": "matches within radius_m"},
-                    "radius_m": {"type": "number", "minimum": MIN_RADIUS_M, "maximum": max_radius_m},
+                    "total": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "matches within radius_m (an area search: in the box)",
+                    },
+                    "radius_m": {
+                        "type": "number",
+                        "minimum": MIN_RADIUS_M,
+                        "maximum": max_radius_m,
+                        "description": "the radius searched (widened by expand or k); an area search: its box's "
+                        "farthest point from the centre, plus 1 m",
+                    },
                     "businesses": {"type": "array", "maxItems": MAX_LIMIT, "items": _ref("schemas", "SearchHit")},
                     "next_cursor": {"type": ["string", "null"], "description": "opaque; null on the last page"},
                 },
@@ -155,37 +163,20 @@ def _components(max_radius_m: float) -> dict[str, Any]:
     }
 
 
-def _search_parameters(max_radius_m: float) -> list[dict[str, Any]]:
-    def query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
-        return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
-
-    return [
-        query("latitude", {"type": "number", "minimum": -90, "maximum": 90}, "centre, degrees", True),
-        query("longitude", {"type": "number", "minimum": -180, "maximum": 180}, "centre, degrees", True),
-        query(
-            "radius",
-            {"type": "number", "minimum": MIN_RADIUS_M, "maximum": max_radius_m, "default": DEFAULT_RADIUS_M},
-            "metres",
-        ),
-        query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}, "page size"),
-        query(
-            "cursor",
-            {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[A-Za-z0-9_-]+$"},
-            "next_cursor of the previous page of the same query (opaque, signed: any other value is a 400)",
-        ),
-        query(
-            "category",
-            {"type": "string", "minLength": 1, "maxLength": MAX_CATEGORY_CHARS, "pattern": _NON_BLANK},
-            "only this category (exact match)",
-        ),
-        query(
-            "expand",
-            {"type": "boolean", "default": False},
-            f"when fewer than limit match, double the radius up to {max_radius_m:g} m; radius_m says which was used",
-        ),
-        query("index", {"enum": list(STRATEGIES)}, "debug: the strategy to answer with; all give identical bodies"),
-        _ref("parameters", "ConsistencyToken"),
-    ]
+def _search_operation(summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """A search route: its parameters, one page of :data:`SearchResult`, the errors of both."""
+    return {
+        "get": {
+            "summary": summary,
+            "description": "Unknown query parameters are refused (400), and so is one given twice.",
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "a page", "content": {_JSON: {"schema": _ref("schemas", "SearchResult")}}},
+                "400": _ref("responses", "BadRequest"),
+                "503": _ref("responses", "Unavailable"),
+            },
+        }
+    }
 
 
 def _write_responses(success: dict[str, Any], *, with_body: bool, with_id: bool) -> dict[str, Any]:
@@ -250,18 +241,15 @@ def _paths(role: Role, max_radius_m: float, dev: bool) -> dict[str, Any]:
         },
     }
     if role.reads:
-        paths["/v1/search/nearby"] = {
-            "get": {
-                "summary": "businesses within a radius, nearest first (ties by id), one page at a time",
-                "description": "Unknown query parameters are refused (400).",
-                "parameters": _search_parameters(max_radius_m),
-                "responses": {
-                    "200": {"description": "a page", "content": {_JSON: {"schema": _ref("schemas", "SearchResult")}}},
-                    "400": _ref("responses", "BadRequest"),
-                    "503": _ref("responses", "Unavailable"),
-                },
-            }
-        }
+        paths["/v1/search/nearby"] = _search_operation(
+            "businesses within a radius, or the k nearest, filtered, nearest first or by sort (ties by id), "
+            "one page at a time",
+            search_parameters(max_radius_m),
+        )
+        paths["/v1/search/area"] = _search_operation(
+            "businesses in a box, filtered, nearest its centre first or by sort (ties by id), one page at a time",
+            area_parameters(max_radius_m),
+        )
         paths["/v1/businesses/{id}"] = {
             "get": {
                 "summary": "one business",

@@ -7,7 +7,6 @@ on the primary, everything else on a replica when possible.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -16,14 +15,22 @@ import asyncpg
 from geo_common.database_node import VISIBLE_LSN_SQL, lsn_from_text
 import orjson
 
+from location_api.filters import Facets, facets_of
 from location_api.hours import OpeningHours, parse_hours
 from location_api.models import Business, BusinessDetails, BusinessInput, BusinessRecord
 from location_api.time_zones import zone_at
 
 _COLUMNS = "id, name, latitude, longitude, category, address"
 
-#: One search candidate: (id, latitude, longitude, category).
-Candidate = tuple[int, float, float, str]
+#: One search candidate: (id, latitude, longitude, name, category, time_zone, hours,
+#: price_level, rating, more_categories); the last five ``None`` when not known.
+Candidate = tuple[int, float, float, str, str, str | None, str | None, int | None, float | None, list[str] | None]
+
+
+def candidate_facets(candidate: Candidate) -> Facets:
+    """What the filters read of a search candidate."""
+    _, lat, lon, name, category, time_zone, hours, price_level, rating, more = candidate
+    return facets_of(name, lat, lon, category, time_zone, hours, price_level, rating, more)
 
 
 def _business(row: asyncpg.Record) -> Business:
@@ -44,29 +51,48 @@ class Refusal(Enum):
 
 _RECORD_COLUMNS = "owner_id, created_by, created_at, updated_by, updated_at"
 #: The columns of :class:`BusinessDetails`, in its order (table ``business_details``).
-_DETAIL_COLUMNS = "time_zone, hours, phone, website, price_level, rating, review_count"
+_DETAIL_COLUMNS = "time_zone, hours, phone, website, price_level, rating, review_count, more_categories"
 
 
 def _record(row: asyncpg.Record) -> BusinessRecord:
     """The record of a row holding ``_COLUMNS``, ``_RECORD_COLUMNS`` then ``_DETAIL_COLUMNS``."""
     return BusinessRecord(
-        _business(row), row[6], row[7], row[8], row[9], row[10], _details(row[2], row[3], *row[11:18])
+        _business(row), row[6], row[7], row[8], row[9], row[10], _details(row[2], row[3], *row[11:19])
     )
 
 
 def _details(
-    latitude: float, longitude: float, time_zone: str | None, hours: str | None, *rest: Any
+    latitude: float,
+    longitude: float,
+    time_zone: str | None,
+    hours: str | None,
+    phone: str | None,
+    website: str | None,
+    price_level: int | None,
+    rating: float | None,
+    review_count: int,
+    more_categories: Sequence[str] | None,
 ) -> BusinessDetails:
     """The details of a row: the time zone (NULL: the coordinates'), the hours (jsonb, as
-    asyncpg gives it: text), then phone, website, price level, rating and review count."""
+    asyncpg gives it: text), then phone, website, price level, rating, review count and
+    further categories (NULL: no details row)."""
     stored: OpeningHours | None = None if hours is None else parse_hours(orjson.loads(hours))
-    return BusinessDetails(time_zone or zone_at(latitude, longitude), stored, *rest)
+    return BusinessDetails(
+        time_zone or zone_at(latitude, longitude),
+        stored,
+        phone,
+        website,
+        price_level,
+        rating,
+        review_count,
+        tuple(more_categories or ()),
+    )
 
 
 def _values(data: BusinessInput) -> tuple[Any, ...]:
     """The fields a client writes, in the order of the write statements (their parameters
     $1 to $12): ``_COLUMNS`` after ``id`` (businesses), then ``_DETAIL_COLUMNS``
-    (business_details)."""
+    (business_details) but ``more_categories``, which each statement takes last."""
     d = data.details
     hours = None if d.hours is None else orjson.dumps(d.hours.to_json()).decode()
     return (
@@ -106,7 +132,8 @@ async def insert_business(
                 RETURNING {_COLUMNS}, {_RECORD_COLUMNS}),
             d AS (
                 INSERT INTO business_details (business_id, {_DETAIL_COLUMNS})
-                SELECT b.id, $6::text, $7::jsonb, $8::text, $9::text, $10::smallint, $11::float8, $12::integer
+                SELECT b.id, $6::text, $7::jsonb, $8::text, $9::text, $10::smallint, $11::float8, $12::integer,
+                       $16::text[]
                   FROM b
                 RETURNING {_DETAIL_COLUMNS})
             SELECT b.*, d.* FROM b, d""",
@@ -114,6 +141,7 @@ async def insert_business(
         geohash,
         owner_id,
         author,
+        list(data.details.more_categories),
     )
     return _record(row)
 
@@ -158,11 +186,13 @@ async def update_business(
                 INSERT INTO business_details AS d (business_id, {_DETAIL_COLUMNS})
                 SELECT changed.id, $7::text, $8::jsonb, $9::text, $10::text, $11::smallint,
                        CASE WHEN $17::boolean THEN $12::float8 END,
-                       CASE WHEN $17::boolean THEN $13::integer ELSE 0 END
+                       CASE WHEN $17::boolean THEN $13::integer ELSE 0 END,
+                       $18::text[]
                   FROM changed
                 ON CONFLICT (business_id) DO UPDATE
                    SET time_zone = EXCLUDED.time_zone, hours = EXCLUDED.hours, phone = EXCLUDED.phone,
                        website = EXCLUDED.website, price_level = EXCLUDED.price_level,
+                       more_categories = EXCLUDED.more_categories,
                        rating = CASE WHEN $17 THEN EXCLUDED.rating ELSE d.rating END,
                        review_count = CASE WHEN $17 THEN EXCLUDED.review_count ELSE d.review_count END
              RETURNING {", ".join("d." + c for c in _DETAIL_COLUMNS.split(", "))})
@@ -173,12 +203,13 @@ async def update_business(
         author,
         owner_id,
         data.rates,
+        list(data.details.more_categories),
     )
     if row is None:
         return Refusal.MISSING
     if row[0] is None:
         return Refusal.NOT_YOURS
-    return _record(row), row[18]
+    return _record(row), row[19]
 
 
 async def delete_business(conn: asyncpg.Connection, business_id: int, *, owner_id: int | None) -> str | Refusal:
@@ -231,7 +262,7 @@ async def get_detail_row(conn: asyncpg.Connection, business_id: int) -> list[Any
     reads it), or ``None``: no business has this id."""
     row = await conn.fetchrow(
         f"""SELECT {", ".join("b." + c for c in _COLUMNS.split(", "))}, d.time_zone, d.hours, d.phone, d.website,
-                   d.price_level, d.rating, coalesce(d.review_count, 0)
+                   d.price_level, d.rating, coalesce(d.review_count, 0), d.more_categories
               FROM businesses b LEFT JOIN business_details d ON d.business_id = b.id
              WHERE b.id = $1""",
         business_id,
@@ -241,7 +272,7 @@ async def get_detail_row(conn: asyncpg.Connection, business_id: int) -> list[Any
 
 def detail_of(row: Sequence[Any]) -> tuple[Business, BusinessDetails]:
     """The business and its details of a :func:`get_detail_row` row."""
-    return _business(row), _details(row[2], row[3], *row[6:13])
+    return _business(row), _details(row[2], row[3], *row[6:14])
 
 
 async def get_businesses(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, Business]:
@@ -264,129 +295,15 @@ async def candidates_in_ranges(conn: asyncpg.Connection, ranges: Sequence[tuple[
         One list of candidates per range, in the order of ``ranges``.
     """
     rows = await conn.fetch(
-        """SELECT r.i, b.id, b.latitude, b.longitude, b.category
+        """SELECT r.i, b.id, b.latitude, b.longitude, b.name, b.category,
+                  d.time_zone, d.hours, d.price_level, d.rating, d.more_categories
              FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r(lo, hi, i)
-             JOIN businesses b ON b.geohash ~>=~ r.lo AND b.geohash ~<~ r.hi""",
+             JOIN businesses b ON b.geohash ~>=~ r.lo AND b.geohash ~<~ r.hi
+             LEFT JOIN business_details d ON d.business_id = b.id""",
         [lo for lo, _ in ranges],
         [hi for _, hi in ranges],
     )
     out: list[list[Candidate]] = [[] for _ in ranges]
-    for i, bid, lat, lon, category in rows:
-        out[i - 1].append((bid, lat, lon, category))
+    for i, *candidate in rows:
+        out[i - 1].append(tuple(candidate))
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One row of the change log, with the business's state in the same snapshot.
-
-    Attributes:
-        seq: the log row's id.
-        xid: the writing transaction's id.
-        business_id: the business, or ``None`` for "the whole table changed" (TRUNCATE).
-        business: its current state, or ``None`` when it no longer exists.
-    """
-
-    seq: int
-    xid: int
-    business_id: int | None
-    business: Business | None
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotInfo:
-    """Where a read snapshot stands.
-
-    Attributes:
-        lsn_before: read just before the snapshot was taken: every commit up to this WAL
-            position is visible in it.
-        lsn_after: read just after: nothing beyond this position is visible in it.
-        horizon: the snapshot's xmin: every transaction with a lower id has finished and
-            is visible (or aborted).
-    """
-
-    lsn_before: int
-    lsn_after: int
-    horizon: int
-
-
-async def snapshot_position(conn: asyncpg.Connection, before: int) -> SnapshotInfo:
-    """The first statement of a repeatable-read transaction: takes the snapshot, reads its xmin
-    and, after it, the WAL position (``before`` was read on the same connection just before)."""
-    row = await conn.fetchrow(
-        f"SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, ({VISIBLE_LSN_SQL.removeprefix('SELECT ')})"
-    )
-    return SnapshotInfo(before, lsn_from_text(row[1]), row[0])
-
-
-async def load_all(conn: asyncpg.Connection) -> tuple[SnapshotInfo, list[asyncpg.Record], list[tuple[int, int]]]:
-    """Every business, and the change-log rows at or above the snapshot's horizon, in one snapshot.
-
-    Returns:
-        The snapshot's position; the business rows (id, name, latitude, longitude,
-        category, address), in geohash order; and ``(seq, xid)`` of the change rows the
-        snapshot already reflects but a later poll will see again.
-    """
-    before = await visible_lsn(conn)
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        info = await snapshot_position(conn, before)
-        rows = await all_businesses(conn)
-        seen = await changes_seen(conn, info.horizon)
-    return info, rows, seen
-
-
-async def all_businesses(conn: asyncpg.Connection, *, timeout: float | None = None) -> list[asyncpg.Record]:
-    """Every business row (id, name, latitude, longitude, category, address), in geohash order.
-
-    Args:
-        conn: a connection to a read server.
-        timeout: seconds the read may take (default: the connection's command timeout).
-    """
-    # In geohash order, the order the indexes file points in: sorting a million points
-    # that arrive in order is a single pass, which the event loop's thread barely notices.
-    rows: list[asyncpg.Record] = await conn.fetch(
-        f'SELECT {_COLUMNS} FROM businesses ORDER BY geohash COLLATE "C"', timeout=timeout
-    )
-    return rows
-
-
-async def changes_seen(conn: asyncpg.Connection, horizon: int) -> list[tuple[int, int]]:
-    """``(seq, xid)`` of the change-log rows at or above ``horizon``: in a snapshot whose xmin is
-    ``horizon``, the changes it already reflects that a later poll will see again."""
-    seen = await conn.fetch("SELECT seq, xid FROM business_changes WHERE xid >= $1", horizon)
-    return [(r[0], r[1]) for r in seen]
-
-
-async def poll_changes(conn: asyncpg.Connection, horizon: int, limit: int) -> tuple[SnapshotInfo, list[Change], bool]:
-    """Change-log rows of transactions at or above ``horizon``, with each business's state.
-
-    Args:
-        conn: a connection to a read server.
-        horizon: the previous poll's snapshot xmin.
-        limit: fetch at most this many rows.
-
-    Returns:
-        The snapshot's position, the changes in ``seq`` order, and whether there were more
-        than ``limit`` (then the caller rebuilds from scratch instead).
-    """
-    before = await visible_lsn(conn)
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        info = await snapshot_position(conn, before)
-        # Planned for this horizon, not taken from the plan cache: a generic plan cannot see
-        # that few rows are at or above the horizon, and for ``ORDER BY seq LIMIT`` it walks
-        # the whole change log in seq order (a bulk load leaves a row per business, an hour
-        # of writes is kept), on every poll, every 0.25 s, in every instance. It costs a
-        # round trip; a custom plan reads the rows above the horizon from the xid index.
-        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-        rows = await conn.fetch(
-            f"""SELECT c.seq, c.xid, c.business_id, {", ".join("b." + c for c in _COLUMNS.split(", "))}
-                  FROM business_changes c LEFT JOIN businesses b ON b.id = c.business_id
-                 WHERE c.xid >= $1 ORDER BY c.seq LIMIT $2""",
-            horizon,
-            limit + 1,
-        )
-    changes = [
-        Change(r[0], r[1], r[2], None if r[3] is None else Business(r[3], r[4], r[5], r[6], r[7], r[8]))
-        for r in rows[:limit]
-    ]
-    return info, changes, len(rows) > limit

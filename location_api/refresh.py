@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from geo_common import gc_control
 from geo_common.database import Database, DatabaseUnavailable
 from geo_common.tuning import ProcessTuning
-from location_api import catalog_load, queries
+from location_api import catalog_load, catalog_queries
 from location_api.cache import Cache
 from location_api.catalog import Catalog
 from location_api.cells import geohash12
@@ -216,7 +216,7 @@ class Refresher:
             await self._rebuild()
             return 0
         async with self._db.snapshot(min_lsn=self._source_lsn) as (_node, conn):
-            info, changes, overflow = await queries.poll_changes(conn, self._horizon, MAX_CHANGES_PER_POLL)
+            info, changes, overflow = await catalog_queries.poll_changes(conn, self._horizon, MAX_CHANGES_PER_POLL)
         fresh = [c for c in changes if c.seq not in self._applied]
         if overflow or any(c.business_id is None for c in fresh):
             # A bulk load or a TRUNCATE: cheaper (and simpler) to start over. Bulk writes
@@ -228,12 +228,14 @@ class Refresher:
         for change in fresh:
             assert change.business_id is not None  # checked above
             was = catalog.position(change.business_id)
-            old = catalog.apply(change.business_id, change.business)
+            facets_were = catalog.facets(change.business_id)
+            old = catalog.apply(change.business_id, change.business, change.facets)
             self._applied[change.seq] = change.xid
             # Positions only: what else changed is not known, so the entries always go. With
-            # cards, an unchanged business keeps its cells; its details may have changed (a
-            # rating imported in SQL), so its own entries go whatever changed.
-            if old != change.business or catalog.cards is None:
+            # cards, an unchanged business keeps its cells (they hold what filters read, so a
+            # changed rating or hours is a change); its detail may have changed all the same
+            # (a phone number), so its own entries go whatever changed.
+            if old != change.business or facets_were != change.facets or catalog.cards is None:
                 now = change.business
                 places = [was, None if now is None else (now.latitude, now.longitude)]
                 stale.append((change.business_id, [geohash12(lat, lon) for lat, lon in filter(None, places)]))

@@ -29,6 +29,7 @@ def setup_routes(app: web.Application, role: Role) -> None:
     add_reference_routes(routes)
     if role.reads:
         routes.get("/v1/search/nearby", views.search_nearby)
+        routes.get("/v1/search/area", views.search_area)
         routes.get("/v1/businesses/{id}", views.get_business)
     if role.writes:
         routes.post("/v1/businesses", views.create_business)

@@ -1,15 +1,21 @@
-"""Nearby search: the in-memory strategies, the ``sql`` strategy, paging and radius expansion.
+"""Nearby and area search: the in-memory strategies, the ``sql`` strategy, paging, sorting
+and radius expansion.
 
-Every strategy produces the same thing: all businesses within the radius (of the category,
-if one is asked for), as ``(id, distance_m)`` sorted by (distance, id), with distances from
-:func:`geo_index.haversine_m`. The page is then cut after the cursor's (distance, id), so
-bodies are identical whichever strategy answered. The page's businesses come from the
-catalog's cards, or, for the ``sql`` strategy and a catalog of positions only, are read by id
-(:mod:`location_api.hydrate`).
+Every strategy produces the same thing: all businesses within the radius that pass the
+filters and lie in the area (:mod:`location_api.filters`, :mod:`location_api.area`), as
+``(id, distance_m)`` sorted by (distance, id), with distances from
+:func:`geo_index.haversine_m`. The page is then cut after the cursor's (distance, id), or,
+sorted by rating or relevance, every match is ranked and the page cut after the cursor's
+(rank, distance, id), so bodies are identical whichever strategy answered. The page's
+businesses come from the catalog's cards, or, for the ``sql`` strategy and a catalog of
+positions only, are read by id (:mod:`location_api.hydrate`).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Callable
+from datetime import datetime
 from typing import NamedTuple
 
 import orjson
@@ -25,8 +31,9 @@ from location_api.cells import Cell, cover, text_ranges
 from location_api.contract import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
 from location_api.cursor import CursorPosition, encode_fields
 from location_api.hydrate import at_visible_lsn, hydrate_hits
+from location_api.filters import Facets, matcher, relevance
 from location_api.models import SearchQuery
-from location_api.queries import Candidate
+from location_api.queries import Candidate, candidate_facets
 from location_api.render import Prefixes
 
 Hit = tuple[int, float]
@@ -36,9 +43,9 @@ class SearchPage(NamedTuple):
     """One page of results.
 
     Attributes:
-        total: businesses within ``radius_m`` (of the category, if given).
+        total: businesses within ``radius_m`` that pass the filters (and lie in the area).
         radius_m: the radius searched, metres (wider than asked when ``expand`` widened it).
-        hits: this page's businesses, ``(id, distance_m)``, nearest first.
+        hits: this page's businesses, ``(id, distance_m)``, in the search's order.
         prefixes: each hit's :func:`location_api.render.hit_prefix`, by id (a list indexed
             by id, or a dict): what :func:`location_api.render.search_body` takes.
         next_position: where the page ended, when more businesses follow; else ``None``.
@@ -66,26 +73,83 @@ def radii(query: SearchQuery, after: CursorPosition | None, max_radius_m: float)
     return steps
 
 
-def _next_position(page: list[Hit], following: int, radius_m: float) -> CursorPosition | None:
-    """Where the next page starts, when more than ``page`` of the ``following`` hits remain."""
-    return CursorPosition(radius_m, page[-1][1], page[-1][0]) if following > len(page) and page else None
-
-
 def _start(after: CursorPosition | None) -> tuple[float, int] | None:
     return None if after is None else (after.distance_m, after.business_id)
 
 
+#: ``pages(radius_m, limit, after)``: a strategy's page of the matches within a radius
+#: (``limit`` ``None``: all of them), as :meth:`geo_index.GeohashIndex.page`.
+Pages = Callable[[float, "int | None", "tuple[float, int] | None"], Page]
+
+
+def _ranks(query: SearchQuery) -> Callable[[Facets], float] | None:
+    """The rank of a business in the query's sort, lowest first; ``None`` by distance."""
+    if query.sort == "rating":
+        return lambda f: 1.0 if f.rating is None else -f.rating  # unrated last
+    if query.sort == "relevance":
+        score = relevance(query.filters)
+        return lambda f: -float(score(f))
+    return None
+
+
+def _paged(
+    pages: Pages,
+    query: SearchQuery,
+    after: CursorPosition | None,
+    max_radius_m: float,
+    rank_of: Callable[[int], float] | None,
+    at: float,
+) -> tuple[int, float, list[Hit], CursorPosition | None]:
+    """One page of a search from a strategy's pages: by (distance, id), or by (rank, distance,
+    id) when ``rank_of`` (of an id) is given, after the cursor's position.
+
+    Returns:
+        The number of matches, the radius searched, the page's hits and where the next page
+        starts (``None``: no next page, and never for a ``k`` search).
+    """
+    radius = query.radius_m
+    limit = query.limit
+    if rank_of is None:
+        found = Page(0, 0, [])
+        for radius in radii(query, after, max_radius_m):
+            found = pages(radius, limit, _start(after))
+            if found.total >= limit:
+                break
+        hits, following, rank = found.hits, found.following, 0.0
+    else:
+        every: list[Hit] = []
+        for radius in radii(query, after, max_radius_m):
+            every = pages(radius, None, None).hits
+            if len(every) >= limit:
+                break
+        found = Page(len(every), 0, [])
+        keyed = sorted((rank_of(bid), d, bid) for bid, d in every)
+        first = 0 if after is None else bisect_right(keyed, (after.rank, after.distance_m, after.business_id))
+        cut = keyed[first : first + limit]
+        hits, following = [(bid, d) for _, d, bid in cut], len(keyed) - first
+        rank = cut[-1][0] if cut else 0.0
+    more = following > len(hits) and hits and query.k is None
+    position = CursorPosition(radius, hits[-1][1], hits[-1][0], rank, at) if more else None
+    return found.total, radius, hits, position
+
+
 def search_memory(
-    catalog: Catalog, strategy: str, query: SearchQuery, after: CursorPosition | None, max_radius_m: float
+    catalog: Catalog,
+    strategy: str,
+    query: SearchQuery,
+    after: CursorPosition | None,
+    max_radius_m: float,
+    at: datetime | None = None,
 ) -> SearchPage:
     """Answer from an in-memory index (no I/O; runs on the event loop's thread).
 
     The index counts the matches and builds only the page
-    (:meth:`geo_index.GeohashIndex.page`); a category is its ``where`` filter, so the other
-    categories' businesses are dropped before anything is counted.
+    (:meth:`geo_index.GeohashIndex.page`); the filters and the area are its ``where``, so the
+    businesses that fail them are dropped before anything is counted. Another sort than
+    distance ranks every match within the radius, then cuts the page.
 
     A catalog of positions only gives the page without prefixes (:func:`search_catalog`
-    reads them) and no category search.
+    reads them) and no filtered search: it holds no facets.
 
     Args:
         catalog: the instance's catalog.
@@ -93,29 +157,46 @@ def search_memory(
         query: the search.
         after: the cursor's position, for pages after the first.
         max_radius_m: the largest radius, metres (the end of expansion).
+        at: the instant ``open_now`` means.
 
     Returns:
         The page.
 
     Raises:
-        ValueError: a category search of a catalog of positions only.
+        ValueError: a filtered search of a catalog of positions only.
     """
     index = catalog.indexes[strategy]
     cards = catalog.cards
     # A list or a dict, indexed by id; it holds every id the index does.
     prefixes: Prefixes = {} if cards is None else cards.hits
-    category = query.category
-    if category is not None and cards is None:
-        raise ValueError("a catalog of positions only holds no categories: the sql strategy filters them")
-    where = None if category is None or cards is None else (cards.categories, category)
-    start = _start(after)
-    found = Page(0, 0, [])
-    radius = query.radius_m
-    for radius in radii(query, after, max_radius_m):
-        found = index.page(query.latitude, query.longitude, radius, query.limit, start, where=where)
-        if found.total >= query.limit:
-            break
-    return SearchPage(found.total, radius, found.hits, prefixes, _next_position(found.hits, found.following, radius))
+    lat, lon = query.latitude, query.longitude
+    if query.plain:
+        where = None
+        rank_of = None
+    elif cards is None:
+        raise ValueError("a catalog of positions only holds no facets: the sql strategy filters")
+    else:
+        facets = cards.facets
+        check = matcher(query.filters, at)
+        box = query.box
+        position = index.position
+
+        def where(bid: int) -> bool:
+            return check(facets[bid]) and (box is None or box.contains(*position(bid)))  # type: ignore[arg-type]
+
+        ranks = _ranks(query)
+        rank_of = None if ranks is None else (lambda bid: ranks(facets[bid]))  # type: ignore[arg-type]
+
+    def pages(radius: float, limit: int | None, start: tuple[float, int] | None) -> Page:
+        return index.page(lat, lon, radius, limit, start, where=where)
+
+    total, radius, hits, nxt = _paged(pages, query, after, max_radius_m, rank_of, _instant(query, at))
+    return SearchPage(total, radius, hits, prefixes, nxt)
+
+
+def _instant(query: SearchQuery, at: datetime | None) -> float:
+    """What a cursor keeps of the instant: POSIX seconds for ``open_now``, else 0."""
+    return at.timestamp() if query.filters.open_now and at is not None else 0.0
 
 
 async def search_catalog(
@@ -127,6 +208,7 @@ async def search_catalog(
     after: CursorPosition | None,
     max_radius_m: float,
     *,
+    at: datetime | None = None,
     min_lsn: int | None = None,
 ) -> SearchPage:
     """Answer from an in-memory index: :func:`search_memory`, the page's businesses then read
@@ -137,9 +219,10 @@ async def search_catalog(
         cache: the Redis cache (positions only; bypassed when ``min_lsn`` is given).
         catalog: the instance's catalog.
         strategy: ``geohash``, ``quadtree`` or ``s2``.
-        query: the search (no category, when the catalog holds positions only).
+        query: the search (no filter nor area, when the catalog holds positions only).
         after: the cursor's position, for pages after the first.
         max_radius_m: the largest radius, metres (the end of expansion).
+        at: the instant ``open_now`` means.
         min_lsn: a consistency token the catalog has applied: the businesses are read from a
             server that has replayed it.
 
@@ -149,7 +232,7 @@ async def search_catalog(
     Raises:
         DatabaseUnavailable: positions only: no database could answer what the cache lacks.
     """
-    page = search_memory(catalog, strategy, query, after, max_radius_m)
+    page = search_memory(catalog, strategy, query, after, max_radius_m, at)
     if catalog.cards is not None:
         return page
     hits, prefixes = await hydrate_hits(db, cache, page.hits, query.latitude, query.longitude, min_lsn=min_lsn)
@@ -192,9 +275,13 @@ async def search_sql(
     after: CursorPosition | None,
     max_radius_m: float,
     *,
+    at: datetime | None = None,
     min_lsn: int | None = None,
 ) -> SearchPage:
     """Answer with geohash prefix queries on a replica (the cache first, when allowed).
+
+    The candidates carry what the filters read (:func:`location_api.queries.candidate_facets`),
+    and the same :func:`location_api.filters.matcher` as in memory decides.
 
     Args:
         db: the databases.
@@ -202,6 +289,7 @@ async def search_sql(
         query: the search.
         after: the cursor's position, for pages after the first.
         max_radius_m: the largest radius, metres (the end of expansion).
+        at: the instant ``open_now`` means.
         min_lsn: a consistency token: only a server that has replayed it may answer.
 
     Returns:
@@ -210,25 +298,41 @@ async def search_sql(
     Raises:
         DatabaseUnavailable: no database could answer.
     """
-    hits: list[Hit] = []
-    radius = query.radius_m
+    lat, lon = query.latitude, query.longitude
+    check = None if query.plain else matcher(query.filters, at)
+    box = query.box
+    ranks = _ranks(query)
+    rank: dict[int, float] = {}
+    matches: dict[float, list[Hit]] = {}
     for radius in radii(query, after, max_radius_m):
-        candidates = await _candidates(db, cache, query.latitude, query.longitude, radius, min_lsn)
+        candidates = await _candidates(db, cache, lat, lon, radius, min_lsn)
         found: list[tuple[float, int]] = []
-        for bid, lat, lon, category in candidates:
-            if query.category is not None and category != query.category:
+        for candidate in candidates:
+            bid, clat, clon = candidate[0], candidate[1], candidate[2]
+            d = haversine_m(lat, lon, clat, clon)
+            if d > radius or (box is not None and not box.contains(clat, clon)):
                 continue
-            d = haversine_m(query.latitude, query.longitude, lat, lon)
-            if d <= radius:
-                found.append((d, bid))
+            if check is not None or ranks is not None:
+                facets = candidate_facets(candidate)
+                if check is not None and not check(facets):
+                    continue
+                if ranks is not None:
+                    rank[bid] = ranks(facets)
+            found.append((d, bid))
         found.sort()
-        hits = [(bid, d) for d, bid in found]
-        if len(hits) >= query.limit:
+        matches[radius] = [(bid, d) for d, bid in found]
+        if len(found) >= query.limit:  # where _paged stops widening too
             break
-    page = page_of(hits, query.limit, _start(after))
+
+    def pages(radius: float, limit: int | None, start: tuple[float, int] | None) -> Page:
+        return page_of(matches[radius], limit, start)
+
+    total, radius, hits, nxt = _paged(
+        pages, query, after, max_radius_m, None if ranks is None else rank.__getitem__, _instant(query, at)
+    )
     # A business deleted (or moved) between the two reads drops out of the page.
-    rows, prefixes = await hydrate_hits(db, cache, page.hits, query.latitude, query.longitude, min_lsn=min_lsn)
-    return SearchPage(page.total, radius, rows, prefixes, _next_position(page.hits, page.following, radius))
+    rows, prefixes = await hydrate_hits(db, cache, hits, lat, lon, min_lsn=min_lsn)
+    return SearchPage(total, radius, rows, prefixes, nxt)
 
 
 async def _candidates(

@@ -31,7 +31,9 @@ from location_api.keys import (
 from location_api.openapi import openapi_document
 from location_api.render import search_body
 from location_api.search import plain_body, search_catalog, search_sql
-from location_api.validate import parse_business, parse_id, parse_search
+from location_api.models import SearchQuery
+from location_api.search_params import parse_area, parse_search
+from location_api.validate import parse_business, parse_id
 
 
 def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -43,7 +45,8 @@ def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | 
 
 
 async def search_nearby(request: web.Request) -> web.Response:
-    """``GET /v1/search/nearby``: businesses within a radius, nearest first, one page at a time.
+    """``GET /v1/search/nearby``: businesses within a radius (or the k nearest), filtered,
+    nearest first or by a sort, one page at a time.
 
     A plain search (position, maybe radius and limit; no consistency token) is answered by
     the compiled path in one call when the default strategy's index is built
@@ -59,26 +62,41 @@ async def search_nearby(request: web.Request) -> web.Response:
             body = plain_body(catalog, settings.api_index, raw, settings.max_radius_m, app[cursor_secret_key])
             if body is not None:
                 return web.Response(body=body, content_type="application/json")
-    query = parse_search(request.query, max_radius_m=settings.max_radius_m)
+    return await _search(request, parse_search(request.query, max_radius_m=settings.max_radius_m))
+
+
+async def search_area(request: web.Request) -> web.Response:
+    """``GET /v1/search/area``: the businesses in a box (the visible map), filtered, ranked
+    from its centre or by a sort, one page at a time."""
+    settings = request.app[settings_key]
+    return await _search(request, parse_area(request.query, max_radius_m=settings.max_radius_m))
+
+
+async def _search(request: web.Request, query: SearchQuery) -> web.Response:
+    """The general path of both searches: memory or SQL, then the body."""
+    app = request.app
+    settings = app[settings_key]
     token = read_token(request.headers, settings.jwt_secret)
     after = None if query.cursor is None else decode_cursor(app[cursor_secret_key], query, query.cursor)
+    # open_now means the first page's instant on every page.
+    at = datetime.fromtimestamp(after.at, UTC) if after is not None and after.at else datetime.now(UTC)
     strategy = query.strategy or settings.api_index
     refresher = app[refresher_key]
     catalog = refresher.catalog
     # Memory answers unless asked for sql, not built (yet, or by configuration), behind the
-    # client's own write, or asked for a category it does not hold (a catalog of positions
+    # client's own write, or asked for filters it does not hold (a catalog of positions
     # only); sql gives the identical answer.
     if (
         catalog is not None
         and strategy in catalog.indexes
         and (token is None or token <= refresher.applied_lsn)
-        and (query.category is None or catalog.cards is not None)
+        and (query.plain or catalog.cards is not None)
     ):
         page = await search_catalog(
-            app[db_key], app[cache_key], catalog, strategy, query, after, settings.max_radius_m, min_lsn=token
+            app[db_key], app[cache_key], catalog, strategy, query, after, settings.max_radius_m, at=at, min_lsn=token
         )
     else:
-        page = await search_sql(app[db_key], app[cache_key], query, after, settings.max_radius_m, min_lsn=token)
+        page = await search_sql(app[db_key], app[cache_key], query, after, settings.max_radius_m, at=at, min_lsn=token)
     nxt = None if page.next_position is None else encode_cursor(app[cursor_secret_key], query, page.next_position)
     return web.Response(
         body=search_body(page.total, page.radius_m, page.hits, page.prefixes, nxt), content_type="application/json"
@@ -95,7 +113,7 @@ async def get_business(request: web.Request) -> web.Response:
     token = read_token(request.headers, request.app[settings_key].jwt_secret)
     business, details = await businesses.detail(request.app[db_key], request.app[cache_key], business_id, min_lsn=token)
     now = datetime.now(UTC)
-    return json_response({**business.to_json(), **details.to_json(), **details.state_json(now)})
+    return json_response({**business.to_json(), **details.to_json(business.category), **details.state_json(now)})
 
 
 async def create_business(request: web.Request) -> web.Response:

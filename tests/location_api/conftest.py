@@ -256,13 +256,19 @@ class Oracle:
     async def load(cls, settings: Settings) -> Oracle:
         conn = await asyncpg.connect(settings.pg_primary)
         try:
-            rows = await conn.fetch("SELECT id, name, latitude, longitude, category, address FROM businesses")
+            rows = await conn.fetch(
+                """SELECT b.id, b.name, b.latitude, b.longitude, b.category, b.address,
+                          coalesce(d.more_categories, '{}') AS more_categories
+                     FROM businesses b LEFT JOIN business_details d ON d.business_id = b.id"""
+            )
         finally:
             await conn.close()
         return cls(rows)
 
     def within(self, lat: float, lon: float, radius_m: float, category: str | None = None) -> list[tuple[int, float]]:
-        """Every business within ``radius_m`` (of ``category``), as (id, distance) by (distance, id)."""
+        """Every business within ``radius_m`` (of any of the comma-separated categories, case
+        folded, among its main and further ones), as (id, distance) by (distance, id)."""
+        wanted = None if category is None else {c.strip().casefold() for c in category.split(",")}
         phi, lam = np.radians(lat), np.radians(lon)
         a = np.sin((self.lat - phi) / 2) ** 2 + np.cos(phi) * np.cos(self.lat) * np.sin((self.lon - lam) / 2) ** 2
         approx = 2 * 6_371_008.8 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
@@ -271,7 +277,9 @@ class Oracle:
         for i in near:
             bid = int(self.ids[i])
             row = self.rows[bid]
-            if category is not None and row["category"] != category:
+            if wanted is not None and wanted.isdisjoint(
+                c.casefold() for c in (row["category"], *row["more_categories"])
+            ):
                 continue
             d = haversine_m(lat, lon, row["latitude"], row["longitude"])
             if d <= radius_m:

@@ -17,6 +17,7 @@ import re
 import orjson
 
 from location_api.catalog import Catalog
+from location_api.filters import NO_FILTERS
 from location_api.contract import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
 from location_api.cursor import encode_cursor
 from location_api.models import SearchQuery
@@ -62,7 +63,7 @@ def plain_search(raw: str, max_radius_m: float) -> SearchQuery | None:
         return None
     if radius is None:
         return None
-    return SearchQuery(latitude, longitude, radius, limit, None, False, None, None)
+    return SearchQuery(latitude, longitude, radius, limit, NO_FILTERS, False, None, None)
 
 
 def _number(raw: str | None, lo: float, hi: float) -> float | None:

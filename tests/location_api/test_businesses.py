@@ -59,6 +59,7 @@ async def test_crud_round_trip(api: Api, admin_headers: dict[str, str]) -> None:
         "longitude": 179.999999,
         "category": "bakery",
         "address": "Oslo, NO",
+        "categories": ["bakery"],
         "time_zone": "Pacific/Fiji",  # not written: the zone of the coordinates
         "hours": None,
         **NO_DETAILS,
@@ -83,6 +84,7 @@ async def test_crud_round_trip(api: Api, admin_headers: dict[str, str]) -> None:
         **changed,
         "category": "",
         "address": "",
+        "categories": [],  # no category
         "time_zone": "Arctic/Longyearbyen",  # moved: the zone of the new coordinates
         "hours": None,
         **NO_DETAILS,
@@ -135,9 +137,9 @@ async def test_update_invalidates_the_cache_of_both_cells(api: Api, admin_header
     redis = aioredis.Redis.from_url(api.settings.redis_url)
     prefix = f"{api.settings.redis_namespace}:api:"
     try:
-        old_keys = [f"{prefix}cell:{c.bits}:{c.code}" for c in cells_containing(geohash12(-33.0, -80.0))]
-        new_keys = [f"{prefix}cell:{c.bits}:{c.code}" for c in cells_containing(geohash12(-34.0, -81.0))]
-        assert await redis.exists(f"{prefix}detail:{bid}") == 1  # filled by the read by id
+        old_keys = [f"{prefix}cell2:{c.bits}:{c.code}" for c in cells_containing(geohash12(-33.0, -80.0))]
+        new_keys = [f"{prefix}cell2:{c.bits}:{c.code}" for c in cells_containing(geohash12(-34.0, -81.0))]
+        assert await redis.exists(f"{prefix}detail2:{bid}") == 1  # filled by the read by id
         assert await redis.exists(*old_keys) >= 1 and await redis.exists(*new_keys) >= 1
 
         async with api.http.put(
@@ -146,7 +148,7 @@ async def test_update_invalidates_the_cache_of_both_cells(api: Api, admin_header
             headers=admin_headers,
         ) as resp:
             assert resp.status == 200
-        assert await redis.exists(f"{prefix}biz:{bid}", f"{prefix}detail:{bid}", *old_keys, *new_keys) == 0
+        assert await redis.exists(f"{prefix}biz:{bid}", f"{prefix}detail2:{bid}", *old_keys, *new_keys) == 0
 
         # Without a token reads are eventually consistent: served from the cache or any
         # replica, the move shows up once the replica has replayed it.
@@ -174,7 +176,7 @@ async def test_update_invalidates_the_cache_of_both_cells(api: Api, admin_header
 
         async with api.http.delete(f"/v1/businesses/{bid}", headers=admin_headers) as resp:
             assert resp.status == 204
-        assert await redis.exists(f"{prefix}biz:{bid}", f"{prefix}detail:{bid}", *new_keys) == 0
+        assert await redis.exists(f"{prefix}biz:{bid}", f"{prefix}detail2:{bid}", *new_keys) == 0
 
         async def gone() -> bool:
             async with api.http.get(f"/v1/businesses/{bid}") as resp:

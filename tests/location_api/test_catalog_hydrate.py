@@ -17,6 +17,7 @@ import pytest
 from geo_common.places import scatter
 from geo_common.settings import Settings
 from location_api.catalog import Catalog
+from location_api.filters import NO_FILTERS, SearchFilters
 from location_api.cells import geohash12
 from location_api.keys import cache_key, db_key, refresher_key
 from location_api.models import Business, SearchQuery
@@ -348,11 +349,11 @@ def test_positions_only_pages_are_the_pages_with_cards() -> None:
     assert (len(bare), bare.cards) == (len(with_cards), None)
     for lat, lon in scatter(100, seed=4):
         for strategy in ("geohash", "quadtree", "s2"):
-            query = SearchQuery(lat, lon, 20_000.0, 10, None, False, None, strategy)
+            query = SearchQuery(lat, lon, 20_000.0, 10, NO_FILTERS, False, None, strategy)
             a, b = (search_memory(c, strategy, query, None, 50_000.0) for c in (with_cards, bare))
             assert (a.total, a.radius_m, a.hits, a.next_position) == (b.total, b.radius_m, b.hits, b.next_position)
             assert b.prefixes == {}
-    query = SearchQuery(0.0, 0.0, 1_000.0, 10, "cafe", False, None, "geohash")
+    query = SearchQuery(0.0, 0.0, 1_000.0, 10, SearchFilters(categories=frozenset({"cafe"})), False, None, "geohash")
     with pytest.raises(ValueError, match="positions only"):
         search_memory(bare, "geohash", query, None, 50_000.0)
     assert plain_body(bare, "geohash", "latitude=1&longitude=2", 50_000.0, b"k" * 32) is None

@@ -11,6 +11,7 @@ import pytest
 
 from geo_common.settings import Settings
 from location_api.handling import is_fallback
+from location_api.search_params import AREA_PARAMETERS, SEARCH_PARAMETERS
 
 from .conftest import Api, drop_database, small_database, stop_api
 
@@ -105,8 +106,9 @@ async def test_openapi_describes_every_route(api: Api) -> None:
     }
     described = {(method.upper(), path) for path, item in doc["paths"].items() for method in item}
     assert described == served
-    search = {p["name"] for p in doc["paths"]["/v1/search/nearby"]["get"]["parameters"] if "name" in p}
-    assert search == {"latitude", "longitude", "radius", "limit", "cursor", "category", "expand", "index"}
+    for path, known in (("/v1/search/nearby", SEARCH_PARAMETERS), ("/v1/search/area", AREA_PARAMETERS)):
+        described_parameters = {p["name"] for p in doc["paths"][path]["get"]["parameters"] if "name" in p}
+        assert described_parameters == set(known), path
     for status in ("400", "401", "403", "404", "413", "503"):
         assert status in doc["paths"]["/v1/businesses/{id}"]["put"]["responses"]
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from geo_common.places import offset_point
 from location_api._csearch import plain_body as native_plain_body
 from location_api.catalog import Catalog
+from location_api.filters import NO_FILTERS
 from location_api.contract import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MIN_RADIUS_M
 from location_api.cursor import cursor_key, encode_cursor, encode_fields
 from location_api.models import SearchQuery
@@ -126,7 +127,7 @@ def test_pages_longer_than_one_batch_of_floats() -> None:
     # Up to 128 hits the floats are written by one dumps call; a longer page value by value.
     for limit in (128, 129, 300):
         body = _native(f"latitude=48.8566&longitude=2.3522&radius=50000&limit={limit}", max_limit=300)
-        query = SearchQuery(48.8566, 2.3522, 50_000.0, limit, None, False, None, None)
+        query = SearchQuery(48.8566, 2.3522, 50_000.0, limit, NO_FILTERS, False, None, None)
         page = search_memory(CATALOG, "geohash", query, None, MAX_RADIUS_M)
         nxt = None if page.next_position is None else encode_cursor(KEY, query, page.next_position)
         assert body == reference.search_body(page.total, page.radius_m, page.hits, page.prefixes, nxt)

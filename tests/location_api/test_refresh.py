@@ -17,7 +17,7 @@ import pytest
 from geo_common import gc_control
 from geo_common.places import load_places
 from geo_common.settings import Settings
-from location_api import queries
+from location_api import catalog_queries
 from location_api.cells import geohash12
 from location_api.keys import refresher_key
 from location_api.refresh import MAX_CHANGES_PER_POLL
@@ -133,7 +133,7 @@ async def test_a_poll_reads_the_change_log_above_its_horizon_only(settings: Sett
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         before = await change_log_rows_read(conn)
         for _ in range(3):
-            _info, changes, overflow = await queries.poll_changes(conn, last_xid + 1, MAX_CHANGES_PER_POLL)
+            _info, changes, overflow = await catalog_queries.poll_changes(conn, last_xid + 1, MAX_CHANGES_PER_POLL)
             assert (changes, overflow) == ([], False)
         assert await change_log_rows_read(conn) - before < logged // 10  # a walk reads 3 x 20,000
     finally:
@@ -207,7 +207,7 @@ async def test_a_rebuild_runs_no_collection_freezes_the_new_catalog_and_frees_th
     young = {id(o) for o in gc.get_objects()}
     assert (
         id(catalog.cards.hits) not in young
-        and id(catalog.cards.categories) not in young
+        and id(catalog.cards.facets) not in young
         and id(catalog.indexes) not in young
     )  # frozen
     conn = await asyncpg.connect(small.settings.pg_primary)
@@ -237,7 +237,7 @@ async def test_with_process_tuning_off_a_rebuild_pauses_freezes_and_collapses_no
 async def test_the_catalog_rows_arrive_in_geohash_order(small: Api) -> None:
     conn = await asyncpg.connect(small.settings.pg_replicas[0])
     try:
-        _info, rows, _seen = await queries.load_all(conn)
+        _info, rows, _seen = await catalog_queries.load_all(conn)
     finally:
         await conn.close()
     hashes = [geohash12(r["latitude"], r["longitude"]) for r in rows]

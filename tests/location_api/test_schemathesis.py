@@ -16,11 +16,14 @@ import hypothesis.errors
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase
+from multidict import MultiDict
 from schemathesis import CheckFunction, GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from geo_common.settings import Settings
+from location_api.errors import InvalidRequest
 from location_api.hours import InvalidHours, parse_hours
+from location_api.search_params import parse_area, parse_search
 
 from .conftest import Api, drop_database, small_database, stop_api
 
@@ -56,12 +59,14 @@ def _run(api: Api, headers: dict[str, str]) -> list[str]:
                 suppress_health_check=list(HealthCheck),
             )
             @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-            def check(mode: GenerationMode, case: schemathesis.Case[Any]) -> None:
+            def check(mode: GenerationMode, path: str, case: schemathesis.Case[Any]) -> None:
                 # A cursor and a consistency token are opaque and signed: a well-formed string
                 # that this API did not issue is rightly refused, however valid it looks to the
                 # schema. Nor can a schema say "two different users": befriending or blocking
                 # oneself is a 400, nor that a day's opening hours are in order and open and
-                # close at different times, nor that a rating comes with reviews and only then.
+                # close at different times, nor that a rating comes with reviews and only then,
+                # nor a search's rules across parameters (k without radius, relevance with q, a
+                # box that fits the largest radius), nor that category is the first of categories.
                 params = case.path_parameters or {}
                 refused = (
                     (case.query and "cursor" in case.query)
@@ -69,6 +74,8 @@ def _run(api: Api, headers: dict[str, str]) -> list[str]:
                     or any(name in params and params.get("id") == params[name] for name in ("friend_id", "blocked_id"))
                     or _hours_out_of_order(case.body)
                     or _rating_without_reviews(case.body)
+                    or _categories_disagree(case.body)
+                    or _search_refused(path, case.query, api.settings.max_radius_m)
                 )
                 excluded: list[CheckFunction] = [positive_data_acceptance] if refused else []
                 # A query value with no form on the wire (None, [] or {}) is dropped when the
@@ -79,7 +86,7 @@ def _run(api: Api, headers: dict[str, str]) -> list[str]:
                 case.call_and_validate(base_url=base_url, headers=headers, excluded_checks=excluded or None)
 
             try:
-                check(mode)
+                check(mode, operation.path)
             except hypothesis.errors.Unsatisfiable:
                 pass  # nothing to get wrong: the operation takes no parameters and no body
             except Exception as exc:  # noqa: BLE001 - collect every operation's failures, then report them all
@@ -131,6 +138,31 @@ def _rating_without_reviews(body: object) -> bool:
     if not isinstance(body, dict):
         return False
     return (body.get("rating") is None) != (body.get("review_count", 0) == 0)
+
+
+def _categories_disagree(body: object) -> bool:
+    """Whether a body names a category that is not the first of its categories."""
+    if not isinstance(body, dict) or not isinstance(body.get("categories"), list) or "category" not in body:
+        return False
+    return body["categories"][:1] != [body["category"]]
+
+
+def _search_refused(path: str, query: dict[str, Any] | None, max_radius_m: float) -> bool:
+    """Whether a search's query, as sent, breaks a rule across its parameters (or one the
+    schema's patterns cannot state exactly, as the words of ``q``)."""
+    parse = {"/v1/search/nearby": parse_search, "/v1/search/area": parse_area}.get(path)
+    if parse is None:
+        return False
+    sent = MultiDict(
+        (name, str(value).lower() if isinstance(value, bool) else str(value))
+        for name, value in (query or {}).items()
+        if value is not None and value != [] and value != {}
+    )
+    try:
+        parse(sent, max_radius_m=max_radius_m)
+    except InvalidRequest:
+        return True
+    return False
 
 
 def _has_unsendable_values(query: dict[str, Any] | None) -> bool:

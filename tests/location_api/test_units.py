@@ -26,6 +26,8 @@ from geo_index import haversine_m
 from location_api._csearch import plain_search as compiled_plain_search
 from location_api._csearch import search_body as compiled_search_body
 from location_api.cards import CardTable, card_for
+from location_api.area import Box
+from location_api.filters import NO_FILTERS, SearchFilters, facets_of
 from location_api.catalog import Catalog
 from location_api.cells import LEVELS, cell_of, cells_containing, cover, geohash12, text_ranges
 from location_api.cursor import (
@@ -37,13 +39,13 @@ from location_api.cursor import (
     query_fingerprint,
 )
 from location_api.demo import CATEGORIES, address_for, category_for, synthetic_records
-from location_api.demo_details import PATTERNS, PRICES, demo_details
+from location_api.demo_details import ALSO, PATTERNS, PRICES, demo_details
 from location_api.errors import InvalidCursor, InvalidRequest
 from location_api.metrics import Metrics
 from location_api.models import Business, SearchQuery
 from location_api.render import business_from_prefix, hit_prefix, search_body
 from location_api.search import plain_body, search_memory
-from location_api.validate import parse_search
+from location_api.search_params import parse_search
 from tests.location_api import reference
 from yarl import URL
 
@@ -107,7 +109,7 @@ def test_cells_containing_a_position_match_the_cover_cells() -> None:
 
 # ----------------------------------------------------------------------------- cursors
 
-QUERY = SearchQuery(48.85, 2.35, 5000.0, 20, None, False, None, None)
+QUERY = SearchQuery(48.85, 2.35, 5000.0, 20, NO_FILTERS, False, None, None)
 
 
 def test_cursor_round_trip_keeps_exact_floats() -> None:
@@ -116,18 +118,24 @@ def test_cursor_round_trip_keeps_exact_floats() -> None:
     token = encode_cursor(key, QUERY, position)
     assert decode_cursor(key, QUERY, token) == position
     # Page size and strategy are not part of the query's identity.
-    other_page = SearchQuery(48.85, 2.35, 5000.0, 50, None, False, None, "sql")
+    other_page = SearchQuery(48.85, 2.35, 5000.0, 50, NO_FILTERS, False, None, "sql")
     assert decode_cursor(key, other_page, token) == position
 
 
 @pytest.mark.parametrize(
     "other",
     [
-        SearchQuery(48.85, 2.36, 5000.0, 20, None, False, None, None),
-        SearchQuery(48.85, 2.35, 5001.0, 20, None, False, None, None),
-        SearchQuery(48.85, 2.35, 5000.0, 20, "cafe", False, None, None),
-        SearchQuery(48.85, 2.35, 5000.0, 20, None, True, None, None),
-        SearchQuery(48.85, 2.35, 5000.0, 20, "", False, None, None),
+        SearchQuery(48.85, 2.36, 5000.0, 20, NO_FILTERS, False, None, None),
+        SearchQuery(48.85, 2.35, 5001.0, 20, NO_FILTERS, False, None, None),
+        SearchQuery(48.85, 2.35, 5000.0, 20, SearchFilters(categories=frozenset({"cafe"})), False, None, None),
+        SearchQuery(48.85, 2.35, 5000.0, 20, NO_FILTERS, True, None, None),
+        SearchQuery(48.85, 2.35, 5000.0, 20, SearchFilters(categories=frozenset({"bar"})), False, None, None),
+        SearchQuery(48.85, 2.35, 5000.0, 20, SearchFilters(price_levels=frozenset({1})), False, None, None),
+        SearchQuery(48.85, 2.35, 5000.0, 20, SearchFilters(min_rating=4.0), False, None, None),
+        SearchQuery(48.85, 2.35, 5000.0, 20, SearchFilters(open_now=True), False, None, None),
+        SearchQuery(48.85, 2.35, 5000.0, 20, SearchFilters(q=("cafe",)), False, None, None),
+        SearchQuery(48.85, 2.35, 5000.0, 20, NO_FILTERS, False, None, None, "rating"),
+        SearchQuery(48.85, 2.35, 5000.0, 20, NO_FILTERS, False, None, None, box=Box(2.3, 48.8, 2.4, 48.9)),
     ],
 )
 def test_cursor_of_another_query_is_refused(other: SearchQuery) -> None:
@@ -147,24 +155,24 @@ def test_forged_or_foreign_cursors_are_refused() -> None:
         decode_cursor(cursor_key("z" * 32), QUERY, token)  # signed under another secret
 
 
-def test_a_cursor_is_66_url_safe_characters_and_ids_keep_64_bits() -> None:
+def test_a_cursor_is_87_url_safe_characters_and_ids_keep_64_bits() -> None:
     key = cursor_key("k" * 32)
     for business_id in (1, 2**63 - 1):
         token = encode_cursor(key, QUERY, CursorPosition(50_000.0, 0.0, business_id))
-        assert len(token) == 66 and re.fullmatch(r"[A-Za-z0-9_-]+", token)
+        assert len(token) == 87 and re.fullmatch(r"[A-Za-z0-9_-]+", token)
         assert decode_cursor(key, QUERY, token).business_id == business_id
 
 
 @pytest.mark.parametrize(
     ("version", "radius", "distance"),
-    [(1, 5000.0, 1.0), (3, 5000.0, 1.0), (2, math.nan, 1.0), (2, 5000.0, math.inf)],
+    [(2, 5000.0, 1.0), (4, 5000.0, 1.0), (3, math.nan, 1.0), (3, 5000.0, math.inf)],
 )
 def test_a_signed_cursor_of_another_version_or_with_non_finite_numbers_is_refused(
     version: int, radius: float, distance: float
 ) -> None:
     # Signed with the right key, as a cursor of another release of the API would be.
     key = cursor_key("k" * 32)
-    payload = struct.pack("<B8sddq", version, query_fingerprint(QUERY), radius, distance, 7)
+    payload = struct.pack("<B8sddddq", version, query_fingerprint(QUERY), radius, 0.0, 0.0, distance, 7)
     token = base64.urlsafe_b64encode(payload + hashlib.blake2b(payload, key=key, digest_size=16).digest()).decode()
     assert decode_cursor(key, QUERY, encode_cursor(key, QUERY, CursorPosition(5000.0, 1.0, 7))).business_id == 7
     with pytest.raises(InvalidCursor, match="before an upgrade: search again without it"):
@@ -178,7 +186,8 @@ def test_a_signed_cursor_of_another_version_or_with_non_finite_numbers_is_refuse
     longitude=st.floats(-180.0, 180.0),
     query_radius=st.floats(1.0, 50_000.0),
     expand=st.booleans(),
-    # None, empty, and long enough (in UTF-8) for the fingerprint to span several blocks
+    # A filter of none, one and many categories (long enough in UTF-8 for the fingerprint to
+    # span several blocks)
     category=st.one_of(st.none(), st.text(max_size=3), st.text(min_size=60, max_size=200)),
     radius=st.floats(allow_nan=True, allow_infinity=True),
     distance=st.floats(allow_nan=True, allow_infinity=True),
@@ -197,11 +206,14 @@ def test_a_cursor_from_fields_is_the_cursor_of_the_query_and_decodes_back(
 ) -> None:
     # What the compiled plain search calls (encode_fields) and what the general path calls
     # (encode_cursor) make one cursor; it is signed with hashlib's keyed BLAKE2b.
-    query = SearchQuery(latitude, longitude, query_radius, 20, category, expand, None, None)
+    filters = NO_FILTERS if category is None else SearchFilters(categories=frozenset({category}))
+    query = SearchQuery(latitude, longitude, query_radius, 20, filters, expand, None, None)
     position = CursorPosition(radius, distance, business_id)
     token = encode_cursor(key, query, position)
+    refinements = None if category is None else b"distance\x00\x00" + filters.fingerprint()
     assert (
-        encode_fields(key, latitude, longitude, query_radius, expand, category, radius, distance, business_id) == token
+        encode_fields(key, latitude, longitude, query_radius, expand, refinements, radius, distance, business_id)
+        == token
     )
     raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     assert raw[-16:] == hashlib.blake2b(raw[:-16], key=key, digest_size=16).digest()
@@ -272,14 +284,14 @@ def test_plain_query_string_parse_is_parse_search_on_the_decoded_query(pairs: li
 def _compiled_read(raw: str, max_radius_m: float = 50_000.0) -> SearchQuery | None:
     """The compiled reader's result as the general path's :class:`SearchQuery`."""
     plain = compiled_plain_search(raw, reference.limits(max_radius_m))
-    return None if plain is None else SearchQuery(*plain, None, False, None, None)
+    return None if plain is None else SearchQuery(*plain, NO_FILTERS, False, None, None)
 
 
 def _same_parse(raw: str, max_radius_m: float = 50_000.0) -> None:
     """The compiled reader and the Python reference agree, value for value (sign of zero included)."""
     native = compiled_plain_search(raw, reference.limits(max_radius_m))
     python = reference.plain_search(raw, max_radius_m)
-    assert repr(None if native is None else SearchQuery(*native, None, False, None, None)) == repr(python)
+    assert repr(None if native is None else SearchQuery(*native, NO_FILTERS, False, None, None)) == repr(python)
     if native is not None and python is not None:
         assert [type(v) for v in native] == [type(v) for v in python[:4]]
 
@@ -395,9 +407,11 @@ def test_every_demo_category_has_details_spread_over_its_patterns_and_prices() -
         chosen = [demo_details(f"place {i}", category) for i in range(300)]
         assert len({hours for hours, *_ in chosen}) == len(patterns), category  # every pattern, and only those
         lo, hi = PRICES[category]
-        assert {price for _, price, _, _ in chosen} == set(range(lo, hi + 1)), category
-        assert all(2.5 <= rating <= 5.0 and 1 <= reviews <= 1000 for _, _, rating, reviews in chosen)
-        assert len({round(rating, 1) for _, _, rating, _ in chosen}) > 20  # spread, not one value
+        assert {price for _, price, *_ in chosen} == set(range(lo, hi + 1)), category
+        assert all(2.5 <= rating <= 5.0 and 1 <= reviews <= 1000 for _, _, rating, reviews, _ in chosen)
+        assert len({round(rating, 1) for _, _, rating, *_ in chosen}) > 20  # spread, not one value
+        also = {tuple(more) for *_, more in chosen}
+        assert also == ({(ALSO[category],), ()} if category in ALSO else {()}), category
     always = [["00:00", "24:00"]]
     week = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
     hours = demo_details("Oslo", "hotel")[0] or ""
@@ -558,7 +572,7 @@ def test_the_plain_search_body_is_the_general_paths(strategy: str) -> None:
     for _ in range(150):
         _, _, lat, lon, _, _ = rows[rng.randrange(len(rows))]
         radius, limit = rng.choice([100.0, 5000.0, 20_000.0, 50_000.0]), rng.randint(1, 100)
-        query = SearchQuery(lat, lon, radius, limit, None, False, None, None)
+        query = SearchQuery(lat, lon, radius, limit, NO_FILTERS, False, None, None)
         page = search_memory(catalog, strategy, query, None, 50_000.0)
         nxt = None if page.next_position is None else encode_cursor(key, query, page.next_position)
         cursors += nxt is not None
@@ -574,8 +588,12 @@ def test_a_card_gives_back_the_business_it_was_rendered_from(business: Business)
     back = business_from_prefix(hit_prefix(business))
     assert back == business
     assert math.copysign(1.0, back.latitude) == math.copysign(1.0, business.latitude)
-    card = card_for(business)
-    assert card.hit == hit_prefix(business) and card.category == business.category
+    card = card_for(business, facets_of(business.name, business.latitude, business.longitude, business.category))
+    assert card.hit == hit_prefix(business) and card.facets.categories == _folded(business.category)
+
+
+def _folded(category: str) -> tuple[str, ...]:
+    return (category.casefold(),) if category else ()
 
 
 def test_the_catalog_keeps_cards_and_indexes_in_step_and_reports_the_old_state() -> None:
@@ -583,7 +601,8 @@ def test_the_catalog_keeps_cards_and_indexes_in_step_and_reports_the_old_state()
     catalog = Catalog.build([tuple(cafe)], max_radius_m=50_000.0, strategies=("geohash", "s2"))
     assert catalog.business(1) == cafe and len(catalog) == 1
     moved = cafe._replace(latitude=48.9, name="Caf\u00e9")
-    assert catalog.apply(1, moved) == cafe
+    assert catalog.apply(1, moved, facets_of("Caf\u00e9", 48.9, 2.3522, "cafe", price_level=2)) == cafe
+    assert catalog.facets(1) == facets_of("Caf\u00e9", 48.9, 2.3522, "cafe", price_level=2)
     assert catalog.business(1) == moved
     for index in catalog.indexes.values():
         assert index.position(1) == (48.9, 2.3522)
@@ -594,30 +613,30 @@ def test_the_catalog_keeps_cards_and_indexes_in_step_and_reports_the_old_state()
 
 
 def test_the_card_table_is_a_list_while_ids_are_dense_and_a_dict_once_they_are_not() -> None:
-    card = card_for(Business(1, "a", 0.0, 0.0, "cafe", ""))
-    other = card_for(Business(2, "b", 0.0, 0.0, "bar", ""))
+    card = card_for(Business(1, "a", 0.0, 0.0, "cafe", ""), facets_of("a", 0.0, 0.0, "cafe"))
+    other = card_for(Business(2, "b", 0.0, 0.0, "bar", ""), facets_of("b", 0.0, 0.0, "bar"))
     table = CardTable({i: card for i in range(1, 1001)})
 
     def kinds() -> tuple[type, type]:
-        return type(table.hits), type(table.categories)
+        return type(table.hits), type(table.facets)
 
     assert kinds() == (list, list) and table.count == 1000
-    assert table.hits[1000] == card.hit and table.categories[1000] == "cafe"
+    assert table.hits[1000] == card.hit and table.facets[1000] == card.facets
     assert table.get(1000) == card and table.get(0) is None and table.get(5000) is None and table.get(-1) is None
     table.put(1500, other)  # past the end, still dense: the lists grow together
     assert kinds() == (list, list) and table.get(1500) == other and table.count == 1001
-    assert len(table.hits) == len(table.categories) == 1501
+    assert len(table.hits) == len(table.facets) == 1501
     table.put(1500, other)  # a replacement counts once
     table.drop(7)
     assert table.count == 1000 and table.get(7) is None
     table.put(10**12, other)  # far beyond: dicts from now on, every card kept
     assert kinds() == (dict, dict) and table.count == 1001
     assert table.get(10**12) == other and table.get(1500) == other and table.get(7) is None and table.get(1) == card
-    assert table.hits[10**12] == other.hit and table.categories[10**12] == "bar"
+    assert table.hits[10**12] == other.hit and table.facets[10**12] == other.facets
     table.drop(10**12)
-    assert table.count == 1000 and table.get(10**12) is None and 10**12 not in table.categories
+    assert table.count == 1000 and table.get(10**12) is None and 10**12 not in table.facets
     assert isinstance(CardTable({-5: card}).hits, dict)
-    assert isinstance(CardTable({10**9: card}).categories, dict)
+    assert isinstance(CardTable({10**9: card}).facets, dict)
     assert CardTable({}).count == 0 and CardTable({}).get(3) is None
 
 
