@@ -3,12 +3,12 @@ demo businesses, and dropped afterwards."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 
 import asyncpg
 
+from geo_common.database_node import replicas_replayed
 from geo_common.migrate import apply_migrations
 from geo_common.settings import Settings
 from location_api.demo import load_demo
@@ -50,18 +50,7 @@ async def create_database(base: Settings, name: str, total: int, say: Callable[[
 
 async def replicas_caught_up(settings: Settings) -> None:
     """Wait until every replica has replayed what the primary has written so far."""
-    conn = await asyncpg.connect(settings.pg_primary)
-    try:
-        lsn = await conn.fetchval("SELECT pg_current_wal_lsn()::text")
-    finally:
-        await conn.close()
-    for replica in settings.pg_replicas:
-        conn = await asyncpg.connect(replica)
-        try:
-            while not await conn.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn", lsn):
-                await asyncio.sleep(0.2)
-        finally:
-            await conn.close()
+    await replicas_replayed(settings.pg_primary, settings.pg_replicas)
 
 
 async def drop_database(base: Settings, name: str) -> None:

@@ -58,6 +58,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import re
@@ -278,14 +279,14 @@ def start_servers(kind: str, count: int, env: dict[str, str]) -> Servers:
 # --------------------------------------------------------------------------- drivers
 
 
-def run_wrk(wrk: str, port: int, paths_file: Path, duration_s: int) -> dict[str, float]:
+def run_wrk(wrk: str, port: int, paths_file: Path, duration_s: int, connections: int = CONNECTIONS) -> dict[str, float]:
     script = OUT / "paths.lua"
     script.write_text(_LUA)
     out = subprocess.run(
         [
             wrk,
             "-t1",
-            f"-c{CONNECTIONS}",
+            f"-c{connections}",
             f"-d{duration_s}s",
             "--latency",
             "-s",
@@ -302,7 +303,9 @@ def run_wrk(wrk: str, port: int, paths_file: Path, duration_s: int) -> dict[str,
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     if bad:
         raise SystemExit(f"location_api_bench: {bad.group(1)} error responses under wrk:\n{out}")
-    return {"rps": rps}
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)$", out, re.MULTILINE)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    return {"rps": rps, **({"p99_ms": float(p99.group(1)) * scale[p99.group(2)]} if p99 else {})}
 
 
 def run_loadgen(
@@ -527,9 +530,14 @@ def run_driver_worker(port: int, paths_file: Path, rate: float, duration_s: floa
     print(json.dumps(uvloop.run(main())), flush=True)
 
 
-def run_pgbench(pgbench: str, dsn: str, duration_s: int) -> dict[str, float]:
+def run_pgbench(pgbench: str, dsn: str, duration_s: int, sql: str | None = None) -> dict[str, float]:
+    """pgbench's throughput, mean and 99th percentile latency of one script (default: the
+    nearby search's), 8 clients on 2 threads, prepared statements."""
     script = OUT / "postgis.sql"
-    script.write_text(_PGBENCH_SQL.format(points=POINTS, radius=RADIUS_M, limit=LIMIT))
+    script.write_text(sql or _PGBENCH_SQL.format(points=POINTS, radius=RADIUS_M, limit=LIMIT))
+    prefix = OUT / "pgbench_log"
+    for old in OUT.glob("pgbench_log.*"):
+        old.unlink()
     out = subprocess.run(
         [
             pgbench,
@@ -544,15 +552,21 @@ def run_pgbench(pgbench: str, dsn: str, duration_s: int) -> dict[str, float]:
             "2",
             "-T",
             str(duration_s),
+            "-l",
+            f"--log-prefix={prefix}",
             dsn,
         ],
         capture_output=True,
         text=True,
         check=True,
+        cwd=OUT,
     ).stdout
     tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
     latency = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))  # type: ignore[union-attr]
-    return {"tps": tps, "latency_avg_ms": latency}
+    # One line per transaction: client, number, latency in microseconds, ...
+    latencies = sorted(int(line.split()[2]) for log in OUT.glob("pgbench_log.*") for line in log.open())
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] / 1000.0 if latencies else math.nan
+    return {"tps": tps, "latency_avg_ms": latency, "p99_ms": p99}
 
 
 class PostmasterPin:

@@ -6,7 +6,10 @@ answer now (as opposed to a bug in a query), and how WAL positions (LSNs) are re
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -129,3 +132,32 @@ class Node:
     visible_lsn: int = 0
     lag_bytes: float = math.nan
     lag_seconds: float = math.nan
+
+
+async def replicas_replayed(primary_dsn: str, replica_dsns: Sequence[str], timeout_s: float | None = None) -> None:
+    """Wait until every replica has replayed what the primary has written so far (after a
+    bulk load, before reading it from the replicas).
+
+    Args:
+        primary_dsn: the primary.
+        replica_dsns: the replicas.
+        timeout_s: give up after this long; ``None``: wait as long as it takes.
+
+    Raises:
+        TimeoutError: a replica had not replayed it within ``timeout_s``.
+    """
+    conn = await asyncpg.connect(primary_dsn)
+    try:
+        lsn = await conn.fetchval("SELECT pg_current_wal_lsn()::text")
+    finally:
+        await conn.close()
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    for dsn in replica_dsns:
+        conn = await asyncpg.connect(dsn)
+        try:
+            while not await conn.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn", lsn):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"replica {address(dsn)} has not replayed {lsn} in {timeout_s:g} s")
+                await asyncio.sleep(0.01)
+        finally:
+            await conn.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from geo_index._base import IndexBase, Page, page_of
 from geo_index.brute import BruteForceIndex
-from geo_index.distance import EARTH_RADIUS_M, HALF_CIRCUMFERENCE_M, haversine_m
+from geo_index.distance import EARTH_RADIUS_M, HALF_CIRCUMFERENCE_M, haversine_m, in_box
 from geo_index.errors import (
     DuplicateId,
     GeoIndexError,
@@ -50,5 +50,6 @@ __all__ = [
     "SpatialIndex",
     "UnknownId",
     "haversine_m",
+    "in_box",
     "page_of",
 ]

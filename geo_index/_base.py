@@ -35,6 +35,7 @@ from geo_index.validate import (
     check_max_radius_option,
     check_point,
     check_radius,
+    check_box,
     check_where,
 )
 
@@ -296,6 +297,7 @@ class IndexBase:
         after: tuple[float, int] | None = None,
         *,
         where: Where = None,
+        box: tuple[float, float, float, float] | None = None,
     ) -> Page:
         """One page of :meth:`within`, with the number of matches, for paging through them.
 
@@ -305,7 +307,9 @@ class IndexBase:
 
         With ``where``, only the points that pass it are matches: counted, paged and returned
         as if no other point were held (a category search: ``where=(categories, "cafe")``).
-        A callable ``where`` is asked of each point within the radius, nearest or not.
+        A callable ``where`` is asked of each point within the radius, nearest or not. With
+        ``box``, only the points in it are matches (:func:`geo_index.in_box`), tested in the
+        compiled scan before ``where`` is asked.
 
         Args:
             lat: latitude, degrees in [-90, 90].
@@ -318,13 +322,16 @@ class IndexBase:
                 ``table`` a list indexed by id or a dict (an id it does not hold does not
                 pass); or a callable: only points ``where(id)`` is true of. An exception it
                 raises ends the query and is raised here.
+            box: ``None``, or ``(west, south, east, north)`` in degrees (floats; ``west >
+                east`` across the 180th meridian).
 
         Raises:
             InvalidCoordinate: bad ``lat`` or ``lon``.
             InvalidRadius: bad ``radius_m``.
             InvalidCount: ``limit`` is not ``None`` or an integer >= 1.
             InvalidPosition: ``after`` is not ``None`` or a ``(distance_m, id)`` pair.
-            InvalidOption: ``where`` is not ``None``, a ``(table, value)`` pair or a callable.
+            InvalidOption: ``where`` is not ``None``, a ``(table, value)`` pair or a callable,
+                or ``box`` is not ``None`` or a box.
         """
         self._check_query(lat, lon, radius_m)
         if limit is None:
@@ -333,12 +340,14 @@ class IndexBase:
             check_count(limit, "limit")
         if after is not None:
             check_after(after)
+        if box is not None:
+            check_box(box)
         if where is None:
-            return Page._make(self._native.page(lat, lon, radius_m, limit, after))
+            return Page._make(self._native.page(lat, lon, radius_m, limit, after, box))
         check_where(where)
         if callable(where):
-            return Page._make(self._native.page(lat, lon, radius_m, limit, after, where))
-        return Page._make(self._native.page(lat, lon, radius_m, limit, after, where[0], where[1]))
+            return Page._make(self._native.page(lat, lon, radius_m, limit, after, box, where))
+        return Page._make(self._native.page(lat, lon, radius_m, limit, after, box, where[0], where[1]))
 
     def ranges(self, lat: float, lon: float, radius_m: float) -> list[tuple[int, int]]:
         """The key ranges (inclusive, sorted) a query reads: its plan, for tools and tests."""

@@ -516,7 +516,7 @@ query_page(const Store *s, const Ranges *nodes, int split, int max_bits, int cou
         }
     }
     for (size_t i = 0; i < held_back.n && status == 0; i++) {
-        int f = filter(ctx, held_back.v[i].id);
+        int f = filter(ctx, held_back.v[i].id, held_back.v[i].lat, held_back.v[i].lon);
         if (f < 0) status = -2;
         else if (f && admit(&q, after, limit, held_back.v[i], out, &page, &cut) < 0) status = -1;
     }

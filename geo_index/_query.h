@@ -26,8 +26,9 @@ typedef struct {
     int64_t id;
 } QHit;
 
-/* 1: the point passes the page's filter; 0: it does not; -1: an error (the scan stops). */
-typedef int (*QFilter)(void *ctx, int64_t id);
+/* 1: the point (its id and position, degrees) passes the page's filter; 0: it does not;
+ * -1: an error (the scan stops). */
+typedef int (*QFilter)(void *ctx, int64_t id, double lat, double lon);
 
 typedef struct {
     int on;          /* a page after (d, id) */

@@ -13,7 +13,7 @@ from collections.abc import Hashable, Iterable
 from typing import Any, Generic, TypeVar
 
 from geo_index._base import Page, Where, page_of
-from geo_index.distance import haversine_m
+from geo_index.distance import haversine_m, in_box
 from geo_index.errors import DuplicateId, UnknownId
 from geo_index.validate import (
     DEFAULT_MAX_RADIUS_M,
@@ -22,6 +22,7 @@ from geo_index.validate import (
     check_max_radius_option,
     check_point,
     check_radius,
+    check_box,
     check_where,
 )
 
@@ -127,8 +128,10 @@ class BruteForceIndex(Generic[K]):
         after: tuple[float, K] | None = None,
         *,
         where: Where = None,
+        box: tuple[float, float, float, float] | None = None,
     ) -> Page:
-        """:func:`geo_index.page_of` of :meth:`within`, counting only points passing ``where``."""
+        """:func:`geo_index.page_of` of :meth:`within`, counting only points in ``box`` and
+        passing ``where``."""
         check_point(lat, lon)
         check_radius(radius_m, self._max_radius_m)
         if limit is not None:
@@ -136,7 +139,10 @@ class BruteForceIndex(Generic[K]):
         if after is not None and not (type(after) is tuple and len(after) == 2):
             check_after(after)
         check_where(where)
+        check_box(box)
         hits = self._scan(lat, lon, radius_m, None)
+        if box is not None:
+            hits = [hit for hit in hits if in_box(*self._points[hit[0]], box)]
         if where is not None:
             hits = [hit for hit in hits if _passes(where, hit[0])]
         return page_of(hits, limit, after)

@@ -142,3 +142,22 @@ def cap_bounds(lat: float, lon: float, radius_m: float) -> CapBounds:
     if hi >= 180.0:
         return CapBounds(lat_lo, lat_hi, ((-180.0, hi - 360.0), (lo, 180.0)), delta, _INF)
     return CapBounds(lat_lo, lat_hi, ((lo, hi),), delta, dlon * RAD)
+
+
+def in_box(lat: float, lon: float, box: tuple[float, float, float, float]) -> bool:
+    """Whether a point is inside a box of latitudes and longitudes or on its edge.
+
+    Args:
+        lat: latitude, degrees.
+        lon: longitude, degrees.
+        box: ``(west, south, east, north)``, degrees; ``west > east`` crosses the 180th
+            meridian. A pole is at every longitude.
+    """
+    west, south, east, north = box
+    if not south <= lat <= north:
+        return False
+    if lat in (90.0, -90.0):
+        return True
+    if west <= east:
+        return west <= lon <= east
+    return lon >= west or lon <= east

@@ -206,16 +206,32 @@ index_nbytes(Index *self, PyObject *unused)
     return PyLong_FromSize_t(store_bytes(&self->store));
 }
 
-/* A page's filter: (table, value), or a callable (value NULL) asked of each id. */
+/* A page's filter: a box of latitudes and longitudes (box_on), then (table, value), or a
+ * callable (value NULL) asked of each id; no table: the box alone. */
 typedef struct {
     PyObject *table, *value;
+    int box_on;
+    double west, south, east, north;
 } Where;
 
+/* Inside the box or on its edge; west > east: across the 180th meridian; a pole is at every
+ * longitude (as geo_index.in_box). */
 static int
-where_passes(void *ctx, int64_t id)
+box_holds(const Where *w, double lat, double lon)
+{
+    if (!(w->south <= lat && lat <= w->north)) return 0;
+    if (lat == 90.0 || lat == -90.0) return 1;
+    if (w->west <= w->east) return w->west <= lon && lon <= w->east;
+    return lon >= w->west || lon <= w->east;
+}
+
+static int
+where_passes(void *ctx, int64_t id, double lat, double lon)
 {
     Where *w = ctx;
     PyObject *got;
+    if (w->box_on && !box_holds(w, lat, lon)) return 0;
+    if (w->table == NULL) return 1;
     if (w->value == NULL) {
         PyObject *key = PyLong_FromLongLong(id);
         if (!key) return -1;
@@ -278,14 +294,15 @@ hits_list(const QPage *page)
     return list;
 }
 
-/* page(lat, lon, radius_m, limit[, after[, table, value]]) -> (total, following, hits);
- * limit -1: every match (``within``). after: None or (distance_m, id). A callable in
- * place of (table, value) (six arguments) is the filter itself: ``where(id)``. */
+/* page(lat, lon, radius_m, limit[, after[, box[, table, value]]]) -> (total, following, hits);
+ * limit -1: every match (``within``). after: None or (distance_m, id). box: None or (west,
+ * south, east, north) in degrees. A callable in place of (table, value) (seven arguments)
+ * is the filter itself: ``where(id)``. */
 static PyObject *
 index_page(Index *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 4 || nargs > 7)
-        return PyErr_Format(PyExc_TypeError, "page(lat, lon, radius_m, limit[, after[, table, value | where]])");
+    if (nargs < 4 || nargs > 8)
+        return PyErr_Format(PyExc_TypeError, "page(lat, lon, radius_m, limit[, after[, box[, table, value | where]]])");
     double lat, lon, radius;
     if (read_point(args, &lat, &lon) < 0) return NULL;
     radius = PyFloat_AsDouble(args[2]);
@@ -298,9 +315,14 @@ index_page(Index *self, PyObject *const *args, Py_ssize_t nargs)
         after.on = 1;
         after.id = aid;
     }
-    Where where = {nargs >= 6 ? args[5] : NULL, nargs == 7 ? args[6] : NULL};
+    Where where = {nargs >= 7 ? args[6] : NULL, nargs == 8 ? args[7] : NULL, 0, 0.0, 0.0, 0.0, 0.0};
+    if (nargs >= 6 && args[5] != Py_None) {
+        if (!PyArg_ParseTuple(args[5], "dddd", &where.west, &where.south, &where.east, &where.north)) return NULL;
+        where.box_on = 1;
+    }
     QPage page;
-    if (run_query(self, lat, lon, radius, limit, 1, &after, where.table ? &where : NULL, &page) < 0) return NULL;
+    if (run_query(self, lat, lon, radius, limit, 1, &after, where.table || where.box_on ? &where : NULL, &page) < 0)
+        return NULL;
     PyObject *hits = hits_list(&page), *result = NULL;
     if (hits) result = Py_BuildValue("(nnN)", (Py_ssize_t)page.total, (Py_ssize_t)page.following, hits);
     free(page.hits);

@@ -26,6 +26,7 @@ class Index:
         radius_m: float,
         limit: int,
         after: tuple[float, int] | None = ...,
+        box: tuple[float, float, float, float] | None = ...,
         table_or_where: Any = ...,
         value: Any = ...,
         /,

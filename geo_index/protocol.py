@@ -63,10 +63,12 @@ class SpatialIndex(Protocol[K]):
         after: tuple[float, K] | None = None,
         *,
         where: tuple[list[Any] | dict[Any, Any], Any] | Callable[[K], object] | None = None,
+        box: tuple[float, float, float, float] | None = None,
     ) -> Page:
         """A :class:`Page` of ``within``: the match count and ``limit`` hits after ``after``
         (``None``: all of them), counting only the points whose ``table[id] == value`` when
-        ``where=(table, value)``, or those ``where(id)`` is true of when it is a callable."""
+        ``where=(table, value)``, or those ``where(id)`` is true of when it is a callable, and
+        only those in ``box`` (:func:`geo_index.in_box`) when given."""
         ...
 
     def nearest(self, lat: float, lon: float, k: int, max_radius_m: float | None = None) -> list[tuple[K, float]]:

@@ -139,6 +139,25 @@ def check_where(where: Any) -> None:
     )
 
 
+def check_box(box: Any) -> None:
+    """Check a page's box.
+
+    Args:
+        box: ``None``, or ``(west, south, east, north)``: floats, longitudes in [-180, 180],
+            latitudes in [-90, 90], south not north of north.
+
+    Raises:
+        InvalidOption: ``box`` is neither.
+    """
+    if box is None:
+        return
+    if type(box) is tuple and len(box) == 4 and all(type(v) is float for v in box):
+        west, south, east, north = box
+        if -180.0 <= west <= 180.0 and -180.0 <= east <= 180.0 and -90.0 <= south <= north <= 90.0:
+            return
+    raise InvalidOption(f"box must be None or (west, south, east, north) in degrees, south <= north, got {box!r}")
+
+
 def check_max_radius_option(max_radius_m: Any) -> float:
     """Check the ``max_radius_m`` constructor option of an index.
 

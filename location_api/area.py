@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from geo_index import haversine_m
+from geo_index import haversine_m, in_box
 
 
 class Box(NamedTuple):
@@ -36,14 +36,9 @@ class Box(NamedTuple):
         return span if span >= 0.0 else span + 360.0
 
     def contains(self, latitude: float, longitude: float) -> bool:
-        """Whether a point is inside the box or on its edge (a pole is at every longitude)."""
-        if not self.south <= latitude <= self.north:
-            return False
-        if abs(latitude) == 90.0:
-            return True
-        if self.west <= self.east:
-            return self.west <= longitude <= self.east
-        return longitude >= self.west or longitude <= self.east
+        """Whether a point is inside the box or on its edge (:func:`geo_index.in_box`: a pole
+        is at every longitude)."""
+        return in_box(latitude, longitude, self)
 
     def centre(self) -> tuple[float, float]:
         """Where the box's results are ranked from: its middle, or the pole of a polar cap."""

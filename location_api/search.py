@@ -170,25 +170,23 @@ def search_memory(
     # A list or a dict, indexed by id; it holds every id the index does.
     prefixes: Prefixes = {} if cards is None else cards.hits
     lat, lon = query.latitude, query.longitude
-    if query.plain:
-        where = None
-        rank_of = None
-    elif cards is None:
-        raise ValueError("a catalog of positions only holds no facets: the sql strategy filters")
-    else:
+    where: Callable[[int], bool] | None = None
+    rank_of: Callable[[int], float] | None = None
+    if not query.plain:
+        if cards is None:
+            raise ValueError("a catalog of positions only holds no facets: the sql strategy filters")
         facets = cards.facets
-        check = matcher(query.filters, at)
-        box = query.box
-        position = index.position
-
-        def where(bid: int) -> bool:
-            return check(facets[bid]) and (box is None or box.contains(*position(bid)))  # type: ignore[arg-type]
-
+        if query.filters.any:
+            check = matcher(query.filters, at)
+            where = lambda bid: check(facets[bid])  # type: ignore[arg-type]  # noqa: E731
         ranks = _ranks(query)
-        rank_of = None if ranks is None else (lambda bid: ranks(facets[bid]))  # type: ignore[arg-type]
+        if ranks is not None:
+            rank_of = lambda bid: ranks(facets[bid])  # type: ignore[arg-type]  # noqa: E731
+    # The area's box is tested in the compiled scan, before any filter.
+    box = None if query.box is None else (query.box.west, query.box.south, query.box.east, query.box.north)
 
     def pages(radius: float, limit: int | None, start: tuple[float, int] | None) -> Page:
-        return index.page(lat, lon, radius, limit, start, where=where)
+        return index.page(lat, lon, radius, limit, start, where=where, box=box)
 
     total, radius, hits, nxt = _paged(pages, query, after, max_radius_m, rank_of, _instant(query, at))
     return SearchPage(total, radius, hits, prefixes, nxt)

@@ -19,6 +19,7 @@ so their answers are identical.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -35,6 +36,8 @@ _WORD = re.compile(r"[^\W_]+")
 
 def words(text: str) -> tuple[str, ...]:
     """The words of a text: runs of letters and digits, accents dropped, case folded."""
+    if text.isascii():  # most names: nothing to decompose
+        return tuple(_WORD.findall(text.lower()))
     plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return tuple(_WORD.findall(plain.casefold()))
 
@@ -67,16 +70,24 @@ def edits_within(a: str, b: str, most: int) -> bool:
     return row[len(b)] <= most
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def word_score(query_word: str, word: str) -> int:
     """2: ``word`` is ``query_word`` or starts with it; 1: within the typos allowed, whole or
-    its start; 0: no match."""
+    its start; 0: no match. Remembered for the last 65,536 pairs: popular queries meet the
+    same names' words again and again."""
     if word.startswith(query_word):
         return 2
     most = typos_allowed(query_word)
     if most == 0:
         return 0
+    # Each letter of one word that the other lacks takes an edit of its own: most words are
+    # refused by that count alone, before the table of edits.
+    letters = set(query_word)
+    if len(letters - set(word)) > most:
+        return 0
+    start = word[: len(query_word)]
     if edits_within(query_word, word, most) or (
-        len(word) > len(query_word) and edits_within(query_word, word[: len(query_word)], most)
+        len(word) > len(query_word) and len(letters - set(start)) <= most and edits_within(query_word, start, most)
     ):
         return 1
     return 0

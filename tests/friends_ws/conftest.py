@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -12,6 +10,7 @@ import asyncpg
 import pytest
 
 from geo_common import friends_db
+from geo_common.database_node import replicas_replayed
 from geo_common.settings import Settings
 from tests.friends_ws.consent_helpers import Publisher
 from tests.friends_ws.ws_helpers import NEAR, SF, TIMEOUT_FACTOR, Client, Server, connect_user, new_user, start_server
@@ -87,16 +86,7 @@ def befriend(primary: asyncpg.Connection, settings: Settings) -> Callable[..., A
     async def make(*pairs: tuple[int, int]) -> None:
         for a, b in pairs:
             await friends_db.add_friendship(primary, a, b)
-        lsn = await primary.fetchval("SELECT pg_current_wal_lsn()")
-        for replica in settings.pg_replicas:
-            conn = await asyncpg.connect(replica)
-            try:
-                deadline = time.monotonic() + 10 * TIMEOUT_FACTOR
-                while not await conn.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", lsn):
-                    assert time.monotonic() < deadline, "the replica did not catch up"
-                    await asyncio.sleep(0.005)
-            finally:
-                await conn.close()
+        await replicas_replayed(settings.pg_primary, settings.pg_replicas, timeout_s=10 * TIMEOUT_FACTOR)
 
     return make
 

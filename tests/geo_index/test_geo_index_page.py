@@ -24,6 +24,7 @@ from geo_index import (
     InvalidRadius,
     Page,
     haversine_m,
+    in_box,
     page_of,
 )
 from geo_index._base import IndexBase
@@ -334,3 +335,54 @@ def test_changing_the_index_from_a_filter_is_refused_or_not_seen(setup: str, cha
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(("refused", "answered True")), done.stdout
+
+
+# --------------------------------------------------------------------------- box
+
+
+@pytest.mark.parametrize("name", list(INDEXES))
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(
+    scene=scenes(max_points=60),
+    limit=st.integers(1, 5),
+    corner=st.tuples(st.floats(-180.0, 180.0), st.floats(-90.0, 90.0), st.floats(0.0, 40.0), st.floats(0.0, 20.0)),
+    how=st.sampled_from(FILLS),
+)
+def test_a_boxed_page_equals_the_answer_in_the_box_cut(
+    name: str, scene: Scene, limit: int, corner: tuple[float, float, float, float], how: str
+) -> None:
+    # Boxes near the query (so they hold some of its points), across the 180th meridian when
+    # they run past it, up to a pole; with and without a filter besides.
+    (qlat, qlon), radius, points = scene
+    west = qlon - corner[2]
+    west = west + 360.0 if west < -180.0 else west
+    east = qlon + corner[2]
+    east = east - 360.0 if east > 180.0 else east
+    box = (west, max(-90.0, qlat - corner[3]), east, min(90.0, qlat + corner[3]))
+    idx = INDEXES[name]()
+    fill(idx, points, how)
+    reference = oracle(points)
+    kept = [h for h in reference.within(qlat, qlon, radius) if in_box(*points[h[0]], box)]
+    assert idx.page(qlat, qlon, radius, limit, box=box) == page_of(kept, limit, None)
+    assert reference.page(qlat, qlon, radius, limit, box=box) == page_of(kept, limit, None)
+    odd = [h for h in kept if h[0] % 2]
+    assert idx.page(qlat, qlon, radius, None, box=box, where=lambda i: i % 2) == page_of(odd, None, None)
+
+
+@pytest.mark.parametrize(
+    "box", [(1.0, 2.0, 3.0), (1, 2.0, 3.0, 4.0), (0.0, 10.0, 1.0, 5.0), (0.0, 0.0, 181.0, 1.0), [0.0, 0.0, 1.0, 1.0]]
+)
+def test_a_malformed_box_is_refused(box: object) -> None:
+    idx = GeohashIndex()
+    idx.insert(1, 0.0, 0.0)
+    with pytest.raises(InvalidOption, match="box must be None or"):
+        idx.page(0.0, 0.0, 1_000.0, 5, box=box)  # type: ignore[arg-type]
+
+
+def test_a_box_across_the_meridian_and_at_a_pole() -> None:
+    idx = GeohashIndex()
+    idx.bulk_load([(1, -16.8, 179.99), (2, -16.8, -179.99), (3, -16.8, 179.0), (4, 90.0, 123.0), (5, 89.99, -60.0)])
+    fiji = idx.page(-16.8, 180.0, 50_000.0, None, box=(179.5, -17.0, -179.5, -16.5))
+    assert sorted(i for i, _ in fiji.hits) == [1, 2]
+    cap = idx.page(90.0, 0.0, 50_000.0, None, box=(0.0, 89.95, 90.0, 90.0))
+    assert [i for i, _ in cap.hits] == [4]  # the pole is at every longitude; 5 is outside the longitudes

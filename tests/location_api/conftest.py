@@ -28,6 +28,7 @@ from deploy.stack.binaries import Binaries, ensure_binaries
 from deploy.stack.postgres import PgNode, pg_nodes
 from deploy.stack.redis_nodes import RedisNode
 from deploy.stack.stack import Stack
+from geo_common.database_node import replicas_replayed
 from geo_common.migrate import apply_migrations
 from geo_common.settings import Settings
 from geo_common.tokens import Role, mint_token
@@ -211,6 +212,11 @@ async def primary_lsn(settings: Settings) -> int:
         await conn.close()
     high, _, low = text.partition("/")
     return (int(high, 16) << 32) | int(low, 16)
+
+
+async def replicas_caught_up(settings: Settings) -> None:
+    """Wait until every replica has replayed what the primary has now."""
+    await replicas_replayed(settings.pg_primary, settings.pg_replicas, timeout_s=10 * TIMEOUT_FACTOR)
 
 
 async def caught_up(api: Api) -> None:

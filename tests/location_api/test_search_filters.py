@@ -273,41 +273,37 @@ async def test_open_now_pages_keep_the_first_page_s_instant(api: Api, admin_head
     assert decode_cursor(api.app[cursor_secret_key], query, second["next_cursor"]).at == first.at
 
 
-@pytest.mark.parametrize("sort", ["distance", "rating"])
+@pytest.mark.parametrize("params", FILTERS)
 async def test_filtered_paging_returns_each_business_once_under_concurrent_inserts(
-    api: Api, admin_headers: dict[str, str], listing: Listing, sort: str
+    api: Api, admin_headers: dict[str, str], listing: Listing, params: dict[str, str]
 ) -> None:
     lat, lon = PARIS
-    params = {
-        "latitude": lat,
-        "longitude": lon,
-        "radius": 30_000,
-        "limit": 3,
-        "category": "bakery",
-        "min_rating": "1",
-        "sort": sort,
-    }
-    before = set(listing.expected(lat, lon, 30_000.0, params))
+    query = {"latitude": lat, "longitude": lon, "radius": 20_000, "limit": 3, **params}
+    before = set(listing.expected(lat, lon, 20_000.0, params))
     assert len(before) > 6
+    always = {"weekly": {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}
     await settled(api)
 
     async def insert(n: int) -> None:
+        # Businesses that pass most filters, among the pages being read (and moving them on).
         for i in range(n):
             await create(
                 api,
                 admin_headers,
-                name=f"Concurrent Bakery {i}",
-                latitude=lat + i * 1e-4,
+                name=f"Sainte Boulangerie Concurrente {i}",
+                latitude=lat + i * 1e-3,
                 longitude=lon,
-                category="bakery",
+                categories=["bakery", "restaurant"],
+                hours=always,
+                price_level=1,
                 rating=4.0 + (i % 10) / 10,
                 review_count=3,
             )
             await asyncio.sleep(0.01)
 
     for strategy in STRATEGIES:
-        writer = asyncio.create_task(insert(8))
-        ids, _ = await every_page(api, "/v1/search/nearby", {**params, "index": strategy})
+        writer = asyncio.create_task(insert(6))
+        ids, _ = await every_page(api, "/v1/search/nearby", {**query, "index": strategy})
         await writer
         assert len(ids) == len(set(ids)), strategy  # none twice
         assert before <= set(ids), strategy  # none that was there all along missed

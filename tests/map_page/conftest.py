@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import orjson
 import pytest
 from aiohttp.test_utils import TestServer
@@ -31,6 +30,7 @@ from geo_common.tokens import Role, mint_token
 from location_api.app import create_app
 from tests.friends_ws.ws_helpers import TIMEOUT_FACTOR, Server, start_server
 from tests.location_api.conftest import Api, caught_up, drop_database, small_database
+from tests.location_api.conftest import replicas_caught_up as replicas_caught_up  # the page tests wait on it
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = REPO / "test-output" / "map_page"
@@ -247,24 +247,6 @@ async def as_user(
 async def befriend_over_http(services: Services, user_id: int, other: int, *, expect: int) -> None:
     """``user_id`` asks ``other`` (202), or accepts ``other``'s request (201)."""
     await as_user(services, user_id, "POST", f"/friends/{other}", expect=expect)
-
-
-async def replicas_caught_up(settings: Settings) -> None:
-    """Wait until every replica has replayed what the primary has now (friend lists are read there)."""
-    primary = await asyncpg.connect(settings.pg_primary)
-    try:
-        lsn = await primary.fetchval("SELECT pg_current_wal_lsn()")
-    finally:
-        await primary.close()
-    for dsn in settings.pg_replicas:
-        replica = await asyncpg.connect(dsn)
-        try:
-            deadline = time.monotonic() + 10 * TIMEOUT_FACTOR
-            while not await replica.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", lsn):
-                assert time.monotonic() < deadline, "the replica did not catch up"
-                await asyncio.sleep(0.01)
-        finally:
-            await replica.close()
 
 
 async def raw_client(services: Services, user_id: int) -> ClientConnection:
