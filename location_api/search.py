@@ -16,7 +16,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import orjson
 
@@ -37,6 +37,7 @@ from location_api.queries import Candidate, candidate_facets
 from location_api.render import Prefixes
 
 Hit = tuple[int, float]
+T = TypeVar("T")
 
 
 class SearchPage(NamedTuple):
@@ -175,13 +176,11 @@ def search_memory(
     if not query.plain:
         if cards is None:
             raise ValueError("a catalog of positions only holds no facets: the sql strategy filters")
-        facets = cards.facets
         if query.filters.any:
-            check = matcher(query.filters, at)
-            where = lambda bid: check(facets[bid])  # type: ignore[arg-type]  # noqa: E731
+            where = _by_id(cards.facets, matcher(query.filters, at))
         ranks = _ranks(query)
         if ranks is not None:
-            rank_of = lambda bid: ranks(facets[bid])  # type: ignore[arg-type]  # noqa: E731
+            rank_of = _by_id(cards.facets, ranks)
     # The area's box is tested in the compiled scan, before any filter.
     box = None if query.box is None else (query.box.west, query.box.south, query.box.east, query.box.north)
 
@@ -190,6 +189,15 @@ def search_memory(
 
     total, radius, hits, nxt = _paged(pages, query, after, max_radius_m, rank_of, _instant(query, at))
     return SearchPage(total, radius, hits, prefixes, nxt)
+
+
+def _by_id(facets: list[Facets | None] | dict[int, Facets], of: Callable[[Facets], T]) -> Callable[[int], T]:
+    """``of`` a business's facets, by its id (every id the index holds has them)."""
+
+    def by_id(business_id: int) -> T:
+        return of(facets[business_id])  # type: ignore[arg-type]
+
+    return by_id
 
 
 def _instant(query: SearchQuery, at: datetime | None) -> float:
