@@ -20,7 +20,6 @@ from deploy.stack.binaries import Binaries
 from deploy.stack.full import FullTier
 from deploy.stack.instances import instances
 from deploy.stack.postgres import PgNode
-from deploy.stack.procs import port_is_free
 from deploy.stack.redis_nodes import RedisNode
 from deploy.stack.stack import Stack
 from geo_common.settings import Settings
@@ -57,14 +56,6 @@ class FullStack:
     def instance_url(self, name: str) -> str:
         instance = next(i for i in instances(self.tier.state) if i.name == name)
         return f"http://{instance.address}"
-
-
-def free_port(start: int) -> int:
-    """The first free loopback port from ``start``."""
-    port = start
-    while not port_is_free(port):
-        port += 1
-    return port
 
 
 async def eventually(

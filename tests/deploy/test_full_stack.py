@@ -11,7 +11,6 @@ every search goes through the Redis cache and PostgreSQL, where the faults are.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -35,12 +34,12 @@ from geo_common.settings import Settings
 from geo_common.tokens import Role, mint_token
 from loadgen.targets import TargetError, check_friendship_api, check_search_api
 from tests.conftest import discard_stack
+from tests.ports import free_block, free_port
 from tests.deploy.full_stack_helpers import (
     SEARCH_RATE,
     FullStack,
     SearchLoad,
     eventually,
-    free_port,
     markdown,
     metric,
 )
@@ -64,12 +63,11 @@ DETECTION_S = 3.0
 def full(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullStack]:
     """A full stack on ports of its own, brought up for the module and taken down after it."""
     root = tmp_path_factory.mktemp("full-stack") / "stack"
-    base = 29_000 + os.getpid() % 300 * 20
-    stack = Stack(root, port_base=base)
+    stack = Stack(root, port_base=free_block(20, cluster=True))
     out = root.parent / "results"
     results: list[dict[str, Any]] = []
     try:
-        tier = stack.up_full(entry_port=free_port(base + 15), extra_env=EXTRA_ENV)
+        tier = stack.up_full(entry_port=free_port(), extra_env=EXTRA_ENV)
         state = tier.state
         stack_env = Stack.env_vars(state)
         primary, replica = pg_nodes(state)

@@ -37,7 +37,7 @@ from location_api.app import create_app
 from tests.conftest import TIMEOUT_FACTOR
 from tests.loadgen.runs import client_environment, read_report, run_loadgen, write_key
 from tests.location_api.conftest import throwaway_database
-from tests.pubsub.pubsub_helpers import free_port
+from tests.ports import free_port
 
 #: The failover bound given to geo-loadgen (seconds): Sentinel's down-after (1 s) and election,
 #: the subscriber's reconnection backoff (at most 2 s), an open breaker's 2 s, one update
@@ -48,12 +48,7 @@ RAMP_S, DURATION_S, KILL_AT_S = 2.0, 24.0, 6.0
 
 
 def _ports(count: int) -> tuple[int, ...]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return tuple(ports)
+    return tuple(free_port() for _ in range(count))
 
 
 @contextlib.asynccontextmanager

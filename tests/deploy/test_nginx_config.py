@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -29,6 +28,7 @@ from deploy.stack.layout import Layout
 from deploy.stack.nginx import NginxFiles, Pools, Tuning, command, render_config
 from deploy.stack.procs import is_root
 from geo_common.settings import Settings
+from tests.ports import free_port
 
 DOCKER = Path(__file__).resolve().parents[2] / "deploy" / "docker"
 #: A search whose query string must never reach a log: its coordinates, and a cursor.
@@ -102,12 +102,6 @@ def test_every_pool_needs_an_instance() -> None:
 
 
 # --- the real nginx ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Upstream:

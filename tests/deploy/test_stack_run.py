@@ -29,11 +29,10 @@ from deploy.stack.postgres import pg_nodes, psql
 from deploy.stack.procs import StackError, pid_alive, port_accepts, port_is_free, read_pid
 from deploy.stack.stack import Stack
 from tests.conftest import TIMEOUT_FACTOR, discard_stack
-from tests.deploy.full_stack_helpers import free_port
+from tests.ports import free_block, free_port
 
 #: Quicker instances: one in-memory index, searches through the database, quiet logs.
 QUICK_ENV = {"GEO_API_INDEXES": "geohash", "GEO_API_INDEX": "sql", "GEO_LOG_LEVEL": "warning"}
-BASE = 35_000 + os.getpid() % 300 * 20
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
@@ -107,8 +106,7 @@ def assert_refused(proc: subprocess.CompletedProcess[str], *parts: str) -> None:
 def test_run_refuses_a_taken_port_naming_the_process_and_starts_nothing(
     tmp_path: Path, stranger: Callable[[int], Stranger], taken: str
 ) -> None:
-    api, ws = free_port(BASE), free_port(BASE + 1)
-    ws = ws if ws != api else free_port(api + 1)
+    api, ws = free_port(), free_port()
     held = stranger(api if taken == "GEO_API_PORT" else ws)
     other = ws if taken == "GEO_API_PORT" else api
     root = tmp_path / "stack"
@@ -126,7 +124,7 @@ def test_run_refuses_bad_ports_in_the_settings(tmp_path: Path) -> None:
     root = tmp_path / "stack"
     bad = geo_stack(root, "run", env={"GEO_API_PORT": "eighty"})
     assert bad.returncode == 1 and "GEO_API_PORT='eighty'" in bad.stderr and "Traceback" not in bad.stderr
-    port = str(free_port(BASE + 2))
+    port = str(free_port())
     same = geo_stack(root, "run", env={"GEO_API_PORT": port, "GEO_WS_PORT": port})
     assert_refused(same, f"the HTTP API and the WebSocket tier would both listen on port {port}")
     anywhere = geo_stack(root, "run", env={"GEO_WS_PORT": "0"})
@@ -137,7 +135,7 @@ def test_run_refuses_bad_ports_in_the_settings(tmp_path: Path) -> None:
 
 
 def test_run_full_refuses_a_taken_entry_port(tmp_path: Path, stranger: Callable[[int], Stranger]) -> None:
-    held = stranger(free_port(BASE + 3))
+    held = stranger(free_port())
     root = tmp_path / "stack"
     refused = geo_stack(root, "run", "--full", "--entry-port", str(held.port))
     assert_refused(refused, f"port {held.port} for nginx is taken by pid {held.pid} (", "pass another --entry-port")
@@ -148,18 +146,14 @@ def test_run_full_refuses_a_taken_instance_port(tmp_path: Path, stranger: Callab
     # A stack whose ports were chosen before (as by an earlier `up --full`); one instance's
     # port has since been taken by someone else.
     layout = Layout(tmp_path / "stack")
-    state = StackState(port_base=BASE + 4)
     names = ["pg_primary", "pg_replica", "redis", "cluster_0", "cluster_1", "cluster_2"]
     names += ["api_read_0", "api_read_1", "api_write", "ws_0", "ws_1"]
-    port = BASE + 4
-    for name in names:
-        port = free_port(port)
-        state.ports[name] = port
-        port += 1
+    base = free_block(len(names), cluster=True)
+    state = StackState(port_base=base, ports={name: base + i for i, name in enumerate(names)})
     layout.save_state(state)
     saved = layout.state_file.read_text()
     held = stranger(state.ports["api_read_1"])
-    entry = free_port(port)
+    entry = free_port()
     refused = geo_stack(layout.root, "run", "--full", "--entry-port", str(entry))
     assert_refused(refused, f"port {held.port} for api-read-2 is taken by pid {held.pid} (", "-m http.server")
     assert layout.state_file.read_text() == saved
@@ -175,7 +169,7 @@ def test_signing_key_prints_the_key_the_services_would_sign_with(tmp_path: Path)
         == f"geo-stack: no signing key: GEO_JWT_SECRET is not set and there is no stack in {root} (run geo-stack up)\n"
     )
     layout = Layout(root)
-    layout.save_state(StackState(port_base=BASE, jwt_secret="the-stack-s-own-key-" + "s" * 32))
+    layout.save_state(StackState(jwt_secret="the-stack-s-own-key-" + "s" * 32))
     own = geo_stack(root, "signing-key", env={"GEO_JWT_SECRET": ""})
     assert (own.returncode, own.stdout) == (0, "the-stack-s-own-key-" + "s" * 32 + "\n")
     # A key in the environment is the one `geo-stack run` gives the services: it wins here too.
@@ -187,7 +181,7 @@ def test_signing_key_prints_the_key_the_services_would_sign_with(tmp_path: Path)
 
 
 def test_serving_is_never_claimed_for_a_stranger(tmp_path: Path, stranger: Callable[[int], Stranger]) -> None:
-    held = stranger(free_port(BASE + 5))
+    held = stranger(free_port())
     url = f"http://127.0.0.1:{held.port}/healthz"
     # A child of ours that is alive but serves nothing: the stranger's 200 is not its readiness.
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -199,7 +193,7 @@ def test_serving_is_never_claimed_for_a_stranger(tmp_path: Path, stranger: Calla
         child.wait()
     # The server itself, and a process that started it, are recognised as serving.
     assert ports.serving(held.port, held.pid, url)
-    port = free_port(held.port + 1)
+    port = free_port()
     # The parent stops its child on SIGTERM by a handler of its own: SIGINT would be ignored
     # where the test runs from a background job, which starts with SIGINT ignored.
     parent_script = (
@@ -229,7 +223,7 @@ def test_serving_is_never_claimed_for_a_stranger(tmp_path: Path, stranger: Calla
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("run-stack") / "stack"
-    stack = Stack(root, port_base=BASE)
+    stack = Stack(root, port_base=free_block(20, cluster=True))
     try:
         stack.up()
         yield stack
@@ -310,8 +304,7 @@ def healthz_pid(url: str) -> int:
 
 @pytest.mark.timeout(int(900 * TIMEOUT_FACTOR))
 def test_a_second_run_is_refused_while_the_first_serves(stack: Stack, runs: Callable[..., Run]) -> None:
-    api, ws = free_port(BASE + 10), free_port(BASE + 11)
-    ws = ws if ws != api else free_port(api + 1)
+    api, ws = free_port(), free_port()
     env = {"GEO_API_PORT": str(api), "GEO_WS_PORT": str(ws)}
     first = runs(stack.layout.root, env=env)
     first.wait_for("all services up")
@@ -335,8 +328,7 @@ def test_run_does_not_call_a_stranger_ready_and_stops_what_it_started(
     # The stranger takes the WebSocket tier's port after the check (as in a race): the HTTP
     # API starts and is ready, the WebSocket tier cannot listen, and the stranger's answer on
     # /healthz is not taken for it. The run then stops the HTTP API it had started.
-    api, ws = free_port(BASE + 12), free_port(BASE + 13)
-    ws = ws if ws != api else free_port(api + 1)
+    api, ws = free_port(), free_port()
     held = stranger(ws)
     script = (
         "import sys, os; from deploy.stack import services; "
@@ -365,7 +357,7 @@ def test_run_full_stops_the_instances_it_started_when_nginx_fails(stack: Stack, 
     # nginx -t fails after the five instances are up: its error log cannot be opened.
     error_log = root / "full" / "nginx" / "error.log"
     error_log.mkdir(parents=True)
-    entry = free_port(BASE + 14)
+    entry = free_port()
     failed = runs(root, "--full", "--entry-port", str(entry))
     assert failed.finish() == 1, failed.output
     state = stack.layout.load_state()

@@ -15,7 +15,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import aiohttp
 
 from geo_common.settings import Settings
 from tests.conftest import REPO, TIMEOUT_FACTOR
+from tests.ports import free_port
 
 #: The guides' addresses of the API and of the WebSocket tier (``make run``), and the ports of
 #: the measured run in docs/loadgen.md, which ran beside them.
@@ -134,13 +134,6 @@ async def run_script(script: str, cwd: Path, env: Mapping[str, str]) -> tuple[in
         raise AssertionError(f"still running after {RUN_TIMEOUT_S:.0f} s:\n{script}") from None
     assert proc.returncode is not None
     return proc.returncode, out.decode(errors="replace")
-
-
-def free_port() -> int:
-    """A loopback port no one listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def command_lines(script: str) -> list[str]:

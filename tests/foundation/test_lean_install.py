@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 from packaging.markers import Marker
 
 from tests.conftest import REPO, TIMEOUT_FACTOR
+from tests.ports import free_port
 
 UV = REPO / ".tools" / "bin" / "uv"
 #: What the servers never need: the load generator's, and the old source of the places.
@@ -156,13 +156,6 @@ def test_every_server_module_imports_and_needs_only_the_runtime_set(lean: Path) 
             continue
         assert dists, f"{top} is imported by a server module but belongs to no installed distribution"
         assert {canonical(d) for d in dists} <= allowed, f"{top} ({dists}) is outside the runtime set"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def test_the_lean_install_serves_the_demo_places(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import stat
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from geo_common.secrets_check import (
 from geo_common.settings import DEV_JWT_SECRET, Settings, SettingsError, read_env_file
 from geo_common.tokens import Role, TokenError, verify_token
 from tests.conftest import REPO, TIMEOUT_FACTOR
+from tests.ports import free_port
 
 RANDOM_KEY = new_jwt_secret()
 
@@ -184,13 +184,6 @@ def test_a_service_refuses_to_start_in_one_line(module: str, env: dict[str, str]
 def test_a_host_given_on_the_command_line_is_named() -> None:
     done = service("friends_ws", "--host", "0.0.0.0", "--port", "1", GEO_DEV="1")
     assert done.returncode == 2 and "but --host is '0.0.0.0'" in done.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Serving:

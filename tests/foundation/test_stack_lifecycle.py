@@ -19,6 +19,7 @@ import pytest
 from deploy.stack.procs import cmdline, pid_alive
 from geo_common.secrets_check import secret_problem
 from geo_common.settings import DEV_JWT_SECRET, read_env_file
+from tests.ports import free_block
 
 
 def geo_stack(stack_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -56,7 +57,7 @@ def test_up_status_down_up_again(stack_dir: Path) -> None:
     assert geo_stack(stack_dir, "status").returncode == 1
     assert "nothing was running" in geo_stack(stack_dir, "down").stdout
 
-    first = geo_stack(stack_dir, "up", "--port-base", str(24_000 + os.getpid() % 500 * 10))
+    first = geo_stack(stack_dir, "up", "--port-base", str(free_block(20, cluster=True)))
     assert first.returncode == 0, first.stderr
     env = read_env_file(stack_dir / "env")
     assert set(env) == {"GEO_PG_PRIMARY", "GEO_PG_REPLICAS", "GEO_REDIS_URL", "GEO_REDIS_CLUSTER", "GEO_JWT_SECRET"}
@@ -107,7 +108,7 @@ def test_down_stops_only_its_own_processes(stack_dir: Path, stack_env: dict[str,
     # What ran of it (a full tier that `make run-full` once started and stopped is listed, stopped).
     running = {name: pid for name, pid in main_before.items() if pid}
     assert len(running) >= 6  # the databases and Redis the session's tests use
-    assert geo_stack(stack_dir, "up", "--port-base", str(26_000 + os.getpid() % 500 * 10)).returncode == 0
+    assert geo_stack(stack_dir, "up", "--port-base", str(free_block(20, cluster=True))).returncode == 0
     assert geo_stack(stack_dir, "down").returncode == 0
     assert status_pids(main_root) == main_before
     assert all(pid_alive(pid) for pid in running.values())
@@ -136,7 +137,7 @@ def _port(dsn: str) -> int:
 
 
 def test_failover_swaps_roles_rebuilds_the_old_primary_and_loses_no_row(stack_dir: Path) -> None:
-    assert geo_stack(stack_dir, "up", "--port-base", str(28_000 + os.getpid() % 500 * 10)).returncode == 0
+    assert geo_stack(stack_dir, "up", "--port-base", str(free_block(20, cluster=True))).returncode == 0
     env = read_env_file(stack_dir / "env")
     first_primary, first_replica = env["GEO_PG_PRIMARY"], env["GEO_PG_REPLICAS"]
     _sql(first_primary, "CREATE TABLE failover_rows (id int PRIMARY KEY)")

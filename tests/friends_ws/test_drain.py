@@ -7,7 +7,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +24,7 @@ from geo_common.settings import Settings
 from geo_common.tokens import mint_token
 from tests.friends_ws.test_asyncapi import Document
 from tests.friends_ws.ws_helpers import NEAR, SF, TIMEOUT_FACTOR, WAIT, Client, Server, connect_user, new_user
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 #: The drain window of the tests, seconds.
@@ -45,9 +45,7 @@ class FriendsProcess:
     """A real ``geo-friends`` on a free port, over the tests' database and Redis namespace."""
 
     def __init__(self, settings: Settings, stack_env: dict[str, str], drain_s: float) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port: int = sock.getsockname()[1]
+        self.port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("GEO_")}
         self.env.update(
             stack_env,

@@ -20,6 +20,7 @@ from geo_common.settings import Settings
 from geo_common.tokens import Role, mint_token
 from location_api.app import create_app
 from tests.friends_ws.ws_helpers import NEAR, SF, TIMEOUT_FACTOR, new_user
+from tests.ports import free_port
 
 
 @pytest.fixture
@@ -120,14 +121,11 @@ async def test_erasing_locations_deletes_history_and_cache(api, servers, connect
 
 
 async def test_redis_down_friendship_writes_are_kept_and_answer_503_then_fail_fast(settings: Settings) -> None:
-    import socket
     import time
 
     from geo_common.regions import DEFAULT_REGION
 
-    with socket.socket() as s:  # a loopback port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # a loopback port nothing listens on
     down = replace(
         settings,
         api_role="all",

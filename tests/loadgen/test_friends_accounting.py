@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -35,6 +34,7 @@ from tests.friends_ws.ws_helpers import Server, start_server
 from tests.loadgen.runs import client_environment, write_key
 from tests.loadgen.ws_proxies import ReplayingProxy
 from tests.location_api.conftest import drop_database, small_database
+from tests.ports import free_port
 
 #: What must never reach a user's terminal, whatever the server does.
 TRACEBACK_SIGNS = ("Traceback", "Task exception was never retrieved", "Task was destroyed", "Exception in callback")
@@ -171,13 +171,6 @@ async def test_a_normal_run_delivers_what_it_expects_and_counts_nothing_of_its_t
     # Start-up and closing are the rest: well under the interval a late client would add.
     assert 0.0 < wall["other_s"] < 2.5 * TIMEOUT_FACTOR, wall
     assert f"wall {run.report['wall_s']:.2f} s = ramp 1.00 s + duration 3.00 s + drain 2.00 s + " in run.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class FriendsProcess:

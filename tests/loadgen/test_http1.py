@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from loadgen.http1 import ConnectTimeout, Http1Pool, ResponseError
+from tests.ports import free_port
 
 Handler = Callable[[bytes], Awaitable[bytes | None]]
 
@@ -207,9 +208,7 @@ async def test_bytes_beyond_an_answer_retire_its_connection() -> None:
 
 
 async def test_a_refused_connection_raises_oserror_and_bad_urls_are_refused() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens once it is closed
+    port = free_port()  # nothing listens there
     pool = Http1Pool(f"http://127.0.0.1:{port}", connections=2, timeout_s=1)
     with pytest.raises(OSError):
         await pool.get(pool.request("/"))

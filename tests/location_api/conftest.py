@@ -38,6 +38,7 @@ from geo_common.places import load_places
 from location_api.demo import copy_businesses, load_demo, place_records
 from location_api.keys import refresher_key
 from tests.conftest import discard_stack
+from tests.ports import free_block
 
 TIMEOUT_FACTOR = float(os.environ.get("GEO_TEST_TIMEOUT_FACTOR", "1"))
 
@@ -327,7 +328,7 @@ def throwaway_stack(tmp_path_factory: pytest.TempPathFactory, settings: Settings
     may stop it; this one is brought up for the module and taken down after it.
     """
     root = tmp_path_factory.mktemp("api-faults") / "stack"
-    stack = Stack(root, port_base=23_000 + os.getpid() % 500 * 10)
+    stack = Stack(root, port_base=free_block(20, cluster=True))
     try:
         env = stack.up()
         state = stack.layout.load_state()

@@ -4,7 +4,6 @@ read by id, from Redis then a replica, and the answers are those of a catalog wi
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -23,6 +22,8 @@ from location_api.keys import cache_key, db_key, refresher_key
 from location_api.models import Business, SearchQuery
 from location_api.search import plain_body, search_memory
 
+from tests.ports import free_port
+
 from .conftest import (
     Api,
     Oracle,
@@ -39,13 +40,6 @@ SEARCH = "/v1/search/nearby"
 CONSISTENCY = "X-Consistency-Token"
 
 Params = dict[str, str]
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then let go)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

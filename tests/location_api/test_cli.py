@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from geo_common.migrate import available_migrations
 from geo_common.settings import Settings
 
 from .conftest import TIMEOUT_FACTOR, drop_database, with_database
+from tests.ports import free_port
 
 GEONAMES_PLACES = 144_563
 
@@ -93,14 +93,8 @@ async def test_migrate_then_load_demo_then_skip_when_not_empty(blank: Settings) 
     assert bad.returncode == 2 and "--synthetic" in bad.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_serve_with_a_role(blank: Settings) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "location_api", "--port", str(port), "--role", "read"],
         env=environment(blank),
@@ -138,7 +132,7 @@ def test_a_bad_role_is_refused() -> None:
 
 
 async def test_workers_share_the_port_and_stop_together(blank: Settings) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "location_api", "--port", str(port), "--role", "write", "--workers", "2"],
         env=environment(blank),

@@ -17,7 +17,8 @@ import pytest
 from deploy.stack import redis_nodes
 from deploy.stack.binaries import Binaries, ensure_binaries
 from deploy.stack.redis_nodes import RedisNode
-from tests.pubsub.pubsub_helpers import RedisFactory, free_cluster_port, free_port, os_resume
+from tests.pubsub.pubsub_helpers import RedisFactory, os_resume
+from tests.ports import free_port
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +32,7 @@ async def throwaway_redis(redis_bins: Binaries, tmp_path: Path) -> AsyncIterator
     started: list[RedisNode] = []
 
     async def start(*, cluster: bool = False) -> RedisNode:
-        port = free_cluster_port() if cluster else free_port()
+        port = free_port(cluster=cluster)
         node = RedisNode(f"test-{port}", tmp_path / str(port), port, cluster=cluster)
         await asyncio.to_thread(redis_nodes.start, redis_bins, node)
         started.append(node)

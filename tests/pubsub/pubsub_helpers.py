@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
-import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -17,32 +15,6 @@ TIMEOUT_FACTOR = float(os.environ.get("GEO_TEST_TIMEOUT_FACTOR", "1"))
 
 #: Short probe and timeout settings: failures are detected in well under a second.
 FAST = {"probe_interval_s": 0.2, "probe_timeout_s": 0.3, "connect_timeout_s": 1.0}
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (the kernel's choice)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def free_cluster_port() -> int:
-    """A free port whose cluster bus port (port + 10000) is free too, below 55536."""
-    for _ in range(200):
-        port = random.randrange(20_000, 30_000)
-        if all(_bindable(p) for p in (port, port + 10_000)):
-            return port
-    raise RuntimeError("no free port pair for a cluster node")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:

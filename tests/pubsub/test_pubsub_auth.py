@@ -33,7 +33,8 @@ from pubsub import AuthenticationFailed, ClusterPubSub, RedisPubSub, RingPubSub,
 from pubsub.address import NodeAddress, without_credentials
 from pubsub.client import CommandProtocol, RedisClient
 from pubsub.protocol import Acknowledged, SubscriberProtocol, encode_command
-from tests.pubsub.pubsub_helpers import FAST, TIMEOUT_FACTOR, Collector, eventually, free_cluster_port, free_port
+from tests.pubsub.pubsub_helpers import FAST, TIMEOUT_FACTOR, Collector, eventually
+from tests.ports import free_port
 
 #: The default user's password and the ACL user's, different on every run.
 ADMIN_PASSWORD = f"admin-{secrets.token_hex(8)}"
@@ -52,7 +53,7 @@ async def locked_redis(redis_bins: Binaries, tmp_path: Path) -> AsyncIterator[Lo
     started: list[RedisNode] = []
 
     async def start(*, cluster: bool = False) -> RedisNode:
-        port = free_cluster_port() if cluster else free_port()
+        port = free_port(cluster=cluster)
         node = RedisNode(
             f"locked-{port}",
             tmp_path / str(port),

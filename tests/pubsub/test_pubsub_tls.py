@@ -35,7 +35,8 @@ from geo_common.settings import Settings
 from location_api.cache import Cache
 from pubsub import ClusterPubSub, RedisPubSub, RingPubSub, open_redis
 from pubsub.client import ConnectionLost, RedisClient
-from tests.pubsub.pubsub_helpers import FAST, Collector, eventually, free_cluster_port, free_port
+from tests.pubsub.pubsub_helpers import FAST, Collector, eventually
+from tests.ports import free_port
 
 PASSWORD = f"tls-{secrets.token_hex(8)}"
 
@@ -155,7 +156,7 @@ async def tls_redis(redis_bins: Binaries, pki: Pki, tmp_path: Path) -> AsyncIter
     started: list[RedisNode] = []
 
     async def start(*, cluster: bool = False, tls: RedisTls | None = None) -> RedisNode:
-        port = free_cluster_port() if cluster else free_port()
+        port = free_port(cluster=cluster)
         node = RedisNode(
             f"tls-{port}", tmp_path / str(port), port, cluster=cluster, password=PASSWORD, tls=tls or pki.server
         )
