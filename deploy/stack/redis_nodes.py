@@ -137,6 +137,9 @@ def start(bins: Binaries, node: RedisNode) -> None:
         "no",
         "--protected-mode",
         "yes",
+        # A replica (the location set's) is sent its copy at once: no second one to wait for.
+        "--repl-diskless-sync-delay",
+        "0",
     ]
     if node.cluster:
         args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "3000"]

@@ -75,7 +75,7 @@ def up(bins: Binaries, nodes: SentinelSet) -> None:
     wait_for(
         lambda: "master_link_status:up" in redis_nodes.cli(bins, replica, "info", "replication", check=False),
         f"the replica on port {replica.port} to follow its primary",
-        timeout=15,
+        timeout=60,
     )
     for sentinel in nodes.sentinels:
         _start_sentinel(bins, nodes, sentinel, primary.port)
