@@ -42,7 +42,9 @@ def test_with_tuning_off_a_build_runs_with_the_collector_and_nothing_is_frozen()
         running = gc.isenabled()
         made = [[i] for i in range(100)]
     assert running and gc.isenabled()
-    assert _young(made) and _young(made[99]) and gc.get_freeze_count() == frozen
+    # Nothing joined the permanent generation (objects frozen by earlier tests in this process
+    # may leave it meanwhile, when their last reference goes).
+    assert _young(made) and _young(made[99]) and gc.get_freeze_count() <= frozen
 
 
 def _huge_in(block: bytearray) -> int:

@@ -58,7 +58,7 @@ async def test_adding_a_ring_node_loses_no_delivery(servers, connect, befriend, 
     first = [url(await throwaway_redis()) for _ in range(2)]
     extra = url(await throwaway_redis())
     options = dict(
-        pubsub_backend="ring", pubsub_ring=tuple(first), pubsub_ring_handoff_s=0.3, ws_max_updates_per_s=1000.0
+        pubsub_backend="ring", pubsub_ring=tuple(first), pubsub_ring_handoff_s=1.0, ws_max_updates_per_s=1000.0
     )
     one, two = await servers(**options), await servers(**options)
     pairs = [(new_user(), new_user()) for _ in range(6)]
