@@ -123,10 +123,14 @@ class PeerSocket:
             if not chunk:
                 raise RuntimeError("the server closed the connection during the handshake")
             self.buffer += chunk
-        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
         if b" 101 " not in head.split(b"\r\n", 1)[0]:
             raise RuntimeError(head.decode(errors="replace"))
         self.sock.setblocking(False)
+        # Frames that came with the handshake's answer (all of them, and the close, when this
+        # process was slow to read): no later read would see them.
+        self.buffer = b""
+        self.parse(rest)
 
     def send(self, opcode: int, payload: bytes) -> None:
         """A masked frame (a zero mask: the payload goes as it is)."""
@@ -147,6 +151,10 @@ class PeerSocket:
         if not chunk:
             self.closed = True
             return
+        self.parse(chunk)
+
+    def parse(self, chunk: bytes) -> None:
+        """Count the text frames of ``chunk`` after what was buffered; answer pings and closes."""
         buf, pos = self.buffer + chunk, 0
         while len(buf) - pos >= 2:
             opcode, length, head = buf[pos] & 0x0F, buf[pos + 1] & 0x7F, 2
