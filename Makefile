@@ -45,8 +45,11 @@ lint: install
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy geo_index geo_common location_api friends_ws pubsub loadgen deploy bench
 
+# The suite in this many processes, a file to each at a time (0: in this one).
+TEST_PROCESSES ?= 2
+
 test: up lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 bench: up
 	@set -e; for script in bench/*_bench.py; do echo "== $$script"; $(BIN)/python $$script; done

@@ -8,6 +8,7 @@ with the reason.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import shutil
@@ -41,8 +42,12 @@ def with_database(dsn: str, database: str) -> str:
 def stack_env() -> dict[str, str]:
     """The local stack's endpoint variables, starting the stack if it is not running."""
     root = Path(os.environ.get("GEO_STACK_DIR", REPO / ".stack"))
+    root.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return Stack(root).up()
+        # The suite's processes (pytest-xdist) start it one at a time.
+        with open(root.with_name(root.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return Stack(root).up()
     except StackError as exc:
         pytest.fail(f"the local stack could not start: {exc}", pytrace=False)
 

@@ -7,6 +7,7 @@ Debian packages; otherwise the error names exactly what to install.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -24,6 +25,8 @@ CHROMIUM_DRIVER = Path("/usr/bin/chromedriver")
 BROWSER_PACKAGES = ("chromium", "chromium-driver")
 #: Prometheus's checker of rules, alert tests and exposition, from Debian's ``prometheus``.
 PROMTOOL = Path("/usr/bin/promtool")
+#: Held while apt-get runs; in apt's own folder, where only root writes.
+APT_LOCK = Path("/var/lib/apt/geo-stack-install.lock")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +83,19 @@ def _missing_packages() -> list[str]:
 
 
 def _apt_install(packages: list[str]) -> None:
+    """apt-get the packages; one install at a time on the machine (apt refuses a second one
+    while the first holds its lock, so two geo-stack commands or test processes queue here)."""
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     print(f"geo-stack: installing Debian packages: {' '.join(packages)} (apt-get, once)", flush=True)
-    for cmd in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
-    ):
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-        if proc.returncode != 0:
-            raise StackError(f"{' '.join(cmd)} failed: {(proc.stderr or proc.stdout).strip()[-2000:]}")
+    with open(APT_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for cmd in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        ):
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+            if proc.returncode != 0:
+                raise StackError(f"{' '.join(cmd)} failed: {(proc.stderr or proc.stdout).strip()[-2000:]}")
 
 
 def _install_missing(missing: Callable[[], list[str]], purpose: str) -> None:
