@@ -12,9 +12,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 
 from geo_common.problems import FieldError
+from location_api.bodies import json_object
 from location_api.contract import MAX_ADDRESS_CHARS, MAX_CATEGORY_CHARS, MAX_NAME_CHARS
 from location_api.detail_checks import check_phone, check_price_level, check_rating, check_review_count, check_website
 from location_api.errors import InvalidBody, InvalidRequest
@@ -61,19 +61,7 @@ def parse_business(body: bytes) -> BusinessInput:
         InvalidBody: the body is not a JSON object, or names each field that is missing,
             unknown, of the wrong type or out of range.
     """
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidBody(f"the body is not valid JSON: {exc}", [FieldError("body", "is not valid JSON")]) from None
-    if not isinstance(document, dict):
-        raise InvalidBody("the body must be a JSON object", [FieldError("body", "must be a JSON object")])
-    errors: list[FieldError] = []
-    for name in document:
-        if name not in BODY_FIELDS:
-            errors.append(FieldError(name, f"unknown field; known: {', '.join(BODY_FIELDS)}"))
-    for name in REQUIRED_BODY_FIELDS:
-        if name not in document:
-            errors.append(FieldError(name, "is required"))
+    document, errors = json_object(body, BODY_FIELDS, required=REQUIRED_BODY_FIELDS)
     fields: dict[str, Any] = {}
     checks: dict[str, Callable[[object], object]] = {
         "name": lambda v: _string_field(v, MAX_NAME_CHARS, blank_ok=False),
