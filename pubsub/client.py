@@ -24,7 +24,7 @@ import hiredis
 
 from pubsub.address import NodeAddress
 from pubsub.errors import AuthenticationFailed, NodeUnavailable, PubSubError
-from pubsub.protocol import encode_command
+from pubsub.protocol import DEFAULT_CONNECT_TIMEOUT_S, encode_command
 from pubsub.sentinel import Locate, node_for_url
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class RedisClient:
         self,
         address: NodeAddress,
         *,
-        connect_timeout_s: float = 5.0,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         command_timeout_s: float = 5.0,
         locate: Locate | None = None,
     ) -> None:

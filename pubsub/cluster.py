@@ -38,6 +38,7 @@ from pubsub.multinode import MultiNodePubSub
 from pubsub.node import MessageHandler, NodeSubscriber
 from pubsub.redis_py import login_options, refused_login
 from pubsub.tasks import cancel_and_wait
+from pubsub.protocol import DEFAULT_BATCH, DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_PROBE_INTERVAL_S, DEFAULT_PROBE_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,10 @@ class ClusterPubSub(MultiNodePubSub):
         on_restored: Callable[[], None] | None = None,
         refresh_min_s: float = 0.5,
         # Liveness.
-        probe_interval_s: float = 5.0,
-        probe_timeout_s: float = 5.0,
-        connect_timeout_s: float = 5.0,
-        batch: int = 512,
+        probe_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
+        probe_timeout_s: float = DEFAULT_PROBE_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        batch: int = DEFAULT_BATCH,
         tls_ca: str | None = None,
     ) -> None:
         if not nodes:

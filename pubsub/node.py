@@ -27,7 +27,16 @@ import hiredis
 
 from pubsub.address import NodeAddress
 from pubsub.errors import AuthenticationFailed, NodeUnavailable, SubscribeError
-from pubsub.protocol import DEFAULT_BATCH, Acknowledged, Lost, Message, SubscriberProtocol
+from pubsub.protocol import (
+    DEFAULT_BATCH,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_PROBE_INTERVAL_S,
+    DEFAULT_PROBE_TIMEOUT_S,
+    Acknowledged,
+    Lost,
+    Message,
+    SubscriberProtocol,
+)
 from pubsub.sentinel import Locate
 from pubsub.tasks import cancel_and_wait
 
@@ -104,9 +113,9 @@ class NodeSubscriber:
         group: Callable[[bytes], int] | None = None,
         batch: int = DEFAULT_BATCH,
         # Liveness.
-        probe_interval_s: float = 5.0,
-        probe_timeout_s: float = 5.0,
-        connect_timeout_s: float = 5.0,
+        probe_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
+        probe_timeout_s: float = DEFAULT_PROBE_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         reconnect_max_s: float = 2.0,
         locate: Locate | None = None,
     ) -> None:

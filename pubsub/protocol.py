@@ -29,6 +29,12 @@ from pubsub.errors import InvalidChannel
 #: Channels per ``SUBSCRIBE`` command: large enough to make hundreds of channels one write,
 #: small enough that one command never holds the Redis event loop for long.
 DEFAULT_BATCH = 512
+#: Seconds between a subscriber connection's probes (``PING``), and how long one may take to
+#: be answered before the connection counts as lost.
+DEFAULT_PROBE_INTERVAL_S = 5.0
+DEFAULT_PROBE_TIMEOUT_S = 5.0
+#: Seconds a connection to a node may take to open (and log in).
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
 
 CommandKind = Literal["subscribe", "unsubscribe", "ping", "auth"]
 

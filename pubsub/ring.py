@@ -30,6 +30,7 @@ from pubsub.client import RedisClient
 from pubsub.hashring import DEFAULT_VNODES, HashRing
 from pubsub.multinode import MultiNodePubSub
 from pubsub.node import MessageHandler, NodeSubscriber
+from pubsub.protocol import DEFAULT_BATCH, DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_PROBE_INTERVAL_S, DEFAULT_PROBE_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,10 @@ class RingPubSub(MultiNodePubSub):
         vnodes: int = DEFAULT_VNODES,
         handoff_s: float = 2.0,
         # Liveness.
-        probe_interval_s: float = 5.0,
-        probe_timeout_s: float = 5.0,
-        connect_timeout_s: float = 5.0,
-        batch: int = 512,
+        probe_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
+        probe_timeout_s: float = DEFAULT_PROBE_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        batch: int = DEFAULT_BATCH,
         tls_ca: str | None = None,
     ) -> None:
         super().__init__(

@@ -9,6 +9,7 @@ from pubsub.base import PubSub, unique
 from pubsub.client import RedisClient
 from pubsub.node import MessageHandler, NodeSubscriber
 from pubsub.sentinel import node_for_url
+from pubsub.protocol import DEFAULT_BATCH, DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_PROBE_INTERVAL_S, DEFAULT_PROBE_TIMEOUT_S
 
 
 class RedisPubSub(PubSub):
@@ -38,10 +39,10 @@ class RedisPubSub(PubSub):
         *,
         on_message: MessageHandler,
         on_restored: Callable[[], None] | None = None,
-        probe_interval_s: float = 5.0,
-        probe_timeout_s: float = 5.0,
-        connect_timeout_s: float = 5.0,
-        batch: int = 512,
+        probe_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
+        probe_timeout_s: float = DEFAULT_PROBE_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        batch: int = DEFAULT_BATCH,
         tls_ca: str | None = None,
     ) -> None:
         address, locate = node_for_url(url, tls_ca=tls_ca)
