@@ -47,7 +47,10 @@ TOO_MANY_BODY = (
     f'"detail":"too many searches from this address; retry shortly","errors":[],{_INSTANCE}}}'
 )
 #: The problem document of a route that is not public (the API's own 404 for no such route).
-NOT_FOUND_BODY = '{"type":"/problems/not-found","title":"Not found","status":404,"detail":"no such route","errors":[]}'
+NOT_FOUND_BODY = (
+    '{"type":"/problems/not-found","title":"Not found","status":404,'
+    f'"detail":"no such route","errors":[],{_INSTANCE}}}'
+)
 #: Routes each instance serves on its own port only: operators' and Prometheus', not clients'.
 PRIVATE_ROUTES = ("/metrics", "/readyz")
 
@@ -169,6 +172,7 @@ def render_config(
     private += "\n".join(
         f"""        location = {route} {{
             default_type application/problem+json;
+            add_header X-Request-Id $request_id always;
             return 404 '{NOT_FOUND_BODY}';
         }}"""
         for route in PRIVATE_ROUTES

@@ -409,7 +409,10 @@ async def assert_not_public(url: str, ups: dict[str, Upstream]) -> None:
                     assert resp.status == 404, (route, method)
                     assert resp.content_type == "application/problem+json"
             async with http.get(url + route) as resp:
-                assert (await resp.json())["type"] == "/problems/not-found"
+                problem = await resp.json()
+                assert problem["type"] == "/problems/not-found"
+                # named like every other answer: nginx's request id, in the header and the body
+                assert problem["instance"] == f"urn:request:{resp.headers['X-Request-Id']}"
     assert not any(up.paths[r] for up in ups.values() for r in ("/metrics", "/readyz"))
 
 
