@@ -144,7 +144,7 @@ def _supervise(prog: str, workers: int, run_one: Callable[[], None]) -> int:
     """Fork ``workers`` processes running ``run_one`` and supervise them
     (:class:`geo_common.supervisor.Supervisor`): 0 once stopped by a signal, else the status
     of the worker whose exit stopped the others."""
-    with Supervisor(prog) as supervisor:
+    with Supervisor(prog, together=True) as supervisor:  # peers: their drains overlap
         pids = [supervisor.fork(run_one) for _ in range(workers)]
         print(f"{prog}: {workers} workers (pids {', '.join(map(str, pids))})", flush=True)
         return supervisor.watch()

@@ -8,7 +8,9 @@ and ``geo-stack run --full`` (instances behind nginx). They behave alike, here:
   never leaving one behind. A handler only records the signal: the waiting loop acts on it.
 * **stopping**: the children are stopped one at a time, the last started first (what routes
   to the others, nginx, goes before them): SIGTERM, then SIGKILL if it has not exited within
-  :data:`STOP_GRACE_S`. Every child is waited for, so none is left a zombie.
+  :data:`STOP_GRACE_S`. Peers (a service's workers) are stopped ``together``: SIGTERM to all
+  at once, each then given the same grace period, so that their drains overlap instead of
+  following each other. Every child is waited for, so none is left a zombie.
 * **a child that exits on its own**: by default the others are stopped and the command exits
   with that child's status (1 if it exited with 0: a server is not meant to end by itself;
   128 + N for signal N, as a shell says). A caller that can do without it (nginx routes
@@ -131,11 +133,13 @@ class Supervisor:
     Args:
         prog: the command's name, at the start of each log line.
         grace_s: how long a child may take to exit after SIGTERM.
+        together: stop every child at once (peers) rather than one after another.
     """
 
-    def __init__(self, prog: str, *, grace_s: float = STOP_GRACE_S) -> None:
+    def __init__(self, prog: str, *, grace_s: float = STOP_GRACE_S, together: bool = False) -> None:
         self.prog = prog
         self.grace_s = grace_s
+        self.together = together
         self._children: list[Child] = []
         self._gone: set[int] = set()  # pids seen exited
         self._signal: int | None = None
@@ -229,25 +233,32 @@ class Supervisor:
 
     def stop(self) -> list[str]:
         """Stop every child still running, the last started first (SIGTERM, then SIGKILL after
-        the grace period), and wait for each.
+        the grace period), and wait for each; all at once when ``together``.
 
         Returns:
             The names of those that were still running, in the order they were stopped.
         """
         stopped = []
         for child in reversed(self._children):
-            process = child.process
-            if process.poll() is not None:
+            if child.process.poll() is not None:
                 continue
-            stopped.append(child.name)
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=self.grace_s)
-            except subprocess.TimeoutExpired:
-                self.say(f"{child.name} did not stop within {self.grace_s:g} s of SIGTERM; killing it")
-                process.kill()
-                process.wait()
-        return stopped
+            stopped.append(child)
+            child.process.send_signal(signal.SIGTERM)
+            if not self.together:
+                self._wait_or_kill(child, time.monotonic() + self.grace_s)
+        deadline = time.monotonic() + self.grace_s
+        for child in stopped if self.together else ():
+            self._wait_or_kill(child, deadline)
+        return [child.name for child in stopped]
+
+    def _wait_or_kill(self, child: Child, deadline: float) -> None:
+        """Wait for a child sent SIGTERM until ``deadline`` (monotonic), then kill it."""
+        try:
+            child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.say(f"{child.name} did not stop within {self.grace_s:g} s of SIGTERM; killing it")
+            child.process.kill()
+            child.process.wait()
 
     def say(self, message: str) -> None:
         """One log line on stderr, prefixed with the command's name."""

@@ -24,7 +24,8 @@ from geo_common.supervisor import Forked, Supervisor, ended, exit_status
 from tests.conftest import REPO, TIMEOUT_FACTOR
 
 #: A child: logs its pid and that it is up; logs SIGTERM and leaves (or ignores it when
-#: "stubborn"); in mode "exit", exits with the code it is given once all three are up.
+#: "stubborn"; takes a second, as a drain does, when "slow"); in mode "exit", exits with the
+#: code it is given once all three are up.
 CHILD = """\
 import os, signal, sys, time
 from pathlib import Path
@@ -34,6 +35,9 @@ def note(text):
         f.write(f"{name} {text}\\n")
 def on_term(*_):
     note("got SIGTERM")
+    if mode == "slow":
+        time.sleep(1.0)
+        note("leaves")
     if mode != "stubborn":
         sys.exit(0)
 signal.signal(signal.SIGTERM, on_term)
@@ -46,18 +50,20 @@ while True:
     time.sleep(0.02)
 """
 
-#: The supervisor: starts a, b and c (argv: log, the mode of b, its code, grace, keep going).
+#: The supervisor: starts a, b and c (argv: log, the mode of b (of all three when "slow"), its
+#: code, grace, keep going, the child's script, whether it stops them together).
 SUPERVISOR = """\
 import sys
 from geo_common.supervisor import Supervisor
 log, mode, code, grace, keep = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5] == "keep"
+together = sys.argv[7] == "together"
 def lost(child, returncode):
     with open(log, "a") as f:
         f.write(f"lost {child.name}: {returncode}\\n")
     return True
-with Supervisor("sup", grace_s=grace) as supervisor:
+with Supervisor("sup", grace_s=grace, together=together) as supervisor:
     for name in "abc":
-        argv = [sys.executable, sys.argv[6], name, log, code, mode if name == "b" else "run"]
+        argv = [sys.executable, sys.argv[6], name, log, code, mode if name == "b" or mode == "slow" else "run"]
         supervisor.start(name, argv)
     print("started", flush=True)
     status = supervisor.watch(keep_going=lost if keep else None)
@@ -69,12 +75,22 @@ sys.exit(status)
 class Run:
     """One supervisor process and the log its children write."""
 
-    def __init__(self, tmp_path: Path, *, mode: str = "run", code: int = 0, grace: float = 15.0, keep: bool = False):
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        mode: str = "run",
+        code: int = 0,
+        grace: float = 15.0,
+        keep: bool = False,
+        together: bool = False,
+    ):
         (tmp_path / "child.py").write_text(CHILD)
         (tmp_path / "supervisor.py").write_text(SUPERVISOR)
         self.log = tmp_path / "children.log"
         self.log.touch()
         argv = [str(self.log), mode, str(code), str(grace), "keep" if keep else "stop", str(tmp_path / "child.py")]
+        argv.append("together" if together else "in-turn")
         self.proc = subprocess.Popen(
             [sys.executable, str(tmp_path / "supervisor.py"), *argv],
             stdout=subprocess.PIPE,
@@ -169,6 +185,27 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(start: Ca
     assert "b got SIGTERM" in run.lines() and err == "sup: b did not stop within 0.5 s of SIGTERM; killing it\n"
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists(), f"child {pid} left behind"
+
+
+@pytest.mark.parametrize("together", [False, True])
+def test_peers_stopped_together_overlap_their_drains_others_take_turns(
+    start: Callable[..., Run], together: bool
+) -> None:
+    """A service's workers each drain for a while after SIGTERM: stopped together, all of them
+    are told at once (one drain window in all); otherwise each is told once the last left."""
+    run = start(mode="slow", together=together)
+    for name in "abc":
+        run.wait_for(f"{name} up")
+    run.proc.send_signal(signal.SIGTERM)
+    code, out, err = run.finish()
+    assert code == 0 and err == "", err
+    assert "stopped ['c', 'b', 'a']" in out
+    events = [line for line in run.lines() if "SIGTERM" in line or "leaves" in line]
+    if together:
+        assert sorted(events[:3]) == ["a got SIGTERM", "b got SIGTERM", "c got SIGTERM"], events
+        assert sorted(events[3:]) == ["a leaves", "b leaves", "c leaves"], events
+    else:
+        assert events == ["c got SIGTERM", "c leaves", "b got SIGTERM", "b leaves", "a got SIGTERM", "a leaves"]
 
 
 def test_forked_children_end_as_popen_says_and_statuses_read_as_a_shell_does() -> None:
