@@ -65,7 +65,8 @@ class Refresher:
             then back the process's memory with huge pages (:mod:`geo_common.tuning`;
             ``Settings.process_tuning``).
         cards_max: the card budget (``Settings.api_cards_max``): a catalog of more
-            businesses holds positions only; ``None``: no budget.
+            businesses holds positions only (one that inserts take past it is rebuilt so at
+            the poll that applies them); ``None``: no budget.
     """
 
     def __init__(
@@ -252,6 +253,10 @@ class Refresher:
         # from it from now on is fresh; one filled before may not be.
         for business_id, positions in stale:
             await self._cache.invalidate(business_id, positions, info.lsn_after)
+        if catalog.cards is not None and self._cards_max is not None and len(catalog) > self._cards_max:
+            # Inserts took the catalog past the card budget: held again with positions only.
+            log.info("%d businesses, over the card budget of %d: rebuilding", len(catalog), self._cards_max)
+            await self._rebuild()
         return len(fresh)
 
     async def run(self) -> None:

@@ -383,3 +383,52 @@ def test_positions_only_follow_inserts_moves_and_deletes() -> None:
         ).position(1)
         is None
     )
+
+
+async def test_inserts_past_the_card_budget_leave_positions_only(
+    small: Settings, serve: Callable[[Settings], Awaitable[Api]]
+) -> None:
+    """The budget holds after the load too: the poll that takes a catalog with cards past it
+    rebuilds it with positions only, and searches answer the same, the new business included."""
+    conn = await asyncpg.connect(small.pg_primary)
+    try:
+        held = await conn.fetchval("SELECT count(*) FROM businesses")  # earlier tests wrote some
+    finally:
+        await conn.close()
+    started = await serve(replace(small, api_role="read", api_cards_max=held + 1, api_refresh_s=3_600.0))
+    try:
+        refresher = started.app[refresher_key]
+
+        async def complete() -> bool:
+            await refresher.poll()
+            return refresher.catalog is not None and len(refresher.catalog) == held
+
+        await eventually(complete, "the instance to hold every place", timeout=30)
+        assert refresher.catalog is not None and refresher.catalog.cards is not None
+        places = [(-61.0, -140.0), (-61.0, -140.001)]
+        conn = await asyncpg.connect(small.pg_primary)
+        try:
+            for i, (lat, lon) in enumerate(places):
+                await conn.execute(
+                    "INSERT INTO businesses (name, latitude, longitude, geohash) VALUES ($1, $2, $3, $4)",
+                    f"Past the budget {i}",
+                    lat,
+                    lon,
+                    geohash12(lat, lon),
+                )
+        finally:
+            await conn.close()
+        inserted = await primary_lsn(small)
+
+        async def polled() -> bool:
+            await refresher.poll()
+            return refresher.applied_lsn >= inserted
+
+        await eventually(polled, "the index to apply the inserts")
+        catalog = refresher.catalog
+        assert catalog is not None and catalog.cards is None and len(catalog) == held + 2
+        params = {"latitude": "-61.0", "longitude": "-140.0", "radius": "1000"}
+        names = [b["name"] for b in (await search_json(started, params))["businesses"]]
+        assert names == ["Past the budget 0", "Past the budget 1"]
+    finally:
+        await stop_api(started)
