@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 from friends_ws.protocol import (
+    MAX_TIMESTAMP_MS,
     INTERNAL_ERROR,
     INVALID_JSON,
     INVALID_MESSAGE,
@@ -24,8 +25,6 @@ from geo_common.friends_db import MAX_DISPLAY_NAME
 from geo_common.tokens import MAX_USER_ID
 
 ERROR_CODES = (INVALID_JSON, INVALID_MESSAGE, INVALID_VALUE, RATE_LIMITED, INVALID_TOKEN, UNAVAILABLE, INTERNAL_ERROR)
-#: Largest client timestamp accepted (year 9999), Unix milliseconds.
-_MAX_MS = 253_402_300_799_999
 
 
 def ref(kind: str, name: str) -> dict[str, str]:
@@ -74,7 +73,7 @@ def schemas(min_radius_m: float, max_radius_m: float) -> dict[str, Any]:
         "Longitude": {"type": "number", "minimum": -180, "maximum": 180, "description": "degrees (WGS84)"},
         "Radius": {"type": "number", "minimum": min_radius_m, "maximum": max_radius_m, "description": "metres"},
         "Distance": {"type": "number", "minimum": 0, "description": "great-circle metres, to a tenth"},
-        "UnixMs": {"type": "integer", "minimum": 0, "maximum": _MAX_MS, "description": "Unix milliseconds"},
+        "UnixMs": {"type": "integer", "minimum": 0, "maximum": MAX_TIMESTAMP_MS, "description": "Unix milliseconds"},
         "DisplayName": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_DISPLAY_NAME},
         "Sharing": {
             "type": "object",
@@ -97,7 +96,7 @@ def schemas(min_radius_m: float, max_radius_m: float) -> dict[str, Any]:
 
 
 def client_messages() -> dict[str, Any]:
-    maybe_ms = {"type": ["integer", "null"], "minimum": 0, "maximum": _MAX_MS}
+    maybe_ms = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_TIMESTAMP_MS}
     return {
         "location": _message(
             "location",
@@ -219,7 +218,7 @@ def server_messages() -> dict[str, Any]:
                 **_POSITION,
                 "distance_m": ref("schemas", "Distance"),
                 "updated_at": ref("schemas", "UnixMs"),
-                "sent_at": {"type": ["integer", "null"], "minimum": 0, "maximum": _MAX_MS},
+                "sent_at": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_TIMESTAMP_MS},
             },
             {**friend_at, "updated_at": 1763890030456, "sent_at": 1763890030120},
         ),

@@ -33,7 +33,7 @@ TOKEN_EXPIRED = 4001
 SIGNED_OUT = 1000
 
 #: Largest client timestamp accepted (year 9999), Unix milliseconds.
-_MAX_TIMESTAMP_MS = 253_402_300_799_999
+MAX_TIMESTAMP_MS = 253_402_300_799_999
 
 
 class FriendsError(Exception):
@@ -212,7 +212,7 @@ def parse_client_message(data: str | bytes, *, min_radius_m: float, max_radius_m
 
 
 def _is_ms(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_TIMESTAMP_MS
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TIMESTAMP_MS
 
 
 def _resume(resume: object, min_radius_m: float, max_radius_m: float) -> Resume:

@@ -14,14 +14,13 @@ from typing import Any
 
 import orjson
 
+from friends_ws.protocol import MAX_TIMESTAMP_MS
 from geo_common.problems import FieldError
 
 #: Largest body accepted, bytes (100 points take about 10 KiB).
 MAX_UPLOAD_BYTES = 64 * 1024
 #: Largest sequence number: JSON's exact integers (2^53 - 1).
 MAX_SEQ = 2**53 - 1
-#: Largest timestamp: the year 9999, Unix milliseconds.
-_MAX_MS = 253_402_300_799_999
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +87,7 @@ def parse_upload(body: bytes, *, max_points: int) -> list[Point]:
                 ("seq", _whole(seq, 0, MAX_SEQ), f"a whole number from 0 to {MAX_SEQ}"),
                 ("latitude", _degrees(lat, 90.0), "a number between -90 and 90"),
                 ("longitude", _degrees(lon, 180.0), "a number between -180 and 180"),
-                ("timestamp", _whole(ts, 0, _MAX_MS), "a whole number of Unix milliseconds"),
+                ("timestamp", _whole(ts, 0, MAX_TIMESTAMP_MS), "a whole number of Unix milliseconds"),
             )
             if not ok
         ]

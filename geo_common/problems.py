@@ -13,6 +13,29 @@ from aiohttp import web
 from geo_common.request_context import current_request_id, problem_instance
 
 PROBLEM_JSON = "application/problem+json"
+#: The JSON Schema of a problem document, for both services' OpenAPI documents.
+PROBLEM_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "errors"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {
+            "type": "string",
+            "description": "the request, urn:request:<id>; the id is also answered in X-Request-Id",
+        },
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)

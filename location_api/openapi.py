@@ -28,6 +28,7 @@ from location_api.contract import (
 )
 from location_api.consistency import CONSISTENCY_HEADER
 from location_api.search_openapi import area_parameters, search_parameters
+from geo_common.problems import PROBLEM_SCHEMA
 
 _JSON = "application/json"
 _PROBLEM = "application/problem+json"
@@ -90,28 +91,7 @@ def _components(max_radius_m: float) -> dict[str, Any]:
                     "next_cursor": {"type": ["string", "null"], "description": "opaque; null on the last page"},
                 },
             },
-            "Problem": {
-                "type": "object",
-                "required": ["type", "title", "status", "detail", "errors"],
-                "properties": {
-                    "type": {"type": "string"},
-                    "title": {"type": "string"},
-                    "status": {"type": "integer"},
-                    "detail": {"type": "string"},
-                    "instance": {
-                        "type": "string",
-                        "description": "the request, urn:request:<id>; the id is also answered in X-Request-Id",
-                    },
-                    "errors": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["field", "message"],
-                            "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-                        },
-                    },
-                },
-            },
+            "Problem": PROBLEM_SCHEMA,
             "Readiness": {
                 "type": "object",
                 "required": ["status", "role", "primary", "replicas", "redis"],
