@@ -11,6 +11,7 @@ from friends_ws import views
 from friends_ws.asyncapi import serve_asyncapi
 from friends_ws.edge import install
 from friends_ws.keys import edge_key, metrics_key, settings_key
+from friends_ws.openapi import serve_openapi
 from friends_ws.uploads_view import upload_locations
 from friends_ws.ws import friends_ws
 from geo_common.request_metrics import RequestMetrics
@@ -22,6 +23,7 @@ def setup_routes(app: web.Application) -> None:
     edge = app[edge_key] = install(app, access_log_sample=app[settings_key].access_log_sample)
     app.router.add_get("/v1/friends/ws", friends_ws)  # enters the edge itself, for the session's life
     app.router.add_get("/asyncapi.json", edge.route(serve_asyncapi))
+    app.router.add_get("/openapi.json", edge.route(serve_openapi))
     requests = app[metrics_key].http
     for path, handler in (("/healthz", views.healthz), ("/readyz", views.readyz), ("/metrics", views.metrics)):
         app.router.add_get(path, edge.route(timed(handler, path, requests)))

@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import jsonschema
 import pytest
 
 from friends_ws.clock import now_ms
@@ -38,12 +39,47 @@ def points(*seqs: int, at: tuple[float, float] = NEAR) -> dict[str, Any]:
 async def upload(
     http: aiohttp.ClientSession, server: Any, token: str | None, body: Any, *, raw: bytes | None = None
 ) -> tuple[int, dict[str, Any], aiohttp.typedefs.LooseHeaders]:
+    """One upload; its answer is checked against the instance's ``/openapi.json``."""
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
     kwargs: dict[str, Any] = {"data": raw} if raw is not None else {"json": body}
     async with http.post(server.http + PATH, headers=headers, **kwargs) as resp:
         if resp.status != 200:
             assert resp.content_type == PROBLEM, await resp.text()
-        return resp.status, await resp.json(content_type=None), resp.headers
+        answer = await resp.json(content_type=None)
+        status, content_type, answered = resp.status, resp.content_type, resp.headers
+    await conforms(http, server, status, content_type, answer, answered)
+    return status, answer, answered
+
+
+async def conforms(
+    http: aiohttp.ClientSession, server: Any, status: int, content_type: str, answer: Any, headers: Any
+) -> None:
+    """The answer is one the document describes: its status, content type, schema and headers."""
+    async with http.get(server.http + "/openapi.json") as resp:
+        assert resp.status == 200
+        document = await resp.json()
+    described = document["paths"][PATH]["post"]["responses"][str(status)]
+    schema = {**described["content"][content_type]["schema"], "components": document["components"]}
+    jsonschema.Draft202012Validator(schema).validate(answer)
+    for name, header in described.get("headers", {}).items():
+        assert name in headers, name
+        value = headers[name]
+        jsonschema.Draft202012Validator(header["schema"]).validate(int(value) if value.isdigit() else value)
+
+
+async def test_the_document_states_this_instance_s_limits(servers, http) -> None:  # type: ignore[no-untyped-def]
+    server = await servers(upload_max_points=7, upload_max_per_min=12.0)
+    async with http.get(server.http + "/openapi.json") as resp:
+        document = await resp.json()
+    jsonschema.Draft202012Validator.check_schema(document["components"]["schemas"]["Upload"])
+    assert document["openapi"] == "3.1.0"
+    assert document["components"]["schemas"]["Upload"]["properties"]["locations"]["maxItems"] == 7
+    assert "at most 12 uploads a minute" in document["paths"][PATH]["post"]["description"]
+    # What the document allows, the instance takes; one point more, it refuses.
+    schema = {"$ref": "#/components/schemas/Upload", "components": document["components"]}
+    seven, eight = points(*range(1, 8)), points(*range(1, 9))
+    jsonschema.Draft202012Validator(schema).validate(seven)
+    assert not jsonschema.Draft202012Validator(schema).is_valid(eight)
 
 
 async def test_a_user_without_a_socket_is_seen_live_by_a_friend(servers, connect, befriend, http, ws_settings) -> None:  # type: ignore[no-untyped-def]
