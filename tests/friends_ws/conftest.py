@@ -6,12 +6,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestServer
 
 from geo_common import friends_db
 from geo_common.database_node import replicas_replayed
 from geo_common.settings import Settings
+from geo_common.tokens import mint_token
+from location_api.app import create_app
 from tests.friends_ws.consent_helpers import Publisher
 from tests.friends_ws.ws_helpers import NEAR, SF, TIMEOUT_FACTOR, Client, Server, connect_user, new_user, start_server
 from tests.pubsub.conftest import redis_bins, throwaway_redis  # noqa: F401 - shared fixtures
@@ -140,3 +144,36 @@ def online(connect: Callable[..., Awaitable[Client]]) -> Callable[..., Awaitable
         return a, b, alice, bob
 
     return make
+
+
+Api = Callable[..., Awaitable[tuple[int, Any]]]
+
+
+async def _api_server(settings: Settings) -> tuple[TestServer, aiohttp.ClientSession, Api]:
+    server = TestServer(create_app(replace(settings, api_role="all")), host="127.0.0.1")
+    await server.start_server()
+    http = aiohttp.ClientSession()
+    base = str(server.make_url("")).rstrip("/")
+
+    async def call(method: str, path: str, user: int, body: Any = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {mint_token(settings.jwt_secret, user)}"}
+        async with http.request(method, base + path, headers=headers, json=body) as resp:
+            return resp.status, await resp.json() if resp.content_type.endswith("json") else None
+
+    return server, http, call
+
+
+@pytest.fixture
+async def api_for() -> AsyncIterator[Callable[[Settings], Awaitable[Api]]]:
+    """``await api_for(settings)``: a geo-api (role all) with these settings; closed after the test."""
+    opened: list[tuple[TestServer, aiohttp.ClientSession]] = []
+
+    async def start(settings: Settings) -> Api:
+        server, http, call = await _api_server(settings)
+        opened.append((server, http))
+        return call
+
+    yield start
+    for server, http in opened:
+        await http.close()
+        await server.close()

@@ -51,6 +51,16 @@ async def upload(
     return status, answer, answered
 
 
+async def watched_by_alice(server: Any, connect: Any, befriend: Any, ws_settings: Any) -> tuple[int, Any, str]:
+    """A user ``b`` befriended by Alice, who is connected at SF: ``b``, Alice's client, ``b``'s token."""
+    a, b = new_user(), new_user()
+    await befriend((a, b))
+    alice = await connect(server, a)
+    await alice.location(*SF)
+    await alice.expect("init")
+    return b, alice, mint_token(ws_settings.jwt_secret, b)
+
+
 async def conforms(
     http: aiohttp.ClientSession, server: Any, status: int, content_type: str, answer: Any, headers: Any
 ) -> None:
@@ -103,12 +113,7 @@ async def test_a_user_without_a_socket_is_seen_live_by_a_friend(servers, connect
 
 async def test_duplicates_and_older_batches_are_ignored(servers, connect, befriend, http, ws_settings) -> None:  # type: ignore[no-untyped-def]
     server = await servers(upload_max_per_min=600.0)
-    a, b = new_user(), new_user()
-    await befriend((a, b))
-    alice = await connect(server, a)
-    await alice.location(*SF)
-    await alice.expect("init")
-    token = mint_token(ws_settings.jwt_secret, b)
+    b, alice, token = await watched_by_alice(server, connect, befriend, ws_settings)
     assert (await upload(http, server, token, points(5, 4, 6)))[1]["accepted"] == 3  # sorted by seq
     first = await alice.expect("friend_location", user_id=b)
     # The same batch again (a retry after a lost answer), and an older one arriving late.
@@ -252,4 +257,28 @@ async def test_an_upload_that_could_not_be_published_is_accepted_when_sent_again
     await asyncio.sleep(0.4)  # the breaker lets a probe through: pub/sub answers again
     status, answer, _ = await upload(http, server, token, batch)
     assert (status, answer["accepted"], answer["ignored"]) == (200, 2, 0)
+    await alice.expect("friend_location", user_id=b)
+
+
+async def test_an_upload_retried_after_an_erasure_brings_nothing_back(  # type: ignore[no-untyped-def]
+    servers, connect, befriend, http, api_for, ws_settings
+) -> None:
+    """The sequence mark outlives an erasure: a retry in flight cannot show an erased place again."""
+    call = await api_for(ws_settings)
+    server = await servers(upload_max_per_min=600.0)
+    b, alice, token = await watched_by_alice(server, connect, befriend, ws_settings)
+    batch = points(1, 2)
+    status, answer, _ = await upload(http, server, token, batch)
+    assert (status, answer["accepted"]) == (200, 2)
+    await alice.expect("friend_location", user_id=b)
+    status, body = await call("DELETE", f"/v1/users/{b}/locations", b)
+    assert status == 200, body
+    await alice.expect("friend_left", user_id=b)
+    # The same upload again (its answer was lost, say): accepted as seen, nothing shown.
+    status, answer, _ = await upload(http, server, token, batch)
+    assert (status, answer["accepted"], answer["ignored"], answer["last_seq"]) == (200, 0, 2, 2)
+    assert [f for f in await alice.quiet(0.5) if f.get("user_id") == b] == []
+    # A device numbering from 0 again goes on above last_seq, and is seen again.
+    status, answer, _ = await upload(http, server, token, points(3))
+    assert (status, answer["accepted"]) == (200, 1)
     await alice.expect("friend_location", user_id=b)

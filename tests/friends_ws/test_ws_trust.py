@@ -9,15 +9,12 @@ frame of the other user reaches them, while a control user still sees what they 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-import aiohttp
 import asyncpg
-import pytest
 import redis.asyncio as aioredis
-from aiohttp.test_utils import TestServer
 
 from deploy.stack import redis_nodes
 from deploy.stack.binaries import ensure_binaries
@@ -25,46 +22,12 @@ from friends_ws.nearby import coarsen
 from geo_common import history_db
 from geo_common.presence import location_key
 from geo_common.regions import DEFAULT_REGION
-from geo_common.settings import Settings
-from geo_common.tokens import mint_token
-from location_api.app import create_app
+from tests.friends_ws.conftest import Api
 from tests.friends_ws.ws_helpers import NEAR, SF, WAIT, Client, Server, new_user
 from tests.pubsub.pubsub_helpers import url
 
 #: Long enough for a frame that should not come to have come (the changes apply within 1 s).
 SETTLE = 1.5
-
-Api = Callable[..., Awaitable[tuple[int, Any]]]
-
-
-async def _api_server(settings: Settings) -> tuple[TestServer, aiohttp.ClientSession, Api]:
-    server = TestServer(create_app(replace(settings, api_role="all")), host="127.0.0.1")
-    await server.start_server()
-    http = aiohttp.ClientSession()
-    base = str(server.make_url("")).rstrip("/")
-
-    async def call(method: str, path: str, user: int, body: Any = None) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {mint_token(settings.jwt_secret, user)}"}
-        async with http.request(method, base + path, headers=headers, json=body) as resp:
-            return resp.status, await resp.json() if resp.content_type.endswith("json") else None
-
-    return server, http, call
-
-
-@pytest.fixture
-async def api_for() -> AsyncIterator[Callable[[Settings], Awaitable[Api]]]:
-    """``await api_for(settings)``: a geo-api (role all) with these settings; closed after the test."""
-    opened: list[tuple[TestServer, aiohttp.ClientSession]] = []
-
-    async def start(settings: Settings) -> Api:
-        server, http, call = await _api_server(settings)
-        opened.append((server, http))
-        return call
-
-    yield start
-    for server, http in opened:
-        await http.close()
-        await server.close()
 
 
 async def _online(
