@@ -1,5 +1,5 @@
-"""Finding the PostgreSQL, PostGIS, Redis and nginx programs (and the browser of the map page's
-tests, and the checker of the Prometheus rules), and installing them when missing.
+"""Finding the PostgreSQL, PostGIS, Redis, nginx and etcd programs (and the browser of the map
+page's tests, and the checker of the Prometheus rules), and installing them when missing.
 
 When run as root on a Debian-like system with apt, missing pieces are installed from the
 Debian packages; otherwise the error names exactly what to install.
@@ -25,6 +25,8 @@ CHROMIUM_DRIVER = Path("/usr/bin/chromedriver")
 BROWSER_PACKAGES = ("chromium", "chromium-driver")
 #: Prometheus's checker of rules, alert tests and exposition, from Debian's ``prometheus``.
 PROMTOOL = Path("/usr/bin/promtool")
+#: etcd, from Debian's ``etcd-server``: the ring pub/sub backend's nodes are kept in it.
+ETCD = Path("/usr/bin/etcd")
 #: Held while apt-get runs; in apt's own folder, where only root writes.
 APT_LOCK = Path("/var/lib/apt/geo-stack-install.lock")
 
@@ -216,6 +218,30 @@ def ensure_promtool() -> Path:
         return Path(found) if found else None
 
     _install_missing(lambda: [] if program() else ["prometheus"], "checking the Prometheus rules")
+    found = program()
+    assert found is not None
+    return found
+
+
+def ensure_etcd() -> Path:
+    """Locate ``etcd`` (the ring pub/sub backend's nodes are kept in it), installing Debian's
+    ``etcd-server`` package as root.
+
+    Only the program is used: the stack runs its own etcd on loopback with its data under the
+    stack folder, never the package's service.
+
+    Returns:
+        The etcd program.
+
+    Raises:
+        StackError: etcd is missing and cannot be installed here.
+    """
+
+    def program() -> Path | None:
+        found = shutil.which("etcd") or (str(ETCD) if ETCD.is_file() else None)
+        return Path(found) if found else None
+
+    _install_missing(lambda: [] if program() else ["etcd-server"], "the ring pub/sub backend's etcd")
     found = program()
     assert found is not None
     return found

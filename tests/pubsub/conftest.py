@@ -1,8 +1,8 @@
-"""Fixtures of the pub/sub tests: throwaway redis-server processes.
+"""Fixtures of the pub/sub tests: throwaway redis-server and etcd processes.
 
-Tests that stop, restart, pause or re-shard Redis use their own ``redis-server`` processes
-on free ports (in tmp folders), never the shared stack's Redis, which other test sessions
-use at the same time. Tests that only publish and subscribe use the stack's Redis with this
+Tests that stop, restart, pause or re-shard Redis (or stop etcd) use their own processes on
+free ports (in tmp folders), never the shared stack's, which other test sessions use at the
+same time. Tests that only publish and subscribe use the stack's Redis with this
 session's namespace.
 """
 
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.stack import redis_nodes
-from deploy.stack.binaries import Binaries, ensure_binaries
+from deploy.stack import etcd, redis_nodes
+from deploy.stack.binaries import Binaries, ensure_binaries, ensure_etcd
+from deploy.stack.etcd import EtcdMember
 from deploy.stack.redis_nodes import RedisNode
 from tests.pubsub.pubsub_helpers import RedisFactory, os_resume
 from tests.ports import free_port
@@ -42,3 +43,12 @@ async def throwaway_redis(redis_bins: Binaries, tmp_path: Path) -> AsyncIterator
     for node in started:
         os_resume(node)
         await asyncio.to_thread(redis_nodes.stop, node)
+
+
+@pytest.fixture
+async def throwaway_etcd(tmp_path: Path) -> AsyncIterator[EtcdMember]:
+    """An etcd member of this test's own on free ports (tests stop and restart it); stopped after."""
+    member = EtcdMember(tmp_path / "etcd", free_port(), free_port())
+    await asyncio.to_thread(etcd.start, ensure_etcd(), member)
+    yield member
+    await asyncio.to_thread(etcd.stop, member)
