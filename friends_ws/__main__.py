@@ -16,6 +16,7 @@ from aiohttp import web
 from friends_ws.app import create_app
 from friends_ws.keys import drain_key, hub_key, regions_key, settings_key
 from friends_ws.retention import cutoff
+from friends_ws.ring_discovery import ring_discovery, uses_etcd
 from geo_common.history_db import purge_history
 from geo_common.redact import redact_passwords
 from geo_common.regions import RegionMap
@@ -51,9 +52,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _process_app(settings: Settings) -> web.Application:
-    """The app, plus what concerns the whole process: SIGHUP, SIGTERM's drain, and its tuning
-    (GEO_PROCESS_TUNING)."""
+    """The app, plus what concerns the whole process: SIGHUP, SIGTERM's drain, its tuning
+    (GEO_PROCESS_TUNING), and the rings kept in etcd (GEO_ETCD_URL)."""
     app = create_app(settings)
+    app.cleanup_ctx.append(ring_discovery)
     app.on_startup.append(_install_sighup)
     app.on_startup.append(_install_drain)
     app.on_startup.append(_tune_process)
@@ -93,8 +95,12 @@ async def reload_ring(app: web.Application) -> None:
     """Re-read the settings (env file and environment) and apply ring membership changes.
 
     Every process of a deployment must get its SIGHUP within GEO_PUBSUB_RING_HANDOFF_S of the
-    others (see docs/pubsub.md); nothing else in the settings changes at run time.
+    others (see docs/pubsub.md); nothing else in the settings changes at run time. With
+    GEO_ETCD_URL, the rings come from etcd and SIGHUP leaves them alone.
     """
+    if uses_etcd(app[settings_key], app[regions_key]):
+        log.info("geo-friends: SIGHUP: the rings come from etcd (GEO_ETCD_URL); use geo-stack ring to change them")
+        return
     try:
         fresh = RegionMap.from_settings(load_settings())
     except SettingsError as exc:

@@ -14,13 +14,14 @@ bitwise test.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from geo_common.presence import Location, PresenceFormatError, decode_channel_message
 from geo_common.request_metrics import cumulative, new_slots, observe
+from pubsub.ring_watch import RingStatus
 
 #: One location-channel message in this many has its lag measured (a power of two).
 LAG_SAMPLE_EVERY = 32
@@ -158,3 +159,33 @@ class StatsCollector(Collector):
         slots = list(s.delivery_lag)
         lag.add_metric([], cumulative(slots, LAG_BUCKETS), sum_value=slots[-1])
         yield lag
+
+
+class RingCollector(Collector):
+    """The rings kept in etcd, by region (``GEO_ETCD_URL``; docs/pubsub.md), read at scrape time."""
+
+    def __init__(self, statuses: Mapping[str, RingStatus]) -> None:
+        self._statuses = statuses
+
+    def collect(self) -> Iterator[Metric]:
+        rows = sorted(self._statuses.items())
+        version = GaugeMetricFamily(
+            "geo_friends_ring_version", "version of the live ring in etcd applied last", labels=["region"]
+        )
+        changes = CounterMetricFamily(
+            "geo_friends_ring_changes", "live ring versions from etcd applied (channels re-homed)", labels=["region"]
+        )
+        nodes = GaugeMetricFamily("geo_friends_ring_nodes", "nodes of the ring in use", labels=["region"])
+        connected = GaugeMetricFamily(
+            "geo_friends_ring_etcd_connected", "1 while the watch of the ring in etcd is up", labels=["region"]
+        )
+        leader = GaugeMetricFamily(
+            "geo_friends_ring_health_leader", "1 while this instance runs the ring's health check", labels=["region"]
+        )
+        for region, st in rows:
+            version.add_metric([region], st.version)
+            changes.add_metric([region], st.changes)
+            nodes.add_metric([region], st.nodes)
+            connected.add_metric([region], int(st.connected))
+            leader.add_metric([region], int(st.leading))
+        yield from (version, changes, nodes, connected, leader)

@@ -229,6 +229,12 @@ class Settings:
         "when the ring's nodes change, each re-homing step lasts this long (every process must start "
         "the change within it), seconds",
     )
+    etcd_url: str = _setting(
+        "", "GEO_ETCD_URL", parse_optional_url("http"), "etcd keeping the ring's nodes (empty: none; docs/pubsub.md)"
+    )
+    pubsub_ring_check_s: float = _setting(
+        1.0, "GEO_PUBSUB_RING_CHECK_S", parse_float(0.05, 60.0), "with etcd: ring nodes' PING interval and timeout, s"
+    )
     regions: tuple[Region, ...] = _setting(
         (),
         "GEO_REGIONS",

@@ -1,9 +1,10 @@
-"""``geo-stack up | down | status | env | signing-key | failover | run``: the local services geo
-needs, on loopback.
+"""``geo-stack up | down | status | env | signing-key | failover | run | ring``: the local services
+geo needs, on loopback.
 
 ``--full`` (on ``up`` and ``run``) adds the multi-instance tier behind nginx (:mod:`deploy.stack.full`).
 ``run`` checks every port it will serve on before it starts anything, and refuses, naming the
-process holding a taken one (:mod:`deploy.stack.ports`).
+process holding a taken one (:mod:`deploy.stack.ports`). ``ring`` edits the ring pub/sub
+backend's nodes in etcd (:mod:`deploy.stack.ring_cli`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from deploy.stack import ring_cli
 from deploy.stack.procs import StackError
 from deploy.stack.stack import Stack
 from geo_common.version import add_version_argument
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "when a port it would serve on is taken",
     )
     _full_options(run)
+    ring_cli.configure(sub.add_parser("ring", help=ring_cli.HELP))
     args = parser.parse_args(argv)
 
     root = args.dir if args.dir is not None else default_root()
@@ -97,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                 state = f"pid {row.pid}" if row.pid else "stopped"
                 print(f"{row.name:<24} {row.address:<18} {state:<12} {row.detail}".rstrip())
             return 0 if all(r.pid for r in rows) else 1
+        elif args.command == "ring":
+            return ring_cli.run(args)
         elif args.command == "failover":
             stack.failover()
         elif args.command == "env":

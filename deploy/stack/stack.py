@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.stack import postgres, redis_nodes
-from deploy.stack.binaries import Binaries, ensure_binaries
+from deploy.stack import etcd, postgres, redis_nodes
+from deploy.stack.binaries import Binaries, ensure_binaries, ensure_etcd
+from deploy.stack.etcd import EtcdMember
 from deploy.stack.full import FullTier, has_full
 from deploy.stack.layout import DEFAULT_PORT_BASE, Layout, StackState, assign_ports, choose_pg_root, new_jwt_secret
 from deploy.stack.redis_nodes import RedisNode
 from deploy.stack.procs import StackError
 from geo_common.migrate import apply_migrations
+from geo_common.settings import SettingsError, load_settings
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,27 @@ class Stack:
         ports = [state.ports[f"cluster_{i}"] for i in range(3)]
         return [RedisNode(f"cluster-{i}", self.layout.cluster_dir(p), p, cluster=True) for i, p in enumerate(ports)]
 
+    def _etcd(self, state: StackState) -> EtcdMember | None:
+        """The stack's etcd, once a ring configuration made ``up`` choose its ports."""
+        if "etcd_0" not in state.ports:
+            return None
+        return EtcdMember(self.layout.root / "etcd", state.ports["etcd_0"], state.ports["etcd_1"])
+
+    def up_etcd(self, state: StackState) -> None:
+        """Start etcd when the ring backend is configured (``GEO_PUBSUB_BACKEND=ring``, or a region
+        of ``GEO_REGIONS`` on the ring), or when the stack has one already; the first time, choose
+        its two ports and save them in the state. Its URL goes to ``.stack/env`` as
+        ``GEO_ETCD_URL`` (:meth:`env_vars`)."""
+        if "etcd_0" not in state.ports:
+            if not ring_configured(os.environ):
+                return
+            assign_ports(state, {"etcd": 2})
+            self.layout.save_state(state)
+        member = self._etcd(state)
+        assert member is not None  # its ports were just chosen
+        _say(f"etcd on {member.url} (the ring pub/sub backend's nodes; data in {member.directory})")
+        etcd.start(ensure_etcd(), member)
+
     @staticmethod
     def env_vars(state: StackState) -> dict[str, str]:
         """The ``GEO_*`` variables for a stack's state: its endpoints and its signing key."""
@@ -69,6 +93,8 @@ class Stack:
             "GEO_REDIS_URL": f"redis://127.0.0.1:{state.ports['redis']}/0",
             "GEO_REDIS_CLUSTER": cluster,
         }
+        if "etcd_0" in state.ports:
+            env["GEO_ETCD_URL"] = f"http://127.0.0.1:{state.ports['etcd_0']}"
         if state.jwt_secret:
             env["GEO_JWT_SECRET"] = state.jwt_secret
         return env
@@ -123,6 +149,7 @@ class Stack:
         cluster = self._cluster(state)
         _say(f"Redis Cluster on 127.0.0.1:{','.join(str(n.port) for n in cluster)}")
         redis_nodes.up_cluster(bins, cluster)
+        self.up_etcd(state)
 
         env = self.env_vars(state)
         self.layout.write_env(env)
@@ -242,6 +269,9 @@ class Stack:
         for redis in [self._redis(state), *self._cluster(state)]:
             if redis_nodes.stop(redis):
                 stopped.append(f"redis-{redis.name}")
+        member = self._etcd(state)
+        if member is not None and etcd.stop(member):
+            stopped.append("etcd")
         return stopped
 
     def status(self) -> list[Component]:
@@ -280,6 +310,20 @@ class Stack:
                     "cluster ok" if whole else "cluster not ok",
                 )
             )
+        member = self._etcd(state)
+        if member is not None:
+            healthy = "ring pub/sub nodes" if etcd.healthy(member) else "not answering"
+            rows.append(Component("etcd", f"127.0.0.1:{member.client_port}", member.pid(), healthy))
         if has_full(state):
             rows += [Component(r.name, r.address, r.pid, r.detail) for r in FullTier(self.layout, state).status(bins)]
         return rows
+
+
+def ring_configured(environ: Mapping[str, str]) -> bool:
+    """True when the settings (``environ`` over the env file) put a region on the ring backend."""
+    try:
+        settings = load_settings(environ)
+    except SettingsError as exc:
+        _say(f"not starting etcd: {exc}")
+        return False
+    return settings.pubsub_backend == "ring" or any(r.pubsub_backend == "ring" for r in settings.regions)
