@@ -9,6 +9,7 @@ from aiohttp import WSCloseCode, web
 
 from friends_ws.broker import Broker
 from friends_ws.cache import LocationCache
+from friends_ws.cell_channels import CellChannels
 from friends_ws.clock import now_ms
 from friends_ws.drain import Drain
 from friends_ws.exporter import Exporter
@@ -117,6 +118,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
             subscriptions=hub.subscriptions,
             publisher=hub.publisher,
             friends=hub.fanout,
+            cells=hub.cells,
             cache=cache,
             db=db,
             history=history,
@@ -128,6 +130,9 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
                 queue_size=settings.ws_queue_size,
                 pace=Pace(settings.pace_fast_s, settings.pace_slow_s),
                 resume_ms=settings.ws_resume_s * 1000,
+                discover_radius_m=settings.discover_radius_m,
+                discover_max_shown=settings.discover_max_shown,
+                discover_ttl_ms=settings.location_ttl_s * 1000,
             ),
             limits=UserLimits(
                 updates_per_s=settings.ws_max_updates_per_s,
@@ -183,6 +188,7 @@ def _hub(settings: Settings, regions: RegionMap, *, cache: LocationCache, db: Da
         subscriptions=subscriptions,
         fanout=fanout,
         publisher=Publisher(regions, broker=broker, namespace=namespace),
+        cells=CellChannels(regions, broker=broker, cache=cache, namespace=namespace),
         resync=Resync(subscriptions, fanout, cache=cache, db=db, spawn=tasks.spawn),
         flush=FlushQueue(),
         keepalive=Keepalive(settings.ws_ping_interval_s),

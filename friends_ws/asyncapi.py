@@ -67,7 +67,9 @@ def asyncapi_document(min_radius_m: float, max_radius_m: float) -> bytes:
     operations = {
         f"receive_{name}": _operation("receive", name, message["summary"], reply)
         for (name, message), reply in zip(
-            client.items(), (None, None, "settingsApplied", "sharingApplied", "authAccepted"), strict=True
+            client.items(),
+            (None, None, "settingsApplied", "sharingApplied", "discoverApplied", "authAccepted"),
+            strict=True,
         )
     }
     operations.update(

@@ -21,6 +21,8 @@ from friends_ws.protocol import (
     LeftReason,
     Precision,
 )
+from friends_ws.discovery_frames import HANDLE
+from friends_ws.strangers import StrangerLeftReason
 from geo_common.friends_db import MAX_DISPLAY_NAME
 from geo_common.tokens import MAX_USER_ID
 
@@ -75,6 +77,11 @@ def schemas(min_radius_m: float, max_radius_m: float) -> dict[str, Any]:
         "Distance": {"type": "number", "minimum": 0, "description": "great-circle metres, to a tenth"},
         "UnixMs": {"type": "integer", "minimum": 0, "maximum": MAX_TIMESTAMP_MS, "description": "Unix milliseconds"},
         "DisplayName": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_DISPLAY_NAME},
+        "Handle": {
+            "type": ["string", "null"],
+            "pattern": f"^{HANDLE.pattern}$",
+            "description": "the name strangers see; null: no name (and never a user id)",
+        },
         "Sharing": {
             "type": "object",
             "required": list(_SHARING),
@@ -155,6 +162,14 @@ def client_messages() -> dict[str, Any]:
                 "private_history": {"type": ["boolean", "null"]},
             },
             {"enabled": True, "precision": "coarse", "private_history": False},
+            required=["enabled"],
+        ),
+        "discover": _message(
+            "discover",
+            "be seen by, and see, opted-in strangers nearby (coarse positions only; off by default); an absent "
+            "handle keeps the current one; answered with discoverApplied",
+            {"enabled": {"type": "boolean"}, "handle": ref("schemas", "Handle")},
+            {"enabled": True, "handle": "ana_surfs"},
             required=["enabled"],
         ),
         "auth": _message(
@@ -248,6 +263,46 @@ def server_messages() -> dict[str, Any]:
             "the sharing preference now in force (the answer to sharing, also sent to the user's other connections)",
             _SHARING,
             {"enabled": True, "precision": "coarse", "private_history": False},
+        ),
+        "discoverApplied": _message(
+            "discover",
+            "the discovery preference in force and the discovery radius (the answer to discover, also sent to "
+            "the user's other connections, and after init while it is on)",
+            {
+                "enabled": {"type": "boolean"},
+                "handle": ref("schemas", "Handle"),
+                "radius_m": {"type": "number", "minimum": 0, "description": "metres (GEO_DISCOVER_RADIUS_M)"},
+            },
+            {"enabled": True, "handle": "ana_surfs", "radius_m": 2000.0},
+        ),
+        "stranger": _message(
+            "stranger",
+            "an opted-in stranger within the discovery radius, new or at a new coarse position (the centre of "
+            "their geohash-6 cell); id is stable for this connection only",
+            {
+                "id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+                "handle": ref("schemas", "Handle"),
+                **_POSITION,
+                "distance_m": {"type": "integer", "minimum": 0, "description": "metres to the coarse position"},
+                "updated_at": ref("schemas", "UnixMs"),
+            },
+            {
+                "id": "5f0c2a9e41d7b3c8",
+                "handle": None,
+                "latitude": 37.7776,
+                "longitude": -122.4152,
+                "distance_m": 480,
+                "updated_at": 1763890030456,
+            },
+        ),
+        "strangerLeft": _message(
+            "stranger_left",
+            "a stranger shown is not any more (treat an unknown reason like offline)",
+            {
+                "id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+                "reason": {"enum": list(get_args(StrangerLeftReason))},
+            },
+            {"id": "5f0c2a9e41d7b3c8", "reason": "out_of_range"},
         ),
         "authAccepted": _message(
             "auth",

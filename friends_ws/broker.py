@@ -73,6 +73,8 @@ class Broker:
         self._confirming: dict[str, asyncio.Future[None]] = {}
         # channel -> routing key: one int per channel rather than a (kind, id) tuple.
         self._routes: dict[str, int] = {}
+        # channel -> handler, for channels no user id names (the cells of discovery).
+        self._handlers: dict[str, Callable[[bytes], None]] = {}
 
     async def start(self, *, on_message: Callable[[int, bytes], None], on_restored: Callable[[str], None]) -> None:
         """Create and start one backend per region.
@@ -123,10 +125,19 @@ class Broker:
         key = self._routes.get(channel)
         if key is not None:
             self._on_message(key, data)
+            return
+        handler = self._handlers.get(channel)
+        if handler is not None:
+            handler(data)
 
     def route(self, channel: str, key: int) -> None:
         """Hand messages of ``channel`` on with ``key`` (set before subscribing it)."""
         self._routes[channel] = key
+
+    def route_to(self, channel: str, handler: Callable[[bytes], None]) -> None:
+        """Hand messages of ``channel`` to ``handler`` (set before subscribing it): for channels
+        that are not a user's, which :meth:`route` keys."""
+        self._handlers[channel] = handler
 
     async def subscribe(self, by_region: Mapping[str, list[str]]) -> None:
         """Subscribe channels (grouped by region), letting later callers wait for the same ones.
@@ -165,6 +176,7 @@ class Broker:
         for region, channels in by_region.items():
             for channel in channels:
                 self._routes.pop(channel, None)
+                self._handlers.pop(channel, None)
             if channels:
                 self.buses[region].unsubscribe(channels)
 

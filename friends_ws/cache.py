@@ -60,6 +60,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# Record a user's news in a cell's member hash, which lives ARGV[3] seconds after its last write.
+_MEMBER = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
 #: How long an upload sequence mark is kept after the user's last upload, seconds.
 SEQUENCE_TTL_S = 30 * 86_400
 
@@ -157,6 +163,21 @@ class LocationCache:
         """Undo :meth:`advance_sequence` to ``seq`` (the points were not applied after all)."""
         key = sequence_key(self.namespace, region, user_id)
         await self._execute(region, "EVAL", _RESTORE, 1, key, seq, before)
+
+    async def hold_member(self, region: str, key: str, user_id: int, data: bytes) -> None:
+        """Record a user's latest news in a cell's member hash (the hash expires ``ttl_s`` after
+        its last write; a member a crashed server never removed is judged by its ``at``)."""
+        await self._execute(region, "EVAL", _MEMBER, 1, key, user_id, data, self.ttl_s)
+
+    async def drop_member(self, region: str, key: str, user_id: int) -> None:
+        """Remove a user from a cell's member hash."""
+        await self._execute(region, "HDEL", key, user_id)
+
+    async def sample_members(self, region: str, key: str, count: int) -> list[bytes]:
+        """Up to ``count`` members' news from a cell's member hash: all of them when there are
+        no more, a random sample otherwise (a crowded cell)."""
+        flat = await self._execute(region, "HRANDFIELD", key, count, "WITHVALUES")
+        return list(flat[1::2]) if flat else []
 
     async def ping(self) -> bool:
         """True when every Redis answers (False at once for one whose breaker is open)."""

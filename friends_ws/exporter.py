@@ -69,6 +69,16 @@ class _StateCollector(Collector):
             "friends followed (location channels subscribed)",
             value=float(len(hub.fanout.listeners)),
         )
+        yield GaugeMetricFamily(
+            "geo_friends_discovery_cells",
+            "nearby-stranger discovery cells listened to here (cell channels subscribed)",
+            value=float(hub.cells.cells),
+        )
+        yield CounterMetricFamily(
+            "geo_friends_discovery_messages",
+            'messages heard on discovery cell channels (strangers delivered: geo_friends_frames_sent{type="stranger"})',
+            value=float(hub.cells.messages),
+        )
         yield from _queues(hub, self._services.config.queue_size)
         reconnections = CounterMetricFamily(
             "geo_friends_pubsub_reconnections",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from friends_ws.cells import CellNews
 from friends_ws.protocol import FramePattern, LeftReason
 from geo_common.friends_db import Grant
 from geo_common.presence import AccessLevel, Control, Location
@@ -83,4 +84,16 @@ class Owner(Protocol):
 
     async def reload(self) -> None:
         """Re-read the user's own row from the primary (their own messages may have been lost)."""
+        ...
+
+
+class Listener(Protocol):
+    """A connection that listens to discovery cells (:mod:`friends_ws.cell_channels`)."""
+
+    def heard(self, news: CellNews) -> None:
+        """News from one of the cells it listens to."""
+        ...
+
+    def expire(self, now_ms: int) -> None:
+        """Take away the strangers not heard for too long."""
         ...

@@ -9,6 +9,7 @@ Each part does one job (as centrifuge's Hub, Node and Client are separate types)
 * :class:`~friends_ws.fanout.Fanout`: the friends followed here, their latest locations and
   expiry, and the offer of each location-channel message to its followers;
 * :class:`~friends_ws.publisher.Publisher`: publishing on a user's location and control channels;
+* :class:`~friends_ws.cell_channels.CellChannels`: the cells of nearby-stranger discovery;
 * :class:`~friends_ws.resync.Resync`: catching up after a pub/sub reconnection;
 * :class:`~friends_ws.flushing.FlushQueue`: one write per connection per loop iteration;
 * :class:`~friends_ws.keepalive.Keepalive`: one loop that pings every silent connection.
@@ -22,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from friends_ws.broker import Broker
+from friends_ws.cell_channels import CellChannels
 from friends_ws.clock import now_ms
 from friends_ws.fanout import Fanout
 from friends_ws.flushing import FlushQueue
@@ -43,6 +45,7 @@ class Hub:
         subscriptions: the connections here and the routing of messages to them.
         fanout: the friends followed here.
         publisher: publishing on users' channels.
+        cells: the discovery cells listened to here.
         resync: the catch-up after a reconnection.
         flush: the flush queue of every connection.
         keepalive: the open connections' links and their keepalive loop.
@@ -54,6 +57,7 @@ class Hub:
     subscriptions: Subscriptions
     fanout: Fanout
     publisher: Publisher
+    cells: CellChannels
     resync: Resync
     flush: FlushQueue
     keepalive: Keepalive
@@ -64,6 +68,7 @@ class Hub:
         await self.broker.start(on_message=self.subscriptions.on_message, on_restored=self.resync.soon)
         await self.subscriptions.start()
         self.tasks.spawn(self.fanout.run_expiry(now_ms), name="friends-expiry")
+        self.tasks.spawn(self.cells.run_expiry(now_ms), name="strangers-expiry")
         if self.keepalive.interval_s is not None:
             self.tasks.spawn(self.keepalive.run(), name="friends-keepalive")
 

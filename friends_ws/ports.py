@@ -11,7 +11,9 @@ a session with a link that records frames instead of a socket:
 * :class:`Publishing`, the user's news to followers and to their other connections
   (:class:`~friends_ws.publisher.Publisher`);
 * :class:`FriendLocations`, the friends followed here and their latest locations
-  (:class:`~friends_ws.fanout.Fanout`).
+  (:class:`~friends_ws.fanout.Fanout`);
+* :class:`CellListening`, the cells of nearby-stranger discovery
+  (:class:`~friends_ws.cell_channels.CellChannels`).
 
 The other direction, what those parts need of a session, is :mod:`friends_ws.follower`.
 """
@@ -21,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, Protocol
 
-from friends_ws.follower import Follower, Owner
+from friends_ws.cells import CellNews
+from friends_ws.follower import Follower, Listener, Owner
 from geo_common.presence import Control, Location
 
 
@@ -110,4 +113,20 @@ class FriendLocations(Protocol):
 
     def unfollow(self, follower: Follower, friend_ids: Iterable[int]) -> None:
         """Drop a follower's interest in friends."""
+        ...
+
+
+class CellListening(Protocol):
+    """The discovery cells: listening to them, and speaking in one."""
+
+    async def listen(self, listener: Listener, cells: Iterable[str]) -> list[CellNews]:
+        """Start hearing cells; returns once each is confirmed, with who is in them now."""
+        ...
+
+    def stop(self, listener: Listener, cells: Iterable[str]) -> None:
+        """Stop hearing cells."""
+        ...
+
+    async def publish(self, news: CellNews) -> None:
+        """Tell a cell's listeners everywhere (and its member hash)."""
         ...

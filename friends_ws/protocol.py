@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
+from friends_ws.discovery_frames import HANDLE, DiscoverUpdate
+
 #: Why a friend left the user's view.
 LeftReason = Literal["out_of_range", "offline", "expired", "sharing_off", "unfriended"]
 Precision = Literal["exact", "coarse"]
@@ -137,7 +139,7 @@ class AuthUpdate:
     token: str = field(repr=False)
 
 
-ClientEvent = LocationUpdate | SettingsUpdate | SharingUpdate | AuthUpdate | SignOut
+ClientEvent = LocationUpdate | SettingsUpdate | SharingUpdate | AuthUpdate | SignOut | DiscoverUpdate
 
 #: The most friends a ``resume`` may name (a 4 KiB frame holds fewer anyway).
 MAX_RESUME_FRIENDS = 5000
@@ -206,6 +208,16 @@ def parse_client_message(data: str | bytes, *, min_radius_m: float, max_radius_m
         if not isinstance(token, str) or not token:
             raise InvalidMessage(INVALID_VALUE, "token must be a non-empty string")
         return AuthUpdate(token)
+    if kind == "discover":
+        enabled = msg.get("enabled")
+        if not isinstance(enabled, bool):
+            raise InvalidMessage(INVALID_VALUE, "enabled must be true or false")
+        if "handle" not in msg:
+            return DiscoverUpdate(enabled)
+        handle = msg["handle"]
+        if handle is not None and not (isinstance(handle, str) and HANDLE.fullmatch(handle)):
+            raise InvalidMessage(INVALID_VALUE, "handle must be null or 3 to 30 letters, digits, '_', '.' or '-'")
+        return DiscoverUpdate(enabled, handle, keep_handle=False)
     if kind is None:
         raise InvalidMessage(INVALID_MESSAGE, 'a message needs a "type"')
     raise InvalidMessage(INVALID_MESSAGE, f"unknown message type {str(kind)[:40]!r}")
@@ -253,15 +265,10 @@ class FriendPosition:
 
 
 def _metres(distance_m: float) -> float:
-    """A distance (metres, >= 0, finite) to the nearest tenth: ``round(distance_m, 1)``.
+    """A distance (metres, >= 0, finite) to the nearest tenth: ``round(distance_m, 1)``, faster.
 
-    ``round`` to a decimal place goes through a correctly rounded decimal conversion and back,
-    which costs more than the rest of a frame. Away from a tie the nearest tenth is the
-    nearest whole number of tenths divided by ten (a correctly rounded division: the float
-    ``round`` returns); ``fl(10 d)`` is within 2e-8 of ``10 d`` for any distance on Earth, so
-    a product more than 1e-4 from a half-integer has the same nearest whole number as the
-    exact one. Within that (ties included, which ``round`` breaks to even) ``round`` decides.
-    """
+    Away from a tie the nearest tenth is the nearest whole number of tenths over ten (``fl(10
+    d)`` is within 2e-8 of ``10 d`` on Earth); within 1e-4 of a tie ``round`` decides."""
     tenths = distance_m * 10.0
     whole = math.floor(tenths + 0.5)
     if abs(tenths - whole) < 0.4999:

@@ -14,7 +14,7 @@ from friends_ws.history import HistoryWriter
 from friends_ws.lifetimes import TokenLifetimes
 from friends_ws.limits import UserLimits
 from friends_ws.metrics import Stats
-from friends_ws.ports import FriendLocations, Publishing, UserChannels
+from friends_ws.ports import CellListening, FriendLocations, Publishing, UserChannels
 from friends_ws.session_config import SessionConfig
 from friends_ws.verifier import Verifier
 from geo_common.database import Database
@@ -31,6 +31,7 @@ class Services:
         subscriptions: the control channels of the users connected here.
         publisher: publishing on a user's location and control channels.
         friends: the friends followed here and their latest locations.
+        cells: the cells of nearby-stranger discovery.
         cache: the location cache.
         db: the PostgreSQL primary.
         history: the location history writer.
@@ -45,6 +46,7 @@ class Services:
     subscriptions: UserChannels
     publisher: Publishing
     friends: FriendLocations
+    cells: CellListening
     cache: LocationCache
     db: Database
     history: HistoryWriter

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 
 from friends_ws.clock import now_ms
+from friends_ws.discovery_frames import DiscoverUpdate
 from friends_ws.ports import SessionLink
 from friends_ws.privacy import sharing_of
 from friends_ws.protocol import (
@@ -46,6 +49,7 @@ from friends_ws.share import record_history
 from geo_common import friends_db
 from geo_common.presence import (
     Control,
+    DiscoveryChanged,
     Erased,
     FriendAdded,
     FriendRemoved,
@@ -102,6 +106,8 @@ class Session(UserSharing):
         await self.services.subscriptions.attach(self)
         user, grants = await db.read_primary(lambda conn: friends_db.user_and_grants(conn, self.user_id))
         self.sharing = sharing_of(user)
+        if user is not None:
+            self.discovery.enabled, self.discovery.handle = user.discover, user.public_handle
         home = None if user is None else user.home_region
         if home is not None and home != self.home_region:
             self.home_region = home
@@ -118,6 +124,10 @@ class Session(UserSharing):
         self.link.stop()
         self.services.lifetimes.forget(self)
         self.services.subscriptions.detach(self)
+        try:
+            await self.discovery.stop(now_ms(), None if handed_over else "offline")
+        except BACKEND_ERRORS as exc:
+            log.warning("user %d: could not leave the discovery cell (%s); it expires", self.user_id, exc)
         if not handed_over:
             await self._mark_away()
 
@@ -150,6 +160,8 @@ class Session(UserSharing):
                 await self._auth(event)
             elif isinstance(event, SignOut):
                 await self._sign_out()
+            elif isinstance(event, DiscoverUpdate):
+                await self._discover(event)
             else:
                 await self._sharing(event)
         except BACKEND_ERRORS as exc:
@@ -198,9 +210,12 @@ class Session(UserSharing):
                 following.catch_up(friends, gone)
             self._pace_s = None
             self._paced()
+            if self.discovery.enabled:
+                self._send("discover", self.discovery.ack())
         else:
             following.prune_watchers(self.services.config.pace, received)
             following.moved_to(update.latitude, update.longitude)
+        await self.discovery.located(update.latitude, update.longitude, received, shared=self.sharing.enabled)
 
     async def _auth(self, update: AuthUpdate) -> None:
         """A fresh token: the connection lives until its expiry, if it is the same user's."""
@@ -234,11 +249,36 @@ class Session(UserSharing):
             # Whom the user watches changed: their friends' pace may too.
             self.link.spawn(self._announce(encode_watching(Watching(self.user_id, True, update.radius_m))))
 
+    async def _discover(self, update: DiscoverUpdate) -> None:
+        """Turn discovery on or off (stored, then applied here and on the user's other connections)."""
+        handle = self.discovery.handle if update.keep_handle else update.handle
+        await self.services.db.write(
+            lambda conn: friends_db.set_discovery(conn, self.user_id, enabled=update.enabled, handle=handle)
+        )
+        await self._discovery_changed(update.enabled, handle)
+        await self.services.publisher.publish_control(
+            self.home_region, self.user_id, DiscoveryChanged(update.enabled, handle, self.connection_id)
+        )
+
+    async def _discovery_changed(self, enabled: bool, handle: str | None) -> None:
+        position = self.following.position
+        await self.discovery.set(enabled, handle, position=position, shared=self.sharing.enabled, now_ms=now_ms())
+
+    async def _quietly(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        """Background work a control message started: a backend failure is logged (the next
+        location says it again)."""
+        try:
+            await work
+        except BACKEND_ERRORS as exc:
+            log.warning("user %d: could not %s: %s", self.user_id, what, exc)
+
     def control(self, event: Control) -> None:
         """A control message for this user (friendship and preference changes)."""
         if self._backlog is not None:
             self._backlog.append(event)  # still loading; applied after what was read
             return
+        if isinstance(event, FriendAdded | FriendRemoved):
+            self.discovery.exclude(event.friend_id)
         if isinstance(event, FriendAdded | FriendRemoved | FriendShares):
             self.following.control(event)
         elif isinstance(event, RequestReceived):
@@ -248,9 +288,12 @@ class Session(UserSharing):
             self._changes += 1
             self.home_region = None
             self.link.spawn(self._moved_home(None))
+            self.link.spawn(self._quietly(self.discovery.withdraw(now_ms(), "offline"), "leave the discovery cell"))
         elif isinstance(event, HomeMoved):
             self._changes += 1
             self.home_region = event.region
             self.link.spawn(self._moved_home(event.region))
+        elif isinstance(event, DiscoveryChanged) and event.origin != self.connection_id:
+            self.link.spawn(self._quietly(self._discovery_changed(event.enabled, event.handle), "follow discovery"))
         elif isinstance(event, SharingChanged) and event.origin != self.connection_id:
             self.link.spawn(self._sharing_changed(Sharing(event.enabled, event.precision, event.private_history)))

@@ -26,3 +26,7 @@ class SessionConfig:
     pace: Pace
     #: A reconnecting client that received something this recently (ms) gets only what changed.
     resume_ms: int
+    #: Nearby strangers: the radius (metres), the most shown at once, and how long news lives (ms).
+    discover_radius_m: float = 2000.0
+    discover_max_shown: int = 20
+    discover_ttl_ms: int = 600_000

@@ -18,6 +18,7 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from friends_ws.clock import now_ms
+from friends_ws.discovery import Discovery
 from friends_ws.following import Following
 from friends_ws.ports import SessionLink
 from friends_ws.privacy import sharing_of
@@ -67,6 +68,7 @@ class UserSharing:
         "home_region",
         "sharing",
         "following",
+        "discovery",
         "_last_sent_at",
         "_shared",
         "_changes",
@@ -98,6 +100,9 @@ class UserSharing:
         # The pace last sent to the client, seconds (None before init).
         self._pace_s: int | None = None
         self.following.on_watched = self._paced
+        self.discovery = Discovery(
+            user_id, cells=services.cells, sink=link, stats=services.stats, db=services.db, config=services.config
+        )
 
     @property
     def _region(self) -> str:
@@ -163,6 +168,7 @@ class UserSharing:
             await self.services.cache.clear(region, self.user_id)
             await self._publish(region, encode_left(Left(self.user_id, "offline")))
         self._shared = False
+        await self.discovery.stop(now_ms(), "offline")
         self.link.close(SIGNED_OUT, b"signed out")
 
     async def _announce(self, data: bytes) -> None:
@@ -209,9 +215,11 @@ class UserSharing:
             self._shared = False
             await self.services.cache.clear(region, self.user_id)
             await self._publish(region, encode_left(Left(self.user_id, "sharing_off")))
+            await self.discovery.stop(now_ms(), "hidden")
         elif position is not None:
             # Show the user again at once (or at the new precision), not at the next update.
             await self._share(position[0], position[1], self._last_sent_at, now_ms())
+            await self.discovery.located(position[0], position[1], now_ms(), shared=True)
 
     async def reload(self) -> None:
         """Re-read the user's row from the primary after a pub/sub outage: a sharing change or

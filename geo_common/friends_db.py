@@ -45,6 +45,8 @@ class User:
         sharing_precision: ``exact`` or ``coarse`` (the centre of a geohash-6 cell).
         display_name: the name friends see, if the user set one.
         private_history: keep the exact history even while sharing coarsely or not at all.
+        discover: seen by, and seeing, opted-in strangers nearby (coarse positions only).
+        public_handle: the name strangers see (None: no name, no id).
     """
 
     id: int
@@ -53,6 +55,8 @@ class User:
     sharing_precision: str = "exact"
     display_name: str | None = None
     private_history: bool = False
+    discover: bool = False
+    public_handle: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +89,21 @@ class Grant:
     level: str
 
 
-_USER_COLUMNS = "id, home_region, sharing_enabled, sharing_precision, display_name, private_history"
+_USER_COLUMNS = (
+    "id, home_region, sharing_enabled, sharing_precision, display_name, private_history, discover, public_handle"
+)
 
 
 def _user(r: asyncpg.Record) -> User:
     return User(
-        r["id"], r["home_region"], r["sharing_enabled"], r["sharing_precision"], r["display_name"], r["private_history"]
+        r["id"],
+        r["home_region"],
+        r["sharing_enabled"],
+        r["sharing_precision"],
+        r["display_name"],
+        r["private_history"],
+        r["discover"],
+        r["public_handle"],
     )
 
 
@@ -178,6 +191,34 @@ async def set_display_name(conn: Executor, user_id: int, display_name: str | Non
         user_id,
         display_name,
     )
+
+
+async def set_discovery(conn: Executor, user_id: int, *, enabled: bool, handle: str | None) -> None:
+    """Store whether a user is seen by nearby strangers, and the handle they see (creating the
+    user if needed). The handle's form is checked by the caller and by the table."""
+    await conn.execute(
+        """
+        INSERT INTO users (id, discover, public_handle) VALUES ($1, $2, $3)
+        ON CONFLICT (id) DO UPDATE SET discover = $2, public_handle = $3
+        """,
+        user_id,
+        enabled,
+        handle,
+    )
+
+
+async def never_strangers(conn: Executor, user_id: int) -> set[int]:
+    """The users never shown to ``user_id`` as strangers, nor ``user_id`` to them: their friends
+    (a friend is seen as a friend or not at all) and whoever either of them blocked."""
+    rows = await conn.fetch(
+        """
+        SELECT friend_id AS other FROM friendships WHERE user_id = $1
+        UNION SELECT blocked_id FROM blocks WHERE user_id = $1
+        UNION SELECT user_id FROM blocks WHERE blocked_id = $1
+        """,
+        user_id,
+    )
+    return {r["other"] for r in rows}
 
 
 async def clear_home_region(conn: Executor, user_id: int) -> str | None:

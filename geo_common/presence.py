@@ -298,7 +298,25 @@ class SharingChanged:
     private_history: bool = False
 
 
-Control = FriendAdded | FriendRemoved | HomeMoved | SharingChanged | FriendShares | RequestReceived | Erased
+@dataclass(frozen=True, slots=True)
+class DiscoveryChanged:
+    """The user changed whether strangers nearby see them on one connection (``origin``)."""
+
+    enabled: bool
+    handle: str | None
+    origin: str = ""
+
+
+Control = (
+    FriendAdded
+    | FriendRemoved
+    | HomeMoved
+    | SharingChanged
+    | FriendShares
+    | RequestReceived
+    | Erased
+    | DiscoveryChanged
+)
 
 
 def encode_control(event: Control) -> bytes:
@@ -317,6 +335,8 @@ def encode_control(event: Control) -> bytes:
         return orjson.dumps({"t": "friend_removed", "u": event.friend_id})
     if isinstance(event, HomeMoved):
         return orjson.dumps({"t": "home_moved", "region": event.region})
+    if isinstance(event, DiscoveryChanged):
+        return orjson.dumps({"t": "discover", "enabled": event.enabled, "handle": event.handle, "origin": event.origin})
     return orjson.dumps(
         {
             "t": "sharing",
@@ -349,6 +369,8 @@ def decode_control(data: bytes) -> Control:
             return FriendRemoved(int(msg["u"]))
         if kind == "home_moved":
             return HomeMoved(str(msg["region"]))
+        if kind == "discover" and isinstance(msg["enabled"], bool):
+            return DiscoveryChanged(msg["enabled"], _opt_str(msg.get("handle")), str(msg.get("origin", "")))
         if kind == "sharing" and isinstance(msg["enabled"], bool) and msg["precision"] in ("exact", "coarse"):
             return SharingChanged(
                 msg["enabled"], msg["precision"], str(msg.get("origin", "")), bool(msg.get("history", False))

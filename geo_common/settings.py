@@ -281,6 +281,12 @@ class Settings:
         parse_float(0.05, 3600.0),
         "a WebSocket connection silent this long is pinged, and closed when no pong comes back within half of it, seconds",
     )
+    discover_radius_m: float = _setting(
+        2000.0, "GEO_DISCOVER_RADIUS_M", parse_float(1000.0, 20_000.0), "nearby strangers: seen within this, metres"
+    )
+    discover_max_shown: int = _setting(
+        20, "GEO_DISCOVER_MAX_SHOWN", parse_int(1, 500), "nearby strangers: the most shown to a connection at once"
+    )
     ws_queue_size: int = _setting(
         256,
         "GEO_WS_QUEUE_SIZE",

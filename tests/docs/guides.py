@@ -95,7 +95,7 @@ class GuideRun:
         """What is wrong with the ``doc-frame`` block at ``index``.
 
         A frame a client sends is sent on a new connection: the server must answer it with
-        its reply (``location``: ``init``), and acknowledge ``settings`` and ``sharing`` with
+        its reply (``location``: ``init``), and acknowledge ``settings``, ``sharing`` and ``discover`` with
         the same values. A frame the server sends must have the field names and JSON types of
         every frame of its type that the guide's interactive examples received.
         """
@@ -107,6 +107,8 @@ class GuideRun:
             reply = await answer_to(self.target, FRAME_USERS + block.line, compact)
             if reply["type"] == "error":
                 return [f"the server refused {compact}: {reply}"]
+            if kind == "discover":
+                reply.pop("radius_m", None)  # the acknowledgement adds the instance's discovery radius
             if kind != "location" and (problem := json_mismatch(frame, reply)) is not None:
                 return [f"acknowledged as {reply}: {problem}"]
             return []

@@ -40,7 +40,7 @@ WAIT_S = 10.0 * TIMEOUT_FACTOR
 _ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[A-Za-z]|[78])")
 _FRIEND = re.compile(r"^(\d+)> (.*)$")
 #: What the server answers to each frame a client sends.
-REPLIES = {"location": "init", "settings": "settings", "sharing": "sharing"}
+REPLIES = {"location": "init", "settings": "settings", "sharing": "sharing", "discover": "discover"}
 
 
 def screen_line(raw: str) -> str:

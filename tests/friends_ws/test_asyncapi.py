@@ -88,7 +88,7 @@ def test_the_document_is_asyncapi_3_and_its_examples_match_their_schemas(documen
         Draft7Validator.check_schema(message["payload"])
         for example in message["examples"]:
             assert list(validator.iter_errors(example["payload"])) == [], name
-    assert set(document.client) == {"location", "signOut", "settings", "sharing", "auth"}
+    assert set(document.client) == {"location", "signOut", "settings", "sharing", "discover", "auth"}
     # The refusals the document describes are refused by the schemas too.
     location = document.client["location"]
     assert not location.is_valid({"type": "location", "latitude": "north", "longitude": 0})
@@ -124,6 +124,19 @@ async def test_every_frame_of_a_session_matches_the_document(  # type: ignore[no
     await bob.expect("init")
     await send(carol, type="location", latitude=SOUTH[0], longitude=SOUTH[1])
     await carol.expect("init")
+    # Nearby strangers: Carol and Dave (not friends) opt in and see each other, coarsely.
+    dave = await connect(server, new_user())
+    await send(carol, type="discover", enabled=True, handle="carol_c")
+    await carol.expect("discover", enabled=True, handle="carol_c")
+    await send(dave, type="location", latitude=SOUTH[0] + 0.002, longitude=SOUTH[1])
+    await dave.expect("init")
+    await send(dave, type="discover", enabled=True)
+    await dave.expect("discover", enabled=True, handle=None)
+    await dave.expect("stranger", handle="carol_c")
+    await carol.expect("stranger", handle=None)
+    await send(carol, type="discover", enabled=False)
+    await carol.expect("discover", enabled=False)
+    await dave.expect("stranger_left", reason="hidden")
     await send(alice, type="location", latitude=SF[0], longitude=SF[1])
     alice_init = await alice.expect("init")
     assert [f["user_id"] for f in alice_init["friends"]] == [b]
@@ -188,7 +201,7 @@ async def test_every_frame_of_a_session_matches_the_document(  # type: ignore[no
     for client in (alice, carol):
         await client.expect("reconnect")
 
-    received = [*alice.received, *first_bob.received, *bob.received, *carol.received]
+    received = [*alice.received, *first_bob.received, *bob.received, *carol.received, *dave.received]
     seen = {document.server_message(frame) for frame in received}
     assert seen == set(document.server), f"described but never received: {set(document.server) - seen}"
     valid = [f for f in sent if any(v.is_valid(f) for v in document.client.values())]

@@ -1,0 +1,296 @@
+"""Nearby strangers on live connections (real PostgreSQL and Redis): who sees whom, at what
+precision, across the 180th meridian and near the poles, a crowded cell, and refusals.
+
+The attacker's view: a user who did not opt in, a friend, a blocked user (either way, before
+and during a session), a user with sharing off; none of them sees or is seen, and what a
+stranger is shown never carries a user id or an exact point.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from friends_ws.cells import home_cell
+from friends_ws.nearby import coarsen
+from tests.friends_ws.ws_helpers import TIMEOUT_FACTOR, Client, Server, new_user
+
+Connect = Callable[..., Awaitable[Client]]
+#: Long enough for a frame that should not come to have come.
+SETTLE = 1.0 * TIMEOUT_FACTOR
+PRECISION = 5  # of the default GEO_DISCOVER_RADIUS_M, 2 km
+
+
+def _spot() -> tuple[float, float]:
+    """A place of the test's own: users left in a cell by earlier tests (a drained connection
+    stays until its TTL) are elsewhere."""
+    rng = random.Random()
+    return rng.uniform(-50.0, 50.0), rng.uniform(-170.0, 170.0)
+
+
+def _strangers(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [f for f in frames if f["type"] in ("stranger", "stranger_left")]
+
+
+async def _all_strangers(client: Client, settle: float = SETTLE) -> list[dict[str, Any]]:
+    """Every stranger frame the client received, once nothing more came for ``settle`` seconds."""
+    await client.quiet(settle)
+    return _strangers(client.received)
+
+
+async def _discovering(connect: Connect, server: Server, point: tuple[float, float], **discover: Any) -> Client:
+    """A new user at ``point`` who turned discovery on (after their ``init``)."""
+    client = await connect(server, new_user())
+    await client.location(*point)
+    await client.expect("init")
+    await client.send(type="discover", enabled=True, **discover)
+    await client.expect("discover", enabled=True)
+    return client
+
+
+async def _pair(connect: Connect, one: Server, two: Server, here: tuple[float, float]) -> tuple[Client, Client]:
+    """Alice at ``here`` on ``one`` and Bob 220 m north on ``two``, both discovering, each
+    shown the other."""
+    alice = await _discovering(connect, one, here)
+    bob = await _discovering(connect, two, (here[0] + 0.002, here[1]))
+    await alice.expect("stranger")
+    await bob.expect("stranger")
+    return alice, bob
+
+
+async def test_opted_in_users_nearby_see_each_other_coarsely_and_nobody_else_does(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    here = _spot()
+    lurker = await connect(server, new_user())  # never opts in
+    await lurker.location(here[0] + 0.002, here[1])
+    await lurker.expect("init")
+    a_point, b_point = here, (here[0] + 0.003, here[1] + 0.001)
+    alice = await _discovering(connect, server, a_point, handle="alice.a")
+    bob = await _discovering(connect, server, b_point)
+    seen_by_bob = await bob.expect("stranger")
+    seen_by_alice = await alice.expect("stranger")
+    # Coarse points only (the centre of the geohash-6 cell), never a user id.
+    assert (seen_by_bob["latitude"], seen_by_bob["longitude"]) == coarsen(*a_point)
+    assert (seen_by_alice["latitude"], seen_by_alice["longitude"]) == coarsen(*b_point)
+    assert seen_by_bob["handle"] == "alice.a" and seen_by_alice["handle"] is None
+    for frame in (seen_by_alice, seen_by_bob):
+        assert set(frame) == {"type", "id", "handle", "latitude", "longitude", "distance_m", "updated_at"}
+        assert re.fullmatch("[0-9a-f]{16}", frame["id"])
+        assert str(alice.user_id) not in frame["id"] and str(bob.user_id) not in frame["id"]
+    # The lurker, who did not opt in, sees nobody and is seen by nobody.
+    await alice.location(a_point[0] + 0.0001, a_point[1])
+    assert _strangers(await lurker.quiet(SETTLE)) == []
+    assert _strangers(await alice.quiet(0.1)) == [] and _strangers(await bob.quiet(0.1)) == []
+    # Another connection names the same stranger differently: ids cannot follow anyone around.
+    carol = await _discovering(connect, server, (here[0] - 0.002, here[1]))
+    frames = [await carol.expect("stranger"), await carol.expect("stranger")]
+    assert seen_by_bob["id"] not in {f["id"] for f in frames}
+
+
+async def test_a_late_comer_sees_who_is_there_at_once(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    here = _spot()
+    alice = await _discovering(connect, server, here, handle="early_bird")
+    await alice.quiet(0.2)
+    bob = await _discovering(connect, server, (here[0] + 0.004, here[1]))  # Alice says nothing more
+    assert (await bob.expect("stranger"))["handle"] == "early_bird"
+
+
+async def test_friends_and_blocked_users_are_never_strangers(  # type: ignore[no-untyped-def]
+    servers, connect: Connect, befriend, api_for, ws_settings
+) -> None:
+    server = await servers()
+    here = _spot()
+    api = await api_for(ws_settings)
+    a, friend, blocked, blocker = new_user(), new_user(), new_user(), new_user()
+    await befriend((a, friend))
+    status, _ = await api("PUT", f"/v1/users/{a}/blocks/{blocked}", a)
+    assert status in (200, 201, 204)
+    status, _ = await api("PUT", f"/v1/users/{blocker}/blocks/{a}", blocker)
+    assert status in (200, 201, 204)
+    clients = {}
+    for user, dlat in ((a, 0.0), (friend, 0.001), (blocked, 0.002), (blocker, 0.003)):
+        clients[user] = client = await connect(server, user)
+        await client.location(here[0] + dlat, here[1])
+        await client.expect("init")
+        await client.send(type="discover", enabled=True)
+        await client.expect("discover", enabled=True)
+    # A stranger proper: seen by all four but the ones they know are not seen by each other.
+    stranger = await _discovering(connect, server, (here[0] - 0.001, here[1]))
+    for client in clients.values():
+        await client.expect("stranger")
+    await stranger.quiet(SETTLE)
+    # Alice sees only the stranger; the others see each other (no relation) and the stranger.
+    for user, client in clients.items():
+        frames = await _all_strangers(client, 0.1)
+        assert [f["type"] for f in frames] == ["stranger"] * (3 if user != a else 1), (user, frames)
+    assert [f["type"] for f in _strangers(stranger.received)] == ["stranger"] * 4
+    # A block made during the session hides both at once, and for good.
+    status, _ = await api("PUT", f"/v1/users/{stranger.user_id}/blocks/{a}", stranger.user_id)
+    assert status in (200, 201, 204)
+    await clients[a].expect("stranger_left", reason="hidden")
+    await stranger.expect(lambda f: f["type"] == "stranger_left" and f["reason"] == "hidden")
+    await clients[a].location(here[0] + 0.0005, here[1])
+    await stranger.location(here[0] - 0.0015, here[1])
+    assert [f for f in _strangers(await clients[a].quiet(SETTLE)) if f["type"] == "stranger"] == []
+
+
+async def test_crossing_the_180th_meridian_moves_without_a_gap_or_a_duplicate(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    west, east = (-16.5, 179.993), (-16.5, -179.993)  # Fiji, either side of the meridian
+    assert home_cell(*coarsen(*west), PRECISION) != home_cell(*coarsen(*east), PRECISION)
+    viewer = await _discovering(connect, server, (-16.5, 179.9995))
+    mover = await _discovering(connect, server, west)
+    await viewer.expect("stranger", longitude=coarsen(*west)[1])
+    await mover.location(*east)
+    await viewer.expect("stranger", longitude=coarsen(*east)[1])
+    await mover.location(*west)
+    await viewer.expect("stranger", longitude=coarsen(*west)[1])
+    assert [f["type"] for f in await _all_strangers(viewer, SETTLE)] == ["stranger"] * 3
+
+
+async def test_near_the_poles_cells_and_the_polar_channel_hand_over_without_a_gap(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    # Svalbard: across a precision-5 row of cells (78.2226 N), then into the polar channel (80 N).
+    south, north = (78.2200, 15.65), (78.2250, 15.65)
+    assert home_cell(*coarsen(*south), PRECISION) != home_cell(*coarsen(*north), PRECISION)
+    viewer = await _discovering(connect, server, (78.2226, 15.66))
+    mover = await _discovering(connect, server, south)
+    await viewer.expect("stranger", latitude=coarsen(*south)[0])
+    await mover.location(*north)
+    await viewer.expect("stranger", latitude=coarsen(*north)[0])
+    below, above = (79.995, 20.0), (80.006, 20.0)
+    assert home_cell(*coarsen(*above), PRECISION) == "pole-n" != home_cell(*coarsen(*below), PRECISION)
+    polar_viewer = await _discovering(connect, server, (80.0, 20.01))
+    await mover.location(*below)
+    await polar_viewer.expect("stranger", latitude=coarsen(*below)[0])
+    await mover.location(*above)
+    await polar_viewer.expect("stranger", latitude=coarsen(*above)[0])
+    assert [f["type"] for f in await _all_strangers(polar_viewer, SETTLE)] == ["stranger"] * 2
+    # Alert, 82.5 N: two people there see each other.
+    alert = (82.5018, -62.3481)
+    one = await _discovering(connect, server, alert)
+    two = await _discovering(connect, server, (alert[0] + 0.005, alert[1]))
+    await one.expect("stranger")
+    await two.expect("stranger")
+
+
+async def test_a_crowded_cell_shows_at_most_the_cap_and_fills_a_place_that_frees(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
+    server = await servers(discover_max_shown=3)
+    here = _spot()
+    viewer = await _discovering(connect, server, here)
+    crowd = [await _discovering(connect, server, (here[0] + 0.001 * i, here[1])) for i in range(1, 6)]
+    for _ in range(3):
+        await viewer.expect("stranger")
+    assert _strangers(await viewer.quiet(SETTLE)) == []
+    shown = {f["id"] for f in _strangers(viewer.received)}
+    assert len(shown) == 3
+    for member in crowd:
+        assert len({f["id"] for f in await _all_strangers(member, 0.1)}) <= 3
+    # The first heard leaves: the viewer is told, and sees one who waited.
+    await crowd[0].send(type="sign_out")
+    await crowd[0].closed()
+    left = await viewer.expect("stranger_left")
+    assert left["reason"] == "offline" and left["id"] in shown
+    newcomer = await viewer.expect("stranger")
+    assert newcomer["id"] not in shown
+
+
+async def test_sharing_off_discovery_off_and_a_closed_socket_hide_the_user(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    here = _spot()
+    alice, bob = await _pair(connect, server, server, here)
+    # Sharing off: nobody sees Bob, and Bob sees nobody (no watching unseen).
+    await bob.send(type="sharing", enabled=False)
+    await bob.expect("sharing", enabled=False)
+    await alice.expect("stranger_left", reason="hidden")
+    await alice.location(here[0] + 0.0003, here[1])
+    await bob.location(here[0] + 0.0021, here[1])
+    assert _strangers(await bob.quiet(SETTLE)) == []
+    # Sharing on: both again.
+    await bob.send(type="sharing", enabled=True)
+    await bob.expect("stranger")  # before the acknowledgement: it is applied first
+    await bob.expect("sharing", enabled=True)
+    await alice.expect("stranger")
+    # Discovery off.
+    await bob.send(type="discover", enabled=False)
+    await bob.expect("discover", enabled=False)
+    await alice.expect("stranger_left", reason="hidden")
+    await bob.send(type="discover", enabled=True)
+    await bob.expect("discover", enabled=True)
+    await alice.expect("stranger")
+    # A closed socket.
+    await bob.close()
+    await alice.expect("stranger_left", reason="offline")
+
+
+async def test_the_preference_is_stored_and_followed_by_the_users_other_connections(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    here = _spot()
+    user = new_user()
+    one, two = await connect(server, user), await connect(server, user)
+    await one.location(*here)
+    await one.expect("init")
+    await one.send(type="discover", enabled=True, handle="twice_seen")
+    await one.expect("discover", enabled=True, handle="twice_seen")
+    await two.expect("discover", enabled=True, handle="twice_seen")
+    # An absent handle keeps it; null clears it.
+    await one.send(type="discover", enabled=True)
+    await one.expect("discover", enabled=True, handle="twice_seen")
+    await one.close()
+    await two.close()
+    again = await connect(server, user)
+    await again.location(*here)
+    await again.expect("init")
+    await again.expect("discover", enabled=True, handle="twice_seen")
+    await again.send(type="discover", enabled=False, handle=None)
+    await again.expect("discover", enabled=False, handle=None)
+
+
+async def test_bad_discover_frames_are_refused_and_change_nothing(servers, connect: Connect, primary) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    client = await connect(server, new_user())
+    for bad in (
+        {"enabled": "yes"},
+        {},
+        {"enabled": True, "handle": "x"},
+        {"enabled": True, "handle": "has space"},
+        {"enabled": True, "handle": 42},
+        {"enabled": True, "handle": "a" * 31},
+    ):
+        await client.send(type="discover", **bad)
+        error = await client.expect("error", code="invalid_value")
+        assert "enabled" in error["detail"] or "handle" in error["detail"]
+    row = await primary.fetchrow("SELECT discover, public_handle FROM users WHERE id = $1", client.user_id)
+    assert row is None or (row["discover"], row["public_handle"]) == (False, None)
+    # The messages' rate limit applies (GEO_WS_MAX_MESSAGES_PER_S, bursts of 5).
+    for _ in range(6):
+        await client.send(type="discover", enabled=False)
+    await client.expect("error", code="rate_limited")
+
+
+async def test_metrics_count_cells_and_strangers(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    here = _spot()
+    alice, bob = await _pair(connect, server, server, here)
+    async with aiohttp.ClientSession() as http, http.get(f"{server.http}/metrics") as resp:
+        text = await resp.text()
+    cells = float(re.search(r"^geo_friends_discovery_cells (\S+)$", text, re.M)[1])  # type: ignore[index]
+    sent = float(re.search(r'^geo_friends_frames_sent_total\{type="stranger"\} (\S+)$', text, re.M)[1])  # type: ignore[index]
+    assert cells >= 1 and sent >= 2
+
+
+async def test_strangers_on_two_instances_over_redis_cluster(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
+    one, two = await servers(pubsub_backend="cluster"), await servers(pubsub_backend="cluster")
+    here = _spot()
+    alice, bob = await _pair(connect, one, two, here)
+    await bob.location(here[0] + 0.012, here[1])  # 1.3 km: a new coarse cell, still in range
+    moved = await alice.expect("stranger")
+    assert moved["latitude"] == coarsen(here[0] + 0.012, here[1])[0]
+    await bob.location(here[0] + 0.03, here[1])  # 3.3 km
+    await alice.expect("stranger_left", reason="out_of_range")
+    await bob.expect("stranger_left", reason="out_of_range")
