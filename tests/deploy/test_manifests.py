@@ -49,7 +49,9 @@ from pubsub.sentinel import is_sentinel_url, parse_sentinel_url
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "deploy" / "docker"
-OVERLAYS = ("example", "regions")
+OVERLAYS = ("example", "regions", "ring-etcd")
+#: Each overlay's pub/sub backend: the base's Redis Cluster, or the ring kept in etcd.
+PUBSUB_BACKENDS = {"example": "cluster", "regions": "cluster", "ring-etcd": "ring"}
 GEO_VARIABLES = {f.metadata["env"] for f in fields(Settings)}
 #: What the tests stand in for the Secrets an installer creates (INSTALLER_MADE): a random key
 #: and a random password, as docs/deploy.md has them made.
@@ -57,7 +59,7 @@ INSTALLED = {("geo-jwt", "GEO_JWT_SECRET"): new_jwt_secret(), ("geo-redis", "pas
 REDIS_PASSWORD = INSTALLED[("geo-redis", "password")]
 #: The location cache's sets in each overlay, by the suffix of their names (geo-redis-locations,
 #: geo-redis-sentinel and the primary's geo-locations): the base's, and the regions' eu set.
-LOCATION_SETS = {"example": ("",), "regions": ("", "-eu")}
+LOCATION_SETS = {"example": ("",), "regions": ("", "-eu"), "ring-etcd": ("",)}
 #: The set whose sentinels each region's redis_url names.
 REGION_SETS = {"default": "", "us": "", "eu": "-eu"}
 EVERY_LOCATION_SET = [(overlay, suffix) for overlay, suffixes in LOCATION_SETS.items() for suffix in suffixes]
@@ -121,7 +123,10 @@ def test_every_kustomization_renders(rendered: dict[str, list[dict[str, Any]]]) 
     for name in OVERLAYS:
         kinds = Counter(o["kind"] for o in rendered[name])
         assert kinds["Deployment"] == 4 and kinds["HorizontalPodAutoscaler"] == 2
-        assert kinds["StatefulSet"] == 2 * len(LOCATION_SETS[name]) and kinds["PodMonitor"] == 2
+        # The ring adds its Redis nodes and etcd, and drops the Redis Cluster.
+        ring = PUBSUB_BACKENDS[name] == "ring"
+        assert kinds["StatefulSet"] == 2 * len(LOCATION_SETS[name]) + (2 if ring else 0)
+        assert kinds["RedisCluster"] == (0 if ring else len(LOCATION_SETS[name])) and kinds["PodMonitor"] == 2
         assert kinds["Cluster"] == 1 and kinds["Namespace"] == 1
         assert {o["metadata"].get("namespace") for o in rendered[name] if o["kind"] != "Namespace"} == {f"geo-{name}"}
 
@@ -328,9 +333,12 @@ def test_containers_get_valid_settings_pointing_at_the_operators(
             service = parse_sentinel_url(region.redis_url)
             assert (service.primary, service.login.password) == (sentinels["primary"], REDIS_PASSWORD)
             assert [(s.host, s.port) for s in service.sentinels] == sentinels["hosts"], region.name
-            assert region.pubsub_backend == "cluster"
+            assert region.pubsub_backend == PUBSUB_BACKENDS[name]
             seeds = [NodeAddress.parse(n) for n in region.pubsub_nodes]
-            assert {s.host.removesuffix("-leader") for s in seeds} <= set(clusters)
+            if region.pubsub_backend == "ring":  # every node of the ring's StatefulSet, in order
+                assert [(s.host, s.port) for s in seeds] == ring_pods(objects), region.name
+            else:
+                assert {s.host.removesuffix("-leader") for s in seeds} <= set(clusters)
             assert all(s.password == REDIS_PASSWORD and s.username == "default" for s in seeds), region.name
     regions = RegionMap.from_settings(Settings.from_env(container_env(objects, "geo-friends")))
     assert regions.names == (("us", "eu") if name == "regions" else ("default",))
@@ -361,7 +369,9 @@ def test_no_key_or_password_is_shipped(rendered: dict[str, list[dict[str, Any]]]
         assert refs["GEO_JWT_SECRET"] == {"name": "geo-jwt", "key": "GEO_JWT_SECRET"}
         assert refs["REDIS_PASSWORD"] == {"name": "geo-redis", "key": "password"}
         # $(REDIS_PASSWORD) is expanded only when defined earlier in the list.
-        for uses in [n for n in names if n.startswith(("GEO_REDIS", "GEO_REGIONS", "GEO_API_CACHE"))]:
+        for uses in [
+            n for n in names if n.startswith(("GEO_REDIS", "GEO_REGIONS", "GEO_API_CACHE", "GEO_PUBSUB_RING"))
+        ]:
             assert names.index("REDIS_PASSWORD") < names.index(uses), uses
             assert "$(REDIS_PASSWORD)" in next(item["value"] for item in env if item["name"] == uses)
 
@@ -370,15 +380,18 @@ def test_no_key_or_password_is_shipped(rendered: dict[str, list[dict[str, Any]]]
 def test_every_redis_requires_the_password_of_the_secret(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
     objects = rendered[name]
     servers = [*by_kind(objects, "Redis").values(), *by_kind(objects, "RedisCluster").values()]
-    assert len(servers) == (3 if name == "regions" else 2)
+    assert len(servers) == {"example": 2, "regions": 3, "ring-etcd": 1}[name]
     for server in servers:
         assert server["spec"]["kubernetesConfig"]["redisSecret"] == {"name": "geo-redis", "key": "password"}
     # The location cache's pods take it from there too (their exporters as well), and its
-    # script makes it their login.
+    # script makes it their login; so do the ring's Redis nodes. etcd gets no Redis password.
     for statefulset, obj in by_kind(objects, "StatefulSet").items():
         for container in obj["spec"]["template"]["spec"]["containers"]:
             env = container_env(objects, statefulset, kind="StatefulSet", container_name=container["name"])
-            assert env["REDIS_PASSWORD"] == REDIS_PASSWORD, (statefulset, container["name"])
+            if "redis" in container["image"]:
+                assert env["REDIS_PASSWORD"] == REDIS_PASSWORD, (statefulset, container["name"])
+            else:
+                assert "REDIS_PASSWORD" not in env, (statefulset, container["name"])
     script = _location_cache(objects)["script"]
     assert "requirepass $REDIS_PASSWORD" in script and "masterauth $REDIS_PASSWORD" in script
     assert "sentinel auth-pass $PRIMARY_NAME $REDIS_PASSWORD" in script
@@ -480,6 +493,15 @@ def test_the_eu_location_cache_is_the_bases_under_eu_names(rendered: dict[str, l
                 eu = eu.replace(f"{base}-eu", base)
             # Anything but the names (the script's ConfigMap is the base's, shared) is the base's.
             assert json.loads(eu) == found[name], (kind, name)
+
+
+def ring_pods(objects: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """The ring's Redis nodes as their StatefulSet names them: ``(<pod>.<headless Service>,
+    port)`` for each replica, in order."""
+    sets = by_kind(objects, "StatefulSet")
+    ring = sets["geo-pubsub"]["spec"]
+    port = ring["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    return [(f"geo-pubsub-{i}.{ring['serviceName']}", port) for i in range(ring["replicas"])]
 
 
 def _location_cache(objects: list[dict[str, Any]], suffix: str = "") -> dict[str, Any]:
@@ -584,7 +606,7 @@ def test_only_geo_pods_reach_redis_and_postgresql(rendered: dict[str, list[dict[
     clients = {"geo-api-read", "geo-api-write", "geo-friends"}
     location_sets = [{f"geo-redis-locations{s}", f"geo-redis-sentinel{s}"} for s in LOCATION_SETS[name]]
     data = [n for n in pods if n.startswith("geo-redis") and not any(n in s for s in location_sets)]
-    assert len(data) == (5 if name == "regions" else 3)
+    assert len(data) == {"example": 3, "regions": 5, "ring-etcd": 1}[name]
     cluster_nodes = [n for n in data if n.endswith(("-leader", "-follower"))]
     for target in data:
         for source, pod in pods.items():
@@ -600,7 +622,8 @@ def test_only_geo_pods_reach_redis_and_postgresql(rendered: dict[str, list[dict[
     for a in cluster_nodes:
         for b in cluster_nodes:
             assert allowed(policies, pods[a], pods[b], 16379) and allowed(policies, pods[a], pods[b], 6379), (a, b)
-    assert not allowed(policies, pods["geo-redis"], pods["geo-redis-cluster-leader"], 16379)
+    if cluster_nodes:
+        assert not allowed(policies, pods["geo-redis"], pods["geo-redis-cluster-leader"], 16379)
     for source, pod in pods.items():
         expected = source in clients or source in ("geo-pg", "cnpg-operator")
         assert allowed(policies, pod, pods["geo-pg"], 5432) == expected, source
