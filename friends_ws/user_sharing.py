@@ -222,8 +222,8 @@ class UserSharing:
             await self.discovery.located(position[0], position[1], now_ms(), shared=True)
 
     async def reload(self) -> None:
-        """Re-read the user's row from the primary after a pub/sub outage: a sharing change or
-        an erasure made meanwhile on another connection applies here too (unless this
+        """Re-read the user's row from the primary after a pub/sub outage: a sharing or discovery
+        change or an erasure made meanwhile on another connection applies here too (unless this
         connection changed something during the read, which the read may predate)."""
         before = self._changes
         try:
@@ -236,6 +236,13 @@ class UserSharing:
         sharing = sharing_of(user)
         if sharing != self.sharing:
             await self._sharing_changed(sharing)
+        discover = (False, None) if user is None else (user.discover, user.public_handle)
+        if discover != (self.discovery.enabled, self.discovery.handle):
+            try:
+                position = self.following.position
+                await self.discovery.set(*discover, position=position, shared=self.sharing.enabled, now_ms=now_ms())
+            except BACKEND_ERRORS as exc:
+                log.warning("user %d: applying a discovery change failed: %s", self.user_id, exc)
         home = None if user is None else user.home_region
         if home != self.home_region:
             self.home_region = home

@@ -17,7 +17,8 @@ import aiohttp
 
 from friends_ws.cells import home_cell
 from friends_ws.nearby import coarsen
-from tests.friends_ws.ws_helpers import TIMEOUT_FACTOR, Client, Server, new_user
+from tests.friends_ws.consent_helpers import TcpProxy
+from tests.friends_ws.ws_helpers import TIMEOUT_FACTOR, WAIT, Client, Server, new_user
 
 Connect = Callable[..., Awaitable[Client]]
 #: Long enough for a frame that should not come to have come.
@@ -294,3 +295,27 @@ async def test_strangers_on_two_instances_over_redis_cluster(servers, connect: C
     await bob.location(here[0] + 0.03, here[1])  # 3.3 km
     await alice.expect("stranger_left", reason="out_of_range")
     await bob.expect("stranger_left", reason="out_of_range")
+
+
+async def test_a_discovery_change_missed_in_a_pub_sub_outage_applies_after_it(
+    servers, connect: Connect, ws_settings
+) -> None:  # type: ignore[no-untyped-def]
+    host, port = ws_settings.redis_url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    proxy = TcpProxy(host, int(port))
+    await proxy.start()
+    try:
+        # Alice's instance reaches Redis through the proxy; Bob's and her other connection's directly.
+        one = await servers(redis_url=proxy.url(ws_settings.redis_url), pubsub_probe_s=0.3)
+        two = await servers()
+        here = _spot()
+        alice, bob = await _pair(connect, one, two, here)
+        other = await connect(two, alice.user_id)
+        await proxy.cut()
+        await other.send(type="discover", enabled=False)  # Alice's instance does not hear it
+        await other.expect("discover", enabled=False)
+        await proxy.restore()
+        # Re-read from the primary once pub/sub is back: she leaves Bob's view.
+        await alice.expect("discover", enabled=False, timeout=3 * WAIT)
+        await bob.expect("stranger_left", reason="hidden")
+    finally:
+        await proxy.close()
