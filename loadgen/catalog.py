@@ -6,7 +6,8 @@ succeeded at nothing fails whatever its rules say (:func:`no_success_reasons`), 
 404s or of refused connections is never a green CI job.
 
 Each name here is one that :mod:`loadgen.search`, :mod:`loadgen.friends`,
-:mod:`loadgen.ledger`, :mod:`loadgen.monitor` or :mod:`loadgen.runner` records;
+:mod:`loadgen.ledger`, :mod:`loadgen.strangers`, :mod:`loadgen.sockets`, :mod:`loadgen.monitor`
+or :mod:`loadgen.runner` records;
 ``tests/loadgen/test_catalog.py`` reads those modules and fails on any name they record that
 is not declared here. Counters whose names carry a value (``status_404``,
 ``error_rate_limited``) are declared as a :class:`Family`: a stem and the pattern of the rest.
@@ -87,11 +88,23 @@ def _delivered(counters: Mapping[str, int]) -> int:
     return int(counters.get("delivered", 0))
 
 
+def _strangers_sent(counters: Mapping[str, int]) -> int:
+    return sum(int(counters.get(k, 0)) for k in ("stranger_appeared", "stranger_moved", "stranger_repeated"))
+
+
 # ``status_4xx`` and ``status_5xx`` sum the codes; the codes themselves explain a failure.
 _STATUS_2XX = Family("status_", r"2[0-9][0-9]", "status_<2xx code>")
 _STATUS_OTHER = Family("status_", r"[13-5][0-9][0-9]", "status_<code>", failure=True)
 #: A Python exception's class name, as ``type(exc).__name__`` gives it.
 _EXCEPTION = r"[A-Za-z_][A-Za-z0-9_]*"
+#: What a WebSocket client of either scenario counts of its sockets (loadgen/sockets.py) and
+#: of the server's ``error`` frames.
+_SOCKET_FAMILIES = (
+    Family("connect_error_", _EXCEPTION, "connect_error_<exception>", failure=True),
+    Family("client_error_", _EXCEPTION, "client_error_<exception>", failure=True),
+    Family("error_", r"[a-z][a-z0-9_]*", "error_<code>", failure=True),
+    Family("disconnect_", r"[0-9]{4}", "disconnect_<close code>"),
+)
 
 #: ``geo-loadgen search`` (loadgen/search.py).
 SEARCH = Part(
@@ -159,16 +172,41 @@ FRIENDS = Part(
         Family("setup_error_", _EXCEPTION, "setup_error_<exception>", failure=True),
         Family("upload_status_", r"[0-9]{3}", "upload_status_<code>", failure=True),
         Family("upload_error_", _EXCEPTION, "upload_error_<exception>", failure=True),
-        Family("connect_error_", _EXCEPTION, "connect_error_<exception>", failure=True),
-        Family("client_error_", _EXCEPTION, "client_error_<exception>", failure=True),
-        Family("error_", r"[a-z][a-z0-9_]*", "error_<code>", failure=True),
-        Family("disconnect_", r"[0-9]{4}", "disconnect_<close code>"),
+        *_SOCKET_FAMILIES,
         Family("friend_left_", r"[a-z][a-z0-9_]*", "friend_left_<reason>"),
     ),
     failures=("bad_frames",),
     success="delivery",
     operations="expected",
     successes=_delivered,
+    needs=("connect", "no client connected"),
+)
+
+#: ``geo-loadgen strangers`` (loadgen/strangers.py, loadgen/sockets.py).
+STRANGERS = Part(
+    name="strangers",
+    metrics=("latency", "appear_age", "send_lag", "init", "discover", "connect"),
+    counters=(
+        "operations",
+        "errors",
+        "bad_frames",
+        "reconnects",
+        "disconnects",
+        "stranger_appeared",
+        "stranger_moved",
+        "stranger_repeated",
+        "left_unshown",
+        "clock_behind",
+    ),
+    families=(
+        *_SOCKET_FAMILIES,
+        Family("stranger_left_", r"[a-z][a-z0-9_]*", "stranger_left_<reason>"),
+        Family("visible_", r"[0-9]+", "visible_<strangers>"),
+    ),
+    failures=("bad_frames",),
+    success="stranger frame",
+    operations="locations sent",
+    successes=_strangers_sent,
     needs=("connect", "no client connected"),
 )
 
@@ -222,6 +260,8 @@ def catalog_for(scenario: str, *, search: bool = True, friends: bool = True) -> 
         return Catalog((SEARCH, GENERATOR), SEARCH)
     if scenario == "friends":
         return Catalog((FRIENDS, GENERATOR), FRIENDS)
+    if scenario == "strangers":
+        return Catalog((STRANGERS, GENERATOR), STRANGERS)
     if scenario == "mixed":
         # The friends part records into the run's own recorder, so its latency is the main one.
         parts = ((FRIENDS,) if friends else ()) + ((SEARCH.under(SEARCH_PREFIX),) if search else ())

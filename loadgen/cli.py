@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
@@ -24,11 +22,13 @@ from loadgen.friendships import create_friendships
 from loadgen.friends_options import FriendsOptions
 from loadgen.graph import GraphKind
 from loadgen.phone_args import add_phone_arguments
-from loadgen.junit import file_problem
+from loadgen.arg_types import fraction, positive, report_file
 from loadgen.mixed import MixedLive, ScenarioError, load_scenario, run_mixed
 from loadgen.movement import Movement
 from loadgen.points import PointsError, query_points, truth_points
 from loadgen.stats import Recorder
+from loadgen.strangers import StrangersLive, run_strangers
+from loadgen.strangers_args import StrangersArgsError, add_strangers_arguments, prepare_strangers, strangers_options
 from loadgen.runner import RunConfig, run
 from loadgen.schedule import Arrivals
 from loadgen.search import DEFAULT_TICK_S, LiveState, SearchOptions, run_search
@@ -39,15 +39,12 @@ from loadgen.targets import (
     check_friendship_api,
     check_query,
     check_search_api,
-    check_user_token,
 )
 from loadgen.thresholds import ThresholdError, error_rules, parse_limit, parse_thresholds
-from loadgen.token_args import add_token_arguments, required, token_source
-from loadgen.user_tokens import TokenSource, UserTokensError
+from loadgen.token_args import add_token_arguments, load_tokens, required, token_source
+from loadgen.user_tokens import UserTokensError
 
 PROG = "geo-loadgen"
-#: The lifetime of a token minted only to see that the API takes it, seconds.
-CHECK_TTL_S = 60
 
 
 class UsageError(Exception):
@@ -57,19 +54,6 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
         raise UsageError(message)
-
-
-def _positive(kind: type[int] | type[float], name: str) -> Callable[[str], int | float]:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text!r}")
-        return value
-
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,13 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--junit",
-        type=_report_file("--junit"),
+        type=report_file("--junit"),
         default=None,
         metavar="FILE",
         help="write the verdict as JUnit XML: a test case per --fail-if rule and one for the run's own checks",
     )
     common.add_argument(
-        "--workers", type=_positive(int, "--workers"), default=1, help="generator processes, merged exactly (default 1)"
+        "--workers", type=positive(int, "--workers"), default=1, help="generator processes, merged exactly (default 1)"
     )
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     common.add_argument("--no-progress", action="store_true", help="no live progress")
@@ -113,17 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = sub.add_parser("search", parents=[common], help="open-loop nearby searches over HTTP")
     search.add_argument("--url", required=True, help="the API's base URL, e.g. http://127.0.0.1:8080")
-    search.add_argument("--rate", type=_positive(float, "--rate"), default=None, help="searches per second")
+    search.add_argument("--rate", type=positive(float, "--rate"), default=None, help="searches per second")
     search.add_argument(
-        "--radius", type=_positive(float, "--radius"), default=5_000.0, help="radius in metres (default 5000)"
+        "--radius", type=positive(float, "--radius"), default=5_000.0, help="radius in metres (default 5000)"
     )
-    search.add_argument("--limit", type=_positive(int, "--limit"), default=20, help="results per search (default 20)")
+    search.add_argument("--limit", type=positive(int, "--limit"), default=20, help="results per search (default 20)")
     search.add_argument(
         "--points", default="geonames", help="geonames | uniform | FILE.csv of lat,lon (default geonames)"
     )
     search.add_argument(
         "--max-in-flight",
-        type=_positive(int, "--max-in-flight"),
+        type=positive(int, "--max-in-flight"),
         default=1_000,
         help="open requests at most (default 1000)",
     )
@@ -144,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument(
         "--verify",
-        type=_positive(int, "--verify"),
+        type=positive(int, "--verify"),
         nargs="?",
         const=200,
         default=0,
@@ -160,15 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     friends = sub.add_parser("friends", parents=[common], help="simulated users sharing locations over WebSocket")
     friends.add_argument("--api", required=True, help="the API's base URL (friendships are created there)")
     friends.add_argument("--ws", required=True, help="the WebSocket tier's base URL, e.g. ws://127.0.0.1:8081")
-    friends.add_argument("--users", type=_positive(int, "--users"), required=True, help="simulated users")
+    friends.add_argument("--users", type=positive(int, "--users"), required=True, help="simulated users")
     friends.add_argument(
-        "--friends-per-user", type=_positive(int, "--friends-per-user"), default=20, help="friends each (default 20)"
+        "--friends-per-user", type=positive(int, "--friends-per-user"), default=20, help="friends each (default 20)"
     )
     friends.add_argument(
         "--graph", choices=[g.value for g in GraphKind], default=GraphKind.COMMUNITIES.value, help="friend graph model"
     )
     friends.add_argument(
-        "--online-fraction", type=_fraction, default=None, help="share of users connected, (0, 1] (default 1)"
+        "--online-fraction", type=fraction, default=None, help="share of users connected, (0, 1] (default 1)"
     )
     friends.add_argument(
         "--interval", type=parse_duration, default=5.0, help="seconds between a user's updates (default 5s)"
@@ -181,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     friends.add_argument(
         "--first-user-id",
-        type=_positive(int, "--first-user-id"),
+        type=positive(int, "--first-user-id"),
         default=1_000_000,
         help="ids are consecutive from this",
     )
@@ -197,35 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_phone_arguments(friends)
 
+    strangers = sub.add_parser(
+        "strangers", parents=[common], help="opted-in users crowding a few spots, each seeing the others as strangers"
+    )
+    add_strangers_arguments(strangers)
+
     mixed = sub.add_parser("mixed", parents=[common], help="searches and friends at once, from a scenario file")
     mixed.add_argument("--scenario", type=Path, required=True, help="a TOML scenario (see docs/loadgen.md)")
     mixed.add_argument("--skip-setup", action="store_true", help="the friendships exist already")
     add_stage_arguments(search, friends)
-    add_token_arguments(friends, mixed)
+    add_token_arguments(friends, strangers, mixed)
     return parser
-
-
-def _report_file(flag: str) -> Callable[[str], Path]:
-    """A file a report is written to after the run: refused now when it could not be."""
-
-    def parse(text: str) -> Path:
-        path = Path(text)
-        problem = file_problem(path)
-        if problem is not None:
-            raise argparse.ArgumentTypeError(f"{text} {problem}")
-        return path
-
-    return parse
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--online-fraction must be a number, got {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"--online-fraction must be in (0, 1], got {text!r}")
-    return value
 
 
 def _config(args: argparse.Namespace, catalog: Catalog) -> RunConfig:
@@ -299,6 +265,12 @@ def _friends(args: argparse.Namespace) -> int:
     return run(run_friends, prepare_friends(options), FriendsLive, config, reported=options)
 
 
+def _strangers(args: argparse.Namespace) -> int:
+    config = _config(args, catalog_for("strangers"))
+    options = strangers_options(args)
+    return run(run_strangers, prepare_strangers(options), StrangersLive, config, reported=options)
+
+
 def _mixed(args: argparse.Namespace) -> int:
     try:
         options = load_scenario(args.scenario, auth=token_source(args), seed=args.seed)
@@ -340,7 +312,10 @@ def prepare_friends(options: FriendsOptions, *, flags: tuple[str, str] = ("--api
         population = options.population()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    options = replace(options, auth=load_tokens(options, flags[0]))
+    users = range(options.first_user_id, options.first_user_id + options.users)
+    options = replace(
+        options, auth=load_tokens(options.auth, users, api=options.api, api_flag=flags[0], label="friends")
+    )
     online = max(s.target for s in options.stages) if options.stages else options.users * options.online_fraction
     shown = f"up to {online:g} online in stages" if options.stages else f"{options.online_fraction:.0%} online"
     print(
@@ -356,28 +331,6 @@ def prepare_friends(options: FriendsOptions, *, flags: tuple[str, str] = ("--api
     return replace(options, setup=False)
 
 
-def load_tokens(options: FriendsOptions, api_flag: str) -> TokenSource:
-    """The run's token source, loaded for every simulated user, once the API took the first
-    and the last user's tokens as theirs.
-
-    Raises:
-        UserTokensError: the source cannot give every user a token.
-        TargetError: the API refuses one of the two, or takes it as another user's.
-    """
-    users = range(options.first_user_id, options.first_user_id + options.users)
-    started = time.monotonic()
-    auth = options.auth.load(users)
-    for user_id in sorted({users[0], users[-1]}):
-        token = auth.token(user_id, CHECK_TTL_S)
-        check_user_token(options.api, api_flag, user_id, token, source=auth.describe(), hint=auth.hint())
-    print(
-        f"friends: tokens of {len(users)} users from {auth.describe()} ({time.monotonic() - started:.1f} s), "
-        "taken by the API",
-        flush=True,
-    )
-    return auth
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -386,9 +339,19 @@ def main(argv: list[str] | None = None) -> int:
             return _search(args)
         if args.command == "friends":
             return _friends(args)
+        if args.command == "strangers":
+            return _strangers(args)
         if args.command == "mixed":
             return _mixed(args)
-    except (UsageError, ThresholdError, PointsError, TargetError, StagesError, UserTokensError) as exc:
+    except (
+        UsageError,
+        ThresholdError,
+        PointsError,
+        TargetError,
+        StagesError,
+        UserTokensError,
+        StrangersArgsError,
+    ) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import orjson
 import websockets
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.frames import CloseCode
 
 from geo_index import haversine_m
@@ -39,19 +39,13 @@ from loadgen.ledger import Ledger
 from loadgen.movement import Mover
 from loadgen.phone import Client
 from loadgen.pacing import drop_times, next_send_at
+from loadgen.sockets import backoff_s, open_socket, until_or_closed, ws_url
 from loadgen.stages import connected_target, online_windows
 from loadgen.stats import Recorder
 
 
 #: Deliveries within this many metres of the radius edge are not judged (see loadgen.ledger).
 EDGE_GUARD_M = 50.0
-#: Opening a connection gives up after this long (or at the window's end), seconds.
-CONNECT_TIMEOUT_S = 10.0
-#: Closing one at the end waits this long for the server's close frame, then drops it.
-CLOSE_TIMEOUT_S = 2.0
-#: Reconnection backoff after failed attempts: the first wait and the longest, seconds.
-BACKOFF_FIRST_S = 0.2
-BACKOFF_MAX_S = 5.0
 #: A client leaving as its stages say looks this often whether anything is owed to it or by it.
 LEAVE_POLL_S = 0.02
 #: The largest frame the server takes (docs/friends-protocol.md: 1009 beyond it), bytes.
@@ -122,7 +116,7 @@ class FriendsRun:
         self.ages = PositionAges()
         self.inbox = Inbox(self, self.ledger, self.ages, paced=opts.paced)
         self.background = Background(recorder, self.ledger, self.receivers, ws=opts.ws, paced=opts.paced)
-        self.url = f"{opts.ws.rstrip('/')}/v1/friends/ws"
+        self.url = ws_url(opts.ws)
         self.start = now()
         #: The ramp and the measured window, seconds (the stages' total when there are stages).
         self.window_s = opts.ramp_s + opts.duration_s
@@ -221,7 +215,7 @@ class FriendsRun:
                     await self.background.run(client, until)
                     opened = 0  # coming back to the foreground is no reconnection after a drop
                     continue
-                ws = await self._connect(client, until)
+                ws = await open_socket(self.url, client.token, until, self.recorder)
                 if ws is not None:
                     if opened:
                         self.recorder.count("reconnects")
@@ -235,26 +229,6 @@ class FriendsRun:
                     await sleep_until(min(now() + backoff_s(failures), until))
         if windows and windows[-1][1] >= self.window_s and not client.connected_at_end and not client.away:
             self.recorder.count("disconnected_at_end")
-
-    async def _connect(self, client: Client, until: float) -> ClientConnection | None:
-        """A new connection, or None when it failed (counted) or its window ended meanwhile."""
-        t0 = now()
-        try:
-            ws = await connect(
-                self.url,
-                additional_headers={"Authorization": f"Bearer {client.token}"},
-                open_timeout=min(CONNECT_TIMEOUT_S, max(until - t0, MIN_SLEEP_S)),
-                close_timeout=CLOSE_TIMEOUT_S,
-                max_size=2**16,
-                compression=None,
-            )
-        except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
-            if now() < until:  # an attempt the window's end cut short is not the server's failure
-                self.recorder.count("errors")
-                self.recorder.count(f"connect_error_{type(exc).__name__}")
-            return None
-        self.recorder.record("connect", now() - t0)
-        return ws
 
     async def _session(self, client: Client, ws: ClientConnection, until: float) -> None:
         """Use one connection until ``until`` and the drain after the run, or the client's
@@ -276,9 +250,9 @@ class FriendsRun:
                 backgrounded = True  # closes its socket (below): no drop
             elif until < self.end:
                 await self._leave(client, reader)
-            elif await _until(self.end, reader):
+            elif await until_or_closed(self.end, reader):
                 client.connected_at_end = True
-                await _until(self.end + self.opts.drain_s, reader)
+                await until_or_closed(self.end + self.opts.drain_s, reader)
             dropped = reader.done()
             if not dropped:
                 await ws.close()
@@ -326,7 +300,7 @@ class FriendsRun:
         client.ready = False
         deadline = now() + self.opts.drain_s
         while self.ledger.awaits(client.user_id) and now() < deadline:
-            if not await _until(min(now() + LEAVE_POLL_S, deadline), reader):
+            if not await until_or_closed(min(now() + LEAVE_POLL_S, deadline), reader):
                 return  # it dropped meanwhile: the caller counts that
 
     async def _happen(self, event: ScenarioEvent) -> None:
@@ -374,19 +348,3 @@ async def _wait(deadline: float, reader: asyncio.Task[None], wake: asyncio.Event
             woken.cancel()
     wake.clear()
     return not reader.done()
-
-
-async def _until(deadline: float, reader: asyncio.Task[None]) -> bool:
-    """Sleep until :func:`now` reaches ``deadline``, unless ``reader`` ends first (then False)."""
-    while not reader.done():
-        left = deadline - now()
-        if left <= 0:
-            return True
-        await asyncio.wait((reader,), timeout=max(left, MIN_SLEEP_S))
-    return False
-
-
-def backoff_s(failures: int) -> float:
-    """How long a client waits after ``failures`` failed connection attempts in a row: 0.2 s,
-    doubling, at most 5 s (so that a server coming back is not met by every client at once)."""
-    return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** max(0, failures - 1))

@@ -97,6 +97,15 @@ def failed_reasons(summary: Mapping[str, Any], verdicts: list[Verdict]) -> list[
     return [line for c in checks(summary, verdicts) if not c.passed for line in c.message.splitlines()]
 
 
+def done(summary: Mapping[str, Any], *, grouped: bool = False) -> str:
+    """What the run did: ``950 done of 1000`` (``1,000`` when ``grouped``); a strangers run's
+    frames came from its locations."""
+    completed, operations = (f"{summary[k]:,}" if grouped else str(summary[k]) for k in ("completed", "operations"))
+    if "strangers" in summary:
+        return f"{completed} stranger frames from {operations} locations"
+    return f"{completed} done of {operations}"
+
+
 def offered_rate(scenario: str, options: Mapping[str, Any]) -> tuple[float, str] | None:
     """The rate a run was asked for and its unit: searches a second (``search``, and a
     mixed run's search part), location updates a second (``friends``); None when unknown."""
@@ -105,9 +114,12 @@ def offered_rate(scenario: str, options: Mapping[str, Any]) -> tuple[float, str]
         return offered_rate("search", search) if isinstance(search, Mapping) else None
     if scenario == "search" and isinstance(options.get("rate"), int | float):
         return float(options["rate"]), "searches/s"
-    if scenario == "friends" and all(isinstance(options.get(k), int | float) for k in ("users", "interval_s")):
+    if scenario in ("friends", "strangers") and all(
+        isinstance(options.get(k), int | float) for k in ("users", "interval_s")
+    ):
         fraction = float(options.get("online_fraction", 1.0))
-        return float(options["users"]) * fraction / float(options["interval_s"]), "updates/s"
+        per_user = float(options["users"]) * fraction / float(options["interval_s"])
+        return per_user, "updates/s" if scenario == "friends" else "locations/s"
     return None
 
 

@@ -19,12 +19,13 @@ from hdrh.histogram import HdrHistogram
 
 from loadgen.ledger import accounting, describe
 from geo_common.version import version
-from loadgen.outcome import achieved_rate, generator_warnings, offered_rate
+from loadgen.outcome import achieved_rate, done, generator_warnings, offered_rate
 from loadgen.plots import PLOTS as PLOTS  # the files written, named here too for readers of the report
 from loadgen.plots import write_plots
 from loadgen.redact import plain
 from loadgen.report_html import render
 from loadgen.stages import reported_marks
+from loadgen.stranger_figures import describe_strangers, stranger_summary
 from loadgen.stats import PERCENTILES, Recorder, summarize
 from loadgen.thresholds import Verdict, stat_ms
 
@@ -50,6 +51,8 @@ def build_summary(scenario: str, recorder: Recorder, wall_s: float, options: dic
     deliveries = accounting(recorder.counters)
     if deliveries is not None:
         summary["deliveries"] = deliveries
+    if scenario == "strangers":
+        summary["strangers"] = stranger_summary(recorder.counters, options)
     checked = recorder.counters.get("verified", 0)
     if checked:
         expected = recorder.counters.get("verify_expected", 0)
@@ -117,15 +120,14 @@ def _ms(value: float) -> str:
 
 def print_summary(summary: dict[str, Any], verdicts: list[Verdict], stream: TextIO) -> None:
     """Print the summary table: count, rate, percentiles, max; counters; threshold verdicts."""
-    stream.write(
-        f"\n{summary['scenario']}: {summary['completed']} done of {summary['operations']} "
-        f"in {summary['wall_s']:.1f} s ({summary['rate']:.1f}/s)\n"
-    )
+    stream.write(f"\n{summary['scenario']}: {done(summary)} in {summary['wall_s']:.1f} s ({summary['rate']:.1f}/s)\n")
     names = {"ramp_s": "ramp", "duration_s": "duration", "drain_s": "drain", "other_s": "start and close"}
     phases = " + ".join(f"{names[k]} {v:.2f} s" for k, v in summary["wall"].items())
     stream.write(f"wall {summary['wall_s']:.2f} s = {phases}\n")
     if "deliveries" in summary:
         stream.write(describe(summary["deliveries"]) + "\n")
+    if "strangers" in summary:
+        stream.write(describe_strangers(summary["strangers"]) + "\n")
     cols = ["count", *[f"p{p:g}" for p in PERCENTILES], "max"]
     stream.write(f"{'metric (ms)':<22}" + "".join(f"{c:>12}" for c in cols) + "\n")
     for name, s in summary["metrics"].items():

@@ -19,8 +19,9 @@ from typing import Any
 
 from loadgen.catalog import Catalog, catalog_for
 from loadgen.ledger import describe
-from loadgen.outcome import checks, failed_reasons, shown
+from loadgen.outcome import checks, done, failed_reasons, shown
 from loadgen.plots import PLOTS, gauge_label
+from loadgen.stranger_figures import describe_strangers
 from loadgen.thresholds import Verdict
 
 #: Counters that show trouble without being failures of the catalog's: totals and the
@@ -152,7 +153,7 @@ def run_facts(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     wall = summary.get("wall", {})
     phases = " + ".join(f"{names.get(k, k)} {v:.2f} s" for k, v in wall.items())
     facts.append(("wall time", f"{summary['wall_s']:.2f} s" + (f" = {phases}" if phases else "")))
-    facts.append(("operations", f"{summary['completed']:,} done of {summary['operations']:,}"))
+    facts.append(("operations", done(summary, grouped=True)))
     for name, g in summary.get("gauges", {}).items():
         facts.append((gauge_label(name), f"peak {g['peak']:,}, mean {g['mean']:,.1f}"))
     facts += [
@@ -234,6 +235,8 @@ def render(summary: Mapping[str, Any], verdicts: list[Verdict]) -> str:
     extra = ""
     if "deliveries" in summary:
         extra += f"<p>{_e(describe(summary['deliveries']))}</p>"
+    if "strangers" in summary:
+        extra += f'<p id="strangers">{_e(describe_strangers(summary["strangers"]))}</p>'
     if "verification" in summary:
         v = summary["verification"]
         extra += (

@@ -1,16 +1,22 @@
 """The users' tokens on the command line: ``--token-file``, ``--token-command``, ``--signing-key-file``.
 
-``friends`` and ``mixed`` (for its ``[friends]`` part) take one of the three
+``friends``, ``strangers`` and ``mixed`` (for its ``[friends]`` part) take one of the three
 (:mod:`loadgen.user_tokens`). None is assumed: a run that needs tokens and was given no source
-is refused, saying which options there are, before anything is sent.
+is refused, saying which options there are, before anything is sent; :func:`load_tokens`
+loads them and has the API take two before the run starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 
 from geo_common.tokens import DEFAULT_AUDIENCE, DEFAULT_ISSUER
+from loadgen.targets import check_user_token
 from loadgen.user_tokens import NEEDED, SigningKey, TokenCommand, TokenFile, TokenSource, UserTokensError
+
+#: The lifetime of a token minted only to see that the API takes it, seconds.
+CHECK_TTL_S = 60
 
 
 def add_token_arguments(*parsers: argparse.ArgumentParser) -> None:
@@ -84,3 +90,28 @@ def required(source: TokenSource | None, command: str) -> TokenSource:
     if source is None:
         raise UserTokensError(f"{command} acts as its simulated users and needs their tokens: {NEEDED}")
     return source
+
+
+def load_tokens(auth: TokenSource, users: range, *, api: str | None, api_flag: str, label: str) -> TokenSource:
+    """``auth`` loaded for every user of ``users``, once the API at ``api`` took the first and
+    the last user's tokens as theirs (``GET /v1/me``); unchecked when there is no ``api``.
+
+    Args:
+        label: the scenario, for the line printed (``friends``).
+
+    Raises:
+        UserTokensError: the source cannot give every user a token.
+        TargetError: the API refuses one of the two, or takes it as another user's.
+    """
+    started = time.monotonic()
+    loaded = auth.load(users)
+    if api is not None:
+        for user_id in sorted({users[0], users[-1]}):
+            token = loaded.token(user_id, CHECK_TTL_S)
+            check_user_token(api, api_flag, user_id, token, source=loaded.describe(), hint=loaded.hint())
+    checked = "taken by the API" if api is not None else f"not checked (no {api_flag})"
+    print(
+        f"{label}: tokens of {len(users)} users from {loaded.describe()} ({time.monotonic() - started:.1f} s), {checked}",
+        flush=True,
+    )
+    return loaded

@@ -8,19 +8,21 @@ from pathlib import Path
 import pytest
 
 import loadgen
-from loadgen.catalog import FRIENDS, GENERATOR, SEARCH, Part, catalog_for, no_success_reasons
+from loadgen.catalog import FRIENDS, GENERATOR, SEARCH, STRANGERS, Part, catalog_for, no_success_reasons
 
 SOURCE = Path(loadgen.__file__).parent
-#: The modules that record into each part's recorder.
+#: The modules that record into each part's recorder (sockets.py: both scenarios' clients).
 PRODUCERS = {
-    "search.py": SEARCH,
-    "friends.py": FRIENDS,
-    "ledger.py": FRIENDS,
-    "background.py": FRIENDS,
-    "inbox.py": FRIENDS,
-    "uploads.py": FRIENDS,
-    "monitor.py": GENERATOR,
-    "runner.py": GENERATOR,
+    "search.py": (SEARCH,),
+    "friends.py": (FRIENDS,),
+    "ledger.py": (FRIENDS,),
+    "background.py": (FRIENDS,),
+    "inbox.py": (FRIENDS,),
+    "uploads.py": (FRIENDS,),
+    "sockets.py": (FRIENDS, STRANGERS),
+    "strangers.py": (STRANGERS,),
+    "monitor.py": (GENERATOR,),
+    "runner.py": (GENERATOR,),
 }
 
 
@@ -52,9 +54,8 @@ def recorded_names(module: str) -> list[tuple[str, str, bool]]:
     return found
 
 
-@pytest.mark.parametrize("module", sorted(PRODUCERS))
-def test_every_name_a_scenario_records_is_declared(module: str) -> None:
-    part = PRODUCERS[module]
+@pytest.mark.parametrize(("module", "part"), [(m, p) for m, parts in sorted(PRODUCERS.items()) for p in parts])
+def test_every_name_a_scenario_records_is_declared(module: str, part: Part) -> None:
     names = recorded_names(module)
     assert names, f"nothing recorded in {module}? the scan no longer finds the calls"
     for method, name, whole in names:

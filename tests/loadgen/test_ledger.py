@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.friends import BACKOFF_FIRST_S, BACKOFF_MAX_S, backoff_s
+from loadgen.sockets import BACKOFF_FIRST_S, BACKOFF_MAX_S, backoff_s
 from loadgen.ledger import Ledger, accounting, describe
 from loadgen.report import wall_phases
 from loadgen.stats import Recorder
