@@ -16,7 +16,7 @@ from aiohttp import web
 from friends_ws.app import create_app
 from friends_ws.keys import drain_key, hub_key, regions_key, settings_key
 from friends_ws.retention import cutoff
-from friends_ws.ring_discovery import ring_discovery, uses_etcd
+from friends_ws.ring_discovery import uses_etcd
 from geo_common.history_db import purge_history
 from geo_common.redact import redact_passwords
 from geo_common.regions import RegionMap
@@ -52,10 +52,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _process_app(settings: Settings) -> web.Application:
-    """The app, plus what concerns the whole process: SIGHUP, SIGTERM's drain, its tuning
-    (GEO_PROCESS_TUNING), and the rings kept in etcd (GEO_ETCD_URL)."""
+    """The app, plus what concerns the whole process: SIGHUP, SIGTERM's drain, and its tuning
+    (GEO_PROCESS_TUNING)."""
     app = create_app(settings)
-    app.cleanup_ctx.append(ring_discovery)
     app.on_startup.append(_install_sighup)
     app.on_startup.append(_install_drain)
     app.on_startup.append(_tune_process)

@@ -27,16 +27,18 @@ from friends_ws.keys import (
     metrics_key,
     purger_key,
     regions_key,
+    rings_key,
     services_key,
     settings_key,
 )
 from friends_ws.keepalive import Keepalive
 from friends_ws.lifetimes import TokenLifetimes
 from friends_ws.limits import UserLimits
-from friends_ws.metrics import Stats
+from friends_ws.metrics import RingCollector, Stats
 from friends_ws.publisher import Publisher
 from friends_ws.resync import Resync
 from friends_ws.retention import Purger
+from friends_ws.ring_discovery import RingDiscovery, uses_etcd
 from friends_ws.routes import setup_routes
 from friends_ws.pace import Pace
 from friends_ws.services import Services
@@ -79,6 +81,7 @@ def create_app(settings: Settings) -> web.Application:
     app[metrics_key] = Exporter()
     app[drain_key] = Drain(settings.ws_drain_s)  # begun on SIGTERM by geo-friends (friends_ws.__main__)
     app.cleanup_ctx.append(_backends)
+    app.cleanup_ctx.append(_rings)
     app.on_shutdown.append(_close_sessions)
     setup_routes(app)
     return app
@@ -194,6 +197,21 @@ def _hub(settings: Settings, regions: RegionMap, *, cache: LocationCache, db: Da
         keepalive=Keepalive(settings.ws_ping_interval_s),
         tasks=tasks,
     )
+
+
+async def _rings(app: web.Application) -> AsyncIterator[None]:
+    """With GEO_ETCD_URL, follow the rings kept in etcd while the app runs (after the backends)."""
+    settings, regions = app[settings_key], app[regions_key]
+    if not uses_etcd(settings, regions):
+        yield
+        return
+    app[rings_key] = discovery = RingDiscovery(settings, regions, app[hub_key].broker)
+    discovery.start()
+    app[metrics_key].registry.register(RingCollector(discovery.statuses))
+    try:
+        yield
+    finally:
+        await discovery.close()
 
 
 async def _close_sessions(app: web.Application) -> None:

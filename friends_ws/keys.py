@@ -11,6 +11,7 @@ from friends_ws.exporter import Exporter
 from friends_ws.history import HistoryWriter
 from friends_ws.hub import Hub
 from friends_ws.retention import Purger
+from friends_ws.ring_discovery import RingDiscovery
 from friends_ws.services import Services
 from geo_common.database import Database
 from geo_common.identity import Authenticator
@@ -29,3 +30,4 @@ authenticator_key = web.AppKey("authenticator", Authenticator)
 metrics_key = web.AppKey("metrics", Exporter)
 edge_key = web.AppKey("edge", Edge)
 drain_key = web.AppKey("drain", Drain)
+rings_key = web.AppKey("rings", RingDiscovery)

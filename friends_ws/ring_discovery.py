@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import AsyncIterator, Sequence
-
-from aiohttp import web
+from collections.abc import Sequence
 
 from friends_ws.broker import Broker
-from friends_ws.keys import hub_key, metrics_key, regions_key, settings_key
-from friends_ws.metrics import RingCollector
 from geo_common.regions import RegionMap
 from geo_common.settings import Settings
 from pubsub import RingPubSub
@@ -101,18 +97,3 @@ def _nodes(broker: Broker, region: str) -> Sequence[str]:
 def uses_etcd(settings: Settings, regions: RegionMap) -> bool:
     """True when the rings come from etcd: ``GEO_ETCD_URL`` is set and a region uses the ring."""
     return bool(settings.etcd_url) and any(r.pubsub_backend == "ring" for r in regions.regions)
-
-
-async def ring_discovery(app: web.Application) -> AsyncIterator[None]:
-    """A cleanup context (after the app's backends): follow the rings in etcd while the app runs."""
-    settings, regions = app[settings_key], app[regions_key]
-    if not uses_etcd(settings, regions):
-        yield
-        return
-    discovery = RingDiscovery(settings, regions, app[hub_key].broker)
-    discovery.start()
-    app[metrics_key].registry.register(RingCollector(discovery.statuses))
-    try:
-        yield
-    finally:
-        await discovery.close()

@@ -11,6 +11,11 @@ Every Redis call goes through the region's breaker (``redis-presence-<region>`` 
 row, the routes answer 503 ``presence-unavailable`` at once, with ``Retry-After`` set to the
 breaker's remaining cool-down, instead of waiting for Redis's timeouts on every request. The
 database change is kept in every case, and each route is idempotent, so retrying is safe.
+
+A region on the ring backend follows its live ring in etcd when ``GEO_ETCD_URL`` is set, as
+every ``geo-friends`` does (:class:`pubsub.ring_watch.RingWatch`, the same no-loss handoff),
+so announcements go to the node each channel lives on now; the health check is
+``geo-friends``' alone.
 """
 
 from __future__ import annotations
@@ -32,7 +37,10 @@ from geo_common.presence import location_key
 from geo_common.regions import RegionMap
 from geo_common.settings import Settings
 from location_api.errors import ApiError
-from pubsub import PubSub, PubSubError, create_pubsub, open_redis
+from pubsub import PubSub, PubSubError, RingPubSub, create_pubsub, open_redis
+from pubsub.etcd_ring import etcd_client
+from pubsub.ring_doc import RingKeys
+from pubsub.ring_watch import RingWatch
 
 log = logging.getLogger(__name__)
 
@@ -134,17 +142,22 @@ async def open_presence(settings: Settings) -> AsyncIterator[Presence]:
     regions = RegionMap.from_settings(settings)
     buses: dict[str, PubSub] = {}
     caches: dict[str, aioredis.Redis] = {}
+    watches: list[RingWatch] = []
     try:
         for region in regions.regions:
             # Publishing only: a backend opens no subscriber connection until it subscribes.
+            ring = {"handoff_s": settings.pubsub_ring_handoff_s} if region.pubsub_backend == "ring" else {}
             bus = create_pubsub(
                 region.pubsub_backend,
                 region.pubsub_nodes,
                 on_message=lambda _c, _d: None,
                 tls_ca=settings.redis_tls_ca,
+                **ring,
             )
             await bus.start()
             buses[region.name] = bus
+            if isinstance(bus, RingPubSub) and settings.etcd_url:
+                watches.append(_follow(settings, region.name, bus))
             caches[region.name] = open_redis(region.redis_url, tls_ca=settings.redis_tls_ca, socket_connect_timeout=5.0)
         breakers = {
             region.name: Breaker(
@@ -154,7 +167,23 @@ async def open_presence(settings: Settings) -> AsyncIterator[Presence]:
         }
         yield Presence(Announcer(regions, settings.redis_namespace), buses, caches, breakers)
     finally:
+        for watch in watches:
+            await watch.close()
         for bus in buses.values():
             await bus.close()
         for cache in caches.values():
             await cache.aclose()
+
+
+def _follow(settings: Settings, region: str, bus: RingPubSub) -> RingWatch:
+    """Start applying a ring region's live ring in etcd to its publishing backend."""
+    watch = RingWatch(
+        partial(etcd_client, settings.etcd_url, timeout_s=max(1.0, settings.pubsub_ring_check_s)),
+        RingKeys(settings.redis_namespace, region),
+        seed=bus.nodes,
+        current=lambda: bus.nodes,
+        apply=bus.set_nodes,
+        where=settings.etcd_url,
+    )
+    watch.start()
+    return watch

@@ -119,13 +119,13 @@ def test_geo_friends_follows_the_ring_in_etcd(rendered: dict[str, list[dict[str,
     assert [(n.host, n.port) for n in nodes] == ring_pods(objects)
     assert all(n.password == REDIS_PASSWORD and n.username == "default" for n in nodes)
     assert RegionMap.from_settings(settings).default.pubsub_nodes == settings.pubsub_ring
-    # The HTTP API publishes on the same ring, and does not watch etcd.
+    # The HTTP API publishes on the same ring, and follows it in etcd too.
     for deployment in ("geo-api-read", "geo-api-write"):
         api = Settings.from_env(container_env(objects, deployment))
-        assert (api.pubsub_backend, api.pubsub_ring, api.etcd_url) == ("ring", settings.pubsub_ring, "")
+        assert (api.pubsub_backend, api.pubsub_ring, api.etcd_url) == ("ring", settings.pubsub_ring, settings.etcd_url)
 
 
-def test_only_geo_reaches_the_ring_and_only_geo_friends_reaches_etcd(
+def test_only_geo_reaches_the_ring_and_etcd(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
     objects = rendered[OVERLAY]
@@ -135,7 +135,7 @@ def test_only_geo_reaches_the_ring_and_only_geo_friends_reaches_etcd(
     publishers = {"geo-api-read", "geo-api-write", "geo-friends"}
     for source, pod in pods.items():
         assert allowed(policies, pod, pods["geo-pubsub"], 6379) == (source in publishers), source
-        assert allowed(policies, pod, pods["geo-etcd"], 2379) == (source in ("geo-friends", "geo-etcd")), source
+        assert allowed(policies, pod, pods["geo-etcd"], 2379) == (source in publishers | {"geo-etcd"}), source
         assert allowed(policies, pod, pods["geo-etcd"], 2380) == (source == "geo-etcd"), source
         for target, port in (("geo-pubsub", 16379), ("geo-etcd", 2381), ("geo-etcd", 6379)):
             assert not allowed(policies, pod, pods[target], port), (source, target, port)
