@@ -10,6 +10,7 @@ from aiohttp import WSCloseCode, web
 from friends_ws.broker import Broker
 from friends_ws.cache import LocationCache
 from friends_ws.cell_channels import CellChannels
+from friends_ws.cells import precision_for
 from friends_ws.clock import now_ms
 from friends_ws.drain import Drain
 from friends_ws.exporter import Exporter
@@ -134,6 +135,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
                 pace=Pace(settings.pace_fast_s, settings.pace_slow_s),
                 resume_ms=settings.ws_resume_s * 1000,
                 discover_radius_m=settings.discover_radius_m,
+                discover_precision=precision_for(settings.discover_radius_m),
                 discover_max_shown=settings.discover_max_shown,
                 discover_ttl_ms=settings.location_ttl_s * 1000,
             ),

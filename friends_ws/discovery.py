@@ -22,77 +22,63 @@ from __future__ import annotations
 import logging
 import secrets
 
-from friends_ws.cells import CellNews, cover, home_cell, precision_for
+from friends_ws.cells import CellNews, cover, home_cell
 from friends_ws.discovery_frames import encode_discover, encode_stranger, encode_stranger_left, stranger_id
-from friends_ws.metrics import Stats
 from friends_ws.nearby import coarsen
-from friends_ws.ports import CellListening, Sink
-from friends_ws.session_config import SessionConfig
+from friends_ws.ports import Sink
+from friends_ws.services import Services
 from friends_ws.strangers import Change, Shown, StrangerView
 from geo_common import friends_db
-from geo_common.database import Database
 
 log = logging.getLogger(__name__)
+
+#: No cells (one object for every connection that listens to none: most of them).
+_NO_CELLS: frozenset[str] = frozenset()
 
 
 class Discovery:
     """The strangers side of one connection.
 
+    Nothing but the preference is held until the user turns discovery on (most never do, and
+    every connection has one of these): the view, the connection's secret and the cells come
+    with the first location while it is on.
+
     Args:
         user_id: the user (from the token).
-        cells: the process's discovery cells.
+        services: what every session uses (the cells, the counters, the primary, the rules).
         sink: the connection's outgoing side.
-        stats: the process's counters.
-        db: the PostgreSQL primary (who is never a stranger).
-        config: the per-connection rules (radius, the most shown, lifetime of news).
     """
 
     __slots__ = (
         "user_id",
-        "cells",
+        "services",
         "sink",
-        "stats",
-        "db",
-        "radius_m",
-        "precision",
-        "refresh_ms",
         "enabled",
         "handle",
         "view",
         "_secret",
-        "_loaded",
         "_listening",
         "_said",
         "_said_at",
     )
 
-    def __init__(
-        self, user_id: int, *, cells: CellListening, sink: Sink, stats: Stats, db: Database, config: SessionConfig
-    ) -> None:
+    def __init__(self, user_id: int, services: Services, sink: Sink) -> None:
         self.user_id = user_id
-        self.cells = cells
+        self.services = services
         self.sink = sink
-        self.stats = stats
-        self.db = db
-        self.radius_m = config.discover_radius_m
-        self.precision = precision_for(config.discover_radius_m)
-        # A user standing still is heard again this often, so listeners never expire them.
-        self.refresh_ms = config.discover_ttl_ms // 3
         self.enabled = False
         self.handle: str | None = None
-        self.view = StrangerView(
-            user_id, radius_m=config.discover_radius_m, cap=config.discover_max_shown, ttl_ms=config.discover_ttl_ms
-        )
-        self._secret = secrets.token_bytes(16)
-        self._loaded = False
-        self._listening: frozenset[str] = frozenset()
+        #: The strangers shown (None until discovery is first used on this connection).
+        self.view: StrangerView | None = None
+        self._secret = b""
+        self._listening = _NO_CELLS
         # What the user last said in a cell: (cell, latitude, longitude, handle), or None.
         self._said: tuple[str, float, float, str | None] | None = None
         self._said_at = 0
 
     def ack(self) -> bytes:
         """The ``discover`` frame of the preference in force."""
-        return encode_discover(self.enabled, self.handle, self.radius_m)
+        return encode_discover(self.enabled, self.handle, self.services.config.discover_radius_m)
 
     async def located(self, latitude: float, longitude: float, now_ms: int, *, shared: bool) -> None:
         """The user is at this point: say so in their cell and listen around it (while
@@ -103,10 +89,10 @@ class Discovery:
             # Neither seen nor seeing while sharing is off: nobody watches without being seen.
             await self.stop(now_ms, "hidden")
             return
-        await self._load()
+        view = await self._load()
         await self._say(latitude, longitude, now_ms)
-        self._send(self.view.moved_to(latitude, longitude))
-        await self._listen_around(latitude, longitude)
+        self._send(view.moved_to(latitude, longitude))
+        await self._listen_around(view, latitude, longitude)
 
     async def set(
         self, enabled: bool, handle: str | None, *, position: tuple[float, float] | None, shared: bool, now_ms: int
@@ -115,7 +101,7 @@ class Discovery:
         then, with a known position, the user is heard and hears around it."""
         was = self.enabled
         self.enabled, self.handle = enabled, handle
-        self.stats.sent["discover"] += 1
+        self.services.stats.sent["discover"] += 1
         self.sink.send(self.ack())
         if not enabled:
             if was:
@@ -128,67 +114,84 @@ class Discovery:
         """Leave the user's cell (``hidden``: sharing or discovery off; ``offline``)."""
         said, self._said = self._said, None
         if said is not None:
-            await self.cells.publish(CellNews(self.user_id, said[0], now_ms, gone=reason))
+            await self.services.cells.publish(CellNews(self.user_id, said[0], now_ms, gone=reason))
 
     async def stop(self, now_ms: int, reason: str | None) -> None:
         """Stop listening and leave the user's cell (discovery off, or the connection closed; a
         ``reason`` of None stays in it: the connection is handed over, and the next says more)."""
-        listening, self._listening = self._listening, frozenset()
-        self.cells.stop(self, listening)
-        self.view.clear()
+        listening, self._listening = self._listening, _NO_CELLS
+        self.services.cells.stop(self, listening)
+        if self.view is not None:
+            self.view.clear()
         if reason is not None:
             await self.withdraw(now_ms, reason)
 
     def exclude(self, user_id: int) -> None:
-        """Never show this user (a friend now, or a friendship ended: perhaps by a block)."""
-        self._send(self.view.exclude(user_id))
+        """Never show this user (a friend now, or a friendship ended: perhaps by a block); before
+        the view exists, the primary says so when it is made."""
+        if self.view is not None:
+            self._send(self.view.exclude(user_id))
 
     # --- what the cells say (friends_ws.cell_channels.Listener) ---------------------------------
 
     def heard(self, news: CellNews) -> None:
-        if self._loaded and not self.sink.closed:
+        if self.view is not None and self._secret and not self.sink.closed:
             self._send(self.view.heard(news))
 
     def expire(self, now_ms: int) -> None:
-        self._send(self.view.expire(now_ms))
+        if self.view is not None:
+            self._send(self.view.expire(now_ms))
 
     # --- inside -------------------------------------------------------------------------------
 
-    async def _load(self) -> None:
-        """Read who is never a stranger, once (the control channel keeps it current after)."""
-        if self._loaded:
-            return
-        never = await self.db.read_primary(lambda conn: friends_db.never_strangers(conn, self.user_id))
-        self.view.excluded |= never
-        self._loaded = True
+    async def _load(self) -> StrangerView:
+        """The view, made on first use with who is never a stranger, read on the primary (the
+        control channel keeps that current after; the secret is set once it is read, and no
+        stranger is shown before)."""
+        if self.view is None:
+            config = self.services.config
+            self.view = StrangerView(
+                self.user_id,
+                radius_m=config.discover_radius_m,
+                cap=config.discover_max_shown,
+                ttl_ms=config.discover_ttl_ms,
+            )
+        if not self._secret:
+            never = await self.services.db.read_primary(lambda conn: friends_db.never_strangers(conn, self.user_id))
+            self.view.excluded |= never
+            self._secret = secrets.token_bytes(16)
+        return self.view
 
     async def _say(self, latitude: float, longitude: float, now_ms: int) -> None:
         """Put the user's coarse point in its cell: when it changed, or to be heard again."""
+        config, cells = self.services.config, self.services.cells
         lat, lon = coarsen(latitude, longitude)
-        said = (home_cell(lat, lon, self.precision), lat, lon, self.handle)
-        if said == self._said and now_ms - self._said_at < self.refresh_ms:
+        said = (home_cell(lat, lon, config.discover_precision), lat, lon, self.handle)
+        # A user standing still is said again every third of the TTL, so listeners never expire them.
+        if said == self._said and now_ms - self._said_at < config.discover_ttl_ms // 3:
             return
         before, self._said, self._said_at = self._said, said, now_ms
-        await self.cells.publish(CellNews(self.user_id, said[0], now_ms, lat, lon, self.handle))
+        await cells.publish(CellNews(self.user_id, said[0], now_ms, lat, lon, self.handle))
         if before is not None and before[0] != said[0]:
-            await self.cells.publish(CellNews(self.user_id, before[0], now_ms, gone="moved"))
+            await cells.publish(CellNews(self.user_id, before[0], now_ms, gone="moved"))
 
-    async def _listen_around(self, latitude: float, longitude: float) -> None:
-        wanted = cover(latitude, longitude, self.radius_m, self.precision)
+    async def _listen_around(self, view: StrangerView, latitude: float, longitude: float) -> None:
+        config, cells = self.services.config, self.services.cells
+        wanted = cover(latitude, longitude, config.discover_radius_m, config.discover_precision)
         if wanted == self._listening:
             return
         added = wanted - self._listening
         removed = self._listening - wanted
         self._listening = wanted
         try:
-            present = await self.cells.listen(self, added)
+            present = await cells.listen(self, added)
         except BaseException:
             self._listening -= added
-            self.cells.stop(self, added)
+            cells.stop(self, added)
             raise
-        self.cells.stop(self, removed)
+        cells.stop(self, removed)
         for news in present:
-            self._send(self.view.heard(news))
+            self._send(view.heard(news))
 
     def _send(self, changes: list[Change]) -> None:
         for change in changes:
@@ -197,8 +200,8 @@ class Discovery:
                 frame = encode_stranger(
                     sid, change.handle, change.latitude, change.longitude, change.distance_m, change.at
                 )
-                self.stats.sent["stranger"] += 1
+                self.services.stats.sent["stranger"] += 1
             else:
                 frame = encode_stranger_left(sid, change.reason)
-                self.stats.sent["stranger_left"] += 1
+                self.services.stats.sent["stranger_left"] += 1
             self.sink.send_friend(~change.user_id, frame)  # never a friend's key (> 0)

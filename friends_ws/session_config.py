@@ -26,7 +26,9 @@ class SessionConfig:
     pace: Pace
     #: A reconnecting client that received something this recently (ms) gets only what changed.
     resume_ms: int
-    #: Nearby strangers: the radius (metres), the most shown at once, and how long news lives (ms).
+    #: Nearby strangers: the radius (metres), its cells' geohash precision
+    #: (:func:`friends_ws.cells.precision_for`), the most shown at once, how long news lives (ms).
     discover_radius_m: float = 2000.0
+    discover_precision: int = 5
     discover_max_shown: int = 20
     discover_ttl_ms: int = 600_000

@@ -100,9 +100,7 @@ class UserSharing:
         # The pace last sent to the client, seconds (None before init).
         self._pace_s: int | None = None
         self.following.on_watched = self._paced
-        self.discovery = Discovery(
-            user_id, cells=services.cells, sink=link, stats=services.stats, db=services.db, config=services.config
-        )
+        self.discovery = Discovery(user_id, services, link)
 
     @property
     def _region(self) -> str:
