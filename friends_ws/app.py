@@ -193,7 +193,7 @@ def _hub(settings: Settings, regions: RegionMap, *, cache: LocationCache, db: Da
         subscriptions=subscriptions,
         fanout=fanout,
         publisher=Publisher(regions, broker=broker, namespace=namespace),
-        cells=CellChannels(regions, broker=broker, cache=cache, namespace=namespace),
+        cells=CellChannels(regions, broker=broker, cache=cache, namespace=namespace, ttl_ms=ttl_ms),
         resync=Resync(subscriptions, fanout, cache=cache, db=db, spawn=tasks.spawn),
         flush=FlushQueue(),
         keepalive=Keepalive(settings.ws_ping_interval_s),

@@ -66,6 +66,13 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
+# Remove a member ARGV[1] from a cell's hash if its value is still ARGV[2] (a newer write stays).
+_DROP_STALE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+    return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
 #: How long an upload sequence mark is kept after the user's last upload, seconds.
 SEQUENCE_TTL_S = 30 * 86_400
 
@@ -173,11 +180,15 @@ class LocationCache:
         """Remove a user from a cell's member hash."""
         await self._execute(region, "HDEL", key, user_id)
 
-    async def sample_members(self, region: str, key: str, count: int) -> list[bytes]:
-        """Up to ``count`` members' news from a cell's member hash: all of them when there are
-        no more, a random sample otherwise (a crowded cell)."""
+    async def sample_members(self, region: str, key: str, count: int) -> list[tuple[int, bytes]]:
+        """Up to ``count`` members of a cell's member hash, (user id, news): all of them when
+        there are no more, a random sample otherwise (a crowded cell)."""
         flat = await self._execute(region, "HRANDFIELD", key, count, "WITHVALUES")
-        return list(flat[1::2]) if flat else []
+        return [(int(field), value) for field, value in zip(flat[::2], flat[1::2])] if flat else []
+
+    async def drop_stale_member(self, region: str, key: str, user_id: int, data: bytes) -> None:
+        """Remove a member whose news is still ``data`` (one a server that died never removed)."""
+        await self._execute(region, "EVAL", _DROP_STALE, 1, key, user_id, data)
 
     async def ping(self) -> bool:
         """True when every Redis answers (False at once for one whose breaker is open)."""

@@ -49,13 +49,17 @@ class CellChannels:
         broker: the pub/sub backends.
         cache: the location cache (each region's Redis holds its cells' member hashes).
         namespace: ``GEO_REDIS_NAMESPACE``.
+        ttl_ms: how long news lives, milliseconds: older members are not news any more.
     """
 
-    def __init__(self, regions: RegionMap, *, broker: Broker, cache: LocationCache, namespace: str) -> None:
+    def __init__(
+        self, regions: RegionMap, *, broker: Broker, cache: LocationCache, namespace: str, ttl_ms: int
+    ) -> None:
         self.regions = regions
         self.broker = broker
         self.cache = cache
         self.namespace = namespace
+        self.ttl_ms = ttl_ms
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
         #: Messages heard on cell channels.
         self.messages = 0
@@ -70,7 +74,7 @@ class CellChannels:
         region = self.regions.region_for(*cell_point(cell)).name
         return region, cell_channel(self.namespace, region, cell)
 
-    async def listen(self, listener: Listener, cells: Iterable[str]) -> list[CellNews]:
+    async def listen(self, listener: Listener, cells: Iterable[str], now_ms: int) -> list[CellNews]:
         """Start hearing cells; returns once each is confirmed, with who is in them now (read
         after the confirmation, so nobody heard afterwards is missed in between).
 
@@ -92,7 +96,7 @@ class CellChannels:
             listeners.add(listener)
         await self.broker.subscribe(new)
         await self.broker.confirmed(old)
-        return await self.members(wanted)
+        return await self.members(wanted, now_ms)
 
     def stop(self, listener: Listener, cells: Iterable[str]) -> None:
         """Stop hearing cells (a channel nobody here needs any more is unsubscribed)."""
@@ -108,17 +112,24 @@ class CellChannels:
                 gone[region].append(channel)
         self.broker.unsubscribe(gone)
 
-    async def members(self, cells: Iterable[str]) -> list[CellNews]:
-        """Who was last heard in cells (a sample of a crowded one), by their member hashes."""
+    async def members(self, cells: Iterable[str], now_ms: int) -> list[CellNews]:
+        """Who was heard in cells within the TTL (a sample of a crowded one), by their member
+        hashes. A member older than that (its server died before it could say it left) is
+        removed, unless it was written again meanwhile."""
         found: list[CellNews] = []
         for cell in cells:
             region, _ = self._where(cell)
             key = cell_members_key(self.namespace, region, cell)
-            for data in await self.cache.sample_members(region, key, SAMPLE_MEMBERS):
+            for user_id, data in await self.cache.sample_members(region, key, SAMPLE_MEMBERS):
                 try:
-                    found.append(decode_news(data))
+                    news = decode_news(data)
                 except CellNewsError as exc:
-                    log.warning("skipping a malformed member of cell %s: %s", cell, exc)
+                    log.warning("removing a malformed member of cell %s: %s", cell, exc)
+                    news = None
+                if news is not None and news.at > now_ms - self.ttl_ms:
+                    found.append(news)
+                else:
+                    await self.cache.drop_stale_member(region, key, user_id, data)
         return found
 
     async def publish(self, news: CellNews) -> None:

@@ -92,7 +92,7 @@ class Discovery:
         view = await self._load()
         await self._say(latitude, longitude, now_ms)
         self._send(view.moved_to(latitude, longitude))
-        await self._listen_around(view, latitude, longitude)
+        await self._listen_around(view, latitude, longitude, now_ms)
 
     async def set(
         self, enabled: bool, handle: str | None, *, position: tuple[float, float] | None, shared: bool, now_ms: int
@@ -175,7 +175,7 @@ class Discovery:
         if before is not None and before[0] != said[0]:
             await cells.publish(CellNews(self.user_id, before[0], now_ms, gone="moved"))
 
-    async def _listen_around(self, view: StrangerView, latitude: float, longitude: float) -> None:
+    async def _listen_around(self, view: StrangerView, latitude: float, longitude: float, now_ms: int) -> None:
         config, cells = self.services.config, self.services.cells
         wanted = cover(latitude, longitude, config.discover_radius_m, config.discover_precision)
         if wanted == self._listening:
@@ -184,7 +184,7 @@ class Discovery:
         removed = self._listening - wanted
         self._listening = wanted
         try:
-            present = await cells.listen(self, added)
+            present = await cells.listen(self, added, now_ms)
         except BaseException:
             self._listening -= added
             cells.stop(self, added)

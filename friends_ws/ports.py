@@ -119,7 +119,7 @@ class FriendLocations(Protocol):
 class CellListening(Protocol):
     """The discovery cells: listening to them, and speaking in one."""
 
-    async def listen(self, listener: Listener, cells: Iterable[str]) -> list[CellNews]:
+    async def listen(self, listener: Listener, cells: Iterable[str], now_ms: int) -> list[CellNews]:
         """Start hearing cells; returns once each is confirmed, with who is in them now."""
         ...
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import aiohttp
 
-from friends_ws.cells import home_cell
+from friends_ws.cells import CellNews, cell_members_key, encode_news, home_cell
+from friends_ws.clock import now_ms
+from friends_ws.keys import cache_key, settings_key
 from friends_ws.nearby import coarsen
 from tests.friends_ws.consent_helpers import TcpProxy
 from tests.friends_ws.ws_helpers import TIMEOUT_FACTOR, WAIT, Client, Server, new_user
@@ -319,3 +321,21 @@ async def test_a_discovery_change_missed_in_a_pub_sub_outage_applies_after_it(
         await bob.expect("stranger_left", reason="hidden")
     finally:
         await proxy.close()
+
+
+async def test_a_member_a_dead_server_left_behind_is_not_shown_and_is_removed(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    cache = server.app[cache_key]
+    here = _spot()
+    point = coarsen(*here)
+    cell = home_cell(*point, PRECISION)
+    key = cell_members_key(server.app[settings_key].redis_namespace, "default", cell)
+    # Two users no live connection speaks for: one heard within the TTL, one long before it.
+    fresh, stale = new_user(), new_user()
+    ttl_ms = server.app[settings_key].location_ttl_s * 1000
+    await cache.hold_member("default", key, fresh, encode_news(CellNews(fresh, cell, now_ms(), *point, "fresh")))
+    old = encode_news(CellNews(stale, cell, now_ms() - ttl_ms - 1000, *point, "stale"))
+    await cache.hold_member("default", key, stale, old)
+    viewer = await _discovering(connect, server, here)
+    assert [f["handle"] for f in await _all_strangers(viewer)] == ["fresh"]
+    assert {user for user, _ in await cache.sample_members("default", key, 10)} == {fresh, viewer.user_id}
