@@ -12,6 +12,7 @@ import { formatAge, formatDistance, formatInterval } from "./geo.js";
 import { createNearby } from "./nearby.js";
 import { createPacer } from "./pace.js";
 import { createSocket } from "./socket.js";
+import { createStrangers } from "./strangers.js";
 
 /** The largest frame geo-friends reads, bytes (it closes with 1009 beyond). */
 const MAX_FRAME_BYTES = 4096;
@@ -74,6 +75,7 @@ export function setupFriends({ state, map, onSignedIn, people }) {
   });
   const pacer = createPacer(sendLocation);
   const send = (message) => socket.send(message);
+  const strangers = createStrangers({ state, map, send, status });
 
   function setConnected(connected) {
     state.connected = connected;
@@ -117,6 +119,7 @@ export function setupFriends({ state, map, onSignedIn, people }) {
 
   function onFrame(frame) {
     state.frames[frame.type] = (state.frames[frame.type] || 0) + 1;
+    if (strangers.onFrame(frame)) return;
     switch (frame.type) {
       case "init":
         viewDue = false;
@@ -244,6 +247,7 @@ export function setupFriends({ state, map, onSignedIn, people }) {
     if (state.signingOut) {
       state.signingOut = false;
       view.forget();
+      strangers.clear();
       if (state.self) state.self.sentAt = null;
       tick();
       status("Signed out: your location is erased, and friends see you go offline.");
