@@ -8,6 +8,7 @@ stranger is shown never carries a user id or an exact point.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from friends_ws.cells import CellNews, cell_members_key, encode_news, home_cell
 from friends_ws.clock import now_ms
 from friends_ws.keys import cache_key, settings_key
 from friends_ws.nearby import coarsen
+from geo_common.regions import parse_regions
 from tests.friends_ws.consent_helpers import TcpProxy
 from tests.friends_ws.ws_helpers import TIMEOUT_FACTOR, WAIT, Client, Server, new_user
 
@@ -339,3 +341,27 @@ async def test_a_member_a_dead_server_left_behind_is_not_shown_and_is_removed(se
     viewer = await _discovering(connect, server, here)
     assert [f["handle"] for f in await _all_strangers(viewer)] == ["fresh"]
     assert {user for user, _ in await cache.sample_members("default", key, 10)} == {fresh, viewer.user_id}
+
+
+async def test_cells_live_in_the_region_of_their_centre_across_a_region_border(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
+    # West of Greenwich on the standalone Redis (the default); east of it on the Redis Cluster.
+    regions = parse_regions(
+        json.dumps(
+            {
+                "west": {"boxes": [[-90, -180, 90, 0]], "pubsub": {"backend": "redis"}},
+                "east": {"boxes": [[-90, 0, 90, 180]], "pubsub": {"backend": "cluster"}},
+            }
+        )
+    )
+    one, two = await servers(regions=regions), await servers(regions=regions)
+    west, east = (51.4779, -0.006), (51.4779, 0.006)  # Greenwich, either side of the meridian
+    alice = await _discovering(connect, one, west)
+    bob = await _discovering(connect, two, east)
+    await alice.expect("stranger", longitude=coarsen(*east)[1])
+    await bob.expect("stranger", longitude=coarsen(*west)[1])
+    # Bob walks west across the border: Alice's instance hears his cells in both regions.
+    await bob.location(west[0] + 0.004, west[1])
+    await alice.expect("stranger", longitude=coarsen(west[0] + 0.004, west[1])[1])
+    await bob.location(*east)
+    await alice.expect("stranger", longitude=coarsen(*east)[1])
+    assert [f["type"] for f in await _all_strangers(alice)] == ["stranger"] * 3
