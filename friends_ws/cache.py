@@ -66,8 +66,9 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
-# Remove a member ARGV[1] from a cell's hash if its value is still ARGV[2] (a newer write stays).
-_DROP_STALE = """
+# Remove a member ARGV[1] from a cell's hash if its value is still ARGV[2] (a newer write
+# stays); returns 1 when removed.
+_DROP_IF = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
     return redis.call('HDEL', KEYS[1], ARGV[1])
 end
@@ -186,9 +187,9 @@ class LocationCache:
         flat = await self._execute(region, "HRANDFIELD", key, count, "WITHVALUES")
         return [(int(field), value) for field, value in zip(flat[::2], flat[1::2])] if flat else []
 
-    async def drop_stale_member(self, region: str, key: str, user_id: int, data: bytes) -> None:
-        """Remove a member whose news is still ``data`` (one a server that died never removed)."""
-        await self._execute(region, "EVAL", _DROP_STALE, 1, key, user_id, data)
+    async def drop_member_if(self, region: str, key: str, user_id: int, data: bytes) -> bool:
+        """Remove a member whose news is still ``data`` (not written again since); True when removed."""
+        return bool(await self._execute(region, "EVAL", _DROP_IF, 1, key, user_id, data))
 
     async def ping(self) -> bool:
         """True when every Redis answers (False at once for one whose breaker is open)."""

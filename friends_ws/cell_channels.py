@@ -129,11 +129,16 @@ class CellChannels:
                 if news is not None and news.at > now_ms - self.ttl_ms:
                     found.append(news)
                 else:
-                    await self.cache.drop_stale_member(region, key, user_id, data)
+                    await self.cache.drop_member_if(region, key, user_id, data)
         return found
 
-    async def publish(self, news: CellNews) -> None:
-        """Tell a cell's listeners (everywhere) and its member hash.
+    async def publish(self, news: CellNews, *, if_still: bytes | None = None) -> bytes | None:
+        """Tell a cell's listeners (everywhere) and its member hash; returns the message.
+
+        Args:
+            news: what to say.
+            if_still: for a departure, say it only if the user's member is still this message
+                (None: whatever it is); otherwise nothing is said, and None returned.
 
         Raises:
             geo_common.breaker.CircuitOpen, pubsub.PubSubError, OSError: pub/sub or Redis did
@@ -144,9 +149,12 @@ class CellChannels:
         key = cell_members_key(self.namespace, region, news.cell)
         if news.gone is None:
             await self.cache.hold_member(region, key, news.user_id, data)
-        else:
+        elif if_still is None:
             await self.cache.drop_member(region, key, news.user_id)
+        elif not await self.cache.drop_member_if(region, key, news.user_id, if_still):
+            return None  # another connection of the user spoke since: it speaks for them now
         await self.broker.publish(region, channel, data)
+        return data
 
     def _on_message(self, cell: str, data: bytes) -> None:
         self.messages += 1

@@ -59,6 +59,7 @@ class Discovery:
         "_secret",
         "_listening",
         "_said",
+        "_said_data",
         "_said_at",
     )
 
@@ -74,6 +75,7 @@ class Discovery:
         self._listening = _NO_CELLS
         # What the user last said in a cell: (cell, latitude, longitude, handle), or None.
         self._said: tuple[str, float, float, str | None] | None = None
+        self._said_data: bytes | None = None  # the message of it
         self._said_at = 0
 
     def ack(self) -> bytes:
@@ -110,21 +112,25 @@ class Discovery:
         if position is not None:
             await self.located(position[0], position[1], now_ms, shared=shared)
 
-    async def withdraw(self, now_ms: int, reason: str) -> None:
-        """Leave the user's cell (``hidden``: sharing or discovery off; ``offline``)."""
+    async def withdraw(self, now_ms: int, reason: str, *, if_last: bool = False) -> None:
+        """Leave the user's cell (``hidden``: sharing or discovery off; ``offline``); with
+        ``if_last``, only if no other connection of the user spoke there since this one."""
         said, self._said = self._said, None
+        data, self._said_data = self._said_data, None
         if said is not None:
-            await self.services.cells.publish(CellNews(self.user_id, said[0], now_ms, gone=reason))
+            news = CellNews(self.user_id, said[0], now_ms, gone=reason)
+            await self.services.cells.publish(news, if_still=data if if_last else None)
 
-    async def stop(self, now_ms: int, reason: str | None) -> None:
-        """Stop listening and leave the user's cell (discovery off, or the connection closed; a
-        ``reason`` of None stays in it: the connection is handed over, and the next says more)."""
+    async def stop(self, now_ms: int, reason: str | None, *, if_last: bool = False) -> None:
+        """Stop listening and leave the user's cell (discovery off, or the connection closed: a
+        closed socket ``if_last``, see :meth:`withdraw`; a ``reason`` of None stays in it: the
+        connection is handed over, and the next says more)."""
         listening, self._listening = self._listening, _NO_CELLS
         self.services.cells.stop(self, listening)
         if self.view is not None:
             self.view.clear()
         if reason is not None:
-            await self.withdraw(now_ms, reason)
+            await self.withdraw(now_ms, reason, if_last=if_last)
 
     def exclude(self, user_id: int) -> None:
         """Never show this user (a friend now, or a friendship ended: perhaps by a block); before
@@ -171,7 +177,7 @@ class Discovery:
         if said == self._said and now_ms - self._said_at < config.discover_ttl_ms // 3:
             return
         before, self._said, self._said_at = self._said, said, now_ms
-        await cells.publish(CellNews(self.user_id, said[0], now_ms, lat, lon, self.handle))
+        self._said_data = await cells.publish(CellNews(self.user_id, said[0], now_ms, lat, lon, self.handle))
         if before is not None and before[0] != said[0]:
             await cells.publish(CellNews(self.user_id, before[0], now_ms, gone="moved"))
 

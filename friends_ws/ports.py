@@ -127,6 +127,7 @@ class CellListening(Protocol):
         """Stop hearing cells."""
         ...
 
-    async def publish(self, news: CellNews) -> None:
-        """Tell a cell's listeners everywhere (and its member hash)."""
+    async def publish(self, news: CellNews, *, if_still: bytes | None = None) -> bytes | None:
+        """Tell a cell's listeners everywhere (and its member hash); a departure ``if_still``
+        only while the user's member is that message. Returns the message (None: not said)."""
         ...

@@ -125,7 +125,7 @@ class Session(UserSharing):
         self.services.lifetimes.forget(self)
         self.services.subscriptions.detach(self)
         try:
-            await self.discovery.stop(now_ms(), None if handed_over else "offline")
+            await self.discovery.stop(now_ms(), None if handed_over else "offline", if_last=True)
         except BACKEND_ERRORS as exc:
             log.warning("user %d: could not leave the discovery cell (%s); it expires", self.user_id, exc)
         if not handed_over:

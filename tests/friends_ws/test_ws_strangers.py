@@ -365,3 +365,25 @@ async def test_cells_live_in_the_region_of_their_centre_across_a_region_border(s
     await bob.location(*east)
     await alice.expect("stranger", longitude=coarsen(*east)[1])
     assert [f["type"] for f in await _all_strangers(alice)] == ["stranger"] * 3
+
+
+async def test_closing_one_of_two_connections_leaves_the_user_shown(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    here = _spot()
+    viewer = await _discovering(connect, server, here)
+    user = new_user()
+    first = await connect(server, user)
+    for client in (first, second := await connect(server, user)):
+        await client.location(here[0] + 0.002, here[1])
+        await client.expect("init")
+    await first.send(type="discover", enabled=True)
+    await viewer.expect("stranger")
+    # The second connection speaks last; closing the first leaves the user there.
+    await second.location(here[0] + 0.002, here[1])
+    await second.quiet(0.2)
+    await first.close()
+    assert await _all_strangers(viewer) == [f for f in viewer.received if f["type"] == "stranger"]
+    assert len(await _all_strangers(viewer)) == 1
+    # Closing the one that spoke last takes them away.
+    await second.close()
+    await viewer.expect("stranger_left", reason="offline")
