@@ -139,9 +139,16 @@ async def test_friends_and_blocked_users_are_never_strangers(  # type: ignore[no
     assert status in (200, 201, 204)
     await clients[a].expect("stranger_left", reason="hidden")
     await stranger.expect(lambda f: f["type"] == "stranger_left" and f["reason"] == "hidden")
+    # A friendship ended during the session: the removed friend stays hidden too.
+    status, _ = await api("DELETE", f"/v1/users/{a}/friends/{friend}", a)
+    assert status in (200, 204)
+    await clients[a].expect("friend_left", user_id=friend, reason="unfriended")
     await clients[a].location(here[0] + 0.0005, here[1])
     await stranger.location(here[0] - 0.0015, here[1])
+    await clients[friend].location(here[0] + 0.0012, here[1])
     assert [f for f in _strangers(await clients[a].quiet(SETTLE)) if f["type"] == "stranger"] == []
+    # ... and Alice to them: they still know only the three others.
+    assert len({f["id"] for f in await _all_strangers(clients[friend], 0.1) if f["type"] == "stranger"}) == 3
 
 
 async def test_crossing_the_180th_meridian_moves_without_a_gap_or_a_duplicate(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
