@@ -161,6 +161,8 @@ def test_the_set_starts_fails_over_and_takes_the_old_primary_back_as_a_replica(p
     )
     assert pods.ask(first, "config", "get", "maxmemory-policy") == ["maxmemory-policy", "noeviction"]
     assert pods.ask(first, "set", "k", "v", "ex", "60") == ["OK"]
+    # Replication is asynchronous: the write is on every replica before the primary dies.
+    _wait(lambda: all(pods.ask(r, "get", "k") == ["v"] for r in replicas), "the write to reach the replicas")
 
     pods.kill(first)
     promoted: set[str] = set()
