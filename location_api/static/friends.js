@@ -95,14 +95,23 @@ export function setupFriends({ state, map, onSignedIn, people }) {
       : `Your location is sent every ${formatInterval(state.pace)}, as the server asks.`;
   }
 
-  /** The status line while a new connection is due: the seconds left, counted down. */
+  let countdown = null; // the timer that shows the next second of the countdown
+
+  /**
+   * The status line while a new connection is due: the seconds left, counted down. Each
+   * number shows until the moment the next one is due (a timer of its own), not until the
+   * panel's next one-second tick, whose phase has nothing to do with when the wait began.
+   */
   function renderWaiting() {
+    clearTimeout(countdown);
+    countdown = null;
     const due = socket.waiting;
     if (!due) return false;
     const seconds = Math.ceil(due.inMs / 1000);
     status(due.why === "restart"
       ? `Server restarting, reconnecting in ${seconds} s.`
       : `Connection lost (code ${due.code}), reconnecting in ${seconds} s.`);
+    if (seconds > 1) countdown = setTimeout(renderWaiting, due.inMs - (seconds - 1) * 1000);
     return true;
   }
 
