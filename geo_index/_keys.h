@@ -41,6 +41,32 @@ zorder_key(double lat, double lon)
     return (spread32(grid_col(lon)) << 1) | spread32(grid_row(lat));
 }
 
+/* The even bits of v (bit 2i at bit i): the inverse of spread32. */
+static inline uint32_t
+compact32(uint64_t v)
+{
+    v &= 0x5555555555555555ULL;
+    v = (v | (v >> 1)) & 0x3333333333333333ULL;
+    v = (v | (v >> 2)) & 0x0F0F0F0F0F0F0F0FULL;
+    v = (v | (v >> 4)) & 0x00FF00FF00FF00FFULL;
+    v = (v | (v >> 8)) & 0x0000FFFF0000FFFFULL;
+    v = (v | (v >> 16)) & 0x00000000FFFFFFFFULL;
+    return (uint32_t)v;
+}
+
+/* zorder_key(lat, lon) < x, without interleaving the point's row and column: given x's row
+ * (compact32(x)) and column (compact32(x >> 1)), the keys first differ at the highest bit
+ * where the columns (key bit 2i + 1) or the rows (key bit 2i) differ, the column's when its
+ * highest differing bit is at least the row's. */
+static inline int
+zorder_below(double lat, double lon, uint32_t xrow, uint32_t xcol)
+{
+    uint32_t row = grid_row(lat), col = grid_col(lon);
+    uint32_t dc = col ^ xcol, dr = row ^ xrow;
+    if (dc < dr && dc < (dc ^ dr)) return row < xrow;   /* the row's highest differing bit is higher */
+    return col < xcol;                                  /* equal keys: neither is below */
+}
+
 /* The code of the cell of ``bits`` bits (1..64) at grid row ``row`` and column ``col`` of
  * that level (row: bits/2 bits, col: bits - bits/2 bits). */
 static inline uint64_t

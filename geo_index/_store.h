@@ -84,6 +84,16 @@ int store_insert(Store *s, int64_t id, double lat, double lon);
 /* 1 removed, 0 not held, -1 out of memory. */
 int store_remove(Store *s, int64_t id);
 
+/* Shared by the store's files (_store.c, _merge.c). */
+/* A table of ids[0..n): 0, -1 out of memory, -2 (*dup) a repeated id. */
+int idmap_build(IdMap *m, const int64_t *ids, size_t n, int64_t *dup);
+/* The position of id in ids (by the table m), or SIZE_MAX. */
+size_t idmap_find(const IdMap *m, const int64_t *ids, int64_t id);
+/* Room for cap points (keys stored): 0, or -1 out of memory. */
+int run_reserve(Run *r, size_t cap);
+/* The tombstone of point i: 0, or -1 out of memory. */
+int run_kill(Run *r, size_t i);
+
 /* A run of n new points sorted by key (keys stored): 0, or -1 out of memory. */
 int run_from_arrays(Run *out, int kind, const int64_t *id, const double *lat, const double *lon, size_t n);
 void run_free(Run *r);

@@ -3,7 +3,7 @@
 All angles given to or returned by public functions are in degrees, all distances in metres.
 
 :func:`haversine_m` is *the* distance: every index computes the final distance of every
-candidate with exactly its floating-point operations (``geo_index/_query.c``), and the tests'
+candidate with exactly its floating-point operations (``geo_index/_exact.h``), and the tests'
 oracle calls it directly, so "exact" means bit-identical. :func:`cap_bounds` (a query's
 bounding box, mirrored operation for operation by ``cap_box`` in ``geo_index/_plan.c``) is only
 used to discard candidates and is padded by a safety margin so that it never discards a point
@@ -46,7 +46,7 @@ _asin = math.asin
 #: Great-circle distance between two points on the sphere of radius :data:`EARTH_RADIUS_M`:
 #: ``haversine_m(lat1, lon1, lat2, lon2)``, degrees in, metres out, in [0, pi * R]. Longitude
 #: -180 is taken as +180 (the same meridian) first, so both spellings of the antimeridian give
-#: bit-identical results. Written once, in C (``haversine`` in ``geo_index/_query.c``), which
+#: bit-identical results. Written once, in C (``haversine`` in ``geo_index/_exact.c``), which
 #: the indexes' scans call for every candidate and Python code calls through this name; the
 #: formula in Python is the tests' reference (``tests/geo_index/reference.py``), held to it
 #: bit for bit.
