@@ -16,6 +16,7 @@ from aiohttp import web
 from friends_ws.app import create_app
 from friends_ws.keys import drain_key, hub_key, regions_key, settings_key
 from friends_ws.retention import cutoff
+from friends_ws.site import FriendsSite
 from friends_ws.ring_discovery import uses_etcd
 from geo_common.history_db import purge_history
 from geo_common.redact import redact_passwords
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         host=parsed.host,
         port=parsed.port,
         workers=parsed.workers,
+        site=FriendsSite,
     )
 
 

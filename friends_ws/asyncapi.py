@@ -32,8 +32,11 @@ CHANNEL = "friends"
 _CLOSE_CODES = f"""\
 | close code | when |
 |---|---|
-| 1009 | a frame larger than {MAX_FRAME} bytes |
+| 1009 | a message larger than {MAX_FRAME} bytes |
+| 1002 | a frame that breaks RFC 6455 (unmasked, reserved bits, unknown opcode, a bad control frame or close code) |
+| 1007 | a text message or close reason that is not UTF-8 |
 | 1013 | the client reads too slowly (GEO_WS_QUEUE_SIZE frames wait), or the session could not be opened |
+| 1011 | the server failed unexpectedly while opening the session |
 | 1001 | the server is shutting down: at the time a `reconnect` frame announced (GEO_WS_DRAIN_S), or at once |
 | {TOKEN_EXPIRED} | the token expired and no fresh one came in an `auth` frame |
 | {SIGNED_OUT} | the user signed out (`sign_out`) |"""

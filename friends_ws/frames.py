@@ -35,3 +35,9 @@ def control_frame(first_byte: int, payload: bytes) -> bytes:
 def text_frames(payloads: Iterable[bytes]) -> bytes:
     """Several text frames back to back, ready for one write."""
     return b"".join([text_frame(p) for p in payloads])
+
+
+def close_frame(code: int, reason: bytes = b"") -> bytes:
+    """A close frame (0x88) with ``code`` and at most 123 bytes of ``reason``."""
+    payload = code.to_bytes(2, "big") + reason[:123]
+    return bytes((0x88, len(payload))) + payload

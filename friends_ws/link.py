@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode
 
 from friends_ws.frames import control_frame, text_frame, text_frames
 from friends_ws.metrics import Stats
@@ -32,6 +32,16 @@ log = logging.getLogger(__name__)
 #: instead of being written by the shared flush (which must never wait on one client).
 HIGH_WATER = 32 * 1024
 _PING = b"\x89\x00"
+
+
+class WebSocketEnd(Protocol):
+    """What a link needs of its WebSocket: whether it is closing, and closing it
+    (:class:`friends_ws.connection.Connection`)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def close(self, *, code: int = ..., message: bytes = ...) -> None: ...
 
 
 class WriteBuffer(Protocol):
@@ -50,7 +60,7 @@ class Link:
     """Frames queued for one client, and whether the client is alive.
 
     Args:
-        ws: the prepared WebSocket (for closing it).
+        ws: the WebSocket (for closing it).
         transport: its transport (frames are written to it directly).
         schedule: has the link flushed at the end of the loop iteration
             (:meth:`friends_ws.flushing.FlushQueue.schedule`).
@@ -80,7 +90,7 @@ class Link:
 
     def __init__(
         self,
-        ws: web.WebSocketResponse,
+        ws: WebSocketEnd,
         transport: WriteBuffer,
         *,
         schedule: Callable[[Link], None],

@@ -13,7 +13,7 @@ from friends_ws.edge import install
 from friends_ws.keys import edge_key, metrics_key, settings_key
 from friends_ws.openapi import serve_openapi
 from friends_ws.uploads_view import upload_locations
-from friends_ws.ws import friends_ws
+from friends_ws.ws import not_first
 from geo_common.request_metrics import RequestMetrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -21,7 +21,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def setup_routes(app: web.Application) -> None:
     edge = app[edge_key] = install(app, access_log_sample=app[settings_key].access_log_sample)
-    app.router.add_get("/v1/friends/ws", friends_ws)  # enters the edge itself, for the session's life
+    # Served below aiohttp (friends_ws.site); this route answers a handshake that is not its
+    # connection's first request, and other methods.
+    app.router.add_route("*", "/v1/friends/ws", edge.route(not_first))
     app.router.add_get("/asyncapi.json", edge.route(serve_asyncapi))
     app.router.add_get("/openapi.json", edge.route(serve_openapi))
     requests = app[metrics_key].http

@@ -18,6 +18,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +31,17 @@ from geo_common.settings import Settings, SettingsError, load_settings
 from geo_common.supervisor import Supervisor
 from geo_common.version import add_version_argument
 
+
+#: Makes the listening site: ``site(runner, host, port, reuse_port=..., backlog=...)``
+#: (``aiohttp.web.TCPSite``, or a service's own, as geo-friends' :mod:`friends_ws.site`).
+SiteFactory = Callable[..., web.BaseSite]
+
+#: The longest request line the HTTP layer reads, bytes (aiohttp's default is 8,190). A
+#: longer URL is still parsed and answered by the service (a problem document naming the
+#: parameter at fault), not refused by the parser in plain text; beyond this it is.
+MAX_REQUEST_LINE = 32_768
+#: What every service's ``aiohttp.web.AppRunner`` is given (tests start their servers with it).
+RUNNER_OPTIONS: dict[str, Any] = {"max_line_size": MAX_REQUEST_LINE}
 
 #: Connections the kernel queues before the server accepts them (aiohttp's default, 128, drops
 #: handshakes when a reconnect storm lands on an instance; the kernel caps it at
@@ -78,6 +90,7 @@ def serve(
     host: str | None,
     port: int | None,
     workers: int = 1,
+    site: SiteFactory = web.TCPSite,
 ) -> int:
     """Build the app from settings and serve it until SIGINT/SIGTERM, on uvloop when present.
 
@@ -110,9 +123,11 @@ def serve(
     bind_host, bind_port = getattr(settings, host_field), getattr(settings, port_field)
     if workers > 1:
         return _supervise(
-            prog, workers, lambda: _run(prog, settings, factory, bind_host, bind_port, open_files, reuse_port=True)
+            prog,
+            workers,
+            lambda: _run(prog, settings, factory, bind_host, bind_port, open_files, reuse_port=True, site=site),
         )
-    _run(prog, settings, factory, bind_host, bind_port, open_files, reuse_port=False)
+    _run(prog, settings, factory, bind_host, bind_port, open_files, reuse_port=False, site=site)
     return 0
 
 
@@ -125,19 +140,42 @@ def _run(
     open_files: int,
     *,
     reuse_port: bool,
+    site: SiteFactory,
 ) -> None:
-    web.run_app(
-        factory(settings),
-        host=host,
-        port=port,
-        reuse_port=reuse_port or None,
-        print=lambda _msg: print(
-            f"{prog}: listening on {host}:{port} (pid {os.getpid()}, up to {open_files:,} open files)", flush=True
-        ),
-        access_log=None,
-        shutdown_timeout=10,
-        backlog=LISTEN_BACKLOG,
-    )
+    """Serve until SIGINT or SIGTERM (``web.GracefulExit``), as ``aiohttp.web.run_app`` does,
+    on a site of the service's choice."""
+
+    async def run() -> None:
+        runner = web.AppRunner(
+            factory(settings), handle_signals=True, access_log=None, shutdown_timeout=10, **RUNNER_OPTIONS
+        )
+        await runner.setup()  # SIGINT and SIGTERM raise GracefulExit from here on
+        try:
+            await site(runner, host, port, reuse_port=reuse_port, backlog=LISTEN_BACKLOG).start()
+            print(
+                f"{prog}: listening on {host}:{port} (pid {os.getpid()}, up to {open_files:,} open files)", flush=True
+            )
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    main = loop.create_task(run())
+    try:
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        main.cancel()  # the runner's cleanup first: shutdown hooks, connections closed
+        with suppress(asyncio.CancelledError):
+            loop.run_until_complete(main)
+        rest = asyncio.all_tasks(loop)
+        for task in rest:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def _supervise(prog: str, workers: int, run_one: Callable[[], None]) -> int:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import json
 import os
 import shutil
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -121,3 +122,12 @@ def discard_stack(stack: Stack, root: Path) -> None:
         pg_root = json.loads(state_file.read_text()).get("pg_root", "")
         if pg_root and not pg_root.startswith(str(root)):
             shutil.rmtree(pg_root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def collect_what_the_module_left() -> Iterator[None]:
+    """Collect garbage after each test module, so a resource it left open (a socket, a client
+    it never closed) is reported by pytest in that module's last test, not in whichever
+    test of another module the collector happens to run in."""
+    yield
+    gc.collect()

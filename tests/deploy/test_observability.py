@@ -48,13 +48,12 @@ async def scraped(settings: Settings) -> AsyncIterator[dict[str, str]]:
     """What the two services export: a real geo-api (role all) and a real geo-friends on port 0,
     each asked once for something (a search; a malformed frame; a health check), then for
     /metrics. Service name -> the /metrics text."""
-    from friends_ws.app import create_app as create_ws_app
     from location_api.app import create_app as create_api_app
+    from tests.friends_ws.ws_helpers import start_server
 
     api = TestServer(create_api_app(replace(settings, api_role="all")), host="127.0.0.1")
-    ws = TestServer(create_ws_app(settings), host="127.0.0.1")
     await api.start_server()
-    await ws.start_server()
+    ws = await start_server(settings)  # served as geo-friends serves it (friends_ws.site)
     texts: dict[str, str] = {}
     try:
         async with aiohttp.ClientSession() as http:
@@ -64,21 +63,19 @@ async def scraped(settings: Settings) -> AsyncIterator[dict[str, str]]:
                 assert r.status == 200
             # One bad frame on the WebSocket tier, so its error counter has a sample.
             token = mint_token(settings.jwt_secret, 4_242_424)
-            async with http.ws_connect(
-                ws.make_url("/v1/friends/ws"), headers={"Authorization": f"Bearer {token}"}
-            ) as sock:
+            async with http.ws_connect(ws.url, headers={"Authorization": f"Bearer {token}"}) as sock:
                 await sock.send_str("not json")
                 assert (await sock.receive_json(timeout=10))["type"] == "error"
-            async with http.get(ws.make_url("/healthz")) as r:
+            async with http.get(f"{ws.http}/healthz") as r:
                 assert r.status == 200
-            for name, server in (("geo-api", api), ("geo-friends", ws)):
-                async with http.get(server.make_url("/metrics")) as r:
+            for name, base in (("geo-api", str(api.make_url("")).rstrip("/")), ("geo-friends", ws.http)):
+                async with http.get(f"{base}/metrics") as r:
                     assert r.status == 200
                     assert r.headers["Content-Type"] == CONTENT_TYPE_LATEST
                     texts[name] = await r.text()
         yield texts
     finally:
-        await ws.close()
+        await ws.stop()
         await api.close()
 
 

@@ -17,7 +17,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from friends_ws.app import create_app
+from friends_ws.site import FriendsSite
 from friends_ws.keys import hub_key
+from geo_common.serve import RUNNER_OPTIONS
 from geo_common.settings import Settings
 from geo_common.tokens import mint_token
 
@@ -64,11 +66,11 @@ class Server:
 
 async def start_server(settings: Settings) -> Server:
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0, **RUNNER_OPTIONS)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = FriendsSite(runner, "127.0.0.1", 0)
     await site.start()
-    return Server(app, runner, int(runner.addresses[0][1]))
+    return Server(app, runner, site.port)
 
 
 class Client:
@@ -85,6 +87,12 @@ class Client:
 
     async def send(self, **message: Any) -> None:
         await self.ws.send(orjson.dumps(message).decode())
+
+    async def opened(self) -> None:
+        """Wait until the server's session is open (subscribed to the user's control channel):
+        frames are read only then, so the answer to a bad one shows it."""
+        await self.send(type="no-such-frame")
+        await self.expect("error")
 
     async def location(self, latitude: float, longitude: float, **extra: Any) -> None:
         await self.send(type="location", latitude=latitude, longitude=longitude, **extra)
@@ -152,15 +160,23 @@ async def connect_user(
     """Connect as ``user_id`` with a fresh token (or ``token``): in the ``Authorization`` header,
     or, with ``subprotocol``, as a browser does (subprotocols ``geo.v1`` and ``bearer.<token>``)."""
     token = token or mint_token(settings.jwt_secret, user_id)
+    # Frames wait unread until a test expects them: an unbounded queue keeps the client reading
+    # its socket meanwhile, so it answers the server's pings as a phone's app does (websockets
+    # stops reading after 16 unread messages, and a silent client is dropped after 1.5 pings).
     if subprotocol:
         ws = await connect(
             server.url,
             subprotocols=[Subprotocol("geo.v1"), Subprotocol(f"bearer.{token}")],
             compression=None,
             open_timeout=WAIT,
+            max_queue=None,
         )
     else:
         ws = await connect(
-            server.url, additional_headers={"Authorization": f"Bearer {token}"}, compression=None, open_timeout=WAIT
+            server.url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            compression=None,
+            open_timeout=WAIT,
+            max_queue=None,
         )
     return Client(ws, user_id)

@@ -30,6 +30,7 @@ from deploy.stack.redis_nodes import RedisNode
 from deploy.stack.stack import Stack
 from geo_common.database_node import replicas_replayed
 from geo_common.migrate import apply_migrations
+from geo_common.serve import RUNNER_OPTIONS
 from geo_common.settings import Settings
 from geo_common.tokens import Role, mint_token
 from geo_index import haversine_m
@@ -172,7 +173,7 @@ async def serve() -> AsyncIterator[Callable[[Settings], Awaitable[Api]]]:
     async def start(settings: Settings) -> Api:
         app = create_app(settings)
         server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
+        await server.start_server(**RUNNER_OPTIONS)  # as geo-api is served
         http = aiohttp.ClientSession(str(server.make_url("")))
         api = Api(app, server, http, settings)
         started.append(api)

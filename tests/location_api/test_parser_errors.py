@@ -61,3 +61,13 @@ async def test_a_malformed_request_line_is_logged_by_kind_without_its_bytes(api:
     assert "exception" not in error
     text = "\n".join(json.dumps(line) for line in logged)
     assert LAT not in text and TOKEN not in text and "lat=" not in text and "token=" not in text
+
+
+async def test_a_url_over_aiohttps_line_limit_is_answered_by_the_api(api: Api) -> None:
+    """A request line of 8,190 to 32,768 bytes reaches the API (geo_common.serve.RUNNER_OPTIONS):
+    its fault is named in a problem document, not refused by the parser in plain text."""
+    target = b"/v1/search/nearby?latitude=48.85&longitude=2.35&radius_m=" + b"9" * 9000
+    answer = await answer_to(api, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"application/problem+json" in head, head
+    assert json.loads(body)["errors"][0]["field"] == "radius_m"
