@@ -112,25 +112,35 @@ class Discovery:
         if position is not None:
             await self.located(position[0], position[1], now_ms, shared=shared)
 
-    async def withdraw(self, now_ms: int, reason: str, *, if_last: bool = False) -> None:
+    async def withdraw(self, now_ms: int, reason: str, *, if_last: bool = False) -> bool:
         """Leave the user's cell (``hidden``: sharing or discovery off; ``offline``); with
-        ``if_last``, only if no other connection of the user spoke there since this one."""
+        ``if_last``, only if no other connection of the user spoke there since this one.
+        Whether the user left it (was in it, and this connection spoke for them)."""
         said, self._said = self._said, None
         data, self._said_data = self._said_data, None
-        if said is not None:
-            news = CellNews(self.user_id, said[0], now_ms, gone=reason)
-            await self.services.cells.publish(news, if_still=data if if_last else None)
+        if said is None:
+            return False
+        news = CellNews(self.user_id, said[0], now_ms, gone=reason)
+        return await self.services.cells.publish(news, if_still=data if if_last else None) is not None
 
-    async def stop(self, now_ms: int, reason: str | None, *, if_last: bool = False) -> None:
+    async def stop(self, now_ms: int, reason: str | None, *, if_last: bool = False) -> bool:
         """Stop listening and leave the user's cell (discovery off, or the connection closed: a
         closed socket ``if_last``, see :meth:`withdraw`; a ``reason`` of None stays in it: the
-        connection is handed over, and the next says more)."""
+        connection is handed over, and the next says more). Whether the user left the cell."""
         listening, self._listening = self._listening, _NO_CELLS
         self.services.cells.stop(self, listening)
         if self.view is not None:
             self.view.clear()
-        if reason is not None:
-            await self.withdraw(now_ms, reason, if_last=if_last)
+        if reason is None:
+            return False
+        return await self.withdraw(now_ms, reason, if_last=if_last)
+
+    async def speak_again(self, position: tuple[float, float] | None, now_ms: int, *, shared: bool) -> None:
+        """Put the user back in their cell at this connection's last position: the connection
+        that spoke for them closed (a :class:`~geo_common.presence.SpeakerLeft`)."""
+        if self.enabled and position is not None and not self.sink.closed:
+            self._said = None
+            await self.located(position[0], position[1], now_ms, shared=shared)
 
     def exclude(self, user_id: int) -> None:
         """Never show this user (a friend now, or a friendship ended: perhaps by a block); before

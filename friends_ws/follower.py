@@ -16,7 +16,8 @@ from typing import Protocol
 from friends_ws.cells import CellNews
 from friends_ws.protocol import FramePattern, LeftReason
 from geo_common.friends_db import Grant
-from geo_common.presence import AccessLevel, Control, Location
+from geo_common.presence import AccessLevel, Location
+from geo_common.control_messages import Control
 
 
 class Follower(Protocol):

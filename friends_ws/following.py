@@ -34,7 +34,8 @@ from friends_ws.protocol import encode_friend_added
 from geo_common import friends_db
 from geo_common.database import Database, DatabaseUnavailable
 from geo_common.friends_db import Grant
-from geo_common.presence import AccessLevel, FriendAdded, FriendRemoved, FriendShares
+from geo_common.presence import AccessLevel
+from geo_common.control_messages import FriendAdded, FriendRemoved, FriendShares
 from pubsub import PubSubError
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ from typing import Any, Protocol
 
 from friends_ws.cells import CellNews
 from friends_ws.follower import Follower, Listener, Owner
-from geo_common.presence import Control, Location
+from geo_common.presence import Location
+from geo_common.control_messages import Control
 
 
 class Sink(Protocol):

@@ -9,7 +9,8 @@ circuit breaker in the :class:`~friends_ws.broker.Broker`.
 from __future__ import annotations
 
 from friends_ws.broker import Broker
-from geo_common.presence import Control, control_channel, encode_control, location_channel
+from geo_common.presence import control_channel, location_channel
+from geo_common.control_messages import Control, encode_control
 from geo_common.regions import RegionMap
 
 

@@ -47,7 +47,8 @@ from friends_ws.user_sharing import BACKEND_ERRORS
 from friends_ws.user_sharing import UserSharing
 from friends_ws.share import record_history
 from geo_common import friends_db
-from geo_common.presence import (
+from geo_common.presence import Watching, encode_watching
+from geo_common.control_messages import (
     Control,
     DiscoveryChanged,
     Erased,
@@ -57,8 +58,7 @@ from geo_common.presence import (
     HomeMoved,
     RequestReceived,
     SharingChanged,
-    Watching,
-    encode_watching,
+    SpeakerLeft,
 )
 from geo_common.provider_keys import KeysUnavailable
 from geo_common.tokens import TokenError
@@ -125,7 +125,11 @@ class Session(UserSharing):
         self.services.lifetimes.forget(self)
         self.services.subscriptions.detach(self)
         try:
-            await self.discovery.stop(now_ms(), None if handed_over else "offline", if_last=True)
+            if await self.discovery.stop(now_ms(), None if handed_over else "offline", if_last=True):
+                # This connection spoke for the user: another of theirs that is open says it again.
+                await self.services.publisher.publish_control(
+                    self.home_region, self.user_id, SpeakerLeft(self.connection_id)
+                )
         except BACKEND_ERRORS as exc:
             log.warning("user %d: could not leave the discovery cell (%s); it expires", self.user_id, exc)
         if not handed_over:
@@ -264,7 +268,7 @@ class Session(UserSharing):
         position = self.following.position
         await self.discovery.set(enabled, handle, position=position, shared=self.sharing.enabled, now_ms=now_ms())
 
-    async def _quietly(self, work: Coroutine[Any, Any, None], what: str) -> None:
+    async def _quietly(self, work: Coroutine[Any, Any, object], what: str) -> None:
         """Background work a control message started: a backend failure is logged (the next
         location says it again)."""
         try:
@@ -295,5 +299,10 @@ class Session(UserSharing):
             self.link.spawn(self._moved_home(event.region))
         elif isinstance(event, DiscoveryChanged) and event.origin != self.connection_id:
             self.link.spawn(self._quietly(self._discovery_changed(event.enabled, event.handle), "follow discovery"))
+        elif isinstance(event, SpeakerLeft) and event.origin != self.connection_id:
+            position, shared = self.following.position, self.sharing.enabled
+            self.link.spawn(
+                self._quietly(self.discovery.speak_again(position, now_ms(), shared=shared), "speak for the user")
+            )
         elif isinstance(event, SharingChanged) and event.origin != self.connection_id:
             self.link.spawn(self._sharing_changed(Sharing(event.enabled, event.precision, event.private_history)))

@@ -17,7 +17,8 @@ from friends_ws.privacy import kept_point
 from friends_ws.protocol import Sharing
 from friends_ws.services import Services
 from geo_common import friends_db
-from geo_common.presence import HomeMoved, Location, Moved, encode_location, encode_moved
+from geo_common.presence import Location, Moved, encode_location, encode_moved
+from geo_common.control_messages import HomeMoved
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from friends_ws.clock import now_ms
 from friends_ws.fanout import Fanout
 from friends_ws.follower import Owner
 from friends_ws.metrics import LAG_SAMPLE_MASK, Stats, sample_delivery_lag
-from geo_common.presence import PresenceFormatError, control_channel, decode_control, decode_erasure, erasures_channel
+from geo_common.presence import PresenceFormatError, control_channel, erasures_channel
+from geo_common.control_messages import decode_control, decode_erasure
 from geo_common.regions import RegionMap
 
 log = logging.getLogger(__name__)

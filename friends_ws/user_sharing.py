@@ -34,14 +34,8 @@ from friends_ws.services import Services
 from friends_ws.share import announce_home, claim_home, share
 from geo_common import friends_db
 from geo_common.database import DatabaseUnavailable
-from geo_common.presence import (
-    Left,
-    Location,
-    SharingChanged,
-    Watching,
-    encode_left,
-    encode_watching,
-)
+from geo_common.presence import Left, Location, Watching, encode_left, encode_watching
+from geo_common.control_messages import SharingChanged
 from pubsub import PubSubError
 
 log = logging.getLogger(__name__)

@@ -56,6 +56,7 @@ class Viewing:
         "_slack",
         "_coarse",
         "_hidden",
+        "_first",
     )
 
     def __init__(
@@ -87,6 +88,10 @@ class Viewing:
         # connections have neither, and an empty set costs 216 bytes).
         self._coarse: set[int] | None = None
         self._hidden: set[int] | None = None
+        # Friend -> the updated_at of the position the first view left the client with (sent
+        # or held): a cache read can return a location before its own message is heard, and
+        # that message is then not sent again (None once every such friend was heard).
+        self._first: dict[int, int] | None = None
 
     @property
     def user_id(self) -> int:
@@ -145,6 +150,7 @@ class Viewing:
         known = self.locations.known
         visible: list[FriendPosition] = []
         gone: list[tuple[int, LeftReason]] = []
+        first: dict[int, int] = {}
         for friend_id in self.view.friends:
             location = known.get(friend_id)
             if location is None:
@@ -156,6 +162,8 @@ class Viewing:
             location = shown(location, coarse=coarse)
             distance = haversine_m(latitude, longitude, location.latitude, location.longitude)
             change = self.view.update(friend_id, distance, watches(location, distance))
+            if change is ENTER or change is MOVE:
+                first[friend_id] = location.updated_at
             if change is ENTER or (change is MOVE and (coarse or held.get(friend_id) != location.updated_at)):
                 visible.append(
                     FriendPosition(
@@ -173,6 +181,7 @@ class Viewing:
             if friend_id not in self.view:  # no longer followed: hiding reads like going away
                 gone.append((friend_id, "offline" if self.seen(friend_id) == "hidden" else "unfriended"))
         self.on_watched = on_watched
+        self._first = first or None
         visible.sort(key=lambda f: (f.distance_m, f.user_id))
         return visible, gone
 
@@ -208,6 +217,13 @@ class Viewing:
     def friend_moved(self, location: Location, pattern: FramePattern | None = None) -> None:
         """A followed friend shared a new location (``pattern``: its exact frame, less the distance)."""
         if self.position is not None:
+            first = self._first
+            if first is not None:
+                shown_first = first.pop(location.user_id, None)
+                if not first:
+                    self._first = None
+                if shown_first == location.updated_at:
+                    return  # the first view had it from the cache, ahead of this message
             self._judge(location, moved=True, pattern=pattern)
 
     def _judge(self, location: Location, *, moved: bool, pattern: FramePattern | None = None) -> None:

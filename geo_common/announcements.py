@@ -22,21 +22,23 @@ from dataclasses import dataclass
 from geo_common.presence import (
     Access,
     AccessLevel,
-    Erased,
-    FriendAdded,
-    FriendRemoved,
-    FriendShares,
     Left,
     Moved,
-    RequestReceived,
     control_channel,
     encode_access,
-    encode_control,
-    encode_erasure,
     encode_left,
     encode_moved,
     erasures_channel,
     location_channel,
+)
+from geo_common.control_messages import (
+    Erased,
+    FriendAdded,
+    FriendRemoved,
+    FriendShares,
+    RequestReceived,
+    encode_control,
+    encode_erasure,
 )
 from geo_common.regions import RegionMap
 

@@ -25,7 +25,8 @@ import orjson
 LeftReason = Literal["offline", "sharing_off"]
 #: What a user lets one viewer see (``removed``: they are no longer friends).
 AccessLevel = Literal["exact", "coarse", "hidden", "removed"]
-_LEVELS = ("exact", "coarse", "hidden", "removed")
+#: Every :data:`AccessLevel`.
+ACCESS_LEVELS = ("exact", "coarse", "hidden", "removed")
 
 
 class PresenceFormatError(ValueError):
@@ -186,7 +187,7 @@ def decode_channel_message(data: bytes) -> ChannelMessage:
             return Watching(int(msg["u"]), msg["w"] is True, float(msg["rad"]))
         if kind == "left" and msg["r"] in ("offline", "sharing_off"):
             return Left(int(msg["u"]), msg["r"])
-        if kind == "access" and msg["l"] in _LEVELS:
+        if kind == "access" and msg["l"] in ACCESS_LEVELS:
             return Access(int(msg["u"]), int(msg["v"]), msg["l"])
         if kind == "moved":
             return Moved(int(msg["u"]), str(msg["region"]))
@@ -236,165 +237,5 @@ def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _opt_str(value: Any) -> str | None:
+def optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-# --- the control channel --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FriendAdded:
-    """The user gained a friend, whose channels live in ``region`` (None: the default)."""
-
-    friend_id: int
-    region: str | None
-    display_name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FriendShares:
-    """What the friend shares with the user changed; the user's sessions re-read it from the
-    primary (the message says when to look, the database what is true)."""
-
-    friend_id: int
-    level: AccessLevel
-
-
-@dataclass(frozen=True, slots=True)
-class RequestReceived:
-    """Another user asked the user to be friends."""
-
-    from_id: int
-    display_name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Erased:
-    """The user's locations were erased: their home region is forgotten too."""
-
-
-@dataclass(frozen=True, slots=True)
-class FriendRemoved:
-    """The user lost a friend."""
-
-    friend_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class HomeMoved:
-    """The user's own channels moved to ``region`` (their other connections follow)."""
-
-    region: str
-
-
-@dataclass(frozen=True, slots=True)
-class SharingChanged:
-    """The user changed their sharing preference on one connection (``origin``); the others follow."""
-
-    enabled: bool
-    precision: str
-    origin: str = ""
-    private_history: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class DiscoveryChanged:
-    """The user changed whether strangers nearby see them on one connection (``origin``)."""
-
-    enabled: bool
-    handle: str | None
-    origin: str = ""
-
-
-Control = (
-    FriendAdded
-    | FriendRemoved
-    | HomeMoved
-    | SharingChanged
-    | FriendShares
-    | RequestReceived
-    | Erased
-    | DiscoveryChanged
-)
-
-
-def encode_control(event: Control) -> bytes:
-    """A control-channel message."""
-    if isinstance(event, FriendAdded):
-        return orjson.dumps(
-            {"t": "friend_added", "u": event.friend_id, "region": event.region, "name": event.display_name}
-        )
-    if isinstance(event, FriendShares):
-        return orjson.dumps({"t": "friend_shares", "u": event.friend_id, "l": event.level})
-    if isinstance(event, RequestReceived):
-        return orjson.dumps({"t": "request", "u": event.from_id, "name": event.display_name})
-    if isinstance(event, Erased):
-        return orjson.dumps({"t": "erased"})
-    if isinstance(event, FriendRemoved):
-        return orjson.dumps({"t": "friend_removed", "u": event.friend_id})
-    if isinstance(event, HomeMoved):
-        return orjson.dumps({"t": "home_moved", "region": event.region})
-    if isinstance(event, DiscoveryChanged):
-        return orjson.dumps({"t": "discover", "enabled": event.enabled, "handle": event.handle, "origin": event.origin})
-    return orjson.dumps(
-        {
-            "t": "sharing",
-            "enabled": event.enabled,
-            "precision": event.precision,
-            "origin": event.origin,
-            "history": event.private_history,
-        }
-    )
-
-
-def decode_control(data: bytes) -> Control:
-    """Read a control-channel message.
-
-    Raises:
-        PresenceFormatError: not a control message.
-    """
-    try:
-        msg = orjson.loads(data)
-        kind = msg["t"]
-        if kind == "friend_added":
-            return FriendAdded(int(msg["u"]), _opt_str(msg.get("region")), _opt_str(msg.get("name")))
-        if kind == "friend_shares" and msg["l"] in _LEVELS:
-            return FriendShares(int(msg["u"]), msg["l"])
-        if kind == "request":
-            return RequestReceived(int(msg["u"]), _opt_str(msg.get("name")))
-        if kind == "erased":
-            return Erased()
-        if kind == "friend_removed":
-            return FriendRemoved(int(msg["u"]))
-        if kind == "home_moved":
-            return HomeMoved(str(msg["region"]))
-        if kind == "discover" and isinstance(msg["enabled"], bool):
-            return DiscoveryChanged(msg["enabled"], _opt_str(msg.get("handle")), str(msg.get("origin", "")))
-        if kind == "sharing" and isinstance(msg["enabled"], bool) and msg["precision"] in ("exact", "coarse"):
-            return SharingChanged(
-                msg["enabled"], msg["precision"], str(msg.get("origin", "")), bool(msg.get("history", False))
-            )
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        pass
-    raise PresenceFormatError(f"not a control message: {data[:80]!r}")
-
-
-def encode_erasure(user_id: int) -> bytes:
-    """An erasure-channel message: drop every buffered history row of ``user_id``."""
-    return orjson.dumps({"t": "erased", "u": user_id})
-
-
-def decode_erasure(data: bytes) -> int:
-    """The user id of an erasure-channel message.
-
-    Raises:
-        PresenceFormatError: not an erasure message.
-    """
-    try:
-        msg = orjson.loads(data)
-        if msg["t"] == "erased":
-            return int(msg["u"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        pass
-    raise PresenceFormatError(f"not an erasure message: {data[:80]!r}")

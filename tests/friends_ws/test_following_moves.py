@@ -33,6 +33,9 @@ class Known:
     def __init__(self) -> None:
         self.known: dict[int, Location] = {}
 
+    async def latest(self, friends: object) -> None:
+        """The cache read of a first view: what is known already stands for it here."""
+
 
 class Sink:
     """The session's way out: records (frame type, friend) of what it queues."""
@@ -88,12 +91,7 @@ _EVENTS = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(_EVENTS)
-def test_skipping_friends_a_move_cannot_change_sends_what_judging_them_all_sends(
-    events: list[tuple[int, float, float]],
-) -> None:
-    locations, sink, oracle = Known(), Sink(), Oracle()
+def _following(locations: Known, sink: Sink) -> Following:
     following = Following(
         1,
         locations=locations,  # type: ignore[arg-type]
@@ -105,6 +103,16 @@ def test_skipping_friends_a_move_cannot_change_sends_what_judging_them_all_sends
     )
     for friend_id in FRIENDS:
         following.view.add(friend_id)
+    return following
+
+
+@settings(max_examples=300, deadline=None)
+@given(_EVENTS)
+def test_skipping_friends_a_move_cannot_change_sends_what_judging_them_all_sends(
+    events: list[tuple[int, float, float]],
+) -> None:
+    locations, sink, oracle = Known(), Sink(), Oracle()
+    following = _following(locations, sink)
     position = CENTRE
     for clock, (who, dlat, dlon) in enumerate(events):
         if who == 0:
@@ -121,3 +129,24 @@ def test_skipping_friends_a_move_cannot_change_sends_what_judging_them_all_sends
             following.friend_moved(location)
         assert sink.frames == oracle.frames
     assert set(following.view.visible) == oracle.visible
+
+
+async def test_a_location_the_first_view_read_is_not_sent_again_when_its_message_comes() -> None:
+    """The sender writes the cache, then publishes: a first view's cache read may get the
+    location before the process hears its message, which must then add nothing."""
+    for held in (None, {2: 1_000}):  # a fresh init, and a resume holding friend 2 as it is
+        locations, sink = Known(), Sink()
+        following = _following(locations, sink)
+        two, three = (Location(f, CENTRE[0] + f / 1_000, CENTRE[1], 1_000, None) for f in (2, 3))
+        locations.known = {2: two, 3: three}
+        visible, gone = await following.first_view(*CENTRE, held)
+        assert [f.user_id for f in visible] == ([2, 3] if held is None else [3]) and gone == []
+        following.friend_moved(two)
+        following.friend_moved(three)
+        assert sink.frames == []  # both shown (or held) as they are already
+        again = Location(2, CENTRE[0] + 0.005, CENTRE[1], 1_001, None)
+        following.friend_moved(again)  # a newer one is sent
+        assert sink.frames == [("friend_location", 2)]
+        far = Location(4, CENTRE[0] + 0.001, CENTRE[1], 900, None)  # not known at the first view
+        following.friend_moved(far)
+        assert sink.frames[-1] == ("friend_location", 4)

@@ -30,7 +30,8 @@ from friends_ws.protocol import TOKEN_EXPIRED
 from friends_ws.services import Services
 from friends_ws.session import Session
 from geo_common import consent_db, friends_db
-from geo_common.presence import FriendAdded, FriendRemoved, FriendShares, Location, SharingChanged, encode_location
+from geo_common.presence import Location, encode_location
+from geo_common.control_messages import FriendAdded, FriendRemoved, FriendShares, SharingChanged
 from geo_common.settings import Settings
 from geo_index import haversine_m
 from tests.friends_ws.ws_helpers import NEAR, SF, new_user

@@ -159,6 +159,7 @@ async def test_sharing_keeps_a_private_history_and_tells_every_connection(server
     server = await servers()
     user = new_user()
     first, second = await connect(server, user), await connect(server, user)
+    await second.opened()
     await first.send(type="sharing", enabled=True, private_history="yes")
     assert await first.expect("error") == {
         "type": "error",

@@ -9,7 +9,8 @@ import redis.asyncio as aioredis
 
 from friends_ws.nearby import coarsen
 from geo_common import friends_db
-from geo_common.presence import FriendAdded, FriendRemoved, location_key
+from geo_common.presence import location_key
+from geo_common.control_messages import FriendAdded, FriendRemoved
 from tests.friends_ws.ws_helpers import NEAR, SF, new_user
 
 

@@ -69,7 +69,7 @@ async def _pair(connect: Connect, one: Server, two: Server, here: tuple[float, f
 
 async def test_opted_in_users_nearby_see_each_other_coarsely_and_nobody_else_does(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
     server = await servers()
-    here = _spot()
+    here = coarsen(*_spot())  # a cell's centre: Alice's small step below stays in her cell
     lurker = await connect(server, new_user())  # never opts in
     await lurker.location(here[0] + 0.002, here[1])
     await lurker.expect("init")
@@ -245,6 +245,7 @@ async def test_the_preference_is_stored_and_followed_by_the_users_other_connecti
     here = _spot()
     user = new_user()
     one, two = await connect(server, user), await connect(server, user)
+    await two.opened()
     await one.location(*here)
     await one.expect("init")
     await one.send(type="discover", enabled=True, handle="twice_seen")
@@ -394,3 +395,28 @@ async def test_closing_one_of_two_connections_leaves_the_user_shown(servers, con
     # Closing the one that spoke last takes them away.
     await second.close()
     await viewer.expect("stranger_left", reason="offline")
+
+
+async def test_closing_the_last_speaker_lets_the_other_connection_speak(servers, connect: Connect) -> None:  # type: ignore[no-untyped-def]
+    server = await servers()
+    here = _spot()
+    viewer = await _discovering(connect, server, here)
+    user = new_user()
+    first, second = await connect(server, user), await connect(server, user)
+    for client in (first, second):
+        await client.location(here[0] + 0.002, here[1])
+        await client.expect("init")
+    await first.send(type="discover", enabled=True)
+    shown = await viewer.expect("stranger")
+    await second.expect("discover", enabled=True)  # followed there, and said there too
+    await second.location(here[0] + 0.002, here[1])
+    await second.quiet(0.2)
+    # The one that spoke last closes: the user leaves, and the other puts them back at once.
+    await second.close()
+    await viewer.expect("stranger_left", id=shown["id"], reason="offline")
+    back = await viewer.expect("stranger")
+    assert (back["id"], back["latitude"], back["longitude"]) == (shown["id"], shown["latitude"], shown["longitude"])
+    # The last one closes: gone for good, and nobody brings them back.
+    await first.close()
+    await viewer.expect("stranger_left", id=shown["id"], reason="offline")
+    assert [f["type"] for f in _strangers(await viewer.quiet(SETTLE))] == []
