@@ -22,10 +22,11 @@ certificates must name the addresses the cluster announces.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -113,7 +114,6 @@ class ClusterPubSub(MultiNodePubSub):
         self._publishing = asyncio.Semaphore(_MAX_CONNECTIONS - 4)
         self._refresh_task: asyncio.Task[None] | None = None
         self._last_refresh = 0.0
-        self._closed = False
         #: Slot-map refreshes done (tests and metrics read it).
         self.refreshes = 0
 
@@ -147,6 +147,7 @@ class ClusterPubSub(MultiNodePubSub):
         """Subscribe channels on their owners, following slot moves until they stick."""
         todo = [c for c in channels if c in self._wanted]
         for attempt in range(_PLACEMENT_ATTEMPTS):
+            self._check_open()  # a refresh may have ended after a close
             groups: dict[str, list[str]] = defaultdict(list)
             for channel in todo:
                 groups[self.node_for(channel)].append(channel)
@@ -174,7 +175,26 @@ class ClusterPubSub(MultiNodePubSub):
     async def _refresh(self) -> None:
         self._last_refresh = time.monotonic()
         self.refreshes += 1
-        await self._cluster.nodes_manager.initialize()
+        async with self._client() as cluster:
+            await cluster.nodes_manager.initialize()
+
+    @contextlib.asynccontextmanager
+    async def _client(self) -> AsyncIterator[RedisCluster]:
+        """redis-py's cluster client, for one call.
+
+        The client connects again when used after ``aclose``, and retries a command whose
+        connection ``aclose`` cut, connecting again: a call still running when the bus closes
+        closes the client again as it ends, so nothing stays open.
+
+        Raises:
+            NodeUnavailable: the bus is closed.
+        """
+        self._check_open()
+        try:
+            yield self._cluster
+        finally:
+            if self._closed:
+                await self._cluster.aclose()
 
     def _lost(self, channels: list[str]) -> None:
         log.info("pubsub cluster: Redis dropped %d shard channel(s) (slot moved)", len(channels))
@@ -247,13 +267,14 @@ class ClusterPubSub(MultiNodePubSub):
         await self._cluster.aclose()
 
     async def publish(self, channel: str, data: bytes) -> int:
-        async with self._publishing:
-            receivers: Any = await self._cluster.execute_command("SPUBLISH", channel, data)
+        async with self._publishing, self._client() as cluster:
+            receivers: Any = await cluster.execute_command("SPUBLISH", channel, data)
         return int(receivers)
 
     async def ping(self) -> bool:
         try:
-            await self._cluster.ping()
+            async with self._client() as cluster:
+                await cluster.ping()
         except Exception:  # noqa: BLE001 - a health check: any failure is an unhealthy answer
             return False
         return self._subscribers_up()

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pubsub.base import PubSub, unique
+from pubsub.errors import NodeUnavailable
 from pubsub.node import MessageHandler, NodeSubscriber
 
 
@@ -39,8 +40,19 @@ class MultiNodePubSub(PubSub):
         }
         self._subscribers: dict[str, NodeSubscriber] = {}
         self._wanted: set[str] = set()
+        self._closed = False
+
+    def _check_open(self) -> None:
+        """Refuse work once closed: a call racing a shutdown must not open a node again.
+
+        Raises:
+            NodeUnavailable: the backend is closed.
+        """
+        if self._closed:
+            raise NodeUnavailable(f"the {self.backend} pub/sub is closed")
 
     async def subscribe(self, channels: Iterable[str]) -> None:
+        self._check_open()
         fresh = unique(channels)
         self._wanted.update(fresh)
         await self._place(fresh)

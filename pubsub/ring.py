@@ -148,8 +148,10 @@ class RingPubSub(MultiNodePubSub):
 
         Raises:
             ValueError: no nodes, or a node repeated.
+            NodeUnavailable: the ring is closed.
         """
         async with self._membership:
+            self._check_open()
             new_ring = self._ring.with_nodes(self._placed(urls))
             for node in new_ring.nodes:
                 self._add(node)
@@ -191,16 +193,21 @@ class RingPubSub(MultiNodePubSub):
         pass
 
     async def close(self) -> None:
+        self._closed = True
         for node in list(self._subscribers):
             await self._drop(node)
 
     async def publish(self, channel: str, data: bytes) -> int:
+        self._check_open()
         return int(await self._publishers[self._ring.node_for(channel)].execute("PUBLISH", channel, data))
 
     async def _place(self, channels: Iterable[str]) -> None:
+        self._check_open()
         await self._subscribe_grouped(channels, self._ring)
 
     async def ping(self) -> bool:
+        if self._closed:
+            return False
         try:
             await asyncio.gather(*(self._publishers[node].execute("PING") for node in self._ring.nodes))
         except Exception:  # noqa: BLE001 - a health check: any failure is an unhealthy answer

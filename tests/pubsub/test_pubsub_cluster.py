@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 
+import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from deploy.stack import redis_nodes
 from deploy.stack.binaries import Binaries
 from geo_common.settings import Settings
-from pubsub import ClusterPubSub
+from pubsub import ClusterPubSub, NodeUnavailable
 from tests.pubsub.pubsub_helpers import FAST, Collector, RedisFactory, eventually
 
 
@@ -83,3 +86,41 @@ async def test_a_moved_slot_is_followed(throwaway_redis: RedisFactory, redis_bin
         await asyncio.wait_for(delivered(), 5)
         assert not bus.subscriber(source).has(channel)
         assert bus.refreshes >= 1
+
+
+async def test_a_closed_bus_neither_publishes_nor_opens_connections_again(settings: Settings) -> None:
+    """redis-py's cluster client connects again when used after ``aclose``, and then stays
+    open: a publish or a health check that races a shutdown must not reopen it."""
+    got = Collector()
+    bus = ClusterPubSub(settings.redis_cluster, on_message=got)
+    async with bus:
+        assert await bus.publish(f"{settings.redis_namespace}:c:loc:{{1}}", b"x") == 0
+        assert await bus.ping()
+    with pytest.raises(NodeUnavailable, match="closed"):
+        await bus.publish(f"{settings.redis_namespace}:c:loc:{{1}}", b"late")
+    with pytest.raises(NodeUnavailable, match="closed"):
+        await bus.subscribe([f"{settings.redis_namespace}:c:loc:{{1}}"])
+    assert not await bus.ping()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del bus
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
+
+
+async def test_calls_in_flight_when_the_bus_closes_leave_nothing_open(settings: Settings) -> None:
+    """redis-py retries a command whose connection ``aclose`` cut, connecting again: a
+    publish or a health check still running when the bus closes must not keep that open."""
+    channel = f"{settings.redis_namespace}:c:loc:{{2}}"
+    bus = ClusterPubSub(settings.redis_cluster, on_message=Collector())
+    await bus.start()
+    calls = [asyncio.ensure_future(bus.publish(channel, b"x")) for _ in range(20)]
+    calls += [asyncio.ensure_future(bus.ping()) for _ in range(5)]
+    await asyncio.sleep(0)  # every call is on its way to Redis
+    await bus.close()
+    await asyncio.gather(*calls, return_exceptions=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del bus
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]

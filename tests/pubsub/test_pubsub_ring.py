@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from pubsub import RingPubSub
+import pytest
+
+from pubsub import NodeUnavailable, RingPubSub
 from tests.pubsub.pubsub_helpers import FAST, Collector, RedisFactory, eventually, url
 
 CHANNELS = [f"ring:loc:{{{i}}}" for i in range(300)]
@@ -77,3 +79,15 @@ async def test_removing_a_node_moves_its_channels_to_the_others(throwaway_redis:
         await eventually(lambda: len(got.messages) == len(CHANNELS), "every message after the removal")
         bus.unsubscribe(CHANNELS)
         assert bus.channels == frozenset()
+
+
+async def test_a_closed_ring_refuses_work_rather_than_failing_on_a_missing_node(throwaway_redis: RedisFactory) -> None:
+    nodes = [url(await throwaway_redis()) for _ in range(2)]
+    bus = RingPubSub(nodes, on_message=Collector(), **FAST)
+    async with bus:
+        await bus.subscribe(CHANNELS[:10])
+        assert await bus.ping()
+    assert not await bus.ping()
+    for late in (bus.publish(CHANNELS[0], b"late"), bus.subscribe(CHANNELS[10:20]), bus.set_nodes(nodes[:1])):
+        with pytest.raises(NodeUnavailable, match="ring pub/sub is closed"):
+            await late

@@ -145,7 +145,8 @@ async def test_one_instance_checks_and_a_dead_leader_is_replaced(
             await first.close(resign=False)
             await eventually(lambda: second.status.leading, "the second candidate to take over", timeout=10)
             assert await EtcdRing(client, KEYS).leader() == "second"
-            assert second.rounds > 0
+            # Its first round starts when it leads and ends after its probes: wait for it.
+            await eventually(lambda: second.rounds > 0, "the new leader to probe", timeout=10)
         finally:
             await first.close()
             await second.close()
