@@ -268,13 +268,13 @@ class Snapshot(NamedTuple):
         info: the snapshot's position (the refresher follows the change log from there).
         rows: every business row, when the catalog is within the card budget; else ``None``.
         positions: every business's position, when it is above the budget; else ``None``.
-        seen: ``(seq, xid)`` of the change-log rows the snapshot already reflects.
+        seen: the transactions at or above its horizon whose changes it already reflects.
     """
 
     info: SnapshotInfo
     rows: list[asyncpg.Record] | None
     positions: Positions | None
-    seen: list[tuple[int, int]]
+    seen: list[int]
 
     @property
     def businesses(self) -> int:

@@ -4,6 +4,7 @@ snapshot, and the change log since (:mod:`location_api.refresh`, :mod:`location_
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import asyncpg
@@ -67,14 +68,14 @@ async def snapshot_position(conn: asyncpg.Connection, before: int) -> SnapshotIn
     return SnapshotInfo(before, lsn_from_text(row[1]), row[0])
 
 
-async def load_all(conn: asyncpg.Connection) -> tuple[SnapshotInfo, list[asyncpg.Record], list[tuple[int, int]]]:
-    """Every business, and the change-log rows at or above the snapshot's horizon, in one snapshot.
+async def load_all(conn: asyncpg.Connection) -> tuple[SnapshotInfo, list[asyncpg.Record], list[int]]:
+    """Every business, and the transactions at or above the snapshot's horizon it shows, in one snapshot.
 
     Returns:
         The snapshot's position; the business rows (id, name, latitude, longitude,
         category, address, then what filters read: :data:`LISTING_COLUMNS`), in geohash
-        order; and ``(seq, xid)`` of the change rows the
-        snapshot already reflects but a later poll will see again.
+        order; and the ids of the transactions whose changes the snapshot already reflects
+        but a later poll would read again (:func:`changes_seen`).
     """
     before = await visible_lsn(conn)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -99,19 +100,28 @@ async def all_businesses(conn: asyncpg.Connection, *, timeout: float | None = No
     return rows
 
 
-async def changes_seen(conn: asyncpg.Connection, horizon: int) -> list[tuple[int, int]]:
-    """``(seq, xid)`` of the change-log rows at or above ``horizon``: in a snapshot whose xmin is
-    ``horizon``, the changes it already reflects that a later poll will see again."""
-    seen = await conn.fetch("SELECT seq, xid FROM business_changes WHERE xid >= $1", horizon)
-    return [(r[0], r[1]) for r in seen]
+async def changes_seen(conn: asyncpg.Connection, horizon: int) -> list[int]:
+    """The transactions at or above ``horizon`` with rows in the change log: in a snapshot whose
+    xmin is ``horizon``, the ones whose changes it already reflects and a later poll would read
+    again. A transaction's rows show all at once, so its id stands for all of them."""
+    seen = await conn.fetch("SELECT DISTINCT xid FROM business_changes WHERE xid >= $1", horizon)
+    return [r[0] for r in seen]
 
 
-async def poll_changes(conn: asyncpg.Connection, horizon: int, limit: int) -> tuple[SnapshotInfo, list[Change], bool]:
-    """Change-log rows of transactions at or above ``horizon``, with each business's state.
+async def poll_changes(
+    conn: asyncpg.Connection, horizon: int, seen: Collection[int], limit: int
+) -> tuple[SnapshotInfo, list[Change], bool]:
+    """Change-log rows of transactions at or above ``horizon`` but not in ``seen``, with each
+    business's state.
+
+    The transactions a previous snapshot showed are left out by id: a transaction left open
+    holds every later xmin back, and the rows above it (a bulk load's thousands) must not be
+    read, and counted towards a rebuild, at every poll.
 
     Args:
         conn: a connection to a read server.
         horizon: the previous poll's snapshot xmin.
+        seen: the transactions at or above ``horizon`` whose changes are applied already.
         limit: fetch at most this many rows.
 
     Returns:
@@ -131,8 +141,9 @@ async def poll_changes(conn: asyncpg.Connection, horizon: int, limit: int) -> tu
             f"""SELECT c.seq, c.xid, c.business_id, {LISTING_COLUMNS}
                   FROM business_changes c LEFT JOIN businesses b ON b.id = c.business_id
                   LEFT JOIN business_details d ON d.business_id = b.id
-                 WHERE c.xid >= $1 ORDER BY c.seq LIMIT $2""",
+                 WHERE c.xid >= $1 AND c.xid <> ALL($2::bigint[]) ORDER BY c.seq LIMIT $3""",
             horizon,
+            list(seen),
             limit + 1,
         )
     changes = [

@@ -12,8 +12,10 @@ Which changes are new is decided by transaction id, not by ``seq``: sequence ord
 commit order, so a change with a lower ``seq`` can become visible after a higher one. Each
 poll runs in a repeatable-read snapshot whose ``xmin`` (the horizon) is the oldest
 transaction still running; every transaction below it has finished and is visible. A poll
-reads the rows of transactions at or above the previous horizon and applies the ones it has
-not applied yet, so a late commit is never skipped, however late.
+reads the rows of transactions at or above the previous horizon but not among those it has
+applied already (a transaction's rows show all at once, so its id stands for them), so a late
+commit is never skipped, however late. A transaction left open holds every later horizon
+back: the rows above it are not read again, nor counted towards a bulk load's rebuild.
 
 Two WAL positions bracket each snapshot. ``applied_lsn`` (read before it) says every commit up
 to there is in the catalog: a read carrying a consistency token above it is not answered
@@ -93,7 +95,8 @@ class Refresher:
         self.applied_lsn = 0
         self._source_lsn = 0
         self._horizon = 0
-        self._applied: dict[int, int] = {}  # seq -> xid of applied changes at/above the horizon
+        #: The transactions at or above the horizon whose changes the catalog reflects.
+        self._seen: set[int] = set()
         self._last_success = time.monotonic()
         #: Counters for /metrics.
         self.rebuilds = 0
@@ -162,7 +165,7 @@ class Refresher:
             self._retired.append(self.catalog)
             self.catalog = catalog
             self._horizon = info.horizon
-            self._applied = dict(seen)
+            self._seen = set(seen)
             self.applied_lsn = info.lsn_before
             self._source_lsn = max(self._source_lsn, info.lsn_after)
             self._last_success = time.monotonic()
@@ -217,8 +220,9 @@ class Refresher:
             await self._rebuild()
             return 0
         async with self._db.snapshot(min_lsn=self._source_lsn) as (_node, conn):
-            info, changes, overflow = await catalog_queries.poll_changes(conn, self._horizon, MAX_CHANGES_PER_POLL)
-        fresh = [c for c in changes if c.seq not in self._applied]
+            info, fresh, overflow = await catalog_queries.poll_changes(
+                conn, self._horizon, self._seen, MAX_CHANGES_PER_POLL
+            )
         if overflow or any(c.business_id is None for c in fresh):
             # A bulk load or a TRUNCATE: cheaper (and simpler) to start over. Bulk writes
             # invalidate nothing in Redis, so drop the API's cache entries too.
@@ -231,7 +235,7 @@ class Refresher:
             was = catalog.position(change.business_id)
             facets_were = catalog.facets(change.business_id)
             old = catalog.apply(change.business_id, change.business, change.facets)
-            self._applied[change.seq] = change.xid
+            self._seen.add(change.xid)
             # Positions only: what else changed is not known, so the entries always go. With
             # cards, an unchanged business keeps its cells (they hold what filters read, so a
             # changed rating or hours is a change); its detail may have changed all the same
@@ -244,7 +248,7 @@ class Refresher:
                 stale.append((change.business_id, []))
         horizon = max(self._horizon, info.horizon)
         self._horizon = horizon
-        self._applied = {seq: xid for seq, xid in self._applied.items() if xid >= horizon}
+        self._seen = {xid for xid in self._seen if xid >= horizon}
         self.applied_lsn = max(self.applied_lsn, info.lsn_before)
         self._source_lsn = max(self._source_lsn, info.lsn_after)
         self._last_success = time.monotonic()

@@ -133,7 +133,7 @@ async def test_a_poll_reads_the_change_log_above_its_horizon_only(settings: Sett
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         before = await change_log_rows_read(conn)
         for _ in range(3):
-            _info, changes, overflow = await catalog_queries.poll_changes(conn, last_xid + 1, MAX_CHANGES_PER_POLL)
+            _info, changes, overflow = await catalog_queries.poll_changes(conn, last_xid + 1, [], MAX_CHANGES_PER_POLL)
             assert (changes, overflow) == ([], False)
         assert await change_log_rows_read(conn) - before < logged // 10  # a walk reads 3 x 20,000
     finally:
@@ -168,6 +168,61 @@ async def test_a_bulk_load_rebuilds_the_indexes(small: Api) -> None:
         await eventually(removed, "the bulk-deleted businesses to go", timeout=30)
     finally:
         await conn.close()
+
+
+async def test_a_transaction_left_open_after_a_load_does_not_rebuild_every_poll(small: Api) -> None:
+    """An open transaction holds every snapshot's xmin back, so a bulk load's rows stay above
+    it: read again at each poll, they must not count as new (a rebuild every 0.25 s)."""
+    api = small
+    refresher = api.app[refresher_key]
+    columns = ["name", "latitude", "longitude", "category", "address", "geohash"]
+    n = MAX_CHANGES_PER_POLL + 1_000
+    rows = [(f"Held {i}", -76.0 + i * 1e-5, 101.0, "held", "", geohash12(-76.0 + i * 1e-5, 101.0)) for i in range(n)]
+    held, conn = await asyncpg.connect(api.settings.pg_primary), await asyncpg.connect(api.settings.pg_primary)
+    open_txn = held.transaction()
+    try:
+        await open_txn.start()
+        await held.execute(
+            "INSERT INTO businesses (name, latitude, longitude, geohash) VALUES ('Open', -77.0, 102.0, $1)",
+            geohash12(-77.0, 102.0),
+        )
+        for start in range(0, n, 3_000):  # statements under the bulk threshold: logged row by row
+            await conn.copy_records_to_table("businesses", records=rows[start : start + 3_000], columns=columns)
+
+        async def holds_them() -> bool:
+            await refresher.poll()
+            return refresher.catalog is not None and len(refresher.catalog) == 500 + n
+
+        await eventually(holds_them, "the loaded businesses", timeout=30)  # by a rebuild: n > the poll's bound
+        rebuilds = refresher.rebuilds
+        for _ in range(3):
+            assert await refresher.poll() == 0
+        assert refresher.rebuilds == rebuilds  # the rows above the held xmin were not news
+
+        one = await conn.fetchval(
+            "INSERT INTO businesses (name, latitude, longitude, geohash) VALUES ('After', -76.5, 101.5, $1) RETURNING id",
+            geohash12(-76.5, 101.5),
+        )
+
+        async def applied() -> bool:
+            await refresher.poll()
+            return one in await ids_near(api, -76.5, 101.5, "geohash", radius=10.0)
+
+        await eventually(applied, "the business written after the load", timeout=10)
+        assert refresher.rebuilds == rebuilds
+    finally:
+        await open_txn.rollback()
+        await conn.execute("DELETE FROM businesses WHERE category = 'held' OR name = 'After'")
+        await held.close()
+        await conn.close()
+
+    # The module's next tests start from its 500 businesses: the deletion, replayed on the
+    # replica later, would otherwise rebuild (and freeze) the catalog while they run.
+    async def settled() -> bool:
+        await refresher.poll()
+        return refresher.catalog is not None and len(refresher.catalog) == 500
+
+    await eventually(settled, "the catalog without the loaded businesses", timeout=30)
 
 
 async def collections_during(work: Awaitable[None], *, eager: bool = False) -> list[int]:
