@@ -32,7 +32,8 @@ one still missing ``settle_after_s`` after the resume is ``lost``; a position th
 holds sent again is a ``duplicate`` (its view is kept across the resume). A receiver that
 does not come back by the end, or gets a fresh ``init`` instead of ``resumed``, had them
 ``cut_off``. An update that had not arrived when the receiver dropped, while a newer one of
-the same sender had, is ``lost`` there and then: it can no longer arrive in order.
+the same sender had, is ``lost`` there and then: it can no longer arrive in order (``cut_off``
+when its sender's drop soon after sending it may have kept it from the server).
 """
 
 from __future__ import annotations
@@ -247,10 +248,16 @@ class Ledger:
             if user not in update.expected:
                 continue
             update.expected.discard(user)
-            if self._last_seq.get((user, update.sender), 0) > update.seq:
-                self.recorder.count("lost")  # a newer one arrived before it: it cannot come in order
-            else:
+            newer = self._last_seq.get((user, update.sender), 0)
+            if newer <= update.seq:
                 self._owe(user, update)
+            elif self._cut_by_drop(update.sender, update.sent):
+                # Its sender's drop may have kept it from the server: a socket closed with
+                # frames unread resets, and the server's kernel discards what it had not read.
+                self.recorder.count("cut_off")
+            else:  # a newer one arrived before it: it cannot come in order
+                why = f"update {newer} arrived first; the receiver's socket dropped {now - update.sent:.3f} s after"
+                self._lost(update, user, why)
 
     def on_resumed(self, user: int, now: float) -> None:
         """The user's ``resumed`` arrived: what is owed to it must arrive now."""
@@ -292,11 +299,11 @@ class Ledger:
             if self._cut_by_drop(update.sender, update.sent):
                 self.recorder.count("cut_off", len(update.expected))
                 continue
-            cut = sum(1 for r in update.expected if self._cut_by_drop(r, update.sent))
-            if cut:
-                self.recorder.count("cut_off", cut)
-            if len(update.expected) > cut:
-                self.recorder.count("lost", len(update.expected) - cut)
+            for receiver in update.expected:
+                if self._cut_by_drop(receiver, update.sent):
+                    self.recorder.count("cut_off")
+                else:
+                    self._lost(update, receiver, f"not arrived {now - update.sent:.3f} s after it was sent")
         self._settle_owed(now, everything=everything)
 
     def _settle_owed(self, now: float, *, everything: bool) -> None:
@@ -316,7 +323,15 @@ class Ledger:
                 continue
             if everything or now - max(back, update.sent) > self.settle_after_s:
                 self._release(receiver, sender)
-                self.recorder.count("cut_off" if self._cut_by_drop(sender, update.sent) else "lost")
+                if self._cut_by_drop(sender, update.sent):
+                    self.recorder.count("cut_off")
+                else:
+                    self._lost(update, receiver, f"owed after the resume, not arrived {now - back:.3f} s after it")
+
+    def _lost(self, update: SentUpdate, receiver: int, why: str) -> None:
+        """Count a delivery lost, and keep the first few for the report (``error_samples``)."""
+        self.recorder.count("lost")
+        self.recorder.sample("lost", f"update {update.seq} of user {update.sender} to user {receiver}: {why}")
 
 
 def accounting(counters: Mapping[str, int]) -> dict[str, int] | None:

@@ -126,6 +126,8 @@ def print_summary(summary: dict[str, Any], verdicts: list[Verdict], stream: Text
     stream.write(f"wall {summary['wall_s']:.2f} s = {phases}\n")
     if "deliveries" in summary:
         stream.write(describe(summary["deliveries"]) + "\n")
+        for line in summary.get("error_samples", {}).get("lost", ()):
+            stream.write(f"lost: {line}\n")
     if "strangers" in summary:
         stream.write(describe_strangers(summary["strangers"]) + "\n")
     cols = ["count", *[f"p{p:g}" for p in PERCENTILES], "max"]

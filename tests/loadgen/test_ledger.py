@@ -113,6 +113,8 @@ def test_settling_waits_for_updates_to_age() -> None:
     assert rec.counters["lost"] == 0
     led.settle(15.5)
     assert rec.counters["lost"] == 1
+    # Which one, for the report (error_samples).
+    assert rec.samples["lost"] == ["update 1 of user 1 to user 2: not arrived 5.500 s after it was sent"]
 
 
 def test_accounting_and_its_line_say_what_done_of_expected_counts() -> None:
@@ -182,6 +184,7 @@ def test_an_owed_position_missing_after_the_resume_is_lost_and_one_sent_again_a_
     assert rec.counters["lost"] == 0  # not yet settle_after_s since the resume
     led.settle(16.5)
     assert (rec.counters["lost"], rec.counters["duplicates"], rec.counters["delivered"]) == (1, 1, 1)
+    assert rec.samples["lost"] == ["update 1 of user 1 to user 2: owed after the resume, not arrived 5.500 s after it"]
     assert balanced_with_superseded(rec)
 
 
@@ -203,6 +206,32 @@ def test_an_undelivered_update_overtaken_before_the_drop_is_lost_at_once() -> No
     led.on_resumed(B, now=12.1)
     led.settle(100.0, everything=True)
     assert (rec.counters["lost"], rec.counters["delivered"], rec.counters["superseded"]) == (1, 1, 0)
+    assert rec.samples["lost"] == [
+        "update 1 of user 1 to user 2: update 2 arrived first; the receiver's socket dropped 2.000 s after"
+    ]
+
+
+def test_an_update_overtaken_after_its_sender_dropped_is_cut_off_not_lost() -> None:
+    rec = Recorder()
+    led = Ledger(rec, settle_after_s=5.0, drop_cuts_s=1.0)
+    led.on_send(A, 1000, 1, intended=10.0, sent=10.0, expected=[B, C])
+    led.on_disconnect(A, now=10.2)  # the frame may have been reset away before the server read it
+    led.on_send(A, 2000, 2, intended=10.5, sent=10.5, expected=[B, C])  # on A's new connection
+    led.on_receive(B, A, 2000, now=10.51, start=0.0)
+    led.on_receive(C, A, 2000, now=10.51, start=0.0)
+    led.on_disconnect(B, now=11.0, resumes=True)
+    assert (rec.counters["cut_off"], rec.counters["lost"]) == (1, 0)
+    led.on_send(A, 3000, 3, intended=13.0, sent=13.0, expected=[C])  # A stays connected
+    led.on_send(A, 4000, 4, intended=14.0, sent=14.0, expected=[C])
+    led.on_receive(C, A, 4000, now=14.01, start=0.0)
+    led.on_disconnect(A, now=16.0)  # 3 s after update 3: it had time to reach the server
+    led.on_disconnect(C, now=16.5, resumes=True)
+    led.settle(100.0, everything=True)
+    assert (rec.counters["cut_off"], rec.counters["delivered"], rec.counters["lost"]) == (2, 3, 1)
+    assert rec.samples["lost"] == [
+        "update 3 of user 1 to user 3: update 4 arrived first; the receiver's socket dropped 3.500 s after"
+    ]
+    assert balanced(rec)
 
 
 def test_with_a_drop_bound_only_a_drop_soon_after_the_send_excuses_it() -> None:

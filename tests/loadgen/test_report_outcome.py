@@ -4,6 +4,7 @@ kind with their samples, the per-second gauges, and the JUnit XML that CI system
 
 from __future__ import annotations
 
+import io
 import math
 import subprocess
 import sys
@@ -17,9 +18,10 @@ from hdrh.histogram import HdrHistogram
 from geo_common.tokens import mint_token
 from loadgen.catalog import catalog_for
 from loadgen.junit import file_problem, junit_xml
+from loadgen.ledger import Ledger
 from loadgen.outcome import RUN_CHECK, achieved_rate, checks, failed_reasons, generator_warnings, offered_rate
 from loadgen.redact import REDACTED
-from loadgen.report import build_summary, timeline
+from loadgen.report import build_summary, print_summary, timeline
 from loadgen.report_html import error_kinds, render
 from loadgen.stats import SAMPLE_BYTES, SAMPLES, Recorder
 from loadgen.thresholds import Verdict, error_rules, evaluate, parse_thresholds
@@ -180,6 +182,20 @@ def test_the_summary_holds_the_context_a_reader_needs() -> None:
     assert summary["metrics"]["latency"]["p95"] == pytest.approx(2.0, rel=0.01)
     assert set(summary["run"]) == {"started_utc", "version", "host"}
     assert summary["warnings"] == []
+
+
+def test_the_printed_summary_names_the_first_lost_deliveries() -> None:
+    rec = Recorder()
+    led = Ledger(rec, settle_after_s=5.0)
+    for seq in range(1, 6):
+        led.on_send(1, seq * 1000, seq, intended=10.0 + seq, sent=10.0 + seq, expected=[2])
+    led.on_receive(2, 1, 5000, now=15.01, start=10.0)
+    led.settle(100.0, everything=True)
+    out = io.StringIO()
+    print_summary(build_summary("friends", rec, 6.0, {"duration_s": 5.0}), [], out)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("lost: ")]
+    assert rec.counters["lost"] == 4 and len(lines) == SAMPLES
+    assert lines[0] == "lost: update 1 of user 1 to user 2: not arrived 89.000 s after it was sent"
 
 
 def test_the_timeline_spans_every_second_with_a_value_and_gaps_are_empty() -> None:
