@@ -48,7 +48,10 @@ def test_with_tuning_off_a_build_runs_with_the_collector_and_nothing_is_frozen()
 
 
 def _huge_in(block: bytearray) -> int:
-    """Bytes of the mapping holding ``block`` that are in huge pages."""
+    """Bytes of the mapping holding ``block`` that are in huge pages.
+
+    The kernel may have merged the block's mapping with a neighbour that an earlier collapse in
+    this process left in huge pages, so only a change of this figure speaks of the block."""
     found = re.search(r"^AnonHugePages:\s+(\d+) kB$", _smaps_entry(block, aligned=True), re.M)
     assert found
     return int(found.group(1)) * 1024
@@ -61,12 +64,13 @@ def test_with_tuning_off_nothing_is_collapsed_and_on_the_heap_is() -> None:
     block = bytearray(64 * MIB)  # its own mapping (above malloc's mmap threshold)
     for i in range(0, len(block), 4096):
         block[i] = 1
+    before = _huge_in(block)
     assert ProcessTuning(enabled=False).collapse_heap() is None
-    assert _huge_in(block) == 0
+    assert _huge_in(block) == before
     report = ProcessTuning(enabled=True).collapse_heap()
     assert isinstance(report, Report)
     if setting == "never":
         assert report.problem is not None and report.collapsed == 0
     else:
         assert report.problem is None, report.describe()
-        assert _huge_in(block) >= 62 * MIB  # the whole 2 MiB pages inside the block
+        assert _huge_in(block) >= before + 62 * MIB  # the whole 2 MiB pages inside the block
