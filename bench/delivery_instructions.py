@@ -387,6 +387,7 @@ async def geo(
     from bench_db import drop_database, new_database  # bench/, the script's folder
     from friends_ws.app import create_app
     from friends_ws.keys import hub_key, regions_key
+    from friends_ws.site import FriendsSite
     from geo_common.presence import location_channel
     from geo_common.settings import load_settings
     from geo_common.tuning import ProcessTuning
@@ -407,11 +408,11 @@ async def geo(
         app = create_app(settings)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = FriendsSite(runner, "127.0.0.1", 0)  # as geo-friends serves it
         await site.start()
         # As geo-friends does once the app has started (friends_ws.__main__).
         ProcessTuning(settings.process_tuning).at_server_start()
-        port = runner.addresses[0][1]
+        port = site.port
         channel = location_channel(settings.redis_namespace, app[regions_key].default.name, PUBLISHER)
         stats = app[hub_key].stats
         before = stats.updates if updates else stats.deliveries
