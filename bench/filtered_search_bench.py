@@ -24,8 +24,12 @@ latency at that saturation (the same concurrency, so the two tails compare); eve
 this machine's cores at once. The API answers the number of matches beside the page;
 PostGIS is measured twice, for the page alone and with ``count(*) OVER ()`` (the page and the
 total, the API's answer), both on all cores; with one API process, the page alone once more
-with its backends on one core. With one API
-process, PostGIS runs a second time with its backends on one core (``PostmasterPin``).
+with its backends on one core (``PostmasterPin``).
+
+Beside each API run, the control: ``location_api_bench``'s hello-world (aiohttp answering a
+constant body, as many processes) at the same concurrency, the most any aiohttp server
+answers on these cores at 8 clients; ``hello / PostGIS`` is the highest ratio the API could
+reach in that run.
 
 Usage::
 
@@ -199,6 +203,7 @@ def bench(
     results: dict[str, Any] = {}
     for procs in sorted({1, min(2, cores)}):
         servers = api_bench.start_servers("api", procs, env)
+        hello = api_bench.start_servers("hello", procs, env)
         try:
             for search, spec in SEARCHES.items():
                 runs: list[dict[str, float]] = []
@@ -207,6 +212,12 @@ def bench(
                         tools["wrk"], servers.port, files[search], duration_s, api_bench.PGBENCH_CLIENTS
                     )
                     row = {"api_rps": api["rps"], "api_p99_ms": api.get("p99_ms", math.nan)}
+                    # The framework's floor at the same concurrency: a constant answer (the
+                    # hello-world of location_api_bench, which serves the nearby route only).
+                    floor = api_bench.run_wrk(
+                        tools["wrk"], hello.port, files["open_now+category"], duration_s, api_bench.PGBENCH_CLIENTS
+                    )
+                    row |= {"hello_rps": floor["rps"]}
                     pg = api_bench.run_pgbench(tools["pgbench"], settings.pg_primary, duration_s, spec["sql"])
                     row |= {"postgis_tps": pg["tps"], "postgis_p99_ms": pg["p99_ms"]}
                     counted = spec["sql"].replace(_SELECT, _SELECT + _TOTAL)
@@ -227,12 +238,15 @@ def bench(
                 summary = {key: api_bench.median([r[key] for r in runs]) for key in runs[0]}
                 bottom = "postgis_same_cores_tps" if "postgis_same_cores_tps" in runs[0] else "postgis_tps"
                 summary["api_over_postgis"] = api_bench.median([r["api_rps"] / r[bottom] for r in runs])
+                summary["api_over_hello"] = api_bench.median([r["api_rps"] / r["hello_rps"] for r in runs])
+                summary["hello_over_postgis"] = api_bench.median([r["hello_rps"] / r[bottom] for r in runs])
                 summary["api_over_postgis_total"] = api_bench.median(
                     [r["api_rps"] / r["postgis_total_tps"] for r in runs]
                 )
                 results[f"{procs}/{search}"] = summary
         finally:
             servers.stop()
+            hello.stop()
     return results
 
 
@@ -273,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(drop_database(base, name))
     print(
         f"{'search':<24} {'API req/s':>9} {'p99 ms':>7} {'PostGIS':>8} {'p99 ms':>7} {'ratio':>6}"
-        f" {'+total':>7} {'p99 ms':>7} {'ratio':>6}"
+        f" {'+total':>7} {'p99 ms':>7} {'ratio':>6} {'hello':>7} {'API/hello':>9} {'hello/PostGIS':>13}"
     )
     for key, row in results.items():
         pg = row.get("postgis_same_cores_tps", row["postgis_tps"])
@@ -281,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{key:<24} {row['api_rps']:>9.0f} {row['api_p99_ms']:>7.1f} {pg:>8.0f} {pg99:>7.1f}"
             f" {row['api_over_postgis']:>5.2f}x {row['postgis_total_tps']:>7.0f} {row['postgis_total_p99_ms']:>7.1f}"
-            f" {row['api_over_postgis_total']:>5.2f}x"
+            f" {row['api_over_postgis_total']:>5.2f}x {row['hello_rps']:>7.0f} {row['api_over_hello']:>8.0%}"
+            f" {row['hello_over_postgis']:>12.2f}x"
         )
     (OUT / "results.json").write_text(
         json.dumps(
