@@ -89,7 +89,7 @@ node_bounds(double lat, double lon, Node *x)
     int lat_bits = x->bits / 2, lon_bits = x->bits - x->bits / 2;
     double h = ldexp(180.0, -lat_bits), w = ldexp(360.0, -lon_bits);
     if (h > 10.0 || w > 10.0) return;
-    double lat0 = x->row * h - 90.0 - 1e-9, lat1 = (x->row + 1) * h - 90.0 + 1e-9;
+    double lat0 = x->row * h - 90.0 - 1e-9, lat1 = (x->row + 1.0) * h - 90.0 + 1e-9;
     double clat = 0.5 * (lat0 + lat1), clon = (x->col + 0.5) * w - 180.0;
     double eq = lat0 > 0.0 ? lat0 : lat1 < 0.0 ? lat1 : 0.0;
     double rc = EARTH_RADIUS_M * (0.5 * (lat1 - lat0) + cos(eq * RAD) * (0.5 * w + 1e-9)) * RAD;

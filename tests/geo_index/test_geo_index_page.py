@@ -386,3 +386,15 @@ def test_a_box_across_the_meridian_and_at_a_pole() -> None:
     assert sorted(i for i, _ in fiji.hits) == [1, 2]
     cap = idx.page(90.0, 0.0, 50_000.0, None, box=(0.0, 89.95, 90.0, 90.0))
     assert [i for i, _ in cap.hits] == [4]  # the pole is at every longitude; 5 is outside the longitudes
+
+
+@pytest.mark.parametrize("name", list(INDEXES))
+@pytest.mark.parametrize(("lat", "lon"), [(90.0, 0.0), (-90.0, 0.0), (90.0, 180.0), (-90.0, -180.0)])
+def test_a_crowd_exactly_on_a_pole_is_found(name: str, lat: float, lon: float) -> None:
+    # The grid's last row at full depth: every point of a crowd on the pole, however deep the
+    # scan splits its node.
+    idx = INDEXES[name]()
+    idx.bulk_load((i, lat, lon) for i in range(100))
+    assert idx.page(lat, lon, 1.0, 5).total == 100
+    assert len(idx.within(lat, -lon, 1.0)) == 100
+    assert idx.page(lat, lon, 1_000.0, 5, box=(-180.0, -90.0, 180.0, 90.0)).total == 100
