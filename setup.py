@@ -4,11 +4,12 @@
 and the files it names); every index runs on it, so the install needs a C compiler and the
 Python headers. ``-ffp-contract=off`` keeps the compiler from fusing multiply-adds, so the
 distances it computes stay bit-identical to :func:`geo_index.haversine_m`.
-``location_api._csearch`` is the nearby search's one compiled path: ``_cquery.c`` reads the
-common query string, ``_crender.c`` assembles the response body
-(:func:`location_api.render.search_body`, every search's), and ``_cplain.c`` answers a plain
-search with an index's page in one call (:func:`location_api.search.plain_body`), through the
-C interface ``geo_index/native.h`` publishes. Both extensions are required.
+``location_api._csearch`` is the searches' one compiled path: ``_cquery.c`` reads the common
+query strings, ``_crender.c`` assembles the response body
+(:func:`location_api.render.search_body`, every search's), ``_cplain.c`` answers a plain
+nearby search with an index's page in one call (:func:`location_api.search.plain_body`) and
+``_carea.c`` a plain area search (:func:`location_api.search.area_body`), through the C
+interface ``geo_index/native.h`` publishes. Both extensions are required.
 """
 
 from setuptools import Extension, setup
@@ -20,6 +21,7 @@ setup(
             sources=[
                 "geo_index/native.c",
                 "geo_index/_index_query.c",
+                "geo_index/_box.c",
                 "geo_index/_store.c",
                 "geo_index/_merge.c",
                 "geo_index/_plan.c",
@@ -47,6 +49,7 @@ setup(
                 "location_api/_cquery.c",
                 "location_api/_crender.c",
                 "location_api/_cplain.c",
+                "location_api/_carea.c",
             ],
             depends=["location_api/_csearch.h", "geo_index/native.h"],
             include_dirs=["geo_index"],

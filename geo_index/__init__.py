@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from geo_index._base import IndexBase, Page, page_of
 from geo_index.brute import BruteForceIndex
-from geo_index.distance import EARTH_RADIUS_M, HALF_CIRCUMFERENCE_M, haversine_m, in_box
+from geo_index.distance import EARTH_RADIUS_M, HALF_CIRCUMFERENCE_M, box_circle, haversine_m, in_box
 from geo_index.errors import (
     DuplicateId,
     GeoIndexError,
@@ -49,6 +49,7 @@ __all__ = [
     "S2Index",
     "SpatialIndex",
     "UnknownId",
+    "box_circle",
     "haversine_m",
     "in_box",
     "page_of",

@@ -29,5 +29,9 @@ PyObject *index_ranges(Index *self, PyObject *const *args, Py_ssize_t nargs);
 /* geohash_choice(lat, lon, radius_m) -> (bits, cells). */
 PyObject *index_geohash_choice(Index *self, PyObject *const *args, Py_ssize_t nargs);
 /* native.h's page. */
-int api_page(PyObject *index, double lat, double lon, double radius, Py_ssize_t limit, GeoPage *out);
+int api_page(PyObject *index, double lat, double lon, double radius, Py_ssize_t limit, const GeoBox *box,
+             GeoPage *out);
+
+/* native.h's box_circle (_box.c). */
+void box_circle(const GeoBox *box, double *lat, double *lon, double *reach_m);
 #endif

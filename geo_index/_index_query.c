@@ -3,32 +3,16 @@
 #include "_index.h"
 #include <stdlib.h>
 
-/* A page's filter: a box of latitudes and longitudes (box_on), then (table, value), or a
- * callable (value NULL) asked of each id; no table: the box alone. */
+/* A page's filter: (table, value), or a callable (value NULL) asked of each id. */
 typedef struct {
     PyObject *table, *value;
-    int box_on;
-    double west, south, east, north;
 } Where;
-
-/* Inside the box or on its edge; west > east: across the 180th meridian; a pole is at every
- * longitude (as geo_index.in_box). */
-static int
-box_holds(const Where *w, double lat, double lon)
-{
-    if (!(w->south <= lat && lat <= w->north)) return 0;
-    if (lat == 90.0 || lat == -90.0) return 1;
-    if (w->west <= w->east) return w->west <= lon && lon <= w->east;
-    return lon >= w->west || lon <= w->east;
-}
 
 static int
 where_passes(void *ctx, int64_t id, double lat, double lon)
 {
     Where *w = ctx;
     PyObject *got;
-    if (w->box_on && !box_holds(w, lat, lon)) return 0;
-    if (w->table == NULL) return 1;
     if (w->value == NULL) {
         PyObject *key = PyLong_FromLongLong(id);
         if (!key) return -1;
@@ -59,7 +43,7 @@ where_passes(void *ctx, int64_t id, double lat, double lon)
 /* The page of a query, in C; out as query_page's. */
 static int
 run_query(Index *self, double lat, double lon, double radius, long limit, int counting, const QAfter *after,
-          Where *where, QPage *out)
+          const QBox *box, Where *where, QPage *out)
 {
     if (plan_ranges(&self->plan, &self->store, lat, lon, radius, &self->ranges) < 0) {
         PyErr_NoMemory();
@@ -67,7 +51,7 @@ run_query(Index *self, double lat, double lon, double radius, long limit, int co
     }
     const Plan *p = &self->plan;
     int status = query_page(&self->store, &self->ranges, p->leaf_capacity, p->kind == PLAN_QUADTREE ? 2 * p->max_depth : 64,
-                            counting, lat, lon, radius, limit, after, where ? where_passes : NULL, where, out);
+                            counting, lat, lon, radius, limit, after, box, where ? where_passes : NULL, where, out);
     if (status == -1) PyErr_NoMemory();
     return status < 0 ? -1 : 0;
 }
@@ -120,13 +104,12 @@ index_page(Index *self, PyObject *const *args, Py_ssize_t nargs)
         after.on = 1;
         after.id = aid;
     }
-    Where where = {nargs >= 7 ? args[6] : NULL, nargs == 8 ? args[7] : NULL, 0, 0.0, 0.0, 0.0, 0.0};
-    if (nargs >= 6 && args[5] != Py_None) {
-        if (!PyArg_ParseTuple(args[5], "dddd", &where.west, &where.south, &where.east, &where.north)) return NULL;
-        where.box_on = 1;
-    }
+    Where where = {nargs >= 7 ? args[6] : NULL, nargs == 8 ? args[7] : NULL};
+    QBox box;
+    int boxed = nargs >= 6 && args[5] != Py_None;
+    if (boxed && !PyArg_ParseTuple(args[5], "dddd", &box.west, &box.south, &box.east, &box.north)) return NULL;
     QPage page;
-    if (run_query(self, lat, lon, radius, limit, 1, &after, where.table || where.box_on ? &where : NULL, &page) < 0)
+    if (run_query(self, lat, lon, radius, limit, 1, &after, boxed ? &box : NULL, where.table ? &where : NULL, &page) < 0)
         return NULL;
     PyObject *hits = hits_list(&page), *result = NULL;
     if (hits) result = Py_BuildValue("(nnN)", (Py_ssize_t)page.total, (Py_ssize_t)page.following, hits);
@@ -145,7 +128,7 @@ index_within(Index *self, PyObject *const *args, Py_ssize_t nargs)
     if (read_query(args, &lat, &lon, &radius, &limit) < 0) return NULL;
     QAfter after = {0, 0.0, 0};
     QPage page;
-    if (run_query(self, lat, lon, radius, limit, 0, &after, NULL, &page) < 0) return NULL;
+    if (run_query(self, lat, lon, radius, limit, 0, &after, NULL, NULL, &page) < 0) return NULL;
     PyObject *hits = hits_list(&page);
     free(page.hits);
     return hits;
@@ -190,7 +173,7 @@ index_geohash_choice(Index *self, PyObject *const *args, Py_ssize_t nargs)
 
 /* native.h's page. */
 int
-api_page(PyObject *index, double lat, double lon, double radius, Py_ssize_t limit, GeoPage *out)
+api_page(PyObject *index, double lat, double lon, double radius, Py_ssize_t limit, const GeoBox *box, GeoPage *out)
 {
     out->count = 0;
     out->hits = NULL;
@@ -199,8 +182,10 @@ api_page(PyObject *index, double lat, double lon, double radius, Py_ssize_t limi
         return -1;
     }
     QAfter after = {0, 0.0, 0};
+    QBox qbox;
+    if (box != NULL) qbox = (QBox){box->west, box->south, box->east, box->north};
     QPage page;
-    if (run_query((Index *)index, lat, lon, radius, (long)limit, 1, &after, NULL, &page) < 0) return -1;
+    if (run_query((Index *)index, lat, lon, radius, (long)limit, 1, &after, box ? &qbox : NULL, NULL, &page) < 0) return -1;
     out->within = (Py_ssize_t)page.total;
     out->following = (Py_ssize_t)page.following;
     out->hits = PyMem_Malloc((page.count ? page.count : 1) * sizeof *out->hits);

@@ -9,14 +9,15 @@
 /* Nodes held on the query's stack before they grow onto the heap. */
 #define STACK_NODES 64
 
-/* A node of the walk: its key range, its geometry (bits -1: none), distance bounds and the
- * positions of its points in each run. */
+/* A node of the walk: its key range, its geometry (bits -1: none), distance bounds, the
+ * positions of its points in each run, and whether the query's box surely holds them all. */
 typedef struct {
     uint64_t lo, hi;
     double lb, ub;   /* metres: every point of the node is within [lb, ub] of the query */
     int bits;
     uint32_t row, col;
     size_t p0[3], p1[3], held;
+    int boxed;       /* 1: no box, or the box holds every point of the node */
 } Node;
 
 /* Nodes holding at most this many points are read without bounds: bounding them costs about
@@ -122,13 +123,48 @@ node_place(const Store *s, const Run *const runs[3], Node *x, const Node *parent
     }
 }
 
-/* Place, bound and queue a node unless it is empty or surely outside the radius. */
+enum { BOX_CROSSES, BOX_HOLDS, BOX_MISSES };
+
+/* How a Z-order node's rectangle, grown by 1e-9 degrees as in node_bounds, lies against the
+ * box: every point of it inside (BOX_HOLDS), none (BOX_MISSES), or either (BOX_CROSSES, and
+ * for a node without geometry). A point's longitude is never below -180 nor above 180, so a
+ * rectangle reaching past them holds only points within. */
+static int
+node_in_box(const QBox *b, const Node *x)
+{
+    if (x->bits < 0) return BOX_CROSSES;
+    int lat_bits = x->bits / 2, lon_bits = x->bits - x->bits / 2;
+    double h = ldexp(180.0, -lat_bits), w = ldexp(360.0, -lon_bits);
+    double lat0 = x->row * h - 90.0 - 1e-9, lat1 = (x->row + 1.0) * h - 90.0 + 1e-9;
+    double lon0 = x->col * w - 180.0 - 1e-9, lon1 = (x->col + 1.0) * w - 180.0 + 1e-9;
+    if (lat1 < b->south || lat0 > b->north) return BOX_MISSES;
+    int lon_in, lon_out;
+    if (b->west <= b->east) {
+        lon_in = b->west <= lon0 && lon1 <= b->east;
+        lon_out = lon1 < b->west || lon0 > b->east;
+    } else {   /* [west, 180] and [-180, east] */
+        lon_in = b->west <= lon0 || lon1 <= b->east;
+        lon_out = lon0 > b->east && lon1 < b->west;
+    }
+    if (lon_in && b->south <= lat0 && lat1 <= b->north) return BOX_HOLDS;
+    /* A pole is at every longitude: a node reaching one the box reaches may hold a point in it. */
+    int pole = (lat1 >= 90.0 && b->north >= 90.0) || (lat0 <= -90.0 && b->south <= -90.0);
+    return lon_out && !pole ? BOX_MISSES : BOX_CROSSES;
+}
+
+/* Place, bound and queue a node unless it is empty, surely outside the radius or outside the
+ * box. */
 static int
 node_push(NodeHeap *heap, const Store *s, const Run *const runs[3], Node *x, const Node *parent,
-          const Node *prev, double lat, double lon, double radius_m)
+          const Node *prev, double lat, double lon, double radius_m, const QBox *box)
 {
     node_place(s, runs, x, parent, prev);
     if (x->held == 0) return 0;
+    if (!x->boxed) {
+        int placed = node_in_box(box, x);
+        if (placed == BOX_MISSES) return 0;
+        x->boxed = placed == BOX_HOLDS;
+    }
     node_bounds(lat, lon, x);
     return x->lb <= radius_m ? heap_push(heap, *x) : 0;
 }
@@ -251,7 +287,7 @@ admit(const Q *q, const QAfter *after, long limit, Cand y, QPage *out, Cands *pa
 
 int
 query_page(const Store *s, const Ranges *nodes, int split, int max_bits, int counting, double lat, double lon, double radius_m, long limit,
-           const QAfter *after, QFilter filter, void *ctx, QPage *out)
+           const QAfter *after, const QBox *box, QFilter filter, void *ctx, QPage *out)
 {
     Q q;
     if (lon == -180.0) lon = 180.0;
@@ -292,8 +328,9 @@ query_page(const Store *s, const Ranges *nodes, int split, int max_bits, int cou
     Node prev;
     for (size_t i = 0; i < nodes->n && status == 0; i++) {
         size_t k = order[i];
-        Node x = {nodes->lo[k], nodes->hi[k], 0.0, INFINITY, nodes->bits[k], nodes->row[k], nodes->col[k], {0}, {0}, 0};
-        if (node_push(&heap, s, runs, &x, NULL, i ? &prev : NULL, lat, lon, radius_m) < 0) status = -1;
+        Node x = {nodes->lo[k], nodes->hi[k], 0.0, INFINITY, nodes->bits[k], nodes->row[k], nodes->col[k], {0}, {0}, 0,
+                  box == NULL};
+        if (node_push(&heap, s, runs, &x, NULL, i ? &prev : NULL, lat, lon, radius_m, box) < 0) status = -1;
         prev = x;
     }
     if (order != order_buf) free(order);
@@ -304,7 +341,7 @@ query_page(const Store *s, const Ranges *nodes, int split, int max_bits, int cou
         int inside = x.ub < radius_m;
         int for_page = limit < 0 || a_of(x.lb) <= cut_value(&cut);
         if (!for_page && !counting) break;   /* nodes come nearest first: no later one can hold a hit */
-        if (inside && !for_page && !filter && (!after->on || x.lb > after->d || x.ub < after->d)) {
+        if (inside && !for_page && !filter && x.boxed && (!after->on || x.lb > after->d || x.ub < after->d)) {
             size_t live = 0;
             for (int r = 0; r < 3; r++) live += live_in(runs[r], p0[r], p1[r]);
             out->total += live;
@@ -329,13 +366,15 @@ query_page(const Store *s, const Ranges *nodes, int split, int max_bits, int cou
                 y[j] = c;
             }
             for (uint32_t i = 0; i < (1u << more) && status == 0; i++)
-                if (node_push(&heap, s, runs, &y[i], &x, i ? &y[i - 1] : NULL, lat, lon, radius_m) < 0) status = -1;
+                if (node_push(&heap, s, runs, &y[i], &x, i ? &y[i - 1] : NULL, lat, lon, radius_m, box) < 0)
+                    status = -1;
             continue;
         }
         for (int r = 0; r < 3 && status == 0; r++) {
             const Run *run = runs[r];
             for (size_t i = p0[r]; i < p1[r]; i++) {
                 if (run_is_dead(run, i)) continue;
+                if (!x.boxed && !box_holds(box, run->lat[i], run->lon[i])) continue;
                 Cand y = {0.0, 0.0, -1.0, run->lat[i], run->lon[i], run->id[i]};
                 int b = q.fast ? bound(&q, y.lat, y.lon, &y.lo, &y.hi) : 0;
                 if (b < 0 || (b > 0 && y.lo > q.thr_hi)) continue;

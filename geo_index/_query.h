@@ -36,6 +36,23 @@ typedef struct {
     int64_t id;
 } QAfter;
 
+/* A box of latitudes and longitudes, degrees (native.h's GeoBox): west > east crosses the
+ * 180th meridian. */
+typedef struct {
+    double west, south, east, north;
+} QBox;
+
+/* Whether the box holds a point, on its edge included; a pole is at every longitude (as
+ * geo_index.in_box). */
+static inline int
+box_holds(const QBox *box, double lat, double lon)
+{
+    if (!(box->south <= lat && lat <= box->north)) return 0;
+    if (lat == 90.0 || lat == -90.0) return 1;
+    if (box->west <= box->east) return box->west <= lon && lon <= box->east;
+    return lon >= box->west || lon <= box->east;
+}
+
 typedef struct {
     size_t total;     /* points within the radius (that pass the filter) */
     size_t following; /* of them, ordered after ``after`` */
@@ -49,9 +66,12 @@ typedef struct {
  * a node surely within the radius that cannot hold a hit of the page is counted without
  * looking at its points. With ``counting`` 0 the counts are not wanted (only the hits): the
  * walk stops at the first node that cannot hold a hit, and out->total and out->following are
- * only lower bounds. Returns 0, -1 out of memory, -2 the filter failed. */
+ * only lower bounds. With a ``box`` (NULL: none) only the points it holds match: a node whose
+ * rectangle lies outside it is dropped, one inside it is counted as if there were no box, and
+ * only the points of one its edge crosses are tested. Returns 0, -1 out of memory, -2 the
+ * filter failed. */
 int query_page(const Store *s, const Ranges *nodes, int split, int max_bits, int counting, double lat, double lon, double radius_m, long limit,
-               const QAfter *after, QFilter filter, void *ctx, QPage *out);
+               const QAfter *after, const QBox *box, QFilter filter, void *ctx, QPage *out);
 
 /* geo_index.haversine_m(lat1, lon1, lat2, lon2), bit for bit. */
 double haversine(double lat1, double lon1, double lat2, double lon2);

@@ -52,6 +52,15 @@ _asin = math.asin
 #: bit for bit.
 haversine_m = native.haversine
 
+#: The circle a box of latitudes and longitudes is searched with: ``box_circle(west, south,
+#: east, north)`` is ``(latitude, longitude, reach_m)``, the point the box's results are ranked
+#: from (its middle, or the pole of a polar cap: every longitude and a pole) and the distance
+#: from there to the box's farthest point (:func:`haversine_m`'s), so that the circle holds the
+#: whole box. ``west > east`` crosses the 180th meridian. Written once, in C
+#: (``geo_index/_box.c``), which the compiled area search calls too; the geometry in Python is
+#: the tests' reference (``tests/geo_index/reference.py``), held to it bit for bit.
+box_circle = native.box_circle
+
 
 def padded_angle_rad(radius_m: float) -> float:
     """Angular radius of a search circle, padded by the pruning safety margin.

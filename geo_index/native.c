@@ -4,8 +4,8 @@
  * (kind "geohash", "quadtree" or "s2"); geo_index's GeohashIndex, QuadTree and S2Index check
  * every argument and hold one. Its methods take and return plain values: ids are ints in the
  * signed 64-bit range, coordinates floats in degrees, distances metres (haversine_m's).
- * Module functions expose the geometry for tests and tools: haversine, zorder_key,
- * s2_leaf_id, s2_cap_ranges. The C interface for other extensions is native.h.
+ * Module functions expose the geometry: haversine, box_circle (geo_index.box_circle), and for
+ * tests and tools zorder_key, s2_leaf_id, s2_cap_ranges. The C interface for other extensions is native.h.
  */
 #include "native.h"
 #include "_index.h"
@@ -229,20 +229,39 @@ PyTypeObject IndexType = {
 };
 
 /* geo_index.haversine_m: on the path of every friend's delivery, so a fast call. */
+/* The four arguments of haversine and box_circle as floats: 0, or -1 with an exception set. */
+static int
+four_floats(const char *name, PyObject *const *args, Py_ssize_t nargs, double v[4])
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "%s() takes 4 arguments (%zd given)", name, nargs);
+        return -1;
+    }
+    for (int i = 0; i < 4; i++) {
+        v[i] = PyFloat_AsDouble(args[i]);
+        if (v[i] == -1.0 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 fn_haversine(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)m;
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "haversine_m() takes 4 arguments (%zd given)", nargs);
-        return NULL;
-    }
     double v[4];
-    for (int i = 0; i < 4; i++) {
-        v[i] = PyFloat_AsDouble(args[i]);
-        if (v[i] == -1.0 && PyErr_Occurred()) return NULL;
-    }
+    if (four_floats("haversine_m", args, nargs, v) < 0) return NULL;
     return PyFloat_FromDouble(haversine(v[0], v[1], v[2], v[3]));
+}
+
+static PyObject *
+fn_box_circle(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)m;
+    double v[4], lat, lon, reach;
+    if (four_floats("box_circle", args, nargs, v) < 0) return NULL;
+    GeoBox box = {v[0], v[1], v[2], v[3]};
+    box_circle(&box, &lat, &lon, &reach);
+    return Py_BuildValue("(ddd)", lat, lon, reach);
 }
 
 static PyObject *
@@ -293,6 +312,8 @@ fn_s2_cap_ranges(PyObject *m, PyObject *args)
 static PyMethodDef module_methods[] = {
     {"haversine", (PyCFunction)(void (*)(void))fn_haversine, METH_FASTCALL,
      "haversine(lat1, lon1, lat2, lon2): great-circle distance, metres (geo_index.haversine_m)"},
+    {"box_circle", (PyCFunction)(void (*)(void))fn_box_circle, METH_FASTCALL,
+     "box_circle(west, south, east, north): (lat, lon, reach_m), a box's centre and farthest point's distance"},
     {"zorder_key", fn_zorder_key, METH_VARARGS, "zorder_key(lat, lon): a point's 64-bit geohash key"},
     {"s2_leaf_id", fn_s2_leaf_id, METH_VARARGS, "s2_leaf_id(lat, lon): a point's S2 leaf cell id"},
     {"s2_cap_ranges", fn_s2_cap_ranges, METH_VARARGS, "s2_cap_ranges(lat, lon, angle_rad, max_cells)"},
@@ -304,7 +325,7 @@ static struct PyModuleDef module_def = {
     module_methods, NULL, NULL, NULL, NULL,
 };
 
-static GeoNativeAPI api = {GEO_NATIVE_API_VERSION, api_page};
+static GeoNativeAPI api = {GEO_NATIVE_API_VERSION, api_page, box_circle};
 
 PyMODINIT_FUNC
 PyInit_native(void)

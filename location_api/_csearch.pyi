@@ -24,3 +24,15 @@ def plain_body(
     dumps: Callable[[Any], bytes],
     /,
 ) -> bytes | None: ...
+def area_search(raw: str, limits: Limits, /) -> tuple[float, float, float, float, int] | None: ...
+def area_body(
+    raw: str,
+    limits: Limits,
+    index: Any,
+    prefixes: list[bytes | None] | dict[int, bytes],
+    key: bytes,
+    encode_cursor: Callable[..., str],
+    dumps: Callable[[Any], bytes],
+    refinements_of: Callable[[float, float, float, float], bytes],
+    /,
+) -> bytes | None: ...

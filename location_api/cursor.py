@@ -14,7 +14,7 @@ Its bytes: version (1 byte), query fingerprint (8), radius, rank, instant (POSIX
 distance (float64 each), id (int64), all little-endian, sealed with its 16-byte signature
 (:mod:`location_api.sealed`: URL-safe base64 without padding, 87 characters). Every search
 that has a next page makes one, so it is built without JSON or HMAC's double hashing:
-:func:`encode_fields`, which the compiled search calls too (``location_api/_cplain.c``).
+:func:`encode_fields`, which the compiled searches call too (``location_api/_cplain.c``).
 Cursors of earlier formats are refused.
 """
 
@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 from location_api.errors import FOREIGN_CURSOR, InvalidCursor
 from geo_common.problems import FieldError
+from location_api.filters import NO_FILTERS, SearchFilters
 from location_api.models import SearchQuery
 from location_api.sealed import seal, unseal
 
@@ -79,8 +80,18 @@ def _refinements(query: SearchQuery) -> bytes | None:
     (whose cursor the compiled search makes without it)."""
     if query.plain:
         return None
-    box = b"" if query.box is None else _BOX.pack(*query.box)
-    return query.sort.encode() + b"\x00" + box + b"\x00" + query.filters.fingerprint()
+    return _refined(query.sort, query.box, query.filters)
+
+
+def _refined(sort: str, box: tuple[float, float, float, float] | None, filters: SearchFilters) -> bytes:
+    packed = b"" if box is None else _BOX.pack(*box)
+    return sort.encode() + b"\x00" + packed + b"\x00" + filters.fingerprint()
+
+
+def area_refinements(west: float, south: float, east: float, north: float) -> bytes:
+    """The refinements of an area search with no filter, by distance: what the compiled area
+    search (``location_api/_carea.c``) gives :func:`encode_fields` for a box."""
+    return _refined("distance", (west, south, east, north), NO_FILTERS)
 
 
 def _fingerprint(latitude: float, longitude: float, radius_m: float, expand: bool, refinements: bytes | None) -> bytes:

@@ -24,12 +24,13 @@ from geo_common.database import Database
 from geo_index import Page, haversine_m, page_of
 
 from location_api import queries
+from location_api._csearch import area_body as _area_body
 from location_api._csearch import plain_body as _plain_body
 from location_api.cache import Cache
 from location_api.catalog import Catalog
 from location_api.cells import Cell, cover, text_ranges
 from location_api.contract import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MIN_RADIUS_M
-from location_api.cursor import CursorPosition, encode_fields
+from location_api.cursor import CursorPosition, area_refinements, encode_fields
 from location_api.hydrate import at_visible_lsn, hydrate_hits
 from location_api.filters import Facets, matcher, relevance
 from location_api.models import SearchQuery
@@ -265,12 +266,43 @@ def plain_body(catalog: Catalog, strategy: str, raw: str, max_radius_m: float, c
         max_radius_m: the largest radius accepted, metres (the catalog's indexes' own).
         cursor_key: the key of the next page's cursor.
     """
+    return _compiled_body(_plain_body, catalog, strategy, raw, max_radius_m, cursor_key)
+
+
+def area_body(catalog: Catalog, strategy: str, raw: str, max_radius_m: float, cursor_key: bytes) -> bytes | None:
+    """The response body of a plain area search, read from the raw query string; else ``None``.
+
+    The same compiled path for "search this area" (``location_api/_carea.c``): a box and
+    maybe a limit, each once and plainly valid, answered in one call: the box's circle
+    (:func:`geo_index.box_circle`, as :func:`location_api.search_params.parse_area` makes
+    it), the index's first page inside the box, the next page's cursor and the body. The bytes
+    are those the general path (:func:`location_api.search_params.parse_area`,
+    :func:`search_memory`) gives the same request; anything else, a box too large for
+    ``max_radius_m`` and a catalog of positions only included, gives ``None``.
+
+    Args: as :func:`plain_body`'s.
+    """
+    return _compiled_body(_area_body, catalog, strategy, raw, max_radius_m, cursor_key, area_refinements)
+
+
+def _compiled_body(
+    answer: Callable[..., bytes | None],
+    catalog: Catalog,
+    strategy: str,
+    raw: str,
+    max_radius_m: float,
+    cursor_key: bytes,
+    *more: object,
+) -> bytes | None:
+    """``answer`` (``_csearch.plain_body`` or ``area_body``) given the catalog's parts, or
+    ``None`` for a catalog of positions only (the general path reads the page's businesses by
+    id)."""
     cards = catalog.cards
-    if cards is None:  # positions only: the general path reads the page's businesses by id
+    if cards is None:
         return None
     limits = (MIN_RADIUS_M, max_radius_m, DEFAULT_RADIUS_M, DEFAULT_LIMIT, MAX_LIMIT)
-    return _plain_body(
-        raw, limits, catalog.indexes[strategy].native, cards.hits, cursor_key, encode_fields, orjson.dumps
+    return answer(
+        raw, limits, catalog.indexes[strategy].native, cards.hits, cursor_key, encode_fields, orjson.dumps, *more
     )
 
 

@@ -94,15 +94,16 @@ def parse_area(query: MultiMapping[str], *, max_radius_m: float) -> SearchQuery:
     filters, sort, cursor, strategy = _refinements(read)
     latitude = longitude = radius = 0.0
     if box is not None:
-        latitude, longitude = box.centre()
+        latitude, longitude, reach = box.circle()
         # 1 m beyond the farthest point: the index's distances and these may differ in the
-        # last bit, and the box test decides which points are in.
-        radius = box.reach_m() + 1.0
+        # last bit, and the box test decides which points are in (the compiled area search,
+        # location_api/_carea.c, adds the same metre).
+        radius = reach + 1.0
         if radius > max_radius_m:
             read.errors.append(
                 FieldError(
                     "bbox",
-                    f"is too large: its farthest point is {box.reach_m() / 1000:.1f} km from its centre; "
+                    f"is too large: its farthest point is {reach / 1000:.1f} km from its centre; "
                     f"at most {max_radius_m / 1000:g} km",
                 )
             )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from geo_common.database_node import format_lsn
 from location_api import businesses
 from location_api.auth import require_writer
+from location_api.catalog import Catalog
 from location_api.consistency import CONSISTENCY_HEADER, issue_token, read_token
 from location_api.cursor import decode_cursor, encode_cursor
 from location_api.keys import (
@@ -30,7 +31,7 @@ from location_api.keys import (
 )
 from location_api.openapi import openapi_document
 from location_api.render import search_body
-from location_api.search import plain_body, search_catalog, search_sql
+from location_api.search import area_body, plain_body, search_catalog, search_sql
 from location_api.models import SearchQuery
 from location_api.search_params import parse_area, parse_search
 from location_api.validate import parse_business, parse_id
@@ -53,23 +54,39 @@ async def search_nearby(request: web.Request) -> web.Response:
     (:func:`location_api.search.plain_body`); every other request by the general path: one
     validator, then memory or SQL, then the same body.
     """
-    app = request.app
-    settings = app[settings_key]
-    if CONSISTENCY_HEADER not in request.headers:
-        catalog = app[refresher_key].catalog
-        if catalog is not None and settings.api_index in catalog.indexes:
-            raw = request.rel_url.raw_query_string
-            body = plain_body(catalog, settings.api_index, raw, settings.max_radius_m, app[cursor_secret_key])
-            if body is not None:
-                return web.Response(body=body, content_type="application/json")
-    return await _search(request, parse_search(request.query, max_radius_m=settings.max_radius_m))
+    body = _compiled(request, plain_body)
+    if body is not None:
+        return web.Response(body=body, content_type="application/json")
+    return await _search(request, parse_search(request.query, max_radius_m=request.app[settings_key].max_radius_m))
 
 
 async def search_area(request: web.Request) -> web.Response:
     """``GET /v1/search/area``: the businesses in a box (the visible map), filtered, ranked
-    from its centre or by a sort, one page at a time."""
-    settings = request.app[settings_key]
-    return await _search(request, parse_area(request.query, max_radius_m=settings.max_radius_m))
+    from its centre or by a sort, one page at a time.
+
+    A plain one (a box, maybe a limit) is answered by the compiled path as a plain nearby
+    search is (:func:`location_api.search.area_body`); every other by the general path.
+    """
+    body = _compiled(request, area_body)
+    if body is not None:
+        return web.Response(body=body, content_type="application/json")
+    return await _search(request, parse_area(request.query, max_radius_m=request.app[settings_key].max_radius_m))
+
+
+def _compiled(request: web.Request, answer: Callable[[Catalog, str, str, float, bytes], bytes | None]) -> bytes | None:
+    """The compiled path's body of a search (``answer``: :func:`~location_api.search.plain_body`
+    or :func:`~location_api.search.area_body`), when it answers it: no consistency token, and
+    the default strategy's index built; else ``None``."""
+    if CONSISTENCY_HEADER in request.headers:
+        return None
+    app = request.app
+    settings = app[settings_key]
+    catalog = app[refresher_key].catalog
+    if catalog is None or settings.api_index not in catalog.indexes:
+        return None
+    return answer(
+        catalog, settings.api_index, request.rel_url.raw_query_string, settings.max_radius_m, app[cursor_secret_key]
+    )
 
 
 async def _search(request: web.Request, query: SearchQuery) -> web.Response:

@@ -17,11 +17,14 @@ from location_api.area import Box
 from location_api.contract import STRATEGIES
 from location_api.cursor import decode_cursor
 from location_api.hours import is_open, parse_hours
-from location_api.keys import cursor_secret_key
+from location_api.consistency import CONSISTENCY_HEADER, issue_token
+from location_api.keys import cursor_secret_key, refresher_key
+from location_api.search import area_body
 from location_api.text_match import TextQuery, words
 from location_api.time_zones import zone, zone_at
 from location_api.search_params import parse_search
 from multidict import MultiDict
+from yarl import URL
 
 from .conftest import Api, caught_up, settled
 from .test_business_hours import fields_refused
@@ -197,6 +200,35 @@ async def test_an_area_search_returns_the_box_s_businesses_from_its_centre(
     for strategy in STRATEGIES:
         got, totals = await every_page(api, "/v1/search/area", {"bbox": bbox, "limit": 9, "index": strategy, **params})
         assert got == want and totals == {len(want)}, strategy
+
+
+@pytest.mark.parametrize(
+    "box",
+    [Box(2.25, 48.80, 2.45, 48.92), Box(179.0, 89.7, -179.0, 89.95), Box(-180.0, 89.8, 180.0, 90.0)],
+    ids=["paris", "polar-across-180", "north-pole-cap"],
+)
+async def test_a_plain_box_is_answered_in_one_call_with_the_general_path_s_bytes(
+    api: Api, listing: Listing, box: Box
+) -> None:
+    # bbox and limit alone take the compiled path (location_api/_carea.c), its commas plain or
+    # as browsers send them; sort=distance, the default, sends the same request down the
+    # general path, and a consistency token too: all answer the same bytes, cursor included.
+    # (listing: the module's polar stations, one of them at 179.99 degrees east.)
+    catalog = api.app[refresher_key].catalog
+    assert catalog is not None
+    answers = set()
+    for comma in (",", "%2C", "%2c"):
+        query = f"bbox={comma.join(repr(v) for v in box)}&limit=9"
+        assert area_body(catalog, api.settings.api_index, query, api.settings.max_radius_m, api.app[cursor_secret_key])
+        token = {CONSISTENCY_HEADER: issue_token(api.settings.jwt_secret, 1)}  # long applied
+        for extra, headers in (("", {}), ("&sort=distance", {}), ("", token)):
+            async with api.http.get(
+                URL(api.url(f"/v1/search/area?{query}{extra}"), encoded=True), headers=headers
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+                answers.add(await resp.read())
+    assert len(answers) == 1
+    assert orjson.loads(answers.pop())["businesses"], "an empty area tests little"
 
 
 async def test_typos_in_q_find_the_business_and_the_exact_spelling_ranks_first(
