@@ -1,9 +1,12 @@
-"""Instructions per nearby search through the API's view, for callgrind.
+"""Instructions per nearby or area search through the API's view, for callgrind.
 
 A read instance's view (``location_api.views.search_nearby``) is given a catalog built in
 memory from scattered points and answers ``--requests`` plain searches (position, radius,
 limit) or, with ``--general``, the same searches with ``expand=false`` added, which the fast
-path declines and the general path answers. Each request is made once, before the count
+path declines and the general path answers. With ``--area`` the view is
+``location_api.views.search_area``, asked for boxes (``bbox``) of ``1.34 * radius`` a side
+around the same points (6.7 km at 5 km, as ``bench/filtered_search_bench.py``'s); with
+``--general`` too, the same boxes with ``sort=distance`` added. Each request is made once, before the count
 starts (``aiohttp.test_utils.make_mocked_request``), and the view is awaited directly: no
 socket, no dispatch (``bench/dispatch_bench.py`` measures that part).
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,6 +46,7 @@ def main() -> None:
     ap.add_argument("--radius", type=float, default=5_000.0)
     ap.add_argument("--limit", type=int, default=10)
     ap.add_argument("--general", action="store_true", help="add expand=false: the general path answers")
+    ap.add_argument("--area", action="store_true", help="search boxes around the points (search_area)")
     args = ap.parse_args()
     asyncio.run(run(args))
 
@@ -74,25 +79,32 @@ async def run(args: argparse.Namespace) -> None:
     app[cache_key] = None  # type: ignore[misc]
     # Searches centred on points of the set, so most circles hold businesses.
     pick = np.random.default_rng(5).integers(0, args.points, 1_000)
-    extra = "&expand=false" if args.general else ""
-    requests = [
-        make_mocked_request(
-            "GET",
+    if args.area:
+        view, half = views.search_area, 0.67 * args.radius / 111_195.0
+        extra = "&sort=distance" if args.general else ""
+        targets = [
+            f"/v1/search/area?bbox={lons[i] - half / math.cos(math.radians(lats[i])):.6f},{lats[i] - half:.6f},"
+            f"{lons[i] + half / math.cos(math.radians(lats[i])):.6f},{lats[i] + half:.6f}&limit={args.limit}{extra}"
+            for i in pick.tolist()
+        ]
+    else:
+        view = views.search_nearby
+        extra = "&expand=false" if args.general else ""
+        targets = [
             f"/v1/search/nearby?latitude={lats[i]:.6f}&longitude={lons[i]:.6f}"
-            f"&radius={args.radius:g}&limit={args.limit}{extra}",
-            app=app,
-        )
-        for i in pick.tolist()
-    ]
+            f"&radius={args.radius:g}&limit={args.limit}{extra}"
+            for i in pick.tolist()
+        ]
+    requests = [make_mocked_request("GET", target, app=app) for target in targets]
     with_cursor = 0
     for request in requests[:WARM_UP]:
-        await views.search_nearby(request)
+        await view(request)
     for request in requests:
-        body = (await views.search_nearby(request)).body
+        body = (await view(request)).body
         with_cursor += b'"next_cursor":null' not in body  # type: ignore[operator]
     started = time.perf_counter()
     for n in range(args.requests):
-        await views.search_nearby(requests[n % len(requests)])
+        await view(requests[n % len(requests)])
     elapsed = time.perf_counter() - started
     print(f"location_api: {Path(location_api.__file__).parent}")
     print(f"{with_cursor / len(requests):.0%} of the searches have a next page")
