@@ -17,14 +17,13 @@ connection reaches aiohttp's route, which answers 400 saying so.
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Callable
 
 from aiohttp import web
 
 from friends_ws import connection
 from friends_ws.connection import Connection
 from friends_ws.handshake import First, first_request
+from geo_common.site import HttpFactory, ProtocolSite
 
 
 class FirstRequest(asyncio.Protocol):
@@ -37,7 +36,7 @@ class FirstRequest(asyncio.Protocol):
 
     __slots__ = ("_app", "_http", "_transport", "_head", "_timer")
 
-    def __init__(self, app: web.Application, http: Callable[[], asyncio.Protocol]) -> None:
+    def __init__(self, app: web.Application, http: HttpFactory) -> None:
         self._app = app
         self._http = http
         self._transport: asyncio.Transport | None = None
@@ -76,52 +75,10 @@ class FirstRequest(asyncio.Protocol):
             self._timer = None
 
 
-class FriendsSite(web.BaseSite):
-    """A TCP site (as :class:`aiohttp.web.TCPSite`) whose connections start as
-    :class:`FirstRequest`.
+class FriendsSite(ProtocolSite):
+    """geo-friends' site: its connections start as :class:`FirstRequest`."""
 
-    Args:
-        runner: the app's runner, set up.
-        host: the address to bind.
-        port: the port (0: any free one, see :attr:`port`).
-        reuse_port: bind with ``SO_REUSEPORT`` (several processes on one port).
-        backlog: the listen queue's length.
-    """
+    __slots__ = ()
 
-    __slots__ = ("_host", "_port", "_reuse_port")
-
-    def __init__(
-        self, runner: web.BaseRunner, host: str, port: int, *, reuse_port: bool = False, backlog: int = 128
-    ) -> None:
-        super().__init__(runner, backlog=backlog)
-        self._host = host
-        self._port = port
-        self._reuse_port = reuse_port
-
-    @property
-    def name(self) -> str:
-        return f"http://{self._host}:{self._port}"
-
-    @property
-    def port(self) -> int:
-        """The port bound (the one chosen, when 0 was asked)."""
-        sockets: list[socket.socket] = getattr(self._server, "sockets", None) or []
-        if not sockets:
-            raise RuntimeError("the site is not started")
-        return int(sockets[0].getsockname()[1])
-
-    async def start(self) -> None:
-        await super().start()
-        runner = self._runner
-        http, app = runner.server, getattr(runner, "app", None)
-        if http is None or not isinstance(app, web.Application):
-            raise RuntimeError("FriendsSite serves an AppRunner that is set up")
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: FirstRequest(app, http),
-            self._host,
-            self._port,
-            backlog=self._backlog,
-            reuse_address=True,
-            reuse_port=self._reuse_port or None,
-        )
+    def connection(self, app: web.Application, http: HttpFactory) -> asyncio.Protocol:
+        return FirstRequest(app, http)
