@@ -17,6 +17,7 @@ from geo_common.migrate import MigrationError, apply_migrations
 from geo_common.serve import serve, service_parser, settings_or_exit
 from location_api.app import create_app
 from location_api.demo import load_demo
+from location_api.site import ApiSite
 from location_api.contract import Role
 
 
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        site=ApiSite,
     )
 
 

@@ -54,7 +54,7 @@ async def search_nearby(request: web.Request) -> web.Response:
     (:func:`location_api.search.plain_body`); every other request by the general path: one
     validator, then memory or SQL, then the same body.
     """
-    body = _compiled(request, plain_body)
+    body = _compiled(request, "/v1/search/nearby")
     if body is not None:
         return web.Response(body=body, content_type="application/json")
     return await _search(request, parse_search(request.query, max_radius_m=request.app[settings_key].max_radius_m))
@@ -67,26 +67,37 @@ async def search_area(request: web.Request) -> web.Response:
     A plain one (a box, maybe a limit) is answered by the compiled path as a plain nearby
     search is (:func:`location_api.search.area_body`); every other by the general path.
     """
-    body = _compiled(request, area_body)
+    body = _compiled(request, "/v1/search/area")
     if body is not None:
         return web.Response(body=body, content_type="application/json")
     return await _search(request, parse_area(request.query, max_radius_m=request.app[settings_key].max_radius_m))
 
 
-def _compiled(request: web.Request, answer: Callable[[Catalog, str, str, float, bytes], bytes | None]) -> bytes | None:
-    """The compiled path's body of a search (``answer``: :func:`~location_api.search.plain_body`
-    or :func:`~location_api.search.area_body`), when it answers it: no consistency token, and
-    the default strategy's index built; else ``None``."""
-    if CONSISTENCY_HEADER in request.headers:
-        return None
-    app = request.app
+#: The compiled path's answer of each search it takes, by route (:mod:`location_api.site`
+#: answers them below aiohttp's request layer too).
+COMPILED: dict[str, Callable[[Catalog, str, str, float, bytes], bytes | None]] = {
+    "/v1/search/nearby": plain_body,
+    "/v1/search/area": area_body,
+}
+
+
+def compiled_body(app: web.Application, route: str, raw_query: str) -> bytes | None:
+    """The compiled path's body of a search of ``route`` (a key of :data:`COMPILED`) with
+    this query string, when it answers it: the default strategy's index built, the query one
+    it takes; else ``None`` (the general path answers it)."""
     settings = app[settings_key]
     catalog = app[refresher_key].catalog
     if catalog is None or settings.api_index not in catalog.indexes:
         return None
-    return answer(
-        catalog, settings.api_index, request.rel_url.raw_query_string, settings.max_radius_m, app[cursor_secret_key]
-    )
+    return COMPILED[route](catalog, settings.api_index, raw_query, settings.max_radius_m, app[cursor_secret_key])
+
+
+def _compiled(request: web.Request, route: str) -> bytes | None:
+    """:func:`compiled_body` of a request without a consistency token (which only the general
+    path reads), else ``None``."""
+    if CONSISTENCY_HEADER in request.headers:
+        return None
+    return compiled_body(request.app, route, request.rel_url.raw_query_string)
 
 
 async def _search(request: web.Request, query: SearchQuery) -> web.Response:

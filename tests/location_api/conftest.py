@@ -22,7 +22,7 @@ import asyncpg
 import numpy as np
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from deploy.stack.binaries import Binaries, ensure_binaries
 from deploy.stack.postgres import PgNode, pg_nodes
@@ -38,6 +38,7 @@ from location_api.app import create_app
 from geo_common.places import load_places
 from location_api.demo import copy_businesses, load_demo, place_records
 from location_api.keys import refresher_key
+from location_api.site import ApiSite
 from tests.conftest import discard_stack
 from tests.ports import free_block
 
@@ -152,12 +153,40 @@ async def demo_loaded(api_settings: Settings) -> int:
     return await load_demo(api_settings.pg_primary, say=lambda _line: None)
 
 
+class SiteServer:
+    """An app served as geo-api serves it (:class:`location_api.site.ApiSite`, the runner's
+    options of :data:`geo_common.serve.RUNNER_OPTIONS`) on 127.0.0.1, a free port."""
+
+    def __init__(self, app: web.Application, **site: Any) -> None:
+        self.app = app
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0, **RUNNER_OPTIONS)
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.site: ApiSite | None = None
+        self._options = site
+
+    async def start(self) -> None:
+        await self.runner.setup()
+        self.site = ApiSite(self.runner, self.host, 0, **self._options)
+        await self.site.start()
+        self.port = self.site.port
+
+    def make_url(self, path: str) -> URL:
+        return URL.build(scheme="http", host=self.host, port=self.port).join(URL(path))
+
+    async def close(self) -> None:
+        """Stop serving (idempotent)."""
+        if self.site is not None:
+            self.site = None
+            await self.runner.cleanup()
+
+
 @dataclass
 class Api:
     """A running app and a client session pointed at it."""
 
     app: web.Application
-    server: TestServer
+    server: SiteServer
     http: aiohttp.ClientSession
     settings: Settings
 
@@ -172,8 +201,8 @@ async def serve() -> AsyncIterator[Callable[[Settings], Awaitable[Api]]]:
 
     async def start(settings: Settings) -> Api:
         app = create_app(settings)
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server(**RUNNER_OPTIONS)  # as geo-api is served
+        server = SiteServer(app)
+        await server.start()
         http = aiohttp.ClientSession(str(server.make_url("")))
         api = Api(app, server, http, settings)
         started.append(api)
