@@ -15,6 +15,16 @@ from collections import deque
 from dataclasses import dataclass
 
 
+def _field(head: bytes, name: bytes) -> bytes:
+    """The value of the field ``name`` in ``head`` (lower case, names and values), or empty."""
+    at = head.find(b"\r\n" + name + b":")
+    if at < 0:
+        return b""
+    at += len(name) + 3
+    end = head.find(b"\r\n", at)
+    return head[at : end if end >= 0 else len(head)].strip()
+
+
 class FramingError(ValueError):
     """Bytes that are no answer's (a bug of the writer): the connection cannot go on."""
 
@@ -84,23 +94,14 @@ class AnswerFraming:
         rest = memoryview(data)[end + 4 :]
         if not self._methods:
             raise FramingError("an answer to no request")
-        status_line, *fields = data[:end].split(b"\r\n")
-        parts = status_line.split(b" ", 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise FramingError(f"not a status line: {status_line[:80]!r}")
+        head = data[:end].lower()
+        parts = head[: head.find(b"\r\n") % (end + 1)].split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"http/1.") or not parts[1].isdigit():
+            raise FramingError(f"not a status line: {data[:80]!r}")
         status = int(parts[1])
-        length = -1
-        chunked = False
-        keep_alive = parts[0] == b"HTTP/1.1"
-        for field in fields:
-            name, _, value = field.partition(b":")
-            key, value = name.strip().lower(), value.strip().lower()
-            if key == b"content-length":
-                length = int(value)
-            elif key == b"transfer-encoding":
-                chunked = value.endswith(b"chunked")
-            elif key == b"connection" and b"close" in value:
-                keep_alive = False
+        length = int(_field(head, b"content-length") or -1)
+        chunked = _field(head, b"transfer-encoding").endswith(b"chunked")
+        keep_alive = parts[0] == b"http/1.1" and b"close" not in _field(head, b"connection")
         if status < 200:
             raise FramingError("an interim answer (1xx) to a request that asked for none")
         self._keep_alive = keep_alive

@@ -24,9 +24,8 @@ at most :data:`MAX_HEAD` bytes. A search is plain when it is a ``GET`` of one of
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from location_api.errors import CONSISTENCY_HEADER
 
@@ -39,8 +38,9 @@ MAX_FIELD = 8_190
 
 _ROUTES = {path.encode(): path for path in SEARCH_ROUTES}
 _TOKEN = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-# A control character other than tab, a CR not before an LF, an LF not after a CR.
-_UNSAFE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
+# Every byte but the control characters (tab is no control character here): what a head's
+# bytes leave once these are deleted must be its line ends, CRLF, and nothing else.
+_NOT_CONTROL = bytes(b for b in range(256) if b == 0x09 or 0x20 <= b != 0x7F)
 # Fields after which the connection is not read here again.
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
 # Fields that only the general path reads.
@@ -56,8 +56,7 @@ class Verdict(Enum):
     HAND_OVER = "hand over"
 
 
-@dataclass(frozen=True, slots=True)
-class Search:
+class Search(NamedTuple):
     """A plain search's request."""
 
     #: Its path, one of :data:`SEARCH_ROUTES`.
@@ -70,8 +69,7 @@ class Search:
     end: int
 
 
-@dataclass(frozen=True, slots=True)
-class Other:
+class Other(NamedTuple):
     """A request without a body that aiohttp answers alone."""
 
     #: Its method (an answer to ``HEAD`` has no body).
@@ -88,8 +86,8 @@ def next_request(data: bytes, start: int) -> Search | Other | Verdict:
     if end - start > MAX_HEAD:
         return Verdict.HAND_OVER
     head = data[start:end]
-    if _UNSAFE.search(head) is not None:
-        return Verdict.HAND_OVER
+    if head.translate(None, _NOT_CONTROL) != b"\r\n" * head.count(b"\r\n"):
+        return Verdict.HAND_OVER  # a bare CR or LF, or another control character
     line, *fields = head.split(b"\r\n")
     parts = line.split(b" ")
     if len(parts) != 3 or parts[2] != b"HTTP/1.1":
