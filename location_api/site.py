@@ -14,7 +14,8 @@ searches below aiohttp"). So each accepted connection of a read instance is a
   token) is given alone to the connection's aiohttp request handler, through a
   :class:`location_api.relay.Relay`; the requests after it wait, and are read here again
   once its answer is whole. Behind a proxy that reuses its connections for every route, the
-  searches stay cheap;
+  searches stay cheap. A connection on which aiohttp has answered more than
+  :data:`RELAYS_BEFORE_HAND_OVER` requests, and more than the site has, is handed over (below);
 - a request whose head could be read two ways, or that has a body or asks for another
   protocol, is handed to aiohttp's protocol with every byte after it: the connection is
   aiohttp's for good.
@@ -46,6 +47,12 @@ from location_api.views import compiled_body
 
 #: Seconds a connection may stay without an answer (aiohttp's ``keepalive_timeout``).
 KEEPALIVE_S = 3630.0
+#: A connection on which aiohttp has answered this many requests, and more than the site has
+#: answered searches, becomes aiohttp's: a request relayed costs about 100,000 instructions
+#: more than through aiohttp alone, about what a search answered here saves (docs/benchmarks.md,
+#: "Plain searches below aiohttp"), so a connection that carries mostly other requests (a
+#: client that filters every search) is served best by aiohttp alone.
+RELAYS_BEFORE_HAND_OVER = 32
 #: Answers written at once at most, bytes: past the transport's high-water mark the requests
 #: still buffered wait until the client has read (pipelined requests cost no more memory).
 BATCH_BYTES = 65_536
@@ -101,6 +108,8 @@ class Searches(asyncio.Protocol):
         "_relay",
         "_waiting",
         "_closing",
+        "_answered_here",
+        "_relayed_count",
     )
 
     def __init__(self, served: _Served, http: HttpFactory, live: set[Searches], keepalive_s: float) -> None:
@@ -117,6 +126,8 @@ class Searches(asyncio.Protocol):
         self._relay: Relay | None = None
         self._waiting = False  # for aiohttp's answer to a request relayed
         self._closing = False
+        self._answered_here = 0
+        self._relayed_count = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -151,6 +162,10 @@ class Searches(asyncio.Protocol):
                 except Exception:  # noqa: BLE001 - the general path answers it, and logs what fails
                     body = None
             if body is None:
+                self._relayed_count += 1
+                if self._relayed_count > RELAYS_BEFORE_HAND_OVER and self._relayed_count > self._answered_here:
+                    self._hand_over(answers, buffer[start:])
+                    return
                 if answers:
                     transport.writelines(answers)
                 self._buffer = buffer[request.end :]
@@ -169,6 +184,7 @@ class Searches(asyncio.Protocol):
                 token = current_request_id.set(request_id)
                 access_log.record("GET", request.route, 200, elapsed)
                 current_request_id.reset(token)
+            self._answered_here += 1
             start = request.end
             if size >= BATCH_BYTES:
                 transport.writelines(answers)  # may pause writing: the loop stops then
@@ -219,6 +235,9 @@ class Searches(asyncio.Protocol):
         assert transport is not None
         if answers:
             transport.writelines(answers)
+        relay, self._relay = self._relay, None
+        if relay is not None:
+            relay.lost(None)  # its handler answers nothing now: let it go
         self._forget()
         protocol = self._http()
         transport.set_protocol(protocol)

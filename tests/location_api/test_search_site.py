@@ -22,7 +22,7 @@ from aiohttp import web
 from geo_common.places import load_places
 from geo_common.settings import Settings
 from location_api.keys import metrics_key
-from location_api.site import ApiSite
+from location_api.site import RELAYS_BEFORE_HAND_OVER, ApiSite
 
 from .conftest import TIMEOUT_FACTOR, Api, caught_up, eventually, stop_api, throwaway_database
 
@@ -178,6 +178,25 @@ async def test_a_connection_carrying_every_kind_of_read_stays_the_site_s(served:
             await reader.readuntil(b"\r\n\r\n")
         await asyncio.sleep(0.05)
         assert served.site.searching >= held
+    finally:
+        writer.close()
+
+
+async def test_a_connection_carrying_mostly_other_requests_becomes_aiohttp_s(served: Served) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    try:
+        await eventually(_async(lambda: served.site.searching >= 1), "the connection to be the site's")
+        held = served.site.searching
+        filtered = get(NEARBY.replace("limit=5", "limit=3&category=restaurant"))
+        for n in range(RELAYS_BEFORE_HAND_OVER):
+            writer.write(filtered)
+            await reader.readuntil(b"\r\n\r\n")
+            assert served.site.searching == held, n  # relayed, still the site's
+        writer.write(filtered + get(NEARBY))
+        first = await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(int(first.split(b"Content-Length: ")[1].split(b"\r\n")[0]))
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 OK")
+        assert served.site.searching == held - 1  # aiohttp's for good
     finally:
         writer.close()
 
