@@ -19,7 +19,8 @@ PostGIS's filters approximate the API's (no dated exceptions or DST folds in the
 trigram similarity, not the API's edit distance): the same kind of work, not byte-equal
 answers. Each search is measured in interleaved rounds (API, then PostGIS) at maximum
 throughput, closed loop, 8 clients each: the API by ``wrk`` (one API process per core, on a
-shared port), PostGIS by ``pgbench`` (prepared statements), both with their 99th percentile
+shared port, each served as geo-api serves it: plain searches below aiohttp's request
+layer, ``location_api.site``), PostGIS by ``pgbench`` (prepared statements), both with their 99th percentile
 latency at that saturation (the same concurrency, so the two tails compare); everything on
 this machine's cores at once. The API answers the number of matches beside the page;
 PostGIS is measured twice, for the page alone and with ``count(*) OVER ()`` (the page and the
@@ -28,8 +29,8 @@ with its backends on one core (``PostmasterPin``).
 
 Beside each API run, the control: ``location_api_bench``'s hello-world (aiohttp answering a
 constant body, as many processes) at the same concurrency, the most any aiohttp server
-answers on these cores at 8 clients; ``hello / PostGIS`` is the highest ratio the API could
-reach in that run.
+answers on these cores at 8 clients; ``hello / PostGIS`` is the highest ratio an API served
+through aiohttp's request layer could reach in that run.
 
 Usage::
 

@@ -165,39 +165,48 @@ def serve_worker(kind: str, port: int) -> None:
     from aiohttp import web
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    if kind == "api":
+    if kind == "api":  # served as geo-api serves it: plain searches below aiohttp (location_api.site)
+        from geo_common.serve import RUNNER_OPTIONS
         from location_api.app import create_app
+        from location_api.site import ApiSite
 
-        app = create_app(load_settings())
-    else:
-        from location_api.openapi import openapi_document
-        from location_api.contract import Role
+        async def serve_api() -> None:
+            runner = web.AppRunner(create_app(load_settings()), access_log=None, **RUNNER_OPTIONS)
+            await runner.setup()
+            await ApiSite(runner, "127.0.0.1", port, reuse_port=True).start()
+            print("ready", flush=True)
+            await asyncio.Event().wait()  # until SIGTERM
 
-        body = json.dumps({"total": 0, "radius_m": RADIUS_M, "businesses": [], "next_cursor": None}).encode()
-        app = web.Application()
-        if kind == "hello":
+        asyncio.run(serve_api())
+        return
+    from location_api.openapi import openapi_document
+    from location_api.contract import Role
 
-            async def hello(_request: web.Request) -> web.Response:
-                return web.Response(body=body, content_type="application/json")
+    body = json.dumps({"total": 0, "radius_m": RADIUS_M, "businesses": [], "next_cursor": None}).encode()
+    app = web.Application()
+    if kind == "hello":
 
-            app.router.add_get("/v1/search/nearby", hello)
-        else:  # hello-index: hello-world plus the one index query every search makes
-            index = index_from_replica(load_settings())
+        async def hello(_request: web.Request) -> web.Response:
+            return web.Response(body=body, content_type="application/json")
 
-            async def hello_index(request: web.Request) -> web.Response:
-                query = request.query
-                index.page(float(query["latitude"]), float(query["longitude"]), float(RADIUS_M), LIMIT)
-                return web.Response(body=body, content_type="application/json")
+        app.router.add_get("/v1/search/nearby", hello)
+    else:  # hello-index: hello-world plus the one index query every search makes
+        index = index_from_replica(load_settings())
 
-            app.router.add_get("/v1/search/nearby", hello_index)
-        # Named as the API names itself, which geo-loadgen checks before it sends anything
-        # (registered after the search route, which it leaves as the first one matched).
-        document = openapi_document(Role.READ, load_settings().max_radius_m)
+        async def hello_index(request: web.Request) -> web.Response:
+            query = request.query
+            index.page(float(query["latitude"]), float(query["longitude"]), float(RADIUS_M), LIMIT)
+            return web.Response(body=body, content_type="application/json")
 
-        async def openapi(_request: web.Request) -> web.Response:
-            return web.Response(body=document, content_type="application/json")
+        app.router.add_get("/v1/search/nearby", hello_index)
+    # Named as the API names itself, which geo-loadgen checks before it sends anything
+    # (registered after the search route, which it leaves as the first one matched).
+    document = openapi_document(Role.READ, load_settings().max_radius_m)
 
-        app.router.add_get("/openapi.json", openapi)
+    async def openapi(_request: web.Request) -> web.Response:
+        return web.Response(body=document, content_type="application/json")
+
+    app.router.add_get("/openapi.json", openapi)
     web.run_app(
         app, host="127.0.0.1", port=port, reuse_port=True, access_log=None, print=lambda _m: print("ready", flush=True)
     )

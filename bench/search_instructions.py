@@ -10,6 +10,11 @@ around the same points (6.7 km at 5 km, as ``bench/filtered_search_bench.py``'s)
 starts (``aiohttp.test_utils.make_mocked_request``), and the view is awaited directly: no
 socket, no dispatch (``bench/dispatch_bench.py`` measures that part).
 
+With ``--socket site`` or ``--socket aiohttp`` the searches are instead sent one at a time over
+one loopback connection to the app served as geo-api serves it (``location_api.site.ApiSite``:
+plain searches below aiohttp) or by aiohttp's own ``TCPSite``; the client (a plain asyncio
+stream in the same process) costs the same in both, so the difference is the serving's.
+
 Run it under callgrind twice, with no requests and with N, and take (total(N) - total(0)) / N
 instructions per search: the catalog build, the imports and 100 warm-up searches are in both
 runs and cancel out::
@@ -47,6 +52,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=10)
     ap.add_argument("--general", action="store_true", help="add expand=false: the general path answers")
     ap.add_argument("--area", action="store_true", help="search boxes around the points (search_area)")
+    ap.add_argument("--socket", choices=("site", "aiohttp"), help="send them over loopback to the app so served")
     args = ap.parse_args()
     asyncio.run(run(args))
 
@@ -95,6 +101,9 @@ async def run(args: argparse.Namespace) -> None:
             f"&radius={args.radius:g}&limit={args.limit}{extra}"
             for i in pick.tolist()
         ]
+    if args.socket:
+        await over_socket(args, settings, app[refresher_key], targets)
+        return
     requests = [make_mocked_request("GET", target, app=app) for target in targets]
     with_cursor = 0
     for request in requests[:WARM_UP]:
@@ -108,6 +117,49 @@ async def run(args: argparse.Namespace) -> None:
     elapsed = time.perf_counter() - started
     print(f"location_api: {Path(location_api.__file__).parent}")
     print(f"{with_cursor / len(requests):.0%} of the searches have a next page")
+    if args.requests:
+        print(f"{elapsed / args.requests * 1e6:.1f} us a search ({args.requests} searches)")
+
+
+async def over_socket(args: argparse.Namespace, settings: object, refresher: object, targets: list[str]) -> None:
+    """The searches over one loopback connection to the app served by ``args.socket``."""
+    import socket
+
+    from aiohttp import web
+
+    from location_api.app import create_app
+    from location_api.keys import cache_key, db_key, refresher_key
+    from location_api.site import ApiSite
+
+    app = create_app(settings)  # type: ignore[arg-type]
+    app.cleanup_ctx.clear()  # no database, cache or refresher: the catalog is given
+    app[refresher_key] = refresher  # type: ignore[misc]
+    app[db_key] = None  # type: ignore[misc]  # as above: memory answers alone
+    app[cache_key] = None  # type: ignore[misc]
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sock = socket.create_server(("127.0.0.1", 0))
+    site = ApiSite(runner, "127.0.0.1", 0) if args.socket == "site" else web.SockSite(runner, sock)
+    await site.start()
+    port = site.port if isinstance(site, ApiSite) else sock.getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    heads = [f"GET {target} HTTP/1.1\r\nHost: geo\r\n\r\n".encode() for target in targets]
+
+    async def search(n: int) -> None:
+        writer.write(heads[n % len(heads)])
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        await reader.readexactly(int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]))
+
+    for n in range(WARM_UP):
+        await search(n)
+    started = time.perf_counter()
+    for n in range(args.requests):
+        await search(n)
+    elapsed = time.perf_counter() - started
+    writer.close()
+    await runner.cleanup()
+    print(f"served by {args.socket}")
     if args.requests:
         print(f"{elapsed / args.requests * 1e6:.1f} us a search ({args.requests} searches)")
 
